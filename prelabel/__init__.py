@@ -1,0 +1,72 @@
+"""prelabel: pre-annotate Label Studio projects with detection and segmentation models.
+
+The domain package: conversions, records, parsing. It imports nothing from Prefect;
+``tasks/`` wraps it and ``flows/`` composes the tasks.
+"""
+
+from prelabel.errors import (
+    ImageError,
+    ImageTooLargeError,
+    LabelConfigError,
+    LabelMapError,
+    MaskError,
+    PredictionFileError,
+    PrelabelError,
+    SettingsError,
+)
+from prelabel.geometry import clean_boxes, percent_to_xyxy, xyxy_to_percent, xyxy_to_xywh
+from prelabel.images import ImageInfo, LoadedImage, load_image, read_image_info
+from prelabel.labelconfig import ControlTag, LabelConfig, parse_label_config
+from prelabel.labelmap import LabelMap, Normalization, load_label_map
+from prelabel.masks import brush_to_mask, coco_to_brush, coco_to_mask, mask_to_brush, mask_to_coco
+from prelabel.predictions import BuildReport, build_prediction
+from prelabel.records import (
+    Detections,
+    ModelSignature,
+    PredictionRecord,
+    load_raw_file,
+    save_raw_file,
+)
+from prelabel.settings import Settings, load_settings
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BuildReport",
+    "ControlTag",
+    "Detections",
+    "ImageError",
+    "ImageInfo",
+    "ImageTooLargeError",
+    "LabelConfig",
+    "LabelConfigError",
+    "LabelMap",
+    "LabelMapError",
+    "LoadedImage",
+    "MaskError",
+    "ModelSignature",
+    "Normalization",
+    "PredictionFileError",
+    "PredictionRecord",
+    "PrelabelError",
+    "Settings",
+    "SettingsError",
+    "__version__",
+    "brush_to_mask",
+    "build_prediction",
+    "clean_boxes",
+    "coco_to_brush",
+    "coco_to_mask",
+    "load_image",
+    "load_label_map",
+    "load_raw_file",
+    "load_settings",
+    "mask_to_brush",
+    "mask_to_coco",
+    "parse_label_config",
+    "percent_to_xyxy",
+    "read_image_info",
+    "save_raw_file",
+    "xyxy_to_percent",
+    "xyxy_to_xywh",
+]

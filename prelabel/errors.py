@@ -1,0 +1,69 @@
+"""One error tree for everything prelabel raises on purpose.
+
+::
+
+    PrelabelError                 base: catch this to report a one-line message
+    ├── SettingsError             missing or inconsistent settings
+    ├── ImageError                an input image cannot be used (carries the file name)
+    │   └── ImageTooLargeError    above the configured pixel limit (decompression bomb)
+    ├── MaskError                 a mask or its encoding is invalid (COCO RLE, brush RLE, size)
+    ├── LabelConfigError          a labeling config cannot serve the request
+    ├── LabelMapError             a label-mapping file is malformed (carries the file name)
+    └── PredictionFileError       a raw prediction file is malformed (carries the file name)
+
+Real bugs (TypeError, IndexError, ...) are never wrapped: they keep their traceback.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ImageError",
+    "ImageTooLargeError",
+    "LabelConfigError",
+    "LabelMapError",
+    "MaskError",
+    "PredictionFileError",
+    "PrelabelError",
+    "SettingsError",
+]
+
+
+class PrelabelError(Exception):
+    """Base of every error prelabel raises on purpose."""
+
+
+class SettingsError(PrelabelError):
+    """A setting is missing or inconsistent."""
+
+
+class _FileError(PrelabelError):
+    """An error about one input file; the message always starts with its name."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        self.name = name
+        self.reason = reason
+        super().__init__(f"{name}: {reason}")
+
+
+class ImageError(_FileError):
+    """An image is empty, truncated, corrupt, not an image, or otherwise unusable."""
+
+
+class ImageTooLargeError(ImageError):
+    """An image has more pixels than the configured limit (a decompression-bomb guard)."""
+
+
+class MaskError(PrelabelError):
+    """A mask, COCO RLE or brush RLE is malformed or does not fit its image."""
+
+
+class LabelConfigError(PrelabelError):
+    """A Label Studio labeling config is malformed or lacks what a request needs."""
+
+
+class LabelMapError(_FileError):
+    """A label-mapping file is malformed."""
+
+
+class PredictionFileError(_FileError):
+    """A raw prediction file (DINO-X shape) is malformed."""

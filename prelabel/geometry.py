@@ -1,0 +1,159 @@
+"""Boxes in pixels, and the one pair of conversions to and from Label Studio percent.
+
+Pixel boxes are xyxy (x1, y1, x2, y2) floats on the displayed image, origin top-left.
+Label Studio stores ``x, y, width, height`` in percent of the displayed image.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from prelabel.errors import MaskError
+
+__all__ = [
+    "BoxCleanup",
+    "Boxes",
+    "clean_boxes",
+    "orient_boxes",
+    "orient_mask",
+    "percent_to_xyxy",
+    "xyxy_to_percent",
+    "xyxy_to_xywh",
+]
+
+Boxes = npt.NDArray[np.float64]
+"""(n, 4) float64 xyxy boxes in pixels."""
+
+DropReason = Literal["not finite", "outside image", "zero area"]
+
+
+def xyxy_to_percent(box: Sequence[float], width: int, height: int) -> dict[str, float]:
+    """Pixel xyxy -> Label Studio ``{"x", "y", "width", "height"}`` in percent.
+
+    ``width``/``height`` are the displayed image size in pixels.
+    """
+    _check_size(width, height)
+    x1, y1, x2, y2 = (float(v) for v in box)
+    return {
+        "x": x1 / width * 100.0,
+        "y": y1 / height * 100.0,
+        "width": (x2 - x1) / width * 100.0,
+        "height": (y2 - y1) / height * 100.0,
+    }
+
+
+def percent_to_xyxy(value: dict[str, float], width: int, height: int) -> tuple[float, float, float, float]:
+    """Label Studio percent ``x, y, width, height`` -> pixel xyxy (rotation must be 0)."""
+    _check_size(width, height)
+    if float(value.get("rotation", 0) or 0) != 0:
+        raise ValueError(f"rotated rectangles are not supported (rotation={value['rotation']})")
+    x = float(value["x"]) * width / 100.0
+    y = float(value["y"]) * height / 100.0
+    return (
+        x,
+        y,
+        x + float(value["width"]) * width / 100.0,
+        y + float(value["height"]) * height / 100.0,
+    )
+
+
+def xyxy_to_xywh(box: Sequence[float]) -> tuple[float, float, float, float]:
+    """Pixel xyxy -> COCO ``[x, y, width, height]``."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    return (x1, y1, x2 - x1, y2 - y1)
+
+
+@dataclass
+class BoxCleanup:
+    """Which boxes survive clipping, and why the others were dropped (counted)."""
+
+    boxes: Boxes
+    keep: npt.NDArray[np.bool_]
+    dropped: Counter[str] = field(default_factory=Counter)
+
+
+def clean_boxes(boxes: npt.ArrayLike, width: int, height: int) -> BoxCleanup:
+    """Clip xyxy boxes to the image; mark degenerate ones for dropping, with a reason.
+
+    Coordinates given as x2 < x1 are reordered. Reasons: "not finite" (NaN/inf),
+    "outside image" (no overlap with the image), "zero area" (no width or height after
+    clipping).
+    """
+    _check_size(width, height)
+    array = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    finite = np.asarray(np.isfinite(array).all(axis=1), dtype=np.bool_)
+    safe = np.where(finite[:, None], array, 0.0)
+    x1 = np.minimum(safe[:, 0], safe[:, 2])
+    x2 = np.maximum(safe[:, 0], safe[:, 2])
+    y1 = np.minimum(safe[:, 1], safe[:, 3])
+    y2 = np.maximum(safe[:, 1], safe[:, 3])
+    outside: npt.NDArray[np.bool_] = (x2 <= 0) | (y2 <= 0) | (x1 >= width) | (y1 >= height)
+    clipped = np.stack(
+        [
+            np.clip(x1, 0, width),
+            np.clip(y1, 0, height),
+            np.clip(x2, 0, width),
+            np.clip(y2, 0, height),
+        ],
+        axis=1,
+    )
+    zero: npt.NDArray[np.bool_] = (clipped[:, 2] <= clipped[:, 0]) | (clipped[:, 3] <= clipped[:, 1])
+    reasons: list[tuple[npt.NDArray[np.bool_], DropReason]] = [
+        (~finite, "not finite"),
+        (finite & outside, "outside image"),
+        (finite & ~outside & zero, "zero area"),
+    ]
+    dropped: Counter[str] = Counter()
+    for flags, reason in reasons:
+        if int(flags.sum()):
+            dropped[reason] = int(flags.sum())
+    return BoxCleanup(boxes=clipped, keep=finite & ~outside & ~zero, dropped=dropped)
+
+
+def orient_boxes(boxes: npt.ArrayLike, stored_width: int, stored_height: int, orientation: int) -> Boxes:
+    """Move xyxy boxes from a file's stored pixel grid to its displayed (EXIF) grid."""
+    array = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    w, h = float(stored_width), float(stored_height)
+    xs, ys = array[:, [0, 2]], array[:, [1, 3]]
+    mapping = {
+        1: (xs, ys),
+        2: (w - xs, ys),
+        3: (w - xs, h - ys),
+        4: (xs, h - ys),
+        5: (ys, xs),
+        6: (h - ys, xs),
+        7: (h - ys, w - xs),
+        8: (ys, w - xs),
+    }
+    if orientation not in mapping:
+        raise ValueError(f"EXIF orientation must be 1..8, got {orientation}")
+    new_x, new_y = mapping[orientation]
+    return np.stack([new_x.min(axis=1), new_y.min(axis=1), new_x.max(axis=1), new_y.max(axis=1)], axis=1)
+
+
+def orient_mask(mask: npt.NDArray[np.uint8], orientation: int) -> npt.NDArray[np.uint8]:
+    """Move a (stored_height, stored_width) mask to the displayed (EXIF) grid."""
+    ops = {
+        1: lambda m: m,
+        2: np.fliplr,
+        3: lambda m: m[::-1, ::-1],
+        4: np.flipud,
+        5: lambda m: m.T,
+        6: lambda m: np.rot90(m, -1),
+        7: lambda m: m[::-1, ::-1].T,
+        8: lambda m: np.rot90(m, 1),
+    }
+    if orientation not in ops:
+        raise MaskError(f"EXIF orientation must be 1..8, got {orientation}")
+    return np.ascontiguousarray(ops[orientation](mask))
+
+
+def _check_size(width: int, height: int) -> None:
+    if width <= 0 or height <= 0:
+        raise ValueError(f"image size must be positive, got {width}x{height} (width x height)")

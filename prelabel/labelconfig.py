@@ -1,0 +1,140 @@
+"""A Label Studio labeling config, parsed safely into what prediction building needs.
+
+Parsing goes through defusedxml: DTDs, entity expansion and external entities are
+refused, so a hostile config cannot read files or blow up memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from defusedxml import ElementTree
+from defusedxml.common import DefusedXmlException
+
+from prelabel.errors import LabelConfigError
+
+__all__ = ["CONTROL_TAGS", "ControlTag", "LabelConfig", "ObjectTag", "parse_label_config"]
+
+ControlKind = Literal[
+    "RectangleLabels",
+    "BrushLabels",
+    "PolygonLabels",
+    "KeyPointLabels",
+    "Labels",
+    "Choices",
+    "TextArea",
+]
+CONTROL_TAGS: tuple[ControlKind, ...] = (
+    "RectangleLabels",
+    "BrushLabels",
+    "PolygonLabels",
+    "KeyPointLabels",
+    "Labels",
+    "Choices",
+    "TextArea",
+)
+_OPTION_TAG = {"Choices": "Choice"}
+_OBJECT_TAGS = ("Image",)
+
+
+@dataclass(frozen=True, slots=True)
+class ControlTag:
+    """One control: ``name`` (the result's from_name), ``to_name``, its labels in order."""
+
+    kind: ControlKind
+    name: str
+    to_name: str
+    labels: tuple[str, ...]
+    per_region: bool = False
+
+    @property
+    def result_type(self) -> str:
+        """The ``type`` of a result this control produces, e.g. ``rectanglelabels``."""
+        return self.kind.lower()
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectTag:
+    """An object tag such as ``<Image name="image" value="$image"/>``."""
+
+    kind: str
+    name: str
+    data_key: str
+
+
+@dataclass(frozen=True)
+class LabelConfig:
+    """The controls and images of a labeling config."""
+
+    controls: tuple[ControlTag, ...]
+    objects: tuple[ObjectTag, ...]
+
+    @property
+    def image(self) -> ObjectTag:
+        """The single Image tag predictions attach to."""
+        images = [o for o in self.objects if o.kind == "Image"]
+        if not images:
+            raise LabelConfigError("the labeling config has no <Image> tag to attach predictions to")
+        if len(images) > 1:
+            names = ", ".join(o.name for o in images)
+            raise LabelConfigError(f"the labeling config has several <Image> tags ({names}); name one")
+        return images[0]
+
+    def find(self, kind: ControlKind, to_name: str | None = None) -> ControlTag | None:
+        """The first control of ``kind`` attached to ``to_name`` (default: the image)."""
+        target = to_name or self.image.name
+        for control in self.controls:
+            if control.kind == kind and control.to_name == target:
+                return control
+        return None
+
+    def require(self, kind: ControlKind, purpose: str) -> ControlTag:
+        """Like :meth:`find`, but a missing control is an error that says what to add."""
+        control = self.find(kind)
+        if control is None:
+            image = self.image.name
+            raise LabelConfigError(
+                f"{purpose} needs a <{kind}> control on image {image!r}; add e.g. "
+                f'<{kind} name="{kind.lower().removesuffix("labels")}" toName="{image}">'
+                f'<Label value="..."/></{kind}> to the labeling config'
+            )
+        return control
+
+
+def parse_label_config(xml: str) -> LabelConfig:
+    """Parse a labeling config's XML; malformed or unsafe XML raises LabelConfigError."""
+    if not xml or not xml.strip():
+        raise LabelConfigError("the labeling config is empty")
+    try:
+        root = ElementTree.fromstring(xml, forbid_dtd=True)
+    except DefusedXmlException as exc:
+        raise LabelConfigError(f"the labeling config uses forbidden XML ({exc})") from exc
+    except ElementTree.ParseError as exc:
+        raise LabelConfigError(f"the labeling config is not well-formed XML ({exc})") from exc
+
+    controls: list[ControlTag] = []
+    objects: list[ObjectTag] = []
+    for element in root.iter():
+        tag = element.tag
+        if tag in _OBJECT_TAGS:
+            value = element.get("value", "")
+            objects.append(ObjectTag(kind=tag, name=element.get("name", ""), data_key=value.lstrip("$")))
+        elif tag in CONTROL_TAGS:
+            name, to_name = element.get("name"), element.get("toName")
+            if not name or not to_name:
+                raise LabelConfigError(f"<{tag}> needs both name and toName attributes")
+            option = _OPTION_TAG.get(tag, "Label")
+            labels = tuple(
+                child.get("value", "") for child in element.iter(option) if child.get("value") is not None
+            )
+            controls.append(
+                ControlTag(
+                    kind=tag,
+                    name=name,
+                    to_name=to_name.split(",")[0],
+                    labels=labels,
+                    per_region=element.get("perRegion", "false").lower() == "true",
+                )
+            )
+    return LabelConfig(controls=tuple(controls), objects=tuple(objects))

@@ -1,0 +1,120 @@
+"""Model labels -> project labels.
+
+A mapping file is a flat JSON or YAML object, ``{"car": "civilian vehicle"}``. Lookups
+can ignore case, collapse whitespace and underscores, and fold plurals, each switched on
+separately; the project's own labels are always valid targets of themselves, so a model
+that already says ``civilian vehicle`` needs no entry.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from prelabel.errors import LabelMapError
+
+__all__ = ["LabelMap", "Normalization", "load_label_map"]
+
+_SPACES = re.compile(r"\s+")
+
+
+@dataclass(frozen=True, slots=True)
+class Normalization:
+    """How model and project labels are compared. Defaults: case, spaces/underscores."""
+
+    case: bool = True
+    separators: bool = True
+    plurals: bool = False
+
+    def __call__(self, label: str) -> str:
+        text = label.strip()
+        if self.case:
+            text = text.casefold()
+        if self.separators:
+            text = _SPACES.sub(" ", text.replace("_", " ").replace("-", " ")).strip()
+        if self.plurals:
+            text = " ".join(_singular(word) for word in text.split(" "))
+        return text
+
+
+def _singular(word: str) -> str:
+    """A conservative English singular: 'boxes'->'box', 'cars'->'car', 'bus' stays."""
+    lower = word.casefold()
+    if len(word) > 4 and lower.endswith("ies"):
+        return word[:-3] + ("Y" if word[-3].isupper() else "y")
+    if len(word) > 3 and lower.endswith(("ches", "shes", "sses", "xes", "zes")):
+        return word[:-2]
+    if len(word) > 3 and lower.endswith("s") and not lower.endswith(("ss", "us", "is")):
+        return word[:-1]
+    return word
+
+
+@dataclass(frozen=True)
+class LabelMap:
+    """Resolves a model label to one project label, or None when the project lacks it."""
+
+    mapping: Mapping[str, str] = field(default_factory=dict)
+    normalization: Normalization = field(default_factory=Normalization)
+
+    def resolve(self, model_label: str, project_labels: Iterable[str]) -> str | None:
+        """The project label for ``model_label``, or None (counted as unmatched upstream)."""
+        norm = self.normalization
+        labels = list(project_labels)
+        by_norm = {norm(label): label for label in reversed(labels)}  # first one wins
+        for candidate in (self._lookup(model_label), model_label):
+            if candidate is None:
+                continue
+            if candidate in labels:
+                return candidate
+            if norm(candidate) in by_norm:
+                return by_norm[norm(candidate)]
+        return None
+
+    def _lookup(self, model_label: str) -> str | None:
+        if model_label in self.mapping:
+            return self.mapping[model_label]
+        key = self.normalization(model_label)
+        for source, target in self.mapping.items():
+            if self.normalization(source) == key:
+                return target
+        return None
+
+
+def load_label_map(path: str | Path, normalization: Normalization | None = None) -> LabelMap:
+    """Read a flat JSON (``.json``) or YAML (anything else) label-mapping file."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LabelMapError(str(file), f"cannot read label map ({exc})") from exc
+    try:
+        data = json.loads(text) if file.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise LabelMapError(
+            str(file), f"not valid {'JSON' if file.suffix == '.json' else 'YAML'}: {exc}"
+        ) from exc
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise LabelMapError(str(file), f"must be a flat object of label -> label, got {type(data).__name__}")
+    bad = [f"{k!r}: {v!r}" for k, v in data.items() if not isinstance(k, str) or not isinstance(v, str)]
+    if bad:
+        raise LabelMapError(
+            str(file), f"every key and value must be a string; bad entries: {', '.join(bad[:5])}"
+        )
+    norm = normalization or Normalization()
+    seen: dict[str, str] = {}
+    for source in data:
+        key = norm(source)
+        if key in seen and data[seen[key]] != data[source]:
+            raise LabelMapError(
+                str(file),
+                f"{seen[key]!r} and {source!r} normalise alike but map to different labels",
+            )
+        seen[key] = source
+    return LabelMap(mapping=dict(data), normalization=norm)

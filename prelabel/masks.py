@@ -1,0 +1,178 @@
+"""Binary masks, COCO RLE and Label Studio brush RLE, converted exactly.
+
+Masks are 2-D uint8 arrays of 0/1, shape (height, width) in displayed-image pixels.
+COCO RLE goes through pycocotools (column-major runs); brush RLE through the numpy
+codec in :mod:`prelabel.brush` (row-major RGBA values, foreground 255 in every channel,
+read back from the alpha channel as the labeling UI does).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from pycocotools import mask as coco_mask
+
+from prelabel.brush import decode_values, encode_runs
+from prelabel.errors import MaskError
+
+__all__ = [
+    "CocoRle",
+    "brush_to_mask",
+    "coco_area",
+    "coco_size",
+    "coco_to_brush",
+    "coco_to_mask",
+    "mask_to_brush",
+    "mask_to_coco",
+    "normalize_coco",
+]
+
+CocoRle = dict[str, Any]
+"""``{"size": [height, width], "counts": str}``: compressed COCO RLE, JSON-ready."""
+
+Mask = npt.NDArray[np.uint8]
+
+
+def mask_to_brush(mask: npt.ArrayLike) -> list[int]:
+    """Brush RLE of a 2-D bool or 0/1 mask; the SDK's ``mask2rle(mask * 255)`` bytes.
+
+    Runs are found on the (height, width) mask and scaled by 4 (RGBA), so the RGBA array
+    is never built.
+    """
+    flat = _binary(mask).ravel()
+    if flat.size == 0:
+        raise MaskError("cannot encode an empty mask (0 pixels)")
+    change = np.flatnonzero(flat[1:] != flat[:-1]) + 1
+    starts = np.concatenate(([0], change))
+    lengths = np.diff(np.concatenate((starts, [flat.size]))) * 4
+    values = flat[starts].astype(np.uint8) * np.uint8(255)
+    return encode_runs(lengths, values, total=flat.size * 4)
+
+
+def brush_to_mask(rle: list[int] | bytes, height: int, width: int) -> Mask:
+    """Decode a brush RLE to a (height, width) uint8 0/1 mask (alpha > 0 is foreground).
+
+    Raises ``MaskError`` when the RLE does not hold ``height * width`` RGBA pixels.
+    """
+    if height <= 0 or width <= 0:
+        raise MaskError(f"mask size must be positive, got {height}x{width} (height x width)")
+    lengths, values = decode_values(rle)
+    total = int(lengths.sum())
+    if total != height * width * 4:
+        raise MaskError(
+            f"brush RLE holds {total} values, a {height}x{width} mask needs "
+            f"{height * width * 4} (height x width x 4 RGBA)"
+        )
+    # Pixel i's alpha sits at value 4i + 3: a run [s, e) covers pixels [s // 4, e // 4).
+    ends = np.cumsum(lengths)
+    pixel_ends = ends // 4
+    pixel_lengths = np.diff(np.concatenate(([0], pixel_ends)))
+    mask = np.repeat((values > 0).astype(np.uint8), pixel_lengths)
+    return mask.reshape(height, width)
+
+
+def coco_to_mask(rle: Mapping[str, Any]) -> Mask:
+    """Decode COCO RLE (compressed str/bytes counts or an uncompressed list) to 0/1."""
+    compressed = normalize_coco(rle)
+    decoded = coco_mask.decode({"size": compressed["size"], "counts": compressed["counts"].encode()})
+    return np.ascontiguousarray(decoded, dtype=np.uint8)
+
+
+def mask_to_coco(mask: npt.ArrayLike) -> CocoRle:
+    """Compressed COCO RLE of a 2-D bool or 0/1 mask, with ``counts`` as a str."""
+    binary = _binary(mask)
+    encoded = coco_mask.encode(np.asfortranarray(binary))
+    return {"size": [int(v) for v in encoded["size"]], "counts": encoded["counts"].decode("ascii")}
+
+
+def coco_to_brush(coco_rle: Mapping[str, Any]) -> list[int]:
+    """Brush RLE straight from a COCO RLE (any counts form)."""
+    return mask_to_brush(coco_to_mask(coco_rle))
+
+
+def coco_size(rle: Mapping[str, Any]) -> tuple[int, int]:
+    """(height, width) of a COCO RLE, validated."""
+    size = rle.get("size") if isinstance(rle, Mapping) else None
+    if (
+        not isinstance(size, list | tuple)
+        or len(size) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)
+    ):
+        raise MaskError(f"COCO RLE 'size' must be [height, width] of positive ints, got {size!r}")
+    return int(size[0]), int(size[1])
+
+
+def coco_area(rle: Mapping[str, Any]) -> int:
+    """Foreground pixel count of a COCO RLE."""
+    compressed = normalize_coco(rle)
+    return int(coco_mask.area({"size": compressed["size"], "counts": compressed["counts"].encode()}))
+
+
+def normalize_coco(rle: Mapping[str, Any]) -> CocoRle:
+    """Validate any COCO RLE form and return it compressed with str counts.
+
+    The counts are checked to cover exactly height * width pixels before pycocotools
+    sees them: its C decoder trusts them and would write past the mask otherwise.
+    """
+    height, width = coco_size(rle)
+    counts = rle.get("counts")
+    if isinstance(counts, bytes):
+        counts = counts.decode("ascii", errors="replace")
+    if isinstance(counts, str):
+        runs = _string_counts(counts)
+    elif isinstance(counts, list | tuple):
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in counts):
+            raise MaskError("COCO RLE uncompressed 'counts' must be non-negative ints")
+        runs = [int(v) for v in counts]
+    else:
+        raise MaskError(f"COCO RLE 'counts' must be a str, bytes or list, got {type(counts).__name__}")
+    if sum(runs) != height * width:
+        raise MaskError(
+            f"COCO RLE counts cover {sum(runs)} pixels, its size {height}x{width} needs {height * width}"
+        )
+    if isinstance(counts, str):
+        return {"size": [height, width], "counts": counts}
+    encoded = coco_mask.frPyObjects({"size": [height, width], "counts": runs}, height, width)
+    return {"size": [height, width], "counts": encoded["counts"].decode("ascii")}
+
+
+def _string_counts(counts: str) -> list[int]:
+    """Run lengths of a compressed COCO counts string (pycocotools' rleFrString)."""
+    runs: list[int] = []
+    value, shift = 0, 0
+    for char in counts:
+        c = ord(char) - 48
+        if not 0 <= c < 64:
+            raise MaskError(f"COCO RLE counts string has an invalid character {char!r}")
+        value |= (c & 0x1F) << shift
+        shift += 5
+        if c & 0x20:
+            continue
+        if c & 0x10:
+            value |= -1 << shift
+        if len(runs) > 2:
+            value += runs[-2]
+        if value < 0:
+            raise MaskError("COCO RLE counts string decodes to a negative run length")
+        runs.append(value)
+        value, shift = 0, 0
+    if shift:
+        raise MaskError("COCO RLE counts string ends inside a number")
+    return runs
+
+
+def _binary(mask: npt.ArrayLike) -> Mask:
+    """A 2-D uint8 0/1 view or copy of a bool or 0/1 array; anything else is refused."""
+    array = np.asarray(mask)
+    if array.ndim != 2:
+        raise MaskError(f"a mask must be 2-D (height, width), got shape {array.shape}")
+    if array.dtype == np.bool_:
+        return array.view(np.uint8)
+    if not np.issubdtype(array.dtype, np.integer):
+        raise MaskError(f"a mask must be bool or 0/1 integers, got {array.dtype}; threshold it first")
+    if array.size and (array.max() > 1 or array.min() < 0):
+        raise MaskError("a mask must hold only 0 and 1; use (mask > 0) for 0/255 masks")
+    return array.astype(np.uint8, copy=False)

@@ -1,0 +1,137 @@
+"""Build a Label Studio prediction from a record, a label map and a labeling config.
+
+Output: ``{"result": [...], "score": mean detection score, "model_version": ...}``, with a
+``rectanglelabels`` result per kept box, a ``brushlabels`` result per kept mask, and a
+per-region ``textarea`` result sharing its rectangle's id when the detection has text.
+Labels the project lacks are counted, never posted; degenerate boxes are dropped with a
+counted reason.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from prelabel.errors import LabelConfigError
+from prelabel.frames import to_display_frame
+from prelabel.geometry import clean_boxes, xyxy_to_percent
+from prelabel.labelconfig import ControlTag, LabelConfig
+from prelabel.labelmap import LabelMap
+from prelabel.masks import coco_to_brush
+from prelabel.records import PredictionRecord
+
+__all__ = ["BuildReport", "build_prediction"]
+
+
+@dataclass
+class BuildReport:
+    """What building one prediction left out, and why."""
+
+    unmatched_labels: Counter[str] = field(default_factory=Counter)
+    dropped: Counter[str] = field(default_factory=Counter)
+    regions: int = 0
+
+
+def build_prediction(
+    record: PredictionRecord,
+    config: LabelConfig,
+    label_map: LabelMap | None = None,
+    model_version: str = "prelabel",
+    *,
+    boxes: bool | None = None,
+    masks: bool | None = None,
+) -> tuple[dict[str, Any], BuildReport]:
+    """The Label Studio prediction for ``record`` (task id not included) and its report.
+
+    ``masks=None`` posts masks when the detections have them and the config has
+    BrushLabels; ``True`` requires BrushLabels (a clear error naming what to add);
+    ``False`` never posts masks. ``boxes`` works the same way with RectangleLabels.
+    """
+    label_map = label_map or LabelMap()
+    image = record.image
+    if boxes is None:
+        rect = config.find("RectangleLabels")
+    else:
+        rect = config.require("RectangleLabels", "posting boxes") if boxes else None
+    if masks is None:
+        brush = config.find("BrushLabels") if record.detections.has_masks else None
+    elif masks:
+        brush = config.require("BrushLabels", "posting masks")
+    else:
+        brush = None
+    if rect is None and brush is None:
+        raise LabelConfigError(
+            f"nothing to post for {image.name}: the labeling config needs a <RectangleLabels> "
+            "control for boxes (or <BrushLabels> for masks, when the model gives masks)"
+        )
+    text = config.find("TextArea") if rect is not None else None
+
+    detections = to_display_frame(record.detections, image)
+    cleanup = clean_boxes(detections.xyxy, image.width, image.height)
+    report = BuildReport(dropped=Counter(cleanup.dropped))
+    resolved: dict[tuple[str, str], str | None] = {}
+
+    def target(control: ControlTag, label: str) -> str | None:
+        key = (control.name, label)
+        if key not in resolved:
+            resolved[key] = label_map.resolve(label, control.labels)
+        return resolved[key]
+
+    common = {
+        "to_name": config.image.name,
+        "original_width": image.width,
+        "original_height": image.height,
+        "image_rotation": 0,
+    }
+    results: list[dict[str, Any]] = []
+    kept_scores: list[float] = []
+    for i in range(len(detections)):
+        if not cleanup.keep[i]:
+            continue
+        label, score = detections.labels[i], float(detections.scores[i])
+        region = f"det{i}"
+        posted = False
+        unmatched = False
+        if rect is not None:
+            rect_label = target(rect, label)
+            if rect_label is None:
+                unmatched = True
+            else:
+                geometry = {
+                    **xyxy_to_percent(cleanup.boxes[i], image.width, image.height),
+                    "rotation": 0,
+                }
+                results.append({
+                    "id": region, "type": "rectanglelabels", "from_name": rect.name, **common,
+                    "value": {**geometry, "rectanglelabels": [rect_label]}, "score": score,
+                })  # fmt: skip
+                if text is not None and detections.texts[i] is not None:
+                    results.append({
+                        "id": region, "type": "textarea", "from_name": text.name, **common,
+                        "value": {**geometry, "text": [detections.texts[i]]}, "score": score,
+                    })  # fmt: skip
+                posted = True
+        mask = detections.masks[i]
+        if brush is not None and mask is not None:
+            brush_label = target(brush, label)
+            if brush_label is None:
+                unmatched = True
+            else:
+                results.append({
+                    "id": f"{region}-mask", "type": "brushlabels", "from_name": brush.name, **common,
+                    "value": {"format": "rle", "rle": coco_to_brush(mask), "brushlabels": [brush_label]},
+                    "score": score,
+                })  # fmt: skip
+                posted = True
+        if unmatched:
+            report.unmatched_labels[label] += 1
+        if posted:
+            report.regions += 1
+            kept_scores.append(score)
+    prediction = {
+        "result": results,
+        "score": sum(kept_scores) / len(kept_scores) if kept_scores else None,
+        "model_version": model_version,
+    }
+    return prediction, report

@@ -1,0 +1,224 @@
+"""The typed records that travel through every stage.
+
+``Detections`` holds a model's output for one image as parallel arrays (supervision's
+shape): boxes xyxy in displayed-image pixels (n, 4), scores (n,), labels (n,), COCO RLE
+masks kept compressed, optional texts (OCR). ``PredictionRecord`` ties them to the image
+and the model signature. Raw files use the DINO-X result shape,
+``{"objects": [{"bbox": [x1, y1, x2, y2], "score", "category", "mask": {"counts", "size"}}]}``,
+so files written by the existing DINO-X -> Label Studio scripts load as they are.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from prelabel.errors import MaskError, PredictionFileError
+from prelabel.images import ImageInfo
+from prelabel.masks import CocoRle, normalize_coco
+
+__all__ = [
+    "Detections",
+    "ModelSignature",
+    "PredictionRecord",
+    "detections_from_raw",
+    "detections_to_raw",
+    "load_raw_file",
+    "save_raw_file",
+]
+
+
+@dataclass(frozen=True, eq=False)
+class Detections:
+    """One image's detections as parallel arrays; every operation returns Detections."""
+
+    xyxy: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros((0, 4)))
+    scores: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
+    labels: tuple[str, ...] = ()
+    masks: tuple[CocoRle | None, ...] = ()
+    texts: tuple[str | None, ...] = ()
+
+    def __post_init__(self) -> None:
+        xyxy = np.asarray(self.xyxy, dtype=np.float64)
+        if xyxy.size == 0:
+            xyxy = xyxy.reshape(0, 4)
+        if xyxy.ndim != 2 or xyxy.shape[1] != 4:
+            raise ValueError(f"xyxy must have shape (n, 4), got {xyxy.shape}")
+        n = xyxy.shape[0]
+        scores = np.asarray(self.scores, dtype=np.float64).reshape(-1)
+        masks = tuple(self.masks) or (None,) * n
+        texts = tuple(self.texts) or (None,) * n
+        for name, size in (("scores", scores.shape[0]), ("labels", len(self.labels)),
+                           ("masks", len(masks)), ("texts", len(texts))):  # fmt: skip
+            if size != n:
+                raise ValueError(f"{name} must have {n} entries to match xyxy (n, 4), got {size}")
+        object.__setattr__(self, "xyxy", xyxy)
+        object.__setattr__(self, "scores", scores)
+        object.__setattr__(self, "labels", tuple(str(v) for v in self.labels))
+        object.__setattr__(self, "masks", masks)
+        object.__setattr__(self, "texts", texts)
+
+    def __len__(self) -> int:
+        return int(self.xyxy.shape[0])
+
+    def __getitem__(self, index: slice | Sequence[int] | npt.NDArray[Any]) -> Detections:
+        """Select detections by slice, integer indices or a boolean mask."""
+        positions = np.arange(len(self))[index]
+        return Detections(
+            xyxy=self.xyxy[positions],
+            scores=self.scores[positions],
+            labels=tuple(self.labels[i] for i in positions),
+            masks=tuple(self.masks[i] for i in positions),
+            texts=tuple(self.texts[i] for i in positions),
+        )
+
+    def with_min_score(self, threshold: float) -> Detections:
+        """Keep detections scoring at least ``threshold``."""
+        return self[self.scores >= threshold]
+
+    def replace(self, **changes: Any) -> Detections:
+        """A copy with some arrays replaced (shapes checked again)."""
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def has_masks(self) -> bool:
+        return any(m is not None for m in self.masks)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSignature:
+    """Everything that changes a model's raw output: the cache key's model half."""
+
+    model: str
+    revision: str = ""
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        """A stable hex digest of model, revision and params (sorted JSON)."""
+        text = json.dumps(
+            {"model": self.model, "revision": self.revision, "params": dict(self.params)},
+            sort_keys=True,
+            separators=(",", ":"),
+            default=str,
+        )
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True, slots=True)
+class PredictionRecord:
+    """One image with its detections; later stages add the task and the result."""
+
+    image: ImageInfo
+    detections: Detections
+    model: ModelSignature | None = None
+    uri: str = ""
+    task_id: int | None = None
+
+
+def detections_from_raw(data: Any, source: str = "<raw>") -> Detections:
+    """Parse a DINO-X-shaped result (also wrapped as ``result`` or ``data.result``)."""
+    objects = _objects(data, source)
+    boxes: list[list[float]] = []
+    scores: list[float] = []
+    labels: list[str] = []
+    masks: list[CocoRle | None] = []
+    texts: list[str | None] = []
+    for i, obj in enumerate(objects):
+        where = f"objects[{i}]"
+        if not isinstance(obj, Mapping):
+            raise PredictionFileError(source, f"{where} must be an object, got {type(obj).__name__}")
+        bbox = obj.get("bbox")
+        if not (isinstance(bbox, list | tuple) and len(bbox) == 4 and all(_is_number(v) for v in bbox)):
+            raise PredictionFileError(source, f"{where}.bbox must be [x1, y1, x2, y2] numbers, got {bbox!r}")
+        score = obj.get("score", 1.0)
+        if not _is_number(score):
+            raise PredictionFileError(source, f"{where}.score must be a number, got {score!r}")
+        label = obj.get("category", obj.get("label"))
+        if not isinstance(label, str) or not label.strip():
+            raise PredictionFileError(source, f"{where}.category must be a non-empty string, got {label!r}")
+        mask = obj.get("mask")
+        if mask is not None:
+            try:
+                mask = normalize_coco(mask)
+            except MaskError as exc:
+                raise PredictionFileError(source, f"{where}.mask: {exc}") from exc
+        text = obj.get("text")
+        if text is not None and not isinstance(text, str):
+            raise PredictionFileError(source, f"{where}.text must be a string, got {text!r}")
+        boxes.append([float(v) for v in bbox])
+        scores.append(float(score))
+        labels.append(label.strip())
+        masks.append(mask)
+        texts.append(text)
+    return Detections(
+        xyxy=np.asarray(boxes, dtype=np.float64).reshape(-1, 4),
+        scores=np.asarray(scores, dtype=np.float64),
+        labels=tuple(labels),
+        masks=tuple(masks),
+        texts=tuple(texts),
+    )
+
+
+def detections_to_raw(detections: Detections) -> dict[str, Any]:
+    """The DINO-X result shape, JSON-ready (floats as Python floats)."""
+    objects: list[dict[str, Any]] = []
+    for i in range(len(detections)):
+        obj: dict[str, Any] = {
+            "bbox": [float(v) for v in detections.xyxy[i]],
+            "score": float(detections.scores[i]),
+            "category": detections.labels[i],
+        }
+        if detections.masks[i] is not None:
+            obj["mask"] = detections.masks[i]
+        if detections.texts[i] is not None:
+            obj["text"] = detections.texts[i]
+        objects.append(obj)
+    return {"objects": objects}
+
+
+def load_raw_file(path: str | Path) -> Detections:
+    """Read one raw prediction file (``<image>_dinox_preannot.json`` or ``<image>.json``)."""
+    file = Path(path)
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PredictionFileError(str(file), f"cannot read ({exc})") from exc
+    except json.JSONDecodeError as exc:
+        raise PredictionFileError(str(file), f"not valid JSON ({exc})") from exc
+    return detections_from_raw(data, str(file))
+
+
+def save_raw_file(path: str | Path, detections: Detections) -> None:
+    """Write a raw prediction file atomically (temp file + rename)."""
+    file = Path(path)
+    file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = file.with_name(f".{file.name}.tmp")
+    tmp.write_text(json.dumps(detections_to_raw(detections)), encoding="utf-8")
+    tmp.replace(file)
+
+
+def _objects(data: Any, source: str) -> list[Any]:
+    node = data
+    for key in ("data", "result"):
+        if isinstance(node, Mapping) and "objects" not in node and isinstance(node.get(key), Mapping):
+            node = node[key]
+    if not isinstance(node, Mapping) or "objects" not in node:
+        raise PredictionFileError(source, 'expected {"objects": [...]} (DINO-X result shape)')
+    objects = node["objects"]
+    if not isinstance(objects, list):
+        raise PredictionFileError(source, f"'objects' must be a list, got {type(objects).__name__}")
+    return objects
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
