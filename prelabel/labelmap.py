@@ -37,21 +37,29 @@ class Normalization:
             text = text.casefold()
         if self.separators:
             text = _SPACES.sub(" ", text.replace("_", " ").replace("-", " ")).strip()
-        if self.plurals:
-            text = " ".join(_singular(word) for word in text.split(" "))
         return text
 
+    def variants(self, label: str) -> set[str]:
+        """The forms ``label`` may match: itself, plus singular guesses of its last word."""
+        text = self(label)
+        if not self.plurals:
+            return {text}
+        head, _, last = text.rpartition(" ")
+        prefix = f"{head} " if head else ""
+        return {prefix + word for word in _singulars(last)}
 
-def _singular(word: str) -> str:
-    """A conservative English singular: 'boxes'->'box', 'cars'->'car', 'bus' stays."""
+
+def _singulars(word: str) -> set[str]:
+    """The word and its possible English singulars ('buses' -> 'buse', 'bus')."""
+    forms = {word}
     lower = word.casefold()
-    if len(word) > 4 and lower.endswith("ies"):
-        return word[:-3] + ("Y" if word[-3].isupper() else "y")
-    if len(word) > 3 and lower.endswith(("ches", "shes", "sses", "xes", "zes")):
-        return word[:-2]
-    if len(word) > 3 and lower.endswith("s") and not lower.endswith(("ss", "us", "is")):
-        return word[:-1]
-    return word
+    if len(word) > 3 and lower.endswith("s") and not lower.endswith("ss"):
+        forms.add(word[:-1])
+        if lower.endswith("es"):
+            forms.add(word[:-2])
+        if lower.endswith("ies"):
+            forms.add(word[:-3] + ("Y" if word[-3].isupper() else "y"))
+    return forms
 
 
 @dataclass(frozen=True)
@@ -63,16 +71,19 @@ class LabelMap:
 
     def resolve(self, model_label: str, project_labels: Iterable[str]) -> str | None:
         """The project label for ``model_label``, or None (counted as unmatched upstream)."""
-        norm = self.normalization
         labels = list(project_labels)
-        by_norm = {norm(label): label for label in reversed(labels)}  # first one wins
+        index: dict[str, str] = {}
+        for label in labels:  # the first project label wins a shared form
+            for form in self.normalization.variants(label):
+                index.setdefault(form, label)
         for candidate in (self._lookup(model_label), model_label):
             if candidate is None:
                 continue
             if candidate in labels:
                 return candidate
-            if norm(candidate) in by_norm:
-                return by_norm[norm(candidate)]
+            for form in sorted(self.normalization.variants(candidate)):
+                if form in index:
+                    return index[form]
         return None
 
     def _lookup(self, model_label: str) -> str | None:

@@ -104,9 +104,7 @@ def test_decodes_literal_blocks_written_by_the_labeling_ui() -> None:
     literal = "0" + "00" + f"{4 - 1:03b}" + "".join(f"{v:08b}" for v in (255, 0, 0, 128))
     repeat = "1" + "00" + f"{4 - 1:03b}" + f"{0:08b}"
     rle = _bits_to_bytes(header + literal + repeat)
-    assert np.array_equal(
-        np.repeat(*reversed(decode_values(rle))), decode_rle(rle)
-    )  # same as the SDK
+    assert np.array_equal(np.repeat(*reversed(decode_values(rle))), decode_rle(rle))  # same as the SDK
     assert brush_to_mask(rle, 1, 2).tolist() == [[1, 0]]
 
 

@@ -71,7 +71,11 @@ def _bomb_png() -> bytes:
         (b"", ImageError, "empty"),  # empty file
         (_truncated_jpeg(), ImageError, "cannot decode"),  # truncated JPEG
         (b"hello, I am text\n" * 10, ImageError, "not an image"),  # text file named .jpg
-        (b"\xff\xd8\xff\xe0" + b"\x00" * 40, ImageError, "corrupt|cannot|not an image"),  # JPEG magic, corrupt body
+        (
+            b"\xff\xd8\xff\xe0" + b"\x00" * 40,
+            ImageError,
+            "corrupt|cannot|not an image",
+        ),  # JPEG magic, corrupt body
         (_bomb_png(), ImageTooLargeError, "exceeds the limit"),  # decompression bomb
     ],
 )
@@ -85,7 +89,7 @@ def test_bad_inputs_raise_one_error_type_naming_the_file(
 
 
 def test_missing_file_names_the_path(tmp_path: Path) -> None:
-    with pytest.raises(ImageError, match="missing.jpg: cannot read"):
+    with pytest.raises(ImageError, match=r"missing\.jpg: cannot read"):
         load_image(tmp_path / "missing.jpg")
 
 
@@ -116,8 +120,10 @@ def test_16_bit_rgb_png() -> None:
     import zlib
 
     raw = b"\x00" + struct.pack(">6H", 65535, 0, 0, 0, 32768, 65535)
+
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
     png = (
         b"\x89PNG\r\n\x1a\n"
         + chunk(b"IHDR", struct.pack(">IIBBBBB", 2, 1, 16, 2, 0, 0, 0))

@@ -19,7 +19,9 @@ from prelabel.masks import (
     normalize_coco,
 )
 
-binary_masks = hnp.arrays(np.uint8, hnp.array_shapes(min_dims=2, max_dims=2, max_side=30), elements=st.integers(0, 1))
+binary_masks = hnp.arrays(
+    np.uint8, hnp.array_shapes(min_dims=2, max_dims=2, max_side=30), elements=st.integers(0, 1)
+)
 
 
 @settings(max_examples=300, deadline=None)

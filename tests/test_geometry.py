@@ -1,0 +1,110 @@
+"""Pixel boxes <-> Label Studio percent, clipping, EXIF re-orientation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from PIL import Image, ImageOps
+
+from prelabel.geometry import (
+    clean_boxes,
+    orient_boxes,
+    orient_mask,
+    percent_to_xyxy,
+    xyxy_to_percent,
+    xyxy_to_xywh,
+)
+
+
+@pytest.mark.parametrize(
+    ("box", "size", "expected"),
+    [
+        ((0, 0, 100, 50), (100, 50), {"x": 0, "y": 0, "width": 100, "height": 100}),  # whole image
+        ((10, 5, 30, 25), (200, 100), {"x": 5, "y": 5, "width": 10, "height": 20}),  # inside
+        ((0, 0, 0, 0), (10, 10), {"x": 0, "y": 0, "width": 0, "height": 0}),  # zero area
+        (
+            (-10, -5, 5, 5),
+            (100, 100),
+            {"x": -10, "y": -5, "width": 15, "height": 10},
+        ),  # negative: no clip here
+    ],
+)
+def test_xyxy_to_percent(box: tuple[float, ...], size: tuple[int, int], expected: dict[str, float]) -> None:
+    assert xyxy_to_percent(box, *size) == pytest.approx(expected)
+
+
+def test_xyxy_to_percent_rejects_empty_image() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        xyxy_to_percent((0, 0, 1, 1), 0, 10)
+
+
+@given(
+    st.integers(1, 8000),
+    st.integers(1, 8000),
+    st.lists(st.floats(0, 1, allow_nan=False), min_size=4, max_size=4),
+)
+def test_percent_round_trip(width: int, height: int, fractions: list[float]) -> None:
+    x1, x2 = sorted(fractions[:2])
+    y1, y2 = sorted(fractions[2:])
+    box = (x1 * width, y1 * height, x2 * width, y2 * height)
+    back = percent_to_xyxy(xyxy_to_percent(box, width, height), width, height)
+    assert back == pytest.approx(box, rel=1e-9, abs=1e-9)
+
+
+def test_xywh() -> None:
+    assert xyxy_to_xywh((1, 2, 4, 8)) == (1, 2, 3, 6)
+
+
+def test_percent_to_xyxy_refuses_rotation() -> None:
+    with pytest.raises(ValueError, match="rotated"):
+        percent_to_xyxy({"x": 0, "y": 0, "width": 1, "height": 1, "rotation": 30}, 10, 10)
+
+
+def test_clean_boxes_clips_and_counts_reasons() -> None:
+    boxes = [
+        [10, 10, 20, 20],  # kept as is
+        [-5, -5, 5, 5],  # clipped to [0, 0, 5, 5]
+        [95, 40, 120, 60],  # clipped on the right
+        [30, 30, 30, 40],  # zero width
+        [200, 200, 300, 300],  # outside
+        [-20, 0, -1, 10],  # outside, negative side
+        [np.nan, 0, 5, 5],  # not finite
+        [20, 20, 10, 10],  # reversed corners: reordered
+    ]
+    result = clean_boxes(boxes, 100, 50)
+    assert result.keep.tolist() == [True, True, True, False, False, False, False, True]
+    assert result.boxes[1].tolist() == [0, 0, 5, 5]
+    assert result.boxes[2].tolist() == [95, 40, 100, 50]
+    assert result.boxes[7].tolist() == [10, 10, 20, 20]
+    assert result.dropped == {"zero area": 1, "outside image": 2, "not finite": 1}
+
+
+def test_clean_boxes_empty() -> None:
+    result = clean_boxes(np.zeros((0, 4)), 10, 10)
+    assert result.keep.shape == (0,)
+    assert not result.dropped
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_orient_mask_matches_pillow(orientation: int) -> None:
+    rng = np.random.default_rng(orientation)
+    mask = (rng.random((5, 7)) > 0.5).astype(np.uint8)
+    image = Image.fromarray(mask * 255, "L")
+    exif = image.getexif()
+    exif[0x0112] = orientation
+    image.info["exif"] = exif.tobytes()
+    expected = np.asarray(ImageOps.exif_transpose(image)) // 255
+    assert np.array_equal(orient_mask(mask, orientation), expected)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_orient_boxes_follows_the_mask(orientation: int) -> None:
+    # A box around a block of pixels lands around the same block after re-orientation.
+    mask = np.zeros((5, 7), np.uint8)
+    mask[1:3, 2:6] = 1  # rows 1-2, cols 2-5: box (2, 1, 6, 3)
+    moved = orient_mask(mask, orientation)
+    ys, xs = np.nonzero(moved)
+    expected = [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
+    assert orient_boxes([[2, 1, 6, 3]], 7, 5, orientation)[0].tolist() == expected
