@@ -142,3 +142,30 @@ def test_size_mismatch_names_both_sizes() -> None:
 def test_mask_to_brush_refuses_non_binary_masks(bad: np.ndarray) -> None:
     with pytest.raises(MaskError):
         mask_to_brush(bad)
+
+
+@st.composite
+def any_stream(draw: st.DrawFn) -> list[int]:
+    """Any valid stream: literal blocks and repeats of every width, as other encoders write."""
+    widths = (3, 4, 8, 16)
+    bits, total = [], 0
+    for _ in range(draw(st.integers(1, 12))):
+        index = draw(st.integers(0, 3))
+        count = draw(st.integers(1, min(1 << widths[index], 300 if index == 3 else 1 << widths[index])))
+        repeat = draw(st.booleans())
+        values = draw(
+            st.lists(st.integers(0, 255), min_size=1 if repeat else count, max_size=1 if repeat else count)
+        )
+        field = f"{count - 1:0{widths[index]}b}"
+        bits.append(("1" if repeat else "0") + f"{index:02b}" + field + "".join(f"{v:08b}" for v in values))
+        total += count
+    header = f"{total:032b}" + f"{7:05b}" + "".join(f"{w - 1:04b}" for w in widths)
+    return _bits_to_bytes(header + "".join(bits))
+
+
+@settings(max_examples=500, deadline=None)
+@given(any_stream())
+def test_decodes_any_valid_stream_like_the_sdk(rle: list[int]) -> None:
+    lengths, values = decode_values(rle)
+    assert (lengths > 0).all()
+    assert np.array_equal(np.repeat(values, lengths), decode_rle(rle))
