@@ -72,14 +72,18 @@ def run(height: int, width: int, repeat: int) -> list[dict[str, Any]]:
             raise SystemExit(f"{kind}: decoded masks differ")
         rows.append({
             "kind": kind, "rle_bytes": len(our_rle),
-            "sdk_encode_ms": sdk_enc * 1e3, "prelabel_encode_ms": our_enc * 1e3, "encode_ratio": sdk_enc / our_enc,
-            "sdk_decode_ms": sdk_dec * 1e3, "prelabel_decode_ms": our_dec * 1e3, "decode_ratio": sdk_dec / our_dec,
+            "sdk_encode_ms": sdk_enc * 1e3, "prelabel_encode_ms": our_enc * 1e3,
+            "encode_ratio": sdk_enc / our_enc,
+            "sdk_decode_ms": sdk_dec * 1e3, "prelabel_decode_ms": our_dec * 1e3,
+            "decode_ratio": sdk_dec / our_dec,
         })  # fmt: skip
     return rows
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--height", type=int, default=1080)
     parser.add_argument("--width", type=int, default=1920)
     parser.add_argument("--repeat", type=int, default=5, help="timed calls per side; the best counts")
@@ -94,7 +98,8 @@ def main() -> None:
     for row in run(args.height, args.width, args.repeat):
         print(
             f"{row['kind']:<18} {row['rle_bytes']:>9} | {row['sdk_encode_ms']:>8.2f}ms "
-            f"{row['prelabel_encode_ms']:>6.2f}ms {row['encode_ratio']:>5.1f}x | {row['sdk_decode_ms']:>8.2f}ms "
+            f"{row['prelabel_encode_ms']:>6.2f}ms {row['encode_ratio']:>5.1f}x | "
+            f"{row['sdk_decode_ms']:>8.2f}ms "
             f"{row['prelabel_decode_ms']:>6.2f}ms {row['decode_ratio']:>5.1f}x"
         )
 

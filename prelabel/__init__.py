@@ -13,6 +13,7 @@ from prelabel.errors import (
     PredictionFileError,
     PrelabelError,
     SettingsError,
+    SourceError,
 )
 from prelabel.geometry import clean_boxes, percent_to_xyxy, xyxy_to_percent, xyxy_to_xywh
 from prelabel.images import ImageInfo, LoadedImage, load_image, read_image_info
@@ -51,6 +52,7 @@ __all__ = [
     "PrelabelError",
     "Settings",
     "SettingsError",
+    "SourceError",
     "__version__",
     "brush_to_mask",
     "build_prediction",

@@ -4,6 +4,7 @@
 
     PrelabelError                 base: catch this to report a one-line message
     ├── SettingsError             missing or inconsistent settings
+    ├── SourceError               an image source cannot be listed or read
     ├── ImageError                an input image cannot be used (carries the file name)
     │   └── ImageTooLargeError    above the configured pixel limit (decompression bomb)
     ├── MaskError                 a mask or its encoding is invalid (COCO RLE, brush RLE, size)
@@ -25,6 +26,7 @@ __all__ = [
     "PredictionFileError",
     "PrelabelError",
     "SettingsError",
+    "SourceError",
 ]
 
 
@@ -34,6 +36,10 @@ class PrelabelError(Exception):
 
 class SettingsError(PrelabelError):
     """A setting is missing or inconsistent."""
+
+
+class SourceError(PrelabelError):
+    """An image source (folder, bucket, URL list, ...) cannot be listed or read."""
 
 
 class _FileError(PrelabelError):

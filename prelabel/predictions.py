@@ -3,8 +3,9 @@
 Output: ``{"result": [...], "score": mean detection score, "model_version": ...}``, with a
 ``rectanglelabels`` result per kept box, a ``brushlabels`` result per kept mask, and a
 per-region ``textarea`` result sharing its rectangle's id when the detection has text.
-Labels the project lacks are counted, never posted; degenerate boxes are dropped with a
-counted reason.
+A detection whose label no targeted control has is counted as unmatched, never posted; a
+mask whose label only the rectangles have is dropped with a counted reason, and so are
+degenerate boxes.
 """
 
 from __future__ import annotations
@@ -92,12 +93,9 @@ def build_prediction(
         label, score = detections.labels[i], float(detections.scores[i])
         region = f"det{i}"
         posted = False
-        unmatched = False
         if rect is not None:
             rect_label = target(rect, label)
-            if rect_label is None:
-                unmatched = True
-            else:
+            if rect_label is not None:
                 geometry = {
                     **xyxy_to_percent(cleanup.boxes[i], image.width, image.height),
                     "rotation": 0,
@@ -115,18 +113,18 @@ def build_prediction(
         mask = detections.masks[i]
         if brush is not None and mask is not None:
             brush_label = target(brush, label)
-            if brush_label is None:
-                unmatched = True
-            else:
+            if brush_label is None and posted:
+                report.dropped[f"mask: label not in <BrushLabels name={brush.name!r}>"] += 1
+            elif brush_label is not None:
                 results.append({
                     "id": f"{region}-mask", "type": "brushlabels", "from_name": brush.name, **common,
                     "value": {"format": "rle", "rle": coco_to_brush(mask), "brushlabels": [brush_label]},
                     "score": score,
                 })  # fmt: skip
                 posted = True
-        if unmatched:
+        if not posted:
             report.unmatched_labels[label] += 1
-        if posted:
+        else:
             report.regions += 1
             kept_scores.append(score)
     prediction = {
