@@ -10,8 +10,9 @@ ROOT = Path(__file__).parents[1]
 
 
 def test_brush_benchmark_runs_and_checks_equality() -> None:
+    script = str(ROOT / "benchmarks" / "brush_rle.py")
     done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "brush_rle.py"), "--height", "48", "--width", "64", "--repeat", "1"],
+        [sys.executable, script, "--height", "48", "--width", "64", "--repeat", "1"],
         capture_output=True, text=True, check=False, cwd=ROOT,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
