@@ -10,6 +10,9 @@
     ├── MaskError                 a mask or its encoding is invalid (COCO RLE, brush RLE, size)
     ├── LabelConfigError          a labeling config cannot serve the request
     ├── LabelMapError             a label-mapping file is malformed (carries the file name)
+    ├── LabelStudioError          Label Studio refused a request (method, URL, status, its message)
+    │   └── LabelStudioUnavailableError   no useful answer after every retry (network, 429, 5xx)
+    ├── LabelStudioStartError     the local Label Studio could not be installed or started
     └── PredictionFileError       a raw prediction file is malformed (carries the file name)
 
 Real bugs (TypeError, IndexError, ...) are never wrapped: they keep their traceback.
@@ -22,6 +25,9 @@ __all__ = [
     "ImageTooLargeError",
     "LabelConfigError",
     "LabelMapError",
+    "LabelStudioError",
+    "LabelStudioStartError",
+    "LabelStudioUnavailableError",
     "MaskError",
     "PredictionFileError",
     "PrelabelError",
@@ -73,3 +79,20 @@ class LabelMapError(_FileError):
 
 class PredictionFileError(_FileError):
     """A raw prediction file (DINO-X shape) is malformed."""
+
+
+class LabelStudioError(PrelabelError):
+    """Label Studio refused a request: method, URL, status and an excerpt of its answer."""
+
+    def __init__(self, method: str, url: str, status: int | None, detail: str) -> None:
+        self.method, self.url, self.status, self.detail = method, url, status, detail
+        where = f"{method} {url}"
+        super().__init__(f"Label Studio {where} -> {status}: {detail}" if status else f"{where}: {detail}")
+
+
+class LabelStudioUnavailableError(LabelStudioError):
+    """Label Studio did not answer usefully after every retry (network, 429, 5xx)."""
+
+
+class LabelStudioStartError(PrelabelError):
+    """The local Label Studio could not be installed or started."""

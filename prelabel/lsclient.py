@@ -1,0 +1,314 @@
+"""A small Label Studio client on httpx: paged tasks, bulk imports, retries, both tokens.
+
+Plain HTTP rather than label-studio-sdk: the SDK has no bulk prediction import, no
+per-call timeouts and no retry policy for 429/5xx, which is exactly what a 100k-task run
+needs. Authentication takes a legacy token (``Authorization: Token ...``) or a personal
+access token (a JWT refresh token, exchanged at ``/api/token/refresh/`` for a short-lived
+access token, renewed on 401). Transient failures (connection errors, 429, 5xx) are
+retried with bounded exponential backoff honouring ``Retry-After``; other 4xx answers
+raise ``LabelStudioError`` with Label Studio's own message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import random
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+
+from prelabel.errors import LabelStudioError, LabelStudioUnavailableError, PrelabelError
+from prelabel.labelconfig import LabelConfig, parse_label_config
+from prelabel.settings import token_kind
+
+__all__ = ["LabelStudioClient", "Project", "Task"]
+
+log = logging.getLogger(__name__)
+
+_TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
+_LIGHT_FIELDS = "id,data,predictions_model_versions,updated_at,file_upload,total_annotations"
+
+
+@dataclass(frozen=True)
+class Project:
+    """A project and its parsed labeling config."""
+
+    id: int
+    title: str
+    label_config_xml: str
+    config: LabelConfig
+
+
+@dataclass(frozen=True)
+class Task:
+    """A task as prelabel needs it: its data, prediction versions and (when asked) annotations."""
+
+    id: int
+    data: Mapping[str, Any]
+    model_versions: frozenset[str] = frozenset()
+    updated_at: str = ""
+    annotations: Sequence[Mapping[str, Any]] = ()
+    predictions: Sequence[Mapping[str, Any]] = ()
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> Task:
+        """A task from Label Studio's JSON (light or full listing, or a stored copy)."""
+        versions = raw.get("predictions_model_versions") or ""
+        predictions = raw.get("predictions") or []
+        names = {v for v in str(versions).split(",") if v} if isinstance(versions, str) else set(versions)
+        names |= {
+            str(p["model_version"]) for p in predictions if isinstance(p, dict) and p.get("model_version")
+        }
+        return cls(
+            id=int(raw["id"]),
+            data=raw.get("data") or {},
+            model_versions=frozenset(names),
+            updated_at=str(raw.get("updated_at") or ""),
+            annotations=tuple(raw.get("annotations") or ()),
+            predictions=tuple(predictions),
+            raw=raw,
+        )
+
+    def image_ref(self, data_key: str) -> str:
+        """The task's image reference under ``data_key`` ('' when absent)."""
+        value = self.data.get(data_key, "")
+        return value if isinstance(value, str) else ""
+
+
+class LabelStudioClient:
+    """Talks to one Label Studio server; use as a context manager or call ``close``."""
+
+    def __init__(
+        self,
+        url: str,
+        api_key: SecretStr | str,
+        *,
+        timeout: float = 60.0,
+        retries: int = 5,
+        backoff: float = 0.5,
+        max_backoff: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self._key = api_key if isinstance(api_key, SecretStr) else SecretStr(api_key)
+        if not self._key.get_secret_value():
+            raise PrelabelError("no Label Studio API key given")
+        self._personal = token_kind(self._key.get_secret_value()) == "personal"
+        self._access: str | None = None
+        self.retries, self.backoff, self.max_backoff = retries, backoff, max_backoff
+        self._http = httpx.Client(base_url=self.url, timeout=timeout, transport=transport)
+
+    def __enter__(self) -> LabelStudioClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    # -- projects -------------------------------------------------------------------
+
+    def get_project(self, project_id: int) -> Project:
+        """A project and its parsed labeling config."""
+        data = self.request("GET", f"/api/projects/{project_id}/").json()
+        return _project(data)
+
+    def create_project(self, title: str, label_config: str) -> Project:
+        """Create a project (titles need at least 3 characters)."""
+        body = {"title": title, "label_config": label_config}
+        return _project(self.request("POST", "/api/projects/", json=body).json())
+
+    # -- tasks ----------------------------------------------------------------------
+
+    def iter_tasks(
+        self,
+        project_id: int,
+        *,
+        page_size: int = 1000,
+        full: bool = False,
+        updated_after: str | None = None,
+    ) -> Iterator[Task]:
+        """Every task of a project, page by page (bounded memory).
+
+        The light form carries data, prediction model versions and update time; ``full``
+        adds annotations and predictions. ``updated_after`` (ISO time) keeps only tasks
+        changed since then. A past-the-end page (404) ends the listing.
+        """
+        params: dict[str, Any] = {"project": project_id, "page_size": page_size, "fields": "all"}
+        if not full:
+            params["include"] = _LIGHT_FIELDS
+        if updated_after:
+            items = [{"filter": "filter:tasks:updated_at", "operator": "greater", "type": "Datetime",
+                      "value": updated_after}]  # fmt: skip
+            params["query"] = json.dumps({"filters": {"conjunction": "and", "items": items}})
+        page, seen = 1, 0
+        while True:
+            answer = self.request("GET", "/api/tasks", params={**params, "page": page}, allow_404=True)
+            if answer.status_code == 404:
+                return
+            body = answer.json()
+            tasks = body.get("tasks", []) if isinstance(body, dict) else body
+            for raw in tasks:
+                yield Task.from_json(raw)
+            seen += len(tasks)
+            total = body.get("total") if isinstance(body, dict) else None
+            if not tasks or len(tasks) < page_size or (total is not None and seen >= total):
+                return
+            page += 1
+
+    def import_tasks(self, project_id: int, tasks: Sequence[Mapping[str, Any]]) -> list[int]:
+        """Create tasks from JSON (``{"data": {...}}`` items); returns their ids in order."""
+        if not tasks:
+            return []
+        answer = self.request(
+            "POST", f"/api/projects/{project_id}/import", params={"return_task_ids": "true"}, json=list(tasks)
+        ).json()
+        return [int(i) for i in answer.get("task_ids", [])]
+
+    def upload_files(self, project_id: int, paths: Sequence[Path]) -> list[int]:
+        """Upload local image files; Label Studio stores them under /data/upload/ (renamed)."""
+        if not paths:
+            return []
+        handles = [path.open("rb") for path in paths]
+        try:
+            files = [
+                ("file", (path.name, handle, "application/octet-stream"))
+                for path, handle in zip(paths, handles, strict=True)
+            ]
+            answer = self.request(
+                "POST",
+                f"/api/projects/{project_id}/import",
+                params={"return_task_ids": "true"},
+                files=files,
+                retry=False,
+            ).json()
+        finally:
+            for handle in handles:
+                handle.close()
+        return [int(i) for i in answer.get("task_ids", [])]
+
+    # -- predictions and annotations -----------------------------------------------------
+
+    def import_predictions(self, project_id: int, predictions: Sequence[Mapping[str, Any]]) -> int:
+        """Bulk-create predictions (each with ``task``, ``result``, ``model_version``)."""
+        if not predictions:
+            return 0
+        answer = self.request(
+            "POST", f"/api/projects/{project_id}/import/predictions", json=list(predictions)
+        )
+        return int(answer.json().get("created", 0))
+
+    def create_prediction(self, prediction: Mapping[str, Any]) -> int:
+        """Create one prediction (the one-request-per-task way; kept for comparison)."""
+        return int(self.request("POST", "/api/predictions/", json=dict(prediction)).json()["id"])
+
+    def task_predictions(self, task_id: int) -> list[dict[str, Any]]:
+        """All predictions of one task."""
+        answer = self.request("GET", "/api/predictions/", params={"task": task_id}).json()
+        return list(answer if isinstance(answer, list) else answer.get("results", []))
+
+    def delete_prediction(self, prediction_id: int) -> None:
+        self.request("DELETE", f"/api/predictions/{prediction_id}/", allow_404=True)
+
+    def delete_model_version(self, project_id: int, model_version: str) -> int:
+        """Delete every prediction of ``model_version`` in a project; returns the count."""
+        answer = self.request(
+            "DELETE", f"/api/projects/{project_id}/model-versions/", json={"model_version": model_version}
+        ).json()
+        if isinstance(answer, dict):
+            return int(answer.get("count", 0))
+        return int(answer or 0)
+
+    def model_versions(self, project_id: int) -> dict[str, int]:
+        """Model versions with predictions in a project, and how many each has."""
+        answer = self.request("GET", f"/api/projects/{project_id}/model-versions/").json()
+        return {str(k): int(v) for k, v in dict(answer).items()}
+
+    def create_annotation(
+        self, task_id: int, result: Sequence[Mapping[str, Any]], **extra: Any
+    ) -> dict[str, Any]:
+        """Create an annotation on a task (tests and migrations use it)."""
+        body = {"result": list(result), **extra}
+        return dict(self.request("POST", f"/api/tasks/{task_id}/annotations/", json=body).json())
+
+    # -- transport ------------------------------------------------------------------------
+
+    def request(
+        self, method: str, path: str, *, allow_404: bool = False, retry: bool = True, **kwargs: Any
+    ) -> httpx.Response:
+        """One API call with auth, retries on transient failures, and clear errors."""
+        attempts = self.retries + 1 if retry else 1
+        refreshed = False
+        for attempt in range(attempts):
+            try:
+                answer = self._http.request(method, path, headers=self._auth(), **kwargs)
+            except httpx.TransportError as exc:
+                if attempt + 1 >= attempts:
+                    raise LabelStudioUnavailableError(
+                        method, self.url + path, None, f"{type(exc).__name__}: {exc}"
+                    ) from exc
+                self._sleep(attempt, None)
+                continue
+            if answer.status_code == 401 and self._personal and not refreshed:
+                self._access, refreshed = None, True  # access token expired: exchange again
+                answer = self._http.request(method, path, headers=self._auth(), **kwargs)
+            if answer.status_code in _TRANSIENT_STATUS and attempt + 1 < attempts:
+                self._sleep(attempt, answer.headers.get("Retry-After"))
+                continue
+            if answer.status_code == 404 and allow_404:
+                return answer
+            if answer.status_code >= 400:
+                error = (
+                    LabelStudioUnavailableError
+                    if answer.status_code in _TRANSIENT_STATUS
+                    else LabelStudioError
+                )
+                raise error(method, str(answer.request.url), answer.status_code, _excerpt(answer))
+            return answer
+        raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
+
+    def _auth(self) -> dict[str, str]:
+        if not self._personal:
+            return {"Authorization": f"Token {self._key.get_secret_value()}"}
+        if self._access is None:
+            answer = self._http.post("/api/token/refresh/", json={"refresh": self._key.get_secret_value()})
+            if answer.status_code >= 400:
+                raise LabelStudioError("POST", f"{self.url}/api/token/refresh/", answer.status_code,
+                                       "personal access token refused: " + _excerpt(answer))  # fmt: skip
+            self._access = str(answer.json()["access"])
+        return {"Authorization": f"Bearer {self._access}"}
+
+    def _sleep(self, attempt: int, retry_after: str | None) -> None:
+        delay = min(self.max_backoff, self.backoff * 2**attempt) * (0.5 + random.random() / 2)  # noqa: S311
+        if retry_after:
+            with contextlib.suppress(ValueError):  # an HTTP date: keep our own delay
+                delay = min(self.max_backoff, max(delay, float(retry_after)))
+        log.warning("Label Studio busy or unreachable; retrying in %.1f s", delay)
+        time.sleep(delay)
+
+
+def _excerpt(answer: httpx.Response, limit: int = 500) -> str:
+    """Label Studio's own message: validation errors or detail, else the start of the body."""
+    try:
+        body = answer.json()
+    except ValueError:
+        return answer.text[:limit]
+    if isinstance(body, dict):
+        detail = body.get("validation_errors") or body.get("detail") or body
+        return json.dumps(detail)[:limit] if not isinstance(detail, str) else detail[:limit]
+    return json.dumps(body)[:limit]
+
+
+def _project(data: Mapping[str, Any]) -> Project:
+    xml = str(data.get("label_config") or "")
+    return Project(id=int(data["id"]), title=str(data.get("title", "")), label_config_xml=xml,
+                   config=parse_label_config(xml))  # fmt: skip

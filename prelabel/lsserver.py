@@ -1,0 +1,190 @@
+"""A local Label Studio in its own virtual environment: for the demo, tests and newcomers.
+
+Label Studio pulls Django and many pins, so it never shares prelabel's environment: it is
+installed once into ``~/.cache/prelabel/label-studio-<version>`` (or ``venv_dir``) and
+reused. ``start`` runs it headless on 127.0.0.1 with its data in ``data_dir``, a user, a
+legacy token enabled for the organization, and a personal access token created through
+the API, then waits for ``/health``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from pydantic import SecretStr
+
+from prelabel.errors import LabelStudioStartError
+
+__all__ = [
+    "LABEL_STUDIO_VERSION",
+    "LocalLabelStudio",
+    "default_venv_dir",
+    "ensure_installed",
+    "free_port",
+    "start_label_studio",
+]
+
+log = logging.getLogger(__name__)
+
+LABEL_STUDIO_VERSION = "1.23.2"
+
+
+def default_venv_dir(version: str = LABEL_STUDIO_VERSION) -> Path:
+    """Where the Label Studio environment lives: $PRELABEL_LS_VENV or the user cache."""
+    configured = os.environ.get("PRELABEL_LS_VENV")
+    return Path(configured) if configured else Path.home() / ".cache" / "prelabel" / f"label-studio-{version}"
+
+
+def ensure_installed(venv_dir: Path | None = None, version: str = LABEL_STUDIO_VERSION) -> Path:
+    """Install Label Studio into its own venv unless already there; return its executable."""
+    venv = venv_dir or default_venv_dir(version)
+    executable = venv / "bin" / "label-studio"
+    stamp = venv / ".prelabel-installed"
+    if executable.exists() and stamp.exists() and stamp.read_text().strip() == version:
+        return executable
+    log.info("installing label-studio==%s into %s (a few minutes, once)", version, venv)
+    try:
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
+        subprocess.run([*pip, "--upgrade", "pip"], check=True)
+        subprocess.run([*pip, f"label-studio=={version}"], check=True)
+    except subprocess.CalledProcessError as exc:
+        raise LabelStudioStartError(f"installing label-studio=={version} into {venv} failed ({exc})") from exc
+    stamp.write_text(version)
+    return executable
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class LocalLabelStudio:
+    """A running local Label Studio and the credentials to use it."""
+
+    url: str
+    username: str
+    password: SecretStr
+    legacy_token: SecretStr
+    personal_token: SecretStr
+    data_dir: Path
+    process: subprocess.Popen[bytes] | None
+    log_file: Path
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the server (its whole process group) and wait for it."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=timeout)
+        except ProcessLookupError:
+            pass
+
+
+def start_label_studio(
+    data_dir: Path,
+    *,
+    port: int | None = None,
+    username: str = "prelabel@localhost",
+    # A server on 127.0.0.1 for demos and tests: fixed local credentials on purpose.
+    password: str = "prelabel-local",  # noqa: S107
+    legacy_token: str = "prelabel0local0legacy0token0000000000000",  # noqa: S107
+    venv_dir: Path | None = None,
+    startup_timeout: float = 300.0,
+) -> LocalLabelStudio:
+    """Start Label Studio headless on 127.0.0.1 and wait until it answers.
+
+    The first start of a data directory runs the database migrations (about 80 s here).
+    Raises ``LabelStudioStartError`` with the end of the server log when it does not
+    come up in ``startup_timeout`` seconds.
+    """
+    executable = ensure_installed(venv_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "LABEL_STUDIO_BASE_DATA_DIR": str(data_dir),
+        "LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED": "true",
+        "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT": str(data_dir.parent),
+        "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true",
+        "SENTRY_DSN": "",
+        "FRONTEND_SENTRY_DSN": "",
+        "COLLECT_ANALYTICS": "false",
+    }
+    log_file = data_dir / "label-studio.log"
+    command = [
+        str(executable), "start", "--no-browser", "--host", "127.0.0.1", "--port", str(port),
+        "--username", username, "--password", password, "--user-token", legacy_token,
+        "--enable-legacy-api-token", "--data-dir", str(data_dir),
+    ]  # fmt: skip
+    with log_file.open("ab") as sink:
+        process = subprocess.Popen(
+            command,
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    server = LocalLabelStudio(
+        url=url, username=username, password=SecretStr(password), legacy_token=SecretStr(legacy_token),
+        personal_token=SecretStr(""), data_dir=data_dir, process=process, log_file=log_file,
+    )  # fmt: skip
+    try:
+        _wait_healthy(server, startup_timeout)
+        server.personal_token = _personal_token(url, legacy_token)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+def _wait_healthy(server: LocalLabelStudio, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process is not None and server.process.poll() is not None:
+            raise LabelStudioStartError(f"Label Studio exited during start-up:\n{_tail(server.log_file)}")
+        try:
+            if httpx.get(f"{server.url}/health", timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(1.0)
+    raise LabelStudioStartError(
+        f"Label Studio did not answer within {timeout:.0f} s:\n{_tail(server.log_file)}"
+    )
+
+
+def _personal_token(url: str, legacy_token: str) -> SecretStr:
+    """Create (or, when one exists, rotate to) a personal access token for the user."""
+    headers = {"Authorization": f"Token {legacy_token}"}
+    answer = httpx.post(f"{url}/api/token/", headers=headers, timeout=30)
+    if answer.status_code >= 400:
+        raise LabelStudioStartError(
+            f"creating a personal access token failed: {answer.status_code} {answer.text[:300]}"
+        )
+    return SecretStr(answer.json()["token"])
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
