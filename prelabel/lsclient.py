@@ -180,9 +180,10 @@ class LabelStudioClient:
             return []
         handles = [path.open("rb") for path in paths]
         try:
+            # One field name per file: Label Studio keeps only the last file of a repeated name.
             files = [
-                ("file", (path.name, handle, "application/octet-stream"))
-                for path, handle in zip(paths, handles, strict=True)
+                (f"file{i}", (path.name, handle, "application/octet-stream"))
+                for i, (path, handle) in enumerate(zip(paths, handles, strict=True))
             ]
             answer = self.request(
                 "POST",
@@ -224,8 +225,8 @@ class LabelStudioClient:
         answer = self.request(
             "DELETE", f"/api/projects/{project_id}/model-versions/", json={"model_version": model_version}
         ).json()
-        if isinstance(answer, dict):
-            return int(answer.get("count", 0))
+        if isinstance(answer, dict):  # 1.23 answers {"deleted_predictions": n}
+            return int(answer.get("deleted_predictions", answer.get("count", 0)))
         return int(answer or 0)
 
     def model_versions(self, project_id: int) -> dict[str, int]:

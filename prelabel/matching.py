@@ -27,6 +27,7 @@ __all__ = ["Match", "MatchResult", "Unmatched", "match_files", "name_key", "task
 
 _UPLOAD = re.compile(r"^/?data/upload/\d+/(?:[0-9a-f]{8}-)?(?P<name>[^/]+)$")
 _NOT_FILENAME_SAFE = re.compile(r"[^-\w.]")
+_REFERENCE = re.compile(r"^(?:[a-z][a-z0-9+.-]*://|/data/(?:upload|local-files)/)", re.IGNORECASE)
 
 
 def task_file_name(reference: str) -> str:
@@ -41,6 +42,13 @@ def task_file_name(reference: str) -> str:
         return upload.group("name")
     path = unquote(parsed.path) if parsed.scheme or parsed.netloc else unquote(ref.split("?", 1)[0])
     return path.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+
+
+def _own_name(item: str) -> str:
+    """The file name of a local path, or of a URL / storage key given as an image."""
+    if _REFERENCE.match(item):
+        return task_file_name(item)
+    return item.replace("\\", "/").rsplit("/", 1)[-1]
 
 
 def name_key(name: str) -> str:
@@ -85,7 +93,7 @@ def match_files(
     fuzzy_margin: float = 5.0,
     fuzzy: bool = True,
 ) -> MatchResult:
-    """Pair file names (or paths) with tasks given as (task id, image reference).
+    """Pair files (names, paths, or URLs / storage keys) with tasks (task id, image reference).
 
     ``fuzzy_cutoff`` is the least rapidfuzz ratio (0-100) a fuzzy pair needs, and
     ``fuzzy_margin`` how far it must lead the next candidate.
@@ -93,7 +101,7 @@ def match_files(
     result = MatchResult()
     files_by_key: dict[str, list[str]] = defaultdict(list)
     for file in files:
-        files_by_key[name_key(file.replace("\\", "/").rsplit("/", 1)[-1])].append(file)
+        files_by_key[name_key(_own_name(file))].append(file)
     tasks_by_key: dict[str, list[tuple[int, str]]] = defaultdict(list)
     for task_id, reference in tasks:
         tasks_by_key[name_key(task_file_name(reference))].append((task_id, reference))

@@ -20,20 +20,12 @@ from prelabel.labelconfig import LabelConfig
 from prelabel.labelmap import LabelMap
 from prelabel.predictions import build_prediction
 from prelabel.records import PredictionRecord, load_raw_file
+from prelabel.reports import ErrorRow
 from prelabel.sources import iter_image_files, raw_file_for
 
-__all__ = ["ConvertResult", "ErrorRow", "convert_directory", "write_tasks"]
+__all__ = ["ConvertResult", "convert_directory", "write_tasks"]
 
 LOCAL_FILES_PREFIX = "/data/local-files/?d="
-
-
-@dataclass(frozen=True, slots=True)
-class ErrorRow:
-    """One image that could not be handled: which file, at which stage, and why."""
-
-    file: str
-    stage: str
-    error: str
 
 
 @dataclass

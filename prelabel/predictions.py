@@ -11,18 +11,20 @@ degenerate boxes.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from prelabel.errors import LabelConfigError
+from prelabel.errors import LabelConfigError, MaskError
 from prelabel.frames import to_display_frame
 from prelabel.geometry import clean_boxes, xyxy_to_percent
 from prelabel.labelconfig import ControlTag, LabelConfig
 from prelabel.labelmap import LabelMap
 from prelabel.masks import coco_to_brush
 from prelabel.records import PredictionRecord
+from prelabel.reports import ErrorRow
 
-__all__ = ["BuildReport", "build_prediction"]
+__all__ = ["BatchBuild", "BuildReport", "build_batch", "build_prediction"]
 
 
 @dataclass
@@ -133,3 +135,48 @@ def build_prediction(
         "model_version": model_version,
     }
     return prediction, report
+
+
+@dataclass
+class BatchBuild:
+    """Predictions by task id for a batch of records, and what was left out."""
+
+    predictions: dict[int, dict[str, Any]] = field(default_factory=dict)
+    names: dict[int, str] = field(default_factory=dict)
+    errors: list[ErrorRow] = field(default_factory=list)
+    unmatched_labels: Counter[str] = field(default_factory=Counter)
+    dropped: Counter[str] = field(default_factory=Counter)
+    regions: int = 0
+
+
+def build_batch(
+    records: Iterable[PredictionRecord],
+    config: LabelConfig,
+    label_map: LabelMap | None = None,
+    model_version: str = "prelabel",
+    *,
+    boxes: bool | None = None,
+    masks: bool | None = None,
+) -> BatchBuild:
+    """Build the predictions of records matched to tasks (``task_id`` set), image by image.
+
+    A malformed record (a mask of the wrong size, say) becomes an error row and the
+    others go on; a config that cannot serve the request stops the batch at once.
+    """
+    batch = BatchBuild()
+    for record in records:
+        if record.task_id is None:
+            raise ValueError(f"{record.image.name}: record has no task_id; match it to a task first")
+        try:
+            prediction, report = build_prediction(
+                record, config, label_map, model_version, boxes=boxes, masks=masks
+            )
+        except MaskError as exc:
+            batch.errors.append(ErrorRow(record.uri or record.image.name, "convert", str(exc)))
+            continue
+        batch.predictions[record.task_id] = prediction
+        batch.names[record.task_id] = record.uri or record.image.name
+        batch.unmatched_labels.update(report.unmatched_labels)
+        batch.dropped.update(report.dropped)
+        batch.regions += report.regions
+    return batch

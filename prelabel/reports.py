@@ -10,14 +10,32 @@ from __future__ import annotations
 import csv
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from prelabel.matching import MatchResult
 
-__all__ = ["append_unmatched_labels", "safe_file_name", "write_payloads", "write_unmatched"]
+__all__ = [
+    "ErrorRow",
+    "append_unmatched_labels",
+    "safe_file_name",
+    "write_errors",
+    "write_payloads",
+    "write_unmatched",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorRow:
+    """One image that could not be handled: which file, at which stage, and why."""
+
+    file: str
+    stage: str
+    error: str
+
 
 _UNSAFE = re.compile(r"[^-\w.]+")
 _LABEL_COLUMNS = ["timestamp", "project", "model_version", "label", "count"]
@@ -77,3 +95,13 @@ def write_payloads(out_dir: Path, payloads: Iterable[tuple[str, int, Mapping[str
         target.write_text(json.dumps(payload), encoding="utf-8")
         written.append(target)
     return written
+
+
+def write_errors(path: Path, errors: Sequence[ErrorRow]) -> int:
+    """Per-image errors as CSV (file, stage, error); returns rows."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["file", "stage", "error"])
+        writer.writerows([row.file, row.stage, row.error] for row in errors)
+    return len(errors)

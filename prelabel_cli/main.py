@@ -6,7 +6,6 @@ message and exit code 2; anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
-import csv
 import json
 import sys
 from pathlib import Path
@@ -20,6 +19,7 @@ from prelabel.labelconfig import parse_label_config
 from prelabel.labelmap import LabelMap, Normalization, load_label_map
 from prelabel.offline import LOCAL_FILES_PREFIX, ConvertResult, convert_directory, write_tasks
 from prelabel.records import save_raw_file
+from prelabel.reports import write_errors
 from prelabel.samples import LABEL_CONFIG, make_samples
 
 app = typer.Typer(
@@ -96,7 +96,7 @@ def convert(
     )  # fmt: skip
     write_tasks(out, result.tasks)
     if errors_csv is not None:
-        _write_errors(errors_csv, result)
+        write_errors(errors_csv, result.errors)
     _print_summary(result, out)
     if result.errors and not allow_failures:
         raise typer.Exit(EXIT_IMAGES_FAILED)
@@ -134,14 +134,6 @@ def _read_text(path: Path) -> str:
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise PrelabelError(f"{path}: cannot read ({exc})") from exc
-
-
-def _write_errors(path: Path, result: ConvertResult) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["file", "stage", "error"])
-        writer.writerows([row.file, row.stage, row.error] for row in result.errors)
 
 
 def _print_summary(result: ConvertResult, out: Path) -> None:

@@ -18,3 +18,58 @@ def encode_image(image: Image.Image, fmt: str = "JPEG", **params: object) -> byt
 @pytest.fixture
 def jpeg_bytes() -> bytes:
     return encode_image(Image.new("RGB", (64, 48), (200, 30, 30)))
+
+
+# -- a real Label Studio for the session ---------------------------------------------------
+
+from collections.abc import Iterator  # noqa: E402
+from itertools import count  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from prelabel.lsclient import LabelStudioClient, Project  # noqa: E402
+from prelabel.lsserver import LocalLabelStudio, start_label_studio  # noqa: E402
+from prelabel.samples import LABEL_CONFIG  # noqa: E402
+
+_projects = count(1)
+
+
+@pytest.fixture(scope="session")
+def label_studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalLabelStudio]:
+    """Label Studio from pip, in its own venv, headless on a free loopback port.
+
+    Installed once into ~/.cache/prelabel (or $PRELABEL_LS_VENV); never skipped: a
+    failure to start fails the tests that need it, with the server log.
+    """
+    server = start_label_studio(tmp_path_factory.mktemp("label-studio") / "data")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def ls_client(label_studio: LocalLabelStudio) -> Iterator[LabelStudioClient]:
+    """A client with the legacy token, quick to give up on transient failures."""
+    with LabelStudioClient(
+        label_studio.url, label_studio.legacy_token, timeout=30, retries=2, backoff=0.1
+    ) as client:
+        yield client
+
+
+@pytest.fixture
+def project(ls_client: LabelStudioClient) -> Project:
+    """A fresh project with the samples' labeling config."""
+    return ls_client.create_project(f"prelabel test {next(_projects)}", LABEL_CONFIG)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark tests that use the real Label Studio, so `-m "not labelstudio"` can leave them out."""
+    for item in items:
+        if "label_studio" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.labelstudio)
+
+
+def write_image(folder: Path, name: str, data: bytes) -> Path:
+    path = folder / name
+    path.write_bytes(data)
+    return path
