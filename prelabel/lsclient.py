@@ -226,7 +226,7 @@ class LabelStudioClient:
             "DELETE", f"/api/projects/{project_id}/model-versions/", json={"model_version": model_version}
         ).json()
         if isinstance(answer, dict):  # 1.23 answers {"deleted_predictions": n}
-            return int(answer.get("deleted_predictions", answer.get("count", 0)))
+            answer = answer.get("deleted_predictions", answer.get("count"))
         return int(answer or 0)
 
     def model_versions(self, project_id: int) -> dict[str, int]:
