@@ -7,8 +7,9 @@ A task's image reference comes in many forms: uploads renamed by Label Studio
 reduced to the file name it points at, then both sides get the same key: Label Studio's
 upload sanitising (Django's ``get_valid_filename``), Unicode NFC and case folding.
 
-Exact keys match first. What is left may match by fuzzy similarity (rapidfuzz) above a
-cutoff *and* ahead of the runner-up by a margin. Duplicate names on either side, close
+Exact keys match first, then the same name with another extension (``.jpeg``/``.jpg``).
+What is left may match by fuzzy similarity (rapidfuzz) above a cutoff *and* ahead of the
+runner-up by a margin. Duplicate names on either side, close
 runners-up and tasks claimed twice are reported as ambiguous with a reason, never guessed.
 """
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, unquote, urlparse
@@ -25,7 +26,7 @@ from rapidfuzz import fuzz, process
 
 __all__ = ["Match", "MatchResult", "Unmatched", "match_files", "name_key", "task_file_name"]
 
-_UPLOAD = re.compile(r"^/?data/upload/\d+/(?:[0-9a-f]{8}-)?(?P<name>[^/]+)$")
+_UPLOAD_PREFIX = re.compile(r"^[0-9a-f]{8}-")
 _NOT_FILENAME_SAFE = re.compile(r"[^-\w.]")
 _REFERENCE = re.compile(r"^(?:[a-z][a-z0-9+.-]*://|/data/(?:upload|local-files)/)", re.IGNORECASE)
 
@@ -33,15 +34,20 @@ _REFERENCE = re.compile(r"^(?:[a-z][a-z0-9+.-]*://|/data/(?:upload|local-files)/
 def task_file_name(reference: str) -> str:
     """The file name a task's image reference points at, without Label Studio's prefix."""
     ref = reference.strip()
+    if "\\" in ref:
+        ref = ref.replace("\\", "/")
+    if "?" not in ref and "#" not in ref:  # the common case, kept cheap: 100k names in well under 1 s
+        name = ref.rstrip("/").rsplit("/", 1)[-1]
+        if "%" in name:
+            name = unquote(name)
+        if "/data/upload/" in ref:
+            name = _UPLOAD_PREFIX.sub("", name, count=1)
+        return name
     parsed = urlparse(ref)
-    if parsed.path.rstrip("/").endswith("/data/local-files") or parsed.path == "/data/local-files/":
+    if parsed.path.rstrip("/").endswith("/data/local-files"):
         inner = parse_qs(parsed.query).get("d", [""])[0]
         return inner.replace("\\", "/").rsplit("/", 1)[-1]
-    upload = _UPLOAD.match(unquote(parsed.path))
-    if upload:
-        return upload.group("name")
-    path = unquote(parsed.path) if parsed.scheme or parsed.netloc else unquote(ref.split("?", 1)[0])
-    return path.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+    return task_file_name(parsed.path) if parsed.path else ""
 
 
 def _own_name(item: str) -> str:
@@ -53,13 +59,18 @@ def _own_name(item: str) -> str:
 
 def name_key(name: str) -> str:
     """Compare-key of a file name: sanitised as Label Studio's upload does, NFC, casefolded."""
-    text = unicodedata.normalize("NFC", unquote(name)).strip().replace(" ", "_")
-    return _NOT_FILENAME_SAFE.sub("", text).casefold()
+    if "%" in name:
+        name = unquote(name)
+    text = name.strip().replace(" ", "_")
+    if text.isascii():
+        return _NOT_FILENAME_SAFE.sub("", text).lower()
+    return _NOT_FILENAME_SAFE.sub("", unicodedata.normalize("NFC", text)).casefold()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Match:
-    """A file paired with a task: ``how`` is "exact" or "fuzzy" (with its score, 0-100)."""
+    """A file paired with a task: ``how`` is "exact", "stem" (same name, other extension)
+    or "fuzzy" (with its rapidfuzz score, 0-100)."""
 
     file: str
     task_id: int
@@ -67,7 +78,7 @@ class Match:
     score: float = 100.0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Unmatched:
     """A file or task left unpaired, and why."""
 
@@ -99,41 +110,42 @@ def match_files(
     ``fuzzy_margin`` how far it must lead the next candidate.
     """
     result = MatchResult()
-    files_by_key: dict[str, list[str]] = defaultdict(list)
-    for file in files:
-        files_by_key[name_key(_own_name(file))].append(file)
-    tasks_by_key: dict[str, list[tuple[int, str]]] = defaultdict(list)
-    for task_id, reference in tasks:
-        tasks_by_key[name_key(task_file_name(reference))].append((task_id, reference))
+    task_list = list(tasks)
+    file_keys = [name_key(_own_name(file)) for file in files]
+    task_keys = [name_key(task_file_name(reference)) for _, reference in task_list]
+    file_count, task_count = Counter(file_keys), Counter(task_keys)
+    shared: dict[str, list[int]] = defaultdict(list)  # only keys several tasks share
+    unique_task: dict[str, tuple[int, str]] = {}
+    for (task_id, reference), key in zip(task_list, task_keys, strict=True):
+        if task_count[key] > 1:
+            shared[key].append(task_id)
+        else:
+            unique_task[key] = (task_id, reference)
 
     open_files: dict[str, str] = {}  # key -> file, unique keys without an exact partner
-    for key, same_files in files_by_key.items():
-        same_tasks = tasks_by_key.get(key, [])
-        if len(same_files) > 1:
-            reason = f"ambiguous: {len(same_files)} files share the name"
-            result.unmatched_files.extend(Unmatched(file, reason) for file in same_files)
-            continue
-        if len(same_tasks) > 1:
-            ids = ", ".join(str(t) for t, _ in same_tasks)
-            result.unmatched_files.append(Unmatched(same_files[0], f"ambiguous: tasks {ids} share the name"))
-            continue
-        if same_tasks:
-            result.matches.append(Match(same_files[0], same_tasks[0][0], "exact"))
+    for file, key in zip(files, file_keys, strict=True):
+        if file_count[key] > 1:
+            result.unmatched_files.append(
+                Unmatched(file, f"ambiguous: {file_count[key]} files share the name")
+            )
+        elif key in shared:
+            ids = ", ".join(str(t) for t in shared[key])
+            result.unmatched_files.append(Unmatched(file, f"ambiguous: tasks {ids} share the name"))
+        elif key in unique_task:
+            result.matches.append(Match(file, unique_task[key][0], "exact"))
         else:
-            open_files[key] = same_files[0]
+            open_files[key] = file
 
     open_tasks: dict[str, tuple[int, str]] = {}
-    for key, same_tasks in tasks_by_key.items():
-        same_files = files_by_key.get(key, [])
-        if len(same_tasks) > 1:
-            reason = f"ambiguous: {len(same_tasks)} tasks share the name"
-            result.unmatched_tasks.extend(Unmatched(ref, reason, task_id) for task_id, ref in same_tasks)
-        elif len(same_files) > 1:
-            task_id, ref = same_tasks[0]
-            reason = f"ambiguous: {len(same_files)} files share the name"
-            result.unmatched_tasks.append(Unmatched(ref, reason, task_id))
-        elif not same_files:
-            open_tasks[key] = same_tasks[0]
+    for (task_id, reference), key in zip(task_list, task_keys, strict=True):
+        if task_count[key] > 1:
+            reason = f"ambiguous: {task_count[key]} tasks share the name"
+            result.unmatched_tasks.append(Unmatched(reference, reason, task_id))
+        elif file_count[key] > 1:
+            reason = f"ambiguous: {file_count[key]} files share the name"
+            result.unmatched_tasks.append(Unmatched(reference, reason, task_id))
+        elif not file_count[key]:
+            open_tasks[key] = (task_id, reference)
 
     if fuzzy and open_files and open_tasks:
         _fuzzy(open_files, open_tasks, result, fuzzy_cutoff, fuzzy_margin)
@@ -145,6 +157,10 @@ def match_files(
     return result
 
 
+def _stem(key: str) -> str:
+    return key.rsplit(".", 1)[0]
+
+
 def _fuzzy(
     open_files: dict[str, str],
     open_tasks: dict[str, tuple[int, str]],
@@ -152,6 +168,17 @@ def _fuzzy(
     cutoff: float,
     margin: float,
 ) -> None:
+    # Same name, other extension (re-encoded, .jpeg vs .jpg): pair when unique both sides.
+    file_stems = Counter(_stem(k) for k in open_files)
+    task_stems = {_stem(k): k for k in open_tasks}
+    task_stem_count = Counter(_stem(k) for k in open_tasks)
+    for key, file in list(open_files.items()):
+        stem = _stem(key)
+        if file_stems[stem] == 1 and task_stem_count[stem] == 1:
+            task_id, _ = open_tasks.pop(task_stems[stem])
+            result.matches.append(Match(file, task_id, "stem", 100.0))
+            del open_files[key]
+
     task_keys = list(open_tasks)
     claims: dict[str, list[tuple[str, float]]] = defaultdict(list)
     for key, file in open_files.items():

@@ -42,15 +42,21 @@ def test_name_key_equates(a: str, b: str) -> None:
 
 
 def test_exact_then_fuzzy_with_margin() -> None:
-    tasks = [(1, "s3://b/IMG_0001.jpg"), (2, "s3://b/holiday_beach_2023.jpg"), (3, "s3://b/other.png")]
-    files = ["/local/img_0001.JPG", "/local/holiday_beach_2023.jpeg"]
+    tasks = [
+        (1, "s3://b/IMG_0001.jpg"),
+        (2, "s3://b/holiday_beach_2023.jpg"),
+        (3, "s3://b/other.png"),
+        (4, "s3://b/scan.png"),
+    ]
+    files = ["/local/img_0001.JPG", "/local/holiday-beach-2023.jpg", "/local/scan.jpeg"]
     result = match_files(files, tasks)
     assert {(m.file, m.task_id, m.how) for m in result.matches} == {
         ("/local/img_0001.JPG", 1, "exact"),
-        ("/local/holiday_beach_2023.jpeg", 2, "fuzzy"),
+        ("/local/holiday-beach-2023.jpg", 2, "fuzzy"),
+        ("/local/scan.jpeg", 4, "stem"),
     }
     assert [(u.task_id, u.reason) for u in result.unmatched_tasks] == [(3, "no file with this name")]
-    assert not match_files(files, tasks, fuzzy=False).matches[1:]
+    assert [m.how for m in match_files(files, tasks, fuzzy=False).matches] == ["exact"]
 
 
 def test_close_runner_up_is_ambiguous_not_guessed() -> None:
