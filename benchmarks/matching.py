@@ -50,8 +50,10 @@ def main() -> None:
     ambiguous = sum(u.reason.startswith("ambiguous") for u in full.unmatched_files)
     print(f"{args.n:,} files x {args.n:,} tasks")
     print(f"exact path: {exact:.3f} s (best of 3), {len(result.matches):,} matched")
-    print(f"with fuzzy fallback on {args.fuzzy_left} renamed: {with_fuzzy:.3f} s, {fuzzy} stem/fuzzy matches, "
-          f"{ambiguous} reported ambiguous, {len(full.unmatched_files)} unmatched")  # fmt: skip
+    print(
+        f"with fallbacks on {args.fuzzy_left} renamed: {with_fuzzy:.3f} s, {fuzzy} stem/fuzzy matches, "
+        f"{ambiguous} reported ambiguous, {len(full.unmatched_files)} unmatched"
+    )
 
 
 if __name__ == "__main__":
