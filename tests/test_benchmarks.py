@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,3 +21,23 @@ def test_brush_benchmark_runs_and_checks_equality() -> None:
     assert lines[0].startswith("machine:")
     assert [line.split()[0] for line in lines[3:]] == ["one", "hundreds", "noisy"]
     assert all(line.count("x") >= 2 for line in lines[3:])
+
+
+def test_matching_benchmark_runs() -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "matching.py"), "--n", "2000", "--fuzzy-left", "10"],
+        capture_output=True, text=True, check=False, cwd=ROOT,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "exact path:" in done.stdout and "10 stem/fuzzy matches" in done.stdout
+
+
+def test_post_benchmark_runs_against_the_real_server(label_studio) -> None:  # type: ignore[no-untyped-def]
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "post_bulk.py"), "--tasks", "20",
+         "--ls-url", label_studio.url],
+        capture_output=True, text=True, check=False, cwd=ROOT,
+        env={**os.environ, "PRELABEL_LS_API_KEY": label_studio.legacy_token.get_secret_value()},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "ratio:" in done.stdout
