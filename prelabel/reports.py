@@ -20,6 +20,7 @@ from prelabel.matching import MatchResult
 
 __all__ = [
     "ErrorRow",
+    "RunSummary",
     "append_unmatched_labels",
     "safe_file_name",
     "write_errors",
@@ -105,3 +106,50 @@ def write_errors(path: Path, errors: Sequence[ErrorRow]) -> int:
         writer.writerow(["file", "stage", "error"])
         writer.writerows([row.file, row.stage, row.error] for row in errors)
     return len(errors)
+
+
+@dataclass
+class RunSummary:
+    """The account of one run: counts, and where the report files are."""
+
+    project_id: int
+    model_version: str
+    images: int = 0
+    matched: int = 0
+    imported: int = 0
+    skipped: int = 0
+    cached: int = 0
+    inferred: int = 0
+    posted: int = 0
+    replaced: int = 0
+    failed: int = 0
+    unmatched_files: int = 0
+    unmatched_tasks: int = 0
+    unmatched_labels: int = 0
+    dry_run: bool = False
+    files: dict[str, str] | None = None
+
+    def markdown(self) -> str:
+        """The run as a markdown summary (the Prefect UI shows it as an artifact)."""
+        rows = [
+            ("images seen", self.images),
+            ("matched to tasks", self.matched),
+            ("imported as new tasks", self.imported),
+            ("skipped (already have this model version)", self.skipped),
+            ("predictions from the cache", self.cached),
+            ("predictions from the model", self.inferred),
+            ("predictions posted" + (" (dry run: nothing sent)" if self.dry_run else ""), self.posted),
+            ("predictions replaced", self.replaced),
+            ("images failed", self.failed),
+            ("files without a task", self.unmatched_files),
+            ("tasks without a file", self.unmatched_tasks),
+            ("detections with labels the project lacks", self.unmatched_labels),
+        ]
+        title = f"# prelabel: project {self.project_id}, model version `{self.model_version}`"
+        lines = [title, "", "| | count |", "| --- | ---: |"]
+        lines += [f"| {name} | {value:,} |" for name, value in rows]
+        if self.files:
+            lines += ["", "Files:", *(f"- {name}: `{path}`" for name, path in sorted(self.files.items()))]
+            if "contact sheet" in self.files:
+                lines += ["", f"![contact sheet]({Path(self.files['contact sheet']).resolve().as_uri()})"]
+        return "\n".join(lines)

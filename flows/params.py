@@ -1,0 +1,106 @@
+"""Flow parameters as pydantic models: the Prefect UI builds its run form from them.
+
+Secrets are never parameters: the Label Studio key comes from the environment
+(``PRELABEL_LS_API_KEY``) or from a Prefect Secret block named in ``api_key_block``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from prelabel.pullback import Format
+
+__all__ = ["InferParams", "LabelStudioParams", "PostParams", "PreannotateParams", "PullParams"]
+
+
+class LabelStudioParams(BaseModel):
+    """Where the project is."""
+
+    project_id: int = Field(ge=1, description="Label Studio project id.")
+    ls_url: str | None = Field(
+        default=None, description="Label Studio URL; default PRELABEL_LS_URL / LABEL_STUDIO_URL."
+    )
+    api_key_block: str | None = Field(
+        default=None,
+        description="Name of a Prefect Secret block holding the Label Studio key (else the env).",
+    )
+
+
+class _PostOptions(LabelStudioParams):
+    label_map: dict[str, str] = Field(
+        default_factory=dict, description='Model label -> project label, e.g. {"car": "civilian vehicle"}.'
+    )
+    label_map_file: str | None = Field(
+        default=None, description="A JSON/YAML label-map file (merged under label_map)."
+    )
+    plurals: bool = Field(default=False, description="Let 'cars' match the label 'car'.")
+    model_version: str | None = Field(
+        default=None, description="model_version of the predictions; default: model name + settings digest."
+    )
+    masks: bool | None = Field(
+        default=None, description="Post masks: true requires BrushLabels; default when present."
+    )
+    import_new: bool = Field(default=False, description="Import images without a task as new tasks first.")
+    overwrite: bool = Field(
+        default=False, description="Replace this model version's predictions of these tasks."
+    )
+    dry_run: bool = Field(default=False, description="Do everything but post.")
+    batch_size: int = Field(default=256, ge=1, le=10_000, description="Images per Prefect task run.")
+    post_chunk_size: int = Field(default=500, ge=1, le=10_000, description="Predictions per bulk POST.")
+    output_dir: str = Field(
+        default="prelabel-output", description="Reports, payloads and the contact sheet go here."
+    )
+    unmatched_csv: str = Field(
+        default="unmatched_labels.csv", description="Unmatched labels are appended here."
+    )
+    contact_sheet_size: int = Field(
+        default=12, ge=0, le=100, description="Images drawn on the contact sheet."
+    )
+
+
+class PreannotateParams(_PostOptions):
+    """One step: images -> match -> model -> convert -> post -> report."""
+
+    input_dir: str = Field(description="Folder of images (searched recursively).")
+    model: str = Field(default="ocr", description="Model name from the registry, e.g. ocr, raw-files, dinox.")
+    model_options: dict[str, Any] = Field(default_factory=dict, description="Options for the model adapter.")
+    cache_dir: str | None = Field(
+        default=None, description="Prediction cache: a folder or s3://bucket/prefix."
+    )
+    refresh: bool = Field(default=False, description="Ignore cached predictions and run the model again.")
+    max_image_pixels: int = Field(default=100_000_000, ge=1, description="Refuse larger images (bombs).")
+
+
+class PostParams(_PostOptions):
+    """Two-step, step 2: raw prediction files -> match -> convert -> post -> report."""
+
+    input_dir: str = Field(description="Folder of images with their raw prediction files.")
+    raw_dir: str | None = Field(default=None, description="Folder of raw files, if not beside the images.")
+
+
+class InferParams(BaseModel):
+    """Two-step, step 1: images -> model -> raw prediction files (+ cache)."""
+
+    input_dir: str = Field(description="Folder of images (searched recursively).")
+    out: str = Field(description="Folder for <image stem>_dinox_preannot.json files.")
+    model: str = Field(default="ocr", description="Model name from the registry.")
+    model_options: dict[str, Any] = Field(default_factory=dict, description="Options for the model adapter.")
+    cache_dir: str | None = Field(
+        default=None, description="Prediction cache: a folder or s3://bucket/prefix."
+    )
+    refresh: bool = Field(default=False, description="Ignore cached predictions.")
+    batch_size: int = Field(default=256, ge=1, le=10_000, description="Images per Prefect task run.")
+    max_image_pixels: int = Field(default=100_000_000, ge=1, description="Refuse larger images (bombs).")
+
+
+class PullParams(LabelStudioParams):
+    """Human annotations back to COCO JSON and Parquet/CSV, incrementally."""
+
+    out: str = Field(description="Output folder (it also keeps the incremental state).")
+    formats: list[Format] = Field(default=["coco", "parquet"], description="Export formats.")
+    all_annotators: bool = Field(
+        default=False, description="Every annotator's annotation, not just the latest."
+    )
+    full: bool = Field(default=False, description="Fetch everything again instead of only what changed.")

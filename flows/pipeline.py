@@ -1,0 +1,96 @@
+"""The pipeline both posting flows share; it reads like the diagram:
+
+collect -> match (or import) -> skip finished -> [infer -> convert + post] per batch -> report
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from prefect import get_run_logger
+
+from flows.common import connection, label_map
+from flows.params import _PostOptions
+from prelabel.cache import PredictionCache, open_cache
+from prelabel.errors import PrelabelError
+from prelabel.pipeline import chunks, with_tasks
+from prelabel.records import PredictionRecord
+from prelabel.reports import ErrorRow, RunSummary
+from prelabel.sources import iter_image_files
+from tasks.inference import infer_batch, model_for
+from tasks.labelstudio import load_project, match_images, payload_rows, post_batch
+from tasks.reporting import Progress, write_payload_files, write_report
+
+__all__ = ["run_pipeline"]
+
+
+def run_pipeline(
+    params: _PostOptions,
+    input_dir: str,
+    model: str,
+    model_options: dict[str, Any],
+    cache_dir: str | None,
+    refresh: bool,
+    max_image_pixels: int,
+) -> RunSummary:
+    """Run one project through the pipeline; returns the summary (raises when every image failed)."""
+    log = get_run_logger()
+    settings, ls = connection(params)
+    adapter = model_for(model, model_options)
+    model_version = params.model_version or f"{model}-{adapter.signature().key[:8]}"
+    cache: PredictionCache | None = None
+    if model != "raw-files":
+        cache = open_cache(cache_dir or settings.cache_dir, settings)
+    mapping = label_map(params)
+    out = Path(params.output_dir)
+
+    project = load_project(ls, params.project_id)
+    images = [str(p) for p in iter_image_files(input_dir)]
+    matched = match_images(ls, project, images, params.import_new)
+    todo = [
+        uri for uri, task_id in matched.task_ids.items()
+        if params.overwrite or model_version not in matched.versions.get(task_id, frozenset())
+    ]  # fmt: skip
+    summary = RunSummary(
+        project_id=project.id, model_version=model_version, images=len(images), matched=len(matched.task_ids),
+        imported=matched.imported, skipped=len(matched.task_ids) - len(todo), dry_run=params.dry_run,
+        unmatched_files=len(matched.unmatched_files), unmatched_tasks=len(matched.unmatched_tasks),
+    )  # fmt: skip
+    log.info("%d images, %d matched, %d to do, %d already posted", len(images), len(matched.task_ids),
+             len(todo), summary.skipped)  # fmt: skip
+
+    errors: list[ErrorRow] = []
+    unmatched_labels: Counter[str] = Counter()
+    samples: list[PredictionRecord] = []
+    progress = Progress(len(todo), key=f"prelabel-project-{project.id}-progress")
+    for number, batch in enumerate(chunks(todo, params.batch_size), start=1):
+        inferred = infer_batch(batch, model, model_options, cache, refresh, max_image_pixels)
+        records = with_tasks(inferred.records, matched.task_ids)
+        built, posted = post_batch(
+            ls, project, records, matched.versions, mapping, model_version,
+            overwrite=params.overwrite, dry_run=params.dry_run, masks=params.masks,
+            chunk_size=params.post_chunk_size,
+        )  # fmt: skip
+        write_payload_files(out / "payloads", payload_rows(built))
+        errors += inferred.errors + built.errors
+        unmatched_labels.update(built.unmatched_labels)
+        summary.cached += inferred.cached
+        summary.inferred += inferred.inferred
+        summary.posted += posted.created
+        summary.replaced += posted.replaced
+        samples += records[: params.contact_sheet_size - len(samples)]  # the contact sheet's images
+        progress.advance(len(batch))
+        log.info("batch %d: %d posted, %d from cache, %d inferred, %d failed", number, posted.created,
+                 inferred.cached, inferred.inferred, len(inferred.errors) + len(built.errors))  # fmt: skip
+
+    summary.failed = len(errors)
+    summary.unmatched_labels = sum(unmatched_labels.values())
+    summary = write_report(
+        summary, out, Path(params.unmatched_csv), unmatched_labels, matched.unmatched_files,
+        matched.unmatched_tasks, errors, samples,
+    )  # fmt: skip
+    if todo and len(errors) >= len(todo):
+        raise PrelabelError(f"every one of the {len(todo)} images failed; see {out / 'errors.csv'}")
+    return summary

@@ -1,0 +1,18 @@
+"""``post-predictions``: two-step mode, step 2: raw prediction files -> Label Studio."""
+
+from __future__ import annotations
+
+from prefect import flow
+
+from flows.params import PostParams
+from flows.pipeline import run_pipeline
+from prelabel.reports import RunSummary
+
+__all__ = ["post_predictions"]
+
+
+@flow(name="post-predictions", log_prints=False)
+def post_predictions(params: PostParams) -> RunSummary:
+    """Read ``<stem>_dinox_preannot.json`` / ``<stem>.json`` files, convert, match, post, report."""
+    options = {"raw_dir": params.raw_dir} if params.raw_dir else {}
+    return run_pipeline(params, params.input_dir, "raw-files", options, None, False, 100_000_000)

@@ -1,0 +1,134 @@
+"""Raw model output stored by content: sha256 of the image bytes + the model signature.
+
+The label map is applied after the cache, so changing it never re-runs a model. A local
+directory by default, an S3 prefix in production (same interface); both write atomically
+(temp file + rename; a single PUT), so a crash never leaves half an entry.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from prelabel.errors import SettingsError
+from prelabel.records import Detections, ModelSignature, detections_from_raw, detections_to_raw
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+    from prelabel.settings import Settings
+
+__all__ = ["LocalCache", "PredictionCache", "S3Cache", "cache_key", "open_cache"]
+
+
+def cache_key(sha256: str, signature: ModelSignature) -> str:
+    """``<model signature key>/<first two hex>/<image sha256>.json``."""
+    return f"{signature.key}/{sha256[:2]}/{sha256}.json"
+
+
+class PredictionCache(Protocol):
+    """Where raw predictions live between runs."""
+
+    def get(self, sha256: str, signature: ModelSignature) -> Detections | None: ...
+
+    def put(self, sha256: str, signature: ModelSignature, detections: Detections) -> None: ...
+
+
+def _encode(signature: ModelSignature, detections: Detections) -> bytes:
+    body: dict[str, Any] = detections_to_raw(detections)
+    body["model"] = {
+        "model": signature.model,
+        "revision": signature.revision,
+        "params": dict(signature.params),
+    }
+    return json.dumps(body, default=str).encode()
+
+
+class LocalCache:
+    """A cache in a local directory."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).expanduser()
+
+    def get(self, sha256: str, signature: ModelSignature) -> Detections | None:
+        path = self.root / cache_key(sha256, signature)
+        try:
+            data = json.loads(path.read_bytes())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError):
+            return None  # unreadable entry: treated as a miss and rewritten
+        return detections_from_raw(data, str(path))
+
+    def put(self, sha256: str, signature: ModelSignature, detections: Detections) -> None:
+        path = self.root / cache_key(sha256, signature)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
+        try:
+            with os.fdopen(handle, "wb") as out:
+                out.write(_encode(signature, detections))
+            Path(tmp).replace(path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+class S3Cache:
+    """A cache under an S3 prefix (AWS, MinIO or any S3-compatible store)."""
+
+    def __init__(self, client: S3Client, bucket: str, prefix: str = "") -> None:
+        self.client, self.bucket, self.prefix = client, bucket, prefix.strip("/")
+
+    def _key(self, sha256: str, signature: ModelSignature) -> str:
+        key = cache_key(sha256, signature)
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def get(self, sha256: str, signature: ModelSignature) -> Detections | None:
+        key = self._key(sha256, signature)
+        try:
+            answer = self.client.get_object(Bucket=self.bucket, Key=key)
+        except self.client.exceptions.NoSuchKey:
+            return None
+        try:
+            data = json.loads(answer["Body"].read())
+        except ValueError:
+            return None
+        return detections_from_raw(data, f"s3://{self.bucket}/{key}")
+
+    def put(self, sha256: str, signature: ModelSignature, detections: Detections) -> None:
+        self.client.put_object(
+            Bucket=self.bucket,
+            Key=self._key(sha256, signature),
+            Body=_encode(signature, detections),
+            ContentType="application/json",
+        )
+
+
+def open_cache(location: str | Path, settings: Settings | None = None) -> PredictionCache:
+    """A cache at a local path or an ``s3://bucket/prefix`` (credentials from settings)."""
+    text = str(location)
+    if not text.startswith("s3://"):
+        return LocalCache(text)
+    bucket, _, prefix = text[5:].partition("/")
+    if not bucket:
+        raise SettingsError(f"cache location {text!r} names no bucket: use s3://bucket/prefix")
+    return S3Cache(s3_client(settings), bucket, prefix)
+
+
+def s3_client(settings: Settings | None) -> S3Client:
+    """A boto3 S3 client from prelabel's settings (endpoint, region, keys), else boto3's defaults."""
+    import boto3
+
+    kwargs: dict[str, Any] = {}
+    if settings is not None:
+        if settings.s3_endpoint_url:
+            kwargs["endpoint_url"] = settings.s3_endpoint_url
+        if settings.s3_region:
+            kwargs["region_name"] = settings.s3_region
+        if settings.s3_access_key_id and settings.s3_secret_access_key:
+            kwargs["aws_access_key_id"] = settings.s3_access_key_id.get_secret_value()
+            kwargs["aws_secret_access_key"] = settings.s3_secret_access_key.get_secret_value()
+    return boto3.client("s3", **kwargs)

@@ -1,0 +1,13 @@
+"""Model adapters behind one interface, found by name in a registry.
+
+Importing this package registers the adapters that need nothing beyond prelabel's own
+dependencies; heavier ones load their frameworks only when first asked to predict.
+"""
+
+from prelabel.models.base import ImageItem, ModelAdapter
+from prelabel.models.registry import available_models, create_model, register
+
+# Registration happens at import of each adapter module.
+from prelabel.models import ocr, rawfiles  # noqa: F401  isort: skip
+
+__all__ = ["ImageItem", "ModelAdapter", "available_models", "create_model", "register"]

@@ -1,0 +1,79 @@
+"""OCR with RapidOCR (PP-OCRv4 ONNX models shipped inside the rapidocr-onnxruntime wheel).
+
+Each text line becomes a box labelled ``label`` (default ``text``) with its transcription,
+which the prediction builder posts as a RectangleLabels region plus a per-region TextArea.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import numpy as np
+
+from prelabel.errors import ImageError, PrelabelError, SettingsError
+from prelabel.models.base import ImageItem, ModelAdapter
+from prelabel.models.registry import register
+from prelabel.records import Detections, ModelSignature
+
+__all__ = ["RapidOcr"]
+
+
+@register("ocr")
+class RapidOcr(ModelAdapter):
+    """Text lines: quadrilaterals -> their enclosing pixel boxes, with the text and score."""
+
+    task_types = ("ocr",)
+
+    def __init__(self, label: str = "text", min_score: float = 0.5) -> None:
+        self.label, self.min_score = label, min_score
+        self._engine: Any = None
+
+    def signature(self) -> ModelSignature:
+        try:
+            revision = version("rapidocr-onnxruntime")
+        except PackageNotFoundError:
+            revision = "missing"
+        return ModelSignature(
+            "rapidocr-onnxruntime", revision, {"label": self.label, "min_score": self.min_score}
+        )
+
+    def _load(self) -> Any:
+        if self._engine is None:
+            try:
+                from rapidocr_onnxruntime import RapidOCR
+            except ImportError as exc:
+                raise SettingsError(
+                    "the ocr model needs rapidocr-onnxruntime: pip install 'prelabel[ocr]'"
+                ) from exc
+            self._engine = RapidOCR()
+        return self._engine
+
+    def predict(self, batch: Sequence[ImageItem]) -> list[Detections | PrelabelError]:
+        engine = self._load()
+        out: list[Detections | PrelabelError] = []
+        for item in batch:
+            try:
+                pixels = item.load().to_array()
+            except ImageError as exc:
+                out.append(exc)
+                continue
+            found, _ = engine(pixels)
+            boxes, scores, texts = [], [], []
+            for quad, text, score in found or []:
+                if float(score) < self.min_score:
+                    continue
+                points = np.asarray(quad, dtype=np.float64)
+                boxes.append([*points.min(axis=0), *points.max(axis=0)])
+                scores.append(float(score))
+                texts.append(str(text))
+            out.append(
+                Detections(
+                    xyxy=np.asarray(boxes, np.float64).reshape(-1, 4),
+                    scores=np.asarray(scores, np.float64),
+                    labels=(self.label,) * len(boxes),
+                    texts=tuple(texts),
+                )
+            )
+        return out

@@ -1,0 +1,108 @@
+"""Tasks that talk to Label Studio: read the project, match or import, post, pull."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from prelabel.importing import import_images
+from prelabel.labelmap import LabelMap
+from prelabel.lsclient import Project, Task
+from prelabel.matching import Unmatched, match_files
+from prelabel.posting import PostReport, post_predictions
+from prelabel.predictions import BatchBuild, build_batch
+from prelabel.pullback import Format, PullReport, pull_annotations
+from prelabel.records import PredictionRecord
+from tasks.common import RETRY, LabelStudioConnection
+
+__all__ = ["MatchOutcome", "load_project", "match_images", "post_batch", "pull"]
+
+
+@dataclass
+class MatchOutcome:
+    """Images paired with tasks, what was imported, and what could not be paired."""
+
+    task_ids: dict[str, int] = field(default_factory=dict)
+    versions: dict[int, frozenset[str]] = field(default_factory=dict)
+    imported: int = 0
+    unmatched_files: list[Unmatched] = field(default_factory=list)
+    unmatched_tasks: list[Unmatched] = field(default_factory=list)
+
+
+@task(name="load-project", cache_policy=NO_CACHE, **RETRY)
+def load_project(connection: LabelStudioConnection, project_id: int) -> Project:
+    """The project and its parsed labeling config."""
+    with connection.client() as client:
+        return client.get_project(project_id)
+
+
+@task(name="match-images", cache_policy=NO_CACHE, **RETRY)
+def match_images(
+    connection: LabelStudioConnection, project: Project, images: Sequence[str], import_new: bool
+) -> MatchOutcome:
+    """Pair images with tasks by name; with ``import_new``, new images become tasks first."""
+    key = project.config.image.data_key
+    with connection.client() as client:
+        tasks: list[Task] = list(client.iter_tasks(project.id))
+        outcome = MatchOutcome()
+        if import_new:
+            imported = import_images(client, project.id, key, images, tasks)
+            outcome.imported = len(imported.created)
+            if imported.created:
+                tasks = list(client.iter_tasks(project.id))
+    result = match_files(images, [(t.id, t.image_ref(key)) for t in tasks])
+    outcome.task_ids = {m.file: m.task_id for m in result.matches}
+    outcome.versions = {t.id: t.model_versions for t in tasks}
+    outcome.unmatched_files = result.unmatched_files
+    outcome.unmatched_tasks = result.unmatched_tasks
+    return outcome
+
+
+@task(name="post-batch", cache_policy=NO_CACHE, **RETRY)
+def post_batch(
+    connection: LabelStudioConnection,
+    project: Project,
+    records: Sequence[PredictionRecord],
+    versions: Mapping[int, frozenset[str]],
+    label_map: LabelMap,
+    model_version: str,
+    *,
+    overwrite: bool,
+    dry_run: bool,
+    masks: bool | None,
+    chunk_size: int,
+) -> tuple[BatchBuild, PostReport]:
+    """Convert a batch of records into predictions and post them idempotently."""
+    batch = build_batch(records, project.config, label_map, model_version, masks=masks)
+    with connection.client() as client:
+        report = post_predictions(
+            client, project.id, batch.predictions, model_version, versions,
+            overwrite=overwrite, chunk_size=chunk_size, dry_run=dry_run,
+        )  # fmt: skip
+    return batch, report
+
+
+@task(name="pull-annotations", cache_policy=NO_CACHE, **RETRY)
+def pull(
+    connection: LabelStudioConnection,
+    project_id: int,
+    out_dir: Path,
+    formats: Sequence[Format],
+    all_annotators: bool,
+    full: bool,
+) -> PullReport:
+    """Export human annotations (incrementally) to COCO and tables."""
+    with connection.client() as client:
+        return pull_annotations(
+            client, project_id, out_dir, formats=formats, all_annotators=all_annotators, full=full
+        )
+
+
+def payload_rows(batch: BatchBuild) -> list[tuple[str, int, dict[str, Any]]]:
+    """(image name, task id, payload) of every prediction in a batch, for the report files."""
+    return [(batch.names[t], t, p) for t, p in batch.predictions.items()]

@@ -1,0 +1,103 @@
+"""The report task: files in the output directory and artifacts in the Prefect UI."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from prefect import task
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
+from prefect.cache_policies import NO_CACHE
+
+from prelabel.contactsheet import write_contact_sheet
+from prelabel.matching import MatchResult, Unmatched
+from prelabel.records import PredictionRecord
+from prelabel.reports import (
+    ErrorRow,
+    RunSummary,
+    append_unmatched_labels,
+    write_errors,
+    write_payloads,
+    write_unmatched,
+)
+
+__all__ = ["Progress", "write_payload_files", "write_report"]
+
+_TABLE_ROWS = 500  # the UI is for reading: the CSV files hold everything
+
+
+class Progress:
+    """A progress artifact, updated once per batch."""
+
+    def __init__(self, total: int, key: str) -> None:
+        self.total, self.done = max(total, 1), 0
+        created = create_progress_artifact(progress=0.0, key=key, description="images processed")
+        self.id: UUID | None = created if isinstance(created, UUID) else None
+
+    def advance(self, count: int) -> None:
+        self.done += count
+        if self.id is not None:
+            update_progress_artifact(self.id, progress=min(100.0, 100.0 * self.done / self.total))
+
+
+@task(name="write-payloads", cache_policy=NO_CACHE)
+def write_payload_files(out_dir: Path, rows: Sequence[tuple[str, int, dict[str, Any]]]) -> int:
+    """Each posted prediction as JSON, one file per image."""
+    return len(write_payloads(out_dir, rows))
+
+
+@task(name="write-report", cache_policy=NO_CACHE)
+def write_report(
+    summary: RunSummary,
+    output_dir: Path,
+    unmatched_csv: Path,
+    unmatched_labels: Counter[str],
+    unmatched_files: Sequence[Unmatched],
+    unmatched_tasks: Sequence[Unmatched],
+    errors: Sequence[ErrorRow],
+    samples: Sequence[PredictionRecord],
+) -> RunSummary:
+    """Write the CSV files and the contact sheet, then the artifacts that point at them."""
+    files: dict[str, str] = {}
+    if unmatched_labels:
+        append_unmatched_labels(unmatched_csv, summary.project_id, summary.model_version, unmatched_labels)
+        files["unmatched labels"] = str(unmatched_csv)
+    match = MatchResult(unmatched_files=list(unmatched_files), unmatched_tasks=list(unmatched_tasks))
+    files["unmatched files and tasks"] = str(output_dir / "unmatched.csv")
+    write_unmatched(output_dir / "unmatched.csv", match)
+    files["errors"] = str(output_dir / "errors.csv")
+    write_errors(output_dir / "errors.csv", errors)
+    sheet = write_contact_sheet(output_dir / "contact_sheet.png", samples)
+    if sheet is not None:
+        files["contact sheet"] = str(sheet)
+    summary.files = files
+
+    key = f"prelabel-project-{summary.project_id}"
+    create_markdown_artifact(markdown=summary.markdown(), key=f"{key}-summary", description="prelabel run")
+    label_rows: list[dict[str, Any]] = [
+        {"label": k, "count": v} for k, v in unmatched_labels.most_common(_TABLE_ROWS)
+    ]
+    _table(f"{key}-unmatched-labels", "model labels the project does not have (not posted)", label_rows)
+    pairs: list[dict[str, Any]] = [
+        {"kind": "file", "name": u.name, "task": "", "reason": u.reason} for u in unmatched_files
+    ]
+    pairs += [
+        {"kind": "task", "name": u.name, "task": u.task_id, "reason": u.reason} for u in unmatched_tasks
+    ]
+    _table(f"{key}-unmatched", "files and tasks left unpaired, with reasons", pairs)
+    error_rows: list[dict[str, Any]] = [{"file": e.file, "stage": e.stage, "error": e.error} for e in errors]
+    _table(f"{key}-errors", "images that failed, by stage", error_rows)
+    return summary
+
+
+def _table(key: str, description: str, rows: list[dict[str, Any]]) -> None:
+    """A table artifact of at most _TABLE_ROWS rows (the CSV files hold everything)."""
+    create_table_artifact(table=rows[:_TABLE_ROWS] or [{"(none)": ""}], key=key, description=description)
