@@ -122,6 +122,14 @@ class LabelStudioClient:
         data = self.request("GET", f"/api/projects/{project_id}/").json()
         return _project(data)
 
+    def find_project(self, title: str) -> Project | None:
+        """The first project with exactly this title, or None."""
+        answer = self.request("GET", "/api/projects/", params={"title": title, "page_size": 100}).json()
+        for data in answer.get("results", []) if isinstance(answer, dict) else answer:
+            if data.get("title") == title:
+                return _project(data)
+        return None
+
     def create_project(self, title: str, label_config: str) -> Project:
         """Create a project (titles need at least 3 characters)."""
         body = {"title": title, "label_config": label_config}

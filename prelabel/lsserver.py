@@ -30,6 +30,7 @@ __all__ = [
     "default_venv_dir",
     "ensure_installed",
     "free_port",
+    "port_is_free",
     "start_label_studio",
 ]
 
@@ -61,6 +62,16 @@ def ensure_installed(venv_dir: Path | None = None, version: str = LABEL_STUDIO_V
         raise LabelStudioStartError(f"installing label-studio=={version} into {venv} failed ({exc})") from exc
     stamp.write_text(version)
     return executable
+
+
+def port_is_free(port: int) -> bool:
+    """Whether 127.0.0.1:``port`` can be bound right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def free_port() -> int:

@@ -11,12 +11,12 @@ import io
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from prelabel.masks import mask_to_coco
 from prelabel.records import Detections
 
-__all__ = ["LABEL_CONFIG", "SampleImage", "make_samples"]
+__all__ = ["LABEL_CONFIG", "SIGNS", "SampleImage", "make_samples"]
 
 LABEL_CONFIG = """<View>
   <Image name="image" value="$image" zoom="true"/>
@@ -24,13 +24,17 @@ LABEL_CONFIG = """<View>
     <Label value="civilian vehicle" background="#e6194b"/>
     <Label value="person" background="#3cb44b"/>
     <Label value="traffic light" background="#ffe119"/>
+    <Label value="text" background="#4363d8"/>
   </RectangleLabels>
+  <TextArea name="transcription" toName="image" perRegion="true" editable="true" displayMode="region-list"/>
   <BrushLabels name="mask" toName="image">
     <Label value="civilian vehicle" background="#e6194b"/>
     <Label value="person" background="#3cb44b"/>
   </BrushLabels>
 </View>"""
-"""A labeling config for the samples; the model label ``car`` maps to ``civilian vehicle``."""
+"""A labeling config for the samples: boxes, masks, and text regions with transcriptions.
+
+The model label ``car`` maps to ``civilian vehicle``."""
 
 
 @dataclass(frozen=True)
@@ -63,13 +67,20 @@ _COLOURS = {
 }
 
 
+SIGNS = ("STOP", "PRELABEL 42", "LABEL ME", "DEMO 2026")
+"""The text on each scene's sign, for OCR."""
+
+
 def make_samples(width: int = 640, height: int = 480) -> list[SampleImage]:
-    """Four JPEG scenes; the third is stored sideways with EXIF orientation 6."""
+    """Four JPEG scenes with a sign each; the third is stored sideways with EXIF orientation 6."""
     samples = []
+    font = ImageFont.load_default(size=34)
     for index, shapes in enumerate(_scenes()):
         image = Image.new("RGB", (width, height), (235, 235, 225))
         draw = ImageDraw.Draw(image)
         draw.rectangle((0, height * 2 // 3, width, height), fill=(170, 170, 170))
+        draw.rectangle((330, 20, 630, 90), fill=(255, 255, 255), outline=(0, 0, 0), width=3)
+        draw.text((345, 35), SIGNS[index], fill=(0, 0, 0), font=font)
         boxes, labels, masks = [], [], []
         for label, kind, box in shapes:
             mask_image = Image.new("L", (width, height), 0)

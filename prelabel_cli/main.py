@@ -7,9 +7,10 @@ message and exit code 2; anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -19,7 +20,7 @@ from prelabel.labelconfig import parse_label_config
 from prelabel.labelmap import LabelMap, Normalization, load_label_map
 from prelabel.offline import LOCAL_FILES_PREFIX, ConvertResult, convert_directory, write_tasks
 from prelabel.records import save_raw_file
-from prelabel.reports import write_errors
+from prelabel.reports import RunSummary, write_errors
 from prelabel.samples import LABEL_CONFIG, make_samples
 
 app = typer.Typer(
@@ -123,6 +124,320 @@ def samples(
     )
 
 
+_PROJECT = typer.Option("--project-id", min=1, help="Label Studio project id, e.g. 3.")
+_LS_URL = typer.Option("--ls-url", help="Label Studio URL (default PRELABEL_LS_URL / LABEL_STUDIO_URL).")
+_API_KEY = typer.Option(
+    "--api-key", help="Label Studio token (default PRELABEL_LS_API_KEY / LABEL_STUDIO_API_KEY; prefer those)."
+)
+
+
+def _post_options(
+    project_id: int,
+    ls_url: str | None,
+    api_key: str | None,
+    label_map: Path | None,
+    model_version: str | None,
+    output_dir: Path,
+    unmatched_csv: Path,
+    overwrite: bool,
+    dry_run: bool,
+    import_new: bool,
+    masks: bool | None,
+    batch_size: int,
+    plurals: bool,
+) -> dict[str, Any]:
+    """The options ``run`` and ``post`` share, as flow parameters; the key goes to the environment."""
+    if api_key:
+        os.environ["PRELABEL_LS_API_KEY"] = api_key  # never a flow parameter: it would be stored
+    return {
+        "project_id": project_id, "ls_url": ls_url, "label_map_file": str(label_map) if label_map else None,
+        "model_version": model_version, "output_dir": str(output_dir), "unmatched_csv": str(unmatched_csv),
+        "overwrite": overwrite, "dry_run": dry_run, "import_new": import_new, "masks": masks,
+        "batch_size": batch_size, "plurals": plurals,
+    }  # fmt: skip
+
+
+def _finish(summary: RunSummary, allow_failures: bool) -> None:
+    typer.echo(summary.markdown())
+    if summary.failed and not allow_failures:
+        raise typer.Exit(EXIT_IMAGES_FAILED)
+
+
+def _model_options(pairs: list[str] | None) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise PrelabelError(f"--model-option {pair!r}: expected KEY=VALUE, e.g. min_score=0.6")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options
+
+
+@app.command()
+def run(
+    input_dir: Annotated[Path, typer.Option("--input-dir", help="Folder of images (recursive).")],
+    project_id: Annotated[int, _PROJECT],
+    model: Annotated[
+        str, typer.Option("--model", help="Model: ocr, raw-files, ... (see `prelabel models`).")
+    ],
+    model_option: Annotated[
+        list[str] | None, typer.Option("--model-option", help="Model setting KEY=VALUE, repeatable.")
+    ] = None,
+    ls_url: Annotated[str | None, _LS_URL] = None,
+    api_key: Annotated[str | None, _API_KEY] = None,
+    label_map: Annotated[Path | None, typer.Option("--label-map", help="JSON/YAML label map file.")] = None,
+    model_version: Annotated[
+        str | None, typer.Option("--model-version", help="Default: model + settings digest.")
+    ] = None,
+    output_dir: Annotated[Path, typer.Option("--output-dir", help="Reports and payloads.")] = Path(
+        "prelabel-output"
+    ),
+    unmatched_csv: Annotated[Path, typer.Option("--unmatched-csv")] = Path("unmatched_labels.csv"),
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace this version's predictions.")
+    ] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Do everything but post.")] = False,
+    import_new: Annotated[
+        bool, typer.Option("--import-new", help="Import images without a task first.")
+    ] = False,
+    masks: Annotated[bool | None, typer.Option("--masks/--no-masks", help="Require / skip masks.")] = None,
+    cache_dir: Annotated[
+        str | None, typer.Option("--cache-dir", help="Folder or s3://bucket/prefix.")
+    ] = None,
+    refresh: Annotated[bool, typer.Option("--refresh", help="Ignore cached predictions.")] = False,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Images per task run.")] = 256,
+    plurals: Annotated[bool, typer.Option("--plurals", help="Let 'cars' match 'car'.")] = False,
+    allow_failures: Annotated[
+        bool, typer.Option("--allow-failures", help="Exit 0 despite failed images.")
+    ] = False,
+) -> None:
+    """One step: run a model over a folder and post its predictions to a project.
+
+    Example: prelabel run --input-dir photos --project-id 3 --model ocr --import-new
+    """
+    from flows.params import PreannotateParams
+    from flows.preannotate import preannotate
+
+    options = _post_options(project_id, ls_url, api_key, label_map, model_version, output_dir, unmatched_csv,
+                            overwrite, dry_run, import_new, masks, batch_size, plurals)  # fmt: skip
+    params = PreannotateParams(
+        input_dir=str(input_dir), model=model, model_options=_model_options(model_option),
+        cache_dir=cache_dir, refresh=refresh, **options,
+    )  # fmt: skip
+    _finish(preannotate(params), allow_failures)
+
+
+@app.command()
+def post(
+    input_dir: Annotated[
+        Path, typer.Option("--input-dir", help="Images with <stem>_dinox_preannot.json files.")
+    ],
+    project_id: Annotated[int, _PROJECT],
+    ls_url: Annotated[str | None, _LS_URL] = None,
+    api_key: Annotated[str | None, _API_KEY] = None,
+    label_map: Annotated[Path | None, typer.Option("--label-map", help="JSON/YAML label map file.")] = None,
+    model_version: Annotated[
+        str | None, typer.Option("--model-version", help="model_version to post under.")
+    ] = None,
+    output_dir: Annotated[Path, typer.Option("--output-dir", help="Reports and payloads.")] = Path(
+        "prelabel-output"
+    ),
+    unmatched_csv: Annotated[Path, typer.Option("--unmatched-csv")] = Path("unmatched_labels.csv"),
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace this version's predictions.")
+    ] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Do everything but post.")] = False,
+    raw_dir: Annotated[
+        Path | None, typer.Option("--raw-dir", help="Raw files, if not beside the images.")
+    ] = None,
+    import_new: Annotated[
+        bool, typer.Option("--import-new", help="Import images without a task first.")
+    ] = False,
+    masks: Annotated[bool | None, typer.Option("--masks/--no-masks", help="Require / skip masks.")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Images per task run.")] = 256,
+    plurals: Annotated[bool, typer.Option("--plurals", help="Let 'cars' match 'car'.")] = False,
+    allow_failures: Annotated[
+        bool, typer.Option("--allow-failures", help="Exit 0 despite failed images.")
+    ] = False,
+) -> None:
+    """Two-step, step 2: post raw prediction files to the matching tasks.
+
+    Example: prelabel post --input-dir photos --project-id 3 --label-map map.json --model-version dinox-v1
+    """
+    from flows.params import PostParams
+    from flows.post_predictions import post_predictions
+
+    options = _post_options(project_id, ls_url, api_key, label_map, model_version, output_dir, unmatched_csv,
+                            overwrite, dry_run, import_new, masks, batch_size, plurals)  # fmt: skip
+    params = PostParams(input_dir=str(input_dir), raw_dir=str(raw_dir) if raw_dir else None, **options)
+    _finish(post_predictions(params), allow_failures)
+
+
+@app.command()
+def infer(
+    input_dir: Annotated[Path, typer.Option("--input-dir", help="Folder of images (recursive).")],
+    model: Annotated[str, typer.Option("--model", help="Model name, e.g. ocr.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the raw prediction files.")],
+    model_option: Annotated[
+        list[str] | None, typer.Option("--model-option", help="Model setting KEY=VALUE, repeatable.")
+    ] = None,
+    cache_dir: Annotated[
+        str | None, typer.Option("--cache-dir", help="Folder or s3://bucket/prefix.")
+    ] = None,
+    refresh: Annotated[bool, typer.Option("--refresh", help="Ignore cached predictions.")] = False,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 256,
+    allow_failures: Annotated[
+        bool, typer.Option("--allow-failures", help="Exit 0 despite failed images.")
+    ] = False,
+) -> None:
+    """Two-step, step 1: run a model and save raw predictions (<stem>_dinox_preannot.json).
+
+    Example: prelabel infer --input-dir photos --model ocr --out raw/
+    """
+    from flows.infer import infer as infer_flow
+    from flows.params import InferParams
+
+    counts = infer_flow(InferParams(input_dir=str(input_dir), model=model, out=str(out), cache_dir=cache_dir,
+                                    model_options=_model_options(model_option), refresh=refresh,
+                                    batch_size=batch_size))  # fmt: skip
+    typer.echo(", ".join(f"{k}: {v}" for k, v in counts.items()))
+    if counts["failed"] and not allow_failures:
+        raise typer.Exit(EXIT_IMAGES_FAILED)
+
+
+@app.command()
+def pull(
+    project_id: Annotated[int, _PROJECT],
+    out: Annotated[Path, typer.Option("--out", help="Output folder (keeps the incremental state too).")],
+    format: Annotated[
+        list[str] | None,
+        typer.Option("--format", help="coco, parquet or csv; repeatable (default coco + parquet)."),
+    ] = None,
+    ls_url: Annotated[str | None, _LS_URL] = None,
+    api_key: Annotated[str | None, _API_KEY] = None,
+    all_annotators: Annotated[
+        bool, typer.Option("--all-annotators", help="Not just the latest annotation.")
+    ] = False,
+    full: Annotated[bool, typer.Option("--full", help="Fetch everything, not only what changed.")] = False,
+) -> None:
+    """Pull human annotations back to COCO JSON and Parquet/CSV (incremental).
+
+    Example: prelabel pull --project-id 3 --out exports/ --format coco --format csv
+    """
+    from flows.params import PullParams
+    from flows.pull_annotations import pull_annotations
+
+    if api_key:
+        os.environ["PRELABEL_LS_API_KEY"] = api_key
+    formats = format or ["coco", "parquet"]
+    bad = [f for f in formats if f not in {"coco", "parquet", "csv"}]
+    if bad:
+        raise PrelabelError(f"--format {bad[0]!r}: use coco, parquet or csv")
+    params = PullParams.model_validate(
+        {"project_id": project_id, "out": str(out), "formats": formats, "ls_url": ls_url,
+         "all_annotators": all_annotators, "full": full}
+    )  # fmt: skip
+    report = pull_annotations(params)
+    typer.echo(f"fetched {report.fetched} tasks, {report.stored} annotated, {report.regions} regions: "
+               + ", ".join(str(f) for f in report.files))  # fmt: skip
+
+
+@app.command()
+def models() -> None:
+    """List the models and the task types they serve."""
+    from prelabel.models import available_models
+
+    for name, types in available_models().items():
+        typer.echo(f"{name}: {', '.join(types)}")
+
+
+labelstudio_app = typer.Typer(
+    help="A local Label Studio (own virtual environment, 127.0.0.1).", no_args_is_help=True
+)
+app.add_typer(labelstudio_app, name="labelstudio")
+_DEMO_HOME = Path.home() / ".cache" / "prelabel" / "demo"
+
+
+@labelstudio_app.command("start")
+def labelstudio_start(
+    data_dir: Annotated[Path, typer.Option("--data-dir", help="Label Studio's data.")] = _DEMO_HOME
+    / "label-studio",
+    port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1 (a free one when taken).")] = 8080,
+) -> None:
+    """Install (once) and start Label Studio in the background; print how to use it.
+
+    Example: prelabel labelstudio start && prelabel labelstudio stop
+    """
+    from prelabel_cli import labelstudio
+
+    server = labelstudio.start(data_dir, _port(port))
+    _print_server(server)
+
+
+@labelstudio_app.command("stop")
+def labelstudio_stop() -> None:
+    """Stop the Label Studio that `prelabel labelstudio start` (or `prelabel demo`) left running."""
+    from prelabel_cli import labelstudio
+
+    typer.echo("stopped" if labelstudio.stop() else "no local Label Studio was running")
+
+
+@app.command()
+def demo(
+    home: Annotated[Path, typer.Option("--home", help="Where the demo keeps its data.")] = _DEMO_HOME,
+    port: Annotated[int, typer.Option("--port", help="Label Studio port on 127.0.0.1.")] = 8080,
+) -> None:
+    """The offline demo: a local Label Studio, a project, sample images, OCR predictions, reports.
+
+    Running it again finishes quickly and changes nothing. Example: prelabel demo
+    """
+    from flows.params import PreannotateParams
+    from flows.preannotate import preannotate
+    from prelabel.lsclient import LabelStudioClient
+    from prelabel_cli import labelstudio
+
+    server = labelstudio.start(home / "label-studio", _port(port))
+    images = home / "images"
+    images.mkdir(parents=True, exist_ok=True)
+    for sample in make_samples():
+        if not (images / sample.name).exists():
+            (images / sample.name).write_bytes(sample.data)
+    with LabelStudioClient(server.url, server.legacy_token) as client:
+        project = client.find_project("prelabel demo") or client.create_project("prelabel demo", LABEL_CONFIG)
+    os.environ["PRELABEL_LS_URL"] = server.url
+    os.environ["PRELABEL_LS_API_KEY"] = server.legacy_token.get_secret_value()
+    summary = preannotate(
+        PreannotateParams(
+            project_id=project.id, input_dir=str(images), model="ocr", import_new=True,
+            model_version="ocr-demo", cache_dir=str(home / "cache"), output_dir=str(home / "report"),
+            unmatched_csv=str(home / "report" / "unmatched_labels.csv"),
+        )
+    )  # fmt: skip
+    typer.echo(summary.markdown())
+    typer.echo(f"\nOpen {server.url}/projects/{project.id}/data to see the predictions.")
+    _print_server(server)
+
+
+def _port(wanted: int) -> int:
+    from prelabel.lsserver import free_port, port_is_free
+
+    return wanted if port_is_free(wanted) else free_port()
+
+
+def _print_server(server: Any) -> None:
+    from prelabel_cli import labelstudio
+
+    typer.echo(
+        f"Label Studio: {server.url}\n"
+        f"  log in as {server.username} / {server.password.get_secret_value()} (a local demo account)\n"
+        f"  API tokens for PRELABEL_LS_API_KEY: in {labelstudio.state_file()} (readable by you only)\n"
+        "  stop it with: prelabel labelstudio stop"
+    )
+
+
 @app.command()
 def version() -> None:
     """Print the prelabel version."""
@@ -152,6 +467,8 @@ def _print_summary(result: ConvertResult, out: Path) -> None:
 
 def main() -> None:
     """Run the app; prelabel's own errors end as one line on stderr and exit code 2."""
+    # Prefect's local server would try to send telemetry out of a machine that may be offline.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     try:
         app()
     except PrelabelError as exc:

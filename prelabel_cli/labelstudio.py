@@ -1,0 +1,82 @@
+"""``prelabel labelstudio start|stop``: a local Label Studio for the demo and for newcomers.
+
+The server keeps running after ``start`` returns; its URL, pid and credentials are kept in
+``~/.cache/prelabel/label-studio.json`` (readable by the user only) so ``stop`` and
+``demo`` find it again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import httpx
+from pydantic import SecretStr
+
+from prelabel.lsserver import LocalLabelStudio, start_label_studio
+
+__all__ = ["running_server", "start", "state_file", "stop"]
+
+
+def state_file() -> Path:
+    return (
+        Path(os.environ.get("PRELABEL_STATE_DIR", Path.home() / ".cache" / "prelabel")) / "label-studio.json"
+    )
+
+
+def running_server() -> LocalLabelStudio | None:
+    """The local server started earlier, if it still answers."""
+    path = state_file()
+    if not path.exists():
+        return None
+    state = json.loads(path.read_text())
+    try:
+        healthy = httpx.get(f"{state['url']}/health", timeout=5).status_code == 200
+    except httpx.HTTPError:
+        healthy = False
+    if not healthy:
+        return None
+    return LocalLabelStudio(
+        url=state["url"], username=state["username"], password=SecretStr(state["password"]),
+        legacy_token=SecretStr(state["legacy_token"]), personal_token=SecretStr(state["personal_token"]),
+        data_dir=Path(state["data_dir"]), process=None, log_file=Path(state["log_file"]),
+    )  # fmt: skip
+
+
+def start(data_dir: Path, port: int | None = None) -> LocalLabelStudio:
+    """Start (or find running) the local Label Studio and remember it."""
+    server = running_server()
+    if server is not None:
+        return server
+    server = start_label_studio(data_dir, port=port or 8080)
+    path = state_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {
+        "url": server.url, "pid": server.process.pid if server.process else None, "username": server.username,
+        "password": server.password.get_secret_value(),
+        "legacy_token": server.legacy_token.get_secret_value(),
+        "personal_token": server.personal_token.get_secret_value(), "data_dir": str(server.data_dir),
+        "log_file": str(server.log_file),
+    }  # fmt: skip
+    path.touch(mode=0o600, exist_ok=True)
+    path.chmod(0o600)
+    path.write_text(json.dumps(state))
+    return server
+
+
+def stop() -> bool:
+    """Stop the server ``start`` left running; False when there was none."""
+    path = state_file()
+    if not path.exists():
+        return False
+    pid = json.loads(path.read_text()).get("pid")
+    path.unlink()
+    if not pid:
+        return False
+    try:
+        os.killpg(int(pid), signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    return True
