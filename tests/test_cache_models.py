@@ -1,0 +1,157 @@
+"""The prediction cache (local and S3 on moto's server), the model registry and adapters."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from moto.server import ThreadedMotoServer
+
+from prelabel.cache import LocalCache, S3Cache, open_cache, s3_client
+from prelabel.errors import ImageError, PredictionFileError, SettingsError
+from prelabel.images import read_image_info
+from prelabel.lsserver import free_port
+from prelabel.masks import mask_to_coco
+from prelabel.models import ImageItem, available_models, create_model
+from prelabel.pipeline import infer_items, read_items
+from prelabel.records import Detections, ModelSignature, save_raw_file
+from prelabel.samples import SIGNS, make_samples
+from prelabel.settings import Settings
+
+SIGNATURE = ModelSignature("test-model", "1", {"threshold": 0.5})
+DETECTIONS = Detections(
+    xyxy=[[1, 2, 3, 4]], scores=[0.5], labels=("car",), masks=(mask_to_coco(np.eye(4, dtype=np.uint8)),),
+    texts=("hi",),
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    """moto's S3-protocol server on loopback."""
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+def _same(a: Detections, b: Detections) -> bool:
+    return (np.array_equal(a.xyxy, b.xyxy) and a.labels == b.labels and a.masks == b.masks
+            and a.texts == b.texts and np.array_equal(a.scores, b.scores))  # fmt: skip
+
+
+def test_local_cache_round_trip(tmp_path: Path) -> None:
+    cache = LocalCache(tmp_path)
+    assert cache.get("ab" * 32, SIGNATURE) is None
+    cache.put("ab" * 32, SIGNATURE, DETECTIONS)
+    again = cache.get("ab" * 32, SIGNATURE)
+    assert again is not None and _same(again, DETECTIONS)
+    assert cache.get("ab" * 32, ModelSignature("test-model", "2")) is None  # another signature: a miss
+    assert not list(tmp_path.rglob("*.tmp"))
+    # A corrupt entry is a miss, not a crash.
+    next(tmp_path.rglob("*.json")).write_text("{not json")
+    assert cache.get("ab" * 32, SIGNATURE) is None
+
+
+def test_s3_cache_on_a_real_s3_protocol_server(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    settings = Settings(s3_endpoint_url=s3_endpoint, s3_region="us-east-1", s3_access_key_id="test",
+                        s3_secret_access_key="test")  # type: ignore[arg-type]  # fmt: skip
+    s3_client(settings).create_bucket(Bucket="preds")
+    cache = open_cache("s3://preds/cache/v1", settings)
+    assert isinstance(cache, S3Cache)
+    assert cache.get("cd" * 32, SIGNATURE) is None
+    cache.put("cd" * 32, SIGNATURE, DETECTIONS)
+    again = cache.get("cd" * 32, SIGNATURE)
+    assert again is not None and _same(again, DETECTIONS)
+    keys = [o["Key"] for o in s3_client(settings).list_objects_v2(Bucket="preds")["Contents"]]
+    assert keys == [f"cache/v1/{SIGNATURE.key}/cd/{'cd' * 32}.json"]
+    with pytest.raises(SettingsError, match="names no bucket"):
+        open_cache("s3://", settings)
+
+
+def test_registry() -> None:
+    assert {"ocr", "raw-files"} <= set(available_models())
+    with pytest.raises(SettingsError, match="unknown model 'nope'; available: "):
+        create_model("nope")
+    with pytest.raises(SettingsError, match="model 'ocr'"):
+        create_model("ocr", no_such_option=1)
+
+
+def _items(folder: Path) -> list[ImageItem]:
+    paths = []
+    for sample in make_samples():
+        (folder / sample.name).write_bytes(sample.data)
+        paths.append(str(folder / sample.name))
+    items, errors = read_items(paths)
+    assert not errors
+    return items
+
+
+def test_ocr_reads_the_signs(tmp_path: Path) -> None:
+    model = create_model("ocr")
+    results = model.predict(_items(tmp_path))
+    for sign, found in zip(SIGNS, results, strict=True):
+        assert isinstance(found, Detections)
+        assert [t.replace(" ", "") for t in found.texts] == [sign.replace(" ", "")]
+        assert found.labels == ("text",)
+        x1, y1, x2, y2 = found.xyxy[0]
+        assert (
+            330 <= x1 < x2 <= 630 and 20 <= y1 < y2 <= 90
+        )  # on the sign, displayed grid (scene 3 is EXIF 6)
+
+
+def test_raw_files_adapter(tmp_path: Path) -> None:
+    items = _items(tmp_path)
+    save_raw_file(tmp_path / "scene_1_dinox_preannot.json", make_samples()[0].detections)
+    (tmp_path / "scene_2.json").write_text("{broken")
+    results = create_model("raw-files").predict(items)
+    assert isinstance(results[0], Detections) and results[0].labels == ("car", "person")
+    assert isinstance(results[1], PredictionFileError)
+    assert isinstance(results[2], PredictionFileError) and "no scene_3_dinox_preannot.json" in str(results[2])
+
+
+class _Counting:
+    """A stand-in model that counts calls; the cache logic is what is tested here."""
+
+    name = "counting"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def signature(self) -> ModelSignature:
+        return SIGNATURE
+
+    def predict(self, batch: list[ImageItem]) -> list[Detections | ImageError]:
+        self.calls += len(batch)
+        return [
+            DETECTIONS if i % 2 == 0 else ImageError(item.uri, "model refused")
+            for i, item in enumerate(batch)
+        ]
+
+
+def test_infer_items_uses_the_cache(tmp_path: Path) -> None:
+    items = _items(tmp_path)
+    model, cache = _Counting(), LocalCache(tmp_path / "cache")
+    first = infer_items(items, model, cache)  # type: ignore[arg-type]
+    assert (first.inferred, first.cached, len(first.errors), model.calls) == (2, 0, 2, 4)
+    second = infer_items(items, model, cache)  # type: ignore[arg-type]
+    assert (second.inferred, second.cached, model.calls) == (1, 2, 6)  # only the misses go to the model
+    third = infer_items(items, model, cache, refresh=True)  # type: ignore[arg-type]
+    assert (third.inferred, third.cached, model.calls) == (2, 0, 10)
+    assert all(r.image.sha256 == read_image_info(Path(r.uri)).sha256 for r in third.records)
+
+
+def test_read_items_reports_bad_files(tmp_path: Path) -> None:
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    items, errors = read_items([str(tmp_path / "empty.jpg"), str(tmp_path / "missing.jpg")])
+    assert not items
+    assert [(Path(e.file).name, e.stage) for e in errors] == [
+        ("empty.jpg", "read image"),
+        ("missing.jpg", "read image"),
+    ]
