@@ -1,0 +1,152 @@
+"""The flows end to end: a real Prefect test server and the real Label Studio."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from flows.infer import infer
+from flows.params import InferParams, PostParams, PreannotateParams
+from flows.post_predictions import post_predictions
+from flows.preannotate import preannotate
+from prelabel.errors import PrelabelError
+from prelabel.lsclient import LabelStudioClient, Project
+from prelabel.lsserver import LocalLabelStudio
+from prelabel.records import save_raw_file
+from prelabel.samples import make_samples
+from tests.conftest import write_image
+
+pytestmark = pytest.mark.usefixtures("prefect_server")
+
+
+@pytest.fixture(autouse=True)
+def _label_studio_env(label_studio: LocalLabelStudio, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PRELABEL_LS_URL", label_studio.url)
+    monkeypatch.setenv("PRELABEL_LS_API_KEY", label_studio.legacy_token.get_secret_value())
+
+
+def _images(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for sample in make_samples():
+        write_image(folder, sample.name, sample.data)
+    return folder
+
+
+def _params(project: Project, tmp_path: Path, **extra: object) -> PreannotateParams:
+    values: dict[str, object] = {
+        "project_id": project.id, "input_dir": str(tmp_path / "images"), "model": "ocr", "import_new": True,
+        "model_version": "ocr-v1", "cache_dir": str(tmp_path / "cache"), "output_dir": str(tmp_path / "out"),
+        "unmatched_csv": str(tmp_path / "out" / "unmatched_labels.csv"), "batch_size": 2,
+    }  # fmt: skip
+    values.update(extra)
+    return PreannotateParams.model_validate(values)
+
+
+def _predictions(client: LabelStudioClient, project: Project, version: str) -> dict[int, int]:
+    """Predictions of ``version`` per task."""
+    counts: dict[int, int] = {}
+    for task in client.iter_tasks(project.id, full=True):
+        counts[task.id] = sum(p.get("model_version") == version for p in task.predictions)
+    return counts
+
+
+def test_one_step_then_rerun_then_cache(
+    ls_client: LabelStudioClient, project: Project, tmp_path: Path
+) -> None:
+    _images(tmp_path / "images")
+    first = preannotate(_params(project, tmp_path))
+    assert (first.images, first.imported, first.inferred, first.posted, first.failed) == (4, 4, 4, 4, 0)
+    assert _predictions(ls_client, project, "ocr-v1") == dict.fromkeys(
+        _predictions(ls_client, project, "ocr-v1"), 1
+    )
+    task = next(iter(ls_client.iter_tasks(project.id, full=True)))
+    types = sorted(r["type"] for r in task.predictions[0]["result"])
+    assert types == ["rectanglelabels", "textarea"]
+    assert Path(first.files["contact sheet"]).exists()  # type: ignore[index]
+    assert len(list((tmp_path / "out" / "payloads").glob("*.json"))) == 4
+
+    # A full rerun of the finished project calls no model and posts nothing.
+    again = preannotate(_params(project, tmp_path))
+    assert (again.skipped, again.inferred, again.cached, again.posted, again.imported) == (4, 0, 0, 0, 0)
+
+    # Predictions gone but cached: posted again from the cache, no model call.
+    ls_client.delete_model_version(project.id, "ocr-v1")
+    cached = preannotate(_params(project, tmp_path))
+    assert (cached.cached, cached.inferred, cached.posted) == (4, 0, 4)
+    assert set(_predictions(ls_client, project, "ocr-v1").values()) == {1}
+
+
+def test_corrupt_image_is_an_error_row_and_the_rest_is_posted(
+    ls_client: LabelStudioClient, project: Project, tmp_path: Path
+) -> None:
+    folder = _images(tmp_path / "images")
+    (folder / "scene_9.jpg").write_bytes(make_samples()[0].data[:300])  # truncated JPEG
+    summary = preannotate(_params(project, tmp_path))
+    assert (summary.posted, summary.failed) == (4, 1)
+    errors = (tmp_path / "out" / "errors.csv").read_text()
+    assert "scene_9.jpg" in errors
+
+
+def test_every_image_failing_fails_the_flow(project: Project, tmp_path: Path) -> None:
+    folder = tmp_path / "images"
+    folder.mkdir()
+    (folder / "bad.jpg").write_bytes(b"not an image")
+    with pytest.raises(PrelabelError, match="every one of the 1 images failed"):
+        preannotate(_params(project, tmp_path))
+
+
+def test_killed_midway_then_rerun_has_no_duplicate_and_no_gap(
+    ls_client: LabelStudioClient, project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _images(tmp_path / "images")
+    import tasks.labelstudio as ls_tasks
+
+    real = ls_tasks.post_predictions
+    calls = {"n": 0}
+
+    def dies_on_second_batch(*args: object, **kwargs: object) -> object:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt("worker killed")  # not an Exception: nothing catches it
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ls_tasks, "post_predictions", dies_on_second_batch)
+    with pytest.raises(BaseException, match="worker killed"):
+        preannotate(_params(project, tmp_path, batch_size=2))
+    monkeypatch.setattr(ls_tasks, "post_predictions", real)
+    assert sum(_predictions(ls_client, project, "ocr-v1").values()) == 2
+
+    summary = preannotate(_params(project, tmp_path, batch_size=2))
+    assert (summary.skipped, summary.posted) == (2, 2)
+    assert set(_predictions(ls_client, project, "ocr-v1").values()) == {1}
+
+
+def test_two_step_infer_then_post(ls_client: LabelStudioClient, project: Project, tmp_path: Path) -> None:
+    images = _images(tmp_path / "images")
+    raw = tmp_path / "raw"
+    counts = infer(
+        InferParams(input_dir=str(images), out=str(raw), model="ocr", cache_dir=str(tmp_path / "c"))
+    )
+    assert counts["written"] == 4
+    assert sorted(p.name for p in raw.glob("*_dinox_preannot.json"))[0] == "scene_1_dinox_preannot.json"
+
+    # Step 2 also takes files made by the DINO-X scripts: replace one with boxes + masks.
+    save_raw_file(raw / "scene_2_dinox_preannot.json", make_samples()[1].detections)
+    params = PostParams.model_validate({
+        "project_id": project.id, "input_dir": str(images), "raw_dir": str(raw), "import_new": True,
+        "label_map": {"car": "civilian vehicle"}, "model_version": "dinox-v1",
+        "output_dir": str(tmp_path / "out"), "unmatched_csv": str(tmp_path / "out" / "unmatched_labels.csv"),
+    })  # fmt: skip
+    summary = post_predictions(params)
+    assert (summary.posted, summary.failed) == (4, 0)
+    assert summary.unmatched_labels == 0  # car -> civilian vehicle; traffic light is a box label
+    scene_2 = next(
+        t for t in ls_client.iter_tasks(project.id, full=True) if t.image_ref("image").endswith("scene_2.jpg")
+    )
+    result = scene_2.predictions[0]["result"]
+    assert sorted(r["type"] for r in result) == ["brushlabels", "rectanglelabels", "rectanglelabels"]
+    rerun = post_predictions(params)
+    assert (rerun.posted, rerun.skipped) == (0, 4)
+    shutil.rmtree(raw)
