@@ -6,8 +6,10 @@ rerun of a finished project take? Goals: <= 5 ms per image; rerun <= 60 s.
 Method: ``--images`` small PNGs (distinct bytes) in a folder, one task each in a fresh
 project of the real Label Studio (referenced as ``s3://`` keys with the same names), and
 every image's raw prediction (3 boxes with text) already in the cache under the OCR
-model's signature: the model is never called. Timed: a first ``preannotate`` that posts
-everything, then a full rerun that must post nothing. Prefect runs a temporary local
+model's signature: the model is never called. Timed: a dry run (everything but the
+POSTs: prelabel's own overhead), a first ``preannotate`` that posts everything (adds
+Label Studio's time to store 10,000 predictions, on the same 2 cores), then a full rerun
+that must post nothing. Prefect runs a temporary local
 server; the flow runs with ``batch_size`` 500 (20 batches: 40 task runs in all).
 Command: ``.venv/bin/python benchmarks/orchestration.py`` (starts a local Label Studio).
 """
@@ -48,6 +50,7 @@ def main() -> None:
     )
     parser.add_argument("--images", type=int, default=10_000)
     parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--ls-url", default=None, help="a running Label Studio (key: PRELABEL_LS_API_KEY)")
     args = parser.parse_args()
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from flows.params import PreannotateParams
@@ -65,9 +68,11 @@ def main() -> None:
             data = _png(i)
             (images / f"img_{i:06d}.png").write_bytes(data)
             cache.put(sha256_bytes(data), signature, detections)
-        server = start_label_studio(root / "ls")
+        server = None if args.ls_url else start_label_studio(root / "ls")
+        url = args.ls_url or server.url  # type: ignore[union-attr]
+        key = os.environ["PRELABEL_LS_API_KEY"] if args.ls_url else server.legacy_token.get_secret_value()  # type: ignore[union-attr]
         try:
-            with LabelStudioClient(server.url, server.legacy_token) as client:
+            with LabelStudioClient(url, key) as client:
                 project = client.create_project("prelabel orchestration benchmark", LABEL_CONFIG)
                 names = sorted(p.name for p in images.iterdir())
                 for start in range(0, len(names), 2000):
@@ -75,13 +80,16 @@ def main() -> None:
                         project.id,
                         [{"data": {"image": f"s3://bench/{n}"}} for n in names[start : start + 2000]],
                     )
-            os.environ["PRELABEL_LS_URL"] = server.url
-            os.environ["PRELABEL_LS_API_KEY"] = server.legacy_token.get_secret_value()
+            os.environ["PRELABEL_LS_URL"] = url
+            os.environ["PRELABEL_LS_API_KEY"] = key
             params = PreannotateParams(
                 project_id=project.id, input_dir=str(images), model="ocr", cache_dir=str(root / "cache"),
                 model_version="bench", batch_size=args.batch_size, output_dir=str(root / "out"),
                 unmatched_csv=str(root / "out" / "unmatched.csv"), contact_sheet_size=0,
             )  # fmt: skip
+            start = time.perf_counter()
+            dry = preannotate(params.model_copy(update={"dry_run": True}))
+            dry_s = time.perf_counter() - start
             start = time.perf_counter()
             first = preannotate(params)
             first_s = time.perf_counter() - start
@@ -89,9 +97,12 @@ def main() -> None:
             rerun = preannotate(params)
             rerun_s = time.perf_counter() - start
         finally:
-            server.stop()
-    if (first.posted, first.inferred, rerun.posted, rerun.skipped) != (args.images, 0, 0, args.images):
-        raise SystemExit(f"unexpected counts: first {first}, rerun {rerun}")
+            if server is not None:
+                server.stop()
+    expected = (args.images, args.images, 0, 0, args.images)
+    if (dry.posted, first.posted, first.inferred, rerun.posted, rerun.skipped) != expected:
+        raise SystemExit(f"unexpected counts: dry run {dry}, first {first}, rerun {rerun}")
+    print(f"dry run (everything but the POSTs): {dry_s:.1f} s = {1000 * dry_s / args.images:.2f} ms/image")
     per_image = 1000 * first_s / args.images
     print(f"first run (all from cache, all posted): {first_s:.1f} s = {per_image:.2f} ms/image")
     print(f"full rerun (nothing to do): {rerun_s:.1f} s")

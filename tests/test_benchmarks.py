@@ -41,3 +41,16 @@ def test_post_benchmark_runs_against_the_real_server(label_studio) -> None:  # t
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "ratio:" in done.stdout
+
+
+def test_orchestration_benchmark_runs(label_studio) -> None:  # type: ignore[no-untyped-def]
+    script = str(ROOT / "benchmarks" / "orchestration.py")
+    done = subprocess.run(
+        [sys.executable, script, "--images", "30", "--batch-size", "10", "--ls-url", label_studio.url],
+        capture_output=True, text=True, check=False, cwd=ROOT,
+        env={**{k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"},
+             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+             "PRELABEL_LS_API_KEY": label_studio.legacy_token.get_secret_value()},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "ms/image" in done.stdout and "full rerun" in done.stdout

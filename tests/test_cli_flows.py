@@ -1,0 +1,89 @@
+"""The ``prelabel`` commands that run flows, as a user runs them (subprocesses)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from prelabel.lsclient import LabelStudioClient, Project
+from prelabel.lsserver import LocalLabelStudio
+from prelabel.masks import mask_to_brush
+from prelabel.samples import make_samples
+
+ROOT = Path(__file__).parents[1]
+
+
+def _prelabel(server: LocalLabelStudio, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "PRELABEL_LS_URL": server.url,
+        "PRELABEL_LS_API_KEY": server.personal_token.get_secret_value(),  # the PAT path, end to end
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    }
+    env.pop("PREFECT_API_URL", None)  # each command starts Prefect's temporary local server
+    code = "from prelabel_cli.main import main; main()"
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], cwd=cwd, capture_output=True, text=True, env=env, check=False
+    )
+
+
+def test_infer_post_run_pull(
+    label_studio: LocalLabelStudio, ls_client: LabelStudioClient, project: Project, tmp_path: Path
+) -> None:
+    images = tmp_path / "images"
+    images.mkdir()
+    for sample in make_samples():
+        (images / sample.name).write_bytes(sample.data)
+
+    done = _prelabel(
+        label_studio, "infer", "--input-dir", "images", "--model", "ocr", "--out", "raw", cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert len(list((tmp_path / "raw").glob("*_dinox_preannot.json"))) == 4
+
+    args = ["post", "--input-dir", "images", "--raw-dir", "raw", "--project-id", str(project.id),
+            "--model-version", "ocr-raw", "--import-new", "--output-dir", "out"]  # fmt: skip
+    done = _prelabel(label_studio, *args, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "| predictions posted | 4 |" in done.stdout
+
+    (images / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0garbage")
+    args = ["run", "--input-dir", "images", "--project-id", str(project.id), "--model", "ocr",
+            "--model-option", "min_score=0.3", "--import-new", "--output-dir", "out"]  # fmt: skip
+    done = _prelabel(label_studio, *args, cwd=tmp_path)
+    assert done.returncode == 1, done.stderr[-2000:]  # one image failed: exit 1, the rest posted
+    assert "| predictions posted | 4 |" in done.stdout
+    assert "broken.jpg" in (tmp_path / "out" / "errors.csv").read_text()
+    assert set(ls_client.model_versions(project.id)) == {
+        "ocr-raw",
+        next(iter(set(ls_client.model_versions(project.id)) - {"ocr-raw"})),
+    }
+
+    task = next(iter(ls_client.iter_tasks(project.id)))
+    mask = np.ones((48, 64), np.uint8)
+    common = {"to_name": "image", "original_width": 64, "original_height": 48, "image_rotation": 0}
+    ls_client.create_annotation(task.id, [{"id": "m", "type": "brushlabels", "from_name": "mask", **common,
+                                           "value": {"format": "rle", "rle": mask_to_brush(mask),
+                                                     "brushlabels": ["person"]}}])  # fmt: skip
+    done = _prelabel(label_studio, "pull", "--project-id", str(project.id), "--out", "export",
+                     "--format", "coco", "--format", "csv", cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "export" / "annotations.coco.json").exists()
+    assert (tmp_path / "export" / "regions.csv").read_text().count("brushlabels") == 1
+
+    bad = _prelabel(label_studio, "pull", "--project-id", str(project.id), "--out", "x", "--format", "xml",
+                    cwd=tmp_path)  # fmt: skip
+    assert bad.returncode == 2 and "use coco, parquet or csv" in bad.stderr
+
+
+def test_models_and_help(label_studio: LocalLabelStudio, tmp_path: Path) -> None:
+    done = _prelabel(label_studio, "models", cwd=tmp_path)
+    assert "ocr: ocr" in done.stdout and "raw-files:" in done.stdout
+    for command in ("run", "post", "infer", "pull", "demo", "convert"):
+        shown = _prelabel(label_studio, command, "--help", cwd=tmp_path)
+        assert shown.returncode == 0 and "Example:" in shown.stdout, command
