@@ -7,7 +7,7 @@ refused, so a hostile config cannot read files or blow up memory.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 from defusedxml import ElementTree
 from defusedxml.common import DefusedXmlException
@@ -25,15 +25,7 @@ ControlKind = Literal[
     "Choices",
     "TextArea",
 ]
-CONTROL_TAGS: tuple[ControlKind, ...] = (
-    "RectangleLabels",
-    "BrushLabels",
-    "PolygonLabels",
-    "KeyPointLabels",
-    "Labels",
-    "Choices",
-    "TextArea",
-)
+CONTROL_TAGS: tuple[ControlKind, ...] = get_args(ControlKind)
 _OPTION_TAG = {"Choices": "Choice"}
 _OBJECT_TAGS = ("Image",)
 

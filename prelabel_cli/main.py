@@ -130,6 +130,28 @@ _API_KEY = typer.Option(
     "--api-key", help="Label Studio token (default PRELABEL_LS_API_KEY / LABEL_STUDIO_API_KEY; prefer those)."
 )
 
+# Options shared by several commands, declared once.
+LsUrl = Annotated[str | None, _LS_URL]
+ApiKey = Annotated[str | None, _API_KEY]
+LabelMapFile = Annotated[Path | None, typer.Option("--label-map", help="JSON/YAML label map file.")]
+ModelVersion = Annotated[
+    str | None, typer.Option("--model-version", help="Default: model + settings digest.")
+]
+OutputDir = Annotated[Path, typer.Option("--output-dir", help="Reports, payloads, contact sheet.")]
+UnmatchedCsv = Annotated[Path, typer.Option("--unmatched-csv", help="Unmatched labels are appended here.")]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace this version's predictions.")]
+DryRun = Annotated[bool, typer.Option("--dry-run", help="Do everything but post.")]
+ImportNew = Annotated[bool, typer.Option("--import-new", help="Import images without a task first.")]
+Masks = Annotated[bool | None, typer.Option("--masks/--no-masks", help="Require / skip masks.")]
+BatchSize = Annotated[int, typer.Option("--batch-size", min=1, help="Images per Prefect task run.")]
+Plurals = Annotated[bool, typer.Option("--plurals", help="Let 'cars' match the label 'car'.")]
+AllowFailures = Annotated[bool, typer.Option("--allow-failures", help="Exit 0 even when images failed.")]
+ModelOptionList = Annotated[list[str] | None, typer.Option("--model-option", help="KEY=VALUE, repeatable.")]
+CacheDir = Annotated[str | None, typer.Option("--cache-dir", help="Folder or s3://bucket/prefix.")]
+Refresh = Annotated[bool, typer.Option("--refresh", help="Ignore cached predictions.")]
+_OUTPUT = Path("prelabel-output")
+_UNMATCHED = Path("unmatched_labels.csv")
+
 
 def _post_options(
     project_id: int,
@@ -183,36 +205,22 @@ def run(
     model: Annotated[
         str, typer.Option("--model", help="Model: ocr, raw-files, ... (see `prelabel models`).")
     ],
-    model_option: Annotated[
-        list[str] | None, typer.Option("--model-option", help="Model setting KEY=VALUE, repeatable.")
-    ] = None,
-    ls_url: Annotated[str | None, _LS_URL] = None,
-    api_key: Annotated[str | None, _API_KEY] = None,
-    label_map: Annotated[Path | None, typer.Option("--label-map", help="JSON/YAML label map file.")] = None,
-    model_version: Annotated[
-        str | None, typer.Option("--model-version", help="Default: model + settings digest.")
-    ] = None,
-    output_dir: Annotated[Path, typer.Option("--output-dir", help="Reports and payloads.")] = Path(
-        "prelabel-output"
-    ),
-    unmatched_csv: Annotated[Path, typer.Option("--unmatched-csv")] = Path("unmatched_labels.csv"),
-    overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace this version's predictions.")
-    ] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Do everything but post.")] = False,
-    import_new: Annotated[
-        bool, typer.Option("--import-new", help="Import images without a task first.")
-    ] = False,
-    masks: Annotated[bool | None, typer.Option("--masks/--no-masks", help="Require / skip masks.")] = None,
-    cache_dir: Annotated[
-        str | None, typer.Option("--cache-dir", help="Folder or s3://bucket/prefix.")
-    ] = None,
-    refresh: Annotated[bool, typer.Option("--refresh", help="Ignore cached predictions.")] = False,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Images per task run.")] = 256,
-    plurals: Annotated[bool, typer.Option("--plurals", help="Let 'cars' match 'car'.")] = False,
-    allow_failures: Annotated[
-        bool, typer.Option("--allow-failures", help="Exit 0 despite failed images.")
-    ] = False,
+    model_option: ModelOptionList = None,
+    ls_url: LsUrl = None,
+    api_key: ApiKey = None,
+    label_map: LabelMapFile = None,
+    model_version: ModelVersion = None,
+    output_dir: OutputDir = _OUTPUT,
+    unmatched_csv: UnmatchedCsv = _UNMATCHED,
+    overwrite: Overwrite = False,
+    dry_run: DryRun = False,
+    import_new: ImportNew = False,
+    masks: Masks = None,
+    cache_dir: CacheDir = None,
+    refresh: Refresh = False,
+    batch_size: BatchSize = 256,
+    plurals: Plurals = False,
+    allow_failures: AllowFailures = False,
 ) -> None:
     """One step: run a model over a folder and post its predictions to a project.
 
@@ -236,32 +244,22 @@ def post(
         Path, typer.Option("--input-dir", help="Images with <stem>_dinox_preannot.json files.")
     ],
     project_id: Annotated[int, _PROJECT],
-    ls_url: Annotated[str | None, _LS_URL] = None,
-    api_key: Annotated[str | None, _API_KEY] = None,
-    label_map: Annotated[Path | None, typer.Option("--label-map", help="JSON/YAML label map file.")] = None,
-    model_version: Annotated[
-        str | None, typer.Option("--model-version", help="model_version to post under.")
-    ] = None,
-    output_dir: Annotated[Path, typer.Option("--output-dir", help="Reports and payloads.")] = Path(
-        "prelabel-output"
-    ),
-    unmatched_csv: Annotated[Path, typer.Option("--unmatched-csv")] = Path("unmatched_labels.csv"),
-    overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace this version's predictions.")
-    ] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Do everything but post.")] = False,
+    ls_url: LsUrl = None,
+    api_key: ApiKey = None,
+    label_map: LabelMapFile = None,
+    model_version: ModelVersion = None,
+    output_dir: OutputDir = _OUTPUT,
+    unmatched_csv: UnmatchedCsv = _UNMATCHED,
+    overwrite: Overwrite = False,
+    dry_run: DryRun = False,
     raw_dir: Annotated[
         Path | None, typer.Option("--raw-dir", help="Raw files, if not beside the images.")
     ] = None,
-    import_new: Annotated[
-        bool, typer.Option("--import-new", help="Import images without a task first.")
-    ] = False,
-    masks: Annotated[bool | None, typer.Option("--masks/--no-masks", help="Require / skip masks.")] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Images per task run.")] = 256,
-    plurals: Annotated[bool, typer.Option("--plurals", help="Let 'cars' match 'car'.")] = False,
-    allow_failures: Annotated[
-        bool, typer.Option("--allow-failures", help="Exit 0 despite failed images.")
-    ] = False,
+    import_new: ImportNew = False,
+    masks: Masks = None,
+    batch_size: BatchSize = 256,
+    plurals: Plurals = False,
+    allow_failures: AllowFailures = False,
 ) -> None:
     """Two-step, step 2: post raw prediction files to the matching tasks.
 
@@ -281,17 +279,11 @@ def infer(
     input_dir: Annotated[Path, typer.Option("--input-dir", help="Folder of images (recursive).")],
     model: Annotated[str, typer.Option("--model", help="Model name, e.g. ocr.")],
     out: Annotated[Path, typer.Option("--out", help="Folder for the raw prediction files.")],
-    model_option: Annotated[
-        list[str] | None, typer.Option("--model-option", help="Model setting KEY=VALUE, repeatable.")
-    ] = None,
-    cache_dir: Annotated[
-        str | None, typer.Option("--cache-dir", help="Folder or s3://bucket/prefix.")
-    ] = None,
-    refresh: Annotated[bool, typer.Option("--refresh", help="Ignore cached predictions.")] = False,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 256,
-    allow_failures: Annotated[
-        bool, typer.Option("--allow-failures", help="Exit 0 despite failed images.")
-    ] = False,
+    model_option: ModelOptionList = None,
+    cache_dir: CacheDir = None,
+    refresh: Refresh = False,
+    batch_size: BatchSize = 256,
+    allow_failures: AllowFailures = False,
 ) -> None:
     """Two-step, step 1: run a model and save raw predictions (<stem>_dinox_preannot.json).
 
@@ -316,8 +308,8 @@ def pull(
         list[str] | None,
         typer.Option("--format", help="coco, parquet or csv; repeatable (default coco + parquet)."),
     ] = None,
-    ls_url: Annotated[str | None, _LS_URL] = None,
-    api_key: Annotated[str | None, _API_KEY] = None,
+    ls_url: LsUrl = None,
+    api_key: ApiKey = None,
     all_annotators: Annotated[
         bool, typer.Option("--all-annotators", help="Not just the latest annotation.")
     ] = False,
