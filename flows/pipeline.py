@@ -73,7 +73,8 @@ def run_pipeline(
             overwrite=params.overwrite, dry_run=params.dry_run, masks=params.masks,
             chunk_size=params.post_chunk_size,
         )  # fmt: skip
-        write_payload_files(out / "payloads", payload_rows(built))
+        if params.save_payloads:
+            write_payload_files(out / "payloads", payload_rows(built))
         errors += inferred.errors + built.errors
         unmatched_labels.update(built.unmatched_labels)
         summary.cached += inferred.cached
