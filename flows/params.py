@@ -58,6 +58,9 @@ class _PostOptions(LabelStudioParams):
     contact_sheet_size: int = Field(
         default=12, ge=0, le=100, description="Images drawn on the contact sheet."
     )
+    save_payloads: bool = Field(
+        default=True, description="Write each prediction as JSON in output_dir/payloads."
+    )
 
 
 class PreannotateParams(_PostOptions):

@@ -6,9 +6,11 @@ message and exit code 2; anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -179,6 +181,20 @@ def _post_options(
     }  # fmt: skip
 
 
+@contextlib.contextmanager
+def _progress_bar() -> Iterator[None]:
+    """A terminal progress bar fed by the flow's per-batch progress (same process)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from tasks.reporting import progress_listener
+
+    columns = (TextColumn("images"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, transient=True) as bar:
+        task = bar.add_task("images", total=None)
+        with progress_listener(lambda done, total: bar.update(task, completed=done, total=total)):
+            yield
+
+
 def _finish(summary: RunSummary, allow_failures: bool) -> None:
     typer.echo(summary.markdown())
     if summary.failed and not allow_failures:
@@ -235,7 +251,9 @@ def run(
         input_dir=str(input_dir), model=model, model_options=_model_options(model_option),
         cache_dir=cache_dir, refresh=refresh, **options,
     )  # fmt: skip
-    _finish(preannotate(params), allow_failures)
+    with _progress_bar():
+        summary = preannotate(params)
+    _finish(summary, allow_failures)
 
 
 @app.command()
@@ -271,7 +289,9 @@ def post(
     options = _post_options(project_id, ls_url, api_key, label_map, model_version, output_dir, unmatched_csv,
                             overwrite, dry_run, import_new, masks, batch_size, plurals)  # fmt: skip
     params = PostParams(input_dir=str(input_dir), raw_dir=str(raw_dir) if raw_dir else None, **options)
-    _finish(post_predictions(params), allow_failures)
+    with _progress_bar():
+        summary = post_predictions(params)
+    _finish(summary, allow_failures)
 
 
 @app.command()

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -29,23 +30,42 @@ from prelabel.reports import (
     write_unmatched,
 )
 
-__all__ = ["Progress", "write_payload_files", "write_report"]
+__all__ = ["Progress", "progress_listener", "write_payload_files", "write_report"]
 
 _TABLE_ROWS = 500  # the UI is for reading: the CSV files hold everything
 
 
+_listeners: list[Callable[[int, int], None]] = []
+
+
+@contextmanager
+def progress_listener(listener: Callable[[int, int], None]) -> Iterator[None]:
+    """Call ``listener(done, total)`` at every batch of flows run in this process (the CLI's bar)."""
+    _listeners.append(listener)
+    try:
+        yield
+    finally:
+        _listeners.remove(listener)
+
+
 class Progress:
-    """A progress artifact, updated once per batch."""
+    """A progress artifact, updated once per batch, and any in-process listeners."""
 
     def __init__(self, total: int, key: str) -> None:
-        self.total, self.done = max(total, 1), 0
+        self.total, self.done = total, 0
         created = create_progress_artifact(progress=0.0, key=key, description="images processed")
         self.id: UUID | None = created if isinstance(created, UUID) else None
+        self._tell()
 
     def advance(self, count: int) -> None:
         self.done += count
         if self.id is not None:
-            update_progress_artifact(self.id, progress=min(100.0, 100.0 * self.done / self.total))
+            update_progress_artifact(self.id, progress=min(100.0, 100.0 * self.done / max(self.total, 1)))
+        self._tell()
+
+    def _tell(self) -> None:
+        for listener in list(_listeners):
+            listener(self.done, self.total)
 
 
 @task(name="write-payloads", cache_policy=NO_CACHE)
