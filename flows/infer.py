@@ -7,6 +7,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from flows.common import opaque
 from flows.params import InferParams
 from prelabel.cache import open_cache
 from prelabel.errors import PrelabelError
@@ -39,9 +40,9 @@ def infer(params: InferParams) -> dict[str, int]:
     counts = {"images": len(images), "written": 0, "cached": 0, "inferred": 0, "failed": 0}
     errors: list[ErrorRow] = []
     for batch in chunks(images, params.batch_size):
-        result = infer_batch(batch, params.model, params.model_options, cache, params.refresh,
+        result = infer_batch(opaque(batch), params.model, params.model_options, cache, params.refresh,
                              params.max_image_pixels)  # fmt: skip
-        counts["written"] += save_raw_files(out, result)
+        counts["written"] += save_raw_files(out, opaque(result))
         counts["cached"] += result.cached
         counts["inferred"] += result.inferred
         errors += result.errors

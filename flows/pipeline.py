@@ -11,7 +11,7 @@ from typing import Any
 
 from prefect import get_run_logger
 
-from flows.common import connection, label_map
+from flows.common import connection, label_map, opaque
 from flows.params import _PostOptions
 from prelabel.cache import PredictionCache, open_cache
 from prelabel.errors import PrelabelError
@@ -48,7 +48,7 @@ def run_pipeline(
 
     project = load_project(ls, params.project_id)
     images = [str(p) for p in iter_image_files(input_dir)]
-    matched = match_images(ls, project, images, params.import_new)
+    matched = match_images(ls, project, opaque(images), params.import_new)
     todo = [
         uri for uri, task_id in matched.task_ids.items()
         if params.overwrite or model_version not in matched.versions.get(task_id, frozenset())
@@ -66,15 +66,16 @@ def run_pipeline(
     samples: list[PredictionRecord] = []
     progress = Progress(len(todo), key=f"prelabel-project-{project.id}-progress")
     for number, batch in enumerate(chunks(todo, params.batch_size), start=1):
-        inferred = infer_batch(batch, model, model_options, cache, refresh, max_image_pixels)
+        # opaque(): Prefect would otherwise walk every element of these large arguments.
+        inferred = infer_batch(opaque(batch), model, model_options, cache, refresh, max_image_pixels)
         records = with_tasks(inferred.records, matched.task_ids)
         built, posted = post_batch(
-            ls, project, records, matched.versions, mapping, model_version,
+            ls, project, opaque(records), opaque(matched.versions), mapping, model_version,
             overwrite=params.overwrite, dry_run=params.dry_run, masks=params.masks,
             chunk_size=params.post_chunk_size,
         )  # fmt: skip
         if params.save_payloads:
-            write_payload_files(out / "payloads", payload_rows(built))
+            write_payload_files(out / "payloads", opaque(payload_rows(built)))
         errors += inferred.errors + built.errors
         unmatched_labels.update(built.unmatched_labels)
         summary.cached += inferred.cached
@@ -89,8 +90,8 @@ def run_pipeline(
     summary.failed = len(errors)
     summary.unmatched_labels = sum(unmatched_labels.values())
     summary = write_report(
-        summary, out, Path(params.unmatched_csv), unmatched_labels, matched.unmatched_files,
-        matched.unmatched_tasks, errors, samples,
+        summary, out, Path(params.unmatched_csv), unmatched_labels, opaque(matched.unmatched_files),
+        opaque(matched.unmatched_tasks), opaque(errors), opaque(samples),
     )  # fmt: skip
     if todo and len(errors) >= len(todo):
         raise PrelabelError(f"every one of the {len(todo)} images failed; see {out / 'errors.csv'}")
