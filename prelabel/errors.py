@@ -13,7 +13,9 @@
     ├── LabelStudioError          Label Studio refused a request (method, URL, status, its message)
     │   └── LabelStudioUnavailableError   no useful answer after every retry (network, 429, 5xx)
     ├── LabelStudioStartError     the local Label Studio could not be installed or started
-    └── PredictionFileError       a raw prediction file is malformed (carries the file name)
+    ├── PredictionFileError       a raw prediction file is malformed (carries the file name)
+    └── DinoxError                the DINO-X API failed for one image (task failed, deadline, retries)
+        └── DinoxAuthError        the API refused the token: the whole batch stops
 
 Real bugs (TypeError, IndexError, ...) are never wrapped: they keep their traceback.
 """
@@ -21,6 +23,8 @@ Real bugs (TypeError, IndexError, ...) are never wrapped: they keep their traceb
 from __future__ import annotations
 
 __all__ = [
+    "DinoxAuthError",
+    "DinoxError",
     "ImageError",
     "ImageTooLargeError",
     "LabelConfigError",
@@ -96,3 +100,11 @@ class LabelStudioUnavailableError(LabelStudioError):
 
 class LabelStudioStartError(PrelabelError):
     """The local Label Studio could not be installed or started."""
+
+
+class DinoxError(PrelabelError):
+    """The DINO-X API failed for one image (a failed task, a deadline, retries exhausted)."""
+
+
+class DinoxAuthError(DinoxError):
+    """The DINO-X API refused the token: nothing in the batch can succeed."""

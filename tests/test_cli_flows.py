@@ -17,9 +17,12 @@ from prelabel.samples import make_samples
 ROOT = Path(__file__).parents[1]
 
 
-def _prelabel(server: LocalLabelStudio, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def _prelabel(
+    server: LocalLabelStudio, *args: str, cwd: Path, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
+        **(extra_env or {}),
         "PYTHONPATH": str(ROOT),
         "PRELABEL_LS_URL": server.url,
         "PRELABEL_LS_API_KEY": server.personal_token.get_secret_value(),  # the PAT path, end to end
@@ -87,3 +90,23 @@ def test_models_and_help(label_studio: LocalLabelStudio, tmp_path: Path) -> None
     for command in ("run", "post", "infer", "pull", "demo", "convert"):
         shown = _prelabel(label_studio, command, "--help", cwd=tmp_path)
         assert shown.returncode == 0 and "Example:" in shown.stdout, command
+
+
+def test_run_with_dinox(label_studio: LocalLabelStudio, ls_client: LabelStudioClient, project: Project,
+                        tmp_path: Path) -> None:  # fmt: skip
+    from tests.dinox_server import TOKEN, dinox_server
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for sample in make_samples():
+        (images / sample.name).write_bytes(sample.data)
+    (tmp_path / "map.json").write_text('{"car": "civilian vehicle"}')
+    with dinox_server() as (url, _):
+        args = ["run", "--input-dir", "images", "--project-id", str(project.id), "--model", "dinox",
+                "--model-option", "poll_interval=0.01", "--model-option", "classes=car.person",
+                "--label-map", "map.json", "--import-new", "--model-version", "dinox-cli"]  # fmt: skip
+        env = {"PRELABEL_DINOX_TOKEN": TOKEN, "PRELABEL_DINOX_BASE_URL": url}
+        done = _prelabel(label_studio, *args, cwd=tmp_path, extra_env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert ls_client.model_versions(project.id) == {"dinox-cli": 4}
+    assert TOKEN not in done.stdout + done.stderr

@@ -150,3 +150,26 @@ def test_two_step_infer_then_post(ls_client: LabelStudioClient, project: Project
     rerun = post_predictions(params)
     assert (rerun.posted, rerun.skipped) == (0, 4)
     shutil.rmtree(raw)
+
+
+def test_one_step_with_dinox(
+    ls_client: LabelStudioClient, project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.dinox_server import TOKEN, dinox_server
+
+    _images(tmp_path / "images")
+    with dinox_server() as (url, state):
+        state.every = 5  # a fifth of the requests fail transiently on the way
+        monkeypatch.setenv("PRELABEL_DINOX_TOKEN", TOKEN)
+        monkeypatch.setenv("PRELABEL_DINOX_BASE_URL", url)
+        options = {"poll_interval": 0.01, "backoff": 0.01, "rate": 1000.0}
+        summary = preannotate(
+            _params(project, tmp_path, model="dinox", model_options=options, model_version="dinox-v1",
+                    label_map={"car": "civilian vehicle"})
+        )  # fmt: skip
+    assert (summary.inferred, summary.posted, summary.failed) == (4, 4, 0)
+    task = next(iter(ls_client.iter_tasks(project.id, full=True)))
+    assert sorted(r["type"] for r in task.predictions[0]["result"]) == ["brushlabels", "rectanglelabels"]
+    assert {r["value"].get("rectanglelabels", ["-"])[0] for r in task.predictions[0]["result"]} >= {
+        "civilian vehicle"
+    }

@@ -1,0 +1,277 @@
+"""DINO-X (and its sister endpoints) through the cloud V2 task protocol, on httpx.
+
+prelabel speaks the protocol itself rather than importing ``dds-cloudapi-sdk``, which
+starts a third-party error tracker at import and tags its events with the API token.
+
+Per image: ``POST {base}/v2/task/<endpoint>/detection`` (``Token`` and a stable
+``Idempotency-Key`` header) -> ``task_uuid``; ``GET {base}/v2/task_status/<uuid>`` until
+``success`` or ``failed`` or the deadline. The image goes as a data URI of the displayed
+pixels (EXIF applied), downscaled when its longer side exceeds ``max_side``; boxes and masks
+come back on the displayed grid (float scaling, masks resized by nearest neighbour).
+Transient trouble (API code 202001, HTTP 429/5xx, timeouts, dropped connections, malformed
+answers) is retried with bounded exponential backoff; a refused token stops the batch; a
+failed task is that image's error. Requests run concurrently up to ``concurrency`` and
+start at most ``rate`` per second.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import random
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+import numpy as np
+from PIL import Image
+from pydantic import SecretStr
+
+from prelabel.errors import DinoxAuthError, DinoxError, ImageError, PrelabelError, SettingsError
+from prelabel.masks import coco_size, coco_to_mask, mask_to_coco
+from prelabel.models.base import ImageItem, ModelAdapter
+from prelabel.models.registry import register
+from prelabel.records import Detections, ModelSignature, detections_from_raw
+
+__all__ = ["ENDPOINTS", "DinoX"]
+
+ENDPOINTS = {
+    "dinox": ("dinox", "DINO-X-1.0"),
+    "grounding-dino-pro": ("grounding_dino", "GroundingDino-1.6-Pro"),
+    "dino-xseek": ("dino_xseek", "DINO-XSeek-1.0"),
+    "trex": ("trex", "T-Rex-2.0"),
+}
+_RETRY_CODE = 202001
+_TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
+
+
+class _TransientError(Exception):
+    """Worth another try: carries the delay the server asked for, if any."""
+
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+class _RateLimit:
+    """At most ``rate`` request starts per second across threads."""
+
+    def __init__(self, rate: float) -> None:
+        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self.next = 0.0
+        self.lock = threading.Lock()
+
+    def wait(self) -> None:
+        with self.lock:
+            now = time.monotonic()
+            start = max(now, self.next)
+            self.next = start + self.interval
+        if start > now:
+            time.sleep(start - now)
+
+
+@register("dinox")
+class DinoX(ModelAdapter):
+    """A DINO-X-protocol detector: universal prompt, or text prompt of given classes."""
+
+    task_types = ("detection", "instance-segmentation")
+
+    def __init__(
+        self,
+        classes: Sequence[str] | str | None = None,
+        targets: Sequence[str] = ("bbox", "mask"),
+        bbox_threshold: float = 0.25,
+        iou_threshold: float = 0.8,
+        endpoint: str = "dinox",
+        model_name: str | None = None,
+        max_side: int = 2048,
+        concurrency: int = 4,
+        rate: float = 5.0,
+        poll_interval: float = 1.0,
+        deadline: float = 180.0,
+        retries: int = 5,
+        backoff: float = 1.0,
+        timeout: float = 60.0,
+        token: SecretStr | str | None = None,
+        base_url: str | None = None,
+    ) -> None:
+        if endpoint not in ENDPOINTS:
+            raise SettingsError(f"unknown DINO-X endpoint {endpoint!r}; known: {', '.join(ENDPOINTS)}")
+        if isinstance(classes, str):
+            classes = [c.strip() for c in classes.replace(".", ",").split(",") if c.strip()]
+        self.classes = list(classes or [])
+        self.targets = list(targets)
+        self.bbox_threshold, self.iou_threshold = bbox_threshold, iou_threshold
+        self.path, default_model = ENDPOINTS[endpoint]
+        self.endpoint = endpoint
+        self.model_name = model_name or default_model
+        self.max_side, self.concurrency, self.rate = max_side, max(1, concurrency), rate
+        self.poll_interval, self.deadline = poll_interval, deadline
+        self.retries, self.backoff, self.timeout = retries, backoff, timeout
+        self._token = token if isinstance(token, SecretStr) or token is None else SecretStr(token)
+        self._base_url = base_url
+        self._http: httpx.Client | None = None
+        self._limit = _RateLimit(rate)
+
+    def signature(self) -> ModelSignature:
+        params = {
+            "prompt": self._prompt(), "targets": self.targets, "bbox_threshold": self.bbox_threshold,
+            "iou_threshold": self.iou_threshold, "mask_format": "coco_rle", "max_side": self.max_side,
+        }  # fmt: skip
+        return ModelSignature(f"dinox-api/{self.endpoint}", self.model_name, params)
+
+    def _prompt(self) -> dict[str, str]:
+        if not self.classes:
+            return {"type": "universal"}
+        return {"type": "text", "text": ".".join(self.classes)}
+
+    def _client(self) -> httpx.Client:
+        if self._http is None:
+            from prelabel.settings import load_settings
+
+            settings = load_settings()
+            token = self._token or settings.dinox_token
+            if token is None or not token.get_secret_value():
+                raise SettingsError("the dinox model needs a token: set PRELABEL_DINOX_TOKEN")
+            self._token = token
+            base = (self._base_url or settings.dinox_base_url).rstrip("/")
+            self._http = httpx.Client(base_url=base, timeout=self.timeout)
+        return self._http
+
+    def predict(self, batch: Sequence[ImageItem]) -> list[Detections | PrelabelError]:
+        client = self._client()
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            outcomes = list(pool.map(lambda item: self._one(client, item), batch))
+        fatal = next((o for o in outcomes if isinstance(o, DinoxAuthError)), None)
+        if fatal is not None:
+            raise fatal
+        return outcomes
+
+    def _one(self, client: httpx.Client, item: ImageItem) -> Detections | PrelabelError:
+        try:
+            image = item.load().rgb
+            payload, scale = self._image_payload(image)
+            body = {
+                "model": self.model_name, "image": payload, "prompt": self._prompt(), "targets": self.targets,
+                "bbox_threshold": self.bbox_threshold, "iou_threshold": self.iou_threshold,
+                "mask_format": "coco_rle",
+            }  # fmt: skip
+            key = hashlib.sha256(f"{item.info.sha256}:{self.signature().key}".encode()).hexdigest()
+            uuid = self._call(client, "POST", f"/v2/task/{self.path}/detection", item.uri, json=body,
+                              headers={"Idempotency-Key": key})["task_uuid"]  # fmt: skip
+            result = self._wait(client, str(uuid), item.uri)
+            return self._to_display(detections_from_raw(result, item.uri), scale, image.size)
+        except (ImageError, DinoxError) as exc:
+            return exc
+        except PrelabelError as exc:
+            return DinoxError(f"{item.uri}: {exc}")
+
+    def _image_payload(self, image: Image.Image) -> tuple[str, float]:
+        """A JPEG data URI of the displayed pixels, downscaled to ``max_side``; and the scale."""
+        scale = min(1.0, self.max_side / max(image.size))
+        if scale < 1.0:
+            size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+            image = image.resize(size, Image.Resampling.LANCZOS)
+        buffer = io.BytesIO()
+        image.save(buffer, "JPEG", quality=95)
+        return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode(), scale
+
+    def _to_display(self, found: Detections, scale: float, size: tuple[int, int]) -> Detections:
+        """Boxes and masks from the sent image's grid back onto the displayed one."""
+        width, height = size
+        masks = list(found.masks)
+        for i, mask in enumerate(masks):
+            if mask is not None and coco_size(mask) != (height, width):
+                small = coco_to_mask(mask)
+                rows = np.minimum((np.arange(height) + 0.5) * small.shape[0] / height, small.shape[0] - 1)
+                cols = np.minimum((np.arange(width) + 0.5) * small.shape[1] / width, small.shape[1] - 1)
+                masks[i] = mask_to_coco(small[rows.astype(int)][:, cols.astype(int)])
+        xyxy = found.xyxy / scale if scale != 1.0 else found.xyxy
+        return found.replace(xyxy=xyxy, masks=tuple(masks))
+
+    def _wait(self, client: httpx.Client, uuid: str, uri: str) -> Any:
+        deadline = time.monotonic() + self.deadline
+        while True:
+            data = self._call(client, "GET", f"/v2/task_status/{uuid}", uri)
+            status = data.get("status")
+            if status == "success":
+                return data.get("result") or {"objects": []}
+            if status == "failed":
+                raise DinoxError(
+                    f"{uri}: DINO-X task {uuid} failed: {data.get('error') or 'no reason given'}"
+                )
+            if time.monotonic() + self.poll_interval > deadline:
+                raise DinoxError(
+                    f"{uri}: DINO-X task {uuid} not done after {self.deadline:.0f} s (status {status})"
+                )
+            time.sleep(self.poll_interval)
+
+    def _call(self, client: httpx.Client, method: str, path: str, uri: str, **kwargs: Any) -> Any:
+        """One API call, retried on transient trouble; returns the answer's ``data``."""
+        headers = {
+            "Token": self._token.get_secret_value() if self._token else "",
+            **kwargs.pop("headers", {}),
+        }
+        for attempt in range(self.retries + 1):
+            self._limit.wait()
+            try:
+                return self._answer(client.request(method, path, headers=headers, **kwargs))
+            except (_TransientError, httpx.TransportError) as exc:
+                if attempt >= self.retries:
+                    raise DinoxError(
+                        f"{uri}: DINO-X {method} {path} failed after {attempt + 1} tries: {exc}"
+                    ) from exc
+                delay = min(30.0, self.backoff * 2**attempt) * (0.5 + random.random() / 2)  # noqa: S311
+                retry_after = getattr(exc, "retry_after", None)
+                time.sleep(max(delay, retry_after or 0.0))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @staticmethod
+    def _answer(response: httpx.Response) -> Any:
+        if response.status_code in {401, 403}:
+            raise DinoxAuthError(f"DINO-X refused the token ({response.status_code}): {response.text[:200]}")
+        if response.status_code in _TRANSIENT_STATUS:
+            retry_after = response.headers.get("Retry-After")
+            delay = float(retry_after) if retry_after and retry_after.replace(".", "", 1).isdigit() else None
+            raise _TransientError(f"HTTP {response.status_code}", delay)
+        try:
+            body = response.json()
+        except (json.JSONDecodeError, ValueError) as exc:
+            raise _TransientError(
+                f"malformed answer (HTTP {response.status_code}): {response.text[:100]!r}"
+            ) from exc
+        if not isinstance(body, dict):
+            raise _TransientError(f"malformed answer: {str(body)[:100]}")
+        code = body.get("code", 0 if response.status_code < 400 else response.status_code)
+        if code == _RETRY_CODE:
+            raise _TransientError(f"API busy (code {code})")
+        if code in {401, 403} or (code != 0 and "token" in str(body.get("msg", "")).lower()):
+            raise DinoxAuthError(f"DINO-X refused the token: code {code}, {body.get('msg')}")
+        if code != 0 or response.status_code >= 400:
+            raise DinoxError(f"DINO-X error code {code}: {body.get('msg')}")
+        data = body.get("data")
+        if not isinstance(data, dict):
+            raise _TransientError(f"answer without data: {str(body)[:100]}")
+        return data
+
+
+def _register_sister(name: str) -> None:
+    """The same client on a sister endpoint, as its own model name (e.g. ``--model trex``)."""
+
+    class Sister(DinoX):
+        def __init__(self, **options: Any) -> None:
+            options.setdefault("endpoint", name)
+            super().__init__(**options)
+
+    Sister.__name__ = Sister.__qualname__ = f"DinoX_{name.replace('-', '_')}"
+    register(name)(Sister)
+
+
+for _sister in ENDPOINTS:
+    if _sister != "dinox":
+        _register_sister(_sister)

@@ -1,0 +1,163 @@
+"""A local server that speaks the DINO-X V2 task protocol and injects faults on request.
+
+It answers like the cloud API (create -> poll -> result, ``{"code", "data", "msg"}``
+envelopes, COCO RLE masks on the grid of the image it was sent) so that the production
+client is what the tests exercise. Faults are queued per request: ``429``, ``500``,
+``busy`` (code 202001), ``malformed`` (not JSON), ``drop`` (connection closed without an
+answer), ``slow`` (the task stays ``running`` for a few polls), ``failed`` (the task fails).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import threading
+import uuid
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from prelabel.masks import mask_to_coco
+
+TOKEN = "test-dinox-token"
+
+
+@dataclass
+class DinoxState:
+    """What the server was asked and what it will do next."""
+
+    faults: deque[str] = field(default_factory=deque)
+    every: int = 0  # inject a transient fault into every n-th request (0: never)
+    cycle: tuple[str, ...] = ("429", "500", "busy", "malformed", "drop")
+    tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    keys: dict[str, str] = field(default_factory=dict)
+    requests: int = 0
+    sizes: list[tuple[int, int]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def next_fault(self) -> str | None:
+        with self.lock:
+            self.requests += 1
+            if self.faults:
+                return self.faults.popleft()
+            if self.every and self.requests % self.every == 0:
+                return self.cycle[(self.requests // self.every) % len(self.cycle)]
+        return None
+
+
+def _handler(state: DinoxState) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+            raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+            self.send_response(status)
+            for key, value in (headers or {}).items():
+                self.send_header(key, value)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(raw)))
+            self.end_headers()
+            self.wfile.write(raw)
+
+        def _fault(self) -> bool:
+            fault = state.next_fault()
+            if fault == "429":
+                self._send(429, {"code": 429, "msg": "slow down"}, {"Retry-After": "0"})
+            elif fault == "500":
+                self._send(500, {"code": 500, "msg": "internal error"})
+            elif fault == "busy":
+                self._send(200, {"code": 202001, "msg": "server busy, retry"})
+            elif fault == "malformed":
+                self._send(200, b"<html>gateway hiccup</html>")
+            elif fault == "drop":
+                self.close_connection = True
+                self.connection.shutdown(2)
+            else:
+                if fault in {"slow", "failed"}:
+                    state.faults.appendleft(fault)  # meant for task creation, not for this request
+                return False
+            return True
+
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+            if self.headers.get("Token") != TOKEN:
+                self._send(401, {"code": 401, "msg": "invalid api token"})
+                return
+            if self._fault():
+                return
+            key = self.headers.get("Idempotency-Key", "")
+            with state.lock:
+                if key and key in state.keys:
+                    self._send(200, {"code": 0, "data": {"task_uuid": state.keys[key]}, "msg": "ok"})
+                    return
+            header, _, encoded = body["image"].partition(",")
+            image = Image.open(io.BytesIO(base64.b64decode(encoded)))
+            task_id = str(uuid.uuid4())
+            special = (
+                state.faults.popleft() if state.faults and state.faults[0] in {"slow", "failed"} else None
+            )
+            prompt = body.get("prompt", {})
+            with state.lock:
+                state.sizes.append(image.size)
+                state.keys[key] = task_id
+                state.tasks[task_id] = {
+                    "size": image.size, "polls": 3 if special == "slow" else 0, "failed": special == "failed",
+                    "label": prompt["text"].split(".")[0] if prompt.get("type") == "text" else "car",
+                    "mask": "mask" in body.get("targets", []), "header": header,
+                }  # fmt: skip
+            self._send(200, {"code": 0, "data": {"task_uuid": task_id}, "msg": "ok"})
+
+        def do_GET(self) -> None:
+            if self.headers.get("Token") != TOKEN:
+                self._send(401, {"code": 401, "msg": "invalid api token"})
+                return
+            if self._fault():
+                return
+            task = state.tasks.get(self.path.rsplit("/", 1)[-1])
+            if task is None:
+                self._send(404, {"code": 404, "msg": "no such task"})
+                return
+            if task["polls"] > 0:
+                task["polls"] -= 1
+                self._send(200, {"code": 0, "data": {"status": "running"}, "msg": "ok"})
+                return
+            if task["failed"]:
+                self._send(
+                    200, {"code": 0, "data": {"status": "failed", "error": "model crashed"}, "msg": "ok"}
+                )
+                return
+            width, height = task["size"]
+            box = [0.1 * width, 0.2 * height, 0.6 * width, 0.7 * height]
+            obj: dict[str, Any] = {"bbox": box, "score": 0.9, "category": task["label"]}
+            if task["mask"]:
+                mask = np.zeros((height, width), np.uint8)
+                mask[round(box[1]) : round(box[3]), round(box[0]) : round(box[2])] = 1
+                obj["mask"] = mask_to_coco(mask)
+            result = {"status": "success", "result": {"objects": [obj]}}
+            self._send(200, {"code": 0, "data": result, "msg": "ok"})
+
+    return Handler
+
+
+@contextmanager
+def dinox_server() -> Iterator[tuple[str, DinoxState]]:
+    """Run the server on a free loopback port; yields its base URL and its state."""
+    state = DinoxState()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", state
+    finally:
+        server.shutdown()
+        server.server_close()
