@@ -173,3 +173,22 @@ def test_one_step_with_dinox(
     assert {r["value"].get("rectanglelabels", ["-"])[0] for r in task.predictions[0]["result"]} >= {
         "civilian vehicle"
     }
+
+
+def test_one_step_with_detr(
+    ls_client: LabelStudioClient, project: Project, tmp_path: Path, tiny_detr: Path
+) -> None:
+    _images(tmp_path / "images")
+    options = {"checkpoint": str(tiny_detr), "threshold": 0.0, "device": "cpu"}
+    summary = preannotate(
+        _params(project, tmp_path, model="detr", model_options=options, model_version="detr-tiny",
+                label_map={"car": "civilian vehicle"})
+    )  # fmt: skip
+    assert (summary.inferred, summary.posted, summary.failed) == (4, 4, 0)
+    labels = {
+        r["value"]["rectanglelabels"][0]
+        for t in ls_client.iter_tasks(project.id, full=True)
+        for p in t.predictions
+        for r in p["result"]
+    }
+    assert labels <= {"civilian vehicle", "person"}  # "dog" is not a project label: counted, not posted

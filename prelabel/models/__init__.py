@@ -8,6 +8,6 @@ from prelabel.models.base import ImageItem, ModelAdapter
 from prelabel.models.registry import available_models, create_model, register
 
 # Registration happens at import of each adapter module.
-from prelabel.models import dinox, ocr, rawfiles  # noqa: F401  isort: skip
+from prelabel.models import detr, dinox, ocr, rawfiles  # noqa: F401  isort: skip
 
 __all__ = ["ImageItem", "ModelAdapter", "available_models", "create_model", "register"]
