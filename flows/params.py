@@ -63,17 +63,19 @@ class _PostOptions(LabelStudioParams):
     )
 
 
-class PreannotateParams(_PostOptions):
-    """One step: images -> match -> model -> convert -> post -> report."""
-
+class _ModelOptions(BaseModel):
     input_dir: str = Field(description="Folder of images (searched recursively).")
-    model: str = Field(default="ocr", description="Model name from the registry, e.g. ocr, raw-files, dinox.")
+    model: str = Field(default="ocr", description="Model name from the registry, e.g. ocr, dinox, detr.")
     model_options: dict[str, Any] = Field(default_factory=dict, description="Options for the model adapter.")
     cache_dir: str | None = Field(
         default=None, description="Prediction cache: a folder or s3://bucket/prefix."
     )
     refresh: bool = Field(default=False, description="Ignore cached predictions and run the model again.")
     max_image_pixels: int = Field(default=100_000_000, ge=1, description="Refuse larger images (bombs).")
+
+
+class PreannotateParams(_PostOptions, _ModelOptions):
+    """One step: images -> match -> model -> convert -> post -> report."""
 
 
 class PostParams(_PostOptions):
@@ -83,19 +85,11 @@ class PostParams(_PostOptions):
     raw_dir: str | None = Field(default=None, description="Folder of raw files, if not beside the images.")
 
 
-class InferParams(BaseModel):
+class InferParams(_ModelOptions):
     """Two-step, step 1: images -> model -> raw prediction files (+ cache)."""
 
-    input_dir: str = Field(description="Folder of images (searched recursively).")
     out: str = Field(description="Folder for <image stem>_dinox_preannot.json files.")
-    model: str = Field(default="ocr", description="Model name from the registry.")
-    model_options: dict[str, Any] = Field(default_factory=dict, description="Options for the model adapter.")
-    cache_dir: str | None = Field(
-        default=None, description="Prediction cache: a folder or s3://bucket/prefix."
-    )
-    refresh: bool = Field(default=False, description="Ignore cached predictions.")
     batch_size: int = Field(default=256, ge=1, le=10_000, description="Images per Prefect task run.")
-    max_image_pixels: int = Field(default=100_000_000, ge=1, description="Refuse larger images (bombs).")
 
 
 class PullParams(LabelStudioParams):
