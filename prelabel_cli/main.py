@@ -10,7 +10,7 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -195,7 +195,10 @@ def _progress_bar() -> Iterator[None]:
             yield
 
 
-def _finish(summary: RunSummary, allow_failures: bool) -> None:
+def _run_flow(flow: Callable[[], RunSummary], allow_failures: bool) -> None:
+    """Run a posting flow under the progress bar, print its summary, exit 1 on failed images."""
+    with _progress_bar():
+        summary = flow()
     typer.echo(summary.markdown())
     if summary.failed and not allow_failures:
         raise typer.Exit(EXIT_IMAGES_FAILED)
@@ -251,9 +254,7 @@ def run(
         input_dir=str(input_dir), model=model, model_options=_model_options(model_option),
         cache_dir=cache_dir, refresh=refresh, **options,
     )  # fmt: skip
-    with _progress_bar():
-        summary = preannotate(params)
-    _finish(summary, allow_failures)
+    _run_flow(lambda: preannotate(params), allow_failures)
 
 
 @app.command()
@@ -289,9 +290,7 @@ def post(
     options = _post_options(project_id, ls_url, api_key, label_map, model_version, output_dir, unmatched_csv,
                             overwrite, dry_run, import_new, masks, batch_size, plurals)  # fmt: skip
     params = PostParams(input_dir=str(input_dir), raw_dir=str(raw_dir) if raw_dir else None, **options)
-    with _progress_bar():
-        summary = post_predictions(params)
-    _finish(summary, allow_failures)
+    _run_flow(lambda: post_predictions(params), allow_failures)
 
 
 @app.command()

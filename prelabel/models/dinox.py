@@ -145,14 +145,15 @@ class DinoX(ModelAdapter):
 
     def predict(self, batch: Sequence[ImageItem]) -> list[Detections | PrelabelError]:
         client = self._client()
+        settings_key = self.signature().key  # once per batch, not per image
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            outcomes = list(pool.map(lambda item: self._one(client, item), batch))
+            outcomes = list(pool.map(lambda item: self._one(client, item, settings_key), batch))
         fatal = next((o for o in outcomes if isinstance(o, DinoxAuthError)), None)
         if fatal is not None:
             raise fatal
         return outcomes
 
-    def _one(self, client: httpx.Client, item: ImageItem) -> Detections | PrelabelError:
+    def _one(self, client: httpx.Client, item: ImageItem, settings_key: str) -> Detections | PrelabelError:
         try:
             image = item.load().rgb
             payload, scale = self._image_payload(image)
@@ -161,7 +162,7 @@ class DinoX(ModelAdapter):
                 "bbox_threshold": self.bbox_threshold, "iou_threshold": self.iou_threshold,
                 "mask_format": "coco_rle",
             }  # fmt: skip
-            key = hashlib.sha256(f"{item.info.sha256}:{self.signature().key}".encode()).hexdigest()
+            key = hashlib.sha256(f"{item.info.sha256}:{settings_key}".encode()).hexdigest()
             uuid = self._call(client, "POST", f"/v2/task/{self.path}/detection", item.uri, json=body,
                               headers={"Idempotency-Key": key})["task_uuid"]  # fmt: skip
             result = self._wait(client, str(uuid), item.uri)
