@@ -11,11 +11,11 @@ from flows.common import opaque
 from flows.params import InferParams
 from prelabel.cache import open_cache
 from prelabel.errors import PrelabelError
-from prelabel.pipeline import InferResult, chunks
+from prelabel.pipeline import InferResult, chunks, collect_images
 from prelabel.records import save_raw_file
 from prelabel.reports import ErrorRow, write_errors
 from prelabel.settings import load_settings
-from prelabel.sources import iter_image_files
+from prelabel.sources import name_of
 from tasks.inference import infer_batch
 
 __all__ = ["infer"]
@@ -25,17 +25,17 @@ __all__ = ["infer"]
 def save_raw_files(out: Path, result: InferResult) -> int:
     """One DINO-X-shaped file per image: ``<image stem>_dinox_preannot.json``."""
     for record in result.records:
-        save_raw_file(out / f"{Path(record.uri).stem}_dinox_preannot.json", record.detections)
+        save_raw_file(out / f"{Path(name_of(record.uri)).stem}_dinox_preannot.json", record.detections)
     return len(result.records)
 
 
 @flow(name="infer", log_prints=False)
 def infer(params: InferParams) -> dict[str, int]:
-    """Run the model over a folder and save raw predictions for a later ``post-predictions``."""
+    """Run the model over a folder or manifest and save raw predictions for a later ``post-predictions``."""
     log = get_run_logger()
     settings = load_settings()
     cache = open_cache(params.cache_dir or settings.cache_dir, settings)
-    images = [str(p) for p in iter_image_files(params.input_dir)]
+    images = collect_images(params.input_dir, params.manifest)
     out = Path(params.out)
     counts = {"images": len(images), "written": 0, "cached": 0, "inferred": 0, "failed": 0}
     errors: list[ErrorRow] = []

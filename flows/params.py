@@ -6,13 +6,20 @@ Secrets are never parameters: the Label Studio key comes from the environment
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Self
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from prelabel.pullback import Format
 
-__all__ = ["InferParams", "LabelStudioParams", "PostParams", "PreannotateParams", "PullParams"]
+__all__ = [
+    "InferParams",
+    "IngestParams",
+    "LabelStudioParams",
+    "PostParams",
+    "PreannotateParams",
+    "PullParams",
+]
 
 
 class LabelStudioParams(BaseModel):
@@ -64,7 +71,10 @@ class _PostOptions(LabelStudioParams):
 
 
 class _ModelOptions(BaseModel):
-    input_dir: str = Field(description="Folder of images (searched recursively).")
+    input_dir: str | None = Field(default=None, description="Folder of images (searched recursively).")
+    manifest: str | None = Field(
+        default=None, description="Manifest CSV (from `prelabel ingest`) instead of input_dir."
+    )
     model: str = Field(default="ocr", description="Model name from the registry, e.g. ocr, dinox, detr.")
     model_options: dict[str, Any] = Field(default_factory=dict, description="Options for the model adapter.")
     cache_dir: str | None = Field(
@@ -72,6 +82,12 @@ class _ModelOptions(BaseModel):
     )
     refresh: bool = Field(default=False, description="Ignore cached predictions and run the model again.")
     max_image_pixels: int = Field(default=100_000_000, ge=1, description="Refuse larger images (bombs).")
+
+    @model_validator(mode="after")
+    def _one_image_source(self) -> Self:
+        if (self.input_dir is None) == (self.manifest is None):
+            raise ValueError("give exactly one of input_dir and manifest")
+        return self
 
 
 class PreannotateParams(_PostOptions, _ModelOptions):
@@ -101,3 +117,26 @@ class PullParams(LabelStudioParams):
         default=False, description="Every annotator's annotation, not just the latest."
     )
     full: bool = Field(default=False, description="Fetch everything again instead of only what changed.")
+
+
+class IngestParams(BaseModel):
+    """A source -> a manifest CSV: listing, sampling, download checks, deduplication."""
+
+    source: str = Field(description="Folder, s3://bucket/prefix, .txt/.csv URL list, http(s) REST endpoint, "
+                                    "or video file/folder.")  # fmt: skip
+    out: str = Field(description="Manifest CSV to write (reports are written beside it).")
+    sample: int | None = Field(default=None, ge=0, description="Draw this many items (before downloading).")
+    stratify_by: str | None = Field(default=None, description="Column to stratify the sample by, e.g. label.")
+    equal_per_stratum: bool = Field(default=False, description="Equal counts per stratum, not proportional.")
+    seed: int = Field(default=0, description="Sampling seed (same seed, same sample).")
+    video_fps: float | None = Field(default=None, ge=0, description="Frames per second from videos; 0 = all.")
+    frames_dir: str | None = Field(default=None, description="Where video frames go (default beside out).")
+    url_column: str = Field(default="url", description="URL column of a CSV URL list.")
+    url_path: str = Field(default="items[].image_url", description="REST: item list and URL field.")
+    label_path: str | None = Field(default=None, description="REST: label field of an item (dotted).")
+    page_size: int = Field(default=100, ge=1, description="REST: items per page.")
+    max_items: int | None = Field(default=None, ge=1, description="REST: stop after this many items.")
+    concurrency: int = Field(default=32, ge=1, le=512, description="Downloads at once.")
+    timeout: float = Field(default=30.0, gt=0, description="Seconds per request.")
+    retries: int = Field(default=4, ge=0, description="Retries on 429/5xx/connection errors.")
+    max_bytes: int = Field(default=50 * 2**20, ge=1, description="Largest accepted image, in bytes.")

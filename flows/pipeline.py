@@ -15,10 +15,9 @@ from flows.common import connection, label_map, opaque
 from flows.params import _PostOptions
 from prelabel.cache import PredictionCache, open_cache
 from prelabel.errors import PrelabelError
-from prelabel.pipeline import chunks, with_tasks
+from prelabel.pipeline import chunks, project_prompt, with_tasks
 from prelabel.records import PredictionRecord
 from prelabel.reports import ErrorRow, RunSummary
-from prelabel.sources import iter_image_files
 from tasks.inference import infer_batch, model_for
 from tasks.labelstudio import load_project, match_images, payload_rows, post_batch
 from tasks.reporting import Progress, write_payload_files, write_report
@@ -28,7 +27,7 @@ __all__ = ["run_pipeline"]
 
 def run_pipeline(
     params: _PostOptions,
-    input_dir: str,
+    images: list[str],
     model: str,
     model_options: dict[str, Any],
     cache_dir: str | None,
@@ -38,16 +37,16 @@ def run_pipeline(
     """Run one project through the pipeline; returns the summary (raises when every image failed)."""
     log = get_run_logger()
     settings, ls = connection(params)
+    mapping = label_map(params)
+    project = load_project(ls, params.project_id)
+    model_options = project_prompt(model, model_options, project.config.region_labels, mapping)
     adapter = model_for(model, model_options)
     model_version = params.model_version or f"{model}-{adapter.signature().key[:8]}"
     cache: PredictionCache | None = None
     if model != "raw-files":
         cache = open_cache(cache_dir or settings.cache_dir, settings)
-    mapping = label_map(params)
     out = Path(params.output_dir)
 
-    project = load_project(ls, params.project_id)
-    images = [str(p) for p in iter_image_files(input_dir)]
     matched = match_images(ls, project, opaque(images), params.import_new)
     todo = [
         uri for uri, task_id in matched.task_ids.items()
@@ -63,6 +62,7 @@ def run_pipeline(
 
     errors: list[ErrorRow] = []
     unmatched_labels: Counter[str] = Counter()
+    model_counts: Counter[str] = Counter()
     samples: list[PredictionRecord] = []
     progress = Progress(len(todo), key=f"prelabel-project-{project.id}-progress")
     for number, batch in enumerate(chunks(todo, params.batch_size), start=1):
@@ -80,6 +80,7 @@ def run_pipeline(
         unmatched_labels.update(built.unmatched_labels)
         summary.cached += inferred.cached
         summary.inferred += inferred.inferred
+        model_counts.update(inferred.model_counts)
         summary.posted += posted.created
         summary.replaced += posted.replaced
         samples += records[: params.contact_sheet_size - len(samples)]  # the contact sheet's images
@@ -88,6 +89,7 @@ def run_pipeline(
                  inferred.cached, inferred.inferred, len(inferred.errors) + len(built.errors))  # fmt: skip
 
     summary.failed = len(errors)
+    summary.model_counts = dict(model_counts) or None
     summary.unmatched_labels = sum(unmatched_labels.values())
     summary = write_report(
         summary, out, Path(params.unmatched_csv), unmatched_labels, opaque(matched.unmatched_files),

@@ -6,6 +6,7 @@ from prefect import flow
 
 from flows.params import PostParams
 from flows.pipeline import run_pipeline
+from prelabel.pipeline import collect_images
 from prelabel.reports import RunSummary
 
 __all__ = ["post_predictions"]
@@ -15,4 +16,5 @@ __all__ = ["post_predictions"]
 def post_predictions(params: PostParams) -> RunSummary:
     """Read ``<stem>_dinox_preannot.json`` / ``<stem>.json`` files, convert, match, post, report."""
     options = {"raw_dir": params.raw_dir} if params.raw_dir else {}
-    return run_pipeline(params, params.input_dir, "raw-files", options, None, False, 100_000_000)
+    images = collect_images(params.input_dir, None)
+    return run_pipeline(params, images, "raw-files", options, None, False, 100_000_000)

@@ -6,6 +6,7 @@ from prefect import flow
 
 from flows.params import PreannotateParams
 from flows.pipeline import run_pipeline
+from prelabel.pipeline import collect_images
 from prelabel.reports import RunSummary
 
 __all__ = ["preannotate"]
@@ -15,7 +16,8 @@ __all__ = ["preannotate"]
 def preannotate(params: PreannotateParams) -> RunSummary:
     """Collect images, match them to tasks (or import them), run the model through the cache,
     convert, post idempotently, and report."""
+    images = collect_images(params.input_dir, params.manifest)
     return run_pipeline(
-        params, params.input_dir, params.model, params.model_options, params.cache_dir, params.refresh,
+        params, images, params.model, params.model_options, params.cache_dir, params.refresh,
         params.max_image_pixels,
     )  # fmt: skip

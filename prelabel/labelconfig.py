@@ -73,6 +73,14 @@ class LabelConfig:
             raise LabelConfigError(f"the labeling config has several <Image> tags ({names}); name one")
         return images[0]
 
+    @property
+    def region_labels(self) -> tuple[str, ...]:
+        """The labels of the image's region controls (boxes, masks, polygons, keypoints), in order."""
+        target = self.image.name
+        kinds = ("RectangleLabels", "BrushLabels", "PolygonLabels", "KeyPointLabels")
+        controls = [c for c in self.controls if c.kind in kinds and c.to_name == target]
+        return tuple(dict.fromkeys(label for c in controls for label in c.labels))
+
     def find(self, kind: ControlKind, to_name: str | None = None) -> ControlTag | None:
         """The first control of ``kind`` attached to ``to_name`` (default: the image)."""
         target = to_name or self.image.name

@@ -86,6 +86,15 @@ class LabelMap:
                     return index[form]
         return None
 
+    def prompt_classes(self, project_labels: Iterable[str]) -> list[str]:
+        """What to ask an open-vocabulary model for: per project label, the model labels
+        mapped onto it (``car`` for ``civilian vehicle``), else the label itself."""
+        classes: list[str] = []
+        for label in project_labels:
+            sources = [source for source, target in self.mapping.items() if target == label]
+            classes += [c for c in sources or [label] if c not in classes]
+        return classes
+
     def _lookup(self, model_label: str) -> str | None:
         if model_label in self.mapping:
             return self.mapping[model_label]

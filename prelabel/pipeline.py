@@ -1,4 +1,4 @@
-"""The pipeline's batch steps, free of Prefect: read -> infer (through the cache) -> build.
+"""The pipeline's batch steps, free of Prefect: collect -> read -> infer (through the cache).
 
 ``tasks/`` wraps each step in a Prefect task working on a batch of images; these
 functions hold the logic so that they can be used and tested alone. Per-image failures
@@ -8,19 +8,32 @@ come back as error rows (file, stage, error); only whole-batch failures raise.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from prelabel.cache import PredictionCache
-from prelabel.errors import ImageError, PrelabelError
+from prelabel.errors import ImageError, PrelabelError, SourceError
+from prelabel.fetch import Fetcher
 from prelabel.images import DEFAULT_MAX_PIXELS, read_image_info
+from prelabel.labelmap import LabelMap
+from prelabel.manifest import read_manifest
 from prelabel.models.base import ImageItem, ModelAdapter
+from prelabel.models.registry import adapter_class
 from prelabel.records import PredictionRecord
 from prelabel.reports import ErrorRow
+from prelabel.sources import iter_image_files, name_of
 
-__all__ = ["InferResult", "chunks", "infer_items", "read_items", "with_tasks"]
+__all__ = [
+    "InferResult",
+    "chunks",
+    "collect_images",
+    "infer_items",
+    "project_prompt",
+    "read_items",
+    "with_tasks",
+]
 
 T = TypeVar("T")
 
@@ -39,26 +52,36 @@ class InferResult:
     errors: list[ErrorRow] = field(default_factory=list)
     cached: int = 0
     inferred: int = 0
+    model_counts: Counter[str] = field(default_factory=Counter)
 
 
 def read_items(
-    uris: Iterable[str], max_pixels: int = DEFAULT_MAX_PIXELS
+    uris: Iterable[str], max_pixels: int = DEFAULT_MAX_PIXELS, fetcher: Fetcher | None = None
 ) -> tuple[list[ImageItem], list[ErrorRow]]:
-    """Read and hash local image files; unreadable ones become error rows."""
+    """Fetch (local paths, ``s3://`` keys, URLs) and hash images; failures become error rows."""
+    wanted = list(uris)
+    fetched = (fetcher or Fetcher()).fetch_all(wanted)
     items, errors = [], []
-    for uri in uris:
+    for uri in wanted:
+        data = fetched[uri]
         try:
-            data = Path(uri).read_bytes()
-            items.append(
-                ImageItem(
-                    uri=uri, data=data, info=read_image_info(data, uri, max_pixels), max_pixels=max_pixels
-                )
-            )
-        except OSError as exc:
-            errors.append(ErrorRow(uri, "read image", f"{uri}: cannot read file ({exc.strerror or exc})"))
-        except ImageError as exc:
+            if isinstance(data, SourceError):
+                raise data
+            info = read_image_info(data, name_of(uri), max_pixels)
+        except (SourceError, ImageError) as exc:
             errors.append(ErrorRow(uri, "read image", str(exc)))
+            continue
+        items.append(ImageItem(uri=uri, data=data, info=info, max_pixels=max_pixels))
     return items, errors
+
+
+def collect_images(input_dir: str | None, manifest: str | None) -> list[str]:
+    """The images of a run: a folder's image files, or a manifest's URIs."""
+    if manifest is not None:
+        return [row.uri for row in read_manifest(manifest)]
+    if input_dir is None:
+        raise SourceError("give a folder of images or a manifest")
+    return [str(p) for p in iter_image_files(input_dir)]
 
 
 def infer_items(
@@ -91,7 +114,19 @@ def infer_items(
                 cache.put(item.info.sha256, signature, outcome)
             result.records.append(PredictionRecord(item.info, outcome, signature, uri=item.uri))
             result.inferred += 1
+        result.model_counts.update(model.drain_counts())
     return result
+
+
+def project_prompt(
+    model: str, options: Mapping[str, Any], labels: Sequence[str], mapping: LabelMap
+) -> dict[str, Any]:
+    """``options`` with ``classes`` taken from the project's labels when an open-vocabulary
+    model was given none (through the label map: the prompt says ``car``, the project
+    ``civilian vehicle``)."""
+    if options.get("classes") or not adapter_class(model).prompt_from_project:
+        return dict(options)
+    return {**options, "classes": mapping.prompt_classes(labels)}
 
 
 def with_tasks(records: Iterable[PredictionRecord], task_ids: dict[str, int]) -> list[PredictionRecord]:

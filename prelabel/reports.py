@@ -127,6 +127,7 @@ class RunSummary:
     unmatched_tasks: int = 0
     unmatched_labels: int = 0
     dry_run: bool = False
+    model_counts: dict[str, int] | None = None
     files: dict[str, str] | None = None
 
     def markdown(self) -> str:
@@ -147,6 +148,7 @@ class RunSummary:
         ]
         title = f"# prelabel: project {self.project_id}, model version `{self.model_version}`"
         lines = [title, "", "| | count |", "| --- | ---: |"]
+        rows += sorted((self.model_counts or {}).items())
         lines += [f"| {name} | {value:,} |" for name, value in rows]
         if self.files:
             lines += ["", "Files:", *(f"- {name}: `{path}`" for name, path in sorted(self.files.items()))]

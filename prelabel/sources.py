@@ -1,13 +1,36 @@
-"""Local image files and the raw prediction files that sit beside them."""
+"""Where images come from: local folders, S3 prefixes, URL lists, paged REST APIs.
+
+Each source yields light ``SourceItem`` references (URI, file name, extra fields such as a
+label) lazily, so listing 15 million REST records or a large bucket holds one page at a
+time; the bytes are fetched later (``prelabel.fetch``), only for the items kept. Also the
+raw prediction files that sit beside local images.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
+import csv
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
 
 from prelabel.errors import SourceError
 
-__all__ = ["IMAGE_SUFFIXES", "iter_image_files", "raw_file_for"]
+if TYPE_CHECKING:
+    from prelabel.fetch import Fetcher
+    from prelabel.settings import Settings
+
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "RestSource",
+    "SourceItem",
+    "iter_image_files",
+    "iter_rest",
+    "iter_s3",
+    "iter_url_list",
+    "raw_file_for",
+]
 
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".jfif", ".mpo"}
@@ -48,3 +71,120 @@ def raw_file_for(image: Path, raw_dir: Path | None = None) -> Path | None:
         if candidate.is_file():
             return candidate
     return None
+
+
+@dataclass(frozen=True)
+class SourceItem:
+    """One image reference: where its bytes are, its file name, and extra columns (a label)."""
+
+    uri: str
+    name: str
+    fields: Mapping[str, str] = field(default_factory=dict)
+
+
+def name_of(uri: str) -> str:
+    """The file name in a path, ``s3://`` key or URL (URL-decoded, query left out)."""
+    path = urlsplit(uri).path if "://" in uri else uri
+    return PurePosixPath(unquote(path)).name or uri
+
+
+def iter_s3(uri: str, settings: Settings | None = None) -> Iterator[SourceItem]:
+    """Image objects under ``s3://bucket/prefix``, page by page, hidden names skipped."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from prelabel.cache import s3_client
+    from prelabel.fetch import split_s3_uri
+
+    bucket, prefix = split_s3_uri(uri)
+    pages = s3_client(settings).get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    try:
+        for page in pages:
+            for entry in page.get("Contents", []):
+                key = entry["Key"]
+                parts = PurePosixPath(key[len(prefix) :]).parts
+                if any(part.startswith(".") for part in parts):
+                    continue
+                if PurePosixPath(key).suffix.lower() in IMAGE_SUFFIXES:
+                    yield SourceItem(f"s3://{bucket}/{key}", PurePosixPath(key).name)
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "error")
+        raise SourceError(f"{uri}: cannot list the prefix (S3 answered {code})") from exc
+    except BotoCoreError as exc:
+        raise SourceError(f"{uri}: cannot list the prefix ({exc})") from exc
+
+
+def iter_url_list(path: str | Path, url_column: str = "url") -> Iterator[SourceItem]:
+    """URLs from a text file (one per line, ``#`` comments) or a CSV column (other columns kept)."""
+    source = Path(path)
+    if not source.is_file():
+        raise SourceError(f"{source}: no such URL list")
+    with source.open(newline="", encoding="utf-8") as handle:
+        if source.suffix.lower() == ".csv":
+            reader = csv.DictReader(handle)
+            if url_column not in (reader.fieldnames or []):
+                raise SourceError(f"{source}: no {url_column!r} column (columns: {reader.fieldnames})")
+            for row in reader:
+                url = (row.pop(url_column) or "").strip()
+                if url:
+                    yield SourceItem(url, name_of(url), {k: v or "" for k, v in row.items() if k})
+            return
+        for line in handle:
+            url = line.strip()
+            if url and not url.startswith("#"):
+                yield SourceItem(url, name_of(url))
+
+
+@dataclass(frozen=True)
+class RestSource:
+    """A paged JSON API: ``GET url?offset=..&limit=..``; where the items and their fields are.
+
+    ``url_path`` locates each item's image URL, with ``[]`` marking the list of items:
+    ``trees[].image_url`` reads ``page["trees"][i]["image_url"]``; ``label_path`` (relative
+    to an item, dotted) names the label kept as the ``label`` column.
+    """
+
+    url: str
+    url_path: str = "items[].image_url"
+    label_path: str | None = None
+    page_size: int = 100
+    max_items: int | None = None
+    offset_param: str = "offset"
+    limit_param: str = "limit"
+
+
+def iter_rest(source: RestSource, fetcher: Fetcher) -> Iterator[SourceItem]:
+    """Items page by page until an empty page or ``max_items``."""
+    if "[]" not in source.url_path:
+        raise SourceError(
+            f"url path {source.url_path!r} must mark the item list with [], e.g. trees[].image_url"
+        )
+    list_path, _, item_path = source.url_path.partition("[]")
+    offset, seen = 0, 0
+    while source.max_items is None or seen < source.max_items:
+        params = {source.offset_param: offset, source.limit_param: source.page_size}
+        page = fetcher.get_json(source.url, params)
+        items = _walk(page, list_path.strip("."), f"{source.url} (offset {offset})")
+        if not isinstance(items, list):
+            raise SourceError(f"{source.url} (offset {offset}): {list_path!r} is not a list")
+        if not items:
+            return
+        for item in items:
+            url = _walk(item, item_path.strip("."), f"{source.url} (offset {offset})")
+            if not isinstance(url, str) or not url:
+                raise SourceError(f"{source.url} (offset {offset}): an item has no {source.url_path!r}")
+            fields = {}
+            if source.label_path:
+                fields["label"] = str(_walk(item, source.label_path, f"{source.url} (offset {offset})"))
+            yield SourceItem(url, name_of(url), fields)
+            seen += 1
+            if source.max_items is not None and seen >= source.max_items:
+                return
+        offset += len(items)
+
+
+def _walk(document: Any, path: str, where: str) -> Any:
+    for key in filter(None, path.split(".")):
+        if not isinstance(document, Mapping) or key not in document:
+            raise SourceError(f"{where}: no {key!r} in the answer at {path!r}")
+        document = document[key]
+    return document

@@ -217,13 +217,30 @@ def _model_options(pairs: list[str] | None) -> dict[str, Any]:
     return options
 
 
+InputDir = Annotated[Path | None, typer.Option("--input-dir", help="Folder of images (recursive).")]
+Manifest = Annotated[
+    Path | None,
+    typer.Option("--manifest", help="Manifest CSV from `prelabel ingest` (instead of --input-dir)."),
+]
+
+
+def _images_source(input_dir: Path | None, manifest: Path | None) -> dict[str, str | None]:
+    if (input_dir is None) == (manifest is None):
+        raise PrelabelError("give exactly one of --input-dir and --manifest")
+    return {
+        "input_dir": str(input_dir) if input_dir else None,
+        "manifest": str(manifest) if manifest else None,
+    }
+
+
 @app.command()
 def run(
-    input_dir: Annotated[Path, typer.Option("--input-dir", help="Folder of images (recursive).")],
     project_id: Annotated[int, _PROJECT],
     model: Annotated[
         str, typer.Option("--model", help="Model: ocr, raw-files, ... (see `prelabel models`).")
     ],
+    input_dir: InputDir = None,
+    manifest: Manifest = None,
     model_option: ModelOptionList = None,
     ls_url: LsUrl = None,
     api_key: ApiKey = None,
@@ -241,7 +258,7 @@ def run(
     plurals: Plurals = False,
     allow_failures: AllowFailures = False,
 ) -> None:
-    """One step: run a model over a folder and post its predictions to a project.
+    """One step: run a model over a folder (or a manifest) and post its predictions to a project.
 
     Example: prelabel run --input-dir photos --project-id 3 --model ocr --import-new
     """
@@ -250,8 +267,9 @@ def run(
 
     options = _post_options(project_id, ls_url, api_key, label_map, model_version, output_dir, unmatched_csv,
                             overwrite, dry_run, import_new, masks, batch_size, plurals)  # fmt: skip
+    folder, listed = _images_source(input_dir, manifest)
     params = PreannotateParams(
-        input_dir=str(input_dir), model=model, model_options=_model_options(model_option),
+        input_dir=folder, manifest=listed, model=model, model_options=_model_options(model_option),
         cache_dir=cache_dir, refresh=refresh, **options,
     )  # fmt: skip
     _run_flow(lambda: preannotate(params), allow_failures)
@@ -295,9 +313,10 @@ def post(
 
 @app.command()
 def infer(
-    input_dir: Annotated[Path, typer.Option("--input-dir", help="Folder of images (recursive).")],
     model: Annotated[str, typer.Option("--model", help="Model name, e.g. ocr.")],
     out: Annotated[Path, typer.Option("--out", help="Folder for the raw prediction files.")],
+    input_dir: InputDir = None,
+    manifest: Manifest = None,
     model_option: ModelOptionList = None,
     cache_dir: CacheDir = None,
     refresh: Refresh = False,
@@ -311,12 +330,63 @@ def infer(
     from flows.infer import infer as infer_flow
     from flows.params import InferParams
 
-    counts = infer_flow(InferParams(input_dir=str(input_dir), model=model, out=str(out), cache_dir=cache_dir,
-                                    model_options=_model_options(model_option), refresh=refresh,
-                                    batch_size=batch_size))  # fmt: skip
+    folder, listed = _images_source(input_dir, manifest)
+    params = InferParams(input_dir=folder, manifest=listed, model=model, out=str(out), cache_dir=cache_dir,
+                         model_options=_model_options(model_option), refresh=refresh,
+                         batch_size=batch_size)  # fmt: skip
+    counts = infer_flow(params)
     typer.echo(", ".join(f"{k}: {v}" for k, v in counts.items()))
     if counts["failed"] and not allow_failures:
         raise typer.Exit(EXIT_IMAGES_FAILED)
+
+
+@app.command()
+def ingest(
+    source: Annotated[
+        str,
+        typer.Option(
+            "--source",
+            help="Folder, s3://bucket/prefix, .txt/.csv URL list, "
+            "http(s):// paged REST endpoint, or video file/folder.",
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Manifest CSV to write; reports go beside it.")],
+    sample: Annotated[int | None, typer.Option("--sample", help="Draw N items (before downloading).")] = None,
+    stratify_by: Annotated[str | None, typer.Option("--stratify-by", help="Column to stratify by.")] = None,
+    equal: Annotated[
+        bool, typer.Option("--equal-per-stratum", help="Equal counts, not proportional.")
+    ] = False,
+    seed: Annotated[int, typer.Option("--seed", help="Sampling seed.")] = 0,
+    video_fps: Annotated[
+        float | None, typer.Option("--video-fps", help="Frames/s from videos; 0 = all.")
+    ] = None,
+    url_column: Annotated[str, typer.Option("--url-column", help="URL column of a CSV list.")] = "url",
+    url_path: Annotated[
+        str, typer.Option("--url-path", help="REST: e.g. trees[].image_url.")
+    ] = "items[].image_url",
+    label_path: Annotated[str | None, typer.Option("--label-path", help="REST: label field, dotted.")] = None,
+    max_items: Annotated[int | None, typer.Option("--max-items", help="REST: stop after N items.")] = None,
+    concurrency: Annotated[int, typer.Option("--concurrency", help="Downloads at once.")] = 32,
+) -> None:
+    """List a source, sample it, download and check the images, drop duplicates: a manifest CSV.
+
+    Example: prelabel ingest --source s3://bucket/photos --out photos.csv --sample 1000 --seed 1
+    """
+    from flows.ingest import ingest_flow
+    from flows.params import IngestParams
+
+    params = IngestParams(
+        source=source, out=str(out), sample=sample, stratify_by=stratify_by, equal_per_stratum=equal,
+        seed=seed, video_fps=video_fps, url_column=url_column, url_path=url_path, label_path=label_path,
+        max_items=max_items, concurrency=concurrency,
+    )  # fmt: skip
+    done = ingest_flow(params)
+    typer.echo(f"{done['kept']} images in {done['manifest']} ({done['listed']} listed, "
+               f"{done['duplicates']} duplicates, {done['failed']} failed)")  # fmt: skip
+    for stratum, available, sampled in done["strata"]:
+        typer.echo(f"  {stratum or '(all)'}: {sampled} of {available}")
+    for kind, path in sorted(done["files"].items()):
+        typer.echo(f"  {kind}: {path}")
 
 
 @app.command()

@@ -11,8 +11,10 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from prelabel.cache import PredictionCache
+from prelabel.fetch import Fetcher
 from prelabel.models import ModelAdapter, create_model
 from prelabel.pipeline import InferResult, infer_items, read_items
+from prelabel.settings import load_settings
 from tasks.common import RETRY
 
 __all__ = ["infer_batch", "model_for"]
@@ -37,8 +39,8 @@ def infer_batch(
     refresh: bool,
     max_pixels: int,
 ) -> InferResult:
-    """Predictions for a batch of image files; unreadable images become error rows."""
-    items, errors = read_items(uris, max_pixels)
+    """Predictions for a batch of images (paths, s3:// keys, URLs); unreadable ones become error rows."""
+    items, errors = read_items(uris, max_pixels, Fetcher(load_settings()))
     result = infer_items(items, model_for(model, model_options), prediction_cache, refresh=refresh)
     result.errors[:0] = errors
     return result

@@ -109,3 +109,31 @@ def tiny_detr(tmp_path_factory: pytest.TempPathFactory) -> Path:
     DetrForObjectDetection(config).eval().save_pretrained(folder)
     DetrImageProcessorPil(size={"shortest_edge": 64, "longest_edge": 96}).save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_gsam2(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Tiny random-weight Grounding DINO and SAM 2 checkpoints: the adapter's model options."""
+    from benchmarks.random_models import save_grounding_dino, save_sam2
+
+    root = tmp_path_factory.mktemp("tiny-gsam2")
+    return {
+        "detector": str(save_grounding_dino(root / "grounding-dino")),
+        "segmenter": str(save_sam2(root / "sam2")),
+    }
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """moto's S3-protocol server on loopback."""
+    from moto.server import ThreadedMotoServer
+
+    from prelabel.lsserver import free_port
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()

@@ -54,3 +54,16 @@ def test_orchestration_benchmark_runs(label_studio) -> None:  # type: ignore[no-
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     assert "ms/image" in done.stdout and "full rerun" in done.stdout
+
+
+def test_grounded_sam2_benchmark_runs_tiny_on_cpu() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.grounded_sam2", "--tiny", "--images", "4", "--width", "96",
+         "--height", "64", "--batch-size", "2", "--device", "cpu"],
+        capture_output=True, text=True, check=False, cwd=ROOT,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("machine:") and lines[-1].startswith("ratio:")
+    assert lines[2].startswith("batched:") and lines[3].startswith("loop:")
+    assert all("images/s" in line for line in lines[2:4]) and lines[2].endswith(" masks")

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
-from moto.server import ThreadedMotoServer
 
 from prelabel.cache import LocalCache, S3Cache, open_cache, s3_client
-from prelabel.errors import ImageError, PredictionFileError, SettingsError
+from prelabel.errors import ImageError, PredictionFileError, PrelabelError, SettingsError
 from prelabel.images import read_image_info
-from prelabel.lsserver import free_port
 from prelabel.masks import mask_to_coco
-from prelabel.models import ImageItem, available_models, create_model
+from prelabel.models import ImageItem, ModelAdapter, available_models, create_model
 from prelabel.pipeline import infer_items, read_items
 from prelabel.records import Detections, ModelSignature, save_raw_file
 from prelabel.samples import SIGNS, make_samples
@@ -25,18 +23,6 @@ DETECTIONS = Detections(
     xyxy=[[1, 2, 3, 4]], scores=[0.5], labels=("car",), masks=(mask_to_coco(np.eye(4, dtype=np.uint8)),),
     texts=("hi",),
 )  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    """moto's S3-protocol server on loopback."""
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
 
 
 def _same(a: Detections, b: Detections) -> bool:
@@ -116,10 +102,11 @@ def test_raw_files_adapter(tmp_path: Path) -> None:
     assert isinstance(results[2], PredictionFileError) and "no scene_3_dinox_preannot.json" in str(results[2])
 
 
-class _Counting:
+class _Counting(ModelAdapter):
     """A stand-in model that counts calls; the cache logic is what is tested here."""
 
     name = "counting"
+    task_types = ("detection",)
 
     def __init__(self) -> None:
         self.calls = 0
@@ -127,7 +114,7 @@ class _Counting:
     def signature(self) -> ModelSignature:
         return SIGNATURE
 
-    def predict(self, batch: list[ImageItem]) -> list[Detections | ImageError]:
+    def predict(self, batch: Sequence[ImageItem]) -> list[Detections | PrelabelError]:
         self.calls += len(batch)
         return [
             DETECTIONS if i % 2 == 0 else ImageError(item.uri, "model refused")

@@ -110,3 +110,25 @@ def test_run_with_dinox(label_studio: LocalLabelStudio, ls_client: LabelStudioCl
     assert done.returncode == 0, done.stderr[-2000:]
     assert ls_client.model_versions(project.id) == {"dinox-cli": 4}
     assert TOKEN not in done.stdout + done.stderr
+
+
+def test_run_with_local_models(
+    label_studio: LocalLabelStudio, ls_client: LabelStudioClient, project: Project, tmp_path: Path,
+    tiny_detr: Path, tiny_gsam2: dict[str, str],
+) -> None:  # fmt: skip
+    images = tmp_path / "images"
+    images.mkdir()
+    for sample in make_samples():
+        (images / sample.name).write_bytes(sample.data)
+    runs = {
+        "detr": [f"checkpoint={tiny_detr}", "threshold=0.0"],
+        "grounded-sam2": [*(f"{k}={v}" for k, v in tiny_gsam2.items()), "box_threshold=0.0",
+                          "text_threshold=0.0", "mask_score_threshold=0.0", "classes=car,person"],
+    }  # fmt: skip
+    for model, options in runs.items():
+        args = ["run", "--input-dir", "images", "--project-id", str(project.id), "--model", model,
+                "--import-new", "--model-version", f"{model}-cli",
+                *(f"--model-option={o}" for o in options)]  # fmt: skip
+        done = _prelabel(label_studio, *args, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr[-2000:]
+    assert ls_client.model_versions(project.id) == {"detr-cli": 4, "grounded-sam2-cli": 4}

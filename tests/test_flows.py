@@ -192,3 +192,25 @@ def test_one_step_with_detr(
         for r in p["result"]
     }
     assert labels <= {"civilian vehicle", "person"}  # "dog" is not a project label: counted, not posted
+
+
+def test_one_step_with_grounded_sam2_prompted_by_the_project(
+    ls_client: LabelStudioClient, project: Project, tmp_path: Path, tiny_gsam2: dict[str, str]
+) -> None:
+    _images(tmp_path / "images")
+    options = {**tiny_gsam2, "box_threshold": 0.0, "text_threshold": 0.0, "mask_score_threshold": 0.0,
+               "device": "cpu"}  # fmt: skip
+    summary = preannotate(
+        _params(project, tmp_path, model="grounded-sam2", model_options=options, model_version="gsam2-tiny",
+                label_map={"car": "civilian vehicle"})
+    )  # fmt: skip
+    assert (summary.inferred, summary.posted, summary.failed, summary.unmatched_labels) == (4, 4, 0, 0)
+    tasks = list(ls_client.iter_tasks(project.id, full=True))
+    results = [r for t in tasks for p in t.predictions for r in p["result"]]
+    boxes = {r["value"]["rectanglelabels"][0] for r in results if r["type"] == "rectanglelabels"}
+    brushes = {r["value"]["brushlabels"][0] for r in results if r["type"] == "brushlabels"}
+    # the prompt was the project's labels with "car" for "civilian vehicle": every label posts
+    assert boxes <= {"civilian vehicle", "person", "traffic light", "text"} and boxes
+    assert brushes and brushes <= {"civilian vehicle", "person"}
+    counted = set(summary.model_counts or {})
+    assert counted <= {"masks below the mask score", "empty masks"}

@@ -5,9 +5,9 @@ dependencies; heavier ones load their frameworks only when first asked to predic
 """
 
 from prelabel.models.base import ImageItem, ModelAdapter
-from prelabel.models.registry import available_models, create_model, register
+from prelabel.models.registry import adapter_class, available_models, create_model, register
 
 # Registration happens at import of each adapter module.
-from prelabel.models import detr, dinox, ocr, rawfiles  # noqa: F401  isort: skip
+from prelabel.models import detr, dinox, grounded_sam2, ocr, rawfiles  # noqa: F401  isort: skip
 
-__all__ = ["ImageItem", "ModelAdapter", "available_models", "create_model", "register"]
+__all__ = ["ImageItem", "ModelAdapter", "adapter_class", "available_models", "create_model", "register"]

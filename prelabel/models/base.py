@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from prelabel.errors import PrelabelError
+from prelabel.errors import ImageError, PrelabelError
 from prelabel.images import DEFAULT_MAX_PIXELS, ImageInfo, LoadedImage, load_image
 from prelabel.records import Detections, ModelSignature
 
-__all__ = ["ImageItem", "ModelAdapter"]
+__all__ = ["ImageItem", "ModelAdapter", "class_list", "decode_batch"]
 
 
 @dataclass
@@ -40,6 +41,8 @@ class ModelAdapter(ABC):
 
     name: ClassVar[str]
     task_types: ClassVar[tuple[str, ...]]
+    # True: an open-vocabulary model whose ``classes`` default to the project's labels.
+    prompt_from_project: ClassVar[bool] = False
 
     @abstractmethod
     def signature(self) -> ModelSignature:
@@ -52,3 +55,36 @@ class ModelAdapter(ABC):
         An image the model cannot handle gets a ``PrelabelError`` in its place; an error
         that concerns the whole batch (the model cannot load) is raised.
         """
+
+    def drain_counts(self) -> dict[str, int]:
+        """Model-specific counts since the last call (e.g. masks dropped), for the run summary."""
+        return {}
+
+
+def decode_batch(
+    batch: Sequence[ImageItem], workers: int = 4
+) -> tuple[dict[int, LoadedImage], list[Detections | PrelabelError]]:
+    """Decode a batch's images in threads (Pillow releases the GIL while decoding).
+
+    Returns the decoded images by position, and the outcome list with each undecodable
+    image's error already in its slot (the others hold a placeholder to be overwritten).
+    """
+    out: list[Detections | PrelabelError] = [ImageError(item.uri, "not predicted") for item in batch]
+    loaded: dict[int, LoadedImage] = {}
+
+    def load(i: int) -> None:
+        try:
+            loaded[i] = batch[i].load()
+        except ImageError as exc:
+            out[i] = exc
+
+    with ThreadPoolExecutor(max(1, min(workers, len(batch)))) as pool:
+        list(pool.map(load, range(len(batch))))
+    return dict(sorted(loaded.items())), out
+
+
+def class_list(classes: Sequence[str] | str | None) -> list[str]:
+    """Prompt classes from a list, or from one string separated by commas or dots."""
+    if isinstance(classes, str):
+        classes = classes.replace(".", ",").split(",")
+    return [c.strip() for c in classes or [] if c.strip()]

@@ -14,9 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from prelabel.errors import ImageError, PrelabelError, SettingsError
-from prelabel.models.base import ImageItem, ModelAdapter
+from prelabel.errors import PrelabelError
+from prelabel.models.base import ImageItem, ModelAdapter, decode_batch
 from prelabel.models.registry import register
+from prelabel.models.runtime import autocast, load_pretrained, require_torch, select_device
 from prelabel.records import Detections, ModelSignature
 
 __all__ = ["Detr"]
@@ -48,18 +49,12 @@ class Detr(ModelAdapter):
 
     def _load(self) -> tuple[Any, Any]:
         if self._model is None:
-            try:
-                import torch
-                from transformers import AutoImageProcessor, AutoModelForObjectDetection
-            except ImportError as exc:
-                raise SettingsError(
-                    "the detr model needs torch and transformers: pip install 'prelabel[models]'"
-                ) from exc
-            self.device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
-            self._processor = AutoImageProcessor.from_pretrained(  # type: ignore[no-untyped-call]
-                self.checkpoint, revision=self.revision
-            )
-            model = AutoModelForObjectDetection.from_pretrained(self.checkpoint, revision=self.revision)
+            require_torch("detr")
+            from transformers import AutoImageProcessor, AutoModelForObjectDetection
+
+            self.device = select_device(self.device)
+            self._processor = load_pretrained(AutoImageProcessor, self.checkpoint, self.revision)
+            model = load_pretrained(AutoModelForObjectDetection, self.checkpoint, self.revision)
             self._model = model.to(self.device).eval()
         return self._model, self._processor
 
@@ -68,22 +63,17 @@ class Detr(ModelAdapter):
 
         model, processor = self._load()
         device = self.device or "cpu"
-        out: list[Detections | PrelabelError] = [ImageError(item.uri, "not predicted") for item in batch]
+        loaded, out = decode_batch(batch)
+        images = {i: image.rgb for i, image in loaded.items()}
         by_size: dict[tuple[int, int], list[int]] = defaultdict(list)
-        images: dict[int, Any] = {}
-        for i, item in enumerate(batch):
-            try:
-                images[i] = item.load().rgb
-            except ImageError as exc:
-                out[i] = exc
-                continue
-            by_size[images[i].size].append(i)
+        for i, image in images.items():
+            by_size[image.size].append(i)
         labels = model.config.id2label
         for (width, height), members in by_size.items():
             for start in range(0, len(members), self.batch_size):
                 group = members[start : start + self.batch_size]
                 inputs = processor(images=[images[i] for i in group], return_tensors="pt").to(device)
-                with torch.inference_mode(), torch.autocast(device, enabled=device == "cuda"):
+                with torch.inference_mode(), autocast(device):
                     outputs = model(**inputs)
                 found = processor.post_process_object_detection(
                     outputs, threshold=self.threshold, target_sizes=[(height, width)] * len(group)

@@ -34,7 +34,7 @@ from pydantic import SecretStr
 
 from prelabel.errors import DinoxAuthError, DinoxError, ImageError, PrelabelError, SettingsError
 from prelabel.masks import coco_size, coco_to_mask, mask_to_coco
-from prelabel.models.base import ImageItem, ModelAdapter
+from prelabel.models.base import ImageItem, ModelAdapter, class_list
 from prelabel.models.registry import register
 from prelabel.records import Detections, ModelSignature, detections_from_raw
 
@@ -102,9 +102,7 @@ class DinoX(ModelAdapter):
     ) -> None:
         if endpoint not in ENDPOINTS:
             raise SettingsError(f"unknown DINO-X endpoint {endpoint!r}; known: {', '.join(ENDPOINTS)}")
-        if isinstance(classes, str):
-            classes = [c.strip() for c in classes.replace(".", ",").split(",") if c.strip()]
-        self.classes = list(classes or [])
+        self.classes = class_list(classes)
         self.targets = list(targets)
         self.bbox_threshold, self.iou_threshold = bbox_threshold, iou_threshold
         self.path, default_model = ENDPOINTS[endpoint]

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 from prelabel.errors import SettingsError
 from prelabel.models.base import ModelAdapter
 
-__all__ = ["available_models", "create_model", "register"]
+__all__ = ["adapter_class", "available_models", "create_model", "register"]
 
 _REGISTRY: dict[str, type[ModelAdapter]] = {}
 Adapter = TypeVar("Adapter", bound=type[ModelAdapter])
@@ -30,11 +30,17 @@ def available_models() -> dict[str, tuple[str, ...]]:
     return {name: cls.task_types for name, cls in sorted(_REGISTRY.items())}
 
 
-def create_model(name: str, **options: Any) -> ModelAdapter:
-    """An adapter by name with its options; unknown names list the known ones."""
+def adapter_class(name: str) -> type[ModelAdapter]:
+    """The adapter class registered as ``name``; unknown names list the known ones."""
     if name not in _REGISTRY:
         raise SettingsError(f"unknown model {name!r}; available: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name]
+
+
+def create_model(name: str, **options: Any) -> ModelAdapter:
+    """An adapter by name with its options."""
+    cls = adapter_class(name)
     try:
-        return _REGISTRY[name](**options)
+        return cls(**options)
     except TypeError as exc:
         raise SettingsError(f"model {name!r}: {exc}") from exc

@@ -1,0 +1,88 @@
+"""Random-weight Grounding DINO and SAM 2 checkpoints, saved like hub checkpoints.
+
+Weights cannot be downloaded here, so the tests (tiny sizes) and the GPU benchmark (the
+real architectures: transformers' default configs are Grounding DINO tiny with a Swin-T
+backbone and BERT-base text encoder, and SAM 2.1 Hiera tiny) build their checkpoints from
+configs and save them to folders that the adapter loads through ``from_pretrained``.
+Grounding DINO's modelling code hard-codes BERT's ids for [CLS], [SEP], "." and "?"
+(101, 102, 1012, 1029), so the made-up vocabulary keeps them there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+WORDS = ("car", "person", "dog", "stop", "sign", "traffic", "light", "civilian", "vehicle", "bus", "tree")
+
+
+def _vocab(size: int, words: Sequence[str]) -> dict[str, int]:
+    tokens = [f"[unused{i}]" for i in range(size)]
+    for index, token in ((0, "[PAD]"), (100, "[UNK]"), (101, "[CLS]"), (102, "[SEP]"), (103, "[MASK]"),
+                         (1012, "."), (1029, "?")):  # fmt: skip
+        tokens[index] = token
+    for offset, word in enumerate(words):
+        tokens[2000 + offset] = word
+    return {token: i for i, token in enumerate(tokens)}
+
+
+def save_grounding_dino(folder: Path, full: bool = False, seed: int = 0) -> Path:
+    """A Grounding DINO checkpoint with processor (image processor + BERT tokenizer) in ``folder``."""
+    import torch
+    from transformers import (
+        BertConfig,
+        BertTokenizer,
+        GroundingDinoConfig,
+        GroundingDinoForObjectDetection,
+        GroundingDinoImageProcessorPil,
+        GroundingDinoProcessor,
+        SwinConfig,
+    )
+
+    torch.manual_seed(seed)
+    vocab = _vocab(30522 if full else 2100, WORDS)
+    if full:
+        config = GroundingDinoConfig(text_config=BertConfig(vocab_size=len(vocab)))
+        image_processor = GroundingDinoImageProcessorPil()
+    else:
+        backbone = SwinConfig(image_size=64, patch_size=4, embed_dim=8, depths=[1, 1, 1, 1],
+                              num_heads=[1, 1, 1, 1], window_size=4, out_indices=[2, 3, 4])  # fmt: skip
+        text = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                          intermediate_size=32, max_position_embeddings=64)  # fmt: skip
+        config = GroundingDinoConfig(
+            backbone_config=backbone, text_config=text, d_model=32, num_queries=20, encoder_layers=1,
+            decoder_layers=2, encoder_ffn_dim=32, decoder_ffn_dim=32, encoder_attention_heads=2,
+            decoder_attention_heads=2, num_feature_levels=3, max_text_len=32,
+        )  # fmt: skip
+        image_processor = GroundingDinoImageProcessorPil(size={"shortest_edge": 64, "longest_edge": 96})
+    folder.mkdir(parents=True, exist_ok=True)
+    GroundingDinoForObjectDetection(config).eval().save_pretrained(folder)
+    tokenizer = BertTokenizer(vocab=vocab, do_lower_case=True)
+    GroundingDinoProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(folder)
+    return folder
+
+
+def save_sam2(folder: Path, full: bool = False, seed: int = 0) -> Path:
+    """A SAM 2 checkpoint (``Sam2Model``) in ``folder``; tiny: 128-pixel input, small Hiera."""
+    import torch
+    from transformers import Sam2Config, Sam2Model
+
+    torch.manual_seed(seed)
+    options: dict[str, Any] = {}
+    if not full:
+        hiera = {"model_type": "sam2_hiera_det_model", "image_size": [128, 128], "hidden_size": 8,
+                 "blocks_per_stage": [1, 1, 2, 1], "embed_dim_per_stage": [8, 16, 32, 64],
+                 "num_attention_heads_per_stage": [1, 1, 1, 1], "window_size_per_stage": [4, 4, 4, 2],
+                 "global_attention_blocks": [3],
+                 "window_positional_embedding_background_size": [4, 4]}  # fmt: skip
+        options = {
+            "vision_config": {"backbone_config": hiera, "backbone_channel_list": [64, 32, 16, 8],
+                              "backbone_feature_sizes": [[32, 32], [16, 16], [8, 8]], "fpn_hidden_size": 32},
+            "prompt_encoder_config": {"hidden_size": 32, "image_size": 128, "patch_size": 16},
+            "mask_decoder_config": {"hidden_size": 32, "mlp_dim": 32, "num_attention_heads": 2,
+                                    "iou_head_hidden_dim": 32},
+        }  # fmt: skip
+    folder.mkdir(parents=True, exist_ok=True)
+    Sam2Model(Sam2Config(**options)).eval().save_pretrained(folder)
+    return folder

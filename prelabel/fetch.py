@@ -1,0 +1,206 @@
+"""Image bytes from local paths, ``s3://`` keys and http(s) URLs, many at a time.
+
+One asyncio loop drives every fetch: URLs through one ``httpx.AsyncClient`` (bounded
+concurrency, per-request timeout, retries with backoff on 429 / 5xx / connection errors,
+a size cap, a content-type check), local files and S3 objects through worker threads.
+Results go to a handler as they complete, and a fetch holds its concurrency slot until the
+handler is done with its bytes, so memory stays bounded by ``concurrency`` images however
+long the list. Every failure is a ``SourceError`` naming the URI; nothing else stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from prelabel.errors import SourceError
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+    from prelabel.settings import Settings
+
+__all__ = ["FetchOptions", "Fetcher", "split_s3_uri"]
+
+_RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+_BINARY_TYPES = ("application/octet-stream", "binary/octet-stream")
+
+
+@dataclass(frozen=True)
+class FetchOptions:
+    """How downloads behave: parallelism, patience, and what counts as acceptable."""
+
+    concurrency: int = 32
+    timeout: float = 30.0
+    retries: int = 4
+    backoff: float = 0.5
+    max_bytes: int = 50 * 2**20
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    """``s3://bucket/key`` -> (bucket, key); anything else is a SourceError."""
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    if not uri.startswith("s3://") or not bucket:
+        raise SourceError(f"{uri}: not an s3://bucket/key URI")
+    return bucket, key
+
+
+class Fetcher:
+    """Fetches URIs concurrently; see the module docstring."""
+
+    def __init__(self, settings: Settings | None = None, options: FetchOptions | None = None) -> None:
+        self.settings, self.options = settings, options or FetchOptions()
+        self._s3: S3Client | None = None
+
+    def fetch(self, uris: Iterable[str], handle: Callable[[str, bytes | SourceError], None]) -> None:
+        """Call ``handle(uri, bytes or error)`` for every URI, in completion order, one at a time."""
+        asyncio.run(self._fetch_all(uris, handle))
+
+    def fetch_all(self, uris: Iterable[str]) -> dict[str, bytes | SourceError]:
+        """Every URI's bytes or error (for a batch that fits in memory)."""
+        results: dict[str, bytes | SourceError] = {}
+        self.fetch(uris, results.__setitem__)
+        return results
+
+    def get_json(self, url: str, params: Mapping[str, Any]) -> Any:
+        """One JSON document (a REST page), with the same retries as images."""
+
+        async def run() -> Any:
+            async with self._client() as client:
+                response = await self._get(client, url, params)
+                try:
+                    return response.json()
+                except ValueError as exc:
+                    raise SourceError(f"{response.url}: the answer is not JSON ({exc})") from exc
+
+        return asyncio.run(run())
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _client(self) -> httpx.AsyncClient:
+        limits = httpx.Limits(max_connections=self.options.concurrency)
+        return httpx.AsyncClient(timeout=self.options.timeout, limits=limits, follow_redirects=True)
+
+    async def _fetch_all(
+        self, uris: Iterable[str], handle: Callable[[str, bytes | SourceError], None]
+    ) -> None:
+        slots = asyncio.Semaphore(max(1, self.options.concurrency))
+        handler_lock = asyncio.Lock()
+        running: set[asyncio.Task[None]] = set()
+        async with self._client() as client:
+
+            async def one(uri: str) -> None:
+                try:
+                    try:
+                        outcome: bytes | SourceError = await self._read(client, uri)
+                    except SourceError as exc:
+                        outcome = exc
+                    async with handler_lock:
+                        await asyncio.to_thread(handle, uri, outcome)
+                finally:
+                    slots.release()
+
+            for uri in uris:
+                await slots.acquire()
+                job = asyncio.create_task(one(uri))
+                running.add(job)
+                job.add_done_callback(running.discard)
+            if running:
+                await asyncio.gather(*running)
+
+    async def _read(self, client: httpx.AsyncClient, uri: str) -> bytes:
+        if uri.startswith(("http://", "https://")):
+            return await self._download(client, uri)
+        if uri.startswith("s3://"):
+            return await asyncio.to_thread(self._read_s3, uri)
+        if "://" in uri:
+            raise SourceError(f"{uri}: unsupported scheme (use a local path, s3:// or http(s)://)")
+        return await asyncio.to_thread(self._read_local, uri)
+
+    def _read_local(self, uri: str) -> bytes:
+        path = Path(uri)
+        try:
+            if path.stat().st_size > self.options.max_bytes:
+                raise SourceError(f"{uri}: larger than the {self.options.max_bytes:,}-byte limit")
+            return path.read_bytes()
+        except OSError as exc:
+            raise SourceError(f"{uri}: cannot read file ({exc.strerror or exc})") from exc
+
+    def _read_s3(self, uri: str) -> bytes:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        bucket, key = split_s3_uri(uri)
+        if self._s3 is None:
+            from prelabel.cache import s3_client
+
+            self._s3 = s3_client(self.settings)
+        try:
+            answer = self._s3.get_object(Bucket=bucket, Key=key)
+            if answer["ContentLength"] > self.options.max_bytes:
+                raise SourceError(f"{uri}: larger than the {self.options.max_bytes:,}-byte limit")
+            return answer["Body"].read()
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "error")
+            raise SourceError(f"{uri}: S3 answered {code}") from exc
+        except BotoCoreError as exc:
+            raise SourceError(f"{uri}: S3 read failed ({exc})") from exc
+
+    async def _download(self, client: httpx.AsyncClient, url: str) -> bytes:
+        response = await self._get(client, url, None, stream_body=True)
+        return response.content
+
+    async def _get(
+        self, client: httpx.AsyncClient, url: str, params: Mapping[str, Any] | None, stream_body: bool = False
+    ) -> httpx.Response:
+        """GET with retries; for images, the body is read under the size cap and type-checked."""
+        attempts = self.options.retries + 1
+        for attempt in range(attempts):
+            last = attempt == attempts - 1
+            try:
+                async with client.stream("GET", url, params=params) as response:
+                    if response.status_code in _RETRY_STATUS and not last:
+                        await self._pause(attempt, response.headers.get("retry-after"))
+                        continue
+                    if response.status_code >= 400:
+                        raise SourceError(f"{url}: HTTP {response.status_code} {response.reason_phrase}")
+                    if stream_body:
+                        _check_type(url, response.headers.get("content-type", ""))
+                    await self._read_body(url, response)
+                    return response
+            except (httpx.TransportError, httpx.DecodingError) as exc:
+                if last:
+                    kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "failed"
+                    raise SourceError(f"{url}: download {kind} after {attempts} tries ({exc!r})") from exc
+                await self._pause(attempt, None)
+        raise AssertionError("unreachable")  # the last attempt returns or raises
+
+    async def _read_body(self, url: str, response: httpx.Response) -> None:
+        limit = self.options.max_bytes
+        declared = response.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise SourceError(f"{url}: {int(declared):,} bytes is over the {limit:,}-byte limit")
+        chunks, size = [], 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > limit:
+                raise SourceError(f"{url}: more than the {limit:,}-byte limit")
+            chunks.append(chunk)
+        response._content = b"".join(chunks)  # what .content and .json() read
+
+    async def _pause(self, attempt: int, retry_after: str | None) -> None:
+        delay = self.options.backoff * 2**attempt * (0.5 + random.random())  # noqa: S311  (jitter)
+        if retry_after is not None and retry_after.replace(".", "", 1).isdigit():
+            delay = max(delay, min(float(retry_after), 60.0))
+        await asyncio.sleep(delay)
+
+
+def _check_type(url: str, content_type: str) -> None:
+    kind = content_type.split(";", maxsplit=1)[0].strip().lower()
+    if kind and not kind.startswith("image/") and kind not in _BINARY_TYPES:
+        raise SourceError(f"{url}: content type {kind!r} is not an image")

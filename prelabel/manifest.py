@@ -1,0 +1,241 @@
+"""Manifests: the CSV list of images a run works on, and ``ingest`` that writes one.
+
+A manifest row is an image reference (``uri``: a local path, ``s3://`` key or URL), its file
+name, content hash and displayed size, plus the source's extra columns (a label, a video's
+timestamp). ``ingest`` lists a source, samples it (before any download), fetches and checks
+each kept image (type, size, decodable header, EXIF-oriented size), drops repeated content
+(the same bytes under another name is reported as a duplicate, inferred once), and records
+every failure as an error row.
+"""
+
+from __future__ import annotations
+
+import csv
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from prelabel.errors import ImageError, SourceError
+from prelabel.fetch import Fetcher
+from prelabel.images import DEFAULT_MAX_PIXELS, read_image_info
+from prelabel.reports import ErrorRow, write_errors
+from prelabel.sampling import StratumCount, stratified_sample
+from prelabel.sources import RestSource, SourceItem, iter_image_files, iter_rest, iter_s3, iter_url_list
+
+if TYPE_CHECKING:
+    from prelabel.settings import Settings
+
+__all__ = [
+    "Duplicate",
+    "IngestResult",
+    "ManifestRow",
+    "SourceSpec",
+    "ingest",
+    "iter_source",
+    "read_manifest",
+    "write_ingest_report",
+    "write_manifest",
+]
+
+_COLUMNS = ("uri", "name", "sha256", "width", "height")
+
+
+@dataclass(frozen=True)
+class ManifestRow:
+    """One image of a manifest."""
+
+    uri: str
+    name: str
+    sha256: str = ""
+    width: int = 0
+    height: int = 0
+    fields: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    """An image whose bytes another kept image already has."""
+
+    uri: str
+    duplicate_of: str
+    sha256: str
+
+
+@dataclass
+class IngestResult:
+    """The kept rows (source order), failures, duplicates, and the sample's strata."""
+
+    rows: list[ManifestRow] = field(default_factory=list)
+    errors: list[ErrorRow] = field(default_factory=list)
+    duplicates: list[Duplicate] = field(default_factory=list)
+    strata: list[StratumCount] = field(default_factory=list)
+    listed: int = 0
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """What ``prelabel ingest --source`` names, and how to read it."""
+
+    source: str
+    video_fps: float | None = None
+    frames_dir: str | None = None
+    url_column: str = "url"
+    url_path: str = "items[].image_url"
+    label_path: str | None = None
+    page_size: int = 100
+    max_items: int | None = None
+
+
+def iter_source(spec: SourceSpec, fetcher: Fetcher, settings: Settings | None = None) -> Iterator[SourceItem]:
+    """The items of a folder, ``s3://`` prefix, ``.txt``/``.csv`` URL list, paged REST endpoint,
+    or video file/folder (frames written to ``frames_dir``)."""
+    source = spec.source
+    if source.startswith("s3://"):
+        yield from iter_s3(source, settings)
+        return
+    if source.startswith(("http://", "https://")):
+        rest = RestSource(source, spec.url_path, spec.label_path, spec.page_size, spec.max_items)
+        yield from iter_rest(rest, fetcher)
+        return
+    from prelabel.video import VIDEO_SUFFIXES, iter_video_files, iter_video_frames
+
+    path = Path(source)
+    if path.suffix.lower() in (".txt", ".csv"):
+        yield from iter_url_list(path, spec.url_column)
+    elif spec.video_fps is not None or path.suffix.lower() in VIDEO_SUFFIXES:
+        frames = Path(spec.frames_dir or "frames")
+        for video in iter_video_files(path):
+            yield from iter_video_frames(video, spec.video_fps or 0.0, frames / video.stem)
+    else:
+        yield from (SourceItem(str(p), p.name) for p in iter_image_files(path))
+
+
+def ingest(
+    items: Iterable[SourceItem],
+    fetcher: Fetcher,
+    *,
+    sample: int | None = None,
+    stratify_by: str | None = None,
+    equal: bool = False,
+    seed: int = 0,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    progress: Callable[[int], None] | None = None,
+) -> IngestResult:
+    """List -> sample -> fetch and check -> drop duplicates; see the module docstring."""
+    result = IngestResult()
+    if sample is not None:
+        key = None
+        if stratify_by is not None:
+            key = _stratum_of(stratify_by)
+        drawn = stratified_sample(items, sample, key, equal=equal, seed=seed)
+        kept, result.strata = drawn.items, drawn.strata
+        result.listed = sum(s.available for s in drawn.strata)
+    else:
+        kept = list(items)
+        result.listed = len(kept)
+    order = {item.uri: i for i, item in enumerate(kept)}
+    by_uri = {item.uri: item for item in kept}
+    found: dict[str, ManifestRow] = {}
+    lock = threading.Lock()
+
+    def check(uri: str, outcome: bytes | SourceError) -> None:
+        item = by_uri[uri]
+        try:
+            if isinstance(outcome, SourceError):
+                raise outcome
+            info = read_image_info(outcome, item.name, max_pixels)
+        except (SourceError, ImageError) as exc:
+            with lock:
+                result.errors.append(ErrorRow(uri, "ingest", str(exc)))
+            return
+        with lock:
+            found[uri] = ManifestRow(uri, item.name, info.sha256, info.width, info.height, dict(item.fields))
+            if progress is not None:
+                progress(1)
+
+    fetcher.fetch(by_uri, check)
+    first: dict[str, str] = {}
+    for uri in sorted(found, key=order.__getitem__):
+        row = found[uri]
+        if row.sha256 in first:
+            result.duplicates.append(Duplicate(uri, first[row.sha256], row.sha256))
+            continue
+        first[row.sha256] = uri
+        result.rows.append(row)
+    result.errors.sort(key=lambda e: order.get(e.file, 0))
+    return result
+
+
+def _stratum_of(column: str) -> Callable[[SourceItem], str]:
+    def stratum(item: SourceItem) -> str:
+        if column not in item.fields:
+            raise SourceError(f"{item.uri}: no {column!r} column to stratify by (has {sorted(item.fields)})")
+        return item.fields[column]
+
+    return stratum
+
+
+def write_manifest(path: str | Path, rows: Sequence[ManifestRow]) -> Path:
+    """Write ``rows`` as CSV: the fixed columns, then every extra column seen."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    extra = list(dict.fromkeys(k for row in rows for k in row.fields if k not in _COLUMNS))
+    with target.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow([*_COLUMNS, *extra])
+        for row in rows:
+            writer.writerow(
+                [
+                    row.uri,
+                    row.name,
+                    row.sha256,
+                    row.width,
+                    row.height,
+                    *(row.fields.get(k, "") for k in extra),
+                ]
+            )
+    return target
+
+
+def read_manifest(path: str | Path) -> list[ManifestRow]:
+    """Rows of a manifest CSV; only ``uri`` is required (a plain list of images works)."""
+    source = Path(path)
+    if not source.is_file():
+        raise SourceError(f"{source}: no such manifest")
+    rows = []
+    with source.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        if "uri" not in (reader.fieldnames or []):
+            raise SourceError(f"{source}: a manifest needs a 'uri' column (columns: {reader.fieldnames})")
+        for line, record in enumerate(reader, start=2):
+            uri = (record.get("uri") or "").strip()
+            if not uri:
+                raise SourceError(f"{source}, line {line}: empty uri")
+            try:
+                width, height = int(record.get("width") or 0), int(record.get("height") or 0)
+            except ValueError as exc:
+                raise SourceError(f"{source}, line {line}: width/height must be integers") from exc
+            extra = {k: v or "" for k, v in record.items() if k and k not in _COLUMNS}
+            name = record.get("name") or Path(uri).name
+            rows.append(ManifestRow(uri, name, record.get("sha256") or "", width, height, extra))
+    return rows
+
+
+def write_ingest_report(manifest: Path, result: IngestResult) -> dict[str, str]:
+    """Errors, duplicates and strata counts as CSVs beside the manifest; their paths by kind."""
+    stem, folder = manifest.stem, manifest.parent
+    files = {"errors": folder / f"{stem}_errors.csv", "duplicates": folder / f"{stem}_duplicates.csv"}
+    write_errors(files["errors"], result.errors)
+    with files["duplicates"].open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["uri", "duplicate_of", "sha256"])
+        writer.writerows([d.uri, d.duplicate_of, d.sha256] for d in result.duplicates)
+    if result.strata:
+        files["strata"] = folder / f"{stem}_strata.csv"
+        with files["strata"].open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["stratum", "available", "sampled"])
+            writer.writerows([s.stratum, s.available, s.sampled] for s in result.strata)
+    return {kind: str(path) for kind, path in files.items()}

@@ -1,0 +1,307 @@
+"""Grounding DINO -> SAM 2 through transformers: open-vocabulary boxes, then a mask per box.
+
+The prompt is the class list ("car . person . stop sign ."). Each detection is mapped back
+to exactly one prompt class through the tokens of that class's span, so labels are always
+prompt classes, never raw token phrases. Both models load on first predict, once per
+worker; pixels are resized and normalised on the model's device, so the GPU path has no
+per-image CPU preprocessing beyond decoding.
+
+Batching: Grounding DINO's Swin backbone sees the padding of a mixed-size batch, so only
+same-size images share a pass (up to ``batch_size`` at a time, which also bounds device
+memory); the SAM 2 image encoder takes the same images together, and their box prompts go
+through the mask decoder together, padded to the largest count (each box is decoded on its
+own, so padding changes nothing). Masks are upsampled and thresholded a chunk of boxes at a
+time, then encoded to COCO RLE.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from prelabel.errors import PrelabelError, SettingsError
+from prelabel.masks import CocoRle, mask_to_coco
+from prelabel.models.base import ImageItem, ModelAdapter, class_list, decode_batch
+from prelabel.models.registry import register
+from prelabel.models.runtime import autocast, load_pretrained, require_torch, select_device
+from prelabel.records import Detections, ModelSignature
+
+__all__ = ["SAM_MEAN", "SAM_STD", "GroundedSam2", "build_prompt", "normalise_pixels"]
+
+# SAM 2 checkpoints are trained on ImageNet-normalised pixels.
+SAM_MEAN = (0.485, 0.456, 0.406)
+SAM_STD = (0.229, 0.224, 0.225)
+
+
+def build_prompt(classes: Sequence[str]) -> tuple[str, list[tuple[int, int]]]:
+    """Grounding DINO's prompt ("car . stop sign .") and each class's character span in it."""
+    parts, spans, position = [], [], 0
+    for name in classes:
+        text = " ".join(name.replace(".", " ").lower().split())
+        if not text:
+            raise SettingsError(f"class {name!r} has no words to prompt with")
+        parts.append(text)
+        spans.append((position, position + len(text)))
+        position += len(text) + 3  # the " . " separator
+    return " . ".join(parts) + " .", spans
+
+
+@register("grounded-sam2")
+class GroundedSam2(ModelAdapter):
+    """Grounding DINO boxes for prompt classes, SAM 2 masks for the boxes (``segment=False``: boxes)."""
+
+    task_types = ("detection", "instance-segmentation")
+    prompt_from_project = True
+
+    def __init__(
+        self,
+        classes: Sequence[str] | str | None = None,
+        detector: str = "IDEA-Research/grounding-dino-tiny",
+        detector_revision: str | None = None,
+        segmenter: str = "facebook/sam2.1-hiera-tiny",
+        segmenter_revision: str | None = None,
+        box_threshold: float = 0.35,
+        text_threshold: float = 0.25,
+        mask_threshold: float = 0.0,
+        mask_score_threshold: float = 0.5,
+        max_detections: int = 100,
+        segment: bool = True,
+        batch_size: int = 8,
+        box_chunk: int = 32,
+        dtype: str = "bfloat16",
+        device: str | None = None,
+    ) -> None:
+        if dtype not in ("bfloat16", "float16", "float32"):
+            raise SettingsError(f"grounded-sam2 dtype {dtype!r}: use bfloat16, float16 or float32")
+        self.classes = class_list(classes)
+        self.detector, self.detector_revision = detector, detector_revision
+        self.segmenter, self.segmenter_revision = segmenter, segmenter_revision
+        self.box_threshold, self.text_threshold = box_threshold, text_threshold
+        self.mask_threshold, self.mask_score_threshold = mask_threshold, mask_score_threshold
+        self.segment, self.dtype, self.device = segment, dtype, device
+        self.max_detections = max(1, max_detections)
+        self.batch_size, self.box_chunk = max(1, batch_size), max(1, box_chunk)
+        self._models: tuple[Any, Any, Any] | None = None
+        self._text: tuple[dict[str, Any], Any] | None = None
+        self._counts: Counter[str] = Counter()
+
+    def signature(self) -> ModelSignature:
+        revision = f"{self.detector}@{self.detector_revision or 'main'}"
+        params: dict[str, Any] = {
+            "prompt": build_prompt(self.classes)[0] if self.classes else "",
+            "box_threshold": self.box_threshold, "text_threshold": self.text_threshold,
+            "max_detections": self.max_detections, "segment": self.segment,
+        }  # fmt: skip
+        if self.segment:
+            revision += f"+{self.segmenter}@{self.segmenter_revision or 'main'}"
+            params |= {
+                "mask_threshold": self.mask_threshold,
+                "mask_score_threshold": self.mask_score_threshold,
+            }
+        return ModelSignature("grounded-sam2", revision, params)
+
+    def drain_counts(self) -> dict[str, int]:
+        counts, self._counts = dict(self._counts), Counter()
+        return counts
+
+    def predict(self, batch: Sequence[ImageItem]) -> list[Detections | PrelabelError]:
+        if not self.classes:
+            raise SettingsError(
+                "grounded-sam2 needs classes to look for: pass the model option classes=car,person "
+                "or run it on a project whose labeling config lists labels"
+            )
+        torch = require_torch("grounded-sam2")
+        detector, processor, segmenter = self._load()
+        loaded, out = decode_batch(batch)
+        device = self.device or "cpu"
+        by_size: dict[tuple[int, int], list[int]] = defaultdict(list)
+        for i, image in loaded.items():
+            by_size[image.rgb.size].append(i)
+        for members in by_size.values():
+            for start in range(0, len(members), self.batch_size):
+                group = members[start : start + self.batch_size]
+                # uploaded once as uint8: both models resize and normalise on the device
+                pixels = [
+                    torch.from_numpy(np.array(loaded[i].rgb)).to(device).permute(2, 0, 1) for i in group
+                ]
+                detected = self._detect(detector, processor, pixels)
+                have = [k for k, found in enumerate(detected) if len(found)]
+                if self.segment and have:
+                    masks = self._segment(
+                        segmenter, [pixels[k] for k in have], [detected[k].xyxy for k in have]
+                    )
+                    for k, image_masks in zip(have, masks, strict=True):
+                        found = detected[k]
+                        detected[k] = Detections(found.xyxy, found.scores, found.labels, masks=image_masks)
+                for i, found in zip(group, detected, strict=True):
+                    out[i] = found
+        return out
+
+    def _load(self) -> tuple[Any, Any, Any]:
+        if self._models is None:
+            require_torch("grounded-sam2")
+            from transformers import AutoModel, AutoModelForZeroShotObjectDetection, AutoProcessor
+
+            self.device = select_device(self.device)
+            processor = load_pretrained(AutoProcessor, self.detector, self.detector_revision)
+            detector = load_pretrained(
+                AutoModelForZeroShotObjectDetection, self.detector, self.detector_revision
+            )
+            segmenter = None
+            if self.segment:
+                segmenter = load_pretrained(AutoModel, self.segmenter, self.segmenter_revision)
+                config = getattr(segmenter, "config", None)
+                if not hasattr(segmenter, "get_image_embeddings") or not hasattr(
+                    config, "prompt_encoder_config"
+                ):
+                    raise SettingsError(f"segmenter {self.segmenter!r} is not a SAM 2 checkpoint")
+                segmenter = segmenter.to(self.device).eval()
+            self._models = (detector.to(self.device).eval(), processor, segmenter)
+        return self._models
+
+    def _text_inputs(self, detector: Any, processor: Any) -> tuple[dict[str, Any], Any]:
+        """Token ids of the prompt, and which tokens belong to which class (classes x tokens)."""
+        if self._text is None:
+            torch = require_torch("grounded-sam2")
+            prompt, spans = build_prompt(self.classes)
+            encoded = processor.tokenizer(prompt, return_offsets_mapping=True, return_tensors="pt")
+            offsets = encoded.pop("offset_mapping")[0].tolist()
+            limit = int(detector.config.max_text_len)
+            if len(offsets) > limit:
+                raise SettingsError(
+                    f"the prompt of {len(self.classes)} classes is {len(offsets)} tokens; "
+                    f"{self.detector} reads at most {limit}: pass fewer classes"
+                )
+            positive = torch.zeros(len(spans), len(offsets))
+            for token, (begin, end) in enumerate(offsets):
+                for k, (low, high) in enumerate(spans):
+                    if end > begin and low <= begin and end <= high:
+                        positive[k, token] = 1.0
+            device = self.device or "cpu"
+            self._text = ({k: v.to(device) for k, v in encoded.items()}, positive.to(device))
+        return self._text
+
+    def _detect(self, detector: Any, processor: Any, images: list[Any]) -> list[Detections]:
+        """Boxes, scores and prompt classes for same-size images (3, H, W uint8 on the device)."""
+        torch = require_torch("grounded-sam2")
+        text, positive = self._text_inputs(detector, processor)
+        settings = processor.image_processor
+        height, width = int(images[0].shape[1]), int(images[0].shape[2])
+        size = _shortest_edge_size(
+            height, width, settings.size["shortest_edge"], settings.size.get("longest_edge")
+        )
+        pixels = normalise_pixels(torch.stack(images), size, settings.image_mean, settings.image_std)
+        count = len(images)
+        with torch.inference_mode(), autocast(pixels.device.type, self.dtype):
+            outputs = detector(
+                pixel_values=pixels,
+                pixel_mask=torch.ones((count, *size), dtype=torch.long, device=pixels.device),
+                **{k: v.expand(count, -1) for k, v in text.items()},
+            )
+        tokens = positive.shape[1]
+        probs = outputs.logits[..., :tokens].float().sigmoid()  # (images, queries, tokens)
+        box_scores = probs.amax(-1)
+        class_scores = (probs[:, :, None, :] * positive[None, None]).amax(-1)  # (images, queries, classes)
+        best_scores, best_classes = class_scores.max(-1)
+        keep = (box_scores > self.box_threshold) & (best_scores > self.text_threshold)
+        cx, cy, w, h = outputs.pred_boxes.float().unbind(-1)
+        corners = torch.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], -1)
+        scale = torch.tensor([width, height, width, height], dtype=corners.dtype, device=corners.device)
+        corners = torch.minimum((corners * scale).clamp(min=0), scale)
+        found = []
+        for b in range(count):
+            scores = box_scores[b][keep[b]]
+            order = scores.argsort(descending=True)[: self.max_detections]
+            xyxy = corners[b][keep[b]][order].cpu().numpy().astype(np.float64)
+            classes = best_classes[b][keep[b]][order].cpu().tolist()
+            found.append(
+                Detections(
+                    xyxy=xyxy.reshape(-1, 4),
+                    scores=scores[order].cpu().numpy().astype(np.float64),
+                    labels=tuple(self.classes[k] for k in classes),
+                )
+            )
+        return found
+
+    def _segment(
+        self, segmenter: Any, images: list[Any], boxes: list[npt.NDArray[np.float64]]
+    ) -> list[tuple[CocoRle | None, ...]]:
+        """One mask (or None when below the mask score) per box, for images with boxes."""
+        torch = require_torch("grounded-sam2")
+        side = int(segmenter.config.prompt_encoder_config.image_size)
+        device = images[0].device
+        pixels = torch.cat(
+            [normalise_pixels(image[None], (side, side), SAM_MEAN, SAM_STD) for image in images]
+        )
+        masks: list[list[CocoRle | None]] = [[] for _ in images]
+        with torch.inference_mode(), autocast(device.type, self.dtype):
+            embeddings = segmenter.get_image_embeddings(pixels)
+            most = max(len(b) for b in boxes)
+            for start in range(0, most, self.box_chunk):
+                prompts = []
+                for image, image_boxes in zip(images, boxes, strict=True):
+                    chunk = image_boxes[start : start + self.box_chunk]
+                    width_of_chunk = min(self.box_chunk, most - start)
+                    padded = np.resize(chunk if len(chunk) else image_boxes[:1], (width_of_chunk, 4))
+                    height, width = image.shape[1:]
+                    prompts.append(padded * np.array([side / width, side / height] * 2))
+                outputs = segmenter(
+                    image_embeddings=embeddings,
+                    input_boxes=torch.tensor(np.stack(prompts), dtype=torch.float32, device=device),
+                    multimask_output=False,
+                )
+                scores = outputs.iou_scores[:, :, 0].float()
+                present = outputs.object_score_logits[:, :, 0].float() > 0
+                for b, (image, image_boxes) in enumerate(zip(images, boxes, strict=True)):
+                    real = max(0, min(self.box_chunk, len(image_boxes) - start))
+                    good = (
+                        ((scores[b, :real] >= self.mask_score_threshold) & present[b, :real]).cpu().tolist()
+                    )
+                    picked = [j for j in range(real) if good[j]]
+                    self._counts["masks below the mask score"] += real - len(picked)
+                    chunk_masks: list[CocoRle | None] = [None] * real
+                    if picked:
+                        logits = torch.nn.functional.interpolate(
+                            outputs.pred_masks[b, picked, 0].float()[None], tuple(image.shape[1:]),
+                            mode="bilinear", align_corners=False,
+                        )  # fmt: skip
+                        binary = (logits[0] > self.mask_threshold).cpu().numpy()
+                        for j, mask in zip(picked, binary, strict=True):
+                            if mask.any():
+                                chunk_masks[j] = mask_to_coco(mask)
+                            else:
+                                self._counts["empty masks"] += 1
+                    masks[b] += chunk_masks
+        return [tuple(m) for m in masks]
+
+
+def _shortest_edge_size(height: int, width: int, shortest: int, longest: int | None) -> tuple[int, int]:
+    """The (height, width) DETR-style processors resize to: shortest edge, capped longest edge."""
+    size = shortest
+    if longest is not None:
+        low, high = min(height, width), max(height, width)
+        if high / low * size > longest:
+            size = round(longest * low / high)
+    if (height <= width and height == size) or (width <= height and width == size):
+        return height, width
+    if width < height:
+        return int(size * height / width), size
+    return size, int(size * width / height)
+
+
+def normalise_pixels(images: Any, size: tuple[int, int], mean: Sequence[float], std: Sequence[float]) -> Any:
+    """uint8 (n, 3, H, W) -> resized (antialiased bilinear), scaled to [0, 1], normalised floats."""
+    import torch
+
+    pixels = images.float() / 255.0
+    if tuple(pixels.shape[-2:]) != size:
+        pixels = torch.nn.functional.interpolate(
+            pixels, size=size, mode="bilinear", align_corners=False, antialias=True
+        )
+    shift = torch.tensor(mean, device=pixels.device).view(1, 3, 1, 1)
+    scale = torch.tensor(std, device=pixels.device).view(1, 3, 1, 1)
+    return (pixels - shift) / scale

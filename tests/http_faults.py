@@ -1,0 +1,109 @@
+"""A local HTTP server for image sources: images, every fault a download can meet, a paged API.
+
+Paths: ``/img/NAME`` serves the image; ``/slow/``, ``/missing/`` (404), ``/error/`` (500
+always), ``/flaky/`` (500 once, then the image), ``/limited/`` (429 with Retry-After once,
+then the image), ``/html/`` (wrong content type), ``/truncated/`` (the connection closes
+mid-body), ``/huge/`` (declares 100 MB), ``/garbage/`` (image/jpeg that is not an image).
+``/api/trees?offset=&limit=`` pages over ``records`` as ``{"trees": [{"image_url", "species"}]}``.
+``latency`` delays every answer (the download benchmark).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+
+@dataclass
+class Site:
+    images: dict[str, bytes]
+    records: list[dict[str, Any]] = field(default_factory=list)
+    latency: float = 0.0
+    slow: float = 3.0
+    hits: Counter[str] = field(default_factory=Counter)
+    url: str = ""
+
+
+def _handler(site: Site) -> type[BaseHTTPRequestHandler]:
+    lock = threading.Lock()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def _send(self, status: int, body: bytes, kind: str = "image/jpeg", **headers: str) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", headers.pop("length", str(len(body))))
+            for key, value in headers.items():
+                self.send_header(key.replace("_", "-"), value)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self) -> None:
+            if site.latency:
+                time.sleep(site.latency)
+            parts = urlsplit(self.path)
+            with lock:
+                site.hits[parts.path] += 1
+                seen = site.hits[parts.path]
+            if parts.path == "/api/trees":
+                query = {k: int(v[0]) for k, v in parse_qs(parts.query).items()}
+                page = site.records[query["offset"] : query["offset"] + query["limit"]]
+                self._send(200, json.dumps({"trees": page}).encode(), "application/json")
+                return
+            kind, _, name = parts.path.strip("/").partition("/")
+            data = site.images.get(name)
+            if data is None or kind == "missing":
+                self._send(404, b"not found", "text/plain")
+            elif kind == "img":
+                self._send(200, data)
+            elif kind == "slow":
+                time.sleep(site.slow)
+                self._send(200, data)
+            elif kind == "error" or (kind == "flaky" and seen == 1):
+                self._send(500, b"boom", "text/plain")
+            elif kind == "limited" and seen == 1:
+                self._send(429, b"slow down", "text/plain", Retry_After="0")
+            elif kind in ("flaky", "limited"):
+                self._send(200, data)
+            elif kind == "html":
+                self._send(200, b"<html>login</html>", "text/html; charset=utf-8")
+            elif kind == "truncated":
+                self._send(200, data[: len(data) // 2], length=str(len(data)))
+                self.close_connection = True
+            elif kind == "huge":
+                self._send(200, b"", length=str(100 * 2**20))
+                self.close_connection = True
+            elif kind == "garbage":
+                self._send(200, b"\xff\xd8\xff" + b"not really a jpeg" * 10)
+            else:
+                self._send(404, b"unknown", "text/plain")
+
+    return Handler
+
+
+@contextmanager
+def serve(site: Site) -> Iterator[Site]:
+    """Run ``site`` on a loopback port; ``site.url`` is its base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(site))
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    site.url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        yield site
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)

@@ -1,0 +1,106 @@
+"""Ingest end to end: S3 prefix and URL list runs post what the same local folder posts."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from flows.ingest import ingest_flow
+from flows.params import IngestParams, PreannotateParams
+from flows.preannotate import preannotate
+from prelabel.cache import s3_client
+from prelabel.lsclient import LabelStudioClient, Project
+from prelabel.lsserver import LocalLabelStudio
+from prelabel.manifest import read_manifest
+from prelabel.samples import make_samples
+from prelabel.settings import load_settings
+from tests.http_faults import Site, serve
+
+ROOT = Path(__file__).parents[1]
+pytestmark = pytest.mark.usefixtures("prefect_server")
+
+
+@pytest.fixture(autouse=True)
+def _env(label_studio: LocalLabelStudio, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PRELABEL_LS_URL", label_studio.url)
+    monkeypatch.setenv("PRELABEL_LS_API_KEY", label_studio.legacy_token.get_secret_value())
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    env = {"S3_ENDPOINT_URL": s3_endpoint, "S3_REGION": "us-east-1", "S3_ACCESS_KEY_ID": "k",
+           "S3_SECRET_ACCESS_KEY": "s"}  # fmt: skip
+    for key, value in env.items():
+        monkeypatch.setenv(f"PRELABEL_{key}", value)
+
+
+def _results(client: LabelStudioClient, project: Project) -> dict[str, dict[str, list[object]]]:
+    """Per model version, per task: the prediction's results without their region ids."""
+    found: dict[str, dict[str, list[object]]] = {}
+    for task in client.iter_tasks(project.id, full=True):
+        for prediction in task.predictions:
+            regions = [{k: v for k, v in r.items() if k != "id"} for r in prediction["result"]]
+            found.setdefault(prediction["model_version"], {})[str(task.id)] = regions
+    return found
+
+
+def test_s3_and_url_list_runs_post_what_the_folder_posts(
+    ls_client: LabelStudioClient, project: Project, tmp_path: Path, tiny_detr: Path
+) -> None:
+    samples = {s.name: s.data for s in make_samples()}
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for name, data in samples.items():
+        (folder / name).write_bytes(data)
+    s3 = s3_client(load_settings())
+    s3.create_bucket(Bucket="photos")
+    for name, data in samples.items():
+        s3.put_object(Bucket="photos", Key=f"batch1/{name}", Body=data)
+    common = {"project_id": project.id, "model": "detr", "batch_size": 2,
+              "cache_dir": str(tmp_path / "cache"),
+              "model_options": {"checkpoint": str(tiny_detr), "threshold": 0.0, "device": "cpu"},
+              "output_dir": str(tmp_path / "out"), "unmatched_csv": str(tmp_path / "out" / "u.csv"),
+              "label_map": {"car": "civilian vehicle"}}  # fmt: skip
+    local = preannotate(PreannotateParams.model_validate(
+        {**common, "input_dir": str(folder), "import_new": True, "model_version": "local"}))  # fmt: skip
+    assert (local.imported, local.posted) == (4, 4)
+
+    s3_done = ingest_flow(IngestParams(source="s3://photos/batch1", out=str(tmp_path / "s3.csv")))
+    assert s3_done["kept"] == 4 and {r.name for r in read_manifest(tmp_path / "s3.csv")} == set(samples)
+    from_s3 = preannotate(PreannotateParams.model_validate(
+        {**common, "manifest": str(tmp_path / "s3.csv"), "model_version": "s3"}))  # fmt: skip
+    assert (from_s3.matched, from_s3.imported, from_s3.cached, from_s3.posted) == (4, 0, 4, 4)
+
+    with serve(Site(samples)) as site:
+        (tmp_path / "urls.txt").write_text("\n".join(f"{site.url}/img/{n}" for n in samples))
+        ingest_flow(IngestParams(source=str(tmp_path / "urls.txt"), out=str(tmp_path / "urls.csv")))
+        urls = {"manifest": str(tmp_path / "urls.csv"), "model_version": "urls", "refresh": True}
+        from_urls = preannotate(PreannotateParams.model_validate({**common, **urls}))
+    assert (from_urls.matched, from_urls.inferred, from_urls.posted) == (4, 4, 4)
+
+    results = _results(ls_client, project)
+    assert set(results) == {"local", "s3", "urls"} and len(results["local"]) == 4
+    assert results["s3"] == results["local"] and results["urls"] == results["local"]
+
+
+def test_ingest_command_with_a_sample(label_studio: LocalLabelStudio, tmp_path: Path) -> None:
+    listing = tmp_path / "urls.csv"
+    with serve(Site({s.name: s.data for s in make_samples()})) as site:
+        rows = [f"{site.url}/img/{s.name},{'a' if i < 3 else 'b'}" for i, s in enumerate(make_samples())]
+        listing.write_text("url,label\n" + "\n".join([*rows, f"{site.url}/missing/x.jpg,b"]) + "\n")
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+        env.pop("PREFECT_API_URL", None)
+        done = subprocess.run(
+            [sys.executable, "-c", "from prelabel_cli.main import main; main()", "ingest", "--source",
+             str(listing), "--out", str(tmp_path / "m.csv"), "--sample", "4", "--stratify-by", "label",
+             "--seed", "3"],
+            capture_output=True, text=True, env=env, check=False,
+        )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "a: 2 of 3" in done.stdout and "b: 2 of 2" in done.stdout
+    rows = read_manifest(tmp_path / "m.csv")
+    assert len(rows) == 3 and all(r.sha256 for r in rows)  # stratum b holds the missing image
+    assert "missing/x.jpg" in (tmp_path / "m_errors.csv").read_text()
+    assert (tmp_path / "m_strata.csv").read_text().splitlines()[1:] == ["a,3,2", "b,2,2"]
