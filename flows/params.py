@@ -140,3 +140,15 @@ class IngestParams(BaseModel):
     timeout: float = Field(default=30.0, gt=0, description="Seconds per request.")
     retries: int = Field(default=4, ge=0, description="Retries on 429/5xx/connection errors.")
     max_bytes: int = Field(default=50 * 2**20, ge=1, description="Largest accepted image, in bytes.")
+
+
+class ExportParams(_ModelOptions):
+    """Images -> model (through the cache) -> pseudo-labels in S3 or a folder."""
+
+    to: str = Field(description="s3://bucket/prefix or a folder.")
+    with_images: bool = Field(default=False, description="Copy the images too.")
+    label_map: dict[str, str] | None = Field(default=None, description="Model label -> exported label.")
+    batch_size: int = Field(
+        default=256, ge=1, le=10_000, description="Images per batch (one COCO JSON each)."
+    )
+    output_dir: str = Field(default="prelabel-report", description="Where the key list and errors go.")

@@ -224,13 +224,11 @@ Manifest = Annotated[
 ]
 
 
-def _images_source(input_dir: Path | None, manifest: Path | None) -> dict[str, str | None]:
+def _images_source(input_dir: Path | None, manifest: Path | None) -> tuple[str | None, str | None]:
+    """(folder, manifest) as flow parameters; exactly one of them must be given."""
     if (input_dir is None) == (manifest is None):
         raise PrelabelError("give exactly one of --input-dir and --manifest")
-    return {
-        "input_dir": str(input_dir) if input_dir else None,
-        "manifest": str(manifest) if manifest else None,
-    }
+    return (str(input_dir) if input_dir else None), (str(manifest) if manifest else None)
 
 
 @app.command()
@@ -387,6 +385,46 @@ def ingest(
         typer.echo(f"  {stratum or '(all)'}: {sampled} of {available}")
     for kind, path in sorted(done["files"].items()):
         typer.echo(f"  {kind}: {path}")
+
+
+@app.command()
+def export(
+    to: Annotated[str, typer.Option("--to", help="s3://bucket/prefix or a folder.")],
+    model: Annotated[str, typer.Option("--model", help="Model name, e.g. dinox (see `prelabel models`).")],
+    input_dir: InputDir = None,
+    manifest: Manifest = None,
+    model_option: ModelOptionList = None,
+    with_images: Annotated[bool, typer.Option("--with-images", help="Copy the images too.")] = False,
+    label_map: LabelMapFile = None,
+    cache_dir: CacheDir = None,
+    refresh: Refresh = False,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Images per COCO JSON file.")] = 256,
+    output_dir: OutputDir = _OUTPUT,
+    allow_failures: AllowFailures = False,
+) -> None:
+    """Pseudo-labels to S3 or a folder: COCO JSON per batch, a PNG per mask, optionally images.
+
+    Resumable: objects already there with the same content are skipped.
+    Example: prelabel export --manifest photos.csv --model dinox --to s3://bucket/pseudo --with-images
+    """
+    from flows.export import export as export_flow
+    from flows.params import ExportParams
+
+    folder, listed = _images_source(input_dir, manifest)
+    mapping = dict(load_label_map(label_map).mapping) if label_map else None
+    params = ExportParams(
+        input_dir=folder, manifest=listed, model=model, model_options=_model_options(model_option), to=to,
+        with_images=with_images, label_map=mapping, cache_dir=cache_dir, refresh=refresh,
+        batch_size=batch_size, output_dir=str(output_dir),
+    )  # fmt: skip
+    done = export_flow(params)
+    for kind in sorted(set(done["written"]) | set(done["skipped"])):
+        typer.echo(
+            f"{kind}: {done['written'].get(kind, 0)} written, {done['skipped'].get(kind, 0)} already there"
+        )
+    typer.echo(f"keys: {done['keys']}; {done['failed']} of {done['images']} images failed")
+    if done["failed"] and not allow_failures:
+        raise typer.Exit(EXIT_IMAGES_FAILED)
 
 
 @app.command()

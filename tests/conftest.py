@@ -7,12 +7,25 @@ import io
 import pytest
 from PIL import Image
 
+from prelabel.models.base import ImageItem
+
 
 def encode_image(image: Image.Image, fmt: str = "JPEG", **params: object) -> bytes:
     """Bytes of ``image`` saved in ``fmt``."""
     buffer = io.BytesIO()
     image.save(buffer, fmt, **params)
     return buffer.getvalue()
+
+
+def random_image_item(seed: int, size: tuple[int, int]) -> ImageItem:
+    """An ImageItem of random pixels (PNG) named ``<seed>.png``."""
+    import numpy as np
+
+    from prelabel.images import read_image_info
+
+    rng = np.random.default_rng(seed)
+    data = encode_image(Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)), "PNG")
+    return ImageItem(uri=f"{seed}.png", data=data, info=read_image_info(data, f"{seed}.png"))
 
 
 @pytest.fixture

@@ -37,6 +37,7 @@ def _handler(site: Site) -> type[BaseHTTPRequestHandler]:
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body are separate writes: no delayed-ACK stalls
 
         def log_message(self, *args: object) -> None:
             pass

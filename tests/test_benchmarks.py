@@ -67,3 +67,13 @@ def test_grounded_sam2_benchmark_runs_tiny_on_cpu() -> None:
     assert lines[0].startswith("machine:") and lines[-1].startswith("ratio:")
     assert lines[2].startswith("batched:") and lines[3].startswith("loop:")
     assert all("images/s" in line for line in lines[2:4]) and lines[2].endswith(" masks")
+
+
+def test_download_benchmark_runs() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.download", "--urls", "60", "--sequential", "10",
+         "--latency", "0.01", "--concurrency", "8"],
+        capture_output=True, text=True, check=False, cwd=ROOT,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines()[-1].startswith("ratio:") and "peak RSS" in done.stdout

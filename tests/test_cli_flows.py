@@ -132,3 +132,9 @@ def test_run_with_local_models(
         done = _prelabel(label_studio, *args, cwd=tmp_path)
         assert done.returncode == 0, done.stderr[-2000:]
     assert ls_client.model_versions(project.id) == {"detr-cli": 4, "grounded-sam2-cli": 4}
+
+
+def test_images_come_from_exactly_one_place(label_studio: LocalLabelStudio, tmp_path: Path) -> None:
+    for extra in ([], ["--input-dir", "a", "--manifest", "m.csv"]):
+        done = _prelabel(label_studio, "run", "--project-id", "1", "--model", "ocr", *extra, cwd=tmp_path)
+        assert done.returncode == 2 and "exactly one of --input-dir and --manifest" in done.stderr

@@ -2,28 +2,18 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
-from prelabel.images import read_image_info
 from prelabel.models import ImageItem, create_model
 from prelabel.records import Detections
 from tests.conftest import TINY_DETR_LABELS as LABELS
-
-
-def _item(seed: int, size: tuple[int, int]) -> ImageItem:
-    rng = np.random.default_rng(seed)
-    buffer = io.BytesIO()
-    Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).save(buffer, "PNG")
-    data = buffer.getvalue()
-    return ImageItem(uri=f"{seed}.png", data=data, info=read_image_info(data, f"{seed}.png"))
+from tests.conftest import random_image_item
 
 
 def test_batched_equals_one_at_a_time(tiny_detr: Path) -> None:
-    items = [_item(i, (80, 60) if i % 2 else (64, 64)) for i in range(6)]
+    items = [random_image_item(i, (80, 60) if i % 2 else (64, 64)) for i in range(6)]
     model = create_model("detr", checkpoint=str(tiny_detr), threshold=0.0, batch_size=4, device="cpu")
     together = model.predict(items)
     alone = [model.predict([item])[0] for item in items]
@@ -40,14 +30,18 @@ def test_batched_equals_one_at_a_time(tiny_detr: Path) -> None:
 
 def test_threshold_and_signature(tiny_detr: Path) -> None:
     strict = create_model("detr", checkpoint=str(tiny_detr), threshold=0.99, device="cpu")
-    (found,) = strict.predict([_item(1, (64, 48))])
+    (found,) = strict.predict([random_image_item(1, (64, 48))])
     assert isinstance(found, Detections) and (found.scores >= 0.99).all()
     assert strict.signature().params == {"threshold": 0.99}
     assert create_model("detr").signature().revision == "facebook/detr-resnet-50@main"
 
 
 def test_bad_image_is_that_images_error(tiny_detr: Path) -> None:
-    bad = ImageItem(uri="bad.png", data=b"\x89PNG\r\n\x1a\n" + b"\x00" * 30, info=_item(0, (8, 8)).info)
-    results = create_model("detr", checkpoint=str(tiny_detr), device="cpu").predict([bad, _item(2, (32, 32))])
+    bad = ImageItem(
+        uri="bad.png", data=b"\x89PNG\r\n\x1a\n" + b"\x00" * 30, info=random_image_item(0, (8, 8)).info
+    )
+    results = create_model("detr", checkpoint=str(tiny_detr), device="cpu").predict(
+        [bad, random_image_item(2, (32, 32))]
+    )
     assert not isinstance(results[0], Detections) and "bad.png" in str(results[0])
     assert isinstance(results[1], Detections)

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from prelabel.errors import SettingsError
-from prelabel.images import read_image_info
 from prelabel.labelconfig import parse_label_config
 from prelabel.labelmap import LabelMap
 from prelabel.masks import coco_size, coco_to_brush
@@ -19,18 +15,11 @@ from prelabel.models.grounded_sam2 import build_prompt
 from prelabel.pipeline import project_prompt
 from prelabel.records import Detections
 from prelabel.samples import LABEL_CONFIG
+from tests.conftest import random_image_item
 
 CLASSES = ["car", "person", "stop sign"]
 # Random weights score everything high: thresholds at 0 keep boxes and masks to compare.
 OPEN = {"box_threshold": 0.0, "text_threshold": 0.0, "mask_score_threshold": 0.0, "device": "cpu"}
-
-
-def _item(seed: int, size: tuple[int, int]) -> ImageItem:
-    rng = np.random.default_rng(seed)
-    buffer = io.BytesIO()
-    Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).save(buffer, "PNG")
-    data = buffer.getvalue()
-    return ImageItem(uri=f"{seed}.png", data=data, info=read_image_info(data, f"{seed}.png"))
 
 
 def test_prompt_spans_cover_each_class() -> None:
@@ -42,7 +31,7 @@ def test_prompt_spans_cover_each_class() -> None:
 
 
 def test_batched_equals_one_at_a_time(tiny_gsam2: dict[str, str]) -> None:
-    items = [_item(i, (80, 60) if i % 2 else (64, 64)) for i in range(5)]
+    items = [random_image_item(i, (80, 60) if i % 2 else (64, 64)) for i in range(5)]
     model = create_model("grounded-sam2", classes=CLASSES, batch_size=4, box_chunk=7, **tiny_gsam2, **OPEN)
     together = model.predict(items)
     alone = [model.predict([item])[0] for item in items]
@@ -69,11 +58,11 @@ def test_batched_equals_one_at_a_time(tiny_gsam2: dict[str, str]) -> None:
 
 def test_multiword_class_maps_to_one_label_and_text_threshold_applies(tiny_gsam2: dict[str, str]) -> None:
     model = create_model("grounded-sam2", classes="stop sign", segment=False, **tiny_gsam2, **OPEN)
-    (found,) = model.predict([_item(3, (64, 48))])
+    (found,) = model.predict([random_image_item(3, (64, 48))])
     assert isinstance(found, Detections) and set(found.labels) == {"stop sign"} and len(found) == 20
     strict = create_model("grounded-sam2", classes="stop sign", segment=False, **tiny_gsam2,
                           **{**OPEN, "text_threshold": 1.0})  # fmt: skip
-    (none,) = strict.predict([_item(3, (64, 48))])
+    (none,) = strict.predict([random_image_item(3, (64, 48))])
     assert isinstance(none, Detections) and len(none) == 0
 
 
@@ -81,7 +70,7 @@ def test_mask_score_threshold_drops_and_counts(tiny_gsam2: dict[str, str]) -> No
     model = create_model(
         "grounded-sam2", classes=CLASSES, **tiny_gsam2, **{**OPEN, "mask_score_threshold": 1.01}
     )
-    found = model.predict([_item(1, (64, 48)), _item(2, (64, 48))])
+    found = model.predict([random_image_item(1, (64, 48)), random_image_item(2, (64, 48))])
     assert all(isinstance(f, Detections) and len(f) == 20 and set(f.masks) == {None} for f in found)
     assert model.drain_counts() == {"masks below the mask score": 40}
     assert model.drain_counts() == {}
@@ -90,12 +79,12 @@ def test_mask_score_threshold_drops_and_counts(tiny_gsam2: dict[str, str]) -> No
 def test_detection_only_skips_sam_and_changes_the_signature(tiny_gsam2: dict[str, str]) -> None:
     boxes = create_model("grounded-sam2", classes=CLASSES, segment=False, detector=tiny_gsam2["detector"],
                          segmenter="/nowhere", **OPEN)  # fmt: skip
-    (found,) = boxes.predict([_item(4, (64, 48))])
+    (found,) = boxes.predict([random_image_item(4, (64, 48))])
     assert isinstance(found, Detections) and set(found.masks) == {None}
     top = create_model(
         "grounded-sam2", classes=CLASSES, segment=False, max_detections=3, **tiny_gsam2, **OPEN
     )
-    (best,) = top.predict([_item(4, (64, 48))])
+    (best,) = top.predict([random_image_item(4, (64, 48))])
     assert isinstance(best, Detections) and np.array_equal(best.xyxy, found.xyxy[:3])
     full = create_model("grounded-sam2", classes=CLASSES, **tiny_gsam2, **OPEN)
     assert boxes.signature().key != full.signature().key
@@ -106,22 +95,26 @@ def test_detection_only_skips_sam_and_changes_the_signature(tiny_gsam2: dict[str
 
 def test_clear_errors(tiny_gsam2: dict[str, str]) -> None:
     with pytest.raises(SettingsError, match="needs classes"):
-        create_model("grounded-sam2", **tiny_gsam2, **OPEN).predict([_item(0, (32, 32))])
+        create_model("grounded-sam2", **tiny_gsam2, **OPEN).predict([random_image_item(0, (32, 32))])
     with pytest.raises(SettingsError, match="/nowhere"):
         create_model("grounded-sam2", classes="car", detector="/nowhere", device="cpu").predict(
-            [_item(0, (32, 32))]
+            [random_image_item(0, (32, 32))]
         )
     many = [f"car {i}" for i in range(20)]  # the tiny model reads 32 tokens
     with pytest.raises(SettingsError, match="pass fewer classes"):
-        create_model("grounded-sam2", classes=many, **tiny_gsam2, **OPEN).predict([_item(0, (32, 32))])
+        create_model("grounded-sam2", classes=many, **tiny_gsam2, **OPEN).predict(
+            [random_image_item(0, (32, 32))]
+        )
     with pytest.raises(SettingsError, match="dtype"):
         create_model("grounded-sam2", dtype="int8")
 
 
 def test_bad_image_is_that_images_error(tiny_gsam2: dict[str, str]) -> None:
-    bad = ImageItem(uri="bad.png", data=b"\x89PNG\r\n\x1a\n" + b"\x00" * 30, info=_item(0, (8, 8)).info)
+    bad = ImageItem(
+        uri="bad.png", data=b"\x89PNG\r\n\x1a\n" + b"\x00" * 30, info=random_image_item(0, (8, 8)).info
+    )
     results = create_model("grounded-sam2", classes=CLASSES, **tiny_gsam2, **OPEN).predict(
-        [bad, _item(2, (32, 32))]
+        [bad, random_image_item(2, (32, 32))]
     )
     assert not isinstance(results[0], Detections) and "bad.png" in str(results[0])
     assert isinstance(results[1], Detections)
@@ -140,7 +133,7 @@ def test_prompt_from_the_projects_labels_through_the_label_map() -> None:
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_gpu_bf16_matches_cpu_boxes(tiny_gsam2: dict[str, str]) -> None:
-    items = [_item(i, (96, 64)) for i in range(4)]
+    items = [random_image_item(i, (96, 64)) for i in range(4)]
     cpu = create_model("grounded-sam2", classes=CLASSES, **tiny_gsam2, **OPEN).predict(items)
     gpu = create_model("grounded-sam2", classes=CLASSES, **tiny_gsam2, **{**OPEN, "device": "cuda"}).predict(
         items

@@ -1,0 +1,75 @@
+"""URL downloads: prelabel's concurrent fetcher against one request at a time.
+
+Question: how much faster is ingesting a URL list with bounded concurrency than a loop of
+single downloads, when every request waits on the network? Goal: >= 20x at 50 ms latency.
+Method: a local HTTP server (threaded, keep-alive) answers every request after ``--latency``
+seconds with a ~10 KB JPEG; ``--urls`` URLs are fetched by ``Fetcher`` (``--concurrency``) and
+``--sequential`` of them one at a time by the same fetcher with concurrency 1 (a full
+one-at-a-time pass over 10,000 URLs would take over 8 minutes; the per-URL time is what is
+compared). Bytes are hashed and dropped as they arrive, as ``ingest`` does; peak memory is
+the process's maximum resident set size.
+Command: ``python -m benchmarks.download`` (from the repository root).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import platform
+import resource
+import time
+
+import numpy as np
+from PIL import Image
+
+from prelabel.errors import SourceError
+from prelabel.fetch import Fetcher, FetchOptions
+from tests.http_faults import Site, serve
+
+
+def _timed(fetcher: Fetcher, urls: list[str]) -> float:
+    failed: list[str] = []
+
+    def take(uri: str, outcome: bytes | SourceError) -> None:
+        if isinstance(outcome, SourceError):
+            failed.append(uri)
+        else:
+            hashlib.sha256(outcome).hexdigest()
+
+    start = time.perf_counter()
+    fetcher.fetch(urls, take)
+    elapsed = time.perf_counter() - start
+    if failed:
+        raise SystemExit(f"{len(failed)} downloads failed, e.g. {failed[0]}")
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--urls", type=int, default=10_000)
+    parser.add_argument("--sequential", type=int, default=300)
+    parser.add_argument("--latency", type=float, default=0.05)
+    parser.add_argument("--concurrency", type=int, default=64)
+    args = parser.parse_args()
+
+    pixels = np.random.default_rng(0).integers(0, 255, (96, 128, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "JPEG", quality=90)
+    images = {f"{i}.jpg": buffer.getvalue() for i in range(args.urls)}
+    print(f"machine: {platform.processor() or platform.machine()}, Python {platform.python_version()}")
+    with serve(Site(images, latency=args.latency)) as site:
+        urls = [f"{site.url}/img/{name}" for name in images]
+        many = _timed(Fetcher(options=FetchOptions(concurrency=args.concurrency)), urls)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        one = _timed(Fetcher(options=FetchOptions(concurrency=1)), urls[: args.sequential])
+    per_many, per_one = many / len(urls), one / args.sequential
+    print(f"{len(urls):,} URLs, {args.latency * 1000:.0f} ms latency, {len(buffer.getvalue()):,} bytes each")
+    print(f"concurrent ({args.concurrency}): {many:8.2f} s  {per_many * 1000:7.2f} ms/URL  "
+          f"peak RSS {peak:.0f} MB")  # fmt: skip
+    print(f"one at a time ({args.sequential} URLs): {one:8.2f} s  {per_one * 1000:7.2f} ms/URL")
+    print(f"ratio: {per_one / per_many:.1f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""``export``: images -> model (through the cache) -> pseudo-labels in S3 or a folder."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
+
+from flows.common import opaque
+from flows.params import ExportParams
+from prelabel.cache import open_cache
+from prelabel.export import ExportReport, ExportState
+from prelabel.pipeline import chunks, collect_images
+from prelabel.reports import ErrorRow, write_errors
+from prelabel.settings import load_settings
+from tasks.exporting import export_records, list_export
+from tasks.inference import infer_batch
+
+__all__ = ["export"]
+
+
+@flow(name="export", log_prints=False)
+def export(params: ExportParams) -> dict[str, Any]:
+    """Write COCO JSON per batch, a PNG per mask and optionally the images; skip what is there."""
+    log = get_run_logger()
+    settings = load_settings()
+    cache = open_cache(params.cache_dir or settings.cache_dir, settings)
+    images = collect_images(params.input_dir, params.manifest)
+    existing = list_export(params.to)
+    state, total, errors = ExportState(), ExportReport(), list[ErrorRow]()
+    for number, batch in enumerate(chunks(images, params.batch_size), start=1):
+        inferred = infer_batch(opaque(batch), params.model, params.model_options, cache, params.refresh,
+                               params.max_image_pixels)  # fmt: skip
+        report, state = export_records(params.to, opaque(existing), number, opaque(inferred.records), state,
+                                       params.with_images, params.label_map)  # fmt: skip
+        total.written.update(report.written)
+        total.skipped.update(report.skipped)
+        total.keys += report.keys
+        errors += inferred.errors
+        log.info("batch %d: %d objects written, %d already there", number, report.written.total(),
+                 report.skipped.total())  # fmt: skip
+    out = Path(params.output_dir)
+    write_errors(out / "export_errors.csv", errors)
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / "export_keys.csv").open("w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows([["key"], *([k] for k in total.keys)])
+    kinds = sorted(set(total.written) | set(total.skipped))
+    rows = [f"| {k} | {total.written[k]:,} | {total.skipped[k]:,} |" for k in kinds]
+    lines = [f"# prelabel export to `{params.to}`", "", "| objects | written | already there |",
+             "| --- | ---: | ---: |", *rows, "", f"images failed: {len(errors)}"]  # fmt: skip
+    create_markdown_artifact("\n".join(lines), key="prelabel-export", description="prelabel export")
+    return {"images": len(images), "failed": len(errors), "written": dict(total.written),
+            "skipped": dict(total.skipped), "keys": str(out / "export_keys.csv")}  # fmt: skip

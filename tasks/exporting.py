@@ -1,0 +1,43 @@
+"""Tasks that write pseudo-labels to an object store (S3 or a folder)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from prelabel.export import ExportReport, ExportState, export_batch, open_store
+from prelabel.fetch import Fetcher
+from prelabel.records import PredictionRecord
+from prelabel.settings import load_settings
+from tasks.common import RETRY
+
+__all__ = ["export_records", "list_export"]
+
+
+@task(name="list-export", cache_policy=NO_CACHE, **RETRY)
+def list_export(target: str) -> dict[str, str]:
+    """What the target already holds (key -> MD5): the resume point."""
+    return open_store(target, load_settings()).existing()
+
+
+@task(name="export-batch", cache_policy=NO_CACHE, **RETRY)
+def export_records(
+    target: str,
+    existing: Mapping[str, str],
+    number: int,
+    records: Sequence[PredictionRecord],
+    state: ExportState,
+    with_images: bool,
+    label_map: Mapping[str, str] | None,
+) -> tuple[ExportReport, ExportState]:
+    """One batch's COCO JSON, masks and (optionally) images; returns the state for the next batch."""
+    settings = load_settings()
+    images = None
+    if with_images:
+        fetched = Fetcher(settings).fetch_all(r.uri for r in records)
+        images = {uri: data for uri, data in fetched.items() if isinstance(data, bytes)}
+    store = open_store(target, settings)
+    report = export_batch(store, existing, number, records, state, images, label_map)
+    return report, state

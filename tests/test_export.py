@@ -1,0 +1,108 @@
+"""Pseudo-label export: COCO JSON per batch, PNG masks, images; resumable; S3 (moto) and folders."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from prelabel.cache import s3_client
+from prelabel.masks import coco_to_mask
+from prelabel.records import save_raw_file
+from prelabel.samples import make_samples
+from prelabel.settings import load_settings
+
+ROOT = Path(__file__).parents[1]
+
+
+@pytest.fixture
+def s3_env(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    env = {"PRELABEL_S3_ENDPOINT_URL": s3_endpoint, "PRELABEL_S3_REGION": "us-east-1",
+           "PRELABEL_S3_ACCESS_KEY_ID": "k", "PRELABEL_S3_SECRET_ACCESS_KEY": "s"}  # fmt: skip
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env
+
+
+def _export(
+    tmp_path: Path, target: str, env: dict[str, str], *extra: str
+) -> subprocess.CompletedProcess[str]:
+    full = {**os.environ, **env, "PYTHONPATH": str(ROOT), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    full.pop("PREFECT_API_URL", None)
+    args = ["export", "--input-dir", str(tmp_path / "images"), "--model", "raw-files", "--to", target,
+            "--batch-size", "3", "--cache-dir", str(tmp_path / "cache"),
+            "--output-dir", str(tmp_path / "out"), *extra]  # fmt: skip
+    return subprocess.run([sys.executable, "-c", "from prelabel_cli.main import main; main()", *args],
+                          capture_output=True, text=True, env=full, check=False)  # fmt: skip
+
+
+def test_export_to_s3_then_resume(tmp_path: Path, s3_env: dict[str, str]) -> None:
+    images = tmp_path / "images"
+    images.mkdir()
+    samples = make_samples()
+    for sample in samples:
+        (images / sample.name).write_bytes(sample.data)
+        save_raw_file(images / f"{Path(sample.name).stem}_dinox_preannot.json", sample.detections)
+    (tmp_path / "map.json").write_text('{"car": "civilian vehicle"}')
+    client = s3_client(load_settings())
+    client.create_bucket(Bucket="pseudo")
+
+    first = _export(
+        tmp_path, "s3://pseudo/run1", s3_env, "--with-images", "--label-map", str(tmp_path / "map.json")
+    )
+    assert first.returncode == 0, first.stderr[-2000:]
+    objects = {o["Key"]: o for o in client.list_objects_v2(Bucket="pseudo")["Contents"]}
+    masks = sum(m is not None for s in samples for m in s.detections.masks)
+    assert sum(k.startswith("run1/masks/") for k in objects) == masks > 0
+    assert sum(k.startswith("run1/images/") for k in objects) == 4
+    coco_keys = sorted(k for k in objects if k.startswith("run1/coco/"))
+    assert coco_keys == ["run1/coco/batch_00001.json", "run1/coco/batch_00002.json"]
+    batches = [json.loads(client.get_object(Bucket="pseudo", Key=k)["Body"].read()) for k in coco_keys]
+    assert batches[0]["categories"] == batches[1]["categories"][: len(batches[0]["categories"])]
+    names = {c["name"] for c in batches[1]["categories"]}
+    assert "civilian vehicle" in names and "car" not in names
+    ids = [a["id"] for b in batches for a in b["annotations"]]
+    assert ids == list(range(1, len(ids) + 1)) and len(ids) == sum(len(s.detections) for s in samples)
+    with_mask = next(a for b in batches for a in b["annotations"] if a.get("mask_file"))
+    png = client.get_object(Bucket="pseudo", Key=f"run1/{with_mask['mask_file']}")["Body"].read()
+    decoded = np.asarray(Image.open(io.BytesIO(png))) > 0
+    assert np.array_equal(decoded, coco_to_mask(with_mask["segmentation"]) > 0)
+    image_entry = batches[0]["images"][0]
+    stored = client.get_object(Bucket="pseudo", Key=f"run1/{image_entry['file_name']}")["Body"].read()
+    assert stored == (images / Path(image_entry["source"]).name).read_bytes()
+    assert "written" in first.stdout
+
+    again = _export(
+        tmp_path, "s3://pseudo/run1", s3_env, "--with-images", "--label-map", str(tmp_path / "map.json")
+    )
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "0 written" in again.stdout and " written," not in again.stdout.replace("0 written,", "")
+    keys = (tmp_path / "out" / "export_keys.csv").read_text().splitlines()
+    assert len(keys) - 1 == len(objects)
+
+
+def test_export_to_a_folder_rewrites_only_what_changed(tmp_path: Path) -> None:
+    images = tmp_path / "images"
+    images.mkdir()
+    sample = make_samples()[0]
+    (images / sample.name).write_bytes(sample.data)
+    raw = images / f"{Path(sample.name).stem}_dinox_preannot.json"
+    save_raw_file(raw, sample.detections)
+    target = tmp_path / "pseudo"
+    assert _export(tmp_path, str(target), {}).returncode == 0
+    coco = target / "coco" / "batch_00001.json"
+    before = coco.read_text()
+    save_raw_file(raw, sample.detections[:1])
+    done = _export(tmp_path, str(target), {}, "--refresh")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "coco: 1 written" in done.stdout and coco.read_text() != before
+    assert len(json.loads(coco.read_text())["annotations"]) == 1
