@@ -2,7 +2,8 @@
 
 One asyncio loop drives every fetch: URLs through one ``httpx.AsyncClient`` (bounded
 concurrency, per-request timeout, retries with backoff on 429 / 5xx / connection errors,
-a size cap, a content-type check), local files and S3 objects through worker threads.
+a size cap, a content-type check), local files, S3 objects and files served by the
+configured Label Studio (with its key, never written anywhere) through worker threads.
 Results go to a handler as they complete, and a fetch holds its concurrency slot until the
 handler is done with its bytes, so memory stays bounded by ``concurrency`` images however
 long the list. Every failure is a ``SourceError`` naming the URI; nothing else stops.
@@ -24,6 +25,7 @@ from prelabel.errors import SourceError
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
+    from prelabel.lsclient import LabelStudioClient
     from prelabel.settings import Settings
 
 __all__ = ["FetchOptions", "Fetcher", "split_s3_uri"]
@@ -57,10 +59,16 @@ class Fetcher:
     def __init__(self, settings: Settings | None = None, options: FetchOptions | None = None) -> None:
         self.settings, self.options = settings, options or FetchOptions()
         self._s3: S3Client | None = None
+        self._label_studio: LabelStudioClient | None = None
 
     def fetch(self, uris: Iterable[str], handle: Callable[[str, bytes | SourceError], None]) -> None:
         """Call ``handle(uri, bytes or error)`` for every URI, in completion order, one at a time."""
-        asyncio.run(self._fetch_all(uris, handle))
+        try:
+            asyncio.run(self._fetch_all(uris, handle))
+        finally:
+            if self._label_studio is not None:
+                self._label_studio.close()
+                self._label_studio = None
 
     def fetch_all(self, uris: Iterable[str]) -> dict[str, bytes | SourceError]:
         """Every URI's bytes or error (for a batch that fits in memory)."""
@@ -115,6 +123,8 @@ class Fetcher:
                 await asyncio.gather(*running)
 
     async def _read(self, client: httpx.AsyncClient, uri: str) -> bytes:
+        if self._from_label_studio(uri):
+            return await asyncio.to_thread(self._read_label_studio, uri)
         if uri.startswith(("http://", "https://")):
             return await self._download(client, uri)
         if uri.startswith("s3://"):
@@ -131,6 +141,28 @@ class Fetcher:
             return path.read_bytes()
         except OSError as exc:
             raise SourceError(f"{uri}: cannot read file ({exc.strerror or exc})") from exc
+
+    def _from_label_studio(self, uri: str) -> bool:
+        """A file served by the configured Label Studio (uploads, local files): needs its key."""
+        settings = self.settings
+        return bool(
+            settings and settings.ls_api_key and uri.startswith(settings.ls_url.rstrip("/") + "/data/")
+        )
+
+    def _read_label_studio(self, uri: str) -> bytes:
+        from prelabel.errors import LabelStudioError
+        from prelabel.lsclient import LabelStudioClient
+
+        assert self.settings is not None and self.settings.ls_api_key is not None  # by _from_label_studio
+        if self._label_studio is None:
+            self._label_studio = LabelStudioClient(self.settings.ls_url, self.settings.ls_api_key)
+        try:
+            answer = self._label_studio.request("GET", uri[len(self.settings.ls_url.rstrip("/")) :])
+        except LabelStudioError as exc:
+            raise SourceError(f"{uri}: {exc}") from exc
+        if len(answer.content) > self.options.max_bytes:
+            raise SourceError(f"{uri}: larger than the {self.options.max_bytes:,}-byte limit")
+        return answer.content
 
     def _read_s3(self, uri: str) -> bytes:
         from botocore.exceptions import BotoCoreError, ClientError

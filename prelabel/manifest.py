@@ -22,7 +22,15 @@ from prelabel.fetch import Fetcher
 from prelabel.images import DEFAULT_MAX_PIXELS, read_image_info
 from prelabel.reports import ErrorRow, write_errors
 from prelabel.sampling import StratumCount, stratified_sample
-from prelabel.sources import RestSource, SourceItem, iter_image_files, iter_rest, iter_s3, iter_url_list
+from prelabel.sources import (
+    RestSource,
+    SourceItem,
+    iter_image_files,
+    iter_project,
+    iter_rest,
+    iter_s3,
+    iter_url_list,
+)
 
 if TYPE_CHECKING:
     from prelabel.settings import Settings
@@ -90,8 +98,13 @@ class SourceSpec:
 
 def iter_source(spec: SourceSpec, fetcher: Fetcher, settings: Settings | None = None) -> Iterator[SourceItem]:
     """The items of a folder, ``s3://`` prefix, ``.txt``/``.csv`` URL list, paged REST endpoint,
-    or video file/folder (frames written to ``frames_dir``)."""
+    Label Studio project (``ls://ID``), or video file/folder (frames written to ``frames_dir``)."""
     source = spec.source
+    if source.startswith("ls://"):
+        from prelabel.settings import load_settings
+
+        yield from iter_project(source, settings or load_settings())
+        return
     if source.startswith("s3://"):
         yield from iter_s3(source, settings)
         return

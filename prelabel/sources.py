@@ -26,6 +26,7 @@ __all__ = [
     "RestSource",
     "SourceItem",
     "iter_image_files",
+    "iter_project",
     "iter_rest",
     "iter_s3",
     "iter_url_list",
@@ -180,6 +181,26 @@ def iter_rest(source: RestSource, fetcher: Fetcher) -> Iterator[SourceItem]:
             if source.max_items is not None and seen >= source.max_items:
                 return
         offset += len(items)
+
+
+def iter_project(uri: str, settings: Settings) -> Iterator[SourceItem]:
+    """The images of a Label Studio project, ``ls://PROJECT_ID``: uploads and local files as
+    URLs of the configured server (fetched with its key), S3 keys and other URLs as they are."""
+    from prelabel.lsclient import LabelStudioClient
+
+    raw = uri.removeprefix("ls://")
+    if not raw.isdigit():
+        raise SourceError(f"{uri}: expected ls://PROJECT_ID, e.g. ls://3")
+    if settings.ls_api_key is None:
+        raise SourceError(f"{uri}: set PRELABEL_LS_API_KEY to read a Label Studio project")
+    base = settings.ls_url.rstrip("/")
+    with LabelStudioClient(settings.ls_url, settings.ls_api_key) as client:
+        key = client.get_project(int(raw)).config.image.data_key
+        for task in client.iter_tasks(int(raw)):
+            ref = task.image_ref(key)
+            if ref:
+                url = base + ref if ref.startswith("/data/") else ref
+                yield SourceItem(url, name_of(ref), {"task_id": str(task.id)})
 
 
 def _walk(document: Any, path: str, where: str) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from flows.ingest import ingest_flow
 from flows.params import IngestParams, PreannotateParams
 from flows.preannotate import preannotate
 from prelabel.cache import s3_client
+from prelabel.errors import SourceError
 from prelabel.lsclient import LabelStudioClient, Project
 from prelabel.lsserver import LocalLabelStudio
 from prelabel.manifest import read_manifest
@@ -104,3 +106,27 @@ def test_ingest_command_with_a_sample(label_studio: LocalLabelStudio, tmp_path: 
     assert len(rows) == 3 and all(r.sha256 for r in rows)  # stratum b holds the missing image
     assert "missing/x.jpg" in (tmp_path / "m_errors.csv").read_text()
     assert (tmp_path / "m_strata.csv").read_text().splitlines()[1:] == ["a,3,2", "b,2,2"]
+
+
+def test_a_projects_own_images_as_a_source(
+    ls_client: LabelStudioClient, project: Project, tmp_path: Path, tiny_detr: Path
+) -> None:
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for sample in make_samples():
+        (folder / sample.name).write_bytes(sample.data)
+    ls_client.upload_files(project.id, sorted(folder.iterdir()))
+    done = ingest_flow(IngestParams(source=f"ls://{project.id}", out=str(tmp_path / "project.csv")))
+    assert (done["kept"], done["failed"]) == (4, 0)
+    rows = read_manifest(tmp_path / "project.csv")
+    assert all(r.uri.startswith(f"{load_settings().ls_url.rstrip('/')}/data/upload/") for r in rows)
+    assert {r.sha256 for r in rows} == {hashlib.sha256(s.data).hexdigest() for s in make_samples()}
+    summary = preannotate(PreannotateParams.model_validate({
+        "project_id": project.id, "manifest": str(tmp_path / "project.csv"), "model": "detr",
+        "model_options": {"checkpoint": str(tiny_detr), "threshold": 0.0, "device": "cpu"},
+        "model_version": "from-project", "cache_dir": str(tmp_path / "cache"),
+        "output_dir": str(tmp_path / "out"), "unmatched_csv": str(tmp_path / "out" / "u.csv"),
+    }))  # fmt: skip
+    assert (summary.matched, summary.imported, summary.posted, summary.failed) == (4, 0, 4, 0)
+    with pytest.raises(SourceError, match="expected ls://PROJECT_ID"):
+        ingest_flow(IngestParams(source="ls://three", out=str(tmp_path / "bad.csv")))
