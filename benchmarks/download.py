@@ -2,12 +2,12 @@
 
 Question: how much faster is ingesting a URL list with bounded concurrency than a loop of
 single downloads, when every request waits on the network? Goal: >= 20x at 50 ms latency.
-Method: a local HTTP server (threaded, keep-alive) answers every request after ``--latency``
-seconds with a ~10 KB JPEG; ``--urls`` URLs are fetched by ``Fetcher`` (``--concurrency``) and
-``--sequential`` of them one at a time by the same fetcher with concurrency 1 (a full
-one-at-a-time pass over 10,000 URLs would take over 8 minutes; the per-URL time is what is
-compared). Bytes are hashed and dropped as they arrive, as ``ingest`` does; peak memory is
-the process's maximum resident set size.
+Method: a local HTTP server (threaded, keep-alive, in its own process) answers every
+request after ``--latency`` seconds with a ~10 KB JPEG. ``--urls`` URLs are fetched by
+``Fetcher`` (``--concurrency``), and ``--sequential`` of them one at a time by the same
+fetcher with concurrency 1 (a full one-at-a-time pass over 10,000 URLs would take over 8
+minutes; the per-URL times are compared). Bytes are hashed and dropped as they arrive, as
+``ingest`` does; peak memory is the process's maximum resident set size.
 Command: ``python -m benchmarks.download`` (from the repository root).
 """
 
@@ -16,9 +16,11 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
+import multiprocessing
 import platform
 import resource
 import time
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -45,6 +47,13 @@ def _timed(fetcher: Fetcher, urls: list[str]) -> float:
     return elapsed
 
 
+def _serve(images: dict[str, bytes], latency: float, url: Any, stop: Any) -> None:
+    """The server in its own process: its threads must not share the client's interpreter lock."""
+    with serve(Site(images, latency=latency)) as site:
+        url.put(site.url)
+        stop.wait()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--urls", type=int, default=10_000)
@@ -58,11 +67,18 @@ def main() -> None:
     Image.fromarray(pixels).save(buffer, "JPEG", quality=90)
     images = {f"{i}.jpg": buffer.getvalue() for i in range(args.urls)}
     print(f"machine: {platform.processor() or platform.machine()}, Python {platform.python_version()}")
-    with serve(Site(images, latency=args.latency)) as site:
-        urls = [f"{site.url}/img/{name}" for name in images]
+    address, stop = multiprocessing.Queue(), multiprocessing.Event()
+    server = multiprocessing.Process(target=_serve, args=(images, args.latency, address, stop), daemon=True)
+    server.start()
+    try:
+        base = address.get(timeout=30)
+        urls = [f"{base}/img/{name}" for name in images]
         many = _timed(Fetcher(options=FetchOptions(concurrency=args.concurrency)), urls)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         one = _timed(Fetcher(options=FetchOptions(concurrency=1)), urls[: args.sequential])
+    finally:
+        stop.set()
+        server.join(10)
     per_many, per_one = many / len(urls), one / args.sequential
     print(f"{len(urls):,} URLs, {args.latency * 1000:.0f} ms latency, {len(buffer.getvalue()):,} bytes each")
     print(f"concurrent ({args.concurrency}): {many:8.2f} s  {per_many * 1000:7.2f} ms/URL  "
