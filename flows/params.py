@@ -70,11 +70,7 @@ class _PostOptions(LabelStudioParams):
     )
 
 
-class _ModelOptions(BaseModel):
-    input_dir: str | None = Field(default=None, description="Folder of images (searched recursively).")
-    manifest: str | None = Field(
-        default=None, description="Manifest CSV (from `prelabel ingest`) instead of input_dir."
-    )
+class _ModelSettings(BaseModel):
     model: str = Field(default="ocr", description="Model name from the registry, e.g. ocr, dinox, detr.")
     model_options: dict[str, Any] = Field(default_factory=dict, description="Options for the model adapter.")
     cache_dir: str | None = Field(
@@ -82,6 +78,13 @@ class _ModelOptions(BaseModel):
     )
     refresh: bool = Field(default=False, description="Ignore cached predictions and run the model again.")
     max_image_pixels: int = Field(default=100_000_000, ge=1, description="Refuse larger images (bombs).")
+
+
+class _ModelOptions(_ModelSettings):
+    input_dir: str | None = Field(default=None, description="Folder of images (searched recursively).")
+    manifest: str | None = Field(
+        default=None, description="Manifest CSV (from `prelabel ingest`) instead of input_dir."
+    )
 
     @model_validator(mode="after")
     def _one_image_source(self) -> Self:
@@ -92,6 +95,24 @@ class _ModelOptions(BaseModel):
 
 class PreannotateParams(_PostOptions, _ModelOptions):
     """One step: images -> match -> model -> convert -> post -> report."""
+
+    shard_size: int | None = Field(
+        default=None, ge=1, description="Spread inference over GPU workers in shards of this many images "
+        "(runs of the infer_deployment); empty: infer in this flow run.",
+    )  # fmt: skip
+    infer_deployment: str = Field(
+        default="infer-shard/infer-shard", description="The deployment that infers one shard (GPU pool)."
+    )
+    max_parallel_shards: int = Field(default=4, ge=1, le=256, description="Shards running at once.")
+    shard_retries: int = Field(default=1, ge=0, le=5, description="Reruns of a failed or crashed shard.")
+
+
+class ShardParams(_ModelSettings):
+    """One shard of a scaled-out run: infer these images into the shared cache."""
+
+    images: list[str] = Field(description="Image URIs (paths, s3:// keys, URLs) of this shard.")
+    shard: str = Field(description="The shard's key; its marker is written when it is done.")
+    batch_size: int = Field(default=256, ge=1, le=10_000, description="Images per Prefect task run.")
 
 
 class PostParams(_PostOptions):

@@ -1,6 +1,7 @@
 """The pipeline both posting flows share; it reads like the diagram:
 
-collect -> match (or import) -> skip finished -> [infer -> convert + post] per batch -> report
+collect -> match (or import) -> skip finished -> [shards on GPU workers] -> [infer -> convert + post]
+per batch -> report
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from typing import Any
 from prefect import get_run_logger
 
 from flows.common import connection, label_map, opaque
-from flows.params import _PostOptions
+from flows.params import PreannotateParams, _PostOptions
+from flows.scaleout import run_shards
 from prelabel.cache import PredictionCache, open_cache
 from prelabel.errors import PrelabelError
 from prelabel.pipeline import chunks, project_prompt, with_tasks
@@ -43,8 +45,11 @@ def run_pipeline(
     adapter = model_for(model, model_options)
     model_version = params.model_version or f"{model}-{adapter.signature().key[:8]}"
     cache: PredictionCache | None = None
+    cache_location = str(cache_dir or settings.cache_dir)
     if model != "raw-files":
-        cache = open_cache(cache_dir or settings.cache_dir, settings)
+        if not cache_location.startswith("s3://"):  # shard runs elsewhere must find the same folder
+            cache_location = str(Path(cache_location).expanduser().resolve())
+        cache = open_cache(cache_location, settings)
     out = Path(params.output_dir)
 
     matched = match_images(ls, project, opaque(images), params.import_new)
@@ -59,6 +64,9 @@ def run_pipeline(
     )  # fmt: skip
     log.info("%d images, %d matched, %d to do, %d already posted", len(images), len(matched.task_ids),
              len(todo), summary.skipped)  # fmt: skip
+
+    if isinstance(params, PreannotateParams) and params.shard_size and todo and cache is not None:
+        run_shards(params, todo, model_options, adapter.signature(), cache, cache_location)
 
     errors: list[ErrorRow] = []
     unmatched_labels: Counter[str] = Counter()

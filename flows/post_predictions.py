@@ -6,6 +6,7 @@ from prefect import flow
 
 from flows.params import PostParams
 from flows.pipeline import run_pipeline
+from flows.scaleout import project_lock
 from prelabel.pipeline import collect_images
 from prelabel.reports import RunSummary
 
@@ -17,4 +18,5 @@ def post_predictions(params: PostParams) -> RunSummary:
     """Read ``<stem>_dinox_preannot.json`` / ``<stem>.json`` files, convert, match, post, report."""
     options = {"raw_dir": params.raw_dir} if params.raw_dir else {}
     images = collect_images(params.input_dir, None)
-    return run_pipeline(params, images, "raw-files", options, None, False, 100_000_000)
+    with project_lock(params.project_id):
+        return run_pipeline(params, images, "raw-files", options, None, False, 100_000_000)

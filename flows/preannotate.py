@@ -6,6 +6,7 @@ from prefect import flow
 
 from flows.params import PreannotateParams
 from flows.pipeline import run_pipeline
+from flows.scaleout import project_lock
 from prelabel.pipeline import collect_images
 from prelabel.reports import RunSummary
 
@@ -17,7 +18,8 @@ def preannotate(params: PreannotateParams) -> RunSummary:
     """Collect images, match them to tasks (or import them), run the model through the cache,
     convert, post idempotently, and report."""
     images = collect_images(params.input_dir, params.manifest)
-    return run_pipeline(
-        params, images, params.model, params.model_options, params.cache_dir, params.refresh,
-        params.max_image_pixels,
-    )  # fmt: skip
+    with project_lock(params.project_id):
+        return run_pipeline(
+            params, images, params.model, params.model_options, params.cache_dir, params.refresh,
+            params.max_image_pixels,
+        )  # fmt: skip

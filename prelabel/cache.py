@@ -36,6 +36,12 @@ class PredictionCache(Protocol):
 
     def put(self, sha256: str, signature: ModelSignature, detections: Detections) -> None: ...
 
+    def get_marker(self, name: str) -> dict[str, Any] | None:
+        """A small JSON record stored beside the predictions (a finished shard), or None."""
+        ...
+
+    def put_marker(self, name: str, data: dict[str, Any]) -> None: ...
+
 
 def _encode(signature: ModelSignature, detections: Detections) -> bytes:
     body: dict[str, Any] = detections_to_raw(detections)
@@ -64,12 +70,25 @@ class LocalCache:
         return detections_from_raw(data, str(path))
 
     def put(self, sha256: str, signature: ModelSignature, detections: Detections) -> None:
-        path = self.root / cache_key(sha256, signature)
+        self._write(self.root / cache_key(sha256, signature), _encode(signature, detections))
+
+    def get_marker(self, name: str) -> dict[str, Any] | None:
+        try:
+            data = json.loads((self.root / "markers" / f"{name}.json").read_bytes())
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def put_marker(self, name: str, data: dict[str, Any]) -> None:
+        self._write(self.root / "markers" / f"{name}.json", json.dumps(data).encode())
+
+    @staticmethod
+    def _write(path: Path, content: bytes) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
         try:
             with os.fdopen(handle, "wb") as out:
-                out.write(_encode(signature, detections))
+                out.write(content)
             Path(tmp).replace(path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -105,6 +124,21 @@ class S3Cache:
             Body=_encode(signature, detections),
             ContentType="application/json",
         )
+
+    def _marker_key(self, name: str) -> str:
+        return f"{self.prefix}/markers/{name}.json" if self.prefix else f"markers/{name}.json"
+
+    def get_marker(self, name: str) -> dict[str, Any] | None:
+        try:
+            answer = self.client.get_object(Bucket=self.bucket, Key=self._marker_key(name))
+            data = json.loads(answer["Body"].read())
+        except (self.client.exceptions.NoSuchKey, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def put_marker(self, name: str, data: dict[str, Any]) -> None:
+        body = json.dumps(data).encode()
+        self.client.put_object(Bucket=self.bucket, Key=self._marker_key(name), Body=body)
 
 
 def open_cache(location: str | Path, settings: Settings | None = None) -> PredictionCache:

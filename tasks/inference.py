@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Mapping, Sequence
 from functools import cache
@@ -13,6 +14,7 @@ from prefect.cache_policies import NO_CACHE
 from prelabel.cache import PredictionCache
 from prelabel.fetch import Fetcher
 from prelabel.models import ModelAdapter, create_model
+from prelabel.models.dinox import ENDPOINTS as DINOX_FAMILY
 from prelabel.pipeline import InferResult, infer_items, read_items
 from prelabel.settings import load_settings
 from tasks.common import RETRY
@@ -30,6 +32,32 @@ def model_for(name: str, options: Mapping[str, Any]) -> ModelAdapter:
     return _model(name, json.dumps(dict(options), sort_keys=True))
 
 
+DINOX_LIMIT = "prelabel-dinox"
+"""The global concurrency limit that guards the DINO-X API across all runs (when it exists)."""
+
+
+@cache
+def _limit_exists(name: str) -> bool:
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_global_concurrency_limit_by_name(name)
+        except ObjectNotFound:
+            return False
+    return True
+
+
+def _guard(model: str) -> contextlib.AbstractContextManager[object]:
+    """Cloud models hold a slot of ``prelabel-dinox`` while they run, if that limit is set up."""
+    if model not in DINOX_FAMILY or not _limit_exists(DINOX_LIMIT):
+        return contextlib.nullcontext()
+    from prefect.concurrency.sync import concurrency
+
+    return concurrency(DINOX_LIMIT, occupy=1, strict=True)
+
+
 @task(name="infer-batch", cache_policy=NO_CACHE, **RETRY)
 def infer_batch(
     uris: Sequence[str],
@@ -41,6 +69,7 @@ def infer_batch(
 ) -> InferResult:
     """Predictions for a batch of images (paths, s3:// keys, URLs); unreadable ones become error rows."""
     items, errors = read_items(uris, max_pixels, Fetcher(load_settings()))
-    result = infer_items(items, model_for(model, model_options), prediction_cache, refresh=refresh)
+    with _guard(model):
+        result = infer_items(items, model_for(model, model_options), prediction_cache, refresh=refresh)
     result.errors[:0] = errors
     return result

@@ -57,6 +57,9 @@ def test_s3_cache_on_a_real_s3_protocol_server(s3_endpoint: str, monkeypatch: py
     assert again is not None and _same(again, DETECTIONS)
     keys = [o["Key"] for o in s3_client(settings).list_objects_v2(Bucket="preds")["Contents"]]
     assert keys == [f"cache/v1/{SIGNATURE.key}/cd/{'cd' * 32}.json"]
+    assert cache.get_marker("shard-x") is None
+    cache.put_marker("shard-x", {"worker": "gpu-b"})
+    assert cache.get_marker("shard-x") == {"worker": "gpu-b"}
     with pytest.raises(SettingsError, match="names no bucket"):
         open_cache("s3://", settings)
 
@@ -142,3 +145,19 @@ def test_read_items_reports_bad_files(tmp_path: Path) -> None:
         ("empty.jpg", "read image"),
         ("missing.jpg", "read image"),
     ]
+
+
+def test_shards_are_stable_and_markers_persist(tmp_path: Path) -> None:
+    from prelabel.sharding import shard_key, split_shards
+
+    shards = split_shards(["c", "a", "e", "b", "d"], 2)
+    assert shards == [["a", "b"], ["c", "d"], ["e"]]
+    assert shard_key(shards[0], SIGNATURE) == shard_key(["a", "b"], SIGNATURE)
+    assert shard_key(shards[0], SIGNATURE) != shard_key(shards[1], SIGNATURE)
+    assert shard_key(shards[0], SIGNATURE) != shard_key(shards[0], ModelSignature("other"))
+    with pytest.raises(ValueError, match="shard size"):
+        split_shards(["a"], 0)
+    cache = LocalCache(tmp_path)
+    assert cache.get_marker("shard-1") is None
+    cache.put_marker("shard-1", {"worker": "gpu-a", "images": 2})
+    assert cache.get_marker("shard-1") == {"worker": "gpu-a", "images": 2}

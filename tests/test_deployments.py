@@ -1,0 +1,161 @@
+"""Deployments end to end: a real Prefect server, pools and deployments from deployments/,
+two process workers on the GPU pool and one on the CPU pool, runs started from the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from prelabel.lsclient import LabelStudioClient, Project
+from prelabel.lsserver import LocalLabelStudio, free_port
+from prelabel.samples import make_samples
+
+ROOT = Path(__file__).parents[1]
+PREFECT = str(Path(sys.executable).parent / "prefect")
+pytestmark = pytest.mark.slow
+
+
+class Stack:
+    """The server's API URL, the environment every command gets, and the processes to stop."""
+
+    def __init__(self, api: str, env: dict[str, str], logs: Path) -> None:
+        self.api, self.env, self.logs = api, env, logs
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    def start(self, name: str, args: list[str], **extra_env: str) -> None:
+        log = (self.logs / f"{name}.log").open("wb")
+        self.processes.append(subprocess.Popen(args, cwd=ROOT, env={**self.env, **extra_env}, stdout=log,
+                                               stderr=subprocess.STDOUT, start_new_session=True))  # fmt: skip
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            args, cwd=ROOT, env=self.env, capture_output=True, text=True, check=False, timeout=300
+        )
+
+    def call(self, method: str, path: str, body: Any = None) -> Any:
+        answer = httpx.request(method, f"{self.api}{path}", json=body, timeout=30)
+        answer.raise_for_status()
+        return answer.json()
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def stack(tmp_path: Path, label_studio: LocalLabelStudio) -> Iterator[Stack]:
+    home, port = tmp_path / "prefect-home", free_port()
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env |= {
+        "PREFECT_HOME": str(home), "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
+        "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home}/prefect.db",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2",
+        "PREFECT_WORKER_QUERY_SECONDS": "1", "PREFECT_WORKER_PREFETCH_SECONDS": "1",
+        "PRELABEL_ROOT": str(ROOT), "PYTHONPATH": str(ROOT), "PRELABEL_LS_URL": label_studio.url,
+        "PRELABEL_LS_API_KEY": label_studio.legacy_token.get_secret_value(),
+        "PRELABEL_CACHE_DIR": str(tmp_path / "cache"),
+    }  # fmt: skip
+    running = Stack(f"http://127.0.0.1:{port}/api", env, tmp_path)
+    running.start("server", [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)])
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                if httpx.get(f"{running.api}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(
+                    "the Prefect server did not start:\n" + (tmp_path / "server.log").read_text()[-3000:]
+                )
+            time.sleep(1)
+        yield running
+    finally:
+        running.stop()
+
+
+def _wait_final(stack: Stack, run_id: str, timeout: float = 420) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = stack.call("GET", f"/flow_runs/{run_id}")
+        if run["state"]["type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
+            return dict(run)
+        time.sleep(2)
+    logs = "\n".join(p.read_text()[-2000:] for p in sorted(stack.logs.glob("*.log")))
+    pytest.fail(f"flow run {run_id} did not finish:\n{logs}")
+
+
+def test_deploy_schedule_and_scale_out_over_two_gpu_workers(
+    stack: Stack, ls_client: LabelStudioClient, project: Project, tmp_path: Path, tiny_detr: Path
+) -> None:
+    setup = stack.run(sys.executable, "deployments/setup.py")
+    assert setup.returncode == 0, setup.stderr[-2000:]
+    deploy = stack.run(
+        PREFECT, "--no-prompt", "deploy", "--all", "--prefect-file", "deployments/prefect.yaml"
+    )
+    assert deploy.returncode == 0, deploy.stdout[-2000:] + deploy.stderr[-2000:]
+    for name in ("gpu-a", "gpu-b"):
+        worker = [PREFECT, "worker", "start", "--pool", "prelabel-gpu", "--type", "process", "--name", name]
+        stack.start(name, [*worker, "--limit", "1"], PRELABEL_WORKER_NAME=name)
+    stack.start(
+        "cpu", [PREFECT, "worker", "start", "--pool", "prelabel-cpu", "--type", "process", "--name", "cpu"]
+    )
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for sample in make_samples():
+        (images / sample.name).write_bytes(sample.data)
+    params = {"project_id": project.id, "input_dir": str(images), "model": "detr", "import_new": True,
+              "model_options": {"checkpoint": str(tiny_detr), "threshold": 0.0, "device": "cpu"},
+              "model_version": "deployed", "shard_size": 1, "max_parallel_shards": 4,
+              "label_map": {"car": "civilian vehicle"}, "output_dir": str(tmp_path / "out"),
+              "unmatched_csv": str(tmp_path / "out" / "unmatched.csv")}  # fmt: skip
+    started = stack.run(PREFECT, "deployment", "run", "preannotate/preannotate", "--params",
+                        json.dumps({"params": params}))  # fmt: skip
+    assert started.returncode == 0, started.stdout[-2000:] + started.stderr[-2000:]
+    run_id = re.search(r"UUID:\s*([0-9a-f-]{36})", started.stdout)
+    assert run_id, started.stdout
+    final = _wait_final(stack, run_id.group(1))
+    assert final["state"]["type"] == "COMPLETED", json.dumps(final["state"])[:2000]
+
+    assert ls_client.model_versions(project.id) == {"deployed": 4}
+    markers = [json.loads(p.read_text()) for p in (tmp_path / "cache" / "markers").glob("*.json")]
+    assert len(markers) == 4 and {m["worker"] for m in markers} == {"gpu-a", "gpu-b"}
+
+    pull = stack.call("GET", "/deployments/name/pull-annotations/pull-annotations")
+    assert pull["schedules"] and pull["schedules"][0]["schedule"]["interval"] == 3600
+    scheduled: list[Any] = []
+    for _ in range(30):
+        body = {
+            "deployments": {"id": {"any_": [pull["id"]]}},
+            "flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}}},
+        }
+        scheduled = stack.call("POST", "/flow_runs/filter", body)
+        if scheduled:
+            break
+        time.sleep(1)
+    assert scheduled and scheduled[0]["parameters"]["params"]["project_id"] == 1
+
+    refused = stack.run(PREFECT, "deployment", "run", "preannotate/preannotate", "--params",
+                        json.dumps({"params": {**params, "project_id": 0}}))  # fmt: skip
+    assert refused.returncode != 0
+    assert "project_id" in refused.stdout + refused.stderr

@@ -1,0 +1,69 @@
+"""The Docker files, checked without a Docker engine: lint, structure, same install as CI."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).parents[1]
+HADOLINT = Path(sys.executable).parent / "hadolint"
+
+
+def test_dockerfiles_pass_hadolint_and_install_like_ci() -> None:
+    files = [ROOT / "docker" / "Dockerfile", ROOT / "docker" / "Dockerfile.gpu"]
+    done = subprocess.run([str(HADOLINT), "--failure-threshold", "info", *map(str, files)],
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    bootstrap = (ROOT / "scripts" / "bootstrap").read_text()
+    assert "bash scripts/install dev" in bootstrap  # CI's install step
+    for file, extras in zip(files, ("ocr,video", "models,ocr,video"), strict=True):
+        text = file.read_text()
+        installs = re.findall(r"bash scripts/install (\S+)", text)
+        assert installs == [extras], (file, installs)
+        assert "pip install" not in text  # nothing installed any other way
+        copied = set(re.findall(r"^COPY (\S+)/ ", text, re.M))
+        assert copied >= {"prelabel", "prelabel_cli", "flows", "tasks", "scripts", "deployments"}
+
+
+def test_compose_stack_is_complete_and_guarded() -> None:
+    compose = yaml.safe_load((ROOT / "docker" / "compose.yaml").read_text())
+    services = compose["services"]
+    assert set(services) == {"postgres", "prefect-server", "label-studio", "minio", "setup", "cpu-worker",
+                             "gpu-worker"}  # fmt: skip
+    for name, service in services.items():
+        if name != "setup":
+            assert "healthcheck" in service, name
+            assert service.get("restart") == "unless-stopped", name
+    devices = services["gpu-worker"]["deploy"]["resources"]["reservations"]["devices"]
+    assert devices == [{"driver": "nvidia", "count": "all", "capabilities": ["gpu"]}]
+    assert services["prefect-server"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert (
+        "postgresql+asyncpg"
+        in services["prefect-server"]["environment"]["PREFECT_API_DATABASE_CONNECTION_URL"]
+    )
+    assert services["cpu-worker"]["depends_on"]["setup"]["condition"] == "service_completed_successfully"
+    assert set(compose["volumes"]) >= {"postgres-data", "label-studio-data", "minio-data", "prelabel-data"}
+    text = (ROOT / "docker" / "compose.yaml").read_text()
+    for secret in (
+        "POSTGRES_PASSWORD",
+        "PRELABEL_LS_API_KEY",
+        "MINIO_ROOT_PASSWORD",
+        "LABEL_STUDIO_PASSWORD",
+    ):
+        assert f"${{{secret}:?" in text, f"{secret} must come from docker/.env, never a default"
+
+
+def test_deployments_file_names_every_flow_and_pool() -> None:
+    spec = yaml.safe_load((ROOT / "deployments" / "prefect.yaml").read_text())
+    by_name = {d["name"]: d for d in spec["deployments"]}
+    assert set(by_name) == {"preannotate", "infer-shard", "post-predictions", "pull-annotations"}
+    assert by_name["infer-shard"]["work_pool"]["name"] == "prelabel-gpu"
+    assert {by_name[n]["work_pool"]["name"] for n in by_name if n != "infer-shard"} == {"prelabel-cpu"}
+    for deployment in by_name.values():
+        module, _, function = deployment["entrypoint"].partition(":")
+        assert f"def {function}(" in (ROOT / module).read_text()
+    assert by_name["pull-annotations"]["schedules"][0]["interval"] == 3600
