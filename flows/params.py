@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Self
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from prelabel.pullback import Format
 
@@ -70,6 +70,9 @@ class _PostOptions(LabelStudioParams):
     )
 
 
+_SECRET_WORDS = ("token", "secret", "password", "api_key", "apikey")
+
+
 class _ModelSettings(BaseModel):
     model: str = Field(default="ocr", description="Model name from the registry, e.g. ocr, dinox, detr.")
     model_options: dict[str, Any] = Field(default_factory=dict, description="Options for the model adapter.")
@@ -78,6 +81,18 @@ class _ModelSettings(BaseModel):
     )
     refresh: bool = Field(default=False, description="Ignore cached predictions and run the model again.")
     max_image_pixels: int = Field(default=100_000_000, ge=1, description="Refuse larger images (bombs).")
+
+    @field_validator("model_options")
+    @classmethod
+    def _no_secrets(cls, options: dict[str, Any]) -> dict[str, Any]:
+        """Parameters are stored by Prefect and shown in its UI: secrets come from the environment."""
+        secret = [k for k in options if any(word in k.lower() for word in _SECRET_WORDS)]
+        if secret:
+            raise ValueError(
+                f"model option {secret[0]!r} looks like a secret: flow parameters are stored and shown; "
+                "set it in the environment (e.g. PRELABEL_DINOX_TOKEN) instead"
+            )
+        return options
 
 
 class _ModelOptions(_ModelSettings):

@@ -81,3 +81,17 @@ def test_missing_key_names_the_variables() -> None:
 ])  # fmt: skip
 def test_token_kind(token: str, kind: str) -> None:
     assert token_kind(token) == kind
+
+
+def test_secrets_are_refused_as_model_options() -> None:
+    from pydantic import ValidationError
+
+    from flows.params import InferParams, ShardParams
+
+    with pytest.raises(ValidationError, match="looks like a secret"):
+        InferParams(input_dir="x", out="o", model="dinox", model_options={"token": "abc"})
+    with pytest.raises(ValidationError, match="looks like a secret"):
+        ShardParams(images=[], shard="s", model="dinox", model_options={"S3_Secret_Key": "abc"})
+    assert InferParams(input_dir="x", out="o", model_options={"classes": "car"}).model_options == {
+        "classes": "car"
+    }
