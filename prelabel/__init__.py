@@ -15,10 +15,20 @@ from prelabel.errors import (
     SettingsError,
     SourceError,
 )
+from prelabel.fetch import Fetcher, FetchOptions
 from prelabel.geometry import clean_boxes, percent_to_xyxy, xyxy_to_percent, xyxy_to_xywh
 from prelabel.images import ImageInfo, LoadedImage, load_image, read_image_info
 from prelabel.labelconfig import ControlTag, LabelConfig, parse_label_config
 from prelabel.labelmap import LabelMap, Normalization, load_label_map
+from prelabel.manifest import (
+    IngestResult,
+    ManifestRow,
+    SourceSpec,
+    ingest,
+    iter_source,
+    read_manifest,
+    write_manifest,
+)
 from prelabel.masks import brush_to_mask, coco_to_brush, coco_to_mask, mask_to_brush, mask_to_coco
 from prelabel.predictions import BuildReport, build_prediction
 from prelabel.records import (
@@ -28,7 +38,9 @@ from prelabel.records import (
     load_raw_file,
     save_raw_file,
 )
+from prelabel.sampling import stratified_sample
 from prelabel.settings import Settings, load_settings
+from prelabel.sources import SourceItem
 
 __version__ = "0.1.0"
 
@@ -36,14 +48,18 @@ __all__ = [
     "BuildReport",
     "ControlTag",
     "Detections",
+    "FetchOptions",
+    "Fetcher",
     "ImageError",
     "ImageInfo",
     "ImageTooLargeError",
+    "IngestResult",
     "LabelConfig",
     "LabelConfigError",
     "LabelMap",
     "LabelMapError",
     "LoadedImage",
+    "ManifestRow",
     "MaskError",
     "ModelSignature",
     "Normalization",
@@ -53,12 +69,16 @@ __all__ = [
     "Settings",
     "SettingsError",
     "SourceError",
+    "SourceItem",
+    "SourceSpec",
     "__version__",
     "brush_to_mask",
     "build_prediction",
     "clean_boxes",
     "coco_to_brush",
     "coco_to_mask",
+    "ingest",
+    "iter_source",
     "load_image",
     "load_label_map",
     "load_raw_file",
@@ -68,7 +88,10 @@ __all__ = [
     "parse_label_config",
     "percent_to_xyxy",
     "read_image_info",
+    "read_manifest",
     "save_raw_file",
+    "stratified_sample",
+    "write_manifest",
     "xyxy_to_percent",
     "xyxy_to_xywh",
 ]
