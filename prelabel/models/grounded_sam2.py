@@ -86,7 +86,7 @@ class GroundedSam2(ModelAdapter):
         self.max_detections = max(1, max_detections)
         self.batch_size, self.box_chunk = max(1, batch_size), max(1, box_chunk)
         self._models: tuple[Any, Any, Any] | None = None
-        self._text: tuple[dict[str, Any], Any] | None = None
+        self._text: tuple[dict[str, Any], list[Any], int] | None = None
         self._counts: Counter[str] = Counter()
 
     def signature(self) -> ModelSignature:
@@ -163,8 +163,8 @@ class GroundedSam2(ModelAdapter):
             self._models = (detector.to(self.device).eval(), processor, segmenter)
         return self._models
 
-    def _text_inputs(self, detector: Any, processor: Any) -> tuple[dict[str, Any], Any]:
-        """Token ids of the prompt, and which tokens belong to which class (classes x tokens)."""
+    def _text_inputs(self, detector: Any, processor: Any) -> tuple[dict[str, Any], list[Any], int]:
+        """Token ids of the prompt, each class's token positions, and the prompt's length."""
         if self._text is None:
             torch = require_torch("grounded-sam2")
             prompt, spans = build_prompt(self.classes)
@@ -176,19 +176,19 @@ class GroundedSam2(ModelAdapter):
                     f"the prompt of {len(self.classes)} classes is {len(offsets)} tokens; "
                     f"{self.detector} reads at most {limit}: pass fewer classes"
                 )
-            positive = torch.zeros(len(spans), len(offsets))
-            for token, (begin, end) in enumerate(offsets):
-                for k, (low, high) in enumerate(spans):
-                    if end > begin and low <= begin and end <= high:
-                        positive[k, token] = 1.0
             device = self.device or "cpu"
-            self._text = ({k: v.to(device) for k, v in encoded.items()}, positive.to(device))
+            positions = [
+                torch.tensor([t for t, (b, e) in enumerate(offsets) if e > b and low <= b and e <= high],
+                             dtype=torch.long, device=device)
+                for low, high in spans
+            ]  # fmt: skip
+            self._text = ({k: v.to(device) for k, v in encoded.items()}, positions, len(offsets))
         return self._text
 
     def _detect(self, detector: Any, processor: Any, images: list[Any]) -> list[Detections]:
         """Boxes, scores and prompt classes for same-size images (3, H, W uint8 on the device)."""
         torch = require_torch("grounded-sam2")
-        text, positive = self._text_inputs(detector, processor)
+        text, positions, tokens = self._text_inputs(detector, processor)
         settings = processor.image_processor
         height, width = int(images[0].shape[1]), int(images[0].shape[2])
         size = _shortest_edge_size(
@@ -202,10 +202,10 @@ class GroundedSam2(ModelAdapter):
                 pixel_mask=torch.ones((count, *size), dtype=torch.long, device=pixels.device),
                 **{k: v.expand(count, -1) for k, v in text.items()},
             )
-        tokens = positive.shape[1]
         probs = outputs.logits[..., :tokens].float().sigmoid()  # (images, queries, tokens)
         box_scores = probs.amax(-1)
-        class_scores = (probs[:, :, None, :] * positive[None, None]).amax(-1)  # (images, queries, classes)
+        # a class's score: its best token (classes x a few tokens; no classes x tokens tensor)
+        class_scores = torch.stack([probs[..., where].amax(-1) for where in positions], -1)
         best_scores, best_classes = class_scores.max(-1)
         keep = (box_scores > self.box_threshold) & (best_scores > self.text_threshold)
         cx, cy, w, h = outputs.pred_boxes.float().unbind(-1)
