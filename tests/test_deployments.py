@@ -44,9 +44,16 @@ class Stack:
         )
 
     def call(self, method: str, path: str, body: Any = None) -> Any:
-        answer = httpx.request(method, f"{self.api}{path}", json=body, timeout=30)
-        answer.raise_for_status()
-        return answer.json()
+        """One API call; a busy SQLite server (workers polling, flows writing) may stall: retried."""
+        for attempt in range(5):
+            try:
+                answer = httpx.request(method, f"{self.api}{path}", json=body, timeout=60)
+                answer.raise_for_status()
+                return answer.json()
+            except (httpx.TimeoutException, httpx.TransportError):
+                if attempt == 4:
+                    raise
+                time.sleep(2)
 
     def stop(self) -> None:
         for process in reversed(self.processes):
@@ -68,7 +75,9 @@ def stack(tmp_path: Path, label_studio: LocalLabelStudio) -> Iterator[Stack]:
         "PREFECT_HOME": str(home), "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
         "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home}/prefect.db",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2",
-        "PREFECT_WORKER_QUERY_SECONDS": "1", "PREFECT_WORKER_PREFETCH_SECONDS": "1",
+        "PREFECT_WORKER_QUERY_SECONDS": "2", "PREFECT_WORKER_PREFETCH_SECONDS": "1",
+        # two cores shared by the server (SQLite), three workers and their flow runs: be patient
+        "PREFECT_API_REQUEST_TIMEOUT": "120", "PREFECT_SERVER_DATABASE_TIMEOUT": "60",
         "PRELABEL_ROOT": str(ROOT), "PYTHONPATH": str(ROOT), "PRELABEL_LS_URL": label_studio.url,
         "PRELABEL_LS_API_KEY": label_studio.legacy_token.get_secret_value(),
         "PRELABEL_CACHE_DIR": str(tmp_path / "cache"),
