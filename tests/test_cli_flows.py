@@ -87,7 +87,7 @@ def test_infer_post_run_pull(
 def test_models_and_help(label_studio: LocalLabelStudio, tmp_path: Path) -> None:
     done = _prelabel(label_studio, "models", cwd=tmp_path)
     assert "ocr: ocr" in done.stdout and "raw-files:" in done.stdout
-    for command in ("run", "post", "infer", "pull", "demo", "convert"):
+    for command in ("run", "post", "infer", "pull", "demo", "convert", "ingest", "export"):
         shown = _prelabel(label_studio, command, "--help", cwd=tmp_path)
         assert shown.returncode == 0 and "Example:" in shown.stdout, command
 
