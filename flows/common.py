@@ -1,19 +1,23 @@
-"""Settings and secrets, resolved once per flow run."""
+"""What the flows share: settings and secrets resolved once per run, quoting, batch inference."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TypeVar, cast
 
 from prefect.utilities.annotations import quote
 from pydantic import SecretStr
 
-from flows.params import LabelStudioParams, _PostOptions
+from flows.params import LabelStudioParams, _ModelSettings, _PostOptions
+from prelabel.cache import PredictionCache, open_cache
 from prelabel.labelmap import LabelMap, Normalization, load_label_map
+from prelabel.pipeline import InferResult, chunks
 from prelabel.settings import Settings, load_settings
 from tasks.common import LabelStudioConnection
+from tasks.inference import infer_batch
 
-__all__ = ["connection", "label_map", "opaque"]
+__all__ = ["connection", "infer_in_batches", "label_map", "opaque", "prediction_cache"]
 
 T = TypeVar("T")
 
@@ -44,3 +48,18 @@ def label_map(params: _PostOptions) -> LabelMap:
     normalization = Normalization(plurals=params.plurals)
     base = load_label_map(Path(params.label_map_file), normalization).mapping if params.label_map_file else {}
     return LabelMap({**base, **params.label_map}, normalization)
+
+
+def prediction_cache(params: _ModelSettings) -> PredictionCache:
+    """The run's prediction cache: its ``cache_dir``, else the settings' (a folder or S3)."""
+    settings = load_settings()
+    return open_cache(params.cache_dir or settings.cache_dir, settings)
+
+
+def infer_in_batches(
+    params: _ModelSettings, images: Sequence[str], batch_size: int, cache: PredictionCache
+) -> Iterator[InferResult]:
+    """The model over ``images`` through the cache: one ``infer-batch`` task run per batch."""
+    for batch in chunks(images, batch_size):
+        yield infer_batch(opaque(batch), params.model, params.model_options, cache, params.refresh,
+                          params.max_image_pixels)  # fmt: skip

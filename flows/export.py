@@ -9,15 +9,12 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
-from flows.common import opaque
+from flows.common import infer_in_batches, opaque, prediction_cache
 from flows.params import ExportParams
-from prelabel.cache import open_cache
 from prelabel.export import ExportReport, ExportState
-from prelabel.pipeline import chunks, collect_images
+from prelabel.pipeline import collect_images
 from prelabel.reports import ErrorRow, write_errors
-from prelabel.settings import load_settings
 from tasks.exporting import export_records, list_export
-from tasks.inference import infer_batch
 
 __all__ = ["export"]
 
@@ -26,14 +23,11 @@ __all__ = ["export"]
 def export(params: ExportParams) -> dict[str, Any]:
     """Write COCO JSON per batch, a PNG per mask and optionally the images; skip what is there."""
     log = get_run_logger()
-    settings = load_settings()
-    cache = open_cache(params.cache_dir or settings.cache_dir, settings)
     images = collect_images(params.input_dir, params.manifest)
     existing = list_export(params.to)
     state, total, errors = ExportState(), ExportReport(), list[ErrorRow]()
-    for number, batch in enumerate(chunks(images, params.batch_size), start=1):
-        inferred = infer_batch(opaque(batch), params.model, params.model_options, cache, params.refresh,
-                               params.max_image_pixels)  # fmt: skip
+    batches = infer_in_batches(params, images, params.batch_size, prediction_cache(params))
+    for number, inferred in enumerate(batches, start=1):
         report, state = export_records(params.to, opaque(existing), number, opaque(inferred.records), state,
                                        params.with_images, params.label_map)  # fmt: skip
         total.written.update(report.written)

@@ -8,13 +8,9 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from flows.common import opaque
+from flows.common import infer_in_batches, prediction_cache
 from flows.params import ShardParams
-from prelabel.cache import open_cache
 from prelabel.errors import PrelabelError
-from prelabel.pipeline import chunks
-from prelabel.settings import load_settings
-from tasks.inference import infer_batch
 
 __all__ = ["infer_shard"]
 
@@ -23,12 +19,9 @@ __all__ = ["infer_shard"]
 def infer_shard(params: ShardParams) -> dict[str, Any]:
     """Infer the shard through the cache, then leave its marker (who ran it, the counts)."""
     log = get_run_logger()
-    settings = load_settings()
-    cache = open_cache(params.cache_dir or settings.cache_dir, settings)
+    cache = prediction_cache(params)
     counts = {"images": len(params.images), "cached": 0, "inferred": 0, "failed": 0}
-    for batch in chunks(params.images, params.batch_size):
-        result = infer_batch(opaque(batch), params.model, params.model_options, cache, params.refresh,
-                             params.max_image_pixels)  # fmt: skip
+    for result in infer_in_batches(params, params.images, params.batch_size, cache):
         counts["cached"] += result.cached
         counts["inferred"] += result.inferred
         counts["failed"] += len(result.errors)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 
 import pytest
 from PIL import Image
@@ -150,3 +153,16 @@ def s3_endpoint() -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         server.stop()
+
+
+def run_prelabel(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The ``prelabel`` command as a user runs it: a subprocess with its own temporary Prefect server."""
+    full = {**os.environ, **(env or {}), "PYTHONPATH": str(Path(__file__).parents[1]),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}  # fmt: skip
+    full.pop("PREFECT_API_URL", None)
+    code = "from prelabel_cli.main import main; main()"
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], cwd=cwd, capture_output=True, text=True, env=full, check=False
+    )

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,26 +11,18 @@ from prelabel.lsclient import LabelStudioClient, Project
 from prelabel.lsserver import LocalLabelStudio
 from prelabel.masks import mask_to_brush
 from prelabel.samples import make_samples
-
-ROOT = Path(__file__).parents[1]
+from tests.conftest import run_prelabel
 
 
 def _prelabel(
     server: LocalLabelStudio, *args: str, cwd: Path, extra_env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     env = {
-        **os.environ,
         **(extra_env or {}),
-        "PYTHONPATH": str(ROOT),
         "PRELABEL_LS_URL": server.url,
         "PRELABEL_LS_API_KEY": server.personal_token.get_secret_value(),  # the PAT path, end to end
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     }
-    env.pop("PREFECT_API_URL", None)  # each command starts Prefect's temporary local server
-    code = "from prelabel_cli.main import main; main()"
-    return subprocess.run(
-        [sys.executable, "-c", code, *args], cwd=cwd, capture_output=True, text=True, env=env, check=False
-    )
+    return run_prelabel(*args, cwd=cwd, env=env)
 
 
 def test_infer_post_run_pull(

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +16,7 @@ from prelabel.masks import coco_to_mask
 from prelabel.records import save_raw_file
 from prelabel.samples import make_samples
 from prelabel.settings import load_settings
-
-ROOT = Path(__file__).parents[1]
+from tests.conftest import run_prelabel
 
 
 @pytest.fixture
@@ -36,13 +33,10 @@ def s3_env(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
 def _export(
     tmp_path: Path, target: str, env: dict[str, str], *extra: str
 ) -> subprocess.CompletedProcess[str]:
-    full = {**os.environ, **env, "PYTHONPATH": str(ROOT), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-    full.pop("PREFECT_API_URL", None)
     args = ["export", "--input-dir", str(tmp_path / "images"), "--model", "raw-files", "--to", target,
             "--batch-size", "3", "--cache-dir", str(tmp_path / "cache"),
             "--output-dir", str(tmp_path / "out"), *extra]  # fmt: skip
-    return subprocess.run([sys.executable, "-c", "from prelabel_cli.main import main; main()", *args],
-                          capture_output=True, text=True, env=full, check=False)  # fmt: skip
+    return run_prelabel(*args, env=env)
 
 
 def test_export_to_s3_then_resume(tmp_path: Path, s3_env: dict[str, str]) -> None:

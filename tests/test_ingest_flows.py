@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,9 +17,9 @@ from prelabel.lsserver import LocalLabelStudio
 from prelabel.manifest import read_manifest
 from prelabel.samples import make_samples
 from prelabel.settings import load_settings
+from tests.conftest import run_prelabel
 from tests.http_faults import Site, serve
 
-ROOT = Path(__file__).parents[1]
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
 
@@ -92,14 +89,8 @@ def test_ingest_command_with_a_sample(label_studio: LocalLabelStudio, tmp_path: 
     with serve(Site({s.name: s.data for s in make_samples()})) as site:
         rows = [f"{site.url}/img/{s.name},{'a' if i < 3 else 'b'}" for i, s in enumerate(make_samples())]
         listing.write_text("url,label\n" + "\n".join([*rows, f"{site.url}/missing/x.jpg,b"]) + "\n")
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-        env.pop("PREFECT_API_URL", None)
-        done = subprocess.run(
-            [sys.executable, "-c", "from prelabel_cli.main import main; main()", "ingest", "--source",
-             str(listing), "--out", str(tmp_path / "m.csv"), "--sample", "4", "--stratify-by", "label",
-             "--seed", "3"],
-            capture_output=True, text=True, env=env, check=False,
-        )  # fmt: skip
+        done = run_prelabel("ingest", "--source", str(listing), "--out", str(tmp_path / "m.csv"),
+                            "--sample", "4", "--stratify-by", "label", "--seed", "3")  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     assert "a: 2 of 3" in done.stdout and "b: 2 of 2" in done.stdout
     rows = read_manifest(tmp_path / "m.csv")
