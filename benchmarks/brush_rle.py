@@ -1,6 +1,6 @@
 """Brush RLE: prelabel's numpy codec against label-studio-sdk's, in the same run.
 
-Question: how much faster are ``prelabel.masks.mask_to_brush`` / ``brush_to_mask`` than
+Question: how much faster are ``prelabel.convert.masks.mask_to_brush`` / ``brush_to_mask`` than
 the SDK's ``mask2rle`` / ``decode_rle`` (the goal is >= 10x each), with identical bytes?
 Method: for each mask kind, the best of ``--repeat`` timed calls of each side
 (``time.perf_counter``); the SDK decode includes taking the alpha channel, as its own
@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from label_studio_sdk.converter.brush import decode_rle, mask2rle
 
-from prelabel.masks import brush_to_mask, mask_to_brush
+from prelabel.convert.masks import brush_to_mask, mask_to_brush
 
 
 def make_masks(height: int, width: int, seed: int = 0) -> dict[str, np.ndarray]:

@@ -26,8 +26,8 @@ import numpy as np
 from PIL import Image
 
 from prelabel.errors import SourceError
-from prelabel.fetch import Fetcher, FetchOptions
-from tests.http_faults import Site, serve
+from prelabel.ingest.fetch import Fetcher, FetchOptions
+from tests.support.http_faults import Site, serve
 
 
 def _timed(fetcher: Fetcher, urls: list[str]) -> float:

@@ -30,12 +30,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from benchmarks.random_models import save_grounding_dino, save_sam2
+from prelabel.convert.masks import mask_to_coco
 from prelabel.images import read_image_info
-from prelabel.masks import mask_to_coco
 from prelabel.models import ImageItem, create_model
 from prelabel.models.grounded_sam2 import SAM_MEAN, SAM_STD, build_prompt, normalise_pixels
 from prelabel.models.runtime import autocast
+from tests.support.random_models import save_grounding_dino, save_sam2
 
 CLASSES = ["car", "person", "traffic light"]
 

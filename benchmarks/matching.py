@@ -17,7 +17,7 @@ import random
 import time
 from importlib.metadata import version
 
-from prelabel.matching import match_files, name_key
+from prelabel.labelstudio.matching import match_files, name_key
 
 
 def main() -> None:

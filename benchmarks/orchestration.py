@@ -27,13 +27,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from prelabel.cache import LocalCache
 from prelabel.images import sha256_bytes
-from prelabel.lsclient import LabelStudioClient
-from prelabel.lsserver import start_label_studio
+from prelabel.labelstudio.client import LabelStudioClient
+from prelabel.labelstudio.server import start_label_studio
 from prelabel.models import create_model
 from prelabel.records import Detections
 from prelabel.samples import LABEL_CONFIG
+from prelabel.store.cache import LocalCache
 
 
 def _png(i: int) -> bytes:

@@ -22,13 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
+from prelabel.convert.masks import mask_to_coco
 from prelabel.images import ImageInfo
-from prelabel.labelmap import LabelMap
-from prelabel.lsclient import LabelStudioClient
-from prelabel.lsserver import LABEL_STUDIO_VERSION, start_label_studio
-from prelabel.masks import mask_to_coco
-from prelabel.posting import post_predictions
-from prelabel.predictions import build_batch
+from prelabel.labelstudio.client import LabelStudioClient
+from prelabel.labelstudio.labelmap import LabelMap
+from prelabel.labelstudio.posting import post_predictions
+from prelabel.labelstudio.predictions import build_batch
+from prelabel.labelstudio.server import LABEL_STUDIO_VERSION, start_label_studio
 from prelabel.records import Detections, PredictionRecord
 from prelabel.samples import LABEL_CONFIG
 

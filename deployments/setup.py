@@ -61,8 +61,8 @@ def main(argv: list[str] | None = None) -> None:
         client.upsert_global_concurrency_limit_by_name("prelabel-dinox", args.dinox_limit)
         print(f"concurrency limit prelabel-dinox = {args.dinox_limit}")
     if args.bucket:
-        from prelabel.cache import s3_client
         from prelabel.settings import load_settings
+        from prelabel.store.s3 import s3_client
 
         s3 = s3_client(load_settings())
         if args.bucket not in {b["Name"] for b in s3.list_buckets().get("Buckets", [])}:

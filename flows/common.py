@@ -10,10 +10,10 @@ from prefect.utilities.annotations import quote
 from pydantic import SecretStr
 
 from flows.params import LabelStudioParams, _ModelSettings, _PostOptions
-from prelabel.cache import PredictionCache, open_cache
-from prelabel.labelmap import LabelMap, Normalization, load_label_map
+from prelabel.labelstudio.labelmap import LabelMap, Normalization, load_label_map
 from prelabel.pipeline import InferResult, chunks
 from prelabel.settings import Settings, load_settings
+from prelabel.store.cache import PredictionCache, open_cache
 from tasks.common import LabelStudioConnection
 from tasks.inference import infer_batch
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +10,10 @@ from prefect.artifacts import create_markdown_artifact
 
 from flows.common import infer_in_batches, opaque, prediction_cache
 from flows.params import ExportParams
-from prelabel.export import ExportReport, ExportState
+from prelabel.atomic import atomic_write_csv
+from prelabel.failures import ErrorRow, write_errors
 from prelabel.pipeline import collect_images
-from prelabel.reports import ErrorRow, write_errors
+from prelabel.store.export import ExportReport, ExportState
 from tasks.exporting import export_records, list_export
 
 __all__ = ["export"]
@@ -38,9 +38,7 @@ def export(params: ExportParams) -> dict[str, Any]:
                  report.skipped.total())  # fmt: skip
     out = Path(params.output_dir)
     write_errors(out / "export_errors.csv", errors)
-    out.mkdir(parents=True, exist_ok=True)
-    with (out / "export_keys.csv").open("w", newline="", encoding="utf-8") as handle:
-        csv.writer(handle).writerows([["key"], *([k] for k in total.keys)])
+    atomic_write_csv(out / "export_keys.csv", ["key"], ([k] for k in total.keys))
     kinds = sorted(set(total.written) | set(total.skipped))
     rows = [f"| {k} | {total.written[k]:,} | {total.skipped[k]:,} |" for k in kinds]
     lines = [f"# prelabel export to `{params.to}`", "", "| objects | written | already there |",

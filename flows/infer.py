@@ -10,10 +10,10 @@ from prefect.cache_policies import NO_CACHE
 from flows.common import infer_in_batches, opaque, prediction_cache
 from flows.params import InferParams
 from prelabel.errors import PrelabelError
+from prelabel.failures import ErrorRow, write_errors
 from prelabel.pipeline import InferResult, collect_images
 from prelabel.records import save_raw_file
-from prelabel.reports import ErrorRow, write_errors
-from prelabel.sources import name_of
+from prelabel.store.uris import name_of
 
 __all__ = ["infer"]
 

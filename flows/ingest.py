@@ -10,8 +10,8 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from flows.params import IngestParams
-from prelabel.fetch import Fetcher, FetchOptions
-from prelabel.manifest import (
+from prelabel.ingest.fetch import Fetcher, FetchOptions
+from prelabel.ingest.manifest import (
     IngestResult,
     SourceSpec,
     ingest,

@@ -10,7 +10,7 @@ from typing import Any, Self
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from prelabel.pullback import Format
+from prelabel.labelstudio.pullback import Format
 
 __all__ = [
     "InferParams",

@@ -15,11 +15,12 @@ from prefect import get_run_logger
 from flows.common import connection, label_map, opaque
 from flows.params import PreannotateParams, _PostOptions
 from flows.scaleout import run_shards
-from prelabel.cache import PredictionCache, open_cache
 from prelabel.errors import PrelabelError
+from prelabel.failures import ErrorRow
 from prelabel.pipeline import chunks, project_prompt, with_tasks
 from prelabel.records import PredictionRecord
-from prelabel.reports import ErrorRow, RunSummary
+from prelabel.reports import RunSummary
+from prelabel.store.cache import PredictionCache, open_cache
 from tasks.inference import infer_batch, model_for
 from tasks.labelstudio import load_project, match_images, payload_rows, post_batch
 from tasks.reporting import Progress, write_payload_files, write_report

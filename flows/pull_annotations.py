@@ -8,7 +8,7 @@ from prefect import flow
 
 from flows.common import connection
 from flows.params import PullParams
-from prelabel.pullback import PullReport
+from prelabel.labelstudio.pullback import PullReport
 from tasks.labelstudio import pull
 
 __all__ = ["pull_annotations"]

@@ -22,10 +22,10 @@ from prefect.concurrency.sync import concurrency
 from prefect.deployments import run_deployment
 
 from flows.params import PreannotateParams, ShardParams
-from prelabel.cache import PredictionCache
 from prelabel.errors import PrelabelError
 from prelabel.records import ModelSignature
 from prelabel.sharding import shard_key, split_shards
+from prelabel.store.cache import PredictionCache
 
 __all__ = ["project_lock", "run_shards"]
 

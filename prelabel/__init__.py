@@ -4,6 +4,8 @@ The domain package: conversions, records, parsing. It imports nothing from Prefe
 ``tasks/`` wraps it and ``flows/`` composes the tasks.
 """
 
+from prelabel.convert.geometry import clean_boxes, percent_to_xyxy, xyxy_to_percent, xyxy_to_xywh
+from prelabel.convert.masks import brush_to_mask, coco_to_brush, coco_to_mask, mask_to_brush, mask_to_coco
 from prelabel.errors import (
     ImageError,
     ImageTooLargeError,
@@ -15,12 +17,9 @@ from prelabel.errors import (
     SettingsError,
     SourceError,
 )
-from prelabel.fetch import Fetcher, FetchOptions
-from prelabel.geometry import clean_boxes, percent_to_xyxy, xyxy_to_percent, xyxy_to_xywh
 from prelabel.images import ImageInfo, LoadedImage, load_image, read_image_info
-from prelabel.labelconfig import ControlTag, LabelConfig, parse_label_config
-from prelabel.labelmap import LabelMap, Normalization, load_label_map
-from prelabel.manifest import (
+from prelabel.ingest.fetch import Fetcher, FetchOptions
+from prelabel.ingest.manifest import (
     IngestResult,
     ManifestRow,
     SourceSpec,
@@ -29,8 +28,11 @@ from prelabel.manifest import (
     read_manifest,
     write_manifest,
 )
-from prelabel.masks import brush_to_mask, coco_to_brush, coco_to_mask, mask_to_brush, mask_to_coco
-from prelabel.predictions import BuildReport, build_prediction
+from prelabel.ingest.sampling import stratified_sample
+from prelabel.ingest.sources import SourceItem
+from prelabel.labelstudio.config import ControlTag, LabelConfig, parse_label_config
+from prelabel.labelstudio.labelmap import LabelMap, Normalization, load_label_map
+from prelabel.labelstudio.predictions import BuildReport, build_prediction
 from prelabel.records import (
     Detections,
     ModelSignature,
@@ -38,9 +40,7 @@ from prelabel.records import (
     load_raw_file,
     save_raw_file,
 )
-from prelabel.sampling import stratified_sample
 from prelabel.settings import Settings, load_settings
-from prelabel.sources import SourceItem
 
 __version__ = "0.1.0"
 

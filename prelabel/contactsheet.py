@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from prelabel.convert.masks import coco_to_mask
 from prelabel.errors import ImageError
 from prelabel.frames import to_display_frame
 from prelabel.images import load_image
-from prelabel.masks import coco_to_mask
 from prelabel.records import PredictionRecord
 
 __all__ = ["write_contact_sheet"]

@@ -12,6 +12,7 @@
     ├── LabelMapError             a label-mapping file is malformed (carries the file name)
     ├── LabelStudioError          Label Studio refused a request (method, URL, status, its message)
     │   └── LabelStudioUnavailableError   no useful answer after every retry (network, 429, 5xx)
+    ├── AmbiguousWriteError       a write failed after it was sent: it may have been stored
     ├── LabelStudioStartError     the local Label Studio could not be installed or started
     ├── PredictionFileError       a raw prediction file is malformed (carries the file name)
     └── DinoxError                the DINO-X API failed for one image (task failed, deadline, retries)
@@ -23,6 +24,7 @@ Real bugs (TypeError, IndexError, ...) are never wrapped: they keep their traceb
 from __future__ import annotations
 
 __all__ = [
+    "AmbiguousWriteError",
     "DinoxAuthError",
     "DinoxError",
     "ImageError",
@@ -96,6 +98,19 @@ class LabelStudioError(PrelabelError):
 
 class LabelStudioUnavailableError(LabelStudioError):
     """Label Studio did not answer usefully after every retry (network, 429, 5xx)."""
+
+
+class AmbiguousWriteError(PrelabelError):
+    """A request that creates something failed after it was sent (a dropped connection, a
+    proxy's 5xx, a timeout): the server may have stored it. Never repeated blindly; the
+    caller re-reads the state and decides."""
+
+    def __init__(self, method: str, url: str, detail: str) -> None:
+        self.method, self.url, self.detail = method, url, detail
+        super().__init__(
+            f"{method} {url}: {detail} after the request was sent; it may have been stored, so it "
+            "is not repeated (re-read the state before trying again)"
+        )
 
 
 class LabelStudioStartError(PrelabelError):

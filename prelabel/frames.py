@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from prelabel.convert.geometry import orient_boxes, orient_mask
+from prelabel.convert.masks import coco_size, coco_to_mask, mask_to_coco
 from prelabel.errors import MaskError
-from prelabel.geometry import orient_boxes, orient_mask
 from prelabel.images import ImageInfo
-from prelabel.masks import coco_size, coco_to_mask, mask_to_coco
 from prelabel.records import Detections
 
 __all__ = ["to_display_frame"]

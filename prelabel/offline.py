@@ -14,14 +14,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from prelabel.errors import ImageError, LabelConfigError, MaskError, PredictionFileError, SettingsError
+from prelabel.atomic import atomic_write
+from prelabel.errors import SettingsError
+from prelabel.failures import ErrorRow, Stage, item_failure
 from prelabel.images import DEFAULT_MAX_PIXELS, read_image_info
-from prelabel.labelconfig import LabelConfig
-from prelabel.labelmap import LabelMap
-from prelabel.predictions import build_prediction
+from prelabel.ingest.sources import iter_image_files, raw_file_for
+from prelabel.labelstudio.config import LabelConfig
+from prelabel.labelstudio.labelmap import LabelMap
+from prelabel.labelstudio.predictions import build_prediction
 from prelabel.records import PredictionRecord, load_raw_file
-from prelabel.reports import ErrorRow
-from prelabel.sources import iter_image_files, raw_file_for
 
 __all__ = ["ConvertResult", "convert_directory", "write_tasks"]
 
@@ -70,18 +71,14 @@ def convert_directory(
         if raw_path is None:
             result.without_predictions.append(str(image_path))
             continue
-        stage = "read image"
-        try:
+        with item_failure(result.errors, str(image_path), Stage.READ) as attempt:
             info = read_image_info(image_path, max_pixels=max_pixels)
-            stage = "read predictions"
+            attempt.stage = Stage.READ_PREDICTIONS
             detections = load_raw_file(raw_path)
-            stage = "convert"
+            attempt.stage = Stage.CONVERT
             record = PredictionRecord(image=info, detections=detections, uri=str(image_path))
             prediction, report = build_prediction(record, config, label_map, model_version, masks=masks)
-        except LabelConfigError:
-            raise  # the same for every image: stop at once
-        except (ImageError, PredictionFileError, MaskError) as exc:
-            result.errors.append(ErrorRow(str(image_path), stage, str(exc)))
+        if attempt.failed:
             continue
         result.unmatched_labels.update(report.unmatched_labels)
         result.dropped.update(report.dropped)
@@ -93,7 +90,4 @@ def convert_directory(
 
 def write_tasks(path: Path, tasks: list[dict[str, Any]]) -> None:
     """Write tasks as a Label Studio import file, atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(tasks), encoding="utf-8")
-    tmp.replace(path)
+    atomic_write(path, json.dumps(tasks))

@@ -13,17 +13,18 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from prelabel.cache import PredictionCache
-from prelabel.errors import ImageError, PrelabelError, SourceError
-from prelabel.fetch import Fetcher
+from prelabel.errors import PrelabelError, SourceError
+from prelabel.failures import ErrorRow, Stage, failure_row, item_failure
 from prelabel.images import DEFAULT_MAX_PIXELS, read_image_info
-from prelabel.labelmap import LabelMap
-from prelabel.manifest import read_manifest
+from prelabel.ingest.fetch import Fetcher
+from prelabel.ingest.manifest import read_manifest
+from prelabel.ingest.sources import iter_image_files
+from prelabel.labelstudio.labelmap import LabelMap
 from prelabel.models.base import ImageItem, ModelAdapter
 from prelabel.models.registry import adapter_class
 from prelabel.records import PredictionRecord
-from prelabel.reports import ErrorRow
-from prelabel.sources import iter_image_files, name_of
+from prelabel.store.cache import PredictionCache
+from prelabel.store.uris import name_of
 
 __all__ = [
     "InferResult",
@@ -61,15 +62,15 @@ def read_items(
     """Fetch (local paths, ``s3://`` keys, URLs) and hash images; failures become error rows."""
     wanted = list(uris)
     fetched = (fetcher or Fetcher()).fetch_all(wanted)
-    items, errors = [], []
+    items: list[ImageItem] = []
+    errors: list[ErrorRow] = []
     for uri in wanted:
         data = fetched[uri]
-        try:
+        with item_failure(errors, uri, Stage.READ) as attempt:
             if isinstance(data, SourceError):
                 raise data
             info = read_image_info(data, name_of(uri), max_pixels)
-        except (SourceError, ImageError) as exc:
-            errors.append(ErrorRow(uri, "read image", str(exc)))
+        if attempt.failed:
             continue
         items.append(ImageItem(uri=uri, data=data, info=info, max_pixels=max_pixels))
     return items, errors
@@ -108,7 +109,7 @@ def infer_items(
     if misses:
         for item, outcome in zip(misses, model.predict(misses), strict=True):
             if isinstance(outcome, PrelabelError):
-                result.errors.append(ErrorRow(item.uri, "infer", str(outcome)))
+                result.errors.append(failure_row(item.uri, Stage.INFER, outcome))
                 continue
             if cache is not None:
                 cache.put(item.info.sha256, signature, outcome)

@@ -22,9 +22,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from prelabel.atomic import atomic_write
+from prelabel.convert.masks import CocoRle, normalize_coco
 from prelabel.errors import MaskError, PredictionFileError
 from prelabel.images import ImageInfo
-from prelabel.masks import CocoRle, normalize_coco
 
 __all__ = [
     "Detections",
@@ -200,11 +201,7 @@ def load_raw_file(path: str | Path) -> Detections:
 
 def save_raw_file(path: str | Path, detections: Detections) -> None:
     """Write a raw prediction file atomically (temp file + rename)."""
-    file = Path(path)
-    file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = file.with_name(f".{file.name}.tmp")
-    tmp.write_text(json.dumps(detections_to_raw(detections)), encoding="utf-8")
-    tmp.replace(file)
+    atomic_write(path, json.dumps(detections_to_raw(detections)))
 
 
 def _objects(data: Any, source: str) -> list[Any]:

@@ -10,32 +10,22 @@ from __future__ import annotations
 import csv
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from prelabel.matching import MatchResult
+from prelabel.atomic import atomic_write, atomic_write_csv
+from prelabel.labelstudio.matching import MatchResult
 
 __all__ = [
-    "ErrorRow",
     "RunSummary",
     "append_unmatched_labels",
     "safe_file_name",
-    "write_errors",
     "write_payloads",
     "write_unmatched",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class ErrorRow:
-    """One image that could not be handled: which file, at which stage, and why."""
-
-    file: str
-    stage: str
-    error: str
 
 
 _UNSAFE = re.compile(r"[^-\w.]+")
@@ -74,13 +64,9 @@ def append_unmatched_labels(
 
 def write_unmatched(path: Path, result: MatchResult) -> int:
     """Every unmatched file and task with its reason, as CSV; returns rows."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     rows = [("file", u.name, "", u.reason) for u in result.unmatched_files]
     rows += [("task", u.name, str(u.task_id), u.reason) for u in result.unmatched_tasks]
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["kind", "name", "task_id", "reason"])
-        writer.writerows(rows)
+    atomic_write_csv(path, ["kind", "name", "task_id", "reason"], rows)
     return len(rows)
 
 
@@ -93,19 +79,9 @@ def write_payloads(out_dir: Path, payloads: Iterable[tuple[str, int, Mapping[str
         target = (out_dir / f"{safe_file_name(name)}.task{task_id}.json").resolve()
         if target.parent != root:
             raise ValueError(f"refusing to write outside {root}: {target}")
-        target.write_text(json.dumps(payload), encoding="utf-8")
+        atomic_write(target, json.dumps(payload))
         written.append(target)
     return written
-
-
-def write_errors(path: Path, errors: Sequence[ErrorRow]) -> int:
-    """Per-image errors as CSV (file, stage, error); returns rows."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["file", "stage", "error"])
-        writer.writerows([row.file, row.stage, row.error] for row in errors)
-    return len(errors)
 
 
 @dataclass

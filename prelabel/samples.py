@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from prelabel.masks import mask_to_coco
+from prelabel.convert.masks import mask_to_coco
 from prelabel.records import Detections
 
 __all__ = ["LABEL_CONFIG", "SIGNS", "SampleImage", "make_samples"]

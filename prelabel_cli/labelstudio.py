@@ -15,7 +15,8 @@ from pathlib import Path
 import httpx
 from pydantic import SecretStr
 
-from prelabel.lsserver import LocalLabelStudio, start_label_studio
+from prelabel.atomic import atomic_write
+from prelabel.labelstudio.server import LocalLabelStudio, start_label_studio
 
 __all__ = ["running_server", "start", "state_file", "stop"]
 
@@ -60,9 +61,7 @@ def start(data_dir: Path, port: int | None = None) -> LocalLabelStudio:
         "personal_token": server.personal_token.get_secret_value(), "data_dir": str(server.data_dir),
         "log_file": str(server.log_file),
     }  # fmt: skip
-    path.touch(mode=0o600, exist_ok=True)
-    path.chmod(0o600)
-    path.write_text(json.dumps(state))
+    atomic_write(path, json.dumps(state), mode=0o600)
     return server
 
 

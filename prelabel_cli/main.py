@@ -17,12 +17,14 @@ from typing import Annotated, Any
 import typer
 
 from prelabel import __version__
+from prelabel.atomic import atomic_write
 from prelabel.errors import PrelabelError
-from prelabel.labelconfig import parse_label_config
-from prelabel.labelmap import LabelMap, Normalization, load_label_map
+from prelabel.failures import write_errors
+from prelabel.labelstudio.config import parse_label_config
+from prelabel.labelstudio.labelmap import LabelMap, Normalization, load_label_map
 from prelabel.offline import LOCAL_FILES_PREFIX, ConvertResult, convert_directory, write_tasks
 from prelabel.records import save_raw_file
-from prelabel.reports import RunSummary, write_errors
+from prelabel.reports import RunSummary
 from prelabel.samples import LABEL_CONFIG, make_samples
 
 app = typer.Typer(
@@ -117,10 +119,10 @@ def samples(
     out.mkdir(parents=True, exist_ok=True)
     made = make_samples()
     for sample in made:
-        (out / sample.name).write_bytes(sample.data)
+        atomic_write(out / sample.name, sample.data)
         save_raw_file(out / f"{Path(sample.name).stem}_dinox_preannot.json", sample.detections)
-    (out / "labeling.xml").write_text(LABEL_CONFIG, encoding="utf-8")
-    (out / "label_map.json").write_text(json.dumps({"car": "civilian vehicle"}, indent=2), encoding="utf-8")
+    atomic_write(out / "labeling.xml", LABEL_CONFIG)
+    atomic_write(out / "label_map.json", json.dumps({"car": "civilian vehicle"}, indent=2))
     typer.echo(
         f"wrote {len(make_samples())} sample images, raw files, labeling.xml and label_map.json to {out}"
     )
@@ -515,7 +517,7 @@ def demo(
     """
     from flows.params import PreannotateParams
     from flows.preannotate import preannotate
-    from prelabel.lsclient import LabelStudioClient
+    from prelabel.labelstudio.client import LabelStudioClient
     from prelabel_cli import labelstudio
 
     server = labelstudio.start(home / "label-studio", _port(port))
@@ -523,7 +525,7 @@ def demo(
     images.mkdir(parents=True, exist_ok=True)
     for sample in make_samples():
         if not (images / sample.name).exists():
-            (images / sample.name).write_bytes(sample.data)
+            atomic_write(images / sample.name, sample.data)
     with LabelStudioClient(server.url, server.legacy_token) as client:
         project = client.find_project("prelabel demo") or client.create_project("prelabel demo", LABEL_CONFIG)
     os.environ["PRELABEL_LS_URL"] = server.url
@@ -541,7 +543,7 @@ def demo(
 
 
 def _port(wanted: int) -> int:
-    from prelabel.lsserver import free_port, port_is_free
+    from prelabel.labelstudio.server import free_port, port_is_free
 
     return wanted if port_is_free(wanted) else free_port()
 

@@ -9,7 +9,7 @@ import httpx
 from pydantic import SecretStr
 
 from prelabel.errors import LabelStudioUnavailableError
-from prelabel.lsclient import LabelStudioClient
+from prelabel.labelstudio.client import LabelStudioClient
 
 __all__ = ["RETRY", "LabelStudioConnection", "only_transient"]
 

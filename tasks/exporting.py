@@ -7,10 +7,10 @@ from collections.abc import Mapping, Sequence
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from prelabel.export import ExportReport, ExportState, export_batch, open_store
-from prelabel.fetch import Fetcher
+from prelabel.ingest.fetch import Fetcher
 from prelabel.records import PredictionRecord
 from prelabel.settings import load_settings
+from prelabel.store.export import ExportReport, ExportState, export_batch, open_store
 from tasks.common import RETRY
 
 __all__ = ["export_records", "list_export"]

@@ -11,12 +11,12 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from prelabel.cache import PredictionCache
-from prelabel.fetch import Fetcher
+from prelabel.ingest.fetch import Fetcher
 from prelabel.models import ModelAdapter, create_model
 from prelabel.models.dinox import ENDPOINTS as DINOX_FAMILY
 from prelabel.pipeline import InferResult, infer_items, read_items
 from prelabel.settings import load_settings
+from prelabel.store.cache import PredictionCache
 from tasks.common import RETRY
 
 __all__ = ["infer_batch", "model_for"]

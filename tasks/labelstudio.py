@@ -10,13 +10,13 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from prelabel.importing import import_images
-from prelabel.labelmap import LabelMap
-from prelabel.lsclient import Project, Task
-from prelabel.matching import Unmatched, match_files
-from prelabel.posting import PostReport, post_predictions
-from prelabel.predictions import BatchBuild, build_batch
-from prelabel.pullback import Format, PullReport, pull_annotations
+from prelabel.labelstudio.client import Project, Task
+from prelabel.labelstudio.importing import import_images
+from prelabel.labelstudio.labelmap import LabelMap
+from prelabel.labelstudio.matching import Unmatched, match_files
+from prelabel.labelstudio.posting import PostReport, post_predictions
+from prelabel.labelstudio.predictions import BatchBuild, build_batch
+from prelabel.labelstudio.pullback import Format, PullReport, pull_annotations
 from prelabel.records import PredictionRecord
 from tasks.common import RETRY, LabelStudioConnection
 

@@ -19,16 +19,10 @@ from prefect.artifacts import (
 from prefect.cache_policies import NO_CACHE
 
 from prelabel.contactsheet import write_contact_sheet
-from prelabel.matching import MatchResult, Unmatched
+from prelabel.failures import ErrorRow, write_errors
+from prelabel.labelstudio.matching import MatchResult, Unmatched
 from prelabel.records import PredictionRecord
-from prelabel.reports import (
-    ErrorRow,
-    RunSummary,
-    append_unmatched_labels,
-    write_errors,
-    write_payloads,
-    write_unmatched,
-)
+from prelabel.reports import RunSummary, append_unmatched_labels, write_payloads, write_unmatched
 
 __all__ = ["Progress", "progress_listener", "write_payload_files", "write_report"]
 

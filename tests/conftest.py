@@ -42,8 +42,8 @@ from collections.abc import Iterator  # noqa: E402
 from itertools import count  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from prelabel.lsclient import LabelStudioClient, Project  # noqa: E402
-from prelabel.lsserver import LocalLabelStudio, start_label_studio  # noqa: E402
+from prelabel.labelstudio.client import LabelStudioClient, Project  # noqa: E402
+from prelabel.labelstudio.server import LocalLabelStudio, start_label_studio  # noqa: E402
 from prelabel.samples import LABEL_CONFIG  # noqa: E402
 
 _projects = count(1)
@@ -130,7 +130,7 @@ def tiny_detr(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_gsam2(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """Tiny random-weight Grounding DINO and SAM 2 checkpoints: the adapter's model options."""
-    from benchmarks.random_models import save_grounding_dino, save_sam2
+    from tests.support.random_models import save_grounding_dino, save_sam2
 
     root = tmp_path_factory.mktemp("tiny-gsam2")
     return {
@@ -144,7 +144,7 @@ def s3_endpoint() -> Iterator[str]:
     """moto's S3-protocol server on loopback."""
     from moto.server import ThreadedMotoServer
 
-    from prelabel.lsserver import free_port
+    from prelabel.labelstudio.server import free_port
 
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)

@@ -8,15 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from prelabel.cache import LocalCache, S3Cache, open_cache, s3_client
+from prelabel.convert.masks import mask_to_coco
 from prelabel.errors import ImageError, PredictionFileError, PrelabelError, SettingsError
 from prelabel.images import read_image_info
-from prelabel.masks import mask_to_coco
 from prelabel.models import ImageItem, ModelAdapter, available_models, create_model
 from prelabel.pipeline import infer_items, read_items
 from prelabel.records import Detections, ModelSignature, save_raw_file
 from prelabel.samples import SIGNS, make_samples
 from prelabel.settings import Settings
+from prelabel.store.cache import LocalCache, S3Cache, open_cache
+from prelabel.store.s3 import s3_client
 
 SIGNATURE = ModelSignature("test-model", "1", {"threshold": 0.5})
 DETECTIONS = Detections(

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from prelabel.lsclient import LabelStudioClient, Project
-from prelabel.lsserver import LocalLabelStudio
-from prelabel.masks import mask_to_brush
+from prelabel.convert.masks import mask_to_brush
+from prelabel.labelstudio.client import LabelStudioClient, Project
+from prelabel.labelstudio.server import LocalLabelStudio
 from prelabel.samples import make_samples
 from tests.conftest import run_prelabel
 
@@ -84,7 +84,7 @@ def test_models_and_help(label_studio: LocalLabelStudio, tmp_path: Path) -> None
 
 def test_run_with_dinox(label_studio: LocalLabelStudio, ls_client: LabelStudioClient, project: Project,
                         tmp_path: Path) -> None:  # fmt: skip
-    from tests.dinox_server import TOKEN, dinox_server
+    from tests.support.dinox_server import TOKEN, dinox_server
 
     images = tmp_path / "images"
     images.mkdir()

@@ -17,8 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
-from prelabel.lsclient import LabelStudioClient, Project
-from prelabel.lsserver import LocalLabelStudio, free_port
+from prelabel.labelstudio.client import LabelStudioClient, Project
+from prelabel.labelstudio.server import LocalLabelStudio, free_port
 from prelabel.samples import make_samples
 
 ROOT = Path(__file__).parents[1]

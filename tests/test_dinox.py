@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from prelabel.convert.masks import coco_size, coco_to_mask
 from prelabel.errors import DinoxAuthError, DinoxError
 from prelabel.images import read_image_info
-from prelabel.masks import coco_size, coco_to_mask
 from prelabel.models import ImageItem, create_model
 from prelabel.records import Detections
 from prelabel.samples import make_samples
-from tests.dinox_server import TOKEN, dinox_server
+from tests.support.dinox_server import TOKEN, dinox_server
 
 
 def _item(data: bytes, name: str = "img.jpg") -> ImageItem:

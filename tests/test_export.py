@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from prelabel.cache import s3_client
-from prelabel.masks import coco_to_mask
+from prelabel.convert.masks import coco_to_mask
 from prelabel.records import save_raw_file
 from prelabel.samples import make_samples
 from prelabel.settings import load_settings
+from prelabel.store.s3 import s3_client
 from tests.conftest import run_prelabel
 
 

@@ -12,8 +12,8 @@ from flows.params import InferParams, PostParams, PreannotateParams
 from flows.post_predictions import post_predictions
 from flows.preannotate import preannotate
 from prelabel.errors import PrelabelError
-from prelabel.lsclient import LabelStudioClient, Project
-from prelabel.lsserver import LocalLabelStudio
+from prelabel.labelstudio.client import LabelStudioClient, Project
+from prelabel.labelstudio.server import LocalLabelStudio
 from prelabel.records import save_raw_file
 from prelabel.samples import make_samples
 from tests.conftest import write_image
@@ -155,7 +155,7 @@ def test_two_step_infer_then_post(ls_client: LabelStudioClient, project: Project
 def test_one_step_with_dinox(
     ls_client: LabelStudioClient, project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tests.dinox_server import TOKEN, dinox_server
+    from tests.support.dinox_server import TOKEN, dinox_server
 
     _images(tmp_path / "images")
     with dinox_server() as (url, state):

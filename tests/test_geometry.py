@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image, ImageOps
 
-from prelabel.geometry import (
+from prelabel.convert.geometry import (
     clean_boxes,
     orient_boxes,
     orient_mask,

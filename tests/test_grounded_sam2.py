@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from prelabel.convert.masks import coco_size, coco_to_brush
 from prelabel.errors import SettingsError
-from prelabel.labelconfig import parse_label_config
-from prelabel.labelmap import LabelMap
-from prelabel.masks import coco_size, coco_to_brush
+from prelabel.labelstudio.config import parse_label_config
+from prelabel.labelstudio.labelmap import LabelMap
 from prelabel.models import ImageItem, create_model
 from prelabel.models.grounded_sam2 import build_prompt
 from prelabel.pipeline import project_prompt

@@ -9,16 +9,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from prelabel.cache import s3_client
 from prelabel.errors import SourceError
-from prelabel.fetch import Fetcher, FetchOptions
-from prelabel.manifest import ingest, read_manifest, write_manifest
+from prelabel.ingest.fetch import Fetcher, FetchOptions
+from prelabel.ingest.manifest import ingest, read_manifest, write_manifest
+from prelabel.ingest.sampling import quotas, stratified_sample
+from prelabel.ingest.sources import RestSource, SourceItem, iter_rest, iter_s3, iter_url_list
+from prelabel.ingest.video import iter_video_files, iter_video_frames
 from prelabel.samples import make_samples
-from prelabel.sampling import quotas, stratified_sample
 from prelabel.settings import Settings
-from prelabel.sources import RestSource, SourceItem, iter_rest, iter_s3, iter_url_list, name_of
-from prelabel.video import iter_video_files, iter_video_frames
-from tests.http_faults import Site, serve
+from prelabel.store.s3 import s3_client
+from prelabel.store.uris import name_of
+from tests.support.http_faults import Site, serve
 
 SAMPLES = {s.name: s.data for s in make_samples()}
 FAULTS = {

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from prelabel.errors import LabelConfigError, LabelMapError
-from prelabel.labelconfig import parse_label_config
-from prelabel.labelmap import LabelMap, Normalization, load_label_map
+from prelabel.labelstudio.config import parse_label_config
+from prelabel.labelstudio.labelmap import LabelMap, Normalization, load_label_map
 
 PROJECT = ["civilian vehicle", "Person", "traffic_light", "bus"]
 

@@ -10,17 +10,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from prelabel.convert.masks import brush_to_mask, coco_to_mask, mask_to_brush
 from prelabel.errors import LabelStudioError
 from prelabel.images import read_image_info
-from prelabel.importing import import_images
-from prelabel.labelmap import LabelMap
-from prelabel.lsclient import LabelStudioClient, Project
-from prelabel.lsserver import LocalLabelStudio
-from prelabel.masks import brush_to_mask, coco_to_mask, mask_to_brush
-from prelabel.matching import match_files
-from prelabel.posting import post_predictions
-from prelabel.predictions import build_batch
-from prelabel.pullback import pull_annotations
+from prelabel.labelstudio.client import LabelStudioClient, Project
+from prelabel.labelstudio.importing import import_images
+from prelabel.labelstudio.labelmap import LabelMap
+from prelabel.labelstudio.matching import match_files
+from prelabel.labelstudio.posting import post_predictions
+from prelabel.labelstudio.predictions import build_batch
+from prelabel.labelstudio.pullback import pull_annotations
+from prelabel.labelstudio.server import LocalLabelStudio
 from prelabel.records import Detections, PredictionRecord
 from prelabel.reports import append_unmatched_labels, write_payloads, write_unmatched
 from prelabel.samples import make_samples

@@ -11,8 +11,8 @@ from typing import ClassVar
 import pytest
 
 from prelabel.errors import LabelStudioError, LabelStudioUnavailableError
-from prelabel.lsclient import LabelStudioClient
-from prelabel.lsserver import free_port
+from prelabel.labelstudio.client import LabelStudioClient
+from prelabel.labelstudio.server import free_port
 
 
 class _Flaky(BaseHTTPRequestHandler):

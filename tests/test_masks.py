@@ -10,14 +10,14 @@ from hypothesis.extra import numpy as hnp
 from label_studio_sdk.converter.brush import mask2rle
 from pycocotools import mask as coco_mask
 
-from prelabel.errors import MaskError
-from prelabel.masks import (
+from prelabel.convert.masks import (
     coco_area,
     coco_to_brush,
     coco_to_mask,
     mask_to_coco,
     normalize_coco,
 )
+from prelabel.errors import MaskError
 
 binary_masks = hnp.arrays(
     np.uint8, hnp.array_shapes(min_dims=2, max_dims=2, max_side=30), elements=st.integers(0, 1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from prelabel.matching import match_files, name_key, task_file_name
+from prelabel.labelstudio.matching import match_files, name_key, task_file_name
 
 
 @pytest.mark.parametrize(

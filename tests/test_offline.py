@@ -11,14 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from prelabel.convert.masks import brush_to_mask, coco_to_mask
 from prelabel.errors import SourceError
 from prelabel.images import load_image
-from prelabel.labelconfig import parse_label_config
-from prelabel.labelmap import LabelMap
-from prelabel.masks import brush_to_mask, coco_to_mask
+from prelabel.ingest.sources import iter_image_files, raw_file_for
+from prelabel.labelstudio.config import parse_label_config
+from prelabel.labelstudio.labelmap import LabelMap
 from prelabel.offline import convert_directory
 from prelabel.samples import LABEL_CONFIG, make_samples
-from prelabel.sources import iter_image_files, raw_file_for
 
 COLOURS = {
     "car": (200, 40, 40),

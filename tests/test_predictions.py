@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from label_studio_sdk.converter.brush import mask2rle
 
+from prelabel.convert.masks import brush_to_mask, mask_to_coco
 from prelabel.errors import LabelConfigError, MaskError
 from prelabel.images import ImageInfo
-from prelabel.labelconfig import parse_label_config
-from prelabel.labelmap import LabelMap
-from prelabel.masks import brush_to_mask, mask_to_coco
-from prelabel.predictions import build_prediction
+from prelabel.labelstudio.config import parse_label_config
+from prelabel.labelstudio.labelmap import LabelMap
+from prelabel.labelstudio.predictions import build_prediction
 from prelabel.records import Detections, PredictionRecord
 
 FULL = parse_label_config(

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from prelabel.convert.geometry import orient_mask
+from prelabel.convert.masks import coco_to_mask, mask_to_coco
 from prelabel.errors import MaskError, PredictionFileError
 from prelabel.frames import to_display_frame
-from prelabel.geometry import orient_mask
 from prelabel.images import ImageInfo
-from prelabel.masks import coco_to_mask, mask_to_coco
 from prelabel.records import (
     Detections,
     ModelSignature,

@@ -20,7 +20,6 @@ import base64
 import hashlib
 import io
 import json
-import random
 import threading
 import time
 from collections.abc import Sequence
@@ -32,11 +31,12 @@ import numpy as np
 from PIL import Image
 from pydantic import SecretStr
 
+from prelabel.convert.masks import coco_size, coco_to_mask, mask_to_coco
 from prelabel.errors import DinoxAuthError, DinoxError, ImageError, PrelabelError, SettingsError
-from prelabel.masks import coco_size, coco_to_mask, mask_to_coco
 from prelabel.models.base import ImageItem, ModelAdapter, class_list
 from prelabel.models.registry import register
 from prelabel.records import Detections, ModelSignature, detections_from_raw
+from prelabel.retry import TRANSIENT_STATUS, RetryPolicy, TransientStatusError
 
 __all__ = ["ENDPOINTS", "DinoX"]
 
@@ -47,15 +47,6 @@ ENDPOINTS = {
     "trex": ("trex", "T-Rex-2.0"),
 }
 _RETRY_CODE = 202001
-_TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
-
-
-class _TransientError(Exception):
-    """Worth another try: carries the delay the server asked for, if any."""
-
-    def __init__(self, reason: str, retry_after: float | None = None) -> None:
-        super().__init__(reason)
-        self.retry_after = retry_after
 
 
 class _RateLimit:
@@ -111,6 +102,7 @@ class DinoX(ModelAdapter):
         self.max_side, self.concurrency, self.rate = max_side, max(1, concurrency), rate
         self.poll_interval, self.deadline = poll_interval, deadline
         self.retries, self.backoff, self.timeout = retries, backoff, timeout
+        self._policy = RetryPolicy(retries=retries, backoff=backoff, deadline=deadline)
         self._token = token if isinstance(token, SecretStr) or token is None else SecretStr(token)
         self._base_url = base_url
         self._http: httpx.Client | None = None
@@ -211,51 +203,51 @@ class DinoX(ModelAdapter):
             time.sleep(self.poll_interval)
 
     def _call(self, client: httpx.Client, method: str, path: str, uri: str, **kwargs: Any) -> Any:
-        """One API call, retried on transient trouble; returns the answer's ``data``."""
+        """One API call under the retry policy; returns the answer's ``data``.
+
+        Creating a task is safe to repeat: it carries an ``Idempotency-Key``.
+        """
         headers = {
             "Token": self._token.get_secret_value() if self._token else "",
             **kwargs.pop("headers", {}),
         }
-        for attempt in range(self.retries + 1):
+        tries = 0
+
+        def send() -> Any:
+            nonlocal tries
+            tries += 1
             self._limit.wait()
-            try:
-                return self._answer(client.request(method, path, headers=headers, **kwargs))
-            except (_TransientError, httpx.TransportError) as exc:
-                if attempt >= self.retries:
-                    raise DinoxError(
-                        f"{uri}: DINO-X {method} {path} failed after {attempt + 1} tries: {exc}"
-                    ) from exc
-                delay = min(30.0, self.backoff * 2**attempt) * (0.5 + random.random() / 2)  # noqa: S311
-                retry_after = getattr(exc, "retry_after", None)
-                time.sleep(max(delay, retry_after or 0.0))
-        raise AssertionError("unreachable")  # pragma: no cover
+            return self._answer(client.request(method, path, headers=headers, **kwargs))
+
+        try:
+            return self._policy.call(method, f"{client.base_url}{path}", send, idempotent=True)
+        except (TransientStatusError, httpx.TransportError) as exc:
+            raise DinoxError(f"{uri}: DINO-X {method} {path} failed after {tries} tries: {exc}") from exc
 
     @staticmethod
     def _answer(response: httpx.Response) -> Any:
         if response.status_code in {401, 403}:
             raise DinoxAuthError(f"DINO-X refused the token ({response.status_code}): {response.text[:200]}")
-        if response.status_code in _TRANSIENT_STATUS:
-            retry_after = response.headers.get("Retry-After")
-            delay = float(retry_after) if retry_after and retry_after.replace(".", "", 1).isdigit() else None
-            raise _TransientError(f"HTTP {response.status_code}", delay)
+        if response.status_code in TRANSIENT_STATUS:
+            raise TransientStatusError(response)
         try:
             body = response.json()
         except (json.JSONDecodeError, ValueError) as exc:
-            raise _TransientError(
-                f"malformed answer (HTTP {response.status_code}): {response.text[:100]!r}"
+            raise TransientStatusError(
+                response, f"malformed answer (HTTP {response.status_code}): {response.text[:100]!r}"
             ) from exc
         if not isinstance(body, dict):
-            raise _TransientError(f"malformed answer: {str(body)[:100]}")
+            raise TransientStatusError(response, f"malformed answer: {str(body)[:100]}")
         code = body.get("code", 0 if response.status_code < 400 else response.status_code)
         if code == _RETRY_CODE:
-            raise _TransientError(f"API busy (code {code})")
+            raise TransientStatusError(response, f"API busy (code {code})")
         if code in {401, 403} or (code != 0 and "token" in str(body.get("msg", "")).lower()):
             raise DinoxAuthError(f"DINO-X refused the token: code {code}, {body.get('msg')}")
         if code != 0 or response.status_code >= 400:
             raise DinoxError(f"DINO-X error code {code}: {body.get('msg')}")
         data = body.get("data")
         if not isinstance(data, dict):
-            raise _TransientError(f"answer without data: {str(body)[:100]}")
+            raise TransientStatusError(response, f"answer without data: {str(body)[:100]}")
         return data
 
 

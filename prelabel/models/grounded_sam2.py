@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from prelabel.convert.masks import CocoRle, mask_to_coco
 from prelabel.errors import PrelabelError, SettingsError
-from prelabel.masks import CocoRle, mask_to_coco
 from prelabel.models.base import ImageItem, ModelAdapter, class_list, decode_batch
 from prelabel.models.registry import register
 from prelabel.models.runtime import autocast, load_pretrained, require_torch, select_device

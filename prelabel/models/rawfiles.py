@@ -10,10 +10,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from prelabel.errors import PredictionFileError, PrelabelError
+from prelabel.ingest.sources import raw_file_for
 from prelabel.models.base import ImageItem, ModelAdapter
 from prelabel.models.registry import register
 from prelabel.records import Detections, ModelSignature, load_raw_file
-from prelabel.sources import raw_file_for
 
 __all__ = ["RawFiles"]
 

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from prelabel.masks import mask_to_coco
+from prelabel.convert.masks import mask_to_coco
 
 TOKEN = "test-dinox-token"
 

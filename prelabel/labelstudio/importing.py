@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from prelabel.lsclient import LabelStudioClient, Task
-from prelabel.matching import Unmatched, match_files
+from prelabel.labelstudio.client import LabelStudioClient, Task
+from prelabel.labelstudio.matching import Unmatched, match_files
 
 __all__ = ["ImportReport", "import_images", "is_remote"]
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from prelabel.lsclient import LabelStudioClient
+from prelabel.labelstudio.client import LabelStudioClient
 
 __all__ = ["PostReport", "post_predictions"]
 

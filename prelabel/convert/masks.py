@@ -2,7 +2,7 @@
 
 Masks are 2-D uint8 arrays of 0/1, shape (height, width) in displayed-image pixels.
 COCO RLE goes through pycocotools (column-major runs); brush RLE through the numpy
-codec in :mod:`prelabel.brush` (row-major RGBA values, foreground 255 in every channel,
+codec in :mod:`prelabel.convert.brush` (row-major RGBA values, foreground 255 in every channel,
 read back from the alpha channel as the labeling UI does).
 """
 
@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 from pycocotools import mask as coco_mask
 
-from prelabel.brush import decode_values, encode_runs
+from prelabel.convert.brush import decode_values, encode_runs
 from prelabel.errors import MaskError
 
 __all__ = [

@@ -2,7 +2,7 @@
 
 Each source yields light ``SourceItem`` references (URI, file name, extra fields such as a
 label) lazily, so listing 15 million REST records or a large bucket holds one page at a
-time; the bytes are fetched later (``prelabel.fetch``), only for the items kept. Also the
+time; the bytes are fetched later (``prelabel.ingest.fetch``), only for the items kept. Also the
 raw prediction files that sit beside local images.
 """
 
@@ -13,12 +13,12 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit
 
 from prelabel.errors import SourceError
+from prelabel.store.uris import name_of, split_s3_uri
 
 if TYPE_CHECKING:
-    from prelabel.fetch import Fetcher
+    from prelabel.ingest.fetch import Fetcher
     from prelabel.settings import Settings
 
 __all__ = [
@@ -83,18 +83,11 @@ class SourceItem:
     fields: Mapping[str, str] = field(default_factory=dict)
 
 
-def name_of(uri: str) -> str:
-    """The file name in a path, ``s3://`` key or URL (URL-decoded, query left out)."""
-    path = urlsplit(uri).path if "://" in uri else uri
-    return PurePosixPath(unquote(path)).name or uri
-
-
 def iter_s3(uri: str, settings: Settings | None = None) -> Iterator[SourceItem]:
     """Image objects under ``s3://bucket/prefix``, page by page, hidden names skipped."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from prelabel.cache import s3_client
-    from prelabel.fetch import split_s3_uri
+    from prelabel.store.s3 import s3_client
 
     bucket, prefix = split_s3_uri(uri)
     pages = s3_client(settings).get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
@@ -186,7 +179,7 @@ def iter_rest(source: RestSource, fetcher: Fetcher) -> Iterator[SourceItem]:
 def iter_project(uri: str, settings: Settings) -> Iterator[SourceItem]:
     """The images of a Label Studio project, ``ls://PROJECT_ID``: uploads and local files as
     URLs of the configured server (fetched with its key), S3 keys and other URLs as they are."""
-    from prelabel.lsclient import LabelStudioClient
+    from prelabel.labelstudio.client import LabelStudioClient
 
     raw = uri.removeprefix("ls://")
     if not raw.isdigit():

@@ -1,7 +1,7 @@
 """Image bytes from local paths, ``s3://`` keys and http(s) URLs, many at a time.
 
 One asyncio loop drives every fetch: URLs through one ``httpx.AsyncClient`` (bounded
-concurrency, per-request timeout, retries with backoff on 429 / 5xx / connection errors,
+concurrency, per-request timeout, the retry policy of ``prelabel.retry``,
 a size cap, a content-type check), local files, S3 objects and files served by the
 configured Label Studio (with its key, never written anywhere) through worker threads.
 Results go to a handler as they complete, and a fetch holds its concurrency slot until the
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,17 +21,18 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from prelabel.errors import SourceError
+from prelabel.retry import TRANSIENT_STATUS, RetryPolicy, TransientStatusError
+from prelabel.store.uris import split_s3_uri
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-    from prelabel.lsclient import LabelStudioClient
+    from prelabel.labelstudio.client import LabelStudioClient
     from prelabel.settings import Settings
 
-__all__ = ["FetchOptions", "Fetcher", "split_s3_uri"]
+__all__ = ["FetchOptions", "Fetcher"]
 
 _POOL_SIZE = 8
-_RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 _BINARY_TYPES = ("application/octet-stream", "binary/octet-stream")
 
 
@@ -45,14 +45,6 @@ class FetchOptions:
     retries: int = 4
     backoff: float = 0.5
     max_bytes: int = 50 * 2**20
-
-
-def split_s3_uri(uri: str) -> tuple[str, str]:
-    """``s3://bucket/key`` -> (bucket, key); anything else is a SourceError."""
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
-    if not uri.startswith("s3://") or not bucket:
-        raise SourceError(f"{uri}: not an s3://bucket/key URI")
-    return bucket, key
 
 
 class Fetcher:
@@ -157,7 +149,7 @@ class Fetcher:
 
     def _read_label_studio(self, uri: str) -> bytes:
         from prelabel.errors import LabelStudioError
-        from prelabel.lsclient import LabelStudioClient
+        from prelabel.labelstudio.client import LabelStudioClient
 
         assert self.settings is not None and self.settings.ls_api_key is not None  # by _from_label_studio
         if self._label_studio is None:
@@ -175,7 +167,7 @@ class Fetcher:
 
         bucket, key = split_s3_uri(uri)
         if self._s3 is None:
-            from prelabel.cache import s3_client
+            from prelabel.store.s3 import s3_client
 
             self._s3 = s3_client(self.settings)
         try:
@@ -196,27 +188,30 @@ class Fetcher:
     async def _get(
         self, client: httpx.AsyncClient, url: str, params: Mapping[str, Any] | None, stream_body: bool = False
     ) -> httpx.Response:
-        """GET with retries; for images, the body is read under the size cap and type-checked."""
-        attempts = self.options.retries + 1
-        for attempt in range(attempts):
-            last = attempt == attempts - 1
-            try:
-                async with client.stream("GET", url, params=params) as response:
-                    if response.status_code in _RETRY_STATUS and not last:
-                        await self._pause(attempt, response.headers.get("retry-after"))
-                        continue
-                    if response.status_code >= 400:
-                        raise SourceError(f"{url}: HTTP {response.status_code} {response.reason_phrase}")
-                    if stream_body:
-                        _check_type(url, response.headers.get("content-type", ""))
-                    await self._read_body(url, response)
-                    return response
-            except (httpx.TransportError, httpx.DecodingError) as exc:
-                if last:
-                    kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "failed"
-                    raise SourceError(f"{url}: download {kind} after {attempts} tries ({exc!r})") from exc
-                await self._pause(attempt, None)
-        raise AssertionError("unreachable")  # the last attempt returns or raises
+        """GET under the retry policy; for images, the body is read under the size cap and type-checked."""
+        tries = 0
+
+        async def attempt() -> httpx.Response:
+            nonlocal tries
+            tries += 1
+            async with client.stream("GET", url, params=params) as response:
+                if response.status_code in TRANSIENT_STATUS:
+                    raise TransientStatusError(response)
+                if response.status_code >= 400:
+                    raise SourceError(f"{url}: HTTP {response.status_code} {response.reason_phrase}")
+                if stream_body:
+                    _check_type(url, response.headers.get("content-type", ""))
+                await self._read_body(url, response)
+                return response
+
+        policy = RetryPolicy(retries=self.options.retries, backoff=self.options.backoff)
+        try:
+            return await policy.acall("GET", url, attempt)
+        except TransientStatusError as exc:
+            raise SourceError(f"{url}: HTTP {exc.status} {exc.response.reason_phrase}") from exc
+        except httpx.RequestError as exc:
+            kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "failed"
+            raise SourceError(f"{url}: download {kind} after {tries} tries ({exc!r})") from exc
 
     async def _read_body(self, url: str, response: httpx.Response) -> None:
         limit = self.options.max_bytes
@@ -230,12 +225,6 @@ class Fetcher:
                 raise SourceError(f"{url}: more than the {limit:,}-byte limit")
             chunks.append(chunk)
         response._content = b"".join(chunks)  # what .content and .json() read
-
-    async def _pause(self, attempt: int, retry_after: str | None) -> None:
-        delay = self.options.backoff * 2**attempt * (0.5 + random.random())  # noqa: S311  (jitter)
-        if retry_after is not None and retry_after.replace(".", "", 1).isdigit():
-            delay = max(delay, min(float(retry_after), 60.0))
-        await asyncio.sleep(delay)
 
 
 def _check_type(url: str, content_type: str) -> None:

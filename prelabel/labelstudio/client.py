@@ -4,18 +4,17 @@ Plain HTTP rather than label-studio-sdk: the SDK has no bulk prediction import, 
 per-call timeouts and no retry policy for 429/5xx, which is exactly what a 100k-task run
 needs. Authentication takes a legacy token (``Authorization: Token ...``) or a personal
 access token (a JWT refresh token, exchanged at ``/api/token/refresh/`` for a short-lived
-access token, renewed on 401). Transient failures (connection errors, 429, 5xx) are
-retried with bounded exponential backoff honouring ``Retry-After``; other 4xx answers
-raise ``LabelStudioError`` with Label Studio's own message.
+access token, renewed on 401). Transient failures follow the one retry policy
+(``prelabel.retry``): reads are retried, a POST that may have been stored raises
+``AmbiguousWriteError``; other 4xx answers raise ``LabelStudioError`` with Label Studio's
+own message.
 """
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
 import json
 import logging
-import random
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,14 +24,14 @@ import httpx
 from pydantic import SecretStr
 
 from prelabel.errors import LabelStudioError, LabelStudioUnavailableError, PrelabelError
-from prelabel.labelconfig import LabelConfig, parse_label_config
+from prelabel.labelstudio.config import LabelConfig, parse_label_config
+from prelabel.retry import TRANSIENT_STATUS, RetryPolicy, TransientStatusError
 from prelabel.settings import token_kind
 
 __all__ = ["LabelStudioClient", "Project", "Task"]
 
 log = logging.getLogger(__name__)
 
-_TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
 _LIGHT_FIELDS = "id,data,predictions_model_versions,updated_at,file_upload,total_annotations"
 
 
@@ -103,7 +102,7 @@ class LabelStudioClient:
             raise PrelabelError("no Label Studio API key given")
         self._personal = token_kind(self._key.get_secret_value()) == "personal"
         self._access: str | None = None
-        self.retries, self.backoff, self.max_backoff = retries, backoff, max_backoff
+        self.policy = RetryPolicy(retries=retries, backoff=backoff, max_backoff=max_backoff)
         self._http = httpx.Client(base_url=self.url, timeout=timeout, transport=transport)
 
     def __enter__(self) -> LabelStudioClient:
@@ -252,38 +251,50 @@ class LabelStudioClient:
     # -- transport ------------------------------------------------------------------------
 
     def request(
-        self, method: str, path: str, *, allow_404: bool = False, retry: bool = True, **kwargs: Any
+        self,
+        method: str,
+        path: str,
+        *,
+        allow_404: bool = False,
+        retry: bool = True,
+        idempotent: bool | None = None,
+        **kwargs: Any,
     ) -> httpx.Response:
-        """One API call with auth, retries on transient failures, and clear errors."""
-        attempts = self.retries + 1 if retry else 1
-        refreshed = False
-        for attempt in range(attempts):
-            try:
-                answer = self._http.request(method, path, headers=self._auth(), **kwargs)
-            except httpx.TransportError as exc:
-                if attempt + 1 >= attempts:
-                    raise LabelStudioUnavailableError(
-                        method, self.url + path, None, f"{type(exc).__name__}: {exc}"
-                    ) from exc
-                self._sleep(attempt, None)
-                continue
-            if answer.status_code == 401 and self._personal and not refreshed:
-                self._access, refreshed = None, True  # access token expired: exchange again
-                answer = self._http.request(method, path, headers=self._auth(), **kwargs)
-            if answer.status_code in _TRANSIENT_STATUS and attempt + 1 < attempts:
-                self._sleep(attempt, answer.headers.get("Retry-After"))
-                continue
-            if answer.status_code == 404 and allow_404:
-                return answer
-            if answer.status_code >= 400:
-                error = (
-                    LabelStudioUnavailableError
-                    if answer.status_code in _TRANSIENT_STATUS
-                    else LabelStudioError
-                )
-                raise error(method, str(answer.request.url), answer.status_code, _excerpt(answer))
+        """One API call with auth, the retry policy (``prelabel.retry``), and clear errors.
+
+        A POST that fails after it was sent raises ``AmbiguousWriteError`` (not repeated).
+        """
+        policy = self.policy if retry else dataclasses.replace(self.policy, retries=0)
+
+        def send() -> httpx.Response:
+            answer = self._send(method, path, **kwargs)
+            if answer.status_code in TRANSIENT_STATUS:
+                raise TransientStatusError(answer)
             return answer
-        raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
+
+        try:
+            answer = policy.call(method, self.url + path, send, idempotent=idempotent)
+        except TransientStatusError as exc:
+            answer = exc.response
+            raise LabelStudioUnavailableError(
+                method, str(answer.request.url), answer.status_code, _excerpt(answer)
+            ) from exc
+        except httpx.TransportError as exc:
+            raise LabelStudioUnavailableError(
+                method, self.url + path, None, f"{type(exc).__name__}: {exc}"
+            ) from exc
+        if answer.status_code == 404 and allow_404:
+            return answer
+        if answer.status_code >= 400:
+            raise LabelStudioError(method, str(answer.request.url), answer.status_code, _excerpt(answer))
+        return answer
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        answer = self._http.request(method, path, headers=self._auth(), **kwargs)
+        if answer.status_code == 401 and self._personal:
+            self._access = None  # the access token expired: exchange the refresh token again
+            answer = self._http.request(method, path, headers=self._auth(), **kwargs)
+        return answer
 
     def _auth(self) -> dict[str, str]:
         if not self._personal:
@@ -295,14 +306,6 @@ class LabelStudioClient:
                                        "personal access token refused: " + _excerpt(answer))  # fmt: skip
             self._access = str(answer.json()["access"])
         return {"Authorization": f"Bearer {self._access}"}
-
-    def _sleep(self, attempt: int, retry_after: str | None) -> None:
-        delay = min(self.max_backoff, self.backoff * 2**attempt) * (0.5 + random.random() / 2)  # noqa: S311
-        if retry_after:
-            with contextlib.suppress(ValueError):  # an HTTP date: keep our own delay
-                delay = min(self.max_backoff, max(delay, float(retry_after)))
-        log.warning("Label Studio busy or unreachable; retrying in %.1f s", delay)
-        time.sleep(delay)
 
 
 def _excerpt(answer: httpx.Response, limit: int = 500) -> str:

@@ -18,11 +18,12 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from prelabel.geometry import percent_to_xyxy, xyxy_to_xywh
-from prelabel.labelconfig import LabelConfig
-from prelabel.lsclient import LabelStudioClient, Task
-from prelabel.masks import brush_to_mask, mask_to_coco
-from prelabel.matching import task_file_name
+from prelabel.atomic import atomic_write, atomic_writer
+from prelabel.convert.geometry import percent_to_xyxy, xyxy_to_xywh
+from prelabel.convert.masks import brush_to_mask, mask_to_coco
+from prelabel.labelstudio.client import LabelStudioClient, Task
+from prelabel.labelstudio.config import LabelConfig
+from prelabel.labelstudio.matching import task_file_name
 
 __all__ = ["PullReport", "pull_annotations", "regions", "select_annotations", "to_coco", "to_table"]
 
@@ -234,14 +235,13 @@ def pull_annotations(
     table = to_table(found) if {"parquet", "csv"} & set(formats) else None
     if table is not None and "parquet" in formats:
         files.append(out_dir / "regions.parquet")
-        table.to_parquet(files[-1], index=False)
+        with atomic_writer(files[-1]) as handle:
+            table.to_parquet(handle, index=False)
     if table is not None and "csv" in formats:
         files.append(out_dir / "regions.csv")
-        table.to_csv(files[-1], index=False)
+        atomic_write(files[-1], table.to_csv(index=False))
     return PullReport(fetched=fetched, stored=len(stored), regions=len(found), files=files)
 
 
 def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data), encoding="utf-8")
-    tmp.replace(path)
+    atomic_write(path, json.dumps(data))

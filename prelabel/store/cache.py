@@ -8,13 +8,13 @@ directory by default, an S3 prefix in production (same interface); both write at
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from prelabel.atomic import atomic_write
 from prelabel.errors import SettingsError
 from prelabel.records import Detections, ModelSignature, detections_from_raw, detections_to_raw
+from prelabel.store.s3 import s3_client
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -84,15 +84,7 @@ class LocalCache:
 
     @staticmethod
     def _write(path: Path, content: bytes) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
-        try:
-            with os.fdopen(handle, "wb") as out:
-                out.write(content)
-            Path(tmp).replace(path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(path, content)
 
 
 class S3Cache:
@@ -150,19 +142,3 @@ def open_cache(location: str | Path, settings: Settings | None = None) -> Predic
     if not bucket:
         raise SettingsError(f"cache location {text!r} names no bucket: use s3://bucket/prefix")
     return S3Cache(s3_client(settings), bucket, prefix)
-
-
-def s3_client(settings: Settings | None) -> S3Client:
-    """A boto3 S3 client from prelabel's settings (endpoint, region, keys), else boto3's defaults."""
-    import boto3
-
-    kwargs: dict[str, Any] = {}
-    if settings is not None:
-        if settings.s3_endpoint_url:
-            kwargs["endpoint_url"] = settings.s3_endpoint_url
-        if settings.s3_region:
-            kwargs["region_name"] = settings.s3_region
-        if settings.s3_access_key_id and settings.s3_secret_access_key:
-            kwargs["aws_access_key_id"] = settings.s3_access_key_id.get_secret_value()
-            kwargs["aws_secret_access_key"] = settings.s3_secret_access_key.get_secret_value()
-    return boto3.client("s3", **kwargs)

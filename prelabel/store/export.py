@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import tempfile
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,12 +22,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 from PIL import Image
 
+from prelabel.atomic import atomic_write
+from prelabel.convert.geometry import xyxy_to_xywh
+from prelabel.convert.masks import coco_area, coco_to_mask
 from prelabel.errors import SourceError
-from prelabel.fetch import split_s3_uri
-from prelabel.geometry import xyxy_to_xywh
-from prelabel.masks import coco_area, coco_to_mask
 from prelabel.records import PredictionRecord
-from prelabel.sources import name_of
+from prelabel.store.uris import name_of, split_s3_uri
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -75,18 +74,14 @@ class LocalStore:
         return found
 
     def put(self, key: str, data: bytes, content_type: str) -> None:
-        target = self.root / key
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=target.parent, suffix=".tmp", delete=False) as handle:
-            handle.write(data)
-        Path(handle.name).replace(target)
+        atomic_write(self.root / key, data)
 
 
 class S3Store:
     """``s3://bucket/prefix`` through boto3 (endpoint and keys from the settings)."""
 
     def __init__(self, uri: str, settings: Settings | None = None, client: S3Client | None = None) -> None:
-        from prelabel.cache import s3_client
+        from prelabel.store.s3 import s3_client
 
         self.bucket, prefix = split_s3_uri(uri)
         self.prefix = prefix.strip("/")

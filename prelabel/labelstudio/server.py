@@ -22,6 +22,7 @@ from pathlib import Path
 import httpx
 from pydantic import SecretStr
 
+from prelabel.atomic import atomic_write
 from prelabel.errors import LabelStudioStartError
 
 __all__ = [
@@ -60,7 +61,7 @@ def ensure_installed(venv_dir: Path | None = None, version: str = LABEL_STUDIO_V
         subprocess.run([*pip, f"label-studio=={version}"], check=True)
     except subprocess.CalledProcessError as exc:
         raise LabelStudioStartError(f"installing label-studio=={version} into {venv} failed ({exc})") from exc
-    stamp.write_text(version)
+    atomic_write(stamp, version)
     return executable
 
 

@@ -15,14 +15,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from prelabel.errors import LabelConfigError, MaskError
+from prelabel.convert.geometry import clean_boxes, xyxy_to_percent
+from prelabel.convert.masks import coco_to_brush
+from prelabel.errors import LabelConfigError
+from prelabel.failures import ErrorRow, Stage, item_failure
 from prelabel.frames import to_display_frame
-from prelabel.geometry import clean_boxes, xyxy_to_percent
-from prelabel.labelconfig import ControlTag, LabelConfig
-from prelabel.labelmap import LabelMap
-from prelabel.masks import coco_to_brush
+from prelabel.labelstudio.config import ControlTag, LabelConfig
+from prelabel.labelstudio.labelmap import LabelMap
 from prelabel.records import PredictionRecord
-from prelabel.reports import ErrorRow
 
 __all__ = ["BatchBuild", "BuildReport", "build_batch", "build_prediction"]
 
@@ -167,12 +167,11 @@ def build_batch(
     for record in records:
         if record.task_id is None:
             raise ValueError(f"{record.image.name}: record has no task_id; match it to a task first")
-        try:
+        with item_failure(batch.errors, record.uri or record.image.name, Stage.CONVERT) as attempt:
             prediction, report = build_prediction(
                 record, config, label_map, model_version, boxes=boxes, masks=masks
             )
-        except MaskError as exc:
-            batch.errors.append(ErrorRow(record.uri or record.image.name, "convert", str(exc)))
+        if attempt.failed:
             continue
         batch.predictions[record.task_id] = prediction
         batch.names[record.task_id] = record.uri or record.image.name

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from prelabel.errors import SourceError
-from prelabel.sources import SourceItem
+from prelabel.ingest.sources import SourceItem
 
 __all__ = ["VIDEO_SUFFIXES", "iter_video_files", "iter_video_frames"]
 

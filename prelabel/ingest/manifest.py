@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from prelabel.errors import ImageError, SourceError
-from prelabel.fetch import Fetcher
+from prelabel.atomic import atomic_write_csv
+from prelabel.errors import PrelabelError, SourceError
+from prelabel.failures import ErrorRow, Stage, failure_row, write_errors
 from prelabel.images import DEFAULT_MAX_PIXELS, read_image_info
-from prelabel.reports import ErrorRow, write_errors
-from prelabel.sampling import StratumCount, stratified_sample
-from prelabel.sources import (
+from prelabel.ingest.fetch import Fetcher
+from prelabel.ingest.sampling import StratumCount, stratified_sample
+from prelabel.ingest.sources import (
     RestSource,
     SourceItem,
     iter_image_files,
@@ -112,7 +113,7 @@ def iter_source(spec: SourceSpec, fetcher: Fetcher, settings: Settings | None = 
         rest = RestSource(source, spec.url_path, spec.label_path, spec.page_size, spec.max_items)
         yield from iter_rest(rest, fetcher)
         return
-    from prelabel.video import VIDEO_SUFFIXES, iter_video_files, iter_video_frames
+    from prelabel.ingest.video import VIDEO_SUFFIXES, iter_video_files, iter_video_frames
 
     path = Path(source)
     if path.suffix.lower() in (".txt", ".csv"):
@@ -159,9 +160,10 @@ def ingest(
             if isinstance(outcome, SourceError):
                 raise outcome
             info = read_image_info(outcome, item.name, max_pixels)
-        except (SourceError, ImageError) as exc:
+        except PrelabelError as exc:
+            row = failure_row(uri, Stage.INGEST, exc)
             with lock:
-                result.errors.append(ErrorRow(uri, "ingest", str(exc)))
+                result.errors.append(row)
             return
         with lock:
             found[uri] = ManifestRow(uri, item.name, info.sha256, info.width, info.height, dict(item.fields))
@@ -193,22 +195,11 @@ def _stratum_of(column: str) -> Callable[[SourceItem], str]:
 def write_manifest(path: str | Path, rows: Sequence[ManifestRow]) -> Path:
     """Write ``rows`` as CSV: the fixed columns, then every extra column seen."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
     extra = list(dict.fromkeys(k for row in rows for k in row.fields if k not in _COLUMNS))
-    with target.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow([*_COLUMNS, *extra])
-        for row in rows:
-            writer.writerow(
-                [
-                    row.uri,
-                    row.name,
-                    row.sha256,
-                    row.width,
-                    row.height,
-                    *(row.fields.get(k, "") for k in extra),
-                ]
-            )
+    lines = (
+        [r.uri, r.name, r.sha256, r.width, r.height, *(r.fields.get(k, "") for k in extra)] for r in rows
+    )
+    atomic_write_csv(target, [*_COLUMNS, *extra], lines)
     return target
 
 
@@ -241,14 +232,10 @@ def write_ingest_report(manifest: Path, result: IngestResult) -> dict[str, str]:
     stem, folder = manifest.stem, manifest.parent
     files = {"errors": folder / f"{stem}_errors.csv", "duplicates": folder / f"{stem}_duplicates.csv"}
     write_errors(files["errors"], result.errors)
-    with files["duplicates"].open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["uri", "duplicate_of", "sha256"])
-        writer.writerows([d.uri, d.duplicate_of, d.sha256] for d in result.duplicates)
+    duplicates = ([d.uri, d.duplicate_of, d.sha256] for d in result.duplicates)
+    atomic_write_csv(files["duplicates"], ["uri", "duplicate_of", "sha256"], duplicates)
     if result.strata:
         files["strata"] = folder / f"{stem}_strata.csv"
-        with files["strata"].open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["stratum", "available", "sampled"])
-            writer.writerows([s.stratum, s.available, s.sampled] for s in result.strata)
+        strata = ([s.stratum, s.available, s.sampled] for s in result.strata)
+        atomic_write_csv(files["strata"], ["stratum", "available", "sampled"], strata)
     return {kind: str(path) for kind, path in files.items()}

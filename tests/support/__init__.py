@@ -1,0 +1,1 @@
+"""What tests and benchmarks share: tiny random models, fault-injecting HTTP servers."""
