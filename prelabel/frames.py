@@ -17,7 +17,12 @@ Records without masks carry no grid information; their boxes are taken as displa
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
+import numpy.typing as npt
 
 from prelabel.convert.geometry import orient_boxes, orient_mask
 from prelabel.convert.masks import coco_size, coco_to_mask, mask_to_coco
@@ -25,44 +30,74 @@ from prelabel.errors import MaskError
 from prelabel.images import ImageInfo
 from prelabel.records import Detections
 
-__all__ = ["to_display_frame"]
+__all__ = ["DisplayFrame", "display_frame", "to_display_frame"]
 
 _SWAPS_AXES = frozenset({5, 6, 7, 8})
 
 
-def to_display_frame(detections: Detections, image: ImageInfo) -> Detections:
-    """Detections on ``image``'s displayed grid, by the rule in this module's docstring."""
+@dataclass(frozen=True)
+class DisplayFrame:
+    """How one record's detections reach the displayed grid.
+
+    ``xyxy`` holds the boxes on the displayed image, pixels (n, 4). ``mask`` decodes a
+    COCO RLE once and moves it there, so a mask on its way to a brush is decoded exactly
+    once whatever the rule.
+    """
+
+    xyxy: npt.NDArray[np.float64]
+    orientation: int | None = None
+    rows: npt.NDArray[np.int64] | None = None
+    cols: npt.NDArray[np.int64] | None = None
+
+    @property
+    def moves(self) -> bool:
+        """Whether masks change on the way (rules 2 and 3)."""
+        return self.orientation is not None or self.rows is not None
+
+    def mask(self, rle: Mapping[str, Any]) -> npt.NDArray[np.uint8]:
+        """The mask of ``rle`` on the displayed grid, (height, width) 0/1."""
+        decoded = coco_to_mask(rle)
+        if self.orientation is not None:
+            decoded = orient_mask(decoded, self.orientation)
+        if self.rows is not None and self.cols is not None:
+            decoded = decoded[self.rows][:, self.cols]
+        return decoded
+
+
+def display_frame(detections: Detections, image: ImageInfo) -> DisplayFrame:
+    """The way onto ``image``'s displayed grid, by the rule in this module's docstring."""
+    xyxy = np.asarray(detections.xyxy, dtype=np.float64)
     sizes = {coco_size(m) for m in detections.masks if m is not None}
     if not sizes:
-        return detections
+        return DisplayFrame(xyxy)
     if len(sizes) > 1:
         listed = ", ".join(f"{h}x{w}" for h, w in sorted(sizes))
         raise MaskError(f"{image.name}: masks come in several sizes ({listed}, height x width)")
     mask_h, mask_w = sizes.pop()
     width, height = image.width, image.height
     if (mask_w, mask_h) == (width, height):
-        return detections
+        return DisplayFrame(xyxy)
     stored = (image.stored_width, image.stored_height)
     if image.orientation in _SWAPS_AXES and (mask_w, mask_h) == stored:
-        return detections.replace(
-            xyxy=orient_boxes(detections.xyxy, *stored, image.orientation),
-            masks=tuple(
-                None if m is None else mask_to_coco(orient_mask(coco_to_mask(m), image.orientation))
-                for m in detections.masks
-            ),
-        )
+        return DisplayFrame(orient_boxes(xyxy, *stored, image.orientation), orientation=image.orientation)
     if abs(mask_w * height - mask_h * width) <= max(width, height):
         sx, sy = width / mask_w, height / mask_h
         rows = np.minimum(((np.arange(height) + 0.5) / sy).astype(np.int64), mask_h - 1)
         cols = np.minimum(((np.arange(width) + 0.5) / sx).astype(np.int64), mask_w - 1)
-        return detections.replace(
-            xyxy=detections.xyxy * np.array([sx, sy, sx, sy]),
-            masks=tuple(
-                None if m is None else mask_to_coco(coco_to_mask(m)[rows][:, cols]) for m in detections.masks
-            ),
-        )
+        return DisplayFrame(xyxy * np.array([sx, sy, sx, sy]), rows=rows, cols=cols)
     raise MaskError(
         f"{image.name}: masks are {mask_h}x{mask_w} but the image is displayed at {height}x{width} "
         f"(stored {image.stored_height}x{image.stored_width}, EXIF orientation {image.orientation}); "
         "the prediction was made on another image"
+    )
+
+
+def to_display_frame(detections: Detections, image: ImageInfo) -> Detections:
+    """Detections on ``image``'s displayed grid (masks re-encoded as COCO RLE)."""
+    frame = display_frame(detections, image)
+    if not frame.moves:
+        return detections
+    return detections.replace(
+        xyxy=frame.xyxy,
+        masks=tuple(None if m is None else mask_to_coco(frame.mask(m)) for m in detections.masks),
     )

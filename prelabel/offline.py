@@ -1,12 +1,14 @@
 """Label Studio task files with predictions, made without a server.
 
 Label Studio imports a JSON list of ``{"data": {...}, "predictions": [...]}`` tasks, so
-a folder of images with raw prediction files can become a ready-to-import file. Every
+a folder of images with raw prediction files can become a ready-to-import file. It runs
+the pipeline's own steps (read, the raw-files adapter, the prediction builder), so every
 image is handled on its own: a failure becomes an error row and the others go on.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import Counter
 from dataclasses import dataclass, field
@@ -16,13 +18,14 @@ from urllib.parse import quote
 
 from prelabel.atomic import atomic_write
 from prelabel.errors import SettingsError
-from prelabel.failures import ErrorRow, Stage, item_failure
-from prelabel.images import DEFAULT_MAX_PIXELS, read_image_info
+from prelabel.failures import ErrorRow
+from prelabel.images import DEFAULT_MAX_PIXELS
 from prelabel.ingest.sources import iter_image_files, raw_file_for
 from prelabel.labelstudio.config import LabelConfig
 from prelabel.labelstudio.labelmap import LabelMap
-from prelabel.labelstudio.predictions import build_prediction
-from prelabel.records import PredictionRecord, load_raw_file
+from prelabel.labelstudio.predictions import build_batch
+from prelabel.models.rawfiles import RawFiles
+from prelabel.pipeline import infer_items, read_items
 
 __all__ = ["ConvertResult", "convert_directory", "write_tasks"]
 
@@ -65,25 +68,28 @@ def convert_directory(
         raise SettingsError(f"{input_dir}: not inside the document root {root}")
     data_key = config.image.data_key
     result = ConvertResult()
+    images, wanted = [], []
     for image_path in iter_image_files(input_dir):
-        result.images += 1
-        raw_path = raw_file_for(image_path, raw_dir)
-        if raw_path is None:
+        images.append(str(image_path))
+        if raw_file_for(image_path, raw_dir) is None:
             result.without_predictions.append(str(image_path))
-            continue
-        with item_failure(result.errors, str(image_path), Stage.READ) as attempt:
-            info = read_image_info(image_path, max_pixels=max_pixels)
-            attempt.stage = Stage.READ_PREDICTIONS
-            detections = load_raw_file(raw_path)
-            attempt.stage = Stage.CONVERT
-            record = PredictionRecord(image=info, detections=detections, uri=str(image_path))
-            prediction, report = build_prediction(record, config, label_map, model_version, masks=masks)
-        if attempt.failed:
-            continue
-        result.unmatched_labels.update(report.unmatched_labels)
-        result.dropped.update(report.dropped)
-        result.regions += report.regions
-        relative = image_path.resolve().relative_to(root.resolve()).as_posix()
+        else:
+            wanted.append(str(image_path))
+    result.images = len(images)
+    # The pipeline's own steps: read, the raw-files "model", the prediction builder.
+    items, result.errors = read_items(wanted, max_pixels)
+    inferred = infer_items(items, RawFiles(raw_dir), cache=None)
+    numbered = [dataclasses.replace(r, task_id=n) for n, r in enumerate(inferred.records)]
+    batch = build_batch(numbered, config, label_map, model_version, masks=masks)
+    order = {uri: n for n, uri in enumerate(images)}
+    result.errors = sorted([*result.errors, *inferred.errors, *batch.errors], key=lambda e: order[e.file])
+    result.unmatched_labels, result.dropped, result.regions = (
+        batch.unmatched_labels,
+        batch.dropped,
+        batch.regions,
+    )
+    for n, prediction in sorted(batch.predictions.items()):
+        relative = Path(numbered[n].uri).resolve().relative_to(root.resolve()).as_posix()
         result.tasks.append({"data": {data_key: url_prefix + quote(relative)}, "predictions": [prediction]})
     return result
 

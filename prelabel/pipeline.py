@@ -109,7 +109,7 @@ def infer_items(
     if misses:
         for item, outcome in zip(misses, model.predict(misses), strict=True):
             if isinstance(outcome, PrelabelError):
-                result.errors.append(failure_row(item.uri, Stage.INFER, outcome))
+                result.errors.append(failure_row(item.uri, model.failure_stage, outcome))
                 continue
             if cache is not None:
                 cache.put(item.info.sha256, signature, outcome)

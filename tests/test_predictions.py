@@ -109,3 +109,42 @@ def test_mask_of_the_wrong_size_is_reported_per_image() -> None:
         build_prediction(
             PredictionRecord(image=IMAGE, detections=det), FULL, LabelMap({"car": "civilian vehicle"})
         )
+
+
+@pytest.mark.parametrize(
+    ("image", "mask_shape"),
+    [
+        (IMAGE, (100, 200)),  # masks already on the displayed grid
+        (ImageInfo("turned.jpg", "cd" * 32, 200, 100, 6, 100, 200, "JPEG", "RGB"), (200, 100)),  # EXIF 6
+        (IMAGE, (50, 100)),  # an API that halved the image
+    ],
+)
+def test_each_mask_is_decoded_once_on_its_way_to_a_brush(
+    image: ImageInfo, mask_shape: tuple[int, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prelabel.convert import masks as masks_module
+
+    decodes: list[object] = []
+    real_decode = masks_module.coco_mask.decode
+
+    def counting_decode(rle: object) -> object:
+        decodes.append(rle)
+        return real_decode(rle)
+
+    monkeypatch.setattr(masks_module.coco_mask, "decode", counting_decode)
+    blob = np.zeros(mask_shape, np.uint8)
+    blob[2:20, 3:40] = 1
+    det = Detections(
+        xyxy=[[3, 2, 40, 20]] * 3, scores=[0.9] * 3, labels=("car",) * 3, masks=(mask_to_coco(blob),) * 3
+    )
+    prediction, report = build_prediction(
+        PredictionRecord(image, det), FULL, LabelMap({"car": "civilian vehicle"})
+    )
+    brushes = [r for r in prediction["result"] if r["type"] == "brushlabels"]
+    assert len(brushes) == 3 and report.regions == 3
+    assert len(decodes) == 3
+    for brush in brushes:
+        assert brush_to_mask(brush["value"]["rle"], image.height, image.width).shape == (
+            image.height,
+            image.width,
+        )

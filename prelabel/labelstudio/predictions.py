@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from prelabel.convert.geometry import clean_boxes, xyxy_to_percent
-from prelabel.convert.masks import coco_to_brush
+from prelabel.convert.masks import mask_to_brush
 from prelabel.errors import LabelConfigError
 from prelabel.failures import ErrorRow, Stage, item_failure
-from prelabel.frames import to_display_frame
+from prelabel.frames import display_frame
 from prelabel.labelstudio.config import ControlTag, LabelConfig
 from prelabel.labelstudio.labelmap import LabelMap
 from prelabel.records import PredictionRecord
@@ -70,8 +70,9 @@ def build_prediction(
         )
     text = config.find("TextArea") if rect is not None else None
 
-    detections = to_display_frame(record.detections, image)
-    cleanup = clean_boxes(detections.xyxy, image.width, image.height)
+    detections = record.detections
+    frame = display_frame(detections, image)  # masks are decoded once each, below
+    cleanup = clean_boxes(frame.xyxy, image.width, image.height)
     report = BuildReport(dropped=Counter(cleanup.dropped))
     resolved: dict[tuple[str, str], str | None] = {}
 
@@ -118,9 +119,10 @@ def build_prediction(
             if brush_label is None and posted:
                 report.dropped[f"mask: label not in <BrushLabels name={brush.name!r}>"] += 1
             elif brush_label is not None:
+                rle = mask_to_brush(frame.mask(mask))
                 results.append({
                     "id": f"{region}-mask", "type": "brushlabels", "from_name": brush.name, **common,
-                    "value": {"format": "rle", "rle": coco_to_brush(mask), "brushlabels": [brush_label]},
+                    "value": {"format": "rle", "rle": rle, "brushlabels": [brush_label]},
                     "score": score,
                 })  # fmt: skip
                 posted = True

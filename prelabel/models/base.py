@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from prelabel.errors import ImageError, PrelabelError
+from prelabel.failures import Stage
 from prelabel.images import DEFAULT_MAX_PIXELS, ImageInfo, LoadedImage, load_image
 from prelabel.records import Detections, ModelSignature
 
@@ -43,6 +44,8 @@ class ModelAdapter(ABC):
     task_types: ClassVar[tuple[str, ...]]
     # True: an open-vocabulary model whose ``classes`` default to the project's labels.
     prompt_from_project: ClassVar[bool] = False
+    # The stage an image's failure is reported at (raw files: reading the prediction file).
+    failure_stage: ClassVar[Stage] = Stage.INFER
 
     @abstractmethod
     def signature(self) -> ModelSignature:

@@ -17,6 +17,7 @@ start at most ``rate`` per second.
 from __future__ import annotations
 
 import base64
+import contextvars
 import hashlib
 import io
 import json
@@ -137,7 +138,10 @@ class DinoX(ModelAdapter):
         client = self._client()
         settings_key = self.signature().key  # once per batch, not per image
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            outcomes = list(pool.map(lambda item: self._one(client, item, settings_key), batch))
+            # Each call runs in a copy of this thread's context: its log lines keep their run.
+            jobs = [pool.submit(contextvars.copy_context().run, self._one, client, item, settings_key)
+                    for item in batch]  # fmt: skip
+            outcomes = [job.result() for job in jobs]
         fatal = next((o for o in outcomes if isinstance(o, DinoxAuthError)), None)
         if fatal is not None:
             raise fatal

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from prelabel.errors import PredictionFileError, PrelabelError
+from prelabel.failures import Stage
 from prelabel.ingest.sources import raw_file_for
 from prelabel.models.base import ImageItem, ModelAdapter
 from prelabel.models.registry import register
@@ -23,6 +24,7 @@ class RawFiles(ModelAdapter):
     """Predictions from files on disk."""
 
     task_types = ("detection", "instance-segmentation", "ocr")
+    failure_stage = Stage.READ_PREDICTIONS
 
     def __init__(self, raw_dir: str | Path | None = None) -> None:
         self.raw_dir = Path(raw_dir) if raw_dir else None

@@ -5,6 +5,9 @@ always), ``/flaky/`` (500 once, then the image), ``/limited/`` (429 with Retry-A
 then the image), ``/html/`` (wrong content type), ``/truncated/`` (the connection closes
 mid-body), ``/huge/`` (declares 100 MB), ``/garbage/`` (image/jpeg that is not an image).
 ``/api/trees?offset=&limit=`` pages over ``records`` as ``{"trees": [{"image_url", "species"}]}``.
+POSTs (``posts`` holds what the server stored): ``/drop/`` stores the body and closes the
+connection without an answer, ``/proxy/`` stores it and answers 502, ``/limited/`` answers
+429 once without storing, anything else stores it and answers ``{"created": 1}``.
 ``latency`` delays every answer (the download benchmark).
 """
 
@@ -29,6 +32,7 @@ class Site:
     latency: float = 0.0
     slow: float = 3.0
     hits: Counter[str] = field(default_factory=Counter)
+    posts: list[tuple[str, bytes]] = field(default_factory=list)
     url: str = ""
 
 
@@ -90,6 +94,24 @@ def _handler(site: Site) -> type[BaseHTTPRequestHandler]:
                 self._send(200, b"\xff\xd8\xff" + b"not really a jpeg" * 10)
             else:
                 self._send(404, b"unknown", "text/plain")
+
+        def do_POST(self) -> None:
+            path = urlsplit(self.path).path
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            kind = path.strip("/").partition("/")[0]
+            with lock:
+                site.hits[path] += 1
+                refused = kind == "limited" and site.hits[path] == 1
+                if not refused:
+                    site.posts.append((path, body))
+            if refused:
+                self._send(429, b'{"detail": "slow down"}', "application/json", Retry_After="0")
+            elif kind == "drop":
+                self.close_connection = True  # stored, and the answer is lost
+            elif kind == "proxy":
+                self._send(502, b"bad gateway", "text/plain")
+            else:
+                self._send(200, b'{"created": 1}', "application/json")
 
     return Handler
 

@@ -1,0 +1,139 @@
+"""The one HTTP retry policy: what is retried, what is never repeated, what is logged."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import httpx
+import pytest
+from PIL import Image
+
+from prelabel.errors import AmbiguousWriteError, LabelStudioUnavailableError
+from prelabel.ingest.fetch import Fetcher, FetchOptions
+from prelabel.labelstudio.client import LabelStudioClient
+from prelabel.labelstudio.server import free_port
+from prelabel.retry import RetryPolicy, TransientStatusError, safe_url
+from tasks.common import only_transient
+from tests.conftest import encode_image
+from tests.support.http_faults import Site, serve
+
+FAST = {"retries": 3, "backoff": 0.01}
+
+
+@pytest.mark.parametrize(
+    ("path", "posts_stored"),
+    [
+        ("/drop/api/projects/1/import/predictions", 1),  # stored, then the connection dropped
+        ("/proxy/api/projects/1/import/predictions", 1),  # stored, then a proxy's 502
+    ],
+)
+def test_a_write_that_may_have_been_stored_is_never_repeated(path: str, posts_stored: int) -> None:
+    with serve(Site({})) as site, LabelStudioClient(site.url, "t", **FAST) as client:
+        with pytest.raises(AmbiguousWriteError, match="not repeated") as caught:
+            client.request("POST", path, json=[{"task": 1, "result": []}])
+        assert site.hits[path] == 1  # one request: no retry by the client
+        assert len(site.posts) == posts_stored
+    assert caught.value.method == "POST" and caught.value.url.endswith(path)
+
+
+def test_a_write_the_server_refused_is_sent_again() -> None:
+    path = "/limited/api/projects/1/import/predictions"
+    with serve(Site({})) as site, LabelStudioClient(site.url, "t", **FAST) as client:
+        answer = client.request("POST", path, json=[{"task": 1, "result": []}])
+    assert answer.json() == {"created": 1}
+    assert site.hits[path] == 2 and len(site.posts) == 1  # 429 stored nothing; the retry did
+
+
+def test_a_write_that_never_reached_the_server_is_retried_then_reported(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    with (
+        caplog.at_level(logging.WARNING, logger="prelabel.retry"),
+        LabelStudioClient(url, "t", retries=1, backoff=0.01, timeout=2) as client,
+        pytest.raises(LabelStudioUnavailableError, match="ConnectError"),
+    ):
+        client.request("POST", "/api/projects/", json={"title": "x"})
+    assert [r.getMessage().split(" failed")[0] for r in caplog.records] == [f"POST {url}/api/projects/"]
+
+
+def test_reads_are_retried_and_a_final_answer_is_not() -> None:
+    png = encode_image(Image.new("RGB", (4, 4)), "PNG")
+    with serve(Site({"a.png": png})) as site, LabelStudioClient(site.url, "t", **FAST) as client:
+        assert client.request("GET", "/flaky/a.png").content == png  # 500 once, then the image
+        answer = client.request("GET", "/missing/x.jpg", allow_404=True)
+    assert site.hits["/flaky/a.png"] == 2
+    assert answer.status_code == 404 and site.hits["/missing/x.jpg"] == 1
+
+
+def test_the_prefect_task_retry_never_repeats_an_ambiguous_write() -> None:
+    class State:
+        def __init__(self, error: Exception) -> None:
+            self.error = error
+
+        def result(self) -> Any:
+            raise self.error
+
+    ambiguous = AmbiguousWriteError("POST", "http://ls/api/projects/1/import/predictions", "HTTP 502")
+    assert only_transient(None, None, State(ambiguous)) is False
+    unavailable = LabelStudioUnavailableError("GET", "http://ls/api/tasks", 503, "busy")
+    assert only_transient(None, None, State(unavailable)) is True
+
+
+def test_each_retry_is_logged_without_credentials(caplog: pytest.LogCaptureFixture) -> None:
+    png = encode_image(Image.new("RGB", (8, 6), (200, 10, 10)), "PNG")
+    with serve(Site({"a.png": png})) as site:
+        host = site.url.removeprefix("http://")
+        url = f"http://user:pa55word@{host}/flaky/a.png?X-Amz-Signature=s3cret"
+        options = FetchOptions(concurrency=2, timeout=5, retries=2, backoff=0.01)
+        with caplog.at_level(logging.WARNING, logger="prelabel.retry"):
+            got = Fetcher(options=options).fetch_all([url])
+    assert got[url] == png
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "prelabel.retry"]
+    assert line.startswith(f"GET http://{host}/flaky/a.png failed (HTTP 500); retry 1 of 2 in ")
+    assert "pa55word" not in line and "s3cret" not in line and "user" not in line
+
+
+def test_retry_after_is_honoured_up_to_its_cap() -> None:
+    policy = RetryPolicy(retries=1, backoff=0.01, max_retry_after=0.2, deadline=None)
+    answer = httpx.Response(503, headers={"Retry-After": "1000"}, request=httpx.Request("GET", "http://h/x"))
+    calls: list[float] = []
+
+    def send() -> None:
+        calls.append(time.monotonic())
+        raise TransientStatusError(answer)
+
+    with pytest.raises(TransientStatusError):
+        policy.call("GET", "http://h/x", send)
+    assert len(calls) == 2 and 0.2 <= calls[1] - calls[0] < 1.0
+
+
+def test_the_deadline_bounds_a_call() -> None:
+    policy = RetryPolicy(retries=100, backoff=0.05, max_backoff=0.05, deadline=0.3)
+    tries = 0
+
+    def send() -> None:
+        nonlocal tries
+        tries += 1
+        raise httpx.ReadTimeout("slow")
+
+    with pytest.raises(httpx.ReadTimeout):
+        policy.call("GET", "http://h/x", send)
+    assert 2 <= tries < 20
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("http://u:p@h:8080/a/b?sig=1", "http://h:8080/a/b"),  # user info and query dropped
+        (
+            "https://bucket.s3.amazonaws.com/k.jpg?X-Amz-Credential=AK",
+            "https://bucket.s3.amazonaws.com/k.jpg",
+        ),
+        ("/api/tasks", "/api/tasks"),  # a path alone stays a path
+    ],
+)
+def test_safe_url(url: str, shown: str) -> None:
+    assert safe_url(url) == shown
