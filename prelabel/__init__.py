@@ -1,16 +1,34 @@
 """prelabel: pre-annotate Label Studio projects with detection and segmentation models.
 
-The domain package: conversions, records, parsing. It imports nothing from Prefect;
-``tasks/`` wraps it and ``flows/`` composes the tasks.
+The domain package, in wings over a small core (the layers are import-linter contracts
+in ``pyproject.toml``)::
+
+    pipeline, reports, offline, contactsheet, samples, sharding   composition
+    models                                                       model adapters
+    ingest -> labelstudio, store                                  the wings
+    records, frames                                              the record, the display-frame rule
+    convert                                                      boxes, masks, brush RLE
+    images, settings, errors, failures, atomic, retry            the core
+
+It imports nothing from Prefect; ``tasks/`` wraps it and ``flows/`` composes the tasks.
+This top level is the public API; module paths below it may change. Note that
+``prelabel.ingest`` here is the ingest function; the wing is imported by its full path
+(``from prelabel.ingest.sources import ...``).
 """
 
 from prelabel.convert.geometry import clean_boxes, percent_to_xyxy, xyxy_to_percent, xyxy_to_xywh
 from prelabel.convert.masks import brush_to_mask, coco_to_brush, coco_to_mask, mask_to_brush, mask_to_coco
 from prelabel.errors import (
+    AmbiguousWriteError,
+    DinoxAuthError,
+    DinoxError,
     ImageError,
     ImageTooLargeError,
     LabelConfigError,
     LabelMapError,
+    LabelStudioError,
+    LabelStudioStartError,
+    LabelStudioUnavailableError,
     MaskError,
     PredictionFileError,
     PrelabelError,
@@ -30,9 +48,12 @@ from prelabel.ingest.manifest import (
 )
 from prelabel.ingest.sampling import stratified_sample
 from prelabel.ingest.sources import SourceItem
+from prelabel.labelstudio.client import LabelStudioClient
 from prelabel.labelstudio.config import ControlTag, LabelConfig, parse_label_config
 from prelabel.labelstudio.labelmap import LabelMap, Normalization, load_label_map
+from prelabel.labelstudio.matching import match_files
 from prelabel.labelstudio.predictions import BuildReport, build_prediction
+from prelabel.models import create_model
 from prelabel.records import (
     Detections,
     ModelSignature,
@@ -45,9 +66,12 @@ from prelabel.settings import Settings, load_settings
 __version__ = "0.1.0"
 
 __all__ = [
+    "AmbiguousWriteError",
     "BuildReport",
     "ControlTag",
     "Detections",
+    "DinoxAuthError",
+    "DinoxError",
     "FetchOptions",
     "Fetcher",
     "ImageError",
@@ -58,6 +82,10 @@ __all__ = [
     "LabelConfigError",
     "LabelMap",
     "LabelMapError",
+    "LabelStudioClient",
+    "LabelStudioError",
+    "LabelStudioStartError",
+    "LabelStudioUnavailableError",
     "LoadedImage",
     "ManifestRow",
     "MaskError",
@@ -77,6 +105,7 @@ __all__ = [
     "clean_boxes",
     "coco_to_brush",
     "coco_to_mask",
+    "create_model",
     "ingest",
     "iter_source",
     "load_image",
@@ -85,6 +114,7 @@ __all__ = [
     "load_settings",
     "mask_to_brush",
     "mask_to_coco",
+    "match_files",
     "parse_label_config",
     "percent_to_xyxy",
     "read_image_info",
