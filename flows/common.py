@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar, cast
 
 from prefect.utilities.annotations import quote
-from pydantic import SecretStr
+from pydantic import BaseModel, SecretStr
 
 from flows.params import LabelStudioParams, _ModelSettings, _PostOptions
 from prelabel.labelstudio.labelmap import LabelMap, Normalization, load_label_map
@@ -17,7 +18,7 @@ from prelabel.store.cache import PredictionCache, open_cache
 from tasks.common import LabelStudioConnection
 from tasks.inference import infer_batch
 
-__all__ = ["connection", "infer_in_batches", "label_map", "opaque", "prediction_cache"]
+__all__ = ["RunSizes", "connection", "infer_in_batches", "label_map", "opaque", "prediction_cache"]
 
 T = TypeVar("T")
 
@@ -56,10 +57,34 @@ def prediction_cache(params: _ModelSettings) -> PredictionCache:
     return open_cache(params.cache_dir or settings.cache_dir, settings)
 
 
+@dataclass(frozen=True)
+class RunSizes:
+    """A run's batch sizes and pixel limit: the parameter when given, else its ``PRELABEL_*``
+    setting (whose field holds the one default)."""
+
+    task_batch: int
+    post_chunk: int
+    max_pixels: int
+
+    @classmethod
+    def of(cls, params: BaseModel, settings: Settings | None = None) -> RunSizes:
+        settings = settings or load_settings()
+
+        def pick(name: str, default: int) -> int:
+            value = getattr(params, name, None)
+            return default if value is None else int(value)
+
+        return cls(
+            task_batch=pick("batch_size", settings.task_batch_size),
+            post_chunk=pick("post_chunk_size", settings.post_batch_size),
+            max_pixels=pick("max_image_pixels", settings.max_image_pixels),
+        )
+
+
 def infer_in_batches(
-    params: _ModelSettings, images: Sequence[str], batch_size: int, cache: PredictionCache
+    params: _ModelSettings, images: Sequence[str], cache: PredictionCache, sizes: RunSizes
 ) -> Iterator[InferResult]:
     """The model over ``images`` through the cache: one ``infer-batch`` task run per batch."""
-    for batch in chunks(images, batch_size):
+    for batch in chunks(images, sizes.task_batch):
         yield infer_batch(opaque(batch), params.model, params.model_options, cache, params.refresh,
-                          params.max_image_pixels)  # fmt: skip
+                          sizes.max_pixels)  # fmt: skip

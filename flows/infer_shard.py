@@ -2,33 +2,35 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
-from typing import Any
 
 from prefect import flow, get_run_logger
 
-from flows.common import infer_in_batches, prediction_cache
+from flows.common import RunSizes, infer_in_batches, prediction_cache
 from flows.params import ShardParams
 from prelabel.errors import PrelabelError
+from prelabel.reports import ShardSummary
 
 __all__ = ["infer_shard"]
 
 
 @flow(name="infer-shard", log_prints=False)
-def infer_shard(params: ShardParams) -> dict[str, Any]:
+def infer_shard(params: ShardParams) -> ShardSummary:
     """Infer the shard through the cache, then leave its marker (who ran it, the counts)."""
     log = get_run_logger()
     cache = prediction_cache(params)
-    counts = {"images": len(params.images), "cached": 0, "inferred": 0, "failed": 0}
-    for result in infer_in_batches(params, params.images, params.batch_size, cache):
-        counts["cached"] += result.cached
-        counts["inferred"] += result.inferred
-        counts["failed"] += len(result.errors)
-    if params.images and counts["failed"] == len(params.images):
+    summary = ShardSummary(shard=params.shard, images=len(params.images))
+    for result in infer_in_batches(params, params.images, cache, RunSizes.of(params)):
+        summary.cached += result.cached
+        summary.inferred += result.inferred
+        summary.failed += len(result.errors)
+    if params.images and summary.failed == len(params.images):
         raise PrelabelError(f"shard {params.shard}: every one of its {len(params.images)} images failed")
-    worker = os.environ.get("PRELABEL_WORKER_NAME") or socket.gethostname()
-    marker = {**counts, "worker": worker, "pid": os.getpid()}
+    summary.worker = os.environ.get("PRELABEL_WORKER_NAME") or socket.gethostname()
+    summary.pid = os.getpid()
+    marker = {k: v for k, v in dataclasses.asdict(summary).items() if k != "shard"}
     cache.put_marker(params.shard, marker)
-    log.info("shard %s on %s: %s", params.shard, worker, counts)
-    return marker
+    log.info("shard %s on %s: %s", params.shard, summary.worker, marker)
+    return summary

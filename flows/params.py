@@ -2,6 +2,9 @@
 
 Secrets are never parameters: the Label Studio key comes from the environment
 (``PRELABEL_LS_API_KEY``) or from a Prefect Secret block named in ``api_key_block``.
+A parameter backed by a setting (batch sizes, the pixel limit) defaults to None: the run
+then takes its ``PRELABEL_*`` setting (``flows.common.RunSizes``), so each default has one
+source, ``prelabel.settings.Settings``.
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ __all__ = [
     "PreannotateParams",
     "PullParams",
 ]
+
+_SECRET_WORDS = ("token", "secret", "password", "api_key", "apikey")
+_TASK_BATCH = "Images per Prefect task run; default PRELABEL_TASK_BATCH_SIZE."
 
 
 class LabelStudioParams(BaseModel):
@@ -54,8 +60,13 @@ class _PostOptions(LabelStudioParams):
         default=False, description="Replace this model version's predictions of these tasks."
     )
     dry_run: bool = Field(default=False, description="Do everything but post.")
-    batch_size: int = Field(default=256, ge=1, le=10_000, description="Images per Prefect task run.")
-    post_chunk_size: int = Field(default=500, ge=1, le=10_000, description="Predictions per bulk POST.")
+    batch_size: int | None = Field(default=None, ge=1, le=10_000, description=_TASK_BATCH)
+    post_chunk_size: int | None = Field(
+        default=None,
+        ge=1,
+        le=10_000,
+        description="Predictions per bulk POST; default PRELABEL_POST_BATCH_SIZE.",
+    )
     output_dir: str = Field(
         default="prelabel-output", description="Reports, payloads and the contact sheet go here."
     )
@@ -70,9 +81,6 @@ class _PostOptions(LabelStudioParams):
     )
 
 
-_SECRET_WORDS = ("token", "secret", "password", "api_key", "apikey")
-
-
 class _ModelSettings(BaseModel):
     model: str = Field(default="ocr", description="Model name from the registry, e.g. ocr, dinox, detr.")
     model_options: dict[str, Any] = Field(default_factory=dict, description="Options for the model adapter.")
@@ -80,7 +88,9 @@ class _ModelSettings(BaseModel):
         default=None, description="Prediction cache: a folder or s3://bucket/prefix."
     )
     refresh: bool = Field(default=False, description="Ignore cached predictions and run the model again.")
-    max_image_pixels: int = Field(default=100_000_000, ge=1, description="Refuse larger images (bombs).")
+    max_image_pixels: int | None = Field(
+        default=None, ge=1, description="Refuse larger images (bombs); default PRELABEL_MAX_IMAGE_PIXELS."
+    )
 
     @field_validator("model_options")
     @classmethod
@@ -127,7 +137,7 @@ class ShardParams(_ModelSettings):
 
     images: list[str] = Field(description="Image URIs (paths, s3:// keys, URLs) of this shard.")
     shard: str = Field(description="The shard's key; its marker is written when it is done.")
-    batch_size: int = Field(default=256, ge=1, le=10_000, description="Images per Prefect task run.")
+    batch_size: int | None = Field(default=None, ge=1, le=10_000, description=_TASK_BATCH)
 
 
 class PostParams(_PostOptions):
@@ -141,7 +151,7 @@ class InferParams(_ModelOptions):
     """Two-step, step 1: images -> model -> raw prediction files (+ cache)."""
 
     out: str = Field(description="Folder for <image stem>_dinox_preannot.json files.")
-    batch_size: int = Field(default=256, ge=1, le=10_000, description="Images per Prefect task run.")
+    batch_size: int | None = Field(default=None, ge=1, le=10_000, description=_TASK_BATCH)
 
 
 class PullParams(LabelStudioParams):
@@ -184,7 +194,7 @@ class ExportParams(_ModelOptions):
     to: str = Field(description="s3://bucket/prefix or a folder.")
     with_images: bool = Field(default=False, description="Copy the images too.")
     label_map: dict[str, str] | None = Field(default=None, description="Model label -> exported label.")
-    batch_size: int = Field(
-        default=256, ge=1, le=10_000, description="Images per batch (one COCO JSON each)."
+    batch_size: int | None = Field(
+        default=None, ge=1, le=10_000, description="Images per batch (one COCO JSON each); " + _TASK_BATCH
     )
     output_dir: str = Field(default="prelabel-report", description="Where the key list and errors go.")

@@ -12,7 +12,7 @@ from typing import Any
 
 from prefect import get_run_logger
 
-from flows.common import connection, label_map, opaque
+from flows.common import RunSizes, connection, label_map, opaque
 from flows.params import PreannotateParams, _PostOptions
 from flows.scaleout import run_shards
 from prelabel.errors import PrelabelError
@@ -35,11 +35,11 @@ def run_pipeline(
     model_options: dict[str, Any],
     cache_dir: str | None,
     refresh: bool,
-    max_image_pixels: int,
 ) -> RunSummary:
     """Run one project through the pipeline; returns the summary (raises when every image failed)."""
     log = get_run_logger()
     settings, ls = connection(params)
+    sizes = RunSizes.of(params, settings)
     mapping = label_map(params)
     project = load_project(ls, params.project_id)
     model_options = project_prompt(model, model_options, project.config.region_labels, mapping)
@@ -67,21 +67,21 @@ def run_pipeline(
              len(todo), summary.skipped)  # fmt: skip
 
     if isinstance(params, PreannotateParams) and params.shard_size and todo and cache is not None:
-        run_shards(params, todo, model_options, adapter.signature(), cache, cache_location)
+        run_shards(params, todo, model_options, adapter.signature(), cache, cache_location, sizes)
 
     errors: list[ErrorRow] = []
     unmatched_labels: Counter[str] = Counter()
     model_counts: Counter[str] = Counter()
     samples: list[PredictionRecord] = []
     progress = Progress(len(todo), key=f"prelabel-project-{project.id}-progress")
-    for number, batch in enumerate(chunks(todo, params.batch_size), start=1):
+    for number, batch in enumerate(chunks(todo, sizes.task_batch), start=1):
         # opaque(): Prefect would otherwise walk every element of these large arguments.
-        inferred = infer_batch(opaque(batch), model, model_options, cache, refresh, max_image_pixels)
+        inferred = infer_batch(opaque(batch), model, model_options, cache, refresh, sizes.max_pixels)
         records = with_tasks(inferred.records, matched.task_ids)
         built, posted = post_batch(
             ls, project, opaque(records), opaque(matched.versions), mapping, model_version,
             overwrite=params.overwrite, dry_run=params.dry_run, masks=params.masks,
-            chunk_size=params.post_chunk_size,
+            chunk_size=sizes.post_chunk,
         )  # fmt: skip
         if params.save_payloads:
             write_payload_files(out / "payloads", opaque(payload_rows(built)))

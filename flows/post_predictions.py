@@ -19,4 +19,4 @@ def post_predictions(params: PostParams) -> RunSummary:
     options = {"raw_dir": params.raw_dir} if params.raw_dir else {}
     images = collect_images(params.input_dir, None)
     with project_lock(params.project_id):
-        return run_pipeline(params, images, "raw-files", options, None, False, 100_000_000)
+        return run_pipeline(params, images, "raw-files", options, None, False)

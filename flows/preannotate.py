@@ -20,6 +20,5 @@ def preannotate(params: PreannotateParams) -> RunSummary:
     images = collect_images(params.input_dir, params.manifest)
     with project_lock(params.project_id):
         return run_pipeline(
-            params, images, params.model, params.model_options, params.cache_dir, params.refresh,
-            params.max_image_pixels,
-        )  # fmt: skip
+            params, images, params.model, params.model_options, params.cache_dir, params.refresh
+        )

@@ -21,6 +21,7 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.concurrency.sync import concurrency
 from prefect.deployments import run_deployment
 
+from flows.common import RunSizes
 from flows.params import PreannotateParams, ShardParams
 from prelabel.errors import PrelabelError
 from prelabel.records import ModelSignature
@@ -47,10 +48,12 @@ def run_shards(
     signature: ModelSignature,
     cache: PredictionCache,
     cache_location: str,
+    sizes: RunSizes,
 ) -> dict[str, int]:
     """Run the shards not finished yet; raises when a shard still fails after its retries."""
     log = get_run_logger()
-    assert params.shard_size is not None  # the caller checks
+    if params.shard_size is None:
+        raise ValueError("run_shards needs params.shard_size")
     shards = [(shard_key(s, signature), s) for s in split_shards(images, params.shard_size)]
     todo = [(key, shard) for key, shard in shards if cache.get_marker(key) is None]
     log.info("%d shards of up to %d images; %d already done", len(shards), params.shard_size,
@@ -59,8 +62,8 @@ def run_shards(
     def one(key: str, shard: list[str]) -> str | None:
         child = ShardParams(
             images=shard, shard=key, model=params.model, model_options=model_options,
-            cache_dir=cache_location, refresh=params.refresh, max_image_pixels=params.max_image_pixels,
-            batch_size=params.batch_size,
+            cache_dir=cache_location, refresh=params.refresh, max_image_pixels=sizes.max_pixels,
+            batch_size=sizes.task_batch,
         )  # fmt: skip
         state = "not run"
         for attempt in range(params.shard_retries + 1):

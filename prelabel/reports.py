@@ -10,17 +10,22 @@ from __future__ import annotations
 import csv
 import json
 import re
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from prelabel.atomic import atomic_write, atomic_write_csv
+from prelabel.ingest.sampling import StratumCount
 from prelabel.labelstudio.matching import MatchResult
 
 __all__ = [
+    "ExportSummary",
+    "InferSummary",
+    "IngestSummary",
     "RunSummary",
+    "ShardSummary",
     "append_unmatched_labels",
     "safe_file_name",
     "write_payloads",
@@ -131,3 +136,80 @@ class RunSummary:
             if "contact sheet" in self.files:
                 lines += ["", f"![contact sheet]({Path(self.files['contact sheet']).resolve().as_uri()})"]
         return "\n".join(lines)
+
+
+def _table(title: str, rows: Sequence[tuple[str, int]]) -> list[str]:
+    return [title, "", "| | count |", "| --- | ---: |", *(f"| {name} | {value:,} |" for name, value in rows)]
+
+
+@dataclass
+class InferSummary:
+    """What ``infer`` (two-step, step 1) did."""
+
+    images: int = 0
+    written: int = 0
+    cached: int = 0
+    inferred: int = 0
+    failed: int = 0
+    errors_csv: str = ""
+
+    def line(self) -> str:
+        return (f"{self.images} images: {self.written} raw files, {self.cached} from cache, "
+                f"{self.inferred} inferred, {self.failed} failed")  # fmt: skip
+
+
+@dataclass
+class IngestSummary:
+    """What ``ingest`` did: counts, the manifest, its report files and the sample's strata."""
+
+    source: str
+    manifest: str
+    listed: int = 0
+    kept: int = 0
+    duplicates: int = 0
+    failed: int = 0
+    files: dict[str, str] = field(default_factory=dict)
+    strata: list[StratumCount] = field(default_factory=list)
+
+    def markdown(self) -> str:
+        """The ingest as markdown (the Prefect UI shows it as an artifact)."""
+        counts = [("listed", self.listed), ("kept", self.kept), ("duplicates", self.duplicates),
+                  ("failed", self.failed)]  # fmt: skip
+        lines = _table(f"# prelabel ingest\n\nSource `{self.source}` -> `{self.manifest}`", counts)
+        if self.strata:
+            lines += ["", "| stratum | available | sampled |", "| --- | ---: | ---: |"]
+            lines += [f"| {s.stratum} | {s.available:,} | {s.sampled:,} |" for s in self.strata]
+        return "\n".join(lines)
+
+
+@dataclass
+class ExportSummary:
+    """What ``export`` wrote, what was already there, and where the key list is."""
+
+    to: str
+    images: int = 0
+    failed: int = 0
+    written: dict[str, int] = field(default_factory=dict)
+    skipped: dict[str, int] = field(default_factory=dict)
+    keys: str = ""
+
+    def markdown(self) -> str:
+        """The export as markdown (the Prefect UI shows it as an artifact)."""
+        kinds = sorted(set(self.written) | set(self.skipped))
+        rows = [f"| {k} | {self.written.get(k, 0):,} | {self.skipped.get(k, 0):,} |" for k in kinds]
+        lines = [f"# prelabel export to `{self.to}`", "", "| objects | written | already there |",
+                 "| --- | ---: | ---: |", *rows, "", f"images failed: {self.failed}"]  # fmt: skip
+        return "\n".join(lines)
+
+
+@dataclass
+class ShardSummary:
+    """One shard of a scaled-out run: counts and who ran it (also its marker in the cache)."""
+
+    shard: str
+    images: int = 0
+    cached: int = 0
+    inferred: int = 0
+    failed: int = 0
+    worker: str = ""
+    pid: int = 0

@@ -28,7 +28,13 @@ def token_kind(token: str) -> TokenKind:
 
 
 class Settings(BaseSettings):
-    """Everything configurable; each field reads ``PRELABEL_<FIELD>`` unless noted."""
+    """Everything configurable; each field reads ``PRELABEL_<FIELD>`` unless noted.
+
+    Each field's default is the one default of its setting. Precedence, highest first: a
+    run's parameter (a command-line option, the Prefect UI's run form), ``PRELABEL_*`` in
+    the run's environment (a deployment sets these in its job variables), a ``.env`` file,
+    this default.
+    """
 
     model_config = SettingsConfigDict(
         env_prefix="PRELABEL_",
@@ -54,7 +60,6 @@ class Settings(BaseSettings):
         default=None, description="S3-compatible endpoint (MinIO, moto, ...)."
     )
     s3_region: str | None = Field(default=None, description="S3 region name.")
-    s3_bucket: str | None = Field(default=None, description="Default S3 bucket.")
     s3_access_key_id: SecretStr | None = Field(default=None, description="S3 access key id.")
     s3_secret_access_key: SecretStr | None = Field(default=None, description="S3 secret access key.")
     cache_dir: Path = Field(
@@ -63,7 +68,7 @@ class Settings(BaseSettings):
     )
     infer_batch_size: int = Field(default=16, ge=1, le=4096, description="Images per model batch.")
     post_batch_size: int = Field(default=500, ge=1, le=10_000, description="Predictions per bulk POST.")
-    task_batch_size: int = Field(default=256, ge=1, le=100_000, description="Images per Prefect task run.")
+    task_batch_size: int = Field(default=256, ge=1, le=10_000, description="Images per Prefect task run.")
     max_image_pixels: int = Field(
         default=DEFAULT_MAX_PIXELS, ge=1, description="Refuse images with more pixels than this."
     )

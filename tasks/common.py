@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from prelabel.errors import LabelStudioUnavailableError
+from prelabel.errors import AmbiguousWriteError, LabelStudioUnavailableError
 from prelabel.labelstudio.client import LabelStudioClient
 
 __all__ = ["RETRY", "LabelStudioConnection", "only_transient"]
@@ -27,9 +27,11 @@ class LabelStudioConnection:
 
 
 def only_transient(task: Any, task_run: Any, state: Any) -> bool:
-    """Retry a task only for failures a retry can fix: network, 429, 5xx."""
+    """Retry a task only for failures a retry can fix: network, 429, 5xx; never an ambiguous write."""
     try:
         state.result()
+    except AmbiguousWriteError:
+        return False  # it may have been stored: the caller re-reads the state, never a blind repeat
     except (LabelStudioUnavailableError, httpx.TransportError, ConnectionError, TimeoutError):
         return True
     except Exception:  # noqa: BLE001  any other failure is final

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from prelabel.atomic import atomic_write_csv
+from prelabel.failures import ErrorRow, write_errors
 from prelabel.ingest.fetch import Fetcher
 from prelabel.records import PredictionRecord
 from prelabel.settings import load_settings
 from prelabel.store.export import ExportReport, ExportState, export_batch, open_store
 from tasks.common import RETRY
 
-__all__ = ["export_records", "list_export"]
+__all__ = ["export_records", "list_export", "write_export_report"]
 
 
 @task(name="list-export", cache_policy=NO_CACHE, **RETRY)
@@ -41,3 +44,11 @@ def export_records(
     store = open_store(target, settings)
     report = export_batch(store, existing, number, records, state, images, label_map)
     return report, state
+
+
+@task(name="write-export-report", cache_policy=NO_CACHE)
+def write_export_report(out: Path, errors: Sequence[ErrorRow], keys: Sequence[str]) -> Path:
+    """``export_errors.csv`` and ``export_keys.csv`` (every key written or found); the keys' path."""
+    write_errors(out / "export_errors.csv", errors)
+    atomic_write_csv(out / "export_keys.csv", ["key"], ([k] for k in keys))
+    return out / "export_keys.csv"

@@ -6,6 +6,7 @@ import contextlib
 import json
 from collections.abc import Mapping, Sequence
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from prefect import task
@@ -14,12 +15,15 @@ from prefect.cache_policies import NO_CACHE
 from prelabel.ingest.fetch import Fetcher
 from prelabel.models import ModelAdapter, create_model
 from prelabel.models.dinox import ENDPOINTS as DINOX_FAMILY
+from prelabel.models.registry import adapter_class, model_option_names
 from prelabel.pipeline import InferResult, infer_items, read_items
+from prelabel.records import save_raw_file
 from prelabel.settings import load_settings
 from prelabel.store.cache import PredictionCache
+from prelabel.store.uris import name_of
 from tasks.common import RETRY
 
-__all__ = ["infer_batch", "model_for"]
+__all__ = ["infer_batch", "model_for", "save_raw_files"]
 
 
 @cache
@@ -28,8 +32,15 @@ def _model(name: str, options: str) -> ModelAdapter:
 
 
 def model_for(name: str, options: Mapping[str, Any]) -> ModelAdapter:
-    """One adapter per (name, options) per worker process: weights load once, lazily."""
-    return _model(name, json.dumps(dict(options), sort_keys=True))
+    """One adapter per (name, options) per worker process: weights load once, lazily.
+
+    An adapter that batches on its own (``batch_size``) gets ``PRELABEL_INFER_BATCH_SIZE``
+    unless the options say otherwise.
+    """
+    given = dict(options)
+    if "batch_size" not in given and "batch_size" in model_option_names(adapter_class(name)):
+        given["batch_size"] = load_settings().infer_batch_size
+    return _model(name, json.dumps(given, sort_keys=True))
 
 
 DINOX_LIMIT = "prelabel-dinox"
@@ -73,3 +84,11 @@ def infer_batch(
         result = infer_items(items, model_for(model, model_options), prediction_cache, refresh=refresh)
     result.errors[:0] = errors
     return result
+
+
+@task(name="save-raw-files", cache_policy=NO_CACHE)
+def save_raw_files(out: Path, result: InferResult) -> int:
+    """One DINO-X-shaped file per image: ``<image stem>_dinox_preannot.json``."""
+    for record in result.records:
+        save_raw_file(out / f"{Path(name_of(record.uri)).stem}_dinox_preannot.json", record.detections)
+    return len(result.records)

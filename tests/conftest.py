@@ -156,12 +156,14 @@ def s3_endpoint() -> Iterator[str]:
 
 
 def run_prelabel(
-    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, keep_api_url: bool = False
 ) -> subprocess.CompletedProcess[str]:
-    """The ``prelabel`` command as a user runs it: a subprocess with its own temporary Prefect server."""
+    """The ``prelabel`` command as a user runs it: a subprocess with its own temporary Prefect server
+    (unless ``keep_api_url`` and ``env`` names one)."""
     full = {**os.environ, **(env or {}), "PYTHONPATH": str(Path(__file__).parents[1]),
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}  # fmt: skip
-    full.pop("PREFECT_API_URL", None)
+    if not keep_api_url:
+        full.pop("PREFECT_API_URL", None)
     code = "from prelabel_cli.main import main; main()"
     return subprocess.run(
         [sys.executable, "-c", code, *args], cwd=cwd, capture_output=True, text=True, env=full, check=False

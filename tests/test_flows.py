@@ -129,7 +129,7 @@ def test_two_step_infer_then_post(ls_client: LabelStudioClient, project: Project
     counts = infer(
         InferParams(input_dir=str(images), out=str(raw), model="ocr", cache_dir=str(tmp_path / "c"))
     )
-    assert counts["written"] == 4
+    assert counts.written == 4
     assert sorted(p.name for p in raw.glob("*_dinox_preannot.json"))[0] == "scene_1_dinox_preannot.json"
 
     # Step 2 also takes files made by the DINO-X scripts: replace one with boxes + masks.

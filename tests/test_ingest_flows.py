@@ -67,7 +67,7 @@ def test_s3_and_url_list_runs_post_what_the_folder_posts(
     assert (local.imported, local.posted) == (4, 4)
 
     s3_done = ingest_flow(IngestParams(source="s3://photos/batch1", out=str(tmp_path / "s3.csv")))
-    assert s3_done["kept"] == 4 and {r.name for r in read_manifest(tmp_path / "s3.csv")} == set(samples)
+    assert s3_done.kept == 4 and {r.name for r in read_manifest(tmp_path / "s3.csv")} == set(samples)
     from_s3 = preannotate(PreannotateParams.model_validate(
         {**common, "manifest": str(tmp_path / "s3.csv"), "model_version": "s3"}))  # fmt: skip
     assert (from_s3.matched, from_s3.imported, from_s3.cached, from_s3.posted) == (4, 0, 4, 4)
@@ -108,7 +108,7 @@ def test_a_projects_own_images_as_a_source(
         (folder / sample.name).write_bytes(sample.data)
     ls_client.upload_files(project.id, sorted(folder.iterdir()))
     done = ingest_flow(IngestParams(source=f"ls://{project.id}", out=str(tmp_path / "project.csv")))
-    assert (done["kept"], done["failed"]) == (4, 0)
+    assert (done.kept, done.failed) == (4, 0)
     rows = read_manifest(tmp_path / "project.csv")
     assert all(r.uri.startswith(f"{load_settings().ls_url.rstrip('/')}/data/upload/") for r in rows)
     assert {r.sha256 for r in rows} == {hashlib.sha256(s.data).hexdigest() for s in make_samples()}

@@ -41,6 +41,7 @@ __all__ = [
     "IngestResult",
     "ManifestRow",
     "SourceSpec",
+    "frames_dir_for",
     "ingest",
     "iter_source",
     "read_manifest",
@@ -190,6 +191,12 @@ def _stratum_of(column: str) -> Callable[[SourceItem], str]:
         return item.fields[column]
 
     return stratum
+
+
+def frames_dir_for(manifest: str | Path, frames_dir: str | None = None) -> str:
+    """Where a source's video frames go: as given, else ``<manifest stem>_frames`` beside it."""
+    path = Path(manifest)
+    return frames_dir or str(path.parent / f"{path.stem}_frames")
 
 
 def write_manifest(path: str | Path, rows: Sequence[ManifestRow]) -> Path:

@@ -1,0 +1,84 @@
+"""The ``prelabel`` app and its error boundary.
+
+Every user mistake ends as at most three lines on stderr and exit code 2: prelabel's own
+errors, bad option values (click's usage errors, without the usage box) and invalid flow
+parameters (pydantic's errors, one line each, named by their option). Anything else is
+a bug and keeps its traceback. Exit code 1 means some images failed.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+from pydantic import ValidationError
+from typer.exceptions import TyperException
+
+from prelabel.errors import PrelabelError
+
+__all__ = ["EXIT_IMAGES_FAILED", "EXIT_INPUT_ERROR", "app", "main"]
+
+EXIT_INPUT_ERROR = 2
+EXIT_IMAGES_FAILED = 1
+_MAX_LINES = 3
+
+app = typer.Typer(
+    name="prelabel",
+    help="Pre-annotate Label Studio projects with detection and segmentation models.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+# Parameter fields whose command-line option has another name.
+_OPTION_NAMES = {"model_options": "--model-option", "label_map_file": "--label-map",
+                 "equal_per_stratum": "--equal-per-stratum", "formats": "--format"}  # fmt: skip
+
+
+def _option(field: object) -> str:
+    name = str(field)
+    return _OPTION_NAMES.get(name, "--" + name.replace("_", "-"))
+
+
+def validation_lines(error: ValidationError) -> list[str]:
+    """One line per invalid parameter, named by its command-line option."""
+    lines = []
+    for item in error.errors():
+        where = _option(item["loc"][0]) if item["loc"] else "parameters"
+        message = str(item["msg"]).removeprefix("Value error, ")
+        lines.append(f"{where}: {message}")
+    return lines
+
+
+def _fail(lines: list[str]) -> None:
+    if len(lines) > _MAX_LINES:
+        lines = [*lines[: _MAX_LINES - 1], f"... and {len(lines) - _MAX_LINES + 1} more"]
+    for line in lines:
+        typer.echo(f"prelabel: error: {line}", err=True)
+    sys.exit(EXIT_INPUT_ERROR)
+
+
+def main() -> None:
+    """Run the app; mistakes end as one line (three at most) on stderr and exit code 2."""
+    # Prefect's local server would try to send telemetry out of a machine that may be offline.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    import prelabel_cli.commands  # noqa: F401  (registers every command on ``app``)
+
+    try:
+        code = app(standalone_mode=False)
+    except TyperException as exc:  # click's usage errors, as typer carries them
+        context = getattr(exc, "ctx", None)
+        if type(exc).__name__ == "NoArgsIsHelpError" and context is not None:
+            typer.echo(context.get_help())
+            sys.exit(EXIT_INPUT_ERROR)
+        hint = f"see '{context.command_path} --help'" if context is not None else "see 'prelabel --help'"
+        _fail([exc.format_message(), hint] if hasattr(exc, "ctx") else [exc.format_message()])
+    except typer.Abort:
+        typer.echo("prelabel: aborted", err=True)
+        sys.exit(EXIT_IMAGES_FAILED)
+    except ValidationError as exc:
+        _fail(validation_lines(exc))
+    except PrelabelError as exc:
+        _fail([str(exc)])
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,50 @@
+"""Commands that list or write what ships with prelabel: models, sample files, the version."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from prelabel import __version__
+from prelabel.atomic import atomic_write
+from prelabel.records import save_raw_file
+from prelabel.samples import LABEL_CONFIG, make_samples
+from prelabel_cli.app import app
+
+__all__ = ["models", "samples", "version"]
+
+
+@app.command()
+def samples(
+    out: Annotated[Path, typer.Option("--out", help="Folder to write the sample images and files into.")],
+) -> None:
+    """Write sample images with their raw prediction files, a labeling config and a label map.
+
+    Example: prelabel samples --out demo && prelabel convert --input-dir demo
+    --config demo/labeling.xml --label-map demo/label_map.json --out demo/tasks.json
+    """
+    made = make_samples()
+    for sample in made:
+        atomic_write(out / sample.name, sample.data)
+        save_raw_file(out / f"{Path(sample.name).stem}_dinox_preannot.json", sample.detections)
+    atomic_write(out / "labeling.xml", LABEL_CONFIG)
+    atomic_write(out / "label_map.json", json.dumps({"car": "civilian vehicle"}, indent=2))
+    typer.echo(f"wrote {len(made)} sample images, raw files, labeling.xml and label_map.json to {out}")
+
+
+@app.command()
+def models() -> None:
+    """List the models and the task types they serve."""
+    from prelabel.models import available_models
+
+    for name, types in available_models().items():
+        typer.echo(f"{name}: {', '.join(types)}")
+
+
+@app.command()
+def version() -> None:
+    """Print the prelabel version."""
+    typer.echo(__version__)

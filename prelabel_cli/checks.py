@@ -1,0 +1,47 @@
+"""Checks before work: what the command line can find out in about a second, it does,
+before a flow (and Prefect's temporary server) starts: the model and its options, the
+Label Studio URL and key, the key accepted, the project there."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from prelabel.errors import LabelStudioError, LabelStudioUnavailableError, PrelabelError
+from prelabel.labelstudio.client import LabelStudioClient
+from prelabel.models import create_model
+from prelabel.settings import load_settings
+
+__all__ = ["check_model", "check_project"]
+
+_TIMEOUT = 5.0
+
+
+def check_model(name: str, options: Mapping[str, Any]) -> None:
+    """The model is known and takes these options (adapters load weights lazily: cheap)."""
+    create_model(name, **options)
+
+
+def check_project(ls_url: str | None, project_id: int) -> None:
+    """Label Studio answers at the URL, accepts the key, and has the project."""
+    settings = load_settings(ls_url=ls_url)
+    key = settings.require_ls_api_key()
+    url = settings.ls_url
+    try:
+        with LabelStudioClient(url, key, timeout=_TIMEOUT, retries=0) as client:
+            client.get_project(project_id)
+    except LabelStudioUnavailableError as exc:
+        raise PrelabelError(
+            f"Label Studio at {url} did not answer ({exc.detail}); start it or pass --ls-url"
+        ) from exc
+    except LabelStudioError as exc:
+        if exc.status in (401, 403):
+            raise PrelabelError(
+                f"Label Studio at {url} refused the API key ({exc.status}); "
+                "check --api-key or PRELABEL_LS_API_KEY"
+            ) from exc
+        if exc.status == 404:
+            raise PrelabelError(
+                f"Label Studio at {url} has no project {project_id} (or the key cannot see it)"
+            ) from exc
+        raise

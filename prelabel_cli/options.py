@@ -1,0 +1,167 @@
+"""Options written once: their types and help, and the options ``run`` and ``post`` share.
+
+``@posting_options`` adds the shared posting options to a command's signature and hands
+them to it as one ``PostOptions``, so ``run`` and ``post`` declare them nowhere else.
+Setting-backed options (batch sizes) default to None: the flow then takes the
+``PRELABEL_*`` setting, so every default has one source (``prelabel.settings``).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import os
+from collections.abc import Callable
+from dataclasses import MISSING, asdict, dataclass, fields
+from pathlib import Path
+from typing import Annotated, Any, TypeVar, get_type_hints
+
+import typer
+
+from prelabel.errors import PrelabelError
+
+__all__ = [
+    "AllowFailures",
+    "ApiKey",
+    "CacheDir",
+    "InputDir",
+    "LsUrl",
+    "Manifest",
+    "ModelOptionList",
+    "PostOptions",
+    "ProjectId",
+    "Refresh",
+    "TaskBatch",
+    "images_source",
+    "model_options",
+    "posting_options",
+    "use_api_key",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+ProjectId = Annotated[int, typer.Option("--project-id", min=1, help="Label Studio project id, e.g. 3.")]
+LsUrl = Annotated[
+    str | None,
+    typer.Option("--ls-url", help="Label Studio URL (default PRELABEL_LS_URL / LABEL_STUDIO_URL)."),
+]
+ApiKey = Annotated[
+    str | None,
+    typer.Option(
+        "--api-key",
+        help="Label Studio token (default PRELABEL_LS_API_KEY / LABEL_STUDIO_API_KEY; prefer those).",
+    ),
+]
+InputDir = Annotated[Path | None, typer.Option("--input-dir", help="Folder of images (recursive).")]
+Manifest = Annotated[
+    Path | None,
+    typer.Option("--manifest", help="Manifest CSV from `prelabel ingest` (instead of --input-dir)."),
+]
+ModelOptionList = Annotated[list[str] | None, typer.Option("--model-option", help="KEY=VALUE, repeatable.")]
+CacheDir = Annotated[str | None, typer.Option("--cache-dir", help="Folder or s3://bucket/prefix.")]
+Refresh = Annotated[bool, typer.Option("--refresh", help="Ignore cached predictions.")]
+TaskBatch = Annotated[
+    int | None,
+    typer.Option(
+        "--batch-size",
+        min=1,
+        max=10_000,
+        help="Images per Prefect task run (default: PRELABEL_TASK_BATCH_SIZE, 256).",
+    ),
+]
+AllowFailures = Annotated[bool, typer.Option("--allow-failures", help="Exit 0 even when images failed.")]
+
+
+@dataclass(frozen=True)
+class PostOptions:
+    """What ``run`` and ``post`` share: where to post, how to label, and the report files."""
+
+    project_id: ProjectId
+    ls_url: LsUrl = None
+    api_key: ApiKey = None
+    label_map: Annotated[Path | None, typer.Option("--label-map", help="JSON/YAML label map file.")] = None
+    model_version: Annotated[
+        str | None, typer.Option("--model-version", help="Default: model + settings digest.")
+    ] = None
+    output_dir: Annotated[Path, typer.Option("--output-dir", help="Reports, payloads, contact sheet.")] = (
+        Path("prelabel-output")
+    )
+    unmatched_csv: Annotated[
+        Path, typer.Option("--unmatched-csv", help="Unmatched labels are appended here.")
+    ] = Path("unmatched_labels.csv")
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace this version's predictions.")] = (
+        False
+    )
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Do everything but post.")] = False
+    import_new: Annotated[bool, typer.Option("--import-new", help="Import images without a task first.")] = (
+        False
+    )
+    masks: Annotated[bool | None, typer.Option("--masks/--no-masks", help="Require / skip masks.")] = None
+    batch_size: TaskBatch = None
+    plurals: Annotated[bool, typer.Option("--plurals", help="Let 'cars' match the label 'car'.")] = False
+    allow_failures: AllowFailures = False
+
+    def flow_params(self) -> dict[str, Any]:
+        """The options as flow parameters; the key goes to the environment, never a parameter."""
+        use_api_key(self.api_key)
+        given = asdict(self)
+        for name in ("api_key", "allow_failures"):
+            given.pop(name)
+        label_map = given.pop("label_map")
+        given["label_map_file"] = str(label_map) if label_map else None
+        given["output_dir"], given["unmatched_csv"] = str(self.output_dir), str(self.unmatched_csv)
+        return given
+
+
+def posting_options(command: F) -> F:
+    """Add ``PostOptions``' fields to ``command``'s options; it receives them as ``shared``."""
+    own = inspect.signature(command, eval_str=True)
+    hints = get_type_hints(PostOptions, include_extras=True)
+    empty = inspect.Parameter.empty
+    extra = [
+        inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, annotation=hints[f.name],
+                          default=empty if f.default is MISSING else f.default)
+        for f in fields(PostOptions)
+    ]  # fmt: skip
+    kept = [
+        p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own.parameters.values() if p.name != "shared"
+    ]
+    # Required options first: a signature lists parameters without defaults before the others.
+    ordered = sorted([*extra, *kept], key=lambda p: p.default is not inspect.Parameter.empty)
+
+    @functools.wraps(command)
+    def wrapper(**given: Any) -> Any:
+        shared = PostOptions(**{f.name: given.pop(f.name) for f in fields(PostOptions)})
+        return command(shared=shared, **given)
+
+    wrapper.__signature__ = own.replace(parameters=ordered)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in ordered}
+    return wrapper  # type: ignore[return-value]
+
+
+def use_api_key(api_key: str | None) -> None:
+    """A key given on the command line reaches the flow through the environment only."""
+    if api_key:
+        os.environ["PRELABEL_LS_API_KEY"] = api_key
+
+
+def model_options(pairs: list[str] | None) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs (values read as JSON where they parse) as a dict."""
+    options: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise PrelabelError(f"--model-option {pair!r}: expected KEY=VALUE, e.g. min_score=0.6")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options
+
+
+def images_source(input_dir: Path | None, manifest: Path | None) -> tuple[str | None, str | None]:
+    """(folder, manifest) as flow parameters; exactly one of them must be given."""
+    if (input_dir is None) == (manifest is None):
+        raise PrelabelError("give exactly one of --input-dir and --manifest")
+    return (str(input_dir) if input_dir else None), (str(manifest) if manifest else None)

@@ -1,0 +1,90 @@
+"""Commands that run servers: a local Label Studio, and the offline demo on top of it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from prelabel.atomic import atomic_write
+from prelabel.labelstudio.server import LocalLabelStudio, free_port, port_is_free
+from prelabel.samples import LABEL_CONFIG, make_samples
+from prelabel_cli import labelstudio
+from prelabel_cli.app import app
+from prelabel_cli.runs import run_flow
+
+__all__ = ["demo", "labelstudio_start", "labelstudio_stop"]
+
+labelstudio_app = typer.Typer(
+    help="A local Label Studio (own virtual environment, 127.0.0.1).", no_args_is_help=True
+)
+app.add_typer(labelstudio_app, name="labelstudio")
+_DEMO_HOME = Path.home() / ".cache" / "prelabel" / "demo"
+Port = Annotated[int, typer.Option("--port", help="Port on 127.0.0.1 (a free one when taken).")]
+
+
+@labelstudio_app.command("start")
+def labelstudio_start(
+    data_dir: Annotated[Path, typer.Option("--data-dir", help="Label Studio's data.")] = _DEMO_HOME
+    / "label-studio",
+    port: Port = 8080,
+) -> None:
+    """Install (once) and start Label Studio in the background; print how to use it.
+
+    Example: prelabel labelstudio start && prelabel labelstudio stop
+    """
+    _print_server(labelstudio.start(data_dir, _port(port)))
+
+
+@labelstudio_app.command("stop")
+def labelstudio_stop() -> None:
+    """Stop the Label Studio that `prelabel labelstudio start` (or `prelabel demo`) left running."""
+    typer.echo("stopped" if labelstudio.stop() else "no local Label Studio was running")
+
+
+@app.command()
+def demo(
+    home: Annotated[Path, typer.Option("--home", help="Where the demo keeps its data.")] = _DEMO_HOME,
+    port: Port = 8080,
+) -> None:
+    """The offline demo: a local Label Studio, a project, sample images, OCR predictions, reports.
+
+    Running it again finishes quickly and changes nothing. Example: prelabel demo
+    """
+    from flows.params import PreannotateParams
+    from flows.preannotate import preannotate
+    from prelabel.labelstudio.client import LabelStudioClient
+
+    server = labelstudio.start(home / "label-studio", _port(port))
+    images = home / "images"
+    images.mkdir(parents=True, exist_ok=True)
+    for sample in make_samples():
+        if not (images / sample.name).exists():
+            atomic_write(images / sample.name, sample.data)
+    with LabelStudioClient(server.url, server.legacy_token) as client:
+        project = client.find_project("prelabel demo") or client.create_project("prelabel demo", LABEL_CONFIG)
+    os.environ["PRELABEL_LS_URL"] = server.url
+    os.environ["PRELABEL_LS_API_KEY"] = server.legacy_token.get_secret_value()
+    params = PreannotateParams(
+        project_id=project.id, input_dir=str(images), model="ocr", import_new=True,
+        model_version="ocr-demo", cache_dir=str(home / "cache"), output_dir=str(home / "report"),
+        unmatched_csv=str(home / "report" / "unmatched_labels.csv"),
+    )  # fmt: skip
+    _print_server(server)
+    typer.echo(f"Open {server.url}/projects/{project.id}/data to see the predictions.\n")
+    run_flow(preannotate, params, show=lambda summary: str(summary.markdown()))
+
+
+def _port(wanted: int) -> int:
+    return wanted if port_is_free(wanted) else free_port()
+
+
+def _print_server(server: LocalLabelStudio) -> None:
+    typer.echo(
+        f"Label Studio: {server.url}\n"
+        f"  log in as {server.username} / {server.password.get_secret_value()} (a local demo account)\n"
+        f"  API tokens for PRELABEL_LS_API_KEY: in {labelstudio.state_file()} (readable by you only)\n"
+        "  stop it with: prelabel labelstudio stop"
+    )

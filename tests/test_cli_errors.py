@@ -1,0 +1,72 @@
+"""Mistakes end before work: at most three lines, no traceback, exit 2, no Prefect server."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from prelabel.labelstudio.client import Project
+from prelabel.labelstudio.server import LocalLabelStudio, free_port
+from tests.conftest import run_prelabel
+
+
+def _mistake(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> str:
+    """Run a command that must fail before any flow starts; return its stderr."""
+    (tmp_path / "images").mkdir(exist_ok=True)
+    # A Prefect API that is not there: a flow that started anyway would fail with another error.
+    nowhere = {"PREFECT_API_URL": f"http://127.0.0.1:{free_port()}/api"}
+    started = time.monotonic()
+    done = run_prelabel(*args, cwd=tmp_path, env={**nowhere, **(env or {})}, keep_api_url=True)
+    elapsed = time.monotonic() - started
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert 1 <= len(lines) <= 3, done.stderr
+    assert all(line.startswith("prelabel: error: ") for line in lines), done.stderr
+    assert "Traceback" not in done.stderr + done.stdout and done.stdout == ""
+    assert elapsed < 20, elapsed  # seconds: Python and imports on a busy 2-core machine
+    return done.stderr
+
+
+RUN = ("run", "--input-dir", "images", "--project-id", "1", "--model", "ocr")
+
+
+@pytest.mark.parametrize(
+    ("extra", "says"),
+    [
+        (["--batch-size", "20000"], "--batch-size"),  # the flow parameter's range, checked by the CLI
+        (["--model-option", "token=x"], "looks like a secret"),  # would be stored as a parameter
+        (["--model-option", "nope=1"], "has no option 'nope'; its options: label, min_score"),
+        (["--model-option", "novalue"], "expected KEY=VALUE"),
+        (["--model", "nope"], "unknown model 'nope'"),
+        (["--project-id", "0"], "--project-id"),
+    ],
+)
+def test_bad_options(tmp_path: Path, extra: list[str], says: str) -> None:
+    assert says in _mistake(tmp_path, *RUN, *extra, env={"PRELABEL_LS_API_KEY": "k"})
+
+
+def test_missing_key(tmp_path: Path) -> None:
+    env = {"PRELABEL_LS_API_KEY": "", "LABEL_STUDIO_API_KEY": ""}
+    assert "no Label Studio API key" in _mistake(tmp_path, *RUN, env=env)
+
+
+def test_unreachable_label_studio(tmp_path: Path) -> None:
+    env = {"PRELABEL_LS_API_KEY": "k", "PRELABEL_LS_URL": f"http://127.0.0.1:{free_port()}"}
+    assert "did not answer" in _mistake(tmp_path, *RUN, env=env)
+
+
+@pytest.mark.labelstudio
+def test_wrong_key_and_unknown_project(
+    label_studio: LocalLabelStudio, project: Project, tmp_path: Path
+) -> None:
+    good = {"PRELABEL_LS_URL": label_studio.url,
+            "PRELABEL_LS_API_KEY": label_studio.legacy_token.get_secret_value()}  # fmt: skip
+    wrong = {**good, "PRELABEL_LS_API_KEY": "not-the-key"}
+    assert "refused the API key (401)" in _mistake(tmp_path, *RUN, env=wrong)
+    missing = ["run", "--input-dir", "images", "--project-id", "99999", "--model", "ocr"]
+    assert "has no project 99999" in _mistake(tmp_path, *missing, env=good)
+    assert "has no project 99999" in _mistake(
+        tmp_path, "pull", "--project-id", "99999", "--out", "pulled", env=good
+    )
