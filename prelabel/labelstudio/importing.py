@@ -45,7 +45,7 @@ def import_images(
 ) -> ImportReport:
     """Create a task for every image in ``images`` that no task in ``tasks`` already holds."""
     report = ImportReport()
-    known = match_files(images, [(t.id, t.image_ref(data_key)) for t in tasks], fuzzy=False)
+    known = match_files(images, [(t.id, t.image_ref(data_key)) for t in tasks], fuzzy=False, stem=False)
     report.present = {m.file: m.task_id for m in known.matches}
     new = [u.name for u in known.unmatched_files if u.reason == "no task with this name"]
     report.ambiguous = [u for u in known.unmatched_files if u.reason != "no task with this name"]
@@ -64,6 +64,6 @@ def import_images(
         # Uploads are renamed by Label Studio: map them back by name, as for any task.
         fresh = set(uploaded)
         new_tasks = [(t.id, t.image_ref(data_key)) for t in client.iter_tasks(project_id) if t.id in fresh]
-        mapped = match_files(local, new_tasks, fuzzy=False)
+        mapped = match_files(local, new_tasks, stem=False)
         report.created.update({m.file: m.task_id for m in mapped.matches})
     return report
