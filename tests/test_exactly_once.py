@@ -35,8 +35,10 @@ FAULTS: dict[str, list[Rule]] = {
     # The write never arrives and the server is unreachable for 1.5 s (connection refused).
     "unreachable for seconds": [Rule("down", path=POSTS, after=1, seconds=1.5)],
     # Two writes in a row lose their answer, and the reads that follow are refused with 503.
-    "503 on reads": [Rule("502", path=POSTS, after=1, times=2), Rule("503", method="GET", path="/api/tasks",
-                                                                       times=2)],  # fmt: skip
+    "503 on reads": [
+        Rule("502", path=POSTS, after=1, times=2),
+        Rule("503", method="GET", path="/api/tasks", times=2),
+    ],
 }
 _ACTION = {"502 after commit": "502", "dropped after commit": "drop", "unreachable for seconds": "down",
            "503 on reads": "503"}  # fmt: skip
@@ -58,14 +60,16 @@ def patient(label_studio: LocalLabelStudio, proxy: FaultProxy) -> Iterator[Label
 
 
 def _prediction(i: int) -> dict[str, Any]:
-    value = {"x": 10.0, "y": 5.0 + i, "width": 20.0, "height": 30.0, "rotation": 0, "rectanglelabels": ["person"]}
+    value = {"x": 10.0, "y": 5.0 + i, "width": 20.0, "height": 30.0, "rotation": 0,
+             "rectanglelabels": ["person"]}  # fmt: skip
     result = {"id": f"r{i}", "from_name": "label", "to_name": "image", "type": "rectanglelabels",
               "original_width": 640, "original_height": 480, "value": value}  # fmt: skip
     return {"result": [result], "score": 0.9}
 
 
 def _tasks(client: LabelStudioClient, project: Project, n: int) -> list[int]:
-    return client.import_tasks(project.id, [{"data": {"image": f"s3://bucket/img_{i:04d}.jpg"}} for i in range(n)])
+    data = [{"data": {"image": f"s3://bucket/img_{i:04d}.jpg"}} for i in range(n)]
+    return client.import_tasks(project.id, data)
 
 
 def _counts(client: LabelStudioClient, project: Project) -> dict[int, Counter[str]]:
@@ -90,14 +94,19 @@ def test_posting_puts_each_prediction_once_behind_faults(
     predictions = {task_id: _prediction(i) for i, task_id in enumerate(ids)}
     # Before: v1 on the first 12 tasks with overwrite (to be replaced), else on the first 4
     # (to be skipped); another version on tasks 8-15, which must keep it.
+    before = ids[: 12 if overwrite else 4]
     ls_client.import_predictions(
-        project.id, [{**predictions[t], "task": t, "model_version": "v1"} for t in ids[: 12 if overwrite else 4]]
+        project.id, [{**predictions[t], "task": t, "model_version": "v1"} for t in before]
     )
-    ls_client.import_predictions(project.id, [{"task": t, "result": [], "model_version": "v2"} for t in ids[8:16]])
-    existing = {t: versions for t, versions in ((t, frozenset(c)) for t, c in _counts(ls_client, project).items())}
+    ls_client.import_predictions(
+        project.id, [{"task": t, "result": [], "model_version": "v2"} for t in ids[8:16]]
+    )
+    existing = {t: frozenset(c) for t, c in _counts(ls_client, project).items()}
 
     proxy.add(*FAULTS[fault])
-    report = post_predictions(patient, project.id, predictions, "v1", existing, chunk_size=8, overwrite=overwrite)
+    report = post_predictions(
+        patient, project.id, predictions, "v1", existing, chunk_size=8, overwrite=overwrite
+    )
 
     assert proxy.caught(_ACTION[fault]) >= 1  # the fault did happen
     counts = _counts(ls_client, project)
@@ -116,11 +125,15 @@ def test_posting_puts_each_prediction_once_behind_faults(
 
 @pytest.mark.parametrize("overwrite", [False, True], ids=["plain", "overwrite"])
 def test_a_retried_batch_posts_only_what_is_still_missing(
-    ls_client: LabelStudioClient, patient: LabelStudioClient, proxy: FaultProxy, project: Project, overwrite: bool
+    ls_client: LabelStudioClient,
+    patient: LabelStudioClient,
+    proxy: FaultProxy,
+    project: Project,
+    overwrite: bool,
 ) -> None:
     ids = _tasks(ls_client, project, 24)
     predictions = {task_id: _prediction(i) for i, task_id in enumerate(ids)}
-    stale = {t: frozenset[str]() for t in ids}  # read before the first attempt, as a retried Prefect task has it
+    stale = {t: frozenset[str]() for t in ids}  # read before the first attempt, as a retried task has it
 
     proxy.add(Rule("502", path=POSTS, after=1))
     with pytest.raises(AmbiguousWriteError):  # the first attempt gives up on its second chunk
@@ -144,8 +157,10 @@ IMPORT_FAULTS: dict[str, list[Rule]] = {
     "502 after commit": [Rule("502", path=IMPORTS, after=1)],
     "dropped after commit": [Rule("drop", path=IMPORTS, after=1)],
     "unreachable for seconds": [Rule("down", path=IMPORTS, after=1, seconds=1.5)],
-    "503 on reads": [Rule("502", path=IMPORTS, after=1, times=2), Rule("503", method="GET", path="/api/tasks",
-                                                                         times=2)],  # fmt: skip
+    "503 on reads": [
+        Rule("502", path=IMPORTS, after=1, times=2),
+        Rule("503", method="GET", path="/api/tasks", times=2),
+    ],
 }
 
 
@@ -183,4 +198,5 @@ def test_import_creates_each_task_once_behind_faults(
     assert set(report.created) == set(images)  # each image mapped to its task
     assert sorted(report.created.values()) == sorted(t.id for t in listing if t.id not in present)
     assert report.present == {"s3://bucket/photos/already.jpg": present[0]}
-    assert report.recovered == (0 if fault == "unreachable for seconds" else 4 * (1 + (fault == "503 on reads")))
+    lost_answers = {"unreachable for seconds": 0, "503 on reads": 2}.get(fault, 1)
+    assert report.recovered == 4 * lost_answers  # found after a lost answer, not imported again
