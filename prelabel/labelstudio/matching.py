@@ -141,15 +141,16 @@ def match_files(
     result = MatchResult()
     task_list = list(tasks)
     file_keys = [name_key(_own_name(file)) for file in files]
-    task_keys = [name_key(task_file_name(reference)) for _, reference in task_list]
+    task_names = [task_file_name(reference) for _, reference in task_list]
+    task_keys = [name_key(name) for name in task_names]
     file_count, task_count = Counter(file_keys), Counter(task_keys)
     shared: dict[str, list[int]] = defaultdict(list)  # only keys several tasks share
-    unique_task: dict[str, tuple[int, str]] = {}
-    for (task_id, reference), key in zip(task_list, task_keys, strict=True):
+    unique_task: dict[str, tuple[int, str]] = {}  # key -> (task id, the file name it points at)
+    for (task_id, _), name, key in zip(task_list, task_names, task_keys, strict=True):
         if task_count[key] > 1:
             shared[key].append(task_id)
         else:
-            unique_task[key] = (task_id, reference)
+            unique_task[key] = (task_id, name)
 
     open_files: dict[str, str] = {}  # key -> file, unique keys without an exact partner
     for file, key in zip(files, file_keys, strict=True):
@@ -161,8 +162,8 @@ def match_files(
             ids = ", ".join(str(t) for t in shared[key])
             result.unmatched_files.append(Unmatched(file, f"ambiguous: tasks {ids} share the name"))
         elif key in unique_task:
-            task_id, reference = unique_task[key]
-            result.matches.append(Match(file, task_id, "exact", task_image=task_file_name(reference)))
+            task_id, name = unique_task[key]
+            result.matches.append(Match(file, task_id, "exact", task_image=name))
         else:
             open_files[key] = file
 
