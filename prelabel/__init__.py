@@ -16,10 +16,18 @@ This top level is the public API; module paths below it may change. Note that
 (``from prelabel.ingest.sources import ...``).
 """
 
-from prelabel.convert.geometry import clean_boxes, percent_to_xyxy, xyxy_to_percent, xyxy_to_xywh
+from prelabel.convert.geometry import (
+    clean_boxes,
+    corners_to_xyxy,
+    percent_to_corners,
+    percent_to_xyxy,
+    xyxy_to_percent,
+    xyxy_to_xywh,
+)
 from prelabel.convert.masks import brush_to_mask, coco_to_brush, coco_to_mask, mask_to_brush, mask_to_coco
 from prelabel.errors import (
     AmbiguousWriteError,
+    AnnotationError,
     DinoxAuthError,
     DinoxError,
     ImageError,
@@ -67,6 +75,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AmbiguousWriteError",
+    "AnnotationError",
     "BuildReport",
     "ControlTag",
     "Detections",
@@ -105,6 +114,7 @@ __all__ = [
     "clean_boxes",
     "coco_to_brush",
     "coco_to_mask",
+    "corners_to_xyxy",
     "create_model",
     "ingest",
     "iter_source",
@@ -116,6 +126,7 @@ __all__ = [
     "mask_to_coco",
     "match_files",
     "parse_label_config",
+    "percent_to_corners",
     "percent_to_xyxy",
     "read_image_info",
     "read_manifest",

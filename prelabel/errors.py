@@ -14,7 +14,8 @@
     │   └── LabelStudioUnavailableError   no useful answer after every retry (network, 429, 5xx)
     ├── AmbiguousWriteError       a write failed after it was sent: it may have been stored
     ├── LabelStudioStartError     the local Label Studio could not be installed or started
-    ├── PredictionFileError       a raw prediction file is malformed (carries the file name)
+    ├── PredictionFileError       a raw prediction file is malformed or ambiguous (carries the file name)
+    ├── AnnotationError           one annotation result cannot be exported (carries the image name)
     └── DinoxError                the DINO-X API failed for one image (task failed, deadline, retries)
         └── DinoxAuthError        the API refused the token: the whole batch stops
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 __all__ = [
     "AmbiguousWriteError",
+    "AnnotationError",
     "DinoxAuthError",
     "DinoxError",
     "ImageError",
@@ -84,7 +86,11 @@ class LabelMapError(_FileError):
 
 
 class PredictionFileError(_FileError):
-    """A raw prediction file (DINO-X shape) is malformed."""
+    """A raw prediction file (DINO-X shape) is malformed, missing, or not the only candidate."""
+
+
+class AnnotationError(_FileError):
+    """One annotation result pulled from Label Studio cannot be exported (malformed geometry)."""
 
 
 class LabelStudioError(PrelabelError):

@@ -35,6 +35,7 @@ class Stage(StrEnum):
     POST = "post"
     INGEST = "ingest"
     EXPORT = "export"
+    PULL = "pull"
 
 
 @dataclass(frozen=True, slots=True)

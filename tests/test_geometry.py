@@ -10,8 +10,10 @@ from PIL import Image, ImageOps
 
 from prelabel.convert.geometry import (
     clean_boxes,
+    corners_to_xyxy,
     orient_boxes,
     orient_mask,
+    percent_to_corners,
     percent_to_xyxy,
     xyxy_to_percent,
     xyxy_to_xywh,
@@ -60,6 +62,56 @@ def test_xywh() -> None:
 def test_percent_to_xyxy_refuses_rotation() -> None:
     with pytest.raises(ValueError, match="rotated"):
         percent_to_xyxy({"x": 0, "y": 0, "width": 1, "height": 1, "rotation": 30}, 10, 10)
+
+
+@pytest.mark.parametrize(
+    ("rotation", "corners"),
+    [
+        # 200x100 image; the box is x=20, y=10, 40 wide, 10 high in pixels.
+        (0, ((20, 10), (60, 10), (60, 20), (20, 20))),  # not rotated: the plain box
+        (90, ((20, 10), (20, 50), (10, 50), (10, 10))),  # a quarter turn clockwise about (20, 10)
+        (180, ((20, 10), (-20, 10), (-20, 0), (20, 0))),  # upside down: may leave the image
+        (270, ((20, 10), (20, -30), (30, -30), (30, 10))),
+        (360, ((20, 10), (60, 10), (60, 20), (20, 20))),  # a full turn is none
+    ],
+)
+def test_percent_to_corners(rotation: float, corners: tuple[tuple[float, float], ...]) -> None:
+    value = {"x": 10, "y": 10, "width": 20, "height": 10, "rotation": rotation}
+    got = percent_to_corners(value, 200, 100)
+    assert [pytest.approx(c, abs=1e-9) for c in corners] == list(got)
+
+
+def test_corners_to_xyxy_encloses() -> None:
+    assert corners_to_xyxy(((20, 10), (20, 50), (10, 50), (10, 10))) == (10, 10, 20, 50)
+    value = {"x": 10, "y": 10, "width": 20, "height": 10, "rotation": 0}
+    assert corners_to_xyxy(percent_to_corners(value, 200, 100)) == pytest.approx(
+        percent_to_xyxy(value, 200, 100)
+    )
+
+
+def test_percent_to_corners_rejects_empty_image() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        percent_to_corners({"x": 0, "y": 0, "width": 1, "height": 1, "rotation": 30}, 10, 0)
+
+
+@given(
+    st.integers(1, 4000),
+    st.integers(1, 4000),
+    st.lists(st.floats(0, 100, allow_nan=False), min_size=4, max_size=4),
+    st.floats(-360, 360, allow_nan=False),
+)
+def test_percent_to_corners_matches_label_studio_sdk(
+    width: int, height: int, numbers: list[float], rotation: float
+) -> None:
+    """The SDK's YOLO-OBB converter reads Label Studio's rotation the same way."""
+    from label_studio_sdk.converter.utils import convert_annotation_to_yolo_obb
+
+    x, y, w, h = numbers
+    value = {"x": x, "y": y, "width": w, "height": h, "rotation": rotation}
+    reference = convert_annotation_to_yolo_obb(
+        {**value, "original_width": width, "original_height": height}, normalize=False
+    )
+    assert list(percent_to_corners(value, width, height)) == [pytest.approx(c, abs=1e-6) for c in reference]
 
 
 def test_clean_boxes_clips_and_counts_reasons() -> None:

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import csv
+from pathlib import Path
+
 import pytest
 
-from prelabel.labelstudio.matching import match_files, name_key, task_file_name
+from prelabel.labelstudio.matching import (
+    MATCHES_REPORT_COLUMNS,
+    digit_runs,
+    match_files,
+    name_key,
+    task_file_name,
+    write_matches_report,
+)
 
 
 @pytest.mark.parametrize(
@@ -49,19 +59,85 @@ def test_exact_then_fuzzy_with_margin() -> None:
         (4, "s3://b/scan.png"),
     ]
     files = ["/local/img_0001.JPG", "/local/holiday-beach-2023.jpg", "/local/scan.jpeg"]
-    result = match_files(files, tasks)
+    result = match_files(files, tasks, fuzzy=True)
     assert {(m.file, m.task_id, m.how) for m in result.matches} == {
         ("/local/img_0001.JPG", 1, "exact"),
         ("/local/holiday-beach-2023.jpg", 2, "fuzzy"),
         ("/local/scan.jpeg", 4, "stem"),
     }
     assert [(u.task_id, u.reason) for u in result.unmatched_tasks] == [(3, "no file with this name")]
-    assert [m.how for m in match_files(files, tasks, fuzzy=False).matches] == ["exact"]
+    assert [(m.file, m.task_image) for m in result.fuzzy] == [
+        ("/local/holiday-beach-2023.jpg", "holiday_beach_2023.jpg")
+    ]
+    assert 90 <= result.fuzzy[0].score < 100
+    # Fuzzy is off unless asked for; exact and same-name-other-extension pairs stay.
+    default = match_files(files, tasks)
+    assert sorted(m.how for m in default.matches) == ["exact", "stem"]
+    assert "/local/holiday-beach-2023.jpg" in {u.name for u in default.unmatched_files}
+    assert [m.how for m in match_files(files, tasks, stem=False).matches] == ["exact"]
+
+
+@pytest.mark.parametrize(
+    ("file", "task"),
+    [
+        ("img_0100.jpg", "img_0101.jpg"),  # one digit apart: ratio 91.7
+        ("frame_000451.png", "frame_000452.png"),  # video frames: ratio 93.8
+        ("IMG_20230101_120000.jpg", "IMG_20230101_120001.jpg"),  # a second later
+        ("scan-7.tif", "scan-17.tif"),  # a digit more
+        ("photo_1.jpg", "photo.jpg"),  # a number against none
+    ],
+)
+def test_fuzzy_never_pairs_names_whose_digits_differ(file: str, task: str) -> None:
+    result = match_files([file], [(5, f"/data/upload/1/0a1b2c3d-{task}")], fuzzy=True, fuzzy_cutoff=80)
+    assert not result.matches
+    assert [u.reason for u in result.unmatched_files] == ["no task with this name"]
+
+
+def test_sequential_files_next_to_their_neighbours_tasks_pair_with_nothing() -> None:
+    # Files 100-149 against the tasks of 150-199 (and the other way round): all neighbours.
+    files = [f"/photos/img_{i:04d}.jpg" for i in range(100, 150)]
+    tasks = [(i, f"/data/upload/3/0a1b2c3d-img_{i:04d}.jpg") for i in range(150, 200)]
+    for fuzzy in (False, True):
+        result = match_files(files, tasks, fuzzy=fuzzy)
+        assert not result.matches
+        assert len(result.unmatched_files) == 50 and len(result.unmatched_tasks) == 50
+
+
+@pytest.mark.parametrize(
+    ("name", "runs"),
+    [
+        ("img_0100.jpg", ("0100",)),  # leading zeros kept: 0100 and 100 differ
+        ("IMG_20230101_120000.JPG", ("20230101", "120000")),
+        ("photo.jpg", ()),  # none
+        ("clip.mp4", ()),  # the extension does not count
+        ("", ()),  # empty
+    ],
+)
+def test_digit_runs(name: str, runs: tuple[str, ...]) -> None:
+    assert digit_runs(name) == runs
+
+
+def test_matches_report_lists_fuzzy_pairs_with_scores(tmp_path: Path) -> None:
+    tasks = [(1, "s3://b/holiday_beach_2023.jpg"), (2, "s3://b/scan.png"), (3, "s3://b/a.jpg")]
+    result = match_files(["holiday-beach-2023.jpg", "scan.jpeg", "a.jpg"], tasks, fuzzy=True)
+    path = tmp_path / "reports" / "matches.csv"
+    path.parent.mkdir()
+    assert write_matches_report(path, result) == 2
+    with path.open(newline="") as handle:
+        rows = list(csv.reader(handle))
+    assert tuple(rows[0]) == MATCHES_REPORT_COLUMNS
+    by_how = {row[3]: row for row in rows[1:]}
+    assert by_how["fuzzy"][:3] == ["holiday-beach-2023.jpg", "1", "holiday_beach_2023.jpg"]
+    assert 90 <= float(by_how["fuzzy"][4]) < 100
+    assert by_how["stem"] == ["scan.jpeg", "2", "scan.png", "stem", "100.0"]
+    # No pairs other than exact ones: a header only.
+    assert write_matches_report(path, match_files(["a.jpg"], tasks)) == 0
+    assert path.read_text().strip() == ",".join(MATCHES_REPORT_COLUMNS)
 
 
 def test_close_runner_up_is_ambiguous_not_guessed() -> None:
     tasks = [(1, "s3://b/scan_0001_a.jpg"), (2, "s3://b/scan_0001_b.jpg")]
-    result = match_files(["scan_0001_c.jpg"], tasks, fuzzy_cutoff=80)
+    result = match_files(["scan_0001_c.jpg"], tasks, fuzzy=True, fuzzy_cutoff=80)
     assert not result.matches
     assert result.unmatched_files[0].reason.startswith("ambiguous: tasks 1 and 2 are equally close")
 
@@ -81,7 +157,8 @@ def test_duplicates_on_either_side_are_ambiguous() -> None:
 
 
 def test_two_files_fuzzy_claiming_one_task() -> None:
-    result = match_files(["report_final1.jpg", "report_final2.jpg"], [(9, "s3://b/report_final.jpg")])
+    files = ["report_final_a.jpg", "report_final_b.jpg"]
+    result = match_files(files, [(9, "s3://b/report_final.jpg")], fuzzy=True)
     assert not result.matches
     assert result.unmatched_tasks[0].reason.startswith("ambiguous: several files are close")
     assert len(result.unmatched_files) == 2

@@ -6,10 +6,11 @@ Label Studio stores ``x, y, width, height`` in percent of the displayed image.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -20,8 +21,10 @@ __all__ = [
     "BoxCleanup",
     "Boxes",
     "clean_boxes",
+    "corners_to_xyxy",
     "orient_boxes",
     "orient_mask",
+    "percent_to_corners",
     "percent_to_xyxy",
     "xyxy_to_percent",
     "xyxy_to_xywh",
@@ -49,7 +52,8 @@ def xyxy_to_percent(box: Sequence[float], width: int, height: int) -> dict[str, 
 
 
 def percent_to_xyxy(value: dict[str, float], width: int, height: int) -> tuple[float, float, float, float]:
-    """Label Studio percent ``x, y, width, height`` -> pixel xyxy (rotation must be 0)."""
+    """Label Studio percent ``x, y, width, height`` -> pixel xyxy (rotation must be 0; a
+    rotated rectangle goes through ``percent_to_corners``)."""
     _check_size(width, height)
     if float(value.get("rotation", 0) or 0) != 0:
         raise ValueError(f"rotated rectangles are not supported (rotation={value['rotation']})")
@@ -61,6 +65,38 @@ def percent_to_xyxy(value: dict[str, float], width: int, height: int) -> tuple[f
         x + float(value["width"]) * width / 100.0,
         y + float(value["height"]) * height / 100.0,
     )
+
+
+def percent_to_corners(
+    value: Mapping[str, Any], width: int, height: int
+) -> tuple[tuple[float, float], tuple[float, float], tuple[float, float], tuple[float, float]]:
+    """Label Studio percent ``x, y, width, height, rotation`` -> the four corners in pixels.
+
+    Label Studio rotates a rectangle by ``rotation`` degrees clockwise (as displayed, y
+    down) about its top-left corner ``(x, y)``. Corners come in the box's own order: top
+    left, top right, bottom right, bottom left; the enclosing axis-aligned box is their
+    min/max (``corners_to_xyxy``). Exact for any angle, 0 included.
+    """
+    _check_size(width, height)
+    x = float(value["x"]) * width / 100.0
+    y = float(value["y"]) * height / 100.0
+    w = float(value["width"]) * width / 100.0
+    h = float(value["height"]) * height / 100.0
+    angle = math.radians(float(value.get("rotation", 0) or 0))
+    cos, sin = math.cos(angle), math.sin(angle)
+    return (
+        (x, y),
+        (x + w * cos, y + w * sin),
+        (x + w * cos - h * sin, y + w * sin + h * cos),
+        (x - h * sin, y + h * cos),
+    )
+
+
+def corners_to_xyxy(corners: Sequence[tuple[float, float]]) -> tuple[float, float, float, float]:
+    """The axis-aligned pixel box (xyxy) that encloses ``corners`` ((x, y) pairs)."""
+    xs = [float(c[0]) for c in corners]
+    ys = [float(c[1]) for c in corners]
+    return (min(xs), min(ys), max(xs), max(ys))
 
 
 def xyxy_to_xywh(box: Sequence[float]) -> tuple[float, float, float, float]:

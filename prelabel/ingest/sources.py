@@ -36,7 +36,6 @@ __all__ = [
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".jfif", ".mpo"}
 )
-_RAW_SUFFIXES = ("_dinox_preannot.json", ".json")
 
 
 def iter_image_files(root: str | Path, recursive: bool = True) -> Iterator[Path]:
@@ -61,17 +60,16 @@ def iter_image_files(root: str | Path, recursive: bool = True) -> Iterator[Path]
         yield path
 
 
-def raw_file_for(image: Path, raw_dir: Path | None = None) -> Path | None:
-    """The raw prediction file of ``image``: ``<stem>_dinox_preannot.json`` or ``<stem>.json``.
+def raw_file_for(image: Path, raw_dir: Path | None = None, input_root: Path | None = None) -> Path | None:
+    """The raw prediction file of ``image`` by the one pairing rule (``prelabel.ingest.rawpaths``):
+    ``<name>.prelabel.json`` as ``infer`` writes it, else ``<stem>_dinox_preannot.json`` or
+    ``<stem>.json``, in ``raw_dir`` (default: beside the image); None when there is none.
 
-    Looked up in ``raw_dir`` (default: beside the image); None when there is none.
+    Raises ``PredictionFileError`` when the file is claimed by several images.
     """
-    folder = raw_dir if raw_dir is not None else image.parent
-    for suffix in _RAW_SUFFIXES:
-        candidate = folder / f"{image.stem}{suffix}"
-        if candidate.is_file():
-            return candidate
-    return None
+    from prelabel.ingest.rawpaths import RawFileRule
+
+    return RawFileRule(raw_dir, input_root).find(image)
 
 
 @dataclass(frozen=True)

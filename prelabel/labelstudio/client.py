@@ -143,20 +143,30 @@ class LabelStudioClient:
         page_size: int = 1000,
         full: bool = False,
         updated_after: str | None = None,
+        ids: Sequence[int] | None = None,
     ) -> Iterator[Task]:
         """Every task of a project, page by page (bounded memory).
 
         The light form carries data, prediction model versions and update time; ``full``
         adds annotations and predictions. ``updated_after`` (ISO time) keeps only tasks
-        changed since then. A past-the-end page (404) ends the listing.
+        changed since then; ``ids`` only these tasks (the data manager's ``selectedItems``;
+        ids of other projects or deleted tasks are left out). A past-the-end page (404)
+        ends the listing.
         """
         params: dict[str, Any] = {"project": project_id, "page_size": page_size, "fields": "all"}
         if not full:
             params["include"] = _LIGHT_FIELDS
+        query: dict[str, Any] = {}
         if updated_after:
             items = [{"filter": "filter:tasks:updated_at", "operator": "greater", "type": "Datetime",
                       "value": updated_after}]  # fmt: skip
-            params["query"] = json.dumps({"filters": {"conjunction": "and", "items": items}})
+            query["filters"] = {"conjunction": "and", "items": items}
+        if ids is not None:
+            if not ids:
+                return
+            query["selectedItems"] = {"all": False, "included": [int(i) for i in ids]}
+        if query:
+            params["query"] = json.dumps(query, separators=(",", ":"))
         page, seen = 1, 0
         while True:
             answer = self.request("GET", "/api/tasks", params={**params, "page": page}, allow_404=True)
@@ -172,6 +182,11 @@ class LabelStudioClient:
                 return
             page += 1
 
+    def task_versions(self, project_id: int, task_ids: Sequence[int]) -> dict[int, frozenset[str]]:
+        """The prediction model versions of just these tasks, in one request (a chunk's state)."""
+        listing = self.iter_tasks(project_id, ids=task_ids, page_size=max(len(task_ids), 1))
+        return {task.id: task.model_versions for task in listing}
+
     def import_tasks(self, project_id: int, tasks: Sequence[Mapping[str, Any]]) -> list[int]:
         """Create tasks from JSON (``{"data": {...}}`` items); returns their ids in order."""
         if not tasks:
@@ -182,7 +197,11 @@ class LabelStudioClient:
         return [int(i) for i in answer.get("task_ids", [])]
 
     def upload_files(self, project_id: int, paths: Sequence[Path]) -> list[int]:
-        """Upload local image files; Label Studio stores them under /data/upload/ (renamed)."""
+        """Upload local image files; Label Studio stores them under /data/upload/ (renamed).
+
+        Under the retry policy like any POST: sent again only when it never left (httpx
+        rewinds the files); after sending, a failure raises ``AmbiguousWriteError``.
+        """
         if not paths:
             return []
         handles = [path.open("rb") for path in paths]
@@ -197,7 +216,6 @@ class LabelStudioClient:
                 f"/api/projects/{project_id}/import",
                 params={"return_task_ids": "true"},
                 files=files,
-                retry=False,
             ).json()
         finally:
             for handle in handles:
@@ -235,6 +253,20 @@ class LabelStudioClient:
         if isinstance(answer, dict):  # 1.23 answers {"deleted_predictions": n}
             answer = answer.get("deleted_predictions", answer.get("count"))
         return int(answer or 0)
+
+    def delete_task_predictions(self, project_id: int, task_ids: Sequence[int]) -> int:
+        """Delete every prediction (all versions) of these tasks in one request; returns the count.
+
+        The data manager's ``delete_tasks_predictions`` action. Repeating it deletes nothing
+        more, so the retry policy may send it again.
+        """
+        if not task_ids:
+            return 0
+        answer = self.request(
+            "POST", "/api/dm/actions", params={"id": "delete_tasks_predictions", "project": project_id},
+            json={"selectedItems": {"all": False, "included": [int(i) for i in task_ids]}}, idempotent=True,
+        ).json()  # fmt: skip
+        return int(answer.get("processed_items", 0)) if isinstance(answer, dict) else 0
 
     def model_versions(self, project_id: int) -> dict[str, int]:
         """Model versions with predictions in a project, and how many each has."""

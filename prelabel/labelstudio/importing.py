@@ -1,9 +1,13 @@
-"""Import images as new tasks, only those the project does not have yet.
+"""Import images as new tasks, only those the project does not have yet, each once.
 
 Local files are uploaded (Label Studio stores them under ``/data/upload/`` and renames
 them); URLs and cloud keys (``s3://``, ``gs://``, ``https://`` ...) are referenced in the
 task data as they are. Whether an image is already in the project is decided by the same
 name matching as everywhere else; an ambiguous name is reported and not imported.
+
+An import that fails after it was sent (``AmbiguousWriteError``) may have created its
+tasks, so it is never repeated as it was: the project's tasks are listed again and only
+the images still without a task are imported.
 """
 
 from __future__ import annotations
@@ -12,12 +16,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from prelabel.errors import AmbiguousWriteError
 from prelabel.labelstudio.client import LabelStudioClient, Task
 from prelabel.labelstudio.matching import Unmatched, match_files
 
 __all__ = ["ImportReport", "import_images", "is_remote"]
 
 _REMOTE_SCHEMES = ("http://", "https://", "s3://", "gs://", "azure-blob://", "/data/")
+_NEW = "no task with this name"
 
 
 def is_remote(image: str) -> bool:
@@ -27,11 +33,16 @@ def is_remote(image: str) -> bool:
 
 @dataclass
 class ImportReport:
-    """New tasks by image, images already present, and images left out as ambiguous."""
+    """New tasks by image, images already present, and images left out as ambiguous.
+
+    ``recovered`` counts images whose task was found after an ambiguous failure (they are
+    in ``created`` too).
+    """
 
     created: dict[str, int] = field(default_factory=dict)
     present: dict[str, int] = field(default_factory=dict)
     ambiguous: list[Unmatched] = field(default_factory=list)
+    recovered: int = 0
 
 
 def import_images(
@@ -42,28 +53,71 @@ def import_images(
     tasks: Sequence[Task],
     *,
     batch_size: int = 50,
+    max_rounds: int = 3,
 ) -> ImportReport:
-    """Create a task for every image in ``images`` that no task in ``tasks`` already holds."""
+    """Create a task for every image in ``images`` that no task in ``tasks`` already holds.
+
+    ``max_rounds`` bounds the imports of one batch after ambiguous failures (each preceded
+    by a fresh listing of the project); the last failure is raised.
+    """
+    if max_rounds < 1:
+        raise ValueError(f"max_rounds must be >= 1, got {max_rounds}")
     report = ImportReport()
-    known = match_files(images, [(t.id, t.image_ref(data_key)) for t in tasks], fuzzy=False)
+    known = match_files(images, [(t.id, t.image_ref(data_key)) for t in tasks], fuzzy=False, stem=False)
     report.present = {m.file: m.task_id for m in known.matches}
-    new = [u.name for u in known.unmatched_files if u.reason == "no task with this name"]
-    report.ambiguous = [u for u in known.unmatched_files if u.reason != "no task with this name"]
+    new = [u.name for u in known.unmatched_files if u.reason == _NEW]
+    report.ambiguous = [u for u in known.unmatched_files if u.reason != _NEW]
 
     remote = [image for image in new if is_remote(image)]
-    for start in range(0, len(remote), batch_size):
-        chunk = remote[start : start + batch_size]
-        ids = client.import_tasks(project_id, [{"data": {data_key: ref}} for ref in chunk])
-        report.created.update(zip(chunk, ids, strict=True))
-
     local = [image for image in new if not is_remote(image)]
-    uploaded: list[int] = []
-    for start in range(0, len(local), batch_size):
-        uploaded += client.upload_files(project_id, [Path(p) for p in local[start : start + batch_size]])
-    if uploaded:
+    uploads: list[tuple[list[str], list[int]]] = []  # (files of one upload, the task ids it answered)
+    for chunk in _chunks(remote, batch_size):
+        _import_chunk(client, project_id, data_key, chunk, report, max_rounds, uploads=None)
+    for chunk in _chunks(local, batch_size):
+        _import_chunk(client, project_id, data_key, chunk, report, max_rounds, uploads=uploads)
+    fresh = [task_id for _, ids in uploads for task_id in ids]
+    if fresh:
         # Uploads are renamed by Label Studio: map them back by name, as for any task.
-        fresh = set(uploaded)
-        new_tasks = [(t.id, t.image_ref(data_key)) for t in client.iter_tasks(project_id) if t.id in fresh]
-        mapped = match_files(local, new_tasks, fuzzy=False)
+        names = [name for batch, _ in uploads for name in batch]
+        new_tasks = [(t.id, t.image_ref(data_key)) for t in client.iter_tasks(project_id, ids=fresh)]
+        mapped = match_files(names, new_tasks, stem=False)
         report.created.update({m.file: m.task_id for m in mapped.matches})
     return report
+
+
+def _chunks(items: Sequence[str], size: int) -> list[list[str]]:
+    return [list(items[start : start + size]) for start in range(0, len(items), size)]
+
+
+def _import_chunk(
+    client: LabelStudioClient,
+    project_id: int,
+    data_key: str,
+    chunk: list[str],
+    report: ImportReport,
+    max_rounds: int,
+    *,
+    uploads: list[tuple[list[str], list[int]]] | None,
+) -> None:
+    """Import one batch (JSON tasks, or uploads when ``uploads`` collects them); after an
+    ambiguous failure, list the project again and import only what is still missing."""
+    pending = chunk
+    for round_ in range(1, max_rounds + 1):
+        if not pending:
+            return
+        try:
+            if uploads is None:
+                ids = client.import_tasks(project_id, [{"data": {data_key: ref}} for ref in pending])
+                report.created.update(zip(pending, ids, strict=True))
+            else:
+                uploads.append((pending, client.upload_files(project_id, [Path(p) for p in pending])))
+            return
+        except AmbiguousWriteError:
+            if round_ == max_rounds:
+                raise
+            listing = [(t.id, t.image_ref(data_key)) for t in client.iter_tasks(project_id)]
+            found = match_files(pending, listing, stem=False)
+            report.created.update({m.file: m.task_id for m in found.matches})
+            report.recovered += len(found.matches)
+            pending = [u.name for u in found.unmatched_files if u.reason == _NEW]
+            report.ambiguous += [u for u in found.unmatched_files if u.reason != _NEW]

@@ -8,8 +8,11 @@ reduced to the file name it points at, then both sides get the same key: Label S
 upload sanitising (Django's ``get_valid_filename``), Unicode NFC and case folding.
 
 Exact keys match first, then the same name with another extension (``.jpeg``/``.jpg``).
-What is left may match by fuzzy similarity (rapidfuzz) above a cutoff *and* ahead of the
-runner-up by a margin. Duplicate names on either side, close
+Only when asked (``fuzzy=True``, the ``--fuzzy`` option) may what is left match by fuzzy
+similarity (rapidfuzz) above a cutoff *and* ahead of the runner-up by a margin, and never
+between names whose digit runs differ: ``img_0100.jpg`` and ``img_0101.jpg`` score 92 but
+are different images. Each fuzzy pair carries its score, for the matches report
+(``write_matches_report``) a person can check. Duplicate names on either side, close
 runners-up and tasks claimed twice are reported as ambiguous with a reason, never guessed.
 """
 
@@ -20,11 +23,28 @@ import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
 from rapidfuzz import fuzz, process
 
-__all__ = ["Match", "MatchResult", "Unmatched", "match_files", "name_key", "task_file_name"]
+from prelabel.atomic import atomic_write_csv
+
+__all__ = [
+    "MATCHES_REPORT_COLUMNS",
+    "Match",
+    "MatchResult",
+    "Unmatched",
+    "digit_runs",
+    "match_files",
+    "matches_report_rows",
+    "name_key",
+    "task_file_name",
+    "write_matches_report",
+]
+
+MATCHES_REPORT_COLUMNS = ("file", "task_id", "task_image", "how", "score")
+_DIGITS = re.compile(r"[0-9]+")
 
 _UPLOAD_PREFIX = re.compile(r"^[0-9a-f]{8}-")
 _NOT_FILENAME_SAFE = re.compile(r"[^-\w.]")
@@ -76,6 +96,7 @@ class Match:
     task_id: int
     how: str
     score: float = 100.0
+    task_image: str = ""
 
 
 @dataclass(slots=True)
@@ -95,6 +116,11 @@ class MatchResult:
     unmatched_files: list[Unmatched] = field(default_factory=list)
     unmatched_tasks: list[Unmatched] = field(default_factory=list)
 
+    @property
+    def fuzzy(self) -> list[Match]:
+        """The fuzzy pairs (each with its score): the ones a person should look at."""
+        return [m for m in self.matches if m.how == "fuzzy"]
+
 
 def match_files(
     files: Sequence[str],
@@ -102,25 +128,29 @@ def match_files(
     *,
     fuzzy_cutoff: float = 90.0,
     fuzzy_margin: float = 5.0,
-    fuzzy: bool = True,
+    fuzzy: bool = False,
+    stem: bool = True,
 ) -> MatchResult:
     """Pair files (names, paths, or URLs / storage keys) with tasks (task id, image reference).
 
-    ``fuzzy_cutoff`` is the least rapidfuzz ratio (0-100) a fuzzy pair needs, and
-    ``fuzzy_margin`` how far it must lead the next candidate.
+    ``stem`` pairs the same name with another extension (unique on both sides). ``fuzzy``
+    (off by default) adds similar names: ``fuzzy_cutoff`` is the least rapidfuzz ratio
+    (0-100) a fuzzy pair needs, and ``fuzzy_margin`` how far it must lead the next
+    candidate; names whose digit runs differ are never candidates.
     """
     result = MatchResult()
     task_list = list(tasks)
     file_keys = [name_key(_own_name(file)) for file in files]
-    task_keys = [name_key(task_file_name(reference)) for _, reference in task_list]
+    task_names = [task_file_name(reference) for _, reference in task_list]
+    task_keys = [name_key(name) for name in task_names]
     file_count, task_count = Counter(file_keys), Counter(task_keys)
     shared: dict[str, list[int]] = defaultdict(list)  # only keys several tasks share
-    unique_task: dict[str, tuple[int, str]] = {}
-    for (task_id, reference), key in zip(task_list, task_keys, strict=True):
+    unique_task: dict[str, tuple[int, str]] = {}  # key -> (task id, the file name it points at)
+    for (task_id, _), name, key in zip(task_list, task_names, task_keys, strict=True):
         if task_count[key] > 1:
             shared[key].append(task_id)
         else:
-            unique_task[key] = (task_id, reference)
+            unique_task[key] = (task_id, name)
 
     open_files: dict[str, str] = {}  # key -> file, unique keys without an exact partner
     for file, key in zip(files, file_keys, strict=True):
@@ -132,7 +162,8 @@ def match_files(
             ids = ", ".join(str(t) for t in shared[key])
             result.unmatched_files.append(Unmatched(file, f"ambiguous: tasks {ids} share the name"))
         elif key in unique_task:
-            result.matches.append(Match(file, unique_task[key][0], "exact"))
+            task_id, name = unique_task[key]
+            result.matches.append(Match(file, task_id, "exact", task_image=name))
         else:
             open_files[key] = file
 
@@ -147,18 +178,58 @@ def match_files(
         elif not file_count[key]:
             open_tasks[key] = (task_id, reference)
 
+    if stem and open_files and open_tasks:
+        _same_stem(open_files, open_tasks, result)
     if fuzzy and open_files and open_tasks:
         _fuzzy(open_files, open_tasks, result, fuzzy_cutoff, fuzzy_margin)
-    else:
-        result.unmatched_files.extend(Unmatched(f, "no task with this name") for f in open_files.values())
-        result.unmatched_tasks.extend(
-            Unmatched(ref, "no file with this name", task_id) for task_id, ref in open_tasks.values()
-        )
+        return result
+    result.unmatched_files.extend(Unmatched(f, "no task with this name") for f in open_files.values())
+    result.unmatched_tasks.extend(
+        Unmatched(ref, "no file with this name", task_id) for task_id, ref in open_tasks.values()
+    )
     return result
+
+
+def digit_runs(name: str) -> tuple[str, ...]:
+    """The runs of digits in a file name's stem, as written (``img_0100.jpg`` -> ``("0100",)``).
+
+    Two names with different digit runs name different images (frame numbers, ids,
+    dates), however similar they look, so fuzzy matching never pairs them.
+    """
+    return tuple(_DIGITS.findall(_stem(name)))
+
+
+def matches_report_rows(result: MatchResult) -> list[tuple[str, int, str, str, float]]:
+    """Rows (``MATCHES_REPORT_COLUMNS``) for every pair made other than by exact name:
+    fuzzy pairs with their score (0-100), and same-name-other-extension pairs (100)."""
+    pairs = [m for m in result.matches if m.how != "exact"]
+    return [(m.file, m.task_id, m.task_image, m.how, round(m.score, 1)) for m in pairs]
+
+
+def write_matches_report(path: str | Path, result: MatchResult) -> int:
+    """The matches report as CSV (``MATCHES_REPORT_COLUMNS``), written atomically; returns rows."""
+    rows = matches_report_rows(result)
+    atomic_write_csv(path, MATCHES_REPORT_COLUMNS, rows)
+    return len(rows)
 
 
 def _stem(key: str) -> str:
     return key.rsplit(".", 1)[0]
+
+
+def _same_stem(
+    open_files: dict[str, str], open_tasks: dict[str, tuple[int, str]], result: MatchResult
+) -> None:
+    """Same name, other extension (re-encoded, .jpeg vs .jpg): pair when unique both sides."""
+    file_stems = Counter(_stem(k) for k in open_files)
+    task_stems = {_stem(k): k for k in open_tasks}
+    task_stem_count = Counter(_stem(k) for k in open_tasks)
+    for key, file in list(open_files.items()):
+        stem = _stem(key)
+        if file_stems[stem] == 1 and task_stem_count[stem] == 1:
+            task_id, reference = open_tasks.pop(task_stems[stem])
+            result.matches.append(Match(file, task_id, "stem", 100.0, task_file_name(reference)))
+            del open_files[key]
 
 
 def _fuzzy(
@@ -168,21 +239,14 @@ def _fuzzy(
     cutoff: float,
     margin: float,
 ) -> None:
-    # Same name, other extension (re-encoded, .jpeg vs .jpg): pair when unique both sides.
-    file_stems = Counter(_stem(k) for k in open_files)
-    task_stems = {_stem(k): k for k in open_tasks}
-    task_stem_count = Counter(_stem(k) for k in open_tasks)
-    for key, file in list(open_files.items()):
-        stem = _stem(key)
-        if file_stems[stem] == 1 and task_stem_count[stem] == 1:
-            task_id, _ = open_tasks.pop(task_stems[stem])
-            result.matches.append(Match(file, task_id, "stem", 100.0))
-            del open_files[key]
-
-    task_keys = list(open_tasks)
+    # Candidates only among tasks with the same digit runs: one digit apart is another image.
+    by_digits: dict[tuple[str, ...], list[str]] = defaultdict(list)
+    for key in open_tasks:
+        by_digits[digit_runs(key)].append(key)
     claims: dict[str, list[tuple[str, float]]] = defaultdict(list)
     for key, file in open_files.items():
-        found = process.extract(key, task_keys, scorer=fuzz.ratio, limit=2, score_cutoff=cutoff)
+        candidates = by_digits.get(digit_runs(key), [])
+        found = process.extract(key, candidates, scorer=fuzz.ratio, limit=2, score_cutoff=cutoff)
         if not found:
             result.unmatched_files.append(Unmatched(file, "no task with this name"))
             continue
@@ -197,7 +261,7 @@ def _fuzzy(
         claimants = claims.get(key, [])
         if len(claimants) == 1:
             file, score = claimants[0]
-            result.matches.append(Match(file, task_id, "fuzzy", score))
+            result.matches.append(Match(file, task_id, "fuzzy", score, task_file_name(ref)))
         elif claimants:
             names = ", ".join(f for f, _ in claimants)
             reason = f"ambiguous: several files are close ({names})"

@@ -1,19 +1,29 @@
-"""Post predictions in bulk, idempotently.
+"""Post predictions in bulk, exactly once.
 
 Label Studio is the source of truth for "already posted": a task that already has a
 prediction with the run's ``model_version`` is skipped, so a rerun (after a crash too)
-posts nothing twice. ``overwrite`` replaces that version's predictions of the tasks in
-this run, and only theirs. Predictions go in chunks through the bulk import endpoint;
-each chunk is one request, created whole or not at all.
+posts nothing twice. Predictions go in chunks through the bulk import endpoint.
+
+A bulk POST that fails after it was sent (``AmbiguousWriteError``: a proxy's 502, a
+dropped connection, a read timeout) may have been stored, so it is never repeated as it
+was: the model versions of just that chunk's tasks are read again (one request) and only
+the tasks still without the version are posted. ``recheck`` does the same read before
+each chunk, for a retried batch whose ``existing`` predates its own first attempt.
+
+``overwrite`` works per chunk: read the chunk's state, delete that version's predictions
+of the chunk's tasks (and only theirs), post. A crash leaves each chunk as it was or
+replaced; a rerun with ``overwrite`` finishes the job. Either way no task ends with two
+predictions of one version.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, MutableSequence, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from prelabel.errors import AmbiguousWriteError
 from prelabel.labelstudio.client import LabelStudioClient
 
 __all__ = ["PostReport", "post_predictions"]
@@ -23,13 +33,19 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class PostReport:
-    """What a post did: counts and the task ids it skipped."""
+    """What a post did: counts, the task ids it skipped, and how often it read the state again.
+
+    ``recovered`` counts tasks found stored after an ambiguous failure (they are in
+    ``created`` too); ``rechecks`` the requests that re-read a chunk's state.
+    """
 
     created: int = 0
     replaced: int = 0
     requests: int = 0
     skipped: list[int] = field(default_factory=list)
     dry_run: bool = False
+    recovered: int = 0
+    rechecks: int = 0
 
 
 def post_predictions(
@@ -43,53 +59,114 @@ def post_predictions(
     chunk_size: int = 500,
     dry_run: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    recheck: bool = False,
+    max_rounds: int = 3,
 ) -> PostReport:
-    """Post ``predictions`` (task id -> prediction) for ``model_version``.
+    """Post ``predictions`` (task id -> prediction) for ``model_version``, each task once.
 
     ``existing`` maps task ids to the model versions they already have (from
-    ``LabelStudioClient.iter_tasks``). ``progress(done, total)`` is called per chunk.
+    ``LabelStudioClient.iter_tasks``). ``recheck`` reads each chunk's state before posting
+    it (pass it when the batch is being retried). ``max_rounds`` bounds the posts of one
+    chunk after ambiguous failures (each preceded by a re-read); the last failure is
+    raised. ``progress(done, total)`` is called per chunk.
     """
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    if max_rounds < 1:
+        raise ValueError(f"max_rounds must be >= 1, got {max_rounds}")
     report = PostReport(dry_run=dry_run)
-    already = [t for t in predictions if model_version in existing.get(t, frozenset())]
     if overwrite:
-        if already and not dry_run:
-            report.replaced = _delete_version(client, project_id, model_version, already, existing)
         todo = list(predictions)
     else:
-        report.skipped = already
-        skip = set(already)
+        report.skipped = [t for t in predictions if model_version in existing.get(t, frozenset())]
+        skip = set(report.skipped)
         todo = [t for t in predictions if t not in skip]
-    payload = [{**predictions[t], "task": t, "model_version": model_version} for t in todo]
     if dry_run:
-        report.created = len(payload)
+        report.created = len(todo)
         return report
-    for start in range(0, len(payload), chunk_size):
-        chunk = payload[start : start + chunk_size]
-        report.created += client.import_predictions(project_id, chunk)
-        report.requests += 1
+    for start in range(0, len(todo), chunk_size):
+        chunk = todo[start : start + chunk_size]
+        if overwrite:
+            _clear(client, project_id, model_version, chunk, report)
+        elif recheck:
+            chunk = _still_missing(client, project_id, model_version, chunk, report, report.skipped)
+        _post_chunk(client, project_id, predictions, model_version, chunk, report, max_rounds)
         if progress is not None:
-            progress(min(start + chunk_size, len(payload)), len(payload))
+            progress(min(start + chunk_size, len(todo)), len(todo))
     return report
 
 
-def _delete_version(
+def _post_chunk(
+    client: LabelStudioClient,
+    project_id: int,
+    predictions: Mapping[int, Mapping[str, Any]],
+    model_version: str,
+    chunk: Sequence[int],
+    report: PostReport,
+    max_rounds: int,
+) -> None:
+    """One bulk POST; after an ambiguous failure, re-read the chunk and post what is missing."""
+    pending = list(chunk)
+    for round_ in range(1, max_rounds + 1):
+        if not pending:
+            return
+        payload = [{**predictions[t], "task": t, "model_version": model_version} for t in pending]
+        report.requests += 1
+        try:
+            report.created += client.import_predictions(project_id, payload)
+            return
+        except AmbiguousWriteError as exc:
+            if round_ == max_rounds:
+                raise
+            log.warning("%s; reading its %d tasks' state to post only what is missing", exc, len(pending))
+            stored: list[int] = []
+            pending = _still_missing(client, project_id, model_version, pending, report, stored)
+            report.created += len(stored)
+            report.recovered += len(stored)
+
+
+def _still_missing(
     client: LabelStudioClient,
     project_id: int,
     model_version: str,
-    tasks: Sequence[int],
-    existing: Mapping[int, frozenset[str]],
-) -> int:
-    """Delete ``model_version``'s predictions of ``tasks``: one call when they are all of them."""
-    holders = {t for t, versions in existing.items() if model_version in versions}
-    if holders <= set(tasks):
-        return client.delete_model_version(project_id, model_version)
-    deleted = 0
-    for task_id in tasks:
-        for prediction in client.task_predictions(task_id):
+    chunk: Sequence[int],
+    report: PostReport,
+    has_it: MutableSequence[int],
+) -> list[int]:
+    """The tasks of ``chunk`` without ``model_version`` now (one request); the others go to ``has_it``."""
+    state = client.task_versions(project_id, chunk)
+    report.rechecks += 1
+    missing = []
+    for task_id in chunk:
+        if model_version in state.get(task_id, frozenset()):
+            has_it.append(task_id)
+        else:
+            missing.append(task_id)
+    return missing
+
+
+def _clear(
+    client: LabelStudioClient, project_id: int, model_version: str, chunk: Sequence[int], report: PostReport
+) -> None:
+    """Delete ``model_version``'s predictions of the chunk's tasks, as read now.
+
+    Tasks holding only that version lose all their predictions in one request; a task
+    that also holds other versions has just this version's predictions deleted, one by one.
+    """
+    state = client.task_versions(project_id, chunk)
+    report.rechecks += 1
+    holders = [t for t in chunk if model_version in state.get(t, frozenset())]
+    only_ours = [t for t in holders if state[t] == {model_version}]
+    mixed = [t for t in holders if state[t] != {model_version}]
+    if only_ours:
+        report.replaced += client.delete_task_predictions(project_id, only_ours)
+        report.requests += 1
+    if not mixed:
+        return
+    for task in client.iter_tasks(project_id, ids=mixed, full=True, page_size=len(mixed)):
+        for prediction in task.predictions:
             if prediction.get("model_version") == model_version:
                 client.delete_prediction(int(prediction["id"]))
-                deleted += 1
-    log.info("deleted %d predictions of %s one by one (other tasks keep theirs)", deleted, model_version)
-    return deleted
+                report.replaced += 1
+                report.requests += 1
+    log.info("deleted %s's predictions of %d tasks that hold other versions too", model_version, len(mixed))

@@ -1,7 +1,9 @@
 """Two-step mode: the "model" reads raw prediction files made earlier.
 
-A file beside the image (or in ``raw_dir``) named ``<stem>_dinox_preannot.json`` or
-``<stem>.json`` holds the DINO-X result shape. Nothing is decoded, nothing is cached.
+A file beside the image (or in ``raw_dir``, the input's folders mirrored under it) holds
+the DINO-X result shape: ``<name>.prelabel.json`` as ``infer`` writes it, or the names the
+DINO-X scripts write, ``<stem>_dinox_preannot.json`` and ``<stem>.json``, where only one
+image claims them (``prelabel.ingest.rawpaths``). Nothing is decoded, nothing is cached.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from pathlib import Path
 
 from prelabel.errors import PredictionFileError, PrelabelError
 from prelabel.failures import Stage
-from prelabel.ingest.sources import raw_file_for
+from prelabel.ingest.rawpaths import RAW_SUFFIX, RawFileRule
 from prelabel.models.base import ImageItem, ModelAdapter
 from prelabel.models.registry import register
 from prelabel.records import Detections, ModelSignature, load_raw_file
@@ -26,23 +28,25 @@ class RawFiles(ModelAdapter):
     task_types = ("detection", "instance-segmentation", "ocr")
     failure_stage = Stage.READ_PREDICTIONS
 
-    def __init__(self, raw_dir: str | Path | None = None) -> None:
+    def __init__(self, raw_dir: str | Path | None = None, input_root: str | Path | None = None) -> None:
         self.raw_dir = Path(raw_dir) if raw_dir else None
+        self.input_root = Path(input_root) if input_root else None
+        self.rule = RawFileRule(self.raw_dir, self.input_root)
 
     def signature(self) -> ModelSignature:
-        return ModelSignature("raw-files", params={"raw_dir": str(self.raw_dir or "")})
+        params = {"raw_dir": str(self.raw_dir or ""), "input_root": str(self.input_root or "")}
+        return ModelSignature("raw-files", params=params)
 
     def predict(self, batch: Sequence[ImageItem]) -> list[Detections | PrelabelError]:
         out: list[Detections | PrelabelError] = []
         for item in batch:
-            path = raw_file_for(Path(item.uri), self.raw_dir)
-            if path is None:
-                stem = Path(item.uri).stem
-                out.append(
-                    PredictionFileError(item.uri, f"no {stem}_dinox_preannot.json or {stem}.json found")
-                )
-                continue
             try:
+                path = self.rule.find(Path(item.uri))
+                if path is None:
+                    name, stem = Path(item.uri).name, Path(item.uri).stem
+                    raise PredictionFileError(
+                        item.uri, f"no {name}{RAW_SUFFIX}, {stem}_dinox_preannot.json or {stem}.json found"
+                    )
                 out.append(load_raw_file(path))
             except PredictionFileError as exc:
                 out.append(exc)

@@ -1,0 +1,153 @@
+"""A pull survives every annotation: each result on its own, rotated boxes exact, the rest counted."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from prelabel.convert.masks import mask_to_brush
+from prelabel.failures import Stage
+from prelabel.labelstudio.client import LabelStudioClient, Task
+from prelabel.labelstudio.config import parse_label_config
+from prelabel.labelstudio.pullback import ERRORS_FILE, extract_regions, pull_annotations, to_coco
+
+CONFIG = """<View>
+  <Image name="image" value="$image"/>
+  <RectangleLabels name="label" toName="image">
+    <Label value="car"/><Label value="person"/>
+  </RectangleLabels>
+  <PolygonLabels name="poly" toName="image"><Label value="car"/></PolygonLabels>
+  <KeyPointLabels name="kp" toName="image"><Label value="person"/></KeyPointLabels>
+</View>"""
+
+W, H = 200, 100
+_COMMON = {"to_name": "image", "original_width": W, "original_height": H, "image_rotation": 0}
+
+
+def _box(
+    rid: str, x: float, y: float, w: float, h: float, rotation: float, label: str = "car"
+) -> dict[str, Any]:
+    value = {"x": x, "y": y, "width": w, "height": h, "rotation": rotation, "rectanglelabels": [label]}
+    return {"id": rid, "type": "rectanglelabels", "from_name": "label", **_COMMON, "value": value}
+
+
+PLAIN = _box("plain", 10, 10, 20, 10, 0)  # pixels: x 20..60, y 10..20
+ROTATED = _box("rotated", 10, 10, 20, 10, 90, "person")  # a quarter turn about (20, 10)
+_TRIANGLE = {"points": [[10, 10], [50, 10], [30, 60]], "closed": True, "polygonlabels": ["car"]}
+POLYGON = {"id": "poly", "type": "polygonlabels", "from_name": "poly", **_COMMON, "value": _TRIANGLE}
+KEYPOINT = {"id": "kp", "type": "keypointlabels", "from_name": "kp", **_COMMON,
+            "value": {"x": 50, "y": 50, "width": 1, "keypointlabels": ["person"]}}  # fmt: skip
+
+
+def _task(results: list[dict[str, Any]], task_id: int = 7) -> Task:
+    annotation = {"id": 70, "result": results, "completed_by": 1, "updated_at": "2024-01-01T00:00:00Z"}
+    return Task.from_json(
+        {"id": task_id, "data": {"image": "s3://b/street.jpg"}, "annotations": [annotation]}
+    )
+
+
+@pytest.mark.parametrize(
+    ("result", "problem"),
+    [
+        (
+            _box("nowidth", 10, 10, 20, 10, 0) | {"value": {"x": 1, "y": 1, "height": 2}},
+            "KeyError",
+        ),  # no width
+        (
+            _box("text", 10, 10, 20, 10, 0) | {"value": {"x": "left", "y": 1, "width": 1, "height": 1}},
+            "ValueError",
+        ),
+        (_box("nosize", 10, 10, 20, 10, 0) | {"original_width": 0}, "positive"),  # zero-size image
+        (_box("nodims", 10, 10, 20, 10, 0) | {"original_height": None}, "TypeError"),  # no image size
+        (_box("novalue", 10, 10, 20, 10, 0) | {"value": None}, "no value"),
+        (
+            {"id": "b", "type": "brushlabels", **_COMMON, "value": {"format": "png"}},
+            "not 'rle'",
+        ),  # other format
+        ({"id": "b", "type": "brushlabels", **_COMMON, "value": {"format": "rle", "rle": [1, 2]}}, "Error"),
+    ],
+)
+def test_a_malformed_result_is_one_error_row_and_the_rest_is_exported(
+    result: dict[str, Any], problem: str
+) -> None:
+    found = extract_regions([_task([PLAIN, result, ROTATED])], parse_label_config(CONFIG))
+    assert [r.annotation_id for r in found.regions] == [70, 70]  # both boxes
+    assert len(found.errors) == 1
+    row = found.errors[0]
+    assert (row.file, row.stage) == ("street.jpg", Stage.PULL)
+    assert f"task 7, annotation 70, result {result['id']!r}" in row.error and problem in row.error
+
+
+def test_unexported_types_are_counted_by_type() -> None:
+    empty = mask_to_brush(np.zeros((H, W), np.uint8))
+    empty_brush = {"id": "e", "type": "brushlabels", **_COMMON,
+                   "value": {"format": "rle", "rle": empty, "brushlabels": ["car"]}}  # fmt: skip
+    choice = {"id": "c", "type": "choices", "from_name": "x", "to_name": "image", "value": {"choices": ["a"]}}
+    found = extract_regions(
+        [_task([POLYGON, KEYPOINT, POLYGON | {"id": "p2"}, choice, PLAIN])], parse_label_config(CONFIG)
+    )
+    assert len(found.regions) == 1 and not found.errors
+    assert found.not_exported == {"polygonlabels": 2, "keypointlabels": 1, "choices": 1}
+    assert extract_regions([_task([empty_brush])], parse_label_config(CONFIG)).not_exported == {
+        "brushlabels (empty)": 1
+    }
+
+
+def test_rotated_box_keeps_corners_angle_and_enclosing_box() -> None:
+    config = parse_label_config(CONFIG)
+    found = extract_regions([_task([PLAIN, ROTATED])], config)
+    plain, rotated = found.regions
+    assert plain.xyxy == pytest.approx((20, 10, 60, 20)) and plain.rotation == 0
+    assert rotated.rotation == 90
+    assert [pytest.approx(c) for c in ((20, 10), (20, 50), (10, 50), (10, 10))] == list(rotated.corners or ())
+    assert rotated.xyxy == pytest.approx((10, 10, 20, 50))
+    assert rotated.area == pytest.approx(400)  # the box's own area, not its enclosing box's
+    coco = to_coco(found.regions, config)
+    boxes = {a["attributes"]["rotation"]: a["bbox"] for a in coco["annotations"]}
+    assert boxes == {0: pytest.approx([20, 10, 40, 10]), 90: pytest.approx([10, 10, 10, 40])}
+
+
+def test_pull_completes_with_plain_rotated_polygon_and_keypoint(
+    ls_client: LabelStudioClient, tmp_path: Path
+) -> None:
+    project = ls_client.create_project("pull survives", CONFIG)
+    task_ids = ls_client.import_tasks(
+        project.id, [{"data": {"image": f"s3://b/street_{i}.jpg"}} for i in range(2)]
+    )
+    ls_client.create_annotation(task_ids[0], [PLAIN, ROTATED, POLYGON, KEYPOINT])
+    ls_client.create_annotation(task_ids[1], [_box("second", 50, 50, 10, 10, 30)])
+
+    out = tmp_path / "pull"
+    report = pull_annotations(ls_client, project.id, out, formats=("coco", "csv"))
+
+    assert (report.fetched, report.stored, report.regions) == (2, 2, 3)
+    assert report.not_exported == {"keypointlabels": 1, "polygonlabels": 1}
+    assert report.errors == [] and report.errors_file == out / ERRORS_FILE
+    with (out / ERRORS_FILE).open(newline="") as handle:
+        assert list(csv.reader(handle)) == [["file", "stage", "error"]]
+
+    table = pd.read_csv(out / "regions.csv")
+    rows = {row["image"] + "/" + str(row["rotation"]): row for _, row in table.iterrows()}
+    plain, rotated = rows["street_0.jpg/0.0"], rows["street_0.jpg/90.0"]
+    assert (plain["x"], plain["y"], plain["width"], plain["height"]) == pytest.approx((20, 10, 40, 10))
+    assert (rotated["x"], rotated["y"], rotated["width"], rotated["height"]) == pytest.approx(
+        (10, 10, 10, 40)
+    )
+    assert json.loads(rotated["corners"]) == [
+        pytest.approx(c) for c in ([20, 10], [20, 50], [10, 50], [10, 10])
+    ]
+    assert json.loads(plain["corners"]) == [
+        pytest.approx(c) for c in ([20, 10], [60, 10], [60, 20], [20, 20])
+    ]
+
+    coco = json.loads((out / "annotations.coco.json").read_text())
+    by_angle = {a["attributes"]["rotation"]: a for a in coco["annotations"]}
+    assert sorted(by_angle) == [0, 30, 90]
+    assert by_angle[90]["bbox"] == pytest.approx([10, 10, 10, 40])
+    assert by_angle[90]["area"] == pytest.approx(400)
