@@ -19,14 +19,16 @@ __all__ = ["infer"]
 
 @flow(name="infer", log_prints=False)
 def infer(params: InferParams) -> InferSummary:
-    """Run the model over a folder or manifest and save raw predictions for a later ``post-predictions``."""
+    """Run the model over a folder or manifest and save raw predictions for a later ``post-predictions``
+    (``<out>/<image path relative to input_dir>.prelabel.json``)."""
     log = get_run_logger()
     images = collect_images(params.input_dir, params.manifest)
     out = Path(params.out)
     summary = InferSummary(images=len(images), errors_csv=str(out / "errors.csv"))
     errors: list[ErrorRow] = []
+    root = Path(params.input_dir) if params.input_dir else None  # a manifest's paths: mirrored whole
     for result in infer_in_batches(params, images, prediction_cache(params), RunSizes.of(params)):
-        summary.written += save_raw_files(out, opaque(result))
+        summary.written += save_raw_files(out, opaque(result), root)
         summary.cached += result.cached
         summary.inferred += result.inferred
         errors += result.errors

@@ -56,6 +56,10 @@ class _PostOptions(LabelStudioParams):
         default=None, description="Post masks: true requires BrushLabels; default when present."
     )
     import_new: bool = Field(default=False, description="Import images without a task as new tasks first.")
+    fuzzy: bool = Field(
+        default=False,
+        description="Also pair similar names (never names whose numbers differ); see matches.csv.",
+    )
     overwrite: bool = Field(
         default=False, description="Replace this model version's predictions of these tasks."
     )

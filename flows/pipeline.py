@@ -53,7 +53,7 @@ def run_pipeline(
         cache = open_cache(cache_location, settings)
     out = Path(params.output_dir)
 
-    matched = match_images(ls, project, opaque(images), params.import_new)
+    matched = match_images(ls, project, opaque(images), params.import_new, params.fuzzy)
     todo = [
         uri for uri, task_id in matched.task_ids.items()
         if params.overwrite or model_version not in matched.versions.get(task_id, frozenset())
@@ -61,7 +61,8 @@ def run_pipeline(
     summary = RunSummary(
         project_id=project.id, model_version=model_version, images=len(images), matched=len(matched.task_ids),
         imported=matched.imported, skipped=len(matched.task_ids) - len(todo), dry_run=params.dry_run,
-        unmatched_files=len(matched.unmatched_files), unmatched_tasks=len(matched.unmatched_tasks),
+        unmatched_files=len(matched.match.unmatched_files),
+        unmatched_tasks=len(matched.match.unmatched_tasks),
     )  # fmt: skip
     log.info("%d images, %d matched, %d to do, %d already posted", len(images), len(matched.task_ids),
              len(todo), summary.skipped)  # fmt: skip
@@ -101,8 +102,8 @@ def run_pipeline(
     summary.model_counts = dict(model_counts) or None
     summary.unmatched_labels = sum(unmatched_labels.values())
     summary = write_report(
-        summary, out, Path(params.unmatched_csv), unmatched_labels, opaque(matched.unmatched_files),
-        opaque(matched.unmatched_tasks), opaque(errors), opaque(samples),
+        summary, out, Path(params.unmatched_csv), unmatched_labels, opaque(matched.match), opaque(errors),
+        opaque(samples),
     )  # fmt: skip
     if todo and len(errors) >= len(todo):
         raise PrelabelError(f"every one of the {len(todo)} images failed; see {out / 'errors.csv'}")

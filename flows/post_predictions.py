@@ -15,8 +15,9 @@ __all__ = ["post_predictions"]
 
 @flow(name="post-predictions", log_prints=False)
 def post_predictions(params: PostParams) -> RunSummary:
-    """Read ``<stem>_dinox_preannot.json`` / ``<stem>.json`` files, convert, match, post, report."""
-    options = {"raw_dir": params.raw_dir} if params.raw_dir else {}
+    """Pair images with raw files (``<name>.prelabel.json`` as ``infer`` writes them, or the DINO-X
+    scripts' ``<stem>_dinox_preannot.json`` / ``<stem>.json``), convert, match, post, report."""
+    options = {"raw_dir": params.raw_dir, "input_root": params.input_dir}
     images = collect_images(params.input_dir, None)
     with project_lock(params.project_id):
         return run_pipeline(params, images, "raw-files", options, None, False)

@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import quote
 
 from prelabel.atomic import atomic_write
-from prelabel.errors import SettingsError
+from prelabel.errors import PredictionFileError, SettingsError
 from prelabel.failures import ErrorRow
 from prelabel.images import DEFAULT_MAX_PIXELS
 from prelabel.ingest.sources import iter_image_files, raw_file_for
@@ -71,14 +71,18 @@ def convert_directory(
     images, wanted = [], []
     for image_path in iter_image_files(input_dir):
         images.append(str(image_path))
-        if raw_file_for(image_path, raw_dir) is None:
+        try:
+            found = raw_file_for(image_path, raw_dir, input_dir)
+        except PredictionFileError:
+            found = image_path  # ambiguous: the adapter reports it as the image's error row
+        if found is None:
             result.without_predictions.append(str(image_path))
         else:
             wanted.append(str(image_path))
     result.images = len(images)
     # The pipeline's own steps: read, the raw-files "model", the prediction builder.
     items, result.errors = read_items(wanted, max_pixels)
-    inferred = infer_items(items, RawFiles(raw_dir), cache=None)
+    inferred = infer_items(items, RawFiles(raw_dir, input_root=input_dir), cache=None)
     numbered = [dataclasses.replace(r, task_id=n) for n, r in enumerate(inferred.records)]
     batch = build_batch(numbered, config, label_map, model_version, masks=masks)
     order = {uri: n for n, uri in enumerate(images)}

@@ -10,6 +10,7 @@ import typer
 
 from prelabel.errors import PrelabelError
 from prelabel.labelstudio.labelmap import load_label_map
+from prelabel.labelstudio.pullback import PullReport
 from prelabel.reports import ExportSummary, IngestSummary
 from prelabel_cli.app import EXIT_IMAGES_FAILED, app
 from prelabel_cli.checks import check_model, check_project
@@ -151,6 +152,9 @@ def pull(
         bool, typer.Option("--all-annotators", help="Not just the latest annotation.")
     ] = False,
     full: Annotated[bool, typer.Option("--full", help="Fetch everything, not only what changed.")] = False,
+    allow_failures: Annotated[
+        bool, typer.Option("--allow-failures", help="Exit 0 even when some annotations could not be read.")
+    ] = False,
 ) -> None:
     """Pull human annotations back to COCO JSON and Parquet/CSV (incremental).
 
@@ -169,7 +173,17 @@ def pull(
          "all_annotators": all_annotators, "full": full}
     )  # fmt: skip
     check_project(params.ls_url, params.project_id)
-    run_flow(pull_annotations, params, show=lambda r: (
-        f"fetched {r.fetched} tasks, {r.stored} annotated, {r.regions} regions: "
-        + ", ".join(str(f) for f in r.files)
-    ))  # fmt: skip
+    report: PullReport = run_flow(pull_annotations, params, show=_pull_lines)
+    if report.errors and not allow_failures:
+        raise typer.Exit(EXIT_IMAGES_FAILED)
+
+
+def _pull_lines(report: PullReport) -> str:
+    lines = [f"fetched {report.fetched} tasks, {report.stored} annotated, {report.regions} regions: "
+             + ", ".join(str(f) for f in report.files)]  # fmt: skip
+    if report.not_exported:
+        counted = ", ".join(f"{kind} ({n})" for kind, n in sorted(report.not_exported.items()))
+        lines.append(f"not exported yet, counted: {counted}")
+    if report.errors:
+        lines.append(f"{len(report.errors)} results could not be read: see {report.errors_file}")
+    return "\n".join(lines)

@@ -97,6 +97,9 @@ class PostOptions:
     import_new: Annotated[bool, typer.Option("--import-new", help="Import images without a task first.")] = (
         False
     )
+    fuzzy: Annotated[
+        bool, typer.Option("--fuzzy", help="Also pair similar names (never across numbers); see matches.csv.")
+    ] = False
     masks: Annotated[bool | None, typer.Option("--masks/--no-masks", help="Require / skip masks.")] = None
     batch_size: TaskBatch = None
     plurals: Annotated[bool, typer.Option("--plurals", help="Let 'cars' match the label 'car'.")] = False

@@ -69,7 +69,8 @@ def run(
 def post(
     shared: PostOptions,
     input_dir: Annotated[
-        Path, typer.Option("--input-dir", help="Images with <stem>_dinox_preannot.json files.")
+        Path,
+        typer.Option("--input-dir", help="Images with raw prediction files (beside them or in --raw-dir)."),
     ],
     raw_dir: Annotated[
         Path | None, typer.Option("--raw-dir", help="Raw files, if not beside the images.")
@@ -101,7 +102,7 @@ def infer(
     batch_size: TaskBatch = None,
     allow_failures: AllowFailures = False,
 ) -> None:
-    """Two-step, step 1: run a model and save raw predictions (<stem>_dinox_preannot.json).
+    """Two-step, step 1: run a model and save raw predictions (<out>/<image path>.prelabel.json).
 
     Example: prelabel infer --input-dir photos --model ocr --out raw/
     """
@@ -143,7 +144,9 @@ def convert(
     ] = "prelabel",
     raw_dir: Annotated[
         Path | None,
-        typer.Option("--raw-dir", help="Folder of raw files (<stem>_dinox_preannot.json or <stem>.json)."),
+        typer.Option(
+            "--raw-dir", help="Raw files: <name>.prelabel.json, <stem>_dinox_preannot.json or <stem>.json."
+        ),
     ] = None,
     url_prefix: Annotated[str, typer.Option("--url-prefix", help="Prefix of each task's image URL.")] = (
         LOCAL_FILES_PREFIX

@@ -13,6 +13,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from prelabel.ingest.fetch import Fetcher
+from prelabel.ingest.rawpaths import raw_file_path
 from prelabel.models import ModelAdapter, create_model
 from prelabel.models.dinox import ENDPOINTS as DINOX_FAMILY
 from prelabel.models.registry import adapter_class, model_option_names
@@ -20,7 +21,6 @@ from prelabel.pipeline import InferResult, infer_items, read_items
 from prelabel.records import save_raw_file
 from prelabel.settings import load_settings
 from prelabel.store.cache import PredictionCache
-from prelabel.store.uris import name_of
 from tasks.common import RETRY
 
 __all__ = ["infer_batch", "model_for", "save_raw_files"]
@@ -87,8 +87,9 @@ def infer_batch(
 
 
 @task(name="save-raw-files", cache_policy=NO_CACHE)
-def save_raw_files(out: Path, result: InferResult) -> int:
-    """One DINO-X-shaped file per image: ``<image stem>_dinox_preannot.json``."""
+def save_raw_files(out: Path, result: InferResult, input_root: Path | None) -> int:
+    """One DINO-X-shaped file per image, the input's folders mirrored under ``out``:
+    ``<image path relative to input_root>.prelabel.json`` (names cannot collide)."""
     for record in result.records:
-        save_raw_file(out / f"{Path(name_of(record.uri)).stem}_dinox_preannot.json", record.detections)
+        save_raw_file(raw_file_path(record.uri, out, input_root), record.detections)
     return len(result.records)

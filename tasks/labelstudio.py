@@ -13,7 +13,7 @@ from prefect.cache_policies import NO_CACHE
 from prelabel.labelstudio.client import Project, Task
 from prelabel.labelstudio.importing import import_images
 from prelabel.labelstudio.labelmap import LabelMap
-from prelabel.labelstudio.matching import Unmatched, match_files
+from prelabel.labelstudio.matching import MatchResult, match_files
 from prelabel.labelstudio.posting import PostReport, post_predictions
 from prelabel.labelstudio.predictions import BatchBuild, build_batch
 from prelabel.labelstudio.pullback import Format, PullReport, pull_annotations
@@ -30,8 +30,7 @@ class MatchOutcome:
     task_ids: dict[str, int] = field(default_factory=dict)
     versions: dict[int, frozenset[str]] = field(default_factory=dict)
     imported: int = 0
-    unmatched_files: list[Unmatched] = field(default_factory=list)
-    unmatched_tasks: list[Unmatched] = field(default_factory=list)
+    match: MatchResult = field(default_factory=MatchResult)
 
 
 @task(name="load-project", cache_policy=NO_CACHE, **RETRY)
@@ -43,9 +42,16 @@ def load_project(connection: LabelStudioConnection, project_id: int) -> Project:
 
 @task(name="match-images", cache_policy=NO_CACHE, **RETRY)
 def match_images(
-    connection: LabelStudioConnection, project: Project, images: Sequence[str], import_new: bool
+    connection: LabelStudioConnection,
+    project: Project,
+    images: Sequence[str],
+    import_new: bool,
+    fuzzy: bool = False,
 ) -> MatchOutcome:
-    """Pair images with tasks by name; with ``import_new``, new images become tasks first."""
+    """Pair images with tasks by name; with ``import_new``, new images become tasks first.
+
+    ``fuzzy`` allows similar names (never names whose numbers differ); every pair made other
+    than by exact name goes to the matches report."""
     key = project.config.image.data_key
     with connection.client() as client:
         tasks: list[Task] = list(client.iter_tasks(project.id))
@@ -55,11 +61,9 @@ def match_images(
             outcome.imported = len(imported.created)
             if imported.created:
                 tasks = list(client.iter_tasks(project.id))
-    result = match_files(images, [(t.id, t.image_ref(key)) for t in tasks])
-    outcome.task_ids = {m.file: m.task_id for m in result.matches}
+    outcome.match = match_files(images, [(t.id, t.image_ref(key)) for t in tasks], fuzzy=fuzzy)
+    outcome.task_ids = {m.file: m.task_id for m in outcome.match.matches}
     outcome.versions = {t.id: t.model_versions for t in tasks}
-    outcome.unmatched_files = result.unmatched_files
-    outcome.unmatched_tasks = result.unmatched_tasks
     return outcome
 
 
@@ -77,12 +81,18 @@ def post_batch(
     masks: bool | None,
     chunk_size: int,
 ) -> tuple[BatchBuild, PostReport]:
-    """Convert a batch of records into predictions and post them idempotently."""
+    """Convert a batch of records into predictions and post them exactly once.
+
+    ``versions`` were read before the run; a retried run of this task re-reads each chunk's
+    tasks before posting it (an earlier try may have stored some of them).
+    """
+    from prefect.runtime import task_run
+
     batch = build_batch(records, project.config, label_map, model_version, masks=masks)
     with connection.client() as client:
         report = post_predictions(
             client, project.id, batch.predictions, model_version, versions,
-            overwrite=overwrite, chunk_size=chunk_size, dry_run=dry_run,
+            overwrite=overwrite, chunk_size=chunk_size, dry_run=dry_run, recheck=task_run.run_count > 1,
         )  # fmt: skip
     return batch, report
 

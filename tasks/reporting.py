@@ -20,7 +20,12 @@ from prefect.cache_policies import NO_CACHE
 
 from prelabel.contactsheet import write_contact_sheet
 from prelabel.failures import ErrorRow, write_errors
-from prelabel.labelstudio.matching import MatchResult, Unmatched
+from prelabel.labelstudio.matching import (
+    MATCHES_REPORT_COLUMNS,
+    MatchResult,
+    matches_report_rows,
+    write_matches_report,
+)
 from prelabel.records import PredictionRecord
 from prelabel.reports import RunSummary, append_unmatched_labels, write_payloads, write_unmatched
 
@@ -74,8 +79,7 @@ def write_report(
     output_dir: Path,
     unmatched_csv: Path,
     unmatched_labels: Counter[str],
-    unmatched_files: Sequence[Unmatched],
-    unmatched_tasks: Sequence[Unmatched],
+    match: MatchResult,
     errors: Sequence[ErrorRow],
     samples: Sequence[PredictionRecord],
 ) -> RunSummary:
@@ -84,9 +88,10 @@ def write_report(
     if unmatched_labels:
         append_unmatched_labels(unmatched_csv, summary.project_id, summary.model_version, unmatched_labels)
         files["unmatched labels"] = str(unmatched_csv)
-    match = MatchResult(unmatched_files=list(unmatched_files), unmatched_tasks=list(unmatched_tasks))
     files["unmatched files and tasks"] = str(output_dir / "unmatched.csv")
     write_unmatched(output_dir / "unmatched.csv", match)
+    files["matches other than by exact name"] = str(output_dir / "matches.csv")
+    write_matches_report(output_dir / "matches.csv", match)
     files["errors"] = str(output_dir / "errors.csv")
     write_errors(output_dir / "errors.csv", errors)
     sheet = write_contact_sheet(output_dir / "contact_sheet.png", samples)
@@ -101,12 +106,14 @@ def write_report(
     ]
     _table(f"{key}-unmatched-labels", "model labels the project does not have (not posted)", label_rows)
     pairs: list[dict[str, Any]] = [
-        {"kind": "file", "name": u.name, "task": "", "reason": u.reason} for u in unmatched_files
+        {"kind": "file", "name": u.name, "task": "", "reason": u.reason} for u in match.unmatched_files
     ]
     pairs += [
-        {"kind": "task", "name": u.name, "task": u.task_id, "reason": u.reason} for u in unmatched_tasks
+        {"kind": "task", "name": u.name, "task": u.task_id, "reason": u.reason} for u in match.unmatched_tasks
     ]
     _table(f"{key}-unmatched", "files and tasks left unpaired, with reasons", pairs)
+    made = [dict(zip(MATCHES_REPORT_COLUMNS, row, strict=True)) for row in matches_report_rows(match)]
+    _table(f"{key}-matches", "pairs made other than by exact name (fuzzy: with its score)", made)
     error_rows: list[dict[str, Any]] = [{"file": e.file, "stage": e.stage, "error": e.error} for e in errors]
     _table(f"{key}-errors", "images that failed, by stage", error_rows)
     return summary

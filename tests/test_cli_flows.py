@@ -37,7 +37,7 @@ def test_infer_post_run_pull(
         label_studio, "infer", "--input-dir", "images", "--model", "ocr", "--out", "raw", cwd=tmp_path
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    assert len(list((tmp_path / "raw").glob("*_dinox_preannot.json"))) == 4
+    assert len(list((tmp_path / "raw").glob("**/*.prelabel.json"))) == 4
 
     args = ["post", "--input-dir", "images", "--raw-dir", "raw", "--project-id", str(project.id),
             "--model-version", "ocr-raw", "--import-new", "--output-dir", "out"]  # fmt: skip

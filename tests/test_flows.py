@@ -130,9 +130,10 @@ def test_two_step_infer_then_post(ls_client: LabelStudioClient, project: Project
         InferParams(input_dir=str(images), out=str(raw), model="ocr", cache_dir=str(tmp_path / "c"))
     )
     assert counts.written == 4
-    assert sorted(p.name for p in raw.glob("*_dinox_preannot.json"))[0] == "scene_1_dinox_preannot.json"
+    assert sorted(p.name for p in raw.glob("*.prelabel.json"))[0] == "scene_1.jpg.prelabel.json"
 
     # Step 2 also takes files made by the DINO-X scripts: replace one with boxes + masks.
+    (raw / "scene_2.jpg.prelabel.json").unlink()
     save_raw_file(raw / "scene_2_dinox_preannot.json", make_samples()[1].detections)
     params = PostParams.model_validate({
         "project_id": project.id, "input_dir": str(images), "raw_dir": str(raw), "import_new": True,
@@ -214,3 +215,28 @@ def test_one_step_with_grounded_sam2_prompted_by_the_project(
     assert brushes and brushes <= {"civilian vehicle", "person"}
     counted = set(summary.model_counts or {})
     assert counted <= {"masks below the mask score", "empty masks"}
+
+
+def test_neighbours_tasks_get_nothing_even_with_fuzzy(
+    ls_client: LabelStudioClient, project: Project, tmp_path: Path
+) -> None:
+    # Frames 100-103 on disk; the project holds the tasks of frames 101-104 (URLs): only the
+    # names that are the same may pair, fuzzy or not, and the pairs made are in matches.csv.
+    folder = tmp_path / "images"
+    folder.mkdir()
+    samples = make_samples()
+    for n in range(100, 104):
+        write_image(folder, f"frame_{n:06d}.jpg", samples[n % 4].data)
+    ls_client.import_tasks(
+        project.id, [{"data": {"image": f"http://cam/frame_{n:06d}.jpg"}} for n in range(101, 105)]
+    )
+    summary = preannotate(_params(project, tmp_path, import_new=False, fuzzy=True, model_version="frames"))
+    assert (summary.matched, summary.unmatched_files, summary.unmatched_tasks) == (3, 1, 1)
+    posted = {
+        t.image_ref("image").rsplit("/", 1)[-1]: t.model_versions for t in ls_client.iter_tasks(project.id)
+    }
+    assert posted["frame_000104.jpg"] == frozenset()  # the neighbour of frame 103 got nothing
+    assert all(posted[f"frame_{n:06d}.jpg"] == {"frames"} for n in range(101, 104))
+    assert (tmp_path / "out" / "matches.csv").read_text().splitlines() == [
+        "file,task_id,task_image,how,score"
+    ]
