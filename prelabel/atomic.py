@@ -15,9 +15,9 @@ import os
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-__all__ = ["atomic_write", "atomic_write_csv", "atomic_writer"]
+__all__ = ["atomic_write", "atomic_write_csv", "atomic_writer", "csv_cell", "csv_value", "write_csv_rows"]
 
 # mkstemp makes 0600 files; a file written whole gets the mode open() would have given it.
 _UMASK = os.umask(0)
@@ -51,8 +51,29 @@ def atomic_write(path: str | Path, content: bytes | str, mode: int | None = None
 
 
 def atomic_write_csv(path: str | Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    """Replace ``path`` with a CSV file: the header, then the rows."""
+    """Replace ``path`` with a CSV file: the header, then the rows (text cells escaped)."""
     with atomic_writer(path) as raw, io.TextIOWrapper(raw, encoding="utf-8", newline="") as text:
-        writer = csv.writer(text)
-        writer.writerow(header)
-        writer.writerows(rows)
+        write_csv_rows(text, [header], rows)
+
+
+def write_csv_rows(handle: IO[str], *tables: Iterable[Sequence[Any]]) -> None:
+    """Rows to an open text handle, every text cell through ``csv_cell``."""
+    writer = csv.writer(handle)
+    for rows in tables:
+        writer.writerows([csv_cell(cell) for cell in row] for row in rows)
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """A text cell a spreadsheet will not run: one starting with ``= + - @``, tab or CR gets a
+    leading ``'`` (OWASP's advice). Numbers are left alone; ``csv_value`` undoes it."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def csv_value(cell: str) -> str:
+    """A cell as written before ``csv_cell`` escaped it (files prelabel reads back)."""
+    return cell[1:] if cell.startswith("'") and cell[1:].startswith(_FORMULA_START) else cell

@@ -13,10 +13,10 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from prelabel.convert.masks import coco_to_mask
-from prelabel.errors import ImageError
+from prelabel.errors import ImageError, MaskError
 from prelabel.frames import to_display_frame
 from prelabel.images import load_image
-from prelabel.records import PredictionRecord
+from prelabel.records import Detections, PredictionRecord
 
 __all__ = ["write_contact_sheet"]
 
@@ -41,13 +41,19 @@ def write_contact_sheet(
 
 
 def _tile(record: PredictionRecord, size: int) -> Image.Image | None:
+    """One image's tile; an image or mask that cannot be drawn leaves its tile out (the
+    contact sheet is a preview: it never fails a run whose predictions were posted)."""
     try:
         image = load_image(record.uri).rgb if record.uri else None
-    except ImageError:
+        if image is None:
+            return None
+        detections = to_display_frame(record.detections, record.image)
+        return _draw(image, detections, size)
+    except (ImageError, MaskError):
         return None
-    if image is None:
-        return None
-    detections = to_display_frame(record.detections, record.image)
+
+
+def _draw(image: Image.Image, detections: Detections, size: int) -> Image.Image:
     scale = min(size / image.width, size / image.height)
     shown = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))))
     colours = {label: _PALETTE[i % len(_PALETTE)] for i, label in enumerate(sorted(set(detections.labels)))}
@@ -55,7 +61,10 @@ def _tile(record: PredictionRecord, size: int) -> Image.Image | None:
     for mask_rle, label in zip(detections.masks, detections.labels, strict=True):
         if mask_rle is None:
             continue
-        mask = np.asarray(Image.fromarray(coco_to_mask(mask_rle) * 255).resize(shown.size)) > 127
+        decoded = coco_to_mask(mask_rle)
+        if decoded.shape != (image.height, image.width):
+            raise MaskError(f"a mask of {decoded.shape} on a {image.height}x{image.width} image")
+        mask = np.asarray(Image.fromarray(decoded * 255).resize(shown.size)) > 127
         pixels[mask] = pixels[mask] * 0.55 + np.asarray(colours[label], np.float32) * 0.45
     shown = Image.fromarray(pixels.astype(np.uint8))
     draw = ImageDraw.Draw(shown)

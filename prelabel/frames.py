@@ -80,7 +80,7 @@ def display_frame(detections: Detections, image: ImageInfo) -> DisplayFrame:
     stored = (image.stored_width, image.stored_height)
     if image.orientation in _SWAPS_AXES and (mask_w, mask_h) == stored:
         return DisplayFrame(orient_boxes(xyxy, *stored, image.orientation), orientation=image.orientation)
-    if abs(mask_w * height - mask_h * width) <= max(width, height):
+    if abs(mask_w * height - mask_h * width) <= max(width, height) and mask_w <= 4 * width:
         sx, sy = width / mask_w, height / mask_h
         rows = np.minimum(((np.arange(height) + 0.5) / sy).astype(np.int64), mask_h - 1)
         cols = np.minimum(((np.arange(width) + 0.5) / sx).astype(np.int64), mask_w - 1)

@@ -21,6 +21,7 @@ from prelabel.errors import ImageError, ImageTooLargeError
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
+    "FORMATS",
     "ImageInfo",
     "LoadedImage",
     "load_image",
@@ -30,6 +31,16 @@ __all__ = [
 
 DEFAULT_MAX_PIXELS = 100_000_000
 """Refuse images above 100 megapixels unless told otherwise (decompression bombs)."""
+
+FORMATS = ("JPEG", "PNG", "WEBP", "TIFF", "BMP", "GIF")
+"""The formats prelabel opens (MPO, phones' multi-picture JPEG, comes through JPEG); Pillow's
+others (EPS calls Ghostscript, ...) are refused."""
+
+# Bytes per pixel of a decoded image by mode, plus 3 for its RGB copy when it is not RGB.
+# The budget is max_pixels RGBA pixels' worth: a 16-bit 99 MP PNG no longer passes.
+_MODE_BYTES = {"1": 1, "L": 1, "P": 1, "LA": 2, "La": 2, "PA": 2, "I;16": 2, "I;16L": 2, "I;16B": 2,
+               "I;16N": 2, "RGB": 3, "YCbCr": 3, "LAB": 3, "HSV": 3, "RGBA": 4, "RGBa": 4, "RGBX": 4,
+               "CMYK": 4, "I": 4, "F": 4}  # fmt: skip
 
 _ORIENTATION_TAG = 0x0112
 _SWAPS_AXES = frozenset({5, 6, 7, 8})
@@ -121,11 +132,14 @@ def _open(data: bytes, name: str, max_pixels: int) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+            Image.init()  # registers every plugin once, so FORMATS can be named
+            image = Image.open(io.BytesIO(data), formats=FORMATS)
     except Image.DecompressionBombError as exc:
         raise ImageTooLargeError(name, f"image too large to open safely ({exc})") from exc
     except UnidentifiedImageError as exc:
-        raise ImageError(name, "not an image, or a format Pillow cannot read") from exc
+        raise ImageError(
+            name, f"not an image, or a format prelabel cannot read (it reads {', '.join(FORMATS)})"
+        ) from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(name, f"corrupt image header ({exc})") from exc
     pixels = image.width * image.height
@@ -135,6 +149,14 @@ def _open(data: bytes, name: str, max_pixels: int) -> Image.Image:
             name,
             f"{image.width}x{image.height} = {pixels:,} pixels exceeds the limit of "
             f"{max_pixels:,} (raise max_pixels if this image is genuine)",
+        )
+    decoded = pixels * (_MODE_BYTES.get(image.mode, 8) + (0 if image.mode == "RGB" else 3))
+    if decoded > max_pixels * 4:
+        image.close()
+        raise ImageTooLargeError(
+            name,
+            f"{image.width}x{image.height} {image.mode} needs {decoded / 2**20:,.0f} MiB to decode, over the "
+            f"budget of {max_pixels:,} RGBA pixels (raise max_pixels if this image is genuine)",
         )
     if pixels == 0:
         image.close()
@@ -169,10 +191,13 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     mode = image.mode
     if mode == "RGB":
         return image
-    if mode in {"I;16", "I;16L", "I;16B", "I;16N", "I"}:
-        array = np.asarray(image, dtype=np.int64)
-        peak = 65535 if mode.startswith("I;16") or array.max(initial=0) > 255 else 255
-        scaled = np.clip(array * 255 // peak, 0, 255).astype(np.uint8)
+    if mode in {"I;16", "I;16L", "I;16B", "I;16N"}:
+        high = (np.asarray(image, dtype=np.uint16) >> 8).astype(np.uint8)  # 16 -> 8 bits, no int64 copy
+        return Image.fromarray(high, "L").convert("RGB")
+    if mode == "I":
+        array = np.asarray(image, dtype=np.int32)
+        peak = 65535 if array.max(initial=0) > 255 else 255
+        scaled = np.clip(array // (peak // 255), 0, 255).astype(np.uint8)
         return Image.fromarray(scaled, "L").convert("RGB")
     if mode == "F":
         array = np.nan_to_num(np.asarray(image, dtype=np.float64))

@@ -140,10 +140,12 @@ def detections_from_raw(data: Any, source: str = "<raw>") -> Detections:
             raise PredictionFileError(source, f"{where} must be an object, got {type(obj).__name__}")
         bbox = obj.get("bbox")
         if not (isinstance(bbox, list | tuple) and len(bbox) == 4 and all(_is_number(v) for v in bbox)):
-            raise PredictionFileError(source, f"{where}.bbox must be [x1, y1, x2, y2] numbers, got {bbox!r}")
+            raise PredictionFileError(
+                source, f"{where}.bbox must be [x1, y1, x2, y2] finite numbers, got {str(bbox)[:80]}"
+            )
         score = obj.get("score", 1.0)
         if not _is_number(score):
-            raise PredictionFileError(source, f"{where}.score must be a number, got {score!r}")
+            raise PredictionFileError(source, f"{where}.score must be a finite number, got {str(score)[:80]}")
         label = obj.get("category", obj.get("label"))
         if not isinstance(label, str) or not label.strip():
             raise PredictionFileError(source, f"{where}.category must be a non-empty string, got {label!r}")
@@ -191,11 +193,11 @@ def load_raw_file(path: str | Path) -> Detections:
     """Read one raw prediction file (``<image>_dinox_preannot.json`` or ``<image>.json``)."""
     file = Path(path)
     try:
-        data = json.loads(file.read_text(encoding="utf-8"))
+        data = json.loads(file.read_text(encoding="utf-8-sig"))
     except (OSError, UnicodeDecodeError) as exc:
         raise PredictionFileError(str(file), f"cannot read ({exc})") from exc
-    except json.JSONDecodeError as exc:
-        raise PredictionFileError(str(file), f"not valid JSON ({exc})") from exc
+    except (ValueError, RecursionError) as exc:  # not JSON, a 5,000-digit number, deep nesting
+        raise PredictionFileError(str(file), f"not valid JSON ({str(exc)[:200]})") from exc
     return detections_from_raw(data, str(file))
 
 
@@ -217,5 +219,12 @@ def _objects(data: Any, source: str) -> list[Any]:
     return objects
 
 
+_LARGEST = 1e15  # a coordinate or score beyond this is not a measurement (nor a float64 pixel)
+
+
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    if isinstance(value, int):
+        return -_LARGEST <= value <= _LARGEST  # a 400-digit int would overflow float()
+    return math.isfinite(value) and abs(value) <= _LARGEST

@@ -7,7 +7,6 @@ output directory.
 
 from __future__ import annotations
 
-import csv
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -16,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from prelabel.atomic import atomic_write, atomic_write_csv
+from prelabel.atomic import atomic_write, atomic_write_csv, write_csv_rows
 from prelabel.ingest.sampling import StratumCount
 from prelabel.labelstudio.matching import MatchResult
 
@@ -58,12 +57,9 @@ def append_unmatched_labels(
     stamp = (now or datetime.now(UTC)).isoformat(timespec="seconds")
     path.parent.mkdir(parents=True, exist_ok=True)
     new = not path.exists() or path.stat().st_size == 0
+    rows = [[stamp, project_id, model_version, label, count] for label, count in sorted(counts.items())]
     with path.open("a", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        if new:
-            writer.writerow(_LABEL_COLUMNS)
-        for label, count in sorted(counts.items()):
-            writer.writerow([stamp, project_id, model_version, label, count])
+        write_csv_rows(handle, [_LABEL_COLUMNS] if new else [], rows)
     return len(counts)
 
 

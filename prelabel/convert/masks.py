@@ -17,8 +17,10 @@ from pycocotools import mask as coco_mask
 
 from prelabel.convert.brush import decode_values, encode_runs
 from prelabel.errors import MaskError
+from prelabel.images import DEFAULT_MAX_PIXELS
 
 __all__ = [
+    "MAX_MASK_PIXELS",
     "CocoRle",
     "brush_to_mask",
     "coco_area",
@@ -59,6 +61,7 @@ def brush_to_mask(rle: list[int] | bytes, height: int, width: int) -> Mask:
     """
     if height <= 0 or width <= 0:
         raise MaskError(f"mask size must be positive, got {height}x{width} (height x width)")
+    _check_area(height, width)
     lengths, values = decode_values(rle)
     total = int(lengths.sum())
     if total != height * width * 4:
@@ -75,7 +78,12 @@ def brush_to_mask(rle: list[int] | bytes, height: int, width: int) -> Mask:
 
 
 def coco_to_mask(rle: Mapping[str, Any]) -> Mask:
-    """Decode COCO RLE (compressed str/bytes counts or an uncompressed list) to 0/1."""
+    """Decode COCO RLE (compressed str/bytes counts or an uncompressed list) to 0/1.
+
+    A size above ``MAX_MASK_PIXELS`` is refused before decoding: six characters of RLE can
+    declare a 100,000 x 100,000 mask.
+    """
+    _check_area(*coco_size(rle))
     compressed = normalize_coco(rle)
     decoded = coco_mask.decode({"size": compressed["size"], "counts": compressed["counts"].encode()})
     return np.ascontiguousarray(decoded, dtype=np.uint8)
@@ -91,6 +99,17 @@ def mask_to_coco(mask: npt.ArrayLike) -> CocoRle:
 def coco_to_brush(coco_rle: Mapping[str, Any]) -> list[int]:
     """Brush RLE straight from a COCO RLE (any counts form)."""
     return mask_to_brush(coco_to_mask(coco_rle))
+
+
+MAX_MASK_PIXELS = DEFAULT_MAX_PIXELS
+"""The largest mask decoded: the image pixel limit's default (100 megapixels)."""
+
+
+def _check_area(height: int, width: int) -> None:
+    if height * width > MAX_MASK_PIXELS:
+        raise MaskError(
+            f"a {height}x{width} mask is over the {MAX_MASK_PIXELS:,}-pixel limit; refused before decoding"
+        )
 
 
 def coco_size(rle: Mapping[str, Any]) -> tuple[int, int]:

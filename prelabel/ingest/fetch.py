@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import stat
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from prelabel.errors import SourceError
-from prelabel.retry import TRANSIENT_STATUS, RetryPolicy, TransientStatusError
+from prelabel.ingest.guards import label_studio_file_path, redirect_guard
+from prelabel.retry import TRANSIENT_STATUS, RetryPolicy, TransientStatusError, safe_url
 from prelabel.store.uris import split_s3_uri
 
 if TYPE_CHECKING:
@@ -87,7 +90,12 @@ class Fetcher:
 
     def _client(self, connections: int | None = None) -> httpx.AsyncClient:
         limits = httpx.Limits(max_connections=connections or self.options.concurrency)
-        return httpx.AsyncClient(timeout=self.options.timeout, limits=limits, follow_redirects=True)
+        settings = self.settings
+        trusted = [settings.ls_url, settings.s3_endpoint_url or ""] if settings is not None else []
+        return httpx.AsyncClient(
+            timeout=self.options.timeout, limits=limits, follow_redirects=True,
+            event_hooks={"response": [redirect_guard(trusted)]},
+        )  # fmt: skip
 
     async def _fetch_all(
         self, uris: Iterable[str], handle: Callable[[str, bytes | SourceError], None]
@@ -107,6 +115,8 @@ class Fetcher:
                         outcome: bytes | SourceError = await self._read(client, uri)
                     except SourceError as exc:
                         outcome = exc
+                    except (httpx.InvalidURL, httpx.UnsupportedProtocol, ValueError) as exc:
+                        outcome = SourceError(f"{safe_url(uri)}: malformed URI ({exc})")
                     async with handler_lock:
                         await asyncio.to_thread(handle, uri, outcome)
                 finally:
@@ -134,18 +144,20 @@ class Fetcher:
     def _read_local(self, uri: str) -> bytes:
         path = Path(uri)
         try:
-            if path.stat().st_size > self.options.max_bytes:
-                raise SourceError(f"{uri}: larger than the {self.options.max_bytes:,}-byte limit")
-            return path.read_bytes()
+            with path.open("rb") as handle:
+                status = os.fstat(handle.fileno())
+                if not stat.S_ISREG(status.st_mode):
+                    raise SourceError(f"{uri}: not a regular file")
+                if status.st_size > self.options.max_bytes:
+                    raise SourceError(f"{uri}: larger than the {self.options.max_bytes:,}-byte limit")
+                return handle.read(self.options.max_bytes + 1)
         except OSError as exc:
             raise SourceError(f"{uri}: cannot read file ({exc.strerror or exc})") from exc
 
     def _from_label_studio(self, uri: str) -> bool:
-        """A file served by the configured Label Studio (uploads, local files): needs its key."""
+        """A file the configured Label Studio serves (uploads, local files): sent with its key."""
         settings = self.settings
-        return bool(
-            settings and settings.ls_api_key and uri.startswith(settings.ls_url.rstrip("/") + "/data/")
-        )
+        return bool(settings and settings.ls_api_key and label_studio_file_path(uri, settings.ls_url))
 
     def _read_label_studio(self, uri: str) -> bytes:
         from prelabel.errors import LabelStudioError
@@ -155,7 +167,8 @@ class Fetcher:
         if self._label_studio is None:
             self._label_studio = LabelStudioClient(self.settings.ls_url, self.settings.ls_api_key)
         try:
-            answer = self._label_studio.request("GET", uri[len(self.settings.ls_url.rstrip("/")) :])
+            path = label_studio_file_path(uri, self.settings.ls_url) or ""
+            answer = self._label_studio.request("GET", path)
         except LabelStudioError as exc:
             raise SourceError(f"{uri}: {exc}") from exc
         if len(answer.content) > self.options.max_bytes:

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import csv
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from prelabel.atomic import atomic_write_csv
+from prelabel.atomic import atomic_write_csv, csv_value
 from prelabel.errors import PrelabelError, SourceError
 from prelabel.failures import ErrorRow, Stage, failure_row, write_errors
 from prelabel.images import DEFAULT_MAX_PIXELS, read_image_info
@@ -66,11 +66,12 @@ class ManifestRow:
 
 @dataclass(frozen=True)
 class Duplicate:
-    """An image whose bytes another kept image already has."""
+    """An image whose bytes another kept image already has, or a URI listed twice."""
 
     uri: str
     duplicate_of: str
     sha256: str
+    reason: str = "same bytes"
 
 
 @dataclass
@@ -114,17 +115,36 @@ def iter_source(spec: SourceSpec, fetcher: Fetcher, settings: Settings | None = 
         rest = RestSource(source, spec.url_path, spec.label_path, spec.page_size, spec.max_items)
         yield from iter_rest(rest, fetcher)
         return
-    from prelabel.ingest.video import VIDEO_SUFFIXES, iter_video_files, iter_video_frames
+    from prelabel.ingest.video import VIDEO_SUFFIXES
 
     path = Path(source)
     if path.suffix.lower() in (".txt", ".csv"):
         yield from iter_url_list(path, spec.url_column)
     elif spec.video_fps is not None or path.suffix.lower() in VIDEO_SUFFIXES:
-        frames = Path(spec.frames_dir or "frames")
-        for video in iter_video_files(path):
-            yield from iter_video_frames(video, spec.video_fps or 0.0, frames / video.stem)
+        yield from _video_items(path, spec.video_fps or 0.0, Path(spec.frames_dir or "frames"))
     else:
         yield from (SourceItem(str(p), p.name) for p in iter_image_files(path))
+
+
+def _video_items(source: Path, fps: float, frames: Path) -> Iterator[SourceItem]:
+    """Every video's frames, each video in a folder of its own (``a/cam.mp4`` and ``b/cam.mp4``
+    never share one); a video that cannot be read is one problem item, the others go on."""
+    from prelabel.ingest.video import iter_video_files, iter_video_frames
+
+    used: dict[str, Path] = {}
+    for video in iter_video_files(source):
+        relative = video.relative_to(source) if source.is_dir() else Path(video.name)
+        stem = "_".join(relative.with_suffix("").parts)
+        if stem in used:
+            yield SourceItem(
+                str(video), video.name, problem=f"its frames would clash with those of {used[stem]}"
+            )
+            continue
+        used[stem] = video
+        try:
+            yield from iter_video_frames(video, fps, frames / stem, prefix=stem)
+        except SourceError as exc:
+            yield SourceItem(str(video), video.name, problem=str(exc))
 
 
 def ingest(
@@ -140,6 +160,7 @@ def ingest(
 ) -> IngestResult:
     """List -> sample -> fetch and check -> drop duplicates; see the module docstring."""
     result = IngestResult()
+    items = _usable(items, result)
     if sample is not None:
         key = None
         if stratify_by is not None:
@@ -150,8 +171,13 @@ def ingest(
     else:
         kept = list(items)
         result.listed = len(kept)
-    order = {item.uri: i for i, item in enumerate(kept)}
-    by_uri = {item.uri: item for item in kept}
+    order: dict[str, int] = {}
+    by_uri: dict[str, SourceItem] = {}
+    for item in kept:
+        if item.uri in by_uri:  # listed again: the first listing (and its columns) is kept
+            result.duplicates.append(Duplicate(item.uri, item.uri, "", "listed again"))
+            continue
+        order[item.uri], by_uri[item.uri] = len(order), item
     found: dict[str, ManifestRow] = {}
     lock = threading.Lock()
 
@@ -176,12 +202,23 @@ def ingest(
     for uri in sorted(found, key=order.__getitem__):
         row = found[uri]
         if row.sha256 in first:
-            result.duplicates.append(Duplicate(uri, first[row.sha256], row.sha256))
+            result.duplicates.append(Duplicate(uri, first[row.sha256], row.sha256, "same bytes"))
             continue
         first[row.sha256] = uri
         result.rows.append(row)
     result.errors.sort(key=lambda e: order.get(e.file, 0))
     return result
+
+
+def _usable(items: Iterable[SourceItem], result: IngestResult) -> Iterator[SourceItem]:
+    """The items a source could give; each problem item becomes an error row on the way."""
+    for item in items:
+        if item.problem is None:
+            yield item
+        else:
+            result.errors.append(
+                failure_row(item.uri, Stage.INGEST, SourceError(f"{item.uri}: {item.problem}"))
+            )
 
 
 def _stratum_of(column: str) -> Callable[[SourceItem], str]:
@@ -216,22 +253,32 @@ def read_manifest(path: str | Path) -> list[ManifestRow]:
     if not source.is_file():
         raise SourceError(f"{source}: no such manifest")
     rows = []
-    with source.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        if "uri" not in (reader.fieldnames or []):
-            raise SourceError(f"{source}: a manifest needs a 'uri' column (columns: {reader.fieldnames})")
-        for line, record in enumerate(reader, start=2):
-            uri = (record.get("uri") or "").strip()
-            if not uri:
-                raise SourceError(f"{source}, line {line}: empty uri")
-            try:
-                width, height = int(record.get("width") or 0), int(record.get("height") or 0)
-            except ValueError as exc:
-                raise SourceError(f"{source}, line {line}: width/height must be integers") from exc
-            extra = {k: v or "" for k, v in record.items() if k and k not in _COLUMNS}
-            name = record.get("name") or Path(uri).name
-            rows.append(ManifestRow(uri, name, record.get("sha256") or "", width, height, extra))
+    line = 1
+    try:
+        with source.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            if "uri" not in (reader.fieldnames or []):
+                raise SourceError(f"{source}: a manifest needs a 'uri' column (columns: {reader.fieldnames})")
+            for line, raw in enumerate(reader, start=2):
+                rows.append(_manifest_row(raw, f"{source}, line {line}"))
+    except (csv.Error, UnicodeDecodeError) as exc:
+        raise SourceError(f"{source}, line {line + 1}: not a readable CSV manifest ({exc})") from exc
     return rows
+
+
+def _manifest_row(raw: Mapping[str | None, str | None], where: str) -> ManifestRow:
+    record = {k: csv_value(v or "") for k, v in raw.items() if isinstance(k, str)}
+    uri = record.get("uri", "").strip()
+    if not uri:
+        raise SourceError(f"{where}: empty uri")
+    size = (record.get("width") or "0", record.get("height") or "0")
+    if not all(v.isdigit() and len(v) <= 6 for v in size):
+        raise SourceError(
+            f"{where}: width/height must be whole numbers of pixels, got {size[0][:20]}/{size[1][:20]}"
+        )
+    extra = {k: v for k, v in record.items() if k and k not in _COLUMNS}
+    name = record.get("name") or Path(uri).name
+    return ManifestRow(uri, name, record.get("sha256", ""), int(size[0]), int(size[1]), extra)
 
 
 def write_ingest_report(manifest: Path, result: IngestResult) -> dict[str, str]:
@@ -239,8 +286,8 @@ def write_ingest_report(manifest: Path, result: IngestResult) -> dict[str, str]:
     stem, folder = manifest.stem, manifest.parent
     files = {"errors": folder / f"{stem}_errors.csv", "duplicates": folder / f"{stem}_duplicates.csv"}
     write_errors(files["errors"], result.errors)
-    duplicates = ([d.uri, d.duplicate_of, d.sha256] for d in result.duplicates)
-    atomic_write_csv(files["duplicates"], ["uri", "duplicate_of", "sha256"], duplicates)
+    duplicates = ([d.uri, d.duplicate_of, d.sha256, d.reason] for d in result.duplicates)
+    atomic_write_csv(files["duplicates"], ["uri", "duplicate_of", "sha256", "reason"], duplicates)
     if result.strata:
         files["strata"] = folder / f"{stem}_strata.csv"
         strata = ([s.stratum, s.available, s.sampled] for s in result.strata)

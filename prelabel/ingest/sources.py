@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "IMAGE_SUFFIXES",
+    "MAX_PAGES",
+    "REMOTE_SCHEMES",
     "RestSource",
     "SourceItem",
     "iter_image_files",
@@ -31,6 +33,8 @@ __all__ = [
     "iter_s3",
     "iter_url_list",
     "raw_file_for",
+    "remote_item",
+    "remote_problem",
 ]
 
 IMAGE_SUFFIXES = frozenset(
@@ -74,11 +78,47 @@ def raw_file_for(image: Path, raw_dir: Path | None = None, input_root: Path | No
 
 @dataclass(frozen=True)
 class SourceItem:
-    """One image reference: where its bytes are, its file name, and extra columns (a label)."""
+    """One image reference: where its bytes are, its file name, and extra columns (a label).
+
+    ``problem`` marks an item the source could not give (a local path in a URL list, a page
+    limit reached): it becomes an error row, and the other items go on.
+    """
 
     uri: str
     name: str
     fields: Mapping[str, str] = field(default_factory=dict)
+    problem: str | None = None
+
+
+REMOTE_SCHEMES = ("http://", "https://", "s3://")
+MAX_PAGES = 10_000
+"""REST paging stops here (an API that ignores the offset would page forever)."""
+
+
+def remote_item(uri: str, name: str, fields: Mapping[str, str] | None = None) -> SourceItem:
+    """An item named by a remote list (URL list, REST page, task data): http(s) or s3 only, a
+    well-formed URL; anything else (``/etc/hostname``, ``file://``, ``http://[::1/x``) is a problem."""
+    return SourceItem(uri, name, fields or {}, problem=remote_problem(uri))
+
+
+def remote_problem(uri: str) -> str | None:
+    """Why ``uri`` is not a usable remote reference, or None."""
+    import httpx
+
+    if not uri.startswith(REMOTE_SCHEMES):
+        return "unsupported scheme or a local path (lists, REST pages and task data name http(s) or s3 URIs)"
+    if any(ord(c) < 32 or c == "\x7f" for c in uri):
+        return "the URI holds control characters"
+    if uri.startswith("s3://"):
+        return None if uri[5:].partition("/")[0] and uri[5:].partition("/")[2] else "not s3://bucket/key"
+    try:
+        url = httpx.URL(uri)
+        if not url.host:
+            return "the URL names no host"
+        _ = url.port
+    except (httpx.InvalidURL, ValueError) as exc:
+        return f"malformed URL ({exc})"
+    return None
 
 
 def iter_s3(uri: str, settings: Settings | None = None) -> Iterator[SourceItem]:
@@ -110,7 +150,7 @@ def iter_url_list(path: str | Path, url_column: str = "url") -> Iterator[SourceI
     source = Path(path)
     if not source.is_file():
         raise SourceError(f"{source}: no such URL list")
-    with source.open(newline="", encoding="utf-8") as handle:
+    with source.open(newline="", encoding="utf-8-sig", errors="replace") as handle:
         if source.suffix.lower() == ".csv":
             reader = csv.DictReader(handle)
             if url_column not in (reader.fieldnames or []):
@@ -118,12 +158,12 @@ def iter_url_list(path: str | Path, url_column: str = "url") -> Iterator[SourceI
             for row in reader:
                 url = (row.pop(url_column) or "").strip()
                 if url:
-                    yield SourceItem(url, name_of(url), {k: v or "" for k, v in row.items() if k})
+                    yield remote_item(url, name_of(url), {k: v or "" for k, v in row.items() if k})
             return
         for line in handle:
             url = line.strip()
             if url and not url.startswith("#"):
-                yield SourceItem(url, name_of(url))
+                yield remote_item(url, name_of(url))
 
 
 @dataclass(frozen=True)
@@ -142,6 +182,7 @@ class RestSource:
     max_items: int | None = None
     offset_param: str = "offset"
     limit_param: str = "limit"
+    max_pages: int = MAX_PAGES
 
 
 def iter_rest(source: RestSource, fetcher: Fetcher) -> Iterator[SourceItem]:
@@ -151,15 +192,28 @@ def iter_rest(source: RestSource, fetcher: Fetcher) -> Iterator[SourceItem]:
             f"url path {source.url_path!r} must mark the item list with [], e.g. trees[].image_url"
         )
     list_path, _, item_path = source.url_path.partition("[]")
-    offset, seen = 0, 0
+    offset, seen, pages, previous = 0, 0, 0, None
     while source.max_items is None or seen < source.max_items:
+        if pages >= source.max_pages:
+            yield SourceItem(
+                source.url, "", problem=f"stopped after {pages:,} pages (the page limit, max_pages)"
+            )
+            return
         params = {source.offset_param: offset, source.limit_param: source.page_size}
         page = fetcher.get_json(source.url, params)
+        pages += 1
         items = _walk(page, list_path.strip("."), f"{source.url} (offset {offset})")
         if not isinstance(items, list):
             raise SourceError(f"{source.url} (offset {offset}): {list_path!r} is not a list")
         if not items:
             return
+        if items == previous:
+            problem = (
+                f"offset {offset} answered the previous page again: the API ignores {source.offset_param!r}"
+            )
+            yield SourceItem(source.url, "", problem=problem)
+            return
+        previous = items
         for item in items:
             url = _walk(item, item_path.strip("."), f"{source.url} (offset {offset})")
             if not isinstance(url, str) or not url:
@@ -167,7 +221,7 @@ def iter_rest(source: RestSource, fetcher: Fetcher) -> Iterator[SourceItem]:
             fields = {}
             if source.label_path:
                 fields["label"] = str(_walk(item, source.label_path, f"{source.url} (offset {offset})"))
-            yield SourceItem(url, name_of(url), fields)
+            yield remote_item(url, name_of(url), fields)
             seen += 1
             if source.max_items is not None and seen >= source.max_items:
                 return
@@ -190,8 +244,8 @@ def iter_project(uri: str, settings: Settings) -> Iterator[SourceItem]:
         for task in client.iter_tasks(int(raw)):
             ref = task.image_ref(key)
             if ref:
-                url = base + ref if ref.startswith("/data/") else ref
-                yield SourceItem(url, name_of(ref), {"task_id": str(task.id)})
+                url = base + ref if ref.startswith(("/data/upload/", "/data/local-files/")) else ref
+                yield remote_item(url, name_of(ref), {"task_id": str(task.id)})
 
 
 def _walk(document: Any, path: str, where: str) -> Any:

@@ -35,9 +35,10 @@ def iter_video_files(root: str | Path) -> Iterator[Path]:
 
 
 def iter_video_frames(
-    video: str | Path, fps: float, frames_dir: str | Path, quality: int = 95
+    video: str | Path, fps: float, frames_dir: str | Path, quality: int = 95, prefix: str | None = None
 ) -> Iterator[SourceItem]:
-    """Frames of ``video`` at ``fps`` (0: all) written as JPEGs to ``frames_dir``."""
+    """Frames of ``video`` at ``fps`` (0: all) written as JPEGs to ``frames_dir`` as
+    ``<prefix>_<ms>.jpg`` (prefix: the video's stem)."""
     try:
         import av
     except ImportError as exc:
@@ -60,9 +61,9 @@ def iter_video_frames(
                 if ms + 1e-6 < next_ms:
                     continue
                 next_ms = (next_ms + step_ms * (1 + (ms - next_ms) // step_ms)) if step_ms else ms
-                name = f"{path.stem}_{round(ms)}.jpg"
+                name = f"{prefix or path.stem}_{round(ms)}.jpg"
                 target = out / name
                 frame.to_image().save(target, "JPEG", quality=quality)  # type: ignore[no-untyped-call]
                 yield SourceItem(str(target), name, {"video": str(path), "ms": str(round(ms))})
-    except av.FFmpegError as exc:
+    except (av.FFmpegError, OSError, ValueError) as exc:
         raise SourceError(f"{path}: cannot decode video ({exc})") from exc

@@ -105,24 +105,46 @@ class LabelMap:
         return None
 
 
+_MAX_BYTES = 1_000_000
+
+
+def _flat_yaml(text: str, name: str) -> object:
+    """YAML without aliases or nesting past two levels (a 300-byte alias bomb expands to
+    billions of entries when anything walks it); then parsed safely."""
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.AliasEvent):
+            raise LabelMapError(name, "YAML aliases (*name) are not allowed in a label map")
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > 2:
+                raise LabelMapError(name, "nested too deep: a label map is a flat object of label -> label")
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+    return yaml.safe_load(text)
+
+
 def load_label_map(path: str | Path, normalization: Normalization | None = None) -> LabelMap:
     """Read a flat JSON (``.json``) or YAML (anything else) label-mapping file."""
     file = Path(path)
     try:
-        text = file.read_text(encoding="utf-8")
+        if file.stat().st_size > _MAX_BYTES:
+            raise LabelMapError(str(file), f"larger than {_MAX_BYTES:,} bytes: not a label map")
+        text = file.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise LabelMapError(str(file), f"cannot read label map ({exc})") from exc
     try:
-        data = json.loads(text) if file.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        data = json.loads(text) if file.suffix.lower() == ".json" else _flat_yaml(text, str(file))
+    except (ValueError, RecursionError, yaml.YAMLError) as exc:
         raise LabelMapError(
-            str(file), f"not valid {'JSON' if file.suffix == '.json' else 'YAML'}: {exc}"
+            str(file), f"not valid {'JSON' if file.suffix == '.json' else 'YAML'}: {str(exc)[:200]}"
         ) from exc
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise LabelMapError(str(file), f"must be a flat object of label -> label, got {type(data).__name__}")
-    bad = [f"{k!r}: {v!r}" for k, v in data.items() if not isinstance(k, str) or not isinstance(v, str)]
+    bad = [f"{str(k)[:40]!r}: {str(v)[:40]!r}" for k, v in data.items()
+           if not isinstance(k, str) or not isinstance(v, str)]  # fmt: skip
     if bad:
         raise LabelMapError(
             str(file), f"every key and value must be a string; bad entries: {', '.join(bad[:5])}"

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from prelabel.atomic import atomic_write
-from prelabel.errors import SettingsError
+from prelabel.errors import MaskError, PredictionFileError, SettingsError
 from prelabel.records import Detections, ModelSignature, detections_from_raw, detections_to_raw
 from prelabel.store.s3 import s3_client
 
@@ -67,7 +67,7 @@ class LocalCache:
             return None
         except (OSError, ValueError):
             return None  # unreadable entry: treated as a miss and rewritten
-        return detections_from_raw(data, str(path))
+        return _entry(data, str(path))
 
     def put(self, sha256: str, signature: ModelSignature, detections: Detections) -> None:
         self._write(self.root / cache_key(sha256, signature), _encode(signature, detections))
@@ -107,7 +107,7 @@ class S3Cache:
             data = json.loads(answer["Body"].read())
         except ValueError:
             return None
-        return detections_from_raw(data, f"s3://{self.bucket}/{key}")
+        return _entry(data, f"s3://{self.bucket}/{key}")
 
     def put(self, sha256: str, signature: ModelSignature, detections: Detections) -> None:
         self.client.put_object(
@@ -131,6 +131,14 @@ class S3Cache:
     def put_marker(self, name: str, data: dict[str, Any]) -> None:
         body = json.dumps(data).encode()
         self.client.put_object(Bucket=self.bucket, Key=self._marker_key(name), Body=body)
+
+
+def _entry(data: Any, where: str) -> Detections | None:
+    """A cached entry, or None (a miss, rewritten) when it is not a valid prediction."""
+    try:
+        return detections_from_raw(data, where)
+    except (PredictionFileError, MaskError):
+        return None
 
 
 def open_cache(location: str | Path, settings: Settings | None = None) -> PredictionCache:
