@@ -32,15 +32,17 @@ def opaque(value: T) -> T:
 
 
 def connection(params: LabelStudioParams) -> tuple[Settings, LabelStudioConnection]:
-    """Settings from the environment, the URL from the parameters, the key from env or a Secret block."""
-    settings = load_settings(ls_url=params.ls_url)
+    """Settings from the environment; the key from a Secret block (for the parameter's URL, or
+    the configured one), else the environment's key, which goes only to the environment's URL."""
+    configured = load_settings()
     if params.api_key_block:
         from prefect.blocks.system import Secret
 
         block: Secret[str] = Secret.load(params.api_key_block)  # type: ignore[assignment]
         key = SecretStr(str(block.get()))
+        settings = load_settings(ls_url=params.ls_url)
     else:
-        key = settings.require_ls_api_key()
+        key, settings = configured.ls_key_for(params.ls_url), configured
     return settings, LabelStudioConnection(settings.ls_url, key, settings.request_timeout)
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from prelabel.atomic import atomic_write_csv
 from prelabel.errors import DinoxAuthError, LabelConfigError, PrelabelError, SettingsError
+from prelabel.redact import redact
 
 __all__ = ["ErrorRow", "ItemAttempt", "Stage", "failure_row", "item_failure", "write_errors"]
 
@@ -48,10 +49,11 @@ class ErrorRow:
 
 
 def failure_row(file: str, stage: Stage, error: PrelabelError) -> ErrorRow:
-    """The row for one item's failure; a batch-wide error is raised instead."""
+    """The row for one item's failure, credentials taken out of its URLs; a batch-wide error is
+    raised instead."""
     if isinstance(error, _BATCH_ERRORS):
         raise error
-    return ErrorRow(file, stage, str(error))
+    return ErrorRow(redact(file), stage, redact(str(error)))
 
 
 @dataclass

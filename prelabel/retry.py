@@ -22,7 +22,6 @@ import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
-from urllib.parse import urlsplit
 
 import httpx
 from tenacity import (
@@ -36,6 +35,7 @@ from tenacity import (
 from tenacity.stop import stop_base
 
 from prelabel.errors import AmbiguousWriteError
+from prelabel.redact import safe_url
 
 __all__ = ["TRANSIENT_STATUS", "RetryPolicy", "TransientStatusError", "safe_url"]
 
@@ -63,15 +63,6 @@ class TransientStatusError(Exception):
         header = response.headers.get("Retry-After", "")
         self.retry_after = float(header) if header.replace(".", "", 1).isdigit() else None
         super().__init__(reason or f"HTTP {response.status_code}")
-
-
-def safe_url(url: str | httpx.URL) -> str:
-    """A URL fit for logs and errors: no user info, no query (presigned signatures live there)."""
-    parts = urlsplit(str(url))
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return f"{parts.scheme}://{host}{parts.path}" if parts.scheme else parts.path
 
 
 @dataclass(frozen=True)

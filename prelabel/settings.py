@@ -86,6 +86,20 @@ class Settings(BaseSettings):
         """Which Label Studio credential the key is, or None when there is none."""
         return None if self.ls_api_key is None else token_kind(self.ls_api_key.get_secret_value())
 
+    def ls_key_for(self, url: str | None) -> SecretStr:
+        """The configured Label Studio key, for the configured URL only.
+
+        A URL named elsewhere (a flow parameter, ``--ls-url`` alone) never receives the key
+        configured for another server: the key is bound to ``ls_url``.
+        """
+        if url is not None and url.rstrip("/") != self.ls_url:
+            raise SettingsError(
+                f"Label Studio URL {url} is not the configured one ({self.ls_url}): its key is not sent "
+                "to another server; pass --api-key with --ls-url, set PRELABEL_LS_URL with "
+                "PRELABEL_LS_API_KEY, or name a Secret block (api_key_block) holding that server's key"
+            )
+        return self.require_ls_api_key()
+
     def require_ls_api_key(self) -> SecretStr:
         """The Label Studio key, or a SettingsError naming the variables to set."""
         if self.ls_api_key is None or not self.ls_api_key.get_secret_value():

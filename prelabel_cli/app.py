@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from typer.exceptions import TyperException
 
 from prelabel.errors import PrelabelError
+from prelabel.redact import redact
 
 __all__ = ["EXIT_IMAGES_FAILED", "EXIT_INPUT_ERROR", "app", "main"]
 
@@ -55,7 +56,7 @@ def _fail(lines: list[str]) -> None:
     if len(lines) > _MAX_LINES:
         lines = [*lines[: _MAX_LINES - 1], f"... and {len(lines) - _MAX_LINES + 1} more"]
     for line in lines:
-        typer.echo(f"prelabel: error: {line}", err=True)
+        typer.echo(f"prelabel: error: {redact(line)}", err=True)
     sys.exit(EXIT_INPUT_ERROR)
 
 

@@ -24,8 +24,8 @@ def check_model(name: str, options: Mapping[str, Any]) -> None:
 
 def check_project(ls_url: str | None, project_id: int) -> None:
     """Label Studio answers at the URL, accepts the key, and has the project."""
-    settings = load_settings(ls_url=ls_url)
-    key = settings.require_ls_api_key()
+    settings = load_settings()
+    key = settings.ls_key_for(ls_url)
     url = settings.ls_url
     try:
         with LabelStudioClient(url, key, timeout=_TIMEOUT, retries=0) as client:

@@ -163,7 +163,7 @@ def pull(
     from flows.params import PullParams
     from flows.pull_annotations import pull_annotations
 
-    use_api_key(api_key)
+    use_api_key(api_key, ls_url)
     formats = format or ["coco", "parquet"]
     bad = [f for f in formats if f not in {"coco", "parquet", "csv"}]
     if bad:

@@ -107,7 +107,7 @@ class PostOptions:
 
     def flow_params(self) -> dict[str, Any]:
         """The options as flow parameters; the key goes to the environment, never a parameter."""
-        use_api_key(self.api_key)
+        use_api_key(self.api_key, self.ls_url)
         given = asdict(self)
         for name in ("api_key", "allow_failures"):
             given.pop(name)
@@ -143,10 +143,13 @@ def posting_options(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def use_api_key(api_key: str | None) -> None:
-    """A key given on the command line reaches the flow through the environment only."""
+def use_api_key(api_key: str | None, ls_url: str | None) -> None:
+    """A key given on the command line reaches the flow through the environment only, bound to
+    the URL given with it (else the configured URL): ``--ls-url`` and ``--api-key`` are a pair."""
     if api_key:
         os.environ["PRELABEL_LS_API_KEY"] = api_key
+        if ls_url:
+            os.environ["PRELABEL_LS_URL"] = ls_url
 
 
 def model_options(pairs: list[str] | None) -> dict[str, Any]:

@@ -14,7 +14,8 @@ from prelabel.errors import AmbiguousWriteError, LabelStudioUnavailableError
 from prelabel.ingest.fetch import Fetcher, FetchOptions
 from prelabel.labelstudio.client import LabelStudioClient
 from prelabel.labelstudio.server import free_port
-from prelabel.retry import RetryPolicy, TransientStatusError, safe_url
+from prelabel.redact import safe_url
+from prelabel.retry import RetryPolicy, TransientStatusError
 from tasks.common import only_transient
 from tests.conftest import encode_image
 from tests.support.http_faults import Site, serve

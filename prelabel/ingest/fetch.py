@@ -24,7 +24,8 @@ import httpx
 
 from prelabel.errors import SourceError
 from prelabel.ingest.guards import label_studio_file_path, redirect_guard
-from prelabel.retry import TRANSIENT_STATUS, RetryPolicy, TransientStatusError, safe_url
+from prelabel.redact import safe_url
+from prelabel.retry import TRANSIENT_STATUS, RetryPolicy, TransientStatusError
 from prelabel.store.uris import split_s3_uri
 
 if TYPE_CHECKING:

@@ -21,7 +21,7 @@ from urllib.parse import unquote
 import httpx
 
 from prelabel.errors import SourceError
-from prelabel.retry import safe_url
+from prelabel.redact import safe_url
 
 __all__ = ["LABEL_STUDIO_FILE_PATHS", "label_studio_file_path", "redirect_guard"]
 

@@ -106,6 +106,15 @@ class DinoX(ModelAdapter):
         self._policy = RetryPolicy(retries=retries, backoff=backoff, deadline=deadline)
         self._token = token if isinstance(token, SecretStr) or token is None else SecretStr(token)
         self._base_url = base_url
+        if base_url is not None and self._token is None:
+            from prelabel.settings import load_settings
+
+            configured = load_settings().dinox_base_url
+            if base_url.rstrip("/") != configured:
+                raise SettingsError(
+                    f"base_url {base_url} is not the configured DINO-X API ({configured}): the token from "
+                    "PRELABEL_DINOX_TOKEN goes only there; set PRELABEL_DINOX_BASE_URL instead"
+                )
         self._http: httpx.Client | None = None
         self._limit = _RateLimit(rate)
 
@@ -126,11 +135,11 @@ class DinoX(ModelAdapter):
             from prelabel.settings import load_settings
 
             settings = load_settings()
+            base = (self._base_url or settings.dinox_base_url).rstrip("/")
             token = self._token or settings.dinox_token
             if token is None or not token.get_secret_value():
                 raise SettingsError("the dinox model needs a token: set PRELABEL_DINOX_TOKEN")
             self._token = token
-            base = (self._base_url or settings.dinox_base_url).rstrip("/")
             self._http = httpx.Client(base_url=base, timeout=self.timeout)
         return self._http
 

@@ -27,6 +27,7 @@ from prelabel.convert.geometry import xyxy_to_xywh
 from prelabel.convert.masks import coco_area, coco_to_mask
 from prelabel.errors import SourceError
 from prelabel.records import PredictionRecord
+from prelabel.redact import redact_url
 from prelabel.store.uris import name_of, split_s3_uri
 
 if TYPE_CHECKING:
@@ -165,7 +166,7 @@ def export_batch(
         state.next_image += 1
         size = {"width": info.width, "height": info.height}
         coco["images"].append({"id": image_id, "file_name": image_key, **size, "sha256": info.sha256,
-                               "source": record.uri})  # fmt: skip
+                               "source": redact_url(record.uri)})  # fmt: skip
         if images is not None and record.uri in images:
             put("images", image_key, images[record.uri], "application/octet-stream")
         for k in range(len(found)):
