@@ -8,7 +8,6 @@ output directory.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,6 +17,7 @@ from typing import Any
 from prelabel.atomic import atomic_write, atomic_write_csv, write_csv_rows
 from prelabel.ingest.sampling import StratumCount
 from prelabel.labelstudio.matching import MatchResult
+from prelabel.paths import safe_file_name, within
 
 __all__ = [
     "ExportSummary",
@@ -26,21 +26,12 @@ __all__ = [
     "RunSummary",
     "ShardSummary",
     "append_unmatched_labels",
-    "safe_file_name",
     "write_payloads",
     "write_unmatched",
 ]
 
 
-_UNSAFE = re.compile(r"[^-\w.]+")
 _LABEL_COLUMNS = ["timestamp", "project", "model_version", "label", "count"]
-
-
-def safe_file_name(name: str, max_length: int = 120) -> str:
-    """A file name from any string: last path part, safe characters, never hidden or empty."""
-    last = name.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
-    cleaned = _UNSAFE.sub("_", last).lstrip(".")
-    return cleaned[:max_length] or "unnamed"
 
 
 def append_unmatched_labels(
@@ -77,9 +68,7 @@ def write_payloads(out_dir: Path, payloads: Iterable[tuple[str, int, Mapping[str
     root = out_dir.resolve()
     written = []
     for name, task_id, payload in payloads:
-        target = (out_dir / f"{safe_file_name(name)}.task{task_id}.json").resolve()
-        if target.parent != root:
-            raise ValueError(f"refusing to write outside {root}: {target}")
+        target = within(root, out_dir / f"{safe_file_name(name)}.task{task_id}.json")
         atomic_write(target, json.dumps(payload))
         written.append(target)
     return written

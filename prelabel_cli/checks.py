@@ -8,11 +8,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from prelabel.errors import LabelStudioError, LabelStudioUnavailableError, PrelabelError
+from prelabel.ingest.manifest import read_manifest
 from prelabel.labelstudio.client import LabelStudioClient
 from prelabel.models import create_model
 from prelabel.settings import load_settings
 
-__all__ = ["check_model", "check_project"]
+__all__ = ["check_images", "check_model", "check_project"]
 
 _TIMEOUT = 5.0
 
@@ -20,6 +21,12 @@ _TIMEOUT = 5.0
 def check_model(name: str, options: Mapping[str, Any]) -> None:
     """The model is known and takes these options (adapters load weights lazily: cheap)."""
     create_model(name, **options)
+
+
+def check_images(manifest: str | None) -> None:
+    """A manifest is read whole before the run (its mistakes are one line, not a failed flow)."""
+    if manifest is not None:
+        read_manifest(manifest)
 
 
 def check_project(ls_url: str | None, project_id: int) -> None:

@@ -13,7 +13,7 @@ from prelabel.labelstudio.labelmap import load_label_map
 from prelabel.labelstudio.pullback import PullReport
 from prelabel.reports import ExportSummary, IngestSummary
 from prelabel_cli.app import EXIT_IMAGES_FAILED, app
-from prelabel_cli.checks import check_model, check_project
+from prelabel_cli.checks import check_images, check_model, check_project
 from prelabel_cli.options import (
     AllowFailures,
     ApiKey,
@@ -59,7 +59,10 @@ def ingest(
     ] = "items[].image_url",
     label_path: Annotated[str | None, typer.Option("--label-path", help="REST: label field, dotted.")] = None,
     max_items: Annotated[int | None, typer.Option("--max-items", help="REST: stop after N items.")] = None,
-    concurrency: Annotated[int, typer.Option("--concurrency", help="Downloads at once.")] = 32,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", min=1, max=512, help="Downloads at once.")
+    ] = 32,
+    allow_failures: AllowFailures = False,
 ) -> None:
     """List a source, sample it, download and check the images, drop duplicates: a manifest CSV.
 
@@ -73,7 +76,9 @@ def ingest(
         seed=seed, video_fps=video_fps, url_column=url_column, url_path=url_path, label_path=label_path,
         max_items=max_items, concurrency=concurrency,
     )  # fmt: skip
-    run_flow(ingest_flow, params, show=_ingest_lines)
+    done: IngestSummary = run_flow(ingest_flow, params, show=_ingest_lines)
+    if done.failed and not allow_failures:
+        raise typer.Exit(EXIT_IMAGES_FAILED)
 
 
 def _ingest_lines(done: IngestSummary) -> str:
@@ -125,6 +130,7 @@ def export(
         batch_size=batch_size, output_dir=str(output_dir),
     )  # fmt: skip
     check_model(params.model, params.model_options)
+    check_images(params.manifest)
     done: ExportSummary = run_flow(export_flow, params, show=_export_lines)
     if done.failed and not allow_failures:
         raise typer.Exit(EXIT_IMAGES_FAILED)

@@ -13,7 +13,7 @@ from prelabel.labelstudio.config import parse_label_config
 from prelabel.labelstudio.labelmap import LabelMap, Normalization, load_label_map
 from prelabel.offline import LOCAL_FILES_PREFIX, ConvertResult, convert_directory, write_tasks
 from prelabel_cli.app import EXIT_IMAGES_FAILED, app
-from prelabel_cli.checks import check_model, check_project
+from prelabel_cli.checks import check_images, check_model, check_project
 from prelabel_cli.options import (
     AllowFailures,
     CacheDir,
@@ -60,6 +60,7 @@ def run(
         cache_dir=cache_dir, refresh=refresh, **shared.flow_params(),
     )  # fmt: skip
     check_model(params.model, params.model_options)
+    check_images(params.manifest)
     check_project(params.ls_url, params.project_id)
     run_posting_flow(preannotate, params, shared.allow_failures)
 
@@ -114,6 +115,7 @@ def infer(
                          model_options=model_options(model_option), refresh=refresh,
                          batch_size=batch_size)  # fmt: skip
     check_model(params.model, params.model_options)
+    check_images(params.manifest)
     summary = run_flow(infer_flow, params, show=lambda s: s.line())
     if summary.failed and not allow_failures:
         raise typer.Exit(EXIT_IMAGES_FAILED)

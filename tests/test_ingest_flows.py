@@ -90,7 +90,8 @@ def test_ingest_command_with_a_sample(label_studio: LocalLabelStudio, tmp_path: 
         rows = [f"{site.url}/img/{s.name},{'a' if i < 3 else 'b'}" for i, s in enumerate(make_samples())]
         listing.write_text("url,label\n" + "\n".join([*rows, f"{site.url}/missing/x.jpg,b"]) + "\n")
         done = run_prelabel("ingest", "--source", str(listing), "--out", str(tmp_path / "m.csv"),
-                            "--sample", "4", "--stratify-by", "label", "--seed", "3")  # fmt: skip
+                            "--sample", "4", "--stratify-by", "label", "--seed", "3",
+                            "--allow-failures")  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     assert "a: 2 of 3" in done.stdout and "b: 2 of 2" in done.stdout
     rows = read_manifest(tmp_path / "m.csv")

@@ -83,9 +83,15 @@ def redirect_guard(trusted: Iterable[str]) -> Callable[[httpx.Response], Awaitab
             continue
 
     async def hook(response: httpx.Response) -> None:
-        target = response.next_request.url if response.next_request is not None else None
-        if not response.is_redirect or target is None:
+        location = response.headers.get("location")
+        if not response.is_redirect or not location:
             return
+        try:
+            target = response.request.url.join(location)
+        except (httpx.InvalidURL, ValueError) as exc:
+            raise SourceError(
+                f"{safe_url(response.request.url)}: redirected to a malformed URL ({exc})"
+            ) from exc
         if _origin(target)[1:] in allowed:
             return
         if await _resolves_private(target.host):

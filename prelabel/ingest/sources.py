@@ -115,7 +115,8 @@ def remote_problem(uri: str) -> str | None:
         url = httpx.URL(uri)
         if not url.host:
             return "the URL names no host"
-        _ = url.port
+        if url.port is not None and not 0 < url.port < 65536:
+            return f"malformed URL (port {url.port} out of range)"
     except (httpx.InvalidURL, ValueError) as exc:
         return f"malformed URL ({exc})"
     return None

@@ -26,6 +26,7 @@ from prelabel.atomic import atomic_write
 from prelabel.convert.geometry import xyxy_to_xywh
 from prelabel.convert.masks import coco_area, coco_to_mask
 from prelabel.errors import SourceError
+from prelabel.paths import safe_file_name, within
 from prelabel.records import PredictionRecord
 from prelabel.redact import redact_url
 from prelabel.store.uris import name_of, split_s3_uri
@@ -75,7 +76,7 @@ class LocalStore:
         return found
 
     def put(self, key: str, data: bytes, content_type: str) -> None:
-        atomic_write(self.root / key, data)
+        atomic_write(within(self.root, self.root / key), data)
 
 
 class S3Store:
@@ -159,7 +160,7 @@ def export_batch(
     coco: dict[str, Any] = {"images": [], "annotations": [], "categories": []}
     for record in records:
         info, found = record.image, record.detections
-        name = name_of(record.uri)
+        name = safe_file_name(name_of(record.uri))  # a URL's name is the source's choice
         tag = f"{info.sha256[:8]}-{PurePosixPath(name).stem}"
         image_key = f"images/{info.sha256[:8]}-{name}"
         image_id = state.next_image

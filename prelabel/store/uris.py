@@ -12,7 +12,10 @@ __all__ = ["name_of", "split_s3_uri"]
 
 def name_of(uri: str) -> str:
     """The file name in a path, ``s3://`` key or URL (URL-decoded, query left out)."""
-    path = urlsplit(uri).path if "://" in uri else uri
+    try:
+        path = urlsplit(uri).path if "://" in uri else uri
+    except ValueError:  # a malformed URL (an unclosed IPv6 bracket): its last segment, no query
+        path = uri.split("?", 1)[0].split("#", 1)[0]
     return PurePosixPath(unquote(path)).name or uri
 
 

@@ -4,7 +4,9 @@ Paths: ``/img/NAME`` serves the image; ``/slow/``, ``/missing/`` (404), ``/error
 always), ``/flaky/`` (500 once, then the image), ``/limited/`` (429 with Retry-After once,
 then the image), ``/html/`` (wrong content type), ``/truncated/`` (the connection closes
 mid-body), ``/huge/`` (declares 100 MB), ``/garbage/`` (image/jpeg that is not an image).
-``/api/trees?offset=&limit=`` pages over ``records`` as ``{"trees": [{"image_url", "species"}]}``.
+``/redirect/`` (302 to ``/img/`` on 127.0.0.1).
+``/api/trees?offset=&limit=`` pages over ``records`` as ``{"trees": [{"image_url", "species"}]}``;
+``/api/stuck`` answers the first page whatever the offset.
 POSTs (``posts`` holds what the server stored): ``/drop/`` stores the body and closes the
 connection without an answer, ``/proxy/`` stores it and answers 502, ``/limited/`` answers
 429 once without storing, anything else stores it and answers ``{"created": 1}``.
@@ -62,17 +64,27 @@ def _handler(site: Site) -> type[BaseHTTPRequestHandler]:
             with lock:
                 site.hits[parts.path] += 1
                 seen = site.hits[parts.path]
-            if parts.path == "/api/trees":
+            if parts.path in ("/api/trees", "/api/stuck"):
                 query = {k: int(v[0]) for k, v in parse_qs(parts.query).items()}
-                page = site.records[query["offset"] : query["offset"] + query["limit"]]
+                start = 0 if parts.path == "/api/stuck" else query["offset"]  # stuck: ignores the offset
+                page = site.records[start : start + query["limit"]]
                 self._send(200, json.dumps({"trees": page}).encode(), "application/json")
                 return
             kind, _, name = parts.path.strip("/").partition("/")
+            if parts.path == "/" and site.images:  # a URL with an empty path: the first image
+                kind, name = "img", next(iter(site.images))
             data = site.images.get(name)
             if data is None or kind == "missing":
                 self._send(404, b"not found", "text/plain")
             elif kind == "img":
                 self._send(200, data)
+            elif kind == "redirect":  # onto this machine's loopback address
+                self._send(
+                    302,
+                    b"",
+                    "text/plain",
+                    Location=f"http://127.0.0.1:{self.server.server_address[1]}/img/{name}",
+                )
             elif kind == "slow":
                 time.sleep(site.slow)
                 self._send(200, data)
