@@ -88,9 +88,7 @@ def to_coco(
         xyxy = corners_to_xyxy([p.points[0] for p in points if p.points])
         entry = _entry(len(annotations) + 1, first, category, label=group)
         x, y, w, h = xyxy_to_xywh(xyxy)
-        entry.update(
-            bbox=[x, y, w, h], area=w * h, attributes=dict(first.attributes), **_keypoints(points, kp_names)
-        )
+        entry.update(bbox=[x, y, w, h], area=w * h, **_keypoints(points, kp_names))
         images.setdefault(first.task_id, _image(first))
         annotations.append(entry)
     for values in task_values:
