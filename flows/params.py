@@ -56,6 +56,13 @@ class _PostOptions(LabelStudioParams):
         default=None, description="Post masks: true requires BrushLabels; default when present."
     )
     import_new: bool = Field(default=False, description="Import images without a task as new tasks first.")
+    task_data: list[str] = Field(
+        default_factory=list,
+        description='Manifest columns put into each new task\'s data (with import_new), e.g. ["label"].',
+    )
+    show_predictions: bool = Field(
+        default=False, description="Set the project's model version to this run's, so annotators see it."
+    )
     fuzzy: bool = Field(
         default=False,
         description="Also pair similar names (never names whose numbers differ); see matches.csv.",
@@ -77,6 +84,13 @@ class _PostOptions(LabelStudioParams):
     unmatched_csv: str = Field(
         default="unmatched_labels.csv", description="Unmatched labels are appended here."
     )
+
+    @model_validator(mode="after")
+    def _task_data_from_manifest(self) -> Self:
+        if self.task_data and not (self.import_new and getattr(self, "manifest", None)):
+            raise ValueError("task_data (manifest columns for new tasks) needs import_new and a manifest")
+        return self
+
     contact_sheet_size: int = Field(
         default=12, ge=0, le=100, description="Images drawn on the contact sheet."
     )

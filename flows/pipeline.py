@@ -17,12 +17,12 @@ from flows.params import PreannotateParams, _PostOptions
 from flows.scaleout import run_shards
 from prelabel.errors import PrelabelError
 from prelabel.failures import ErrorRow
-from prelabel.pipeline import chunks, project_prompt, with_tasks
+from prelabel.pipeline import chunks, manifest_task_data, project_prompt, with_tasks
 from prelabel.records import PredictionRecord
 from prelabel.reports import RunSummary
 from prelabel.store.cache import PredictionCache, open_cache
 from tasks.inference import infer_batch, model_for
-from tasks.labelstudio import load_project, match_images, payload_rows, post_batch
+from tasks.labelstudio import load_project, match_images, payload_rows, post_batch, show_predictions
 from tasks.reporting import Progress, write_payload_files, write_report
 
 __all__ = ["run_pipeline"]
@@ -53,7 +53,8 @@ def run_pipeline(
         cache = open_cache(cache_location, settings)
     out = Path(params.output_dir)
 
-    matched = match_images(ls, project, opaque(images), params.import_new, params.fuzzy)
+    task_data = manifest_task_data(getattr(params, "manifest", None), params.task_data)
+    matched = match_images(ls, project, opaque(images), params.import_new, params.fuzzy, opaque(task_data))
     todo = [
         uri for uri, task_id in matched.task_ids.items()
         if params.overwrite or model_version not in matched.versions.get(task_id, frozenset())
@@ -98,6 +99,9 @@ def run_pipeline(
         log.info("batch %d: %d posted, %d from cache, %d inferred, %d failed", number, posted.created,
                  inferred.cached, inferred.inferred, len(inferred.errors) + len(built.errors))  # fmt: skip
 
+    if params.show_predictions and not params.dry_run:
+        show_predictions(ls, project.id, model_version)
+        log.info("annotators now see %s's predictions in project %d", model_version, project.id)
     summary.failed = len(errors)
     summary.model_counts = dict(model_counts) or None
     summary.unmatched_labels = sum(unmatched_labels.values())

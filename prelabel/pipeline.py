@@ -31,6 +31,7 @@ __all__ = [
     "chunks",
     "collect_images",
     "infer_items",
+    "manifest_task_data",
     "project_prompt",
     "read_items",
     "with_tasks",
@@ -83,6 +84,26 @@ def collect_images(input_dir: str | None, manifest: str | None) -> list[str]:
     if input_dir is None:
         raise SourceError("give a folder of images or a manifest")
     return [str(p) for p in iter_image_files(input_dir)]
+
+
+def manifest_task_data(manifest: str | None, columns: Sequence[str]) -> dict[str, dict[str, str]] | None:
+    """Each manifest image's values of ``columns`` (task data for new tasks); None without columns.
+
+    A column the manifest does not have is an error before any task is made."""
+    if not columns:
+        return None
+    if manifest is None:
+        raise SourceError("task data comes from manifest columns: give a manifest")
+    rows = read_manifest(manifest)
+    have = {k for row in rows for k in row.fields} | {"name", "sha256", "width", "height"}
+    missing = [c for c in columns if c not in have]
+    if missing:
+        raise SourceError(f"{manifest}: no column {missing[0]!r} for task data (has {sorted(have)})")
+    out = {}
+    for row in rows:
+        known = {"name": row.name, "sha256": row.sha256, "width": str(row.width), "height": str(row.height)}
+        out[row.uri] = {c: row.fields.get(c, known.get(c, "")) for c in columns}
+    return out
 
 
 def infer_items(

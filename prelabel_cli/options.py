@@ -101,6 +101,14 @@ class PostOptions:
         bool, typer.Option("--fuzzy", help="Also pair similar names (never across numbers); see matches.csv.")
     ] = False
     masks: Annotated[bool | None, typer.Option("--masks/--no-masks", help="Require / skip masks.")] = None
+    show_predictions: Annotated[
+        bool, typer.Option("--show-predictions", help="Show this model version's predictions to annotators.")
+    ] = False
+    task_data: Annotated[
+        str | None,
+        typer.Option("--task-data", help="Manifest columns put into new tasks' data (with --import-new), "
+                     "e.g. label,camera."),
+    ] = None  # fmt: skip
     batch_size: TaskBatch = None
     plurals: Annotated[bool, typer.Option("--plurals", help="Let 'cars' match the label 'car'.")] = False
     allow_failures: AllowFailures = False
@@ -114,6 +122,7 @@ class PostOptions:
         label_map = given.pop("label_map")
         given["label_map_file"] = str(label_map) if label_map else None
         given["output_dir"], given["unmatched_csv"] = str(self.output_dir), str(self.unmatched_csv)
+        given["task_data"] = [c.strip() for c in (self.task_data or "").split(",") if c.strip()]
         return given
 
 

@@ -20,7 +20,7 @@ from prelabel.labelstudio.pullback import Format, PullReport, pull_annotations
 from prelabel.records import PredictionRecord
 from tasks.common import RETRY, LabelStudioConnection
 
-__all__ = ["MatchOutcome", "load_project", "match_images", "post_batch", "pull"]
+__all__ = ["MatchOutcome", "load_project", "match_images", "post_batch", "pull", "show_predictions"]
 
 
 @dataclass
@@ -47,17 +47,18 @@ def match_images(
     images: Sequence[str],
     import_new: bool,
     fuzzy: bool = False,
+    task_data: Mapping[str, Mapping[str, str]] | None = None,
 ) -> MatchOutcome:
     """Pair images with tasks by name; with ``import_new``, new images become tasks first.
 
     ``fuzzy`` allows similar names (never names whose numbers differ); every pair made other
-    than by exact name goes to the matches report."""
+    than by exact name goes to the matches report. ``task_data`` adds fields to new tasks."""
     key = project.config.image.data_key
     with connection.client() as client:
         tasks: list[Task] = list(client.iter_tasks(project.id))
         outcome = MatchOutcome()
         if import_new:
-            imported = import_images(client, project.id, key, images, tasks)
+            imported = import_images(client, project.id, key, images, tasks, task_data=task_data)
             outcome.imported = len(imported.created)
             if imported.created:
                 tasks = list(client.iter_tasks(project.id))
@@ -95,6 +96,13 @@ def post_batch(
             overwrite=overwrite, chunk_size=chunk_size, dry_run=dry_run, recheck=task_run.run_count > 1,
         )  # fmt: skip
     return batch, report
+
+
+@task(name="show-predictions", cache_policy=NO_CACHE, **RETRY)
+def show_predictions(connection: LabelStudioConnection, project_id: int, model_version: str) -> None:
+    """Make ``model_version`` the project's model version, its predictions shown to annotators."""
+    with connection.client() as client:
+        client.show_predictions(project_id, model_version)
 
 
 @task(name="pull-annotations", cache_policy=NO_CACHE, **RETRY)

@@ -88,12 +88,14 @@ def test_unexported_types_are_counted_by_type() -> None:
     empty = mask_to_brush(np.zeros((H, W), np.uint8))
     empty_brush = {"id": "e", "type": "brushlabels", **_COMMON,
                    "value": {"format": "rle", "rle": empty, "brushlabels": ["car"]}}  # fmt: skip
-    choice = {"id": "c", "type": "choices", "from_name": "x", "to_name": "image", "value": {"choices": ["a"]}}
+    rating = {"id": "r", "type": "rating", "from_name": "x", "to_name": "image", "value": {"rating": 3}}
+    ellipse = {"id": "e", "type": "ellipselabels", **_COMMON, "value": {"x": 1, "y": 1, "radiusX": 1}}
     found = extract_regions(
-        [_task([POLYGON, KEYPOINT, POLYGON | {"id": "p2"}, choice, PLAIN])], parse_label_config(CONFIG)
+        [_task([POLYGON, KEYPOINT, ellipse, ellipse | {"id": "e2"}, rating, PLAIN])],
+        parse_label_config(CONFIG),
     )
-    assert len(found.regions) == 1 and not found.errors
-    assert found.not_exported == {"polygonlabels": 2, "keypointlabels": 1, "choices": 1}
+    assert len(found.regions) == 3 and not found.errors  # box, polygon, keypoint
+    assert found.not_exported == {"ellipselabels": 2, "rating": 1}
     assert extract_regions([_task([empty_brush])], parse_label_config(CONFIG)).not_exported == {
         "brushlabels (empty)": 1
     }
@@ -126,13 +128,14 @@ def test_pull_completes_with_plain_rotated_polygon_and_keypoint(
     out = tmp_path / "pull"
     report = pull_annotations(ls_client, project.id, out, formats=("coco", "csv"))
 
-    assert (report.fetched, report.stored, report.regions) == (2, 2, 3)
-    assert report.not_exported == {"keypointlabels": 1, "polygonlabels": 1}
+    assert (report.fetched, report.stored, report.regions) == (2, 2, 5)
+    assert report.not_exported == {}
     assert report.errors == [] and report.errors_file == out / ERRORS_FILE
     with (out / ERRORS_FILE).open(newline="") as handle:
         assert list(csv.reader(handle)) == [["file", "stage", "error"]]
 
     table = pd.read_csv(out / "regions.csv")
+    table = table[table["type"] == "rectanglelabels"]
     rows = {row["image"] + "/" + str(row["rotation"]): row for _, row in table.iterrows()}
     plain, rotated = rows["street_0.jpg/0.0"], rows["street_0.jpg/90.0"]
     assert (plain["x"], plain["y"], plain["width"], plain["height"]) == pytest.approx((20, 10, 40, 10))
@@ -147,7 +150,7 @@ def test_pull_completes_with_plain_rotated_polygon_and_keypoint(
     ]
 
     coco = json.loads((out / "annotations.coco.json").read_text())
-    by_angle = {a["attributes"]["rotation"]: a for a in coco["annotations"]}
+    by_angle = {a["attributes"]["rotation"]: a for a in coco["annotations"] if "attributes" in a}
     assert sorted(by_angle) == [0, 30, 90]
     assert by_angle[90]["bbox"] == pytest.approx([10, 10, 10, 40])
     assert by_angle[90]["area"] == pytest.approx(400)

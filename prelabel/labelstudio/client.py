@@ -134,6 +134,16 @@ class LabelStudioClient:
         body = {"title": title, "label_config": label_config}
         return _project(self.request("POST", "/api/projects/", json=body).json())
 
+    def update_project(self, project_id: int, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """Change project settings (PATCH: the fields given, nothing else; safe to repeat)."""
+        answer = self.request("PATCH", f"/api/projects/{project_id}/", json=dict(fields), idempotent=True)
+        return dict(answer.json())
+
+    def show_predictions(self, project_id: int, model_version: str) -> None:
+        """Show ``model_version``'s predictions to annotators: the project's model version and
+        "use predictions to prelabel" (Label Studio checks the version has predictions)."""
+        self.update_project(project_id, {"model_version": model_version, "show_collab_predictions": True})
+
     # -- tasks ----------------------------------------------------------------------
 
     def iter_tasks(
@@ -196,9 +206,11 @@ class LabelStudioClient:
         ).json()
         return [int(i) for i in answer.get("task_ids", [])]
 
-    def upload_files(self, project_id: int, paths: Sequence[Path]) -> list[int]:
+    def upload_files(self, project_id: int, paths: Sequence[Path], *, commit: bool = True) -> list[int]:
         """Upload local image files; Label Studio stores them under /data/upload/ (renamed).
 
+        Returns the new tasks' ids; with ``commit=False`` no task is made and the answer is
+        the file uploads' ids, in order (``file_upload_refs`` turns them into task data).
         Under the retry policy like any POST: sent again only when it never left (httpx
         rewinds the files); after sending, a failure raises ``AmbiguousWriteError``.
         """
@@ -214,13 +226,26 @@ class LabelStudioClient:
             answer = self.request(
                 "POST",
                 f"/api/projects/{project_id}/import",
-                params={"return_task_ids": "true"},
+                params={"return_task_ids": "true", "commit_to_project": str(commit).lower()},
                 files=files,
             ).json()
         finally:
             for handle in handles:
                 handle.close()
-        return [int(i) for i in answer.get("task_ids", [])]
+        return [int(i) for i in answer.get("task_ids" if commit else "file_upload_ids", [])]
+
+    def file_upload_refs(self, project_id: int, upload_ids: Sequence[int]) -> list[str]:
+        """The task data references (``/data/upload/...``) of these file uploads, in order."""
+        ids = [int(i) for i in upload_ids]
+        answer = self.request(
+            "GET", f"/api/projects/{project_id}/file-uploads", params={"ids": json.dumps(ids)}
+        )
+        files = {int(f["id"]): str(f["file"]) for f in answer.json()}
+        missing = [i for i in ids if i not in files]
+        if missing:
+            raise LabelStudioError("GET", f"{self.url}/api/projects/{project_id}/file-uploads", 200,
+                                   f"file uploads {missing} not listed")  # fmt: skip
+        return ["/data/" + files[i].lstrip("/") for i in ids]
 
     # -- predictions and annotations -----------------------------------------------------
 

@@ -8,11 +8,15 @@ name matching as everywhere else; an ambiguous name is reported and not imported
 An import that fails after it was sent (``AmbiguousWriteError``) may have created its
 tasks, so it is never repeated as it was: the project's tasks are listed again and only
 the images still without a task are imported.
+
+``task_data`` adds fields (manifest columns) to each new task's data. Local files then go
+in two steps: uploaded without making tasks, then tasks created by JSON import that
+reference the uploaded files, so the data manager can filter on those fields.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,6 +58,7 @@ def import_images(
     *,
     batch_size: int = 50,
     max_rounds: int = 3,
+    task_data: Mapping[str, Mapping[str, str]] | None = None,
 ) -> ImportReport:
     """Create a task for every image in ``images`` that no task in ``tasks`` already holds.
 
@@ -71,9 +76,9 @@ def import_images(
     remote = [image for image in new if is_remote(image)]
     local = [image for image in new if not is_remote(image)]
     uploads: list[tuple[list[str], list[int]]] = []  # (files of one upload, the task ids it answered)
-    for chunk in _chunks(remote, batch_size):
-        _import_chunk(client, project_id, data_key, chunk, report, max_rounds, uploads=None)
-    for chunk in _chunks(local, batch_size):
+    for chunk in _chunks(remote if task_data is None else new, batch_size):
+        _import_chunk(client, project_id, data_key, chunk, report, max_rounds, uploads=None, extra=task_data)
+    for chunk in _chunks(local if task_data is None else [], batch_size):
         _import_chunk(client, project_id, data_key, chunk, report, max_rounds, uploads=uploads)
     fresh = [task_id for _, ids in uploads for task_id in ids]
     if fresh:
@@ -98,6 +103,7 @@ def _import_chunk(
     max_rounds: int,
     *,
     uploads: list[tuple[list[str], list[int]]] | None,
+    extra: Mapping[str, Mapping[str, str]] | None = None,
 ) -> None:
     """Import one batch (JSON tasks, or uploads when ``uploads`` collects them); after an
     ambiguous failure, list the project again and import only what is still missing."""
@@ -107,7 +113,12 @@ def _import_chunk(
             return
         try:
             if uploads is None:
-                ids = client.import_tasks(project_id, [{"data": {data_key: ref}} for ref in pending])
+                refs = _refs(client, project_id, pending) if extra is not None else pending
+                data = [
+                    {**(extra or {}).get(image, {}), data_key: ref}
+                    for image, ref in zip(pending, refs, strict=True)
+                ]
+                ids = client.import_tasks(project_id, [{"data": item} for item in data])
                 report.created.update(zip(pending, ids, strict=True))
             else:
                 uploads.append((pending, client.upload_files(project_id, [Path(p) for p in pending])))
@@ -121,3 +132,12 @@ def _import_chunk(
             report.recovered += len(found.matches)
             pending = [u.name for u in found.unmatched_files if u.reason == _NEW]
             report.ambiguous += [u for u in found.unmatched_files if u.reason != _NEW]
+
+
+def _refs(client: LabelStudioClient, project_id: int, images: Sequence[str]) -> list[str]:
+    """Each image's task reference: remote ones as they are, local files uploaded first
+    (without tasks; an upload repeated after a failure only leaves an unused file)."""
+    local = [image for image in images if not is_remote(image)]
+    uploaded = client.upload_files(project_id, [Path(p) for p in local], commit=False) if local else []
+    refs = dict(zip(local, client.file_upload_refs(project_id, uploaded) if local else [], strict=True))
+    return [refs.get(image, image) for image in images]

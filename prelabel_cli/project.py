@@ -1,0 +1,111 @@
+"""``prelabel project create|show``: set a project up from the command line, and look at one.
+
+One API call each, so no flow: nothing to retry per item, nothing to record as a run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from prelabel.errors import PrelabelError
+from prelabel.labelstudio.client import LabelStudioClient
+from prelabel.labelstudio.config import parse_label_config
+from prelabel.labelstudio.projects import COCO_KEYPOINTS, TOOLS, build_label_config, project_summary
+from prelabel.settings import load_settings
+from prelabel_cli.app import app
+from prelabel_cli.options import ApiKey, LsUrl, use_api_key
+
+__all__ = ["project_create", "project_show"]
+
+project_app = typer.Typer(help="Create a project prelabel can fill, or show what a project holds.",
+                          no_args_is_help=True)  # fmt: skip
+app.add_typer(project_app, name="project")
+
+
+def _names(value: str | None) -> list[str]:
+    return [n.strip() for n in (value or "").split(",") if n.strip()]
+
+
+def _client(ls_url: str | None, api_key: str | None) -> LabelStudioClient:
+    use_api_key(api_key)
+    settings = load_settings(ls_url=ls_url)
+    return LabelStudioClient(settings.ls_url, settings.require_ls_api_key(), timeout=30)
+
+
+@project_app.command("create")
+def project_create(
+    title: Annotated[str, typer.Option("--title", help="Project title (3 characters or more).")],
+    labels: Annotated[str | None, typer.Option("--labels", help="Region labels, e.g. car,person.")] = None,
+    tools: Annotated[
+        str, typer.Option("--tools", help=f"Region tools sharing the labels: {','.join(TOOLS)}.")
+    ] = "box",
+    keypoints: Annotated[
+        str | None, typer.Option("--keypoints", help="Keypoint names (nose,left_eye,...) or coco-17.")
+    ] = None,
+    choices: Annotated[str | None, typer.Option("--choices", help="Choices, e.g. street,indoor.")] = None,
+    choices_per_region: Annotated[
+        bool, typer.Option("--choices-per-region", help="Choices per region, not per task.")
+    ] = False,
+    text: Annotated[
+        bool, typer.Option("--text", help="A text area per region (e.g. OCR transcriptions).")
+    ] = False,
+    label_config: Annotated[
+        Path | None, typer.Option("--label-config", help="Use this labeling config XML file instead.")
+    ] = None,
+    ls_url: LsUrl = None,
+    api_key: ApiKey = None,
+) -> None:
+    """Create a Label Studio project with a labeling config prelabel can fill; print its id.
+
+    Example: prelabel project create --title Streets --labels car,person --tools box,mask
+    --keypoints coco-17 --choices day,night --text
+    """
+    if len(title.strip()) < 3:
+        raise PrelabelError("--title needs at least 3 characters (Label Studio's rule)")
+    if label_config is not None:
+        if labels or keypoints or choices or text or choices_per_region:
+            raise PrelabelError(
+                "--label-config replaces --labels/--keypoints/--choices/--text; give one or the other"
+            )
+        if not label_config.is_file():
+            raise PrelabelError(f"--label-config {label_config}: no such file")
+        xml = label_config.read_text()
+        parse_label_config(xml).image  # noqa: B018  (one <Image> tag, or a clear error)
+    else:
+        names = COCO_KEYPOINTS if (keypoints or "").strip() == "coco-17" else _names(keypoints)
+        xml = build_label_config(
+            _names(labels), _names(tools), keypoints=names, choices=_names(choices),
+            choices_per_region=choices_per_region, text=text,
+        )  # fmt: skip
+    with _client(ls_url, api_key) as client:
+        project = client.create_project(title.strip(), xml)
+    typer.echo(
+        f"created project {project.id} ({project.title}): {client.url}/projects/{project.id}", err=True
+    )
+    typer.echo(project.id)
+
+
+@project_app.command("show")
+def project_show(
+    project_id: Annotated[int, typer.Argument(min=1, help="Label Studio project id.")],
+    ls_url: LsUrl = None,
+    api_key: ApiKey = None,
+) -> None:
+    """Show a project's tags and labels, tasks, annotations, and predictions per model version.
+
+    Example: prelabel project show 3
+    """
+    with _client(ls_url, api_key) as client:
+        summary = project_summary(client, project_id)
+    typer.echo(f"project {summary.id}: {summary.title}")
+    for control in summary.controls:
+        where = " per region" if control.per_region else ""
+        typer.echo(f"  <{control.kind} name={control.name!r}>{where}: {', '.join(control.labels) or '-'}")
+    typer.echo(f"tasks: {summary.tasks}   annotations: {summary.annotations}")
+    shown = f" (shown to annotators: {summary.model_version})" if summary.model_version else ""
+    typer.echo(f"predictions{shown}:" if summary.predictions else "predictions: none")
+    for version, count in sorted(summary.predictions.items()):
+        typer.echo(f"  {version}: {count}")
