@@ -37,7 +37,8 @@ def export_shard(params: ExportShardParams) -> ShardSummary:
                            worker=os.environ.get("PRELABEL_WORKER_NAME") or socket.gethostname(),
                            pid=os.getpid())  # fmt: skip
     marker = {
-        "worker": summary.worker, "pid": summary.pid, "images": summary.images, "cached": summary.cached,
+        "worker": summary.worker, "pid": summary.pid, "first_batch": params.first_batch,
+        "images": summary.images, "cached": summary.cached,
         "inferred": summary.inferred, "written": dict(total.written), "skipped": dict(total.skipped),
         "unmatched": dict(total.unmatched), "errors": [[e.file, str(e.stage), e.error] for e in total.errors],
     }  # fmt: skip
