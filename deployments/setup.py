@@ -23,8 +23,8 @@ from prefect.exceptions import ObjectAlreadyExists
 from prefect.workers.process import ProcessWorker
 
 TEMPLATES = Path(__file__).parent / "job_templates"
-POOLS = {"prelabel-cpu": "CPU work: preannotate, post-predictions, pull-annotations",
-         "prelabel-gpu": "GPU work: infer-shard"}  # fmt: skip
+POOLS = {"prelabel-cpu": "CPU work: preannotate, export, post-predictions, pull-annotations",
+         "prelabel-gpu": "GPU work: infer-shard, export-shard"}  # fmt: skip
 
 
 def base_job_template(kind: str, pool: str) -> dict[str, Any]:

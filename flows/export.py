@@ -1,19 +1,30 @@
-"""``export``: images -> model (through the cache) -> pseudo-labels in S3 or a folder."""
+"""``export``: images -> model (through the cache) -> pseudo-labels in S3 or a folder.
+
+In this flow run, batch by batch; or with ``shard_size`` as runs of the ``export-shard``
+deployment on the GPU pool (``flows.scaleout.run_shard_runs``: markers, retries, rerun
+skips), which write exactly the objects this flow run would write.
+"""
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
-from flows.common import RunSizes, infer_in_batches, opaque, prediction_cache
-from flows.params import ExportParams
-from prelabel.failures import ErrorRow
-from prelabel.pipeline import collect_images
+from flows.common import RunSizes, opaque
+from flows.params import ExportParams, ExportShardParams
+from flows.scaleout import run_shard_runs
+from prelabel.errors import PrelabelError
+from prelabel.exporting import BatchExport, ExportPlan, batch_shards, export_shard_key
+from prelabel.failures import ErrorRow, Stage
+from prelabel.pipeline import chunks, collect_images
 from prelabel.reports import ExportSummary
-from prelabel.store.export import ExportReport, ExportState
-from tasks.exporting import export_records, list_export, write_export_report
+from prelabel.settings import load_settings
+from prelabel.store.cache import PredictionCache, open_cache
+from tasks.exporting import export_batch, read_export_keys, write_export_report
+from tasks.inference import model_for
 
 __all__ = ["export"]
 
@@ -23,20 +34,75 @@ def export(params: ExportParams) -> ExportSummary:
     """Write COCO JSON per batch, a PNG per mask and optionally the images; skip what is there."""
     log = get_run_logger()
     images = collect_images(params.input_dir, params.manifest)
-    existing = list_export(params.to)
-    state, total, errors = ExportState(), ExportReport(), list[ErrorRow]()
-    batches = infer_in_batches(params, images, prediction_cache(params), RunSizes.of(params))
-    for number, inferred in enumerate(batches, start=1):
-        report, state = export_records(params.to, opaque(existing), number, opaque(inferred.records), state,
-                                       params.with_images, params.label_map)  # fmt: skip
-        total.written.update(report.written)
-        total.skipped.update(report.skipped)
-        total.keys += report.keys
-        errors += inferred.errors
-        log.info("batch %d: %d objects written, %d already there", number, report.written.total(),
-                 report.skipped.total())  # fmt: skip
-    keys = write_export_report(Path(params.output_dir), opaque(errors), opaque(total.keys))
-    summary = ExportSummary(to=params.to, images=len(images), failed=len(errors), written=dict(total.written),
-                            skipped=dict(total.skipped), keys=str(keys))  # fmt: skip
+    sizes = RunSizes.of(params)
+    plan = ExportPlan.resolve(sizes.task_batch, params.categories, params.model_options, params.label_map,
+                              params.with_images, params.keep_original_images)  # fmt: skip
+    cache_location = _cache_location(params.cache_dir)
+    cache = open_cache(cache_location, load_settings())
+    total, shards = BatchExport(), 0
+    if params.shard_size:
+        if not plan.categories:
+            raise PrelabelError("a sharded export needs its categories up front: give categories (or the "
+                                "model's classes option) so every worker numbers them alike")  # fmt: skip
+        total, shards = _run_sharded(params, params.shard_size, plan, images, cache, cache_location,
+                                     sizes.max_pixels)  # fmt: skip
+        total.keys = read_export_keys(params.to, list(range(1, -(-len(images) // plan.batch_size) + 1)))
+    else:
+        categories = plan.category_ids()
+        for number, batch in enumerate(chunks(images, plan.batch_size), start=1):
+            report, categories = export_batch(params.to, plan, number, opaque(batch), params.model,
+                                              params.model_options, cache, categories, params.refresh,
+                                              sizes.max_pixels)  # fmt: skip
+            total.add(report)
+            log.info("batch %d: %d objects written, %d already there, %d failed", number,
+                     report.written.total(), report.skipped.total(), len(report.errors))  # fmt: skip
+    keys = write_export_report(Path(params.output_dir), opaque(total.errors), opaque(total.keys))
+    summary = ExportSummary(to=params.to, images=len(images), failed=len(total.errors),
+                            written=dict(total.written), skipped=dict(total.skipped), keys=str(keys),
+                            unmatched=dict(total.unmatched), shards=shards)  # fmt: skip
     create_markdown_artifact(summary.markdown(), key="prelabel-export", description="prelabel export")
     return summary
+
+
+def _cache_location(cache_dir: str | None) -> str:
+    """The shared cache (markers live there): S3 as given, a folder made absolute for other workers."""
+    location = str(cache_dir or load_settings().cache_dir)
+    return location if location.startswith("s3://") else str(Path(location).expanduser().resolve())
+
+
+def _run_sharded(
+    params: ExportParams,
+    shard_size: int,
+    plan: ExportPlan,
+    images: list[str],
+    cache: PredictionCache,
+    cache_location: str,
+    max_pixels: int,
+) -> tuple[BatchExport, int]:
+    """The shards as runs of ``export_deployment``; the counts from their markers (shards done
+    by an earlier run count as already there)."""
+    signature = model_for(params.model, params.model_options).signature()
+    jobs = []
+    for first_batch, start, end in batch_shards(len(images), plan.batch_size, shard_size):
+        shard = images[start:end]
+        key = export_shard_key(plan, signature, params.to, first_batch, shard)
+        child = ExportShardParams(
+            images=shard, first_batch=first_batch, batch_size=plan.batch_size, shard=key, to=params.to,
+            with_images=plan.with_images, keep_original_images=plan.keep_original_images,
+            label_map=dict(plan.label_map), categories=list(plan.categories), model=params.model,
+            model_options=params.model_options, cache_dir=cache_location, refresh=params.refresh,
+            max_image_pixels=max_pixels,
+        )  # fmt: skip
+        jobs.append((key, child.model_dump()))
+    ran = set(run_shard_runs(params.export_deployment, jobs, cache, params.max_parallel_shards,
+                             params.shard_retries))  # fmt: skip
+    total = BatchExport()
+    for key, _ in jobs:
+        marker = cache.get_marker(key) or {}
+        written, skipped = Counter(marker.get("written", {})), Counter(marker.get("skipped", {}))
+        if key not in ran:
+            skipped, written = skipped + written, Counter()
+        errors = [ErrorRow(f, Stage(s), e) for f, s, e in marker.get("errors", [])]
+        unmatched = Counter(marker.get("unmatched", {}))
+        total.add(BatchExport(written=written, skipped=skipped, unmatched=unmatched, errors=errors))
+    return total, len(jobs)

@@ -16,6 +16,8 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from prelabel.labelstudio.pullback import Format
 
 __all__ = [
+    "ExportParams",
+    "ExportShardParams",
     "InferParams",
     "IngestParams",
     "LabelStudioParams",
@@ -216,3 +218,34 @@ class ExportParams(_ModelOptions):
         default=None, ge=1, le=10_000, description="Images per batch (one COCO JSON each); " + _TASK_BATCH
     )
     output_dir: str = Field(default="prelabel-report", description="Where the key list and errors go.")
+    keep_original_images: bool = Field(
+        default=False, description="Write the source bytes unchanged (EXIF kept); boxes and masks then "
+        "follow the stored pixel grid, not the displayed one.",
+    )  # fmt: skip
+    categories: list[str] = Field(
+        default_factory=list, description="The COCO categories, in id order (default: the model's classes "
+        "option); other labels are counted and left out. Needed with shard_size.",
+    )  # fmt: skip
+    shard_size: int | None = Field(
+        default=None, ge=1, description="Spread the export over GPU workers in shards of about this many "
+        "images (whole batches; runs of export_deployment); empty: export in this flow run.",
+    )  # fmt: skip
+    export_deployment: str = Field(
+        default="export-shard/export-shard", description="The deployment that exports one shard (GPU pool)."
+    )
+    max_parallel_shards: int = Field(default=4, ge=1, le=256, description="Shards running at once.")
+    shard_retries: int = Field(default=1, ge=0, le=5, description="Reruns of a failed or crashed shard.")
+
+
+class ExportShardParams(_ModelSettings):
+    """One shard of a scaled-out export: these consecutive batches of the run's images."""
+
+    images: list[str] = Field(description="Image URIs of this shard, in the run's order.")
+    first_batch: int = Field(ge=1, description="Number of the shard's first batch (ids follow from it).")
+    batch_size: int = Field(ge=1, le=10_000, description="Images per batch of the whole run.")
+    shard: str = Field(description="The shard's key; its marker is written when it is done.")
+    to: str = Field(description="s3://bucket/prefix or a folder.")
+    with_images: bool = False
+    keep_original_images: bool = False
+    label_map: dict[str, str] = Field(default_factory=dict)
+    categories: list[str] = Field(min_length=1, description="The run's fixed categories, in id order.")

@@ -1,5 +1,6 @@
 """Scale-out: shards as runs of the ``infer-shard`` deployment on the GPU work pool.
 
+``run_shard_runs`` is the machinery (the ``export`` flow's ``export-shard`` runs use it too).
 The parent starts at most ``max_parallel_shards`` runs at a time with ``run_deployment``
 (each waits for its child), skips shards whose marker is already in the shared cache (a
 rerun), and reruns a shard whose run failed or crashed (a lost worker) up to
@@ -28,7 +29,7 @@ from prelabel.records import ModelSignature
 from prelabel.sharding import shard_key, split_shards
 from prelabel.store.cache import PredictionCache
 
-__all__ = ["project_lock", "run_shards"]
+__all__ = ["project_lock", "run_shard_runs", "run_shards"]
 
 
 @contextmanager
@@ -51,24 +52,37 @@ def run_shards(
     sizes: RunSizes,
 ) -> dict[str, int]:
     """Run the shards not finished yet; raises when a shard still fails after its retries."""
-    log = get_run_logger()
     if params.shard_size is None:
         raise ValueError("run_shards needs params.shard_size")
-    shards = [(shard_key(s, signature), s) for s in split_shards(images, params.shard_size)]
-    todo = [(key, shard) for key, shard in shards if cache.get_marker(key) is None]
-    log.info("%d shards of up to %d images; %d already done", len(shards), params.shard_size,
-             len(shards) - len(todo))  # fmt: skip
-
-    def one(key: str, shard: list[str]) -> str | None:
+    jobs = []
+    for shard in split_shards(images, params.shard_size):
+        key = shard_key(shard, signature)
         child = ShardParams(
             images=shard, shard=key, model=params.model, model_options=model_options,
             cache_dir=cache_location, refresh=params.refresh, max_image_pixels=sizes.max_pixels,
             batch_size=sizes.task_batch,
         )  # fmt: skip
+        jobs.append((key, child.model_dump()))
+    ran = run_shard_runs(
+        params.infer_deployment, jobs, cache, params.max_parallel_shards, params.shard_retries
+    )
+    return {"shards": len(jobs), "ran": len(ran)}
+
+
+def run_shard_runs(
+    deployment: str, jobs: Sequence[tuple[str, dict[str, Any]]], cache: PredictionCache, max_parallel: int,
+    retries: int,
+) -> list[str]:  # fmt: skip
+    """Run ``deployment`` once per job (shard key, its ``params``) whose marker is not in the
+    cache yet; returns the keys run; raises when a shard still fails after ``retries``."""
+    log = get_run_logger()
+    todo = [(key, child) for key, child in jobs if cache.get_marker(key) is None]
+    log.info("%d shards; %d already done", len(jobs), len(jobs) - len(todo))
+
+    def one(key: str, child: dict[str, Any]) -> str | None:
         state = "not run"
-        for attempt in range(params.shard_retries + 1):
-            started = run_deployment(params.infer_deployment, parameters={"params": child.model_dump()},
-                                     timeout=None, poll_interval=2)  # fmt: skip
+        for attempt in range(retries + 1):
+            started = run_deployment(deployment, parameters={"params": child}, timeout=None, poll_interval=2)
             run = cast(FlowRun, started)
             if run.state is not None and run.state.is_completed():
                 return None
@@ -76,11 +90,11 @@ def run_shards(
             log.warning("shard %s: run %s ended %s (try %d)", key, run.id, state, attempt + 1)
         return f"{key}: {state}"
 
-    with ThreadPoolExecutor(params.max_parallel_shards) as pool:
+    with ThreadPoolExecutor(max_parallel) as pool:
         # each thread gets a copy of the run context, so children are linked to this flow run
-        jobs = [pool.submit(contextvars.copy_context().run, one, key, shard) for key, shard in todo]
-        failed = [f for f in (job.result() for job in jobs) if f is not None]
+        jobs_run = [pool.submit(contextvars.copy_context().run, one, key, child) for key, child in todo]
+        failed = [f for f in (job.result() for job in jobs_run) if f is not None]
     if failed:
         raise PrelabelError(f"{len(failed)} shards failed after retries ({'; '.join(failed[:3])}); "
                             "rerun the flow: finished shards are skipped")  # fmt: skip
-    return {"shards": len(shards), "ran": len(todo)}
+    return [key for key, _ in todo]

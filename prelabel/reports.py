@@ -177,6 +177,8 @@ class ExportSummary:
     written: dict[str, int] = field(default_factory=dict)
     skipped: dict[str, int] = field(default_factory=dict)
     keys: str = ""
+    unmatched: dict[str, int] = field(default_factory=dict)
+    shards: int = 0
 
     def markdown(self) -> str:
         """The export as markdown (the Prefect UI shows it as an artifact)."""
@@ -184,6 +186,11 @@ class ExportSummary:
         rows = [f"| {k} | {self.written.get(k, 0):,} | {self.skipped.get(k, 0):,} |" for k in kinds]
         lines = [f"# prelabel export to `{self.to}`", "", "| objects | written | already there |",
                  "| --- | ---: | ---: |", *rows, "", f"images failed: {self.failed}"]  # fmt: skip
+        if self.shards:
+            lines.append(f"shards: {self.shards}")
+        if self.unmatched:
+            lines.append("labels outside the categories (left out): "
+                         + ", ".join(f"{k} ({n})" for k, n in sorted(self.unmatched.items())))  # fmt: skip
         return "\n".join(lines)
 
 

@@ -96,7 +96,25 @@ def export(
     input_dir: InputDir = None,
     manifest: Manifest = None,
     model_option: ModelOptionList = None,
-    with_images: Annotated[bool, typer.Option("--with-images", help="Copy the images too.")] = False,
+    with_images: Annotated[
+        bool,
+        typer.Option("--with-images", help="Write the images too, as displayed (EXIF orientation applied)."),
+    ] = False,
+    keep_original_images: Annotated[
+        bool,
+        typer.Option(
+            "--keep-original-images",
+            help="Write the source bytes unchanged; boxes and masks then follow the stored pixel grid.",
+        ),
+    ] = False,
+    category: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--category",
+            help="A COCO category, in id order; repeatable (default: the model's "
+            "classes, else first seen). Other labels are left out and counted.",
+        ),
+    ] = None,
     label_map: Annotated[Path | None, typer.Option("--label-map", help="JSON/YAML label map file.")] = None,
     cache_dir: CacheDir = None,
     refresh: Refresh = False,
@@ -127,7 +145,8 @@ def export(
     params = ExportParams(
         input_dir=folder, manifest=listed, model=model, model_options=model_options(model_option), to=to,
         with_images=with_images, label_map=mapping, cache_dir=cache_dir, refresh=refresh,
-        batch_size=batch_size, output_dir=str(output_dir),
+        batch_size=batch_size, output_dir=str(output_dir), keep_original_images=keep_original_images,
+        categories=category or [],
     )  # fmt: skip
     check_model(params.model, params.model_options)
     check_images(params.manifest)
@@ -141,6 +160,9 @@ def _export_lines(done: ExportSummary) -> str:
         f"{kind}: {done.written.get(kind, 0)} written, {done.skipped.get(kind, 0)} already there"
         for kind in sorted(set(done.written) | set(done.skipped))
     ]
+    if done.unmatched:
+        left = ", ".join(f"{label} ({n})" for label, n in sorted(done.unmatched.items()))
+        lines.append(f"labels outside the categories, left out: {left}")
     return "\n".join([*lines, f"keys: {done.keys}; {done.failed} of {done.images} images failed"])
 
 

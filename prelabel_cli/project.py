@@ -30,9 +30,9 @@ def _names(value: str | None) -> list[str]:
 
 
 def _client(ls_url: str | None, api_key: str | None) -> LabelStudioClient:
-    use_api_key(api_key)
-    settings = load_settings(ls_url=ls_url)
-    return LabelStudioClient(settings.ls_url, settings.require_ls_api_key(), timeout=30)
+    use_api_key(api_key, ls_url)
+    settings = load_settings()
+    return LabelStudioClient(settings.ls_url, settings.ls_key_for(ls_url), timeout=30)
 
 
 @project_app.command("create")

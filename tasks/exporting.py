@@ -4,46 +4,58 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from prelabel.atomic import atomic_write_csv
+from prelabel.exporting import BatchExport, ExportPlan, export_items
 from prelabel.failures import ErrorRow, write_errors
 from prelabel.ingest.fetch import Fetcher
-from prelabel.records import PredictionRecord
 from prelabel.settings import load_settings
-from prelabel.store.export import ExportReport, ExportState, export_batch, open_store
+from prelabel.store.cache import PredictionCache
+from prelabel.store.export import open_store, read_index
 from tasks.common import RETRY
+from tasks.inference import _guard, model_for
 
-__all__ = ["export_records", "list_export", "write_export_report"]
-
-
-@task(name="list-export", cache_policy=NO_CACHE, **RETRY)
-def list_export(target: str) -> dict[str, str]:
-    """What the target already holds (key -> MD5): the resume point."""
-    return open_store(target, load_settings()).existing()
+__all__ = ["export_batch", "read_export_keys", "write_export_report"]
 
 
 @task(name="export-batch", cache_policy=NO_CACHE, **RETRY)
-def export_records(
+def export_batch(
     target: str,
-    existing: Mapping[str, str],
+    plan: ExportPlan,
     number: int,
-    records: Sequence[PredictionRecord],
-    state: ExportState,
-    with_images: bool,
-    label_map: Mapping[str, str] | None,
-) -> tuple[ExportReport, ExportState]:
-    """One batch's COCO JSON, masks and (optionally) images; returns the state for the next batch."""
+    uris: Sequence[str],
+    model: str,
+    model_options: Mapping[str, Any],
+    prediction_cache: PredictionCache | None,
+    categories: dict[str, int],
+    refresh: bool,
+    max_pixels: int,
+) -> tuple[BatchExport, dict[str, int]]:
+    """One batch read, inferred and exported in one task run (the bytes never leave it);
+    returns the report and the categories for the next batch."""
     settings = load_settings()
-    images = None
-    if with_images:
-        fetched = Fetcher(settings).fetch_all(r.uri for r in records)
-        images = {uri: data for uri, data in fetched.items() if isinstance(data, bytes)}
-    store = open_store(target, settings)
-    report = export_batch(store, existing, number, records, state, images, label_map)
-    return report, state
+    with _guard(model):
+        report = export_items(
+            open_store(target, settings), plan, number, uris, model_for(model, model_options),
+            prediction_cache, categories, refresh=refresh, max_pixels=max_pixels, fetcher=Fetcher(settings),
+        )  # fmt: skip
+    return report, categories
+
+
+@task(name="read-export-keys", cache_policy=NO_CACHE, **RETRY)
+def read_export_keys(target: str, batches: Sequence[int]) -> list[str]:
+    """Every key the batches' indexes list (one read per batch, never a listing of the target)."""
+    store = open_store(target, load_settings())
+    keys: list[str] = []
+    for number in batches:
+        index = read_index(store, number)
+        if index is not None:
+            keys += sorted(index.objects)
+    return keys
 
 
 @task(name="write-export-report", cache_policy=NO_CACHE)

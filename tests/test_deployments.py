@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,15 @@ class Stack:
 
 @pytest.fixture
 def stack(tmp_path: Path, label_studio: LocalLabelStudio) -> Iterator[Stack]:
+    ls = {"PRELABEL_LS_URL": label_studio.url,
+          "PRELABEL_LS_API_KEY": label_studio.legacy_token.get_secret_value()}  # fmt: skip
+    with prefect_stack(tmp_path, ls) as running:
+        yield running
+
+
+@contextmanager
+def prefect_stack(tmp_path: Path, extra_env: dict[str, str]) -> Iterator[Stack]:
+    """``prefect server start`` in a temporary home; every process started is stopped after."""
     home, port = tmp_path / "prefect-home", free_port()
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
@@ -78,9 +88,8 @@ def stack(tmp_path: Path, label_studio: LocalLabelStudio) -> Iterator[Stack]:
         "PREFECT_WORKER_QUERY_SECONDS": "2", "PREFECT_WORKER_PREFETCH_SECONDS": "1",
         # two cores shared by the server (SQLite), three workers and their flow runs: be patient
         "PREFECT_API_REQUEST_TIMEOUT": "120", "PREFECT_SERVER_DATABASE_TIMEOUT": "60",
-        "PRELABEL_ROOT": str(ROOT), "PYTHONPATH": str(ROOT), "PRELABEL_LS_URL": label_studio.url,
-        "PRELABEL_LS_API_KEY": label_studio.legacy_token.get_secret_value(),
-        "PRELABEL_CACHE_DIR": str(tmp_path / "cache"),
+        "PRELABEL_ROOT": str(ROOT), "PYTHONPATH": str(ROOT), "PRELABEL_CACHE_DIR": str(tmp_path / "cache"),
+        **extra_env,
     }  # fmt: skip
     running = Stack(f"http://127.0.0.1:{port}/api", env, tmp_path)
     running.start("server", [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)])

@@ -1,35 +1,26 @@
-"""Pseudo-labels out to an object store (``s3://bucket/prefix`` or a local folder).
+"""Export targets: ``s3://bucket/prefix`` or a local folder, and the per-batch key index.
 
-Per batch: ``coco/batch_NNNNN.json`` (images, categories, boxes in xywh pixels, RLE masks,
-scores), one PNG per object mask under ``masks/``, and optionally the images under
-``images/``. Keys carry the first 8 hex digits of the image's sha256 so that equal names
-from different folders never collide. Resumable: the store is listed once, and an object
-already present with the same content (MD5, S3's ETag for single-part uploads) is skipped,
-so a rerun writes only what is missing or changed. Category and annotation ids are carried
-across batches by the caller (``ExportState``), so every batch of a run agrees on them.
+A target is never listed or hashed whole. Each batch of an export leaves
+``index/batch_NNNNN.json`` (every key it wrote or found, with MD5 and size) after its
+objects, and ``index/batch_NNNNN.started`` before them. Resuming a batch therefore costs
+one read: an index says what is there (a folder also checks each file's size; S3 trusts the
+index); a batch that started but left no index (a crash) checks only its own keys (S3
+``HEAD`` ETags, a folder hashes those files); a batch that never started writes blindly.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
-from collections import Counter
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-import numpy as np
-from PIL import Image
-
 from prelabel.atomic import atomic_write
-from prelabel.convert.geometry import xyxy_to_xywh
-from prelabel.convert.masks import coco_area, coco_to_mask
 from prelabel.errors import SourceError
-from prelabel.paths import safe_file_name, within
-from prelabel.records import PredictionRecord
-from prelabel.redact import redact_url
-from prelabel.store.uris import name_of, split_s3_uri
+from prelabel.paths import within
+from prelabel.store.uris import split_s3_uri
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -37,13 +28,14 @@ if TYPE_CHECKING:
     from prelabel.settings import Settings
 
 __all__ = [
-    "ExportReport",
-    "ExportState",
+    "BatchIndex",
     "LocalStore",
     "ObjectStore",
     "S3Store",
-    "export_batch",
+    "index_key",
     "open_store",
+    "read_index",
+    "started_key",
 ]
 
 
@@ -52,11 +44,17 @@ class ObjectStore(Protocol):
 
     location: str
 
-    def existing(self) -> dict[str, str]:
-        """Keys already present -> MD5 hex of their content."""
-
     def put(self, key: str, data: bytes, content_type: str) -> None:
-        """Write one object."""
+        """Write one object whole."""
+
+    def get(self, key: str) -> bytes | None:
+        """One object's bytes, or None when absent."""
+
+    def md5(self, key: str) -> str | None:
+        """MD5 hex of one object's content (S3: its ETag), or None when absent."""
+
+    def holds(self, key: str, size: int) -> bool:
+        """Whether an indexed object is still there (a folder checks the size; S3 trusts the index)."""
 
 
 class LocalStore:
@@ -66,17 +64,24 @@ class LocalStore:
         self.root = Path(root)
         self.location = str(self.root)
 
-    def existing(self) -> dict[str, str]:
-        if not self.root.is_dir():
-            return {}
-        found = {}
-        for path in self.root.rglob("*"):
-            if path.is_file() and not path.name.endswith(".tmp"):
-                found[path.relative_to(self.root).as_posix()] = hashlib.md5(path.read_bytes()).hexdigest()  # noqa: S324
-        return found
-
     def put(self, key: str, data: bytes, content_type: str) -> None:
         atomic_write(within(self.root, self.root / key), data)
+
+    def get(self, key: str) -> bytes | None:
+        try:
+            return (self.root / key).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def md5(self, key: str) -> str | None:
+        data = self.get(key)
+        return None if data is None else hashlib.md5(data).hexdigest()  # noqa: S324
+
+    def holds(self, key: str, size: int) -> bool:
+        try:
+            return (self.root / key).stat().st_size == size
+        except OSError:
+            return False
 
 
 class S3Store:
@@ -93,23 +98,35 @@ class S3Store:
     def _key(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key
 
-    def existing(self) -> dict[str, str]:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        found = {}
-        start = f"{self.prefix}/" if self.prefix else ""
-        try:
-            for page in self.client.get_paginator("list_objects_v2").paginate(
-                Bucket=self.bucket, Prefix=start
-            ):
-                for entry in page.get("Contents", []):
-                    found[entry["Key"][len(start) :]] = entry.get("ETag", "").strip('"')
-        except (ClientError, BotoCoreError) as exc:
-            raise SourceError(f"{self.location}: cannot list the export prefix ({exc})") from exc
-        return found
-
     def put(self, key: str, data: bytes, content_type: str) -> None:
         self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, ContentType=content_type)
+
+    def get(self, key: str) -> bytes | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
+        except ClientError as exc:
+            if _missing(exc):
+                return None
+            raise SourceError(f"{self.location}: cannot read {key} ({exc})") from exc
+
+    def md5(self, key: str) -> str | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            return self.client.head_object(Bucket=self.bucket, Key=self._key(key))["ETag"].strip('"')
+        except ClientError as exc:
+            if _missing(exc):
+                return None
+            raise SourceError(f"{self.location}: cannot read {key} ({exc})") from exc
+
+    def holds(self, key: str, size: int) -> bool:
+        return True
+
+
+def _missing(exc: Any) -> bool:
+    return str(exc.response.get("Error", {}).get("Code")) in {"404", "NoSuchKey", "NotFound"}
 
 
 def open_store(target: str, settings: Settings | None = None) -> ObjectStore:
@@ -117,86 +134,36 @@ def open_store(target: str, settings: Settings | None = None) -> ObjectStore:
     return S3Store(target, settings) if target.startswith("s3://") else LocalStore(target)
 
 
-@dataclass
-class ExportState:
-    """What batches of one run share: category ids (in first-seen order) and the next ids."""
+@dataclass(frozen=True)
+class BatchIndex:
+    """What one batch wrote or found: key -> (MD5 hex, size in bytes), by kind."""
 
-    categories: dict[str, int] = field(default_factory=dict)
-    next_image: int = 1
-    next_annotation: int = 1
+    objects: Mapping[str, tuple[str, int]]
+    kinds: Mapping[str, str]
 
-
-@dataclass
-class ExportReport:
-    """Objects written and skipped (already present, same content) by kind, and every key."""
-
-    written: Counter[str] = field(default_factory=Counter)
-    skipped: Counter[str] = field(default_factory=Counter)
-    keys: list[str] = field(default_factory=list)
+    def to_bytes(self) -> bytes:
+        body = {key: {"md5": md5, "size": size, "kind": self.kinds[key]}
+                for key, (md5, size) in sorted(self.objects.items())}  # fmt: skip
+        return json.dumps({"objects": body}, sort_keys=True).encode()
 
 
-def export_batch(
-    store: ObjectStore,
-    existing: Mapping[str, str],
-    number: int,
-    records: Sequence[PredictionRecord],
-    state: ExportState,
-    images: Mapping[str, bytes] | None = None,
-    label_map: Mapping[str, str] | None = None,
-) -> ExportReport:
-    """Write one batch's COCO JSON, masks and (given ``images``) image files."""
-    import json
-
-    report = ExportReport()
-
-    def put(kind: str, key: str, data: bytes, content_type: str) -> None:
-        report.keys.append(key)
-        if existing.get(key) == hashlib.md5(data).hexdigest():  # noqa: S324  (content check, not security)
-            report.skipped[kind] += 1
-            return
-        store.put(key, data, content_type)
-        report.written[kind] += 1
-
-    coco: dict[str, Any] = {"images": [], "annotations": [], "categories": []}
-    for record in records:
-        info, found = record.image, record.detections
-        name = safe_file_name(name_of(record.uri))  # a URL's name is the source's choice
-        tag = f"{info.sha256[:8]}-{PurePosixPath(name).stem}"
-        image_key = f"images/{info.sha256[:8]}-{name}"
-        image_id = state.next_image
-        state.next_image += 1
-        size = {"width": info.width, "height": info.height}
-        coco["images"].append({"id": image_id, "file_name": image_key, **size, "sha256": info.sha256,
-                               "source": redact_url(record.uri)})  # fmt: skip
-        if images is not None and record.uri in images:
-            put("images", image_key, images[record.uri], "application/octet-stream")
-        for k in range(len(found)):
-            label = (label_map or {}).get(found.labels[k], found.labels[k])
-            category = state.categories.setdefault(label, len(state.categories) + 1)
-            box = found.xyxy[k]
-            entry: dict[str, Any] = {
-                "id": state.next_annotation, "image_id": image_id, "category_id": category,
-                "bbox": [round(v, 3) for v in xyxy_to_xywh(box)], "score": round(float(found.scores[k]), 5),
-                "iscrowd": 0, "area": round(float((box[2] - box[0]) * (box[3] - box[1])), 3),
-                "segmentation": [],
-            }  # fmt: skip
-            mask = found.masks[k]
-            if mask is not None:
-                entry["segmentation"], entry["area"] = dict(mask), coco_area(mask)
-                entry["mask_file"] = f"masks/{tag}_{k:03d}.png"
-                put("masks", entry["mask_file"], _png(coco_to_mask(mask)), "image/png")
-            if found.texts[k] is not None:
-                entry["text"] = found.texts[k]
-            coco["annotations"].append(entry)
-            state.next_annotation += 1
-    coco["categories"] = [{"id": i, "name": name} for name, i in state.categories.items()]
-    put(
-        "coco", f"coco/batch_{number:05d}.json", json.dumps(coco, sort_keys=True).encode(), "application/json"
-    )
-    return report
+def index_key(number: int) -> str:
+    return f"index/batch_{number:05d}.json"
 
 
-def _png(mask: np.ndarray[Any, Any]) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray((mask > 0).astype(np.uint8) * 255, mode="L").save(buffer, "PNG", optimize=False)
-    return buffer.getvalue()
+def started_key(number: int) -> str:
+    return f"index/batch_{number:05d}.started"
+
+
+def read_index(store: ObjectStore, number: int) -> BatchIndex | None:
+    """A finished batch's index, or None (never finished, or unreadable: then checked again)."""
+    data = store.get(index_key(number))
+    if data is None:
+        return None
+    try:
+        body = json.loads(data)["objects"]
+        objects = {k: (str(v["md5"]), int(v["size"])) for k, v in body.items()}
+        kinds = {k: str(v["kind"]) for k, v in body.items()}
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return BatchIndex(objects, kinds)

@@ -1,0 +1,48 @@
+"""``export-shard``: one shard of a scaled-out export (GPU pool): its batches read, inferred
+through the shared cache and exported, then its marker (counts, error rows, who ran it)."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+from prefect import flow, get_run_logger
+
+from flows.common import RunSizes, opaque, prediction_cache
+from flows.params import ExportShardParams
+from prelabel.exporting import BatchExport, ExportPlan
+from prelabel.pipeline import chunks
+from prelabel.reports import ShardSummary
+from tasks.exporting import export_batch
+
+__all__ = ["export_shard"]
+
+
+@flow(name="export-shard", log_prints=False)
+def export_shard(params: ExportShardParams) -> ShardSummary:
+    """Export the shard's batches, then leave its marker in the shared cache."""
+    log = get_run_logger()
+    cache = prediction_cache(params)
+    plan = ExportPlan(params.batch_size, tuple(params.categories), params.label_map, params.with_images,
+                      params.keep_original_images)  # fmt: skip
+    max_pixels = RunSizes.of(params).max_pixels
+    total = BatchExport()
+    for offset, batch in enumerate(chunks(params.images, plan.batch_size)):
+        report, _ = export_batch(params.to, plan, params.first_batch + offset, opaque(batch), params.model,
+                                 params.model_options, cache, plan.category_ids(), params.refresh,
+                                 max_pixels)  # fmt: skip
+        total.add(report)
+    summary = ShardSummary(shard=params.shard, images=len(params.images), cached=total.cached,
+                           inferred=total.inferred, failed=len(total.errors),
+                           worker=os.environ.get("PRELABEL_WORKER_NAME") or socket.gethostname(),
+                           pid=os.getpid())  # fmt: skip
+    marker = {
+        "worker": summary.worker, "pid": summary.pid, "first_batch": params.first_batch,
+        "images": summary.images, "cached": summary.cached,
+        "inferred": summary.inferred, "written": dict(total.written), "skipped": dict(total.skipped),
+        "unmatched": dict(total.unmatched), "errors": [[e.file, str(e.stage), e.error] for e in total.errors],
+    }  # fmt: skip
+    cache.put_marker(params.shard, marker)
+    log.info("shard %s on %s: %d images, %d failed", params.shard, summary.worker, summary.images,
+             summary.failed)  # fmt: skip
+    return summary
