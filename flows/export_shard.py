@@ -10,6 +10,7 @@ from prefect import flow, get_run_logger
 
 from flows.common import RunSizes, opaque, prediction_cache
 from flows.params import ExportShardParams
+from flows.scaleout import shard_images
 from prelabel.exporting import BatchExport, ExportPlan
 from prelabel.pipeline import chunks
 from prelabel.reports import ShardSummary
@@ -26,13 +27,14 @@ def export_shard(params: ExportShardParams) -> ShardSummary:
     plan = ExportPlan(params.batch_size, tuple(params.categories), params.label_map, params.with_images,
                       params.keep_original_images)  # fmt: skip
     max_pixels = RunSizes.of(params).max_pixels
+    images = shard_images(params.images, params.images_ref, cache)
     total = BatchExport()
-    for offset, batch in enumerate(chunks(params.images, plan.batch_size)):
+    for offset, batch in enumerate(chunks(images, plan.batch_size)):
         report, _ = export_batch(params.to, plan, params.first_batch + offset, opaque(batch), params.model,
                                  params.model_options, cache, plan.category_ids(), params.refresh,
                                  max_pixels)  # fmt: skip
         total.add(report)
-    summary = ShardSummary(shard=params.shard, images=len(params.images), cached=total.cached,
+    summary = ShardSummary(shard=params.shard, images=len(images), cached=total.cached,
                            inferred=total.inferred, failed=len(total.errors),
                            worker=os.environ.get("PRELABEL_WORKER_NAME") or socket.gethostname(),
                            pid=os.getpid())  # fmt: skip

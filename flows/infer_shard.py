@@ -10,6 +10,7 @@ from prefect import flow, get_run_logger
 
 from flows.common import RunSizes, infer_in_batches, prediction_cache
 from flows.params import ShardParams
+from flows.scaleout import shard_images
 from prelabel.errors import PrelabelError
 from prelabel.reports import ShardSummary
 
@@ -21,13 +22,14 @@ def infer_shard(params: ShardParams) -> ShardSummary:
     """Infer the shard through the cache, then leave its marker (who ran it, the counts)."""
     log = get_run_logger()
     cache = prediction_cache(params)
-    summary = ShardSummary(shard=params.shard, images=len(params.images))
-    for result in infer_in_batches(params, params.images, cache, RunSizes.of(params)):
+    images = shard_images(params.images, params.images_ref, cache)
+    summary = ShardSummary(shard=params.shard, images=len(images))
+    for result in infer_in_batches(params, images, cache, RunSizes.of(params)):
         summary.cached += result.cached
         summary.inferred += result.inferred
         summary.failed += len(result.errors)
-    if params.images and summary.failed == len(params.images):
-        raise PrelabelError(f"shard {params.shard}: every one of its {len(params.images)} images failed")
+    if images and summary.failed == len(images):
+        raise PrelabelError(f"shard {params.shard}: every one of its {len(images)} images failed")
     summary.worker = os.environ.get("PRELABEL_WORKER_NAME") or socket.gethostname()
     summary.pid = os.getpid()
     marker = {k: v for k, v in dataclasses.asdict(summary).items() if k != "shard"}

@@ -28,6 +28,8 @@ __all__ = [
 
 _SECRET_WORDS = ("token", "secret", "password", "api_key", "apikey")
 _TASK_BATCH = "Images per Prefect task run; default PRELABEL_TASK_BATCH_SIZE."
+_SHARD_IMAGES = "Image URIs of this shard, in the run's order (empty when images_ref names them)."
+_SHARD_REF = "The shared cache's record of this shard's images (URIs stay out of stored parameters)."
 
 
 class LabelStudioParams(BaseModel):
@@ -155,7 +157,8 @@ class PreannotateParams(_PostOptions, _ModelOptions):
 class ShardParams(_ModelSettings):
     """One shard of a scaled-out run: infer these images into the shared cache."""
 
-    images: list[str] = Field(description="Image URIs (paths, s3:// keys, URLs) of this shard.")
+    images: list[str] = Field(default_factory=list, description=_SHARD_IMAGES)
+    images_ref: str | None = Field(default=None, description=_SHARD_REF)
     shard: str = Field(description="The shard's key; its marker is written when it is done.")
     batch_size: int | None = Field(default=None, ge=1, le=10_000, description=_TASK_BATCH)
 
@@ -240,7 +243,8 @@ class ExportParams(_ModelOptions):
 class ExportShardParams(_ModelSettings):
     """One shard of a scaled-out export: these consecutive batches of the run's images."""
 
-    images: list[str] = Field(description="Image URIs of this shard, in the run's order.")
+    images: list[str] = Field(default_factory=list, description=_SHARD_IMAGES)
+    images_ref: str | None = Field(default=None, description=_SHARD_REF)
     first_batch: int = Field(ge=1, description="Number of the shard's first batch (ids follow from it).")
     batch_size: int = Field(ge=1, le=10_000, description="Images per batch of the whole run.")
     shard: str = Field(description="The shard's key; its marker is written when it is done.")

@@ -29,7 +29,7 @@ from prelabel.records import ModelSignature
 from prelabel.sharding import shard_key, split_shards
 from prelabel.store.cache import PredictionCache
 
-__all__ = ["project_lock", "run_shard_runs", "run_shards"]
+__all__ = ["project_lock", "run_shard_runs", "run_shards", "shard_images"]
 
 
 @contextmanager
@@ -69,6 +69,25 @@ def run_shards(
     return {"shards": len(jobs), "ran": len(ran)}
 
 
+def _by_reference(key: str, child: dict[str, Any], cache: PredictionCache) -> dict[str, Any]:
+    """The child's image list moved into the shared cache: Prefect stores and shows parameters,
+    and URIs can carry credentials (signed URLs)."""
+    ref = f"lists/{key}"  # markers/lists/: beside the shards' own markers, never taken for one
+    cache.put_marker(ref, {"images": list(child.get("images") or [])})
+    return {**child, "images": [], "images_ref": ref}
+
+
+def shard_images(images: list[str], ref: str | None, cache: PredictionCache) -> list[str]:
+    """A shard's images: given, or read from the shared cache by reference."""
+    if ref is None:
+        return images
+    stored = cache.get_marker(ref)
+    listed = stored.get("images") if stored else None
+    if not isinstance(listed, list):
+        raise PrelabelError(f"shard images {ref!r} are not in the shared cache (cache_dir)")
+    return [str(uri) for uri in listed]
+
+
 def run_shard_runs(
     deployment: str, jobs: Sequence[tuple[str, dict[str, Any]]], cache: PredictionCache, max_parallel: int,
     retries: int,
@@ -76,7 +95,7 @@ def run_shard_runs(
     """Run ``deployment`` once per job (shard key, its ``params``) whose marker is not in the
     cache yet; returns the keys run; raises when a shard still fails after ``retries``."""
     log = get_run_logger()
-    todo = [(key, child) for key, child in jobs if cache.get_marker(key) is None]
+    todo = [(key, _by_reference(key, child, cache)) for key, child in jobs if cache.get_marker(key) is None]
     log.info("%d shards; %d already done", len(jobs), len(jobs) - len(todo))
 
     def one(key: str, child: dict[str, Any]) -> str | None:

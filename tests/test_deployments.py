@@ -158,6 +158,11 @@ def test_deploy_schedule_and_scale_out_over_two_gpu_workers(
     assert ls_client.model_versions(project.id) == {"deployed": 4}
     markers = [json.loads(p.read_text()) for p in (tmp_path / "cache" / "markers").glob("*.json")]
     assert len(markers) == 4 and {m["worker"] for m in markers} == {"gpu-a", "gpu-b"}
+    # The shards' image lists travel by reference: no image path among the stored parameters.
+    shards = stack.call("POST", "/flow_runs/filter", {"flows": {"name": {"any_": ["infer-shard"]}}})
+    assert len(shards) >= 4
+    assert all(r["parameters"]["params"]["images"] == [] for r in shards)
+    assert all(str(images) not in json.dumps(r["parameters"]) for r in shards)
 
     pull = stack.call("GET", "/deployments/name/pull-annotations/pull-annotations")
     assert pull["schedules"] and pull["schedules"][0]["schedule"]["interval"] == 3600

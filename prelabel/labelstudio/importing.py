@@ -26,7 +26,8 @@ from prelabel.labelstudio.matching import Unmatched, match_files
 
 __all__ = ["ImportReport", "import_images", "is_remote"]
 
-_REMOTE_SCHEMES = ("http://", "https://", "s3://", "gs://", "azure-blob://", "/data/")
+# A local path is a local file, also under /data (where the compose workers keep images).
+_REMOTE_SCHEMES = ("http://", "https://", "s3://", "gs://", "azure-blob://")
 _NEW = "no task with this name"
 
 
