@@ -81,7 +81,8 @@ def features(params: FeaturesParams) -> FeaturesSummary:
     signature = embedder_for(options).signature()
     cache = open_cache(params.cache_dir or settings.cache_dir, settings)
     out = params.out or default_out(params.review_set, params.embedder)
-    summary = FeaturesSummary(params.review_set, out, f"{signature.model} {signature.revision}", len(items))
+    model = f"{signature.model} {signature.revision}, margin {params.margin:g}"
+    summary = FeaturesSummary(params.review_set, out, model, len(items))
     vectors: dict[int, Vector] = {}
     errors: list[ErrorRow] = []
     progress = Progress(len(items), "prelabel-features-progress")
@@ -98,7 +99,7 @@ def features(params: FeaturesParams) -> FeaturesSummary:
     summary.failed = len(items) - len(vectors)
     if items and not vectors:
         raise PrelabelError(f"no item of {params.review_set} could be embedded: {errors[0].error}")
-    write_features(out, vectors, signature)
+    write_features(out, vectors, signature, params.margin)
     summary.dim = len(next(iter(vectors.values()))) if vectors else 0
     if errors:
         summary.errors_file = str(Path(out).with_suffix(".errors.csv"))

@@ -79,10 +79,8 @@ class Embedder:
         self._processor: Any = None
 
     def signature(self) -> ModelSignature:
-        """What changes an embedding: model, checkpoint, revision and the crop margin."""
-        return ModelSignature(
-            f"features-{self.name}", f"{self.checkpoint}@{self.revision or 'main'}", {"margin": self.margin}
-        )
+        """The model half of the cache key (the margin joins the box half: whole images ignore it)."""
+        return ModelSignature(f"features-{self.name}", f"{self.checkpoint}@{self.revision or 'main'}")
 
     def _load(self) -> tuple[Any, Any]:
         if self._model is None:
@@ -167,7 +165,7 @@ def embed_items(
             raw = data[uri]
             if isinstance(raw, SourceError):
                 raise raw
-            key = _cache_name(signature, sha256_bytes(raw), item.box)
+            key = _cache_name(signature, sha256_bytes(raw), item.box, embedder.margin)
             hit = None if cache is None or refresh else cache.get_marker(key)
             if hit is not None and isinstance(hit.get("embedding"), list):
                 result.vectors[item.id] = np.asarray(hit["embedding"], dtype=np.float32)
@@ -185,9 +183,12 @@ def embed_items(
     return result
 
 
-def write_features(path: str | Path, vectors: Mapping[int, Vector], signature: ModelSignature) -> Path:
+def write_features(
+    path: str | Path, vectors: Mapping[int, Vector], signature: ModelSignature, margin: float
+) -> Path:
     """Parquet: ``item_id`` (int64) and ``embedding`` (list of float32), in item order; the model
-    in the file's metadata. Written whole (atomically)."""
+    and margin in the file's metadata (``prelabel.model``, ``.revision``, ``.margin``). Written
+    whole (atomically)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -199,7 +200,7 @@ def write_features(path: str | Path, vectors: Mapping[int, Vector], signature: M
         {"item_id": pa.array(ids, pa.int64()),
          "embedding": pa.array([vectors[i].tolist() for i in ids], pa.list_(pa.float32()))}
     )  # fmt: skip
-    meta = {f"prelabel.{k}": str(v) for k, v in _describe(signature).items()}
+    meta = {f"prelabel.{k}": str(v) for k, v in {**_describe(signature), "margin": margin}.items()}
     table = table.replace_schema_metadata(meta)
     buffer = io.BytesIO()
     pq.write_table(table, buffer)
@@ -226,8 +227,8 @@ def _uri(image: str, ls_url: str | None) -> str:
     return image
 
 
-def _cache_name(signature: ModelSignature, sha256: str, box: tuple[float, ...] | None) -> str:
-    where = "image" if box is None else "_".join(f"{v:.2f}" for v in box)
+def _cache_name(signature: ModelSignature, sha256: str, box: tuple[float, ...] | None, margin: float) -> str:
+    where = "image" if box is None else "_".join(f"{v:.2f}" for v in box) + f"-m{margin:g}"
     return f"features/{signature.key}/{sha256[:2]}/{sha256}-{where}"
 
 
