@@ -51,8 +51,9 @@ def test_references_file_lines_boxes_labels_and_mistakes(tmp_path: Path) -> None
         ("/abs/b.jpg", (1.0, 2.0, 30.0, 40.0), "car"),
         ("s3://bucket/c.jpg", (0.0, 0.0, 5.0, 5.0), "dog"),
     ]
-    for bad, message in (("a.jpg,1,2,3\n", "expected img_path"), ("a.jpg,5,5,1,1\n", "x1<x2"),
-                         ("a.jpg,a,b,c,d\n", "four numbers"), ("# nothing\n", "lists no images")):  # fmt: skip
+    mistakes = [("a.jpg,1,2,3\n", "expected img_path"), ("a.jpg,5,5,1,1\n", "x1<x2"),
+                ("a.jpg,a,b,c,d\n", "four numbers"), ("# nothing\n", "lists no images")]  # fmt: skip
+    for bad, message in mistakes:
         refs.write_text(bad)
         with pytest.raises(PrelabelError, match=message):
             items_from_references(refs, "car")
@@ -238,7 +239,8 @@ def test_embed_items_with_tiny_models_and_the_cache(
     checkpoint = str(tiny_dinov2 if family == "dinov2" else tiny_siglip2)
     a, b = _photo(tmp_path, "a.png", 1), _photo(tmp_path, "b.png", 2, (50, 90))
     items = [ReviewItem(str(a), "car", id=1), ReviewItem(str(a), "car", (10, 10, 40, 30), id=2),
-             ReviewItem(str(b), "car", (5, 5, 45, 80), id=3), ReviewItem(str(tmp_path / "gone.png"), "car", id=4),
+             ReviewItem(str(b), "car", (5, 5, 45, 80), id=3),
+             ReviewItem(str(tmp_path / "gone.png"), "car", id=4),
              ReviewItem(str(a), "car", (500, 500, 600, 600), id=5)]  # fmt: skip
     cache = LocalCache(tmp_path / "cache")
     embedder = Embedder(family, checkpoint, margin=0.1, batch_size=2, device="cpu")  # type: ignore[arg-type]
@@ -286,8 +288,8 @@ def test_features_flow_writes_parquet_and_reuses_the_cache(
     ReviewSet.create(
         tmp_path / "set.sqlite", items_from_references(refs, "car"), {"source": "references"}
     ).close()
-    params = FeaturesParams(review_set=str(tmp_path / "set.sqlite"), checkpoint=str(tiny_dinov2), batch_size=2,
-                            cache_dir=str(tmp_path / "cache"), device="cpu")  # fmt: skip
+    params = FeaturesParams(review_set=str(tmp_path / "set.sqlite"), checkpoint=str(tiny_dinov2),
+                            batch_size=2, cache_dir=str(tmp_path / "cache"), device="cpu")  # fmt: skip
     done = features(params)
     assert (done.items, done.computed, done.cached, done.failed, done.dim) == (6, 5, 0, 1, 16)
     assert done.out == str(tmp_path / "set.dinov2.parquet")
