@@ -57,7 +57,7 @@ def test_review_set_from_project_predictions_features_and_next(
         ("civilian vehicle", (0.0, 20.0, 30.0, 60.0), 0.7, second),
     ]
     assert all(i.image.startswith(f"/data/upload/{project.id}/") for i in items)
-    assert all(i.prediction_id and i.region_id for i in items)  # where each box came from, for the way back
+    assert all(i.prediction_id for i in items)  # which prediction each box came from, for the way back
 
     refused = run_prelabel("review-set", "create", "--project-id", str(project.id), "--model-version", "m9",
                            "--out", str(tmp_path / "x.sqlite"), env=env)  # fmt: skip
