@@ -43,6 +43,7 @@ __all__ = [
     "ReviewSet",
     "items_from_references",
     "items_from_tasks",
+    "iter_batches",
 ]
 
 SCHEMA_VERSION = "1"
