@@ -77,3 +77,17 @@ def test_download_benchmark_runs() -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.splitlines()[-1].startswith("ratio:") and "peak RSS" in done.stdout
+
+
+def test_active_learning_benchmark_runs() -> None:
+    script = str(ROOT / "benchmarks" / "active_learning.py")
+    args = ["--seeds", "1", "--pool", "300", "--test", "300", "--budget", "40", "--separation", "6"]
+    done = subprocess.run(
+        [sys.executable, script, *args], capture_output=True, text=True, check=False, cwd=ROOT
+    )
+    assert done.returncode == 0, done.stderr
+    rows = [
+        line for line in done.stdout.splitlines() if line.startswith("| 1:9") or line.startswith("| balanced")
+    ]
+    assert len(rows) == 2 and all("x** |" in row for row in rows)
+    assert done.stdout.count("refit on") == 3

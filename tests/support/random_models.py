@@ -86,3 +86,34 @@ def save_sam2(folder: Path, full: bool = False, seed: int = 0) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     Sam2Model(Sam2Config(**options)).eval().save_pretrained(folder)
     return folder
+
+
+def save_dinov2_registers(folder: Path, seed: int = 0) -> Path:
+    """A tiny DINOv2-with-registers (32-pixel input, 2 registers) and its image processor."""
+    import torch
+    from transformers import BitImageProcessorPil, Dinov2WithRegistersConfig, Dinov2WithRegistersModel
+
+    torch.manual_seed(seed)
+    config = Dinov2WithRegistersConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                                       intermediate_size=32, image_size=32, patch_size=8,
+                                       num_register_tokens=2)  # fmt: skip
+    folder.mkdir(parents=True, exist_ok=True)
+    Dinov2WithRegistersModel(config).eval().save_pretrained(folder)
+    BitImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(
+        folder
+    )
+    return folder
+
+
+def save_siglip2_vision(folder: Path, seed: int = 0) -> Path:
+    """A tiny SigLIP 2 vision tower (NaFlex: up to 16 patches of 8 pixels) and its image processor."""
+    import torch
+    from transformers import Siglip2ImageProcessorPil, Siglip2VisionConfig, Siglip2VisionModel
+
+    torch.manual_seed(seed)
+    config = Siglip2VisionConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                                 intermediate_size=32, patch_size=8, num_patches=16)  # fmt: skip
+    folder.mkdir(parents=True, exist_ok=True)
+    Siglip2VisionModel(config).eval().save_pretrained(folder)
+    Siglip2ImageProcessorPil(patch_size=8, max_num_patches=16).save_pretrained(folder)
+    return folder

@@ -1,0 +1,108 @@
+"""``features``: a review set's items -> image embeddings (Parquet keyed by item id), on the GPU pool."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
+from pydantic import BaseModel, Field
+
+from flows.common import RunSizes, opaque
+from prelabel.errors import PrelabelError
+from prelabel.failures import ErrorRow, write_errors
+from prelabel.review.features import FeaturesSummary, Vector, write_features
+from prelabel.review.sets import ReviewSet, iter_batches
+from prelabel.settings import load_settings
+from prelabel.store.cache import open_cache
+from tasks.features import embed_batch, embedder_for
+from tasks.reporting import Progress
+
+__all__ = ["FeaturesParams", "features"]
+
+
+class FeaturesParams(BaseModel):
+    """What to embed and with which model (the Prefect UI's run form)."""
+
+    review_set: str = Field(description="The review set's SQLite file (from `prelabel review-set create`).")
+    out: str | None = Field(
+        default=None, description="Parquet file to write; default <set>.<embedder>.parquet beside the set."
+    )
+    embedder: Literal["dinov2", "siglip2"] = Field(
+        default="dinov2", description="dinov2 (DINOv2 with registers) or siglip2 (SigLIP 2)."
+    )
+    checkpoint: str | None = Field(
+        default=None, description="Hub id or local folder; default the embedder's (see README)."
+    )
+    revision: str | None = Field(default=None, description="Checkpoint revision to pin.")
+    margin: float = Field(
+        default=0.1, ge=0, le=10, description="Context kept around a box, as a fraction of its size per side."
+    )
+    model_batch_size: int | None = Field(
+        default=None, ge=1, le=4096, description="Crops per forward pass; default PRELABEL_INFER_BATCH_SIZE."
+    )
+    batch_size: int | None = Field(
+        default=None,
+        ge=1,
+        le=10_000,
+        description="Items per Prefect task run; default PRELABEL_TASK_BATCH_SIZE.",
+    )
+    device: str | None = Field(default=None, description="cuda, cuda:1, cpu; default CUDA when present.")
+    cache_dir: str | None = Field(
+        default=None, description="Embedding cache (folder or s3://); default PRELABEL_CACHE_DIR."
+    )
+    refresh: bool = Field(default=False, description="Ignore cached embeddings.")
+    ls_url: str | None = Field(
+        default=None, description="Label Studio URL for /data/... images; default PRELABEL_LS_URL."
+    )
+    max_image_pixels: int | None = Field(
+        default=None, ge=1, description="Decompression-bomb limit; default PRELABEL_MAX_IMAGE_PIXELS."
+    )
+
+
+def default_out(review_set: str, embedder: str) -> str:
+    """``<set without suffix>.<embedder>.parquet`` beside the set."""
+    path = Path(review_set)
+    return str(path.with_name(f"{path.stem}.{embedder}.parquet"))
+
+
+@flow(name="features", log_prints=False)
+def features(params: FeaturesParams) -> FeaturesSummary:
+    """Embed every item of the set in batches through the cache; write Parquet and the error rows."""
+    log = get_run_logger()
+    settings = load_settings()
+    sizes = RunSizes.of(params, settings)
+    with ReviewSet(params.review_set) as review_set:
+        items = review_set.items()
+    options = {"name": params.embedder, "checkpoint": params.checkpoint, "revision": params.revision,
+               "margin": params.margin, "device": params.device,
+               "batch_size": params.model_batch_size or settings.infer_batch_size}  # fmt: skip
+    signature = embedder_for(options).signature()
+    cache = open_cache(params.cache_dir or settings.cache_dir, settings)
+    out = params.out or default_out(params.review_set, params.embedder)
+    model = f"{signature.model} {signature.revision}, margin {params.margin:g}"
+    summary = FeaturesSummary(params.review_set, out, model, len(items))
+    vectors: dict[int, Vector] = {}
+    errors: list[ErrorRow] = []
+    progress = Progress(len(items), "prelabel-features-progress")
+    for number, batch in enumerate(iter_batches(items, sizes.task_batch), start=1):
+        done = embed_batch(opaque(batch), options, opaque(cache), params.refresh, sizes.max_pixels,
+                           params.ls_url)  # fmt: skip
+        vectors.update(done.vectors)
+        errors += done.errors
+        summary.cached += done.cached
+        summary.computed += done.computed
+        progress.advance(len(batch))
+        log.info("batch %d: %d cached, %d computed, %d failed", number, done.cached, done.computed,
+                 len(done.errors))  # fmt: skip
+    summary.failed = len(items) - len(vectors)
+    if items and not vectors:
+        raise PrelabelError(f"no item of {params.review_set} could be embedded: {errors[0].error}")
+    write_features(out, vectors, signature, params.margin)
+    summary.dim = len(next(iter(vectors.values()))) if vectors else 0
+    if errors:
+        summary.errors_file = str(Path(out).with_suffix(".errors.csv"))
+        write_errors(Path(summary.errors_file), errors)
+    create_markdown_artifact(summary.markdown(), key="prelabel-features", description="prelabel features")
+    return summary

@@ -1,0 +1,184 @@
+"""Yes/no review commands: ``review-set create`` (items to ask about), ``features`` (their
+embeddings, through the ``features`` flow), ``review next`` (what to ask next, per strategy)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+
+from prelabel.errors import PrelabelError
+from prelabel.settings import load_settings
+from prelabel_cli.app import EXIT_IMAGES_FAILED, app
+from prelabel_cli.checks import check_project
+from prelabel_cli.options import AllowFailures, ApiKey, CacheDir, LsUrl, Refresh, TaskBatch, use_api_key
+from prelabel_cli.runs import run_flow
+
+__all__ = ["features", "review_next", "review_set_create"]
+
+review_set_app = typer.Typer(help="Review sets: the items people answer yes or no to.", no_args_is_help=True)
+review_app = typer.Typer(help="Active learning over a review set.", no_args_is_help=True)
+app.add_typer(review_set_app, name="review-set")
+app.add_typer(review_app, name="review")
+
+SetPath = Annotated[Path, typer.Option("--set", help="The review set's SQLite file.")]
+
+
+@review_set_app.command("create")
+def review_set_create(
+    out: Annotated[Path, typer.Option("--out", help="SQLite file to write (one file per set).")],
+    project_id: Annotated[
+        int | None, typer.Option("--project-id", min=1, help="From this project's predictions.")
+    ] = None,
+    model_version: Annotated[
+        str | None,
+        typer.Option("--model-version", help="The predictions' model_version (with --project-id)."),
+    ] = None,
+    per: Annotated[
+        Literal["box", "image"],
+        typer.Option("--per", help="One item per predicted box, or per image and label."),
+    ] = "box",
+    references: Annotated[
+        Path | None, typer.Option("--references", help="A file of img_path[,x1,y1,x2,y2[,label]] lines.")
+    ] = None,
+    label: Annotated[str, typer.Option("--label", help="Label of reference lines without one.")] = "object",
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing set.")] = False,
+    ls_url: LsUrl = None,
+    api_key: ApiKey = None,
+) -> None:
+    """Create a review set from a project's predictions or from a references file.
+
+    Example: prelabel review-set create --project-id 3 --model-version dinox-v1 --out cars.sqlite
+    """
+    from prelabel.review.sets import ReviewSet, items_from_references, items_from_tasks
+
+    if (project_id is None) == (references is None):
+        raise PrelabelError("give exactly one of --project-id (with --model-version) and --references")
+    if references is not None:
+        items = items_from_references(references, label)
+        meta: dict[str, object] = {"source": "references", "references": references.resolve()}
+        skipped: Counter[str] = Counter()
+    else:
+        assert project_id is not None
+        if not model_version:
+            raise PrelabelError("--project-id needs --model-version (see the project's predictions)")
+        use_api_key(api_key)
+        check_project(ls_url, project_id)
+        settings = load_settings(ls_url=ls_url)
+        from prelabel.labelstudio.client import LabelStudioClient
+
+        with LabelStudioClient(settings.ls_url, settings.require_ls_api_key(),
+                               timeout=settings.request_timeout) as client:  # fmt: skip
+            data_key = client.get_project(project_id).config.image.data_key
+            versions = client.model_versions(project_id)
+            if model_version not in versions:
+                known = ", ".join(sorted(versions)) or "none"
+                raise PrelabelError(
+                    f"project {project_id} has no predictions of {model_version!r} (has: {known})"
+                )
+            items, skipped = items_from_tasks(
+                client.iter_tasks(project_id, full=True), model_version, data_key, per
+            )
+        meta = {"source": "project", "project_id": project_id, "model_version": model_version, "per": per,
+                "ls_url": settings.ls_url}  # fmt: skip
+    with ReviewSet.create(out, items, meta, overwrite=overwrite) as created:
+        labels = Counter(item.label for item in created.items())
+    typer.echo(
+        f"{sum(labels.values())} items in {out}: "
+        + ", ".join(f"{k} ({n})" for k, n in sorted(labels.items()))
+    )
+    for reason, n in sorted(skipped.items()):
+        typer.echo(f"  left out: {n} results, {reason}")
+
+
+@app.command()
+def features(
+    review_set: SetPath,
+    embedder: Annotated[
+        Literal["dinov2", "siglip2"], typer.Option("--embedder", help="dinov2 (with registers) or siglip2.")
+    ] = "dinov2",
+    checkpoint: Annotated[str | None, typer.Option("--checkpoint", help="Hub id or local folder.")] = None,
+    margin: Annotated[
+        float,
+        typer.Option("--margin", min=0, max=10, help="Context around a box, fraction of its size per side."),
+    ] = 0.1,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Parquet file (default <set>.<embedder>.parquet).")
+    ] = None,
+    device: Annotated[
+        str | None, typer.Option("--device", help="cuda, cpu (default: CUDA when present).")
+    ] = None,
+    batch_size: TaskBatch = None,
+    cache_dir: CacheDir = None,
+    refresh: Refresh = False,
+    ls_url: LsUrl = None,
+    api_key: ApiKey = None,
+    allow_failures: AllowFailures = False,
+) -> None:
+    """Image embeddings of a review set's items (whole image or box crop), cached, as Parquet.
+
+    Example: prelabel features --set cars.sqlite --embedder siglip2 --margin 0.2
+    """
+    from flows.features import FeaturesParams
+    from flows.features import features as features_flow
+    from prelabel.review.sets import ReviewSet
+
+    use_api_key(api_key)
+    with ReviewSet(review_set):  # a missing or foreign file is a mistake, caught before the flow
+        pass
+    params = FeaturesParams(
+        review_set=str(review_set), out=str(out) if out else None, embedder=embedder,
+        checkpoint=checkpoint, margin=margin, device=device, batch_size=batch_size, cache_dir=cache_dir,
+        refresh=refresh, ls_url=ls_url,
+    )  # fmt: skip
+    done = run_flow(features_flow, params, progress=True, show=lambda s: str(s.markdown()))
+    if done.failed and not allow_failures:
+        raise typer.Exit(EXIT_IMAGES_FAILED)
+
+
+@review_app.command("next")
+def review_next(
+    review_set: SetPath,
+    features_file: Annotated[Path, typer.Option("--features", help="Parquet file from `prelabel features`.")],
+    label: Annotated[
+        str | None, typer.Option("--label", help="The label to review (default: the only one).")
+    ] = None,
+    strategy: Annotated[
+        Literal["entropy", "max-prob", "random"], typer.Option("--strategy", help="What to ask first.")
+    ] = "entropy",
+    target: Annotated[
+        Literal["yes", "no"], typer.Option("--target", help="max-prob: most likely yes, or most likely no.")
+    ] = "yes",
+    count: Annotated[int, typer.Option("--count", min=1, help="How many items to list.")] = 10,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the random draws.")] = 0,
+) -> None:
+    """The next items to ask (after a refit on the answers so far), and the held-out accuracy.
+
+    Example: prelabel review next --set cars.sqlite --features cars.dinov2.parquet --strategy max-prob
+    """
+    from prelabel.review.features import read_features
+    from prelabel.review.learning import held_out_accuracy, next_items
+    from prelabel.review.sets import ReviewSet
+
+    vectors = read_features(features_file)
+    with ReviewSet(review_set) as opened:
+        labels = opened.labels()
+        if label is None:
+            if len(labels) != 1:
+                raise PrelabelError(f"--label: the set has labels {', '.join(labels)}; name one")
+            label = labels[0]
+        elif label not in labels:
+            raise PrelabelError(f"--label {label!r}: the set has {', '.join(labels) or 'no labels'}")
+        chosen = next_items(opened, vectors, label, strategy, target, count, seed)
+        accuracy = held_out_accuracy(opened, vectors, label)
+    typer.echo("item\tp_yes\theld_out\tscore\ttask\timage\tbox")
+    for s in chosen:
+        box = ",".join(f"{v:.1f}" for v in s.item.box) if s.item.box else ""
+        score = "" if s.item.score is None else f"{s.item.score:.3f}"
+        typer.echo(f"{s.item.id}\t{s.p_yes:.3f}\t{int(s.held_out)}\t{score}\t{s.item.task_id or ''}\t"
+                   f"{s.item.image}\t{box}")  # fmt: skip
+    shown = "n/a" if accuracy.accuracy is None else f"{accuracy.accuracy:.1%}"
+    cold = " (cold start: detector scores)" if chosen and chosen[0].cold_start else ""
+    typer.echo(f"held-out accuracy: {shown} on {accuracy.count} answers{cold}")
