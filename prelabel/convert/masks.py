@@ -74,20 +74,11 @@ def brush_to_mask(rle: list[int] | bytes, height: int, width: int) -> Mask:
     # Pixel i's alpha sits at value 4i + 3: a run [s, e) covers pixels [s // 4, e // 4).
     ends = np.cumsum(lengths)
     pixel_ends = ends // 4
-    pixel_starts = np.concatenate(([0], pixel_ends[:-1]))
-    foreground = np.flatnonzero((values > 0) & (pixel_ends > pixel_starts))
-    if foreground.size > _FILL_BY_RUNS:
-        mask = np.repeat((values > 0).astype(np.uint8), pixel_ends - pixel_starts)
-        return mask.reshape(height, width)
-    # Few runs: fill only the foreground on zeroed memory instead of writing every pixel.
-    mask = np.zeros(height * width, np.uint8)
-    for start, end in zip(pixel_starts[foreground].tolist(), pixel_ends[foreground].tolist(), strict=True):
-        mask[start:end] = 1
+    pixel_lengths = np.diff(np.concatenate(([0], pixel_ends)))
+    # One block write per run; filling only the foreground slices on zeroed memory was
+    # measured no faster, even for a 1 KB ellipse (108 runs: 0.256 vs 0.244 ms).
+    mask = np.repeat((values > 0).astype(np.uint8), pixel_lengths)
     return mask.reshape(height, width)
-
-
-_FILL_BY_RUNS = 2048
-"""Foreground runs up to which ``brush_to_mask`` fills slices; past it ``np.repeat`` is faster."""
 
 
 def coco_to_mask(rle: Mapping[str, Any]) -> Mask:
