@@ -5,9 +5,10 @@ the SDK's ``mask2rle`` / ``decode_rle`` (the goal is >= 10x each), with identica
 Method: for each mask kind, the best of ``--repeat`` timed calls of each side
 (``time.perf_counter``); the SDK decode includes taking the alpha channel, as its own
 exporters do. Every output is checked equal before any figure is printed.
-Data: synthetic masks of ``--height`` x ``--width`` (default 1080p) of three kinds:
-one blob (a disc), hundreds of blobs (300 random rectangles), noisy edges (a disc whose
-40-px rim is random pixels).
+Data: synthetic masks of ``--height`` x ``--width`` (default 1080p) of four kinds:
+one ellipse (a small filled ellipse, 108 x 192 px at 1080p: a brush RLE of about 1 KB, where
+fixed costs and writing the output dominate), one blob (a disc), hundreds of blobs (300
+random rectangles), noisy edges (a disc whose 40-px rim is random pixels).
 Command: ``.venv/bin/python benchmarks/brush_rle.py`` (add ``--height 120 --width 160``
 for a quick run).
 """
@@ -28,12 +29,14 @@ from prelabel.convert.masks import brush_to_mask, mask_to_brush
 
 
 def make_masks(height: int, width: int, seed: int = 0) -> dict[str, np.ndarray]:
-    """The three mask kinds, uint8 0/1, (height, width)."""
+    """The four mask kinds, uint8 0/1, (height, width)."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[:height, :width]
     radius = min(height, width) * 0.28
     distance = np.sqrt((yy - height / 2) ** 2 + (xx - width / 2) ** 2)
     blob = (distance < radius).astype(np.uint8)
+    ry, rx = max(1.0, height * 0.05), max(1.0, width * 0.05)
+    ellipse = (((yy - height / 2) / ry) ** 2 + ((xx - width / 2) / rx) ** 2 < 1).astype(np.uint8)
     blobs = np.zeros((height, width), np.uint8)
     size = max(2, min(height, width) // 27)
     for _ in range(300):
@@ -43,7 +46,7 @@ def make_masks(height: int, width: int, seed: int = 0) -> dict[str, np.ndarray]:
     noisy = blob.copy()
     rim = np.abs(distance - radius) < max(2, min(height, width) // 27)
     noisy[rim] = rng.integers(0, 2, size=int(rim.sum()))
-    return {"one blob": blob, "hundreds of blobs": blobs, "noisy edges": noisy}
+    return {"one ellipse": ellipse, "one blob": blob, "hundreds of blobs": blobs, "noisy edges": noisy}
 
 
 def best_of(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:

@@ -19,7 +19,12 @@ def test_brush_benchmark_runs_and_checks_equality() -> None:
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0].startswith("machine:")
-    assert [line.split()[0] for line in lines[3:]] == ["one", "hundreds", "noisy"]
+    assert [" ".join(line.split()[:2]) for line in lines[3:]] == [
+        "one ellipse",
+        "one blob",
+        "hundreds of",
+        "noisy edges",
+    ]
     assert all(line.count("x") >= 2 for line in lines[3:])
 
 

@@ -16,6 +16,7 @@ import numpy.typing as npt
 from pycocotools import mask as coco_mask
 
 from prelabel.convert.brush import decode_values, encode_runs
+from prelabel.convert.runs import column_runs_to_row_runs, string_to_counts
 from prelabel.errors import MaskError
 from prelabel.images import DEFAULT_MAX_PIXELS
 
@@ -30,6 +31,7 @@ __all__ = [
     "mask_to_brush",
     "mask_to_coco",
     "normalize_coco",
+    "runs_to_coco",
 ]
 
 CocoRle = dict[str, Any]
@@ -73,6 +75,8 @@ def brush_to_mask(rle: list[int] | bytes, height: int, width: int) -> Mask:
     ends = np.cumsum(lengths)
     pixel_ends = ends // 4
     pixel_lengths = np.diff(np.concatenate(([0], pixel_ends)))
+    # One block write per run; filling only the foreground slices on zeroed memory was
+    # measured no faster, even for a 1 KB ellipse (108 runs: 0.256 vs 0.244 ms).
     mask = np.repeat((values > 0).astype(np.uint8), pixel_lengths)
     return mask.reshape(height, width)
 
@@ -96,9 +100,34 @@ def mask_to_coco(mask: npt.ArrayLike) -> CocoRle:
     return {"size": [int(v) for v in encoded["size"]], "counts": encoded["counts"].decode("ascii")}
 
 
+def runs_to_coco(counts: npt.ArrayLike, height: int, width: int) -> CocoRle:
+    """Compressed COCO RLE from uncompressed counts (column-major, background first).
+
+    The same string ``mask_to_coco`` writes for the mask the counts describe; used where the
+    runs were found without a full mask on the host (``prelabel.models.rle``).
+    """
+    runs = np.asarray(counts, np.int64)
+    if runs.ndim != 1 or (runs.size and int(runs.min()) < 0) or int(runs.sum()) != height * width:
+        raise MaskError(f"COCO counts must be non-negative and cover {height}x{width} pixels")
+    encoded = coco_mask.frPyObjects(
+        {"size": [height, width], "counts": runs.astype(np.uint32)}, height, width
+    )
+    return {"size": [height, width], "counts": encoded["counts"].decode("ascii")}
+
+
 def coco_to_brush(coco_rle: Mapping[str, Any]) -> list[int]:
-    """Brush RLE straight from a COCO RLE (any counts form)."""
-    return mask_to_brush(coco_to_mask(coco_rle))
+    """Brush RLE straight from a COCO RLE (any counts form); ``mask_to_brush(coco_to_mask(...))``'s bytes.
+
+    Built from the runs (column-major runs turned into row-major ones), so no H x W mask is
+    decoded and walked again; masks with more than one run per 128 pixels (noise, measured
+    crossover ~1 per 110 at 1080p) are cheaper through the full frame and go that way.
+    """
+    height, width, runs = _coco_counts(coco_rle)
+    _check_area(height, width)
+    if runs.size > height * width // 128:
+        return mask_to_brush(coco_to_mask(coco_rle))
+    lengths, values = column_runs_to_row_runs(runs, height, width)
+    return encode_runs(lengths * 4, values * np.uint8(255), total=height * width * 4)
 
 
 MAX_MASK_PIXELS = DEFAULT_MAX_PIXELS
@@ -136,51 +165,41 @@ def normalize_coco(rle: Mapping[str, Any]) -> CocoRle:
     The counts are checked to cover exactly height * width pixels before pycocotools
     sees them: its C decoder trusts them and would write past the mask otherwise.
     """
+    height, width, runs = _coco_counts(rle)
+    counts = rle.get("counts")
+    if isinstance(counts, bytes):
+        counts = counts.decode("ascii", errors="replace")
+    if isinstance(counts, str):
+        return {"size": [height, width], "counts": counts}
+    return runs_to_coco(runs, height, width)
+
+
+def _coco_counts(rle: Mapping[str, Any]) -> tuple[int, int, npt.NDArray[np.int64]]:
+    """(height, width, uncompressed counts) of any COCO RLE form, checked to cover the mask."""
     height, width = coco_size(rle)
     counts = rle.get("counts")
     if isinstance(counts, bytes):
         counts = counts.decode("ascii", errors="replace")
     if isinstance(counts, str):
-        runs = _string_counts(counts)
+        runs = string_to_counts(counts)
     elif isinstance(counts, list | tuple):
         if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in counts):
             raise MaskError("COCO RLE uncompressed 'counts' must be non-negative ints")
-        runs = [int(v) for v in counts]
+        # Python ints first: a huge count is an error row, not a numpy overflow.
+        covered = sum(counts)
+        if covered != height * width:
+            raise MaskError(
+                f"COCO RLE counts cover {covered} pixels, its size {height}x{width} needs {height * width}"
+            )
+        runs = np.asarray(counts, np.int64)
     else:
         raise MaskError(f"COCO RLE 'counts' must be a str, bytes or list, got {type(counts).__name__}")
-    if sum(runs) != height * width:
+    covered = int(runs.sum())
+    if covered != height * width:
         raise MaskError(
-            f"COCO RLE counts cover {sum(runs)} pixels, its size {height}x{width} needs {height * width}"
+            f"COCO RLE counts cover {covered} pixels, its size {height}x{width} needs {height * width}"
         )
-    if isinstance(counts, str):
-        return {"size": [height, width], "counts": counts}
-    encoded = coco_mask.frPyObjects({"size": [height, width], "counts": runs}, height, width)
-    return {"size": [height, width], "counts": encoded["counts"].decode("ascii")}
-
-
-def _string_counts(counts: str) -> list[int]:
-    """Run lengths of a compressed COCO counts string (pycocotools' rleFrString)."""
-    runs: list[int] = []
-    value, shift = 0, 0
-    for char in counts:
-        c = ord(char) - 48
-        if not 0 <= c < 64:
-            raise MaskError(f"COCO RLE counts string has an invalid character {char!r}")
-        value |= (c & 0x1F) << shift
-        shift += 5
-        if c & 0x20:
-            continue
-        if c & 0x10:
-            value |= -1 << shift
-        if len(runs) > 2:
-            value += runs[-2]
-        if value < 0:
-            raise MaskError("COCO RLE counts string decodes to a negative run length")
-        runs.append(value)
-        value, shift = 0, 0
-    if shift:
-        raise MaskError("COCO RLE counts string ends inside a number")
-    return runs
+    return height, width, runs
 
 
 def _binary(mask: npt.ArrayLike) -> Mask:

@@ -10,8 +10,9 @@ Batching: Grounding DINO's Swin backbone sees the padding of a mixed-size batch,
 same-size images share a pass (up to ``batch_size`` at a time, which also bounds device
 memory); the SAM 2 image encoder takes the same images together, and their box prompts go
 through the mask decoder together, padded to the largest count (each box is decoded on its
-own, so padding changes nothing). Masks are upsampled and thresholded a chunk of boxes at a
-time, then encoded to COCO RLE.
+own, so padding changes nothing). Masks are upsampled, thresholded and run-length encoded a
+chunk of boxes at a time on the device (``prelabel.models.rle``): only their runs reach the
+host, where they become COCO RLE.
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from prelabel.convert.masks import CocoRle, mask_to_coco
+from prelabel.convert.masks import CocoRle, runs_to_coco
 from prelabel.errors import PrelabelError, SettingsError
 from prelabel.models.base import ImageItem, ModelAdapter, class_list, decode_batch
 from prelabel.models.registry import register
+from prelabel.models.rle import masks_to_runs
 from prelabel.models.runtime import autocast, load_pretrained, require_torch, select_device
 from prelabel.records import Detections, ModelSignature
 
@@ -269,10 +271,12 @@ class GroundedSam2(ModelAdapter):
                             outputs.pred_masks[b, picked, 0].float()[None], tuple(image.shape[1:]),
                             mode="bilinear", align_corners=False,
                         )  # fmt: skip
-                        binary = (logits[0] > self.mask_threshold).cpu().numpy()
-                        for j, mask in zip(picked, binary, strict=True):
-                            if mask.any():
-                                chunk_masks[j] = mask_to_coco(mask)
+                        # thresholded and run-length encoded on the device: runs come back, not masks
+                        height, width = (int(v) for v in image.shape[1:])
+                        runs = masks_to_runs(logits[0], self.mask_threshold)
+                        for j, counts in zip(picked, runs, strict=True):
+                            if counts.size > 1:  # [H * W] alone: no pixel set
+                                chunk_masks[j] = runs_to_coco(counts, height, width)
                             else:
                                 self._counts["empty masks"] += 1
                     masks[b] += chunk_masks
