@@ -64,12 +64,12 @@ def review_set_create(
         assert project_id is not None
         if not model_version:
             raise PrelabelError("--project-id needs --model-version (see the project's predictions)")
-        use_api_key(api_key)
+        use_api_key(api_key, ls_url)
         check_project(ls_url, project_id)
-        settings = load_settings(ls_url=ls_url)
+        settings = load_settings()
         from prelabel.labelstudio.client import LabelStudioClient
 
-        with LabelStudioClient(settings.ls_url, settings.require_ls_api_key(),
+        with LabelStudioClient(settings.ls_url, settings.ls_key_for(ls_url),
                                timeout=settings.request_timeout) as client:  # fmt: skip
             data_key = client.get_project(project_id).config.image.data_key
             versions = client.model_versions(project_id)
@@ -125,7 +125,7 @@ def features(
     from flows.features import features as features_flow
     from prelabel.review.sets import ReviewSet
 
-    use_api_key(api_key)
+    use_api_key(api_key, ls_url)
     with ReviewSet(review_set):  # a missing or foreign file is a mistake, caught before the flow
         pass
     params = FeaturesParams(

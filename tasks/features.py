@@ -40,6 +40,7 @@ def embed_batch(
     ls_url: str | None,
 ) -> EmbedResult:
     """Embeddings of a batch of items; unreadable images become error rows."""
-    settings = load_settings(ls_url=ls_url)
+    settings = load_settings()
+    settings.ls_key_for(ls_url)  # the configured key goes to the configured server only
     return embed_items(items, embedder_for(embedder), Fetcher(settings), feature_cache,
                        ls_url=settings.ls_url, refresh=refresh, max_pixels=max_pixels)  # fmt: skip
