@@ -17,7 +17,15 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_write", "atomic_write_csv", "atomic_writer", "csv_cell", "csv_value", "write_csv_rows"]
+__all__ = [
+    "atomic_path",
+    "atomic_write",
+    "atomic_write_csv",
+    "atomic_writer",
+    "csv_cell",
+    "csv_value",
+    "write_csv_rows",
+]
 
 # mkstemp makes 0600 files; a file written whole gets the mode open() would have given it.
 _UMASK = os.umask(0)
@@ -25,8 +33,9 @@ os.umask(_UMASK)
 
 
 @contextlib.contextmanager
-def atomic_writer(path: str | Path, mode: int | None = None) -> Iterator[io.BufferedWriter]:
-    """A binary handle whose bytes replace ``path`` when the block ends without an error.
+def atomic_path(path: str | Path, mode: int | None = None) -> Iterator[Path]:
+    """A fresh temp file beside ``path`` (for writers that need a path, such as SQLite); it
+    replaces ``path`` when the block ends without an error, and is removed otherwise.
 
     ``mode`` sets the file's permissions (``0o600`` for a file holding secrets); by default
     the umask decides, as for ``open``.
@@ -36,12 +45,19 @@ def atomic_writer(path: str | Path, mode: int | None = None) -> Iterator[io.Buff
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, 0o666 & ~_UMASK if mode is None else mode)
-        with os.fdopen(fd, "wb") as handle:
-            yield handle
+        os.close(fd)
+        yield Path(tmp)
         Path(tmp).replace(target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def atomic_writer(path: str | Path, mode: int | None = None) -> Iterator[io.BufferedWriter]:
+    """A binary handle whose bytes replace ``path`` when the block ends without an error."""
+    with atomic_path(path, mode) as tmp, tmp.open("wb") as handle:
+        yield handle
 
 
 def atomic_write(path: str | Path, content: bytes | str, mode: int | None = None) -> None:

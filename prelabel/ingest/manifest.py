@@ -32,6 +32,7 @@ from prelabel.ingest.sources import (
     iter_s3,
     iter_url_list,
 )
+from prelabel.redact import redact
 
 if TYPE_CHECKING:
     from prelabel.settings import Settings
@@ -286,7 +287,7 @@ def write_ingest_report(manifest: Path, result: IngestResult) -> dict[str, str]:
     stem, folder = manifest.stem, manifest.parent
     files = {"errors": folder / f"{stem}_errors.csv", "duplicates": folder / f"{stem}_duplicates.csv"}
     write_errors(files["errors"], result.errors)
-    duplicates = ([d.uri, d.duplicate_of, d.sha256, d.reason] for d in result.duplicates)
+    duplicates = ([redact(d.uri), redact(d.duplicate_of), d.sha256, d.reason] for d in result.duplicates)
     atomic_write_csv(files["duplicates"], ["uri", "duplicate_of", "sha256", "reason"], duplicates)
     if result.strata:
         files["strata"] = folder / f"{stem}_strata.csv"

@@ -22,9 +22,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import math
-import os
 import sqlite3
-import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -32,6 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from prelabel.atomic import atomic_path
 from prelabel.convert.geometry import corners_to_xyxy, percent_to_corners
 from prelabel.errors import PrelabelError
 
@@ -118,23 +117,15 @@ class ReviewSet:
         target = Path(path)
         if target.exists() and not overwrite:
             raise PrelabelError(f"{target} exists: choose another --out or pass --overwrite")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            with contextlib.closing(sqlite3.connect(tmp)) as db, db:
-                db.executescript(_SCHEMA)
-                rows = {"schema_version": SCHEMA_VERSION, "created_at": _now(), **meta}
-                db.executemany("INSERT INTO meta VALUES (?, ?)", [(k, str(v)) for k, v in rows.items()])
-                db.executemany(
-                    "INSERT INTO items (image, x1, y1, x2, y2, label, score, task_id, prediction_id, "
-                    "region_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (_item_row(item) for item in items),
-                )
-            Path(tmp).replace(target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(target) as tmp, contextlib.closing(sqlite3.connect(tmp)) as db, db:
+            db.executescript(_SCHEMA)
+            rows = {"schema_version": SCHEMA_VERSION, "created_at": _now(), **meta}
+            db.executemany("INSERT INTO meta VALUES (?, ?)", [(k, str(v)) for k, v in rows.items()])
+            db.executemany(
+                "INSERT INTO items (image, x1, y1, x2, y2, label, score, task_id, prediction_id, "
+                "region_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (_item_row(item) for item in items),
+            )
         return cls(target)
 
     def __enter__(self) -> ReviewSet:
