@@ -44,6 +44,33 @@ class Stack:
             args, cwd=ROOT, env=self.env, capture_output=True, text=True, check=False, timeout=300
         )
 
+    def deploy_with_workers(self) -> None:
+        """Pools and limits set up, every deployment deployed, two GPU-pool workers (gpu-a, gpu-b,
+        one flow run at a time each) and one CPU-pool worker started."""
+        setup = self.run(sys.executable, "deployments/setup.py")
+        assert setup.returncode == 0, setup.stderr[-2000:]
+        deploy = self.run(
+            PREFECT, "--no-prompt", "deploy", "--all", "--prefect-file", "deployments/prefect.yaml"
+        )
+        assert deploy.returncode == 0, deploy.stdout[-2000:] + deploy.stderr[-2000:]
+        for name in ("gpu-a", "gpu-b"):
+            worker = [
+                PREFECT,
+                "worker",
+                "start",
+                "--pool",
+                "prelabel-gpu",
+                "--type",
+                "process",
+                "--name",
+                name,
+            ]
+            self.start(name, [*worker, "--limit", "1"], PRELABEL_WORKER_NAME=name)
+        self.start(
+            "cpu",
+            [PREFECT, "worker", "start", "--pool", "prelabel-cpu", "--type", "process", "--name", "cpu"],
+        )
+
     def call(self, method: str, path: str, body: Any = None) -> Any:
         """One API call; a busy SQLite server (workers polling, flows writing) may stall: retried."""
         for attempt in range(5):
@@ -125,18 +152,7 @@ def _wait_final(stack: Stack, run_id: str, timeout: float = 420) -> dict[str, An
 def test_deploy_schedule_and_scale_out_over_two_gpu_workers(
     stack: Stack, ls_client: LabelStudioClient, project: Project, tmp_path: Path, tiny_detr: Path
 ) -> None:
-    setup = stack.run(sys.executable, "deployments/setup.py")
-    assert setup.returncode == 0, setup.stderr[-2000:]
-    deploy = stack.run(
-        PREFECT, "--no-prompt", "deploy", "--all", "--prefect-file", "deployments/prefect.yaml"
-    )
-    assert deploy.returncode == 0, deploy.stdout[-2000:] + deploy.stderr[-2000:]
-    for name in ("gpu-a", "gpu-b"):
-        worker = [PREFECT, "worker", "start", "--pool", "prelabel-gpu", "--type", "process", "--name", name]
-        stack.start(name, [*worker, "--limit", "1"], PRELABEL_WORKER_NAME=name)
-    stack.start(
-        "cpu", [PREFECT, "worker", "start", "--pool", "prelabel-cpu", "--type", "process", "--name", "cpu"]
-    )
+    stack.deploy_with_workers()
 
     images = tmp_path / "images"
     images.mkdir()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from pathlib import Path
 
 from prelabel.records import save_raw_file
@@ -58,27 +57,7 @@ def test_sharded_export_equals_one_process_and_a_cut_shard_is_completed(
     reference = _objects("single/")
 
     with prefect_stack(tmp_path, s3_env) as stack:
-        setup = stack.run(sys.executable, "deployments/setup.py")
-        assert setup.returncode == 0, setup.stderr[-2000:]
-        deploy = stack.run(
-            PREFECT, "--no-prompt", "deploy", "--all", "--prefect-file", "deployments/prefect.yaml"
-        )
-        assert deploy.returncode == 0, deploy.stdout[-2000:] + deploy.stderr[-2000:]
-        for name in ("gpu-a", "gpu-b"):
-            worker = [
-                PREFECT,
-                "worker",
-                "start",
-                "--pool",
-                "prelabel-gpu",
-                "--type",
-                "process",
-                "--name",
-                name,
-            ]
-            stack.start(name, [*worker, "--limit", "1"], PRELABEL_WORKER_NAME=name)
-        cpu = [PREFECT, "worker", "start", "--pool", "prelabel-cpu", "--type", "process", "--name", "cpu"]
-        stack.start("cpu", cpu)
+        stack.deploy_with_workers()
 
         params = {"input_dir": str(images), "model": "raw-files", "to": "s3://pseudo/sharded",
                   "with_images": True,
