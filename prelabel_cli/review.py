@@ -60,8 +60,7 @@ def review_set_create(
         items = items_from_references(references, label)
         meta: dict[str, object] = {"source": "references", "references": references.resolve()}
         skipped: Counter[str] = Counter()
-    else:
-        assert project_id is not None
+    elif project_id is not None:
         if not model_version:
             raise PrelabelError("--project-id needs --model-version (see the project's predictions)")
         use_api_key(api_key, ls_url)

@@ -164,11 +164,13 @@ class Fetcher:
         from prelabel.errors import LabelStudioError
         from prelabel.labelstudio.client import LabelStudioClient
 
-        assert self.settings is not None and self.settings.ls_api_key is not None  # by _from_label_studio
+        settings = self.settings
+        if settings is None or settings.ls_api_key is None:  # _from_label_studio said it is there
+            raise SourceError(f"{uri}: no Label Studio key configured")
         if self._label_studio is None:
-            self._label_studio = LabelStudioClient(self.settings.ls_url, self.settings.ls_api_key)
+            self._label_studio = LabelStudioClient(settings.ls_url, settings.ls_api_key)
         try:
-            path = label_studio_file_path(uri, self.settings.ls_url) or ""
+            path = label_studio_file_path(uri, settings.ls_url) or ""
             answer = self._label_studio.request("GET", path)
         except LabelStudioError as exc:
             raise SourceError(f"{uri}: {exc}") from exc
