@@ -41,6 +41,7 @@ def embed_batch(
 ) -> EmbedResult:
     """Embeddings of a batch of items; unreadable images become error rows."""
     settings = load_settings()
-    settings.ls_key_for(ls_url)  # the configured key goes to the configured server only
+    if ls_url is not None and settings.ls_api_key is not None:
+        settings.ls_key_for(ls_url)  # the configured key goes to the configured server only
     return embed_items(items, embedder_for(embedder), Fetcher(settings), feature_cache,
                        ls_url=settings.ls_url, refresh=refresh, max_pixels=max_pixels)  # fmt: skip

@@ -26,14 +26,18 @@ from prelabel.labelstudio.matching import Unmatched, match_files
 
 __all__ = ["ImportReport", "import_images", "is_remote"]
 
-# A local path is a local file, also under /data (where the compose workers keep images).
 _REMOTE_SCHEMES = ("http://", "https://", "s3://", "gs://", "azure-blob://")
+_LABEL_STUDIO_FILES = ("/data/upload/", "/data/local-files/")
 _NEW = "no task with this name"
 
 
 def is_remote(image: str) -> bool:
-    """True for a URL or storage key that a task can reference without uploading."""
-    return image.startswith(_REMOTE_SCHEMES)
+    """True for a URL, a storage key or a Label Studio file reference that a task can name
+    without uploading. A file that exists on this machine is uploaded, also under ``/data``
+    (where the compose workers keep images)."""
+    if image.startswith(_REMOTE_SCHEMES):
+        return True
+    return image.startswith(_LABEL_STUDIO_FILES) and not Path(image).is_file()
 
 
 @dataclass
