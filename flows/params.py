@@ -152,6 +152,13 @@ class PreannotateParams(_PostOptions, _ModelOptions):
     )
     max_parallel_shards: int = Field(default=4, ge=1, le=256, description="Shards running at once.")
     shard_retries: int = Field(default=1, ge=0, le=5, description="Reruns of a failed or crashed shard.")
+    verifier: str | None = Field(
+        default=None, description="A verifier file (`prelabel review verifier`): drop the boxes it rejects "
+        "before posting; its name and min_verified join the model version.",
+    )  # fmt: skip
+    min_verified: float = Field(
+        default=0.5, ge=0, le=1, description="With verifier: keep boxes whose P(yes) is at least this."
+    )
 
 
 class ShardParams(_ModelSettings):

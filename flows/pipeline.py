@@ -17,9 +17,11 @@ from flows.params import PreannotateParams, _PostOptions
 from flows.scaleout import run_shards
 from prelabel.errors import PrelabelError
 from prelabel.failures import ErrorRow
+from prelabel.labelstudio.labelmap import LabelMap
 from prelabel.pipeline import chunks, manifest_task_data, project_prompt, with_tasks
 from prelabel.records import PredictionRecord
 from prelabel.reports import RunSummary
+from prelabel.review.verifier import Verifier, VerifyStep
 from prelabel.store.cache import PredictionCache, open_cache
 from tasks.inference import infer_batch, model_for
 from tasks.labelstudio import load_project, match_images, payload_rows, post_batch, show_predictions
@@ -45,6 +47,9 @@ def run_pipeline(
     model_options = project_prompt(model, model_options, project.config.region_labels, mapping)
     adapter = model_for(model, model_options)
     model_version = params.model_version or f"{model}-{adapter.signature().key[:8]}"
+    verify = verify_step(params, mapping)
+    if verify is not None:  # verified and unverified predictions never share a version
+        model_version += "-" + Verifier.load(verify.path).version_suffix(verify.min_verified)
     cache: PredictionCache | None = None
     cache_location = str(cache_dir or settings.cache_dir)
     if model != "raw-files":
@@ -74,11 +79,12 @@ def run_pipeline(
     errors: list[ErrorRow] = []
     unmatched_labels: Counter[str] = Counter()
     model_counts: Counter[str] = Counter()
+    verified: Counter[str] = Counter()
     samples: list[PredictionRecord] = []
     progress = Progress(len(todo), key=f"prelabel-project-{project.id}-progress")
     for number, batch in enumerate(chunks(todo, sizes.task_batch), start=1):
         # opaque(): Prefect would otherwise walk every element of these large arguments.
-        inferred = infer_batch(opaque(batch), model, model_options, cache, refresh, sizes.max_pixels)
+        inferred = infer_batch(opaque(batch), model, model_options, cache, refresh, sizes.max_pixels, verify)
         records = with_tasks(inferred.records, matched.task_ids)
         built, posted = post_batch(
             ls, project, opaque(records), opaque(matched.versions), mapping, model_version,
@@ -92,6 +98,7 @@ def run_pipeline(
         summary.cached += inferred.cached
         summary.inferred += inferred.inferred
         model_counts.update(inferred.model_counts)
+        verified.update(inferred.verified)
         summary.posted += posted.created
         summary.replaced += posted.replaced
         samples += records[: params.contact_sheet_size - len(samples)]  # the contact sheet's images
@@ -104,6 +111,7 @@ def run_pipeline(
         log.info("annotators now see %s's predictions in project %d", model_version, project.id)
     summary.failed = len(errors)
     summary.model_counts = dict(model_counts) or None
+    summary.verified = dict(verified) if verify is not None else None
     summary.unmatched_labels = sum(unmatched_labels.values())
     summary = write_report(
         summary, out, Path(params.unmatched_csv), unmatched_labels, opaque(matched.match), opaque(errors),
@@ -112,3 +120,11 @@ def run_pipeline(
     if todo and len(errors) >= len(todo):
         raise PrelabelError(f"every one of the {len(todo)} images failed; see {out / 'errors.csv'}")
     return summary
+
+
+def verify_step(params: _PostOptions, mapping: LabelMap) -> VerifyStep | None:
+    """The run's verifier step (``preannotate`` with a verifier), else None."""
+    path = getattr(params, "verifier", None)
+    if not path:
+        return None
+    return VerifyStep(str(Path(path).expanduser().resolve()), getattr(params, "min_verified", 0.5), mapping)

@@ -95,6 +95,7 @@ class RunSummary:
     dry_run: bool = False
     model_counts: dict[str, int] | None = None
     files: dict[str, str] | None = None
+    verified: dict[str, int] | None = None  # "<label> kept|dropped": boxes a verifier kept or dropped
 
     def markdown(self) -> str:
         """The run as a markdown summary (the Prefect UI shows it as an artifact)."""
@@ -116,11 +117,21 @@ class RunSummary:
         lines = [title, "", "| | count |", "| --- | ---: |"]
         rows += sorted((self.model_counts or {}).items())
         lines += [f"| {name} | {value:,} |" for name, value in rows]
+        if self.verified is not None:
+            lines += ["", *_verified_table(self.verified)]
         if self.files:
             lines += ["", "Files:", *(f"- {name}: `{path}`" for name, path in sorted(self.files.items()))]
             if "contact sheet" in self.files:
                 lines += ["", f"![contact sheet]({Path(self.files['contact sheet']).resolve().as_uri()})"]
         return "\n".join(lines)
+
+
+def _verified_table(counts: dict[str, int]) -> list[str]:
+    """Boxes the verifier kept and dropped, per label."""
+    labels = sorted({key.rsplit(" ", 1)[0] for key in counts})
+    rows = [f"| {label} | {counts.get(label + ' kept', 0):,} | {counts.get(label + ' dropped', 0):,} |"
+            for label in labels]  # fmt: skip
+    return ["Verifier:", "", "| label | boxes kept | boxes dropped |", "| --- | ---: | ---: |", *rows]
 
 
 def _table(title: str, rows: Sequence[tuple[str, int]]) -> list[str]:

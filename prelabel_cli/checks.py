@@ -5,6 +5,7 @@ Label Studio URL and key, the key accepted, the project there."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from prelabel.errors import LabelStudioError, LabelStudioUnavailableError, PrelabelError
@@ -52,3 +53,13 @@ def check_project(ls_url: str | None, project_id: int) -> None:
                 f"Label Studio at {url} has no project {project_id} (or the key cannot see it)"
             ) from exc
         raise
+
+
+def check_verifier(path: Path | None) -> str | None:
+    """A verifier file that is there and readable (before the flow starts), as an absolute path."""
+    if path is None:
+        return None
+    from prelabel.review.verifier import Verifier
+
+    Verifier.load(path)
+    return str(path.resolve())

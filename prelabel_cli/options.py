@@ -28,11 +28,13 @@ __all__ = [
     "InputDir",
     "LsUrl",
     "Manifest",
+    "MinVerified",
     "ModelOptionList",
     "PostOptions",
     "ProjectId",
     "Refresh",
     "TaskBatch",
+    "VerifierFile",
     "images_source",
     "model_options",
     "posting_options",
@@ -69,6 +71,16 @@ TaskBatch = Annotated[
         max=10_000,
         help="Images per Prefect task run (default: PRELABEL_TASK_BATCH_SIZE, 256).",
     ),
+]
+VerifierFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--verifier", help="Verifier JSON from `prelabel review verifier`: drop the boxes it rejects."
+    ),
+]
+MinVerified = Annotated[
+    float,
+    typer.Option("--min-verified", min=0, max=1, help="With --verifier: keep boxes with P(yes) >= this."),
 ]
 AllowFailures = Annotated[bool, typer.Option("--allow-failures", help="Exit 0 even when images failed.")]
 

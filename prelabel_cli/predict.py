@@ -13,16 +13,18 @@ from prelabel.labelstudio.config import parse_label_config
 from prelabel.labelstudio.labelmap import LabelMap, Normalization, load_label_map
 from prelabel.offline import LOCAL_FILES_PREFIX, ConvertResult, convert_directory, write_tasks
 from prelabel_cli.app import EXIT_IMAGES_FAILED, app
-from prelabel_cli.checks import check_images, check_model, check_project
+from prelabel_cli.checks import check_images, check_model, check_project, check_verifier
 from prelabel_cli.options import (
     AllowFailures,
     CacheDir,
     InputDir,
     Manifest,
+    MinVerified,
     ModelOptionList,
     PostOptions,
     Refresh,
     TaskBatch,
+    VerifierFile,
     images_source,
     model_options,
     posting_options,
@@ -46,6 +48,8 @@ def run(
     model_option: ModelOptionList = None,
     cache_dir: CacheDir = None,
     refresh: Refresh = False,
+    verifier: VerifierFile = None,
+    min_verified: MinVerified = 0.5,
 ) -> None:
     """One step: run a model over a folder (or a manifest) and post its predictions to a project.
 
@@ -57,7 +61,8 @@ def run(
     folder, listed = images_source(input_dir, manifest)
     params = PreannotateParams(
         input_dir=folder, manifest=listed, model=model, model_options=model_options(model_option),
-        cache_dir=cache_dir, refresh=refresh, **shared.flow_params(),
+        cache_dir=cache_dir, refresh=refresh, verifier=check_verifier(verifier), min_verified=min_verified,
+        **shared.flow_params(),
     )  # fmt: skip
     check_model(params.model, params.model_options)
     check_images(params.manifest)

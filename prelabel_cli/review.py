@@ -1,5 +1,6 @@
 """Yes/no review commands: ``review-set create`` (items to ask about), ``features`` (their
-embeddings, through the ``features`` flow), ``review next`` (what to ask next, per strategy)."""
+embeddings, through the ``features`` flow), ``review next`` (what to ask next, per strategy),
+``review apply`` (answers back into Label Studio), ``review verifier`` (the classifier, saved)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from prelabel_cli.checks import check_project
 from prelabel_cli.options import AllowFailures, ApiKey, CacheDir, LsUrl, Refresh, TaskBatch, use_api_key
 from prelabel_cli.runs import run_flow
 
-__all__ = ["features", "review_next", "review_set_create"]
+__all__ = ["features", "review_apply", "review_next", "review_set_create", "review_verifier"]
 
 review_set_app = typer.Typer(help="Review sets: the items people answer yes or no to.", no_args_is_help=True)
 review_app = typer.Typer(help="Active learning over a review set.", no_args_is_help=True)
@@ -181,3 +182,67 @@ def review_next(
     shown = "n/a" if accuracy.accuracy is None else f"{accuracy.accuracy:.1%}"
     cold = " (cold start: detector scores)" if chosen and chosen[0].cold_start else ""
     typer.echo(f"held-out accuracy: {shown} on {accuracy.count} answers{cold}")
+
+
+@review_app.command("apply")
+def review_apply(
+    review_set: SetPath,
+    answers_csv: Annotated[
+        Path | None, typer.Option("--answers", help="Answers CSV to write (default <set>.answers.csv).")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Write the CSV, count, post nothing.")] = False,
+    ls_url: LsUrl = None,
+    api_key: ApiKey = None,
+) -> None:
+    """Post <version>-reviewed: the set's predictions minus the regions answered "no"; write the answers.
+
+    Example: prelabel review apply --set cars.sqlite
+    """
+    from prelabel.labelstudio.client import LabelStudioClient
+    from prelabel.review.apply import apply_answers
+    from prelabel.review.sets import ReviewSet
+
+    use_api_key(api_key, ls_url)
+    with ReviewSet(review_set) as opened:
+        if opened.meta.get("source") != "project":
+            raise PrelabelError(f"{review_set} was made from a references file: nothing to apply to")
+        check_project(ls_url, int(opened.meta["project_id"]))
+        settings = load_settings()
+        out = answers_csv or review_set.with_suffix(".answers.csv")
+        with LabelStudioClient(settings.ls_url, settings.ls_key_for(ls_url),
+                               timeout=settings.request_timeout) as client:  # fmt: skip
+            done = apply_answers(client, opened, out, chunk_size=settings.post_batch_size, dry_run=dry_run)
+    typer.echo(done.line())
+    typer.echo(f"answers: {out}")
+
+
+@review_app.command("verifier")
+def review_verifier(
+    review_set: SetPath,
+    features_file: Annotated[Path, typer.Option("--features", help="Parquet file from `prelabel features`.")],
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Verifier JSON to write (default <set>.verifier.json).")
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", help="Its name in model versions (default: the set's file name).")
+    ] = None,
+) -> None:
+    """Train the verifier on the set's answers and save it as JSON (weights, metrics, embedder).
+
+    Example: prelabel review verifier --set cars.sqlite --features cars.dinov2.parquet
+    """
+    from prelabel.review.features import read_features
+    from prelabel.review.sets import ReviewSet
+    from prelabel.review.verifier import features_embedder, train_verifier
+
+    embedder = features_embedder(features_file)
+    vectors = read_features(features_file)
+    with ReviewSet(review_set) as opened:
+        verifier = train_verifier(opened, vectors, embedder, name or review_set.stem)
+    target = verifier.save(out or review_set.with_suffix(".verifier.json"))
+    typer.echo("label\ttrained_on\tpositives\theld_out_accuracy\theld_out")
+    for label, model in sorted(verifier.labels.items()):
+        accuracy = "n/a" if model.held_out_accuracy is None else f"{model.held_out_accuracy:.1%}"
+        note = "" if model.weights is not None else "\t(one class only: keeps every box)"
+        typer.echo(f"{label}\t{model.trained_on}\t{model.positives}\t{accuracy}\t{model.held_out}{note}")
+    typer.echo(f"verifier {verifier.name!r}: {target}")

@@ -19,6 +19,8 @@ from prelabel.models.dinox import ENDPOINTS as DINOX_FAMILY
 from prelabel.models.registry import adapter_class, model_option_names
 from prelabel.pipeline import InferResult, infer_items, read_items
 from prelabel.records import save_raw_file
+from prelabel.review.features import Embedder
+from prelabel.review.verifier import Verifier, VerifyStep, verify_records
 from prelabel.settings import load_settings
 from prelabel.store.cache import PredictionCache
 from tasks.common import RETRY
@@ -77,13 +79,35 @@ def infer_batch(
     prediction_cache: PredictionCache | None,
     refresh: bool,
     max_pixels: int,
+    verify: VerifyStep | None = None,
 ) -> InferResult:
-    """Predictions for a batch of images (paths, s3:// keys, URLs); unreadable ones become error rows."""
+    """Predictions for a batch of images (paths, s3:// keys, URLs); unreadable ones become error rows.
+
+    With ``verify``, the verifier drops the boxes it rejects after the cache (which keeps the
+    model's output whole), embedding the batch's boxes from the bytes already read.
+    """
     items, errors = read_items(uris, max_pixels, Fetcher(load_settings()))
     with _guard(model):
         result = infer_items(items, model_for(model, model_options), prediction_cache, refresh=refresh)
     result.errors[:0] = errors
+    if verify is not None and result.records:
+        verifier, embedder = _verifier(verify.path, verify.device, Path(verify.path).stat().st_mtime_ns)
+        data = {item.uri: item.data for item in items}
+        checked = verify_records(result.records, data, verifier, embedder, verify.min_verified,
+                                 verify.label_map, max_pixels)  # fmt: skip
+        result.records, result.verified = checked.records, checked.counts
+        result.errors += checked.errors
     return result
+
+
+@cache
+def _verifier(path: str, device: str | None, mtime_ns: int) -> tuple[Verifier, Embedder]:
+    """One verifier and its embedder per file version per worker process (weights load once)."""
+    verifier = Verifier.load(path)
+    options = verifier.embedder_options()
+    embedder = Embedder(options.pop("name"), device=device, batch_size=load_settings().infer_batch_size,
+                        **options)  # fmt: skip
+    return verifier, embedder
 
 
 @task(name="save-raw-files", cache_policy=NO_CACHE)

@@ -43,6 +43,7 @@ __all__ = [
     "items_from_references",
     "items_from_tasks",
     "iter_batches",
+    "region_label",
 ]
 
 SCHEMA_VERSION = "1"
@@ -261,6 +262,11 @@ def _label(result: Mapping[str, Any]) -> str | None:
     if isinstance(labels, list) and labels:
         return str(labels[0])
     return None
+
+
+def region_label(result: Mapping[str, Any]) -> str | None:
+    """The first label of a Label Studio result (``value[<type>][0]``), None without one."""
+    return _label(result)
 
 
 def _pixel_box(result: Mapping[str, Any]) -> tuple[float, float, float, float] | None:
