@@ -1,5 +1,12 @@
-"""Every command module, imported once so their commands register on ``app``, in help order."""
+"""Every command module, imported once so their commands register on ``app``, in help order:
+what users run most first."""
 
-from prelabel_cli import catalog, data, predict, project, review, servers
+# isort: skip_file
+from prelabel_cli import predict
+from prelabel_cli import data
+from prelabel_cli import project
+from prelabel_cli import review
+from prelabel_cli import servers
+from prelabel_cli import catalog
 
 __all__ = ["catalog", "data", "predict", "project", "review", "servers"]
