@@ -17,7 +17,7 @@ from prelabel.settings import load_settings
 from prelabel.store.cache import PredictionCache
 from prelabel.store.export import open_store, read_index
 from tasks.common import RETRY
-from tasks.inference import _guard, model_for
+from tasks.inference import api_guard, model_for
 
 __all__ = ["export_batch", "read_export_keys", "write_export_report"]
 
@@ -38,7 +38,7 @@ def export_batch(
     """One batch read, inferred and exported in one task run (the bytes never leave it);
     returns the report and the categories for the next batch."""
     settings = load_settings()
-    with _guard(model):
+    with api_guard(model):
         report = export_items(
             open_store(target, settings), plan, number, uris, model_for(model, model_options),
             prediction_cache, categories, refresh=refresh, max_pixels=max_pixels, fetcher=Fetcher(settings),

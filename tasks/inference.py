@@ -25,7 +25,7 @@ from prelabel.settings import load_settings
 from prelabel.store.cache import PredictionCache
 from tasks.common import RETRY
 
-__all__ = ["infer_batch", "model_for", "save_raw_files"]
+__all__ = ["api_guard", "infer_batch", "model_for", "save_raw_files"]
 
 
 @cache
@@ -62,7 +62,7 @@ def _limit_exists(name: str) -> bool:
     return True
 
 
-def _guard(model: str) -> contextlib.AbstractContextManager[object]:
+def api_guard(model: str) -> contextlib.AbstractContextManager[object]:
     """Cloud models hold a slot of ``prelabel-dinox`` while they run, if that limit is set up."""
     if model not in DINOX_FAMILY or not _limit_exists(DINOX_LIMIT):
         return contextlib.nullcontext()
@@ -87,7 +87,7 @@ def infer_batch(
     model's output whole), embedding the batch's boxes from the bytes already read.
     """
     items, errors = read_items(uris, max_pixels, Fetcher(load_settings()))
-    with _guard(model):
+    with api_guard(model):
         result = infer_items(items, model_for(model, model_options), prediction_cache, refresh=refresh)
     result.errors[:0] = errors
     if verify is not None and result.records:
