@@ -196,6 +196,8 @@ class ReviewQueue:
             }
             for label in sorted(self.labels, key=lambda name: (counts[name], name)):
                 free = [i for i in review_set.items(label) if i.id in self.features and i.id not in answers]
+                if not free:  # done, or no features for this label
+                    continue
                 wanted = sum(item.id in blocked for item in free) + 1
                 for s in next_items(
                     review_set, self.features, label, self.strategy, self.target, wanted, self.seed
