@@ -1,6 +1,7 @@
 """Yes/no review commands: ``review-set create`` (items to ask about), ``features`` (their
 embeddings, through the ``features`` flow), ``review next`` (what to ask next, per strategy),
-``review apply`` (answers back into Label Studio), ``review verifier`` (the classifier, saved)."""
+``review apply`` (answers back into Label Studio), ``review verifier`` (the classifier, saved),
+``review serve`` (the keyboard review page)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from prelabel_cli.checks import check_project
 from prelabel_cli.options import AllowFailures, ApiKey, CacheDir, LsUrl, Refresh, TaskBatch, use_api_key
 from prelabel_cli.runs import run_flow
 
-__all__ = ["features", "review_apply", "review_next", "review_set_create", "review_verifier"]
+__all__ = ["features", "review_apply", "review_next", "review_serve", "review_set_create", "review_verifier"]
 
 review_set_app = typer.Typer(help="Review sets: the items people answer yes or no to.", no_args_is_help=True)
 review_app = typer.Typer(help="Active learning over a review set.", no_args_is_help=True)
@@ -246,3 +247,59 @@ def review_verifier(
         note = "" if model.weights is not None else "\t(one class only: keeps every box)"
         typer.echo(f"{label}\t{model.trained_on}\t{model.positives}\t{accuracy}\t{model.held_out}{note}")
     typer.echo(f"verifier {verifier.name!r}: {target}")
+
+
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+@review_app.command("serve")
+def review_serve(
+    review_set: SetPath,
+    features_file: Annotated[Path, typer.Option("--features", help="Parquet file from `prelabel features`.")],
+    label: Annotated[
+        str | None, typer.Option("--label", help="Review this label only (default: all, in turn).")
+    ] = None,
+    strategy: Annotated[
+        Literal["entropy", "max-prob", "random"], typer.Option("--strategy", help="What to ask first.")
+    ] = "entropy",
+    target: Annotated[
+        Literal["yes", "no"], typer.Option("--target", help="max-prob: most likely yes, or most likely no.")
+    ] = "yes",
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the random draws.")] = 0,
+    host: Annotated[
+        str, typer.Option("--host", help="Address to bind; other than loopback needs --token.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port to listen on.")] = 8765,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            envvar="PRELABEL_REVIEW_TOKEN",
+            help="Required on every request (open "
+            "http://HOST:PORT/?token=...); prefer PRELABEL_REVIEW_TOKEN.",
+        ),
+    ] = None,
+    ls_url: LsUrl = None,
+    api_key: ApiKey = None,
+) -> None:
+    """The review page: keys A/Left = no, D/Right = yes, Backspace = undo, S = skip.
+
+    Example: prelabel review serve --set cars.sqlite --features cars.dinov2.parquet
+    """
+    import uvicorn
+    from pydantic import SecretStr
+
+    from prelabel.review.features import read_features
+    from prelabel.review.queue import ReviewQueue
+    from prelabel.review.server import create_app
+
+    secret = SecretStr(token) if token else None
+    if host not in _LOOPBACK and secret is None:
+        raise PrelabelError(f"--host {host} is reachable from other machines: give --token too")
+    use_api_key(api_key, ls_url)
+    settings = load_settings()
+    queue = ReviewQueue(review_set, read_features(features_file), strategy, target, seed, label)
+    app_ = create_app(queue, settings, secret.get_secret_value() if secret else None)
+    shown = "[::1]" if host == "::1" else host
+    typer.echo(f"review page: http://{shown}:{port}/" + ("?token=..." if secret else ""))
+    uvicorn.run(app_, host=host, port=port, log_level="warning")

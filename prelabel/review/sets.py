@@ -12,9 +12,18 @@ and stable; ``SCHEMA_VERSION`` changes when it does:
     Studio ``/data/...`` reference. The box is in pixels of the displayed image (EXIF
     applied); all four NULL means the whole image. ``score`` is the detector's (NULL when
     unknown); ``task_id``, ``prediction_id``, ``region_id`` say where the item came from.
-``answers(item_id, answer, held_out, strategy, answered_at)``
+``answers(item_id, answer, held_out, strategy, answered_at, reviewer, seq)``
     ``answer`` 1 = yes, 0 = no. ``held_out`` 1: the item was drawn at random to measure
-    accuracy and never trains the model. ``strategy``: what chose the item.
+    accuracy and never trains the model. ``strategy``: what chose the item. ``reviewer``: who
+    answered (the review page's reviewer id; NULL from elsewhere). ``seq``: increasing, so
+    "undo the last answer" finds it.
+``leases(item_id, reviewer, expires_at, held_out, p_yes, cold_start)`` (the review page)
+    An item shown to a reviewer, kept from the others until ``expires_at`` (Unix seconds),
+    with how it was chosen (so a reload shows the same item the same way).
+``skips(item_id, reviewer)``
+    Items a reviewer skipped: not shown to that reviewer again.
+
+Version 1 (no ``reviewer``/``seq``, ``leases``, ``skips``) is migrated in place on opening.
 """
 
 from __future__ import annotations
@@ -46,7 +55,7 @@ __all__ = [
     "region_label",
 ]
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 Per = Literal["box", "image"]
 
 _SCHEMA = """
@@ -69,6 +78,26 @@ CREATE TABLE answers (
     strategy TEXT NOT NULL,
     answered_at TEXT NOT NULL
 );
+"""
+# Version 2, also the migration of a version-1 set.
+_SCHEMA_V2 = """
+ALTER TABLE answers ADD COLUMN reviewer TEXT;
+ALTER TABLE answers ADD COLUMN seq INTEGER;
+UPDATE answers SET seq = item_id;
+CREATE TABLE leases (
+    item_id INTEGER PRIMARY KEY REFERENCES items (id),
+    reviewer TEXT NOT NULL,
+    expires_at REAL NOT NULL,
+    held_out INTEGER NOT NULL,
+    p_yes REAL NOT NULL,
+    cold_start INTEGER NOT NULL
+);
+CREATE TABLE skips (
+    item_id INTEGER NOT NULL REFERENCES items (id),
+    reviewer TEXT NOT NULL,
+    PRIMARY KEY (item_id, reviewer)
+);
+UPDATE meta SET value = '2' WHERE key = 'schema_version';
 """
 
 
@@ -106,6 +135,11 @@ class ReviewSet:
         self._db = sqlite3.connect(self.path)
         self._db.execute("PRAGMA foreign_keys = ON")
         version = self.meta.get("schema_version")
+        if version == "1":
+            with self._db:  # one transaction: a crash leaves version 1 whole
+                for statement in filter(str.strip, _SCHEMA_V2.split(";")):
+                    self._db.execute(statement)
+            version = self.meta.get("schema_version")
         if version != SCHEMA_VERSION:
             self._db.close()
             raise PrelabelError(f"{self.path}: review set schema {version!r}, expected {SCHEMA_VERSION}")
@@ -120,6 +154,7 @@ class ReviewSet:
             raise PrelabelError(f"{target} exists: choose another --out or pass --overwrite")
         with atomic_path(target) as tmp, contextlib.closing(sqlite3.connect(tmp)) as db, db:
             db.executescript(_SCHEMA)
+            db.executescript(_SCHEMA_V2)
             rows = {"schema_version": SCHEMA_VERSION, "created_at": _now(), **meta}
             db.executemany("INSERT INTO meta VALUES (?, ?)", [(k, str(v)) for k, v in rows.items()])
             db.executemany(
@@ -162,13 +197,17 @@ class ReviewSet:
         rows = self._db.execute("SELECT item_id, answer, held_out, strategy FROM answers")
         return {r[0]: Answer(r[0], bool(r[1]), bool(r[2]), r[3]) for r in rows}
 
-    def record(self, item_id: int, yes: bool, held_out: bool, strategy: str) -> None:
+    def record(
+        self, item_id: int, yes: bool, held_out: bool, strategy: str, reviewer: str | None = None
+    ) -> None:
         """Store (or replace) the answer to one item."""
         with self._db:
             try:
                 self._db.execute(
-                    "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?)",
-                    (item_id, int(yes), int(held_out), strategy, _now()),
+                    "INSERT OR REPLACE INTO answers (item_id, answer, held_out, strategy, answered_at, "
+                    "reviewer, seq) VALUES (?, ?, ?, ?, ?, ?, "
+                    "(SELECT COALESCE(MAX(seq), 0) + 1 FROM answers))",
+                    (item_id, int(yes), int(held_out), strategy, _now(), reviewer),
                 )
             except sqlite3.IntegrityError as exc:
                 raise PrelabelError(f"{self.path}: no item {item_id}") from exc
