@@ -26,6 +26,14 @@ app.add_typer(review_set_app, name="review-set")
 app.add_typer(review_app, name="review")
 
 SetPath = Annotated[Path, typer.Option("--set", help="The review set's SQLite file.")]
+FeaturesFile = Annotated[Path, typer.Option("--features", help="Parquet file from `prelabel features`.")]
+Strategy = Annotated[
+    Literal["entropy", "max-prob", "random"], typer.Option("--strategy", help="What to ask first.")
+]
+Target = Annotated[
+    Literal["yes", "no"], typer.Option("--target", help="max-prob: most likely yes, or most likely no.")
+]
+Seed = Annotated[int, typer.Option("--seed", help="Seed of the random draws.")]
 
 
 @review_set_app.command("create")
@@ -142,18 +150,14 @@ def features(
 @review_app.command("next")
 def review_next(
     review_set: SetPath,
-    features_file: Annotated[Path, typer.Option("--features", help="Parquet file from `prelabel features`.")],
+    features_file: FeaturesFile,
     label: Annotated[
         str | None, typer.Option("--label", help="The label to review (default: the only one).")
     ] = None,
-    strategy: Annotated[
-        Literal["entropy", "max-prob", "random"], typer.Option("--strategy", help="What to ask first.")
-    ] = "entropy",
-    target: Annotated[
-        Literal["yes", "no"], typer.Option("--target", help="max-prob: most likely yes, or most likely no.")
-    ] = "yes",
+    strategy: Strategy = "entropy",
+    target: Target = "yes",
     count: Annotated[int, typer.Option("--count", min=1, help="How many items to list.")] = 10,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the random draws.")] = 0,
+    seed: Seed = 0,
 ) -> None:
     """The next items to ask (after a refit on the answers so far), and the held-out accuracy.
 
@@ -220,7 +224,7 @@ def review_apply(
 @review_app.command("verifier")
 def review_verifier(
     review_set: SetPath,
-    features_file: Annotated[Path, typer.Option("--features", help="Parquet file from `prelabel features`.")],
+    features_file: FeaturesFile,
     out: Annotated[
         Path | None, typer.Option("--out", help="Verifier JSON to write (default <set>.verifier.json).")
     ] = None,
@@ -255,17 +259,13 @@ _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 @review_app.command("serve")
 def review_serve(
     review_set: SetPath,
-    features_file: Annotated[Path, typer.Option("--features", help="Parquet file from `prelabel features`.")],
+    features_file: FeaturesFile,
     label: Annotated[
         str | None, typer.Option("--label", help="Review this label only (default: all, in turn).")
     ] = None,
-    strategy: Annotated[
-        Literal["entropy", "max-prob", "random"], typer.Option("--strategy", help="What to ask first.")
-    ] = "entropy",
-    target: Annotated[
-        Literal["yes", "no"], typer.Option("--target", help="max-prob: most likely yes, or most likely no.")
-    ] = "yes",
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the random draws.")] = 0,
+    strategy: Strategy = "entropy",
+    target: Target = "yes",
+    seed: Seed = 0,
     host: Annotated[
         str, typer.Option("--host", help="Address to bind; other than loopback needs --token.")
     ] = "127.0.0.1",
