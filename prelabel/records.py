@@ -2,10 +2,15 @@
 
 ``Detections`` holds a model's output for one image as parallel arrays (supervision's
 shape): boxes xyxy in displayed-image pixels (n, 4), scores (n,), labels (n,), COCO RLE
-masks kept compressed, optional texts (OCR). ``PredictionRecord`` ties them to the image
-and the model signature. Raw files use the DINO-X result shape,
+masks kept compressed, optional texts (OCR), outlines (OCR quadrilaterals, in pixels) and
+keypoints (a pose model's, per person box); ``choices`` classify the whole image.
+``PredictionRecord`` ties them to the image and the model signature. Raw files use the
+DINO-X result shape,
 ``{"objects": [{"bbox": [x1, y1, x2, y2], "score", "category", "mask": {"counts", "size"}}]}``,
-so files written by the existing DINO-X -> Label Studio scripts load as they are.
+so files written by the existing DINO-X -> Label Studio scripts load as they are; prelabel's
+additions are optional keys: per object ``text``, ``polygon`` ([[x, y], ...]) and
+``keypoints`` ([{"label", "x", "y", "score"}]), and beside ``objects`` the image's
+``choices`` ([{"label", "score"}]).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -28,7 +33,9 @@ from prelabel.errors import MaskError, PredictionFileError
 from prelabel.images import ImageInfo
 
 __all__ = [
+    "Choice",
     "Detections",
+    "Keypoint",
     "ModelSignature",
     "PredictionRecord",
     "detections_from_raw",
@@ -38,15 +45,41 @@ __all__ = [
 ]
 
 
+Point = tuple[float, float]
+
+
+class Keypoint(NamedTuple):
+    """One named point of a detection (a pose model's joint), in displayed pixels."""
+
+    label: str
+    x: float
+    y: float
+    score: float = 1.0
+
+
+class Choice(NamedTuple):
+    """One class of the whole image (a zero-shot classifier's), with its score."""
+
+    label: str
+    score: float = 1.0
+
+
 @dataclass(frozen=True, eq=False)
 class Detections:
-    """One image's detections as parallel arrays; every operation returns Detections."""
+    """One image's detections as parallel arrays; every operation returns Detections.
+
+    ``polygons`` and ``keypoints`` are per detection (``None``: it has none); ``choices``
+    belong to the image, so selecting detections keeps them.
+    """
 
     xyxy: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros((0, 4)))
     scores: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
     labels: tuple[str, ...] = ()
     masks: tuple[CocoRle | None, ...] = ()
     texts: tuple[str | None, ...] = ()
+    polygons: tuple[tuple[Point, ...] | None, ...] = ()
+    keypoints: tuple[tuple[Keypoint, ...] | None, ...] = ()
+    choices: tuple[Choice, ...] = ()
 
     def __post_init__(self) -> None:
         xyxy = np.asarray(self.xyxy, dtype=np.float64)
@@ -58,8 +91,11 @@ class Detections:
         scores = np.asarray(self.scores, dtype=np.float64).reshape(-1)
         masks = tuple(self.masks) or (None,) * n
         texts = tuple(self.texts) or (None,) * n
+        polygons = tuple(self.polygons) or (None,) * n
+        keypoints = tuple(self.keypoints) or (None,) * n
         for name, size in (("scores", scores.shape[0]), ("labels", len(self.labels)),
-                           ("masks", len(masks)), ("texts", len(texts))):  # fmt: skip
+                           ("masks", len(masks)), ("texts", len(texts)),
+                           ("polygons", len(polygons)), ("keypoints", len(keypoints))):  # fmt: skip
             if size != n:
                 raise ValueError(f"{name} must have {n} entries to match xyxy (n, 4), got {size}")
         object.__setattr__(self, "xyxy", xyxy)
@@ -67,6 +103,14 @@ class Detections:
         object.__setattr__(self, "labels", tuple(str(v) for v in self.labels))
         object.__setattr__(self, "masks", masks)
         object.__setattr__(self, "texts", texts)
+        object.__setattr__(
+            self, "polygons",
+            tuple(None if p is None else tuple((float(x), float(y)) for x, y in p) for p in polygons),
+        )  # fmt: skip
+        object.__setattr__(
+            self, "keypoints", tuple(None if k is None else tuple(Keypoint(*p) for p in k) for k in keypoints)
+        )
+        object.__setattr__(self, "choices", tuple(Choice(*c) for c in self.choices))
 
     def __len__(self) -> int:
         return int(self.xyxy.shape[0])
@@ -80,6 +124,9 @@ class Detections:
             labels=tuple(self.labels[i] for i in positions),
             masks=tuple(self.masks[i] for i in positions),
             texts=tuple(self.texts[i] for i in positions),
+            polygons=tuple(self.polygons[i] for i in positions),
+            keypoints=tuple(self.keypoints[i] for i in positions),
+            choices=self.choices,
         )
 
     def with_min_score(self, threshold: float) -> Detections:
@@ -134,6 +181,8 @@ def detections_from_raw(data: Any, source: str = "<raw>") -> Detections:
     labels: list[str] = []
     masks: list[CocoRle | None] = []
     texts: list[str | None] = []
+    polygons: list[tuple[Point, ...] | None] = []
+    keypoints: list[tuple[Keypoint, ...] | None] = []
     for i, obj in enumerate(objects):
         where = f"objects[{i}]"
         if not isinstance(obj, Mapping):
@@ -163,12 +212,17 @@ def detections_from_raw(data: Any, source: str = "<raw>") -> Detections:
         labels.append(label.strip())
         masks.append(mask)
         texts.append(text)
+        polygons.append(_polygon(obj.get("polygon"), source, f"{where}.polygon"))
+        keypoints.append(_keypoints(obj.get("keypoints"), source, f"{where}.keypoints"))
     return Detections(
         xyxy=np.asarray(boxes, dtype=np.float64).reshape(-1, 4),
         scores=np.asarray(scores, dtype=np.float64),
         labels=tuple(labels),
         masks=tuple(masks),
         texts=tuple(texts),
+        polygons=tuple(polygons),
+        keypoints=tuple(keypoints),
+        choices=_choices(_container(data).get("choices"), source),
     )
 
 
@@ -185,8 +239,17 @@ def detections_to_raw(detections: Detections) -> dict[str, Any]:
             obj["mask"] = detections.masks[i]
         if detections.texts[i] is not None:
             obj["text"] = detections.texts[i]
+        polygon = detections.polygons[i]
+        if polygon is not None:
+            obj["polygon"] = [[x, y] for x, y in polygon]
+        points = detections.keypoints[i]
+        if points is not None:
+            obj["keypoints"] = [p._asdict() for p in points]
         objects.append(obj)
-    return {"objects": objects}
+    raw: dict[str, Any] = {"objects": objects}
+    if detections.choices:
+        raw["choices"] = [c._asdict() for c in detections.choices]
+    return raw
 
 
 def load_raw_file(path: str | Path) -> Detections:
@@ -206,11 +269,17 @@ def save_raw_file(path: str | Path, detections: Detections) -> None:
     atomic_write(path, json.dumps(detections_to_raw(detections)))
 
 
-def _objects(data: Any, source: str) -> list[Any]:
+def _container(data: Any) -> Any:
+    """The mapping that holds ``objects`` (the result may be wrapped as ``result``/``data.result``)."""
     node = data
     for key in ("data", "result"):
         if isinstance(node, Mapping) and "objects" not in node and isinstance(node.get(key), Mapping):
             node = node[key]
+    return node
+
+
+def _objects(data: Any, source: str) -> list[Any]:
+    node = _container(data)
     if not isinstance(node, Mapping) or "objects" not in node:
         raise PredictionFileError(source, 'expected {"objects": [...]} (DINO-X result shape)')
     objects = node["objects"]
@@ -228,3 +297,50 @@ def _is_number(value: Any) -> bool:
     if isinstance(value, int):
         return -_LARGEST <= value <= _LARGEST  # a 400-digit int would overflow float()
     return math.isfinite(value) and abs(value) <= _LARGEST
+
+
+def _polygon(value: Any, source: str, where: str) -> tuple[Point, ...] | None:
+    if value is None:
+        return None
+    if not (isinstance(value, list) and len(value) >= 3 and all(
+        isinstance(p, list | tuple) and len(p) == 2 and all(_is_number(v) for v in p) for p in value
+    )):  # fmt: skip
+        raise PredictionFileError(
+            source, f"{where} must be [[x, y], ...] (3 points or more), got {str(value)[:80]}"
+        )
+    return tuple((float(x), float(y)) for x, y in value)
+
+
+def _keypoints(value: Any, source: str, where: str) -> tuple[Keypoint, ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise PredictionFileError(source, f"{where} must be a list, got {type(value).__name__}")
+    points = []
+    for j, point in enumerate(value):
+        ok = isinstance(point, Mapping) and isinstance(point.get("label"), str) and point["label"].strip()
+        ok = ok and all(_is_number(point.get(k)) for k in ("x", "y")) and _is_number(point.get("score", 1.0))
+        if not ok:
+            raise PredictionFileError(
+                source,
+                f"{where}[{j}] must be {{label, x, y, score}} with finite numbers, got {str(point)[:80]}",
+            )
+        points.append(Keypoint(point["label"].strip(), float(point["x"]), float(point["y"]),
+                               float(point.get("score", 1.0))))  # fmt: skip
+    return tuple(points)
+
+
+def _choices(value: Any, source: str) -> tuple[Choice, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise PredictionFileError(source, f"'choices' must be a list, got {type(value).__name__}")
+    choices = []
+    for j, choice in enumerate(value):
+        ok = isinstance(choice, Mapping) and isinstance(choice.get("label"), str) and choice["label"].strip()
+        if not (ok and _is_number(choice.get("score", 1.0))):
+            raise PredictionFileError(
+                source, f"choices[{j}] must be {{label, score}} with a finite score, got {str(choice)[:80]}"
+            )
+        choices.append(Choice(choice["label"].strip(), float(choice.get("score", 1.0))))
+    return tuple(choices)

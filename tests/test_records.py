@@ -14,7 +14,9 @@ from prelabel.errors import MaskError, PredictionFileError
 from prelabel.frames import to_display_frame
 from prelabel.images import ImageInfo
 from prelabel.records import (
+    Choice,
     Detections,
+    Keypoint,
     ModelSignature,
     detections_from_raw,
     load_raw_file,
@@ -91,6 +93,28 @@ def test_raw_round_trip(tmp_path: Path) -> None:
     assert not list((tmp_path / "out").glob(".*tmp"))
 
 
+def test_polygons_keypoints_and_choices_round_trip(tmp_path: Path) -> None:
+    det = Detections(
+        xyxy=[[0, 0, 10, 10], [5, 5, 20, 30]],
+        scores=[0.9, 0.8],
+        labels=["text", "person"],
+        texts=["STOP", None],
+        polygons=[[(0, 1), (10, 0), (10, 9), (0, 10)], None],
+        keypoints=[None, [Keypoint("nose", 12.5, 8.0, 0.7), ("left_eye", 11, 7)]],
+        choices=[("day", 0.9)],
+    )
+    save_raw_file(tmp_path / "a.json", det)
+    again = load_raw_file(tmp_path / "a.json")
+    assert again.polygons == ((((0.0, 1.0), (10.0, 0.0), (10.0, 9.0), (0.0, 10.0))), None)
+    assert again.keypoints == (None, (Keypoint("nose", 12.5, 8.0, 0.7), Keypoint("left_eye", 11.0, 7.0, 1.0)))
+    assert again.choices == (Choice("day", 0.9),)
+    picked = again[[1]]
+    assert picked.keypoints == again.keypoints[1:] and picked.choices == again.choices
+    assert again.with_min_score(0.95).choices == (Choice("day", 0.9),)
+    with pytest.raises(ValueError, match="keypoints must have 2 entries"):
+        Detections(xyxy=[[0, 0, 1, 1], [0, 0, 2, 2]], scores=[1, 1], labels=["a", "b"], keypoints=[None])
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
@@ -104,6 +128,11 @@ def test_raw_round_trip(tmp_path: Path) -> None:
         ('{"objects": [{"bbox": [1, 2, 3, 4], "category": "a", "mask": {"size": [2, 2], "counts": [1]}}]}',
          r"objects\[0\].mask"),
         ('{"objects": [1]}', "must be an object"),
+        ('{"objects": [{"bbox": [1, 2, 3, 4], "category": "a", "polygon": [[1, 2], [3, 4]]}]}',
+         r"objects\[0\].polygon"),
+        ('{"objects": [{"bbox": [1, 2, 3, 4], "category": "a", "keypoints": [{"label": "nose", "x": 1}]}]}',
+         r"objects\[0\].keypoints\[0\]"),
+        ('{"objects": [], "choices": [{"label": "day", "score": "high"}]}', r"choices\[0\]"),
     ],
 )  # fmt: skip
 def test_malformed_raw_files_name_the_file_and_object(tmp_path: Path, content: str, message: str) -> None:
