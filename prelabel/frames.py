@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from prelabel.convert.geometry import orient_boxes, orient_mask
+from prelabel.convert.geometry import orient_boxes, orient_mask, orient_points
 from prelabel.convert.masks import coco_size, coco_to_mask, mask_to_coco
 from prelabel.errors import MaskError
 from prelabel.images import ImageInfo
@@ -41,13 +41,15 @@ class DisplayFrame:
 
     ``xyxy`` holds the boxes on the displayed image, pixels (n, 4). ``mask`` decodes a
     COCO RLE once and moves it there, so a mask on its way to a brush is decoded exactly
-    once whatever the rule.
+    once whatever the rule; ``points`` moves polygon vertices and keypoints like the boxes.
     """
 
     xyxy: npt.NDArray[np.float64]
     orientation: int | None = None
     rows: npt.NDArray[np.int64] | None = None
     cols: npt.NDArray[np.int64] | None = None
+    stored: tuple[int, int] | None = None  # rule 2: the stored (width, height)
+    scale: tuple[float, float] | None = None  # rule 3: (x, y) factors onto the displayed grid
 
     @property
     def moves(self) -> bool:
@@ -62,6 +64,15 @@ class DisplayFrame:
         if self.rows is not None and self.cols is not None:
             decoded = decoded[self.rows][:, self.cols]
         return decoded
+
+    def points(self, points: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        """(n, 2) pixel points (x, y) on the displayed grid, by the rule the boxes follow."""
+        array = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+        if self.orientation is not None and self.stored is not None:
+            return orient_points(array, *self.stored, self.orientation)
+        if self.scale is not None:
+            return array * np.asarray(self.scale)
+        return array
 
 
 def display_frame(detections: Detections, image: ImageInfo) -> DisplayFrame:
@@ -79,12 +90,14 @@ def display_frame(detections: Detections, image: ImageInfo) -> DisplayFrame:
         return DisplayFrame(xyxy)
     stored = (image.stored_width, image.stored_height)
     if image.orientation in _SWAPS_AXES and (mask_w, mask_h) == stored:
-        return DisplayFrame(orient_boxes(xyxy, *stored, image.orientation), orientation=image.orientation)
+        return DisplayFrame(
+            orient_boxes(xyxy, *stored, image.orientation), orientation=image.orientation, stored=stored
+        )
     if abs(mask_w * height - mask_h * width) <= max(width, height) and mask_w <= 4 * width:
         sx, sy = width / mask_w, height / mask_h
         rows = np.minimum(((np.arange(height) + 0.5) / sy).astype(np.int64), mask_h - 1)
         cols = np.minimum(((np.arange(width) + 0.5) / sx).astype(np.int64), mask_w - 1)
-        return DisplayFrame(xyxy * np.array([sx, sy, sx, sy]), rows=rows, cols=cols)
+        return DisplayFrame(xyxy * np.array([sx, sy, sx, sy]), rows=rows, cols=cols, scale=(sx, sy))
     raise MaskError(
         f"{image.name}: masks are {mask_h}x{mask_w} but the image is displayed at {height}x{width} "
         f"(stored {image.stored_height}x{image.stored_width}, EXIF orientation {image.orientation}); "
@@ -97,7 +110,16 @@ def to_display_frame(detections: Detections, image: ImageInfo) -> Detections:
     frame = display_frame(detections, image)
     if not frame.moves:
         return detections
+    keypoints = []
+    for points in detections.keypoints:
+        if points is None:
+            keypoints.append(None)
+            continue
+        moved = frame.points([(p.x, p.y) for p in points])
+        keypoints.append(tuple(p._replace(x=float(x), y=float(y)) for p, (x, y) in zip(points, moved, strict=True)))
     return detections.replace(
         xyxy=frame.xyxy,
         masks=tuple(None if m is None else mask_to_coco(frame.mask(m)) for m in detections.masks),
+        polygons=tuple(None if p is None else tuple(map(tuple, frame.points(p))) for p in detections.polygons),
+        keypoints=tuple(keypoints),
     )

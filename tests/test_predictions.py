@@ -89,7 +89,9 @@ def test_masks_skipped_when_config_has_none() -> None:
 
 
 def test_no_usable_control() -> None:
-    config = parse_label_config('<View><Image name="i" value="$i"/><Choices name="c" toName="i"/></View>')
+    config = parse_label_config(
+        '<View><Image name="i" value="$i"/><TextArea name="t" toName="i" perRegion="true"/></View>'
+    )
     with pytest.raises(LabelConfigError, match="nothing to post"):
         build_prediction(_record(), config)
 

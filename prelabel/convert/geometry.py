@@ -21,11 +21,14 @@ __all__ = [
     "BoxCleanup",
     "Boxes",
     "clean_boxes",
+    "corners_to_percent",
     "corners_to_xyxy",
     "orient_boxes",
     "orient_mask",
+    "orient_points",
     "percent_to_corners",
     "percent_to_xyxy",
+    "points_to_percent",
     "xyxy_to_percent",
     "xyxy_to_xywh",
 ]
@@ -49,6 +52,13 @@ def xyxy_to_percent(box: Sequence[float], width: int, height: int) -> dict[str, 
         "width": (x2 - x1) / width * 100.0,
         "height": (y2 - y1) / height * 100.0,
     }
+
+
+def points_to_percent(points: npt.ArrayLike, width: int, height: int) -> list[list[float]]:
+    """(n, 2) pixel points -> Label Studio ``[[x, y], ...]`` in percent of the displayed image."""
+    _check_size(width, height)
+    array = np.asarray(points, dtype=np.float64).reshape(-1, 2) * np.array([100.0 / width, 100.0 / height])
+    return [[float(x), float(y)] for x, y in array]
 
 
 def percent_to_xyxy(value: dict[str, float], width: int, height: int) -> tuple[float, float, float, float]:
@@ -90,6 +100,27 @@ def percent_to_corners(
         (x + w * cos - h * sin, y + w * sin + h * cos),
         (x - h * sin, y + h * cos),
     )
+
+
+def corners_to_percent(corners: Sequence[Sequence[float]], width: int, height: int) -> dict[str, float]:
+    """A rectangle's four corners in pixels -> Label Studio ``x, y, width, height, rotation``.
+
+    The inverse of ``percent_to_corners``: corners in the box's own order (top left, top
+    right, bottom right, bottom left as the box reads, clockwise on screen); ``x, y`` is
+    the first corner, ``rotation`` the direction of the top edge in degrees clockwise,
+    in [0, 360). Only the first, second and fourth corners are read: the input must be a
+    rectangle (``prelabel.convert.contours.quad_to_rectangle`` makes one from a quad).
+    """
+    _check_size(width, height)
+    (x0, y0), (x1, y1), (x3, y3) = (tuple(float(v) for v in corners[i]) for i in (0, 1, 3))
+    rotation = math.degrees(math.atan2(y1 - y0, x1 - x0)) % 360.0
+    return {
+        "x": x0 / width * 100.0,
+        "y": y0 / height * 100.0,
+        "width": math.hypot(x1 - x0, y1 - y0) / width * 100.0,
+        "height": math.hypot(x3 - x0, y3 - y0) / height * 100.0,
+        "rotation": 0.0 if rotation == 360.0 else rotation,
+    }
 
 
 def corners_to_xyxy(corners: Sequence[tuple[float, float]]) -> tuple[float, float, float, float]:
@@ -152,11 +183,13 @@ def clean_boxes(boxes: npt.ArrayLike, width: int, height: int) -> BoxCleanup:
     return BoxCleanup(boxes=clipped, keep=finite & ~outside & ~zero, dropped=dropped)
 
 
-def orient_boxes(boxes: npt.ArrayLike, stored_width: int, stored_height: int, orientation: int) -> Boxes:
-    """Move xyxy boxes from a file's stored pixel grid to its displayed (EXIF) grid."""
-    array = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+def orient_points(
+    points: npt.ArrayLike, stored_width: int, stored_height: int, orientation: int
+) -> npt.NDArray[np.float64]:
+    """Move (n, 2) pixel points from a file's stored pixel grid to its displayed (EXIF) grid."""
+    array = np.asarray(points, dtype=np.float64).reshape(-1, 2)
     w, h = float(stored_width), float(stored_height)
-    xs, ys = array[:, [0, 2]], array[:, [1, 3]]
+    xs, ys = array[:, 0], array[:, 1]
     mapping = {
         1: (xs, ys),
         2: (w - xs, ys),
@@ -170,7 +203,14 @@ def orient_boxes(boxes: npt.ArrayLike, stored_width: int, stored_height: int, or
     if orientation not in mapping:
         raise ValueError(f"EXIF orientation must be 1..8, got {orientation}")
     new_x, new_y = mapping[orientation]
-    return np.stack([new_x.min(axis=1), new_y.min(axis=1), new_x.max(axis=1), new_y.max(axis=1)], axis=1)
+    return np.stack([new_x, new_y], axis=1)
+
+
+def orient_boxes(boxes: npt.ArrayLike, stored_width: int, stored_height: int, orientation: int) -> Boxes:
+    """Move xyxy boxes from a file's stored pixel grid to its displayed (EXIF) grid."""
+    array = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    corners = orient_points(array.reshape(-1, 2), stored_width, stored_height, orientation).reshape(-1, 2, 2)
+    return np.concatenate([corners.min(axis=1), corners.max(axis=1)], axis=1)
 
 
 def orient_mask(mask: npt.NDArray[np.uint8], orientation: int) -> npt.NDArray[np.uint8]:

@@ -32,18 +32,28 @@ _OBJECT_TAGS = ("Image",)
 
 @dataclass(frozen=True, slots=True)
 class ControlTag:
-    """One control: ``name`` (the result's from_name), ``to_name``, its labels in order."""
+    """One control: ``name`` (the result's from_name), ``to_name``, its labels in order.
+
+    ``multiple``: the control takes several labels at once (``choice="multiple"``, as
+    Choices say it); otherwise one.
+    """
 
     kind: ControlKind
     name: str
     to_name: str
     labels: tuple[str, ...]
     per_region: bool = False
+    multiple: bool = False
 
     @property
     def result_type(self) -> str:
         """The ``type`` of a result this control produces, e.g. ``rectanglelabels``."""
         return self.kind.lower()
+
+    @property
+    def tag(self) -> str:
+        """How a report names the control, e.g. ``<PolygonLabels name="polygon">``."""
+        return f'<{self.kind} name="{self.name}">'
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +145,7 @@ def parse_label_config(xml: str) -> LabelConfig:
                     to_name=to_name.split(",")[0],
                     labels=labels,
                     per_region=element.get("perRegion", "false").lower() == "true",
+                    multiple=element.get("choice", "single").lower() == "multiple",
                 )
             )
     return LabelConfig(controls=tuple(controls), objects=tuple(objects))

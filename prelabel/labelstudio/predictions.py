@@ -1,11 +1,25 @@
 """Build a Label Studio prediction from a record, a label map and a labeling config.
 
-Output: ``{"result": [...], "score": mean detection score, "model_version": ...}``, with a
-``rectanglelabels`` result per kept box, a ``brushlabels`` result per kept mask, and a
-per-region ``textarea`` result sharing its rectangle's id when the detection has text.
-A detection whose label no targeted control has is counted as unmatched, never posted; a
-mask whose label only the rectangles have is dropped with a counted reason, and so are
-degenerate boxes.
+Output: ``{"result": [...], "score": mean detection score, "model_version": ...}`` with,
+per kept detection and as the config has the control (shapes in ``results``):
+
+- ``rectanglelabels``: the box; a rotated rectangle when the detection has a 4-point
+  polygon (an OCR quadrilateral: its minimum-area rectangle), ``xyxy`` staying the
+  enclosing box; plus a ``textarea`` sharing its id when the detection has text;
+- ``brushlabels``: the mask;
+- ``polygonlabels``: the detection's polygon as given, else its mask's outer rings
+  (``prelabel.convert.contours``: one region per part, holes dropped and counted,
+  simplified to ``polygon_tolerance`` pixels);
+- ``keypointlabels``: each keypoint whose name the control has, ``parentID`` its
+  detection's rectangle;
+
+and per image one ``choices`` result for a task-level Choices control: the best choice,
+or every matched one in config order when the control says ``choice="multiple"``.
+A label no targeted control has is counted as unmatched (keypoint and choice labels
+with their kind), never posted; a mask or polygon whose label only another control has is
+dropped with a counted reason, and so are degenerate boxes. A control the model never
+fills is not an error: ``BatchBuild.unfilled`` names it, for the run to say once.
+Every mask is decoded once, for its brush and its outline alike.
 """
 
 from __future__ import annotations
@@ -15,25 +29,72 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from prelabel.convert.geometry import clean_boxes, xyxy_to_percent
-from prelabel.convert.masks import mask_to_brush
+import numpy as np
+import numpy.typing as npt
+
+from prelabel.convert.contours import DEFAULT_TOLERANCE, mask_to_polygons, quad_to_rectangle
+from prelabel.convert.geometry import clean_boxes
 from prelabel.errors import LabelConfigError
 from prelabel.failures import ErrorRow, Stage, item_failure
-from prelabel.frames import display_frame
+from prelabel.frames import DisplayFrame, display_frame
 from prelabel.labelstudio.config import ControlTag, LabelConfig
 from prelabel.labelstudio.labelmap import LabelMap
+from prelabel.labelstudio.results import ImageFields, Result, box_geometry
 from prelabel.records import PredictionRecord
 
-__all__ = ["BatchBuild", "BuildReport", "build_batch", "build_prediction"]
+__all__ = ["BatchBuild", "BuildReport", "build_batch", "build_prediction", "fillable_controls"]
+
+_REGION_KINDS = ("RectangleLabels", "BrushLabels", "PolygonLabels", "KeyPointLabels")
 
 
 @dataclass
 class BuildReport:
-    """What building one prediction left out, and why."""
+    """What building one prediction left out, and why; ``filled``: the controls it used."""
 
     unmatched_labels: Counter[str] = field(default_factory=Counter)
     dropped: Counter[str] = field(default_factory=Counter)
     regions: int = 0
+    filled: set[str] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class _Controls:
+    """The controls one prediction fills (None: not posted)."""
+
+    rect: ControlTag | None
+    brush: ControlTag | None
+    polygon: ControlTag | None
+    keypoints: ControlTag | None
+    text: ControlTag | None
+    choices: ControlTag | None
+
+
+def _controls(config: LabelConfig, boxes: bool | None, masks: bool | None) -> _Controls:
+    if boxes is None:
+        rect = config.find("RectangleLabels")
+    else:
+        rect = config.require("RectangleLabels", "posting boxes") if boxes else None
+    if masks is None:
+        brush = config.find("BrushLabels")
+    else:
+        brush = config.require("BrushLabels", "posting masks") if masks else None
+    image = config.image.name
+    choices = next((c for c in config.controls
+                    if c.kind == "Choices" and c.to_name == image and not c.per_region), None)  # fmt: skip
+    found = _Controls(rect, brush, config.find("PolygonLabels"), config.find("KeyPointLabels"),
+                      config.find("TextArea") if rect is not None else None, choices)  # fmt: skip
+    if not any((found.rect, found.brush, found.polygon, found.keypoints, found.choices)):
+        raise LabelConfigError(
+            "nothing to post: the labeling config needs a <RectangleLabels>, <BrushLabels>, "
+            f"<PolygonLabels>, <KeyPointLabels> or task-level <Choices> control on image {image!r}"
+        )
+    return found
+
+
+def fillable_controls(config: LabelConfig) -> set[str]:
+    """The image's controls a prediction could fill, as reports name them."""
+    image = config.image.name
+    return {c.tag for c in config.controls if c.to_name == image and c.kind != "Labels"}
 
 
 def build_prediction(
@@ -44,99 +105,165 @@ def build_prediction(
     *,
     boxes: bool | None = None,
     masks: bool | None = None,
+    polygon_tolerance: float = DEFAULT_TOLERANCE,
 ) -> tuple[dict[str, Any], BuildReport]:
     """The Label Studio prediction for ``record`` (task id not included) and its report.
 
     ``masks=None`` posts masks when the detections have them and the config has
     BrushLabels; ``True`` requires BrushLabels (a clear error naming what to add);
-    ``False`` never posts masks. ``boxes`` works the same way with RectangleLabels.
+    ``False`` never posts brushes. ``boxes`` works the same way with RectangleLabels.
+    ``polygon_tolerance``: pixels a mask's simplified outline may stray from its trace.
     """
-    label_map = label_map or LabelMap()
-    image = record.image
-    if boxes is None:
-        rect = config.find("RectangleLabels")
-    else:
-        rect = config.require("RectangleLabels", "posting boxes") if boxes else None
-    if masks is None:
-        brush = config.find("BrushLabels") if record.detections.has_masks else None
-    elif masks:
-        brush = config.require("BrushLabels", "posting masks")
-    else:
-        brush = None
-    if rect is None and brush is None:
-        raise LabelConfigError(
-            f"nothing to post for {image.name}: the labeling config needs a <RectangleLabels> "
-            "control for boxes (or <BrushLabels> for masks, when the model gives masks)"
-        )
-    text = config.find("TextArea") if rect is not None else None
-
-    detections = record.detections
-    frame = display_frame(detections, image)  # masks are decoded once each, below
-    cleanup = clean_boxes(frame.xyxy, image.width, image.height)
-    report = BuildReport(dropped=Counter(cleanup.dropped))
-    resolved: dict[tuple[str, str], str | None] = {}
-
-    def target(control: ControlTag, label: str) -> str | None:
-        key = (control.name, label)
-        if key not in resolved:
-            resolved[key] = label_map.resolve(label, control.labels)
-        return resolved[key]
-
-    common = {
-        "to_name": config.image.name,
-        "original_width": image.width,
-        "original_height": image.height,
-        "image_rotation": 0,
-    }
-    results: list[dict[str, Any]] = []
-    kept_scores: list[float] = []
-    for i in range(len(detections)):
-        if not cleanup.keep[i]:
-            continue
-        label, score = detections.labels[i], float(detections.scores[i])
-        region = f"det{i}"
-        posted = False
-        if rect is not None:
-            rect_label = target(rect, label)
-            if rect_label is not None:
-                geometry = {
-                    **xyxy_to_percent(cleanup.boxes[i], image.width, image.height),
-                    "rotation": 0,
-                }
-                results.append({
-                    "id": region, "type": "rectanglelabels", "from_name": rect.name, **common,
-                    "value": {**geometry, "rectanglelabels": [rect_label]}, "score": score,
-                })  # fmt: skip
-                if text is not None and detections.texts[i] is not None:
-                    results.append({
-                        "id": region, "type": "textarea", "from_name": text.name, **common,
-                        "value": {**geometry, "text": [detections.texts[i]]}, "score": score,
-                    })  # fmt: skip
-                posted = True
-        mask = detections.masks[i]
-        if brush is not None and mask is not None:
-            brush_label = target(brush, label)
-            if brush_label is None and posted:
-                report.dropped[f"mask: label not in <BrushLabels name={brush.name!r}>"] += 1
-            elif brush_label is not None:
-                rle = mask_to_brush(frame.mask(mask))
-                results.append({
-                    "id": f"{region}-mask", "type": "brushlabels", "from_name": brush.name, **common,
-                    "value": {"format": "rle", "rle": rle, "brushlabels": [brush_label]},
-                    "score": score,
-                })  # fmt: skip
-                posted = True
-        if not posted:
-            report.unmatched_labels[label] += 1
-        else:
-            report.regions += 1
-            kept_scores.append(score)
+    builder = _Builder(record, _controls(config, boxes, masks), label_map or LabelMap(), config.image.name,
+                       polygon_tolerance)  # fmt: skip
+    results, scores = builder.build()
     prediction = {
         "result": results,
-        "score": sum(kept_scores) / len(kept_scores) if kept_scores else None,
+        "score": sum(scores) / len(scores) if scores else None,
         "model_version": model_version,
     }
-    return prediction, report
+    return prediction, builder.report
+
+
+class _Builder:
+    """One record's results, control by control; counts go to ``report``."""
+
+    def __init__(
+        self, record: PredictionRecord, controls: _Controls, label_map: LabelMap, to_name: str,
+        tolerance: float,
+    ) -> None:  # fmt: skip
+        self.record, self.controls, self.label_map, self.tolerance = record, controls, label_map, tolerance
+        image = record.image
+        self.fields = ImageFields(to_name, image.width, image.height)
+        self.frame: DisplayFrame = display_frame(record.detections, image)
+        self.cleanup = clean_boxes(self.frame.xyxy, image.width, image.height)
+        self.report = BuildReport(dropped=Counter(self.cleanup.dropped))
+        self.results: list[Result] = []
+        self._resolved: dict[tuple[str, str], str | None] = {}
+
+    def target(self, control: ControlTag, label: str) -> str | None:
+        key = (control.name, label)
+        if key not in self._resolved:
+            self._resolved[key] = self.label_map.resolve(label, control.labels)
+        return self._resolved[key]
+
+    def add(self, control: ControlTag, result: Result) -> None:
+        self.results.append(result)
+        self.report.filled.add(control.tag)
+
+    def build(self) -> tuple[list[Result], list[float]]:
+        detections = self.record.detections
+        scores: list[float] = []
+        for i in range(len(detections)):
+            if not self.cleanup.keep[i]:
+                continue
+            rect = self.rectangle(i)
+            mask = detections.masks[i]
+            decoded = None if mask is None else self.frame.mask(mask)  # once, for brush and outline
+            brushed = self.brush(i, decoded, rect is not None)
+            outlined = self.polygons(i, decoded, rect is not None or brushed)
+            if self.keypoints(i, rect) or rect is not None or brushed or outlined:
+                self.report.regions += 1
+                scores.append(float(detections.scores[i]))
+            else:
+                self.report.unmatched_labels[detections.labels[i]] += 1
+        self.choices()
+        return self.results, scores
+
+    def rectangle(self, i: int) -> str | None:
+        """The rectangle (and its text) of detection ``i``; its region id, or None."""
+        control, detections = self.controls.rect, self.record.detections
+        label = None if control is None else self.target(control, detections.labels[i])
+        if control is None or label is None:
+            return None
+        region, score = f"det{i}", float(detections.scores[i])
+        polygon = detections.polygons[i]
+        rotated = quad_to_rectangle(self.frame.points(polygon)) if polygon and len(polygon) == 4 else None
+        geometry = box_geometry(self.fields, self.cleanup.boxes[i], rotated)
+        self.add(control, self.fields.rectangle(region, control, label, geometry, score))
+        text = detections.texts[i]
+        if self.controls.text is not None and text is not None:
+            self.add(self.controls.text, self.fields.textarea(region, self.controls.text, text, geometry, score))
+        return region
+
+    def _label(self, control: ControlTag | None, i: int, elsewhere: bool) -> str | None:
+        """Detection ``i``'s label in ``control``; a miss is a counted drop when another
+        control took the detection (``elsewhere``), else left to the unmatched count."""
+        if control is None:
+            return None
+        label = self.target(control, self.record.detections.labels[i])
+        if label is None and elsewhere:
+            kind = control.kind.removesuffix("Labels").lower()
+            self.report.dropped[f"{kind}: label not in <{control.kind} name={control.name!r}>"] += 1
+        return label
+
+    def brush(self, i: int, mask: npt.NDArray[np.uint8] | None, elsewhere: bool) -> bool:
+        control = self.controls.brush
+        label = None if mask is None else self._label(control, i, elsewhere)
+        if control is None or mask is None or label is None:
+            return False
+        self.add(control, self.fields.brush(f"det{i}-mask", control, label, mask,
+                                            float(self.record.detections.scores[i])))  # fmt: skip
+        return True
+
+    def polygons(self, i: int, mask: npt.NDArray[np.uint8] | None, elsewhere: bool) -> bool:
+        control, detections = self.controls.polygon, self.record.detections
+        given = detections.polygons[i]
+        if control is None or (given is None and mask is None):
+            return False
+        label = self._label(control, i, elsewhere)
+        if label is None:
+            return False
+        if given is not None:
+            rings = [self.frame.points(given)]
+        else:
+            outline = mask_to_polygons(mask, self.tolerance)  # type: ignore[arg-type]  # mask is set here
+            self.report.dropped.update(outline.dropped)
+            rings = outline.polygons
+        limits = np.array([self.fields.width, self.fields.height], dtype=np.float64)
+        for k, ring in enumerate(rings):
+            points = np.clip(ring, 0.0, limits)
+            self.add(control, self.fields.polygon(f"det{i}-poly{k}", control, label, points,
+                                                  float(detections.scores[i])))  # fmt: skip
+        return bool(rings)
+
+    def keypoints(self, i: int, parent: str | None) -> bool:
+        control, points = self.controls.keypoints, self.record.detections.keypoints[i]
+        if control is None or not points:
+            return False
+        moved = self.frame.points([(p.x, p.y) for p in points])
+        posted = False
+        for j, (point, (x, y)) in enumerate(zip(points, moved, strict=True)):
+            label = self.target(control, point.label)
+            if label is None:
+                self.report.unmatched_labels[f"{point.label} (keypoint)"] += 1
+            elif not (0 <= x <= self.fields.width and 0 <= y <= self.fields.height):
+                self.report.dropped["keypoint: outside image"] += 1
+            else:
+                self.add(control, self.fields.keypoint(f"det{i}-kp{j}", control, label, (x, y), point.score,
+                                                       parent))  # fmt: skip
+                posted = True
+        return posted
+
+    def choices(self) -> None:
+        """The image's choices the control has: the best one, or all in config order."""
+        control, choices = self.controls.choices, self.record.detections.choices
+        if control is None or not choices:
+            return
+        best: dict[str, float] = {}
+        for choice in choices:
+            label = self.target(control, choice.label)
+            if label is None:
+                self.report.unmatched_labels[f"{choice.label} (choice)"] += 1
+            else:
+                best[label] = max(best.get(label, choice.score), choice.score)
+        if not best:
+            return
+        if control.multiple:
+            labels = [label for label in control.labels if label in best]
+        else:
+            labels = [max(best, key=lambda label: best[label])]
+        self.add(control, self.fields.choices(control, labels, max(best[label] for label in labels)))
 
 
 @dataclass
@@ -149,6 +276,7 @@ class BatchBuild:
     unmatched_labels: Counter[str] = field(default_factory=Counter)
     dropped: Counter[str] = field(default_factory=Counter)
     regions: int = 0
+    unfilled: set[str] = field(default_factory=set)  # the config's controls no record filled
 
 
 def build_batch(
@@ -166,6 +294,7 @@ def build_batch(
     others go on; a config that cannot serve the request stops the batch at once.
     """
     batch = BatchBuild()
+    filled: set[str] = set()
     for record in records:
         if record.task_id is None:
             raise ValueError(f"{record.image.name}: record has no task_id; match it to a task first")
@@ -180,4 +309,6 @@ def build_batch(
         batch.unmatched_labels.update(report.unmatched_labels)
         batch.dropped.update(report.dropped)
         batch.regions += report.regions
+        filled |= report.filled
+    batch.unfilled = fillable_controls(config) - filled
     return batch
