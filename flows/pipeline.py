@@ -78,6 +78,7 @@ def run_pipeline(
 
     errors: list[ErrorRow] = []
     unmatched_labels: Counter[str] = Counter()
+    unfilled: set[str] | None = None  # controls no batch filled: said once for the run
     model_counts: Counter[str] = Counter()
     verified: Counter[str] = Counter()
     samples: list[PredictionRecord] = []
@@ -95,6 +96,7 @@ def run_pipeline(
             write_payload_files(out / "payloads", opaque(payload_rows(built)))
         errors += inferred.errors + built.errors
         unmatched_labels.update(built.unmatched_labels)
+        unfilled = built.unfilled if unfilled is None else unfilled & built.unfilled
         summary.cached += inferred.cached
         summary.inferred += inferred.inferred
         model_counts.update(inferred.model_counts)
@@ -113,6 +115,9 @@ def run_pipeline(
     summary.model_counts = dict(model_counts) or None
     summary.verified = dict(verified) if verify is not None else None
     summary.unmatched_labels = sum(unmatched_labels.values())
+    if unfilled:
+        summary.tags_not_filled = sorted(unfilled)
+        log.warning("the model filled none of %s in this run", ", ".join(summary.tags_not_filled))
     summary = write_report(
         summary, out, Path(params.unmatched_csv), unmatched_labels, opaque(matched.match), opaque(errors),
         opaque(samples),

@@ -43,6 +43,7 @@ class ConvertResult:
     dropped: Counter[str] = field(default_factory=Counter)
     images: int = 0
     regions: int = 0
+    unfilled: set[str] = field(default_factory=set)  # the config's controls no image filled
 
 
 def convert_directory(
@@ -87,10 +88,11 @@ def convert_directory(
     batch = build_batch(numbered, config, label_map, model_version, masks=masks)
     order = {uri: n for n, uri in enumerate(images)}
     result.errors = sorted([*result.errors, *inferred.errors, *batch.errors], key=lambda e: order[e.file])
-    result.unmatched_labels, result.dropped, result.regions = (
+    result.unmatched_labels, result.dropped, result.regions, result.unfilled = (
         batch.unmatched_labels,
         batch.dropped,
         batch.regions,
+        batch.unfilled,
     )
     for n, prediction in sorted(batch.predictions.items()):
         relative = Path(numbered[n].uri).resolve().relative_to(root.resolve()).as_posix()

@@ -96,6 +96,7 @@ class RunSummary:
     model_counts: dict[str, int] | None = None
     files: dict[str, str] | None = None
     verified: dict[str, int] | None = None  # "<label> kept|dropped": boxes a verifier kept or dropped
+    tags_not_filled: list[str] | None = None  # the config's controls the model filled nowhere
 
     def markdown(self) -> str:
         """The run as a markdown summary (the Prefect UI shows it as an artifact)."""
@@ -117,6 +118,8 @@ class RunSummary:
         lines = [title, "", "| | count |", "| --- | ---: |"]
         rows += sorted((self.model_counts or {}).items())
         lines += [f"| {name} | {value:,} |" for name, value in rows]
+        if self.tags_not_filled:
+            lines += ["", "Tags the model filled on no image: " + ", ".join(f"`{t}`" for t in self.tags_not_filled)]
         if self.verified is not None:
             lines += ["", *_verified_table(self.verified)]
         if self.files:

@@ -213,5 +213,7 @@ def _print_summary(result: ConvertResult, out: Path) -> None:
         typer.echo(f"labels not in the project (not posted): {listed}")
     if result.dropped:
         typer.echo("dropped: " + ", ".join(f"{r} ({n})" for r, n in result.dropped.items()))
+    if result.unfilled:
+        typer.echo("tags the model filled on no image: " + ", ".join(sorted(result.unfilled)))
     for row in result.errors:
         typer.echo(f"error: {row.file} [{row.stage}]: {row.error}", err=True)

@@ -1,7 +1,10 @@
 """OCR with RapidOCR (PP-OCRv4 ONNX models shipped inside the rapidocr-onnxruntime wheel).
 
-Each text line becomes a box labelled ``label`` (default ``text``) with its transcription,
-which the prediction builder posts as a RectangleLabels region plus a per-region TextArea.
+Each text line becomes a box labelled ``label`` (default ``text``) with its transcription
+and its quadrilateral (``Detections.polygons``, pixels): the prediction builder posts a
+rotated RectangleLabels region (the quad's minimum-area rectangle) plus a per-region
+TextArea, and the quad itself where the config has PolygonLabels; ``xyxy`` is the quad's
+enclosing box.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ __all__ = ["RapidOcr"]
 
 @register("ocr")
 class RapidOcr(ModelAdapter):
-    """Text lines: quadrilaterals -> their enclosing pixel boxes, with the text and score."""
+    """Text lines: quadrilaterals (kept) and their enclosing pixel boxes, with text and score."""
 
     task_types = ("ocr",)
 
@@ -36,7 +39,7 @@ class RapidOcr(ModelAdapter):
         except PackageNotFoundError:
             revision = "missing"
         return ModelSignature(
-            "rapidocr-onnxruntime", revision, {"label": self.label, "min_score": self.min_score}
+            "rapidocr-onnxruntime", revision, {"label": self.label, "min_score": self.min_score, "quads": True}
         )
 
     def _load(self) -> Any:
@@ -60,7 +63,7 @@ class RapidOcr(ModelAdapter):
                 out.append(exc)
                 continue
             found, _ = engine(pixels)
-            boxes, scores, texts = [], [], []
+            boxes, scores, texts, quads = [], [], [], []
             for quad, text, score in found or []:
                 if float(score) < self.min_score:
                     continue
@@ -68,12 +71,14 @@ class RapidOcr(ModelAdapter):
                 boxes.append([*points.min(axis=0), *points.max(axis=0)])
                 scores.append(float(score))
                 texts.append(str(text))
+                quads.append(tuple((float(x), float(y)) for x, y in points))
             out.append(
                 Detections(
                     xyxy=np.asarray(boxes, np.float64).reshape(-1, 4),
                     scores=np.asarray(scores, np.float64),
                     labels=(self.label,) * len(boxes),
                     texts=tuple(texts),
+                    polygons=tuple(quads),
                 )
             )
         return out
