@@ -28,7 +28,7 @@ from prelabel.convert.geometry import orient_boxes, orient_mask, orient_points
 from prelabel.convert.masks import coco_size, coco_to_mask, mask_to_coco
 from prelabel.errors import MaskError
 from prelabel.images import ImageInfo
-from prelabel.records import Detections
+from prelabel.records import Detections, Keypoint
 
 __all__ = ["DisplayFrame", "display_frame", "to_display_frame"]
 
@@ -71,7 +71,7 @@ class DisplayFrame:
         if self.orientation is not None and self.stored is not None:
             return orient_points(array, *self.stored, self.orientation)
         if self.scale is not None:
-            return array * np.asarray(self.scale)
+            return array * np.asarray(self.scale, dtype=np.float64)
         return array
 
 
@@ -110,16 +110,20 @@ def to_display_frame(detections: Detections, image: ImageInfo) -> Detections:
     frame = display_frame(detections, image)
     if not frame.moves:
         return detections
-    keypoints = []
+    keypoints: list[tuple[Keypoint, ...] | None] = []
     for points in detections.keypoints:
         if points is None:
             keypoints.append(None)
             continue
         moved = frame.points([(p.x, p.y) for p in points])
-        keypoints.append(tuple(p._replace(x=float(x), y=float(y)) for p, (x, y) in zip(points, moved, strict=True)))
+        keypoints.append(
+            tuple(p._replace(x=float(x), y=float(y)) for p, (x, y) in zip(points, moved, strict=True))
+        )
     return detections.replace(
         xyxy=frame.xyxy,
         masks=tuple(None if m is None else mask_to_coco(frame.mask(m)) for m in detections.masks),
-        polygons=tuple(None if p is None else tuple(map(tuple, frame.points(p))) for p in detections.polygons),
+        polygons=tuple(
+            None if p is None else tuple(map(tuple, frame.points(p))) for p in detections.polygons
+        ),
         keypoints=tuple(keypoints),
     )

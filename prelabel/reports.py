@@ -119,7 +119,10 @@ class RunSummary:
         rows += sorted((self.model_counts or {}).items())
         lines += [f"| {name} | {value:,} |" for name, value in rows]
         if self.tags_not_filled:
-            lines += ["", "Tags the model filled on no image: " + ", ".join(f"`{t}`" for t in self.tags_not_filled)]
+            lines += [
+                "",
+                "Tags the model filled on no image: " + ", ".join(f"`{t}`" for t in self.tags_not_filled),
+            ]
         if self.verified is not None:
             lines += ["", *_verified_table(self.verified)]
         if self.files:

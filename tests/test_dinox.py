@@ -129,7 +129,7 @@ def test_idempotency_key_is_stable() -> None:
 def test_sister_endpoints_and_missing_token(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("PRELABEL_DINOX_TOKEN", raising=False)
-    assert create_model("trex").signature().model == "dinox-api/trex"
+    assert create_model("dino-xseek").signature().model == "dinox-api/dino-xseek"
     assert create_model("grounding-dino-pro").signature().revision == "GroundingDino-1.6-Pro"
     from prelabel.errors import SettingsError
 

@@ -61,7 +61,7 @@ def mask_to_polygons(mask: npt.NDArray[np.uint8], tolerance: float = DEFAULT_TOL
     return outline
 
 
-def quad_to_rectangle(quad: Sequence[Sequence[float]]) -> Points:
+def quad_to_rectangle(quad: Sequence[Sequence[float]] | Points) -> Points:
     """The minimum-area rectangle of a quadrilateral, (4, 2) pixels, in the quad's own order.
 
     Corners run clockwise on screen (y down) from the one nearest the quad's first point,

@@ -102,7 +102,9 @@ def percent_to_corners(
     )
 
 
-def corners_to_percent(corners: Sequence[Sequence[float]], width: int, height: int) -> dict[str, float]:
+def corners_to_percent(
+    corners: Sequence[Sequence[float]] | npt.NDArray[np.float64], width: int, height: int
+) -> dict[str, float]:
     """A rectangle's four corners in pixels -> Label Studio ``x, y, width, height, rotation``.
 
     The inverse of ``percent_to_corners``: corners in the box's own order (top left, top

@@ -183,7 +183,9 @@ class _Builder:
         self.add(control, self.fields.rectangle(region, control, label, geometry, score))
         text = detections.texts[i]
         if self.controls.text is not None and text is not None:
-            self.add(self.controls.text, self.fields.textarea(region, self.controls.text, text, geometry, score))
+            self.add(
+                self.controls.text, self.fields.textarea(region, self.controls.text, text, geometry, score)
+            )
         return region
 
     def _label(self, control: ControlTag | None, i: int, elsewhere: bool) -> str | None:

@@ -57,7 +57,9 @@ class ImageFields:
         """A per-region ``textarea`` on the rectangle ``region`` (same id, same geometry)."""
         return self._region(region, control, {**geometry, "text": [text]}, score)
 
-    def brush(self, region: str, control: ControlTag, label: str, mask: npt.NDArray[np.uint8], score: float) -> Result:
+    def brush(
+        self, region: str, control: ControlTag, label: str, mask: npt.NDArray[np.uint8], score: float
+    ) -> Result:
         """``brushlabels`` of a (height, width) 0/1 mask on the displayed grid."""
         value = {"format": "rle", "rle": mask_to_brush(mask), "brushlabels": [label]}
         return self._region(region, control, value, score)

@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import numpy as np
@@ -45,7 +45,7 @@ ENDPOINTS = {
     "dinox": ("dinox", "DINO-X-1.0"),
     "grounding-dino-pro": ("grounding_dino", "GroundingDino-1.6-Pro"),
     "dino-xseek": ("dino_xseek", "DINO-XSeek-1.0"),
-    "trex": ("trex", "T-Rex-2.0"),
+    "trex": ("trex", "T-Rex-2.0"),  # visual prompts: prelabel.models.trex
 }
 _RETRY_CODE = 202001
 
@@ -71,7 +71,7 @@ class _RateLimit:
 class DinoX(ModelAdapter):
     """A DINO-X-protocol detector: universal prompt, or text prompt of given classes."""
 
-    task_types = ("detection", "instance-segmentation")
+    task_types: ClassVar[tuple[str, ...]] = ("detection", "instance-segmentation")
 
     def __init__(
         self,
@@ -125,7 +125,7 @@ class DinoX(ModelAdapter):
         }  # fmt: skip
         return ModelSignature(f"dinox-api/{self.endpoint}", self.model_name, params)
 
-    def _prompt(self) -> dict[str, str]:
+    def _prompt(self) -> dict[str, Any]:
         if not self.classes:
             return {"type": "universal"}
         return {"type": "text", "text": ".".join(self.classes)}
@@ -160,20 +160,28 @@ class DinoX(ModelAdapter):
         try:
             image = item.load().rgb
             payload, scale = self._image_payload(image)
-            body = {
-                "model": self.model_name, "image": payload, "prompt": self._prompt(), "targets": self.targets,
-                "bbox_threshold": self.bbox_threshold, "iou_threshold": self.iou_threshold,
-                "mask_format": "coco_rle",
-            }  # fmt: skip
             key = hashlib.sha256(f"{item.info.sha256}:{settings_key}".encode()).hexdigest()
-            uuid = self._call(client, "POST", f"/v2/task/{self.path}/detection", item.uri, json=body,
-                              headers={"Idempotency-Key": key})["task_uuid"]  # fmt: skip
+            answer = self._call(client, "POST", f"/v2/task/{self.path}/detection", item.uri,
+                                json=self._body(payload), headers={"Idempotency-Key": key})  # fmt: skip
+            uuid = answer["task_uuid"]
             result = self._wait(client, str(uuid), item.uri)
-            return self._to_display(detections_from_raw(result, item.uri), scale, image.size)
+            return self._to_display(self._detections(result, item.uri), scale, image.size)
         except (ImageError, DinoxError) as exc:
             return exc
         except PrelabelError as exc:
             return DinoxError(f"{item.uri}: {exc}")
+
+    def _body(self, image: str) -> dict[str, Any]:
+        """The create request's JSON body for one image (a data URI)."""
+        return {
+            "model": self.model_name, "image": image, "prompt": self._prompt(), "targets": self.targets,
+            "bbox_threshold": self.bbox_threshold, "iou_threshold": self.iou_threshold,
+            "mask_format": "coco_rle",
+        }  # fmt: skip
+
+    def _detections(self, result: Any, uri: str) -> Detections:
+        """A finished task's ``result`` as detections on the sent image's grid."""
+        return detections_from_raw(result, uri)
 
     def _image_payload(self, image: Image.Image) -> tuple[str, float]:
         """A JPEG data URI of the displayed pixels, downscaled to ``max_side``; and the scale."""
@@ -277,5 +285,5 @@ def _register_sister(name: str) -> None:
 
 
 for _sister in ENDPOINTS:
-    if _sister != "dinox":
+    if _sister not in {"dinox", "trex"}:
         _register_sister(_sister)

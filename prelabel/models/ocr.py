@@ -39,7 +39,9 @@ class RapidOcr(ModelAdapter):
         except PackageNotFoundError:
             revision = "missing"
         return ModelSignature(
-            "rapidocr-onnxruntime", revision, {"label": self.label, "min_score": self.min_score, "quads": True}
+            "rapidocr-onnxruntime",
+            revision,
+            {"label": self.label, "min_score": self.min_score, "quads": True},
         )
 
     def _load(self) -> Any:

@@ -59,11 +59,14 @@ def create_model(name: str, **options: Any) -> ModelAdapter:
 
 def model_option_names(cls: type[ModelAdapter]) -> list[str]:
     """The keyword options an adapter class takes (through ``**options`` to its base, too)."""
+    names: list[str] = []
+    variadic = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
     for klass in cls.__mro__:
         init = klass.__dict__.get("__init__")
         if init is None:
             continue
         params = list(inspect.signature(init).parameters.values())[1:]
+        names += [p.name for p in params if p.kind not in variadic and p.name not in names]
         if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
-            return [p.name for p in params if p.kind is not inspect.Parameter.VAR_POSITIONAL]
-    return []
+            return names
+    return names

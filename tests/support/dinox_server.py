@@ -5,6 +5,9 @@ envelopes, COCO RLE masks on the grid of the image it was sent) so that the prod
 client is what the tests exercise. Faults are queued per request: ``429``, ``500``,
 ``busy`` (code 202001), ``malformed`` (not JSON), ``drop`` (connection closed without an
 answer), ``slow`` (the task stays ``running`` for a few polls), ``failed`` (the task fails).
+On ``/v2/task/trex/detection`` it checks the visual-prompt body as T-Rex's own client
+sends it (see ``prelabel.models.trex``), refuses any other with code 400, and names its
+object by the first box's ``category_id``.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ class DinoxState:
     keys: dict[str, str] = field(default_factory=dict)
     requests: int = 0
     sizes: list[tuple[int, int]] = field(default_factory=list)
+    bodies: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (path, body) of each create
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def next_fault(self) -> str | None:
@@ -100,6 +104,10 @@ def _handler(state: DinoxState) -> type[BaseHTTPRequestHandler]:
                 if key and key in state.keys:
                     self._send(200, {"code": 0, "data": {"task_uuid": state.keys[key]}, "msg": "ok"})
                     return
+            problem = _trex_problem(body) if self.path.endswith("/trex/detection") else None
+            if problem:
+                self._send(400, {"code": 400, "msg": f"invalid request body: {problem}"})
+                return
             header, _, encoded = body["image"].partition(",")
             image = Image.open(io.BytesIO(base64.b64decode(encoded)))
             task_id = str(uuid.uuid4())
@@ -108,12 +116,14 @@ def _handler(state: DinoxState) -> type[BaseHTTPRequestHandler]:
             )
             prompt = body.get("prompt", {})
             with state.lock:
+                state.bodies.append((self.path, body))
                 state.sizes.append(image.size)
                 state.keys[key] = task_id
                 state.tasks[task_id] = {
                     "size": image.size, "polls": 3 if special == "slow" else 0, "failed": special == "failed",
                     "label": prompt["text"].split(".")[0] if prompt.get("type") == "text" else "car",
                     "mask": "mask" in body.get("targets", []), "header": header,
+                    "category_id": _first_category(body),
                 }  # fmt: skip
             self._send(200, {"code": 0, "data": {"task_uuid": task_id}, "msg": "ok"})
 
@@ -139,6 +149,8 @@ def _handler(state: DinoxState) -> type[BaseHTTPRequestHandler]:
             width, height = task["size"]
             box = [0.1 * width, 0.2 * height, 0.6 * width, 0.7 * height]
             obj: dict[str, Any] = {"bbox": box, "score": 0.9, "category": task["label"]}
+            if task["category_id"] is not None:  # T-Rex names categories by the prompt's ids
+                obj = {"bbox": box, "score": 0.9, "category_id": task["category_id"]}
             if task["mask"]:
                 mask = np.zeros((height, width), np.uint8)
                 mask[round(box[1]) : round(box[3]), round(box[0]) : round(box[2])] = 1
@@ -147,6 +159,61 @@ def _handler(state: DinoxState) -> type[BaseHTTPRequestHandler]:
             self._send(200, {"code": 0, "data": result, "msg": "ok"})
 
     return Handler
+
+
+def _data_uri_problem(value: Any) -> str | None:
+    if not isinstance(value, str) or not value.startswith("data:image/") or ";base64," not in value:
+        return f"image must be a data:image/...;base64 URI, got {str(value)[:40]!r}"
+    try:
+        Image.open(io.BytesIO(base64.b64decode(value.partition(",")[2]))).verify()
+    except (OSError, ValueError) as exc:
+        return f"image does not decode ({exc})"
+    return None
+
+
+def _trex_problem(body: dict[str, Any]) -> str | None:
+    """What is wrong with a T-Rex visual-prompt body, or None."""
+    if set(body) != {"model", "image", "targets", "prompt"}:
+        return f"keys must be model, image, targets, prompt; got {sorted(body)}"
+    if body["model"] != "T-Rex-2.0" or body["targets"] != ["bbox"]:
+        return f"model T-Rex-2.0 with targets ['bbox'] expected, got {body['model']!r} {body['targets']!r}"
+    prompt = body["prompt"]
+    if (
+        not isinstance(prompt, dict)
+        or set(prompt) != {"type", "visual_images"}
+        or prompt["type"] != "visual_images"
+    ):
+        return f"prompt must be {{type: visual_images, visual_images: [...]}}, got {str(prompt)[:80]}"
+    images = prompt["visual_images"]
+    if not isinstance(images, list) or not images:
+        return "visual_images must be a non-empty list"
+    for i, item in enumerate(images):
+        if not isinstance(item, dict) or set(item) != {"image", "interactions"}:
+            return f"visual_images[{i}] must have image and interactions"
+        problem = _data_uri_problem(item["image"])
+        if problem:
+            return f"visual_images[{i}].{problem}"
+        rects = item["interactions"]
+        if not isinstance(rects, list) or not rects:
+            return f"visual_images[{i}].interactions must be a non-empty list"
+        for rect in rects:
+            ok = (
+                isinstance(rect, dict)
+                and set(rect) == {"type", "category_id", "rect"}
+                and rect["type"] == "rect"
+            )
+            ok = ok and isinstance(rect["category_id"], int) and rect["category_id"] >= 1
+            ok = ok and isinstance(rect["rect"], list) and len(rect["rect"]) == 4
+            if not ok or not (rect["rect"][2] > rect["rect"][0] and rect["rect"][3] > rect["rect"][1]):
+                return f"visual_images[{i}].interactions: bad rect {str(rect)[:80]}"
+    return _data_uri_problem(body["image"])
+
+
+def _first_category(body: dict[str, Any]) -> int | None:
+    prompt = body.get("prompt", {})
+    if prompt.get("type") != "visual_images":
+        return None
+    return int(prompt["visual_images"][0]["interactions"][0]["category_id"])
 
 
 @contextmanager

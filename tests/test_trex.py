@@ -1,0 +1,72 @@
+"""T-Rex visual prompts: the documented body, reached through the local DINO-X-protocol server."""
+
+from __future__ import annotations
+
+import base64
+import io
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from prelabel.errors import SettingsError
+from prelabel.models import create_model
+from prelabel.records import Detections
+from tests.support.dinox_server import TOKEN, dinox_server
+from tests.test_dinox import _item, _jpeg
+
+
+def _trex(url: str, tmp_path: Path, **options: Any) -> Any:
+    ref = tmp_path / "ref.jpg"
+    ref.write_bytes(_jpeg(200, 100, seed=7))
+    other = tmp_path / "other.jpg"
+    other.write_bytes(_jpeg(50, 40, seed=8))
+    given = {
+        "prompt_images": f"{ref},{other}",
+        "prompt_boxes": {"car": [[0, 10, 20, 110, 80], [1, 1, 2, 30, 20]], "person": [[0, 120, 10, 150, 90]]},
+        "poll_interval": 0.01, "rate": 1000.0, "token": TOKEN, "base_url": url,
+    }  # fmt: skip
+    return create_model("trex", **{**given, **options})
+
+
+def test_visual_prompt_body_and_answer(tmp_path: Path) -> None:
+    with dinox_server() as (url, state):
+        (found,) = _trex(url, tmp_path, max_side=100).predict([_item(_jpeg(64, 48))])
+    assert isinstance(found, Detections) and found.labels == ("car",)  # category_id 1 -> first label
+    ((path, body),) = state.bodies
+    assert path == "/v2/task/trex/detection"
+    assert set(body) == {"model", "image", "targets", "prompt"} and body["targets"] == ["bbox"]
+    first, second = body["prompt"]["visual_images"]
+    # the 200x100 reference was sent at 100x50: its boxes halved with it
+    assert first["interactions"] == [
+        {"type": "rect", "category_id": 1, "rect": [5.0, 10.0, 55.0, 40.0]},
+        {"type": "rect", "category_id": 2, "rect": [60.0, 5.0, 75.0, 45.0]},
+    ]
+    assert second["interactions"] == [{"type": "rect", "category_id": 1, "rect": [1.0, 2.0, 30.0, 20.0]}]
+    sent = Image.open(io.BytesIO(base64.b64decode(first["image"].partition(",")[2])))
+    assert sent.size == (100, 50)
+
+
+def test_threshold_applies_to_the_answer(tmp_path: Path) -> None:
+    with dinox_server() as (url, _):
+        (found,) = _trex(url, tmp_path, bbox_threshold=0.95).predict([_item(_jpeg(64, 48))])
+    assert isinstance(found, Detections) and len(found) == 0  # the server scores 0.9
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"prompt_images": ""}, "needs prompt_images"),  # none given
+        ({"prompt_images": "missing.jpg"}, "missing.jpg: no such file"),
+        ({"prompt_boxes": None}, "needs prompt_boxes"),
+        ({"prompt_boxes": {"car": [[2, 0, 0, 5, 5]]}}, r"not \[image index 0..1"),  # no third image
+        ({"prompt_boxes": {"car": [[0, 5, 5, 5, 9], [1, 0, 0, 1, 1]]}}, "has no area"),
+        ({"prompt_boxes": {"car": [[0, 0, 0, 5, 5]]}}, "prompt image 1 has no box"),
+        ({"prompt_boxes": {"car": [[0, "a", 0, 5, 5]]}}, "is not"),
+        ({"classes": ["car"]}, "not classes"),
+    ],
+)
+def test_bad_prompt_options_are_clear(tmp_path: Path, options: dict[str, Any], message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        _trex("http://127.0.0.1:9", tmp_path, **options)
