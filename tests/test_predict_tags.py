@@ -1,0 +1,183 @@
+"""Polygons, rotated rectangles, keypoints and choices in Label Studio's result shapes."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from prelabel.convert.contours import mask_to_polygons
+from prelabel.convert.geometry import corners_to_percent, percent_to_corners
+from prelabel.convert.masks import mask_to_coco
+from prelabel.frames import display_frame
+from prelabel.images import ImageInfo
+from prelabel.labelstudio.config import parse_label_config
+from prelabel.labelstudio.labelmap import LabelMap
+from prelabel.labelstudio.predictions import build_batch, build_prediction
+from prelabel.records import Choice, Detections, Keypoint, PredictionRecord
+
+IMAGE = ImageInfo("street.jpg", "ab" * 32, 200, 100, 1, 200, 100, "JPEG", "RGB")
+ALL = parse_label_config(
+    """<View><Image name="image" value="$image"/>
+    <RectangleLabels name="label" toName="image"><Label value="car"/><Label value="person"/></RectangleLabels>
+    <BrushLabels name="mask" toName="image"><Label value="car"/></BrushLabels>
+    <PolygonLabels name="polygon" toName="image"><Label value="car"/><Label value="text"/></PolygonLabels>
+    <KeyPointLabels name="keypoints" toName="image"><Label value="nose"/><Label value="left_eye"/></KeyPointLabels>
+    <Choices name="choice" toName="image"><Choice value="day"/><Choice value="night"/></Choices>
+    <TextArea name="transcription" toName="image" perRegion="true"/></View>"""
+)
+
+
+def _blob_with_hole() -> np.ndarray:
+    mask = np.zeros((100, 200), np.uint8)
+    mask[10:30, 20:60] = 1
+    mask[15:20, 30:40] = 0  # a hole: Label Studio polygons cannot show it
+    mask[60, 150] = 1  # a one-pixel part: under 3 points
+    return mask
+
+
+def _of(prediction: dict, kind: str) -> list[dict]:
+    return [r for r in prediction["result"] if r["type"] == kind]
+
+
+def test_polygon_from_a_mask_with_a_hole_and_a_speck() -> None:
+    det = Detections(
+        xyxy=[[20, 10, 60, 30]], scores=[0.8], labels=("car",), masks=(mask_to_coco(_blob_with_hole()),)
+    )
+    prediction, report = build_prediction(PredictionRecord(IMAGE, det), ALL)
+    (polygon,) = _of(prediction, "polygonlabels")
+    assert polygon["id"] == "det0-poly0" and polygon["from_name"] == "polygon"
+    assert polygon["value"]["polygonlabels"] == ["car"] and polygon["value"]["closed"] is True
+    # pixel centres of the block's corner pixels, in percent of 200 x 100
+    assert polygon["value"]["points"] == [[10.25, 10.5], [10.25, 29.5], [29.75, 29.5], [29.75, 10.5]]
+    assert report.dropped == {"polygon: hole dropped": 1, "polygon: part under 3 points dropped": 1}
+    assert len(_of(prediction, "brushlabels")) == 1 and report.regions == 1
+
+
+def test_two_parts_are_two_regions_largest_first() -> None:
+    mask = np.zeros((100, 200), np.uint8)
+    mask[0:10, 0:10] = 1
+    mask[50:90, 100:180] = 1
+    outline = mask_to_polygons(mask, tolerance=1.0)
+    assert [ring.min(axis=0).tolist() for ring in outline.polygons] == [[100.5, 50.5], [0.5, 0.5]]
+    assert not outline.dropped
+    with pytest.raises(ValueError, match="tolerance"):
+        mask_to_polygons(mask, tolerance=-1)
+
+
+def test_each_mask_is_decoded_once_for_brush_and_polygon(monkeypatch: pytest.MonkeyPatch) -> None:
+    from prelabel.convert import masks as masks_module
+
+    decodes: list[object] = []
+    real_decode = masks_module.coco_mask.decode
+    monkeypatch.setattr(masks_module.coco_mask, "decode", lambda rle: decodes.append(rle) or real_decode(rle))
+    det = Detections(xyxy=[[20, 10, 60, 30]] * 2, scores=[0.9] * 2, labels=("car",) * 2,
+                     masks=(mask_to_coco(_blob_with_hole()),) * 2)  # fmt: skip
+    prediction, _ = build_prediction(PredictionRecord(IMAGE, det), ALL)
+    assert len(_of(prediction, "brushlabels")) == 2 and len(_of(prediction, "polygonlabels")) == 2
+    assert len(decodes) == 2
+
+
+def test_ocr_quad_becomes_a_rotated_rectangle_with_its_text_and_polygon() -> None:
+    value = {"x": 20.0, "y": 10.0, "width": 25.0, "height": 15.0, "rotation": 30.0}
+    quad = percent_to_corners(value, 200, 100)
+    xs, ys = [p[0] for p in quad], [p[1] for p in quad]
+    det = Detections(xyxy=[[min(xs), min(ys), max(xs), max(ys)]], scores=[0.7], labels=("text",),
+                     texts=("STOP",), polygons=(quad,))  # fmt: skip
+    config = parse_label_config(
+        """<View><Image name="image" value="$image"/>
+        <RectangleLabels name="label" toName="image"><Label value="text"/></RectangleLabels>
+        <PolygonLabels name="polygon" toName="image"><Label value="text"/></PolygonLabels>
+        <TextArea name="transcription" toName="image" perRegion="true"/></View>"""
+    )
+    prediction, report = build_prediction(PredictionRecord(IMAGE, det), config)
+    (rect,) = _of(prediction, "rectanglelabels")
+    (text,) = _of(prediction, "textarea")
+    assert rect["id"] == text["id"] == "det0"
+    got = {k: v for k, v in rect["value"].items() if k != "rectanglelabels"}
+    assert got == pytest.approx(value, abs=1e-4)
+    assert {k: v for k, v in text["value"].items() if k != "text"} == got and text["value"]["text"] == [
+        "STOP"
+    ]
+    (polygon,) = _of(prediction, "polygonlabels")  # the quad itself, as given
+    assert np.allclose(polygon["value"]["points"], [[x / 2, y] for x, y in quad])
+    assert report.regions == 1 and not report.dropped
+
+
+@settings(deadline=None, max_examples=200)
+@given(
+    x=st.floats(-50, 150), y=st.floats(-50, 150), w=st.floats(0.01, 100), h=st.floats(0.01, 100),
+    rotation=st.floats(0, 359.99), size=st.tuples(st.integers(1, 5000), st.integers(1, 5000)),
+)  # fmt: skip
+def test_corners_to_percent_inverts_percent_to_corners(
+    x: float, y: float, w: float, h: float, rotation: float, size: tuple[int, int]
+) -> None:
+    value = {"x": x, "y": y, "width": w, "height": h, "rotation": rotation}
+    back = corners_to_percent(percent_to_corners(value, *size), *size)
+    turn = (back["rotation"] - rotation + 180) % 360 - 180
+    assert math.isclose(turn, 0, abs_tol=1e-6)
+    assert [back[k] for k in ("x", "y", "width", "height")] == pytest.approx([x, y, w, h], rel=1e-9, abs=1e-9)
+
+
+def test_keypoints_inside_their_rectangle() -> None:
+    points = (Keypoint("nose", 40, 20, 0.9), Keypoint("tail", 41, 21), Keypoint("left_eye", 250, 20, 0.5))
+    det = Detections(xyxy=[[20, 10, 60, 30]], scores=[0.8], labels=("person",), keypoints=(points,))
+    prediction, report = build_prediction(PredictionRecord(IMAGE, det), ALL)
+    (point,) = _of(prediction, "keypointlabels")
+    assert point == {
+        "id": "det0-kp0", "type": "keypointlabels", "from_name": "keypoints", "to_name": "image",
+        "original_width": 200, "original_height": 100, "image_rotation": 0,
+        "value": {"x": 20.0, "y": 20.0, "width": 0.5, "keypointlabels": ["nose"]}, "score": 0.9,
+        "parentID": "det0",
+    }  # fmt: skip
+    assert _of(prediction, "rectanglelabels")[0]["id"] == "det0"
+    assert report.unmatched_labels == {"tail (keypoint)": 1}
+    assert report.dropped == {"keypoint: outside image": 1}
+
+
+@pytest.mark.parametrize(
+    ("multiple", "expected"),
+    [
+        (False, ["night"]),  # single choice: the best score only
+        (True, ["day", "night"]),  # multiple: every matched label, in the config's order
+    ],
+)
+def test_choices_single_and_multiple(multiple: bool, expected: list[str]) -> None:
+    where = ' choice="multiple"' if multiple else ""
+    config = parse_label_config(
+        f"""<View><Image name="image" value="$image"/>
+        <Choices name="choice" toName="image"{where}><Choice value="day"/><Choice value="night"/></Choices></View>"""
+    )
+    det = Detections(choices=(Choice("sunny", 0.3), Choice("dusk", 0.95), Choice("night", 0.8)))
+    prediction, report = build_prediction(PredictionRecord(IMAGE, det), config, LabelMap({"sunny": "day"}))
+    assert prediction["result"] == [
+        {"id": "choice", "type": "choices", "from_name": "choice", "to_name": "image",
+         "value": {"choices": expected}, "score": 0.8}
+    ]  # fmt: skip
+    assert report.unmatched_labels == {"dusk (choice)": 1}
+    assert config.controls[0].multiple is multiple
+
+
+def test_tags_the_model_never_fills_are_named_once_per_batch() -> None:
+    boxes_only = Detections(xyxy=[[20, 10, 60, 30]], scores=[0.8], labels=("car",))
+    records = [PredictionRecord(IMAGE, boxes_only, task_id=n) for n in range(3)]
+    batch = build_batch(records, ALL)
+    assert not batch.errors and len(batch.predictions) == 3
+    assert batch.unfilled == {'<BrushLabels name="mask">', '<PolygonLabels name="polygon">',
+                              '<KeyPointLabels name="keypoints">', '<Choices name="choice">',
+                              '<TextArea name="transcription">'}  # fmt: skip
+
+
+def test_points_follow_the_display_frame_rule() -> None:
+    turned = ImageInfo("turned.jpg", "cd" * 32, 200, 100, 6, 100, 200, "JPEG", "RGB")  # stored 100x200
+    stored_mask = np.zeros((200, 100), np.uint8)
+    det = Detections(xyxy=[[10, 20, 30, 60]], scores=[1], labels=("car",), masks=(mask_to_coco(stored_mask),))
+    frame = display_frame(det, turned)  # rule 2: the model saw the stored pixels
+    assert frame.points([[10, 20], [30, 60]]).tolist() == [[180.0, 10.0], [140.0, 30.0]]
+    assert frame.xyxy.tolist() == [[140.0, 10.0, 180.0, 30.0]]
+    halved = Detections(xyxy=[[10, 20, 30, 40]], scores=[1], labels=("car",),
+                        masks=(mask_to_coco(np.zeros((50, 100), np.uint8)),))  # fmt: skip
+    assert display_frame(halved, IMAGE).points([[10, 20]]).tolist() == [[20.0, 40.0]]  # rule 3
