@@ -25,7 +25,9 @@ ALL = parse_label_config(
     <RectangleLabels name="label" toName="image"><Label value="car"/><Label value="person"/></RectangleLabels>
     <BrushLabels name="mask" toName="image"><Label value="car"/></BrushLabels>
     <PolygonLabels name="polygon" toName="image"><Label value="car"/><Label value="text"/></PolygonLabels>
-    <KeyPointLabels name="keypoints" toName="image"><Label value="nose"/><Label value="left_eye"/></KeyPointLabels>
+    <KeyPointLabels name="keypoints" toName="image">
+      <Label value="nose"/><Label value="left_eye"/>
+    </KeyPointLabels>
     <Choices name="choice" toName="image"><Choice value="day"/><Choice value="night"/></Choices>
     <TextArea name="transcription" toName="image" perRegion="true"/></View>"""
 )
@@ -149,7 +151,9 @@ def test_choices_single_and_multiple(multiple: bool, expected: list[str]) -> Non
     where = ' choice="multiple"' if multiple else ""
     config = parse_label_config(
         f"""<View><Image name="image" value="$image"/>
-        <Choices name="choice" toName="image"{where}><Choice value="day"/><Choice value="night"/></Choices></View>"""
+        <Choices name="choice" toName="image"{where}>
+          <Choice value="day"/><Choice value="night"/>
+        </Choices></View>"""
     )
     det = Detections(choices=(Choice("sunny", 0.3), Choice("dusk", 0.95), Choice("night", 0.8)))
     prediction, report = build_prediction(PredictionRecord(IMAGE, det), config, LabelMap({"sunny": "day"}))
