@@ -1,0 +1,128 @@
+"""`prelabel run` fills every tag of a `prelabel project create` project, against the real Label Studio."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+
+from prelabel.convert.masks import mask_to_coco
+from prelabel.labelstudio.client import LabelStudioClient
+from prelabel.labelstudio.server import LocalLabelStudio
+from tests.conftest import run_prelabel
+
+
+def _prelabel(server: LocalLabelStudio, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {"PRELABEL_LS_URL": server.url, "PRELABEL_LS_API_KEY": server.legacy_token.get_secret_value()}
+    done = run_prelabel(*args, cwd=cwd, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def _project(server: LocalLabelStudio, cwd: Path, title: str) -> int:
+    args = ["project", "create", "--title", title, "--labels", "car,person,text",
+            "--tools", "box,mask,polygon", "--keypoints", "coco-17", "--choices", "day,night", "--text"]  # fmt: skip
+    return int(_prelabel(server, *args, cwd=cwd).stdout.strip().splitlines()[-1])
+
+
+def _run(
+    server: LocalLabelStudio, cwd: Path, project_id: int, model: str
+) -> subprocess.CompletedProcess[str]:
+    """``prelabel run`` on ``cwd/images``, importing them as tasks; model version ``<model>-v1``."""
+    args = ["run", "--input-dir", "images", "--project-id", str(project_id), "--model", model,
+            "--import-new", "--model-version", f"{model}-v1", "--output-dir", "out"]  # fmt: skip
+    return _prelabel(server, *args, cwd=cwd)
+
+
+def _results(client: LabelStudioClient, project_id: int, version: str) -> list[dict]:
+    (task,) = client.iter_tasks(project_id, full=True)
+    (prediction,) = [p for p in task.predictions if p["model_version"] == version]
+    return list(prediction["result"])
+
+
+def test_raw_files_fill_every_tag(
+    label_studio: LocalLabelStudio, ls_client: LabelStudioClient, tmp_path: Path
+) -> None:
+    project_id = _project(label_studio, tmp_path, "every tag")
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.new("RGB", (200, 100), (200, 200, 200)).save(images / "scene.jpg")
+    mask = np.zeros((100, 200), np.uint8)
+    mask[10:30, 20:60] = 1
+    mask[15:20, 30:40] = 0  # a hole
+    raw = {
+        "objects": [
+            {"bbox": [20, 10, 60, 30], "score": 0.9, "category": "car", "mask": mask_to_coco(mask)},
+            {"bbox": [100, 20, 140, 90], "score": 0.8, "category": "person",
+             "keypoints": [{"label": "nose", "x": 120, "y": 30, "score": 0.7},
+                           {"label": "tail", "x": 121, "y": 31, "score": 0.7}]},
+            {"bbox": [150, 50, 190, 70], "score": 0.6, "category": "text", "text": "STOP",
+             "polygon": [[150, 50], [190, 50], [190, 70], [150, 70]]},
+        ],
+        "choices": [{"label": "day", "score": 0.2}, {"label": "night", "score": 0.7}],
+    }  # fmt: skip
+    (images / "scene.json").write_text(json.dumps(raw))
+    done = _run(label_studio, tmp_path, project_id, "raw-files")
+    results = _results(ls_client, project_id, "raw-files-v1")
+    by_id = {(r["id"], r["type"]): r for r in results}
+    assert sorted(by_id) == sorted([
+        ("det0", "rectanglelabels"), ("det0-mask", "brushlabels"), ("det0-poly0", "polygonlabels"),
+        ("det1", "rectanglelabels"), ("det1-kp0", "keypointlabels"),
+        ("det2", "rectanglelabels"), ("det2", "textarea"), ("det2-poly0", "polygonlabels"),
+        ("choice", "choices"),
+    ])  # fmt: skip
+    assert by_id[("det0-poly0", "polygonlabels")]["value"] == {
+        "points": [[10.25, 10.5], [10.25, 29.5], [29.75, 29.5], [29.75, 10.5]], "closed": True,
+        "polygonlabels": ["car"],
+    }  # fmt: skip
+    point = by_id[("det1-kp0", "keypointlabels")]
+    assert point["value"] == {"x": 60.0, "y": 30.0, "width": 0.5, "keypointlabels": ["nose"]}
+    assert point["parentID"] == "det1"
+    rect = by_id[("det2", "rectanglelabels")]["value"]
+    assert rect == {
+        "x": 75.0,
+        "y": 50.0,
+        "width": 20.0,
+        "height": 20.0,
+        "rotation": 0.0,
+        "rectanglelabels": ["text"],
+    }
+    assert by_id[("det2", "textarea")]["value"]["text"] == ["STOP"]
+    assert by_id[("choice", "choices")]["value"] == {"choices": ["night"]}
+    assert by_id[("det0", "rectanglelabels")]["value"]["rectanglelabels"] == ["car"]
+    assert "Tags the model filled on no image" not in done.stdout  # every tag got something
+    assert "tail (keypoint)" in (tmp_path / "unmatched_labels.csv").read_text()
+
+
+def test_ocr_posts_a_rotated_rectangle_with_its_text(
+    label_studio: LocalLabelStudio, ls_client: LabelStudioClient, tmp_path: Path
+) -> None:
+    project_id = _project(label_studio, tmp_path, "rotated text")
+    images = tmp_path / "images"
+    images.mkdir()
+    canvas = Image.new("RGB", (480, 200), "white")
+    ImageDraw.Draw(canvas).text((60, 70), "PRELABEL 42", fill="black", font=ImageFont.load_default(size=48))
+    canvas.rotate(20, expand=True, fillcolor="white", resample=Image.Resampling.BICUBIC).save(
+        images / "sign.jpg"
+    )
+    done = _run(label_studio, tmp_path, project_id, "ocr")
+    results = _results(ls_client, project_id, "ocr-v1")
+    (rect,) = [r for r in results if r["type"] == "rectanglelabels"]
+    (text,) = [r for r in results if r["type"] == "textarea"]
+    assert rect["id"] == text["id"] and text["value"]["text"][0].replace(" ", "") == "PRELABEL42"
+    value = rect["value"]
+    assert value["rotation"] == pytest.approx(340, abs=3)  # text turned 20 degrees counter-clockwise
+    assert {k: text["value"][k] for k in ("x", "y", "width", "height", "rotation")} == {
+        k: value[k] for k in ("x", "y", "width", "height", "rotation")
+    }
+    assert value["width"] * 520 / 100 == pytest.approx(300, abs=25)  # the text line's length, pixels
+    assert [r["type"] for r in results].count("polygonlabels") == 1  # the quad itself, as a polygon
+    (said,) = [
+        line for line in done.stdout.splitlines() if line.startswith("Tags the model filled on no image")
+    ]
+    for tag in ('<BrushLabels name="mask">', '<KeyPointLabels name="keypoints">', '<Choices name="choice">'):
+        assert tag in said  # said once for the run, never an error
