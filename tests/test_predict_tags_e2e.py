@@ -24,8 +24,8 @@ def _prelabel(server: LocalLabelStudio, *args: str, cwd: Path) -> subprocess.Com
 
 
 def _project(server: LocalLabelStudio, cwd: Path, title: str) -> int:
-    args = ["project", "create", "--title", title, "--labels", "car,person,text",
-            "--tools", "box,mask,polygon", "--keypoints", "coco-17", "--choices", "day,night", "--text"]  # fmt: skip
+    args = ["project", "create", "--title", title, "--labels", "car,person,text", "--tools",
+            "box,mask,polygon", "--keypoints", "coco-17", "--choices", "day,night", "--text"]  # fmt: skip
     return int(_prelabel(server, *args, cwd=cwd).stdout.strip().splitlines()[-1])
 
 
