@@ -289,6 +289,7 @@ def build_batch(
     *,
     boxes: bool | None = None,
     masks: bool | None = None,
+    polygon_tolerance: float = DEFAULT_TOLERANCE,
 ) -> BatchBuild:
     """Build the predictions of records matched to tasks (``task_id`` set), image by image.
 
@@ -302,7 +303,13 @@ def build_batch(
             raise ValueError(f"{record.image.name}: record has no task_id; match it to a task first")
         with item_failure(batch.errors, record.uri or record.image.name, Stage.CONVERT) as attempt:
             prediction, report = build_prediction(
-                record, config, label_map, model_version, boxes=boxes, masks=masks
+                record,
+                config,
+                label_map,
+                model_version,
+                boxes=boxes,
+                masks=masks,
+                polygon_tolerance=polygon_tolerance,
             )
         if attempt.failed:
             continue
