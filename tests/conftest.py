@@ -8,9 +8,15 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import settings
 from PIL import Image
 
 from prelabel.models.base import ImageItem
+
+# No per-example deadline: the suite shares two cores with servers, and a first example that
+# imports a library would fail on time, not on what it checks.
+settings.register_profile("prelabel", deadline=None)
+settings.load_profile("prelabel")
 
 
 def encode_image(image: Image.Image, fmt: str = "JPEG", **params: object) -> bytes:
