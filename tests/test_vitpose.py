@@ -101,7 +101,7 @@ def test_keypoints_on_the_displayed_grid_of_an_exif_rotated_image(tiny_vitpose: 
 
 
 def test_alone_is_a_clear_error_and_the_signature_follows_options(tiny_vitpose: Path) -> None:
-    with pytest.raises(SettingsError, match="chain it after a detector, e.g. --model detr\\+vitpose"):
+    with pytest.raises(SettingsError, match=r"chain it after a detector, e.g. --model detr\+vitpose"):
         create_model("vitpose")
     base = VitPose(checkpoint=str(tiny_vitpose)).signature().key
     for change in ({"threshold": 0.5}, {"person_labels": "human"}, {"keypoint_names": "model"}):
