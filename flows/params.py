@@ -104,7 +104,11 @@ class _PostOptions(LabelStudioParams):
 
 
 class _ModelSettings(BaseModel):
-    model: str = Field(default="ocr", description="Model name from the registry, e.g. ocr, dinox, detr.")
+    model: str = Field(
+        default="ocr",
+        description="Model name from the registry, e.g. ocr, dinox, detr, "
+        "or a chain such as detr+vitpose+siglip (options prefixed: vitpose.threshold).",
+    )
     model_options: dict[str, Any] = Field(default_factory=dict, description="Options for the model adapter.")
     cache_dir: str | None = Field(
         default=None, description="Prediction cache: a folder or s3://bucket/prefix."

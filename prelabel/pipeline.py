@@ -21,7 +21,7 @@ from prelabel.ingest.manifest import read_manifest
 from prelabel.ingest.sources import iter_image_files
 from prelabel.labelstudio.labelmap import LabelMap
 from prelabel.models.base import ImageItem, ModelAdapter
-from prelabel.models.registry import adapter_class
+from prelabel.models.registry import model_parts
 from prelabel.records import PredictionRecord
 from prelabel.store.cache import PredictionCache
 from prelabel.store.uris import name_of
@@ -142,14 +142,23 @@ def infer_items(
 
 
 def project_prompt(
-    model: str, options: Mapping[str, Any], labels: Sequence[str], mapping: LabelMap
+    model: str,
+    options: Mapping[str, Any],
+    labels: Sequence[str],
+    mapping: LabelMap,
+    choices: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """``options`` with ``classes`` taken from the project's labels when an open-vocabulary
-    model was given none (through the label map: the prompt says ``car``, the project
-    ``civilian vehicle``)."""
-    if options.get("classes") or not adapter_class(model).prompt_from_project:
-        return dict(options)
-    return {**options, "classes": mapping.prompt_classes(labels)}
+    """``options`` with what a model (or each part of a chain) was not given taken from the
+    project: an open-vocabulary model's ``classes`` from its labels, an image classifier's
+    ``choices`` from its Choices. Both go through the label map: the prompt says ``car``,
+    the project ``civilian vehicle``."""
+    given = dict(options)
+    wanted = {"classes": mapping.prompt_classes(labels), "choices": mapping.prompt_classes(choices)}
+    for prefix, cls in model_parts(model):
+        for option, wants in (("classes", cls.prompt_from_project), ("choices", cls.choices_from_project)):
+            if wants and not given.get(prefix + option) and wanted[option]:
+                given[prefix + option] = wanted[option]
+    return given
 
 
 def with_tasks(records: Iterable[PredictionRecord], task_ids: dict[str, int]) -> list[PredictionRecord]:

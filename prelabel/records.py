@@ -33,6 +33,7 @@ from prelabel.errors import MaskError, PredictionFileError
 from prelabel.images import ImageInfo
 
 __all__ = [
+    "COCO_KEYPOINTS",
     "Choice",
     "Detections",
     "Keypoint",
@@ -46,6 +47,13 @@ __all__ = [
 
 
 Point = tuple[float, float]
+
+COCO_KEYPOINTS = (
+    "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
+    "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee",
+    "right_knee", "left_ankle", "right_ankle",
+)  # fmt: skip
+"""The 17 COCO person keypoints, in COCO's order: what pose models name and projects label."""
 
 
 class Keypoint(NamedTuple):

@@ -37,11 +37,24 @@ def samples(
 
 @app.command()
 def models() -> None:
-    """List the models and the task types they serve."""
-    from prelabel.models import available_models
+    """List the models and the task types they serve, and how to chain them.
 
+    Example: prelabel run --model detr+vitpose+siglip --model-option vitpose.threshold=0.3 ...
+    """
+    from prelabel.models import available_models
+    from prelabel.models.registry import adapter_class
+
+    refiners = []
     for name, types in available_models().items():
-        typer.echo(f"{name}: {', '.join(types)}")
+        cls = adapter_class(name)
+        role = "" if cls.detects else " (after a detector)"
+        typer.echo(f"{name}: {', '.join(types)}{role}")
+        if cls.refines:
+            refiners.append(name)
+    typer.echo(
+        f"chains: a detector, then {', '.join(refiners)} on its detections, joined by +, e.g. "
+        f"detr+vitpose+siglip; options per part: --model-option vitpose.threshold=0.3"
+    )
 
 
 @app.command()

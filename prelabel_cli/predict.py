@@ -34,7 +34,11 @@ from prelabel_cli.runs import run_flow, run_posting_flow
 __all__ = ["convert", "infer", "post", "run"]
 
 ModelName = Annotated[
-    str, typer.Option("--model", help="Model: ocr, dinox, detr, ... (see `prelabel models`).")
+    str,
+    typer.Option(
+        "--model",
+        help="Model: ocr, dinox, detr, ..., or a chain: detr+vitpose+siglip (see `prelabel models`).",
+    ),
 ]
 
 

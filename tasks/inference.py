@@ -16,7 +16,7 @@ from prelabel.ingest.fetch import Fetcher
 from prelabel.ingest.rawpaths import raw_file_path
 from prelabel.models import ModelAdapter, create_model
 from prelabel.models.dinox import ENDPOINTS as DINOX_FAMILY
-from prelabel.models.registry import adapter_class, model_option_names
+from prelabel.models.registry import model_parts, option_names
 from prelabel.pipeline import InferResult, infer_items, read_items
 from prelabel.records import save_raw_file
 from prelabel.review.features import Embedder
@@ -36,12 +36,13 @@ def _model(name: str, options: str) -> ModelAdapter:
 def model_for(name: str, options: Mapping[str, Any]) -> ModelAdapter:
     """One adapter per (name, options) per worker process: weights load once, lazily.
 
-    An adapter that batches on its own (``batch_size``) gets ``PRELABEL_INFER_BATCH_SIZE``
-    unless the options say otherwise.
+    An adapter that batches on its own (``batch_size``; in a chain, each such part) gets
+    ``PRELABEL_INFER_BATCH_SIZE`` unless the options say otherwise.
     """
     given = dict(options)
-    if "batch_size" not in given and "batch_size" in model_option_names(adapter_class(name)):
-        given["batch_size"] = load_settings().infer_batch_size
+    for option in option_names(name):
+        if option.rpartition(".")[2] == "batch_size" and option not in given:
+            given[option] = load_settings().infer_batch_size
     return _model(name, json.dumps(given, sort_keys=True))
 
 
@@ -63,8 +64,10 @@ def _limit_exists(name: str) -> bool:
 
 
 def api_guard(model: str) -> contextlib.AbstractContextManager[object]:
-    """Cloud models hold a slot of ``prelabel-dinox`` while they run, if that limit is set up."""
-    if model not in DINOX_FAMILY or not _limit_exists(DINOX_LIMIT):
+    """Cloud models (and chains with one) hold a slot of ``prelabel-dinox`` while they run, if
+    that limit is set up."""
+    cloud = {cls.name for _, cls in model_parts(model)} & set(DINOX_FAMILY)
+    if not cloud or not _limit_exists(DINOX_LIMIT):
         return contextlib.nullcontext()
     from prefect.concurrency.sync import concurrency
 

@@ -174,3 +174,19 @@ def run_prelabel(
     return subprocess.run(
         [sys.executable, "-c", code, *args], cwd=cwd, capture_output=True, text=True, env=full, check=False
     )
+
+
+@pytest.fixture(scope="session")
+def tiny_siglip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-weight SigLIP with an offline word-level tokenizer, saved like a hub checkpoint."""
+    from tests.support.random_models import save_siglip
+
+    return save_siglip(tmp_path_factory.mktemp("tiny-siglip"))
+
+
+@pytest.fixture(scope="session")
+def tiny_vitpose(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-weight ViTPose (17 keypoints), saved like a hub checkpoint."""
+    from tests.support.random_models import save_vitpose
+
+    return save_vitpose(tmp_path_factory.mktemp("tiny-vitpose"))

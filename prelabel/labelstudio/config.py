@@ -91,6 +91,15 @@ class LabelConfig:
         controls = [c for c in self.controls if c.kind in kinds and c.to_name == target]
         return tuple(dict.fromkeys(label for c in controls for label in c.labels))
 
+    @property
+    def image_choices(self) -> tuple[str, ...]:
+        """The choices that classify the whole image (Choices on the image, not per region)."""
+        target = self.image.name
+        controls = [
+            c for c in self.controls if c.kind == "Choices" and c.to_name == target and not c.per_region
+        ]
+        return tuple(dict.fromkeys(label for c in controls for label in c.labels))
+
     def find(self, kind: ControlKind, to_name: str | None = None) -> ControlTag | None:
         """The first control of ``kind`` attached to ``to_name`` (default: the image)."""
         target = to_name or self.image.name

@@ -16,6 +16,7 @@ from xml.sax.saxutils import quoteattr
 from prelabel.errors import LabelConfigError
 from prelabel.labelstudio.client import LabelStudioClient
 from prelabel.labelstudio.config import ControlTag, parse_label_config
+from prelabel.records import COCO_KEYPOINTS  # ``--keypoints coco-17``; pose models name them too
 
 __all__ = ["COCO_KEYPOINTS", "TOOLS", "ProjectSummary", "build_label_config", "project_summary"]
 
@@ -25,12 +26,6 @@ TOOLS: dict[str, tuple[str, str]] = {
     "mask": ("BrushLabels", "mask"),
     "polygon": ("PolygonLabels", "polygon"),
 }
-COCO_KEYPOINTS = (
-    "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
-    "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee",
-    "right_knee", "left_ankle", "right_ankle",
-)  # fmt: skip
-"""The 17 COCO person keypoints, in COCO's order (``--keypoints coco-17``)."""
 
 
 def build_label_config(

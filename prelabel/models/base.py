@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from prelabel.errors import ImageError, PrelabelError
+from prelabel.errors import ImageError, PrelabelError, SettingsError
 from prelabel.failures import Stage
 from prelabel.images import DEFAULT_MAX_PIXELS, ImageInfo, LoadedImage, load_image
 from prelabel.records import Detections, ModelSignature
@@ -44,6 +44,12 @@ class ModelAdapter(ABC):
     task_types: ClassVar[tuple[str, ...]]
     # True: an open-vocabulary model whose ``classes`` default to the project's labels.
     prompt_from_project: ClassVar[bool] = False
+    # True: an image classifier whose ``choices`` default to the labeling config's Choices.
+    choices_from_project: ClassVar[bool] = False
+    # False: the model only refines another model's detections (pose on person boxes), so it
+    # cannot run alone; True in ``refines``: it can follow a detector in a chain (``detr+vitpose``).
+    detects: ClassVar[bool] = True
+    refines: ClassVar[bool] = False
     # The stage an image's failure is reported at (raw files: reading the prediction file).
     failure_stage: ClassVar[Stage] = Stage.INFER
 
@@ -58,6 +64,15 @@ class ModelAdapter(ABC):
         An image the model cannot handle gets a ``PrelabelError`` in its place; an error
         that concerns the whole batch (the model cannot load) is raised.
         """
+
+    def refine(
+        self, batch: Sequence[ImageItem], previous: Sequence[Detections]
+    ) -> list[Detections | PrelabelError]:
+        """``previous`` (another model's detections of each image) with this model's additions.
+
+        Only adapters with ``refines`` implement it; a chain checks that before it runs.
+        """
+        raise SettingsError(f"model {self.name!r} cannot follow another model in a chain")
 
     def drain_counts(self) -> dict[str, int]:
         """Model-specific counts since the last call (e.g. masks dropped), for the run summary."""

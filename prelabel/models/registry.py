@@ -1,15 +1,24 @@
-"""Model names -> adapter classes."""
+"""Model names -> adapter classes; ``a+b`` names build a chain of adapters."""
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from prelabel.errors import SettingsError
 from prelabel.models.base import ModelAdapter
+from prelabel.models.chain import CHAIN, ModelChain
 
-__all__ = ["adapter_class", "available_models", "create_model", "model_option_names", "register"]
+__all__ = [
+    "adapter_class",
+    "available_models",
+    "create_model",
+    "model_option_names",
+    "model_parts",
+    "option_names",
+    "register",
+]
 
 _REGISTRY: dict[str, type[ModelAdapter]] = {}
 Adapter = TypeVar("Adapter", bound=type[ModelAdapter])
@@ -38,13 +47,63 @@ def adapter_class(name: str) -> type[ModelAdapter]:
     return _REGISTRY[name]
 
 
+def model_parts(name: str) -> list[tuple[str, type[ModelAdapter]]]:
+    """Each model ``name`` runs, with the prefix its options take: ``""`` for a single model,
+    ``"vitpose."`` for the vitpose part of ``detr+vitpose``. A chain starts with a detector
+    and goes on with models that refine detections."""
+    names = [part.strip() for part in name.split(CHAIN)]
+    if len(names) == 1:
+        cls = adapter_class(name)
+        if not cls.detects:
+            raise SettingsError(
+                f"model {name!r} refines another model's detections: chain it after a detector, "
+                f"e.g. --model detr{CHAIN}{name}"
+            )
+        return [("", cls)]
+    if not all(names) or len(set(names)) != len(names):
+        raise SettingsError(f"model chain {name!r}: name each model once, joined by {CHAIN!r}")
+    classes = [adapter_class(part) for part in names]
+    if not classes[0].detects:
+        raise SettingsError(f"model chain {name!r}: {names[0]} cannot start a chain; put a detector first")
+    late = [part for part, cls in zip(names[1:], classes[1:], strict=True) if not cls.refines]
+    if late:
+        refiners = ", ".join(sorted(n for n, cls in _REGISTRY.items() if cls.refines))
+        raise SettingsError(
+            f"model chain {name!r}: {late[0]} cannot follow another model; only the first model "
+            f"detects, the others refine its detections ({refiners})"
+        )
+    return [(f"{part}.", cls) for part, cls in zip(names, classes, strict=True)]
+
+
+def option_names(name: str) -> list[str]:
+    """The options ``create_model(name, ...)`` takes (a chain's with their part's prefix)."""
+    return [prefix + option for prefix, cls in model_parts(name) for option in model_option_names(cls)]
+
+
 def create_model(name: str, **options: Any) -> ModelAdapter:
-    """An adapter by name with its options; an unknown option names the ones it takes.
+    """An adapter (or a chain of them) by name with its options; an unknown option names the
+    ones it takes. In a chain each option names its part: ``vitpose.threshold``.
 
     Adapters load their weights on first use, so this is cheap: the command line calls it
     to check a model and its options before any work starts.
     """
-    cls = adapter_class(name)
+    parts = model_parts(name)
+    if len(parts) == 1:
+        return _create(name, parts[0][1], options)
+    given: dict[str, dict[str, Any]] = {prefix: {} for prefix, _ in parts}
+    for key, value in options.items():
+        prefix, dot, option = key.partition(".")
+        if not dot or f"{prefix}." not in given:
+            names = ", ".join(p.rstrip(".") for p in given)
+            raise SettingsError(
+                f"model option {key!r}: in the chain {name!r} each option starts with the name of "
+                f"its model ({names}), e.g. {parts[-1][1].name}.threshold=0.3"
+            )
+        given[f"{prefix}."][option] = value
+    return ModelChain([_create(cls.name, cls, given[prefix]) for prefix, cls in parts])
+
+
+def _create(name: str, cls: type[ModelAdapter], options: Mapping[str, Any]) -> ModelAdapter:
     known = model_option_names(cls)
     unknown = sorted(set(options) - set(known))
     if unknown:

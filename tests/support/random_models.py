@@ -117,3 +117,66 @@ def save_siglip2_vision(folder: Path, seed: int = 0) -> Path:
     Siglip2VisionModel(config).eval().save_pretrained(folder)
     Siglip2ImageProcessorPil(patch_size=8, max_num_patches=16).save_pretrained(folder)
     return folder
+
+
+SIGLIP_WORDS = ("a", "photo", "of", ".", "car", "dog", "person", "cat", "tree", "bus", "indoor", "outdoor")
+
+
+def save_siglip(folder: Path, seed: int = 0) -> Path:
+    """A tiny SigLIP (32-pixel input, 64-token texts) with its processor in ``folder``.
+
+    The tokenizer is a word-level ``tokenizers`` model saved as tokenizer.json: SigLIP's own
+    tokenizer class needs a SentencePiece model (and the sentencepiece package), while the
+    processor loads any tokenizer the file describes.
+    """
+    import torch
+    from tokenizers import Tokenizer, normalizers, pre_tokenizers
+    from tokenizers.models import WordLevel
+    from transformers import (
+        PreTrainedTokenizerFast,
+        SiglipConfig,
+        SiglipImageProcessorPil,
+        SiglipModel,
+        SiglipProcessor,
+    )
+
+    vocab = {token: i for i, token in enumerate(("<pad>", "<unk>", "</s>", *SIGLIP_WORDS))}
+    words = Tokenizer(WordLevel(vocab, unk_token="<unk>"))
+    words.normalizer = normalizers.Lowercase()
+    words.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=words, pad_token="<pad>", unk_token="<unk>",
+                                        eos_token="</s>", model_max_length=64)  # fmt: skip
+    torch.manual_seed(seed)
+    config = SiglipConfig(
+        text_config={"vocab_size": len(vocab), "hidden_size": 16, "intermediate_size": 32,
+                     "num_hidden_layers": 1, "num_attention_heads": 2, "max_position_embeddings": 64,
+                     "pad_token_id": 0, "bos_token_id": None, "eos_token_id": 2},
+        vision_config={"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
+                       "num_attention_heads": 2, "image_size": 32, "patch_size": 8},
+    )  # fmt: skip
+    folder.mkdir(parents=True, exist_ok=True)
+    SiglipModel(config).eval().save_pretrained(folder)
+    image_processor = SiglipImageProcessorPil(size={"height": 32, "width": 32})
+    SiglipProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(folder)
+    return folder
+
+
+def save_vitpose(folder: Path, seed: int = 0) -> Path:
+    """A tiny ViTPose (64x48 crops, 16-pixel patches, 17 keypoints, 16x12 heatmaps) and its processor."""
+    import torch
+    from transformers import (
+        VitPoseBackboneConfig,
+        VitPoseConfig,
+        VitPoseForPoseEstimation,
+        VitPoseImageProcessorPil,
+    )
+
+    torch.manual_seed(seed)
+    backbone = VitPoseBackboneConfig(image_size=[64, 48], patch_size=[16, 16], hidden_size=16,
+                                     num_hidden_layers=1, num_attention_heads=2, mlp_ratio=2,
+                                     out_indices=[1])  # fmt: skip
+    config = VitPoseConfig(backbone_config=backbone, num_labels=17)
+    folder.mkdir(parents=True, exist_ok=True)
+    VitPoseForPoseEstimation(config).eval().save_pretrained(folder)
+    VitPoseImageProcessorPil(size={"height": 64, "width": 48}).save_pretrained(folder)
+    return folder
