@@ -199,7 +199,12 @@ class PullParams(LabelStudioParams):
 class QualityParams(LabelStudioParams):
     """A model version's predictions against the latest annotations: per-label scores and fates."""
 
-    model_version: str = Field(min_length=1, description="The model version whose predictions are measured.")
+    model_version: str | None = Field(
+        default=None,
+        min_length=1,
+        description="The model version whose predictions are measured; default: the project's own "
+        "(the one its annotators are shown).",
+    )
     out: str = Field(description="Output folder: labels.csv, regions.csv, summary.json, charts/.")
     iou_threshold: float = Field(default=0.5, gt=0, le=1, description="IoU at which a prediction matches.")
 

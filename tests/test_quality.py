@@ -1,18 +1,5 @@
-"""The quality report on a synthetic project with known edits: every number known in advance.
-
-Images are 100x100 pixels, so Label Studio's percentages are pixels. The model version
-``v1`` predicted four tasks; people then (through the API, as the labeling UI would save them,
-region ids copied from the prediction):
-
-- task 1: car box b1 kept (text "HELO WORLD" corrected to "HELLO WORLD": 1 edit), car box b2
-  moved away (IoU 0), person box b3 deleted, person box b4 kept (text "AB" kept), person box a4
-  added, a polygon kept (not measured); choice kept;
-- task 2: car mask m1 kept, car mask m2 eroded by one pixel all round (IoU 18²/20² = 0.81);
-  choice kept;
-- task 3: choice changed street -> indoor; task 4: choice kept;
-- task 5: only a cancelled annotation (wildly different); task 6: not annotated;
-- version ``old`` predicted task 1 too (must not count).
-"""
+"""The quality report on a synthetic project with known edits (tests/support/known_edits.py):
+every number known in advance."""
 
 from __future__ import annotations
 
@@ -26,99 +13,24 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from prelabel.convert.masks import mask_to_brush
 from prelabel.errors import PrelabelError
 from prelabel.labelstudio.client import LabelStudioClient, Project
+from prelabel.labelstudio.config import parse_label_config
+from prelabel.labelstudio.regions import Region
 from prelabel.labelstudio.server import LocalLabelStudio
 from prelabel.quality import QualitySummary, load_pairs, measure_quality
 from prelabel.quality.chart import CHART_SIZE
+from prelabel.quality.matching import Fate, Match, fate, greedy_match, iou_matrix
+from prelabel.quality.metrics import text_score
+from prelabel.quality.pairs import TaskPair
 from tests.conftest import run_prelabel
-
-CONFIG = """<View>
-  <Image name="image" value="$image"/>
-  <RectangleLabels name="label" toName="image"><Label value="car"/><Label value="person"/></RectangleLabels>
-  <BrushLabels name="mask" toName="image"><Label value="car"/></BrushLabels>
-  <PolygonLabels name="polygon" toName="image"><Label value="car"/></PolygonLabels>
-  <Choices name="scene" toName="image"><Choice value="street"/><Choice value="indoor"/></Choices>
-  <TextArea name="transcription" toName="image" perRegion="true"/>
-</View>"""
-SIDE = 100
-AP_CAR_BOX = 51 / 101  # TP (0.9) then FP (0.8) of 2: precision 1 up to recall 0.5, then nothing
-AP_PERSON_BOX = 0.5 * 51 / 101  # FP (0.7) then TP (0.6) of 2: precision 0.5 up to recall 0.5
-AP_CAR_MASK = (7 * 1.0 + 3 * 51 / 101) / 10  # IoU 0.81 matches at thresholds .50-.80, not .85-.95
-
-
-def _result(
-    rid: str, kind: str, name: str, value: dict[str, Any], score: float | None = None
-) -> dict[str, Any]:
-    result = {"id": rid, "type": kind, "from_name": name, "to_name": "image", "original_width": SIDE,
-              "original_height": SIDE, "image_rotation": 0, "value": value}  # fmt: skip
-    return result | ({"score": score} if score is not None else {})
-
-
-def _box(rid: str, label: str, xyxy: tuple[int, int, int, int], score: float | None = None,
-         text: str | None = None) -> list[dict[str, Any]]:  # fmt: skip
-    x1, y1, x2, y2 = xyxy
-    geometry = {"x": x1, "y": y1, "width": x2 - x1, "height": y2 - y1, "rotation": 0}
-    out = [_result(rid, "rectanglelabels", "label", geometry | {"rectanglelabels": [label]}, score)]
-    if text is not None:
-        out.append(_result(rid, "textarea", "transcription", geometry | {"text": [text]}, score))
-    return out
-
-
-def _mask(rid: str, rows: slice, score: float | None = None) -> dict[str, Any]:
-    mask = np.zeros((SIDE, SIDE), np.uint8)
-    mask[rows, rows] = 1
-    value = {"format": "rle", "rle": mask_to_brush(mask), "brushlabels": ["car"]}
-    return _result(rid, "brushlabels", "mask", value, score)
-
-
-def _choice(choice: str) -> dict[str, Any]:
-    return {"id": "scene", "type": "choices", "from_name": "scene", "to_name": "image",
-            "value": {"choices": [choice]}}  # fmt: skip
-
-
-POLYGON = _result(
-    "p1", "polygonlabels", "polygon", {"points": [[1, 1], [9, 1], [5, 9]], "polygonlabels": ["car"]}
-)
-PREDICTED = [
-    [*_box("b1", "car", (10, 10, 30, 30), 0.9, "HELO WORLD"), *_box("b2", "car", (50, 10, 70, 30), 0.8),
-     *_box("b3", "person", (10, 50, 30, 70), 0.7), *_box("b4", "person", (70, 70, 90, 90), 0.6, "AB"),
-     POLYGON, _choice("street")],
-    [_mask("m1", slice(10, 30), 0.9), _mask("m2", slice(50, 70), 0.8), _choice("street")],
-    [_choice("street")],
-    [_choice("street")],
-    [*_box("c1", "car", (10, 10, 30, 30), 0.9), _choice("street")],
-    [*_box("d1", "car", (10, 10, 30, 30), 0.9), _choice("street")],
-]  # fmt: skip
-ANNOTATED = [
-    [*_box("b1", "car", (10, 10, 30, 30), text="HELLO WORLD"), *_box("b2", "car", (60, 40, 80, 60)),
-     *_box("b4", "person", (70, 70, 90, 90), text="AB"), *_box("a4", "person", (50, 50, 70, 90)),
-     POLYGON, _choice("street")],
-    [_mask("m1", slice(10, 30)), _mask("m2", slice(51, 69)), _choice("street")],
-    [_choice("indoor")],
-    [_choice("street")],
-]  # fmt: skip
+from tests.support.known_edits import AP_CAR_BOX, AP_CAR_MASK, AP_PERSON_BOX, CONFIG, known_edits_project
 
 
 @pytest.fixture(scope="module")
 def synthetic(label_studio: LocalLabelStudio) -> Iterator[tuple[LabelStudioClient, Project]]:
     with LabelStudioClient(label_studio.url, label_studio.legacy_token, timeout=30) as client:
-        project = client.create_project("quality known edits", CONFIG)
-        ids = client.import_tasks(
-            project.id, [{"data": {"image": f"s3://bucket/img{i}.jpg"}} for i in range(6)]
-        )
-        predictions = [
-            {"task": t, "result": r, "score": 0.5, "model_version": "v1"}
-            for t, r in zip(ids, PREDICTED, strict=True)
-        ]
-        predictions.append({"task": ids[0], "result": _box("x", "person", (0, 0, 99, 99), 0.99),
-                            "model_version": "old"})  # fmt: skip
-        assert client.import_predictions(project.id, predictions) == 7
-        for task_id, result in zip(ids, ANNOTATED, strict=False):
-            client.create_annotation(task_id, result)
-        client.create_annotation(ids[4], _box("z", "person", (0, 0, 5, 5)), was_cancelled=True)
-        yield client, project
+        yield client, known_edits_project(client)
 
 
 def _numbers(summary: QualitySummary) -> dict[tuple[str, str], dict[str, Any]]:
@@ -128,7 +40,7 @@ def _numbers(summary: QualitySummary) -> dict[tuple[str, str], dict[str, Any]]:
 def test_known_edits_give_known_numbers(synthetic: tuple[LabelStudioClient, Project]) -> None:
     client, project = synthetic
     project_read, pairs = load_pairs(client, project.id, "v1")
-    summary = measure_quality(pairs, project_read.config, project.id, "v1").summary
+    summary = measure_quality(pairs, project_read.config, project.id).summary
 
     assert (summary.tasks, summary.unannotated, summary.errors) == (4, 2, 0)
     rows = _numbers(summary)
@@ -216,3 +128,67 @@ def test_an_unknown_model_version_names_the_versions_there(
     assert done.returncode != 0
     assert "model version 'v9'" in done.stderr and "'v1' (6 predictions)" in done.stderr
     assert not (tmp_path / "prelabel-output").exists()
+
+
+def _region(rid: str, label: str, xyxy: tuple[float, float, float, float], text: str | None = None) -> Region:
+    x1, y1, x2, y2 = xyxy
+    corners = ((x1, y1), (x2, y1), (x2, y2), (x1, y2))
+    return Region(
+        task_id=1, image="a.jpg", annotation_id=1, annotator=None, kind="rectanglelabels", label=label,
+        xyxy=xyxy, area=(x2 - x1) * (y2 - y1), width=100, height=100, mask=None, lead_time=None,
+        created_at="", updated_at="", from_prediction_unchanged=False, corners=corners, region_id=rid,
+        attributes={"transcription": [text]} if text is not None else {},
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("ious", "scores", "expected"),
+    [
+        (np.zeros((0, 2)), [], []),  # no prediction
+        (np.zeros((2, 0)), [0.9, 0.8], []),  # nothing annotated
+        (np.array([[0.49]]), [0.9], []),  # just below the threshold
+        (np.array([[0.5]]), [0.9], [Match(0, 0, 0.5)]),  # at the threshold
+        (np.array([[0.6], [0.9]]), [0.9, 0.5], [Match(0, 0, 0.6)]),  # score order wins, not IoU
+        (np.array([[0.8, 0.7], [0.9, 0.0]]), [0.9, 0.8], [Match(0, 0, 0.8)]),  # one-to-one: taken is taken
+        (np.array([[0.8, 0.7], [0.9, 0.6]]), [0.9, 0.8], [Match(0, 0, 0.8), Match(1, 1, 0.6)]),
+    ],
+)
+def test_greedy_match(ious: np.ndarray[Any, Any], scores: list[float], expected: list[Match]) -> None:
+    assert greedy_match(ious, scores, 0.5) == expected
+
+
+def test_iou_of_nothing_and_of_boxes() -> None:
+    box = _region("a", "car", (0, 0, 10, 10))
+    assert iou_matrix("rectanglelabels", [], [box]).shape == (0, 1)
+    assert iou_matrix("rectanglelabels", [box], []).shape == (1, 0)
+    half = _region("b", "car", (5, 0, 15, 10))  # 50 of 150 pixels shared
+    assert iou_matrix("rectanglelabels", [box, half], [box]) == pytest.approx(np.array([[1.0], [1 / 3]]))
+
+
+@pytest.mark.parametrize(
+    ("annotated", "expected"),
+    [
+        (None, Fate.DELETED),
+        (_region("a", "car", (10, 10, 30, 30)), Fate.KEPT),
+        (_region("a", "car", (10.4, 10, 30.4, 30)), Fate.KEPT),  # the UI's rounding, not an edit
+        (_region("a", "car", (11, 10, 31, 30)), Fate.EDITED),  # moved a pixel
+        (_region("a", "car", (10, 10, 30, 31)), Fate.EDITED),  # one side moved
+        (_region("a", "person", (10, 10, 30, 30)), Fate.EDITED),  # relabelled
+    ],
+)
+def test_fate(annotated: Region | None, expected: Fate) -> None:
+    assert fate(_region("a", "car", (10, 10, 30, 30)), annotated) == expected
+
+
+def test_text_error_rate_needs_reference_characters() -> None:
+    config = parse_label_config(CONFIG)
+
+    def pair(predicted: str, annotated: str) -> TaskPair:
+        return TaskPair(1, "a.jpg", [_region("a", "car", (0, 0, 9, 9), predicted)],
+                        [_region("a", "car", (0, 0, 9, 9), annotated)], {}, {}, {})  # fmt: skip
+
+    emptied = text_score([pair("AB", "")], config)  # people cleared the text: all edits, no reference
+    assert (emptied.compared, emptied.corrected, emptied.edits, emptied.cer) == (1, 1, 2, None)
+    both = text_score([pair("AB", ""), pair("kitten", "sitting")], config)
+    assert both.cer == pytest.approx((2 + 3) / 7)
+    assert text_score([], config).cer is None

@@ -18,6 +18,7 @@ from prelabel.errors import PrelabelError
 from prelabel.failures import ErrorRow
 from prelabel.labelstudio.client import LabelStudioClient, Project, Task
 from prelabel.labelstudio.config import LabelConfig
+from prelabel.labelstudio.matching import task_file_name
 from prelabel.labelstudio.regions import Extraction, Region, extract_regions, select_annotations
 
 __all__ = ["Pairs", "TaskPair", "load_pairs", "pair_tasks", "require_model_version"]
@@ -45,22 +46,29 @@ class TaskPair:
 
 @dataclass
 class Pairs:
-    """The tasks that count, how many predicted tasks had no annotation yet, and the results
-    that could not be read (one row each, predictions' and annotations' alike)."""
+    """The model version's tasks that count, how many predicted tasks had no annotation yet,
+    and the results that could not be read (one row each, predictions' and annotations' alike)."""
 
+    model_version: str
     tasks: list[TaskPair] = field(default_factory=list)
     unannotated: int = 0
     errors: list[ErrorRow] = field(default_factory=list)
 
 
 def load_pairs(
-    client: LabelStudioClient, project_id: int, model_version: str, page_size: int = 500
+    client: LabelStudioClient, project_id: int, model_version: str | None, page_size: int = 500
 ) -> tuple[Project, Pairs]:
-    """The project and its tasks' pairs for ``model_version`` (which it must have)."""
-    require_model_version(client, project_id, model_version)
+    """The project and its tasks' pairs for ``model_version`` (which it must have predictions
+    of); None means the project's own model version, the one its annotators are shown."""
     project = client.get_project(project_id)
+    version = model_version or project.model_version
+    if not version:
+        raise PrelabelError(
+            f"project {project_id} shows annotators no model version: name the one to measure"
+        )
+    require_model_version(client, project_id, version)
     tasks = client.iter_tasks(project_id, full=True, page_size=page_size)
-    return project, pair_tasks(tasks, project.config, model_version)
+    return project, pair_tasks(tasks, project.config, version)
 
 
 def require_model_version(client: LabelStudioClient, project_id: int, model_version: str) -> None:
@@ -76,7 +84,7 @@ def require_model_version(client: LabelStudioClient, project_id: int, model_vers
 
 def pair_tasks(tasks: Iterable[Task], config: LabelConfig, model_version: str) -> Pairs:
     """Each task with a prediction of ``model_version`` and a non-cancelled annotation, paired."""
-    out = Pairs()
+    out = Pairs(model_version)
     for task in tasks:
         predictions = [p for p in task.predictions if str(p.get("model_version")) == model_version]
         if not predictions:
@@ -88,11 +96,10 @@ def pair_tasks(tasks: Iterable[Task], config: LabelConfig, model_version: str) -
         predicted = extract_regions([dataclasses.replace(task, annotations=[chosen], predictions=())], config)
         annotated = extract_regions([task], config)
         out.errors += predicted.errors + annotated.errors
-        image = predicted.regions[0].image if predicted.regions else _image(annotated, task)
         out.tasks.append(
             TaskPair(
                 task_id=task.id,
-                image=image,
+                image=task_file_name(task.image_ref(config.image.data_key)),
                 predicted=predicted.regions,
                 annotated=annotated.regions,
                 predicted_values=_task_values(predicted),
@@ -101,11 +108,6 @@ def pair_tasks(tasks: Iterable[Task], config: LabelConfig, model_version: str) -
             )
         )
     return out
-
-
-def _image(extraction: Extraction, task: Task) -> str:
-    found = [r.image for r in extraction.regions] + [v.image for v in extraction.task_values]
-    return found[0] if found else f"task {task.id}"
 
 
 def _task_values(extraction: Extraction) -> dict[str, list[str]]:

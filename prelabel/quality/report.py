@@ -111,7 +111,7 @@ class QualityReport:
 
 
 def measure_quality(
-    pairs: Pairs, config: LabelConfig, project_id: int, model_version: str, iou_threshold: float = 0.5
+    pairs: Pairs, config: LabelConfig, project_id: int, iou_threshold: float = 0.5
 ) -> QualityReport:
     """Every number of the report, from the paired tasks."""
     scores, rows = label_scores(pairs.tasks, iou_threshold)
@@ -121,7 +121,7 @@ def measure_quality(
     skipped = Counter(r.kind for p in pairs.tasks for r in [*p.predicted, *p.annotated]
                       if r.kind not in MEASURED_TYPES)  # fmt: skip
     summary = QualitySummary(
-        project_id=project_id, model_version=model_version, iou_threshold=iou_threshold,
+        project_id=project_id, model_version=pairs.model_version, iou_threshold=iou_threshold,
         tasks=len(pairs.tasks), unannotated=pairs.unannotated, labels=list(scores.values()),
         choices=choice_scores(pairs.tasks, config), texts=text_score(pairs.tasks, config),
         not_measured=dict(skipped), errors=len(pairs.errors),
