@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from rapidfuzz.distance import Levenshtein
 
 from prelabel.labelstudio.config import LabelConfig
-from prelabel.labelstudio.regions import Region
 from prelabel.quality.matching import MEASURED_TYPES, Fate, fate, greedy_match, iou_matrix
 from prelabel.quality.pairs import TaskPair
 
@@ -67,71 +66,53 @@ class RegionRow:
     fate: Fate
 
 
-def label_scores(pairs: Sequence[TaskPair], threshold: float) -> tuple[dict[tuple[str, str], LabelScore],
-                                                                         list[RegionRow]]:  # fmt: skip
+def label_scores(
+    pairs: Sequence[TaskPair], threshold: float
+) -> tuple[dict[tuple[str, str], LabelScore], list[RegionRow]]:
     """Per (type, label) counts and fates over every task, and the row of every region."""
     scores: dict[tuple[str, str], LabelScore] = {}
     rows: list[RegionRow] = []
     for pair in pairs:
-        annotated_by_id = {(r.kind, r.region_id): r for r in pair.annotated if r.region_id}
-        predicted_ids = {(r.kind, r.region_id) for r in pair.predicted if r.region_id}
         for kind in MEASURED_TYPES:
             for label in sorted({r.label for r in [*pair.predicted, *pair.annotated] if r.kind == kind}):
-                dt = [r for r in pair.predicted if r.kind == kind and r.label == label]
-                gt = [r for r in pair.annotated if r.kind == kind and r.label == label]
                 score = scores.setdefault((kind, label), LabelScore(kind, label))
-                rows += _count(pair, dt, gt, threshold, score, annotated_by_id, predicted_ids)
+                rows += _count(pair, score, threshold)
     return dict(sorted(scores.items())), rows
 
 
-def _count(
-    pair: TaskPair,
-    dt: list[Region],
-    gt: list[Region],
-    threshold: float,
-    score: LabelScore,
-    annotated_by_id: dict[tuple[str, str], Region],
-    predicted_ids: set[tuple[str, str]],
-) -> list[RegionRow]:
-    """One task's regions of one type and label: matched, counted, each given its row."""
-    dt_scores = [pair.scores.get((r.kind, r.region_id), 1.0) for r in dt]
-    matches = greedy_match(iou_matrix(score.kind, dt, gt), dt_scores, threshold)
+def _count(pair: TaskPair, score: LabelScore, threshold: float) -> list[RegionRow]:
+    """One task's regions of ``score``'s type and label: matched, counted, each given its row."""
+    kind, label = score.kind, score.label
+    dt = [r for r in pair.predicted if r.kind == kind and r.label == label]
+    gt = [r for r in pair.annotated if r.kind == kind and r.label == label]
+    annotated_by_id = {r.region_id: r for r in pair.annotated if r.kind == kind and r.region_id}
+    predicted_ids = {r.region_id for r in pair.predicted if r.kind == kind and r.region_id}
+    dt_scores = [pair.scores.get((kind, r.region_id), 1.0) for r in dt]
+    matches = greedy_match(iou_matrix(kind, dt, gt), dt_scores, threshold)
     by_dt = {m.predicted: m for m in matches}
-    by_gt = {m.annotated: m for m in matches}
+    matched_gt = {m.annotated for m in matches}
     score.tp += len(matches)
     score.fp += len(dt) - len(matches)
     score.fn += len(gt) - len(matches)
     score.iou_sum += sum(m.iou for m in matches)
     rows = []
-    kind = score.kind
     for i, region in enumerate(dt):
-        what = fate(region, annotated_by_id.get((region.kind, region.region_id)))
+        what = fate(region, annotated_by_id.get(region.region_id))
         score.fates[what] += 1
         hit = by_dt.get(i)
         outcome, iou = ("tp", hit.iou) if hit else ("fp", None)
         rows.append(
             RegionRow(
-                pair.task_id,
-                pair.image,
-                kind,
-                region.label,
-                region.region_id,
-                dt_scores[i],
-                outcome,
-                iou,
-                what,
+                pair.task_id, pair.image, kind, label, region.region_id, dt_scores[i], outcome, iou, what
             )
         )
     for j, region in enumerate(gt):
-        if (region.kind, region.region_id) not in predicted_ids:
+        what = Fate.EDITED if region.region_id in predicted_ids else Fate.ADDED
+        if what is Fate.ADDED:
             score.fates[Fate.ADDED] += 1
-        if j not in by_gt:
-            added = (region.kind, region.region_id) not in predicted_ids
-            what = Fate.ADDED if added else Fate.EDITED
+        if j not in matched_gt:
             rows.append(
-                RegionRow(
-                    pair.task_id, pair.image, kind, region.label, region.region_id, None, "fn", None, what
-                )
+                RegionRow(pair.task_id, pair.image, kind, label, region.region_id, None, "fn", None, what)
             )
     return rows
 
