@@ -157,6 +157,7 @@ def write_quality(out_dir: Path, report: QualityReport, pairs: Pairs) -> Quality
 
 
 def _cell(value: Any) -> str:
+    """A markdown table cell: n/a for undefined, three decimals, a label's pipes escaped."""
     if value is None:
         return "n/a"
-    return f"{value:.3f}" if isinstance(value, float) else str(value)
+    return f"{value:.3f}" if isinstance(value, float) else str(value).replace("|", "\\|")
