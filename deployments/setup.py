@@ -1,6 +1,6 @@
 """Create prelabel's work pools and concurrency limits on the Prefect server at PREFECT_API_URL.
 
-``prelabel-cpu`` (orchestration, posting, pull-back) and ``prelabel-gpu`` (inference), each a
+``prelabel-cpu`` (orchestration, posting, pull-back, quality reports) and ``prelabel-gpu`` (inference), each a
 process, Docker or Kubernetes pool; the GPU pool's Docker and Kubernetes base job templates
 (in ``job_templates/``) request GPUs (a Docker device request; ``nvidia.com/gpu`` limits, a
 node selector and tolerations). Also the global concurrency limit ``prelabel-dinox``, which
@@ -23,7 +23,7 @@ from prefect.exceptions import ObjectAlreadyExists
 from prefect.workers.process import ProcessWorker
 
 TEMPLATES = Path(__file__).parent / "job_templates"
-POOLS = {"prelabel-cpu": "CPU work: preannotate, export, post-predictions, pull-annotations",
+POOLS = {"prelabel-cpu": "CPU work: preannotate, export, post-predictions, pull-annotations, quality",
          "prelabel-gpu": "GPU work: infer-shard, export-shard"}  # fmt: skip
 
 

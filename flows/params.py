@@ -24,6 +24,7 @@ __all__ = [
     "PostParams",
     "PreannotateParams",
     "PullParams",
+    "QualityParams",
 ]
 
 _SECRET_WORDS = ("token", "secret", "password", "api_key", "apikey")
@@ -197,6 +198,19 @@ class PullParams(LabelStudioParams):
         default=False, description="Every annotator's annotation, not just the latest."
     )
     full: bool = Field(default=False, description="Fetch everything again instead of only what changed.")
+
+
+class QualityParams(LabelStudioParams):
+    """A model version's predictions against the latest annotations: per-label scores and fates."""
+
+    model_version: str | None = Field(
+        default=None,
+        min_length=1,
+        description="The model version whose predictions are measured; default: the project's own "
+        "(the one its annotators are shown).",
+    )
+    out: str = Field(description="Output folder: labels.csv, regions.csv, summary.json, charts/.")
+    iou_threshold: float = Field(default=0.5, gt=0, le=1, description="IoU at which a prediction matches.")
 
 
 class IngestParams(BaseModel):

@@ -12,6 +12,7 @@ from prelabel.errors import LabelStudioError, LabelStudioUnavailableError, Prela
 from prelabel.ingest.manifest import read_manifest
 from prelabel.labelstudio.client import LabelStudioClient
 from prelabel.models import create_model
+from prelabel.quality.pairs import require_model_version
 from prelabel.settings import load_settings
 
 __all__ = ["check_images", "check_model", "check_project"]
@@ -30,14 +31,17 @@ def check_images(manifest: str | None) -> None:
         read_manifest(manifest)
 
 
-def check_project(ls_url: str | None, project_id: int) -> None:
-    """Label Studio answers at the URL, accepts the key, and has the project."""
+def check_project(ls_url: str | None, project_id: int, model_version: str | None = None) -> None:
+    """Label Studio answers at the URL, accepts the key, and has the project (with predictions
+    of ``model_version``, when one is given)."""
     settings = load_settings()
     key = settings.ls_key_for(ls_url)
     url = settings.ls_url
     try:
         with LabelStudioClient(url, key, timeout=_TIMEOUT, retries=0) as client:
             client.get_project(project_id)
+            if model_version is not None:
+                require_model_version(client, project_id, model_version)
     except LabelStudioUnavailableError as exc:
         raise PrelabelError(
             f"Label Studio at {url} did not answer ({exc.detail}); start it or pass --ls-url"

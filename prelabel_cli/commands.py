@@ -5,8 +5,9 @@ what users run most first."""
 from prelabel_cli import predict
 from prelabel_cli import data
 from prelabel_cli import project
+from prelabel_cli import quality
 from prelabel_cli import review
 from prelabel_cli import servers
 from prelabel_cli import catalog
 
-__all__ = ["catalog", "data", "predict", "project", "review", "servers"]
+__all__ = ["catalog", "data", "predict", "project", "quality", "review", "servers"]

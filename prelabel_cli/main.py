@@ -2,7 +2,8 @@
 
 The app and its error boundary live in ``app``; options written once in ``options``;
 the commands by topic in ``predict`` (run, post, infer, convert), ``data`` (ingest,
-export, pull), ``servers`` (labelstudio, demo) and ``catalog`` (models, samples, version).
+export, pull), ``quality`` (the model against what people kept), ``servers`` (labelstudio,
+demo) and ``catalog`` (models, samples, version).
 """
 
 from __future__ import annotations

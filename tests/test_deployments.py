@@ -21,6 +21,7 @@ import pytest
 from prelabel.labelstudio.client import LabelStudioClient, Project
 from prelabel.labelstudio.server import LocalLabelStudio, free_port
 from prelabel.samples import make_samples
+from tests.support.known_edits import known_edits_project
 
 ROOT = Path(__file__).parents[1]
 PREFECT = str(Path(sys.executable).parent / "prefect")
@@ -44,15 +45,25 @@ class Stack:
             args, cwd=ROOT, env=self.env, capture_output=True, text=True, check=False, timeout=300
         )
 
-    def deploy_with_workers(self) -> None:
-        """Pools and limits set up, every deployment deployed, two GPU-pool workers (gpu-a, gpu-b,
-        one flow run at a time each) and one CPU-pool worker started."""
+    def deploy(self) -> None:
+        """Pools and limits set up, every deployment deployed."""
         setup = self.run(sys.executable, "deployments/setup.py")
         assert setup.returncode == 0, setup.stderr[-2000:]
         deploy = self.run(
             PREFECT, "--no-prompt", "deploy", "--all", "--prefect-file", "deployments/prefect.yaml"
         )
         assert deploy.returncode == 0, deploy.stdout[-2000:] + deploy.stderr[-2000:]
+
+    def start_cpu_worker(self) -> None:
+        self.start(
+            "cpu",
+            [PREFECT, "worker", "start", "--pool", "prelabel-cpu", "--type", "process", "--name", "cpu"],
+        )
+
+    def deploy_with_workers(self) -> None:
+        """Every deployment deployed, two GPU-pool workers (gpu-a, gpu-b, one flow run at a time
+        each) and one CPU-pool worker started."""
+        self.deploy()
         for name in ("gpu-a", "gpu-b"):
             worker = [
                 PREFECT,
@@ -66,10 +77,7 @@ class Stack:
                 name,
             ]
             self.start(name, [*worker, "--limit", "1"], PRELABEL_WORKER_NAME=name)
-        self.start(
-            "cpu",
-            [PREFECT, "worker", "start", "--pool", "prelabel-cpu", "--type", "process", "--name", "cpu"],
-        )
+        self.start_cpu_worker()
 
     def call(self, method: str, path: str, body: Any = None) -> Any:
         """One API call; a busy SQLite server (workers polling, flows writing) may stall: retried."""
@@ -138,6 +146,14 @@ def prefect_stack(tmp_path: Path, extra_env: dict[str, str]) -> Iterator[Stack]:
         running.stop()
 
 
+def _started(done: subprocess.CompletedProcess[str]) -> str:
+    """The flow run id ``prefect deployment run`` printed."""
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    run_id = re.search(r"UUID:\s*([0-9a-f-]{36})", done.stdout)
+    assert run_id, done.stdout
+    return run_id.group(1)
+
+
 def _wait_final(stack: Stack, run_id: str, timeout: float = 420) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -163,12 +179,9 @@ def test_deploy_schedule_and_scale_out_over_two_gpu_workers(
               "model_version": "deployed", "shard_size": 1, "max_parallel_shards": 4,
               "label_map": {"car": "civilian vehicle"}, "output_dir": str(tmp_path / "out"),
               "unmatched_csv": str(tmp_path / "out" / "unmatched.csv")}  # fmt: skip
-    started = stack.run(PREFECT, "deployment", "run", "preannotate/preannotate", "--params",
-                        json.dumps({"params": params}))  # fmt: skip
-    assert started.returncode == 0, started.stdout[-2000:] + started.stderr[-2000:]
-    run_id = re.search(r"UUID:\s*([0-9a-f-]{36})", started.stdout)
-    assert run_id, started.stdout
-    final = _wait_final(stack, run_id.group(1))
+    started = _started(stack.run(PREFECT, "deployment", "run", "preannotate/preannotate", "--params",
+                                 json.dumps({"params": params})))  # fmt: skip
+    final = _wait_final(stack, started)
     assert final["state"]["type"] == "COMPLETED", json.dumps(final["state"])[:2000]
 
     assert ls_client.model_versions(project.id) == {"deployed": 4}
@@ -198,3 +211,30 @@ def test_deploy_schedule_and_scale_out_over_two_gpu_workers(
                         json.dumps({"params": {**params, "project_id": 0}}))  # fmt: skip
     assert refused.returncode != 0
     assert "project_id" in refused.stdout + refused.stderr
+
+
+def test_quality_runs_after_each_pull_for_its_project(
+    stack: Stack, ls_client: LabelStudioClient, tmp_path: Path
+) -> None:
+    stack.deploy()
+    stack.start_cpu_worker()
+    project = known_edits_project(ls_client)
+    ls_client.show_predictions(project.id, "v1")  # the version annotators see: the one measured
+    out = tmp_path / "pull"
+    params = {"params": {"project_id": project.id, "out": str(out)}}
+    pulled = _started(stack.run(PREFECT, "deployment", "run", "pull-annotations/pull-annotations", "--params",
+                                json.dumps(params)))  # fmt: skip
+    assert _wait_final(stack, pulled)["state"]["type"] == "COMPLETED"
+
+    quality: list[Any] = []
+    deadline = time.monotonic() + 180
+    while not quality and time.monotonic() < deadline:
+        quality = stack.call("POST", "/flow_runs/filter", {"flows": {"name": {"any_": ["quality"]}}})
+        time.sleep(2)
+    assert len(quality) == 1, "the pull's completion started no quality run"
+    final = _wait_final(stack, quality[0]["id"])
+    assert final["state"]["type"] == "COMPLETED", json.dumps(final["state"])[:2000]
+    assert final["parameters"]["params"]["project_id"] == project.id  # a number, from the pull's run
+    summary = json.loads((out / "quality" / "summary.json").read_text())
+    assert summary["model_version"] == "v1" and summary["tasks"] == 4
+    assert summary["fates"] == {"kept": 3, "edited": 2, "deleted": 1, "added": 1}

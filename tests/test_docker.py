@@ -61,7 +61,7 @@ def test_deployments_file_names_every_flow_and_pool() -> None:
     spec = yaml.safe_load((ROOT / "deployments" / "prefect.yaml").read_text())
     by_name = {d["name"]: d for d in spec["deployments"]}
     assert set(by_name) == {"preannotate", "infer-shard", "export", "export-shard", "features",
-                            "post-predictions", "pull-annotations"}  # fmt: skip
+                            "post-predictions", "pull-annotations", "quality"}  # fmt: skip
     gpu = {"infer-shard", "export-shard", "features"}
     assert {by_name[n]["work_pool"]["name"] for n in gpu} == {"prelabel-gpu"}
     assert {by_name[n]["work_pool"]["name"] for n in by_name if n not in gpu} == {"prelabel-cpu"}

@@ -37,12 +37,14 @@ _LIGHT_FIELDS = "id,data,predictions_model_versions,updated_at,file_upload,total
 
 @dataclass(frozen=True)
 class Project:
-    """A project and its parsed labeling config."""
+    """A project and its parsed labeling config; ``model_version`` is the one whose predictions
+    annotators are shown ('' when none is set)."""
 
     id: int
     title: str
     label_config_xml: str
     config: LabelConfig
+    model_version: str = ""
 
 
 @dataclass(frozen=True)
@@ -380,4 +382,5 @@ def _excerpt(answer: httpx.Response, limit: int = 500) -> str:
 def _project(data: Mapping[str, Any]) -> Project:
     xml = str(data.get("label_config") or "")
     return Project(id=int(data["id"]), title=str(data.get("title", "")), label_config_xml=xml,
-                   config=parse_label_config(xml))  # fmt: skip
+                   config=parse_label_config(xml),
+                   model_version=str(data.get("model_version") or ""))  # fmt: skip

@@ -1,0 +1,182 @@
+"""The numbers of a quality report, from paired tasks: per-label counts at an IoU, region
+fates, Choices accuracy and the character error rate of corrected texts."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from rapidfuzz.distance import Levenshtein
+
+from prelabel.labelstudio.config import LabelConfig
+from prelabel.quality.matching import MEASURED_TYPES, Fate, fate, greedy_match, iou_matrix
+from prelabel.quality.pairs import TaskPair
+
+__all__ = ["ChoiceScore", "LabelScore", "RegionRow", "TextScore", "choice_scores", "label_scores",
+           "text_score"]  # fmt: skip
+
+
+@dataclass
+class LabelScore:
+    """One label of one region type: matches at the IoU threshold, fates, and AP (when computed).
+
+    ``iou_sum`` adds up the IoU of matched pairs (for brushes, the mean mask IoU)."""
+
+    kind: str
+    label: str
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+    iou_sum: float = 0.0
+    fates: Counter[Fate] = field(default_factory=Counter)
+    ap: float | None = None
+    ap50: float | None = None
+
+    @property
+    def precision(self) -> float | None:
+        return self.tp / (self.tp + self.fp) if self.tp + self.fp else None
+
+    @property
+    def recall(self) -> float | None:
+        return self.tp / (self.tp + self.fn) if self.tp + self.fn else None
+
+    @property
+    def f1(self) -> float | None:
+        total = 2 * self.tp + self.fp + self.fn
+        return 2 * self.tp / total if total else None
+
+    @property
+    def mean_iou(self) -> float | None:
+        return self.iou_sum / self.tp if self.tp else None
+
+
+@dataclass(frozen=True)
+class RegionRow:
+    """One predicted or annotated region: whether it matched (tp, fp or fn), at what IoU, its fate."""
+
+    task_id: int
+    image: str
+    kind: str
+    label: str
+    region_id: str
+    score: float | None
+    outcome: str
+    iou: float | None
+    fate: Fate
+
+
+def label_scores(
+    pairs: Sequence[TaskPair], threshold: float
+) -> tuple[dict[tuple[str, str], LabelScore], list[RegionRow]]:
+    """Per (type, label) counts and fates over every task, and the row of every region."""
+    scores: dict[tuple[str, str], LabelScore] = {}
+    rows: list[RegionRow] = []
+    for pair in pairs:
+        for kind in MEASURED_TYPES:
+            for label in sorted({r.label for r in [*pair.predicted, *pair.annotated] if r.kind == kind}):
+                score = scores.setdefault((kind, label), LabelScore(kind, label))
+                rows += _count(pair, score, threshold)
+    return dict(sorted(scores.items())), rows
+
+
+def _count(pair: TaskPair, score: LabelScore, threshold: float) -> list[RegionRow]:
+    """One task's regions of ``score``'s type and label: matched, counted, each given its row."""
+    kind, label = score.kind, score.label
+    dt = [r for r in pair.predicted if r.kind == kind and r.label == label]
+    gt = [r for r in pair.annotated if r.kind == kind and r.label == label]
+    annotated_by_id = {r.region_id: r for r in pair.annotated if r.kind == kind and r.region_id}
+    predicted_ids = {r.region_id for r in pair.predicted if r.kind == kind and r.region_id}
+    dt_scores = [pair.scores.get((kind, r.region_id), 1.0) for r in dt]
+    matches = greedy_match(iou_matrix(kind, dt, gt), dt_scores, threshold)
+    by_dt = {m.predicted: m for m in matches}
+    matched_gt = {m.annotated for m in matches}
+    score.tp += len(matches)
+    score.fp += len(dt) - len(matches)
+    score.fn += len(gt) - len(matches)
+    score.iou_sum += sum(m.iou for m in matches)
+    rows = []
+    for i, region in enumerate(dt):
+        what = fate(region, annotated_by_id.get(region.region_id))
+        score.fates[what] += 1
+        hit = by_dt.get(i)
+        outcome, iou = ("tp", hit.iou) if hit else ("fp", None)
+        rows.append(
+            RegionRow(
+                pair.task_id, pair.image, kind, label, region.region_id, dt_scores[i], outcome, iou, what
+            )
+        )
+    for j, region in enumerate(gt):
+        what = Fate.EDITED if region.region_id in predicted_ids else Fate.ADDED
+        if what is Fate.ADDED:
+            score.fates[Fate.ADDED] += 1
+        if j not in matched_gt:
+            rows.append(
+                RegionRow(pair.task_id, pair.image, kind, label, region.region_id, None, "fn", None, what)
+            )
+    return rows
+
+
+@dataclass(frozen=True)
+class ChoiceScore:
+    """One task-wide Choices control: tasks where the model chose, and where people kept its choice."""
+
+    control: str
+    tasks: int
+    correct: int
+
+    @property
+    def accuracy(self) -> float | None:
+        return self.correct / self.tasks if self.tasks else None
+
+
+def choice_scores(pairs: Sequence[TaskPair], config: LabelConfig) -> list[ChoiceScore]:
+    """Per Choices control: a task counts where the prediction chose; it is right when the
+    annotation's choices for that control are the same set (none left is a miss)."""
+    out = []
+    for control in (c.name for c in config.controls if c.kind == "Choices"):
+        chosen = [p for p in pairs if p.predicted_values.get(control)]
+        right = sum(
+            set(p.predicted_values[control]) == set(p.annotated_values.get(control, [])) for p in chosen
+        )
+        if chosen:
+            out.append(ChoiceScore(control, len(chosen), right))
+    return out
+
+
+@dataclass(frozen=True)
+class TextScore:
+    """Per-region texts compared (predicted vs the annotation's text of the same region id):
+    how many, how many people changed, and the character error rate over all of them
+    (edit distance / reference length, the annotation's text being the reference)."""
+
+    compared: int
+    corrected: int
+    edits: int
+    reference_chars: int
+
+    @property
+    def cer(self) -> float | None:
+        return self.edits / self.reference_chars if self.reference_chars else None
+
+
+def text_score(pairs: Sequence[TaskPair], config: LabelConfig) -> TextScore:
+    """Every per-region TextArea value the prediction gave whose region the annotation kept.
+
+    Lines are joined with a newline; Levenshtein distance is rapidfuzz's (unit costs)."""
+    controls = [c.name for c in config.controls if c.kind == "TextArea"]
+    compared = corrected = edits = chars = 0
+    for pair in pairs:
+        annotated = {(r.kind, r.region_id): r for r in pair.annotated if r.region_id}
+        for region in pair.predicted:
+            kept = annotated.get((region.kind, region.region_id))
+            for control in controls:
+                if kept is None or control not in region.attributes or control in pair.predicted_values:
+                    continue
+                predicted = "\n".join(region.attributes[control])
+                reference = "\n".join(kept.attributes.get(control, []))
+                compared += 1
+                corrected += predicted != reference
+                edits += Levenshtein.distance(predicted, reference)
+                chars += len(reference)
+    return TextScore(compared, corrected, edits, chars)

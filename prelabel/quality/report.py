@@ -1,0 +1,163 @@
+"""A model version's quality report: measured from paired tasks, written as files.
+
+Files in the output folder: ``labels.csv`` (a row per region type and label), ``regions.csv``
+(every predicted region and every missed annotated one: tp/fp/fn, IoU, fate),
+``summary.json``, ``errors.csv`` (results that could not be read) and ``charts/`` (a PNG per
+label). Polygons and keypoints are not measured: they are counted by type.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import asdict, astuple, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prelabel.atomic import atomic_write, atomic_write_csv
+from prelabel.failures import write_errors
+from prelabel.labelstudio.config import LabelConfig
+from prelabel.paths import safe_file_name
+from prelabel.quality.chart import write_label_chart
+from prelabel.quality.coco import coco_ap
+from prelabel.quality.matching import MEASURED_TYPES, Fate
+from prelabel.quality.metrics import (
+    ChoiceScore,
+    LabelScore,
+    RegionRow,
+    TextScore,
+    choice_scores,
+    label_scores,
+    text_score,
+)
+from prelabel.quality.pairs import Pairs
+
+__all__ = ["LABEL_COLUMNS", "QualityReport", "QualitySummary", "measure_quality", "write_quality"]
+
+LABEL_COLUMNS = ["type", "label", "tp", "fp", "fn", "precision", "recall", "f1", "ap", "ap50", "mean_iou",
+                 *(f.value for f in Fate)]  # fmt: skip
+_REGION_COLUMNS = ["task", "image", "type", "label", "region_id", "score", "outcome", "iou", "fate"]
+
+
+@dataclass
+class QualitySummary:
+    """What the report found (the flow's result); ``files`` names what was written."""
+
+    project_id: int
+    model_version: str
+    iou_threshold: float
+    tasks: int
+    unannotated: int
+    labels: list[LabelScore]
+    choices: list[ChoiceScore]
+    texts: TextScore
+    not_measured: dict[str, int]
+    errors: int
+    files: dict[str, str] = field(default_factory=dict)
+
+    def label_rows(self) -> list[dict[str, Any]]:
+        """One row per region type and label (``LABEL_COLUMNS``); undefined values are None."""
+        return [
+            dict(zip(LABEL_COLUMNS, [s.kind, s.label, s.tp, s.fp, s.fn, s.precision, s.recall,
+                                     s.f1, s.ap, s.ap50, s.mean_iou,
+                                     *(s.fates[f] for f in Fate)], strict=True))
+            for s in self.labels
+        ]  # fmt: skip
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "project_id": self.project_id, "model_version": self.model_version,
+            "iou_threshold": self.iou_threshold, "tasks": self.tasks, "unannotated": self.unannotated,
+            "labels": self.label_rows(),
+            "fates": {f.value: sum(s.fates[f] for s in self.labels) for f in Fate},
+            "choices": [asdict(c) | {"accuracy": c.accuracy} for c in self.choices],
+            "texts": asdict(self.texts) | {"cer": self.texts.cer},
+            "not_measured": self.not_measured, "errors": self.errors, "files": self.files,
+        }  # fmt: skip
+
+    def markdown(self) -> str:
+        lines = [
+            f"# Quality of model version `{self.model_version}`, project {self.project_id}",
+            "",
+            f"{self.tasks} tasks with a prediction and an annotation (latest, not cancelled); "
+            f"{self.unannotated} predicted tasks not annotated yet. Matched one-to-one at IoU "
+            f"{self.iou_threshold}.",
+            "",
+            "| " + " | ".join(LABEL_COLUMNS) + " |",
+            "|" + "---|" * len(LABEL_COLUMNS),
+        ]
+        lines += ["| " + " | ".join(_cell(v) for v in row.values()) + " |" for row in self.label_rows()]
+        lines.append("")
+        for c in self.choices:
+            lines.append(
+                f"- Choices `{c.control}`: {_cell(c.accuracy)} accuracy ({c.correct} of {c.tasks} tasks)"
+            )
+        lines.append(f"- Texts: {self.texts.compared} compared, {self.texts.corrected} corrected, "
+                     f"character error rate {_cell(self.texts.cer)}")  # fmt: skip
+        if self.not_measured:
+            counted = ", ".join(f"{kind} ({n})" for kind, n in sorted(self.not_measured.items()))
+            lines.append(f"- Not measured, counted: {counted}")
+        if self.errors:
+            lines.append(f"- {self.errors} results could not be read (errors.csv)")
+        return "\n".join(lines)
+
+
+@dataclass
+class QualityReport:
+    """The summary and the per-region rows behind it."""
+
+    summary: QualitySummary
+    regions: list[RegionRow]
+
+
+def measure_quality(
+    pairs: Pairs, config: LabelConfig, project_id: int, iou_threshold: float = 0.5
+) -> QualityReport:
+    """Every number of the report, from the paired tasks."""
+    scores, rows = label_scores(pairs.tasks, iou_threshold)
+    for kind in MEASURED_TYPES:
+        for label, (ap, ap50) in coco_ap(pairs.tasks, kind).items():
+            scores[(kind, label)].ap, scores[(kind, label)].ap50 = ap, ap50
+    skipped = Counter(r.kind for p in pairs.tasks for r in [*p.predicted, *p.annotated]
+                      if r.kind not in MEASURED_TYPES)  # fmt: skip
+    summary = QualitySummary(
+        project_id=project_id, model_version=pairs.model_version, iou_threshold=iou_threshold,
+        tasks=len(pairs.tasks), unannotated=pairs.unannotated, labels=list(scores.values()),
+        choices=choice_scores(pairs.tasks, config), texts=text_score(pairs.tasks, config),
+        not_measured=dict(skipped), errors=len(pairs.errors),
+    )  # fmt: skip
+    return QualityReport(summary, rows)
+
+
+def write_quality(out_dir: Path, report: QualityReport, pairs: Pairs) -> QualitySummary:
+    """Write the report's files into ``out_dir``; the summary comes back naming them."""
+    summary = report.summary
+    charts = out_dir / "charts"
+    charts.mkdir(parents=True, exist_ok=True)
+    files = {
+        "labels": out_dir / "labels.csv",
+        "regions": out_dir / "regions.csv",
+        "errors": out_dir / "errors.csv",
+    }
+    atomic_write_csv(files["labels"], LABEL_COLUMNS, ([*r.values()] for r in summary.label_rows()))
+    regions = [[*astuple(r)[:-1], r.fate.value] for r in report.regions]
+    atomic_write_csv(files["regions"], _REGION_COLUMNS, regions)
+    write_errors(files["errors"], pairs.errors)
+    used: set[str] = set()
+    for score in summary.labels:
+        name = safe_file_name(f"{score.kind}-{score.label}")
+        while name in used:
+            name += "_"
+        used.add(name)
+        files[f"chart {score.kind} {score.label}"] = write_label_chart(charts / f"{name}.png", score)
+    summary.files = {key: str(path) for key, path in files.items()}
+    summary.files["summary"] = str(out_dir / "summary.json")
+    atomic_write(out_dir / "summary.json", json.dumps(summary.to_json(), indent=2))
+    return summary
+
+
+def _cell(value: Any) -> str:
+    """A markdown table cell: n/a for undefined, three decimals, a label's pipes escaped."""
+    if value is None:
+        return "n/a"
+    return f"{value:.3f}" if isinstance(value, float) else str(value).replace("|", "\\|")

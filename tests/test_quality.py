@@ -1,0 +1,194 @@
+"""The quality report on a synthetic project with known edits (tests/support/known_edits.py):
+every number known in advance."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from prelabel.errors import PrelabelError
+from prelabel.labelstudio.client import LabelStudioClient, Project
+from prelabel.labelstudio.config import parse_label_config
+from prelabel.labelstudio.regions import Region
+from prelabel.labelstudio.server import LocalLabelStudio
+from prelabel.quality import QualitySummary, load_pairs, measure_quality
+from prelabel.quality.chart import CHART_SIZE
+from prelabel.quality.matching import Fate, Match, fate, greedy_match, iou_matrix
+from prelabel.quality.metrics import text_score
+from prelabel.quality.pairs import TaskPair
+from tests.conftest import run_prelabel
+from tests.support.known_edits import AP_CAR_BOX, AP_CAR_MASK, AP_PERSON_BOX, CONFIG, known_edits_project
+
+
+@pytest.fixture(scope="module")
+def synthetic(label_studio: LocalLabelStudio) -> Iterator[tuple[LabelStudioClient, Project]]:
+    with LabelStudioClient(label_studio.url, label_studio.legacy_token, timeout=30) as client:
+        yield client, known_edits_project(client)
+
+
+def _numbers(summary: QualitySummary) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(row["type"], row["label"]): row for row in summary.label_rows()}
+
+
+def test_known_edits_give_known_numbers(synthetic: tuple[LabelStudioClient, Project]) -> None:
+    client, project = synthetic
+    project_read, pairs = load_pairs(client, project.id, "v1")
+    summary = measure_quality(pairs, project_read.config, project.id).summary
+
+    assert (summary.tasks, summary.unannotated, summary.errors) == (4, 2, 0)
+    rows = _numbers(summary)
+    assert set(rows) == {("rectanglelabels", "car"), ("rectanglelabels", "person"), ("brushlabels", "car")}
+    car, person, mask = (
+        rows["rectanglelabels", "car"],
+        rows["rectanglelabels", "person"],
+        rows["brushlabels", "car"],
+    )
+    for row in (car, person):  # one kept, one missed each way
+        assert (row["tp"], row["fp"], row["fn"]) == (1, 1, 1)
+        assert row["precision"] == row["recall"] == row["f1"] == 0.5
+        assert row["mean_iou"] == 1.0
+    assert (car["kept"], car["edited"], car["deleted"], car["added"]) == (1, 1, 0, 0)
+    assert (person["kept"], person["edited"], person["deleted"], person["added"]) == (1, 0, 1, 1)
+    assert car["ap"] == pytest.approx(AP_CAR_BOX) and car["ap50"] == pytest.approx(AP_CAR_BOX)
+    assert person["ap"] == pytest.approx(AP_PERSON_BOX) and person["ap50"] == pytest.approx(AP_PERSON_BOX)
+
+    assert (mask["tp"], mask["fp"], mask["fn"], mask["precision"], mask["recall"]) == (2, 0, 0, 1.0, 1.0)
+    assert mask["mean_iou"] == pytest.approx((1.0 + 0.81) / 2)
+    assert (mask["kept"], mask["edited"], mask["deleted"], mask["added"]) == (1, 1, 0, 0)
+    assert mask["ap50"] == pytest.approx(1.0) and mask["ap"] == pytest.approx(AP_CAR_MASK)
+
+    assert [(c.control, c.tasks, c.correct, c.accuracy) for c in summary.choices] == [("scene", 4, 3, 0.75)]
+    texts = summary.texts
+    assert (texts.compared, texts.corrected, texts.edits, texts.reference_chars) == (2, 1, 1, 13)
+    assert texts.cer == pytest.approx(1 / 13)
+    assert summary.not_measured == {"polygonlabels": 2}
+
+
+def test_cli_writes_csv_json_and_charts(
+    synthetic: tuple[LabelStudioClient, Project], label_studio: LocalLabelStudio, tmp_path: Path
+) -> None:
+    _, project = synthetic
+    env = {
+        "PRELABEL_LS_URL": label_studio.url,
+        "PRELABEL_LS_API_KEY": label_studio.legacy_token.get_secret_value(),
+    }
+    done = run_prelabel(
+        "quality", "--project-id", str(project.id), "--model-version", "v1", cwd=tmp_path, env=env
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    out = tmp_path / "prelabel-output" / "quality" / f"project-{project.id}" / "v1"
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["fates"] == {"kept": 3, "edited": 2, "deleted": 1, "added": 1}
+    assert summary["texts"]["cer"] == pytest.approx(1 / 13) and summary["choices"][0]["accuracy"] == 0.75
+    with (out / "labels.csv").open(newline="") as handle:
+        labels = {(r["type"], r["label"]): r for r in csv.DictReader(handle)}
+    assert float(labels["rectanglelabels", "person"]["ap"]) == pytest.approx(AP_PERSON_BOX)
+    with (out / "regions.csv").open(newline="") as handle:
+        fates = {(r["task"], r["region_id"], r["outcome"]): r["fate"] for r in csv.DictReader(handle)}
+    assert {(k[1], k[2], v) for k, v in fates.items() if k[1].startswith(("b", "a"))} == {
+        ("b1", "tp", "kept"), ("b2", "fp", "edited"), ("b2", "fn", "edited"), ("b3", "fp", "deleted"),
+        ("b4", "tp", "kept"), ("a4", "fn", "added"),
+    }  # fmt: skip
+    charts = sorted((out / "charts").glob("*.png"))
+    assert [c.name for c in charts] == [
+        "brushlabels-car.png",
+        "rectanglelabels-car.png",
+        "rectanglelabels-person.png",
+    ]
+    for chart in charts:
+        with Image.open(chart) as image:
+            image.verify()
+        with Image.open(chart) as image:
+            assert image.size == CHART_SIZE and image.format == "PNG"
+    assert "character error rate 0.077" in done.stdout
+
+
+def test_an_unknown_model_version_names_the_versions_there(
+    synthetic: tuple[LabelStudioClient, Project], label_studio: LocalLabelStudio, tmp_path: Path
+) -> None:
+    client, project = synthetic
+    with pytest.raises(
+        PrelabelError, match=r"no predictions of model version 'v9'.*'old' \(1 predictions\), 'v1' \(6"
+    ):
+        load_pairs(client, project.id, "v9")
+    env = {
+        "PRELABEL_LS_URL": label_studio.url,
+        "PRELABEL_LS_API_KEY": label_studio.legacy_token.get_secret_value(),
+    }
+    done = run_prelabel(
+        "quality", "--project-id", str(project.id), "--model-version", "v9", cwd=tmp_path, env=env
+    )
+    assert done.returncode != 0
+    assert "model version 'v9'" in done.stderr and "'v1' (6 predictions)" in done.stderr
+    assert not (tmp_path / "prelabel-output").exists()
+
+
+def _region(rid: str, label: str, xyxy: tuple[float, float, float, float], text: str | None = None) -> Region:
+    x1, y1, x2, y2 = xyxy
+    corners = ((x1, y1), (x2, y1), (x2, y2), (x1, y2))
+    return Region(
+        task_id=1, image="a.jpg", annotation_id=1, annotator=None, kind="rectanglelabels", label=label,
+        xyxy=xyxy, area=(x2 - x1) * (y2 - y1), width=100, height=100, mask=None, lead_time=None,
+        created_at="", updated_at="", from_prediction_unchanged=False, corners=corners, region_id=rid,
+        attributes={"transcription": [text]} if text is not None else {},
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("ious", "scores", "expected"),
+    [
+        (np.zeros((0, 2)), [], []),  # no prediction
+        (np.zeros((2, 0)), [0.9, 0.8], []),  # nothing annotated
+        (np.array([[0.49]]), [0.9], []),  # just below the threshold
+        (np.array([[0.5]]), [0.9], [Match(0, 0, 0.5)]),  # at the threshold
+        (np.array([[0.6], [0.9]]), [0.9, 0.5], [Match(0, 0, 0.6)]),  # score order wins, not IoU
+        (np.array([[0.8, 0.7], [0.9, 0.0]]), [0.9, 0.8], [Match(0, 0, 0.8)]),  # one-to-one: taken is taken
+        (np.array([[0.8, 0.7], [0.9, 0.6]]), [0.9, 0.8], [Match(0, 0, 0.8), Match(1, 1, 0.6)]),
+    ],
+)
+def test_greedy_match(ious: np.ndarray[Any, Any], scores: list[float], expected: list[Match]) -> None:
+    assert greedy_match(ious, scores, 0.5) == expected
+
+
+def test_iou_of_nothing_and_of_boxes() -> None:
+    box = _region("a", "car", (0, 0, 10, 10))
+    assert iou_matrix("rectanglelabels", [], [box]).shape == (0, 1)
+    assert iou_matrix("rectanglelabels", [box], []).shape == (1, 0)
+    half = _region("b", "car", (5, 0, 15, 10))  # 50 of 150 pixels shared
+    assert iou_matrix("rectanglelabels", [box, half], [box]) == pytest.approx(np.array([[1.0], [1 / 3]]))
+
+
+@pytest.mark.parametrize(
+    ("annotated", "expected"),
+    [
+        (None, Fate.DELETED),
+        (_region("a", "car", (10, 10, 30, 30)), Fate.KEPT),
+        (_region("a", "car", (10.4, 10, 30.4, 30)), Fate.KEPT),  # the UI's rounding, not an edit
+        (_region("a", "car", (11, 10, 31, 30)), Fate.EDITED),  # moved a pixel
+        (_region("a", "car", (10, 10, 30, 31)), Fate.EDITED),  # one side moved
+        (_region("a", "person", (10, 10, 30, 30)), Fate.EDITED),  # relabelled
+    ],
+)
+def test_fate(annotated: Region | None, expected: Fate) -> None:
+    assert fate(_region("a", "car", (10, 10, 30, 30)), annotated) == expected
+
+
+def test_text_error_rate_needs_reference_characters() -> None:
+    config = parse_label_config(CONFIG)
+
+    def pair(predicted: str, annotated: str) -> TaskPair:
+        return TaskPair(1, "a.jpg", [_region("a", "car", (0, 0, 9, 9), predicted)],
+                        [_region("a", "car", (0, 0, 9, 9), annotated)], {}, {}, {})  # fmt: skip
+
+    emptied = text_score([pair("AB", "")], config)  # people cleared the text: all edits, no reference
+    assert (emptied.compared, emptied.corrected, emptied.edits, emptied.cer) == (1, 1, 2, None)
+    both = text_score([pair("AB", ""), pair("kitten", "sitting")], config)
+    assert both.cer == pytest.approx((2 + 3) / 7)
+    assert text_score([], config).cer is None
