@@ -4,7 +4,6 @@ Backspace, S; reload), leases between reviewers, the token, the v1 migration, th
 from __future__ import annotations
 
 import random
-import shutil
 import sqlite3
 import threading
 import time
@@ -26,6 +25,7 @@ from prelabel.review.server import create_app
 from prelabel.review.sets import ReviewSet, items_from_references
 from prelabel.settings import Settings
 from tests.conftest import encode_image, run_prelabel
+from tests.support.browser import chromium
 
 # One feature per item, shuffled against the id order, so max-prob's order is not the row order.
 _X = [0.0, 3.0, 2.0, 1.0, -2.0, -1.0]
@@ -110,82 +110,69 @@ def serve() -> Iterator[object]:
         assert not thread.is_alive()
 
 
-def _chromium() -> str:
-    path = shutil.which("chromium")
-    if path is None:
-        pytest.skip("Debian's chromium is not installed and scripts/bootstrap could not install it")
-    return path
-
-
 def test_keyboard_review_in_chromium(tmp_path: Path, serve: object) -> None:
-    from playwright.sync_api import sync_playwright
-
     db_path, features = _set(tmp_path)
     queue = ReviewQueue(db_path, read_features(features), "max-prob", seed=_seed_without_held_out())
     url = serve(queue)  # type: ignore[operator]
     shown: list[int] = []
     skipped: set[int] = set()
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=_chromium(), args=["--no-sandbox"])
-        try:
-            page = browser.new_page()
-            page.goto(url + "/")
-            step = 0
+    with chromium() as browser:
+        page = browser.new_page()
+        page.goto(url + "/")
+        step = 0
 
-            def wait() -> int:
-                """Wait for the page to show the server's answer; the item shown."""
-                nonlocal step
-                page.wait_for_function(f"Number(document.body.dataset.step || 0) > {step}", timeout=15000)
-                step = int(page.evaluate("document.body.dataset.step"))
-                assert page.inner_text("#error") == ""
-                item = int(page.evaluate("document.body.dataset.itemId"))
-                assert "held out" not in page.inner_text("#how")
-                shown.append(item)
-                return item
+        def wait() -> int:
+            """Wait for the page to show the server's answer; the item shown."""
+            nonlocal step
+            page.wait_for_function(f"Number(document.body.dataset.step || 0) > {step}", timeout=15000)
+            step = int(page.evaluate("document.body.dataset.step"))
+            assert page.inner_text("#error") == ""
+            item = int(page.evaluate("document.body.dataset.itemId"))
+            assert "held out" not in page.inner_text("#how")
+            shown.append(item)
+            return item
 
-            def press(key: str) -> int:
-                page.keyboard.press(key)
-                return wait()
+        def press(key: str) -> int:
+            page.keyboard.press(key)
+            return wait()
 
-            first = wait()
-            assert first == _expected_max_prob(db_path, skipped) == 1  # cold start: ties, row order
-            # The image is served by the page's server and the box drawn over it, to scale.
-            page.wait_for_function("document.getElementById('img').naturalWidth === 80")
-            assert page.inner_text("#label") == "car"
-            box = page.eval_on_selector("#box", "b => [b.offsetLeft, b.offsetWidth, b.style.display]")
-            scale = page.eval_on_selector("#img", "i => i.clientWidth / i.naturalWidth")
-            assert box[2] == "block" and box[0] == pytest.approx(10 * scale, abs=1)
-            assert box[1] == pytest.approx(40 * scale, abs=1)
+        first = wait()
+        assert first == _expected_max_prob(db_path, skipped) == 1  # cold start: ties, row order
+        # The image is served by the page's server and the box drawn over it, to scale.
+        page.wait_for_function("document.getElementById('img').naturalWidth === 80")
+        assert page.inner_text("#label") == "car"
+        box = page.eval_on_selector("#box", "b => [b.offsetLeft, b.offsetWidth, b.style.display]")
+        scale = page.eval_on_selector("#img", "i => i.clientWidth / i.naturalWidth")
+        assert box[2] == "block" and box[0] == pytest.approx(10 * scale, abs=1)
+        assert box[1] == pytest.approx(40 * scale, abs=1)
 
-            second = press("d")  # yes
-            assert _answers(db_path) == {1: 1}
-            assert second == _expected_max_prob(db_path, skipped)
-            third = press("ArrowLeft")  # no: both classes, the model is fitted
-            assert _answers(db_path) == {1: 1, second: 0}
-            assert third == _expected_max_prob(db_path, skipped) == 5  # lowest x, not the row order
-            assert "n/a" not in page.inner_text("#pyes")
-            again = press("Backspace")  # undo the "no": that item is asked again
-            assert again == second and _answers(db_path) == {1: 1}
-            after_skip = press("s")
-            skipped.add(second)
-            assert _answers(db_path) == {1: 1}
-            assert after_skip == _expected_max_prob(db_path, skipped) == 3  # cold again: row order
-            fourth = press("a")  # no
-            assert _answers(db_path) == {1: 1, 3: 0}
-            assert fourth == _expected_max_prob(db_path, skipped) == 5
+        second = press("d")  # yes
+        assert _answers(db_path) == {1: 1}
+        assert second == _expected_max_prob(db_path, skipped)
+        third = press("ArrowLeft")  # no: both classes, the model is fitted
+        assert _answers(db_path) == {1: 1, second: 0}
+        assert third == _expected_max_prob(db_path, skipped) == 5  # lowest x, not the row order
+        assert "n/a" not in page.inner_text("#pyes")
+        again = press("Backspace")  # undo the "no": that item is asked again
+        assert again == second and _answers(db_path) == {1: 1}
+        after_skip = press("s")
+        skipped.add(second)
+        assert _answers(db_path) == {1: 1}
+        assert after_skip == _expected_max_prob(db_path, skipped) == 3  # cold again: row order
+        fourth = press("a")  # no
+        assert _answers(db_path) == {1: 1, 3: 0}
+        assert fourth == _expected_max_prob(db_path, skipped) == 5
 
-            page.reload()  # a reload shows the same item and keeps every answer
-            step = 0
-            assert wait() == fourth
-            assert _answers(db_path) == {1: 1, 3: 0}
-            assert "50.0%" in page.inner_text("#stats tbody")  # 1 yes of 2 answers
-            fifth = press("ArrowRight")  # yes
-            assert _answers(db_path) == {1: 1, 3: 0, fourth: 1}
-            assert fifth == _expected_max_prob(db_path, skipped)
-            stats = page.inner_text("#stats tbody")
-            assert "car" in stats and "66.7%" in stats  # 2 yes of 3 answers
-        finally:
-            browser.close()
+        page.reload()  # a reload shows the same item and keeps every answer
+        step = 0
+        assert wait() == fourth
+        assert _answers(db_path) == {1: 1, 3: 0}
+        assert "50.0%" in page.inner_text("#stats tbody")  # 1 yes of 2 answers
+        fifth = press("ArrowRight")  # yes
+        assert _answers(db_path) == {1: 1, 3: 0, fourth: 1}
+        assert fifth == _expected_max_prob(db_path, skipped)
+        stats = page.inner_text("#stats tbody")
+        assert "car" in stats and "66.7%" in stats  # 2 yes of 3 answers
     with sqlite3.connect(db_path) as db:
         rows = db.execute("SELECT item_id, answer, reviewer FROM answers ORDER BY seq").fetchall()
     assert [r[:2] for r in rows] == [(1, 1), (3, 0), (fourth, 1)]

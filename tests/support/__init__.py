@@ -1,1 +1,2 @@
-"""What tests and benchmarks share: tiny random models, fault-injecting HTTP servers."""
+"""What tests and benchmarks share: tiny random models, fault-injecting HTTP servers, chromium,
+screenshot checks."""
