@@ -118,8 +118,8 @@ class Stack:
         for process in self.processes.values():
             try:
                 process.wait(20)
-            except (subprocess.TimeoutExpired, ProcessLookupError):
-                with contextlib.suppress(ProcessLookupError):
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):  # its leader gone, the group emptied
                     os.killpg(process.pid, signal.SIGKILL)
 
 

@@ -10,6 +10,7 @@ import json
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from prelabel.records import save_raw_file
 from prelabel.samples import make_samples
@@ -36,7 +37,7 @@ def _objects(prefix: str) -> dict[str, bytes]:
     return {k.removeprefix(prefix): client.get_object(Bucket="pseudo", Key=k)["Body"].read() for k in keys}
 
 
-def _run_export(stack: Stack, params: dict[str, object]) -> dict[str, object]:
+def _run_export(stack: Stack, params: dict[str, object]) -> dict[str, Any]:
     return _wait_final(stack, stack.start_run("export/export", params))
 
 
@@ -131,8 +132,9 @@ def test_an_export_shard_whose_worker_is_killed_runs_again_and_each_image_is_exp
     assert marker["skipped"]  # what the killed run had written was kept, not written again
     objects = _objects("killed/")
     cocos = [json.loads(v) for k, v in objects.items() if k.startswith("coco/")]
-    exported = Counter(image["file_name"] for coco in cocos for image in coco["images"])
+    files = [image["file_name"] for coco in cocos for image in coco["images"]]
     ids = [image["id"] for coco in cocos for image in coco["images"]]
     assert len(cocos) == 10 and len(set(ids)) == len(ids) == 20
-    assert exported == Counter({f"images/{name}": 1 for name in site.images})
-    assert {k for k in objects if k.startswith("images/")} == set(exported)
+    # images/<content hash>-<source name>: each source image once, each written once
+    assert Counter(f.split("-", 1)[1] for f in files) == Counter(list(site.images))
+    assert {k for k in objects if k.startswith("images/")} == set(files)
