@@ -3,6 +3,8 @@ two process workers on the GPU pool and one on the CPU pool, runs started from t
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import re
@@ -17,14 +19,20 @@ from typing import Any
 
 import httpx
 import pytest
+from PIL import Image, ImageDraw
 
 from prelabel.labelstudio.client import LabelStudioClient, Project
 from prelabel.labelstudio.server import LocalLabelStudio, free_port
 from prelabel.samples import make_samples
+from tests.support.http_faults import Site, serve
 from tests.support.known_edits import known_edits_project
 
 ROOT = Path(__file__).parents[1]
 PREFECT = str(Path(sys.executable).parent / "prefect")
+# The zombie automation's window in these tests: heartbeats come every 30 s (Prefect's floor),
+# so a killed run is marked Crashed 30-65 s after the kill (the window, less the time since
+# its last heartbeat, plus the 5 s proactive evaluation).
+CRASH_AFTER = 60
 pytestmark = pytest.mark.slow
 
 
@@ -33,21 +41,21 @@ class Stack:
 
     def __init__(self, api: str, env: dict[str, str], logs: Path) -> None:
         self.api, self.env, self.logs = api, env, logs
-        self.processes: list[subprocess.Popen[bytes]] = []
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
 
     def start(self, name: str, args: list[str], **extra_env: str) -> None:
         log = (self.logs / f"{name}.log").open("wb")
-        self.processes.append(subprocess.Popen(args, cwd=ROOT, env={**self.env, **extra_env}, stdout=log,
-                                               stderr=subprocess.STDOUT, start_new_session=True))  # fmt: skip
+        self.processes[name] = subprocess.Popen(args, cwd=ROOT, env={**self.env, **extra_env}, stdout=log,
+                                                stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             args, cwd=ROOT, env=self.env, capture_output=True, text=True, check=False, timeout=300
         )
 
-    def deploy(self) -> None:
-        """Pools and limits set up, every deployment deployed."""
-        setup = self.run(sys.executable, "deployments/setup.py")
+    def deploy(self, *setup_args: str) -> None:
+        """Pools, limits and the automation set up, every deployment deployed."""
+        setup = self.run(sys.executable, "deployments/setup.py", *setup_args)
         assert setup.returncode == 0, setup.stderr[-2000:]
         deploy = self.run(
             PREFECT, "--no-prompt", "deploy", "--all", "--prefect-file", "deployments/prefect.yaml"
@@ -60,10 +68,10 @@ class Stack:
             [PREFECT, "worker", "start", "--pool", "prelabel-cpu", "--type", "process", "--name", "cpu"],
         )
 
-    def deploy_with_workers(self) -> None:
-        """Every deployment deployed, two GPU-pool workers (gpu-a, gpu-b, one flow run at a time
-        each) and one CPU-pool worker started."""
-        self.deploy()
+    def deploy_with_workers(self, *setup_args: str) -> None:
+        """Everything deployed (``deploy``), two GPU-pool workers (gpu-a, gpu-b, one flow run at a
+        time each) and one CPU-pool worker started."""
+        self.deploy(*setup_args)
         for name in ("gpu-a", "gpu-b"):
             worker = [
                 PREFECT,
@@ -91,15 +99,36 @@ class Stack:
                     raise
                 time.sleep(2)
 
+    def start_run(self, deployment: str, params: dict[str, Any]) -> str:
+        """Start a run of ``deployment`` from the CLI; its id."""
+        started = self.run(
+            PREFECT, "deployment", "run", deployment, "--params", json.dumps({"params": params})
+        )
+        assert started.returncode == 0, started.stdout[-2000:] + started.stderr[-2000:]
+        run_id = re.search(r"UUID:\s*([0-9a-f-]{36})", started.stdout)
+        assert run_id, started.stdout
+        return run_id.group(1)
+
+    def kill_worker_of(self, flow_run: dict[str, Any]) -> str:
+        """SIGKILL the flow run's process group and that of the worker that started it (a lost
+        machine); the worker's name."""
+        pid = int(flow_run["infrastructure_pid"])
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        name = next(v.split(b"=", 1)[1].decode() for v in environ if v.startswith(b"PRELABEL_WORKER_NAME="))
+        os.killpg(os.getpgid(pid), signal.SIGKILL)
+        os.killpg(self.processes[name].pid, signal.SIGKILL)
+        return name
+
     def stop(self) -> None:
-        for process in reversed(self.processes):
+        for process in reversed(self.processes.values()):
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGTERM)
-        for process in self.processes:
+        for process in self.processes.values():
             try:
                 process.wait(20)
             except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
+                with contextlib.suppress(ProcessLookupError):  # its leader gone, the group emptied
+                    os.killpg(process.pid, signal.SIGKILL)
 
 
 @pytest.fixture
@@ -146,23 +175,91 @@ def prefect_stack(tmp_path: Path, extra_env: dict[str, str]) -> Iterator[Stack]:
         running.stop()
 
 
-def _started(done: subprocess.CompletedProcess[str]) -> str:
-    """The flow run id ``prefect deployment run`` printed."""
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    run_id = re.search(r"UUID:\s*([0-9a-f-]{36})", done.stdout)
-    assert run_id, done.stdout
-    return run_id.group(1)
-
-
-def _wait_final(stack: Stack, run_id: str, timeout: float = 420) -> dict[str, Any]:
+def _wait_final(stack: Stack, run_id: str, timeout: float = 420, poll: float = 2) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         run = stack.call("GET", f"/flow_runs/{run_id}")
         if run["state"]["type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
             return dict(run)
-        time.sleep(2)
+        time.sleep(poll)
     logs = "\n".join(p.read_text()[-2000:] for p in sorted(stack.logs.glob("*.log")))
     pytest.fail(f"flow run {run_id} did not finish:\n{logs}")
+
+
+def slow_images(count: int, folder: Path, site: Site) -> Path:
+    """``count`` distinct small JPEGs on ``site``, each answered after ``site.slow`` seconds (a slow
+    source keeps a shard in flight without slowing the code under test); their manifest."""
+    for number in range(count):
+        image = Image.new("RGB", (64, 48), (number * 37 % 256, number * 91 % 256, 128))
+        ImageDraw.Draw(image).rectangle((8 + number % 20, 8, 40, 30), fill=(250, 250, 250))
+        data = io.BytesIO()
+        image.save(data, format="JPEG")
+        site.images[f"img_{number:03d}.jpg"] = data.getvalue()
+    manifest = folder / "slow.csv"
+    manifest.write_text("uri\n" + "".join(f"{site.url}/slow/{name}\n" for name in site.images))
+    return manifest
+
+
+def kill_mid_shard(stack: Stack, flow: str, site: Site, cache: Path) -> tuple[dict[str, Any], str]:
+    """Wait for a run of ``flow`` (a shard) that has asked for some of its images but not all and
+    has no marker yet, then kill it with its worker; the run as it was and the worker's name."""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        body = {"flows": {"name": {"any_": [flow]}}, "flow_runs": {"state": {"type": {"any_": ["RUNNING"]}}}}
+        for run in stack.call("POST", "/flow_runs/filter", body):
+            shard = run["parameters"]["params"]["shard"]
+            listed = json.loads((cache / "markers" / "lists" / f"{shard}.json").read_text())["images"]
+            asked = sum(site.hits[httpx.URL(uri).path] > 0 for uri in listed)
+            if run["infrastructure_pid"] and 3 <= asked < len(listed) - 2:
+                assert not (cache / "markers" / f"{shard}.json").exists()
+                return run, stack.kill_worker_of(run)
+        time.sleep(0.3)
+    pytest.fail(f"no {flow} run was caught in flight")
+
+
+def crashed_after_kill(stack: Stack, victim: dict[str, Any], killed: float) -> float:
+    """Wait for the automation to mark the killed run Crashed; the seconds from the kill."""
+    crashed = _wait_final(stack, victim["id"], timeout=240, poll=0.5)
+    assert crashed["state"]["type"] == "CRASHED", json.dumps(crashed["state"])[:2000]
+    assert "no heartbeat" in crashed["state"]["message"]
+    return time.monotonic() - killed
+
+
+def shard_runs(stack: Stack, flow: str, shard: str) -> list[str]:
+    """The final states of ``shard``'s runs, oldest first."""
+    runs = stack.call(
+        "POST", "/flow_runs/filter", {"flows": {"name": {"any_": [flow]}}, "sort": "START_TIME_ASC"}
+    )
+    return [r["state"]["type"] for r in runs if r["parameters"]["params"]["shard"] == shard]
+
+
+def test_a_worker_killed_mid_shard_the_shard_runs_again_and_every_task_has_one_prediction(
+    stack: Stack, ls_client: LabelStudioClient, project: Project, tmp_path: Path, tiny_detr: Path
+) -> None:
+    stack.deploy_with_workers("--crash-silent-after", str(CRASH_AFTER))
+    with serve(Site({}, slow=2.0)) as site:
+        manifest = slow_images(20, tmp_path, site)
+        params = {"project_id": project.id, "manifest": str(manifest), "model": "detr", "import_new": True,
+                  "model_options": {"checkpoint": str(tiny_detr), "threshold": 0.0, "device": "cpu"},
+                  "model_version": "survivor", "shard_size": 10, "max_parallel_shards": 2, "batch_size": 2,
+                  "label_map": {"car": "civilian vehicle"}, "output_dir": str(tmp_path / "out"),
+                  "unmatched_csv": str(tmp_path / "out" / "unmatched.csv")}  # fmt: skip
+        run_id = stack.start_run("preannotate/preannotate", params)
+        victim, lost = kill_mid_shard(stack, "infer-shard", site, tmp_path / "cache")
+        killed = time.monotonic()
+        timings = {"crashed": crashed_after_kill(stack, victim, killed)}
+        final = _wait_final(stack, run_id)
+        timings["completed"] = time.monotonic() - killed
+    print(f"worker {lost} killed; seconds from the kill: {timings}")
+    assert final["state"]["type"] == "COMPLETED", json.dumps(final["state"])[:2000]
+
+    shard = victim["parameters"]["params"]["shard"]
+    assert shard_runs(stack, "infer-shard", shard) == ["CRASHED", "COMPLETED"]
+    marker = json.loads((tmp_path / "cache" / "markers" / f"{shard}.json").read_text())
+    assert marker["worker"] == ({"gpu-a", "gpu-b"} - {lost}).pop()
+    tasks = list(ls_client.iter_tasks(project.id, full=True))
+    assert len(tasks) == 20
+    assert [[p["model_version"] for p in t.predictions] for t in tasks] == [["survivor"]] * 20
 
 
 def test_deploy_schedule_and_scale_out_over_two_gpu_workers(
@@ -179,9 +276,7 @@ def test_deploy_schedule_and_scale_out_over_two_gpu_workers(
               "model_version": "deployed", "shard_size": 1, "max_parallel_shards": 4,
               "label_map": {"car": "civilian vehicle"}, "output_dir": str(tmp_path / "out"),
               "unmatched_csv": str(tmp_path / "out" / "unmatched.csv")}  # fmt: skip
-    started = _started(stack.run(PREFECT, "deployment", "run", "preannotate/preannotate", "--params",
-                                 json.dumps({"params": params})))  # fmt: skip
-    final = _wait_final(stack, started)
+    final = _wait_final(stack, stack.start_run("preannotate/preannotate", params))
     assert final["state"]["type"] == "COMPLETED", json.dumps(final["state"])[:2000]
 
     assert ls_client.model_versions(project.id) == {"deployed": 4}
@@ -221,9 +316,7 @@ def test_quality_runs_after_each_pull_for_its_project(
     project = known_edits_project(ls_client)
     ls_client.show_predictions(project.id, "v1")  # the version annotators see: the one measured
     out = tmp_path / "pull"
-    params = {"params": {"project_id": project.id, "out": str(out)}}
-    pulled = _started(stack.run(PREFECT, "deployment", "run", "pull-annotations/pull-annotations", "--params",
-                                json.dumps(params)))  # fmt: skip
+    pulled = stack.start_run("pull-annotations/pull-annotations", {"project_id": project.id, "out": str(out)})
     assert _wait_final(stack, pulled)["state"]["type"] == "COMPLETED"
 
     quality: list[Any] = []

@@ -1,20 +1,33 @@
 """Sharded export end to end: a real Prefect server, the deployments, two process workers on
 the GPU pool and one on the CPU pool, moto's S3 server as the target. The shards' objects
 must equal a single-process export byte for byte, and a shard cut short must be completed
-by a rerun that writes only what it had not written."""
+by a rerun that writes only what it had not written; a shard whose worker is killed (SIGKILL)
+must be marked Crashed by the zombie automation and run again on the other worker."""
 
 from __future__ import annotations
 
 import json
-import re
+import time
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from prelabel.records import save_raw_file
 from prelabel.samples import make_samples
 from prelabel.settings import load_settings
 from prelabel.store.s3 import s3_client
-from tests.conftest import run_prelabel
-from tests.test_deployments import PREFECT, Stack, _wait_final, prefect_stack
+from tests.conftest import TINY_DETR_LABELS, run_prelabel
+from tests.support.http_faults import Site, serve
+from tests.test_deployments import (
+    CRASH_AFTER,
+    Stack,
+    _wait_final,
+    crashed_after_kill,
+    kill_mid_shard,
+    prefect_stack,
+    shard_runs,
+    slow_images,
+)
 from tests.test_export import s3_env  # noqa: F401  (the fixture)
 
 
@@ -24,14 +37,8 @@ def _objects(prefix: str) -> dict[str, bytes]:
     return {k.removeprefix(prefix): client.get_object(Bucket="pseudo", Key=k)["Body"].read() for k in keys}
 
 
-def _run_export(stack: Stack, params: dict[str, object]) -> dict[str, object]:
-    started = stack.run(
-        PREFECT, "deployment", "run", "export/export", "--params", json.dumps({"params": params})
-    )
-    assert started.returncode == 0, started.stdout[-2000:] + started.stderr[-2000:]
-    run_id = re.search(r"UUID:\s*([0-9a-f-]{36})", started.stdout)
-    assert run_id, started.stdout
-    return _wait_final(stack, run_id.group(1))
+def _run_export(stack: Stack, params: dict[str, object]) -> dict[str, Any]:
+    return _wait_final(stack, stack.start_run("export/export", params))
 
 
 def test_sharded_export_equals_one_process_and_a_cut_shard_is_completed(
@@ -92,3 +99,42 @@ def test_sharded_export_equals_one_process_and_a_cut_shard_is_completed(
         assert sum(redone[path.name]["skipped"].values()) == len(objects) - 2
         others = {k: v for k, v in redone.items() if k != path.name}
         assert others == {p.name: m for p, m in markers.items() if p != path}  # not run again
+
+
+def test_an_export_shard_whose_worker_is_killed_runs_again_and_each_image_is_exported_once(
+    tmp_path: Path,
+    s3_env: dict[str, str],  # noqa: F811
+    tiny_detr: Path,
+) -> None:
+    s3 = s3_client(load_settings())
+    s3.create_bucket(Bucket="pseudo")
+    with prefect_stack(tmp_path, s3_env) as stack, serve(Site({}, slow=2.0)) as site:
+        stack.deploy_with_workers("--crash-silent-after", str(CRASH_AFTER))
+        manifest = slow_images(20, tmp_path, site)
+        params = {"manifest": str(manifest), "model": "detr", "to": "s3://pseudo/killed", "with_images": True,
+                  "model_options": {"checkpoint": str(tiny_detr), "threshold": 0.0, "device": "cpu"},
+                  "batch_size": 2, "shard_size": 10, "max_parallel_shards": 2,
+                  "categories": sorted(TINY_DETR_LABELS.values()),
+                  "output_dir": str(tmp_path / "out")}  # fmt: skip
+        run_id = stack.start_run("export/export", params)
+        victim, lost = kill_mid_shard(stack, "export-shard", site, tmp_path / "cache")
+        killed = time.monotonic()
+        timings = {"crashed": crashed_after_kill(stack, victim, killed)}
+        final = _wait_final(stack, run_id)
+        timings["completed"] = time.monotonic() - killed
+        print(f"worker {lost} killed; seconds from the kill: {timings}")
+        assert final["state"]["type"] == "COMPLETED", json.dumps(final["state"])[:2000]
+        shard = victim["parameters"]["params"]["shard"]
+        assert shard_runs(stack, "export-shard", shard) == ["CRASHED", "COMPLETED"]
+
+    marker = json.loads((tmp_path / "cache" / "markers" / f"{shard}.json").read_text())
+    assert marker["worker"] == ({"gpu-a", "gpu-b"} - {lost}).pop()
+    assert marker["skipped"]  # what the killed run had written was kept, not written again
+    objects = _objects("killed/")
+    cocos = [json.loads(v) for k, v in objects.items() if k.startswith("coco/")]
+    files = [image["file_name"] for coco in cocos for image in coco["images"]]
+    ids = [image["id"] for coco in cocos for image in coco["images"]]
+    assert len(cocos) == 10 and len(set(ids)) == len(ids) == 20
+    # images/<content hash>-<source name>: each source image once, each written once
+    assert Counter(f.split("-", 1)[1] for f in files) == Counter(list(site.images))
+    assert {k for k in objects if k.startswith("images/")} == set(files)
