@@ -8,7 +8,7 @@ from __future__ import annotations
 import io
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -76,30 +76,6 @@ def _photo_and_predictions(folder: Path) -> npt.NDArray[np.uint8]:
     return shown.to_array()
 
 
-def _post_what_prelabel_cannot_build_yet(client: LabelStudioClient, task_id: int) -> None:
-    """TEMPORARY, until prelabel/labelstudio/predictions.py builds polygons, keypoints and choices
-    (issue 18 item 1): add them, in Label Studio's format, to the prediction `prelabel run` posted;
-    then delete this and let `prelabel run` post them from the raw file, which already has them."""
-    (prediction,) = client.task_predictions(task_id)
-    person = next(r["id"] for r in prediction["result"] if r["value"].get("rectanglelabels") == ["person"])
-    common = {"to_name": "image", "original_width": WIDTH, "original_height": HEIGHT, "image_rotation": 0}
-
-    def percent(x: float, y: float) -> list[float]:
-        return [x / WIDTH * 100, y / HEIGHT * 100]
-
-    added: list[dict[str, Any]] = [
-        {"id": "dog-polygon", "type": "polygonlabels", "from_name": "polygon", **common,
-         "value": {"points": [percent(*p) for p in DOG], "closed": True, "polygonlabels": ["dog"]}},
-        *({"id": f"person-{name}", "type": "keypointlabels", "from_name": "keypoints", "parentID": person,
-           **common, "value": dict(zip("xy", percent(*p), strict=True), width=1, keypointlabels=[name])}
-          for name, p in MARKS.items()),
-        {"id": "choice", "type": "choices", "from_name": "choice", "to_name": "image",
-         "value": {"choices": ["night"]}},
-    ]  # fmt: skip
-    result = prediction["result"] + added
-    client.request("PATCH", f"/api/predictions/{prediction['id']}/", json={"result": result})
-
-
 def _settled_screenshot(page: Page, timeout: float = 20.0) -> npt.NDArray[np.uint8]:
     """The labeling page once Label Studio has loaded the regions and the image and two screenshots
     in a row are the same (Konva draws on animation frames; the image may still be re-fitted)."""
@@ -150,7 +126,9 @@ def test_predictions_are_drawn_on_their_objects(
                         cwd=tmp_path, env=env)  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     (task,) = ls_client.iter_tasks(project_id)
-    _post_what_prelabel_cannot_build_yet(ls_client, task.id)
+    (prediction,) = ls_client.task_predictions(task.id)
+    posted = sorted({r["type"] for r in prediction["result"]})
+    assert posted == ["brushlabels", "choices", "keypointlabels", "polygonlabels", "rectanglelabels"]
 
     with chromium() as browser:
         page = browser.new_page(viewport={"width": 1280, "height": 900}, device_scale_factor=1)
