@@ -126,3 +126,38 @@ def test_ocr_posts_a_rotated_rectangle_with_its_text(
     ]
     for tag in ('<BrushLabels name="mask">', '<KeyPointLabels name="keypoints">', '<Choices name="choice">'):
         assert tag in said  # said once for the run, never an error
+
+
+def test_a_model_chain_fills_boxes_keypoints_and_choices(
+    label_studio: LocalLabelStudio,
+    ls_client: LabelStudioClient,
+    tmp_path: Path,
+    tiny_detr: Path,
+    tiny_vitpose: Path,
+    tiny_siglip: Path,
+) -> None:
+    """detr+vitpose+siglip in one run; the choices come from the project's config, not an option."""
+    args = ["project", "create", "--title", "people", "--labels", "person", "--tools", "box",
+            "--keypoints", "coco-17", "--choices", "indoor,outdoor"]  # fmt: skip
+    project_id = int(_prelabel(label_studio, *args, cwd=tmp_path).stdout.strip().splitlines()[-1])
+    images = tmp_path / "images"
+    images.mkdir()
+    pixels = np.random.default_rng(3).integers(0, 255, (60, 80, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(images / "crowd.png")
+    options = {"detr.checkpoint": tiny_detr, "detr.threshold": 0.0,
+               "vitpose.checkpoint": tiny_vitpose, "vitpose.threshold": -1e9,
+               "siglip.checkpoint": tiny_siglip, "siglip.threshold": 0.0}  # fmt: skip
+    run = ["run", "--input-dir", "images", "--project-id", str(project_id), "--model", "detr+vitpose+siglip",
+           *(f"--model-option={key}={value}" for key, value in options.items()),
+           "--import-new", "--model-version", "chain-v1", "--output-dir", "out"]  # fmt: skip
+    _prelabel(label_studio, *run, cwd=tmp_path)
+    results = _results(ls_client, project_id, "chain-v1")
+    people = {r["id"] for r in results if r["type"] == "rectanglelabels"}
+    points = [r for r in results if r["type"] == "keypointlabels"]
+    assert people and points and {p["parentID"] for p in points} <= people
+    assert all(0 <= p["value"][axis] <= 100 for p in points for axis in ("x", "y"))
+    (choice,) = [r for r in results if r["type"] == "choices"]
+    assert choice["value"]["choices"][0] in ("indoor", "outdoor") and len(choice["value"]["choices"]) == 1
+
+    _prelabel(label_studio, *run, cwd=tmp_path)  # a rerun: the cache answers, nothing posted twice
+    assert ls_client.model_versions(project_id) == {"chain-v1": 1}
