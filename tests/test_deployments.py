@@ -233,6 +233,27 @@ def shard_runs(stack: Stack, flow: str, shard: str) -> list[str]:
     return [r["state"]["type"] for r in runs if r["parameters"]["params"]["shard"] == shard]
 
 
+def run_with_a_shard_killed(
+    stack: Stack, deployment: str, params: dict[str, Any], site: Site, cache: Path
+) -> tuple[str, str]:
+    """Run ``deployment``, SIGKILL the worker of one of its shards mid-flight, and check the shard
+    ended Crashed, ran again on the other worker and the run completed; the shard and the lost worker."""
+    shard_flow = "export-shard" if deployment.startswith("export/") else "infer-shard"
+    run_id = stack.start_run(deployment, params)
+    victim, lost = kill_mid_shard(stack, shard_flow, site, cache)
+    killed = time.monotonic()
+    timings = {"crashed": crashed_after_kill(stack, victim, killed)}
+    final = _wait_final(stack, run_id)
+    timings["completed"] = time.monotonic() - killed
+    print(f"worker {lost} killed; seconds from the kill: {timings}")
+    assert final["state"]["type"] == "COMPLETED", json.dumps(final["state"])[:2000]
+    shard = victim["parameters"]["params"]["shard"]
+    assert shard_runs(stack, shard_flow, shard) == ["CRASHED", "COMPLETED"]
+    marker = json.loads((cache / "markers" / f"{shard}.json").read_text())
+    assert marker["worker"] == ({"gpu-a", "gpu-b"} - {lost}).pop()
+    return shard, lost
+
+
 def test_a_worker_killed_mid_shard_the_shard_runs_again_and_every_task_has_one_prediction(
     stack: Stack, ls_client: LabelStudioClient, project: Project, tmp_path: Path, tiny_detr: Path
 ) -> None:
@@ -244,19 +265,7 @@ def test_a_worker_killed_mid_shard_the_shard_runs_again_and_every_task_has_one_p
                   "model_version": "survivor", "shard_size": 10, "max_parallel_shards": 2, "batch_size": 2,
                   "label_map": {"car": "civilian vehicle"}, "output_dir": str(tmp_path / "out"),
                   "unmatched_csv": str(tmp_path / "out" / "unmatched.csv")}  # fmt: skip
-        run_id = stack.start_run("preannotate/preannotate", params)
-        victim, lost = kill_mid_shard(stack, "infer-shard", site, tmp_path / "cache")
-        killed = time.monotonic()
-        timings = {"crashed": crashed_after_kill(stack, victim, killed)}
-        final = _wait_final(stack, run_id)
-        timings["completed"] = time.monotonic() - killed
-    print(f"worker {lost} killed; seconds from the kill: {timings}")
-    assert final["state"]["type"] == "COMPLETED", json.dumps(final["state"])[:2000]
-
-    shard = victim["parameters"]["params"]["shard"]
-    assert shard_runs(stack, "infer-shard", shard) == ["CRASHED", "COMPLETED"]
-    marker = json.loads((tmp_path / "cache" / "markers" / f"{shard}.json").read_text())
-    assert marker["worker"] == ({"gpu-a", "gpu-b"} - {lost}).pop()
+        run_with_a_shard_killed(stack, "preannotate/preannotate", params, site, tmp_path / "cache")
     tasks = list(ls_client.iter_tasks(project.id, full=True))
     assert len(tasks) == 20
     assert [[p["model_version"] for p in t.predictions] for t in tasks] == [["survivor"]] * 20

@@ -7,7 +7,6 @@ must be marked Crashed by the zombie automation and run again on the other worke
 from __future__ import annotations
 
 import json
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -22,10 +21,8 @@ from tests.test_deployments import (
     CRASH_AFTER,
     Stack,
     _wait_final,
-    crashed_after_kill,
-    kill_mid_shard,
     prefect_stack,
-    shard_runs,
+    run_with_a_shard_killed,
     slow_images,
 )
 from tests.test_export import s3_env  # noqa: F401  (the fixture)
@@ -116,19 +113,9 @@ def test_an_export_shard_whose_worker_is_killed_runs_again_and_each_image_is_exp
                   "batch_size": 2, "shard_size": 10, "max_parallel_shards": 2,
                   "categories": sorted(TINY_DETR_LABELS.values()),
                   "output_dir": str(tmp_path / "out")}  # fmt: skip
-        run_id = stack.start_run("export/export", params)
-        victim, lost = kill_mid_shard(stack, "export-shard", site, tmp_path / "cache")
-        killed = time.monotonic()
-        timings = {"crashed": crashed_after_kill(stack, victim, killed)}
-        final = _wait_final(stack, run_id)
-        timings["completed"] = time.monotonic() - killed
-        print(f"worker {lost} killed; seconds from the kill: {timings}")
-        assert final["state"]["type"] == "COMPLETED", json.dumps(final["state"])[:2000]
-        shard = victim["parameters"]["params"]["shard"]
-        assert shard_runs(stack, "export-shard", shard) == ["CRASHED", "COMPLETED"]
+        shard, _ = run_with_a_shard_killed(stack, "export/export", params, site, tmp_path / "cache")
 
     marker = json.loads((tmp_path / "cache" / "markers" / f"{shard}.json").read_text())
-    assert marker["worker"] == ({"gpu-a", "gpu-b"} - {lost}).pop()
     assert marker["skipped"]  # what the killed run had written was kept, not written again
     objects = _objects("killed/")
     cocos = [json.loads(v) for k, v in objects.items() if k.startswith("coco/")]
