@@ -32,7 +32,7 @@ from prelabel.models.rle import masks_to_runs
 from prelabel.models.runtime import autocast, load_pretrained, require_torch, select_device
 from prelabel.records import Detections, ModelSignature
 
-__all__ = ["SAM_MEAN", "SAM_STD", "GroundedSam2", "build_prompt", "normalise_pixels"]
+__all__ = ["SAM_MEAN", "SAM_STD", "GroundedSam2", "build_prompt", "detector_pixels", "normalise_pixels"]
 
 # SAM 2 checkpoints are trained on ImageNet-normalised pixels.
 SAM_MEAN = (0.485, 0.456, 0.406)
@@ -190,32 +190,41 @@ class GroundedSam2(ModelAdapter):
     def _detect(self, detector: Any, processor: Any, images: list[Any]) -> list[Detections]:
         """Boxes, scores and prompt classes for same-size images (3, H, W uint8 on the device)."""
         torch = require_torch("grounded-sam2")
-        text, positions, tokens = self._text_inputs(detector, processor)
-        settings = processor.image_processor
-        height, width = int(images[0].shape[1]), int(images[0].shape[2])
-        size = _shortest_edge_size(
-            height, width, settings.size["shortest_edge"], settings.size.get("longest_edge")
-        )
-        pixels = normalise_pixels(torch.stack(images), size, settings.image_mean, settings.image_std)
+        text, _, _ = self._text_inputs(detector, processor)
+        pixels = detector_pixels(torch.stack(images), processor.image_processor)
         count = len(images)
         with torch.inference_mode(), autocast(pixels.device.type, self.dtype):
             outputs = detector(
                 pixel_values=pixels,
-                pixel_mask=torch.ones((count, *size), dtype=torch.long, device=pixels.device),
+                pixel_mask=torch.ones((count, *pixels.shape[-2:]), dtype=torch.long, device=pixels.device),
                 **{k: v.expand(count, -1) for k, v in text.items()},
             )
-        probs = outputs.logits[..., :tokens].float().sigmoid()  # (images, queries, tokens)
+        height, width = int(images[0].shape[1]), int(images[0].shape[2])
+        return self.select(outputs.logits, outputs.pred_boxes, (height, width))
+
+    def select(self, logits: Any, pred_boxes: Any, size: tuple[int, int]) -> list[Detections]:
+        """Detections from Grounding DINO's outputs for images of ``size`` (height, width) pixels.
+
+        logits (images, queries, text positions), pred_boxes (images, queries, 4) cx cy w h
+        relative: a box's score is its best token (as ``post_process_grounded_object_detection``),
+        its class the prompt class with the best token, boxes clipped to the image.
+        """
+        torch = require_torch("grounded-sam2")
+        detector, processor, _ = self._load()
+        _, positions, tokens = self._text_inputs(detector, processor)
+        probs = logits[..., :tokens].float().sigmoid()  # (images, queries, tokens)
         box_scores = probs.amax(-1)
         # a class's score: its best token (classes x a few tokens; no classes x tokens tensor)
         class_scores = torch.stack([probs[..., where].amax(-1) for where in positions], -1)
         best_scores, best_classes = class_scores.max(-1)
         keep = (box_scores > self.box_threshold) & (best_scores > self.text_threshold)
-        cx, cy, w, h = outputs.pred_boxes.float().unbind(-1)
+        cx, cy, w, h = pred_boxes.float().unbind(-1)
         corners = torch.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], -1)
+        height, width = size
         scale = torch.tensor([width, height, width, height], dtype=corners.dtype, device=corners.device)
         corners = torch.minimum((corners * scale).clamp(min=0), scale)
         found = []
-        for b in range(count):
+        for b in range(len(logits)):
             scores = box_scores[b][keep[b]]
             order = scores.argsort(descending=True)[: self.max_detections]
             xyxy = corners[b][keep[b]][order].cpu().numpy().astype(np.float64)
@@ -283,18 +292,34 @@ class GroundedSam2(ModelAdapter):
         return [tuple(m) for m in masks]
 
 
+def detector_pixels(images: Any, image_processor: Any) -> Any:
+    """uint8 (n, 3, H, W) -> Grounding DINO's input, as its image processor's ``pixel_values``.
+
+    Same shape as the processor's; values differ by the processor's rounding to uint8 after
+    resizing (mean abs difference about 0.005, tests/test_grounded_sam2.py).
+    """
+    size = image_processor.size
+    target = _shortest_edge_size(
+        int(images.shape[-2]), int(images.shape[-1]), size["shortest_edge"], size.get("longest_edge")
+    )
+    return normalise_pixels(images, target, image_processor.image_mean, image_processor.image_std)
+
+
 def _shortest_edge_size(height: int, width: int, shortest: int, longest: int | None) -> tuple[int, int]:
-    """The (height, width) DETR-style processors resize to: shortest edge, capped longest edge."""
-    size = shortest
+    """The (height, width) DETR-style processors resize to: shortest edge, capped longest edge
+    (transformers' ``get_size_with_aspect_ratio``: the capped short edge rounds, the long edge
+    is cut from the unrounded one)."""
+    size, raw = shortest, float(shortest)
     if longest is not None:
         low, high = min(height, width), max(height, width)
         if high / low * size > longest:
-            size = round(longest * low / high)
+            raw = longest * low / high
+            size = round(raw)
     if (height <= width and height == size) or (width <= height and width == size):
         return height, width
     if width < height:
-        return int(size * height / width), size
-    return size, int(size * width / height)
+        return int(raw * height / width), size
+    return size, int(raw * width / height)
 
 
 def normalise_pixels(images: Any, size: tuple[int, int], mean: Sequence[float], std: Sequence[float]) -> Any:
