@@ -101,7 +101,7 @@ def overlapped(
                     ready = prepared.popleft().result()
                     prefetch()
                     done = _timed("work", number, work, ready)
-                except Exception as exc:  # raised below, after the earlier batches' results
+                except Exception as exc:  # noqa: BLE001  (re-raised below, after the earlier results)
                     failure = exc
                     break
                 finishing.append(_submit(finisher, "finish", number, finish, done))
@@ -113,5 +113,6 @@ def overlapped(
             if failure is not None:
                 raise failure
         finally:
-            for future in (*prepared, *finishing):
-                future.cancel()
+            for waiting in (prepared, finishing):
+                for future in waiting:
+                    future.cancel()

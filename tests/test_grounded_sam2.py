@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 import pytest
 import torch
@@ -12,7 +14,7 @@ from prelabel.errors import SettingsError
 from prelabel.labelstudio.config import parse_label_config
 from prelabel.labelstudio.labelmap import LabelMap
 from prelabel.models import ImageItem, create_model
-from prelabel.models.grounded_sam2 import build_prompt, detector_pixels
+from prelabel.models.grounded_sam2 import GroundedSam2, build_prompt, detector_pixels
 from prelabel.pipeline import project_prompt
 from prelabel.records import Detections
 from prelabel.samples import LABEL_CONFIG
@@ -69,7 +71,9 @@ SIZES = [
 
 
 def test_pixels_match_the_processors_pixel_values(tiny_gsam2: dict[str, str]) -> None:
-    model = create_model("grounded-sam2", classes=CLASSES, segment=False, **tiny_gsam2, **OPEN)
+    model = cast(
+        GroundedSam2, create_model("grounded-sam2", classes=CLASSES, segment=False, **tiny_gsam2, **OPEN)
+    )
     _, processor, _ = model._load()
     rng = np.random.default_rng(0)
     for width, height in SIZES:
@@ -85,8 +89,10 @@ def test_pixels_match_the_processors_pixel_values(tiny_gsam2: dict[str, str]) ->
 
 def test_boxes_scores_labels_match_the_processors_post_processing(tiny_gsam2: dict[str, str]) -> None:
     box_threshold, text_threshold = 0.5, 0.97  # random weights: some boxes dropped by each threshold
-    model = create_model("grounded-sam2", classes=CLASSES, segment=False, max_detections=100, **tiny_gsam2,
-                         **{**OPEN, "box_threshold": box_threshold, "text_threshold": text_threshold})  # fmt: skip
+    thresholds = {"box_threshold": box_threshold, "text_threshold": text_threshold}
+    model = create_model(
+        "grounded-sam2", classes=CLASSES, segment=False, **tiny_gsam2, **{**OPEN, **thresholds}
+    )
     detector, processor, _ = model._load()
     words = {name: set(name.split()) for name in CLASSES}
     by_box = by_text = kept = 0
