@@ -90,8 +90,9 @@ def test_pixels_match_the_processors_pixel_values(tiny_gsam2: dict[str, str]) ->
 def test_boxes_scores_labels_match_the_processors_post_processing(tiny_gsam2: dict[str, str]) -> None:
     box_threshold, text_threshold = 0.5, 0.97  # random weights: some boxes dropped by each threshold
     thresholds = {"box_threshold": box_threshold, "text_threshold": text_threshold}
-    model = create_model(
-        "grounded-sam2", classes=CLASSES, segment=False, **tiny_gsam2, **{**OPEN, **thresholds}
+    model = cast(
+        GroundedSam2,
+        create_model("grounded-sam2", classes=CLASSES, segment=False, **tiny_gsam2, **{**OPEN, **thresholds}),
     )
     detector, processor, _ = model._load()
     words = {name: set(name.split()) for name in CLASSES}

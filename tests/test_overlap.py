@@ -97,9 +97,12 @@ def test_batches_in_flight_are_bounded(ahead: int) -> None:
     """An instant prepare and a slow consumer: a loop without a bound would read everything."""
     prepared: list[int] = []
     held = []
-    for value in overlapped(
-        range(20), lambda k: prepared.append(k) or k, lambda k: k, lambda k: k, ahead=ahead
-    ):
+
+    def prepare(k: int) -> int:
+        prepared.append(k)
+        return k
+
+    for value in overlapped(range(20), prepare, lambda k: k, lambda k: k, ahead=ahead):
         held.append(len(prepared) - value)  # batches read but not yet handed to the consumer
     assert max(held) <= 2 * ahead + 1
     assert len(prepared) == 20
