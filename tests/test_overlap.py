@@ -4,13 +4,18 @@ and recorded stage intervals that overlap (forced by handshakes, never by timing
 from __future__ import annotations
 
 import contextvars
+import itertools
 import logging
 import threading
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from prelabel.overlap import Interval, overlapped
+from prelabel.samples import make_samples
+from tests.conftest import write_image
 
 WAIT = 10.0  # seconds a handshake waits before the test fails (a sequential loop never completes one)
 
@@ -38,41 +43,104 @@ def intervals() -> Iterator[Intervals]:
     logger.setLevel(level)
 
 
-def test_decode_next_and_finish_previous_overlap_the_work(intervals: Intervals) -> None:
-    count = 4
-    started = {(stage, k): threading.Event() for stage in ("prepare", "work", "finish") for k in range(count)}
-    missed: list[str] = []
+class Handshakes:
+    """Each stage of batch k starts, then waits until a neighbouring stage has started: it can
+    only complete when both run at once (a sequential loop times out and is reported)."""
 
-    def meet(me: tuple[str, int], other: tuple[str, int]) -> None:
-        """Start ``me``, then wait until ``other`` has started: both are running at once."""
-        started[me].set()
-        if other in started and not started[other].wait(WAIT):
-            missed.append(f"{me} never saw {other} running")
+    def __init__(self, count: int) -> None:
+        self.started = {
+            (s, k): threading.Event() for s in ("prepare", "work", "finish") for k in range(count)
+        }
+        self.missed: list[str] = []
 
-    def prepare(k: int) -> int:
-        meet(("prepare", k), ("work", k - 1))
-        return k
+    def meet(self, me: tuple[str, int], *others: tuple[str, int]) -> None:
+        self.started[me].set()
+        for other in others:
+            if other in self.started and not self.started[other].wait(WAIT):
+                self.missed.append(f"{me} never saw {other} running")
 
-    def work(k: int) -> int:
-        meet(("work", k), ("prepare", k + 1))
-        meet(("work", k), ("finish", k - 1))
-        return k * 10
+    def prepare(self, k: int) -> None:
+        self.meet(("prepare", k), ("work", k - 1))
 
-    def finish(v: int) -> int:
-        meet(("finish", v // 10), ("work", v // 10 + 1))
-        return v + 1
+    def work(self, k: int) -> None:
+        self.meet(("work", k), ("prepare", k + 1), ("finish", k - 1))
 
-    assert list(overlapped(range(count), prepare, work, finish)) == [1, 11, 21, 31]
-    assert missed == []
-    seen = intervals.seen
+    def finish(self, k: int) -> None:
+        self.meet(("finish", k), ("work", k + 1))
+
+
+def assert_overlapped(seen: dict[tuple[str, int], Interval], count: int) -> None:
+    """Decode of k+1 and finishing of k-1 overlapped the work on k; each batch's stages in order."""
     assert len(seen) == 3 * count
     for k in range(count - 1):
         assert seen["prepare", k + 1].overlaps(seen["work", k])
         assert seen["finish", k].overlaps(seen["work", k + 1])
-    for k in range(count):  # within a batch the stages follow each other
+    for k in range(count):
         assert (
             seen["prepare", k].end <= seen["work", k].start <= seen["work", k].end <= seen["finish", k].start
         )
+
+
+def test_decode_next_and_finish_previous_overlap_the_work(intervals: Intervals) -> None:
+    count = 4
+    meet = Handshakes(count)
+
+    def prepare(k: int) -> int:
+        meet.prepare(k)
+        return k
+
+    def work(k: int) -> int:
+        meet.work(k)
+        return k * 10
+
+    def finish(v: int) -> int:
+        meet.finish(v // 10)
+        return v + 1
+
+    assert list(overlapped(range(count), prepare, work, finish)) == [1, 11, 21, 31]
+    assert meet.missed == []
+    assert_overlapped(intervals.seen, count)
+
+
+def test_the_infer_flow_overlaps_reading_inference_and_writing(
+    intervals: Intervals, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real flow, model and tasks, each stage wrapped in its handshake (one image a batch)."""
+    import flows.common
+    import flows.infer
+    import tasks.inference as inference
+    from flows.params import InferParams
+    from prelabel import pipeline
+
+    samples = make_samples()
+    (tmp_path / "images").mkdir()
+    for sample in samples:
+        write_image(tmp_path / "images", sample.name, sample.data)
+    count = len(samples)
+    meet = Handshakes(count)
+    calls = {"prepare": itertools.count(), "work": itertools.count(), "finish": itertools.count()}  # in order
+    real_read, real_infer, real_save = pipeline.read_batch, inference.infer_batch, inference.save_raw_files
+
+    def read_batch(*args: Any, **kwargs: Any) -> Any:
+        meet.prepare(next(calls["prepare"]))
+        return real_read(*args, **kwargs)
+
+    def infer_batch(*args: Any) -> Any:
+        meet.work(next(calls["work"]))
+        return real_infer(*args)
+
+    def save_raw_files(*args: Any) -> int:
+        meet.finish(next(calls["finish"]))
+        return real_save(*args)
+
+    monkeypatch.setattr(flows.common, "read_batch", read_batch)
+    monkeypatch.setattr(flows.common, "infer_batch", infer_batch)
+    monkeypatch.setattr(flows.infer, "save_raw_files", save_raw_files)
+    params = InferParams(input_dir=str(tmp_path / "images"), out=str(tmp_path / "raw"), model="ocr",
+                         cache_dir=str(tmp_path / "cache"), batch_size=1)  # fmt: skip
+    summary = flows.infer.infer(params)
+    assert (summary.written, summary.failed) == (count, 0) and meet.missed == []
+    assert_overlapped(intervals.seen, count)
 
 
 @pytest.mark.parametrize("stage", ["prepare", "work", "finish"])

@@ -46,6 +46,8 @@ class ModelAdapter(ABC):
     prompt_from_project: ClassVar[bool] = False
     # The stage an image's failure is reported at (raw files: reading the prediction file).
     failure_stage: ClassVar[Stage] = Stage.INFER
+    # False: predict never decodes pixels (raw files), so a batch is not decoded ahead for it.
+    decodes_pixels: ClassVar[bool] = True
 
     @abstractmethod
     def signature(self) -> ModelSignature:
