@@ -95,7 +95,7 @@ def overlapped(
         try:
             prefetch()
             number = 0
-            failure: BaseException | None = None
+            failure: Exception | None = None
             while prepared:
                 try:
                     ready = prepared.popleft().result()

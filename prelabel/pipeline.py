@@ -159,8 +159,8 @@ def look_up(
 
 def infer_read(batch: ReadBatch, model: ModelAdapter, cache: PredictionCache | None) -> InferResult:
     """The batch's result: its cached records, then the model's for the misses (then cached);
-    an image the model fails on becomes an error row. ``batch`` is left as it was (a retry
-    starts again from it)."""
+    an image the model fails on becomes an error row. ``batch`` is left as it was but for the
+    misses' decoded pixels, which are dropped (a retry decodes them again)."""
     result = dataclasses.replace(
         batch.found, records=list(batch.found.records), errors=list(batch.found.errors),
         model_counts=Counter(batch.found.model_counts),
@@ -168,7 +168,10 @@ def infer_read(batch: ReadBatch, model: ModelAdapter, cache: PredictionCache | N
     if not batch.misses:
         return result
     signature = model.signature()
-    for item, outcome in zip(batch.misses, model.predict(batch.misses), strict=True):
+    outcomes = model.predict(batch.misses)
+    for item in batch.misses:
+        item.unload()
+    for item, outcome in zip(batch.misses, outcomes, strict=True):
         if isinstance(outcome, PrelabelError):
             result.errors.append(failure_row(item.uri, model.failure_stage, outcome))
             continue
