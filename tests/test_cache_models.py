@@ -144,13 +144,13 @@ def test_read_batch_decodes_only_the_misses_a_model_needs_pixels_of(tmp_path: Pa
     (tmp_path / "bad.jpg").write_bytes(b"not an image")
     model, cache = _Counting(), LocalCache(tmp_path / "cache")
     cache.put(read_image_info(Path(paths[0])).sha256, SIGNATURE, DETECTIONS)
-    batch = read_batch([*paths, str(tmp_path / "bad.jpg")], model, cache)  # type: ignore[arg-type]
+    batch = read_batch([*paths, str(tmp_path / "bad.jpg")], model, cache)
     assert [Path(e.file).name for e in batch.found.errors] == ["bad.jpg"] and batch.found.cached == 1
     assert [i.uri for i in batch.misses] == paths[1:]
     assert [i._loaded is not None for i in batch.items] == [False] + [True] * len(
         batch.misses
     )  # hit: not decoded
-    result = infer_read(batch, model, cache)  # type: ignore[arg-type]
+    result = infer_read(batch, model, cache)
     assert (result.cached, result.inferred, len(result.errors)) == (1, 2, 2)  # the stand-in fails every other
     assert result.errors[0].file.endswith("bad.jpg")  # read errors first, as before
     assert all(i._loaded is None for i in batch.items) and batch.found.errors == result.errors[:1]
