@@ -102,6 +102,7 @@ def test_decode_next_and_finish_previous_overlap_the_work(intervals: Intervals) 
     assert_overlapped(intervals.seen, count)
 
 
+@pytest.mark.usefixtures("prefect_server")
 def test_the_infer_flow_overlaps_reading_inference_and_writing(
     intervals: Intervals, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
