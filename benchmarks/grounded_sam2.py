@@ -1,68 +1,112 @@
 """Grounding DINO -> SAM 2: prelabel's batched adapter against a one-image-at-a-time loop.
 
-Question: how many images per second does ``--model grounded-sam2`` label on one GPU, and
-how much does batching buy over the loop of the Grounded-SAM-2 demo? Goals on one H100:
->= 30 images/s and >= 4x the loop.
-Method: random-weight checkpoints of the real architectures (transformers' default
-configs: Grounding DINO tiny = Swin-T + BERT-base, SAM 2.1 Hiera tiny; speed does not
-depend on the weights), ``--images`` 1080p images decoded before timing (both paths get the
-same pixels), a 3-class prompt, thresholds at 0 with ``max_detections`` = ``--boxes`` so
-every image has exactly that many boxes and masks, bf16 autocast. Both paths end with COCO
-RLE masks on the CPU. The loop does per image what the demo does: the transformers
-processor (CPU resize and normalise), the detector, the processor's post-processing, the
-top boxes, SAM 2 on that one image, every mask upsampled at once, thresholded, encoded.
-One warm-up image per path; peak GPU memory per path.
-Command (GPU): ``python benchmarks/grounded_sam2.py``; the tests run it with ``--tiny``.
+Question: how many images per second does ``--model grounded-sam2`` label on one GPU from JPEG
+bytes to COCO RLE, where does the time go, and how much does batching buy over the loop of
+the Grounded-SAM-2 demo? Goals on one H100: >= 30 images/s, >= 6x the loop, peak GPU memory
+<= 16 GiB at the default batch size, mask encoding < 5% of the time.
+Method: random-weight checkpoints of the real architectures (transformers' default configs:
+Grounding DINO tiny = Swin-T + BERT-base, SAM 2.1 Hiera tiny; speed does not depend on the
+weights), ``--images`` JPEGs, a 3-class prompt, thresholds at 0 with ``max_detections`` =
+``--boxes`` so every image has exactly that many boxes and masks. Both paths start from the
+JPEG bytes and end with COCO RLE masks on the host.
+- The loop does per image what the demo does: decode, resize and normalise, the detector, the
+  processor's post-processing, the top boxes (clipped to the image), SAM 2 on that one image,
+  every mask upsampled at once, thresholded, copied to the host, encoded. It resizes on the
+  device as the adapter does, so both paths see the same pixels; ``--demo-pixels`` uses the
+  processor's CPU resize as the demo does (slower; its uint8 rounding moves random-weight
+  boxes, so lower ``--min-iou``).
+- prelabel, at the adapter's default batch size and each of ``--batch-sizes``: batches go
+  through ``prelabel.overlap`` as in the flows (the next batch decoded while the model works),
+  timed end to end; then once more with a ``StageTimer`` (CUDA synchronised at each stage's
+  ends, so the stages add up to more than the overlapped run) for the time per stage.
+Before any ratio is printed, every batched run's masks are checked against the loop's: the
+same count per image, each mask equal or at IoU >= ``--min-iou`` (0.999: measured on the CPU
+at 1080p, even in float32 a few masks differ by one pixel of a million, from the different
+order of floating-point sums in a batch); equal counts and the worst IoU are printed.
+One warm-up batch per path; peak GPU memory per run (``n/a`` on the CPU). The projection to
+100k images assumes shards scale linearly over ``--gpus`` (``infer-shard``: nothing shared
+but the cache).
+Command (GPU): ``python -m benchmarks.grounded_sam2``; the tests run it with ``--tiny``.
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import io
 import platform
-import tempfile
+import sys
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
+from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from tempfile import TemporaryDirectory
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 from PIL import Image
 
-from prelabel.convert.masks import mask_to_coco
+from prelabel.convert.masks import CocoRle, coco_to_mask, mask_to_coco
 from prelabel.images import read_image_info
 from prelabel.models import ImageItem, create_model
-from prelabel.models.grounded_sam2 import SAM_MEAN, SAM_STD, build_prompt, normalise_pixels
-from prelabel.models.runtime import autocast
+from prelabel.models.base import decode_batch
+from prelabel.models.grounded_sam2 import (
+    SAM_MEAN,
+    SAM_STD,
+    GroundedSam2,
+    build_prompt,
+    detector_pixels,
+    normalise_pixels,
+)
+from prelabel.models.runtime import StageTimer, autocast
+from prelabel.overlap import overlapped
+from prelabel.pipeline import chunks
+from prelabel.records import Detections
 from tests.support.random_models import save_grounding_dino, save_sam2
 
 CLASSES = ["car", "person", "traffic light"]
+STAGES = ["decode", "copies", "detector", "encoder", "decoder", "mask encode"]
+Masks = list[list[CocoRle | None]]
+T = TypeVar("T")
 
 
-def _images(count: int, width: int, height: int) -> list[ImageItem]:
+def _jpegs(count: int, width: int, height: int) -> list[bytes]:
     rng = np.random.default_rng(0)
-    items = []
-    for i in range(count):
-        pixels = rng.integers(0, 255, (height // 8, width // 8, 3), dtype=np.uint8)
+    out = []
+    for _ in range(count):
+        pixels = rng.integers(0, 255, (height // 8 + 1, width // 8 + 1, 3), dtype=np.uint8)
+        blocks = np.kron(pixels, np.ones((8, 8, 1), dtype=np.uint8))[:height, :width]
         buffer = io.BytesIO()
-        Image.fromarray(np.kron(pixels, np.ones((8, 8, 1), dtype=np.uint8))).save(buffer, "JPEG", quality=90)
-        data = buffer.getvalue()
-        item = ImageItem(uri=f"{i}.jpg", data=data, info=read_image_info(data, f"{i}.jpg"))
-        item.load()  # decoded before timing: both paths get the same pixels
-        items.append(item)
-    return items
+        Image.fromarray(blocks).save(buffer, "JPEG", quality=90)
+        out.append(buffer.getvalue())
+    return out
 
 
-def _loop(adapter: Any, items: Sequence[ImageItem], boxes: int) -> None:
-    """One image at a time, as the Grounded-SAM-2 demo does."""
+def _items(jpegs: Sequence[bytes]) -> list[ImageItem]:
+    """Fresh items (nothing decoded yet) for one timed run."""
+    return [ImageItem(f"{i}.jpg", data, read_image_info(data, f"{i}.jpg")) for i, data in enumerate(jpegs)]
+
+
+def _loop(adapter: Any, items: Sequence[ImageItem], boxes: int, demo_pixels: bool) -> Masks:
+    """One image at a time, as the Grounded-SAM-2 demo does; the masks per image.
+
+    ``demo_pixels``: the processor resizes and normalises on the CPU, as in the demo; else the
+    loop resizes on the device as the adapter does (the same pixels, so the same masks)."""
     detector, processor, segmenter = adapter._load()
     device, dtype = adapter.device, adapter.dtype
     prompt = build_prompt(CLASSES)[0]
     side = int(segmenter.config.prompt_encoder_config.image_size)
+    out: Masks = []
     for item in items:
         image = item.load().rgb
-        inputs = processor(images=image, text=prompt, return_tensors="pt").to(device)
+        pixels = torch.from_numpy(np.array(image)).to(device).permute(2, 0, 1)[None]
+        if demo_pixels:
+            inputs = processor(images=image, text=prompt, return_tensors="pt").to(device)
+        else:
+            inputs = processor(text=prompt, return_tensors="pt").to(device)
+            inputs["pixel_values"] = detector_pixels(pixels, processor.image_processor)
         with torch.inference_mode(), autocast(device, dtype):
             outputs = detector(**inputs)
             found = processor.post_process_grounded_object_detection(
@@ -70,7 +114,8 @@ def _loop(adapter: Any, items: Sequence[ImageItem], boxes: int) -> None:
                 target_sizes=[(image.height, image.width)],
             )[0]  # fmt: skip
             top = found["boxes"][found["scores"].float().argsort(descending=True)[:boxes]].float()
-            pixels = torch.from_numpy(np.array(image)).to(device).permute(2, 0, 1)[None]
+            edges = torch.tensor([image.width, image.height] * 2, device=device)
+            top = torch.minimum(top.clamp(min=0), edges)  # inside the image, as the adapter keeps them
             scale = torch.tensor([side / image.width, side / image.height] * 2, device=device)
             result = segmenter(
                 pixel_values=normalise_pixels(pixels, (side, side), SAM_MEAN, SAM_STD),
@@ -79,57 +124,125 @@ def _loop(adapter: Any, items: Sequence[ImageItem], boxes: int) -> None:
             logits = result.pred_masks[0, :, 0][None].float()
             size = (image.height, image.width)
             masks = torch.nn.functional.interpolate(logits, size, mode="bilinear", align_corners=False)[0] > 0
-        for mask in masks.cpu().numpy():
-            mask_to_coco(mask)
+            present = (result.object_score_logits[0, :, 0].float() > 0).tolist()  # SAM 2: no object there
+        host = masks.cpu().numpy()
+        out.append([mask_to_coco(m) if p and m.any() else None for m, p in zip(host, present, strict=True)])
+    return out
 
 
-def _timed(run: Callable[[], object], device: str) -> tuple[float, float]:
-    if device.startswith("cuda"):
+def _batched(adapter: GroundedSam2, items: Sequence[ImageItem], batch_size: int) -> list[Detections]:
+    """As the flows run it: each batch decoded in a thread while the model works on the one before."""
+    results: list[Detections] = []
+    for found in overlapped(chunks(items, batch_size), _decoded, adapter.predict, lambda found: found):
+        results += [f for f in found if isinstance(f, Detections)]
+    return results
+
+
+def _decoded(batch: Sequence[ImageItem]) -> Sequence[ImageItem]:
+    decode_batch(batch)
+    return batch
+
+
+def _timed(run: Callable[[], T], device: str) -> tuple[T, float, str]:
+    """What ``run`` returns, its seconds and its peak device memory."""
+    cuda = device.startswith("cuda")
+    if cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
-    run()
-    if device.startswith("cuda"):
+    value = run()
+    if cuda:
         torch.cuda.synchronize()
-    peak = torch.cuda.max_memory_allocated() / 2**30 if device.startswith("cuda") else float("nan")
-    return time.perf_counter() - start, peak
+    seconds = time.perf_counter() - start
+    return value, seconds, f"{torch.cuda.max_memory_allocated() / 2**30:.2f} GiB" if cuda else "n/a"
+
+
+def _compare(batched: Sequence[Detections], loop: Masks, min_iou: float) -> tuple[int, int, float]:
+    """Masks equal to the loop's, masks compared, the worst IoU (a mask against none: 0); exits
+    before any ratio is printed when a mask's IoU is below ``min_iou``."""
+    equal = compared = 0
+    worst = 1.0
+    for image, (found, masks) in enumerate(zip(batched, loop, strict=True)):
+        if len(found.masks) != len(masks):
+            raise SystemExit(f"image {image}: {len(found.masks)} batched masks, {len(masks)} in the loop")
+        for a, b in zip(found.masks, masks, strict=True):
+            compared += 1
+            if a == b:
+                equal += 1
+                continue
+            x, y = (coco_to_mask(m) if m is not None else None for m in (a, b))
+            worst = min(worst, 0.0 if x is None or y is None else (x & y).sum() / max(1, (x | y).sum()))
+    if worst < min_iou:
+        raise SystemExit(
+            f"batched masks differ from the loop's: {equal}/{compared} equal, worst IoU {worst:.5f}"
+        )
+    return equal, compared, worst
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    default = int(inspect.signature(GroundedSam2).parameters["batch_size"].default)
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--images", type=int, default=256)
     parser.add_argument("--width", type=int, default=1920)
     parser.add_argument("--height", type=int, default=1080)
     parser.add_argument("--boxes", type=int, default=10)
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--batch-sizes", default="16,32", help=f"besides the adapter's default ({default})")
+    parser.add_argument("--gpus", type=int, default=8, help="for the 100k-image projection")
     parser.add_argument("--dtype", default="bfloat16")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--demo-pixels", action="store_true",
+                        help="the loop resizes on the CPU, as the demo (lower --min-iou)")  # fmt: skip
+    parser.add_argument("--min-iou", type=float, default=0.999, help="the least IoU of a mask and the loop's")
     parser.add_argument("--tiny", action="store_true", help="tiny models (the CPU smoke run in the tests)")
     args = parser.parse_args()
+    sizes = sorted({default, *(int(s) for s in args.batch_sizes.split(","))})
 
     gpu = torch.cuda.get_device_name() if args.device.startswith("cuda") else "none"
-    print(f"machine: {platform.processor() or platform.machine()}, GPU {gpu}, torch {torch.__version__}")
-    with tempfile.TemporaryDirectory() as tmp:
-        detector = save_grounding_dino(Path(tmp) / "gd", full=not args.tiny)
-        segmenter = save_sam2(Path(tmp) / "sam2", full=not args.tiny)
-        adapter = create_model(
-            "grounded-sam2", classes=CLASSES, detector=str(detector), segmenter=str(segmenter),
-            box_threshold=0.0, text_threshold=0.0, mask_score_threshold=0.0, max_detections=args.boxes,
-            batch_size=args.batch_size, dtype=args.dtype, device=args.device,
-        )  # fmt: skip
-        items = _images(args.images, args.width, args.height)
-        print(f"{args.images} images {args.width}x{args.height}, {args.boxes} boxes each, {args.dtype}, "
-              f"batch {args.batch_size}, {'tiny' if args.tiny else 'full-size'} models")  # fmt: skip
-        adapter.predict(items[:1])
-        _loop(adapter, items[:1], args.boxes)
-        results: list[Any] = []
-        batched, batched_peak = _timed(lambda: results.extend(adapter.predict(items)), args.device)
-        looped, loop_peak = _timed(lambda: _loop(adapter, items, args.boxes), args.device)
-    masks = sum(m is not None for r in results for m in r.masks)
-    print(f"batched: {args.images / batched:8.2f} images/s, peak GPU memory {batched_peak:.2f} GiB, "
-          f"{masks} masks")  # fmt: skip
-    print(f"loop:    {args.images / looped:8.2f} images/s, peak GPU memory {loop_peak:.2f} GiB")
-    print(f"ratio:   {looped / batched:.1f}x")
+    versions = (
+        f"python {sys.version.split()[0]}, torch {torch.__version__}, transformers {version('transformers')}"
+    )
+    print(f"machine: {platform.processor() or platform.machine()}, GPU {gpu}, {versions}")
+    print(f"{args.images} JPEGs {args.width}x{args.height}, {args.boxes} boxes each, {args.dtype}, "
+          f"{'tiny' if args.tiny else 'full-size'} models, device {args.device}")  # fmt: skip
+    jpegs = _jpegs(args.images, args.width, args.height)
+    with TemporaryDirectory() as tmp:
+        options = {
+            "classes": CLASSES, "detector": str(save_grounding_dino(Path(tmp) / "gd", full=not args.tiny)),
+            "segmenter": str(save_sam2(Path(tmp) / "sam2", full=not args.tiny)), "box_threshold": 0.0,
+            "text_threshold": 0.0, "mask_score_threshold": 0.0, "max_detections": args.boxes,
+            "dtype": args.dtype, "device": args.device,
+        }  # fmt: skip
+        reference: GroundedSam2 = create_model("grounded-sam2", **options)  # type: ignore[assignment]
+        loop = partial(_loop, reference, boxes=args.boxes, demo_pixels=args.demo_pixels)
+        loop(_items(jpegs[:1]))
+        loop_masks, looped, loop_peak = _timed(partial(loop, _items(jpegs)), args.device)
+        rows = []
+        for size in sizes:
+            adapter: GroundedSam2 = create_model("grounded-sam2", **options, batch_size=size)  # type: ignore[assignment]
+            _batched(adapter, _items(jpegs[:size]), size)
+            results, seconds, peak = _timed(partial(_batched, adapter, _items(jpegs), size), args.device)
+            equal, compared, iou = _compare(results, loop_masks, args.min_iou)
+            adapter.timer = StageTimer()
+            adapter.predict(_items(jpegs))  # stage by stage: synchronised, not overlapped
+            rows.append((size, args.images / seconds, peak, adapter.timer.seconds, equal, compared, iou))
+
+    per_image = 1000 / args.images
+    print("\nbatch  images/s  peak memory  masks equal to the loop's (worst IoU)  |  ms/image: "
+          + ", ".join(STAGES) + ", sum (stages synchronised)")  # fmt: skip
+    for size, rate, peak, stages, equal, compared, iou in rows:
+        times = [stages.get(name, 0.0) * per_image for name in STAGES]
+        tag = " (default)" if size == default else ""
+        print(f"{size:5d}  {rate:8.2f}  {peak:>11}  {equal:5d}/{compared:<5d} ({iou:.6f})  |  "
+              + "  ".join(f"{t:7.2f}" for t in times) + f"  {sum(times):7.2f}{tag}")  # fmt: skip
+    loop_rate = args.images / looped
+    print(f"loop   {loop_rate:8.2f}  {loop_peak:>11}")
+    best = max(rows, key=lambda row: row[1])
+    print(f"best batch {best[0]}: {best[1]:.2f} images/s, {best[1] / loop_rate:.1f}x the loop; "
+          f"at the default batch {default}: {rows[sizes.index(default)][1] / loop_rate:.1f}x")  # fmt: skip
+    hours = 100_000 / best[1] / 3600
+    print(f"100k images: {hours:.1f} h on 1 {'GPU' if gpu != 'none' else 'CPU'}, "
+          f"{hours / args.gpus:.2f} h on {args.gpus} (linear in shards)")  # fmt: skip
+    print(f"ratio:   {best[1] / loop_rate:.1f}x")
 
 
 if __name__ == "__main__":

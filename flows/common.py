@@ -1,26 +1,43 @@
-"""What the flows share: settings and secrets resolved once per run, quoting, batch inference."""
+"""What the flows share: settings and secrets resolved once per run, quoting, the overlapping batch loop."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import itertools
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from prefect.utilities.annotations import quote
 from pydantic import BaseModel, SecretStr
 
-from flows.params import LabelStudioParams, _ModelSettings, _PostOptions
+from flows.params import ExportParams, ExportShardParams, LabelStudioParams, _ModelSettings, _PostOptions
+from prelabel.exporting import BatchExport, ExportPlan
+from prelabel.ingest.fetch import Fetcher
 from prelabel.labelstudio.labelmap import LabelMap, Normalization, load_label_map
-from prelabel.pipeline import InferResult, chunks
+from prelabel.overlap import overlapped
+from prelabel.pipeline import InferResult, ReadBatch, chunks, read_batch
+from prelabel.review.verifier import VerifyStep
 from prelabel.settings import Settings, load_settings
 from prelabel.store.cache import PredictionCache, open_cache
 from tasks.common import LabelStudioConnection
-from tasks.inference import infer_batch
+from tasks.exporting import export_batch
+from tasks.inference import infer_batch, model_for
 
-__all__ = ["RunSizes", "connection", "infer_in_batches", "label_map", "opaque", "prediction_cache"]
+__all__ = [
+    "Inferred",
+    "RunSizes",
+    "connection",
+    "export_batches",
+    "infer_in_batches",
+    "inferred_batches",
+    "label_map",
+    "opaque",
+    "prediction_cache",
+]
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 def opaque(value: T) -> T:
@@ -83,10 +100,64 @@ class RunSizes:
         )
 
 
+@dataclass(frozen=True)
+class Inferred:
+    """One batch after the model: its images (as listed), what was read, and the result."""
+
+    uris: Sequence[str]
+    read: ReadBatch
+    result: InferResult
+
+
+def inferred_batches(
+    batches: Iterable[Sequence[str]], model: str, model_options: dict[str, Any],
+    cache: PredictionCache | None, refresh: bool, max_pixels: int, finish: Callable[[Inferred], R],
+    verify: VerifyStep | None = None,
+) -> Iterator[R]:  # fmt: skip
+    """``finish`` of each batch, in order, through ``prelabel.overlap``: the next batch is read,
+    looked up and decoded in a thread while an ``infer-batch`` task run works on this one, and
+    ``finish`` (convert and post, write) runs for the previous one on another thread."""
+    adapter = model_for(model, model_options)
+    fetcher = Fetcher(load_settings())
+
+    def prepare(uris: Sequence[str]) -> tuple[Sequence[str], ReadBatch]:
+        read = read_batch(uris, adapter, cache, refresh=refresh, max_pixels=max_pixels, fetcher=fetcher)
+        return uris, read
+
+    def work(prepared: tuple[Sequence[str], ReadBatch]) -> Inferred:
+        uris, read = prepared
+        # opaque(): Prefect would otherwise walk every element of these large arguments.
+        return Inferred(
+            uris, read, infer_batch(opaque(read), model, model_options, cache, max_pixels, verify)
+        )
+
+    return overlapped(batches, prepare, work, finish)
+
+
 def infer_in_batches(
-    params: _ModelSettings, images: Sequence[str], cache: PredictionCache, sizes: RunSizes
-) -> Iterator[InferResult]:
-    """The model over ``images`` through the cache: one ``infer-batch`` task run per batch."""
-    for batch in chunks(images, sizes.task_batch):
-        yield infer_batch(opaque(batch), params.model, params.model_options, cache, params.refresh,
-                          sizes.max_pixels)  # fmt: skip
+    params: _ModelSettings, images: Sequence[str], cache: PredictionCache, sizes: RunSizes,
+    finish: Callable[[Inferred], R],
+) -> Iterator[R]:  # fmt: skip
+    """The model over ``images`` through the cache, one ``infer-batch`` task run per batch,
+    each batch's ``finish`` overlapping the next's inference."""
+    return inferred_batches(chunks(images, sizes.task_batch), params.model, params.model_options, cache,
+                            params.refresh, sizes.max_pixels, finish)  # fmt: skip
+
+
+def export_batches(
+    params: ExportParams | ExportShardParams, plan: ExportPlan, first: int, images: Sequence[str],
+    cache: PredictionCache, max_pixels: int,
+) -> Iterator[BatchExport]:  # fmt: skip
+    """Each batch of ``images`` (numbered from ``first``) inferred, then exported by an
+    ``export-batch`` task run while the next is inferred; the reports in order."""
+    categories = plan.category_ids()  # grows in first-seen order unless the plan fixes them
+    numbers = itertools.count(first)
+
+    def export(batch: Inferred) -> BatchExport:
+        nonlocal categories
+        report, categories = export_batch(params.to, plan, next(numbers), opaque(batch.uris),
+                                          opaque(batch.read), opaque(batch.result), categories)  # fmt: skip
+        return report
+
+    return inferred_batches(chunks(images, plan.batch_size), params.model, params.model_options, cache,
+                            params.refresh, max_pixels, export)  # fmt: skip

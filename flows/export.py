@@ -13,17 +13,17 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
-from flows.common import RunSizes, opaque
+from flows.common import RunSizes, export_batches, opaque
 from flows.params import ExportParams, ExportShardParams
 from flows.scaleout import run_shard_runs
 from prelabel.errors import PrelabelError
 from prelabel.exporting import BatchExport, ExportPlan, batch_shards, export_shard_key
 from prelabel.failures import ErrorRow, Stage
-from prelabel.pipeline import chunks, collect_images
+from prelabel.pipeline import collect_images
 from prelabel.reports import ExportSummary
 from prelabel.settings import load_settings
 from prelabel.store.cache import PredictionCache, open_cache
-from tasks.exporting import export_batch, read_export_keys, write_export_report
+from tasks.exporting import read_export_keys, write_export_report
 from tasks.inference import model_for
 
 __all__ = ["export"]
@@ -48,11 +48,7 @@ def export(params: ExportParams) -> ExportSummary:
                                      sizes.max_pixels)  # fmt: skip
         total.keys = read_export_keys(params.to, list(range(1, -(-len(images) // plan.batch_size) + 1)))
     else:
-        categories = plan.category_ids()
-        for number, batch in enumerate(chunks(images, plan.batch_size), start=1):
-            report, categories = export_batch(params.to, plan, number, opaque(batch), params.model,
-                                              params.model_options, cache, categories, params.refresh,
-                                              sizes.max_pixels)  # fmt: skip
+        for number, report in enumerate(export_batches(params, plan, 1, images, cache, sizes.max_pixels), 1):
             total.add(report)
             log.info("batch %d: %d objects written, %d already there, %d failed", number,
                      report.written.total(), report.skipped.total(), len(report.errors))  # fmt: skip

@@ -8,13 +8,11 @@ import socket
 
 from prefect import flow, get_run_logger
 
-from flows.common import RunSizes, opaque, prediction_cache
+from flows.common import RunSizes, export_batches, prediction_cache
 from flows.params import ExportShardParams
 from flows.scaleout import shard_images
 from prelabel.exporting import BatchExport, ExportPlan
-from prelabel.pipeline import chunks
 from prelabel.reports import ShardSummary
-from tasks.exporting import export_batch
 
 __all__ = ["export_shard"]
 
@@ -29,10 +27,7 @@ def export_shard(params: ExportShardParams) -> ShardSummary:
     max_pixels = RunSizes.of(params).max_pixels
     images = shard_images(params.images, params.images_ref, cache)
     total = BatchExport()
-    for offset, batch in enumerate(chunks(images, plan.batch_size)):
-        report, _ = export_batch(params.to, plan, params.first_batch + offset, opaque(batch), params.model,
-                                 params.model_options, cache, plan.category_ids(), params.refresh,
-                                 max_pixels)  # fmt: skip
+    for report in export_batches(params, plan, params.first_batch, images, cache, max_pixels):
         total.add(report)
     summary = ShardSummary(shard=params.shard, images=len(images), cached=total.cached,
                            inferred=total.inferred, failed=len(total.errors),

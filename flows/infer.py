@@ -6,11 +6,11 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger
 
-from flows.common import RunSizes, infer_in_batches, opaque, prediction_cache
+from flows.common import Inferred, RunSizes, infer_in_batches, opaque, prediction_cache
 from flows.params import InferParams
 from prelabel.errors import PrelabelError
 from prelabel.failures import ErrorRow, write_errors
-from prelabel.pipeline import collect_images
+from prelabel.pipeline import InferResult, collect_images
 from prelabel.reports import InferSummary
 from tasks.inference import save_raw_files
 
@@ -27,8 +27,14 @@ def infer(params: InferParams) -> InferSummary:
     summary = InferSummary(images=len(images), errors_csv=str(out / "errors.csv"))
     errors: list[ErrorRow] = []
     root = Path(params.input_dir) if params.input_dir else None  # a manifest's paths: mirrored whole
-    for result in infer_in_batches(params, images, prediction_cache(params), RunSizes.of(params)):
-        summary.written += save_raw_files(out, opaque(result), root)
+
+    def save(batch: Inferred) -> tuple[InferResult, int]:
+        return batch.result, save_raw_files(out, opaque(batch.result), root)
+
+    for result, written in infer_in_batches(
+        params, images, prediction_cache(params), RunSizes.of(params), save
+    ):
+        summary.written += written
         summary.cached += result.cached
         summary.inferred += result.inferred
         errors += result.errors

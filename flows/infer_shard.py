@@ -24,7 +24,7 @@ def infer_shard(params: ShardParams) -> ShardSummary:
     cache = prediction_cache(params)
     images = shard_images(params.images, params.images_ref, cache)
     summary = ShardSummary(shard=params.shard, images=len(images))
-    for result in infer_in_batches(params, images, cache, RunSizes.of(params)):
+    for result in infer_in_batches(params, images, cache, RunSizes.of(params), lambda batch: batch.result):
         summary.cached += result.cached
         summary.inferred += result.inferred
         summary.failed += len(result.errors)

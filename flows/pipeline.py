@@ -12,18 +12,20 @@ from typing import Any
 
 from prefect import get_run_logger
 
-from flows.common import RunSizes, connection, label_map, opaque
+from flows.common import Inferred, RunSizes, connection, inferred_batches, label_map, opaque
 from flows.params import PreannotateParams, _PostOptions
 from flows.scaleout import run_shards
 from prelabel.errors import PrelabelError
 from prelabel.failures import ErrorRow
 from prelabel.labelstudio.labelmap import LabelMap
+from prelabel.labelstudio.posting import PostReport
+from prelabel.labelstudio.predictions import BatchBuild
 from prelabel.pipeline import chunks, manifest_task_data, project_prompt, with_tasks
 from prelabel.records import PredictionRecord
 from prelabel.reports import RunSummary
 from prelabel.review.verifier import Verifier, VerifyStep
 from prelabel.store.cache import PredictionCache, open_cache
-from tasks.inference import infer_batch, model_for
+from tasks.inference import model_for
 from tasks.labelstudio import load_project, match_images, payload_rows, post_batch, show_predictions
 from tasks.reporting import Progress, write_payload_files, write_report
 
@@ -85,10 +87,10 @@ def run_pipeline(
     verified: Counter[str] = Counter()
     samples: list[PredictionRecord] = []
     progress = Progress(len(todo), key=f"prelabel-project-{project.id}-progress")
-    for number, batch in enumerate(chunks(todo, sizes.task_batch), start=1):
-        # opaque(): Prefect would otherwise walk every element of these large arguments.
-        inferred = infer_batch(opaque(batch), model, model_options, cache, refresh, sizes.max_pixels, verify)
-        records = with_tasks(inferred.records, matched.task_ids)
+
+    def post(batch: Inferred) -> tuple[Inferred, list[PredictionRecord], BatchBuild, PostReport]:
+        """Convert and post one batch (on the finishing thread, while the next one is inferred)."""
+        records = with_tasks(batch.result.records, matched.task_ids)
         built, posted = post_batch(
             ls, project, opaque(records), opaque(matched.versions), mapping, model_version,
             overwrite=params.overwrite, dry_run=params.dry_run, masks=params.masks,
@@ -96,6 +98,12 @@ def run_pipeline(
         )  # fmt: skip
         if params.save_payloads:
             write_payload_files(out / "payloads", opaque(payload_rows(built)))
+        return batch, records, built, posted
+
+    batches = chunks(todo, sizes.task_batch)
+    done = inferred_batches(batches, model, model_options, cache, refresh, sizes.max_pixels, post, verify)
+    for number, (batch, records, built, posted) in enumerate(done, start=1):
+        inferred = batch.result
         errors += inferred.errors + built.errors
         unmatched_labels.update(built.unmatched_labels)
         unfilled = built.unfilled if unfilled is None else unfilled & built.unfilled
@@ -106,7 +114,7 @@ def run_pipeline(
         summary.posted += posted.created
         summary.replaced += posted.replaced
         samples += records[: params.contact_sheet_size - len(samples)]  # the contact sheet's images
-        progress.advance(len(batch))
+        progress.advance(len(batch.uris))
         log.info("batch %d: %d posted, %d from cache, %d inferred, %d failed", number, posted.created,
                  inferred.cached, inferred.inferred, len(inferred.errors) + len(built.errors))  # fmt: skip
 

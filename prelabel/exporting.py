@@ -1,4 +1,5 @@
-"""Pseudo-label export, one batch at a time: read -> infer (through the cache) -> write.
+"""Pseudo-label export, one batch at a time: read -> infer (through the cache) -> write
+(``export_inferred``: the write, once a batch is inferred; the flows overlap the three).
 
 Per batch ``coco/batch_NNNNN.json`` (images, categories, boxes in xywh pixels, RLE masks,
 scores), one PNG per object mask under ``masks/``, and optionally the images under
@@ -37,7 +38,7 @@ from prelabel.ingest.fetch import Fetcher
 from prelabel.models.base import ImageItem, ModelAdapter
 from prelabel.models.base import class_list as split_classes
 from prelabel.paths import safe_file_name
-from prelabel.pipeline import infer_items, read_items
+from prelabel.pipeline import InferResult, ReadBatch, infer_read, read_batch
 from prelabel.records import ModelSignature, PredictionRecord
 from prelabel.redact import redact_url
 from prelabel.store.cache import PredictionCache
@@ -49,6 +50,7 @@ __all__ = [
     "BatchExport",
     "ExportPlan",
     "batch_shards",
+    "export_inferred",
     "export_items",
     "export_records",
     "export_shard_key",
@@ -135,12 +137,19 @@ def export_items(
 ) -> BatchExport:  # fmt: skip
     """Batch ``number`` (images ``uris``, the ``number``-th slice of the run's list): each image
     read once, inferred through the cache, exported with the bytes it was read with."""
-    items, errors = read_items(uris, max_pixels, fetcher)
-    inferred = infer_items(items, model, cache, refresh=refresh)
-    report = export_records(
-        store, plan, number, uris, {i.uri: i for i in items}, inferred.records, categories
-    )
-    report.errors[:0] = errors + inferred.errors
+    read = read_batch(uris, model, cache, refresh=refresh, max_pixels=max_pixels, fetcher=fetcher)
+    return export_inferred(store, plan, number, uris, read, infer_read(read, model, cache), categories)
+
+
+def export_inferred(
+    store: ObjectStore, plan: ExportPlan, number: int, uris: Sequence[str], read: ReadBatch,
+    inferred: InferResult, categories: dict[str, int],
+) -> BatchExport:  # fmt: skip
+    """Export batch ``number`` once inferred: its records written with the bytes they were read
+    with; its read and inference error rows first."""
+    items = {i.uri: i for i in read.items}
+    report = export_records(store, plan, number, uris, items, inferred.records, categories)
+    report.errors[:0] = inferred.errors
     report.cached, report.inferred = inferred.cached, inferred.inferred
     return report
 

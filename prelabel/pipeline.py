@@ -1,4 +1,4 @@
-"""The pipeline's batch steps, free of Prefect: collect -> read -> infer (through the cache).
+"""The pipeline's batch steps, free of Prefect: collect -> read (+ decode) -> infer (through the cache).
 
 ``tasks/`` wraps each step in a Prefect task working on a batch of images; these
 functions hold the logic so that they can be used and tested alone. Per-image failures
@@ -20,7 +20,7 @@ from prelabel.ingest.fetch import Fetcher
 from prelabel.ingest.manifest import read_manifest
 from prelabel.ingest.sources import iter_image_files
 from prelabel.labelstudio.labelmap import LabelMap
-from prelabel.models.base import ImageItem, ModelAdapter
+from prelabel.models.base import ImageItem, ModelAdapter, decode_batch
 from prelabel.models.registry import model_parts
 from prelabel.records import PredictionRecord
 from prelabel.store.cache import PredictionCache
@@ -28,11 +28,15 @@ from prelabel.store.uris import name_of
 
 __all__ = [
     "InferResult",
+    "ReadBatch",
     "chunks",
     "collect_images",
     "infer_items",
+    "infer_read",
+    "look_up",
     "manifest_task_data",
     "project_prompt",
+    "read_batch",
     "read_items",
     "with_tasks",
 ]
@@ -107,6 +111,78 @@ def manifest_task_data(manifest: str | None, columns: Sequence[str]) -> dict[str
     return out
 
 
+@dataclass
+class ReadBatch:
+    """A batch read and looked up, ready for the model: every image read (their bytes), the
+    cache misses to infer (decoded when the model needs pixels), and the result so far (the
+    cache's records, the read error rows)."""
+
+    items: list[ImageItem]
+    misses: list[ImageItem]
+    found: InferResult
+
+
+def read_batch(
+    uris: Iterable[str],
+    model: ModelAdapter,
+    cache: PredictionCache | None,
+    *,
+    refresh: bool = False,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    fetcher: Fetcher | None = None,
+) -> ReadBatch:
+    """Read ``uris``, look them up in the cache, and decode the misses' pixels (in threads) when
+    the model needs them: the CPU part of a batch, which ``prelabel.overlap`` runs ahead."""
+    items, errors = read_items(uris, max_pixels, fetcher)
+    batch = look_up(items, model, cache, refresh=refresh)
+    batch.found.errors[:0] = errors
+    if model.decodes_pixels and batch.misses:
+        decode_batch(batch.misses)  # an undecodable image fails again, as its row, in predict
+    return batch
+
+
+def look_up(
+    items: Sequence[ImageItem], model: ModelAdapter, cache: PredictionCache | None, *, refresh: bool = False
+) -> ReadBatch:
+    """The cache's records for ``items`` and the misses (``refresh``: every item misses)."""
+    found, misses = InferResult(), []
+    signature = model.signature()
+    for item in items:
+        hit = None if (refresh or cache is None) else cache.get(item.info.sha256, signature)
+        if hit is None:
+            misses.append(item)
+        else:
+            found.records.append(PredictionRecord(item.info, hit, signature, uri=item.uri))
+            found.cached += 1
+    return ReadBatch(list(items), misses, found)
+
+
+def infer_read(batch: ReadBatch, model: ModelAdapter, cache: PredictionCache | None) -> InferResult:
+    """The batch's result: its cached records, then the model's for the misses (then cached);
+    an image the model fails on becomes an error row. ``batch`` is left as it was but for the
+    misses' decoded pixels, which are dropped (a retry decodes them again)."""
+    result = dataclasses.replace(
+        batch.found, records=list(batch.found.records), errors=list(batch.found.errors),
+        model_counts=Counter(batch.found.model_counts),
+    )  # fmt: skip
+    if not batch.misses:
+        return result
+    signature = model.signature()
+    outcomes = model.predict(batch.misses)
+    for item in batch.misses:
+        item.unload()
+    for item, outcome in zip(batch.misses, outcomes, strict=True):
+        if isinstance(outcome, PrelabelError):
+            result.errors.append(failure_row(item.uri, model.failure_stage, outcome))
+            continue
+        if cache is not None:
+            cache.put(item.info.sha256, signature, outcome)
+        result.records.append(PredictionRecord(item.info, outcome, signature, uri=item.uri))
+        result.inferred += 1
+    result.model_counts.update(model.drain_counts())
+    return result
+
+
 def infer_items(
     items: Sequence[ImageItem],
     model: ModelAdapter,
@@ -118,27 +194,7 @@ def infer_items(
 
     ``refresh`` ignores cached entries (and overwrites them).
     """
-    result = InferResult()
-    signature = model.signature()
-    misses: list[ImageItem] = []
-    for item in items:
-        hit = None if (refresh or cache is None) else cache.get(item.info.sha256, signature)
-        if hit is None:
-            misses.append(item)
-        else:
-            result.records.append(PredictionRecord(item.info, hit, signature, uri=item.uri))
-            result.cached += 1
-    if misses:
-        for item, outcome in zip(misses, model.predict(misses), strict=True):
-            if isinstance(outcome, PrelabelError):
-                result.errors.append(failure_row(item.uri, model.failure_stage, outcome))
-                continue
-            if cache is not None:
-                cache.put(item.info.sha256, signature, outcome)
-            result.records.append(PredictionRecord(item.info, outcome, signature, uri=item.uri))
-            result.inferred += 1
-        result.model_counts.update(model.drain_counts())
-    return result
+    return infer_read(look_up(items, model, cache, refresh=refresh), model, cache)
 
 
 def project_prompt(

@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from prelabel.atomic import atomic_write_csv
-from prelabel.exporting import BatchExport, ExportPlan, export_items
+from prelabel.exporting import BatchExport, ExportPlan, export_inferred
 from prelabel.failures import ErrorRow, write_errors
-from prelabel.ingest.fetch import Fetcher
+from prelabel.pipeline import InferResult, ReadBatch
 from prelabel.settings import load_settings
-from prelabel.store.cache import PredictionCache
 from prelabel.store.export import open_store, read_index
 from tasks.common import RETRY
-from tasks.inference import api_guard, model_for
 
 __all__ = ["export_batch", "read_export_keys", "write_export_report"]
 
@@ -28,21 +25,15 @@ def export_batch(
     plan: ExportPlan,
     number: int,
     uris: Sequence[str],
-    model: str,
-    model_options: Mapping[str, Any],
-    prediction_cache: PredictionCache | None,
+    read: ReadBatch,
+    inferred: InferResult,
     categories: dict[str, int],
-    refresh: bool,
-    max_pixels: int,
 ) -> tuple[BatchExport, dict[str, int]]:
-    """One batch read, inferred and exported in one task run (the bytes never leave it);
-    returns the report and the categories for the next batch."""
-    settings = load_settings()
-    with api_guard(model):
-        report = export_items(
-            open_store(target, settings), plan, number, uris, model_for(model, model_options),
-            prediction_cache, categories, refresh=refresh, max_pixels=max_pixels, fetcher=Fetcher(settings),
-        )  # fmt: skip
+    """One inferred batch exported with the bytes it was read with; returns the report and the
+    categories for the next batch."""
+    report = export_inferred(
+        open_store(target, load_settings()), plan, number, uris, read, inferred, categories
+    )
     return report, categories
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -12,12 +12,11 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from prelabel.ingest.fetch import Fetcher
 from prelabel.ingest.rawpaths import raw_file_path
 from prelabel.models import ModelAdapter, create_model
 from prelabel.models.dinox import ENDPOINTS as DINOX_FAMILY
 from prelabel.models.registry import model_parts, option_names
-from prelabel.pipeline import InferResult, infer_items, read_items
+from prelabel.pipeline import InferResult, ReadBatch, infer_read
 from prelabel.records import save_raw_file
 from prelabel.review.features import Embedder
 from prelabel.review.verifier import Verifier, VerifyStep, verify_records
@@ -76,26 +75,24 @@ def api_guard(model: str) -> contextlib.AbstractContextManager[object]:
 
 @task(name="infer-batch", cache_policy=NO_CACHE, **RETRY)
 def infer_batch(
-    uris: Sequence[str],
+    batch: ReadBatch,
     model: str,
     model_options: Mapping[str, Any],
     prediction_cache: PredictionCache | None,
-    refresh: bool,
     max_pixels: int,
     verify: VerifyStep | None = None,
 ) -> InferResult:
-    """Predictions for a batch of images (paths, s3:// keys, URLs); unreadable ones become error rows.
+    """Predictions for a batch read (and decoded) ahead by ``prelabel.pipeline.read_batch``:
+    its cached records, then the model's for the misses; its read error rows first.
 
     With ``verify``, the verifier drops the boxes it rejects after the cache (which keeps the
     model's output whole), embedding the batch's boxes from the bytes already read.
     """
-    items, errors = read_items(uris, max_pixels, Fetcher(load_settings()))
     with api_guard(model):
-        result = infer_items(items, model_for(model, model_options), prediction_cache, refresh=refresh)
-    result.errors[:0] = errors
+        result = infer_read(batch, model_for(model, model_options), prediction_cache)
     if verify is not None and result.records:
         verifier, embedder = _verifier(verify.path, verify.device, Path(verify.path).stat().st_mtime_ns)
-        data = {item.uri: item.data for item in items}
+        data = {item.uri: item.data for item in batch.items}
         checked = verify_records(result.records, data, verifier, embedder, verify.min_verified,
                                  verify.label_map, max_pixels)  # fmt: skip
         result.records, result.verified = checked.records, checked.counts

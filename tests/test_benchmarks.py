@@ -64,14 +64,21 @@ def test_orchestration_benchmark_runs(label_studio) -> None:  # type: ignore[no-
 def test_grounded_sam2_benchmark_runs_tiny_on_cpu() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.grounded_sam2", "--tiny", "--images", "4", "--width", "96",
-         "--height", "64", "--batch-size", "2", "--device", "cpu"],
+         "--height", "64", "--batch-sizes", "2", "--device", "cpu"],
         capture_output=True, text=True, check=False, cwd=ROOT,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     lines = done.stdout.splitlines()
     assert lines[0].startswith("machine:") and lines[-1].startswith("ratio:")
-    assert lines[2].startswith("batched:") and lines[3].startswith("loop:")
-    assert all("images/s" in line for line in lines[2:4]) and lines[2].endswith(" masks")
+    rows = [line.split() for line in lines if line[:5].strip().isdigit()]
+    # the given batch size and the adapter's default (8), each: images/s, memory n/a on the CPU,
+    # 40 masks like the loop's (IoU >= 0.999), six stages and their sum
+    assert [row[0] for row in rows] == ["2", "8"] and rows[1][-1] == "(default)"
+    assert all(
+        row[2] == "n/a" and row[3].endswith("/40") and float(row[4].strip("()")) >= 0.999 for row in rows
+    )
+    assert all(len(row) >= 13 for row in rows)
+    assert any(line.startswith("loop ") for line in lines) and any("100k images" in line for line in lines)
 
 
 def test_download_benchmark_runs() -> None:

@@ -12,7 +12,7 @@ from prelabel.convert.masks import mask_to_coco
 from prelabel.errors import ImageError, PredictionFileError, PrelabelError, SettingsError
 from prelabel.images import read_image_info
 from prelabel.models import ImageItem, ModelAdapter, available_models, create_model
-from prelabel.pipeline import infer_items, read_items
+from prelabel.pipeline import infer_items, infer_read, read_batch, read_items
 from prelabel.records import Detections, ModelSignature, save_raw_file
 from prelabel.samples import SIGNS, make_samples
 from prelabel.settings import Settings
@@ -137,6 +137,25 @@ def test_infer_items_uses_the_cache(tmp_path: Path) -> None:
     third = infer_items(items, model, cache, refresh=True)  # type: ignore[arg-type]
     assert (third.inferred, third.cached, model.calls) == (2, 0, 10)
     assert all(r.image.sha256 == read_image_info(Path(r.uri)).sha256 for r in third.records)
+
+
+def test_read_batch_decodes_only_the_misses_a_model_needs_pixels_of(tmp_path: Path) -> None:
+    paths = [item.uri for item in _items(tmp_path)]
+    (tmp_path / "bad.jpg").write_bytes(b"not an image")
+    model, cache = _Counting(), LocalCache(tmp_path / "cache")
+    cache.put(read_image_info(Path(paths[0])).sha256, SIGNATURE, DETECTIONS)
+    batch = read_batch([*paths, str(tmp_path / "bad.jpg")], model, cache)
+    assert [Path(e.file).name for e in batch.found.errors] == ["bad.jpg"] and batch.found.cached == 1
+    assert [i.uri for i in batch.misses] == paths[1:]
+    assert [i._loaded is not None for i in batch.items] == [False] + [True] * len(
+        batch.misses
+    )  # hit: not decoded
+    result = infer_read(batch, model, cache)
+    assert (result.cached, result.inferred, len(result.errors)) == (1, 2, 2)  # the stand-in fails every other
+    assert result.errors[0].file.endswith("bad.jpg")  # read errors first, as before
+    assert all(i._loaded is None for i in batch.items) and batch.found.errors == result.errors[:1]
+    raw = read_batch(paths, create_model("raw-files"), None)
+    assert all(i._loaded is None for i in raw.items)  # raw files need no pixels
 
 
 def test_read_items_reports_bad_files(tmp_path: Path) -> None:

@@ -36,6 +36,11 @@ class ImageItem:
             self._loaded = load_image(self.data, self.uri, max_pixels=self.max_pixels)
         return self._loaded
 
+    def unload(self) -> None:
+        """Drop the decoded pixels, keep the bytes: a batch held after inference (to be posted
+        or exported while the next one is inferred) costs its bytes only."""
+        self._loaded = None
+
 
 class ModelAdapter(ABC):
     """A model prelabel can run. Subclasses load their weights lazily, on first predict."""
@@ -52,6 +57,8 @@ class ModelAdapter(ABC):
     refines: ClassVar[bool] = False
     # The stage an image's failure is reported at (raw files: reading the prediction file).
     failure_stage: ClassVar[Stage] = Stage.INFER
+    # False: predict never decodes pixels (raw files), so a batch is not decoded ahead for it.
+    decodes_pixels: ClassVar[bool] = True
 
     @abstractmethod
     def signature(self) -> ModelSignature:

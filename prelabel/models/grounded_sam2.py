@@ -3,8 +3,11 @@
 The prompt is the class list ("car . person . stop sign ."). Each detection is mapped back
 to exactly one prompt class through the tokens of that class's span, so labels are always
 prompt classes, never raw token phrases. Both models load on first predict, once per
-worker; pixels are resized and normalised on the model's device, so the GPU path has no
-per-image CPU preprocessing beyond decoding.
+worker; pixels go to the model's device as uint8 (one pinned, non-blocking copy per group on
+CUDA) and are resized and normalised there, so the GPU path has no per-image CPU
+preprocessing beyond decoding (which the flows run a batch ahead: ``prelabel.overlap``).
+The resize and normalisation reproduce the processor's ``pixel_values`` (same shape) and
+``select`` its ``post_process_grounded_object_detection`` (tests/test_grounded_sam2.py).
 
 Batching: Grounding DINO's Swin backbone sees the padding of a mixed-size batch, so only
 same-size images share a pass (up to ``batch_size`` at a time, which also bounds device
@@ -17,6 +20,7 @@ host, where they become COCO RLE.
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -29,10 +33,17 @@ from prelabel.errors import PrelabelError, SettingsError
 from prelabel.models.base import ImageItem, ModelAdapter, class_list, decode_batch
 from prelabel.models.registry import register
 from prelabel.models.rle import masks_to_runs
-from prelabel.models.runtime import autocast, load_pretrained, require_torch, select_device
+from prelabel.models.runtime import (
+    StageTimer,
+    autocast,
+    host_to_device,
+    load_pretrained,
+    require_torch,
+    select_device,
+)
 from prelabel.records import Detections, ModelSignature
 
-__all__ = ["SAM_MEAN", "SAM_STD", "GroundedSam2", "build_prompt", "normalise_pixels"]
+__all__ = ["SAM_MEAN", "SAM_STD", "GroundedSam2", "build_prompt", "detector_pixels", "normalise_pixels"]
 
 # SAM 2 checkpoints are trained on ImageNet-normalised pixels.
 SAM_MEAN = (0.485, 0.456, 0.406)
@@ -90,6 +101,7 @@ class GroundedSam2(ModelAdapter):
         self._models: tuple[Any, Any, Any] | None = None
         self._text: tuple[dict[str, Any], list[Any], int] | None = None
         self._counts: Counter[str] = Counter()
+        self.timer: StageTimer | None = None  # seconds per stage (benchmarks/grounded_sam2.py)
 
     def signature(self) -> ModelSignature:
         revision = f"{self.detector}@{self.detector_revision or 'main'}"
@@ -116,9 +128,9 @@ class GroundedSam2(ModelAdapter):
                 "grounded-sam2 needs classes to look for: pass the model option classes=car,person "
                 "or run it on a project whose labeling config lists labels"
             )
-        torch = require_torch("grounded-sam2")
         detector, processor, segmenter = self._load()
-        loaded, out = decode_batch(batch)
+        with self._stage("decode"):
+            loaded, out = decode_batch(batch)
         device = self.device or "cpu"
         by_size: dict[tuple[int, int], list[int]] = defaultdict(list)
         for i, image in loaded.items():
@@ -126,11 +138,12 @@ class GroundedSam2(ModelAdapter):
         for members in by_size.values():
             for start in range(0, len(members), self.batch_size):
                 group = members[start : start + self.batch_size]
-                # uploaded once as uint8: both models resize and normalise on the device
-                pixels = [
-                    torch.from_numpy(np.array(loaded[i].rgb)).to(device).permute(2, 0, 1) for i in group
-                ]
-                detected = self._detect(detector, processor, pixels)
+                # uploaded once as uint8, in one copy: both models resize and normalise on the device
+                with self._stage("copies"):
+                    stacked = np.stack([np.asarray(loaded[i].rgb) for i in group])
+                    pixels = list(host_to_device(stacked, device).permute(0, 3, 1, 2))
+                with self._stage("detector"):
+                    detected = self._detect(detector, processor, pixels)
                 have = [k for k, found in enumerate(detected) if len(found)]
                 if self.segment and have:
                     masks = self._segment(
@@ -142,6 +155,11 @@ class GroundedSam2(ModelAdapter):
                 for i, found in zip(group, detected, strict=True):
                     out[i] = found
         return out
+
+    def _stage(self, name: str) -> contextlib.AbstractContextManager[None]:
+        return (
+            contextlib.nullcontext() if self.timer is None else self.timer.stage(name, self.device or "cpu")
+        )
 
     def _load(self) -> tuple[Any, Any, Any]:
         if self._models is None:
@@ -190,32 +208,41 @@ class GroundedSam2(ModelAdapter):
     def _detect(self, detector: Any, processor: Any, images: list[Any]) -> list[Detections]:
         """Boxes, scores and prompt classes for same-size images (3, H, W uint8 on the device)."""
         torch = require_torch("grounded-sam2")
-        text, positions, tokens = self._text_inputs(detector, processor)
-        settings = processor.image_processor
-        height, width = int(images[0].shape[1]), int(images[0].shape[2])
-        size = _shortest_edge_size(
-            height, width, settings.size["shortest_edge"], settings.size.get("longest_edge")
-        )
-        pixels = normalise_pixels(torch.stack(images), size, settings.image_mean, settings.image_std)
+        text, _, _ = self._text_inputs(detector, processor)
+        pixels = detector_pixels(torch.stack(images), processor.image_processor)
         count = len(images)
         with torch.inference_mode(), autocast(pixels.device.type, self.dtype):
             outputs = detector(
                 pixel_values=pixels,
-                pixel_mask=torch.ones((count, *size), dtype=torch.long, device=pixels.device),
+                pixel_mask=torch.ones((count, *pixels.shape[-2:]), dtype=torch.long, device=pixels.device),
                 **{k: v.expand(count, -1) for k, v in text.items()},
             )
-        probs = outputs.logits[..., :tokens].float().sigmoid()  # (images, queries, tokens)
+        height, width = int(images[0].shape[1]), int(images[0].shape[2])
+        return self.select(outputs.logits, outputs.pred_boxes, (height, width))
+
+    def select(self, logits: Any, pred_boxes: Any, size: tuple[int, int]) -> list[Detections]:
+        """Detections from Grounding DINO's outputs for images of ``size`` (height, width) pixels.
+
+        logits (images, queries, text positions), pred_boxes (images, queries, 4) cx cy w h
+        relative: a box's score is its best token (as ``post_process_grounded_object_detection``),
+        its class the prompt class with the best token, boxes clipped to the image.
+        """
+        torch = require_torch("grounded-sam2")
+        detector, processor, _ = self._load()
+        _, positions, tokens = self._text_inputs(detector, processor)
+        probs = logits[..., :tokens].float().sigmoid()  # (images, queries, tokens)
         box_scores = probs.amax(-1)
         # a class's score: its best token (classes x a few tokens; no classes x tokens tensor)
         class_scores = torch.stack([probs[..., where].amax(-1) for where in positions], -1)
         best_scores, best_classes = class_scores.max(-1)
         keep = (box_scores > self.box_threshold) & (best_scores > self.text_threshold)
-        cx, cy, w, h = outputs.pred_boxes.float().unbind(-1)
+        cx, cy, w, h = pred_boxes.float().unbind(-1)
         corners = torch.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], -1)
+        height, width = size
         scale = torch.tensor([width, height, width, height], dtype=corners.dtype, device=corners.device)
         corners = torch.minimum((corners * scale).clamp(min=0), scale)
         found = []
-        for b in range(count):
+        for b in range(len(logits)):
             scores = box_scores[b][keep[b]]
             order = scores.argsort(descending=True)[: self.max_detections]
             xyxy = corners[b][keep[b]][order].cpu().numpy().astype(np.float64)
@@ -236,12 +263,13 @@ class GroundedSam2(ModelAdapter):
         torch = require_torch("grounded-sam2")
         side = int(segmenter.config.prompt_encoder_config.image_size)
         device = images[0].device
-        pixels = torch.cat(
-            [normalise_pixels(image[None], (side, side), SAM_MEAN, SAM_STD) for image in images]
-        )
         masks: list[list[CocoRle | None]] = [[] for _ in images]
         with torch.inference_mode(), autocast(device.type, self.dtype):
-            embeddings = segmenter.get_image_embeddings(pixels)
+            with self._stage("encoder"):
+                pixels = torch.cat(
+                    [normalise_pixels(image[None], (side, side), SAM_MEAN, SAM_STD) for image in images]
+                )
+                embeddings = segmenter.get_image_embeddings(pixels)
             most = max(len(b) for b in boxes)
             for start in range(0, most, self.box_chunk):
                 prompts = []
@@ -251,50 +279,70 @@ class GroundedSam2(ModelAdapter):
                     padded = np.resize(chunk if len(chunk) else image_boxes[:1], (width_of_chunk, 4))
                     height, width = image.shape[1:]
                     prompts.append(padded * np.array([side / width, side / height] * 2))
-                outputs = segmenter(
-                    image_embeddings=embeddings,
-                    input_boxes=torch.tensor(np.stack(prompts), dtype=torch.float32, device=device),
-                    multimask_output=False,
-                )
-                scores = outputs.iou_scores[:, :, 0].float()
-                present = outputs.object_score_logits[:, :, 0].float() > 0
-                for b, (image, image_boxes) in enumerate(zip(images, boxes, strict=True)):
-                    real = max(0, min(self.box_chunk, len(image_boxes) - start))
-                    good = (
-                        ((scores[b, :real] >= self.mask_score_threshold) & present[b, :real]).cpu().tolist()
+                with self._stage("decoder"):
+                    outputs = segmenter(
+                        image_embeddings=embeddings,
+                        input_boxes=torch.tensor(np.stack(prompts), dtype=torch.float32, device=device),
+                        multimask_output=False,
                     )
-                    picked = [j for j in range(real) if good[j]]
-                    self._counts["masks below the mask score"] += real - len(picked)
-                    chunk_masks: list[CocoRle | None] = [None] * real
-                    if picked:
-                        logits = torch.nn.functional.interpolate(
-                            outputs.pred_masks[b, picked, 0].float()[None], tuple(image.shape[1:]),
-                            mode="bilinear", align_corners=False,
-                        )  # fmt: skip
-                        # thresholded and run-length encoded on the device: runs come back, not masks
-                        height, width = (int(v) for v in image.shape[1:])
-                        runs = masks_to_runs(logits[0], self.mask_threshold)
-                        for j, counts in zip(picked, runs, strict=True):
-                            if counts.size > 1:  # [H * W] alone: no pixel set
-                                chunk_masks[j] = runs_to_coco(counts, height, width)
-                            else:
-                                self._counts["empty masks"] += 1
-                    masks[b] += chunk_masks
+                with self._stage("mask encode"):
+                    scores = outputs.iou_scores[:, :, 0].float()
+                    present = outputs.object_score_logits[:, :, 0].float() > 0
+                    for b, (image, image_boxes) in enumerate(zip(images, boxes, strict=True)):
+                        real = max(0, min(self.box_chunk, len(image_boxes) - start))
+                        good = (
+                            ((scores[b, :real] >= self.mask_score_threshold) & present[b, :real])
+                            .cpu()
+                            .tolist()
+                        )
+                        picked = [j for j in range(real) if good[j]]
+                        self._counts["masks below the mask score"] += real - len(picked)
+                        chunk_masks: list[CocoRle | None] = [None] * real
+                        if picked:
+                            logits = torch.nn.functional.interpolate(
+                                outputs.pred_masks[b, picked, 0].float()[None], tuple(image.shape[1:]),
+                                mode="bilinear", align_corners=False,
+                            )  # fmt: skip
+                            # thresholded and run-length encoded on the device: runs come back, not masks
+                            height, width = (int(v) for v in image.shape[1:])
+                            runs = masks_to_runs(logits[0], self.mask_threshold)
+                            for j, counts in zip(picked, runs, strict=True):
+                                if counts.size > 1:  # [H * W] alone: no pixel set
+                                    chunk_masks[j] = runs_to_coco(counts, height, width)
+                                else:
+                                    self._counts["empty masks"] += 1
+                        masks[b] += chunk_masks
         return [tuple(m) for m in masks]
 
 
+def detector_pixels(images: Any, image_processor: Any) -> Any:
+    """uint8 (n, 3, H, W) -> Grounding DINO's input, as its image processor's ``pixel_values``.
+
+    Same shape as the processor's; values differ by the processor's rounding to uint8 after
+    resizing (mean abs difference about 0.005, tests/test_grounded_sam2.py).
+    """
+    size = image_processor.size
+    target = _shortest_edge_size(
+        int(images.shape[-2]), int(images.shape[-1]), size["shortest_edge"], size.get("longest_edge")
+    )
+    return normalise_pixels(images, target, image_processor.image_mean, image_processor.image_std)
+
+
 def _shortest_edge_size(height: int, width: int, shortest: int, longest: int | None) -> tuple[int, int]:
-    """The (height, width) DETR-style processors resize to: shortest edge, capped longest edge."""
-    size = shortest
+    """The (height, width) DETR-style processors resize to: shortest edge, capped longest edge
+    (transformers' ``get_size_with_aspect_ratio``: the capped short edge rounds, the long edge
+    is cut from the unrounded one)."""
+    size, raw = shortest, float(shortest)
     if longest is not None:
         low, high = min(height, width), max(height, width)
         if high / low * size > longest:
-            size = round(longest * low / high)
+            raw = longest * low / high
+            size = round(raw)
     if (height <= width and height == size) or (width <= height and width == size):
         return height, width
     if width < height:
-        return int(size * height / width), size
-    return size, int(size * width / height)
+        return int(raw * height / width), size
+    return size, int(raw * width / height)
 
 
 def normalise_pixels(images: Any, size: tuple[int, int], mean: Sequence[float], std: Sequence[float]) -> Any:

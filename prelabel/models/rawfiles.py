@@ -27,6 +27,7 @@ class RawFiles(ModelAdapter):
 
     task_types = ("detection", "instance-segmentation", "ocr")
     failure_stage = Stage.READ_PREDICTIONS
+    decodes_pixels = False
 
     def __init__(self, raw_dir: str | Path | None = None, input_root: str | Path | None = None) -> None:
         self.raw_dir = Path(raw_dir) if raw_dir else None

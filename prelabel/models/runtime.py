@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import time
+from collections import defaultdict
+from collections.abc import Iterator
 from typing import Any
 
 from prelabel.errors import SettingsError
 
-__all__ = ["autocast", "load_pretrained", "require_torch", "select_device"]
+__all__ = ["StageTimer", "autocast", "host_to_device", "load_pretrained", "require_torch", "select_device"]
 
 
 def require_torch(model: str) -> Any:
@@ -48,3 +51,41 @@ def load_pretrained(loader: Any, checkpoint: str, revision: str | None) -> Any:
         return loader.from_pretrained(checkpoint, revision=revision)
     except (OSError, ValueError) as exc:
         raise SettingsError(f"cannot load {checkpoint!r}: {exc}") from exc
+
+
+def host_to_device(array: Any, device: str) -> Any:
+    """A host (numpy) array as a tensor on ``device``: on CUDA staged in pinned memory and copied
+    without blocking, so the copy overlaps the work already queued on the device; elsewhere a
+    plain copy (none on the CPU)."""
+    import torch
+
+    tensor = torch.from_numpy(array)
+    if torch.device(device).type == "cuda":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
+
+
+class StageTimer:
+    """Seconds per stage of an adapter, summed over its calls (benchmarks set ``adapter.timer``).
+
+    On CUDA each stage synchronises the device at both ends so that its time is its own, which
+    also stops host and device overlapping: measure throughput without a timer.
+    """
+
+    def __init__(self) -> None:
+        self.seconds: defaultdict[str, float] = defaultdict(float)
+
+    @contextlib.contextmanager
+    def stage(self, name: str, device: str) -> Iterator[None]:
+        import torch
+
+        cuda = torch.device(device).type == "cuda"
+        if cuda:
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            if cuda:
+                torch.cuda.synchronize(device)
+            self.seconds[name] += time.perf_counter() - start

@@ -1,0 +1,185 @@
+"""The overlapping batch loop: order, errors where the plain loop raises them, bounded memory,
+and recorded stage intervals that overlap (forced by handshakes, never by timing)."""
+
+from __future__ import annotations
+
+import contextvars
+import itertools
+import logging
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from prelabel.overlap import Interval, overlapped
+from prelabel.samples import make_samples
+from tests.conftest import write_image
+
+WAIT = 10.0  # seconds a handshake waits before the test fails (a sequential loop never completes one)
+
+
+class Intervals(logging.Handler):
+    """Collects the stage intervals ``prelabel.overlap`` logs."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.seen: dict[tuple[str, int], Interval] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        interval: Interval = record.stage_interval  # type: ignore[attr-defined]
+        self.seen[interval.stage, interval.batch] = interval
+
+
+@pytest.fixture
+def intervals() -> Iterator[Intervals]:
+    logger, handler = logging.getLogger("prelabel.overlap"), Intervals()
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    yield handler
+    logger.removeHandler(handler)
+    logger.setLevel(level)
+
+
+class Handshakes:
+    """Each stage of batch k starts, then waits until a neighbouring stage has started: it can
+    only complete when both run at once (a sequential loop times out and is reported)."""
+
+    def __init__(self, count: int) -> None:
+        self.started = {
+            (s, k): threading.Event() for s in ("prepare", "work", "finish") for k in range(count)
+        }
+        self.missed: list[str] = []
+
+    def meet(self, me: tuple[str, int], *others: tuple[str, int]) -> None:
+        self.started[me].set()
+        for other in others:
+            if other in self.started and not self.started[other].wait(WAIT):
+                self.missed.append(f"{me} never saw {other} running")
+
+    def prepare(self, k: int) -> None:
+        self.meet(("prepare", k), ("work", k - 1))
+
+    def work(self, k: int) -> None:
+        self.meet(("work", k), ("prepare", k + 1), ("finish", k - 1))
+
+    def finish(self, k: int) -> None:
+        self.meet(("finish", k), ("work", k + 1))
+
+
+def assert_overlapped(seen: dict[tuple[str, int], Interval], count: int) -> None:
+    """Decode of k+1 and finishing of k-1 overlapped the work on k; each batch's stages in order."""
+    assert len(seen) == 3 * count
+    for k in range(count - 1):
+        assert seen["prepare", k + 1].overlaps(seen["work", k])
+        assert seen["finish", k].overlaps(seen["work", k + 1])
+    for k in range(count):
+        assert (
+            seen["prepare", k].end <= seen["work", k].start <= seen["work", k].end <= seen["finish", k].start
+        )
+
+
+def test_decode_next_and_finish_previous_overlap_the_work(intervals: Intervals) -> None:
+    count = 4
+    meet = Handshakes(count)
+
+    def prepare(k: int) -> int:
+        meet.prepare(k)
+        return k
+
+    def work(k: int) -> int:
+        meet.work(k)
+        return k * 10
+
+    def finish(v: int) -> int:
+        meet.finish(v // 10)
+        return v + 1
+
+    assert list(overlapped(range(count), prepare, work, finish)) == [1, 11, 21, 31]
+    assert meet.missed == []
+    assert_overlapped(intervals.seen, count)
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_the_infer_flow_overlaps_reading_inference_and_writing(
+    intervals: Intervals, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real flow, model and tasks, each stage wrapped in its handshake (one image a batch)."""
+    import flows.common
+    import flows.infer
+    import tasks.inference as inference
+    from flows.params import InferParams
+    from prelabel import pipeline
+
+    samples = make_samples()
+    (tmp_path / "images").mkdir()
+    for sample in samples:
+        write_image(tmp_path / "images", sample.name, sample.data)
+    count = len(samples)
+    meet = Handshakes(count)
+    calls = {"prepare": itertools.count(), "work": itertools.count(), "finish": itertools.count()}  # in order
+    real_read, real_infer, real_save = pipeline.read_batch, inference.infer_batch, inference.save_raw_files
+
+    def read_batch(*args: Any, **kwargs: Any) -> Any:
+        meet.prepare(next(calls["prepare"]))
+        return real_read(*args, **kwargs)
+
+    def infer_batch(*args: Any) -> Any:
+        meet.work(next(calls["work"]))
+        return real_infer(*args)
+
+    def save_raw_files(*args: Any) -> int:
+        meet.finish(next(calls["finish"]))
+        return real_save(*args)
+
+    monkeypatch.setattr(flows.common, "read_batch", read_batch)
+    monkeypatch.setattr(flows.common, "infer_batch", infer_batch)
+    monkeypatch.setattr(flows.infer, "save_raw_files", save_raw_files)
+    params = InferParams(input_dir=str(tmp_path / "images"), out=str(tmp_path / "raw"), model="ocr",
+                         cache_dir=str(tmp_path / "cache"), batch_size=1)  # fmt: skip
+    summary = flows.infer.infer(params)
+    assert (summary.written, summary.failed) == (count, 0) and meet.missed == []
+    assert_overlapped(intervals.seen, count)
+
+
+@pytest.mark.parametrize("stage", ["prepare", "work", "finish"])
+def test_a_failing_stage_raises_after_the_earlier_batches_results(stage: str) -> None:
+    def step(name: str):  # type: ignore[no-untyped-def]
+        def run(k: int) -> int:
+            if name == stage and k == 2:
+                raise ValueError(f"{name} of batch 2")
+            return k
+
+        return run
+
+    got: list[int] = []
+    with pytest.raises(ValueError, match=f"{stage} of batch 2"):
+        for value in overlapped(range(5), step("prepare"), step("work"), step("finish")):
+            got.append(value)
+    assert got == [0, 1]
+
+
+@pytest.mark.parametrize("ahead", [1, 2])
+def test_batches_in_flight_are_bounded(ahead: int) -> None:
+    """An instant prepare and a slow consumer: a loop without a bound would read everything."""
+    prepared: list[int] = []
+    held = []
+
+    def prepare(k: int) -> int:
+        prepared.append(k)
+        return k
+
+    for value in overlapped(range(20), prepare, lambda k: k, lambda k: k, ahead=ahead):
+        held.append(len(prepared) - value)  # batches read but not yet handed to the consumer
+    assert max(held) <= 2 * ahead + 1
+    assert len(prepared) == 20
+
+
+def test_stages_see_the_callers_context_and_empty_input() -> None:
+    run = contextvars.ContextVar("run", default="none")
+    run.set("flow-run-1")
+    seen = list(overlapped(range(3), lambda k: run.get(), lambda v: v, lambda v: (v, run.get())))
+    assert seen == [("flow-run-1", "flow-run-1")] * 3
+    assert list(overlapped([], lambda k: k, lambda k: k, lambda k: k)) == []
