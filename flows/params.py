@@ -13,6 +13,7 @@ from typing import Any, Self
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from prelabel.convert.contours import DEFAULT_TOLERANCE
 from prelabel.labelstudio.pullback import Format
 
 __all__ = [
@@ -59,6 +60,12 @@ class _PostOptions(LabelStudioParams):
     )
     masks: bool | None = Field(
         default=None, description="Post masks: true requires BrushLabels; default when present."
+    )
+    polygon_tolerance: float = Field(
+        default=DEFAULT_TOLERANCE,
+        ge=0,
+        le=100,
+        description="Pixels a polygon traced from a mask may stray from the mask's outline.",
     )
     import_new: bool = Field(default=False, description="Import images without a task as new tasks first.")
     task_data: list[str] = Field(

@@ -94,7 +94,7 @@ def run_pipeline(
         built, posted = post_batch(
             ls, project, opaque(records), opaque(matched.versions), mapping, model_version,
             overwrite=params.overwrite, dry_run=params.dry_run, masks=params.masks,
-            chunk_size=sizes.post_chunk,
+            polygon_tolerance=params.polygon_tolerance, chunk_size=sizes.post_chunk,
         )  # fmt: skip
         if params.save_payloads:
             write_payload_files(out / "payloads", opaque(payload_rows(built)))

@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import quote
 
 from prelabel.atomic import atomic_write
+from prelabel.convert.contours import DEFAULT_TOLERANCE
 from prelabel.errors import PredictionFileError, SettingsError
 from prelabel.failures import ErrorRow
 from prelabel.images import DEFAULT_MAX_PIXELS
@@ -56,6 +57,7 @@ def convert_directory(
     url_prefix: str = LOCAL_FILES_PREFIX,
     document_root: Path | None = None,
     masks: bool | None = None,
+    polygon_tolerance: float = DEFAULT_TOLERANCE,
     max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> ConvertResult:
     """Tasks for every image under ``input_dir`` that has a raw prediction file.
@@ -85,7 +87,9 @@ def convert_directory(
     items, result.errors = read_items(wanted, max_pixels)
     inferred = infer_items(items, RawFiles(raw_dir, input_root=input_dir), cache=None)
     numbered = [dataclasses.replace(r, task_id=n) for n, r in enumerate(inferred.records)]
-    batch = build_batch(numbered, config, label_map, model_version, masks=masks)
+    batch = build_batch(
+        numbered, config, label_map, model_version, masks=masks, polygon_tolerance=polygon_tolerance
+    )
     order = {uri: n for n, uri in enumerate(images)}
     result.errors = sorted([*result.errors, *inferred.errors, *batch.errors], key=lambda e: order[e.file])
     result.unmatched_labels, result.dropped, result.regions, result.unfilled = (

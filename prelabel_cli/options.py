@@ -19,6 +19,7 @@ from typing import Annotated, Any, TypeVar, get_type_hints
 
 import typer
 
+from prelabel.convert.contours import DEFAULT_TOLERANCE
 from prelabel.errors import PrelabelError
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "Manifest",
     "MinVerified",
     "ModelOptionList",
+    "PolygonTolerance",
     "PostOptions",
     "ProjectId",
     "Refresh",
@@ -60,6 +62,11 @@ Manifest = Annotated[
     Path | None,
     typer.Option("--manifest", help="Manifest CSV from `prelabel ingest` (instead of --input-dir)."),
 ]
+PolygonTolerance = Annotated[
+    float,
+    typer.Option("--polygon-tolerance", min=0, max=100,
+                 help="Pixels a polygon traced from a mask may stray from its outline."),
+]  # fmt: skip
 ModelOptionList = Annotated[list[str] | None, typer.Option("--model-option", help="KEY=VALUE, repeatable.")]
 CacheDir = Annotated[str | None, typer.Option("--cache-dir", help="Folder or s3://bucket/prefix.")]
 Refresh = Annotated[bool, typer.Option("--refresh", help="Ignore cached predictions.")]
@@ -113,6 +120,7 @@ class PostOptions:
         bool, typer.Option("--fuzzy", help="Also pair similar names (never across numbers); see matches.csv.")
     ] = False
     masks: Annotated[bool | None, typer.Option("--masks/--no-masks", help="Require / skip masks.")] = None
+    polygon_tolerance: PolygonTolerance = DEFAULT_TOLERANCE
     show_predictions: Annotated[
         bool, typer.Option("--show-predictions", help="Show this model version's predictions to annotators.")
     ] = False

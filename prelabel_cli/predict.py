@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from prelabel.convert.contours import DEFAULT_TOLERANCE
 from prelabel.errors import PrelabelError
 from prelabel.failures import write_errors
 from prelabel.labelstudio.config import parse_label_config
@@ -21,6 +22,7 @@ from prelabel_cli.options import (
     Manifest,
     MinVerified,
     ModelOptionList,
+    PolygonTolerance,
     PostOptions,
     Refresh,
     TaskBatch,
@@ -172,6 +174,7 @@ def convert(
         bool | None,
         typer.Option("--masks/--no-masks", help="Require / skip brush masks (default: when available)."),
     ] = None,
+    polygon_tolerance: PolygonTolerance = DEFAULT_TOLERANCE,
     errors_csv: Annotated[
         Path | None, typer.Option("--errors-csv", help="Write per-image errors to this CSV.")
     ] = None,
@@ -191,6 +194,7 @@ def convert(
     result = convert_directory(
         input_dir, parsed, mapping, model_version,
         raw_dir=raw_dir, url_prefix=url_prefix, document_root=document_root, masks=masks,
+        polygon_tolerance=polygon_tolerance,
     )  # fmt: skip
     write_tasks(out, result.tasks)
     if errors_csv is not None:

@@ -80,6 +80,7 @@ def post_batch(
     overwrite: bool,
     dry_run: bool,
     masks: bool | None,
+    polygon_tolerance: float,
     chunk_size: int,
 ) -> tuple[BatchBuild, PostReport]:
     """Convert a batch of records into predictions and post them exactly once.
@@ -89,7 +90,9 @@ def post_batch(
     """
     from prefect.runtime import task_run
 
-    batch = build_batch(records, project.config, label_map, model_version, masks=masks)
+    batch = build_batch(
+        records, project.config, label_map, model_version, masks=masks, polygon_tolerance=polygon_tolerance
+    )
     with connection.client() as client:
         report = post_predictions(
             client, project.id, batch.predictions, model_version, versions,

@@ -144,3 +144,36 @@ def test_cli_input_errors_are_one_line(tmp_path: Path) -> None:
         == "prelabel: error: missing.xml: cannot read ([Errno 2] No such file or directory: 'missing.xml')"
     )
     assert "Traceback" not in done.stderr
+
+
+def test_polygon_tolerance_reaches_the_outline(tmp_path: Path) -> None:
+    """``--polygon-tolerance``: a disc traced exactly has many vertices, loosely only a few."""
+    from PIL import Image
+
+    from prelabel.convert.masks import mask_to_coco
+
+    (tmp_path / "photos").mkdir()
+    Image.new("RGB", (100, 100), (90, 90, 90)).save(tmp_path / "photos" / "disc.jpg")
+    yy, xx = np.mgrid[:100, :100]
+    disc = (((xx - 50) ** 2 + (yy - 50) ** 2) <= 30**2).astype(np.uint8)
+    raw = {
+        "objects": [{"bbox": [20, 20, 81, 81], "score": 0.9, "category": "disc", "mask": mask_to_coco(disc)}]
+    }
+    (tmp_path / "photos" / "disc.json").write_text(json.dumps(raw))
+    (tmp_path / "config.xml").write_text(
+        '<View><Image name="image" value="$image"/>'
+        '<PolygonLabels name="polygon" toName="image"><Label value="disc"/></PolygonLabels></View>'
+    )
+    vertices = {}
+    for tolerance in ("0.5", "5"):
+        args = ["convert", "--input-dir", "photos", "--config", "config.xml", "--out", f"{tolerance}.json",
+                "--polygon-tolerance", tolerance]  # fmt: skip
+        done = _prelabel(*args, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        (task,) = json.loads((tmp_path / f"{tolerance}.json").read_text())
+        (result,) = task["predictions"][0]["result"]
+        vertices[tolerance] = len(result["value"]["points"])
+    assert vertices["0.5"] > 2 * vertices["5"] >= 8
+    args = ["convert", "--input-dir", "photos", "--config", "config.xml", "--polygon-tolerance", "-1"]
+    done = _prelabel(*args, cwd=tmp_path)
+    assert done.returncode == 2 and "--polygon-tolerance" in done.stderr
