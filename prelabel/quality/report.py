@@ -141,7 +141,7 @@ def write_quality(out_dir: Path, report: QualityReport, pairs: Pairs) -> Quality
         "errors": out_dir / "errors.csv",
     }
     atomic_write_csv(files["labels"], LABEL_COLUMNS, ([*r.values()] for r in summary.label_rows()))
-    regions = [[*astuple(r)[:-1], r.fate.value] for r in report.regions]
+    regions = [[*astuple(r)[:-1], r.fate and r.fate.value] for r in report.regions]
     atomic_write_csv(files["regions"], _REGION_COLUMNS, regions)
     write_errors(files["errors"], pairs.errors)
     used: set[str] = set()
