@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from prelabel.errors import SettingsError
+from prelabel.errors import DinoxError, SettingsError
 from prelabel.models import create_model
 from prelabel.records import Detections
 from tests.support.dinox_server import TOKEN, dinox_server
@@ -103,3 +103,11 @@ def test_an_unreadable_reference_image_stops_the_batch_once(tmp_path: Path) -> N
         with pytest.raises(SettingsError, match=r"trex prompt image .*other\.jpg"):
             model.predict([_item(_jpeg(64, 48)), _item(_jpeg(64, 48, seed=2))])
     assert state.bodies == []
+
+
+@pytest.mark.parametrize("number", [0, 3, True, "1", 1.0, None])  # sent: 1 (car) and 2 (person)
+def test_an_answer_naming_no_sent_category_is_an_error(tmp_path: Path, number: Any) -> None:
+    model = _trex("http://127.0.0.1:9", tmp_path)
+    answer = {"objects": [{"bbox": [1, 2, 30, 40], "score": 0.9, "category_id": number}]}
+    with pytest.raises(DinoxError, match=r"category_id .*; sent 1..2"):
+        model._detections(answer, "a.jpg")

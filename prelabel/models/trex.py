@@ -111,7 +111,7 @@ class TRex(DinoX):
         named = []
         for obj in objects:
             number = obj.get("category_id") if isinstance(obj, Mapping) else None
-            if not isinstance(number, int) or not 1 <= number <= len(self.labels):
+            if not isinstance(number, int) or isinstance(number, bool) or not 1 <= number <= len(self.labels):
                 raise DinoxError(
                     f"{uri}: T-Rex object with category_id {number!r}; sent 1..{len(self.labels)}"
                 )
