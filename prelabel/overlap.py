@@ -9,9 +9,9 @@ posted; at most ``2 * ahead + 1`` batches are held at once.
 
 Results come back in batch order, as a plain loop would return them. A stage that raises
 for batch k raises from the iterator after the results of the batches before k, exactly
-where the plain loop would have raised; the stages themselves still turn per-image
-failures into error rows. Each stage runs in a copy of the caller's context variables
-(Prefect's run context travels with it).
+where the plain loop would have raised (so does ``batches`` itself, failing to give batch
+k); the stages themselves still turn per-image failures into error rows. Each stage runs in
+a copy of the caller's context variables (Prefect's run context travels with it).
 
 Every stage's interval (``time.monotonic``) is logged at DEBUG on ``prelabel.overlap``
 with the ``Interval`` in the record's ``stage_interval`` attribute: a handler can collect
@@ -87,10 +87,17 @@ def overlapped(
     ):
 
         def prefetch() -> None:
-            for k, batch in source:
-                prepared.append(_submit(preparer, "prepare", k, prepare, batch))
-                if len(prepared) >= ahead:
+            while len(prepared) < ahead:
+                try:
+                    k, batch = next(source)
+                except StopIteration:
                     return
+                except Exception as exc:  # noqa: BLE001  (the batches' own failure: raised in its turn)
+                    failed: Future[B] = Future()
+                    failed.set_exception(exc)
+                    prepared.append(failed)
+                    return
+                prepared.append(_submit(preparer, "prepare", k, prepare, batch))
 
         try:
             prefetch()

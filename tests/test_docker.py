@@ -6,7 +6,9 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).parents[1]
@@ -69,3 +71,35 @@ def test_deployments_file_names_every_flow_and_pool() -> None:
         module, _, function = deployment["entrypoint"].partition(":")
         assert f"def {function}(" in (ROOT / module).read_text()
     assert by_name["pull-annotations"]["schedules"][0]["interval"] == 3600
+
+
+@pytest.mark.parametrize(
+    ("pull", "connection"),
+    [
+        # a pull on the environment's Label Studio with its key: the quality run takes the same
+        ({"project_id": 3, "out": "/exports/p3"}, {"ls_url": None, "api_key_block": None}),
+        # a pull on another server with a stored key: the quality run reads the same project there
+        (
+            {"project_id": 3, "out": "/exports/p3", "ls_url": "http://ls-b", "api_key_block": "ls-b-key"},
+            {"ls_url": "http://ls-b", "api_key_block": "ls-b-key"},
+        ),
+    ],
+)
+def test_the_quality_trigger_passes_on_the_pulls_project_and_connection(
+    pull: dict[str, Any], connection: dict[str, Any]
+) -> None:
+    """The trigger's parameters rendered as Prefect's server renders them for a completed pull run."""
+    from prefect.server.events.actions import RunDeployment
+    from prefect.utilities.schema_tools.hydration import HydrationContext, hydrate
+
+    from flows.params import QualityParams
+
+    spec = yaml.safe_load((ROOT / "deployments" / "prefect.yaml").read_text())
+    (trigger,) = next(d for d in spec["deployments"] if d["name"] == "quality")["triggers"]
+    parameters = trigger["parameters"]
+    RunDeployment._upgrade_v1_templates(parameters)  # what the server does before rendering
+    context = HydrationContext(render_jinja=True, raise_on_error=True,
+                               jinja_context={"flow_run": {"parameters": {"params": pull}}})  # fmt: skip
+    rendered = hydrate(parameters, context)
+    assert rendered == {"params": {"project_id": 3, "out": "/exports/p3/quality", **connection}}
+    assert QualityParams.model_validate(rendered["params"]).project_id == 3

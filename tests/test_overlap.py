@@ -183,3 +183,48 @@ def test_stages_see_the_callers_context_and_empty_input() -> None:
     seen = list(overlapped(range(3), lambda k: run.get(), lambda v: v, lambda v: (v, run.get())))
     assert seen == [("flow-run-1", "flow-run-1")] * 3
     assert list(overlapped([], lambda k: k, lambda k: k, lambda k: k)) == []
+
+
+def test_batches_that_fail_raise_after_the_batches_they_gave() -> None:
+    """A listing that breaks after three batches: those three are finished and handed over first."""
+
+    def batches() -> Iterator[int]:
+        yield from range(3)
+        raise ValueError("listing failed after batch 2")
+
+    got: list[int] = []
+    with pytest.raises(ValueError, match="listing failed"):
+        for value in overlapped(batches(), lambda k: k, lambda k: k, lambda k: k):
+            got.append(value)
+    assert got == [0, 1, 2]
+
+
+def _stage_threads() -> list[str]:
+    return [
+        t.name for t in threading.enumerate() if t.name.startswith(("prelabel-prepare", "prelabel-finish"))
+    ]
+
+
+def test_a_consumer_that_stops_or_an_interrupt_leaves_no_stage_running() -> None:
+    """Closing the loop early (a cancelled run, a break) or an interrupt in the work waits for the
+    stages in flight and starts no more: no thread is left behind, few batches were read."""
+    prepared: list[int] = []
+
+    def prepare(k: int) -> int:
+        prepared.append(k)
+        return k
+
+    loop = overlapped(range(100), prepare, lambda k: k, lambda k: k)
+    assert (next(loop), next(loop)) == (0, 1)
+    loop.close()
+    assert _stage_threads() == [] and len(prepared) <= 5
+
+    def interrupted(k: int) -> int:
+        if k == 3:
+            raise KeyboardInterrupt
+        return k
+
+    prepared.clear()
+    with pytest.raises(KeyboardInterrupt):
+        list(overlapped(range(100), prepare, interrupted, lambda k: k))
+    assert _stage_threads() == [] and len(prepared) <= 6

@@ -185,3 +185,34 @@ def test_points_follow_the_display_frame_rule() -> None:
     halved = Detections(xyxy=[[10, 20, 30, 40]], scores=[1], labels=("car",),
                         masks=(mask_to_coco(np.zeros((50, 100), np.uint8)),))  # fmt: skip
     assert display_frame(halved, IMAGE).points([[10, 20]]).tolist() == [[20.0, 40.0]]  # rule 3
+
+
+@pytest.mark.parametrize(
+    ("polygon", "rectangle"),
+    [
+        # a raw file's polygon off the image (its box on it): clipped onto the corner, no area
+        (((300, 300), (400, 300), (400, 400)), {"x": 0.0, "y": 0.0, "width": 5.0, "height": 10.0}),
+        # a quadrilateral on one line: no rotated rectangle of width 0, the enclosing box instead
+        (((0, 0), (10, 10), (20, 20), (50, 50)), {"x": 0.0, "y": 0.0, "width": 5.0, "height": 10.0}),
+    ],
+)
+def test_a_polygon_without_area_on_the_image_is_dropped(
+    polygon: tuple[tuple[float, float], ...], rectangle: dict[str, float]
+) -> None:
+    det = Detections(xyxy=[[0, 0, 10, 10]], scores=[0.5], labels=("car",), polygons=(polygon,))
+    prediction, report = build_prediction(PredictionRecord(IMAGE, det), ALL)
+    assert _of(prediction, "polygonlabels") == []
+    (rect,) = _of(prediction, "rectanglelabels")
+    assert rect["value"] == {**rectangle, "rotation": 0, "rectanglelabels": ["car"]}
+    assert report.dropped == {"polygon: no area on the image": 1} and report.regions == 1
+
+
+def test_a_choice_the_config_lists_twice_is_chosen_once() -> None:
+    config = parse_label_config(
+        """<View><Image name="image" value="$image"/>
+        <Choices name="when" toName="image" choice="multiple">
+          <Choice value="day"/><Choice value="day"/><Choice value="night"/></Choices></View>"""
+    )
+    det = Detections(choices=(Choice("day", 0.9), Choice("night", 0.2), Choice("day", 0.3)))
+    prediction, _ = build_prediction(PredictionRecord(IMAGE, det), config)
+    assert [r["value"] for r in prediction["result"]] == [{"choices": ["day", "night"]}]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,11 +19,12 @@ from prelabel.labelstudio.client import LabelStudioClient, Project
 from prelabel.labelstudio.config import parse_label_config
 from prelabel.labelstudio.regions import Region
 from prelabel.labelstudio.server import LocalLabelStudio
-from prelabel.quality import QualitySummary, load_pairs, measure_quality
+from prelabel.quality import Pairs, QualitySummary, load_pairs, measure_quality, write_quality
 from prelabel.quality.chart import CHART_SIZE
 from prelabel.quality.matching import Fate, Match, fate, greedy_match, iou_matrix
 from prelabel.quality.metrics import text_score
 from prelabel.quality.pairs import TaskPair
+from prelabel.quality.report import LABEL_COLUMNS
 from tests.conftest import run_prelabel
 from tests.support.known_edits import AP_CAR_BOX, AP_CAR_MASK, AP_PERSON_BOX, CONFIG, known_edits_project
 
@@ -192,3 +194,36 @@ def test_text_error_rate_needs_reference_characters() -> None:
     both = text_score([pair("AB", ""), pair("kitten", "sitting")], config)
     assert both.cer == pytest.approx((2 + 3) / 7)
     assert text_score([], config).cer is None
+
+
+def test_names_from_the_project_stay_text_in_the_markdown() -> None:
+    """A label with a pipe, a line break and HTML, a model version with backticks: the table keeps
+    one row per label and its columns, and no tag or code span reaches the renderer."""
+    config = parse_label_config(CONFIG)
+    hostile = "a|b\nc <img src=x onerror=alert(1)>"
+    region = _region("a", hostile, (0, 0, 9, 9))
+    pairs = Pairs("v`1`\n# x", tasks=[TaskPair(1, "a.jpg", [region], [region], {}, {}, {})])
+    markdown = measure_quality(pairs, config, 1).summary.markdown()
+    lines = markdown.splitlines()
+    assert lines[0] == r"# Quality of model version v\`1\` \# x, project 1"
+    table = [line for line in lines if line.startswith("|")]
+    assert len(table) == 3  # header, rule, the one label
+    assert {len(re.findall(r"(?<!\\)\|", line)) for line in table} == {len(LABEL_COLUMNS) + 1}
+    assert r"a\|b c \<img src=x onerror=alert(1)\>" in table[2]
+    assert re.search(r"(?<!\\)[<`]", markdown) is None
+
+
+def test_regions_without_ids_are_matched_but_have_no_fate(tmp_path: Path) -> None:
+    """Results posted or imported without ids: the labeling UI gives them new ones, so a kept box
+    would read as deleted and added again. They count for P/R/AP, not for fates."""
+    config = parse_label_config(CONFIG)
+    kept, other = _region("", "car", (0, 0, 9, 9)), _region("", "car", (50, 50, 60, 60))
+    pairs = Pairs("v1", tasks=[TaskPair(1, "a.jpg", [kept], [kept, other], {}, {}, {})])
+    report = measure_quality(pairs, config, 1)
+    (car,) = report.summary.labels
+    assert (car.tp, car.fp, car.fn) == (1, 0, 1)
+    assert sum(car.fates.values()) == 0
+    assert [(r.outcome, r.fate) for r in report.regions] == [("tp", None), ("fn", None)]
+    write_quality(tmp_path, report, pairs)
+    with (tmp_path / "regions.csv").open() as handle:
+        assert [row["fate"] for row in csv.DictReader(handle)] == ["", ""]

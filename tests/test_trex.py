@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from prelabel.errors import SettingsError
+from prelabel.errors import DinoxError, SettingsError
 from prelabel.models import create_model
 from prelabel.records import Detections
 from tests.support.dinox_server import TOKEN, dinox_server
@@ -70,3 +70,44 @@ def test_threshold_applies_to_the_answer(tmp_path: Path) -> None:
 def test_bad_prompt_options_are_clear(tmp_path: Path, options: dict[str, Any], message: str) -> None:
     with pytest.raises(SettingsError, match=message):
         _trex("http://127.0.0.1:9", tmp_path, **options)
+
+
+@pytest.mark.parametrize(
+    ("boxes", "message"),
+    [
+        # the 200x100 reference: a box past its right edge, one above its top
+        (
+            {"car": [[0, 150, 20, 210, 80], [1, 1, 2, 30, 20]]},
+            r"\[0, 150.0, 20.0, 210.0, 80.0\] reaches outside",
+        ),
+        ({"car": [[0, 10, -5, 110, 80], [1, 1, 2, 30, 20]]}, r"200x100 as displayed"),
+        # the 50x40 one: a box drawn for the larger image
+        ({"car": [[0, 10, 20, 110, 80], [1, 10, 20, 110, 80]]}, r"other.jpg \(50x40"),
+    ],
+)
+def test_a_box_outside_its_reference_image_stops_the_batch(
+    tmp_path: Path, boxes: dict[str, Any], message: str
+) -> None:
+    with dinox_server() as (url, state):
+        model = _trex(url, tmp_path, prompt_boxes=boxes)
+        with pytest.raises(SettingsError, match=message):
+            model.predict([_item(_jpeg(64, 48)), _item(_jpeg(64, 48, seed=2))])
+    assert state.bodies == []  # nothing sent
+
+
+def test_an_unreadable_reference_image_stops_the_batch_once(tmp_path: Path) -> None:
+    """Not an error row per image (each reading the file again): one clear error for the batch."""
+    with dinox_server() as (url, state):
+        model = _trex(url, tmp_path)
+        (tmp_path / "other.jpg").write_bytes(b"not an image")
+        with pytest.raises(SettingsError, match=r"trex prompt image .*other\.jpg"):
+            model.predict([_item(_jpeg(64, 48)), _item(_jpeg(64, 48, seed=2))])
+    assert state.bodies == []
+
+
+@pytest.mark.parametrize("number", [0, 3, True, "1", 1.0, None])  # sent: 1 (car) and 2 (person)
+def test_an_answer_naming_no_sent_category_is_an_error(tmp_path: Path, number: Any) -> None:
+    model = _trex("http://127.0.0.1:9", tmp_path)
+    answer = {"objects": [{"bbox": [1, 2, 30, 40], "score": 0.9, "category_id": number}]}
+    with pytest.raises(DinoxError, match=r"category_id .*; sent 1..2"):
+        model._detections(answer, "a.jpg")

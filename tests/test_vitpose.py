@@ -108,3 +108,27 @@ def test_alone_is_a_clear_error_and_the_signature_follows_options(tiny_vitpose: 
         assert VitPose(checkpoint=str(tiny_vitpose), **change).signature().key != base  # type: ignore[arg-type]
     with pytest.raises(SettingsError, match="person_labels"):
         VitPose(person_labels="")
+
+
+def test_person_boxes_without_area_on_the_image_get_no_keypoints_and_the_batch_goes_on(
+    tiny_vitpose: Path,
+) -> None:
+    """A detector's (or a raw file's) degenerate person boxes: the image processor cannot warp
+    them (a zero-size box raised for the whole batch); they pass through, counted."""
+    item = random_image_item(0, (80, 60))
+    boxes = [
+        [10, 10, 10, 10],  # a point
+        [10, 10, 10, 40],  # no width
+        [200, 200, 260, 280],  # off the image
+        [30, 50, 10, 10],  # corners given in reverse: the box it encloses
+        [4, 6, 28, 38],  # a person
+    ]
+    before = Detections(xyxy=boxes, scores=[0.9] * 5, labels=("person",) * 5)
+    model = VitPose(checkpoint=str(tiny_vitpose), threshold=-1e9, device="cpu")
+    (found,) = model.refine([item], [before])
+    assert isinstance(found, Detections)
+    assert found.keypoints[:3] == (None, None, None)
+    assert found.keypoints[3] and found.keypoints[4]
+    counts = model.drain_counts()
+    assert counts["person boxes zero area: no keypoints"] == 2
+    assert counts["person boxes outside image: no keypoints"] == 1

@@ -29,6 +29,7 @@ __all__ = [
     "percent_to_corners",
     "percent_to_xyxy",
     "points_to_percent",
+    "polygon_area",
     "xyxy_to_percent",
     "xyxy_to_xywh",
 ]
@@ -59,6 +60,14 @@ def points_to_percent(points: npt.ArrayLike, width: int, height: int) -> list[li
     _check_size(width, height)
     array = np.asarray(points, dtype=np.float64).reshape(-1, 2) * np.array([100.0 / width, 100.0 / height])
     return [[float(x), float(y)] for x, y in array]
+
+
+def polygon_area(points: npt.ArrayLike) -> float:
+    """Shoelace area of a closed ring of (n, 2) pixel points, square pixels (self-intersections
+    count as Label Studio draws them)."""
+    array = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    xs, ys = array[:, 0], array[:, 1]
+    return float(abs(np.dot(xs, np.roll(ys, -1)) - np.dot(ys, np.roll(xs, -1))) / 2.0)
 
 
 def percent_to_xyxy(value: dict[str, float], width: int, height: int) -> tuple[float, float, float, float]:

@@ -4,12 +4,12 @@ Output: ``{"result": [...], "score": mean detection score, "model_version": ...}
 per kept detection and as the config has the control (shapes in ``results``):
 
 - ``rectanglelabels``: the box; a rotated rectangle when the detection has a 4-point
-  polygon (an OCR quadrilateral: its minimum-area rectangle), ``xyxy`` staying the
-  enclosing box; plus a ``textarea`` sharing its id when the detection has text;
+  polygon (an OCR quadrilateral: its minimum-area rectangle; one on a line keeps ``xyxy``),
+  ``xyxy`` staying the enclosing box; plus a ``textarea`` sharing its id when the detection has text;
 - ``brushlabels``: the mask;
 - ``polygonlabels``: the detection's polygon as given, else its mask's outer rings
   (``prelabel.convert.contours``: one region per part, holes dropped and counted,
-  simplified to ``polygon_tolerance`` pixels);
+  simplified to ``polygon_tolerance`` pixels; a ring without area on the image dropped);
 - ``keypointlabels``: each keypoint whose name the control has, ``parentID`` its
   detection's rectangle;
 
@@ -33,7 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 from prelabel.convert.contours import DEFAULT_TOLERANCE, mask_to_polygons, quad_to_rectangle
-from prelabel.convert.geometry import clean_boxes
+from prelabel.convert.geometry import clean_boxes, polygon_area
 from prelabel.errors import LabelConfigError
 from prelabel.failures import ErrorRow, Stage, item_failure
 from prelabel.frames import DisplayFrame, display_frame
@@ -179,6 +179,8 @@ class _Builder:
         region, score = f"det{i}", float(detections.scores[i])
         polygon = detections.polygons[i]
         rotated = quad_to_rectangle(self.frame.points(polygon)) if polygon and len(polygon) == 4 else None
+        if rotated is not None and polygon_area(rotated) == 0:  # a quad on one line: its enclosing box
+            rotated = None
         geometry = box_geometry(self.fields, self.cleanup.boxes[i], rotated)
         self.add(control, self.fields.rectangle(region, control, label, geometry, score))
         text = detections.texts[i]
@@ -223,11 +225,16 @@ class _Builder:
             self.report.dropped.update(outline.dropped)
             rings = outline.polygons
         limits = np.array([self.fields.width, self.fields.height], dtype=np.float64)
+        posted = False
         for k, ring in enumerate(rings):
             points = np.clip(ring, 0.0, limits)
+            if polygon_area(points) == 0:  # off the image (clipped onto its edge), or a line
+                self.report.dropped["polygon: no area on the image"] += 1
+                continue
             self.add(control, self.fields.polygon(f"det{i}-poly{k}", control, label, points,
                                                   float(detections.scores[i])))  # fmt: skip
-        return bool(rings)
+            posted = True
+        return posted
 
     def keypoints(self, i: int, parent: str | None) -> bool:
         control, points = self.controls.keypoints, self.record.detections.keypoints[i]
@@ -262,7 +269,8 @@ class _Builder:
         if not best:
             return
         if control.multiple:
-            labels = [label for label in control.labels if label in best]
+            # a choice the config lists twice is chosen once
+            labels = [label for label in dict.fromkeys(control.labels) if label in best]
         else:
             labels = [max(best, key=lambda label: best[label])]
         self.add(control, self.fields.choices(control, labels, max(best[label] for label in labels)))

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from prelabel.convert.geometry import corners_to_xyxy, percent_to_corners, percent_to_xyxy
+from prelabel.convert.geometry import corners_to_xyxy, percent_to_corners, percent_to_xyxy, polygon_area
 from prelabel.convert.masks import brush_to_mask, mask_to_coco
 from prelabel.errors import AnnotationError, MaskError
 from prelabel.failures import ErrorRow, Stage, item_failure
@@ -238,7 +238,7 @@ def _region(
             points = tuple((float(x) * width / 100.0, float(y) * height / 100.0) for x, y in value["points"])
             if len(points) < 3:
                 raise AnnotationError(image, f"{where}: a polygon needs 3 points, got {len(points)}")
-            xyxy, area = corners_to_xyxy(points), _polygon_area(points)
+            xyxy, area = corners_to_xyxy(points), polygon_area(points)
         elif kind == "keypointlabels":
             _positive(width, height)
             points = ((float(value["x"]) * width / 100.0, float(value["y"]) * height / 100.0),)
@@ -282,9 +282,3 @@ def _region(
 def _positive(width: int, height: int) -> None:
     if width <= 0 or height <= 0:
         raise ValueError(f"image size must be positive, got {width}x{height}")
-
-
-def _polygon_area(points: tuple[Point, ...]) -> float:
-    """Shoelace area in square pixels (self-intersections count as Label Studio draws them)."""
-    xs, ys = np.array([p[0] for p in points]), np.array([p[1] for p in points])
-    return float(abs(np.dot(xs, np.roll(ys, -1)) - np.dot(ys, np.roll(xs, -1))) / 2.0)

@@ -33,8 +33,9 @@ from typing import Any
 
 import numpy as np
 
-from prelabel.errors import DinoxError, ImageError, SettingsError
+from prelabel.errors import DinoxError, ImageError, PrelabelError, SettingsError
 from prelabel.images import load_image, sha256_bytes
+from prelabel.models.base import ImageItem
 from prelabel.models.dinox import DinoX
 from prelabel.models.registry import register
 from prelabel.records import Detections, detections_from_raw
@@ -75,15 +76,23 @@ class TRex(DinoX):
         prompt = {"type": "visual_images", "visual_images": self._visual_images()}
         return {"model": self.model_name, "image": image, "targets": self.targets, "prompt": prompt}
 
+    def predict(self, batch: Sequence[ImageItem]) -> list[Detections | PrelabelError]:
+        """The reference images are read first: one that cannot be read, or a box outside it,
+        stops the batch with one error (not an error row per image, each reading it again)."""
+        self._visual_images()
+        return super().predict(batch)
+
     def _visual_images(self) -> list[dict[str, Any]]:
         """Each reference image as a data URI with its boxes (scaled like the image)."""
         if self._references is None:
             references = []
             for index, path in enumerate(self.prompt_images):
                 try:
-                    payload, scale = self._image_payload(load_image(path).rgb)
+                    rgb = load_image(path).rgb
                 except ImageError as exc:
                     raise SettingsError(f"trex prompt image {path}: {exc}") from exc
+                _check_inside(self.prompt_boxes, index, path, rgb.size)
+                payload, scale = self._image_payload(rgb)
                 interactions = [
                     {"type": "rect", "category_id": number, "rect": [v * scale for v in box[1:]]}
                     for number, label in enumerate(self.labels, start=1)
@@ -102,13 +111,26 @@ class TRex(DinoX):
         named = []
         for obj in objects:
             number = obj.get("category_id") if isinstance(obj, Mapping) else None
-            if not isinstance(number, int) or not 1 <= number <= len(self.labels):
+            if not isinstance(number, int) or isinstance(number, bool) or not 1 <= number <= len(self.labels):
                 raise DinoxError(
                     f"{uri}: T-Rex object with category_id {number!r}; sent 1..{len(self.labels)}"
                 )
             named.append({**obj, "category": self.labels[number - 1]})
         found = detections_from_raw({"objects": named}, uri)
         return found[np.asarray(found.scores >= self.bbox_threshold)]
+
+
+def _check_inside(boxes: PromptBoxes, index: int, path: str, size: tuple[int, int]) -> None:
+    """Every box drawn on reference ``index`` lies on it (pixels of the displayed image)."""
+    width, height = size
+    for label, rows in boxes.items():
+        for row in rows:
+            image, x1, y1, x2, y2 = row
+            if image == index and (min(x1, y1) < 0 or x2 > width or y2 > height):
+                raise SettingsError(
+                    f"trex prompt_boxes[{label!r}]: {list(row)} reaches outside prompt image {path} "
+                    f"({width}x{height} as displayed, EXIF orientation applied)"
+                )
 
 
 def _image_list(value: Sequence[str] | str | None) -> list[str]:

@@ -4,7 +4,8 @@ ViTPose is top-down: it crops each person box (enlarged by 1.25 to the model's a
 ratio, an affine warp done with scipy by the image processor), predicts one heatmap per
 keypoint and maps the peaks back to the image, so it only runs after a detector
 (``--model detr+vitpose``). Detections whose label is one of ``person_labels`` get their
-keypoints, those scoring at least ``threshold``; the others pass through unchanged.
+keypoints, those scoring at least ``threshold``; the others pass through unchanged, and so
+do person boxes without area on the image (counted: ViTPose has no crop to warp).
 Keypoints are in the displayed (EXIF-rotated) image's pixels, like the boxes they refine;
 one that lands outside the image (the crop is larger than the box) is dropped and counted.
 
@@ -25,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from prelabel.convert.geometry import clean_boxes
 from prelabel.errors import PrelabelError, SettingsError
 from prelabel.models.base import ImageItem, ModelAdapter, class_list, decode_batch
 from prelabel.models.registry import register
@@ -86,11 +88,15 @@ class VitPose(ModelAdapter):
         loaded, out = decode_batch(batch)
         persons = {label.lower() for label in self.person_labels}
         jobs: dict[int, list[int]] = {}  # image -> its person detections
+        coco_boxes = []  # their boxes as posted: on the image, corners in order (clean_boxes)
         for i in loaded:
-            found = [j for j, label in enumerate(previous[i].labels) if label.lower() in persons]
-            if found:
-                jobs[i] = found
-        coco_boxes = [_xywh(previous[i].xyxy[found]) for i, found in jobs.items()]
+            people = [j for j, label in enumerate(previous[i].labels) if label.lower() in persons]
+            cleanup = clean_boxes(previous[i].xyxy[people], *loaded[i].rgb.size)
+            for reason, n in cleanup.dropped.items():  # no crop to warp (the processor raises)
+                self._counts[f"person boxes {reason}: no keypoints"] += n
+            if cleanup.keep.any():
+                jobs[i] = [j for j, keep in zip(people, cleanup.keep, strict=True) if keep]
+                coco_boxes.append(_xywh(cleanup.boxes[cleanup.keep]))
         heatmaps = []
         if jobs:
             crops = torch.cat([

@@ -8,7 +8,9 @@ the same function ``COCOeval`` uses, so the counts here and the AP agree on what
 Fates follow region ids: Label Studio copies a prediction's result ids into the annotation when
 the annotator starts from the prediction, so a predicted id absent from the annotation was
 deleted, an annotated id absent from the prediction was added, and a shared id was kept
-unchanged (same label, same geometry) or edited.
+unchanged (same label, same geometry) or edited. A region without an id (results posted or
+imported without one) has no fate: the labeling UI gives such a prediction's results new ids,
+so nothing ties them to the annotation's.
 """
 
 from __future__ import annotations

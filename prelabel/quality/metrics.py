@@ -53,7 +53,8 @@ class LabelScore:
 
 @dataclass(frozen=True)
 class RegionRow:
-    """One predicted or annotated region: whether it matched (tp, fp or fn), at what IoU, its fate."""
+    """One predicted or annotated region: whether it matched (tp, fp or fn), at what IoU, its fate
+    (None for a region without an id: nothing ties it to a region on the other side)."""
 
     task_id: int
     image: str
@@ -63,7 +64,7 @@ class RegionRow:
     score: float | None
     outcome: str
     iou: float | None
-    fate: Fate
+    fate: Fate | None
 
 
 def label_scores(
@@ -97,8 +98,9 @@ def _count(pair: TaskPair, score: LabelScore, threshold: float) -> list[RegionRo
     score.iou_sum += sum(m.iou for m in matches)
     rows = []
     for i, region in enumerate(dt):
-        what = fate(region, annotated_by_id.get(region.region_id))
-        score.fates[what] += 1
+        what = fate(region, annotated_by_id.get(region.region_id)) if region.region_id else None
+        if what is not None:
+            score.fates[what] += 1
         hit = by_dt.get(i)
         outcome, iou = ("tp", hit.iou) if hit else ("fp", None)
         rows.append(
@@ -108,6 +110,8 @@ def _count(pair: TaskPair, score: LabelScore, threshold: float) -> list[RegionRo
         )
     for j, region in enumerate(gt):
         what = Fate.EDITED if region.region_id in predicted_ids else Fate.ADDED
+        if not region.region_id:
+            what = None
         if what is Fate.ADDED:
             score.fates[Fate.ADDED] += 1
         if j not in matched_gt:

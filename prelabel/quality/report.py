@@ -9,6 +9,7 @@ label). Polygons and keypoints are not measured: they are counted by type.
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from dataclasses import asdict, astuple, dataclass, field
 from pathlib import Path
@@ -77,7 +78,7 @@ class QualitySummary:
 
     def markdown(self) -> str:
         lines = [
-            f"# Quality of model version `{self.model_version}`, project {self.project_id}",
+            f"# Quality of model version {_text(self.model_version)}, project {self.project_id}",
             "",
             f"{self.tasks} tasks with a prediction and an annotation (latest, not cancelled); "
             f"{self.unannotated} predicted tasks not annotated yet. Matched one-to-one at IoU "
@@ -90,7 +91,7 @@ class QualitySummary:
         lines.append("")
         for c in self.choices:
             lines.append(
-                f"- Choices `{c.control}`: {_cell(c.accuracy)} accuracy ({c.correct} of {c.tasks} tasks)"
+                f"- Choices {_text(c.control)}: {_cell(c.accuracy)} accuracy ({c.correct} of {c.tasks} tasks)"
             )
         lines.append(f"- Texts: {self.texts.compared} compared, {self.texts.corrected} corrected, "
                      f"character error rate {_cell(self.texts.cer)}")  # fmt: skip
@@ -140,7 +141,7 @@ def write_quality(out_dir: Path, report: QualityReport, pairs: Pairs) -> Quality
         "errors": out_dir / "errors.csv",
     }
     atomic_write_csv(files["labels"], LABEL_COLUMNS, ([*r.values()] for r in summary.label_rows()))
-    regions = [[*astuple(r)[:-1], r.fate.value] for r in report.regions]
+    regions = [[*astuple(r)[:-1], r.fate and r.fate.value] for r in report.regions]
     atomic_write_csv(files["regions"], _REGION_COLUMNS, regions)
     write_errors(files["errors"], pairs.errors)
     used: set[str] = set()
@@ -157,7 +158,18 @@ def write_quality(out_dir: Path, report: QualityReport, pairs: Pairs) -> Quality
 
 
 def _cell(value: Any) -> str:
-    """A markdown table cell: n/a for undefined, three decimals, a label's pipes escaped."""
+    """A markdown table cell: n/a for undefined, three decimals, text through ``_text``."""
     if value is None:
         return "n/a"
-    return f"{value:.3f}" if isinstance(value, float) else str(value).replace("|", "\\|")
+    return f"{value:.3f}" if isinstance(value, float) else _text(str(value))
+
+
+_MARKUP = re.compile(r"([\\`*_\[\]<>|#!])")
+_BREAKS = re.compile(r"[\r\n\t]+")
+
+
+def _text(value: str) -> str:
+    """Names from the project (labels, controls, the model version) shown as the text they are:
+    line breaks become spaces (a table row stays one line) and markdown's and HTML's
+    characters are backslash-escaped (no table cell split by ``|``, no tag, link or code span)."""
+    return _MARKUP.sub(r"\\\1", _BREAKS.sub(" ", value))
