@@ -216,3 +216,20 @@ def test_a_choice_the_config_lists_twice_is_chosen_once() -> None:
     det = Detections(choices=(Choice("day", 0.9), Choice("night", 0.2), Choice("day", 0.3)))
     prediction, _ = build_prediction(PredictionRecord(IMAGE, det), config)
     assert [r["value"] for r in prediction["result"]] == [{"choices": ["day", "night"]}]
+
+
+def test_a_nan_score_and_an_empty_mask_are_dropped_and_counted_not_unmatched() -> None:
+    """A model's NaN score would fail the whole chunk's POST; an empty mask is no brush."""
+    mask = np.zeros((100, 200), np.uint8)
+    detections = Detections(
+        xyxy=[[10, 10, 50, 50], [60, 10, 90, 50]], scores=[float("nan"), 0.8], labels=["car", "car"],
+        masks=[None, mask_to_coco(mask)],
+    )  # fmt: skip
+    brush_only = parse_label_config(
+        '<View><Image name="image" value="$image"/>'
+        '<BrushLabels name="mask" toName="image"><Label value="car"/></BrushLabels></View>'
+    )
+    prediction, report = build_prediction(PredictionRecord(IMAGE, detections), brush_only)
+    assert prediction["result"] == [] and prediction["score"] is None
+    assert report.dropped == {"score not finite": 1, "mask: empty": 1}
+    assert not report.unmatched_labels  # car is a label of the project: nothing to map

@@ -69,6 +69,8 @@ def test_signature_and_clear_errors(tiny_siglip: Path) -> None:
         create_model("siglip", checkpoint=str(tiny_siglip)).predict([random_image_item(0, (8, 8))])
     with pytest.raises(SettingsError, match="needs \\{\\}"):
         create_model("siglip", template="a photo")
+    with pytest.raises(SettingsError, match="top_k must be 1 or more, got 0"):
+        create_model("siglip", top_k=0)
 
 
 def test_bad_image_is_that_images_error(tiny_siglip: Path) -> None:

@@ -24,6 +24,7 @@ Every mask is decoded once, for its brush and its outline alike.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -157,6 +158,10 @@ class _Builder:
         for i in range(len(detections)):
             if not self.cleanup.keep[i]:
                 continue
+            if not math.isfinite(detections.scores[i]):  # a model's NaN would fail the whole chunk's POST
+                self.report.dropped["score not finite"] += 1
+                continue
+            dropped_before = self.report.dropped.total()
             rect = self.rectangle(i)
             mask = detections.masks[i]
             decoded = None if mask is None else self.frame.mask(mask)  # once, for brush and outline
@@ -165,7 +170,7 @@ class _Builder:
             if self.keypoints(i, rect) or rect is not None or brushed or outlined:
                 self.report.regions += 1
                 scores.append(float(detections.scores[i]))
-            else:
+            elif self.report.dropped.total() == dropped_before:  # dropped shapes are counted already
                 self.report.unmatched_labels[detections.labels[i]] += 1
         self.choices()
         return self.results, scores
@@ -205,6 +210,9 @@ class _Builder:
         control = self.controls.brush
         label = None if mask is None else self._label(control, i, elsewhere)
         if control is None or mask is None or label is None:
+            return False
+        if not mask.any():
+            self.report.dropped["mask: empty"] += 1
             return False
         self.add(control, self.fields.brush(f"det{i}-mask", control, label, mask,
                                             float(self.record.detections.scores[i])))  # fmt: skip

@@ -53,7 +53,9 @@ class Siglip(ModelAdapter):
             raise SettingsError(f"siglip template {template!r} needs {{}} where the choice goes")
         self.choices = class_list(choices)
         self.checkpoint, self.revision, self.template = checkpoint, revision, template
-        self.threshold, self.top_k = threshold, max(1, top_k)
+        if top_k < 1:
+            raise SettingsError(f"siglip: top_k must be 1 or more, got {top_k}")
+        self.threshold, self.top_k = threshold, top_k
         self.batch_size, self.device = max(1, batch_size), device
         self._loaded: tuple[Any, Any, dict[str, Any], bool] | None = None
 
