@@ -13,6 +13,7 @@ Imported only where triton is (CUDA machines; Triton's interpreter runs it on CP
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import torch
@@ -43,14 +44,17 @@ def fused_deformable_attention(
     _, queries, _, levels, points, _ = sampling_locations.shape
     dtype = torch.promote_types(value.dtype, attention_weights.dtype)
     out = torch.empty((batch, queries, heads, dim), dtype=dtype, device=value.device)
+    # launched on the tensors' device, not the current one (device="cuda:1")
+    on_device = torch.cuda.device(value.device) if value.is_cuda else contextlib.nullcontext()
     if out.numel():
         grid = (triton.cdiv(queries, BLOCK_QUERIES), batch * heads)
-        _kernel[grid](
-            value.contiguous(), spatial_shapes.contiguous(), level_start_index.contiguous(),
-            sampling_locations.contiguous(), attention_weights.contiguous(), out, queries, values,
-            HEADS=heads, DIM=dim, LEVELS=levels, POINTS=points,
-            BLOCK_Q=BLOCK_QUERIES, BLOCK_D=triton.next_power_of_2(dim),
-        )  # fmt: skip
+        with on_device:
+            _kernel[grid](
+                value.contiguous(), spatial_shapes.contiguous(), level_start_index.contiguous(),
+                sampling_locations.contiguous(), attention_weights.contiguous(), out, queries, values,
+                HEADS=heads, DIM=dim, LEVELS=levels, POINTS=points,
+                BLOCK_Q=BLOCK_QUERIES, BLOCK_D=triton.next_power_of_2(dim),
+            )  # fmt: skip
     return out.view(batch, queries, heads * dim)
 
 
@@ -77,7 +81,7 @@ def _kernel(
     channel = tl.arange(0, BLOCK_D)
     query_ok, channel_ok = query < queries, channel < DIM
     # (batch, queries, heads) row of each query: indexes weights, locations and the output
-    row = ((image * queries + query) * HEADS + head).to(tl.int64)
+    row = (image.to(tl.int64) * queries + query) * HEADS + head
     head_values = value_ptr + image.to(tl.int64) * values * HEADS * DIM + head * DIM
     acc = tl.zeros((BLOCK_Q, BLOCK_D), dtype=tl.float32)
     for level in tl.static_range(LEVELS):
