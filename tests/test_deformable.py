@@ -46,6 +46,7 @@ def interpreted(test: Callable[..., None]) -> Callable[..., None]:
     return marked
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(INTERPRETED, reason="this is the child pytest")
 def test_kernel_under_the_interpreter() -> None:
     """Every ``interpreted`` test, in a child pytest with Triton's interpreter on: all pass, none skip."""
