@@ -26,6 +26,9 @@ order of floating-point sums in a batch); equal counts and the worst IoU are pri
 One warm-up batch per path; peak GPU memory per run (``n/a`` on the CPU). The projection to
 100k images assumes shards scale linearly over ``--gpus`` (``infer-shard``: nothing shared
 but the cache).
+Grounding DINO's deformable attention is the fused Triton kernel on CUDA (the adapter's
+default, ``prelabel.models.deformable``) in both paths; ``--no-fused-attention`` runs
+transformers' PyTorch path in both, for a second run to compare with.
 Command (GPU): ``python -m benchmarks.grounded_sam2``; the tests run it with ``--tiny``.
 """
 
@@ -52,6 +55,7 @@ from prelabel.convert.masks import CocoRle, coco_to_mask, mask_to_coco
 from prelabel.images import read_image_info
 from prelabel.models import ImageItem, create_model
 from prelabel.models.base import decode_batch
+from prelabel.models.deformable import triton_available
 from prelabel.models.grounded_sam2 import (
     SAM_MEAN,
     SAM_STD,
@@ -194,6 +198,8 @@ def main() -> None:
                         help="the loop resizes on the CPU, as the demo (lower --min-iou)")  # fmt: skip
     parser.add_argument("--min-iou", type=float, default=0.999, help="the least IoU of a mask and the loop's")
     parser.add_argument("--tiny", action="store_true", help="tiny models (the CPU smoke run in the tests)")
+    parser.add_argument("--no-fused-attention", action="store_true",
+                        help="transformers' PyTorch deformable attention, not the Triton kernel")  # fmt: skip
     args = parser.parse_args()
     sizes = sorted({default, *(int(s) for s in args.batch_sizes.split(","))})
 
@@ -202,15 +208,17 @@ def main() -> None:
         f"python {sys.version.split()[0]}, torch {torch.__version__}, transformers {version('transformers')}"
     )
     print(f"machine: {platform.processor() or platform.machine()}, GPU {gpu}, {versions}")
+    fused = args.device.startswith("cuda") and triton_available() and not args.no_fused_attention
     print(f"{args.images} JPEGs {args.width}x{args.height}, {args.boxes} boxes each, {args.dtype}, "
-          f"{'tiny' if args.tiny else 'full-size'} models, device {args.device}")  # fmt: skip
+          f"{'tiny' if args.tiny else 'full-size'} models, device {args.device}, deformable attention: "
+          f"{'fused Triton kernel' if fused else 'PyTorch'}")  # fmt: skip
     jpegs = _jpegs(args.images, args.width, args.height)
     with TemporaryDirectory() as tmp:
         options = {
             "classes": CLASSES, "detector": str(save_grounding_dino(Path(tmp) / "gd", full=not args.tiny)),
             "segmenter": str(save_sam2(Path(tmp) / "sam2", full=not args.tiny)), "box_threshold": 0.0,
             "text_threshold": 0.0, "mask_score_threshold": 0.0, "max_detections": args.boxes,
-            "dtype": args.dtype, "device": args.device,
+            "dtype": args.dtype, "device": args.device, "fused_attention": not args.no_fused_attention,
         }  # fmt: skip
         reference: GroundedSam2 = create_model("grounded-sam2", **options)  # type: ignore[assignment]
         loop = partial(_loop, reference, boxes=args.boxes, demo_pixels=args.demo_pixels)

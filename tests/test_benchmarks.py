@@ -64,12 +64,13 @@ def test_orchestration_benchmark_runs(label_studio) -> None:  # type: ignore[no-
 def test_grounded_sam2_benchmark_runs_tiny_on_cpu() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.grounded_sam2", "--tiny", "--images", "4", "--width", "96",
-         "--height", "64", "--batch-sizes", "2", "--device", "cpu"],
+         "--height", "64", "--batch-sizes", "2", "--device", "cpu", "--no-fused-attention"],
         capture_output=True, text=True, check=False, cwd=ROOT,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     lines = done.stdout.splitlines()
     assert lines[0].startswith("machine:") and lines[-1].startswith("ratio:")
+    assert lines[1].endswith("deformable attention: PyTorch")
     rows = [line.split() for line in lines if line[:5].strip().isdigit()]
     # the given batch size and the adapter's default (8), each: images/s, memory n/a on the CPU,
     # 40 masks like the loop's (IoU >= 0.999), six stages and their sum

@@ -16,6 +16,10 @@ through the mask decoder together, padded to the largest count (each box is deco
 own, so padding changes nothing). Masks are upsampled, thresholded and run-length encoded a
 chunk of boxes at a time on the device (``prelabel.models.rle``): only their runs reach the
 host, where they become COCO RLE.
+
+Grounding DINO's deformable attention runs as one fused Triton kernel on CUDA
+(``prelabel.models.deformable``; ``fused_attention=False`` keeps transformers' PyTorch path,
+which CPU runs always use).
 """
 
 from __future__ import annotations
@@ -87,6 +91,7 @@ class GroundedSam2(ModelAdapter):
         box_chunk: int = 32,
         dtype: str = "bfloat16",
         device: str | None = None,
+        fused_attention: bool = True,
     ) -> None:
         if dtype not in ("bfloat16", "float16", "float32"):
             raise SettingsError(f"grounded-sam2 dtype {dtype!r}: use bfloat16, float16 or float32")
@@ -96,6 +101,8 @@ class GroundedSam2(ModelAdapter):
         self.box_threshold, self.text_threshold = box_threshold, text_threshold
         self.mask_threshold, self.mask_score_threshold = mask_threshold, mask_score_threshold
         self.segment, self.dtype, self.device = segment, dtype, device
+        # not in the signature: equal outputs up to the order of float sums (tests/test_deformable.py)
+        self.fused_attention = fused_attention
         self.max_detections = max(1, max_detections)
         self.batch_size, self.box_chunk = max(1, batch_size), max(1, box_chunk)
         self._models: tuple[Any, Any, Any] | None = None
@@ -166,11 +173,15 @@ class GroundedSam2(ModelAdapter):
             require_torch("grounded-sam2")
             from transformers import AutoModel, AutoModelForZeroShotObjectDetection, AutoProcessor
 
+            from prelabel.models.deformable import fuse_deformable_attention
+
             self.device = select_device(self.device)
             processor = load_pretrained(AutoProcessor, self.detector, self.detector_revision)
             detector = load_pretrained(
                 AutoModelForZeroShotObjectDetection, self.detector, self.detector_revision
             )
+            if self.fused_attention:
+                fuse_deformable_attention(detector)
             segmenter = None
             if self.segment:
                 segmenter = load_pretrained(AutoModel, self.segmenter, self.segmenter_revision)
