@@ -104,6 +104,33 @@ CASES = {
 }
 
 
+def test_a_kernel_that_cannot_run_here_falls_back_once_with_a_warning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No C compiler for Triton's launcher, an unsupported GPU: the PyTorch path, said once."""
+    import prelabel.models.deformable_kernel as kernel
+
+    def cannot_compile(*args: object) -> torch.Tensor:
+        raise RuntimeError("Failed to find C compiler")
+
+    monkeypatch.setattr(kernel, "fused_deformable_attention", cannot_compile)
+    module = FusedDeformableAttention(MultiScaleDeformableAttention())
+    monkeypatch.setattr(module, "uses_kernel", lambda value: module.fused)
+    value, spatial, starts, locations, weights = _inputs(*CASES["one of each"][:5], CASES["one of each"][5])
+    shapes = [(int(h), int(w)) for h, w in spatial.tolist()]
+    with caplog.at_level("WARNING", logger="prelabel.models.deformable"):
+        for _ in range(2):
+            out = module(value, spatial, shapes, starts, locations, weights, 64)
+            torch.testing.assert_close(out, _reference(value, spatial, starts, locations, weights))
+    assert [r.getMessage() for r in caplog.records] == [
+        "fused deformable attention cannot run here (RuntimeError: Failed to find C compiler); "
+        "using the PyTorch path"
+    ]
+    module.fused, module.proven = True, True  # once it has run, an error is a real one: raised
+    with pytest.raises(RuntimeError, match="C compiler"):
+        module(value, spatial, shapes, starts, locations, weights, 64)
+
+
 @interpreted
 @pytest.mark.parametrize("case", CASES)
 def test_kernel_equals_the_pytorch_path(case: str) -> None:

@@ -14,18 +14,24 @@ need the ``kernels`` package and a download from the Hub). Each call then runs t
 when triton is importable and the tensors are on CUDA (or Triton's interpreter is on,
 ``TRITON_INTERPRET=1``: how the tests run it on CPU tensors), else the unchanged PyTorch
 module it replaced. Outputs equal the PyTorch path's up to the order of float32 sums
-(tests/test_deformable.py states the tolerances).
+(tests/test_deformable.py states the tolerances). A kernel that cannot compile or launch on
+this machine (no C compiler for Triton's launcher, an unsupported GPU) fails before it has
+ever run: that module says why once, as a warning, and keeps to the PyTorch path, so a run
+is slower, never lost.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 
 import torch
 from torch import nn
 
 __all__ = ["FusedDeformableAttention", "fuse_deformable_attention", "triton_available"]
+
+log = logging.getLogger(__name__)
 
 
 def triton_available() -> bool:
@@ -40,6 +46,7 @@ class FusedDeformableAttention(nn.Module):
         super().__init__()
         self.reference = reference  # the PyTorch path: CPU, or no triton
         self.fused = triton_available()
+        self.proven = False  # the kernel has run here once: a later error is a real one, raised
 
     def uses_kernel(self, value: torch.Tensor) -> bool:
         """Whether a call with these values runs the kernel (else the PyTorch path)."""
@@ -58,9 +65,19 @@ class FusedDeformableAttention(nn.Module):
         if self.uses_kernel(value):
             from prelabel.models.deformable_kernel import fused_deformable_attention
 
-            return fused_deformable_attention(
-                value, value_spatial_shapes, level_start_index, sampling_locations, attention_weights
-            )
+            try:
+                fused = fused_deformable_attention(
+                    value, value_spatial_shapes, level_start_index, sampling_locations, attention_weights
+                )
+            except Exception as exc:
+                if self.proven:
+                    raise
+                self.fused = False
+                log.warning("fused deformable attention cannot run here (%s: %s); using the PyTorch path",
+                            type(exc).__name__, str(exc)[:300])  # fmt: skip
+            else:
+                self.proven = True
+                return fused
         out: torch.Tensor = self.reference(
             value, value_spatial_shapes, value_spatial_shapes_list, level_start_index,
             sampling_locations, attention_weights, im2col_step,
