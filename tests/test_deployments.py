@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -200,9 +200,12 @@ def slow_images(count: int, folder: Path, site: Site) -> Path:
     return manifest
 
 
-def kill_mid_shard(stack: Stack, flow: str, site: Site, cache: Path) -> tuple[dict[str, Any], str]:
-    """Wait for a run of ``flow`` (a shard) that has asked for some of its images but not all and
-    has no marker yet, then kill it with its worker; the run as it was and the worker's name."""
+def kill_mid_shard(
+    stack: Stack, flow: str, site: Site, cache: Path, ready: Callable[[list[str]], bool] | None = None
+) -> tuple[dict[str, Any], str]:
+    """Wait for a run of ``flow`` (a shard) that has asked for some of its images but not all, has
+    no marker yet and is ``ready`` (given its image URIs; e.g. has written something), then kill it
+    with its worker; the run as it was and the worker's name."""
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         body = {"flows": {"name": {"any_": [flow]}}, "flow_runs": {"state": {"type": {"any_": ["RUNNING"]}}}}
@@ -210,7 +213,11 @@ def kill_mid_shard(stack: Stack, flow: str, site: Site, cache: Path) -> tuple[di
             shard = run["parameters"]["params"]["shard"]
             listed = json.loads((cache / "markers" / "lists" / f"{shard}.json").read_text())["images"]
             asked = sum(site.hits[httpx.URL(uri).path] > 0 for uri in listed)
-            if run["infrastructure_pid"] and 3 <= asked < len(listed) - 2:
+            if (
+                run["infrastructure_pid"]
+                and 3 <= asked < len(listed) - 2
+                and (ready is None or ready(listed))
+            ):
                 assert not (cache / "markers" / f"{shard}.json").exists()
                 return run, stack.kill_worker_of(run)
         time.sleep(0.3)
@@ -234,13 +241,18 @@ def shard_runs(stack: Stack, flow: str, shard: str) -> list[str]:
 
 
 def run_with_a_shard_killed(
-    stack: Stack, deployment: str, params: dict[str, Any], site: Site, cache: Path
+    stack: Stack,
+    deployment: str,
+    params: dict[str, Any],
+    site: Site,
+    cache: Path,
+    ready: Callable[[list[str]], bool] | None = None,
 ) -> tuple[str, str]:
     """Run ``deployment``, SIGKILL the worker of one of its shards mid-flight, and check the shard
     ended Crashed, ran again on the other worker and the run completed; the shard and the lost worker."""
     shard_flow = "export-shard" if deployment.startswith("export/") else "infer-shard"
     run_id = stack.start_run(deployment, params)
-    victim, lost = kill_mid_shard(stack, shard_flow, site, cache)
+    victim, lost = kill_mid_shard(stack, shard_flow, site, cache, ready)
     killed = time.monotonic()
     timings = {"crashed": crashed_after_kill(stack, victim, killed)}
     final = _wait_final(stack, run_id)

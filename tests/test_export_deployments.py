@@ -113,7 +113,17 @@ def test_an_export_shard_whose_worker_is_killed_runs_again_and_each_image_is_exp
                   "batch_size": 2, "shard_size": 10, "max_parallel_shards": 2,
                   "categories": sorted(TINY_DETR_LABELS.values()),
                   "output_dir": str(tmp_path / "out")}  # fmt: skip
-        shard, _ = run_with_a_shard_killed(stack, "export/export", params, site, tmp_path / "cache")
+
+        def wrote_a_batch(listed: list[str]) -> bool:
+            """The shard has exported one of its images (so its first batch was started): the
+            rerun must then keep what the killed run wrote."""
+            names = tuple(uri.rsplit("/", 1)[-1] for uri in listed)
+            found = s3.list_objects_v2(Bucket="pseudo", Prefix="killed/images/").get("Contents", [])
+            return any(obj["Key"].endswith(names) for obj in found)
+
+        shard, _ = run_with_a_shard_killed(
+            stack, "export/export", params, site, tmp_path / "cache", wrote_a_batch
+        )
 
     marker = json.loads((tmp_path / "cache" / "markers" / f"{shard}.json").read_text())
     assert marker["skipped"]  # what the killed run had written was kept, not written again
