@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from prelabel.convert.masks import brush_to_mask, coco_to_mask, mask_to_brush
-from prelabel.errors import LabelStudioError
+from prelabel.errors import LabelStudioError, LabelStudioStartError
 from prelabel.images import read_image_info
 from prelabel.labelstudio.client import LabelStudioClient, Project
 from prelabel.labelstudio.importing import import_images
@@ -20,7 +20,7 @@ from prelabel.labelstudio.matching import match_files
 from prelabel.labelstudio.posting import post_predictions
 from prelabel.labelstudio.predictions import build_batch
 from prelabel.labelstudio.pullback import pull_annotations
-from prelabel.labelstudio.server import LocalLabelStudio
+from prelabel.labelstudio.server import PERSONAL_TOKEN_FILE, LocalLabelStudio, personal_token
 from prelabel.records import Detections, PredictionRecord
 from prelabel.reports import append_unmatched_labels, write_payloads, write_unmatched
 from prelabel.samples import make_samples
@@ -36,6 +36,20 @@ def test_both_kinds_of_credentials(label_studio: LocalLabelStudio, project: Proj
     token = label_studio.legacy_token if kind == "legacy" else label_studio.personal_token
     with LabelStudioClient(label_studio.url, token) as client:
         assert client.get_project(project.id).config.image.data_key == "image"
+
+
+def test_a_restart_uses_the_personal_token_it_kept(label_studio: LocalLabelStudio, tmp_path: Path) -> None:
+    """Label Studio refuses a second personal token (409) and never shows the first again: a
+    later start of the same data directory (the demo, run twice) uses the one kept there."""
+    kept = label_studio.data_dir / PERSONAL_TOKEN_FILE
+    assert kept.stat().st_mode & 0o777 == 0o600
+    legacy = label_studio.legacy_token.get_secret_value()
+    again = personal_token(label_studio.url, legacy, kept)
+    assert again.get_secret_value() == label_studio.personal_token.get_secret_value()
+    with pytest.raises(
+        LabelStudioStartError, match="already has a personal access token that prelabel did not keep"
+    ):
+        personal_token(label_studio.url, legacy, tmp_path / PERSONAL_TOKEN_FILE)
 
 
 def test_bad_token_is_a_clear_error(label_studio: LocalLabelStudio, project: Project) -> None:

@@ -4,7 +4,9 @@ Label Studio pulls Django and many pins, so it never shares prelabel's environme
 installed once into ``~/.cache/prelabel/label-studio-<version>`` (or ``venv_dir``) and
 reused. ``start`` runs it headless on 127.0.0.1 with its data in ``data_dir``, a user, a
 legacy token enabled for the organization, and a personal access token created through
-the API, then waits for ``/health``.
+the API, then waits for ``/health``. Label Studio gives a user one personal token and never
+shows it again, so the token is kept in the data directory (``PERSONAL_TOKEN_FILE``, owner
+only) and a later start of the same directory uses it again.
 """
 
 from __future__ import annotations
@@ -27,13 +29,17 @@ from prelabel.errors import LabelStudioStartError
 
 __all__ = [
     "LABEL_STUDIO_VERSION",
+    "PERSONAL_TOKEN_FILE",
     "LocalLabelStudio",
     "default_venv_dir",
     "ensure_installed",
     "free_port",
+    "personal_token",
     "port_is_free",
     "start_label_studio",
 ]
+
+PERSONAL_TOKEN_FILE = ".prelabel-personal-token"  # noqa: S105  (a file name, not a secret)
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +167,7 @@ def start_label_studio(
     )  # fmt: skip
     try:
         _wait_healthy(server, startup_timeout)
-        server.personal_token = _personal_token(url, legacy_token)
+        server.personal_token = personal_token(url, legacy_token, data_dir / PERSONAL_TOKEN_FILE)
     except BaseException:
         server.stop()
         raise
@@ -184,15 +190,29 @@ def _wait_healthy(server: LocalLabelStudio, timeout: float) -> None:
     )
 
 
-def _personal_token(url: str, legacy_token: str) -> SecretStr:
-    """Create (or, when one exists, rotate to) a personal access token for the user."""
+def personal_token(url: str, legacy_token: str, kept: Path) -> SecretStr:
+    """The user's personal access token: created, or the one ``kept`` from an earlier start
+    (Label Studio refuses a second one with 409 and shows a token only when creating it)."""
     headers = {"Authorization": f"Token {legacy_token}"}
     answer = httpx.post(f"{url}/api/token/", headers=headers, timeout=30)
+    if answer.status_code == 409 and kept.is_file():
+        token = kept.read_text().strip()
+        check = httpx.post(f"{url}/api/token/refresh/", json={"refresh": token}, timeout=30)
+        if check.status_code == 200:
+            return SecretStr(token)
+    if answer.status_code == 409:
+        raise LabelStudioStartError(
+            f"the Label Studio user of {kept.parent} already has a personal access token that "
+            f"prelabel did not keep ({kept} is missing or no longer valid); revoke it in Label "
+            "Studio's Account & Settings, or start with a new data directory"
+        )
     if answer.status_code >= 400:
         raise LabelStudioStartError(
             f"creating a personal access token failed: {answer.status_code} {answer.text[:300]}"
         )
-    return SecretStr(answer.json()["token"])
+    token = str(answer.json()["token"])
+    atomic_write(kept, token, mode=0o600)
+    return SecretStr(token)
 
 
 def _tail(path: Path, lines: int = 30) -> str:
