@@ -78,6 +78,9 @@ def test_convert_corpus_images_and_raw_files(tmp_path: Path) -> None:
             }
         ),
         "grid": json.dumps({"objects": [{"bbox": [1, 2, 3, 4], "category": "car", "mask": wrong_grid}]}),
+        "polygon": '{"objects": [{"bbox": [1, 2, 3, 4], "category": "car", "polygon": [[1, 2], [3, NaN]]}]}',
+        "keypoint": '{"objects": [{"bbox": [1, 2, 3, 4], "category": "car", "keypoints": [{"x": 1}]}]}',
+        "choices": '{"objects": [], "choices": [{"label": "day", "score": "sure"}]}',
     }
     for stem, body in bad_raw.items():
         _raw(folder, stem, body)
