@@ -16,11 +16,11 @@ from prelabel.exporting import BatchExport, ExportPlan
 from prelabel.ingest.fetch import Fetcher
 from prelabel.labelstudio.labelmap import LabelMap, Normalization, load_label_map
 from prelabel.overlap import overlapped
-from prelabel.pipeline import InferResult, ReadBatch, chunks, read_batch
+from prelabel.pipeline import InferResult, ReadBatch, chunks, read_batch, reuse_earlier
 from prelabel.review.verifier import VerifyStep
 from prelabel.settings import Settings, load_settings
 from prelabel.store.cache import PredictionCache, open_cache
-from tasks.common import LabelStudioConnection
+from tasks.common import LabelStudioConnection, as_task_retries
 from tasks.exporting import export_batch
 from tasks.inference import infer_batch, model_for
 
@@ -121,15 +121,22 @@ def inferred_batches(
     fetcher = Fetcher(load_settings())
 
     def prepare(uris: Sequence[str]) -> tuple[Sequence[str], ReadBatch]:
-        read = read_batch(uris, adapter, cache, refresh=refresh, max_pixels=max_pixels, fetcher=fetcher)
+        # Read outside the infer-batch task (ahead, in a thread), so retried here as it would be.
+        read = as_task_retries(
+            lambda: read_batch(uris, adapter, cache, refresh=refresh, max_pixels=max_pixels, fetcher=fetcher),
+            f"reading a batch of {len(uris)} images",
+        )
         return uris, read
 
+    earlier = InferResult()  # the batch inferred while this one was read
+
     def work(prepared: tuple[Sequence[str], ReadBatch]) -> Inferred:
+        nonlocal earlier
         uris, read = prepared
         # opaque(): Prefect would otherwise walk every element of these large arguments.
-        return Inferred(
-            uris, read, infer_batch(opaque(read), model, model_options, cache, max_pixels, verify)
-        )
+        read = reuse_earlier(read, earlier, cache)
+        earlier = infer_batch(opaque(read), model, model_options, cache, max_pixels, verify)
+        return Inferred(uris, read, earlier)
 
     return overlapped(batches, prepare, work, finish)
 

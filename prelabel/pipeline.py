@@ -38,6 +38,7 @@ __all__ = [
     "project_prompt",
     "read_batch",
     "read_items",
+    "reuse_earlier",
     "with_tasks",
 ]
 
@@ -157,10 +158,32 @@ def look_up(
     return ReadBatch(list(items), misses, found)
 
 
+def reuse_earlier(batch: ReadBatch, earlier: InferResult, cache: PredictionCache | None) -> ReadBatch:
+    """``batch`` with the misses that ``earlier`` (the batch inferred while this one was read,
+    so not yet in the cache when it was looked up) has predictions for moved to the found
+    records, counted cached, their pixels dropped. Only with a cache: without one (raw
+    files) the same bytes need not mean the same predictions."""
+    known = {r.image.sha256: r for r in earlier.records}
+    if cache is None or not known or not batch.misses:
+        return batch
+    found = dataclasses.replace(batch.found, records=list(batch.found.records))
+    misses = []
+    for item in batch.misses:
+        if (record := known.get(item.info.sha256)) is None:
+            misses.append(item)
+            continue
+        item.unload()
+        found.records.append(PredictionRecord(item.info, record.detections, record.model, uri=item.uri))
+        found.cached += 1
+    return ReadBatch(batch.items, misses, found)
+
+
 def infer_read(batch: ReadBatch, model: ModelAdapter, cache: PredictionCache | None) -> InferResult:
     """The batch's result: its cached records, then the model's for the misses (then cached);
     an image the model fails on becomes an error row. ``batch`` is left as it was but for the
-    misses' decoded pixels, which are dropped (a retry decodes them again)."""
+    misses' decoded pixels, which are dropped (a retry decodes them again). With a cache (whose
+    key says the model's output depends on the bytes alone), misses with the same bytes go
+    to the model once; the others take its outcome, counted cached."""
     result = dataclasses.replace(
         batch.found, records=list(batch.found.records), errors=list(batch.found.errors),
         model_counts=Counter(batch.found.model_counts),
@@ -168,17 +191,29 @@ def infer_read(batch: ReadBatch, model: ModelAdapter, cache: PredictionCache | N
     if not batch.misses:
         return result
     signature = model.signature()
-    outcomes = model.predict(batch.misses)
+
+    # Without a cache (raw files: the output depends on the path) each image is its own.
+    def key(item: ImageItem) -> str:
+        return item.info.sha256 if cache is not None else item.uri
+
+    first: dict[str, ImageItem] = {}
+    for item in batch.misses:
+        first.setdefault(key(item), item)
+    outcomes = dict(zip(first, model.predict(list(first.values())), strict=True))
     for item in batch.misses:
         item.unload()
-    for item, outcome in zip(batch.misses, outcomes, strict=True):
+    for item in batch.misses:
+        outcome = outcomes[key(item)]
         if isinstance(outcome, PrelabelError):
             result.errors.append(failure_row(item.uri, model.failure_stage, outcome))
             continue
-        if cache is not None:
-            cache.put(item.info.sha256, signature, outcome)
+        if first[key(item)] is not item:
+            result.cached += 1  # the same bytes as an image before it in the batch
+        else:
+            result.inferred += 1
+            if cache is not None:
+                cache.put(item.info.sha256, signature, outcome)
         result.records.append(PredictionRecord(item.info, outcome, signature, uri=item.uri))
-        result.inferred += 1
     result.model_counts.update(model.drain_counts())
     return result
 

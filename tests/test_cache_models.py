@@ -12,7 +12,7 @@ from prelabel.convert.masks import mask_to_coco
 from prelabel.errors import ImageError, PredictionFileError, PrelabelError, SettingsError
 from prelabel.images import read_image_info
 from prelabel.models import ImageItem, ModelAdapter, available_models, create_model
-from prelabel.pipeline import infer_items, infer_read, read_batch, read_items
+from prelabel.pipeline import infer_items, infer_read, read_batch, read_items, reuse_earlier
 from prelabel.records import Detections, ModelSignature, save_raw_file
 from prelabel.samples import SIGNS, make_samples
 from prelabel.settings import Settings
@@ -156,6 +156,35 @@ def test_read_batch_decodes_only_the_misses_a_model_needs_pixels_of(tmp_path: Pa
     assert all(i._loaded is None for i in batch.items) and batch.found.errors == result.errors[:1]
     raw = read_batch(paths, create_model("raw-files"), None)
     assert all(i._loaded is None for i in raw.items)  # raw files need no pixels
+
+
+class _Agreeing(_Counting):
+    """The stand-in that never refuses."""
+
+    def predict(self, batch: Sequence[ImageItem]) -> list[Detections | PrelabelError]:
+        self.calls += len(batch)
+        return [DETECTIONS for _ in batch]
+
+
+def test_the_same_bytes_go_to_the_model_once_in_a_batch_and_in_the_next(tmp_path: Path) -> None:
+    paths = [item.uri for item in _items(tmp_path)]
+    copy = tmp_path / "copy_of_the_first.jpg"
+    copy.write_bytes(Path(paths[0]).read_bytes())
+    model, cache = _Agreeing(), LocalCache(tmp_path / "cache")
+    first = read_batch([paths[0], str(copy), paths[1]], model, cache)
+    second = read_batch([str(copy), paths[1], paths[2]], model, cache)  # read while the first is inferred
+    assert len(second.misses) == 3  # nothing was cached yet
+    one = infer_read(first, model, cache)
+    assert (one.inferred, one.cached, model.calls) == (2, 1, 2)
+    assert sorted(r.uri for r in one.records) == sorted([paths[0], str(copy), paths[1]])
+    two = infer_read(reuse_earlier(second, one, cache), model, cache)
+    assert (two.inferred, two.cached, model.calls) == (1, 2, 3)
+    assert sorted(r.uri for r in two.records) == sorted([str(copy), paths[1], paths[2]])
+    assert all(i._loaded is None for i in second.items)  # the reused misses' pixels dropped too
+    # Without a cache (raw files: predictions follow the path, not the bytes) each goes to the model.
+    uncached = [paths[0], str(copy)]
+    alone = infer_read(reuse_earlier(read_batch(uncached, model, None), one, None), model, None)
+    assert (alone.inferred, alone.cached, model.calls) == (2, 0, 5)
 
 
 def test_read_items_reports_bad_files(tmp_path: Path) -> None:

@@ -144,6 +144,23 @@ def test_the_infer_flow_overlaps_reading_inference_and_writing(
     assert_overlapped(intervals.seen, count)
 
 
+@pytest.mark.usefixtures("prefect_server")
+def test_an_image_repeated_in_the_next_batch_goes_to_the_model_once(tmp_path: Path) -> None:
+    """The next batch is read (and looked up) before this one is cached: the flow hands it this
+    batch's predictions instead."""
+    import flows.infer
+    from flows.params import InferParams
+
+    sample = make_samples()[0]
+    (tmp_path / "images").mkdir()
+    for copy in ("a", "b", "c"):
+        write_image(tmp_path / "images", f"{copy}_{sample.name}", sample.data)
+    params = InferParams(input_dir=str(tmp_path / "images"), out=str(tmp_path / "raw"), model="ocr",
+                         cache_dir=str(tmp_path / "cache"), batch_size=1)  # fmt: skip
+    summary = flows.infer.infer(params)
+    assert (summary.written, summary.inferred, summary.cached, summary.failed) == (3, 1, 2, 0)
+
+
 @pytest.mark.parametrize("stage", ["prepare", "work", "finish"])
 def test_a_failing_stage_raises_after_the_earlier_batches_results(stage: str) -> None:
     def step(name: str):  # type: ignore[no-untyped-def]

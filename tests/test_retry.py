@@ -16,7 +16,7 @@ from prelabel.labelstudio.client import LabelStudioClient
 from prelabel.labelstudio.server import free_port
 from prelabel.redact import safe_url
 from prelabel.retry import RetryPolicy, TransientStatusError
-from tasks.common import only_transient
+from tasks.common import as_task_retries, only_transient
 from tests.conftest import encode_image
 from tests.support.http_faults import Site, serve
 
@@ -138,3 +138,31 @@ def test_the_deadline_bounds_a_call() -> None:
 )
 def test_safe_url(url: str, shown: str) -> None:
     assert safe_url(url) == shown
+
+
+def test_the_batch_read_ahead_is_retried_like_a_task(caplog: pytest.LogCaptureFixture) -> None:
+    """The read runs outside the infer-batch task (ahead, in a thread): transient failures are
+    retried with the task's policy, others are not."""
+    attempts: list[int] = []
+
+    def flaky() -> str:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise ConnectionError("cache unreachable")
+        return "read"
+
+    with caplog.at_level(logging.WARNING, logger="prelabel.retry"):
+        assert as_task_retries(flaky, "reading a batch of 2 images") == "read"
+    assert len(attempts) == 2
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "prelabel.retry"]
+    said = "reading a batch of 2 images failed (ConnectionError: cache unreachable); retry 1 of 3"
+    assert line.startswith(said)
+
+    def broken() -> str:
+        attempts.append(1)
+        raise ValueError("not transient")
+
+    attempts.clear()
+    with pytest.raises(ValueError, match="not transient"):
+        as_task_retries(broken, "reading")
+    assert len(attempts) == 1
