@@ -50,7 +50,8 @@ from pathlib import Path  # noqa: E402
 
 from prelabel.labelstudio.client import LabelStudioClient, Project  # noqa: E402
 from prelabel.labelstudio.server import LocalLabelStudio, start_label_studio  # noqa: E402
-from prelabel.samples import LABEL_CONFIG  # noqa: E402
+from prelabel.records import save_raw_file  # noqa: E402
+from prelabel.samples import LABEL_CONFIG, SampleImage, make_samples  # noqa: E402
 
 _projects = count(1)
 
@@ -95,6 +96,15 @@ def write_image(folder: Path, name: str, data: bytes) -> Path:
     path = folder / name
     path.write_bytes(data)
     return path
+
+
+def write_samples(folder: Path) -> list[SampleImage]:
+    """The sample images in ``folder``, each with its raw file as the DINO-X scripts name it."""
+    samples = make_samples()
+    for sample in samples:
+        write_image(folder, sample.name, sample.data)
+        save_raw_file(folder / f"{Path(sample.name).stem}_dinox_preannot.json", sample.detections)
+    return samples
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ from PIL import Image
 from prelabel.convert.masks import mask_to_coco
 from prelabel.records import save_raw_file
 from prelabel.samples import LABEL_CONFIG, make_samples
-from tests.conftest import encode_image, run_prelabel
+from tests.conftest import encode_image, run_prelabel, write_samples
 from tests.support.http_faults import Site, serve
 
 SAMPLES = make_samples()
@@ -43,9 +43,7 @@ def _raw(folder: Path, stem: str, body: str) -> None:
 def test_convert_corpus_images_and_raw_files(tmp_path: Path) -> None:
     folder = tmp_path / "in"
     folder.mkdir()
-    for sample in SAMPLES:  # four good images with good raw files
-        (folder / sample.name).write_bytes(sample.data)
-        save_raw_file(folder / f"{Path(sample.name).stem}_dinox_preannot.json", sample.detections)
+    write_samples(folder)  # four good images with good raw files
     good_raw = '{"objects": [{"bbox": [1, 2, 30, 40], "category": "car", "score": 0.9}]}'
     bad_images = {
         "empty.jpg": b"",  # 0 bytes

@@ -16,7 +16,7 @@ from prelabel.records import save_raw_file
 from prelabel.samples import make_samples
 from prelabel.settings import load_settings
 from prelabel.store.s3 import s3_client
-from tests.conftest import run_prelabel
+from tests.conftest import run_prelabel, write_samples
 
 
 @pytest.fixture
@@ -42,10 +42,7 @@ def _export(
 def test_export_to_s3_then_resume(tmp_path: Path, s3_env: dict[str, str]) -> None:
     images = tmp_path / "images"
     images.mkdir()
-    samples = make_samples()
-    for sample in samples:
-        (images / sample.name).write_bytes(sample.data)
-        save_raw_file(images / f"{Path(sample.name).stem}_dinox_preannot.json", sample.detections)
+    samples = write_samples(images)
     (tmp_path / "map.json").write_text('{"car": "civilian vehicle"}')
     client = s3_client(load_settings())
     client.create_bucket(Bucket="pseudo")

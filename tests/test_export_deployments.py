@@ -11,11 +11,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from prelabel.records import save_raw_file
-from prelabel.samples import make_samples
 from prelabel.settings import load_settings
 from prelabel.store.s3 import s3_client
-from tests.conftest import TINY_DETR_LABELS, run_prelabel
+from tests.conftest import TINY_DETR_LABELS, run_prelabel, write_samples
 from tests.support.http_faults import Site, serve
 from tests.test_deployments import (
     CRASH_AFTER,
@@ -44,10 +42,7 @@ def test_sharded_export_equals_one_process_and_a_cut_shard_is_completed(
 ) -> None:
     images = tmp_path / "images"
     images.mkdir()
-    samples = make_samples()
-    for sample in samples:
-        (images / sample.name).write_bytes(sample.data)
-        save_raw_file(images / f"{Path(sample.name).stem}_dinox_preannot.json", sample.detections)
+    samples = write_samples(images)
     categories = sorted({label for s in samples for label in s.detections.labels})
     s3_client(load_settings()).create_bucket(Bucket="pseudo")
 

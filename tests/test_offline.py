@@ -19,6 +19,7 @@ from prelabel.labelstudio.config import parse_label_config
 from prelabel.labelstudio.labelmap import LabelMap
 from prelabel.offline import convert_directory
 from prelabel.samples import LABEL_CONFIG, make_samples
+from tests.conftest import write_samples
 
 COLOURS = {
     "car": (200, 40, 40),
@@ -51,16 +52,8 @@ def test_third_sample_is_stored_sideways() -> None:
     assert (info.width, info.height) == (640, 480)
 
 
-def _write_samples(folder: Path) -> None:
-    from prelabel.records import save_raw_file
-
-    for sample in make_samples():
-        (folder / sample.name).write_bytes(sample.data)
-        save_raw_file(folder / f"{Path(sample.name).stem}_dinox_preannot.json", sample.detections)
-
-
 def test_convert_directory_and_error_rows(tmp_path: Path) -> None:
-    _write_samples(tmp_path)
+    write_samples(tmp_path)
     (tmp_path / "broken.jpg").write_bytes(b"not an image at all")
     (tmp_path / "broken.json").write_text('{"objects": []}')
     (tmp_path / "no_raw.png").write_bytes(make_samples()[0].data)
