@@ -26,7 +26,15 @@ from prelabel.quality.metrics import text_score
 from prelabel.quality.pairs import TaskPair
 from prelabel.quality.report import LABEL_COLUMNS
 from tests.conftest import run_prelabel
-from tests.support.known_edits import AP_CAR_BOX, AP_CAR_MASK, AP_PERSON_BOX, CONFIG, known_edits_project
+from tests.support.known_edits import (
+    AP50_CAR_POLYGON,
+    AP_CAR_BOX,
+    AP_CAR_MASK,
+    AP_CAR_POLYGON,
+    AP_PERSON_BOX,
+    CONFIG,
+    known_edits_project,
+)
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +54,8 @@ def test_known_edits_give_known_numbers(synthetic: tuple[LabelStudioClient, Proj
 
     assert (summary.tasks, summary.unannotated, summary.errors) == (4, 2, 0)
     rows = _numbers(summary)
-    assert set(rows) == {("rectanglelabels", "car"), ("rectanglelabels", "person"), ("brushlabels", "car")}
+    assert set(rows) == {("rectanglelabels", "car"), ("rectanglelabels", "person"), ("brushlabels", "car"),
+                         ("polygonlabels", "car"), ("keypointlabels", "nose"), ("keypointlabels", "eye")}  # fmt: skip
     car, person, mask = (
         rows["rectanglelabels", "car"],
         rows["rectanglelabels", "person"],
@@ -70,7 +79,25 @@ def test_known_edits_give_known_numbers(synthetic: tuple[LabelStudioClient, Proj
     texts = summary.texts
     assert (texts.compared, texts.corrected, texts.edits, texts.reference_chars) == (2, 1, 1, 13)
     assert texts.cer == pytest.approx(1 / 13)
-    assert summary.not_measured == {"polygonlabels": 2}
+    assert summary.not_measured == {}
+
+    polygon = rows["polygonlabels", "car"]  # p1, p2 kept, p3 moved (IoU 2/3), p4 deleted, a5 added
+    assert (polygon["tp"], polygon["fp"], polygon["fn"]) == (3, 1, 1)
+    assert polygon["precision"] == polygon["recall"] == polygon["f1"] == 0.75
+    assert polygon["mean_iou"] == pytest.approx((1 + 1 + 2 / 3) / 3)
+    assert (polygon["kept"], polygon["edited"], polygon["deleted"], polygon["added"]) == (2, 1, 1, 1)
+    assert polygon["ap50"] == pytest.approx(AP50_CAR_POLYGON) and polygon["ap"] == pytest.approx(AP_CAR_POLYGON)
+    assert polygon["mean_error_px"] is None and mask["mean_error_px"] is None
+
+    nose, eye = rows["keypointlabels", "nose"], rows["keypointlabels", "eye"]
+    # k1 kept (0 px), k2 moved 2 px (within 2.83 px), k3 moved 4 px (a miss both ways)
+    assert (nose["tp"], nose["fp"], nose["fn"], nose["mean_error_px"]) == (2, 1, 1, 1.0)
+    assert nose["precision"] == nose["recall"] == nose["f1"] == pytest.approx(2 / 3)
+    assert (nose["kept"], nose["edited"], nose["deleted"], nose["added"]) == (1, 2, 0, 0)
+    assert (eye["tp"], eye["fp"], eye["fn"], eye["precision"], eye["recall"], eye["f1"]) == (0, 1, 1, 0, 0, 0)
+    assert (eye["kept"], eye["edited"], eye["deleted"], eye["added"]) == (0, 0, 1, 1)
+    assert nose["mean_iou"] is nose["ap"] is nose["ap50"] is None  # no area: no IoU, no AP
+    assert eye["mean_iou"] is eye["mean_error_px"] is eye["ap"] is None  # nothing matched
 
 
 def test_cli_writes_csv_json_and_charts(
@@ -81,26 +108,42 @@ def test_cli_writes_csv_json_and_charts(
         "PRELABEL_LS_URL": label_studio.url,
         "PRELABEL_LS_API_KEY": label_studio.legacy_token.get_secret_value(),
     }
-    done = run_prelabel(
-        "quality", "--project-id", str(project.id), "--model-version", "v1", cwd=tmp_path, env=env
-    )
+    done = run_prelabel("quality", "--project-id", str(project.id), "--model-version", "v1",
+                        "--keypoint-tolerance", "0.03", cwd=tmp_path, env=env)  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     out = tmp_path / "prelabel-output" / "quality" / f"project-{project.id}" / "v1"
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["fates"] == {"kept": 3, "edited": 2, "deleted": 1, "added": 1}
+    assert summary["keypoint_tolerance"] == 0.03 and summary["not_measured"] == {}
+    assert summary["fates"] == {"kept": 6, "edited": 5, "deleted": 3, "added": 3}  # by id: any tolerance
     assert summary["texts"]["cer"] == pytest.approx(1 / 13) and summary["choices"][0]["accuracy"] == 0.75
     with (out / "labels.csv").open(newline="") as handle:
         labels = {(r["type"], r["label"]): r for r in csv.DictReader(handle)}
     assert float(labels["rectanglelabels", "person"]["ap"]) == pytest.approx(AP_PERSON_BOX)
+    nose = labels["keypointlabels", "nose"]  # 4 px is within 0.03 x 141.4 = 4.24 px
+    assert (nose["tp"], nose["fp"], nose["fn"], float(nose["mean_error_px"])) == ("3", "0", "0", 2.0)
+    assert (labels["polygonlabels", "car"]["mean_error_px"], nose["mean_iou"], nose["ap"]) == ("", "", "")
     with (out / "regions.csv").open(newline="") as handle:
-        fates = {(r["task"], r["region_id"], r["outcome"]): r["fate"] for r in csv.DictReader(handle)}
-    assert {(k[1], k[2], v) for k, v in fates.items() if k[1].startswith(("b", "a"))} == {
+        regions = list(csv.DictReader(handle))
+    assert {(r["region_id"], r["outcome"], r["fate"]) for r in regions if r["type"] == "rectanglelabels"} == {
         ("b1", "tp", "kept"), ("b2", "fp", "edited"), ("b2", "fn", "edited"), ("b3", "fp", "deleted"),
         ("b4", "tp", "kept"), ("a4", "fn", "added"),
+    }  # fmt: skip
+    assert {(r["region_id"], r["outcome"], r["iou"][:5], r["fate"]) for r in regions
+            if r["type"] == "polygonlabels"} == {
+        ("p1", "tp", "1.0", "kept"), ("p2", "tp", "1.0", "kept"), ("p3", "tp", "0.666", "edited"),
+        ("p4", "fp", "", "deleted"), ("a5", "fn", "", "added"),
+    }  # fmt: skip
+    assert {(r["region_id"], r["outcome"], r["error_px"], r["fate"]) for r in regions
+            if r["type"] == "keypointlabels"} == {
+        ("k1", "tp", "0.0", "kept"), ("k2", "tp", "2.0", "edited"), ("k3", "tp", "4.0", "edited"),
+        ("k4", "fp", "", "deleted"), ("a6", "fn", "", "added"),
     }  # fmt: skip
     charts = sorted((out / "charts").glob("*.png"))
     assert [c.name for c in charts] == [
         "brushlabels-car.png",
+        "keypointlabels-eye.png",
+        "keypointlabels-nose.png",
+        "polygonlabels-car.png",
         "rectanglelabels-car.png",
         "rectanglelabels-person.png",
     ]
@@ -110,6 +153,7 @@ def test_cli_writes_csv_json_and_charts(
         with Image.open(chart) as image:
             assert image.size == CHART_SIZE and image.format == "PNG"
     assert "character error rate 0.077" in done.stdout
+    assert "keypoints within 0.03 of the image diagonal" in done.stdout
 
 
 def test_an_unknown_model_version_names_the_versions_there(
