@@ -98,7 +98,10 @@ def pair_tasks(tasks: Iterable[Task], config: LabelConfig, model_version: str) -
         chosen = select_annotations(dataclasses.replace(task, annotations=predictions))[0]
         predicted = extract_regions([dataclasses.replace(task, annotations=[chosen], predictions=())], config)
         annotated = extract_regions([task], config)
-        out.errors += predicted.errors + annotated.errors
+        # the converter calls the prediction it reads an annotation: say which side failed
+        side = f"prediction of model version {model_version!r}"
+        out.errors += [dataclasses.replace(e, error=f"{side}: {e.error}") for e in predicted.errors]
+        out.errors += annotated.errors
         out.not_measured += predicted.not_exported + annotated.not_exported
         out.tasks.append(
             TaskPair(
