@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from prelabel.errors import PrelabelError
+from prelabel.convert.masks import polygon_to_coco
+from prelabel.errors import MaskError, PrelabelError
 from prelabel.labelstudio.client import LabelStudioClient, Project, Task
 from prelabel.labelstudio.config import parse_label_config
 from prelabel.labelstudio.regions import Region
@@ -320,6 +321,8 @@ def test_iou_of_polygons_is_the_iou_of_their_areas() -> None:
     triangle = _shape("e", "polygonlabels", "car", [(10, 10), (30, 10), (10, 30)])
     (inside,) = iou_matrix("polygonlabels", [triangle], [square])[0]
     assert 0.45 < inside < 0.55  # half the square, up to the rasteriser's edge pixels
+    with pytest.raises(MaskError, match=r"a polygon needs \(n >= 3, 2\) points, got shape \(2, 2\)"):
+        polygon_to_coco([(0, 0), (5, 5)], 10, 10)
 
 
 def test_keypoints_match_within_the_tolerance_of_the_image_diagonal() -> None:

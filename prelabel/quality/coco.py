@@ -27,8 +27,7 @@ _IOU_TYPE = {"rectanglelabels": "bbox", "brushlabels": "segm", "polygonlabels": 
 
 def coco_ap(pairs: Sequence[TaskPair], kind: str) -> dict[str, tuple[float | None, float | None]]:
     """(AP@[.5:.95], AP50) per label of one area type (``rectanglelabels``, ``brushlabels`` or
-    ``polygonlabels``);
-    None where COCO leaves it undefined (a label with no annotated region)."""
+    ``polygonlabels``); None where COCO leaves it undefined (a label with no annotated region)."""
     labels = sorted({r.label for p in pairs for r in [*p.predicted, *p.annotated] if r.kind == kind})
     if not labels:
         return {}

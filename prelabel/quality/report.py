@@ -36,18 +36,8 @@ __all__ = ["LABEL_COLUMNS", "QualityReport", "QualitySummary", "measure_quality"
 
 LABEL_COLUMNS = ["type", "label", "tp", "fp", "fn", "precision", "recall", "f1", "ap", "ap50", "mean_iou",
                  "mean_error_px", *(f.value for f in Fate)]  # fmt: skip
-_REGION_COLUMNS = [
-    "task",
-    "image",
-    "type",
-    "label",
-    "region_id",
-    "score",
-    "outcome",
-    "iou",
-    "error_px",
-    "fate",
-]
+_REGION_COLUMNS = ["task", "image", "type", "label", "region_id", "score", "outcome", "iou", "error_px",
+                   "fate"]  # fmt: skip
 
 
 @dataclass
