@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from prelabel.convert.contours import DEFAULT_TOLERANCE
 from prelabel.labelstudio.pullback import Format
+from prelabel.quality import DEFAULT_KEYPOINT_TOLERANCE
 
 __all__ = [
     "ExportParams",
@@ -218,6 +219,10 @@ class QualityParams(LabelStudioParams):
     )
     out: str = Field(description="Output folder: labels.csv, regions.csv, summary.json, charts/.")
     iou_threshold: float = Field(default=0.5, gt=0, le=1, description="IoU at which a prediction matches.")
+    keypoint_tolerance: float = Field(
+        default=DEFAULT_KEYPOINT_TOLERANCE, gt=0, le=1,
+        description="Distance within which a predicted keypoint matches, a fraction of the image diagonal.",
+    )  # fmt: skip
 
 
 class IngestParams(BaseModel):

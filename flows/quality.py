@@ -18,5 +18,7 @@ __all__ = ["quality"]
 def quality(params: QualityParams) -> QualitySummary:
     """Measure the version's predictions against the latest annotations, then report."""
     _, ls = connection(params)
-    report, pairs = measure(ls, params.project_id, params.model_version, params.iou_threshold)
+    report, pairs = measure(
+        ls, params.project_id, params.model_version, params.iou_threshold, params.keypoint_tolerance
+    )
     return write_quality_report(Path(params.out), report, pairs)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from prelabel.paths import safe_file_name
+from prelabel.quality import DEFAULT_KEYPOINT_TOLERANCE
 from prelabel_cli.app import app
 from prelabel_cli.checks import check_project
 from prelabel_cli.options import ApiKey, LsUrl, ProjectId, use_api_key
@@ -32,10 +33,21 @@ def quality(
     iou_threshold: Annotated[
         float, typer.Option("--iou", min=0.01, max=1.0, help="IoU at which a prediction matches a region.")
     ] = 0.5,
+    keypoint_tolerance: Annotated[
+        float,
+        typer.Option(
+            "--keypoint-tolerance",
+            min=0.0001,
+            max=1.0,
+            help="Distance within which a predicted keypoint matches one people placed, as a fraction "
+            "of the image diagonal (0.02 is 44 px on a 1920x1080 image).",
+        ),
+    ] = DEFAULT_KEYPOINT_TOLERANCE,
     ls_url: LsUrl = None,
     api_key: ApiKey = None,
 ) -> None:
     """Per label: precision, recall, F1, COCO AP and mask IoU of a model version's predictions
+    (boxes, brushes, polygons; keypoints within a distance, with their mean pixel error)
     against each task's latest annotation; what people kept, edited, deleted and added; Choices
     accuracy and the character error rate of corrected texts. Writes CSV, JSON and a PNG per label.
 
@@ -50,7 +62,7 @@ def quality(
     )
     params = QualityParams.model_validate(
         {"project_id": project_id, "model_version": model_version, "out": str(folder), "ls_url": ls_url,
-         "iou_threshold": iou_threshold}
+         "iou_threshold": iou_threshold, "keypoint_tolerance": keypoint_tolerance}
     )  # fmt: skip
     check_project(params.ls_url, params.project_id, params.model_version)
     run_flow(quality_flow, params, show=_lines)

@@ -17,13 +17,17 @@ __all__ = ["measure", "write_quality_report"]
 
 @task(name="measure-quality", cache_policy=NO_CACHE, **RETRY)
 def measure(
-    connection: LabelStudioConnection, project_id: int, model_version: str | None, iou_threshold: float
+    connection: LabelStudioConnection,
+    project_id: int,
+    model_version: str | None,
+    iou_threshold: float,
+    keypoint_tolerance: float,
 ) -> tuple[QualityReport, Pairs]:
     """Read the project's predicted and annotated tasks and compute every number (None: the
     project's model version)."""
     with connection.client() as client:
         project, pairs = load_pairs(client, project_id, model_version)
-    return measure_quality(pairs, project.config, project_id, iou_threshold), pairs
+    return measure_quality(pairs, project.config, project_id, iou_threshold, keypoint_tolerance), pairs
 
 
 @task(name="write-quality-report", cache_policy=NO_CACHE)

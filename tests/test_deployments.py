@@ -351,4 +351,4 @@ def test_quality_runs_after_each_pull_for_its_project(
     assert final["parameters"]["params"]["project_id"] == project.id  # a number, from the pull's run
     summary = json.loads((out / "quality" / "summary.json").read_text())
     assert summary["model_version"] == "v1" and summary["tasks"] == 4
-    assert summary["fates"] == {"kept": 3, "edited": 2, "deleted": 1, "added": 1}
+    assert summary["fates"] == {"kept": 6, "edited": 5, "deleted": 3, "added": 3}

@@ -14,19 +14,28 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from prelabel.errors import PrelabelError
-from prelabel.labelstudio.client import LabelStudioClient, Project
+from prelabel.convert.masks import polygon_to_coco
+from prelabel.errors import MaskError, PrelabelError
+from prelabel.labelstudio.client import LabelStudioClient, Project, Task
 from prelabel.labelstudio.config import parse_label_config
 from prelabel.labelstudio.regions import Region
 from prelabel.labelstudio.server import LocalLabelStudio
 from prelabel.quality import Pairs, QualitySummary, load_pairs, measure_quality, write_quality
 from prelabel.quality.chart import CHART_SIZE
 from prelabel.quality.matching import Fate, Match, fate, greedy_match, iou_matrix
-from prelabel.quality.metrics import text_score
-from prelabel.quality.pairs import TaskPair
+from prelabel.quality.metrics import label_scores, text_score
+from prelabel.quality.pairs import TaskPair, pair_tasks
 from prelabel.quality.report import LABEL_COLUMNS
 from tests.conftest import run_prelabel
-from tests.support.known_edits import AP_CAR_BOX, AP_CAR_MASK, AP_PERSON_BOX, CONFIG, known_edits_project
+from tests.support.known_edits import (
+    AP50_CAR_POLYGON,
+    AP_CAR_BOX,
+    AP_CAR_MASK,
+    AP_CAR_POLYGON,
+    AP_PERSON_BOX,
+    CONFIG,
+    known_edits_project,
+)
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +55,9 @@ def test_known_edits_give_known_numbers(synthetic: tuple[LabelStudioClient, Proj
 
     assert (summary.tasks, summary.unannotated, summary.errors) == (4, 2, 0)
     rows = _numbers(summary)
-    assert set(rows) == {("rectanglelabels", "car"), ("rectanglelabels", "person"), ("brushlabels", "car")}
+    assert set(rows) == {("rectanglelabels", "car"), ("rectanglelabels", "person"), ("brushlabels", "car"),
+                         ("polygonlabels", "car"), ("keypointlabels", "nose"),
+                         ("keypointlabels", "eye")}  # fmt: skip
     car, person, mask = (
         rows["rectanglelabels", "car"],
         rows["rectanglelabels", "person"],
@@ -70,7 +81,27 @@ def test_known_edits_give_known_numbers(synthetic: tuple[LabelStudioClient, Proj
     texts = summary.texts
     assert (texts.compared, texts.corrected, texts.edits, texts.reference_chars) == (2, 1, 1, 13)
     assert texts.cer == pytest.approx(1 / 13)
-    assert summary.not_measured == {"polygonlabels": 2}
+    assert summary.not_measured == {}
+
+    polygon = rows["polygonlabels", "car"]  # p1, p2 kept, p3 moved (IoU 2/3), p4 deleted, a5 added
+    assert (polygon["tp"], polygon["fp"], polygon["fn"]) == (3, 1, 1)
+    assert polygon["precision"] == polygon["recall"] == polygon["f1"] == 0.75
+    assert polygon["mean_iou"] == pytest.approx((1 + 1 + 2 / 3) / 3)
+    assert (polygon["kept"], polygon["edited"], polygon["deleted"], polygon["added"]) == (2, 1, 1, 1)
+    assert polygon["ap50"] == pytest.approx(AP50_CAR_POLYGON) and polygon["ap"] == pytest.approx(
+        AP_CAR_POLYGON
+    )
+    assert polygon["mean_error_px"] is None and mask["mean_error_px"] is None
+
+    nose, eye = rows["keypointlabels", "nose"], rows["keypointlabels", "eye"]
+    # k1 kept (0 px), k2 moved 2 px (within 2.83 px), k3 moved 4 px (a miss both ways)
+    assert (nose["tp"], nose["fp"], nose["fn"], nose["mean_error_px"]) == (2, 1, 1, 1.0)
+    assert nose["precision"] == nose["recall"] == nose["f1"] == pytest.approx(2 / 3)
+    assert (nose["kept"], nose["edited"], nose["deleted"], nose["added"]) == (1, 2, 0, 0)
+    assert (eye["tp"], eye["fp"], eye["fn"], eye["precision"], eye["recall"], eye["f1"]) == (0, 1, 1, 0, 0, 0)
+    assert (eye["kept"], eye["edited"], eye["deleted"], eye["added"]) == (0, 0, 1, 1)
+    assert nose["mean_iou"] is nose["ap"] is nose["ap50"] is None  # no area: no IoU, no AP
+    assert eye["mean_iou"] is eye["mean_error_px"] is eye["ap"] is None  # nothing matched
 
 
 def test_cli_writes_csv_json_and_charts(
@@ -81,26 +112,42 @@ def test_cli_writes_csv_json_and_charts(
         "PRELABEL_LS_URL": label_studio.url,
         "PRELABEL_LS_API_KEY": label_studio.legacy_token.get_secret_value(),
     }
-    done = run_prelabel(
-        "quality", "--project-id", str(project.id), "--model-version", "v1", cwd=tmp_path, env=env
-    )
+    done = run_prelabel("quality", "--project-id", str(project.id), "--model-version", "v1",
+                        "--keypoint-tolerance", "0.03", cwd=tmp_path, env=env)  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     out = tmp_path / "prelabel-output" / "quality" / f"project-{project.id}" / "v1"
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["fates"] == {"kept": 3, "edited": 2, "deleted": 1, "added": 1}
+    assert summary["keypoint_tolerance"] == 0.03 and summary["not_measured"] == {}
+    assert summary["fates"] == {"kept": 6, "edited": 5, "deleted": 3, "added": 3}  # by id: any tolerance
     assert summary["texts"]["cer"] == pytest.approx(1 / 13) and summary["choices"][0]["accuracy"] == 0.75
     with (out / "labels.csv").open(newline="") as handle:
         labels = {(r["type"], r["label"]): r for r in csv.DictReader(handle)}
     assert float(labels["rectanglelabels", "person"]["ap"]) == pytest.approx(AP_PERSON_BOX)
+    nose = labels["keypointlabels", "nose"]  # 4 px is within 0.03 x 141.4 = 4.24 px
+    assert (nose["tp"], nose["fp"], nose["fn"], float(nose["mean_error_px"])) == ("3", "0", "0", 2.0)
+    assert (labels["polygonlabels", "car"]["mean_error_px"], nose["mean_iou"], nose["ap"]) == ("", "", "")
     with (out / "regions.csv").open(newline="") as handle:
-        fates = {(r["task"], r["region_id"], r["outcome"]): r["fate"] for r in csv.DictReader(handle)}
-    assert {(k[1], k[2], v) for k, v in fates.items() if k[1].startswith(("b", "a"))} == {
+        regions = list(csv.DictReader(handle))
+    assert {(r["region_id"], r["outcome"], r["fate"]) for r in regions if r["type"] == "rectanglelabels"} == {
         ("b1", "tp", "kept"), ("b2", "fp", "edited"), ("b2", "fn", "edited"), ("b3", "fp", "deleted"),
         ("b4", "tp", "kept"), ("a4", "fn", "added"),
+    }  # fmt: skip
+    assert {(r["region_id"], r["outcome"], r["iou"][:5], r["fate"]) for r in regions
+            if r["type"] == "polygonlabels"} == {
+        ("p1", "tp", "1.0", "kept"), ("p2", "tp", "1.0", "kept"), ("p3", "tp", "0.666", "edited"),
+        ("p4", "fp", "", "deleted"), ("a5", "fn", "", "added"),
+    }  # fmt: skip
+    assert {(r["region_id"], r["outcome"], r["error_px"], r["fate"]) for r in regions
+            if r["type"] == "keypointlabels"} == {
+        ("k1", "tp", "0.0", "kept"), ("k2", "tp", "2.0", "edited"), ("k3", "tp", "4.0", "edited"),
+        ("k4", "fp", "", "deleted"), ("a6", "fn", "", "added"),
     }  # fmt: skip
     charts = sorted((out / "charts").glob("*.png"))
     assert [c.name for c in charts] == [
         "brushlabels-car.png",
+        "keypointlabels-eye.png",
+        "keypointlabels-nose.png",
+        "polygonlabels-car.png",
         "rectanglelabels-car.png",
         "rectanglelabels-person.png",
     ]
@@ -110,6 +157,7 @@ def test_cli_writes_csv_json_and_charts(
         with Image.open(chart) as image:
             assert image.size == CHART_SIZE and image.format == "PNG"
     assert "character error rate 0.077" in done.stdout
+    assert "keypoints within 0.03 of the image diagonal" in done.stdout
 
 
 def test_an_unknown_model_version_names_the_versions_there(
@@ -141,6 +189,25 @@ def _region(rid: str, label: str, xyxy: tuple[float, float, float, float], text:
         created_at="", updated_at="", from_prediction_unchanged=False, corners=corners, region_id=rid,
         attributes={"transcription": [text]} if text is not None else {},
     )  # fmt: skip
+
+
+def _shape(rid: str, kind: str, label: str, points: list[tuple[float, float]], side: int = 100) -> Region:
+    """A polygon (its vertices) or a keypoint (one point) on a ``side`` x ``side`` image, pixels."""
+    xs, ys = [x for x, _ in points], [y for _, y in points]
+    return Region(
+        task_id=1, image="a.jpg", annotation_id=1, annotator=None, kind=kind, label=label,
+        xyxy=(min(xs), min(ys), max(xs), max(ys)), area=0.0, width=side, height=side, mask=None,
+        lead_time=None, created_at="", updated_at="", from_prediction_unchanged=False, region_id=rid,
+        points=tuple(points),
+    )  # fmt: skip
+
+
+def _square(rid: str, x: float, y: float, side: float = 20) -> Region:
+    return _shape(rid, "polygonlabels", "car", [(x, y), (x + side, y), (x + side, y + side), (x, y + side)])
+
+
+def _point(rid: str, x: float, y: float, label: str = "nose", side: int = 100) -> Region:
+    return _shape(rid, "keypointlabels", label, [(x, y)], side)
 
 
 @pytest.mark.parametrize(
@@ -180,6 +247,114 @@ def test_iou_of_nothing_and_of_boxes() -> None:
 )
 def test_fate(annotated: Region | None, expected: Fate) -> None:
     assert fate(_region("a", "car", (10, 10, 30, 30)), annotated) == expected
+
+
+@pytest.mark.parametrize(
+    ("predicted", "annotated", "expected"),
+    [
+        (_square("a", 10, 10), _square("a", 10, 10), Fate.KEPT),
+        (_square("a", 10, 10), _square("a", 10.4, 9.6), Fate.KEPT),  # the UI's rounding
+        (_square("a", 10, 10), _square("a", 10, 10, side=21), Fate.EDITED),  # two vertices moved 1 px
+        (_square("a", 10, 10), _shape("a", "polygonlabels", "car",  # a vertex added on an edge
+                                      [(10, 10), (20, 10), (30, 10), (30, 30), (10, 30)]), Fate.EDITED),
+        (_point("k", 20, 20), _point("k", 20.3, 19.8), Fate.KEPT),
+        (_point("k", 20, 20), _point("k", 21, 20), Fate.EDITED),
+        (_point("k", 20, 20), _point("k", 20, 20, "eye"), Fate.EDITED),  # relabelled
+        (_point("k", 20, 20), None, Fate.DELETED),
+    ],
+)  # fmt: skip
+def test_fate_of_polygons_and_keypoints(predicted: Region, annotated: Region | None, expected: Fate) -> None:
+    assert fate(predicted, annotated) == expected
+
+
+def test_unreadable_shapes_are_error_rows_and_unread_types_are_counted(tmp_path: Path) -> None:
+    """A predicted polygon of two points, a keypoint without coordinates and an ellipse: two
+    error rows naming the task, annotation (here the prediction) and result, one type counted
+    as not measured; the rest of the task is measured."""
+    config = parse_label_config(CONFIG)
+
+    def result(rid: str, kind: str, value: dict[str, Any]) -> dict[str, Any]:
+        control = "polygon" if kind == "polygonlabels" else "keypoints"
+        return {"id": rid, "type": kind, "from_name": control, "to_name": "image", "original_width": 100,
+                "original_height": 100, "value": value}  # fmt: skip
+
+    square = [[10, 10], [30, 10], [30, 30], [10, 30]]
+    predicted = [
+        result("p1", "polygonlabels", {"points": [[10, 10], [30, 30]], "polygonlabels": ["car"]}),
+        result("k1", "keypointlabels", {"width": 0.5, "keypointlabels": ["nose"]}),
+        result("k2", "keypointlabels", {"x": 50, "y": 50, "keypointlabels": ["nose"]}),
+        result("e1", "ellipselabels", {"x": 5, "y": 5, "radiusX": 2, "radiusY": 2, "ellipselabels": ["car"]}),
+    ]
+    annotated = [result("p1", "polygonlabels", {"points": square, "polygonlabels": ["car"]}),
+                 result("k2", "keypointlabels", {"x": 50, "y": 50, "keypointlabels": ["nose"]})]  # fmt: skip
+    task = Task(7, {"image": "s3://bucket/a.jpg"}, frozenset({"v1"}),
+                annotations=[{"id": 3, "result": annotated}],
+                predictions=[{"id": 9, "model_version": "v1", "result": predicted}])  # fmt: skip
+    pairs = pair_tasks([task], config, "v1")
+    assert [(e.file, e.error) for e in pairs.errors] == [
+        ("a.jpg", "prediction of model version 'v1': a.jpg: task 7, annotation 9, result 'p1' "
+                  "(polygonlabels): a polygon needs 3 points, got 2"),
+        ("a.jpg", "prediction of model version 'v1': a.jpg: task 7, annotation 9, result 'k1' "
+                  "(keypointlabels): KeyError: 'x'"),
+    ]  # fmt: skip
+    summary = write_quality(tmp_path, measure_quality(pairs, config, 1), pairs)
+    rows = _numbers(summary)
+    assert (rows["polygonlabels", "car"]["fn"], rows["polygonlabels", "car"]["added"]) == (1, 1)
+    assert (rows["keypointlabels", "nose"]["tp"], rows["keypointlabels", "nose"]["kept"]) == (1, 1)
+    assert (summary.errors, summary.not_measured) == (2, {"ellipselabels": 1})
+    assert "- Not measured, counted: ellipselabels (1)" in summary.markdown()
+    assert "- 2 results could not be read (errors.csv)" in summary.markdown()
+    with (tmp_path / "errors.csv").open() as handle:
+        assert len(list(csv.DictReader(handle))) == 2
+
+
+def test_iou_of_polygons_is_the_iou_of_their_areas() -> None:
+    """pycocotools rasterises an integer square of side 20 to exactly 400 pixels, so IoUs of
+    squares are their areas': shifted 4 px (16x20 shared), 10 px both ways (10x10), disjoint;
+    a triangle inside the square covers its pixels."""
+    square = _square("a", 10, 10)
+    shifted, diagonal, apart = _square("b", 14, 10), _square("c", 20, 20), _square("d", 60, 60)
+    expected = [[1.0], [320 / 480], [100 / 700], [0.0]]
+    assert iou_matrix("polygonlabels", [square, shifted, diagonal, apart], [square]) == pytest.approx(
+        np.array(expected)
+    )
+    triangle = _shape("e", "polygonlabels", "car", [(10, 10), (30, 10), (10, 30)])
+    (inside,) = iou_matrix("polygonlabels", [triangle], [square])[0]
+    assert 0.45 < inside < 0.55  # half the square, up to the rasteriser's edge pixels
+    with pytest.raises(MaskError, match=r"a polygon needs \(n >= 3, 2\) points, got shape \(2, 2\)"):
+        polygon_to_coco([(0, 0), (5, 5)], 10, 10)
+
+
+def test_keypoints_match_within_the_tolerance_of_the_image_diagonal() -> None:
+    """Diagonal of a 100x100 image: 141.4 px; tolerance 0.02 -> 2.83 px. The nearest unmatched
+    annotated point of the same label within it, predictions by score; rows carry the distance."""
+    annotated = [_point("a", 20, 20), _point("b", 50, 50), _point("c", 80, 80), _point("d", 10, 90, "eye")]
+    predicted = [
+        _point("a", 20, 22),  # 2 px: a hit
+        _point("b", 53, 50),  # 3 px: beyond 2.83, a miss both ways
+        _point("x", 80, 81),  # 1 px from c; c's id was not predicted, so c was added, x deleted
+        _point("d", 10, 90, "nose"),  # relabelled eye by people (edited): a miss both ways
+    ]
+    pair = TaskPair(1, "a.jpg", predicted, annotated, {}, {}, {})
+    scores, rows = label_scores([pair], 0.5, 0.02)
+    nose, eye = scores["keypointlabels", "nose"], scores["keypointlabels", "eye"]
+    assert (nose.tp, nose.fp, nose.fn, nose.mean_error_px, nose.mean_iou) == (2, 2, 1, 1.5, None)
+    assert (eye.tp, eye.fp, eye.fn, eye.mean_error_px) == (0, 0, 1, None)
+    assert {(r.region_id, r.label, r.outcome, r.error_px, r.fate) for r in rows} == {
+        ("a", "nose", "tp", 2.0, Fate.EDITED), ("b", "nose", "fp", None, Fate.EDITED),
+        ("b", "nose", "fn", None, Fate.EDITED), ("x", "nose", "tp", 1.0, Fate.DELETED),
+        ("d", "nose", "fp", None, Fate.EDITED), ("d", "eye", "fn", None, Fate.EDITED),
+    }  # fmt: skip
+    assert nose.fates == {Fate.EDITED: 3, Fate.DELETED: 1, Fate.ADDED: 1}
+    wider, _ = label_scores([pair], 0.5, 0.025)  # 3.54 px: b now hits
+    assert (wider["keypointlabels", "nose"].tp, wider["keypointlabels", "nose"].mean_error_px) == (3, 2.0)
+    larger = TaskPair(1, "a.jpg", [_point("a", 200, 203, side=200)], [_point("a", 200, 200, side=200)],
+                      {}, {}, {})  # fmt: skip
+    on_larger, _ = label_scores([larger], 0.5, 0.02)  # 3 px: within 5.66 px on a 200 px image
+    assert (on_larger["keypointlabels", "nose"].tp, on_larger["keypointlabels", "nose"].mean_error_px) == (
+        1,
+        3.0,
+    )
 
 
 def test_text_error_rate_needs_reference_characters() -> None:

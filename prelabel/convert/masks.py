@@ -31,6 +31,7 @@ __all__ = [
     "mask_to_brush",
     "mask_to_coco",
     "normalize_coco",
+    "polygon_to_coco",
     "runs_to_coco",
 ]
 
@@ -112,6 +113,18 @@ def runs_to_coco(counts: npt.ArrayLike, height: int, width: int) -> CocoRle:
     encoded = coco_mask.frPyObjects(
         {"size": [height, width], "counts": runs.astype(np.uint32)}, height, width
     )
+    return {"size": [height, width], "counts": encoded["counts"].decode("ascii")}
+
+
+def polygon_to_coco(points: npt.ArrayLike, height: int, width: int) -> CocoRle:
+    """Compressed COCO RLE of one closed ring, (n, 2) pixels, rasterised by pycocotools on a
+    ``height`` x ``width`` grid (the rasteriser ``COCOeval`` applies to polygon segmentations,
+    so an IoU of two rings here is the one COCO would give)."""
+    _check_area(height, width)
+    ring = np.asarray(points, np.float64)
+    if ring.ndim != 2 or ring.shape[1] != 2 or len(ring) < 3:
+        raise MaskError(f"a polygon needs (n >= 3, 2) points, got shape {ring.shape}")
+    (encoded,) = coco_mask.frPyObjects([ring.ravel().tolist()], height, width)
     return {"size": [height, width], "counts": encoded["counts"].decode("ascii")}
 
 

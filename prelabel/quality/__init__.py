@@ -5,10 +5,12 @@ pairs them up and tells region fates, ``coco`` computes COCO AP, ``metrics`` cou
 ``report`` and ``chart`` write the results.
 """
 
+from prelabel.quality.matching import DEFAULT_KEYPOINT_TOLERANCE
 from prelabel.quality.pairs import Pairs, TaskPair, load_pairs, pair_tasks, require_model_version
 from prelabel.quality.report import QualityReport, QualitySummary, measure_quality, write_quality
 
 __all__ = [
+    "DEFAULT_KEYPOINT_TOLERANCE",
     "Pairs",
     "QualityReport",
     "QualitySummary",

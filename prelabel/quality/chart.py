@@ -1,4 +1,5 @@
-"""A PNG chart per label: precision, recall, F1, AP50 and AP as bars on one 0-1 scale."""
+"""A PNG chart per label: precision, recall, F1, AP50 and AP as bars on one 0-1 scale
+(keypoints, which have no AP: precision, recall and F1, and their mean error in the title)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import io
 from pathlib import Path
 
 from prelabel.atomic import atomic_write
+from prelabel.quality.matching import KEYPOINTS
 from prelabel.quality.metrics import LabelScore
 
 __all__ = ["CHART_SIZE", "write_label_chart"]
@@ -28,14 +30,18 @@ def write_label_chart(path: Path, score: LabelScore) -> Path:
     axes = figure.subplots()
     names = ["precision", "recall", "F1", "AP50", "AP"]
     values = [score.precision, score.recall, score.f1, score.ap50, score.ap]
-    bars = axes.bar(
-        names, [v or 0.0 for v in values], color=["#4363d8", "#3cb44b", "#911eb4", "#f58231", "#e6194b"]
-    )
+    title = f"{score.label} ({score.kind}): TP {score.tp}, FP {score.fp}, FN {score.fn}"
+    if score.kind == KEYPOINTS:
+        names, values = names[:3], values[:3]
+        error = score.mean_error_px
+        title += ", mean error " + ("n/a" if error is None else f"{error:.1f} px")
+    colors = ["#4363d8", "#3cb44b", "#911eb4", "#f58231", "#e6194b"][: len(names)]
+    bars = axes.bar(names, [v or 0.0 for v in values], color=colors)
     for bar, value in zip(bars, values, strict=True):
         text = "n/a" if value is None else f"{value:.2f}"
         axes.annotate(text, (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom")
     axes.set_ylim(0, 1.1)
-    axes.set_title(f"{score.label} ({score.kind}): TP {score.tp}, FP {score.fp}, FN {score.fn}", fontsize=9)
+    axes.set_title(title, fontsize=9)
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=_DPI)

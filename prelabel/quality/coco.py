@@ -1,5 +1,8 @@
 """COCO AP per label through pycocotools' ``COCOeval``, on ground truth and detections built in
-memory from the paired tasks (annotated regions are the ground truth; images are task ids)."""
+memory from the paired tasks (annotated regions are the ground truth; images are task ids).
+Brushes and polygons are both compared as masks (``segm``; a polygon rasterised as
+``region_mask`` does for matching); keypoints have no AP here: COCO's keypoint AP scores whole
+skeletons by OKS, which needs an object area a single Label Studio point does not have."""
 
 from __future__ import annotations
 
@@ -14,16 +17,17 @@ from pycocotools.cocoeval import COCOeval
 
 from prelabel.convert.geometry import xyxy_to_xywh
 from prelabel.labelstudio.regions import Region
+from prelabel.quality.matching import region_mask
 from prelabel.quality.pairs import TaskPair
 
 __all__ = ["coco_ap"]
 
-_IOU_TYPE = {"rectanglelabels": "bbox", "brushlabels": "segm"}
+_IOU_TYPE = {"rectanglelabels": "bbox", "brushlabels": "segm", "polygonlabels": "segm"}
 
 
 def coco_ap(pairs: Sequence[TaskPair], kind: str) -> dict[str, tuple[float | None, float | None]]:
-    """(AP@[.5:.95], AP50) per label of one region type (``rectanglelabels`` or ``brushlabels``);
-    None where COCO leaves it undefined (a label with no annotated region)."""
+    """(AP@[.5:.95], AP50) per label of one area type (``rectanglelabels``, ``brushlabels`` or
+    ``polygonlabels``); None where COCO leaves it undefined (a label with no annotated region)."""
     labels = sorted({r.label for p in pairs for r in [*p.predicted, *p.annotated] if r.kind == kind})
     if not labels:
         return {}
@@ -68,8 +72,8 @@ def _image(pair: TaskPair) -> dict[str, Any]:
 
 def _entry(region: Region, image_id: int, category: dict[str, int]) -> dict[str, Any]:
     entry: dict[str, Any] = {"image_id": image_id, "category_id": category[region.label], "area": region.area}
-    if region.kind == "brushlabels":
-        entry["segmentation"] = region.mask
+    if _IOU_TYPE[region.kind] == "segm":
+        entry["segmentation"] = region_mask(region)
     entry["bbox"] = list(xyxy_to_xywh(region.xyxy))
     return entry
 

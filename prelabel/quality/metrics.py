@@ -1,5 +1,6 @@
-"""The numbers of a quality report, from paired tasks: per-label counts at an IoU, region
-fates, Choices accuracy and the character error rate of corrected texts."""
+"""The numbers of a quality report, from paired tasks: per-label counts at an IoU (keypoints:
+within a distance), region fates, Choices accuracy and the character error rate of corrected
+texts."""
 
 from __future__ import annotations
 
@@ -10,7 +11,16 @@ from dataclasses import dataclass, field
 from rapidfuzz.distance import Levenshtein
 
 from prelabel.labelstudio.config import LabelConfig
-from prelabel.quality.matching import MEASURED_TYPES, Fate, fate, greedy_match, iou_matrix
+from prelabel.quality.matching import (
+    KEYPOINTS,
+    MEASURED_TYPES,
+    Fate,
+    fate,
+    greedy_match,
+    iou_matrix,
+    point_closeness,
+    point_distances,
+)
 from prelabel.quality.pairs import TaskPair
 
 __all__ = ["ChoiceScore", "LabelScore", "RegionRow", "TextScore", "choice_scores", "label_scores",
@@ -19,9 +29,11 @@ __all__ = ["ChoiceScore", "LabelScore", "RegionRow", "TextScore", "choice_scores
 
 @dataclass
 class LabelScore:
-    """One label of one region type: matches at the IoU threshold, fates, and AP (when computed).
+    """One label of one region type: matches at the IoU threshold (keypoints: within the
+    tolerance), fates, and AP (when computed: not for keypoints).
 
-    ``iou_sum`` adds up the IoU of matched pairs (for brushes, the mean mask IoU)."""
+    ``iou_sum`` adds up the IoU of matched pairs (for brushes and polygons, mask IoU);
+    ``error_sum`` the pixel distance of matched keypoints."""
 
     kind: str
     label: str
@@ -29,6 +41,7 @@ class LabelScore:
     fp: int = 0
     fn: int = 0
     iou_sum: float = 0.0
+    error_sum: float = 0.0
     fates: Counter[Fate] = field(default_factory=Counter)
     ap: float | None = None
     ap50: float | None = None
@@ -48,13 +61,19 @@ class LabelScore:
 
     @property
     def mean_iou(self) -> float | None:
-        return self.iou_sum / self.tp if self.tp else None
+        return self.iou_sum / self.tp if self.tp and self.kind != KEYPOINTS else None
+
+    @property
+    def mean_error_px(self) -> float | None:
+        """Mean distance of matched keypoints to the annotated ones, pixels."""
+        return self.error_sum / self.tp if self.tp and self.kind == KEYPOINTS else None
 
 
 @dataclass(frozen=True)
 class RegionRow:
-    """One predicted or annotated region: whether it matched (tp, fp or fn), at what IoU, its fate
-    (None for a region without an id: nothing ties it to a region on the other side)."""
+    """One predicted or annotated region: whether it matched (tp, fp or fn), at what IoU (a
+    keypoint: at what distance, pixels), its fate (None for a region without an id: nothing
+    ties it to a region on the other side)."""
 
     task_id: int
     image: str
@@ -64,24 +83,26 @@ class RegionRow:
     score: float | None
     outcome: str
     iou: float | None
+    error_px: float | None
     fate: Fate | None
 
 
 def label_scores(
-    pairs: Sequence[TaskPair], threshold: float
+    pairs: Sequence[TaskPair], threshold: float, keypoint_tolerance: float
 ) -> tuple[dict[tuple[str, str], LabelScore], list[RegionRow]]:
-    """Per (type, label) counts and fates over every task, and the row of every region."""
+    """Per (type, label) counts and fates over every task, and the row of every region: areas
+    match at IoU >= ``threshold``, keypoints within ``keypoint_tolerance`` x the image diagonal."""
     scores: dict[tuple[str, str], LabelScore] = {}
     rows: list[RegionRow] = []
     for pair in pairs:
         for kind in MEASURED_TYPES:
             for label in sorted({r.label for r in [*pair.predicted, *pair.annotated] if r.kind == kind}):
                 score = scores.setdefault((kind, label), LabelScore(kind, label))
-                rows += _count(pair, score, threshold)
+                rows += _count(pair, score, threshold, keypoint_tolerance)
     return dict(sorted(scores.items())), rows
 
 
-def _count(pair: TaskPair, score: LabelScore, threshold: float) -> list[RegionRow]:
+def _count(pair: TaskPair, score: LabelScore, threshold: float, keypoint_tolerance: float) -> list[RegionRow]:
     """One task's regions of ``score``'s type and label: matched, counted, each given its row."""
     kind, label = score.kind, score.label
     dt = [r for r in pair.predicted if r.kind == kind and r.label == label]
@@ -89,25 +110,31 @@ def _count(pair: TaskPair, score: LabelScore, threshold: float) -> list[RegionRo
     annotated_by_id = {r.region_id: r for r in pair.annotated if r.kind == kind and r.region_id}
     predicted_ids = {r.region_id for r in pair.predicted if r.kind == kind and r.region_id}
     dt_scores = [pair.scores.get((kind, r.region_id), 1.0) for r in dt]
-    matches = greedy_match(iou_matrix(kind, dt, gt), dt_scores, threshold)
+    if kind == KEYPOINTS:
+        distances = point_distances(dt, gt)
+        matches = greedy_match(point_closeness(distances, gt, keypoint_tolerance), dt_scores, 0.0)
+        errors = {m.predicted: float(distances[m.predicted, m.annotated]) for m in matches}
+        score.error_sum += sum(errors.values())
+    else:
+        matches = greedy_match(iou_matrix(kind, dt, gt), dt_scores, threshold)
+        errors = {}
+        score.iou_sum += sum(m.similarity for m in matches)
     by_dt = {m.predicted: m for m in matches}
     matched_gt = {m.annotated for m in matches}
     score.tp += len(matches)
     score.fp += len(dt) - len(matches)
     score.fn += len(gt) - len(matches)
-    score.iou_sum += sum(m.iou for m in matches)
     rows = []
     for i, region in enumerate(dt):
         what = fate(region, annotated_by_id.get(region.region_id)) if region.region_id else None
         if what is not None:
             score.fates[what] += 1
         hit = by_dt.get(i)
-        outcome, iou = ("tp", hit.iou) if hit else ("fp", None)
+        iou = hit.similarity if hit and kind != KEYPOINTS else None
         rows.append(
-            RegionRow(
-                pair.task_id, pair.image, kind, label, region.region_id, dt_scores[i], outcome, iou, what
-            )
-        )
+            RegionRow(pair.task_id, pair.image, kind, label, region.region_id, dt_scores[i],
+                      "tp" if hit else "fp", iou, errors.get(i), what)
+        )  # fmt: skip
     for j, region in enumerate(gt):
         what = Fate.EDITED if region.region_id in predicted_ids else Fate.ADDED
         if not region.region_id:
@@ -116,7 +143,9 @@ def _count(pair: TaskPair, score: LabelScore, threshold: float) -> list[RegionRo
             score.fates[Fate.ADDED] += 1
         if j not in matched_gt:
             rows.append(
-                RegionRow(pair.task_id, pair.image, kind, label, region.region_id, None, "fn", None, what)
+                RegionRow(
+                    pair.task_id, pair.image, kind, label, region.region_id, None, "fn", None, None, what
+                )
             )
     return rows
 

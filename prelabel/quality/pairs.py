@@ -10,6 +10,7 @@ latest annotation (``select_annotations``).
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,12 +48,14 @@ class TaskPair:
 @dataclass
 class Pairs:
     """The model version's tasks that count, how many predicted tasks had no annotation yet,
-    and the results that could not be read (one row each, predictions' and annotations' alike)."""
+    the results that could not be read (one row each, predictions' and annotations' alike) and
+    those of types not measured (ellipses, ratings, empty brushes: counted by type)."""
 
     model_version: str
     tasks: list[TaskPair] = field(default_factory=list)
     unannotated: int = 0
     errors: list[ErrorRow] = field(default_factory=list)
+    not_measured: Counter[str] = field(default_factory=Counter)
 
 
 def load_pairs(
@@ -95,7 +98,11 @@ def pair_tasks(tasks: Iterable[Task], config: LabelConfig, model_version: str) -
         chosen = select_annotations(dataclasses.replace(task, annotations=predictions))[0]
         predicted = extract_regions([dataclasses.replace(task, annotations=[chosen], predictions=())], config)
         annotated = extract_regions([task], config)
-        out.errors += predicted.errors + annotated.errors
+        # the converter calls the prediction it reads an annotation: say which side failed
+        side = f"prediction of model version {model_version!r}"
+        out.errors += [dataclasses.replace(e, error=f"{side}: {e.error}") for e in predicted.errors]
+        out.errors += annotated.errors
+        out.not_measured += predicted.not_exported + annotated.not_exported
         out.tasks.append(
             TaskPair(
                 task_id=task.id,

@@ -1,16 +1,15 @@
 """A model version's quality report: measured from paired tasks, written as files.
 
 Files in the output folder: ``labels.csv`` (a row per region type and label), ``regions.csv``
-(every predicted region and every missed annotated one: tp/fp/fn, IoU, fate),
-``summary.json``, ``errors.csv`` (results that could not be read) and ``charts/`` (a PNG per
-label). Polygons and keypoints are not measured: they are counted by type.
+(every predicted region and every missed annotated one: tp/fp/fn, IoU or keypoint error,
+fate), ``summary.json``, ``errors.csv`` (results that could not be read) and ``charts/`` (a PNG
+per label). Result types the converter does not read (ellipses, ratings, ...) are counted by type.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections import Counter
 from dataclasses import asdict, astuple, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from prelabel.labelstudio.config import LabelConfig
 from prelabel.paths import safe_file_name
 from prelabel.quality.chart import write_label_chart
 from prelabel.quality.coco import coco_ap
-from prelabel.quality.matching import MEASURED_TYPES, Fate
+from prelabel.quality.matching import AREA_TYPES, DEFAULT_KEYPOINT_TOLERANCE, Fate
 from prelabel.quality.metrics import (
     ChoiceScore,
     LabelScore,
@@ -36,8 +35,9 @@ from prelabel.quality.pairs import Pairs
 __all__ = ["LABEL_COLUMNS", "QualityReport", "QualitySummary", "measure_quality", "write_quality"]
 
 LABEL_COLUMNS = ["type", "label", "tp", "fp", "fn", "precision", "recall", "f1", "ap", "ap50", "mean_iou",
-                 *(f.value for f in Fate)]  # fmt: skip
-_REGION_COLUMNS = ["task", "image", "type", "label", "region_id", "score", "outcome", "iou", "fate"]
+                 "mean_error_px", *(f.value for f in Fate)]  # fmt: skip
+_REGION_COLUMNS = ["task", "image", "type", "label", "region_id", "score", "outcome", "iou", "error_px",
+                   "fate"]  # fmt: skip
 
 
 @dataclass
@@ -47,6 +47,7 @@ class QualitySummary:
     project_id: int
     model_version: str
     iou_threshold: float
+    keypoint_tolerance: float
     tasks: int
     unannotated: int
     labels: list[LabelScore]
@@ -60,7 +61,7 @@ class QualitySummary:
         """One row per region type and label (``LABEL_COLUMNS``); undefined values are None."""
         return [
             dict(zip(LABEL_COLUMNS, [s.kind, s.label, s.tp, s.fp, s.fn, s.precision, s.recall,
-                                     s.f1, s.ap, s.ap50, s.mean_iou,
+                                     s.f1, s.ap, s.ap50, s.mean_iou, s.mean_error_px,
                                      *(s.fates[f] for f in Fate)], strict=True))
             for s in self.labels
         ]  # fmt: skip
@@ -68,7 +69,8 @@ class QualitySummary:
     def to_json(self) -> dict[str, Any]:
         return {
             "project_id": self.project_id, "model_version": self.model_version,
-            "iou_threshold": self.iou_threshold, "tasks": self.tasks, "unannotated": self.unannotated,
+            "iou_threshold": self.iou_threshold, "keypoint_tolerance": self.keypoint_tolerance,
+            "tasks": self.tasks, "unannotated": self.unannotated,
             "labels": self.label_rows(),
             "fates": {f.value: sum(s.fates[f] for s in self.labels) for f in Fate},
             "choices": [asdict(c) | {"accuracy": c.accuracy} for c in self.choices],
@@ -82,7 +84,7 @@ class QualitySummary:
             "",
             f"{self.tasks} tasks with a prediction and an annotation (latest, not cancelled); "
             f"{self.unannotated} predicted tasks not annotated yet. Matched one-to-one at IoU "
-            f"{self.iou_threshold}.",
+            f"{self.iou_threshold}; keypoints within {self.keypoint_tolerance} of the image diagonal.",
             "",
             "| " + " | ".join(LABEL_COLUMNS) + " |",
             "|" + "---|" * len(LABEL_COLUMNS),
@@ -112,20 +114,23 @@ class QualityReport:
 
 
 def measure_quality(
-    pairs: Pairs, config: LabelConfig, project_id: int, iou_threshold: float = 0.5
+    pairs: Pairs,
+    config: LabelConfig,
+    project_id: int,
+    iou_threshold: float = 0.5,
+    keypoint_tolerance: float = DEFAULT_KEYPOINT_TOLERANCE,
 ) -> QualityReport:
     """Every number of the report, from the paired tasks."""
-    scores, rows = label_scores(pairs.tasks, iou_threshold)
-    for kind in MEASURED_TYPES:
+    scores, rows = label_scores(pairs.tasks, iou_threshold, keypoint_tolerance)
+    for kind in AREA_TYPES:
         for label, (ap, ap50) in coco_ap(pairs.tasks, kind).items():
             scores[(kind, label)].ap, scores[(kind, label)].ap50 = ap, ap50
-    skipped = Counter(r.kind for p in pairs.tasks for r in [*p.predicted, *p.annotated]
-                      if r.kind not in MEASURED_TYPES)  # fmt: skip
     summary = QualitySummary(
         project_id=project_id, model_version=pairs.model_version, iou_threshold=iou_threshold,
-        tasks=len(pairs.tasks), unannotated=pairs.unannotated, labels=list(scores.values()),
+        keypoint_tolerance=keypoint_tolerance, tasks=len(pairs.tasks), unannotated=pairs.unannotated,
+        labels=list(scores.values()),
         choices=choice_scores(pairs.tasks, config), texts=text_score(pairs.tasks, config),
-        not_measured=dict(skipped), errors=len(pairs.errors),
+        not_measured=dict(pairs.not_measured), errors=len(pairs.errors),
     )  # fmt: skip
     return QualityReport(summary, rows)
 

@@ -6,10 +6,14 @@ region ids copied from the prediction):
 
 - task 1: car box b1 kept (text "HELO WORLD" corrected to "HELLO WORLD": 1 edit), car box b2
   moved away (IoU 0), person box b3 deleted, person box b4 kept (text "AB" kept), person box a4
-  added, a polygon kept (not measured); choice kept;
+  added, car polygon p1 (a triangle, scored by the prediction's 0.5) kept; choice kept;
 - task 2: car mask m1 kept, car mask m2 eroded by one pixel all round (IoU 18²/20² = 0.81);
-  choice kept;
-- task 3: choice changed street -> indoor; task 4: choice kept;
+  nose keypoint k3 moved 4 px (beyond the default tolerance, 0.02 x 141.4 = 2.83 px); choice kept;
+- task 3: choice changed street -> indoor; nose keypoint k2 moved 2 px (within it); eye
+  keypoint a6 added;
+- task 4: choice kept; car polygons (squares 20 px wide): p2 kept, p3 moved 4 px right (IoU
+  16x20 / (2x400 - 320) = 2/3), p4 deleted, a5 added; nose keypoint k1 kept, eye keypoint k4
+  deleted;
 - task 5: only a cancelled annotation (wildly different); task 6: not annotated;
 - version ``old`` predicted task 1 too (must not count).
 """
@@ -23,13 +27,21 @@ import numpy as np
 from prelabel.convert.masks import mask_to_brush
 from prelabel.labelstudio.client import LabelStudioClient, Project
 
-__all__ = ["AP_CAR_BOX", "AP_CAR_MASK", "AP_PERSON_BOX", "known_edits_project"]
+__all__ = [
+    "AP50_CAR_POLYGON",
+    "AP_CAR_BOX",
+    "AP_CAR_MASK",
+    "AP_CAR_POLYGON",
+    "AP_PERSON_BOX",
+    "known_edits_project",
+]
 
 CONFIG = """<View>
   <Image name="image" value="$image"/>
   <RectangleLabels name="label" toName="image"><Label value="car"/><Label value="person"/></RectangleLabels>
   <BrushLabels name="mask" toName="image"><Label value="car"/></BrushLabels>
   <PolygonLabels name="polygon" toName="image"><Label value="car"/></PolygonLabels>
+  <KeyPointLabels name="keypoints" toName="image"><Label value="nose"/><Label value="eye"/></KeyPointLabels>
   <Choices name="scene" toName="image"><Choice value="street"/><Choice value="indoor"/></Choices>
   <TextArea name="transcription" toName="image" perRegion="true"/>
 </View>"""
@@ -37,6 +49,11 @@ SIDE = 100
 AP_CAR_BOX = 51 / 101  # TP (0.9) then FP (0.8) of 2: precision 1 up to recall 0.5, then nothing
 AP_PERSON_BOX = 0.5 * 51 / 101  # FP (0.7) then TP (0.6) of 2: precision 0.5 up to recall 0.5
 AP_CAR_MASK = (7 * 1.0 + 3 * 51 / 101) / 10  # IoU 0.81 matches at thresholds .50-.80, not .85-.95
+# Polygons of 4 annotated, by score: p2 TP (0.9), p3 (0.8) TP at IoU .50-.65 and FP above, p4 FP
+# (0.7), p1 TP (0.5). Matched: precision 1 up to recall 0.5, 0.75 up to 0.75; else precision 1 up
+# to recall 0.25, 0.5 up to 0.5 (COCO's 101 recall points, interpolated precision).
+AP50_CAR_POLYGON = (51 + 25 * 0.75) / 101
+AP_CAR_POLYGON = (4 * AP50_CAR_POLYGON + 6 * (26 + 25 * 0.5) / 101) / 10
 
 
 def _result(
@@ -69,16 +86,29 @@ def _choice(choice: str) -> dict[str, Any]:
             "value": {"choices": [choice]}}  # fmt: skip
 
 
-POLYGON = _result(
-    "p1", "polygonlabels", "polygon", {"points": [[1, 1], [9, 1], [5, 9]], "polygonlabels": ["car"]}
-)
+def _polygon(rid: str, points: list[list[int]], score: float | None = None) -> dict[str, Any]:
+    return _result(rid, "polygonlabels", "polygon", {"points": points, "polygonlabels": ["car"]}, score)
+
+
+def _square(rid: str, x: int, y: int, score: float | None = None) -> dict[str, Any]:
+    return _polygon(rid, [[x, y], [x + 20, y], [x + 20, y + 20], [x, y + 20]], score)
+
+
+def _keypoint(rid: str, label: str, x: int, y: int, score: float | None = None) -> dict[str, Any]:
+    value = {"x": x, "y": y, "width": 0.5, "keypointlabels": [label]}
+    return _result(rid, "keypointlabels", "keypoints", value, score)
+
+
+POLYGON = _polygon("p1", [[1, 1], [9, 1], [5, 9]])
 PREDICTED = [
     [*_box("b1", "car", (10, 10, 30, 30), 0.9, "HELO WORLD"), *_box("b2", "car", (50, 10, 70, 30), 0.8),
      *_box("b3", "person", (10, 50, 30, 70), 0.7), *_box("b4", "person", (70, 70, 90, 90), 0.6, "AB"),
      POLYGON, _choice("street")],
-    [_mask("m1", slice(10, 30), 0.9), _mask("m2", slice(50, 70), 0.8), _choice("street")],
-    [_choice("street")],
-    [_choice("street")],
+    [_mask("m1", slice(10, 30), 0.9), _mask("m2", slice(50, 70), 0.8), _keypoint("k3", "nose", 80, 20, 0.7),
+     _choice("street")],
+    [_keypoint("k2", "nose", 50, 50, 0.8), _choice("street")],
+    [_square("p2", 10, 10, 0.9), _square("p3", 50, 10, 0.8), _square("p4", 10, 50, 0.7),
+     _keypoint("k1", "nose", 20, 20, 0.9), _keypoint("k4", "eye", 30, 80, 0.6), _choice("street")],
     [*_box("c1", "car", (10, 10, 30, 30), 0.9), _choice("street")],
     [*_box("d1", "car", (10, 10, 30, 30), 0.9), _choice("street")],
 ]  # fmt: skip
@@ -86,9 +116,11 @@ ANNOTATED = [
     [*_box("b1", "car", (10, 10, 30, 30), text="HELLO WORLD"), *_box("b2", "car", (60, 40, 80, 60)),
      *_box("b4", "person", (70, 70, 90, 90), text="AB"), *_box("a4", "person", (50, 50, 70, 90)),
      POLYGON, _choice("street")],
-    [_mask("m1", slice(10, 30)), _mask("m2", slice(51, 69)), _choice("street")],
-    [_choice("indoor")],
-    [_choice("street")],
+    [_mask("m1", slice(10, 30)), _mask("m2", slice(51, 69)), _keypoint("k3", "nose", 80, 24),
+     _choice("street")],
+    [_keypoint("k2", "nose", 52, 50), _keypoint("a6", "eye", 60, 80), _choice("indoor")],
+    [_square("p2", 10, 10), _square("p3", 54, 10), _square("a5", 60, 60), _keypoint("k1", "nose", 20, 20),
+     _choice("street")],
 ]  # fmt: skip
 
 
