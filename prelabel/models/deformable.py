@@ -18,6 +18,11 @@ module it replaced. Outputs equal the PyTorch path's up to the order of float32 
 this machine (no C compiler for Triton's launcher, an unsupported GPU) fails before it has
 ever run: that module says why once, as a warning, and keeps to the PyTorch path, so a run
 is slower, never lost.
+
+``block_queries`` is the kernel's tile: queries per program (a ``block_queries`` x head-dim
+float32 accumulator in registers). 32 is untuned; ``benchmarks/gpu_variants.py`` compares 16,
+32 and 64 on a GPU. Any power of two from 8 to 256 gives the same outputs (each query's sum is
+its own), so it is a speed setting only.
 """
 
 from __future__ import annotations
@@ -29,9 +34,34 @@ import os
 import torch
 from torch import nn
 
-__all__ = ["FusedDeformableAttention", "fuse_deformable_attention", "triton_available"]
+from prelabel.errors import SettingsError
+
+__all__ = [
+    "BLOCK_QUERIES",
+    "FusedDeformableAttention",
+    "check_block_queries",
+    "fuse_deformable_attention",
+    "triton_available",
+]
 
 log = logging.getLogger(__name__)
+
+BLOCK_QUERIES = 32  # queries per program: a 32 x head-dim tile (32 x 32 in Grounding DINO tiny)
+
+
+def check_block_queries(block_queries: object) -> int:
+    """``block_queries`` if it is a power of two from 8 to 256 (Triton tiles are powers of two;
+    beyond 256 the accumulator spills out of registers), else a clear error."""
+    if (
+        isinstance(block_queries, bool)
+        or not isinstance(block_queries, int)
+        or not 8 <= block_queries <= 256
+        or block_queries & (block_queries - 1)
+    ):
+        raise SettingsError(
+            f"block_queries {block_queries!r}: use a power of two from 8 to 256 (default {BLOCK_QUERIES})"
+        )
+    return block_queries
 
 
 def triton_available() -> bool:
@@ -42,9 +72,10 @@ def triton_available() -> bool:
 class FusedDeformableAttention(nn.Module):
     """Drop-in for transformers' ``MultiScaleDeformableAttention``: same call, same output."""
 
-    def __init__(self, reference: nn.Module) -> None:
+    def __init__(self, reference: nn.Module, block_queries: int = BLOCK_QUERIES) -> None:
         super().__init__()
         self.reference = reference  # the PyTorch path: CPU, or no triton
+        self.block_queries = check_block_queries(block_queries)
         self.fused = triton_available()
         self.proven = False  # the kernel has run here once: a later error is a real one, raised
 
@@ -67,8 +98,9 @@ class FusedDeformableAttention(nn.Module):
 
             try:
                 fused = fused_deformable_attention(
-                    value, value_spatial_shapes, level_start_index, sampling_locations, attention_weights
-                )
+                    value, value_spatial_shapes, level_start_index, sampling_locations, attention_weights,
+                    block_queries=self.block_queries,
+                )  # fmt: skip
             except Exception as exc:
                 if self.proven:
                     raise
@@ -85,12 +117,13 @@ class FusedDeformableAttention(nn.Module):
         return out
 
 
-def fuse_deformable_attention(model: nn.Module) -> int:
+def fuse_deformable_attention(model: nn.Module, block_queries: int = BLOCK_QUERIES) -> int:
     """Swap every ``MultiScaleDeformableAttention`` in ``model`` (in place); how many were swapped."""
+    check_block_queries(block_queries)
     swapped = 0
     for module in list(model.modules()):
         for name, child in list(module.named_children()):
             if type(child).__name__ == "MultiScaleDeformableAttention":
-                setattr(module, name, FusedDeformableAttention(child))
+                setattr(module, name, FusedDeformableAttention(child, block_queries))
                 swapped += 1
     return swapped
