@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).parents[1]
 
 
@@ -110,7 +112,11 @@ def test_gpu_variants_benchmark_runs_tiny_on_cpu(tmp_path: Path) -> None:
     names = ["default", "float16", "no fused attention", "eager attention", "channels last", "block 16",
              "block 64"]  # fmt: skip
     assert [v["variant"] for v in variants] == names and [line[:20].strip() for line in table[:7]] == names
-    assert table[0].split()[1:3] == [f"{variants[0]['images_per_s']:.2f}", "1.00"]
+    assert table[0].split()[1:4] == [
+        f"{variants[0]['images_per_s']:.2f}",
+        f"{variants[0]['spread']:.1%}",
+        "1.00",
+    ]
     for variant in variants:
         assert variant["masks_compared"] == 40
         if variant["variant"] == "eager attention":  # another model: transformers' eager BERT
@@ -142,3 +148,25 @@ def test_active_learning_benchmark_runs() -> None:
     ]
     assert len(rows) == 2 and all("x** |" in row for row in rows)
     assert done.stdout.count("refit on") == 3
+
+
+@pytest.mark.slow
+def test_gpu_check_smoke_run_writes_its_eight_files(tmp_path: Path) -> None:
+    """scripts/gpu-check's plumbing on the CPU: every step runs, the best batch size of the
+    first benchmark feeds the next two, and $OUT holds at most 8 files (the device tool's limit)."""
+    out = tmp_path / "out"
+    done = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "gpu-check"), "--smoke"],
+        capture_output=True, text=True, check=False, cwd=ROOT, timeout=600,
+        env={**os.environ, "OUT": str(out), "PYTHON": sys.executable},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "bench-fused.json", "bench-fused.log", "bench-plain.json", "bench-plain.log",
+        "gpu-check.log", "pytest.log", "variants.json", "variants.log",
+    ]  # fmt: skip
+    best = json.loads((out / "bench-fused.json").read_text())["best"]["batch"]
+    assert json.loads((out / "bench-plain.json").read_text())["settings"]["batch_sizes"] == str(best)
+    assert json.loads((out / "variants.json").read_text())["batch"] == best
+    log = (out / "gpu-check.log").read_text()
+    assert "0 step(s) failed" in log and log.count(": ok in ") == 4
