@@ -111,7 +111,7 @@ def test_a_kernel_that_cannot_run_here_falls_back_once_with_a_warning(
     """No C compiler for Triton's launcher, an unsupported GPU: the PyTorch path, said once."""
     import prelabel.models.deformable_kernel as kernel
 
-    def cannot_compile(*args: object) -> torch.Tensor:
+    def cannot_compile(*args: object, **kwargs: object) -> torch.Tensor:
         raise RuntimeError("Failed to find C compiler")
 
     monkeypatch.setattr(kernel, "fused_deformable_attention", cannot_compile)
