@@ -59,7 +59,8 @@ from prelabel.convert.masks import CocoRle, coco_to_mask, mask_to_coco
 from prelabel.images import read_image_info
 from prelabel.models import ImageItem, create_model
 from prelabel.models.base import decode_batch
-from prelabel.models.deformable import BLOCK_QUERIES, triton_available
+from prelabel.models.deformable import triton_available
+from prelabel.models.deformable_tile import BLOCK_QUERIES
 from prelabel.models.grounded_sam2 import (
     ATTENTION_IMPLEMENTATIONS,
     SAM_MEAN,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
 from typing import cast
 
 import numpy as np
@@ -258,6 +261,20 @@ def test_eager_attention_changes_the_scores_and_the_signature(tiny_gsam2: dict[s
 def test_speed_settings_refuse_bad_values_by_name(option: str, value: object) -> None:
     with pytest.raises(SettingsError, match=f"grounded-sam2 {option} {value!r}"):
         create_model("grounded-sam2", classes=CLASSES, **{option: value})
+
+
+def test_the_adapter_registers_without_importing_torch() -> None:
+    """``import prelabel.models`` (the command line's checks) needs no torch: the adapter's
+    options, the kernel's block size too, are checked without it."""
+    code = (
+        "import sys\n"
+        "from prelabel.models import create_model\n"
+        "create_model('grounded-sam2', classes='car', block_queries=64, channels_last=True)\n"
+        "assert 'torch' not in sys.modules, sorted(m for m in sys.modules if m.startswith('torch'))[:5]\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False,
+                          cwd=Path(__file__).parents[1])  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
 
 
 def test_bad_image_is_that_images_error(tiny_gsam2: dict[str, str]) -> None:

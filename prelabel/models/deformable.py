@@ -34,34 +34,11 @@ import os
 import torch
 from torch import nn
 
-from prelabel.errors import SettingsError
+from prelabel.models.deformable_tile import BLOCK_QUERIES, check_block_queries
 
-__all__ = [
-    "BLOCK_QUERIES",
-    "FusedDeformableAttention",
-    "check_block_queries",
-    "fuse_deformable_attention",
-    "triton_available",
-]
+__all__ = ["FusedDeformableAttention", "fuse_deformable_attention", "triton_available"]
 
 log = logging.getLogger(__name__)
-
-BLOCK_QUERIES = 32  # queries per program: a 32 x head-dim tile (32 x 32 in Grounding DINO tiny)
-
-
-def check_block_queries(block_queries: object) -> int:
-    """``block_queries`` if it is a power of two from 8 to 256 (Triton tiles are powers of two;
-    beyond 256 the accumulator spills out of registers), else a clear error."""
-    if (
-        isinstance(block_queries, bool)
-        or not isinstance(block_queries, int)
-        or not 8 <= block_queries <= 256
-        or block_queries & (block_queries - 1)
-    ):
-        raise SettingsError(
-            f"block_queries {block_queries!r}: use a power of two from 8 to 256 (default {BLOCK_QUERIES})"
-        )
-    return block_queries
 
 
 def triton_available() -> bool:

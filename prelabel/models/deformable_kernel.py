@@ -20,7 +20,7 @@ import torch
 import triton
 import triton.language as tl
 
-from prelabel.models.deformable import BLOCK_QUERIES, check_block_queries
+from prelabel.models.deformable_tile import BLOCK_QUERIES, check_block_queries
 
 __all__ = ["fused_deformable_attention"]
 

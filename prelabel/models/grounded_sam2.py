@@ -38,7 +38,7 @@ import numpy.typing as npt
 from prelabel.convert.masks import CocoRle, runs_to_coco
 from prelabel.errors import PrelabelError, SettingsError
 from prelabel.models.base import ImageItem, ModelAdapter, class_list, decode_batch
-from prelabel.models.deformable import BLOCK_QUERIES, check_block_queries
+from prelabel.models.deformable_tile import BLOCK_QUERIES, check_block_queries
 from prelabel.models.pixels import SAM_MEAN, SAM_STD, detector_pixels, normalise_pixels
 from prelabel.models.registry import register
 from prelabel.models.rle import masks_to_runs
