@@ -28,7 +28,10 @@ One warm-up batch per path; peak GPU memory per run (``n/a`` on the CPU). The pr
 but the cache).
 Grounding DINO's deformable attention is the fused Triton kernel on CUDA (the adapter's
 default, ``prelabel.models.deformable``) in both paths; ``--no-fused-attention`` runs
-transformers' PyTorch path in both, for a second run to compare with.
+transformers' PyTorch path in both, for a second run to compare with. The adapter's other
+speed settings have flags too (``--attn-implementation``, ``--channels-last``,
+``--block-queries``); ``benchmarks/gpu_variants.py`` compares them all in one run.
+``--json PATH`` writes every printed figure (``scripts/gpu-check`` collects them).
 Command (GPU): ``python -m benchmarks.grounded_sam2``; the tests run it with ``--tiny``.
 """
 
@@ -37,6 +40,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import io
+import json
 import platform
 import sys
 import time
@@ -56,7 +60,9 @@ from prelabel.images import read_image_info
 from prelabel.models import ImageItem, create_model
 from prelabel.models.base import decode_batch
 from prelabel.models.deformable import triton_available
+from prelabel.models.deformable_tile import BLOCK_QUERIES
 from prelabel.models.grounded_sam2 import (
+    ATTENTION_IMPLEMENTATIONS,
     SAM_MEAN,
     SAM_STD,
     GroundedSam2,
@@ -147,8 +153,8 @@ def _decoded(batch: Sequence[ImageItem]) -> Sequence[ImageItem]:
     return batch
 
 
-def _timed(run: Callable[[], T], device: str) -> tuple[T, float, str]:
-    """What ``run`` returns, its seconds and its peak device memory."""
+def _timed(run: Callable[[], T], device: str) -> tuple[T, float, float | None]:
+    """What ``run`` returns, its seconds and its peak device memory in GiB (None on the CPU)."""
     cuda = device.startswith("cuda")
     if cuda:
         torch.cuda.synchronize()
@@ -158,7 +164,11 @@ def _timed(run: Callable[[], T], device: str) -> tuple[T, float, str]:
     if cuda:
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
-    return value, seconds, f"{torch.cuda.max_memory_allocated() / 2**30:.2f} GiB" if cuda else "n/a"
+    return value, seconds, torch.cuda.max_memory_allocated() / 2**30 if cuda else None
+
+
+def _gib(peak: float | None) -> str:
+    return "n/a" if peak is None else f"{peak:.2f} GiB"
 
 
 def _compare(batched: Sequence[Detections], loop: Masks, min_iou: float) -> tuple[int, int, float]:
@@ -183,43 +193,77 @@ def _compare(batched: Sequence[Detections], loop: Masks, min_iou: float) -> tupl
     return equal, compared, worst
 
 
-def main() -> None:
+def parser(description: str) -> argparse.ArgumentParser:
+    """The flags this benchmark and ``benchmarks.gpu_variants`` share."""
     default = int(inspect.signature(GroundedSam2).parameters["batch_size"].default)
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--images", type=int, default=256)
     parser.add_argument("--width", type=int, default=1920)
     parser.add_argument("--height", type=int, default=1080)
     parser.add_argument("--boxes", type=int, default=10)
     parser.add_argument("--batch-sizes", default="16,32", help=f"besides the adapter's default ({default})")
-    parser.add_argument("--gpus", type=int, default=8, help="for the 100k-image projection")
     parser.add_argument("--dtype", default="bfloat16")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--demo-pixels", action="store_true",
-                        help="the loop resizes on the CPU, as the demo (lower --min-iou)")  # fmt: skip
-    parser.add_argument("--min-iou", type=float, default=0.999, help="the least IoU of a mask and the loop's")
     parser.add_argument("--tiny", action="store_true", help="tiny models (the CPU smoke run in the tests)")
     parser.add_argument("--no-fused-attention", action="store_true",
                         help="transformers' PyTorch deformable attention, not the Triton kernel")  # fmt: skip
-    args = parser.parse_args()
-    sizes = sorted({default, *(int(s) for s in args.batch_sizes.split(","))})
+    parser.add_argument("--attn-implementation", choices=ATTENTION_IMPLEMENTATIONS,
+                        help="transformers' attention code (default: transformers' choice)")  # fmt: skip
+    parser.add_argument("--channels-last", action="store_true", help="channels-last models and pixels")
+    parser.add_argument("--block-queries", type=int, default=BLOCK_QUERIES,
+                        help="queries per program of the fused kernel (power of two, 8-256)")  # fmt: skip
+    parser.add_argument("--json", type=Path, help="also write every printed figure to this JSON file")
+    return parser
 
+
+def header(args: argparse.Namespace) -> dict[str, Any]:
+    """The machine, versions and settings: printed, and the head of the JSON report."""
     gpu = torch.cuda.get_device_name() if args.device.startswith("cuda") else "none"
-    versions = (
-        f"python {sys.version.split()[0]}, torch {torch.__version__}, transformers {version('transformers')}"
-    )
+    triton = version("triton") if triton_available() else "none"
+    versions = (f"python {sys.version.split()[0]}, torch {torch.__version__}, "
+                f"transformers {version('transformers')}, triton {triton}")  # fmt: skip
     print(f"machine: {platform.processor() or platform.machine()}, GPU {gpu}, {versions}")
     fused = args.device.startswith("cuda") and triton_available() and not args.no_fused_attention
     print(f"{args.images} JPEGs {args.width}x{args.height}, {args.boxes} boxes each, {args.dtype}, "
           f"{'tiny' if args.tiny else 'full-size'} models, device {args.device}, deformable attention: "
           f"{'fused Triton kernel' if fused else 'PyTorch'}")  # fmt: skip
+    settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+    return {"machine": platform.processor() or platform.machine(), "gpu": gpu, "versions": versions,
+            "fused_kernel": fused, "settings": settings}  # fmt: skip
+
+
+def model_options(tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """The adapter's options for the random-weight checkpoints written under ``tmp`` (thresholds
+    at 0 and ``max_detections`` = ``--boxes``: every image has exactly that many)."""
+    return {
+        "classes": CLASSES, "detector": str(save_grounding_dino(tmp / "gd", full=not args.tiny)),
+        "segmenter": str(save_sam2(tmp / "sam2", full=not args.tiny)), "box_threshold": 0.0,
+        "text_threshold": 0.0, "mask_score_threshold": 0.0, "max_detections": args.boxes,
+        "dtype": args.dtype, "device": args.device, "fused_attention": not args.no_fused_attention,
+        "attn_implementation": args.attn_implementation, "channels_last": args.channels_last,
+        "block_queries": args.block_queries,
+    }  # fmt: skip
+
+
+def write_json(path: Path | None, report: dict[str, Any]) -> None:
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report, indent=2) + "\n")
+
+
+def main() -> None:
+    default = int(inspect.signature(GroundedSam2).parameters["batch_size"].default)
+    flags = parser((__doc__ or "").split("\n")[0])
+    flags.add_argument("--gpus", type=int, default=8, help="for the 100k-image projection")
+    flags.add_argument("--demo-pixels", action="store_true",
+                       help="the loop resizes on the CPU, as the demo (lower --min-iou)")  # fmt: skip
+    flags.add_argument("--min-iou", type=float, default=0.999, help="the least IoU of a mask and the loop's")
+    args = flags.parse_args()
+    sizes = sorted({default, *(int(s) for s in args.batch_sizes.split(","))})
+    report = header(args)
     jpegs = _jpegs(args.images, args.width, args.height)
     with TemporaryDirectory() as tmp:
-        options = {
-            "classes": CLASSES, "detector": str(save_grounding_dino(Path(tmp) / "gd", full=not args.tiny)),
-            "segmenter": str(save_sam2(Path(tmp) / "sam2", full=not args.tiny)), "box_threshold": 0.0,
-            "text_threshold": 0.0, "mask_score_threshold": 0.0, "max_detections": args.boxes,
-            "dtype": args.dtype, "device": args.device, "fused_attention": not args.no_fused_attention,
-        }  # fmt: skip
+        options = model_options(Path(tmp), args)
         reference: GroundedSam2 = create_model("grounded-sam2", **options)  # type: ignore[assignment]
         loop = partial(_loop, reference, boxes=args.boxes, demo_pixels=args.demo_pixels)
         loop(_items(jpegs[:1]))
@@ -237,20 +281,34 @@ def main() -> None:
     per_image = 1000 / args.images
     print("\nbatch  images/s  peak memory  masks equal to the loop's (worst IoU)  |  ms/image: "
           + ", ".join(STAGES) + ", sum (stages synchronised)")  # fmt: skip
+    report["batches"] = []
     for size, rate, peak, stages, equal, compared, iou in rows:
         times = [stages.get(name, 0.0) * per_image for name in STAGES]
         tag = " (default)" if size == default else ""
-        print(f"{size:5d}  {rate:8.2f}  {peak:>11}  {equal:5d}/{compared:<5d} ({iou:.6f})  |  "
+        print(f"{size:5d}  {rate:8.2f}  {_gib(peak):>11}  {equal:5d}/{compared:<5d} ({iou:.6f})  |  "
               + "  ".join(f"{t:7.2f}" for t in times) + f"  {sum(times):7.2f}{tag}")  # fmt: skip
+        report["batches"].append({
+            "batch": size, "default": size == default, "images_per_s": rate, "peak_gib": peak,
+            "masks_equal": equal, "masks_compared": compared, "worst_iou": iou,
+            "ms_per_image": dict(zip(STAGES, times, strict=True)), "ms_per_image_sum": sum(times),
+        })  # fmt: skip
     loop_rate = args.images / looped
-    print(f"loop   {loop_rate:8.2f}  {loop_peak:>11}")
+    print(f"loop   {loop_rate:8.2f}  {_gib(loop_peak):>11}")
     best = max(rows, key=lambda row: row[1])
+    at_default = rows[sizes.index(default)][1] / loop_rate
     print(f"best batch {best[0]}: {best[1]:.2f} images/s, {best[1] / loop_rate:.1f}x the loop; "
-          f"at the default batch {default}: {rows[sizes.index(default)][1] / loop_rate:.1f}x")  # fmt: skip
+          f"at the default batch {default}: {at_default:.1f}x")  # fmt: skip
     hours = 100_000 / best[1] / 3600
-    print(f"100k images: {hours:.1f} h on 1 {'GPU' if gpu != 'none' else 'CPU'}, "
+    print(f"100k images: {hours:.1f} h on 1 {'GPU' if report['gpu'] != 'none' else 'CPU'}, "
           f"{hours / args.gpus:.2f} h on {args.gpus} (linear in shards)")  # fmt: skip
     print(f"ratio:   {best[1] / loop_rate:.1f}x")
+    report |= {
+        "loop": {"images_per_s": loop_rate, "peak_gib": loop_peak, "seconds": looped},
+        "best": {"batch": best[0], "images_per_s": best[1], "ratio_to_loop": best[1] / loop_rate},
+        "default_batch": {"batch": default, "ratio_to_loop": at_default},
+        "hours_100k": {"1": hours, str(args.gpus): hours / args.gpus},
+    }  # fmt: skip
+    write_json(args.json, report)
 
 
 if __name__ == "__main__":

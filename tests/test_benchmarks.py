@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).parents[1]
 
@@ -61,10 +64,12 @@ def test_orchestration_benchmark_runs(label_studio) -> None:  # type: ignore[no-
     assert "ms/image" in done.stdout and "full rerun" in done.stdout
 
 
-def test_grounded_sam2_benchmark_runs_tiny_on_cpu() -> None:
+def test_grounded_sam2_benchmark_runs_tiny_on_cpu(tmp_path: Path) -> None:
+    figures = tmp_path / "figures.json"
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.grounded_sam2", "--tiny", "--images", "4", "--width", "96",
-         "--height", "64", "--batch-sizes", "2", "--device", "cpu", "--no-fused-attention"],
+         "--height", "64", "--batch-sizes", "2", "--device", "cpu", "--no-fused-attention",
+         "--channels-last", "--block-queries", "16", "--attn-implementation", "sdpa", "--json", str(figures)],
         capture_output=True, text=True, check=False, cwd=ROOT,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
@@ -80,6 +85,45 @@ def test_grounded_sam2_benchmark_runs_tiny_on_cpu() -> None:
     )
     assert all(len(row) >= 13 for row in rows)
     assert any(line.startswith("loop ") for line in lines) and any("100k images" in line for line in lines)
+    # the JSON holds every printed figure, and the settings the run was given
+    report = json.loads(figures.read_text())
+    assert report["settings"] | {"channels_last": True, "block_queries": 16} == report["settings"]
+    assert [(b["batch"], round(b["images_per_s"], 2), b["peak_gib"]) for b in report["batches"]] == [
+        (int(row[0]), float(row[1]), None) for row in rows
+    ]
+    stages = {"decode", "copies", "detector", "encoder", "decoder", "mask encode"}
+    assert all(b["masks_compared"] == 40 and set(b["ms_per_image"]) == stages for b in report["batches"])
+    assert (
+        lines[-1] == f"ratio:   {report['best']['ratio_to_loop']:.1f}x" and report["loop"]["images_per_s"] > 0
+    )
+    assert set(report["hours_100k"]) == {"1", "8"}
+
+
+def test_gpu_variants_benchmark_runs_tiny_on_cpu(tmp_path: Path) -> None:
+    figures = tmp_path / "variants.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.gpu_variants", "--tiny", "--images", "4", "--width", "96",
+         "--height", "64", "--batch-sizes", "2", "--device", "cpu", "--json", str(figures)],
+        capture_output=True, text=True, check=False, cwd=ROOT,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    table = done.stdout.split("masks equal (worst IoU)\n")[1].splitlines()
+    variants = json.loads(figures.read_text())["variants"]
+    names = ["default", "float16", "no fused attention", "eager attention", "channels last", "block 16",
+             "block 64"]  # fmt: skip
+    assert [v["variant"] for v in variants] == names and [line[:20].strip() for line in table[:7]] == names
+    assert table[0].split()[1:4] == [
+        f"{variants[0]['images_per_s']:.2f}",
+        f"{variants[0]['spread']:.1%}",
+        "1.00",
+    ]
+    for variant in variants:
+        assert variant["masks_compared"] == 40
+        if variant["variant"] == "eager attention":  # another model: transformers' eager BERT
+            assert variant["max_score_difference"] > 1e-4
+        else:  # on the CPU these change nothing that runs (no autocast, no kernel)
+            assert variant["max_score_difference"] == 0.0 and variant["masks_equal"] == 40
+    assert table[7].startswith("fastest: ")
 
 
 def test_download_benchmark_runs() -> None:
@@ -104,3 +148,25 @@ def test_active_learning_benchmark_runs() -> None:
     ]
     assert len(rows) == 2 and all("x** |" in row for row in rows)
     assert done.stdout.count("refit on") == 3
+
+
+@pytest.mark.slow
+def test_gpu_check_smoke_run_writes_its_eight_files(tmp_path: Path) -> None:
+    """scripts/gpu-check's plumbing on the CPU: every step runs, the best batch size of the
+    first benchmark feeds the next two, and $OUT holds at most 8 files (the device tool's limit)."""
+    out = tmp_path / "out"
+    done = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "gpu-check"), "--smoke"],
+        capture_output=True, text=True, check=False, cwd=ROOT, timeout=600,
+        env={**os.environ, "OUT": str(out), "PYTHON": sys.executable},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "bench-fused.json", "bench-fused.log", "bench-plain.json", "bench-plain.log",
+        "gpu-check.log", "pytest.log", "variants.json", "variants.log",
+    ]  # fmt: skip
+    best = json.loads((out / "bench-fused.json").read_text())["best"]["batch"]
+    assert json.loads((out / "bench-plain.json").read_text())["settings"]["batch_sizes"] == str(best)
+    assert json.loads((out / "variants.json").read_text())["batch"] == best
+    log = (out / "gpu-check.log").read_text()
+    assert "0 step(s) failed" in log and log.count(": ok in ") == 4

@@ -28,6 +28,7 @@ from transformers.models.grounding_dino.modeling_grounding_dino import (
     MultiScaleDeformableAttention,
 )
 
+from prelabel.errors import SettingsError
 from prelabel.models import create_model
 from prelabel.models.deformable import FusedDeformableAttention, fuse_deformable_attention
 from prelabel.models.deformable_kernel import fused_deformable_attention
@@ -110,7 +111,7 @@ def test_a_kernel_that_cannot_run_here_falls_back_once_with_a_warning(
     """No C compiler for Triton's launcher, an unsupported GPU: the PyTorch path, said once."""
     import prelabel.models.deformable_kernel as kernel
 
-    def cannot_compile(*args: object) -> torch.Tensor:
+    def cannot_compile(*args: object, **kwargs: object) -> torch.Tensor:
         raise RuntimeError("Failed to find C compiler")
 
     monkeypatch.setattr(kernel, "fused_deformable_attention", cannot_compile)
@@ -139,6 +140,25 @@ def test_kernel_equals_the_pytorch_path(case: str) -> None:
     got = fused_deformable_attention(*inputs)
     assert got.shape == expected.shape and got.dtype == torch.float32
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+@interpreted
+@pytest.mark.parametrize("block", [16, 32, 64])
+@pytest.mark.parametrize("case", ["grounding dino", "odd sizes"])
+def test_kernel_block_sizes_equal_the_pytorch_path(case: str, block: int) -> None:
+    """Queries per program is a speed setting: 50 and 37 queries span 1-4 blocks, the last partial."""
+    inputs = _inputs(*CASES[case])
+    got = fused_deformable_attention(*inputs, block_queries=block)
+    torch.testing.assert_close(got, _reference(*inputs), rtol=1e-5, atol=1e-5)
+
+
+def test_adapter_passes_its_block_size_to_every_fused_module(tiny_gsam2: dict[str, str]) -> None:
+    model = create_model("grounded-sam2", classes=CLASSES, block_queries=64, **tiny_gsam2, **OPEN)
+    assert isinstance(model, GroundedSam2)
+    blocks = [m.block_queries for m in model._load()[0].modules() if isinstance(m, FusedDeformableAttention)]
+    assert blocks == [64, 64, 64]
+    with pytest.raises(SettingsError, match="block_queries 24"):
+        fused_deformable_attention(*_inputs(*CASES["one of each"]), block_queries=24)
 
 
 @interpreted

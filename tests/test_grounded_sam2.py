@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
 from typing import cast
 
 import numpy as np
@@ -173,6 +176,105 @@ def test_clear_errors(tiny_gsam2: dict[str, str]) -> None:
         )
     with pytest.raises(SettingsError, match="dtype"):
         create_model("grounded-sam2", dtype="int8")
+
+
+# Speed settings: each changes how the same sums are computed, not what they are. On CPU in
+# float32 the outputs agree within these tolerances (measured: scores within 5e-7, boxes and
+# masks identical); the signature (cache key) stays the default's.
+SPEED_SETTINGS = {
+    # SDPA named explicitly: SAM 2, Grounding DINO's Swin backbone and BERT text encoder
+    "sdpa attention": {"attn_implementation": "sdpa"},
+    # NHWC strides for the models' 4-d weights and their pixel inputs
+    "channels last": {"channels_last": True},
+}
+
+
+def _attention_used(model: GroundedSam2) -> set[str]:
+    """The attention implementations the loaded models' (sub-)configs name."""
+    detector, _, segmenter = model._load()
+    configs = [detector.config, detector.config.text_config, detector.config.backbone_config]
+    configs += [segmenter.config, segmenter.config.vision_config, segmenter.config.mask_decoder_config]
+    return {config._attn_implementation for config in configs}
+
+
+def _nhwc(model: GroundedSam2) -> set[bool]:
+    """Whether each 4-d weight of the loaded models has channels-last strides (those whose two
+    layouts differ: a 1x1 kernel's are the same)."""
+    detector, _, segmenter = model._load()
+    weights = [p for part in (detector, segmenter) for p in part.parameters() if p.dim() == 4]
+    nhwc = [p.is_contiguous(memory_format=torch.channels_last) for p in weights]
+    return {last for p, last in zip(weights, nhwc, strict=True) if last != p.is_contiguous()}
+
+
+@pytest.mark.parametrize("setting", SPEED_SETTINGS)
+def test_speed_settings_give_the_defaults_outputs(tiny_gsam2: dict[str, str], setting: str) -> None:
+    items = [random_image_item(i, (80, 60) if i % 2 else (64, 64)) for i in range(3)]
+    default, faster = (
+        cast(GroundedSam2, create_model("grounded-sam2", classes=CLASSES, **tiny_gsam2, **OPEN, **options))
+        for options in ({}, SPEED_SETTINGS[setting])
+    )
+    # the setting took effect on the loaded models
+    assert _nhwc(faster) == {setting == "channels last"} and _nhwc(default) == {False}
+    assert _attention_used(default) == _attention_used(faster) == {"eager", "sdpa"}
+    assert faster.signature() == default.signature()
+    masks = 0
+    for a, b in zip(faster.predict(items), default.predict(items), strict=True):
+        assert isinstance(a, Detections) and isinstance(b, Detections) and len(a) == len(b) == 20
+        np.testing.assert_allclose(a.xyxy, b.xyxy, rtol=1e-5, atol=1e-3)
+        np.testing.assert_allclose(a.scores, b.scores, rtol=1e-5, atol=1e-5)
+        assert a.labels == b.labels and a.masks == b.masks
+        masks += sum(m is not None for m in a.masks)
+    assert masks > 0
+
+
+def test_eager_attention_changes_the_scores_and_the_signature(tiny_gsam2: dict[str, str]) -> None:
+    """transformers' eager BERT adds Grounding DINO's boolean per-class text mask instead of
+    applying it (5.24; its SDPA path applies it), so "eager" is a different model: its own
+    cache key. SAM 2's eager attention gives the default's masks for the same boxes."""
+    items = [random_image_item(i, (80, 60)) for i in range(2)]
+    default, eager = (
+        cast(GroundedSam2, create_model("grounded-sam2", classes=CLASSES, **tiny_gsam2, **OPEN, **options))
+        for options in ({}, {"attn_implementation": "eager"})
+    )
+    assert _attention_used(eager) == {"eager"}
+    assert eager.signature().key != default.signature().key
+    found, changed = (cast(list[Detections], model.predict(items)) for model in (default, eager))
+    assert max(float(np.abs(a.scores - b.scores).max()) for a, b in zip(found, changed, strict=True)) > 1e-3
+    pixels = [torch.from_numpy(np.array(item.load().rgb)).permute(2, 0, 1) for item in items]
+    boxes = [f.xyxy for f in found]
+    masks = [model._segment(model._load()[2], pixels, boxes) for model in (default, eager)]
+    assert masks[0] == masks[1] and any(m is not None for image in masks[0] for m in image)
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("attn_implementation", "flash_attention_2"),  # neither model has it without the flash package
+        ("attn_implementation", "SDPA"),  # names are transformers' own, lower case
+        ("channels_last", "yes"),  # a string, not a boolean
+        ("block_queries", 48),  # not a power of two
+        ("block_queries", 4),  # below the range
+        ("block_queries", 512),  # above the range
+        ("block_queries", True),  # a boolean is not a block size
+    ],
+)
+def test_speed_settings_refuse_bad_values_by_name(option: str, value: object) -> None:
+    with pytest.raises(SettingsError, match=f"grounded-sam2 {option} {value!r}"):
+        create_model("grounded-sam2", classes=CLASSES, **{option: value})
+
+
+def test_the_adapter_registers_without_importing_torch() -> None:
+    """``import prelabel.models`` (the command line's checks) needs no torch: the adapter's
+    options, the kernel's block size too, are checked without it."""
+    code = (
+        "import sys\n"
+        "from prelabel.models import create_model\n"
+        "create_model('grounded-sam2', classes='car', block_queries=64, channels_last=True)\n"
+        "assert 'torch' not in sys.modules, sorted(m for m in sys.modules if m.startswith('torch'))[:5]\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False,
+                          cwd=Path(__file__).parents[1])  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
 
 
 def test_bad_image_is_that_images_error(tiny_gsam2: dict[str, str]) -> None:

@@ -18,6 +18,11 @@ module it replaced. Outputs equal the PyTorch path's up to the order of float32 
 this machine (no C compiler for Triton's launcher, an unsupported GPU) fails before it has
 ever run: that module says why once, as a warning, and keeps to the PyTorch path, so a run
 is slower, never lost.
+
+``block_queries`` is the kernel's tile: queries per program (a ``block_queries`` x head-dim
+float32 accumulator in registers). 32 is untuned; ``benchmarks/gpu_variants.py`` compares 16,
+32 and 64 on a GPU. Any power of two from 8 to 256 gives the same outputs (each query's sum is
+its own), so it is a speed setting only.
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ import os
 
 import torch
 from torch import nn
+
+from prelabel.models.deformable_tile import BLOCK_QUERIES, check_block_queries
 
 __all__ = ["FusedDeformableAttention", "fuse_deformable_attention", "triton_available"]
 
@@ -42,9 +49,10 @@ def triton_available() -> bool:
 class FusedDeformableAttention(nn.Module):
     """Drop-in for transformers' ``MultiScaleDeformableAttention``: same call, same output."""
 
-    def __init__(self, reference: nn.Module) -> None:
+    def __init__(self, reference: nn.Module, block_queries: int = BLOCK_QUERIES) -> None:
         super().__init__()
         self.reference = reference  # the PyTorch path: CPU, or no triton
+        self.block_queries = check_block_queries(block_queries)
         self.fused = triton_available()
         self.proven = False  # the kernel has run here once: a later error is a real one, raised
 
@@ -67,8 +75,9 @@ class FusedDeformableAttention(nn.Module):
 
             try:
                 fused = fused_deformable_attention(
-                    value, value_spatial_shapes, level_start_index, sampling_locations, attention_weights
-                )
+                    value, value_spatial_shapes, level_start_index, sampling_locations, attention_weights,
+                    block_queries=self.block_queries,
+                )  # fmt: skip
             except Exception as exc:
                 if self.proven:
                     raise
@@ -85,12 +94,13 @@ class FusedDeformableAttention(nn.Module):
         return out
 
 
-def fuse_deformable_attention(model: nn.Module) -> int:
+def fuse_deformable_attention(model: nn.Module, block_queries: int = BLOCK_QUERIES) -> int:
     """Swap every ``MultiScaleDeformableAttention`` in ``model`` (in place); how many were swapped."""
+    check_block_queries(block_queries)
     swapped = 0
     for module in list(model.modules()):
         for name, child in list(module.named_children()):
             if type(child).__name__ == "MultiScaleDeformableAttention":
-                setattr(module, name, FusedDeformableAttention(child))
+                setattr(module, name, FusedDeformableAttention(child, block_queries))
                 swapped += 1
     return swapped

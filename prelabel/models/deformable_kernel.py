@@ -20,9 +20,9 @@ import torch
 import triton
 import triton.language as tl
 
-__all__ = ["fused_deformable_attention"]
+from prelabel.models.deformable_tile import BLOCK_QUERIES, check_block_queries
 
-BLOCK_QUERIES = 32  # queries per program: a 32 x head-dim tile (32 x 32 in Grounding DINO tiny)
+__all__ = ["fused_deformable_attention"]
 
 
 def fused_deformable_attention(
@@ -31,6 +31,7 @@ def fused_deformable_attention(
     level_start_index: torch.Tensor,
     sampling_locations: torch.Tensor,
     attention_weights: torch.Tensor,
+    block_queries: int = BLOCK_QUERIES,
 ) -> torch.Tensor:
     """What transformers' ``MultiScaleDeformableAttention`` returns, in one kernel launch.
 
@@ -38,8 +39,10 @@ def fused_deformable_attention(
     map; level_start_index (levels,) where each level starts among the values;
     sampling_locations (batch, queries, heads, levels, points, 2) x, y relative to the map
     (0..1; outside it samples zeros); attention_weights (batch, queries, heads, levels,
-    points). Returns (batch, queries, heads * dim) in the promoted dtype of value and weights.
+    points); block_queries: queries per program (a power of two, 8 to 256). Returns (batch,
+    queries, heads * dim) in the promoted dtype of value and weights.
     """
+    check_block_queries(block_queries)
     batch, values, heads, dim = value.shape
     _, queries, _, levels, points, _ = sampling_locations.shape
     dtype = torch.promote_types(value.dtype, attention_weights.dtype)
@@ -47,13 +50,13 @@ def fused_deformable_attention(
     # launched on the tensors' device, not the current one (device="cuda:1")
     on_device = torch.cuda.device(value.device) if value.is_cuda else contextlib.nullcontext()
     if out.numel():
-        grid = (triton.cdiv(queries, BLOCK_QUERIES), batch * heads)
+        grid = (triton.cdiv(queries, block_queries), batch * heads)
         with on_device:
             _kernel[grid](
                 value.contiguous(), spatial_shapes.contiguous(), level_start_index.contiguous(),
                 sampling_locations.contiguous(), attention_weights.contiguous(), out, queries, values,
                 HEADS=heads, DIM=dim, LEVELS=levels, POINTS=points,
-                BLOCK_Q=BLOCK_QUERIES, BLOCK_D=triton.next_power_of_2(dim),
+                BLOCK_Q=block_queries, BLOCK_D=triton.next_power_of_2(dim),
             )  # fmt: skip
     return out.view(batch, queries, heads * dim)
 

@@ -19,7 +19,10 @@ host, where they become COCO RLE.
 
 Grounding DINO's deformable attention runs as one fused Triton kernel on CUDA
 (``prelabel.models.deformable``; ``fused_attention=False`` keeps transformers' PyTorch path,
-which CPU runs always use).
+which CPU runs always use). Speed settings that leave the outputs equal up to the order of
+float sums (tests/test_grounded_sam2.py): ``attn_implementation`` (transformers' attention
+code for both models), ``channels_last`` (memory format of the models and their pixels) and
+``block_queries`` (the kernel's tile); ``benchmarks/gpu_variants.py`` compares them on a GPU.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ import numpy.typing as npt
 from prelabel.convert.masks import CocoRle, runs_to_coco
 from prelabel.errors import PrelabelError, SettingsError
 from prelabel.models.base import ImageItem, ModelAdapter, class_list, decode_batch
+from prelabel.models.deformable_tile import BLOCK_QUERIES, check_block_queries
+from prelabel.models.pixels import SAM_MEAN, SAM_STD, detector_pixels, normalise_pixels
 from prelabel.models.registry import register
 from prelabel.models.rle import masks_to_runs
 from prelabel.models.runtime import (
@@ -47,11 +52,20 @@ from prelabel.models.runtime import (
 )
 from prelabel.records import Detections, ModelSignature
 
-__all__ = ["SAM_MEAN", "SAM_STD", "GroundedSam2", "build_prompt", "detector_pixels", "normalise_pixels"]
+# the pixel functions are re-exported: the adapter's preprocessing, as tests and benchmarks use it
+__all__ = [
+    "ATTENTION_IMPLEMENTATIONS",
+    "SAM_MEAN",
+    "SAM_STD",
+    "GroundedSam2",
+    "build_prompt",
+    "detector_pixels",
+    "normalise_pixels",
+]
 
-# SAM 2 checkpoints are trained on ImageNet-normalised pixels.
-SAM_MEAN = (0.485, 0.456, 0.406)
-SAM_STD = (0.229, 0.224, 0.225)
+# transformers' attention code, by name; None leaves the choice to transformers (SDPA wherever a
+# model supports it: SAM 2, Grounding DINO's Swin backbone and BERT text encoder; eager elsewhere)
+ATTENTION_IMPLEMENTATIONS = ("eager", "sdpa")
 
 
 def build_prompt(classes: Sequence[str]) -> tuple[str, list[tuple[int, int]]]:
@@ -92,17 +106,36 @@ class GroundedSam2(ModelAdapter):
         dtype: str = "bfloat16",
         device: str | None = None,
         fused_attention: bool = True,
+        attn_implementation: str | None = None,
+        channels_last: bool = False,
+        block_queries: int = BLOCK_QUERIES,
     ) -> None:
         if dtype not in ("bfloat16", "float16", "float32"):
             raise SettingsError(f"grounded-sam2 dtype {dtype!r}: use bfloat16, float16 or float32")
+        if attn_implementation is not None and attn_implementation not in ATTENTION_IMPLEMENTATIONS:
+            raise SettingsError(
+                f"grounded-sam2 attn_implementation {attn_implementation!r}: use eager or sdpa, "
+                "or leave it unset for transformers' choice"
+            )
+        if not isinstance(channels_last, bool):
+            raise SettingsError(f"grounded-sam2 channels_last {channels_last!r}: use true or false")
         self.classes = class_list(classes)
         self.detector, self.detector_revision = detector, detector_revision
         self.segmenter, self.segmenter_revision = segmenter, segmenter_revision
         self.box_threshold, self.text_threshold = box_threshold, text_threshold
         self.mask_threshold, self.mask_score_threshold = mask_threshold, mask_score_threshold
         self.segment, self.dtype, self.device = segment, dtype, device
-        # not in the signature: equal outputs up to the order of float sums (tests/test_deformable.py)
+        # Not in the signature (the cache key), except attn_implementation="eager": each changes
+        # only how the same sums are computed, so outputs are equal up to the order of float sums
+        # (tests/test_deformable.py, tests/test_grounded_sam2.py), and a new key would make a
+        # faster run redo cached images. "eager" changes Grounding DINO's scores: transformers'
+        # eager BERT adds the text encoder's boolean per-class mask instead of applying it (5.24).
         self.fused_attention = fused_attention
+        self.attn_implementation, self.channels_last = attn_implementation, channels_last
+        try:
+            self.block_queries = check_block_queries(block_queries)
+        except SettingsError as exc:
+            raise SettingsError(f"grounded-sam2 {exc}") from exc
         self.max_detections = max(1, max_detections)
         self.batch_size, self.box_chunk = max(1, batch_size), max(1, box_chunk)
         self._models: tuple[Any, Any, Any] | None = None
@@ -117,6 +150,8 @@ class GroundedSam2(ModelAdapter):
             "box_threshold": self.box_threshold, "text_threshold": self.text_threshold,
             "max_detections": self.max_detections, "segment": self.segment,
         }  # fmt: skip
+        if self.attn_implementation == "eager":
+            params["attn_implementation"] = "eager"
         if self.segment:
             revision += f"+{self.segmenter}@{self.segmenter_revision or 'main'}"
             params |= {
@@ -175,24 +210,49 @@ class GroundedSam2(ModelAdapter):
 
             from prelabel.models.deformable import fuse_deformable_attention
 
+            torch = require_torch("grounded-sam2")
             self.device = select_device(self.device)
+            layout = torch.channels_last if self.channels_last else torch.preserve_format
+            attention = self._attention()
             processor = load_pretrained(AutoProcessor, self.detector, self.detector_revision)
             detector = load_pretrained(
-                AutoModelForZeroShotObjectDetection, self.detector, self.detector_revision
-            )
+                AutoModelForZeroShotObjectDetection, self.detector, self.detector_revision,
+                **({} if attention[0] is None else {"attn_implementation": attention[0]}),
+            )  # fmt: skip
             if self.fused_attention:
-                fuse_deformable_attention(detector)
+                fuse_deformable_attention(detector, self.block_queries)
             segmenter = None
             if self.segment:
-                segmenter = load_pretrained(AutoModel, self.segmenter, self.segmenter_revision)
+                segmenter = load_pretrained(
+                    AutoModel, self.segmenter, self.segmenter_revision,
+                    **({} if attention[1] is None else {"attn_implementation": attention[1]}),
+                )  # fmt: skip
                 config = getattr(segmenter, "config", None)
                 if not hasattr(segmenter, "get_image_embeddings") or not hasattr(
                     config, "prompt_encoder_config"
                 ):
                     raise SettingsError(f"segmenter {self.segmenter!r} is not a SAM 2 checkpoint")
-                segmenter = segmenter.to(self.device).eval()
-            self._models = (detector.to(self.device).eval(), processor, segmenter)
+                segmenter = segmenter.to(self.device, memory_format=layout).eval()
+            self._models = (detector.to(self.device, memory_format=layout).eval(), processor, segmenter)
         return self._models
+
+    def _attention(self) -> tuple[str | dict[str, str] | None, str | None]:
+        """``attn_implementation`` as the detector's and the segmenter's loaders take it.
+
+        Grounding DINO's own attention layers have only an eager path (transformers refuses
+        "sdpa" for the whole model), so "sdpa" goes to its sub-models, the Swin backbone and
+        the BERT text encoder, which is what transformers picks for them when unset."""
+        if self.attn_implementation == "sdpa":
+            return {"": "eager", "backbone_config": "sdpa", "text_config": "sdpa"}, "sdpa"
+        return self.attn_implementation, self.attn_implementation
+
+    def _pixels_layout(self, pixels: Any) -> Any:
+        """Model inputs in the models' memory format (``channels_last``: NHWC strides)."""
+        if not self.channels_last:
+            return pixels
+        import torch
+
+        return pixels.contiguous(memory_format=torch.channels_last)
 
     def _text_inputs(self, detector: Any, processor: Any) -> tuple[dict[str, Any], list[Any], int]:
         """Token ids of the prompt, each class's token positions, and the prompt's length."""
@@ -220,7 +280,7 @@ class GroundedSam2(ModelAdapter):
         """Boxes, scores and prompt classes for same-size images (3, H, W uint8 on the device)."""
         torch = require_torch("grounded-sam2")
         text, _, _ = self._text_inputs(detector, processor)
-        pixels = detector_pixels(torch.stack(images), processor.image_processor)
+        pixels = self._pixels_layout(detector_pixels(torch.stack(images), processor.image_processor))
         count = len(images)
         with torch.inference_mode(), autocast(pixels.device.type, self.dtype):
             outputs = detector(
@@ -277,8 +337,10 @@ class GroundedSam2(ModelAdapter):
         masks: list[list[CocoRle | None]] = [[] for _ in images]
         with torch.inference_mode(), autocast(device.type, self.dtype):
             with self._stage("encoder"):
-                pixels = torch.cat(
-                    [normalise_pixels(image[None], (side, side), SAM_MEAN, SAM_STD) for image in images]
+                pixels = self._pixels_layout(
+                    torch.cat(
+                        [normalise_pixels(image[None], (side, side), SAM_MEAN, SAM_STD) for image in images]
+                    )
                 )
                 embeddings = segmenter.get_image_embeddings(pixels)
             most = max(len(b) for b in boxes)
@@ -324,47 +386,3 @@ class GroundedSam2(ModelAdapter):
                                     self._counts["empty masks"] += 1
                         masks[b] += chunk_masks
         return [tuple(m) for m in masks]
-
-
-def detector_pixels(images: Any, image_processor: Any) -> Any:
-    """uint8 (n, 3, H, W) -> Grounding DINO's input, as its image processor's ``pixel_values``.
-
-    Same shape as the processor's; values differ by the processor's rounding to uint8 after
-    resizing (mean abs difference about 0.005, tests/test_grounded_sam2.py).
-    """
-    size = image_processor.size
-    target = _shortest_edge_size(
-        int(images.shape[-2]), int(images.shape[-1]), size["shortest_edge"], size.get("longest_edge")
-    )
-    return normalise_pixels(images, target, image_processor.image_mean, image_processor.image_std)
-
-
-def _shortest_edge_size(height: int, width: int, shortest: int, longest: int | None) -> tuple[int, int]:
-    """The (height, width) DETR-style processors resize to: shortest edge, capped longest edge
-    (transformers' ``get_size_with_aspect_ratio``: the capped short edge rounds, the long edge
-    is cut from the unrounded one)."""
-    size, raw = shortest, float(shortest)
-    if longest is not None:
-        low, high = min(height, width), max(height, width)
-        if high / low * size > longest:
-            raw = longest * low / high
-            size = round(raw)
-    if (height <= width and height == size) or (width <= height and width == size):
-        return height, width
-    if width < height:
-        return int(raw * height / width), size
-    return size, int(raw * width / height)
-
-
-def normalise_pixels(images: Any, size: tuple[int, int], mean: Sequence[float], std: Sequence[float]) -> Any:
-    """uint8 (n, 3, H, W) -> resized (antialiased bilinear), scaled to [0, 1], normalised floats."""
-    import torch
-
-    pixels = images.float() / 255.0
-    if tuple(pixels.shape[-2:]) != size:
-        pixels = torch.nn.functional.interpolate(
-            pixels, size=size, mode="bilinear", align_corners=False, antialias=True
-        )
-    shift = torch.tensor(mean, device=pixels.device).view(1, 3, 1, 1)
-    scale = torch.tensor(std, device=pixels.device).view(1, 3, 1, 1)
-    return (pixels - shift) / scale

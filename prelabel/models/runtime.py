@@ -45,10 +45,11 @@ def autocast(device: str, dtype: str = "bfloat16") -> contextlib.AbstractContext
     return torch.autocast("cuda", dtype=getattr(torch, dtype))
 
 
-def load_pretrained(loader: Any, checkpoint: str, revision: str | None) -> Any:
-    """``loader.from_pretrained`` (a hub id or a local folder), failing with the checkpoint's name."""
+def load_pretrained(loader: Any, checkpoint: str, revision: str | None, **options: Any) -> Any:
+    """``loader.from_pretrained`` (a hub id or a local folder; ``options`` such as
+    ``attn_implementation`` passed on), failing with the checkpoint's name."""
     try:
-        return loader.from_pretrained(checkpoint, revision=revision)
+        return loader.from_pretrained(checkpoint, revision=revision, **options)
     except (OSError, ValueError) as exc:
         raise SettingsError(f"cannot load {checkpoint!r}: {exc}") from exc
 
