@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import zlib
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -254,6 +255,9 @@ def _image_entries(
 
 
 def _png(mask: np.ndarray[Any, Any]) -> bytes:
+    """An 8-bit 0/255 PNG. zlib's run-length strategy suits masks: at 1080p it halves the
+    time of the default (benchmarks/export_costs.py) and the file is a little smaller."""
     buffer = io.BytesIO()
-    Image.fromarray((mask > 0).astype(np.uint8) * 255, mode="L").save(buffer, "PNG", optimize=False)
+    pixels = np.multiply(mask > 0, 255, dtype=np.uint8)
+    Image.fromarray(pixels, mode="L").save(buffer, "PNG", optimize=False, compress_type=zlib.Z_RLE)
     return buffer.getvalue()
