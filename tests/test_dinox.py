@@ -135,3 +135,50 @@ def test_sister_endpoints_and_missing_token(monkeypatch: pytest.MonkeyPatch, tmp
 
     with pytest.raises(SettingsError, match="PRELABEL_DINOX_TOKEN"):
         create_model("dinox").predict([_item(_jpeg(8, 8))])
+
+
+def _lie(data: dict[str, Any]) -> dict[str, Any]:
+    return {"code": 0, "data": data, "msg": "ok"}
+
+
+@pytest.mark.parametrize(
+    ("faults", "lie", "says"),
+    [
+        (["lie"], _lie({}), "without a usable task_uuid"),  # created, but no task id: a KeyError traceback
+        (["lie"], _lie({"task_uuid": None}), "without a usable task_uuid"),  # polled /task_status/None
+        (["lie"], _lie({"task_uuid": {"id": 1}}), "without a usable task_uuid"),  # a dict in the URL
+        (
+            ["lie"],
+            _lie({"task_uuid": "../../v1/account"}),
+            "without a usable task_uuid",
+        ),  # a path with the token
+        # the finished task's objects of the wrong shape
+        (["pass", "lie"], _lie({"status": "success", "result": {"objects": [{"bbox": "x"}]}}), "bbox"),
+        (["pass", "lie"], _lie({"status": "success", "result": ["car"]}), "objects"),
+    ],
+)
+def test_a_lying_answer_is_that_images_error(faults: list[str], lie: dict[str, Any], says: str) -> None:
+    with dinox_server() as (url, state):
+        state.faults.extend(faults)
+        state.lies.append(lie)
+        bad, good = _model(url, concurrency=1).predict(
+            [_item(_jpeg(64, 48, 1), "a.jpg"), _item(_jpeg(64, 48, 2))]
+        )
+    assert isinstance(bad, DinoxError) and "a.jpg" in str(bad) and says in str(bad), bad
+    assert isinstance(good, Detections) and len(good) == 1
+
+
+def test_points_in_an_answer_are_scaled_back_like_its_boxes() -> None:
+    """An answer's polygon and keypoints are on the sent (downscaled) grid, like its boxes;
+    they stayed there: a region at half its place and size."""
+    obj = {"bbox": [2, 4, 10, 12], "score": 0.9, "category": "car", "polygon": [[2, 4], [10, 4], [10, 12]],
+           "keypoints": [{"label": "nose", "x": 6, "y": 8, "score": 0.5}]}  # fmt: skip
+    with dinox_server() as (url, state):
+        state.faults.extend(["pass", "lie"])
+        state.lies.append(_lie({"status": "success", "result": {"objects": [obj]}}))
+        (found,) = _model(url, max_side=32).predict([_item(_jpeg(64, 48))])
+    assert state.sizes == [(32, 24)]
+    assert isinstance(found, Detections)
+    assert found.xyxy.tolist() == [[4, 8, 20, 24]]
+    assert found.polygons == (((4.0, 8.0), (20.0, 8.0), (20.0, 24.0)),)
+    assert found.keypoints[0] is not None and found.keypoints[0][0][1:3] == (12.0, 16.0)

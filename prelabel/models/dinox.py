@@ -21,6 +21,7 @@ import contextvars
 import hashlib
 import io
 import json
+import re
 import threading
 import time
 from collections.abc import Sequence
@@ -48,6 +49,7 @@ ENDPOINTS = {
     "trex": ("trex", "T-Rex-2.0"),  # visual prompts: prelabel.models.trex
 }
 _RETRY_CODE = 202001
+_TASK_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 
 class _RateLimit:
@@ -163,8 +165,12 @@ class DinoX(ModelAdapter):
             key = hashlib.sha256(f"{item.info.sha256}:{settings_key}".encode()).hexdigest()
             answer = self._call(client, "POST", f"/v2/task/{self.path}/detection", item.uri,
                                 json=self._body(payload), headers={"Idempotency-Key": key})  # fmt: skip
-            uuid = answer["task_uuid"]
-            result = self._wait(client, str(uuid), item.uri)
+            uuid = answer.get("task_uuid")
+            if not isinstance(uuid, str) or not _TASK_ID.fullmatch(uuid):  # it goes into the poll's path
+                raise DinoxError(
+                    f"{item.uri}: DINO-X created a task without a usable task_uuid: {str(answer)[:100]}"
+                )
+            result = self._wait(client, uuid, item.uri)
             return self._to_display(self._detections(result, item.uri), scale, image.size)
         except (ImageError, DinoxError) as exc:
             return exc
@@ -194,7 +200,8 @@ class DinoX(ModelAdapter):
         return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode(), scale
 
     def _to_display(self, found: Detections, scale: float, size: tuple[int, int]) -> Detections:
-        """Boxes and masks from the sent image's grid back onto the displayed one."""
+        """Boxes, masks and any points (polygons, keypoints) from the sent image's grid back
+        onto the displayed one."""
         width, height = size
         masks = list(found.masks)
         for i, mask in enumerate(masks):
@@ -203,8 +210,16 @@ class DinoX(ModelAdapter):
                 rows = np.minimum((np.arange(height) + 0.5) * small.shape[0] / height, small.shape[0] - 1)
                 cols = np.minimum((np.arange(width) + 0.5) * small.shape[1] / width, small.shape[1] - 1)
                 masks[i] = mask_to_coco(small[rows.astype(int)][:, cols.astype(int)])
-        xyxy = found.xyxy / scale if scale != 1.0 else found.xyxy
-        return found.replace(xyxy=xyxy, masks=tuple(masks))
+        if scale == 1.0:
+            return found.replace(masks=tuple(masks))
+        polygons = tuple(
+            None if p is None else tuple((x / scale, y / scale) for x, y in p) for p in found.polygons
+        )
+        keypoints = tuple(None if k is None else tuple(q._replace(x=q.x / scale, y=q.y / scale) for q in k)
+                          for k in found.keypoints)  # fmt: skip
+        return found.replace(
+            xyxy=found.xyxy / scale, masks=tuple(masks), polygons=polygons, keypoints=keypoints
+        )
 
     def _wait(self, client: httpx.Client, uuid: str, uri: str) -> Any:
         deadline = time.monotonic() + self.deadline
