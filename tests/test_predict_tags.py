@@ -322,3 +322,19 @@ def test_a_detections_text_goes_only_to_a_per_region_textarea(textareas: str, fi
     prediction, report = build_prediction(PredictionRecord(IMAGE, det), config)
     assert [r["from_name"] for r in _of(prediction, "textarea")] == ([filled] if filled else [])
     assert len(_of(prediction, "rectanglelabels")) == 1 and report.regions == 1
+
+
+def test_keypoints_and_choices_without_a_control_are_counted_unmatched() -> None:
+    """A config without KeyPointLabels, and with its Choices on another object: the model's
+    keypoints and choices went nowhere and no count said so."""
+    config = parse_label_config(
+        '<View><Image name="image" value="$image"/><Text name="caption" value="$caption"/>'
+        '<RectangleLabels name="label" toName="image"><Label value="person"/></RectangleLabels>'
+        '<Choices name="when" toName="caption"><Choice value="day"/></Choices></View>'
+    )
+    det = Detections(xyxy=[[20, 10, 60, 30]], scores=[0.8], labels=("person",),
+                     keypoints=((Keypoint("nose", 40, 20), Keypoint("left_eye", 42, 20)),),
+                     choices=(Choice("day", 0.9),))  # fmt: skip
+    prediction, report = build_prediction(PredictionRecord(IMAGE, det), config)
+    assert [r["type"] for r in prediction["result"]] == ["rectanglelabels"]
+    assert report.unmatched_labels == {"nose (keypoint)": 1, "left_eye (keypoint)": 1, "day (choice)": 1}

@@ -19,10 +19,11 @@ per kept detection and as the config has the control (shapes in ``results``):
 and per image one ``choices`` result for a task-level Choices control: the best choice,
 or every matched one in config order when the control says ``choice="multiple"``.
 A label no targeted control has is counted as unmatched (keypoint and choice labels
-with their kind), never posted; a mask or polygon whose label only another control has is
-dropped with a counted reason, and so are degenerate boxes and keypoints or choices whose
-score is not finite (a NaN would fail the whole chunk's POST). A control the model never
-fills is not an error: ``BatchBuild.unfilled`` names it, for the run to say once.
+with their kind, also when the config has no such control), never posted; a mask or
+polygon whose label only another control has is dropped with a counted reason, and so
+are degenerate boxes and keypoints or choices whose score is not finite (a NaN would fail
+the whole chunk's POST). A control the model never fills is not an error:
+``BatchBuild.unfilled`` names it, for the run to say once.
 Every mask is decoded once, for its brush and its outline alike.
 """
 
@@ -270,7 +271,10 @@ class _Builder:
 
     def keypoints(self, i: int, parent: str | None) -> bool:
         control, points = self.controls.keypoints, self.record.detections.keypoints[i]
-        if control is None or not points:
+        if not points:
+            return False
+        if control is None:  # no <KeyPointLabels> on the image: every name unmatched, not lost unsaid
+            self.report.unmatched_labels.update(f"{point.label} (keypoint)" for point in points)
             return False
         moved = self.frame.points([(p.x, p.y) for p in points])
         posted = False
@@ -291,7 +295,10 @@ class _Builder:
     def choices(self) -> None:
         """The image's choices the control has: the best one, or all in config order."""
         control, choices = self.controls.choices, self.record.detections.choices
-        if control is None or not choices:
+        if control is None:  # no task-level <Choices> on the image (one on another object, say)
+            self.report.unmatched_labels.update(f"{choice.label} (choice)" for choice in choices)
+            return
+        if not choices:
             return
         best: dict[str, float] = {}
         for choice in choices:
