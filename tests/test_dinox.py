@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from prelabel.convert.masks import coco_size, coco_to_mask
+from prelabel.convert.masks import coco_size, coco_to_mask, mask_to_coco
 from prelabel.errors import DinoxAuthError, DinoxError
 from prelabel.images import read_image_info
 from prelabel.models import ImageItem, create_model
@@ -182,3 +182,21 @@ def test_points_in_an_answer_are_scaled_back_like_its_boxes() -> None:
     assert found.xyxy.tolist() == [[4, 8, 20, 24]]
     assert found.polygons == (((4.0, 8.0), (20.0, 8.0), (20.0, 24.0)),)
     assert found.keypoints[0] is not None and found.keypoints[0][0][1:3] == (12.0, 16.0)
+
+
+@pytest.mark.parametrize("max_side", [2048, 32])  # sent as it is, and downscaled to 32 x 24
+def test_a_mask_on_another_grid_than_the_sent_image_is_that_images_error(max_side: int) -> None:
+    """It was stretched onto the image, and the answer's boxes kept as if on the sent grid."""
+    obj = {"bbox": [2, 4, 10, 12], "score": 0.9, "category": "car",
+           "mask": mask_to_coco(np.ones((10, 10), np.uint8))}  # fmt: skip
+    with dinox_server() as (url, state):
+        state.faults.extend(["pass", "lie"])
+        state.lies.append(_lie({"status": "success", "result": {"objects": [obj]}}))
+        bad, good = _model(url, max_side=max_side, concurrency=1).predict(
+            [_item(_jpeg(64, 48), "a.jpg"), _item(_jpeg(64, 48, 2))]
+        )
+    sent = "64x48" if max_side > 64 else "32x24"
+    assert isinstance(
+        bad, DinoxError
+    ) and f"a.jpg: DINO-X answered a 10x10 mask for the image sent at {sent}" in str(bad)
+    assert isinstance(good, Detections) and len(good) == 1

@@ -6,8 +6,9 @@ starts a third-party error tracker at import and tags its events with the API to
 Per image: ``POST {base}/v2/task/<endpoint>/detection`` (``Token`` and a stable
 ``Idempotency-Key`` header) -> ``task_uuid``; ``GET {base}/v2/task_status/<uuid>`` until
 ``success`` or ``failed`` or the deadline. The image goes as a data URI of the displayed
-pixels (EXIF applied), downscaled when its longer side exceeds ``max_side``; boxes and masks
-come back on the displayed grid (float scaling, masks resized by nearest neighbour).
+pixels (EXIF applied), downscaled when its longer side exceeds ``max_side``; boxes, masks and
+points come back on the displayed grid (float scaling, masks resized by nearest neighbour;
+a mask on another grid than the sent image's is that image's error, never stretched).
 Transient trouble (API code 202001, HTTP 429/5xx, timeouts, dropped connections, malformed
 answers) is retried with bounded exponential backoff; a refused token stops the batch; a
 failed task is that image's error. Requests run concurrently up to ``concurrency`` and
@@ -34,7 +35,7 @@ from PIL import Image
 from pydantic import SecretStr
 
 from prelabel.convert.masks import coco_size, coco_to_mask, mask_to_coco
-from prelabel.errors import DinoxAuthError, DinoxError, ImageError, PrelabelError, SettingsError
+from prelabel.errors import DinoxAuthError, DinoxError, ImageError, MaskError, PrelabelError, SettingsError
 from prelabel.models.base import ImageItem, ModelAdapter, class_list
 from prelabel.models.registry import register
 from prelabel.records import Detections, ModelSignature, detections_from_raw
@@ -193,25 +194,33 @@ class DinoX(ModelAdapter):
         """A JPEG data URI of the displayed pixels, downscaled to ``max_side``; and the scale."""
         scale = min(1.0, self.max_side / max(image.size))
         if scale < 1.0:
-            size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-            image = image.resize(size, Image.Resampling.LANCZOS)
+            image = image.resize(_sent_size(image.size, scale), Image.Resampling.LANCZOS)
         buffer = io.BytesIO()
         image.save(buffer, "JPEG", quality=95)
         return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode(), scale
 
     def _to_display(self, found: Detections, scale: float, size: tuple[int, int]) -> Detections:
         """Boxes, masks and any points (polygons, keypoints) from the sent image's grid back
-        onto the displayed one."""
+        onto the displayed one. A mask on another grid than the sent image's is an error: the
+        answer's boxes could not be placed either (it was stretched onto the image)."""
         width, height = size
+        sent_width, sent_height = _sent_size(size, scale)
+        for mask in found.masks:
+            if mask is not None and coco_size(mask) != (sent_height, sent_width):
+                got_height, got_width = coco_size(mask)
+                raise MaskError(
+                    f"DINO-X answered a {got_width}x{got_height} mask for the image sent at "
+                    f"{sent_width}x{sent_height} (width x height)"
+                )
+        if scale == 1.0:
+            return found
         masks = list(found.masks)
         for i, mask in enumerate(masks):
-            if mask is not None and coco_size(mask) != (height, width):
+            if mask is not None:
                 small = coco_to_mask(mask)
                 rows = np.minimum((np.arange(height) + 0.5) * small.shape[0] / height, small.shape[0] - 1)
                 cols = np.minimum((np.arange(width) + 0.5) * small.shape[1] / width, small.shape[1] - 1)
                 masks[i] = mask_to_coco(small[rows.astype(int)][:, cols.astype(int)])
-        if scale == 1.0:
-            return found.replace(masks=tuple(masks))
         polygons = tuple(
             None if p is None else tuple((x / scale, y / scale) for x, y in p) for p in found.polygons
         )
@@ -285,6 +294,13 @@ class DinoX(ModelAdapter):
         if not isinstance(data, dict):
             raise TransientStatusError(response, f"answer without data: {str(body)[:100]}")
         return data
+
+
+def _sent_size(size: tuple[int, int], scale: float) -> tuple[int, int]:
+    """The (width, height) an image of displayed ``size`` is sent at, downscaled by ``scale``."""
+    if scale == 1.0:
+        return size
+    return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
 
 
 def _register_sister(name: str) -> None:
