@@ -239,7 +239,7 @@ class DinoX(ModelAdapter):
                 return data.get("result") or {"objects": []}
             if status == "failed":
                 raise DinoxError(
-                    f"{uri}: DINO-X task {uuid} failed: {data.get('error') or 'no reason given'}"
+                    f"{uri}: DINO-X task {uuid} failed: {str(data.get('error') or 'no reason given')[:200]}"
                 )
             if time.monotonic() + self.poll_interval > deadline:
                 raise DinoxError(
@@ -287,9 +287,11 @@ class DinoX(ModelAdapter):
         if code == _RETRY_CODE:
             raise TransientStatusError(response, f"API busy (code {code})")
         if code in {401, 403} or (code != 0 and "token" in str(body.get("msg", "")).lower()):
-            raise DinoxAuthError(f"DINO-X refused the token: code {code}, {body.get('msg')}")
+            raise DinoxAuthError(
+                f"DINO-X refused the token: code {str(code)[:20]}, {str(body.get('msg'))[:200]}"
+            )
         if code != 0 or response.status_code >= 400:
-            raise DinoxError(f"DINO-X error code {code}: {body.get('msg')}")
+            raise DinoxError(f"DINO-X error code {str(code)[:20]}: {str(body.get('msg'))[:200]}")
         data = body.get("data")
         if not isinstance(data, dict):
             raise TransientStatusError(response, f"answer without data: {str(body)[:100]}")
