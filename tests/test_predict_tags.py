@@ -21,8 +21,7 @@ from prelabel.labelstudio.predictions import build_batch, build_prediction
 from prelabel.records import Choice, Detections, Keypoint, PredictionRecord
 
 IMAGE = ImageInfo("street.jpg", "ab" * 32, 200, 100, 1, 200, 100, "JPEG", "RGB")
-ALL = parse_label_config(
-    """<View><Image name="image" value="$image"/>
+ALL_XML = """<View><Image name="image" value="$image"/>
     <RectangleLabels name="label" toName="image"><Label value="car"/><Label value="person"/></RectangleLabels>
     <BrushLabels name="mask" toName="image"><Label value="car"/></BrushLabels>
     <PolygonLabels name="polygon" toName="image"><Label value="car"/><Label value="text"/></PolygonLabels>
@@ -31,7 +30,7 @@ ALL = parse_label_config(
     </KeyPointLabels>
     <Choices name="choice" toName="image"><Choice value="day"/><Choice value="night"/></Choices>
     <TextArea name="transcription" toName="image" perRegion="true"/></View>"""
-)
+ALL = parse_label_config(ALL_XML)
 
 
 def _blob_with_hole() -> np.ndarray:
@@ -338,3 +337,53 @@ def test_keypoints_and_choices_without_a_control_are_counted_unmatched() -> None
     prediction, report = build_prediction(PredictionRecord(IMAGE, det), config)
     assert [r["type"] for r in prediction["result"]] == ["rectanglelabels"]
     assert report.unmatched_labels == {"nose (keypoint)": 1, "left_eye (keypoint)": 1, "day (choice)": 1}
+
+
+coordinate = st.floats(-1.0, 2.0)  # fractions of the image side: on it, and off it either way
+
+
+@st.composite
+def _records(draw: st.DrawFn) -> PredictionRecord:
+    width, height = draw(st.integers(1, 400)), draw(st.integers(1, 400))
+
+    def point() -> tuple[float, float]:
+        return draw(coordinate) * width, draw(coordinate) * height
+
+    n = draw(st.integers(0, 4))
+    boxes = [[*point(), *point()] for _ in range(n)]
+    polygons = [draw(st.none() | st.integers(3, 6).map(lambda k: tuple(point() for _ in range(k))))
+                for _ in range(n)]  # fmt: skip
+    keypoints = [tuple(Keypoint(draw(st.sampled_from(["nose", "left_eye"])), *point()) for _ in range(2))
+                 for _ in range(n)]  # fmt: skip
+    labels = [draw(st.sampled_from(["car", "person"])) for _ in range(n)]
+    det = Detections(xyxy=boxes, scores=[0.5] * n, labels=labels, texts=["text"] * n, polygons=polygons,
+                     keypoints=keypoints, choices=(Choice("day", 0.7),))  # fmt: skip
+    return PredictionRecord(
+        ImageInfo("x.jpg", "ab" * 32, width, height, 1, width, height, "JPEG", "RGB"), det
+    )
+
+
+@settings(deadline=None, max_examples=150)
+@given(record=_records())
+def test_label_studios_own_validator_accepts_every_prediction(record: PredictionRecord) -> None:
+    """What a server with prediction validation on (``fflag_feat_utc_210_prediction_validation``)
+    checks: the SDK's ``LabelInterface.validate_prediction``. It refused a point on the right
+    edge (100.00000000000001 %) and a rotated rectangle longer than the image side, and with
+    either the whole chunk's POST."""
+    from label_studio_sdk.label_interface import LabelInterface
+
+    prediction, _ = build_prediction(record, ALL)
+    json.dumps(prediction, allow_nan=False)
+    assert LabelInterface(ALL_XML).validate_prediction(prediction, return_errors=True) == []
+
+
+def test_a_rotated_rectangle_longer_than_the_image_side_posts_its_box() -> None:
+    """A text line along the diagonal: its rotated width is 107 % of the image width, which
+    Label Studio's validator refuses (for the whole chunk)."""
+    quad = ((0, 0), (200, 90), (195, 100), (-5, 10))
+    det = Detections(xyxy=[[0, 0, 200, 100]], scores=[0.5], labels=("car",), polygons=(quad,))
+    prediction, report = build_prediction(PredictionRecord(IMAGE, det), ALL)
+    (rect,) = _of(prediction, "rectanglelabels")
+    assert rect["value"] == {"x": 0.0, "y": 0.0, "width": 100.0, "height": 100.0, "rotation": 0,
+                             "rectanglelabels": ["car"]}  # fmt: skip
+    assert report.dropped == {"rectangle: rotated one past Label Studio's 100 %, its box posted": 1}

@@ -59,7 +59,9 @@ def xyxy_to_percent(box: Sequence[float], width: int, height: int) -> dict[str, 
 def points_to_percent(points: npt.ArrayLike, width: int, height: int) -> list[list[float]]:
     """(n, 2) pixel points -> Label Studio ``[[x, y], ...]`` in percent of the displayed image."""
     _check_size(width, height)
-    array = np.asarray(points, dtype=np.float64).reshape(-1, 2) * np.array([100.0 / width, 100.0 / height])
+    # divided, then scaled: a point on the right edge is 100 exactly (x * (100 / width) is
+    # 100.00000000000001 for 273 widths under 5000, which Label Studio's validator refuses)
+    array = np.asarray(points, dtype=np.float64).reshape(-1, 2) / np.array([width, height]) * 100.0
     return [[float(x), float(y)] for x, y in array]
 
 

@@ -209,6 +209,11 @@ class _Builder:
                 corner = np.clip(given[0], 0.0, (self.fields.width, self.fields.height))  # its reading start
                 rotated = ring_to_rectangle(visible, first=corner)
         geometry = box_geometry(self.fields, self.cleanup.boxes[i], rotated)
+        if rotated is not None and max(geometry[k] for k in ("x", "y", "width", "height")) > 100:
+            # Label Studio measures a rotated side in percent of the unrotated image side and
+            # refuses one past 100 (a line of text across the diagonal): the enclosing box
+            self.report.dropped["rectangle: rotated one past Label Studio's 100 %, its box posted"] += 1
+            geometry = box_geometry(self.fields, self.cleanup.boxes[i], None)
         self.add(control, self.fields.rectangle(region, control, label, geometry, score))
         text = detections.texts[i]
         if self.controls.text is not None and text is not None:
