@@ -356,8 +356,14 @@ def _records(draw: st.DrawFn) -> PredictionRecord:
     keypoints = [tuple(Keypoint(draw(st.sampled_from(["nose", "left_eye"])), *point()) for _ in range(2))
                  for _ in range(n)]  # fmt: skip
     labels = [draw(st.sampled_from(["car", "person"])) for _ in range(n)]
-    det = Detections(xyxy=boxes, scores=[0.5] * n, labels=labels, texts=["text"] * n, polygons=polygons,
-                     keypoints=keypoints, choices=(Choice("day", 0.7),))  # fmt: skip
+    masks = []
+    for _ in range(n):  # none, or a block of pixels (empty when its corners cross)
+        mask = np.zeros((height, width), np.uint8)
+        x1, x2, y1, y2 = (draw(st.integers(0, side)) for side in (width, width, height, height))
+        mask[y1:y2, x1:x2] = 1
+        masks.append(draw(st.sampled_from([None, mask_to_coco(mask)])))
+    det = Detections(xyxy=boxes, scores=[0.5] * n, labels=labels, masks=masks, texts=["text"] * n,
+                     polygons=polygons, keypoints=keypoints, choices=(Choice("day", 0.7),))  # fmt: skip
     return PredictionRecord(
         ImageInfo("x.jpg", "ab" * 32, width, height, 1, width, height, "JPEG", "RGB"), det
     )
