@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -105,3 +106,36 @@ def test_infer_writes_keypoints_and_choices(
         assert people and all(len(obj["keypoints"]) > 0 for obj in people)
         assert all("keypoints" not in obj for obj in raw["objects"] if obj["category"] != "person")
         assert load_raw_file(file).choices  # and they read back
+
+
+@pytest.mark.parametrize(
+    ("options", "says"),
+    [
+        # the command line's vitpose.threshold=high: compared with scores only inside the run
+        (
+            {"vitpose.threshold": "high"},
+            "model 'vitpose': option threshold must be a finite number, got 'high'",
+        ),
+        (
+            {"vitpose.threshold": float("nan")},
+            "threshold must be a finite number",
+        ),  # NaN: every keypoint kept
+        ({"siglip.top_k": 1.5}, "top_k must be a whole number, got 1.5"),  # ranked[:1.5]: TypeError
+        ({"siglip.batch_size": 2.0}, "batch_size must be a whole number"),  # range(0, n, 2.0): TypeError
+        (
+            {"vitpose.dataset_index": True},
+            "dataset_index must be a whole number, got True",
+        ),  # a bool is an int
+    ],
+)
+def test_an_option_of_the_wrong_type_is_a_clear_error_before_the_run(
+    options: dict[str, object], says: str
+) -> None:
+    with pytest.raises(SettingsError, match=re.escape(says)):
+        create_model("detr+vitpose+siglip", **options)
+
+
+def test_options_of_the_right_type_pass() -> None:
+    chain = create_model("detr+vitpose+siglip", **{"detr.threshold": 1, "detr.revision": None,
+                                                  "vitpose.threshold": -1e9, "siglip.top_k": 2})  # fmt: skip
+    assert chain.parts[1].threshold == -1e9  # type: ignore[attr-defined]

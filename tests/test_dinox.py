@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from prelabel.convert.masks import coco_size, coco_to_mask
+from prelabel.convert.masks import coco_size, coco_to_mask, mask_to_coco
 from prelabel.errors import DinoxAuthError, DinoxError
 from prelabel.images import read_image_info
 from prelabel.models import ImageItem, create_model
@@ -135,3 +135,83 @@ def test_sister_endpoints_and_missing_token(monkeypatch: pytest.MonkeyPatch, tmp
 
     with pytest.raises(SettingsError, match="PRELABEL_DINOX_TOKEN"):
         create_model("dinox").predict([_item(_jpeg(8, 8))])
+
+
+def _lie(data: dict[str, Any]) -> dict[str, Any]:
+    return {"code": 0, "data": data, "msg": "ok"}
+
+
+@pytest.mark.parametrize(
+    ("faults", "lie", "says"),
+    [
+        (
+            ["lie"],
+            _lie({}),
+            "a.jpg: DINO-X created a task without a usable task_uuid",
+        ),  # created, but no task id: a KeyError traceback
+        (
+            ["lie"],
+            _lie({"task_uuid": None}),
+            "a.jpg: DINO-X created a task without a usable task_uuid",
+        ),  # polled /task_status/None
+        (
+            ["lie"],
+            _lie({"task_uuid": {"id": 1}}),
+            "a.jpg: DINO-X created a task without a usable task_uuid",
+        ),  # a dict in the URL
+        (
+            ["lie"],
+            _lie({"task_uuid": "../../v1/account"}),
+            "a.jpg: DINO-X created a task without a usable task_uuid",
+        ),  # a path with the token
+        # the finished task's objects of the wrong shape
+        (["pass", "lie"], _lie({"status": "success", "result": {"objects": [{"bbox": "x"}]}}), "bbox"),
+        (["pass", "lie"], _lie({"status": "success", "result": ["car"]}), "objects"),
+        # a failed task's reason, or an error's msg, of a megabyte: cut for the error row and log
+        (["pass", "lie"], _lie({"status": "failed", "error": "x" * 2**20}), "failed: " + "x" * 200),
+        (["lie"], {"code": 500123, "msg": "y" * 2**20}, "code 500123: " + "y" * 200),
+    ],
+)
+def test_a_lying_answer_is_that_images_error(faults: list[str], lie: dict[str, Any], says: str) -> None:
+    with dinox_server() as (url, state):
+        state.faults.extend(faults)
+        state.lies.append(lie)
+        bad, good = _model(url, concurrency=1).predict(
+            [_item(_jpeg(64, 48, 1), "a.jpg"), _item(_jpeg(64, 48, 2))]
+        )
+    assert isinstance(bad, DinoxError) and says in str(bad) and len(str(bad)) < 500, str(bad)[:300]
+    assert isinstance(good, Detections) and len(good) == 1
+
+
+def test_points_in_an_answer_are_scaled_back_like_its_boxes() -> None:
+    """An answer's polygon and keypoints are on the sent (downscaled) grid, like its boxes;
+    they stayed there: a region at half its place and size."""
+    obj = {"bbox": [2, 4, 10, 12], "score": 0.9, "category": "car", "polygon": [[2, 4], [10, 4], [10, 12]],
+           "keypoints": [{"label": "nose", "x": 6, "y": 8, "score": 0.5}]}  # fmt: skip
+    with dinox_server() as (url, state):
+        state.faults.extend(["pass", "lie"])
+        state.lies.append(_lie({"status": "success", "result": {"objects": [obj]}}))
+        (found,) = _model(url, max_side=32).predict([_item(_jpeg(64, 48))])
+    assert state.sizes == [(32, 24)]
+    assert isinstance(found, Detections)
+    assert found.xyxy.tolist() == [[4, 8, 20, 24]]
+    assert found.polygons == (((4.0, 8.0), (20.0, 8.0), (20.0, 24.0)),)
+    assert found.keypoints[0] is not None and found.keypoints[0][0][1:3] == (12.0, 16.0)
+
+
+@pytest.mark.parametrize("max_side", [2048, 32])  # sent as it is, and downscaled to 32 x 24
+def test_a_mask_on_another_grid_than_the_sent_image_is_that_images_error(max_side: int) -> None:
+    """It was stretched onto the image, and the answer's boxes kept as if on the sent grid."""
+    obj = {"bbox": [2, 4, 10, 12], "score": 0.9, "category": "car",
+           "mask": mask_to_coco(np.ones((10, 10), np.uint8))}  # fmt: skip
+    with dinox_server() as (url, state):
+        state.faults.extend(["pass", "lie"])
+        state.lies.append(_lie({"status": "success", "result": {"objects": [obj]}}))
+        bad, good = _model(url, max_side=max_side, concurrency=1).predict(
+            [_item(_jpeg(64, 48), "a.jpg"), _item(_jpeg(64, 48, 2))]
+        )
+    sent = "64x48" if max_side > 64 else "32x24"
+    assert isinstance(
+        bad, DinoxError
+    ) and f"a.jpg: DINO-X answered a 10x10 mask for the image sent at {sent}" in str(bad)
+    assert isinstance(good, Detections) and len(good) == 1

@@ -10,11 +10,14 @@ from PIL import Image, ImageOps
 
 from prelabel.convert.geometry import (
     clean_boxes,
+    clip_polygon,
     corners_to_xyxy,
     orient_boxes,
     orient_mask,
     percent_to_corners,
     percent_to_xyxy,
+    points_to_percent,
+    polygon_area,
     xyxy_to_percent,
     xyxy_to_xywh,
 )
@@ -160,3 +163,46 @@ def test_orient_boxes_follows_the_mask(orientation: int) -> None:
     ys, xs = np.nonzero(moved)
     expected = [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
     assert orient_boxes([[2, 1, 6, 3]], 7, 5, orientation)[0].tolist() == expected
+
+
+@pytest.mark.parametrize(
+    ("ring", "expected"),
+    [
+        (((10, 10), (50, 10), (30, 40)), ((10, 10), (50, 10), (30, 40))),  # on the image: as given
+        (((300, 300), (400, 300), (400, 400)), ()),  # wholly off it: empty
+        # covering it: the image's corners
+        (((-10, -10), (300, -10), (300, 300), (-10, 300)), ((200, 0), (200, 100), (0, 100), (0, 0))),
+        # one corner far below: cut along the bottom edge, not moved onto it
+        (((10, 10), (190, 10), (100, 1e6)), ((10, 10), (190, 10), (189.99, 100), (10.01, 100))),
+        # out below the image and back: one ring, its two parts joined along the bottom edge
+        (((10, 10), (30, 10), (30, 150), (60, 150), (60, 10), (80, 10), (80, 90), (10, 90)),
+         ((10, 10), (30, 10), (30, 100), (60, 100), (60, 10), (80, 10), (80, 90), (10, 90))),
+    ],
+)  # fmt: skip
+def test_clip_polygon_cuts_along_the_image_edges(
+    ring: tuple[tuple[float, float], ...], expected: tuple[tuple[float, float], ...]
+) -> None:
+    got = clip_polygon(ring, 200, 100)
+    assert got.shape == (len(expected), 2) and np.allclose(got, np.reshape(expected, (-1, 2)), atol=0.01)
+
+
+@given(st.lists(st.tuples(st.floats(-300, 500), st.floats(-300, 400)), min_size=3, max_size=3))
+def test_clip_polygon_keeps_a_triangles_area_on_the_image(triangle: list[tuple[float, float]]) -> None:
+    """Checked against OpenCV's convex intersection (a triangle is convex; so is the image)."""
+    import cv2
+
+    points = np.array(triangle, dtype=np.float64)
+    if polygon_area(points) < 1:
+        return
+    image = np.array([[0, 0], [200, 0], [200, 100], [0, 100]], dtype=np.float32)
+    area, _ = cv2.intersectConvexConvex(points.astype(np.float32), image)
+    clipped = clip_polygon(points, 200, 100)
+    assert ((clipped >= 0) & (clipped <= (200, 100))).all()
+    assert polygon_area(clipped) == pytest.approx(max(area, 0.0), rel=1e-3, abs=0.05)
+
+
+def test_a_point_on_the_far_edges_is_100_percent_exactly() -> None:
+    """Scaling by 100 / width first gave 100.00000000000001 for 273 widths under 5000: a
+    polygon or keypoint on the right edge that Label Studio's prediction validator refuses."""
+    over = [size for size in range(1, 5001) if max(points_to_percent([(size, size)], size, size)[0]) > 100]
+    assert over == []

@@ -52,6 +52,9 @@ def test_load_label_map(tmp_path: Path, suffix: str, text: str) -> None:
         (".json", "{bad json", "not valid JSON"),  # syntax
         (".yaml", "car: [a, b]\n", "must be a string"),  # nested
         (".yaml", "Car: a\ncar: b\n", "normalise alike"),  # conflicting keys
+        # meant as "leave car out": the project's own car was posted still
+        (".json", '{"car": " "}', "'car': an empty label maps nothing"),
+        (".yaml", "'': car\n", "'': an empty label"),  # a key no model label is
     ],
 )
 def test_bad_label_maps_name_the_file(tmp_path: Path, suffix: str, text: str, message: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -20,8 +21,7 @@ from prelabel.labelstudio.predictions import build_batch, build_prediction
 from prelabel.records import Choice, Detections, Keypoint, PredictionRecord
 
 IMAGE = ImageInfo("street.jpg", "ab" * 32, 200, 100, 1, 200, 100, "JPEG", "RGB")
-ALL = parse_label_config(
-    """<View><Image name="image" value="$image"/>
+ALL_XML = """<View><Image name="image" value="$image"/>
     <RectangleLabels name="label" toName="image"><Label value="car"/><Label value="person"/></RectangleLabels>
     <BrushLabels name="mask" toName="image"><Label value="car"/></BrushLabels>
     <PolygonLabels name="polygon" toName="image"><Label value="car"/><Label value="text"/></PolygonLabels>
@@ -30,7 +30,7 @@ ALL = parse_label_config(
     </KeyPointLabels>
     <Choices name="choice" toName="image"><Choice value="day"/><Choice value="night"/></Choices>
     <TextArea name="transcription" toName="image" perRegion="true"/></View>"""
-)
+ALL = parse_label_config(ALL_XML)
 
 
 def _blob_with_hole() -> np.ndarray:
@@ -233,3 +233,163 @@ def test_a_nan_score_and_an_empty_mask_are_dropped_and_counted_not_unmatched() -
     assert prediction["result"] == [] and prediction["score"] is None
     assert report.dropped == {"score not finite": 1, "mask: empty": 1}
     assert not report.unmatched_labels  # car is a label of the project: nothing to map
+
+
+def test_a_polygon_leaving_the_image_is_cut_along_its_edges() -> None:
+    """Clipping each vertex made a far corner's triangle a smaller triangle (half its area on
+    the image lost); cut along the bottom edge it keeps the part that is on the image."""
+    det = Detections(xyxy=[[10, 10, 190, 100]], scores=[0.5], labels=("car",),
+                     polygons=(((10, 10), (190, 10), (100, 1e6)),))  # fmt: skip
+    prediction, report = build_prediction(PredictionRecord(IMAGE, det), ALL)
+    (polygon,) = _of(prediction, "polygonlabels")
+    expected = [[5.0, 10.0], [95.0, 10.0], [94.995, 100.0], [5.005, 100.0]]  # percent of 200 x 100
+    assert np.allclose(polygon["value"]["points"], expected, atol=1e-3) and not report.dropped
+
+
+@pytest.mark.parametrize(
+    ("quad", "value"),
+    [
+        # a quad with coordinates far off the image: the image's part of it, not a rectangle
+        # 5e14 % wide (the rotated rectangle was not clipped as its box was)
+        (((10, 10), (1e15, 10), (1e15, 1e15), (10, 1e15)),
+         {"x": 5.0, "y": 10.0, "width": 95.0, "height": 90.0}),
+        # a tilted quad across the top-left corner: still read from its top-left corner
+        # (cut to the image, its first point was the cut on the top edge: a quarter turn off)
+        (((-2, 0), (50, -3), (52, 20), (0, 23)), {"x": -0.661, "y": 0.076, "width": 26.04, "height": 22.96,
+                                                  "rotation": 356.698}),
+    ],
+)  # fmt: skip
+def test_an_ocr_quad_off_the_image_gives_the_rectangle_of_its_part_on_it(
+    quad: tuple[tuple[float, float], ...], value: dict[str, float]
+) -> None:
+    xs, ys = [p[0] for p in quad], [p[1] for p in quad]
+    det = Detections(xyxy=[[min(xs), min(ys), max(xs), max(ys)]], scores=[0.5], labels=("car",),
+                     polygons=(quad,))  # fmt: skip
+    prediction, _ = build_prediction(PredictionRecord(IMAGE, det), ALL)
+    (rect,) = _of(prediction, "rectanglelabels")
+    got = rect["value"]
+    assert {k: got[k] for k in value} == pytest.approx(value, abs=1e-2)
+    if "rotation" not in value:
+        assert got["rotation"] % 90 == pytest.approx(0, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    "polygon",
+    [
+        ((10, 10), (float("nan"), 10), (20, 30), (5, 5)),  # a quad: ValueError out of the batch
+        ((10, 10), (float("nan"), 10), (20, 30)),  # a NaN posted: the chunk's POST refused
+        ((10, 10), (float("inf"), 10), (20, 30)),  # clipped onto the edge: a made-up triangle
+    ],
+)
+def test_a_polygon_with_a_point_not_finite_is_dropped_and_counted(
+    polygon: tuple[tuple[float, float], ...],
+) -> None:
+    det = Detections(xyxy=[[10, 10, 50, 50]], scores=[0.5], labels=("car",), polygons=(polygon,))
+    prediction, report = build_prediction(PredictionRecord(IMAGE, det), ALL)
+    assert [r["type"] for r in prediction["result"]] == ["rectanglelabels"]
+    assert prediction["result"][0]["value"]["rotation"] == 0  # the box as given
+    assert report.dropped == {"polygon: point not finite": 1} and report.regions == 1
+
+
+def test_keypoints_and_choices_scoring_nan_are_dropped_and_counted() -> None:
+    """A model's NaN score was posted as is: JSON Label Studio refuses, for the whole chunk."""
+    points = (Keypoint("nose", 40, 20, float("nan")), Keypoint("left_eye", 42, 20, 0.7))
+    det = Detections(xyxy=[[20, 10, 60, 30]], scores=[0.8], labels=("person",), keypoints=(points,),
+                     choices=(Choice("day", float("nan")), Choice("night", 0.2)))  # fmt: skip
+    prediction, report = build_prediction(PredictionRecord(IMAGE, det), ALL)
+    json.dumps(prediction, allow_nan=False)
+    assert [r["value"]["keypointlabels"] for r in _of(prediction, "keypointlabels")] == [["left_eye"]]
+    assert [r["value"]["choices"] for r in _of(prediction, "choices")] == [["night"]]
+    assert report.dropped == {"keypoint: score not finite": 1, "choice: score not finite": 1}
+
+
+@pytest.mark.parametrize(
+    ("textareas", "filled"),
+    [
+        # a task-wide notes box first: the text went there, as a region's text
+        ('<TextArea name="notes" toName="image"/><TextArea name="words" toName="image" perRegion="true"/>',
+         "words"),
+        ('<TextArea name="notes" toName="image"/>', None),  # only the annotator's notes: no text posted
+    ],
+)  # fmt: skip
+def test_a_detections_text_goes_only_to_a_per_region_textarea(textareas: str, filled: str | None) -> None:
+    config = parse_label_config(
+        '<View><Image name="image" value="$image"/><RectangleLabels name="label" toName="image">'
+        f'<Label value="text"/></RectangleLabels>{textareas}</View>'
+    )
+    det = Detections(xyxy=[[20, 10, 60, 30]], scores=[0.8], labels=("text",), texts=("STOP",))
+    prediction, report = build_prediction(PredictionRecord(IMAGE, det), config)
+    assert [r["from_name"] for r in _of(prediction, "textarea")] == ([filled] if filled else [])
+    assert len(_of(prediction, "rectanglelabels")) == 1 and report.regions == 1
+
+
+def test_keypoints_and_choices_without_a_control_are_counted_unmatched() -> None:
+    """A config without KeyPointLabels, and with its Choices on another object: the model's
+    keypoints and choices went nowhere and no count said so."""
+    config = parse_label_config(
+        '<View><Image name="image" value="$image"/><Text name="caption" value="$caption"/>'
+        '<RectangleLabels name="label" toName="image"><Label value="person"/></RectangleLabels>'
+        '<Choices name="when" toName="caption"><Choice value="day"/></Choices></View>'
+    )
+    det = Detections(xyxy=[[20, 10, 60, 30]], scores=[0.8], labels=("person",),
+                     keypoints=((Keypoint("nose", 40, 20), Keypoint("left_eye", 42, 20)),),
+                     choices=(Choice("day", 0.9),))  # fmt: skip
+    prediction, report = build_prediction(PredictionRecord(IMAGE, det), config)
+    assert [r["type"] for r in prediction["result"]] == ["rectanglelabels"]
+    assert report.unmatched_labels == {"nose (keypoint)": 1, "left_eye (keypoint)": 1, "day (choice)": 1}
+
+
+coordinate = st.floats(-1.0, 2.0)  # fractions of the image side: on it, and off it either way
+
+
+@st.composite
+def _records(draw: st.DrawFn) -> PredictionRecord:
+    width, height = draw(st.integers(1, 400)), draw(st.integers(1, 400))
+
+    def point() -> tuple[float, float]:
+        return draw(coordinate) * width, draw(coordinate) * height
+
+    n = draw(st.integers(0, 4))
+    boxes = [[*point(), *point()] for _ in range(n)]
+    polygons = [draw(st.none() | st.integers(3, 6).map(lambda k: tuple(point() for _ in range(k))))
+                for _ in range(n)]  # fmt: skip
+    keypoints = [tuple(Keypoint(draw(st.sampled_from(["nose", "left_eye"])), *point()) for _ in range(2))
+                 for _ in range(n)]  # fmt: skip
+    labels = [draw(st.sampled_from(["car", "person"])) for _ in range(n)]
+    masks = []
+    for _ in range(n):  # none, or a block of pixels (empty when its corners cross)
+        mask = np.zeros((height, width), np.uint8)
+        x1, x2, y1, y2 = (draw(st.integers(0, side)) for side in (width, width, height, height))
+        mask[y1:y2, x1:x2] = 1
+        masks.append(draw(st.sampled_from([None, mask_to_coco(mask)])))
+    det = Detections(xyxy=boxes, scores=[0.5] * n, labels=labels, masks=masks, texts=["text"] * n,
+                     polygons=polygons, keypoints=keypoints, choices=(Choice("day", 0.7),))  # fmt: skip
+    return PredictionRecord(
+        ImageInfo("x.jpg", "ab" * 32, width, height, 1, width, height, "JPEG", "RGB"), det
+    )
+
+
+@settings(deadline=None, max_examples=150)
+@given(record=_records())
+def test_label_studios_own_validator_accepts_every_prediction(record: PredictionRecord) -> None:
+    """What a server with prediction validation on (``fflag_feat_utc_210_prediction_validation``)
+    checks: the SDK's ``LabelInterface.validate_prediction``. It refused a point on the right
+    edge (100.00000000000001 %) and a rotated rectangle longer than the image side, and with
+    either the whole chunk's POST."""
+    from label_studio_sdk.label_interface import LabelInterface
+
+    prediction, _ = build_prediction(record, ALL)
+    json.dumps(prediction, allow_nan=False)
+    assert LabelInterface(ALL_XML).validate_prediction(prediction, return_errors=True) == []
+
+
+def test_a_rotated_rectangle_longer_than_the_image_side_posts_its_box() -> None:
+    """A text line along the diagonal: its rotated width is 107 % of the image width, which
+    Label Studio's validator refuses (for the whole chunk)."""
+    quad = ((0, 0), (200, 90), (195, 100), (-5, 10))
+    det = Detections(xyxy=[[0, 0, 200, 100]], scores=[0.5], labels=("car",), polygons=(quad,))
+    prediction, report = build_prediction(PredictionRecord(IMAGE, det), ALL)
+    (rect,) = _of(prediction, "rectanglelabels")
+    assert rect["value"] == {"x": 0.0, "y": 0.0, "width": 100.0, "height": 100.0, "rotation": 0,
+                             "rectanglelabels": ["car"]}  # fmt: skip
+    assert report.dropped == {"rectangle: rotated one past Label Studio's 100 %, its box posted": 1}

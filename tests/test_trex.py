@@ -60,6 +60,8 @@ def test_threshold_applies_to_the_answer(tmp_path: Path) -> None:
         ({"prompt_images": ""}, "needs prompt_images"),  # none given
         ({"prompt_images": "missing.jpg"}, "missing.jpg: no such file"),
         ({"prompt_boxes": None}, "needs prompt_boxes"),
+        # the command line's prompt_boxes with its closing brace missing: a string, not "needed"
+        ({"prompt_boxes": '{"car": [[0, 10, 20, 110, 80]]'}, "prompt_boxes is not a JSON object"),
         ({"prompt_boxes": {"car": [[2, 0, 0, 5, 5]]}}, r"not \[image index 0..1"),  # no third image
         ({"prompt_boxes": {"car": [[0, 5, 5, 5, 9], [1, 0, 0, 1, 1]]}}, "has no area"),
         ({"prompt_boxes": {"car": [[0, 0, 0, 5, 5]]}}, "prompt image 1 has no box"),
@@ -111,3 +113,10 @@ def test_an_answer_naming_no_sent_category_is_an_error(tmp_path: Path, number: A
     answer = {"objects": [{"bbox": [1, 2, 30, 40], "score": 0.9, "category_id": number}]}
     with pytest.raises(DinoxError, match=r"category_id .*; sent 1..2"):
         model._detections(answer, "a.jpg")
+
+
+def test_a_trailing_comma_in_prompt_images_is_no_missing_image(tmp_path: Path) -> None:
+    """``prompt_images=ref.jpg,other.jpg,`` said "trex needs prompt_images" (an empty third path)."""
+    model = _trex("http://127.0.0.1:9", tmp_path)
+    again = _trex("http://127.0.0.1:9", tmp_path, prompt_images=",".join(model.prompt_images) + ",")
+    assert again.prompt_images == model.prompt_images

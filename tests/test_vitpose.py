@@ -132,3 +132,19 @@ def test_person_boxes_without_area_on_the_image_get_no_keypoints_and_the_batch_g
     counts = model.drain_counts()
     assert counts["person boxes zero area: no keypoints"] == 2
     assert counts["person boxes outside image: no keypoints"] == 1
+
+
+def test_keypoints_not_finite_are_dropped_and_counted_as_such(tiny_vitpose: Path) -> None:
+    """A model's NaN heatmap (fp16 overflow, say): its peaks have no place and a NaN score
+    (which ``score < threshold`` keeps); they were counted as outside the image."""
+    import torch
+
+    model = VitPose(checkpoint=str(tiny_vitpose), threshold=0.0, device="cpu")
+    network = model._load()[0]
+    with torch.no_grad():
+        for parameter in network.head.parameters():
+            parameter.fill_(float("nan"))
+    (found,) = model.refine([random_image_item(0, (80, 60))], [_people(80, 60)])
+    assert isinstance(found, Detections)
+    assert found.keypoints[:2] == ((), ())
+    assert model.drain_counts() == {"keypoints not finite": 2 * 17}

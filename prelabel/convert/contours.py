@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["DEFAULT_TOLERANCE", "Outline", "mask_to_polygons", "quad_to_rectangle"]
+__all__ = ["DEFAULT_TOLERANCE", "Outline", "mask_to_polygons", "ring_to_rectangle"]
 
 DEFAULT_TOLERANCE = 1.0
 """Pixels a simplified outline may stray from the traced one."""
@@ -61,18 +61,23 @@ def mask_to_polygons(mask: npt.NDArray[np.uint8], tolerance: float = DEFAULT_TOL
     return outline
 
 
-def quad_to_rectangle(quad: Sequence[Sequence[float]] | Points) -> Points:
-    """The minimum-area rectangle of a quadrilateral, (4, 2) pixels, in the quad's own order.
+def ring_to_rectangle(
+    ring: Sequence[Sequence[float]] | Points, first: Sequence[float] | None = None
+) -> Points:
+    """The minimum-area rectangle of a ring of 3 or more points, (4, 2) pixels, in its own order.
 
-    Corners run clockwise on screen (y down) from the one nearest the quad's first point,
-    so an OCR quad's reading direction survives: its top-left stays the rectangle's.
+    Corners run clockwise on screen (y down) from the one nearest ``first`` (default: the
+    ring's first point), so an OCR quad's reading direction survives: its top-left stays
+    the rectangle's, also when the ring is the quad cut to the image.
     """
-    points = np.asarray(quad, dtype=np.float64).reshape(-1, 2)
-    if len(points) != 4 or not np.isfinite(points).all():
-        raise ValueError(f"a quadrilateral needs 4 finite (x, y) points, got {points.tolist()}")
+    points = np.asarray(ring, dtype=np.float64).reshape(-1, 2)
+    if len(points) < 3 or not np.isfinite(points).all():
+        raise ValueError(
+            f"a rectangle around a ring needs 3 or more finite (x, y) points, got {points.tolist()}"
+        )
     corners = cv2.boxPoints(cv2.minAreaRect(points.astype(np.float32))).astype(np.float64)
     x, y = corners[:, 0], corners[:, 1]
     if float(np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y)) < 0:  # counter-clockwise on screen
         corners = corners[::-1]
-    start = int(np.argmin(np.linalg.norm(corners - points[0], axis=1)))
+    start = int(np.argmin(np.linalg.norm(corners - (points[0] if first is None else first), axis=1)))
     return np.roll(corners, -start, axis=0)

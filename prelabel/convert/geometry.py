@@ -21,6 +21,7 @@ __all__ = [
     "BoxCleanup",
     "Boxes",
     "clean_boxes",
+    "clip_polygon",
     "corners_to_percent",
     "corners_to_xyxy",
     "orient_boxes",
@@ -58,7 +59,9 @@ def xyxy_to_percent(box: Sequence[float], width: int, height: int) -> dict[str, 
 def points_to_percent(points: npt.ArrayLike, width: int, height: int) -> list[list[float]]:
     """(n, 2) pixel points -> Label Studio ``[[x, y], ...]`` in percent of the displayed image."""
     _check_size(width, height)
-    array = np.asarray(points, dtype=np.float64).reshape(-1, 2) * np.array([100.0 / width, 100.0 / height])
+    # divided, then scaled: a point on the right edge is 100 exactly (x * (100 / width) is
+    # 100.00000000000001 for 273 widths under 5000, which Label Studio's validator refuses)
+    array = np.asarray(points, dtype=np.float64).reshape(-1, 2) / np.array([width, height]) * 100.0
     return [[float(x), float(y)] for x, y in array]
 
 
@@ -68,6 +71,40 @@ def polygon_area(points: npt.ArrayLike) -> float:
     array = np.asarray(points, dtype=np.float64).reshape(-1, 2)
     xs, ys = array[:, 0], array[:, 1]
     return float(abs(np.dot(xs, np.roll(ys, -1)) - np.dot(ys, np.roll(xs, -1))) / 2.0)
+
+
+def clip_polygon(points: npt.ArrayLike, width: int, height: int) -> npt.NDArray[np.float64]:
+    """The part of a ring of (n, 2) finite pixel points that lies on the image, as one ring.
+
+    Clipping each vertex onto the image would reshape a polygon that leaves it (a triangle
+    with one corner far off the image becomes a smaller triangle); this cuts it along the
+    image's edges instead (Sutherland-Hodgman: exact for the convex image rectangle; a
+    ring that leaves and comes back keeps a zero-width seam along the edge). A ring wholly
+    off the image comes back empty, (0, 2).
+    """
+    _check_size(width, height)
+    ring = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    if ((ring >= 0) & (ring <= (width, height))).all():
+        return ring
+    for axis, limit, below in (
+        (0, 0.0, False),
+        (0, float(width), True),
+        (1, 0.0, False),
+        (1, float(height), True),
+    ):
+        inside = ring[:, axis] <= limit if below else ring[:, axis] >= limit
+        kept: list[npt.NDArray[np.float64]] = []
+        for k in range(len(ring)):
+            start, end = ring[k], ring[(k + 1) % len(ring)]
+            if inside[k]:
+                kept.append(start)
+            if inside[k] != inside[(k + 1) % len(ring)]:  # the edge crosses the line: cut it there
+                cut = start + (end - start) * ((limit - start[axis]) / (end[axis] - start[axis]))
+                cut[axis] = limit
+                kept.append(cut)
+        ring = np.array(kept, dtype=np.float64).reshape(-1, 2)
+    repeated = np.all(ring == np.roll(ring, 1, axis=0), axis=1)  # a vertex cut onto its neighbour
+    return ring[~repeated] if len(ring) > 1 else ring
 
 
 def percent_to_xyxy(value: dict[str, float], width: int, height: int) -> tuple[float, float, float, float]:
@@ -120,7 +157,7 @@ def corners_to_percent(
     right, bottom right, bottom left as the box reads, clockwise on screen); ``x, y`` is
     the first corner, ``rotation`` the direction of the top edge in degrees clockwise,
     in [0, 360). Only the first, second and fourth corners are read: the input must be a
-    rectangle (``prelabel.convert.contours.quad_to_rectangle`` makes one from a quad).
+    rectangle (``prelabel.convert.contours.ring_to_rectangle`` makes one from a quad).
     """
     _check_size(width, height)
     (x0, y0), (x1, y1), (x3, y3) = (tuple(float(v) for v in corners[i]) for i in (0, 1, 3))

@@ -149,6 +149,12 @@ def load_label_map(path: str | Path, normalization: Normalization | None = None)
         raise LabelMapError(
             str(file), f"every key and value must be a string; bad entries: {', '.join(bad[:5])}"
         )
+    empty = [k for k, v in data.items() if not k.strip() or not v.strip()]
+    if empty:  # "car": "" read as "leave car out" would post car still (the model label's own fallback)
+        raise LabelMapError(
+            str(file),
+            f"{empty[0]!r}: an empty label maps nothing (labels the project lacks are never posted)",
+        )
     norm = normalization or Normalization()
     seen: dict[str, str] = {}
     for source in data:

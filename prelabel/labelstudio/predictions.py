@@ -4,21 +4,26 @@ Output: ``{"result": [...], "score": mean detection score, "model_version": ...}
 per kept detection and as the config has the control (shapes in ``results``):
 
 - ``rectanglelabels``: the box; a rotated rectangle when the detection has a 4-point
-  polygon (an OCR quadrilateral: its minimum-area rectangle; one on a line keeps ``xyxy``),
-  ``xyxy`` staying the enclosing box; plus a ``textarea`` sharing its id when the detection has text;
+  polygon (an OCR quadrilateral: the minimum-area rectangle of its part on the image, as
+  boxes are clipped; one on a line keeps ``xyxy``), ``xyxy`` staying the enclosing box;
+  plus a ``textarea`` sharing its id when the detection has text and the config a
+  per-region ``<TextArea>`` (a task-wide one is the annotator's, never filled);
 - ``brushlabels``: the mask;
 - ``polygonlabels``: the detection's polygon as given, else its mask's outer rings
   (``prelabel.convert.contours``: one region per part, holes dropped and counted,
-  simplified to ``polygon_tolerance`` pixels; a ring without area on the image dropped);
+  simplified to ``polygon_tolerance`` pixels), cut to the image along its edges; a ring
+  without area on the image dropped, and a given one with a point not finite;
 - ``keypointlabels``: each keypoint whose name the control has, ``parentID`` its
   detection's rectangle;
 
 and per image one ``choices`` result for a task-level Choices control: the best choice,
 or every matched one in config order when the control says ``choice="multiple"``.
 A label no targeted control has is counted as unmatched (keypoint and choice labels
-with their kind), never posted; a mask or polygon whose label only another control has is
-dropped with a counted reason, and so are degenerate boxes. A control the model never
-fills is not an error: ``BatchBuild.unfilled`` names it, for the run to say once.
+with their kind, also when the config has no such control), never posted; a mask or
+polygon whose label only another control has is dropped with a counted reason, and so
+are degenerate boxes and keypoints or choices whose score is not finite (a NaN would fail
+the whole chunk's POST). A control the model never fills is not an error:
+``BatchBuild.unfilled`` names it, for the run to say once.
 Every mask is decoded once, for its brush and its outline alike.
 """
 
@@ -33,8 +38,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from prelabel.convert.contours import DEFAULT_TOLERANCE, mask_to_polygons, quad_to_rectangle
-from prelabel.convert.geometry import clean_boxes, polygon_area
+from prelabel.convert.contours import DEFAULT_TOLERANCE, Points, mask_to_polygons, ring_to_rectangle
+from prelabel.convert.geometry import clean_boxes, clip_polygon, polygon_area
 from prelabel.errors import LabelConfigError
 from prelabel.failures import ErrorRow, Stage, item_failure
 from prelabel.frames import DisplayFrame, display_frame
@@ -82,8 +87,10 @@ def _controls(config: LabelConfig, boxes: bool | None, masks: bool | None) -> _C
     image = config.image.name
     choices = next((c for c in config.controls
                     if c.kind == "Choices" and c.to_name == image and not c.per_region), None)  # fmt: skip
+    text = next((c for c in config.controls
+                 if c.kind == "TextArea" and c.to_name == image and c.per_region), None)  # fmt: skip
     found = _Controls(rect, brush, config.find("PolygonLabels"), config.find("KeyPointLabels"),
-                      config.find("TextArea") if rect is not None else None, choices)  # fmt: skip
+                      text if rect is not None else None, choices)  # fmt: skip
     if not any((found.rect, found.brush, found.polygon, found.keypoints, found.choices)):
         raise LabelConfigError(
             "nothing to post: the labeling config needs a <RectangleLabels>, <BrushLabels>, "
@@ -162,11 +169,12 @@ class _Builder:
                 self.report.dropped["score not finite"] += 1
                 continue
             dropped_before = self.report.dropped.total()
-            rect = self.rectangle(i)
+            given = self.given_polygon(i)
+            rect = self.rectangle(i, given)
             mask = detections.masks[i]
             decoded = None if mask is None else self.frame.mask(mask)  # once, for brush and outline
             brushed = self.brush(i, decoded, rect is not None)
-            outlined = self.polygons(i, decoded, rect is not None or brushed)
+            outlined = self.polygons(i, given, decoded, rect is not None or brushed)
             if self.keypoints(i, rect) or rect is not None or brushed or outlined:
                 self.report.regions += 1
                 scores.append(float(detections.scores[i]))
@@ -175,18 +183,37 @@ class _Builder:
         self.choices()
         return self.results, scores
 
-    def rectangle(self, i: int) -> str | None:
+    def given_polygon(self, i: int) -> Points | None:
+        """Detection ``i``'s own polygon on the displayed grid; one with a point not finite
+        (a model's NaN) is dropped and counted (clipping cannot place it)."""
+        polygon = self.record.detections.polygons[i]
+        if polygon is None:
+            return None
+        points = self.frame.points(polygon)
+        if not np.isfinite(points).all():
+            self.report.dropped["polygon: point not finite"] += 1
+            return None
+        return points
+
+    def rectangle(self, i: int, given: Points | None) -> str | None:
         """The rectangle (and its text) of detection ``i``; its region id, or None."""
         control, detections = self.controls.rect, self.record.detections
         label = None if control is None else self.target(control, detections.labels[i])
         if control is None or label is None:
             return None
         region, score = f"det{i}", float(detections.scores[i])
-        polygon = detections.polygons[i]
-        rotated = quad_to_rectangle(self.frame.points(polygon)) if polygon and len(polygon) == 4 else None
-        if rotated is not None and polygon_area(rotated) == 0:  # a quad on one line: its enclosing box
-            rotated = None
+        rotated = None
+        if given is not None and len(given) == 4:  # an OCR quad: the rectangle of its part on the image
+            visible = self.clip(given)
+            if polygon_area(visible) > 0:  # else off the image or on one line: the enclosing box
+                corner = np.clip(given[0], 0.0, (self.fields.width, self.fields.height))  # its reading start
+                rotated = ring_to_rectangle(visible, first=corner)
         geometry = box_geometry(self.fields, self.cleanup.boxes[i], rotated)
+        if rotated is not None and max(geometry[k] for k in ("x", "y", "width", "height")) > 100:
+            # Label Studio measures a rotated side in percent of the unrotated image side and
+            # refuses one past 100 (a line of text across the diagonal): the enclosing box
+            self.report.dropped["rectangle: rotated one past Label Studio's 100 %, its box posted"] += 1
+            geometry = box_geometry(self.fields, self.cleanup.boxes[i], None)
         self.add(control, self.fields.rectangle(region, control, label, geometry, score))
         text = detections.texts[i]
         if self.controls.text is not None and text is not None:
@@ -218,25 +245,28 @@ class _Builder:
                                             float(self.record.detections.scores[i])))  # fmt: skip
         return True
 
-    def polygons(self, i: int, mask: npt.NDArray[np.uint8] | None, elsewhere: bool) -> bool:
+    def clip(self, ring: Points) -> Points:
+        return clip_polygon(ring, self.fields.width, self.fields.height)
+
+    def polygons(
+        self, i: int, given: Points | None, mask: npt.NDArray[np.uint8] | None, elsewhere: bool
+    ) -> bool:
         control, detections = self.controls.polygon, self.record.detections
-        given = detections.polygons[i]
         if control is None or (given is None and mask is None):
             return False
         label = self._label(control, i, elsewhere)
         if label is None:
             return False
         if given is not None:
-            rings = [self.frame.points(given)]
+            rings = [given]
         else:
             outline = mask_to_polygons(mask, self.tolerance)  # type: ignore[arg-type]  # mask is set here
             self.report.dropped.update(outline.dropped)
             rings = outline.polygons
-        limits = np.array([self.fields.width, self.fields.height], dtype=np.float64)
         posted = False
         for k, ring in enumerate(rings):
-            points = np.clip(ring, 0.0, limits)
-            if polygon_area(points) == 0:  # off the image (clipped onto its edge), or a line
+            points = self.clip(ring)
+            if polygon_area(points) == 0:  # off the image, or a line
                 self.report.dropped["polygon: no area on the image"] += 1
                 continue
             self.add(control, self.fields.polygon(f"det{i}-poly{k}", control, label, points,
@@ -246,7 +276,10 @@ class _Builder:
 
     def keypoints(self, i: int, parent: str | None) -> bool:
         control, points = self.controls.keypoints, self.record.detections.keypoints[i]
-        if control is None or not points:
+        if not points:
+            return False
+        if control is None:  # no <KeyPointLabels> on the image: every name unmatched, not lost unsaid
+            self.report.unmatched_labels.update(f"{point.label} (keypoint)" for point in points)
             return False
         moved = self.frame.points([(p.x, p.y) for p in points])
         posted = False
@@ -254,6 +287,8 @@ class _Builder:
             label = self.target(control, point.label)
             if label is None:
                 self.report.unmatched_labels[f"{point.label} (keypoint)"] += 1
+            elif not math.isfinite(point.score):
+                self.report.dropped["keypoint: score not finite"] += 1
             elif not (0 <= x <= self.fields.width and 0 <= y <= self.fields.height):
                 self.report.dropped["keypoint: outside image"] += 1
             else:
@@ -265,13 +300,18 @@ class _Builder:
     def choices(self) -> None:
         """The image's choices the control has: the best one, or all in config order."""
         control, choices = self.controls.choices, self.record.detections.choices
-        if control is None or not choices:
+        if control is None:  # no task-level <Choices> on the image (one on another object, say)
+            self.report.unmatched_labels.update(f"{choice.label} (choice)" for choice in choices)
+            return
+        if not choices:
             return
         best: dict[str, float] = {}
         for choice in choices:
             label = self.target(control, choice.label)
             if label is None:
                 self.report.unmatched_labels[f"{choice.label} (choice)"] += 1
+            elif not math.isfinite(choice.score):
+                self.report.dropped["choice: score not finite"] += 1
             else:
                 best[label] = max(best.get(label, choice.score), choice.score)
         if not best:

@@ -94,7 +94,7 @@ def box_geometry(
     fields: ImageFields, xyxy: Sequence[float], rectangle: npt.NDArray[np.float64] | None
 ) -> dict[str, float]:
     """A rectangle's ``x, y, width, height, rotation`` in percent: the rotated rectangle
-    when its four corners (pixels, from ``quad_to_rectangle``) are given, else ``xyxy``."""
+    when its four corners (pixels, from ``ring_to_rectangle``) are given, else ``xyxy``."""
     if rectangle is not None:
         return corners_to_percent(rectangle, fields.width, fields.height)
     return {**xyxy_to_percent(xyxy, fields.width, fields.height), "rotation": 0}

@@ -6,8 +6,9 @@ starts a third-party error tracker at import and tags its events with the API to
 Per image: ``POST {base}/v2/task/<endpoint>/detection`` (``Token`` and a stable
 ``Idempotency-Key`` header) -> ``task_uuid``; ``GET {base}/v2/task_status/<uuid>`` until
 ``success`` or ``failed`` or the deadline. The image goes as a data URI of the displayed
-pixels (EXIF applied), downscaled when its longer side exceeds ``max_side``; boxes and masks
-come back on the displayed grid (float scaling, masks resized by nearest neighbour).
+pixels (EXIF applied), downscaled when its longer side exceeds ``max_side``; boxes, masks and
+points come back on the displayed grid (float scaling, masks resized by nearest neighbour;
+a mask on another grid than the sent image's is that image's error, never stretched).
 Transient trouble (API code 202001, HTTP 429/5xx, timeouts, dropped connections, malformed
 answers) is retried with bounded exponential backoff; a refused token stops the batch; a
 failed task is that image's error. Requests run concurrently up to ``concurrency`` and
@@ -21,6 +22,7 @@ import contextvars
 import hashlib
 import io
 import json
+import re
 import threading
 import time
 from collections.abc import Sequence
@@ -33,7 +35,7 @@ from PIL import Image
 from pydantic import SecretStr
 
 from prelabel.convert.masks import coco_size, coco_to_mask, mask_to_coco
-from prelabel.errors import DinoxAuthError, DinoxError, ImageError, PrelabelError, SettingsError
+from prelabel.errors import DinoxAuthError, DinoxError, ImageError, MaskError, PrelabelError, SettingsError
 from prelabel.models.base import ImageItem, ModelAdapter, class_list
 from prelabel.models.registry import register
 from prelabel.records import Detections, ModelSignature, detections_from_raw
@@ -48,6 +50,7 @@ ENDPOINTS = {
     "trex": ("trex", "T-Rex-2.0"),  # visual prompts: prelabel.models.trex
 }
 _RETRY_CODE = 202001
+_TASK_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 
 class _RateLimit:
@@ -163,8 +166,12 @@ class DinoX(ModelAdapter):
             key = hashlib.sha256(f"{item.info.sha256}:{settings_key}".encode()).hexdigest()
             answer = self._call(client, "POST", f"/v2/task/{self.path}/detection", item.uri,
                                 json=self._body(payload), headers={"Idempotency-Key": key})  # fmt: skip
-            uuid = answer["task_uuid"]
-            result = self._wait(client, str(uuid), item.uri)
+            uuid = answer.get("task_uuid")
+            if not isinstance(uuid, str) or not _TASK_ID.fullmatch(uuid):  # it goes into the poll's path
+                raise DinoxError(
+                    f"{item.uri}: DINO-X created a task without a usable task_uuid: {str(answer)[:100]}"
+                )
+            result = self._wait(client, uuid, item.uri)
             return self._to_display(self._detections(result, item.uri), scale, image.size)
         except (ImageError, DinoxError) as exc:
             return exc
@@ -187,24 +194,41 @@ class DinoX(ModelAdapter):
         """A JPEG data URI of the displayed pixels, downscaled to ``max_side``; and the scale."""
         scale = min(1.0, self.max_side / max(image.size))
         if scale < 1.0:
-            size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-            image = image.resize(size, Image.Resampling.LANCZOS)
+            image = image.resize(_sent_size(image.size, scale), Image.Resampling.LANCZOS)
         buffer = io.BytesIO()
         image.save(buffer, "JPEG", quality=95)
         return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode(), scale
 
     def _to_display(self, found: Detections, scale: float, size: tuple[int, int]) -> Detections:
-        """Boxes and masks from the sent image's grid back onto the displayed one."""
+        """Boxes, masks and any points (polygons, keypoints) from the sent image's grid back
+        onto the displayed one. A mask on another grid than the sent image's is an error: the
+        answer's boxes could not be placed either (it was stretched onto the image)."""
         width, height = size
+        sent_width, sent_height = _sent_size(size, scale)
+        for mask in found.masks:
+            if mask is not None and coco_size(mask) != (sent_height, sent_width):
+                got_height, got_width = coco_size(mask)
+                raise MaskError(
+                    f"DINO-X answered a {got_width}x{got_height} mask for the image sent at "
+                    f"{sent_width}x{sent_height} (width x height)"
+                )
+        if scale == 1.0:
+            return found
         masks = list(found.masks)
         for i, mask in enumerate(masks):
-            if mask is not None and coco_size(mask) != (height, width):
+            if mask is not None:
                 small = coco_to_mask(mask)
                 rows = np.minimum((np.arange(height) + 0.5) * small.shape[0] / height, small.shape[0] - 1)
                 cols = np.minimum((np.arange(width) + 0.5) * small.shape[1] / width, small.shape[1] - 1)
                 masks[i] = mask_to_coco(small[rows.astype(int)][:, cols.astype(int)])
-        xyxy = found.xyxy / scale if scale != 1.0 else found.xyxy
-        return found.replace(xyxy=xyxy, masks=tuple(masks))
+        polygons = tuple(
+            None if p is None else tuple((x / scale, y / scale) for x, y in p) for p in found.polygons
+        )
+        keypoints = tuple(None if k is None else tuple(q._replace(x=q.x / scale, y=q.y / scale) for q in k)
+                          for k in found.keypoints)  # fmt: skip
+        return found.replace(
+            xyxy=found.xyxy / scale, masks=tuple(masks), polygons=polygons, keypoints=keypoints
+        )
 
     def _wait(self, client: httpx.Client, uuid: str, uri: str) -> Any:
         deadline = time.monotonic() + self.deadline
@@ -215,7 +239,7 @@ class DinoX(ModelAdapter):
                 return data.get("result") or {"objects": []}
             if status == "failed":
                 raise DinoxError(
-                    f"{uri}: DINO-X task {uuid} failed: {data.get('error') or 'no reason given'}"
+                    f"{uri}: DINO-X task {uuid} failed: {str(data.get('error') or 'no reason given')[:200]}"
                 )
             if time.monotonic() + self.poll_interval > deadline:
                 raise DinoxError(
@@ -263,13 +287,22 @@ class DinoX(ModelAdapter):
         if code == _RETRY_CODE:
             raise TransientStatusError(response, f"API busy (code {code})")
         if code in {401, 403} or (code != 0 and "token" in str(body.get("msg", "")).lower()):
-            raise DinoxAuthError(f"DINO-X refused the token: code {code}, {body.get('msg')}")
+            raise DinoxAuthError(
+                f"DINO-X refused the token: code {str(code)[:20]}, {str(body.get('msg'))[:200]}"
+            )
         if code != 0 or response.status_code >= 400:
-            raise DinoxError(f"DINO-X error code {code}: {body.get('msg')}")
+            raise DinoxError(f"DINO-X error code {str(code)[:20]}: {str(body.get('msg'))[:200]}")
         data = body.get("data")
         if not isinstance(data, dict):
             raise TransientStatusError(response, f"answer without data: {str(body)[:100]}")
         return data
+
+
+def _sent_size(size: tuple[int, int], scale: float) -> tuple[int, int]:
+    """The (width, height) an image of displayed ``size`` is sent at, downscaled by ``scale``."""
+    if scale == 1.0:
+        return size
+    return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
 
 
 def _register_sister(name: str) -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import inspect
+import math
+import types
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_type_hints
 
 from prelabel.errors import SettingsError
 from prelabel.models.base import ModelAdapter
@@ -110,10 +112,41 @@ def _create(name: str, cls: type[ModelAdapter], options: Mapping[str, Any]) -> M
         raise SettingsError(
             f"model {name!r} has no option {unknown[0]!r}; its options: {', '.join(known) or 'none'}"
         )
+    for option, value in options.items():
+        _check_type(name, cls, option, value)
     try:
         return cls(**options)
     except TypeError as exc:
         raise SettingsError(f"model {name!r}: {exc}") from exc
+
+
+def _check_type(name: str, cls: type[ModelAdapter], option: str, value: Any) -> None:
+    """A number option given something else is a clear error now, not a TypeError (or a
+    threshold of NaN keeping everything) deep in a run. Command-line values arrive as JSON
+    where they parse, else as strings: ``threshold=high`` is the string ``'high'``."""
+    expected = _option_types(cls).get(option)
+    if isinstance(expected, types.UnionType) and value is None and type(None) in expected.__args__:
+        return
+    if isinstance(expected, types.UnionType):
+        given = [t for t in expected.__args__ if t is not type(None)]
+        expected = given[0] if len(given) == 1 else None
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if expected is float and not (number and math.isfinite(value)):
+        raise SettingsError(f"model {name!r}: option {option} must be a finite number, got {value!r}")
+    if expected is int and not (number and isinstance(value, int)):
+        raise SettingsError(f"model {name!r}: option {option} must be a whole number, got {value!r}")
+    if expected is bool and not isinstance(value, bool):
+        raise SettingsError(f"model {name!r}: option {option} must be true or false, got {value!r}")
+
+
+def _option_types(cls: type[ModelAdapter]) -> dict[str, Any]:
+    """The annotated types of an adapter class's options (through ``**options`` to its base)."""
+    hints: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__):
+        init = klass.__dict__.get("__init__")
+        if init is not None and klass is not object:
+            hints.update(get_type_hints(init))
+    return hints
 
 
 def model_option_names(cls: type[ModelAdapter]) -> list[str]:

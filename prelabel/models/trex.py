@@ -134,7 +134,9 @@ def _check_inside(boxes: PromptBoxes, index: int, path: str, size: tuple[int, in
 
 
 def _image_list(value: Sequence[str] | str | None) -> list[str]:
-    paths = [p.strip() for p in value.split(",")] if isinstance(value, str) else list(value or [])
+    paths = (
+        [p.strip() for p in value.split(",") if p.strip()] if isinstance(value, str) else list(value or [])
+    )
     if not paths or not all(isinstance(p, str) and p for p in paths):
         raise SettingsError(
             "trex needs prompt_images: reference image paths, e.g. --model-option prompt_images=ref.jpg"
@@ -154,6 +156,8 @@ def _file_hash(path: str) -> str:
 
 def _box_map(value: Mapping[str, Any] | None, images: int) -> PromptBoxes:
     example = '{"car": [[0, 10, 20, 110, 80]]}'
+    if isinstance(value, str):  # the command line's value when it does not parse as JSON
+        raise SettingsError(f"trex prompt_boxes is not a JSON object: {value[:80]!r}; e.g. {example}")
     if not isinstance(value, Mapping) or not value:
         raise SettingsError(
             f"trex needs prompt_boxes: per label [[image index, x1, y1, x2, y2], ...], e.g. {example}"

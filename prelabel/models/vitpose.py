@@ -7,7 +7,8 @@ keypoint and maps the peaks back to the image, so it only runs after a detector
 keypoints, those scoring at least ``threshold``; the others pass through unchanged, and so
 do person boxes without area on the image (counted: ViTPose has no crop to warp).
 Keypoints are in the displayed (EXIF-rotated) image's pixels, like the boxes they refine;
-one that lands outside the image (the crop is larger than the box) is dropped and counted.
+one that lands outside the image (the crop is larger than the box) is dropped and counted,
+and so is one not finite (a NaN heatmap).
 
 Names: ``keypoint_names`` "coco-17" (default) gives the 17 COCO names prelabel's projects
 use (``prelabel project create --keypoints coco-17``), in COCO's order, which ViTPose's COCO
@@ -20,6 +21,7 @@ one-at-a-time.
 from __future__ import annotations
 
 import importlib.util
+import math
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -125,6 +127,11 @@ class VitPose(ModelAdapter):
                 points = []
                 for k, (x, y), score in zip(pose["labels"].tolist(), pose["keypoints"].tolist(),
                                             pose["scores"].tolist(), strict=True):  # fmt: skip
+                    if not math.isfinite(
+                        x + y + score
+                    ):  # a NaN heatmap: no place, and score < threshold is False
+                        self._counts["keypoints not finite"] += 1
+                        continue
                     if score < self.threshold:
                         continue
                     if not (0 <= x <= width and 0 <= y <= height):

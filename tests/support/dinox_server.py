@@ -4,7 +4,9 @@ It answers like the cloud API (create -> poll -> result, ``{"code", "data", "msg
 envelopes, COCO RLE masks on the grid of the image it was sent) so that the production
 client is what the tests exercise. Faults are queued per request: ``429``, ``500``,
 ``busy`` (code 202001), ``malformed`` (not JSON), ``drop`` (connection closed without an
-answer), ``slow`` (the task stays ``running`` for a few polls), ``failed`` (the task fails).
+answer), ``slow`` (the task stays ``running`` for a few polls), ``failed`` (the task fails), ``lie``
+(the next of ``lies`` sent as the answer, HTTP 200: a well-formed envelope of wrong content),
+``pass`` (none: answered as usual).
 On ``/v2/task/trex/detection`` it checks the visual-prompt body as T-Rex's own client
 sends it (see ``prelabel.models.trex``), refuses any other with code 400, and names its
 object by the first box's ``category_id``.
@@ -39,6 +41,7 @@ class DinoxState:
     faults: deque[str] = field(default_factory=deque)
     every: int = 0  # inject a transient fault into every n-th request (0: never)
     cycle: tuple[str, ...] = ("429", "500", "busy", "malformed", "drop")
+    lies: deque[dict[str, Any]] = field(default_factory=deque)  # answers the ``lie`` faults send
     tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
     requests: int = 0
@@ -83,6 +86,8 @@ def _handler(state: DinoxState) -> type[BaseHTTPRequestHandler]:
                 self._send(200, {"code": 202001, "msg": "server busy, retry"})
             elif fault == "malformed":
                 self._send(200, b"<html>gateway hiccup</html>")
+            elif fault == "lie":
+                self._send(200, state.lies.popleft())
             elif fault == "drop":
                 self.close_connection = True
                 self.connection.shutdown(2)
