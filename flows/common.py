@@ -14,7 +14,7 @@ from pydantic import BaseModel, SecretStr
 from flows.params import ExportParams, ExportShardParams, LabelStudioParams, _ModelSettings, _PostOptions
 from prelabel.exporting import BatchExport, ExportPlan
 from prelabel.ingest.fetch import Fetcher
-from prelabel.labelstudio.labelmap import LabelMap, Normalization, load_label_map
+from prelabel.labelstudio.labelmap import LabelMap, Normalization, checked_label_map, load_label_map
 from prelabel.overlap import overlapped
 from prelabel.pipeline import InferResult, ReadBatch, chunks, read_batch, reuse_earlier
 from prelabel.review.verifier import VerifyStep
@@ -67,7 +67,8 @@ def label_map(params: _PostOptions) -> LabelMap:
     """The label map: the file's entries, overridden by the inline ones."""
     normalization = Normalization(plurals=params.plurals)
     base = load_label_map(Path(params.label_map_file), normalization).mapping if params.label_map_file else {}
-    return LabelMap({**base, **params.label_map}, normalization)
+    inline = checked_label_map(params.label_map, "the label_map parameter", normalization).mapping
+    return LabelMap({**base, **inline}, normalization)
 
 
 def prediction_cache(params: _ModelSettings) -> PredictionCache:

@@ -70,6 +70,31 @@ def test_missing_label_map(tmp_path: Path) -> None:
         load_label_map(tmp_path / "nope.json")
 
 
+@pytest.mark.parametrize(
+    ("inline", "message"),
+    [
+        ({"car": ""}, "'car': an empty label maps nothing"),
+        ({"Car": "vehicle", "car": "auto"}, "normalise alike but map to different labels"),
+    ],
+)
+def test_the_label_map_parameter_is_checked_like_a_file(
+    tmp_path: Path, inline: dict[str, str], message: str
+) -> None:
+    """A flow's inline ``label_map`` (the UI's form) gets the file's checks, named as the parameter."""
+    from flows.common import label_map
+    from flows.params import PostParams
+
+    (tmp_path / "map.json").write_text('{"truck": "lorry"}')
+    params = PostParams(project_id=1, input_dir=str(tmp_path), label_map=inline,
+                        label_map_file=str(tmp_path / "map.json"))  # fmt: skip
+    with pytest.raises(LabelMapError, match=message) as caught:
+        label_map(params)
+    assert caught.value.name == "the label_map parameter"
+    good = PostParams(project_id=1, input_dir=str(tmp_path), label_map={"car": "vehicle"},
+                      label_map_file=str(tmp_path / "map.json"))  # fmt: skip
+    assert label_map(good).mapping == {"truck": "lorry", "car": "vehicle"}
+
+
 CONFIG = """
 <View>
   <Image name="image" value="$image" zoom="true"/>

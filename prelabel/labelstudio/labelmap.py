@@ -13,12 +13,13 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from prelabel.errors import LabelMapError
 
-__all__ = ["LabelMap", "Normalization", "load_label_map"]
+__all__ = ["LabelMap", "Normalization", "checked_label_map", "load_label_map"]
 
 _SPACES = re.compile(r"\s+")
 
@@ -141,28 +142,31 @@ def load_label_map(path: str | Path, normalization: Normalization | None = None)
         ) from exc
     if data is None:
         data = {}
+    return checked_label_map(data, str(file), normalization)
+
+
+def checked_label_map(data: Any, source: str, normalization: Normalization | None = None) -> LabelMap:
+    """``data`` (from ``source``: a file, a flow parameter) as a label map, or a
+    ``LabelMapError`` naming the first bad entry."""
     if not isinstance(data, dict):
-        raise LabelMapError(str(file), f"must be a flat object of label -> label, got {type(data).__name__}")
+        raise LabelMapError(source, f"must be a flat object of label -> label, got {type(data).__name__}")
     bad = [f"{str(k)[:40]!r}: {str(v)[:40]!r}" for k, v in data.items()
            if not isinstance(k, str) or not isinstance(v, str)]  # fmt: skip
     if bad:
-        raise LabelMapError(
-            str(file), f"every key and value must be a string; bad entries: {', '.join(bad[:5])}"
-        )
+        listed = ", ".join(bad[:5])
+        raise LabelMapError(source, f"every key and value must be a string; bad entries: {listed}")
     empty = [k for k, v in data.items() if not k.strip() or not v.strip()]
     if empty:  # "car": "" read as "leave car out" would post car still (the model label's own fallback)
         raise LabelMapError(
-            str(file),
-            f"{empty[0]!r}: an empty label maps nothing (labels the project lacks are never posted)",
+            source, f"{empty[0]!r}: an empty label maps nothing (labels the project lacks are never posted)"
         )
     norm = normalization or Normalization()
     seen: dict[str, str] = {}
-    for source in data:
-        key = norm(source)
-        if key in seen and data[seen[key]] != data[source]:
+    for label in data:
+        key = norm(label)
+        if key in seen and data[seen[key]] != data[label]:
             raise LabelMapError(
-                str(file),
-                f"{seen[key]!r} and {source!r} normalise alike but map to different labels",
+                source, f"{seen[key]!r} and {label!r} normalise alike but map to different labels"
             )
-        seen[key] = source
+        seen[key] = label
     return LabelMap(mapping=dict(data), normalization=norm)
