@@ -14,10 +14,13 @@ per kept detection and as the config has the control (shapes in ``results``):
   detection's rectangle;
 
 and per image one ``choices`` result for a task-level Choices control: the best choice,
-or every matched one in config order when the control says ``choice="multiple"``.
+or every matched one in config order when the control says ``choice="multiple"``; a
+detection's region choices the same way, as a ``perRegion`` Choices result on its first
+region (its rectangle, else its brush, else its first polygon: same id, same geometry).
 A label no targeted control has is counted as unmatched (keypoint and choice labels
-with their kind), never posted; a mask or polygon whose label only another control has is
-dropped with a counted reason, and so are degenerate boxes. A control the model never
+with their kind; choices go through the label map like labels, as the classifier's
+prompts from the project did), never posted; a mask or polygon whose label only another
+control has is dropped with a counted reason, and so are degenerate boxes. A control the model never
 fills is not an error: ``BatchBuild.unfilled`` names it, for the run to say once.
 Every mask is decoded once, for its brush and its outline alike.
 """
@@ -40,8 +43,8 @@ from prelabel.failures import ErrorRow, Stage, item_failure
 from prelabel.frames import DisplayFrame, display_frame
 from prelabel.labelstudio.config import ControlTag, LabelConfig
 from prelabel.labelstudio.labelmap import LabelMap
-from prelabel.labelstudio.results import ImageFields, Result, box_geometry
-from prelabel.records import PredictionRecord
+from prelabel.labelstudio.results import ImageFields, Result, box_geometry, region_choices
+from prelabel.records import Choice, PredictionRecord
 
 __all__ = ["BatchBuild", "BuildReport", "build_batch", "build_prediction", "fillable_controls"]
 
@@ -55,6 +58,7 @@ class BuildReport:
     unmatched_labels: Counter[str] = field(default_factory=Counter)
     dropped: Counter[str] = field(default_factory=Counter)
     regions: int = 0
+    region_choices: int = 0  # per-region Choices results posted
     filled: set[str] = field(default_factory=set)
 
 
@@ -68,6 +72,7 @@ class _Controls:
     keypoints: ControlTag | None
     text: ControlTag | None
     choices: ControlTag | None
+    region_choices: ControlTag | None = None
 
 
 def _controls(config: LabelConfig, boxes: bool | None, masks: bool | None) -> _Controls:
@@ -80,10 +85,9 @@ def _controls(config: LabelConfig, boxes: bool | None, masks: bool | None) -> _C
     else:
         brush = config.require("BrushLabels", "posting masks") if masks else None
     image = config.image.name
-    choices = next((c for c in config.controls
-                    if c.kind == "Choices" and c.to_name == image and not c.per_region), None)  # fmt: skip
     found = _Controls(rect, brush, config.find("PolygonLabels"), config.find("KeyPointLabels"),
-                      config.find("TextArea") if rect is not None else None, choices)  # fmt: skip
+                      config.find("TextArea") if rect is not None else None, config.choices_control(False),
+                      config.choices_control(True))  # fmt: skip
     if not any((found.rect, found.brush, found.polygon, found.keypoints, found.choices)):
         raise LabelConfigError(
             "nothing to post: the labeling config needs a <RectangleLabels>, <BrushLabels>, "
@@ -161,13 +165,14 @@ class _Builder:
             if not math.isfinite(detections.scores[i]):  # a model's NaN would fail the whole chunk's POST
                 self.report.dropped["score not finite"] += 1
                 continue
-            dropped_before = self.report.dropped.total()
+            dropped_before, first = self.report.dropped.total(), len(self.results)
             rect = self.rectangle(i)
             mask = detections.masks[i]
             decoded = None if mask is None else self.frame.mask(mask)  # once, for brush and outline
             brushed = self.brush(i, decoded, rect is not None)
             outlined = self.polygons(i, decoded, rect is not None or brushed)
             if self.keypoints(i, rect) or rect is not None or brushed or outlined:
+                self.region_choices(i, self.results[first:])
                 self.report.regions += 1
                 scores.append(float(detections.scores[i]))
             elif self.report.dropped.total() == dropped_before:  # dropped shapes are counted already
@@ -264,24 +269,46 @@ class _Builder:
 
     def choices(self) -> None:
         """The image's choices the control has: the best one, or all in config order."""
-        control, choices = self.controls.choices, self.record.detections.choices
+        control = self.controls.choices
+        picked = None if control is None else self.pick(control, self.record.detections.choices, "choice")
+        if control is not None and picked is not None:
+            self.add(control, self.fields.choices(control, *picked))
+
+    def region_choices(self, i: int, posted: list[Result]) -> None:
+        """Detection ``i``'s choices on its first region among ``posted`` (its results)."""
+        control, choices = self.controls.region_choices, self.record.detections.region_choices[i]
         if control is None or not choices:
             return
+        shapes = {c.name for c in (self.controls.rect, self.controls.brush, self.controls.polygon) if c}
+        region = next((r for r in posted if r["from_name"] in shapes), None)
+        if region is None:  # keypoints alone: no region a per-region Choices can attach to
+            self.report.dropped["region choices: no box, mask or polygon to attach to"] += 1
+            return
+        picked = self.pick(control, choices, "region choice")
+        if picked is not None:
+            self.add(control, region_choices(region, control, *picked))
+            self.report.region_choices += 1
+
+    def pick(
+        self, control: ControlTag, choices: Iterable[Choice], kind: str
+    ) -> tuple[list[str], float] | None:
+        """The choices ``control`` has, the best one or all in config order, and their best
+        score; the others are counted as unmatched ``<label> (<kind>)``."""
         best: dict[str, float] = {}
         for choice in choices:
             label = self.target(control, choice.label)
             if label is None:
-                self.report.unmatched_labels[f"{choice.label} (choice)"] += 1
+                self.report.unmatched_labels[f"{choice.label} ({kind})"] += 1
             else:
                 best[label] = max(best.get(label, choice.score), choice.score)
         if not best:
-            return
+            return None
         if control.multiple:
             # a choice the config lists twice is chosen once
             labels = [label for label in dict.fromkeys(control.labels) if label in best]
         else:
             labels = [max(best, key=lambda label: best[label])]
-        self.add(control, self.fields.choices(control, labels, max(best[label] for label in labels)))
+        return labels, max(best[label] for label in labels)
 
 
 @dataclass
@@ -294,6 +321,7 @@ class BatchBuild:
     unmatched_labels: Counter[str] = field(default_factory=Counter)
     dropped: Counter[str] = field(default_factory=Counter)
     regions: int = 0
+    region_choices: int = 0
     unfilled: set[str] = field(default_factory=set)  # the config's controls no record filled
 
 
@@ -334,6 +362,7 @@ def build_batch(
         batch.unmatched_labels.update(report.unmatched_labels)
         batch.dropped.update(report.dropped)
         batch.regions += report.regions
+        batch.region_choices += report.region_choices
         filled |= report.filled
     batch.unfilled = fillable_controls(config) - filled
     return batch
