@@ -211,3 +211,36 @@ def test_raw_files_fill_per_region_choices_that_read_back_as_region_attributes(
         ("det1-mask", "brushlabels"): {},
         ("det2", "rectanglelabels"): {},
     }
+
+
+def test_a_chained_siglip_fills_the_projects_per_region_choices(
+    label_studio: LocalLabelStudio,
+    ls_client: LabelStudioClient,
+    tmp_path: Path,
+    tiny_detr: Path,
+    tiny_siglip: Path,
+) -> None:
+    """detr+siglip: the options come from the project's perRegion Choices, one result per box."""
+    args = ["project", "create", "--title", "rooms", "--labels", "person", "--tools", "box",
+            "--choices", "indoor,outdoor", "--choices-per-region"]  # fmt: skip
+    project_id = int(_prelabel(label_studio, *args, cwd=tmp_path).stdout.strip().splitlines()[-1])
+    images = tmp_path / "images"
+    images.mkdir()
+    pixels = np.random.default_rng(4).integers(0, 255, (60, 80, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(images / "room.png")
+    options = {"detr.checkpoint": tiny_detr, "detr.threshold": 0.0, "siglip.checkpoint": tiny_siglip,
+               "siglip.threshold": 0.0}  # fmt: skip
+    run = ["run", "--input-dir", "images", "--project-id", str(project_id), "--model", "detr+siglip",
+           *(f"--model-option={key}={value}" for key, value in options.items()),
+           "--import-new", "--model-version", "rooms-v1", "--output-dir", "out"]  # fmt: skip
+    done = _prelabel(label_studio, *run, cwd=tmp_path)
+    assert '<Choices name="choice">' not in done.stdout  # not among the tags filled on no image
+    results = _results(ls_client, project_id, "rooms-v1")
+    boxes = {r["id"]: r for r in results if r["type"] == "rectanglelabels"}
+    choices = {r["id"]: r for r in results if r["type"] == "choices"}
+    assert boxes and set(choices) == set(boxes)  # every box classified, on its own id
+    for region, result in choices.items():
+        assert result["from_name"] == "choice" and len(result["value"]["choices"]) == 1
+        assert result["value"]["choices"][0] in ("indoor", "outdoor")
+        geometry = {k: v for k, v in boxes[region]["value"].items() if k != "rectanglelabels"}
+        assert {k: v for k, v in result["value"].items() if k != "choices"} == geometry

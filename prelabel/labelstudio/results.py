@@ -94,7 +94,8 @@ class ImageFields:
 def region_choices(region: Result, control: ControlTag, labels: Sequence[str], score: float) -> Result:
     """A per-region ``choices`` result on ``region`` (a rectangle, brush or polygon result): its
     id, image size and geometry (its value without its labels), as the frontend serialises a
-    per-region classification."""
+    per-region classification (``Result.serialize``: the area's own serialisation, then the
+    control's name, type and value)."""
     geometry = {k: v for k, v in region["value"].items() if k != region["type"]}
     value = {**geometry, "choices": list(labels)}
     return {**region, "type": "choices", "from_name": control.name, "value": value, "score": score}
