@@ -47,7 +47,12 @@ def run_pipeline(
     mapping = label_map(params)
     project = load_project(ls, params.project_id)
     model_options = project_prompt(
-        model, model_options, project.config.region_labels, mapping, project.config.image_choices
+        model,
+        model_options,
+        project.config.region_labels,
+        mapping,
+        project.config.image_choices,
+        project.config.region_choices,
     )
     adapter = model_for(model, model_options)
     model_version = params.model_version or f"{model}-{adapter.signature().key[:8]}"

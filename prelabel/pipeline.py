@@ -238,15 +238,20 @@ def project_prompt(
     labels: Sequence[str],
     mapping: LabelMap,
     choices: Sequence[str] = (),
+    region_choices: Sequence[str] = (),
 ) -> dict[str, Any]:
     """``options`` with what a model (or each part of a chain) was not given taken from the
     project: an open-vocabulary model's ``classes`` from its labels, an image classifier's
-    ``choices`` from its Choices. Both go through the label map: the prompt says ``car``,
-    the project ``civilian vehicle``."""
+    ``choices`` from its Choices, and its ``region_choices`` from its perRegion Choices when
+    it follows a detector (alone it has no regions). All go through the label map: the
+    prompt says ``car``, the project ``civilian vehicle``."""
     given = dict(options)
-    wanted = {"classes": mapping.prompt_classes(labels), "choices": mapping.prompt_classes(choices)}
-    for prefix, cls in model_parts(model):
-        for option, wants in (("classes", cls.prompt_from_project), ("choices", cls.choices_from_project)):
+    wanted = {"classes": mapping.prompt_classes(labels), "choices": mapping.prompt_classes(choices),
+              "region_choices": mapping.prompt_classes(region_choices)}  # fmt: skip
+    for position, (prefix, cls) in enumerate(model_parts(model)):
+        chained = cls.choices_from_project and position > 0
+        for option, wants in (("classes", cls.prompt_from_project), ("choices", cls.choices_from_project),
+                              ("region_choices", chained)):  # fmt: skip
             if wants and not given.get(prefix + option) and wanted[option]:
                 given[prefix + option] = wanted[option]
     return given

@@ -2,15 +2,16 @@
 
 ``Detections`` holds a model's output for one image as parallel arrays (supervision's
 shape): boxes xyxy in displayed-image pixels (n, 4), scores (n,), labels (n,), COCO RLE
-masks kept compressed, optional texts (OCR), outlines (OCR quadrilaterals, in pixels) and
-keypoints (a pose model's, per person box); ``choices`` classify the whole image.
+masks kept compressed, optional texts (OCR), outlines (OCR quadrilaterals, in pixels),
+keypoints (a pose model's, per person box) and region choices (a classifier's, per box);
+``choices`` classify the whole image.
 ``PredictionRecord`` ties them to the image and the model signature. Raw files use the
 DINO-X result shape,
 ``{"objects": [{"bbox": [x1, y1, x2, y2], "score", "category", "mask": {"counts", "size"}}]}``,
 so files written by the existing DINO-X -> Label Studio scripts load as they are; prelabel's
 additions are optional keys: per object ``text``, ``polygon`` ([[x, y], ...]) and
-``keypoints`` ([{"label", "x", "y", "score"}]), and beside ``objects`` the image's
-``choices`` ([{"label", "score"}]).
+``keypoints`` ([{"label", "x", "y", "score"}]) and ``choices`` (the object's classes,
+[{"label", "score"}]), and beside ``objects`` the image's ``choices`` (same shape).
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ class Keypoint(NamedTuple):
 
 
 class Choice(NamedTuple):
-    """One class of the whole image (a zero-shot classifier's), with its score."""
+    """One class of the whole image or of one detection (a zero-shot classifier's), with its score."""
 
     label: str
     score: float = 1.0
@@ -76,8 +77,9 @@ class Choice(NamedTuple):
 class Detections:
     """One image's detections as parallel arrays; every operation returns Detections.
 
-    ``polygons`` and ``keypoints`` are per detection (``None``: it has none); ``choices``
-    belong to the image, so selecting detections keeps them.
+    ``polygons`` and ``keypoints`` are per detection (``None``: it has none), and so are
+    ``region_choices`` (``()``: none); ``choices`` belong to the image, so selecting
+    detections keeps them.
     """
 
     xyxy: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros((0, 4)))
@@ -88,6 +90,7 @@ class Detections:
     polygons: tuple[tuple[Point, ...] | None, ...] = ()
     keypoints: tuple[tuple[Keypoint, ...] | None, ...] = ()
     choices: tuple[Choice, ...] = ()
+    region_choices: tuple[tuple[Choice, ...], ...] = ()
 
     def __post_init__(self) -> None:
         xyxy = np.asarray(self.xyxy, dtype=np.float64)
@@ -101,9 +104,11 @@ class Detections:
         texts = tuple(self.texts) or (None,) * n
         polygons = tuple(self.polygons) or (None,) * n
         keypoints = tuple(self.keypoints) or (None,) * n
+        region_choices = tuple(self.region_choices) or ((),) * n
         for name, size in (("scores", scores.shape[0]), ("labels", len(self.labels)),
                            ("masks", len(masks)), ("texts", len(texts)),
-                           ("polygons", len(polygons)), ("keypoints", len(keypoints))):  # fmt: skip
+                           ("polygons", len(polygons)), ("keypoints", len(keypoints)),
+                           ("region_choices", len(region_choices))):  # fmt: skip
             if size != n:
                 raise ValueError(f"{name} must have {n} entries to match xyxy (n, 4), got {size}")
         object.__setattr__(self, "xyxy", xyxy)
@@ -119,6 +124,9 @@ class Detections:
             self, "keypoints", tuple(None if k is None else tuple(Keypoint(*p) for p in k) for k in keypoints)
         )
         object.__setattr__(self, "choices", tuple(Choice(*c) for c in self.choices))
+        object.__setattr__(
+            self, "region_choices", tuple(tuple(Choice(*c) for c in found) for found in region_choices)
+        )
 
     def __len__(self) -> int:
         return int(self.xyxy.shape[0])
@@ -135,6 +143,7 @@ class Detections:
             polygons=tuple(self.polygons[i] for i in positions),
             keypoints=tuple(self.keypoints[i] for i in positions),
             choices=self.choices,
+            region_choices=tuple(self.region_choices[i] for i in positions),
         )
 
     def with_min_score(self, threshold: float) -> Detections:
@@ -191,6 +200,7 @@ def detections_from_raw(data: Any, source: str = "<raw>") -> Detections:
     texts: list[str | None] = []
     polygons: list[tuple[Point, ...] | None] = []
     keypoints: list[tuple[Keypoint, ...] | None] = []
+    region_choices: list[tuple[Choice, ...]] = []
     for i, obj in enumerate(objects):
         where = f"objects[{i}]"
         if not isinstance(obj, Mapping):
@@ -222,6 +232,7 @@ def detections_from_raw(data: Any, source: str = "<raw>") -> Detections:
         texts.append(text)
         polygons.append(_polygon(obj.get("polygon"), source, f"{where}.polygon"))
         keypoints.append(_keypoints(obj.get("keypoints"), source, f"{where}.keypoints"))
+        region_choices.append(_choices(obj.get("choices"), source, f"{where}.choices"))
     return Detections(
         xyxy=np.asarray(boxes, dtype=np.float64).reshape(-1, 4),
         scores=np.asarray(scores, dtype=np.float64),
@@ -231,6 +242,7 @@ def detections_from_raw(data: Any, source: str = "<raw>") -> Detections:
         polygons=tuple(polygons),
         keypoints=tuple(keypoints),
         choices=_choices(_container(data).get("choices"), source),
+        region_choices=tuple(region_choices),
     )
 
 
@@ -253,6 +265,8 @@ def detections_to_raw(detections: Detections) -> dict[str, Any]:
         points = detections.keypoints[i]
         if points is not None:
             obj["keypoints"] = [p._asdict() for p in points]
+        if detections.region_choices[i]:
+            obj["choices"] = [c._asdict() for c in detections.region_choices[i]]
         objects.append(obj)
     raw: dict[str, Any] = {"objects": objects}
     if detections.choices:
@@ -338,17 +352,17 @@ def _keypoints(value: Any, source: str, where: str) -> tuple[Keypoint, ...] | No
     return tuple(points)
 
 
-def _choices(value: Any, source: str) -> tuple[Choice, ...]:
+def _choices(value: Any, source: str, where: str = "choices") -> tuple[Choice, ...]:
     if value is None:
         return ()
     if not isinstance(value, list):
-        raise PredictionFileError(source, f"'choices' must be a list, got {type(value).__name__}")
+        raise PredictionFileError(source, f"{where} must be a list, got {type(value).__name__}")
     choices = []
     for j, choice in enumerate(value):
         ok = isinstance(choice, Mapping) and isinstance(choice.get("label"), str) and choice["label"].strip()
         if not (ok and _is_number(choice.get("score", 1.0))):
             raise PredictionFileError(
-                source, f"choices[{j}] must be {{label, score}} with a finite score, got {str(choice)[:80]}"
+                source, f"{where}[{j}] must be {{label, score}} with a finite score, got {str(choice)[:80]}"
             )
         choices.append(Choice(choice["label"].strip(), float(choice.get("score", 1.0))))
     return tuple(choices)

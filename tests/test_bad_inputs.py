@@ -79,6 +79,11 @@ def test_convert_corpus_images_and_raw_files(tmp_path: Path) -> None:
         "polygon": '{"objects": [{"bbox": [1, 2, 3, 4], "category": "car", "polygon": [[1, 2], [3, NaN]]}]}',
         "keypoint": '{"objects": [{"bbox": [1, 2, 3, 4], "category": "car", "keypoints": [{"x": 1}]}]}',
         "choices": '{"objects": [], "choices": [{"label": "day", "score": "sure"}]}',
+        "objchoices": '{"objects": [{"bbox": [1, 2, 3, 4], "category": "car", "choices": "parked"}]}',
+        "objchoicelabel": '{"objects": [{"bbox": [1, 2, 3, 4], "category": "car", '
+        '"choices": [{"label": 7}]}]}',
+        "objchoicenan": '{"objects": [{"bbox": [1, 2, 3, 4], "category": "car", '
+        '"choices": [{"label": "parked", "score": NaN}]}]}',
     }
     for stem, body in bad_raw.items():
         _raw(folder, stem, body)
@@ -96,6 +101,8 @@ def test_convert_corpus_images_and_raw_files(tmp_path: Path) -> None:
     assert set(errors) == set(expected), sorted(set(errors) ^ set(expected))
     assert all(name.split(".")[0] in errors[name] or "json" in errors[name] for name in errors), errors
     assert "10000000000" in errors["hugemask.jpg"] or "100000x100000" in errors["hugemask.jpg"]
+    for stem in ("objchoices", "objchoicelabel", "objchoicenan"):  # a detection's own choices
+        assert "objects[0].choices" in errors[f"{stem}.jpg"], errors[f"{stem}.jpg"]
     tasks = json.loads((tmp_path / "tasks.json").read_text())
     assert len(tasks) == 5  # the four samples and the BOM file, nothing else
     assert {t["data"]["image"].rsplit("=", 1)[-1] for t in tasks} == {s.name for s in SAMPLES} | {"bom.jpg"}

@@ -85,7 +85,7 @@ def test_model_for_gives_each_batching_part_the_batch_size(monkeypatch: pytest.M
     assert [part.batch_size for part in chain.parts] == [5, 5, 2]  # type: ignore[attr-defined]
 
 
-def test_infer_writes_keypoints_and_choices(
+def test_infer_writes_keypoints_choices_and_region_choices(
     tiny_detr: Path, tiny_vitpose: Path, tiny_siglip: Path, tmp_path: Path
 ) -> None:
     images = tmp_path / "images"
@@ -94,6 +94,7 @@ def test_infer_writes_keypoints_and_choices(
         write_image(images, f"{i}.png", random_image_item(i, (64, 64)).data)
     options = [f"--model-option={key}={json.dumps(value) if not isinstance(value, str) else value}"
                for key, value in _options(tiny_detr, tiny_vitpose, tiny_siglip).items()]  # fmt: skip
+    options.append("--model-option=siglip.region_choices=car,dog")
     done = run_prelabel("infer", "--input-dir", "images", "--model", "detr+vitpose+siglip", *options,
                         "--out", "raw", "--cache-dir", "cache", cwd=tmp_path)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
@@ -105,7 +106,10 @@ def test_infer_writes_keypoints_and_choices(
         people = [obj for obj in raw["objects"] if obj["category"] == "person"]
         assert people and all(len(obj["keypoints"]) > 0 for obj in people)
         assert all("keypoints" not in obj for obj in raw["objects"] if obj["category"] != "person")
-        assert load_raw_file(file).choices  # and they read back
+        classes = [obj["choices"] for obj in raw["objects"] if "choices" in obj]  # each box's own
+        assert classes and all(len(c) == 1 and c[0]["label"] in ("car", "dog") for c in classes)
+        back = load_raw_file(file)
+        assert back.choices and sum(map(bool, back.region_choices)) == len(classes)  # and they read back
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 from pathlib import Path
@@ -12,6 +13,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from prelabel.convert.masks import mask_to_coco
 from prelabel.labelstudio.client import LabelStudioClient
+from prelabel.labelstudio.regions import extract_regions
 from prelabel.labelstudio.server import LocalLabelStudio
 from tests.conftest import run_prelabel
 
@@ -161,3 +163,84 @@ def test_a_model_chain_fills_boxes_keypoints_and_choices(
 
     _prelabel(label_studio, *run, cwd=tmp_path)  # a rerun: the cache answers, nothing posted twice
     assert ls_client.model_versions(project_id) == {"chain-v1": 1}
+
+
+def test_raw_files_fill_per_region_choices_that_read_back_as_region_attributes(
+    label_studio: LocalLabelStudio, ls_client: LabelStudioClient, tmp_path: Path
+) -> None:
+    args = ["project", "create", "--title", "parking", "--labels", "car,person", "--tools", "box,mask",
+            "--choices", "parked,moving", "--choices-per-region"]  # fmt: skip
+    project_id = int(_prelabel(label_studio, *args, cwd=tmp_path).stdout.strip().splitlines()[-1])
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.new("RGB", (200, 100), (200, 200, 200)).save(images / "lot.jpg")
+    mask = np.zeros((100, 200), np.uint8)
+    mask[20:90, 100:140] = 1
+    raw = {
+        "objects": [
+            {"bbox": [20, 10, 60, 30], "score": 0.9, "category": "car",
+             "choices": [{"label": "moving", "score": 0.3}, {"label": "parked", "score": 0.8},
+                         {"label": "flying", "score": 0.95}]},
+            {"bbox": [100, 20, 140, 90], "score": 0.8, "category": "person", "mask": mask_to_coco(mask),
+             "choices": [{"label": "moving", "score": 0.6}]},
+            {"bbox": [150, 50, 190, 70], "score": 0.7, "category": "car"},
+        ],
+    }  # fmt: skip
+    (images / "lot.json").write_text(json.dumps(raw))
+    done = _run(label_studio, tmp_path, project_id, "raw-files")
+    assert "Tags the model filled on no image" not in done.stdout  # boxes, masks and region choices
+    assert "flying (region choice)" in (tmp_path / "unmatched_labels.csv").read_text()
+    (task,) = ls_client.iter_tasks(project_id, full=True)
+    (prediction,) = task.predictions
+    by_key = {(r["id"], r["type"]): r for r in prediction["result"]}
+    assert [key for key in by_key if key[1] == "choices"] == [("det0", "choices"), ("det1", "choices")]
+    rect = by_key[("det0", "rectanglelabels")]["value"]
+    assert by_key[("det0", "choices")]["value"] == {
+        **{k: v for k, v in rect.items() if k != "rectanglelabels"},
+        "choices": ["parked"],
+    }
+    # the pull side reads a prediction as it reads an annotation (as quality reports do)
+    config = ls_client.get_project(project_id).config
+    as_annotated = dataclasses.replace(task, annotations=[prediction], predictions=())
+    extraction = extract_regions([as_annotated], config)
+    assert not extraction.errors and not extraction.task_values
+    attributes = {(r.region_id, r.kind): dict(r.attributes) for r in extraction.regions}
+    assert attributes == {
+        ("det0", "rectanglelabels"): {"choice": ["parked"]},
+        ("det1", "rectanglelabels"): {"choice": ["moving"]},
+        ("det1-mask", "brushlabels"): {},
+        ("det2", "rectanglelabels"): {},
+    }
+
+
+def test_a_chained_siglip_fills_the_projects_per_region_choices(
+    label_studio: LocalLabelStudio,
+    ls_client: LabelStudioClient,
+    tmp_path: Path,
+    tiny_detr: Path,
+    tiny_siglip: Path,
+) -> None:
+    """detr+siglip: the options come from the project's perRegion Choices, one result per box."""
+    args = ["project", "create", "--title", "rooms", "--labels", "person", "--tools", "box",
+            "--choices", "indoor,outdoor", "--choices-per-region"]  # fmt: skip
+    project_id = int(_prelabel(label_studio, *args, cwd=tmp_path).stdout.strip().splitlines()[-1])
+    images = tmp_path / "images"
+    images.mkdir()
+    pixels = np.random.default_rng(4).integers(0, 255, (60, 80, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(images / "room.png")
+    options = {"detr.checkpoint": tiny_detr, "detr.threshold": 0.0, "siglip.checkpoint": tiny_siglip,
+               "siglip.threshold": 0.0}  # fmt: skip
+    run = ["run", "--input-dir", "images", "--project-id", str(project_id), "--model", "detr+siglip",
+           *(f"--model-option={key}={value}" for key, value in options.items()),
+           "--import-new", "--model-version", "rooms-v1", "--output-dir", "out"]  # fmt: skip
+    done = _prelabel(label_studio, *run, cwd=tmp_path)
+    assert '<Choices name="choice">' not in done.stdout  # not among the tags filled on no image
+    results = _results(ls_client, project_id, "rooms-v1")
+    boxes = {r["id"]: r for r in results if r["type"] == "rectanglelabels"}
+    choices = {r["id"]: r for r in results if r["type"] == "choices"}
+    assert boxes and set(choices) == set(boxes)  # every box classified, on its own id
+    for region, result in choices.items():
+        assert result["from_name"] == "choice" and len(result["value"]["choices"]) == 1
+        assert result["value"]["choices"][0] in ("indoor", "outdoor")
+        geometry = {k: v for k, v in boxes[region]["value"].items() if k != "rectanglelabels"}
+        assert {k: v for k, v in result["value"].items() if k != "choices"} == geometry

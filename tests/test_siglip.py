@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from prelabel.errors import SettingsError
+from prelabel.images import read_image_info
 from prelabel.labelstudio.config import parse_label_config
 from prelabel.labelstudio.labelmap import LabelMap
 from prelabel.models import ImageItem, create_model
 from prelabel.pipeline import project_prompt
-from prelabel.records import Detections
-from tests.conftest import random_image_item
+from prelabel.records import Choice, Detections
+from tests.conftest import encode_image, random_image_item
 
 CHOICES = "car,dog,cat,tree"
 
@@ -99,3 +102,61 @@ def test_choices_and_classes_from_the_project_reach_their_parts() -> None:
         "grounded-sam2+vitpose+siglip", {"siglip.choices": "day"}, labels, mapping, choices
     ) == {"grounded-sam2.classes": ["car"], "siglip.choices": "day"}
     assert project_prompt("detr+siglip", {}, labels, mapping, ()) == {}
+
+
+def _item_of(image: Image.Image, name: str) -> ImageItem:
+    data = encode_image(image, "PNG")
+    return ImageItem(uri=name, data=data, info=read_image_info(data, name))
+
+
+def test_region_choices_classify_each_detections_padded_crop(tiny_siglip: Path) -> None:
+    item = random_image_item(5, (80, 60))
+    boxes = Detections(
+        xyxy=[[10, 10, 50, 40], [0, 0, 80, 60], [70, 50, 200, 90], [100, 100, 120, 120]],
+        scores=[0.9, 0.8, 0.7, 0.6], labels=("car", "car", "dog", "dog"),
+        choices=(Choice("day", 0.4),), region_choices=((), (), (), (Choice("kept", 1.0),)),
+    )  # fmt: skip
+    model = create_model("siglip", checkpoint=str(tiny_siglip), region_choices=CHOICES, threshold=0.0,
+                         top_k=2, batch_size=3, device="cpu")  # fmt: skip
+    (found,) = model.refine([item], [boxes])
+    assert isinstance(found, Detections)
+    np.testing.assert_array_equal(found.xyxy, boxes.xyxy)
+    assert found.choices == boxes.choices  # no image-level options: the image's choices stay
+    first, whole, edge, outside = found.region_choices
+    assert outside == (Choice("kept", 1.0),)  # off the image: no crop, left as it was
+    for classes in (first, whole, edge):
+        assert len(classes) == 2 and {c.label for c in classes} <= set(CHOICES.split(","))
+        assert classes[0].score >= classes[1].score and all(0 <= c.score <= 1 for c in classes)
+    # the first box grown by 10% of its size on each side (4 and 3 px), the second clipped to
+    # the image, the third clipped then grown: each scores as that crop would on its own
+    with Image.open(io.BytesIO(item.data)) as image:
+        crops = [image.crop((6, 7, 54, 43)), image.crop((0, 0, 80, 60)), image.crop((69, 49, 80, 60))]
+    every = create_model("siglip", checkpoint=str(tiny_siglip), choices=CHOICES, threshold=0.0, top_k=2,
+                         device="cpu")  # fmt: skip
+    alone = every.predict([_item_of(crop, f"crop{k}.png") for k, crop in enumerate(crops)])
+    for classes, single in zip((first, whole, edge), alone, strict=True):
+        assert isinstance(single, Detections)
+        assert [c.label for c in classes] == [c.label for c in single.choices]
+        np.testing.assert_allclose([c.score for c in classes], [c.score for c in single.choices], atol=1e-5)
+    assert first != whole  # the crop matters
+
+
+def test_region_choices_option_signature_and_errors(tiny_siglip: Path) -> None:
+    base = {"checkpoint": str(tiny_siglip), "choices": CHOICES}
+    plain = create_model("siglip", **base).signature()
+    assert "region_choices" not in plain.params  # caches made before the option stay valid
+    assert create_model("siglip", **base, region_choices="car,dog").signature().key != plain.key
+    regions_only = create_model("siglip", checkpoint=str(tiny_siglip), region_choices="car,dog", device="cpu")
+    with pytest.raises(SettingsError, match="region_choices=parked,moving classifies each detection"):
+        regions_only.predict([random_image_item(0, (8, 8))])  # alone: no detections to classify
+    (none,) = regions_only.refine([random_image_item(0, (8, 8))], [Detections()])
+    assert isinstance(none, Detections) and len(none) == 0 and none.choices == ()
+
+
+def test_region_choices_from_the_project_reach_a_chained_siglip_only() -> None:
+    mapping = LabelMap({"parked car": "parked"})
+    wanted = project_prompt("detr+siglip", {}, ("car",), mapping, ("day",), ("parked", "moving"))
+    assert wanted == {"siglip.choices": ["day"], "siglip.region_choices": ["parked car", "moving"]}
+    assert project_prompt("siglip", {}, (), mapping, ("day",), ("parked",)) == {"choices": ["day"]}
+    given = {"siglip.region_choices": "red,blue"}
+    assert project_prompt("detr+siglip", given, (), mapping, (), ("parked",)) == given

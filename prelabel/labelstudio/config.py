@@ -94,10 +94,23 @@ class LabelConfig:
     @property
     def image_choices(self) -> tuple[str, ...]:
         """The choices that classify the whole image (Choices on the image, not per region)."""
+        return self._choices(per_region=False)
+
+    @property
+    def region_choices(self) -> tuple[str, ...]:
+        """The choices that classify each region (``perRegion`` Choices on the image)."""
+        return self._choices(per_region=True)
+
+    def choices_control(self, per_region: bool) -> ControlTag | None:
+        """The image's first Choices control of that kind (task-level or per-region)."""
+        return next((c for c in self._choice_controls() if c.per_region == per_region), None)
+
+    def _choice_controls(self) -> list[ControlTag]:
         target = self.image.name
-        controls = [
-            c for c in self.controls if c.kind == "Choices" and c.to_name == target and not c.per_region
-        ]
+        return [c for c in self.controls if c.kind == "Choices" and c.to_name == target]
+
+    def _choices(self, per_region: bool) -> tuple[str, ...]:
+        controls = [c for c in self._choice_controls() if c.per_region == per_region]
         return tuple(dict.fromkeys(label for c in controls for label in c.labels))
 
     def find(self, kind: ControlKind, to_name: str | None = None) -> ControlTag | None:

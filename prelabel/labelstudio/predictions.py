@@ -17,9 +17,12 @@ per kept detection and as the config has the control (shapes in ``results``):
   detection's rectangle;
 
 and per image one ``choices`` result for a task-level Choices control: the best choice,
-or every matched one in config order when the control says ``choice="multiple"``.
+or every matched one in config order when the control says ``choice="multiple"``; a
+detection's region choices the same way, as a ``perRegion`` Choices result on its first
+region (its rectangle, else its brush, else its first polygon: same id, same geometry).
 A label no targeted control has is counted as unmatched (keypoint and choice labels
-with their kind, also when the config has no such control), never posted; a mask or
+with their kind, also when the config has no such control; choices go through the label map
+like labels, as the classifier's prompts from the project did), never posted; a mask or
 polygon whose label only another control has is dropped with a counted reason, and so
 are degenerate boxes and keypoints or choices whose score is not finite (a NaN would fail
 the whole chunk's POST). A control the model never fills is not an error:
@@ -40,15 +43,15 @@ import numpy.typing as npt
 
 from prelabel.convert.contours import DEFAULT_TOLERANCE, Points, mask_to_polygons, ring_to_rectangle
 from prelabel.convert.geometry import clean_boxes, clip_polygon, polygon_area
-from prelabel.errors import LabelConfigError
 from prelabel.failures import ErrorRow, Stage, item_failure
 from prelabel.frames import DisplayFrame, display_frame
 from prelabel.labelstudio.config import ControlTag, LabelConfig
 from prelabel.labelstudio.labelmap import LabelMap
-from prelabel.labelstudio.results import ImageFields, Result, box_geometry
-from prelabel.records import PredictionRecord
+from prelabel.labelstudio.results import ImageFields, Result, box_geometry, region_choices
+from prelabel.labelstudio.targets import Controls, fillable_controls, prediction_controls
+from prelabel.records import Choice, PredictionRecord
 
-__all__ = ["BatchBuild", "BuildReport", "build_batch", "build_prediction", "fillable_controls"]
+__all__ = ["BatchBuild", "BuildReport", "build_batch", "build_prediction"]
 
 _REGION_KINDS = ("RectangleLabels", "BrushLabels", "PolygonLabels", "KeyPointLabels")
 
@@ -60,49 +63,8 @@ class BuildReport:
     unmatched_labels: Counter[str] = field(default_factory=Counter)
     dropped: Counter[str] = field(default_factory=Counter)
     regions: int = 0
+    region_choices: int = 0  # per-region Choices results posted
     filled: set[str] = field(default_factory=set)
-
-
-@dataclass(frozen=True)
-class _Controls:
-    """The controls one prediction fills (None: not posted)."""
-
-    rect: ControlTag | None
-    brush: ControlTag | None
-    polygon: ControlTag | None
-    keypoints: ControlTag | None
-    text: ControlTag | None
-    choices: ControlTag | None
-
-
-def _controls(config: LabelConfig, boxes: bool | None, masks: bool | None) -> _Controls:
-    if boxes is None:
-        rect = config.find("RectangleLabels")
-    else:
-        rect = config.require("RectangleLabels", "posting boxes") if boxes else None
-    if masks is None:
-        brush = config.find("BrushLabels")
-    else:
-        brush = config.require("BrushLabels", "posting masks") if masks else None
-    image = config.image.name
-    choices = next((c for c in config.controls
-                    if c.kind == "Choices" and c.to_name == image and not c.per_region), None)  # fmt: skip
-    text = next((c for c in config.controls
-                 if c.kind == "TextArea" and c.to_name == image and c.per_region), None)  # fmt: skip
-    found = _Controls(rect, brush, config.find("PolygonLabels"), config.find("KeyPointLabels"),
-                      text if rect is not None else None, choices)  # fmt: skip
-    if not any((found.rect, found.brush, found.polygon, found.keypoints, found.choices)):
-        raise LabelConfigError(
-            "nothing to post: the labeling config needs a <RectangleLabels>, <BrushLabels>, "
-            f"<PolygonLabels>, <KeyPointLabels> or task-level <Choices> control on image {image!r}"
-        )
-    return found
-
-
-def fillable_controls(config: LabelConfig) -> set[str]:
-    """The image's controls a prediction could fill, as reports name them."""
-    image = config.image.name
-    return {c.tag for c in config.controls if c.to_name == image and c.kind != "Labels"}
 
 
 def build_prediction(
@@ -122,8 +84,8 @@ def build_prediction(
     ``False`` never posts brushes. ``boxes`` works the same way with RectangleLabels.
     ``polygon_tolerance``: pixels a mask's simplified outline may stray from its trace.
     """
-    builder = _Builder(record, _controls(config, boxes, masks), label_map or LabelMap(), config.image.name,
-                       polygon_tolerance)  # fmt: skip
+    controls = prediction_controls(config, boxes, masks)
+    builder = _Builder(record, controls, label_map or LabelMap(), config.image.name, polygon_tolerance)
     results, scores = builder.build()
     prediction = {
         "result": results,
@@ -137,7 +99,7 @@ class _Builder:
     """One record's results, control by control; counts go to ``report``."""
 
     def __init__(
-        self, record: PredictionRecord, controls: _Controls, label_map: LabelMap, to_name: str,
+        self, record: PredictionRecord, controls: Controls, label_map: LabelMap, to_name: str,
         tolerance: float,
     ) -> None:  # fmt: skip
         self.record, self.controls, self.label_map, self.tolerance = record, controls, label_map, tolerance
@@ -168,7 +130,7 @@ class _Builder:
             if not math.isfinite(detections.scores[i]):  # a model's NaN would fail the whole chunk's POST
                 self.report.dropped["score not finite"] += 1
                 continue
-            dropped_before = self.report.dropped.total()
+            dropped_before, first = self.report.dropped.total(), len(self.results)
             given = self.given_polygon(i)
             rect = self.rectangle(i, given)
             mask = detections.masks[i]
@@ -176,6 +138,7 @@ class _Builder:
             brushed = self.brush(i, decoded, rect is not None)
             outlined = self.polygons(i, given, decoded, rect is not None or brushed)
             if self.keypoints(i, rect) or rect is not None or brushed or outlined:
+                self.region_choices(i, self.results[first:])
                 self.report.regions += 1
                 scores.append(float(detections.scores[i]))
             elif self.report.dropped.total() == dropped_before:  # dropped shapes are counted already
@@ -303,25 +266,50 @@ class _Builder:
         if control is None:  # no task-level <Choices> on the image (one on another object, say)
             self.report.unmatched_labels.update(f"{choice.label} (choice)" for choice in choices)
             return
+        picked = self.pick(control, choices, "choice")
+        if picked is not None:
+            self.add(control, self.fields.choices(control, *picked))
+
+    def region_choices(self, i: int, posted: list[Result]) -> None:
+        """Detection ``i``'s choices on its first region among ``posted`` (its results)."""
+        control, choices = self.controls.region_choices, self.record.detections.region_choices[i]
+        if control is None:  # no perRegion <Choices> on the image
+            self.report.unmatched_labels.update(f"{choice.label} (region choice)" for choice in choices)
+            return
         if not choices:
             return
+        shapes = {c.name for c in (self.controls.rect, self.controls.brush, self.controls.polygon) if c}
+        region = next((r for r in posted if r["from_name"] in shapes), None)
+        if region is None:  # keypoints alone: no region a per-region Choices can attach to
+            self.report.dropped["region choices: no box, mask or polygon to attach to"] += 1
+            return
+        picked = self.pick(control, choices, "region choice")
+        if picked is not None:
+            self.add(control, region_choices(region, control, *picked))
+            self.report.region_choices += 1
+
+    def pick(
+        self, control: ControlTag, choices: Iterable[Choice], kind: str
+    ) -> tuple[list[str], float] | None:
+        """The choices ``control`` has, the best one or all in config order, and their best
+        score; the others are counted as unmatched ``<label> (<kind>)``."""
         best: dict[str, float] = {}
         for choice in choices:
             label = self.target(control, choice.label)
             if label is None:
-                self.report.unmatched_labels[f"{choice.label} (choice)"] += 1
+                self.report.unmatched_labels[f"{choice.label} ({kind})"] += 1
             elif not math.isfinite(choice.score):
-                self.report.dropped["choice: score not finite"] += 1
+                self.report.dropped[f"{kind}: score not finite"] += 1
             else:
                 best[label] = max(best.get(label, choice.score), choice.score)
         if not best:
-            return
+            return None
         if control.multiple:
             # a choice the config lists twice is chosen once
             labels = [label for label in dict.fromkeys(control.labels) if label in best]
         else:
             labels = [max(best, key=lambda label: best[label])]
-        self.add(control, self.fields.choices(control, labels, max(best[label] for label in labels)))
+        return labels, max(best[label] for label in labels)
 
 
 @dataclass
@@ -334,6 +322,7 @@ class BatchBuild:
     unmatched_labels: Counter[str] = field(default_factory=Counter)
     dropped: Counter[str] = field(default_factory=Counter)
     regions: int = 0
+    region_choices: int = 0
     unfilled: set[str] = field(default_factory=set)  # the config's controls no record filled
 
 
@@ -374,6 +363,7 @@ def build_batch(
         batch.unmatched_labels.update(report.unmatched_labels)
         batch.dropped.update(report.dropped)
         batch.regions += report.regions
+        batch.region_choices += report.region_choices
         filled |= report.filled
     batch.unfilled = fillable_controls(config) - filled
     return batch

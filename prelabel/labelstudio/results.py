@@ -3,7 +3,8 @@
 Geometry comes in displayed-image pixels and leaves in percent of the displayed image
 (through ``prelabel.convert.geometry``). Region results carry the image's displayed size
 (``original_width/height``) and ``image_rotation: 0``; results that share an ``id`` are
-one region in the labeling UI (a rectangle and its TextArea); a keypoint's ``parentID``
+one region in the labeling UI (a rectangle and its TextArea, a region and its per-region
+Choices); a keypoint's ``parentID``
 names the region it belongs to (the person's rectangle), as the frontend's
 ``RegionsMixin.parentID`` reads it. A keypoint's ``width`` is the drawn point's size in
 percent of the image width (the frontend's ``KeyPointRegion`` serialises it so).
@@ -22,7 +23,7 @@ from prelabel.convert.geometry import corners_to_percent, points_to_percent, xyx
 from prelabel.convert.masks import mask_to_brush
 from prelabel.labelstudio.config import ControlTag
 
-__all__ = ["KEYPOINT_WIDTH", "ImageFields", "Result", "box_geometry"]
+__all__ = ["KEYPOINT_WIDTH", "ImageFields", "Result", "box_geometry", "region_choices"]
 
 Result = dict[str, Any]
 
@@ -88,6 +89,16 @@ class ImageFields:
         """A task-level ``choices`` result (no geometry, no image size)."""
         return {"id": control.name, "type": "choices", "from_name": control.name, "to_name": self.to_name,
                 "value": {"choices": list(labels)}, "score": score}  # fmt: skip
+
+
+def region_choices(region: Result, control: ControlTag, labels: Sequence[str], score: float) -> Result:
+    """A per-region ``choices`` result on ``region`` (a rectangle, brush or polygon result): its
+    id, image size and geometry (its value without its labels), as the frontend serialises a
+    per-region classification (``Result.serialize``: the area's own serialisation, then the
+    control's name, type and value)."""
+    geometry = {k: v for k, v in region["value"].items() if k != region["type"]}
+    value = {**geometry, "choices": list(labels)}
+    return {**region, "type": "choices", "from_name": control.name, "value": value, "score": score}
 
 
 def box_geometry(
