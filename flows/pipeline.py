@@ -87,6 +87,7 @@ def run_pipeline(
 
     errors: list[ErrorRow] = []
     unmatched_labels: Counter[str] = Counter()
+    dropped: Counter[str] = Counter()
     unfilled: set[str] | None = None  # controls no batch filled: said once for the run
     model_counts: Counter[str] = Counter()
     verified: Counter[str] = Counter()
@@ -111,6 +112,9 @@ def run_pipeline(
         inferred = batch.result
         errors += inferred.errors + built.errors
         unmatched_labels.update(built.unmatched_labels)
+        dropped.update(built.dropped)
+        summary.regions += built.regions
+        summary.region_choices += built.region_choices
         unfilled = built.unfilled if unfilled is None else unfilled & built.unfilled
         summary.cached += inferred.cached
         summary.inferred += inferred.inferred
@@ -130,6 +134,7 @@ def run_pipeline(
     summary.model_counts = dict(model_counts) or None
     summary.verified = dict(verified) if verify is not None else None
     summary.unmatched_labels = sum(unmatched_labels.values())
+    summary.dropped = dict(dropped) or None
     if unfilled:
         summary.tags_not_filled = sorted(unfilled)
         log.warning("the model filled none of %s in this run", ", ".join(summary.tags_not_filled))

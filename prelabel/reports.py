@@ -97,6 +97,9 @@ class RunSummary:
     files: dict[str, str] | None = None
     verified: dict[str, int] | None = None  # "<label> kept|dropped": boxes a verifier kept or dropped
     tags_not_filled: list[str] | None = None  # the config's controls the model filled nowhere
+    regions: int = 0  # regions in the built predictions (a detection's rectangle, brush... count once)
+    region_choices: int = 0  # per-region Choices results in them
+    dropped: dict[str, int] | None = None  # shapes and values left out of the predictions, by reason
 
     def markdown(self) -> str:
         """The run as a markdown summary (the Prefect UI shows it as an artifact)."""
@@ -113,7 +116,10 @@ class RunSummary:
             ("files without a task", self.unmatched_files),
             ("tasks without a file", self.unmatched_tasks),
             ("detections with labels the project lacks", self.unmatched_labels),
+            ("regions in the predictions", self.regions),
         ]
+        if self.region_choices:
+            rows.append(("per-region choices in them", self.region_choices))
         title = f"# prelabel: project {self.project_id}, model version `{self.model_version}`"
         lines = [title, "", "| | count |", "| --- | ---: |"]
         rows += sorted((self.model_counts or {}).items())
@@ -123,6 +129,9 @@ class RunSummary:
                 "",
                 "Tags the model filled on no image: " + ", ".join(f"`{t}`" for t in self.tags_not_filled),
             ]
+        if self.dropped:
+            left = ", ".join(f"{reason} ({n:,})" for reason, n in sorted(self.dropped.items()))
+            lines += ["", f"Left out of the predictions: {left}"]
         if self.verified is not None:
             lines += ["", *_verified_table(self.verified)]
         if self.files:

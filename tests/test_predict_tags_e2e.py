@@ -98,6 +98,8 @@ def test_raw_files_fill_every_tag(
     assert by_id[("det0", "rectanglelabels")]["value"]["rectanglelabels"] == ["car"]
     assert "Tags the model filled on no image" not in done.stdout  # every tag got something
     assert "tail (keypoint)" in (tmp_path / "unmatched_labels.csv").read_text()
+    assert "| regions in the predictions | 3 |" in done.stdout
+    assert "Left out of the predictions: polygon: hole dropped (1)" in done.stdout  # the mask's hole
 
 
 def test_ocr_posts_a_rotated_rectangle_with_its_text(
