@@ -5,7 +5,7 @@ the displayed image (orientation applied, as Label Studio shows it). So an expor
 whose EXIF orientation is not 1 is written with the orientation applied and the tag
 removed (JPEG at quality 95; other formats as PNG), and orientation-1 bytes are copied as
 they are. The encoding is deterministic for one Pillow/libjpeg build, so a rerun finds the
-same bytes. Keeping the original bytes instead moves boxes and masks to the stored grid.
+same bytes. Keeping the original bytes instead moves boxes, masks and points to the stored grid.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from pathlib import PurePosixPath
 
 from PIL import Image, ImageOps
 
-from prelabel.convert.geometry import orient_boxes, orient_mask
+from prelabel.convert.geometry import orient_boxes, orient_mask, orient_points
 from prelabel.convert.masks import coco_to_mask, mask_to_coco
 from prelabel.errors import ImageError
-from prelabel.frames import to_display_frame
+from prelabel.frames import move_points, to_display_frame
 from prelabel.images import ImageInfo
 from prelabel.records import Detections
 
@@ -67,7 +67,8 @@ def image_for_export(data: bytes, info: ImageInfo, name: str, keep_original: boo
 
 def frame_for_export(detections: Detections, info: ImageInfo, keep_original: bool) -> Detections:
     """Detections on the grid of the exported image: the displayed one (``frames`` rule), or
-    with ``keep_original`` the stored one (the EXIF orientation undone)."""
+    with ``keep_original`` the stored one (the EXIF orientation undone; boxes, masks, polygon
+    vertices and keypoints alike)."""
     shown = to_display_frame(detections, info)
     if not keep_original or info.orientation == 1:
         return shown
@@ -77,4 +78,5 @@ def frame_for_export(detections: Detections, info: ImageInfo, keep_original: boo
         masks=tuple(
             None if m is None else mask_to_coco(orient_mask(coco_to_mask(m), back)) for m in shown.masks
         ),
+        **move_points(shown, lambda points: orient_points(points, info.width, info.height, back)),
     )

@@ -2,7 +2,8 @@
 (``export_inferred``: the write, once a batch is inferred; the flows overlap the three).
 
 Per batch ``coco/batch_NNNNN.json`` (images, categories, boxes in xywh pixels, RLE masks,
-scores), one PNG per object mask under ``masks/``, and optionally the images under
+scores, and polygons, keypoints and choices as ``prelabel.exportshapes`` shapes them), one
+PNG per object mask under ``masks/``, and optionally the images under
 ``images/`` (as displayed: ``prelabel.exportimages``). The bytes an image was read with
 for inference are the bytes exported: nothing is downloaded twice.
 
@@ -33,6 +34,14 @@ from prelabel.convert.geometry import xyxy_to_xywh
 from prelabel.convert.masks import coco_area, coco_to_mask
 from prelabel.errors import PrelabelError
 from prelabel.exportimages import frame_for_export, image_for_export
+from prelabel.exportshapes import (
+    category_fields,
+    choice_fields,
+    keypoint_fields,
+    keypoint_names,
+    polygon_area,
+    polygon_segmentation,
+)
 from prelabel.failures import ErrorRow, Stage, item_failure
 from prelabel.images import DEFAULT_MAX_PIXELS
 from prelabel.ingest.fetch import Fetcher
@@ -185,16 +194,20 @@ def export_records(
     first_id = (number - 1) * plan.batch_size + 1
     position = {uri: i for i, uri in enumerate(uris)}
     coco: dict[str, Any] = {"images": [], "annotations": []}
+    points = keypoint_names(records, plan.label_map, plan.categories)
     for record in sorted(records, key=lambda r: position[r.uri]):
         with item_failure(report.errors, record.uri, Stage.EXPORT):
             image_id = first_id + position[record.uri]
             image, annotations, files = _image_entries(record, items[record.uri], image_id, plan, categories,
-                                                       report.unmatched)  # fmt: skip
+                                                       points, report.unmatched)  # fmt: skip
             for kind, key, data, content_type in files:
                 put(kind, key, data, content_type)
             coco["images"].append(image)
             coco["annotations"] += annotations
-    coco["categories"] = [{"id": i, "name": name} for name, i in categories.items()]
+    coco["categories"] = [
+        {"id": i, "name": name} | (category_fields(points[name]) if name in points else {})
+        for name, i in categories.items()
+    ]
     put(
         "coco", f"coco/batch_{number:05d}.json", json.dumps(coco, sort_keys=True).encode(), "application/json"
     )
@@ -206,9 +219,10 @@ def export_records(
 
 def _image_entries(
     record: PredictionRecord, item: ImageItem, image_id: int, plan: ExportPlan, categories: dict[str, int],
-    unmatched: Counter[str],
+    points: Mapping[str, tuple[str, ...]], unmatched: Counter[str],
 ) -> tuple[dict[str, Any], list[dict[str, Any]], list[tuple[str, str, bytes, str]]]:  # fmt: skip
-    """One image's COCO entry, its annotations and the files to write (nothing written yet)."""
+    """One image's COCO entry, its annotations and the files to write (nothing written yet);
+    ``points``: each category's keypoint names in this batch."""
     info = record.image
     if len(record.detections) > MAX_OBJECTS:
         raise PrelabelError(
@@ -225,7 +239,7 @@ def _image_entries(
         "source": redact_url(record.uri), "source_sha256": info.sha256,
         "source_orientation": info.orientation,
         "pixels": "stored" if plan.keep_original_images else "displayed",
-    }  # fmt: skip
+    } | choice_fields(found.choices, plan.label_map)  # fmt: skip
     if plan.with_images:
         image |= {"sha256": hashlib.sha256(out.data).hexdigest(), "image": out.done}
         files.append(("images", image["file_name"], out.data, "application/octet-stream"))
@@ -248,6 +262,17 @@ def _image_entries(
             entry["segmentation"], entry["area"] = dict(mask), coco_area(mask)
             entry["mask_file"] = f"masks/{tag}_{k:03d}.png"
             files.append(("masks", entry["mask_file"], _png(coco_to_mask(mask)), "image/png"))
+        polygon = found.polygons[k]
+        if polygon is not None:
+            ring = polygon_segmentation(polygon)
+            if mask is None:
+                entry["segmentation"], entry["area"] = ring, polygon_area(ring, height, width)
+            else:  # the mask is the finer shape; the polygon (an OCR quadrilateral, say) kept beside
+                entry["polygon"] = ring
+        keypoints = found.keypoints[k]
+        if keypoints is not None:
+            entry |= keypoint_fields(keypoints, points[label], plan.label_map)
+        entry |= choice_fields(found.region_choices[k], plan.label_map)
         if found.texts[k] is not None:
             entry["text"] = found.texts[k]
         annotations.append(entry)

@@ -17,7 +17,7 @@ Records without masks carry no grid information; their boxes are taken as displa
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +30,7 @@ from prelabel.errors import MaskError
 from prelabel.images import ImageInfo
 from prelabel.records import Detections, Keypoint
 
-__all__ = ["DisplayFrame", "display_frame", "to_display_frame"]
+__all__ = ["DisplayFrame", "display_frame", "move_points", "to_display_frame"]
 
 _SWAPS_AXES = frozenset({5, 6, 7, 8})
 
@@ -110,20 +110,26 @@ def to_display_frame(detections: Detections, image: ImageInfo) -> Detections:
     frame = display_frame(detections, image)
     if not frame.moves:
         return detections
+    return detections.replace(
+        xyxy=frame.xyxy,
+        masks=tuple(None if m is None else mask_to_coco(frame.mask(m)) for m in detections.masks),
+        **move_points(detections, frame.points),
+    )
+
+
+def move_points(
+    detections: Detections, move: Callable[[npt.ArrayLike], npt.NDArray[np.float64]]
+) -> dict[str, Any]:
+    """``polygons`` and ``keypoints`` with every point moved by ``move`` ((n, 2) pixels in and
+    out), as ``Detections.replace`` takes them: the one way points follow their boxes."""
     keypoints: list[tuple[Keypoint, ...] | None] = []
     for points in detections.keypoints:
         if points is None:
             keypoints.append(None)
             continue
-        moved = frame.points([(p.x, p.y) for p in points])
+        moved = move([(p.x, p.y) for p in points])
         keypoints.append(
             tuple(p._replace(x=float(x), y=float(y)) for p, (x, y) in zip(points, moved, strict=True))
         )
-    return detections.replace(
-        xyxy=frame.xyxy,
-        masks=tuple(None if m is None else mask_to_coco(frame.mask(m)) for m in detections.masks),
-        polygons=tuple(
-            None if p is None else tuple(map(tuple, frame.points(p))) for p in detections.polygons
-        ),
-        keypoints=tuple(keypoints),
-    )
+    polygons = tuple(None if p is None else tuple(map(tuple, move(p))) for p in detections.polygons)
+    return {"polygons": polygons, "keypoints": tuple(keypoints)}
