@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import zlib
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -49,7 +50,7 @@ from prelabel.models.base import ImageItem, ModelAdapter
 from prelabel.models.base import class_list as split_classes
 from prelabel.paths import safe_file_name
 from prelabel.pipeline import InferResult, ReadBatch, infer_read, read_batch
-from prelabel.records import ModelSignature, PredictionRecord
+from prelabel.records import Detections, ModelSignature, PredictionRecord
 from prelabel.redact import redact_url
 from prelabel.store.cache import PredictionCache
 from prelabel.store.export import BatchIndex, ObjectStore, index_key, read_index, started_key
@@ -209,7 +210,10 @@ def export_records(
         for name, i in categories.items()
     ]
     put(
-        "coco", f"coco/batch_{number:05d}.json", json.dumps(coco, sort_keys=True).encode(), "application/json"
+        "coco",
+        f"coco/batch_{number:05d}.json",
+        json.dumps(coco, sort_keys=True, allow_nan=False).encode(),
+        "application/json",
     )
     body = BatchIndex(found, kinds).to_bytes()
     if index is None or index.objects != found or index.kinds != kinds:
@@ -228,6 +232,7 @@ def _image_entries(
         raise PrelabelError(
             f"{len(record.detections)} objects: more than the {MAX_OBJECTS} an image's ids hold"
         )
+    _require_finite_scores(record.detections)
     name = safe_file_name(name_of(record.uri))  # a URL's name is the source's choice
     out = image_for_export(item.data, info, f"{info.sha256[:8]}-{name}", plan.keep_original_images)
     found = frame_for_export(record.detections, info, plan.keep_original_images)
@@ -277,6 +282,16 @@ def _image_entries(
             entry["text"] = found.texts[k]
         annotations.append(entry)
     return image, annotations, files
+
+
+def _require_finite_scores(found: Detections) -> None:
+    """A NaN or infinite score (a model's numeric failure, e.g. float16 overflow) would make
+    the batch's COCO JSON invalid: the image is an error row instead."""
+    scores = [*found.scores.tolist(), *(c.score for c in found.choices),
+              *(p.score for points in found.keypoints if points for p in points),
+              *(c.score for choices in found.region_choices for c in choices)]  # fmt: skip
+    if not all(math.isfinite(score) for score in scores):
+        raise PrelabelError("a score is not a finite number (the model's output is broken): not exported")
 
 
 def _png(mask: np.ndarray[Any, Any]) -> bytes:

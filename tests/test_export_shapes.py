@@ -172,3 +172,41 @@ def test_keypoint_names_do_not_depend_on_earlier_batches(tmp_path: Path) -> None
     assert second["categories"] == [{"id": 1, "name": "bird", "keypoints": ["beak", "wing"], "skeleton": []}]
     (entry,) = second["annotations"]
     assert entry["keypoints"] == [6.0, 6.0, 2, 5.0, 6.0, 2] and entry["keypoint_scores"] == [1.0, 1.0]
+
+
+@pytest.mark.parametrize("where", ["box", "keypoint", "region choice", "image choice"])
+def test_a_score_that_is_not_finite_is_the_images_error_row_and_the_json_stays_strict(
+    tmp_path: Path, where: str
+) -> None:
+    """A model's NaN (float16 overflow, say) would have been written as NaN: not JSON."""
+    from prelabel.exporting import export_records
+    from prelabel.images import read_image_info
+    from prelabel.models.base import ImageItem
+    from prelabel.records import Choice, Detections, Keypoint, ModelSignature, PredictionRecord
+
+    nan = float("nan")
+    broken = Detections(
+        xyxy=[[1, 1, 10, 10]], scores=[nan if where == "box" else 0.5], labels=["car"],
+        keypoints=((Keypoint("nose", 5, 5, nan if where == "keypoint" else 0.5),),),
+        region_choices=((Choice("red", nan if where == "region choice" else 0.5),),),
+        choices=(Choice("day", nan if where == "image choice" else 0.5),),
+    )  # fmt: skip
+    good = Detections(xyxy=[[2, 2, 12, 12]], scores=[0.7], labels=["car"])
+    items, records = {}, []
+    for name, found in (("broken.png", broken), ("good.png", good)):
+        buffer = io.BytesIO()
+        Image.new("RGB", (40, 30), (9, 9, 9)).save(buffer, "PNG")
+        info = read_image_info(buffer.getvalue(), name)
+        items[name] = ImageItem(name, buffer.getvalue(), info)
+        records.append(PredictionRecord(info, found, ModelSignature("m"), uri=name))
+    plan = ExportPlan(batch_size=2)
+    store = LocalStore(tmp_path / "out")
+    report = export_records(store, plan, 1, list(items), items, records, plan.category_ids())
+    assert [(e.file, "not a finite number" in e.error) for e in report.errors] == [("broken.png", True)]
+    coco = json.loads((tmp_path / "out" / "coco" / "batch_00001.json").read_text(), parse_constant=_refuse)
+    assert [image["source"] for image in coco["images"]] == ["good.png"]
+    assert [a["score"] for a in coco["annotations"]] == [0.7]
+
+
+def _refuse(constant: str) -> None:
+    raise AssertionError(f"{constant} in the COCO JSON")
