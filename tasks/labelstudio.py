@@ -10,6 +10,8 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from prelabel.errors import PrelabelError
+from prelabel.failures import Stage, failure_row
 from prelabel.labelstudio.client import Project, Task
 from prelabel.labelstudio.importing import import_images
 from prelabel.labelstudio.labelmap import LabelMap
@@ -86,7 +88,8 @@ def post_batch(
     """Convert a batch of records into predictions and post them exactly once.
 
     ``versions`` were read before the run; a retried run of this task re-reads each chunk's
-    tasks before posting it (an earlier try may have stored some of them).
+    tasks before posting it (an earlier try may have stored some of them). A prediction Label
+    Studio refuses becomes its image's error row (stage "post", the server's reason).
     """
     from prefect.runtime import task_run
 
@@ -98,6 +101,9 @@ def post_batch(
             client, project.id, batch.predictions, model_version, versions,
             overwrite=overwrite, chunk_size=chunk_size, dry_run=dry_run, recheck=task_run.run_count > 1,
         )  # fmt: skip
+    for task_id, reason in report.refused.items():
+        refused = PrelabelError(f"Label Studio refused the prediction: {reason}")
+        batch.errors.append(failure_row(batch.names[task_id], Stage.POST, refused))
     return batch, report
 
 

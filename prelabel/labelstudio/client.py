@@ -375,6 +375,12 @@ def _excerpt(answer: httpx.Response, limit: int = 500) -> str:
         return answer.text[:limit]
     if isinstance(body, dict):
         detail = body.get("validation_errors") or body.get("detail") or body
+        if isinstance(detail, dict) and detail and all(isinstance(v, list) for v in detail.values()):
+            # A validation answer, {field: [message, ...]}: its messages, "field: " before each but
+            # the request-wide ones (a bulk prediction import lists "Prediction 3: ..." there).
+            detail = "; ".join(
+                str(m) if k == "non_field_errors" else f"{k}: {m}" for k, v in detail.items() for m in v
+            )
         return json.dumps(detail)[:limit] if not isinstance(detail, str) else detail[:limit]
     return json.dumps(body)[:limit]
 

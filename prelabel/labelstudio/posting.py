@@ -10,6 +10,17 @@ was: the model versions of just that chunk's tasks are read again (one request) 
 the tasks still without the version are posted. ``recheck`` does the same read before
 each chunk, for a retried batch whose ``existing`` predates its own first attempt.
 
+A chunk Label Studio refuses as invalid (400: a server with prediction validation on
+refuses the whole request for one invalid prediction, and stores none of it) is posted in
+halves, recursively, until each refused prediction stands alone: k refused predictions of n
+cost O(k log n) requests, the others are posted once, and each refused task is reported
+with the server's reason (``PostReport.refused``). It has no prediction (with ``overwrite``,
+its old one was deleted before the post), so a rerun tries it again. Other failures (401,
+403, 404, 429, 5xx) are not about one prediction: they raise. With validation off, Label
+Studio answers 201 and silently drops an invalid prediction: when fewer are created than
+sent, the chunk's tasks are read once and those still without the version are reported as
+refused too.
+
 ``overwrite`` works per chunk: read the chunk's state, delete that version's predictions
 of the chunk's tasks (and only theirs), post. A crash leaves each chunk as it was or
 replaced; a rerun with ``overwrite`` finishes the job. Either way no task ends with two
@@ -19,11 +30,12 @@ predictions of one version.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Mapping, MutableSequence, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from prelabel.errors import AmbiguousWriteError
+from prelabel.errors import AmbiguousWriteError, LabelStudioError
 from prelabel.labelstudio.client import LabelStudioClient
 
 __all__ = ["PostReport", "post_predictions"]
@@ -35,8 +47,9 @@ log = logging.getLogger(__name__)
 class PostReport:
     """What a post did: counts, the task ids it skipped, and how often it read the state again.
 
-    ``recovered`` counts tasks found stored after an ambiguous failure (they are in
-    ``created`` too); ``rechecks`` the requests that re-read a chunk's state.
+    ``recovered`` counts tasks found stored after an ambiguous failure or a refusal (they are
+    in ``created`` too); ``rechecks`` the requests that re-read a chunk's state; ``refused``
+    maps each task whose prediction Label Studio refused (or dropped) to its reason.
     """
 
     created: int = 0
@@ -46,6 +59,7 @@ class PostReport:
     dry_run: bool = False
     recovered: int = 0
     rechecks: int = 0
+    refused: dict[int, str] = field(default_factory=dict)
 
 
 def post_predictions(
@@ -105,7 +119,9 @@ def _post_chunk(
     report: PostReport,
     max_rounds: int,
 ) -> None:
-    """One bulk POST; after an ambiguous failure, re-read the chunk and post what is missing."""
+    """One bulk POST; after an ambiguous failure, re-read the chunk and post what is missing;
+    a chunk refused as invalid is posted in halves (``_bisect``), one stored in part is read
+    again to name what was dropped (``_dropped``)."""
     pending = list(chunk)
     for round_ in range(1, max_rounds + 1):
         if not pending:
@@ -113,8 +129,7 @@ def _post_chunk(
         payload = [{**predictions[t], "task": t, "model_version": model_version} for t in pending]
         report.requests += 1
         try:
-            report.created += client.import_predictions(project_id, payload)
-            return
+            created = client.import_predictions(project_id, payload)
         except AmbiguousWriteError as exc:
             if round_ == max_rounds:
                 raise
@@ -123,6 +138,70 @@ def _post_chunk(
             pending = _still_missing(client, project_id, model_version, pending, report, stored)
             report.created += len(stored)
             report.recovered += len(stored)
+        except LabelStudioError as exc:
+            if exc.status != 400:  # not about what was sent (auth, a missing project, overload)
+                raise
+            _bisect(client, project_id, predictions, model_version, pending, report, max_rounds, exc)
+            return
+        else:
+            report.created += created
+            if created < len(pending):
+                _dropped(client, project_id, model_version, pending, report, created)
+            return
+
+
+def _dropped(
+    client: LabelStudioClient,
+    project_id: int,
+    model_version: str,
+    chunk: Sequence[int],
+    report: PostReport,
+    created: int,
+) -> None:
+    """Name the tasks of a chunk stored in part (one request): a server with prediction
+    validation off answers 201 and drops each invalid prediction, its reason only in its log."""
+    missing = _still_missing(client, project_id, model_version, chunk, report, [])
+    reason = (f"Label Studio stored {created} of the {len(chunk)} predictions sent and dropped this one "
+              "without saying why (an invalid prediction, on a server with prediction validation off; "
+              "its log has the reason)")  # fmt: skip
+    for task_id in missing:
+        report.refused[task_id] = reason
+    log.warning("Label Studio dropped the predictions of tasks %s without saying why", missing)
+
+
+def _bisect(
+    client: LabelStudioClient,
+    project_id: int,
+    predictions: Mapping[int, Mapping[str, Any]],
+    model_version: str,
+    refused: Sequence[int],
+    report: PostReport,
+    max_rounds: int,
+    error: LabelStudioError,
+) -> None:
+    """Post the halves of a refused chunk until each refused prediction is alone, then report it.
+
+    Before splitting, the chunk's tasks are read again (one request): a server that imports
+    in sub-batches (Label Studio's memory-efficient import, 500 a time) may have stored the
+    first ones before refusing a later one, and those must not be posted twice.
+    """
+    if len(refused) == 1:
+        report.refused[refused[0]] = _reason(error.detail)
+        log.warning("Label Studio refused the prediction of task %d: %s", refused[0], error.detail)
+        return
+    stored: list[int] = []
+    pending = _still_missing(client, project_id, model_version, refused, report, stored)
+    report.created += len(stored)
+    report.recovered += len(stored)
+    half = (len(pending) + 1) // 2
+    for part in (pending[:half], pending[half:]):
+        _post_chunk(client, project_id, predictions, model_version, part, report, max_rounds)
+
+
+def _reason(detail: str) -> str:
+    """Label Studio's reason for refusing one prediction, without its place in the request
+    ("Prediction 0: "), which means nothing outside it."""
+    return re.sub(r"(^|; )Prediction \d+: ", r"\1", detail)
 
 
 def _still_missing(

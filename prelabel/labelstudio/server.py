@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,12 +126,14 @@ def start_label_studio(
     legacy_token: str = "prelabel0local0legacy0token0000000000000",  # noqa: S107
     venv_dir: Path | None = None,
     startup_timeout: float = 300.0,
+    env: Mapping[str, str] | None = None,
 ) -> LocalLabelStudio:
     """Start Label Studio headless on 127.0.0.1 and wait until it answers.
 
     The first start of a data directory runs the database migrations (about 80 s here).
     Raises ``LabelStudioStartError`` with the end of the server log when it does not
-    come up in ``startup_timeout`` seconds.
+    come up in ``startup_timeout`` seconds. ``env`` adds environment variables, e.g. a feature
+    flag (``fflag_feat_utc_210_prediction_validation_15082025=true``: prediction validation).
     """
     executable = ensure_installed(venv_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -145,6 +148,7 @@ def start_label_studio(
         "SENTRY_DSN": "",
         "FRONTEND_SENTRY_DSN": "",
         "COLLECT_ANALYTICS": "false",
+        **(env or {}),
     }
     log_file = data_dir / "label-studio.log"
     command = [
