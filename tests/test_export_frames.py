@@ -29,19 +29,26 @@ def _red(pixels: np.ndarray) -> np.ndarray:
     return (pixels[..., 0] > 150) & (pixels[..., 2] < 100)
 
 
+def oriented_photo(folder: Path, orientation: int) -> Path:
+    """``o<orientation>.jpg``: a red block 10 + orientation px from the left on blue, as
+    displayed (120x80), stored rotated or flipped with the EXIF tag that shows it upright."""
+    shown = Image.new("RGB", (120, 80), (20, 40, 200))
+    shown.paste(RED, (10 + orientation, 12, 50 + orientation, 40))
+    stored = shown.transpose(STORE_AS[orientation]) if orientation != 1 else shown
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = folder / f"o{orientation}.jpg"
+    stored.save(path, "JPEG", quality=98, exif=exif.tobytes())
+    return path
+
+
 def _photos(folder: Path) -> list[Path]:
     """One JPEG per orientation: a red block off-centre on blue, as displayed (120x80), stored
     rotated or flipped with the EXIF tag that shows it upright; raw files on the displayed grid."""
     folder.mkdir()
     paths = []
     for orientation in range(1, 9):
-        shown = Image.new("RGB", (120, 80), (20, 40, 200))
-        shown.paste(RED, (10 + orientation, 12, 50 + orientation, 40))
-        stored = shown.transpose(STORE_AS[orientation]) if orientation != 1 else shown
-        exif = Image.Exif()
-        exif[0x0112] = orientation
-        path = folder / f"o{orientation}.jpg"
-        stored.save(path, "JPEG", quality=98, exif=exif.tobytes())
+        path = oriented_photo(folder, orientation)
         loaded = load_image(path)
         assert loaded.rgb.size == (120, 80)
         mask = _red(loaded.to_array()).astype(np.uint8)

@@ -22,7 +22,7 @@ from prelabel.exportshapes import COCO_SKELETON
 from prelabel.models import create_model
 from prelabel.records import COCO_KEYPOINTS
 from prelabel.store.export import LocalStore
-from tests.test_export_frames import RED, STORE_AS, _red
+from tests.test_export_frames import _red, oriented_photo
 
 LABEL_MAP = {"stop": "stop sign", "outdoor": "outside", "tail_tip": "tail"}
 
@@ -38,13 +38,7 @@ def _photos(folder: Path) -> list[Path]:
     folder.mkdir()
     paths = []
     for o in range(1, 9):
-        shown = Image.new("RGB", (120, 80), (20, 40, 200))
-        shown.paste(RED, (10 + o, 12, 50 + o, 40))
-        stored = shown.transpose(STORE_AS[o]) if o != 1 else shown
-        exif = Image.Exif()
-        exif[0x0112] = o
-        path = folder / f"o{o}.jpg"
-        stored.save(path, "JPEG", quality=98, exif=exif.tobytes())
+        path = oriented_photo(folder, o)
         sign = np.zeros((80, 120), np.uint8)
         sign[50:70, 80:100] = 1
         raw = {
