@@ -4,6 +4,7 @@ every number known in advance."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import re
 from collections.abc import Iterator
@@ -23,9 +24,9 @@ from prelabel.labelstudio.server import LocalLabelStudio
 from prelabel.quality import Pairs, QualitySummary, load_pairs, measure_quality, write_quality
 from prelabel.quality.chart import CHART_SIZE
 from prelabel.quality.matching import Fate, Match, fate, greedy_match, iou_matrix
-from prelabel.quality.metrics import label_scores, text_score
+from prelabel.quality.metrics import label_scores, region_choice_scores, text_score
 from prelabel.quality.pairs import TaskPair, pair_tasks
-from prelabel.quality.report import LABEL_COLUMNS
+from prelabel.quality.report import LABEL_COLUMNS, REGION_CHOICE_COLUMNS
 from tests.conftest import run_prelabel
 from tests.support.known_edits import (
     AP50_CAR_POLYGON,
@@ -34,6 +35,8 @@ from tests.support.known_edits import (
     AP_CAR_POLYGON,
     AP_PERSON_BOX,
     CONFIG,
+    REGION_CHOICES_BY_ID,
+    REGION_CHOICES_MATCHED,
     known_edits_project,
 )
 
@@ -78,6 +81,11 @@ def test_known_edits_give_known_numbers(synthetic: tuple[LabelStudioClient, Proj
     assert mask["ap50"] == pytest.approx(1.0) and mask["ap"] == pytest.approx(AP_CAR_MASK)
 
     assert [(c.control, c.tasks, c.correct, c.accuracy) for c in summary.choices] == [("scene", 4, 3, 0.75)]
+    matched, by_id = summary.region_choices
+    assert (matched.control, matched.pairing, matched.compared, matched.correct) == ("kind", "matched", 5, 2)
+    assert (by_id.control, by_id.pairing, by_id.compared, by_id.correct) == ("kind", "same id", 6, 2)
+    assert matched.accuracy == 0.4 and by_id.accuracy == pytest.approx(1 / 3)
+    assert matched.confusion == REGION_CHOICES_MATCHED and by_id.confusion == REGION_CHOICES_BY_ID
     texts = summary.texts
     assert (texts.compared, texts.corrected, texts.edits, texts.reference_chars) == (2, 1, 1, 13)
     assert texts.cer == pytest.approx(1 / 13)
@@ -120,6 +128,21 @@ def test_cli_writes_csv_json_and_charts(
     assert summary["keypoint_tolerance"] == 0.03 and summary["not_measured"] == {}
     assert summary["fates"] == {"kept": 6, "edited": 5, "deleted": 3, "added": 3}  # by id: any tolerance
     assert summary["texts"]["cer"] == pytest.approx(1 / 13) and summary["choices"][0]["accuracy"] == 0.75
+    matched, by_id = summary["region_choices"]  # pairing by match does not depend on the tolerance here
+    assert {k: matched[k] for k in ("control", "pairing", "compared", "correct", "accuracy")} == {
+        "control": "kind", "pairing": "matched", "compared": 5, "correct": 2, "accuracy": 0.4}  # fmt: skip
+    assert (by_id["pairing"], by_id["compared"], by_id["correct"]) == ("same id", 6, 2)
+    assert matched["confusion"][0] == {"predicted": ["sedan"], "annotated": ["sedan"], "regions": 2}
+    with (out / "region_choices.csv").open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        assert reader.fieldnames == REGION_CHOICE_COLUMNS
+        confusion = [
+            (r["control"], r["pairing"], r["predicted"], r["annotated"], r["regions"]) for r in reader
+        ]
+    pairings = (("matched", REGION_CHOICES_MATCHED), ("same id", REGION_CHOICES_BY_ID))
+    expected = [("kind", pairing, "; ".join(dt), "; ".join(gt), str(n))
+                for pairing, counts in pairings for (dt, gt), n in counts.items()]  # fmt: skip
+    assert sorted(confusion) == sorted(expected) and ("kind", "matched", "truck", "", "1") in confusion
     with (out / "labels.csv").open(newline="") as handle:
         labels = {(r["type"], r["label"]): r for r in csv.DictReader(handle)}
     assert float(labels["rectanglelabels", "person"]["ap"]) == pytest.approx(AP_PERSON_BOX)
@@ -158,6 +181,11 @@ def test_cli_writes_csv_json_and_charts(
             assert image.size == CHART_SIZE and image.format == "PNG"
     assert "character error rate 0.077" in done.stdout
     assert "keypoints within 0.03 of the image diagonal" in done.stdout
+    assert (
+        "- Per-region choices kind, matched regions: 0.400 accuracy (2 of 5); predicted -> annotated: "
+        "sedan -> sedan 2, " in done.stdout
+    )
+    assert "truck -> (none) 1" in done.stdout and "(none) -> sedan 1" in done.stdout
 
 
 def test_an_unknown_model_version_names_the_versions_there(
@@ -336,7 +364,7 @@ def test_keypoints_match_within_the_tolerance_of_the_image_diagonal() -> None:
         _point("d", 10, 90, "nose"),  # relabelled eye by people (edited): a miss both ways
     ]
     pair = TaskPair(1, "a.jpg", predicted, annotated, {}, {}, {})
-    scores, rows = label_scores([pair], 0.5, 0.02)
+    scores, rows, _ = label_scores([pair], 0.5, 0.02)
     nose, eye = scores["keypointlabels", "nose"], scores["keypointlabels", "eye"]
     assert (nose.tp, nose.fp, nose.fn, nose.mean_error_px, nose.mean_iou) == (2, 2, 1, 1.5, None)
     assert (eye.tp, eye.fp, eye.fn, eye.mean_error_px) == (0, 0, 1, None)
@@ -346,11 +374,11 @@ def test_keypoints_match_within_the_tolerance_of_the_image_diagonal() -> None:
         ("d", "nose", "fp", None, Fate.EDITED), ("d", "eye", "fn", None, Fate.EDITED),
     }  # fmt: skip
     assert nose.fates == {Fate.EDITED: 3, Fate.DELETED: 1, Fate.ADDED: 1}
-    wider, _ = label_scores([pair], 0.5, 0.025)  # 3.54 px: b now hits
+    wider, _, _ = label_scores([pair], 0.5, 0.025)  # 3.54 px: b now hits
     assert (wider["keypointlabels", "nose"].tp, wider["keypointlabels", "nose"].mean_error_px) == (3, 2.0)
     larger = TaskPair(1, "a.jpg", [_point("a", 200, 203, side=200)], [_point("a", 200, 200, side=200)],
                       {}, {}, {})  # fmt: skip
-    on_larger, _ = label_scores([larger], 0.5, 0.02)  # 3 px: within 5.66 px on a 200 px image
+    on_larger, _, _ = label_scores([larger], 0.5, 0.02)  # 3 px: within 5.66 px on a 200 px image
     assert (on_larger["keypointlabels", "nose"].tp, on_larger["keypointlabels", "nose"].mean_error_px) == (
         1,
         3.0,
@@ -402,3 +430,41 @@ def test_regions_without_ids_are_matched_but_have_no_fate(tmp_path: Path) -> Non
     write_quality(tmp_path, report, pairs)
     with (tmp_path / "regions.csv").open() as handle:
         assert [row["fate"] for row in csv.DictReader(handle)] == ["", ""]
+
+
+def test_region_choices_compare_sets_and_count_a_missing_choice_as_a_miss() -> None:
+    """Options in another order are the same choice; the model's choice removed or a choice
+    added by people is a miss; neither choosing is not compared. The pairings differ where a
+    region moved off its match (e: same id, no match)."""
+    config = parse_label_config(CONFIG)
+
+    def box(rid: str, x: float, *options: str) -> Region:
+        region = _region(rid, "car", (x, 0, x + 9, 9))
+        return dataclasses.replace(region, attributes={"kind": list(options)} if options else {})
+
+    predicted = [box("a", 0, "sedan", "truck"), box("b", 20, "sedan"), box("c", 40), box("d", 60),
+                 box("e", 80, "truck")]  # fmt: skip
+    annotated = [box("a", 0, "truck", "sedan"), box("b", 20), box("c", 40, "truck"), box("d", 60),
+                 dataclasses.replace(box("e", 0, "sedan"), xyxy=(0, 80, 9, 89))]  # fmt: skip
+    pair = TaskPair(1, "a.jpg", predicted, annotated, {}, {}, {})
+    _, _, matched = label_scores([pair], 0.5, 0.02)
+    assert [(dt.region_id, gt.region_id) for dt, gt in matched] == [("a", "a"), ("b", "b"), ("c", "c"),
+                                                                     ("d", "d")]  # fmt: skip
+    by_match, by_id = region_choice_scores([pair], matched, config)
+    assert (by_match.pairing, by_match.compared, by_match.correct) == ("matched", 3, 1)
+    assert by_match.confusion == {(("sedan", "truck"), ("sedan", "truck")): 1, (("sedan",), ()): 1,
+                                  ((), ("truck",)): 1}  # fmt: skip
+    assert (by_id.pairing, by_id.compared, by_id.correct, by_id.accuracy) == ("same id", 4, 1, 0.25)
+    assert by_id.confusion == by_match.confusion | {(("truck",), ("sedan",)): 1}
+    markdown = measure_quality(Pairs("v1", tasks=[pair]), config, 1).summary.markdown()
+    assert "- Per-region choices kind, same id regions: 0.250 accuracy (1 of 4); " in markdown
+    assert (
+        "sedan; truck -> sedan; truck 1, sedan -> (none) 1, (none) -> truck 1, truck -> sedan 1" in markdown
+    )
+    # a perRegion result whose id names no region is read as the task's, on either side: every
+    # region of that side carries it, so that task's regions are not compared
+    task_wide = {"kind": ["sedan"]}
+    for stray in (dataclasses.replace(pair, predicted_values=task_wide),
+                  dataclasses.replace(pair, annotated_values=task_wide)):  # fmt: skip
+        assert region_choice_scores([stray], matched, config) == []
+    assert region_choice_scores([pair], [], config) == [by_id]  # nothing matched: by id only

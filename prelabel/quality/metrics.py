@@ -1,16 +1,17 @@
 """The numbers of a quality report, from paired tasks: per-label counts at an IoU (keypoints:
-within a distance), region fates, Choices accuracy and the character error rate of corrected
-texts."""
+within a distance), region fates, Choices accuracy (task-wide, and per region), and the
+character error rate of corrected texts."""
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from rapidfuzz.distance import Levenshtein
 
 from prelabel.labelstudio.config import LabelConfig
+from prelabel.labelstudio.regions import Region
 from prelabel.quality.matching import (
     KEYPOINTS,
     MEASURED_TYPES,
@@ -23,8 +24,11 @@ from prelabel.quality.matching import (
 )
 from prelabel.quality.pairs import TaskPair
 
-__all__ = ["ChoiceScore", "LabelScore", "RegionRow", "TextScore", "choice_scores", "label_scores",
-           "text_score"]  # fmt: skip
+__all__ = ["ChoiceScore", "LabelScore", "Matched", "RegionChoiceScore", "RegionRow", "TextScore",
+           "choice_scores", "label_scores", "region_choice_scores", "text_score"]  # fmt: skip
+
+Matched = list[tuple[Region, Region]]
+"""(predicted, annotated) regions that ``label_scores`` matched one-to-one."""
 
 
 @dataclass
@@ -89,21 +93,26 @@ class RegionRow:
 
 def label_scores(
     pairs: Sequence[TaskPair], threshold: float, keypoint_tolerance: float
-) -> tuple[dict[tuple[str, str], LabelScore], list[RegionRow]]:
-    """Per (type, label) counts and fates over every task, and the row of every region: areas
-    match at IoU >= ``threshold``, keypoints within ``keypoint_tolerance`` x the image diagonal."""
+) -> tuple[dict[tuple[str, str], LabelScore], list[RegionRow], Matched]:
+    """Per (type, label) counts and fates over every task, the row of every region, and the
+    matched regions: areas match at IoU >= ``threshold``, keypoints within
+    ``keypoint_tolerance`` x the image diagonal."""
     scores: dict[tuple[str, str], LabelScore] = {}
     rows: list[RegionRow] = []
+    matched: Matched = []
     for pair in pairs:
         for kind in MEASURED_TYPES:
             for label in sorted({r.label for r in [*pair.predicted, *pair.annotated] if r.kind == kind}):
                 score = scores.setdefault((kind, label), LabelScore(kind, label))
-                rows += _count(pair, score, threshold, keypoint_tolerance)
-    return dict(sorted(scores.items())), rows
+                rows += _count(pair, score, threshold, keypoint_tolerance, matched)
+    return dict(sorted(scores.items())), rows, matched
 
 
-def _count(pair: TaskPair, score: LabelScore, threshold: float, keypoint_tolerance: float) -> list[RegionRow]:
-    """One task's regions of ``score``'s type and label: matched, counted, each given its row."""
+def _count(
+    pair: TaskPair, score: LabelScore, threshold: float, keypoint_tolerance: float, matched: Matched
+) -> list[RegionRow]:
+    """One task's regions of ``score``'s type and label: matched (pairs added to ``matched``),
+    counted, each given its row."""
     kind, label = score.kind, score.label
     dt = [r for r in pair.predicted if r.kind == kind and r.label == label]
     gt = [r for r in pair.annotated if r.kind == kind and r.label == label]
@@ -119,6 +128,7 @@ def _count(pair: TaskPair, score: LabelScore, threshold: float, keypoint_toleran
         matches = greedy_match(iou_matrix(kind, dt, gt), dt_scores, threshold)
         errors = {}
         score.iou_sum += sum(m.similarity for m in matches)
+    matched += [(dt[m.predicted], gt[m.annotated]) for m in matches]
     by_dt = {m.predicted: m for m in matches}
     matched_gt = {m.annotated for m in matches}
     score.tp += len(matches)
@@ -200,11 +210,9 @@ def text_score(pairs: Sequence[TaskPair], config: LabelConfig) -> TextScore:
     controls = [c.name for c in config.controls if c.kind == "TextArea"]
     compared = corrected = edits = chars = 0
     for pair in pairs:
-        annotated = {(r.kind, r.region_id): r for r in pair.annotated if r.region_id}
-        for region in pair.predicted:
-            kept = annotated.get((region.kind, region.region_id))
+        for region, kept in _same_id(pair):
             for control in controls:
-                if kept is None or control not in region.attributes or control in pair.predicted_values:
+                if control not in region.attributes or control in pair.predicted_values:
                     continue
                 predicted = "\n".join(region.attributes[control])
                 reference = "\n".join(kept.attributes.get(control, []))
@@ -213,3 +221,65 @@ def text_score(pairs: Sequence[TaskPair], config: LabelConfig) -> TextScore:
                 edits += Levenshtein.distance(predicted, reference)
                 chars += len(reference)
     return TextScore(compared, corrected, edits, chars)
+
+
+def _same_id(pair: TaskPair) -> Iterator[tuple[Region, Region]]:
+    """Each predicted region with the annotated region of its type and id (kept or edited)."""
+    annotated = {(r.kind, r.region_id): r for r in pair.annotated if r.region_id}
+    for region in pair.predicted:
+        kept = annotated.get((region.kind, region.region_id))
+        if kept is not None:
+            yield region, kept
+
+
+ChoiceSet = tuple[str, ...]
+"""A region's options of one control, sorted; empty where it has none."""
+
+
+@dataclass
+class RegionChoiceScore:
+    """One perRegion Choices control over one pairing of regions (``matched``: the one-to-one
+    matches at the IoU or keypoint tolerance; ``same id``: a predicted region and the annotated
+    region of its id, kept or edited): pairs where either side chose, those where both chose
+    the same set, and a count per (predicted, annotated) set, ``()`` for none."""
+
+    control: str
+    pairing: str
+    compared: int = 0
+    correct: int = 0
+    confusion: Counter[tuple[ChoiceSet, ChoiceSet]] = field(default_factory=Counter)
+
+    @property
+    def accuracy(self) -> float | None:
+        return self.correct / self.compared if self.compared else None
+
+
+def region_choice_scores(
+    pairs: Sequence[TaskPair], matched: Matched, config: LabelConfig
+) -> list[RegionChoiceScore]:
+    """Per perRegion Choices control, over the matched regions and over the regions of the same id.
+
+    A region the model gave no choice and people did (or the reverse) is a miss; neither
+    choosing is not compared. A perRegion result whose id names no region of its annotation
+    is read as the task's value, which every region of that side then carries: on such a task
+    the control's regions are not compared (as for texts)."""
+    controls = [c.name for c in config.controls if c.kind == "Choices" and c.per_region]
+    tasks = {p.task_id: p for p in pairs}
+    same_id = [found for pair in pairs for found in _same_id(pair)]
+    out = []
+    for control in controls:
+        for pairing, regions in (("matched", matched), ("same id", same_id)):
+            score = RegionChoiceScore(control, pairing)
+            for predicted, annotated in regions:
+                task = tasks[predicted.task_id]
+                if control in task.predicted_values or control in task.annotated_values:
+                    continue
+                dt = tuple(sorted(set(predicted.attributes.get(control, []))))
+                gt = tuple(sorted(set(annotated.attributes.get(control, []))))
+                if dt or gt:
+                    score.compared += 1
+                    score.correct += dt == gt
+                    score.confusion[dt, gt] += 1
+            if score.compared:
+                out.append(score)
+    return out

@@ -2,8 +2,10 @@
 
 Files in the output folder: ``labels.csv`` (a row per region type and label), ``regions.csv``
 (every predicted region and every missed annotated one: tp/fp/fn, IoU or keypoint error,
-fate), ``summary.json``, ``errors.csv`` (results that could not be read) and ``charts/`` (a PNG
-per label). Result types the converter does not read (ellipses, ratings, ...) are counted by type.
+fate), ``region_choices.csv`` (per perRegion Choices control and pairing, a count per
+(predicted, annotated) choice), ``summary.json``, ``errors.csv`` (results that could not be
+read) and ``charts/`` (a PNG per label). Result types the converter does not read (ellipses,
+ratings, ...) are counted by type.
 """
 
 from __future__ import annotations
@@ -24,20 +26,26 @@ from prelabel.quality.matching import AREA_TYPES, DEFAULT_KEYPOINT_TOLERANCE, Fa
 from prelabel.quality.metrics import (
     ChoiceScore,
     LabelScore,
+    RegionChoiceScore,
     RegionRow,
     TextScore,
     choice_scores,
     label_scores,
+    region_choice_scores,
     text_score,
 )
 from prelabel.quality.pairs import Pairs
 
-__all__ = ["LABEL_COLUMNS", "QualityReport", "QualitySummary", "measure_quality", "write_quality"]
+__all__ = ["LABEL_COLUMNS", "REGION_CHOICE_COLUMNS", "QualityReport", "QualitySummary", "measure_quality",
+           "write_quality"]  # fmt: skip
 
 LABEL_COLUMNS = ["type", "label", "tp", "fp", "fn", "precision", "recall", "f1", "ap", "ap50", "mean_iou",
                  "mean_error_px", *(f.value for f in Fate)]  # fmt: skip
 _REGION_COLUMNS = ["task", "image", "type", "label", "region_id", "score", "outcome", "iou", "error_px",
                    "fate"]  # fmt: skip
+REGION_CHOICE_COLUMNS = ["control", "pairing", "predicted", "annotated", "regions"]
+"""``region_choices.csv``: a row per control, pairing and (predicted, annotated) choice; several
+options of one region are joined by ``; ``, none is an empty cell."""
 
 
 @dataclass
@@ -52,6 +60,7 @@ class QualitySummary:
     unannotated: int
     labels: list[LabelScore]
     choices: list[ChoiceScore]
+    region_choices: list[RegionChoiceScore]
     texts: TextScore
     not_measured: dict[str, int]
     errors: int
@@ -66,6 +75,15 @@ class QualitySummary:
             for s in self.labels
         ]  # fmt: skip
 
+    def region_choice_rows(self) -> list[dict[str, Any]]:
+        """One row per perRegion Choices control, pairing and (predicted, annotated) choice
+        (``REGION_CHOICE_COLUMNS``), most frequent first."""
+        return [
+            dict(zip(REGION_CHOICE_COLUMNS, [s.control, s.pairing, "; ".join(dt), "; ".join(gt), n],
+                     strict=True))
+            for s in self.region_choices for (dt, gt), n in s.confusion.most_common()
+        ]  # fmt: skip
+
     def to_json(self) -> dict[str, Any]:
         return {
             "project_id": self.project_id, "model_version": self.model_version,
@@ -74,6 +92,13 @@ class QualitySummary:
             "labels": self.label_rows(),
             "fates": {f.value: sum(s.fates[f] for s in self.labels) for f in Fate},
             "choices": [asdict(c) | {"accuracy": c.accuracy} for c in self.choices],
+            "region_choices": [
+                {"control": c.control, "pairing": c.pairing, "compared": c.compared, "correct": c.correct,
+                 "accuracy": c.accuracy,
+                 "confusion": [{"predicted": list(dt), "annotated": list(gt), "regions": n}
+                               for (dt, gt), n in c.confusion.most_common()]}
+                for c in self.region_choices
+            ],
             "texts": asdict(self.texts) | {"cer": self.texts.cer},
             "not_measured": self.not_measured, "errors": self.errors, "files": self.files,
         }  # fmt: skip
@@ -94,6 +119,14 @@ class QualitySummary:
         for c in self.choices:
             lines.append(
                 f"- Choices {_text(c.control)}: {_cell(c.accuracy)} accuracy ({c.correct} of {c.tasks} tasks)"
+            )
+        for r in self.region_choices:
+            confusion = ", ".join(
+                f"{_choice(dt)} -> {_choice(gt)} {n}" for (dt, gt), n in r.confusion.most_common()
+            )
+            lines.append(
+                f"- Per-region choices {_text(r.control)}, {r.pairing} regions: {_cell(r.accuracy)} "
+                f"accuracy ({r.correct} of {r.compared}); predicted -> annotated: {confusion}"
             )
         lines.append(f"- Texts: {self.texts.compared} compared, {self.texts.corrected} corrected, "
                      f"character error rate {_cell(self.texts.cer)}")  # fmt: skip
@@ -121,7 +154,7 @@ def measure_quality(
     keypoint_tolerance: float = DEFAULT_KEYPOINT_TOLERANCE,
 ) -> QualityReport:
     """Every number of the report, from the paired tasks."""
-    scores, rows = label_scores(pairs.tasks, iou_threshold, keypoint_tolerance)
+    scores, rows, matched = label_scores(pairs.tasks, iou_threshold, keypoint_tolerance)
     for kind in AREA_TYPES:
         for label, (ap, ap50) in coco_ap(pairs.tasks, kind).items():
             scores[(kind, label)].ap, scores[(kind, label)].ap50 = ap, ap50
@@ -130,6 +163,7 @@ def measure_quality(
         keypoint_tolerance=keypoint_tolerance, tasks=len(pairs.tasks), unannotated=pairs.unannotated,
         labels=list(scores.values()),
         choices=choice_scores(pairs.tasks, config), texts=text_score(pairs.tasks, config),
+        region_choices=region_choice_scores(pairs.tasks, matched, config),
         not_measured=dict(pairs.not_measured), errors=len(pairs.errors),
     )  # fmt: skip
     return QualityReport(summary, rows)
@@ -143,11 +177,14 @@ def write_quality(out_dir: Path, report: QualityReport, pairs: Pairs) -> Quality
     files = {
         "labels": out_dir / "labels.csv",
         "regions": out_dir / "regions.csv",
+        "region_choices": out_dir / "region_choices.csv",
         "errors": out_dir / "errors.csv",
     }
     atomic_write_csv(files["labels"], LABEL_COLUMNS, ([*r.values()] for r in summary.label_rows()))
     regions = [[*astuple(r)[:-1], r.fate and r.fate.value] for r in report.regions]
     atomic_write_csv(files["regions"], _REGION_COLUMNS, regions)
+    atomic_write_csv(files["region_choices"], REGION_CHOICE_COLUMNS,
+                     ([*r.values()] for r in summary.region_choice_rows()))  # fmt: skip
     write_errors(files["errors"], pairs.errors)
     used: set[str] = set()
     for score in summary.labels:
@@ -167,6 +204,11 @@ def _cell(value: Any) -> str:
     if value is None:
         return "n/a"
     return f"{value:.3f}" if isinstance(value, float) else _text(str(value))
+
+
+def _choice(options: tuple[str, ...]) -> str:
+    """A region's options in the markdown: joined by ``; ``, ``(none)`` where it has none."""
+    return _text("; ".join(options)) if options else "(none)"
 
 
 _MARKUP = re.compile(r"([\\`*_\[\]<>|#!])")

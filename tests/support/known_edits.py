@@ -16,6 +16,11 @@ region ids copied from the prediction):
   deleted;
 - task 5: only a cancelled annotation (wildly different); task 6: not annotated;
 - version ``old`` predicted task 1 too (must not count).
+
+Per-region choices (control ``kind``, perRegion): b1 sedan kept, b2 truck -> sedan (b2 moved,
+so not matched: compared by id only), b3 truck (deleted with its box), m1 sedan -> truck, m2
+truck removed, p2 sedan kept, p3 none -> sedan added, a5 truck (an added region). Matched: 5
+compared, 2 right; by id: 6 compared, 2 right (``REGION_CHOICES_*``).
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ __all__ = [
     "AP_CAR_MASK",
     "AP_CAR_POLYGON",
     "AP_PERSON_BOX",
+    "REGION_CHOICES_BY_ID",
+    "REGION_CHOICES_MATCHED",
     "known_edits_project",
 ]
 
@@ -43,6 +50,9 @@ CONFIG = """<View>
   <PolygonLabels name="polygon" toName="image"><Label value="car"/></PolygonLabels>
   <KeyPointLabels name="keypoints" toName="image"><Label value="nose"/><Label value="eye"/></KeyPointLabels>
   <Choices name="scene" toName="image"><Choice value="street"/><Choice value="indoor"/></Choices>
+  <Choices name="kind" toName="image" perRegion="true">
+    <Choice value="sedan"/><Choice value="truck"/>
+  </Choices>
   <TextArea name="transcription" toName="image" perRegion="true"/>
 </View>"""
 SIDE = 100
@@ -54,6 +64,11 @@ AP_CAR_MASK = (7 * 1.0 + 3 * 51 / 101) / 10  # IoU 0.81 matches at thresholds .5
 # to recall 0.25, 0.5 up to 0.5 (COCO's 101 recall points, interpolated precision).
 AP50_CAR_POLYGON = (51 + 25 * 0.75) / 101
 AP_CAR_POLYGON = (4 * AP50_CAR_POLYGON + 6 * (26 + 25 * 0.5) / 101) / 10
+REGION_CHOICES_MATCHED = {(("sedan",), ("sedan",)): 2, (("sedan",), ("truck",)): 1, (("truck",), ()): 1,
+                          ((), ("sedan",)): 1}  # fmt: skip
+"""(predicted, annotated) choices of ``kind`` over matched regions: b1, p2; m1; m2; p3."""
+REGION_CHOICES_BY_ID = REGION_CHOICES_MATCHED | {(("truck",), ("sedan",)): 1}
+"""The same over regions of the same id: b2 too."""
 
 
 def _result(
@@ -65,13 +80,24 @@ def _result(
 
 
 def _box(rid: str, label: str, xyxy: tuple[int, int, int, int], score: float | None = None,
-         text: str | None = None) -> list[dict[str, Any]]:  # fmt: skip
+         text: str | None = None, choice: str | None = None) -> list[dict[str, Any]]:  # fmt: skip
     x1, y1, x2, y2 = xyxy
     geometry = {"x": x1, "y": y1, "width": x2 - x1, "height": y2 - y1, "rotation": 0}
     out = [_result(rid, "rectanglelabels", "label", geometry | {"rectanglelabels": [label]}, score)]
     if text is not None:
         out.append(_result(rid, "textarea", "transcription", geometry | {"text": [text]}, score))
-    return out
+    return _chosen(out, choice)
+
+
+def _chosen(results: list[dict[str, Any]], choice: str | None) -> list[dict[str, Any]]:
+    """The region's results (its own first), and its per-region ``kind`` choice as the labeling
+    UI saves one: the region's id and geometry, the choice."""
+    if choice is None:
+        return results
+    region = results[0]
+    value = {k: v for k, v in region["value"].items() if k != region["type"]} | {"choices": [choice]}
+    chosen = {k: v for k, v in region.items() if k != "score"} | {"type": "choices", "from_name": "kind"}
+    return [*results, chosen | {"value": value}]
 
 
 def _mask(rid: str, rows: slice, score: float | None = None) -> dict[str, Any]:
@@ -101,26 +127,28 @@ def _keypoint(rid: str, label: str, x: int, y: int, score: float | None = None) 
 
 POLYGON = _polygon("p1", [[1, 1], [9, 1], [5, 9]])
 PREDICTED = [
-    [*_box("b1", "car", (10, 10, 30, 30), 0.9, "HELO WORLD"), *_box("b2", "car", (50, 10, 70, 30), 0.8),
-     *_box("b3", "person", (10, 50, 30, 70), 0.7), *_box("b4", "person", (70, 70, 90, 90), 0.6, "AB"),
-     POLYGON, _choice("street")],
-    [_mask("m1", slice(10, 30), 0.9), _mask("m2", slice(50, 70), 0.8), _keypoint("k3", "nose", 80, 20, 0.7),
+    [*_box("b1", "car", (10, 10, 30, 30), 0.9, "HELO WORLD", "sedan"),
+     *_box("b2", "car", (50, 10, 70, 30), 0.8, choice="truck"),
+     *_box("b3", "person", (10, 50, 30, 70), 0.7, choice="truck"),
+     *_box("b4", "person", (70, 70, 90, 90), 0.6, "AB"), POLYGON, _choice("street")],
+    [*_chosen([_mask("m1", slice(10, 30), 0.9)], "sedan"),
+     *_chosen([_mask("m2", slice(50, 70), 0.8)], "truck"), _keypoint("k3", "nose", 80, 20, 0.7),
      _choice("street")],
     [_keypoint("k2", "nose", 50, 50, 0.8), _choice("street")],
-    [_square("p2", 10, 10, 0.9), _square("p3", 50, 10, 0.8), _square("p4", 10, 50, 0.7),
+    [*_chosen([_square("p2", 10, 10, 0.9)], "sedan"), _square("p3", 50, 10, 0.8), _square("p4", 10, 50, 0.7),
      _keypoint("k1", "nose", 20, 20, 0.9), _keypoint("k4", "eye", 30, 80, 0.6), _choice("street")],
     [*_box("c1", "car", (10, 10, 30, 30), 0.9), _choice("street")],
     [*_box("d1", "car", (10, 10, 30, 30), 0.9), _choice("street")],
 ]  # fmt: skip
 ANNOTATED = [
-    [*_box("b1", "car", (10, 10, 30, 30), text="HELLO WORLD"), *_box("b2", "car", (60, 40, 80, 60)),
-     *_box("b4", "person", (70, 70, 90, 90), text="AB"), *_box("a4", "person", (50, 50, 70, 90)),
-     POLYGON, _choice("street")],
-    [_mask("m1", slice(10, 30)), _mask("m2", slice(51, 69)), _keypoint("k3", "nose", 80, 24),
-     _choice("street")],
+    [*_box("b1", "car", (10, 10, 30, 30), text="HELLO WORLD", choice="sedan"),
+     *_box("b2", "car", (60, 40, 80, 60), choice="sedan"), *_box("b4", "person", (70, 70, 90, 90), text="AB"),
+     *_box("a4", "person", (50, 50, 70, 90)), POLYGON, _choice("street")],
+    [*_chosen([_mask("m1", slice(10, 30))], "truck"), _mask("m2", slice(51, 69)),
+     _keypoint("k3", "nose", 80, 24), _choice("street")],
     [_keypoint("k2", "nose", 52, 50), _keypoint("a6", "eye", 60, 80), _choice("indoor")],
-    [_square("p2", 10, 10), _square("p3", 54, 10), _square("a5", 60, 60), _keypoint("k1", "nose", 20, 20),
-     _choice("street")],
+    [*_chosen([_square("p2", 10, 10)], "sedan"), *_chosen([_square("p3", 54, 10)], "sedan"),
+     *_chosen([_square("a5", 60, 60)], "truck"), _keypoint("k1", "nose", 20, 20), _choice("street")],
 ]  # fmt: skip
 
 
