@@ -63,19 +63,26 @@ def label_studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalLabe
     Installed once into ~/.cache/prelabel (or $PRELABEL_LS_VENV); never skipped: a
     failure to start fails the tests that need it, with the server log.
     """
-    server = start_label_studio(tmp_path_factory.mktemp("label-studio") / "data")
+    yield from serve_label_studio(tmp_path_factory.mktemp("label-studio") / "data")
+
+
+def serve_label_studio(data_dir: Path, env: dict[str, str] | None = None) -> Iterator[LocalLabelStudio]:
+    """A fixture's body: a Label Studio on ``data_dir`` (``env`` at its start), stopped after."""
+    server = start_label_studio(data_dir, env=env)
     try:
         yield server
     finally:
         server.stop()
 
 
+def quick_client(server: LocalLabelStudio) -> LabelStudioClient:
+    """A client of ``server`` with the legacy token, quick to give up on transient failures."""
+    return LabelStudioClient(server.url, server.legacy_token, timeout=30, retries=2, backoff=0.1)
+
+
 @pytest.fixture
 def ls_client(label_studio: LocalLabelStudio) -> Iterator[LabelStudioClient]:
-    """A client with the legacy token, quick to give up on transient failures."""
-    with LabelStudioClient(
-        label_studio.url, label_studio.legacy_token, timeout=30, retries=2, backoff=0.1
-    ) as client:
+    with quick_client(label_studio) as client:
         yield client
 
 

@@ -19,12 +19,12 @@ import pytest
 from prelabel.labelstudio.client import LabelStudioClient, Project
 from prelabel.labelstudio.labelmap import LabelMap
 from prelabel.labelstudio.posting import PostReport, post_predictions
-from prelabel.labelstudio.server import LocalLabelStudio, start_label_studio
+from prelabel.labelstudio.server import LocalLabelStudio
 from prelabel.records import Detections, PredictionRecord
 from prelabel.samples import LABEL_CONFIG
 from tasks.common import LabelStudioConnection
 from tasks.labelstudio import post_batch
-from tests.conftest import random_image_item
+from tests.conftest import quick_client, random_image_item, serve_label_studio
 from tests.support.fault_proxy import Rule, fault_proxy
 
 VALIDATION_FLAG = "fflag_feat_utc_210_prediction_validation_15082025"
@@ -39,20 +39,13 @@ INVALID: dict[int, dict[str, Any]] = {
 @pytest.fixture(scope="module")
 def validating(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalLabelStudio]:
     """A second Label Studio with prediction validation on (a flag read at start), stopped after."""
-    server = start_label_studio(
-        tmp_path_factory.mktemp("label-studio-validating") / "data", env={VALIDATION_FLAG: "true"}
-    )
-    try:
-        yield server
-    finally:
-        server.stop()
+    data = tmp_path_factory.mktemp("label-studio-validating") / "data"
+    yield from serve_label_studio(data, env={VALIDATION_FLAG: "true"})
 
 
 @pytest.fixture
 def strict_client(validating: LocalLabelStudio) -> Iterator[LabelStudioClient]:
-    with LabelStudioClient(
-        validating.url, validating.legacy_token, timeout=30, retries=2, backoff=0.1
-    ) as client:
+    with quick_client(validating) as client:
         yield client
 
 
