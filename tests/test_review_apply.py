@@ -23,7 +23,7 @@ from flows.features import FeaturesParams, features
 from flows.params import PreannotateParams
 from flows.preannotate import preannotate
 from prelabel.errors import PrelabelError
-from prelabel.images import load_image
+from prelabel.images import DEFAULT_MAX_PIXELS, load_image, sha256_bytes
 from prelabel.labelstudio.client import LabelStudioClient, Project
 from prelabel.labelstudio.labelmap import LabelMap
 from prelabel.labelstudio.server import LocalLabelStudio
@@ -305,3 +305,31 @@ def test_verdicts_are_cached_per_box_and_a_rerun_embeds_nothing(
     flipped, counts_flipped = run(retrained, 0.5)
     assert embedder.crops == 20 and f"{LABEL} cached" not in counts_flipped and flipped != again
     assert counts_flipped[f"{LABEL} kept"] == counts[f"{LABEL} dropped"]
+
+
+def test_a_run_batch_reuses_the_verdicts_beside_the_cached_predictions(tmp_path: Path) -> None:
+    """``infer_batch`` (predictions from the cache) hands its prediction cache to the verifier."""
+    from prelabel.pipeline import read_batch
+    from prelabel.review.verifier import LabelModel, VerifyStep
+    from tasks.inference import infer_batch, model_for
+
+    checkpoint = save_dinov2_registers(tmp_path / "tiny")
+    uris = [str(p) for p in sorted(_scenes(tmp_path / "scenes", range(3)).glob("*.png"))]
+    options = {"checkpoint": str(tmp_path / "no-detr-needed")}  # every prediction comes from the cache
+    adapter, cache = model_for("detr", options), LocalCache(tmp_path / "cache")
+    boxes = Detections(xyxy=np.array([GOOD, BAD]), scores=np.ones(2), labels=(LABEL, LABEL))
+    for uri in uris:
+        cache.put(sha256_bytes(Path(uri).read_bytes()), adapter.signature(), boxes)
+    weights = np.random.default_rng(0).normal(size=16)
+    model = LabelModel(weights.tolist(), 0.0, 4, 2, None, 0)
+    saved = Verifier("v", "dinov2", str(checkpoint), None, 0.1, {LABEL: model}).save(tmp_path / "v.json")
+
+    def run() -> Counter[str]:
+        batch = read_batch(uris, adapter, cache)
+        result = infer_batch.fn(batch, "detr", options, cache, DEFAULT_MAX_PIXELS, VerifyStep(str(saved)))
+        assert result.cached == 3 and not result.errors
+        return result.verified
+
+    first = run()
+    assert sum(first.values()) == 6 and f"{LABEL} cached" not in first
+    assert run() == {**first, f"{LABEL} cached": 6}
