@@ -95,7 +95,7 @@ class RunSummary:
     dry_run: bool = False
     model_counts: dict[str, int] | None = None
     files: dict[str, str] | None = None
-    verified: dict[str, int] | None = None  # "<label> kept|dropped": boxes a verifier kept or dropped
+    verified: dict[str, int] | None = None  # "<label> kept|dropped|cached": a verifier's boxes
     tags_not_filled: list[str] | None = None  # the config's controls the model filled nowhere
     regions: int = 0  # regions in the built predictions (a detection's rectangle, brush... count once)
     region_choices: int = 0  # per-region Choices results in them
@@ -142,11 +142,13 @@ class RunSummary:
 
 
 def _verified_table(counts: dict[str, int]) -> list[str]:
-    """Boxes the verifier kept and dropped, per label."""
+    """Boxes the verifier kept and dropped, and those whose verdict came from the cache, per label."""
     labels = sorted({key.rsplit(" ", 1)[0] for key in counts})
-    rows = [f"| {label} | {counts.get(label + ' kept', 0):,} | {counts.get(label + ' dropped', 0):,} |"
+    kinds = ("kept", "dropped", "cached")
+    rows = [f"| {label} | " + " | ".join(f"{counts.get(f'{label} {k}', 0):,}" for k in kinds) + " |"
             for label in labels]  # fmt: skip
-    return ["Verifier:", "", "| label | boxes kept | boxes dropped |", "| --- | ---: | ---: |", *rows]
+    header = "| label | boxes kept | boxes dropped | verdicts from the cache |"
+    return ["Verifier:", "", header, "| --- | ---: | ---: | ---: |", *rows]
 
 
 def _table(title: str, rows: Sequence[tuple[str, int]]) -> list[str]:

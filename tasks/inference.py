@@ -86,7 +86,8 @@ def infer_batch(
     its cached records, then the model's for the misses; its read error rows first.
 
     With ``verify``, the verifier drops the boxes it rejects after the cache (which keeps the
-    model's output whole), embedding the batch's boxes from the bytes already read.
+    model's output whole), embedding the batch's boxes from the bytes already read; their
+    P(yes) is kept in the same cache, so a rerun embeds only boxes it has not scored.
     """
     with api_guard(model):
         result = infer_read(batch, model_for(model, model_options), prediction_cache)
@@ -94,7 +95,7 @@ def infer_batch(
         verifier, embedder = _verifier(verify.path, verify.device, Path(verify.path).stat().st_mtime_ns)
         data = {item.uri: item.data for item in batch.items}
         checked = verify_records(result.records, data, verifier, embedder, verify.min_verified,
-                                 verify.label_map, max_pixels)  # fmt: skip
+                                 verify.label_map, max_pixels, prediction_cache)  # fmt: skip
         result.records, result.verified = checked.records, checked.counts
         result.errors += checked.errors
     return result

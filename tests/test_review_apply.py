@@ -8,8 +8,12 @@ a flat bright region (right: "yes") and one over random noise (wrong: "no").
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
+from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -19,12 +23,18 @@ from flows.features import FeaturesParams, features
 from flows.params import PreannotateParams
 from flows.preannotate import preannotate
 from prelabel.errors import PrelabelError
+from prelabel.images import DEFAULT_MAX_PIXELS, load_image, sha256_bytes
 from prelabel.labelstudio.client import LabelStudioClient, Project
+from prelabel.labelstudio.labelmap import LabelMap
 from prelabel.labelstudio.server import LocalLabelStudio
 from prelabel.records import Detections, save_raw_file
 from prelabel.review.apply import Rejections, reviewed_predictions
+from prelabel.review.features import Embedder, Vector, crop_box
 from prelabel.review.sets import ReviewItem, ReviewSet, items_from_tasks
 from prelabel.review.verifier import Verifier
+from prelabel.settings import Settings
+from prelabel.store.cache import LocalCache, PredictionCache, open_cache
+from prelabel.store.s3 import s3_client
 from tests.conftest import encode_image, run_prelabel
 from tests.support.random_models import save_dinov2_registers
 
@@ -138,7 +148,7 @@ def test_answers_back_into_label_studio_and_a_verifier_for_the_next_run(
                               verifier=str(saved), min_verified=0.5))  # fmt: skip
     assert run.model_version == "boxes-v2-verified-flat-0.5"
     assert run.verified == {f"{LABEL} kept": 6, f"{LABEL} dropped": 6}
-    assert f"| {LABEL} | 6 | 6 |" in run.markdown()
+    assert f"| {LABEL} | 6 | 6 | 0 |" in run.markdown()
     posted = _results(ls_client, project, run.model_version)
     assert len(posted) == 6 and all(len(r) == 1 and _x(r[0]) < 50 for r in posted.values())
     # The cache (none for raw files) aside, a threshold of 0 keeps everything under its own version.
@@ -214,3 +224,112 @@ def test_run_checks_the_verifier_before_the_flow(tmp_path: Path) -> None:
     assert missing.returncode == 2 and "cannot read verifier" in missing.stderr
     out_of_range = run_prelabel(*base, "--verifier", str(tmp_path / "nope.json"), "--min-verified", "2")
     assert out_of_range.returncode == 2 and "--min-verified" in out_of_range.stderr
+
+
+class CountingEmbedder(Embedder):
+    """The real embedder, counting the crops it embeds."""
+
+    crops = 0
+
+    def embed(self, images: Sequence[Any]) -> list[Vector]:
+        self.crops += len(images)
+        return super().embed(images)
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_verdicts_are_cached_per_box_and_a_rerun_embeds_nothing(
+    tmp_path: Path, where: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prelabel.images import read_image_info
+    from prelabel.records import ModelSignature, PredictionRecord
+    from prelabel.review.verdicts import verdict_name
+    from prelabel.review.verifier import LabelModel, verify_records
+
+    if where == "local":
+        cache: PredictionCache = LocalCache(tmp_path / "cache")
+    else:
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+            monkeypatch.delenv(name, raising=False)
+        settings = Settings(s3_endpoint_url=request.getfixturevalue("s3_endpoint"), s3_region="us-east-1",
+                            s3_access_key_id="test", s3_secret_access_key="test")  # type: ignore[arg-type]  # fmt: skip
+        s3_client(settings).create_bucket(Bucket="verdicts")
+        cache = open_cache("s3://verdicts/run", settings)
+    checkpoint = save_dinov2_registers(tmp_path / "tiny")
+    folder = _scenes(tmp_path / "scenes", range(4))
+    data = {str(p): p.read_bytes() for p in sorted(folder.glob("*.png"))}
+    model = ModelSignature("boxes", "1")
+    boxes = Detections(xyxy=np.array([GOOD, BAD]), scores=np.ones(2), labels=(LABEL, "dog"))
+    records = [
+        PredictionRecord(read_image_info(raw, uri), boxes, model, uri=uri) for uri, raw in data.items()
+    ]
+    # "person": weights that split the flat crop from the noise one; "dog" maps onto it.
+    embedder = CountingEmbedder("dinov2", str(checkpoint), margin=0.1, device="cpu")
+    good, bad = embedder.embed(
+        [crop_box(load_image(data[records[0].uri], "x").rgb, b, 0.1) for b in (GOOD, BAD)]
+    )
+    weights = good - bad
+    bias = -float(weights @ (good + bad)) / 2
+    verifier = Verifier("v", "dinov2", str(checkpoint), None, 0.1,
+                        {LABEL: LabelModel(weights.tolist(), bias, 4, 2, None, 0)})  # fmt: skip
+    dogs = LabelMap({"dog": LABEL})
+    embedder.crops = 0
+
+    def run(who: Verifier, threshold: float) -> tuple[list[list[list[float]]], Counter[str]]:
+        checked = verify_records(records, data, who, embedder, threshold, dogs, cache=cache)
+        assert not checked.errors
+        return [r.detections.xyxy.tolist() for r in checked.records], checked.counts
+
+    first, counts = run(verifier, 0.5)
+    assert embedder.crops == 8 and not any(k.endswith("cached") for k in counts)
+    assert counts[f"{LABEL} kept"] and counts[f"{LABEL} dropped"]  # the weights split the boxes
+    # Rerun: nothing embedded, the same boxes dropped, every verdict from the cache.
+    again, counts_again = run(verifier, 0.5)
+    assert embedder.crops == 8 and again == first
+    assert counts_again == {**counts, f"{LABEL} cached": 8}
+    # Another threshold reuses the verdicts.
+    everything, counts_all = run(verifier, 0.0)
+    assert embedder.crops == 8 and counts_all == {f"{LABEL} kept": 8, f"{LABEL} cached": 8}
+    assert all(len(kept) == 2 for kept in everything)
+    # A corrupt entry is a miss, embedded again and rewritten.
+    name = verdict_name(records[0].image.sha256, model, verifier.digest(), embedder)
+    cache.put_marker(name, {"boxes": [[0, 0, 1, 1]], "labels": [LABEL], "p_yes": [2.0]})
+    assert run(verifier, 0.5) == (first, {**counts, f"{LABEL} cached": 6}) and embedder.crops == 10
+    assert cache.get_marker(name) is not None and run(verifier, 0.5)[0] == first and embedder.crops == 10
+    # Other boxes for the same image and model (an output that varies): a miss for that record.
+    records[1] = dataclasses.replace(records[1], detections=boxes[[1, 0]])
+    assert run(verifier, 0.5)[1][f"{LABEL} cached"] == 6 and embedder.crops == 12
+    # A retrained verifier (other weights, same name) never reuses the old verdicts.
+    retrained = dataclasses.replace(
+        verifier, labels={LABEL: LabelModel((-weights).tolist(), -bias, 4, 2, None, 0)}
+    )
+    flipped, counts_flipped = run(retrained, 0.5)
+    assert embedder.crops == 20 and f"{LABEL} cached" not in counts_flipped and flipped != again
+    assert counts_flipped[f"{LABEL} kept"] == counts[f"{LABEL} dropped"]
+
+
+def test_a_run_batch_reuses_the_verdicts_beside_the_cached_predictions(tmp_path: Path) -> None:
+    """``infer_batch`` (predictions from the cache) hands its prediction cache to the verifier."""
+    from prelabel.pipeline import read_batch
+    from prelabel.review.verifier import LabelModel, VerifyStep
+    from tasks.inference import infer_batch, model_for
+
+    checkpoint = save_dinov2_registers(tmp_path / "tiny")
+    uris = [str(p) for p in sorted(_scenes(tmp_path / "scenes", range(3)).glob("*.png"))]
+    options = {"checkpoint": str(tmp_path / "no-detr-needed")}  # every prediction comes from the cache
+    adapter, cache = model_for("detr", options), LocalCache(tmp_path / "cache")
+    boxes = Detections(xyxy=np.array([GOOD, BAD]), scores=np.ones(2), labels=(LABEL, LABEL))
+    for uri in uris:
+        cache.put(sha256_bytes(Path(uri).read_bytes()), adapter.signature(), boxes)
+    weights = np.random.default_rng(0).normal(size=16)
+    model = LabelModel(weights.tolist(), 0.0, 4, 2, None, 0)
+    saved = Verifier("v", "dinov2", str(checkpoint), None, 0.1, {LABEL: model}).save(tmp_path / "v.json")
+
+    def run() -> Counter[str]:
+        batch = read_batch(uris, adapter, cache)
+        result = infer_batch.fn(batch, "detr", options, cache, DEFAULT_MAX_PIXELS, VerifyStep(str(saved)))
+        assert result.cached == 3 and not result.errors
+        return result.verified
+
+    first = run()
+    assert sum(first.values()) == 6 and f"{LABEL} cached" not in first
+    assert run() == {**first, f"{LABEL} cached": 6}

@@ -9,11 +9,13 @@ class (or no answers) has no model and keeps every box: the verifier only drops 
 learnt to reject.
 
 At run time (``verify_records``) every box of a batch is cropped with the margin, embedded
-in one batched pass, and dropped when P(yes) < ``min_verified``.
+in one batched pass, and dropped when P(yes) < ``min_verified``. With a cache, each box's
+P(yes) is kept there (``prelabel.review.verdicts``) and a rerun embeds only what it has not seen.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -35,6 +37,8 @@ from prelabel.records import PredictionRecord
 from prelabel.review.features import Embedder, Vector, crop_box
 from prelabel.review.learning import Accuracy, held_out_accuracy
 from prelabel.review.sets import ReviewSet
+from prelabel.review.verdicts import read_verdicts, verdict_name, write_verdicts
+from prelabel.store.cache import PredictionCache
 
 __all__ = [
     "FORMAT",
@@ -100,6 +104,11 @@ class Verifier:
         except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
             raise PrelabelError(f"cannot read verifier {path} ({exc})") from exc
 
+    def digest(self) -> str:
+        """A hex digest of everything the verifier is (weights, embedder): retrained, it differs."""
+        text = json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
     def version_suffix(self, min_verified: float) -> str:
         """What the verifier adds to a run's model version: its name and threshold."""
         return f"verified-{self.name}-{min_verified:g}"
@@ -150,11 +159,22 @@ def train_verifier(
 
 @dataclass
 class VerifyResult:
-    """The verified records, boxes kept and dropped per label, and failures."""
+    """The verified records, boxes kept, dropped and scored from the cache per label, and failures."""
 
     records: list[PredictionRecord] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
     errors: list[ErrorRow] = field(default_factory=list)
+
+
+@dataclass
+class _Planned:
+    """A record's verifier labels, which boxes have a model, and its cached verdicts (if any)."""
+
+    record: PredictionRecord
+    labels: list[str]
+    scored: list[bool]
+    p_yes: list[float | None] | None
+    cache_name: str | None
 
 
 def verify_records(
@@ -165,47 +185,68 @@ def verify_records(
     min_verified: float,
     label_map: LabelMap | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    cache: PredictionCache | None = None,
 ) -> VerifyResult:
     """Drop each box whose P(yes) < ``min_verified``, all boxes of a batch embedded together.
 
     A model label is looked up through ``label_map`` (the verifier knows project labels).
-    Counts are ``"<label> kept"`` / ``"<label> dropped"`` (labels without a model: kept).
-    An image that cannot be read again is an error row and posts nothing.
+    Counts are ``"<label> kept"`` / ``"<label> dropped"`` (labels without a model: kept), and
+    ``"<label> cached"`` for boxes whose P(yes) came from ``cache`` (records with a model
+    signature only: it pins the boxes). An image that cannot be read again is an error row
+    and posts nothing.
     """
     if not 0 <= min_verified <= 1 or math.isnan(min_verified):
         raise PrelabelError(f"min_verified {min_verified} is outside 0..1")
     result = VerifyResult()
     known = list(verifier.labels)
+    digest = verifier.digest() if cache is not None else ""
     crops: list[Any] = []
-    plan: list[tuple[PredictionRecord, list[tuple[str, LabelModel | None]]]] = []
+    plan: list[_Planned] = []
     for record in records:
+        boxes = record.detections.xyxy
+        labels = [(label_map.resolve(label, known) if label_map else None) or label
+                  for label in record.detections.labels]  # fmt: skip
+        models = [verifier.labels.get(label) for label in labels]
+        scored = [model is not None and model.weights is not None for model in models]
+        name = p_yes = None
+        if cache is not None and record.model is not None:
+            name = verdict_name(record.image.sha256, record.model, digest, embedder)
+            p_yes = read_verdicts(cache, name, boxes, labels, scored)
         with item_failure(result.errors, record.uri, Stage.READ) as attempt:
-            rgb = load_image(images[record.uri], record.uri, max_pixels).rgb
-            who: list[tuple[str, LabelModel | None]] = []
-            mine: list[Any] = []
-            for box, label in zip(record.detections.xyxy, record.detections.labels, strict=True):
-                target = (label_map.resolve(label, known) if label_map else None) or label
-                model = verifier.labels.get(target)
-                who.append((target, model))
-                if model is not None and model.weights is not None:
-                    x1, y1, x2, y2 = (float(v) for v in box)
-                    mine.append(crop_box(rgb, (x1, y1, x2, y2), verifier.margin, record.uri))
-            crops += mine  # only whole records: the vectors below follow the plan
+            if p_yes is None and any(scored):
+                rgb = load_image(images[record.uri], record.uri, max_pixels).rgb
+                mine: list[Any] = []
+                for box, wanted in zip(boxes, scored, strict=True):
+                    if wanted:
+                        x1, y1, x2, y2 = (float(v) for v in box)
+                        mine.append(crop_box(rgb, (x1, y1, x2, y2), verifier.margin, record.uri))
+                crops += mine  # only whole records: the vectors below follow the plan
         if not attempt.failed:
-            plan.append((record, who))
+            plan.append(_Planned(record, labels, scored, p_yes, name))
     vectors = iter(embedder.embed(crops) if crops else [])
-    for record, who in plan:
-        keep = np.ones(len(who), dtype=bool)
-        for index, (label, model) in enumerate(who):
-            p = (
-                model.p_yes(next(vectors)[None, :])
-                if model is not None and model.weights is not None
-                else None
+    for planned in plan:
+        p_yes, record = planned.p_yes, planned.record
+        if p_yes is None:
+            p_yes = [_p_yes(verifier.labels[label], next(vectors)) if wanted else None
+                     for label, wanted in zip(planned.labels, planned.scored, strict=True)]  # fmt: skip
+            if planned.cache_name is not None and cache is not None and any(planned.scored):
+                write_verdicts(cache, planned.cache_name, record.detections.xyxy, planned.labels, p_yes)
+        else:
+            result.counts.update(
+                f"{label} cached" for label, p in zip(planned.labels, p_yes, strict=True) if p is not None
             )
-            keep[index] = p is None or float(p[0]) >= min_verified
-            result.counts[f"{label} {'kept' if keep[index] else 'dropped'}"] += 1
+        keep = np.array([p is None or p >= min_verified for p in p_yes], dtype=bool)
+        result.counts.update(
+            f"{label} {'kept' if kept else 'dropped'}"
+            for label, kept in zip(planned.labels, keep, strict=True)
+        )
         result.records.append(replace(record, detections=record.detections[keep]))
     return result
+
+
+def _p_yes(model: LabelModel, vector: Vector) -> float | None:
+    p = model.p_yes(vector[None, :])
+    return None if p is None else float(p[0])
 
 
 @dataclass(frozen=True)
