@@ -60,7 +60,7 @@ class InferResult:
     cached: int = 0
     inferred: int = 0
     model_counts: Counter[str] = field(default_factory=Counter)
-    verified: Counter[str] = field(default_factory=Counter)  # "<label> kept|dropped" (a verifier ran)
+    verified: Counter[str] = field(default_factory=Counter)  # "<label> kept|dropped|cached" (a verifier ran)
 
 
 def read_items(
