@@ -134,8 +134,9 @@ def inferred_batches(
     def work(prepared: tuple[Sequence[str], ReadBatch]) -> Inferred:
         nonlocal earlier
         uris, read = prepared
+        if verify is None:  # a verified result holds what the verifier kept, not the model's output
+            read = reuse_earlier(read, earlier, cache)
         # opaque(): Prefect would otherwise walk every element of these large arguments.
-        read = reuse_earlier(read, earlier, cache)
         earlier = infer_batch(opaque(read), model, model_options, cache, max_pixels, verify)
         return Inferred(uris, read, earlier)
 
