@@ -351,6 +351,8 @@ def test_iou_of_polygons_is_the_iou_of_their_areas() -> None:
     assert 0.45 < inside < 0.55  # half the square, up to the rasteriser's edge pixels
     with pytest.raises(MaskError, match=r"a polygon needs \(n >= 3, 2\) points, got shape \(2, 2\)"):
         polygon_to_coco([(0, 0), (5, 5)], 10, 10)
+    with pytest.raises(MaskError, match="a polygon's points must be finite numbers"):
+        polygon_to_coco([(0, 0), (5, 0), (5, float("nan"))], 10, 10)  # pycocotools: memory without end
 
 
 def test_keypoints_match_within_the_tolerance_of_the_image_diagonal() -> None:
