@@ -232,7 +232,7 @@ def _image_entries(
         raise PrelabelError(
             f"{len(record.detections)} objects: more than the {MAX_OBJECTS} an image's ids hold"
         )
-    _require_finite_scores(record.detections)
+    _require_finite(record.detections)
     name = safe_file_name(name_of(record.uri))  # a URL's name is the source's choice
     out = image_for_export(item.data, info, f"{info.sha256[:8]}-{name}", plan.keep_original_images)
     found = frame_for_export(record.detections, info, plan.keep_original_images)
@@ -284,14 +284,20 @@ def _image_entries(
     return image, annotations, files
 
 
-def _require_finite_scores(found: Detections) -> None:
-    """A NaN or infinite score (a model's numeric failure, e.g. float16 overflow) would make
-    the batch's COCO JSON invalid: the image is an error row instead."""
+def _require_finite(found: Detections) -> None:
+    """A NaN or infinite score or coordinate (a model's numeric failure, e.g. float16 overflow)
+    would make the batch's COCO JSON invalid (and a polygon's could not be rasterised): the
+    image is an error row instead."""
     scores = [*found.scores.tolist(), *(c.score for c in found.choices),
               *(p.score for points in found.keypoints if points for p in points),
               *(c.score for choices in found.region_choices for c in choices)]  # fmt: skip
     if not all(math.isfinite(score) for score in scores):
         raise PrelabelError("a score is not a finite number (the model's output is broken): not exported")
+    coordinates = [*found.xyxy.ravel().tolist(),
+                   *(v for ring in found.polygons if ring for point in ring for v in point),
+                   *(v for kps in found.keypoints if kps for k in kps for v in (k.x, k.y))]  # fmt: skip
+    if not all(math.isfinite(v) for v in coordinates):
+        raise PrelabelError("a coordinate is not a finite number (a broken model output): not exported")
 
 
 def _png(mask: np.ndarray[Any, Any]) -> bytes:

@@ -202,5 +202,37 @@ def test_a_score_that_is_not_finite_is_the_images_error_row_and_the_json_stays_s
     assert [a["score"] for a in coco["annotations"]] == [0.7]
 
 
+@pytest.mark.parametrize("where", ["box", "keypoint", "polygon"])
+def test_a_coordinate_that_is_not_finite_is_the_images_error_row(tmp_path: Path, where: str) -> None:
+    """A NaN corner or point failed the whole batch's strict JSON (and a NaN polygon vertex made
+    pycocotools rasterise until memory ran out): now only its image fails."""
+    from prelabel.exporting import export_records
+    from prelabel.images import read_image_info
+    from prelabel.models.base import ImageItem
+    from prelabel.records import Detections, Keypoint, ModelSignature, PredictionRecord
+
+    nan = float("nan")
+    broken = Detections(
+        xyxy=[[1, nan if where == "box" else 1, 10, 10]], scores=[0.5], labels=["car"],
+        keypoints=((Keypoint("nose", nan if where == "keypoint" else 5, 5, 0.5),),),
+        polygons=(((1, 1), (8, 1), (8, nan if where == "polygon" else 8)),),
+    )  # fmt: skip
+    good = Detections(xyxy=[[2, 2, 12, 12]], scores=[0.7], labels=["car"])
+    items, records = {}, []
+    for name, found in (("broken.png", broken), ("good.png", good)):
+        buffer = io.BytesIO()
+        Image.new("RGB", (40, 30), (9, 9, 9)).save(buffer, "PNG")
+        info = read_image_info(buffer.getvalue(), name)
+        items[name] = ImageItem(name, buffer.getvalue(), info)
+        records.append(PredictionRecord(info, found, ModelSignature("m"), uri=name))
+    plan = ExportPlan(batch_size=2)
+    report = export_records(LocalStore(tmp_path), plan, 1, list(items), items, records, plan.category_ids())
+    assert [(e.file, "coordinate is not a finite number" in e.error) for e in report.errors] == [
+        ("broken.png", True)
+    ]
+    coco = json.loads((tmp_path / "coco" / "batch_00001.json").read_text(), parse_constant=_refuse)
+    assert [image["source"] for image in coco["images"]] == ["good.png"]
+
+
 def _refuse(constant: str) -> None:
     raise AssertionError(f"{constant} in the COCO JSON")

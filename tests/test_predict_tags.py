@@ -321,6 +321,8 @@ def test_a_detections_text_goes_only_to_a_per_region_textarea(textareas: str, fi
     prediction, report = build_prediction(PredictionRecord(IMAGE, det), config)
     assert [r["from_name"] for r in _of(prediction, "textarea")] == ([filled] if filled else [])
     assert len(_of(prediction, "rectanglelabels")) == 1 and report.regions == 1
+    # the notes box is never filled, so "the model filled none of it" would be said every run
+    assert build_batch([PredictionRecord(IMAGE, det, task_id=1)], config).unfilled == set()
 
 
 def test_keypoints_and_choices_without_a_control_are_counted_unmatched() -> None:

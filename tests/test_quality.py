@@ -312,6 +312,7 @@ def test_unreadable_shapes_are_error_rows_and_unread_types_are_counted(tmp_path:
         result("k1", "keypointlabels", {"width": 0.5, "keypointlabels": ["nose"]}),
         result("k2", "keypointlabels", {"x": 50, "y": 50, "keypointlabels": ["nose"]}),
         result("e1", "ellipselabels", {"x": 5, "y": 5, "radiusX": 2, "radiusY": 2, "ellipselabels": ["car"]}),
+        result("p2", "polygonlabels", {"points": [[1, 1], [3, 1], ["NaN", 3]], "polygonlabels": ["car"]}),
     ]
     annotated = [result("p1", "polygonlabels", {"points": square, "polygonlabels": ["car"]}),
                  result("k2", "keypointlabels", {"x": 50, "y": 50, "keypointlabels": ["nose"]})]  # fmt: skip
@@ -324,16 +325,18 @@ def test_unreadable_shapes_are_error_rows_and_unread_types_are_counted(tmp_path:
                   "(polygonlabels): a polygon needs 3 points, got 2"),
         ("a.jpg", "prediction of model version 'v1': a.jpg: task 7, annotation 9, result 'k1' "
                   "(keypointlabels): KeyError: 'x'"),
+        ("a.jpg", "prediction of model version 'v1': a.jpg: task 7, annotation 9, result 'p2' "
+                  "(polygonlabels): a coordinate is not a finite number"),
     ]  # fmt: skip
     summary = write_quality(tmp_path, measure_quality(pairs, config, 1), pairs)
     rows = _numbers(summary)
     assert (rows["polygonlabels", "car"]["fn"], rows["polygonlabels", "car"]["added"]) == (1, 1)
     assert (rows["keypointlabels", "nose"]["tp"], rows["keypointlabels", "nose"]["kept"]) == (1, 1)
-    assert (summary.errors, summary.not_measured) == (2, {"ellipselabels": 1})
+    assert (summary.errors, summary.not_measured) == (3, {"ellipselabels": 1})
     assert "- Not measured, counted: ellipselabels (1)" in summary.markdown()
-    assert "- 2 results could not be read (errors.csv)" in summary.markdown()
+    assert "- 3 results could not be read (errors.csv)" in summary.markdown()
     with (tmp_path / "errors.csv").open() as handle:
-        assert len(list(csv.DictReader(handle))) == 2
+        assert len(list(csv.DictReader(handle))) == 3
 
 
 def test_iou_of_polygons_is_the_iou_of_their_areas() -> None:
@@ -351,6 +354,8 @@ def test_iou_of_polygons_is_the_iou_of_their_areas() -> None:
     assert 0.45 < inside < 0.55  # half the square, up to the rasteriser's edge pixels
     with pytest.raises(MaskError, match=r"a polygon needs \(n >= 3, 2\) points, got shape \(2, 2\)"):
         polygon_to_coco([(0, 0), (5, 5)], 10, 10)
+    with pytest.raises(MaskError, match="a polygon's points must be finite numbers"):
+        polygon_to_coco([(0, 0), (5, 0), (5, float("nan"))], 10, 10)  # pycocotools: memory without end
 
 
 def test_keypoints_match_within_the_tolerance_of_the_image_diagonal() -> None:

@@ -166,3 +166,19 @@ def test_the_batch_read_ahead_is_retried_like_a_task(caplog: pytest.LogCaptureFi
     with pytest.raises(ValueError, match="not transient"):
         as_task_retries(broken, "reading")
     assert len(attempts) == 1
+
+
+def test_a_retried_reads_error_is_logged_without_credentials(caplog: pytest.LogCaptureFixture) -> None:
+    """The error's text goes to the run logs: a URL in it loses its user info and signature."""
+    attempts: list[int] = []
+
+    def flaky() -> str:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise ConnectionError("no answer from https://me:hunter2@s3.example/b/k?X-Amz-Signature=f00d")
+        return "read"
+
+    with caplog.at_level(logging.WARNING, logger="prelabel.retry"):
+        assert as_task_retries(flaky, "reading a batch") == "read"
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "prelabel.retry"]
+    assert "s3.example/b/k" in line and "hunter2" not in line and "f00d" not in line

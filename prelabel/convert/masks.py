@@ -124,6 +124,8 @@ def polygon_to_coco(points: npt.ArrayLike, height: int, width: int) -> CocoRle:
     ring = np.asarray(points, np.float64)
     if ring.ndim != 2 or ring.shape[1] != 2 or len(ring) < 3:
         raise MaskError(f"a polygon needs (n >= 3, 2) points, got shape {ring.shape}")
+    if not np.isfinite(ring).all():  # pycocotools would rasterise a NaN until memory runs out
+        raise MaskError(f"a polygon's points must be finite numbers, got {str(ring.tolist())[:80]}")
     (encoded,) = coco_mask.frPyObjects([ring.ravel().tolist()], height, width)
     return {"size": [height, width], "counts": encoded["counts"].decode("ascii")}
 

@@ -254,6 +254,8 @@ def _region(
             area, mask = float(xs.size), mask_to_coco(binary)
     except (KeyError, TypeError, ValueError, MaskError) as exc:
         raise AnnotationError(image, f"{where}: {type(exc).__name__}: {exc}") from exc
+    if not np.isfinite([*xyxy, *(v for point in points or () for v in point)]).all():
+        raise AnnotationError(image, f"{where}: a coordinate is not a finite number")  # "NaN" parses
     return Region(
         task_id=task.id,
         image=image,

@@ -49,6 +49,8 @@ def prediction_controls(config: LabelConfig, boxes: bool | None, masks: bool | N
 
 
 def fillable_controls(config: LabelConfig) -> set[str]:
-    """The image's controls a prediction could fill, as reports name them."""
+    """The image's controls a prediction could fill, as reports name them (a task-wide
+    TextArea is the annotator's: never filled)."""
     image = config.image.name
-    return {c.tag for c in config.controls if c.to_name == image and c.kind != "Labels"}
+    wanted = [c for c in config.controls if c.to_name == image and c.kind != "Labels"]
+    return {c.tag for c in wanted if c.kind != "TextArea" or c.per_region}
