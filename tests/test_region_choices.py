@@ -98,8 +98,13 @@ def test_no_region_no_control_or_nothing_matched_posts_nothing() -> None:
     assert [r["type"] for r in prediction["result"]] == ["rectanglelabels"]
     assert report.unmatched_labels == {"flying (region choice)": 1} and report.region_choices == 0
     no_control = parse_label_config(f'<View><Image name="image" value="$image"/>{RECT}</View>')
-    prediction, _ = build_prediction(PredictionRecord(IMAGE, det_with(STATES)), no_control)
+    prediction, report = build_prediction(PredictionRecord(IMAGE, det_with(STATES)), no_control)
     assert [r["type"] for r in prediction["result"]] == ["rectanglelabels"]
+    assert report.unmatched_labels == {f"{c.label} (region choice)": 1 for c in STATES}
+    lost = Detections(xyxy=[[20, 10, 60, 30]], scores=[0.8], labels=("truck",), region_choices=(STATES,))
+    prediction, report = build_prediction(PredictionRecord(IMAGE, lost), parse_label_config(_config(RECT)))
+    assert prediction["result"] == [] and report.unmatched_labels == {"truck": 1}
+    assert report.dropped == {"region choices: their detection posted no region": 1}  # said, not lost
 
 
 def det_with(choices: tuple[Choice, ...]) -> Detections:

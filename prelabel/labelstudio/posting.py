@@ -37,6 +37,7 @@ from typing import Any
 
 from prelabel.errors import AmbiguousWriteError, LabelStudioError
 from prelabel.labelstudio.client import LabelStudioClient
+from prelabel.redact import redact
 
 __all__ = ["PostReport", "post_predictions"]
 
@@ -187,7 +188,7 @@ def _bisect(
     """
     if len(refused) == 1:
         report.refused[refused[0]] = _reason(error.detail)
-        log.warning("Label Studio refused the prediction of task %d: %s", refused[0], error.detail)
+        log.warning("Label Studio refused the prediction of task %d: %s", refused[0], redact(error.detail))
         return
     stored: list[int] = []
     pending = _still_missing(client, project_id, model_version, refused, report, stored)

@@ -141,8 +141,11 @@ class _Builder:
                 self.region_choices(i, self.results[first:])
                 self.report.regions += 1
                 scores.append(float(detections.scores[i]))
-            elif self.report.dropped.total() == dropped_before:  # dropped shapes are counted already
-                self.report.unmatched_labels[detections.labels[i]] += 1
+            else:
+                if self.report.dropped.total() == dropped_before:  # dropped shapes are counted already
+                    self.report.unmatched_labels[detections.labels[i]] += 1
+                if detections.region_choices[i]:
+                    self.report.dropped["region choices: their detection posted no region"] += 1
         self.choices()
         return self.results, scores
 
