@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -259,7 +260,8 @@ def test_eager_attention_changes_the_scores_and_the_signature(tiny_gsam2: dict[s
     ],
 )
 def test_speed_settings_refuse_bad_values_by_name(option: str, value: object) -> None:
-    with pytest.raises(SettingsError, match=f"grounded-sam2 {option} {value!r}"):
+    # the wrong types are caught by the registry's option check, the rest by the adapter
+    with pytest.raises(SettingsError, match=rf"grounded-sam2.* {option}\b.* {re.escape(repr(value))}"):
         create_model("grounded-sam2", classes=CLASSES, **{option: value})
 
 
