@@ -173,6 +173,11 @@ def test_tags_the_model_never_fills_are_named_once_per_batch() -> None:
     assert batch.unfilled == {'<BrushLabels name="mask">', '<PolygonLabels name="polygon">',
                               '<KeyPointLabels name="keypoints">', '<Choices name="choice">',
                               '<TextArea name="transcription">'}  # fmt: skip
+    # told not to post masks (--no-masks): the brush is not "unfilled", it was left out on purpose
+    assert '<BrushLabels name="mask">' not in build_batch(records, ALL, masks=False).unfilled
+    masked = Detections(xyxy=[[20, 10, 60, 30]], scores=[0.8], labels=("car",), masks=(None,))
+    no_boxes = build_batch([PredictionRecord(IMAGE, masked, task_id=1)], ALL, boxes=False).unfilled
+    assert not {'<RectangleLabels name="label">', '<TextArea name="transcription">'} & no_boxes
 
 
 def test_points_follow_the_display_frame_rule() -> None:

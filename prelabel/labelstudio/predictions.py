@@ -368,5 +368,5 @@ def build_batch(
         batch.regions += report.regions
         batch.region_choices += report.region_choices
         filled |= report.filled
-    batch.unfilled = fillable_controls(config) - filled
+    batch.unfilled = fillable_controls(config, boxes, masks) - filled
     return batch

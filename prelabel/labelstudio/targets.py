@@ -48,9 +48,14 @@ def prediction_controls(config: LabelConfig, boxes: bool | None, masks: bool | N
     return found
 
 
-def fillable_controls(config: LabelConfig) -> set[str]:
+def fillable_controls(config: LabelConfig, boxes: bool | None = None, masks: bool | None = None) -> set[str]:
     """The image's controls a prediction could fill, as reports name them (a task-wide
-    TextArea is the annotator's: never filled)."""
+    TextArea is the annotator's: never filled); ``boxes``/``masks`` False leave out the
+    rectangles (and the texts they carry) and brushes the run was told not to post."""
     image = config.image.name
-    wanted = [c for c in config.controls if c.to_name == image and c.kind != "Labels"]
+    skipped = {"RectangleLabels", "TextArea"} if boxes is False else set()
+    skipped |= {"BrushLabels"} if masks is False else set()
+    wanted = [
+        c for c in config.controls if c.to_name == image and c.kind != "Labels" and c.kind not in skipped
+    ]
     return {c.tag for c in wanted if c.kind != "TextArea" or c.per_region}
