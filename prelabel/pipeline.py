@@ -202,6 +202,11 @@ def infer_read(batch: ReadBatch, model: ModelAdapter, cache: PredictionCache | N
     outcomes = dict(zip(first, model.predict(list(first.values())), strict=True))
     for item in batch.misses:
         item.unload()
+    for k, outcome in outcomes.items():  # a NaN would be cached, then refused as an entry on every read
+        if not isinstance(outcome, PrelabelError):
+            outcomes[k], broken = outcome.finite()
+            if broken:
+                result.model_counts["numbers not finite, left out"] += broken
     for item in batch.misses:
         outcome = outcomes[key(item)]
         if isinstance(outcome, PrelabelError):

@@ -13,7 +13,7 @@ from prelabel.errors import ImageError, PredictionFileError, PrelabelError, Sett
 from prelabel.images import read_image_info
 from prelabel.models import ImageItem, ModelAdapter, available_models, create_model
 from prelabel.pipeline import infer_items, infer_read, read_batch, read_items, reuse_earlier
-from prelabel.records import Detections, ModelSignature, save_raw_file
+from prelabel.records import Choice, Detections, Keypoint, ModelSignature, save_raw_file
 from prelabel.samples import SIGNS, make_samples
 from prelabel.settings import Settings
 from prelabel.store.cache import LocalCache, S3Cache, open_cache
@@ -185,6 +185,39 @@ def test_the_same_bytes_go_to_the_model_once_in_a_batch_and_in_the_next(tmp_path
     uncached = [paths[0], str(copy)]
     alone = infer_read(reuse_earlier(read_batch(uncached, model, None), one, None), model, None)
     assert (alone.inferred, alone.cached, model.calls) == (2, 0, 5)
+
+
+class _Overflowing(_Counting):
+    """A stand-in whose output holds NaN and inf, as float16 overflow gives."""
+
+    def predict(self, batch: Sequence[ImageItem]) -> list[Detections | PrelabelError]:
+        self.calls += len(batch)
+        nan, inf = float("nan"), float("inf")
+        return [
+            Detections(
+                xyxy=[[1, 2, 30, 40], [5, 5, inf, 9], [1, 1, 8, 8]],
+                scores=[0.9, 0.8, nan],
+                labels=("a", "b", "c"),
+                keypoints=((Keypoint("nose", 3, 4, 0.5), Keypoint("eye", nan, 4, 0.5)), None, None),
+                region_choices=((Choice("red", nan), Choice("blue", 0.4)), (), ()),
+                choices=(Choice("day", 0.7), Choice("night", inf)),
+            )
+            for _ in batch
+        ]
+
+
+def test_numbers_that_are_not_finite_are_left_out_before_the_cache(tmp_path: Path) -> None:
+    """Cached with its NaN, an entry was refused on every read: the image inferred every run."""
+    items = _items(tmp_path)[:1]
+    model, cache = _Overflowing(), LocalCache(tmp_path / "cache")
+    result = infer_items(items, model, cache)  # type: ignore[arg-type]
+    (record,) = result.records
+    found = record.detections
+    assert found.labels == ("a",) and found.keypoints == ((Keypoint("nose", 3, 4, 0.5),),)
+    assert found.region_choices == ((Choice("blue", 0.4),),) and found.choices == (Choice("day", 0.7),)
+    assert result.model_counts == {"numbers not finite, left out": 5}  # 2 boxes, a point, 2 choices
+    again = infer_items(items, model, cache)  # type: ignore[arg-type]
+    assert (again.cached, again.inferred, model.calls) == (1, 0, 1)  # the entry reads back
 
 
 def test_read_items_reports_bad_files(tmp_path: Path) -> None:
