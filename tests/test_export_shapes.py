@@ -173,10 +173,7 @@ def test_a_score_that_is_not_finite_is_the_images_error_row_and_the_json_stays_s
     tmp_path: Path, where: str
 ) -> None:
     """A model's NaN (float16 overflow, say) would have been written as NaN: not JSON."""
-    from prelabel.exporting import export_records
-    from prelabel.images import read_image_info
-    from prelabel.models.base import ImageItem
-    from prelabel.records import Choice, Detections, Keypoint, ModelSignature, PredictionRecord
+    from prelabel.records import Choice, Detections, Keypoint
 
     nan = float("nan")
     broken = Detections(
@@ -185,19 +182,8 @@ def test_a_score_that_is_not_finite_is_the_images_error_row_and_the_json_stays_s
         region_choices=((Choice("red", nan if where == "region choice" else 0.5),),),
         choices=(Choice("day", nan if where == "image choice" else 0.5),),
     )  # fmt: skip
-    good = Detections(xyxy=[[2, 2, 12, 12]], scores=[0.7], labels=["car"])
-    items, records = {}, []
-    for name, found in (("broken.png", broken), ("good.png", good)):
-        buffer = io.BytesIO()
-        Image.new("RGB", (40, 30), (9, 9, 9)).save(buffer, "PNG")
-        info = read_image_info(buffer.getvalue(), name)
-        items[name] = ImageItem(name, buffer.getvalue(), info)
-        records.append(PredictionRecord(info, found, ModelSignature("m"), uri=name))
-    plan = ExportPlan(batch_size=2)
-    store = LocalStore(tmp_path / "out")
-    report = export_records(store, plan, 1, list(items), items, records, plan.category_ids())
+    report, coco = _export_beside_a_good_image(tmp_path / "out", broken)
     assert [(e.file, "not a finite number" in e.error) for e in report.errors] == [("broken.png", True)]
-    coco = json.loads((tmp_path / "out" / "coco" / "batch_00001.json").read_text(), parse_constant=_refuse)
     assert [image["source"] for image in coco["images"]] == ["good.png"]
     assert [a["score"] for a in coco["annotations"]] == [0.7]
 
@@ -206,10 +192,7 @@ def test_a_score_that_is_not_finite_is_the_images_error_row_and_the_json_stays_s
 def test_a_coordinate_that_is_not_finite_is_the_images_error_row(tmp_path: Path, where: str) -> None:
     """A NaN corner or point failed the whole batch's strict JSON (and a NaN polygon vertex made
     pycocotools rasterise until memory ran out): now only its image fails."""
-    from prelabel.exporting import export_records
-    from prelabel.images import read_image_info
-    from prelabel.models.base import ImageItem
-    from prelabel.records import Detections, Keypoint, ModelSignature, PredictionRecord
+    from prelabel.records import Detections, Keypoint
 
     nan = float("nan")
     broken = Detections(
@@ -217,6 +200,21 @@ def test_a_coordinate_that_is_not_finite_is_the_images_error_row(tmp_path: Path,
         keypoints=((Keypoint("nose", nan if where == "keypoint" else 5, 5, 0.5),),),
         polygons=(((1, 1), (8, 1), (8, nan if where == "polygon" else 8)),),
     )  # fmt: skip
+    report, coco = _export_beside_a_good_image(tmp_path, broken)
+    assert [(e.file, "coordinate is not a finite number" in e.error) for e in report.errors] == [
+        ("broken.png", True)
+    ]
+    assert [image["source"] for image in coco["images"]] == ["good.png"]
+
+
+def _export_beside_a_good_image(out: Path, broken: Any) -> tuple[Any, dict[str, Any]]:
+    """``broken`` (Detections) exported in one batch with a good image: the report and the
+    batch's COCO JSON, read strictly (a NaN in it fails the test)."""
+    from prelabel.exporting import export_records
+    from prelabel.images import read_image_info
+    from prelabel.models.base import ImageItem
+    from prelabel.records import Detections, ModelSignature, PredictionRecord
+
     good = Detections(xyxy=[[2, 2, 12, 12]], scores=[0.7], labels=["car"])
     items, records = {}, []
     for name, found in (("broken.png", broken), ("good.png", good)):
@@ -226,12 +224,9 @@ def test_a_coordinate_that_is_not_finite_is_the_images_error_row(tmp_path: Path,
         items[name] = ImageItem(name, buffer.getvalue(), info)
         records.append(PredictionRecord(info, found, ModelSignature("m"), uri=name))
     plan = ExportPlan(batch_size=2)
-    report = export_records(LocalStore(tmp_path), plan, 1, list(items), items, records, plan.category_ids())
-    assert [(e.file, "coordinate is not a finite number" in e.error) for e in report.errors] == [
-        ("broken.png", True)
-    ]
-    coco = json.loads((tmp_path / "coco" / "batch_00001.json").read_text(), parse_constant=_refuse)
-    assert [image["source"] for image in coco["images"]] == ["good.png"]
+    report = export_records(LocalStore(out), plan, 1, list(items), items, records, plan.category_ids())
+    coco = json.loads((out / "coco" / "batch_00001.json").read_text(), parse_constant=_refuse)
+    return report, coco
 
 
 def _refuse(constant: str) -> None:
