@@ -12,7 +12,7 @@ from typing import Any
 
 from prefect import get_run_logger
 
-from flows.common import Inferred, RunSizes, connection, inferred_batches, label_map, opaque
+from flows.common import Inferred, RunSizes, inferred_batches, label_map, opaque
 from flows.params import PreannotateParams, _PostOptions
 from flows.scaleout import run_shards
 from prelabel.errors import PrelabelError
@@ -24,7 +24,9 @@ from prelabel.pipeline import chunks, manifest_task_data, project_prompt, with_t
 from prelabel.records import PredictionRecord
 from prelabel.reports import RunSummary
 from prelabel.review.verifier import Verifier, VerifyStep
+from prelabel.settings import Settings
 from prelabel.store.cache import PredictionCache, open_cache
+from tasks.common import LabelStudioConnection
 from tasks.inference import model_for
 from tasks.labelstudio import load_project, match_images, payload_rows, post_batch, show_predictions
 from tasks.reporting import Progress, write_payload_files, write_report
@@ -34,6 +36,8 @@ __all__ = ["run_pipeline"]
 
 def run_pipeline(
     params: _PostOptions,
+    settings: Settings,
+    ls: LabelStudioConnection,
     images: list[str],
     model: str,
     model_options: dict[str, Any],
@@ -42,7 +46,6 @@ def run_pipeline(
 ) -> RunSummary:
     """Run one project through the pipeline; returns the summary (raises when every image failed)."""
     log = get_run_logger()
-    settings, ls = connection(params)
     sizes = RunSizes.of(params, settings)
     mapping = label_map(params)
     project = load_project(ls, params.project_id)
@@ -68,7 +71,8 @@ def run_pipeline(
     out = Path(params.output_dir)
 
     task_data = manifest_task_data(getattr(params, "manifest", None), params.task_data)
-    matched = match_images(ls, project, opaque(images), params.import_new, params.fuzzy, opaque(task_data))
+    matched = match_images(ls, project, opaque(images), params.import_new, params.fuzzy, opaque(task_data),
+                           max_pixels=sizes.max_pixels, dry_run=params.dry_run)  # fmt: skip
     todo = [
         uri for uri, task_id in matched.task_ids.items()
         if params.overwrite or model_version not in matched.versions.get(task_id, frozenset())
@@ -85,7 +89,7 @@ def run_pipeline(
     if isinstance(params, PreannotateParams) and params.shard_size and todo and cache is not None:
         run_shards(params, todo, model_options, adapter.signature(), cache, cache_location, sizes)
 
-    errors: list[ErrorRow] = []
+    errors: list[ErrorRow] = list(matched.errors)
     unmatched_labels: Counter[str] = Counter()
     dropped: Counter[str] = Counter()
     unfilled: set[str] | None = None  # controls no batch filled: said once for the run
@@ -104,6 +108,7 @@ def run_pipeline(
         )  # fmt: skip
         if params.save_payloads:
             write_payload_files(out / "payloads", opaque(payload_rows(built)))
+        progress.advance(len(batch.uris), posted.created)  # here: an interrupt then counts what was posted
         return batch, records, built, posted
 
     batches = chunks(todo, sizes.task_batch)
@@ -123,7 +128,6 @@ def run_pipeline(
         summary.posted += posted.created
         summary.replaced += posted.replaced
         samples += records[: params.contact_sheet_size - len(samples)]  # the contact sheet's images
-        progress.advance(len(batch.uris))
         log.info("batch %d: %d posted, %d from cache, %d inferred, %d failed", number, posted.created,
                  inferred.cached, inferred.inferred, len(inferred.errors) + len(built.errors))  # fmt: skip
 
@@ -142,7 +146,7 @@ def run_pipeline(
         summary, out, Path(params.unmatched_csv), unmatched_labels, opaque(matched.match), opaque(errors),
         opaque(samples),
     )  # fmt: skip
-    if todo and len(errors) >= len(todo):
+    if todo and len(errors) - len(matched.errors) >= len(todo):
         raise PrelabelError(f"every one of the {len(todo)} images failed; see {out / 'errors.csv'}")
     return summary
 

@@ -14,6 +14,7 @@
     │   └── LabelStudioUnavailableError   no useful answer after every retry (network, 429, 5xx)
     ├── AmbiguousWriteError       a write failed after it was sent: it may have been stored
     ├── LabelStudioStartError     the local Label Studio could not be installed or started
+    ├── ProjectBusyError          another run held the project for longer than the run would wait
     ├── PredictionFileError       a raw prediction file is malformed or ambiguous (carries the file name)
     ├── AnnotationError           one annotation result cannot be exported (carries the image name)
     └── DinoxError                the DINO-X API failed for one image (task failed, deadline, retries)
@@ -39,6 +40,7 @@ __all__ = [
     "MaskError",
     "PredictionFileError",
     "PrelabelError",
+    "ProjectBusyError",
     "SettingsError",
     "SourceError",
 ]
@@ -129,3 +131,7 @@ class DinoxError(PrelabelError):
 
 class DinoxAuthError(DinoxError):
     """The DINO-X API refused the token: nothing in the batch can succeed."""
+
+
+class ProjectBusyError(PrelabelError):
+    """Another run held the project (posting to it) for longer than this run would wait."""

@@ -35,6 +35,7 @@ class Stage(StrEnum):
     CONVERT = "convert"
     POST = "post"
     INGEST = "ingest"
+    IMPORT = "import"
     EXPORT = "export"
     PULL = "pull"
 

@@ -18,7 +18,7 @@ from prelabel.failures import ErrorRow, Stage, failure_row, item_failure
 from prelabel.images import DEFAULT_MAX_PIXELS, read_image_info
 from prelabel.ingest.fetch import Fetcher
 from prelabel.ingest.manifest import read_manifest
-from prelabel.ingest.sources import iter_image_files
+from prelabel.ingest.sources import IMAGE_SUFFIXES, iter_image_files
 from prelabel.labelstudio.labelmap import LabelMap
 from prelabel.models.base import ImageItem, ModelAdapter, decode_batch
 from prelabel.models.registry import model_parts
@@ -89,7 +89,11 @@ def collect_images(input_dir: str | None, manifest: str | None) -> list[str]:
         return [row.uri for row in read_manifest(manifest)]
     if input_dir is None:
         raise SourceError("give a folder of images or a manifest")
-    return [str(p) for p in iter_image_files(input_dir)]
+    images = [str(p) for p in iter_image_files(input_dir)]
+    if not images:
+        kinds = ", ".join(sorted(IMAGE_SUFFIXES))
+        raise SourceError(f"0 images found in {input_dir} (prelabel reads {kinds}; hidden files are skipped)")
+    return images
 
 
 def manifest_task_data(manifest: str | None, columns: Sequence[str]) -> dict[str, dict[str, str]] | None:

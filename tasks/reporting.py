@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -34,37 +35,47 @@ __all__ = ["Progress", "progress_listener", "write_payload_files", "write_report
 _TABLE_ROWS = 500  # the UI is for reading: the CSV files hold everything
 
 
-_listeners: list[Callable[[int, int], None]] = []
-
-
-@contextmanager
-def progress_listener(listener: Callable[[int, int], None]) -> Iterator[None]:
-    """Call ``listener(done, total)`` at every batch of flows run in this process (the CLI's bar)."""
-    _listeners.append(listener)
-    try:
-        yield
-    finally:
-        _listeners.remove(listener)
-
-
+@dataclass
 class Progress:
-    """A progress artifact, updated once per batch, and any in-process listeners."""
+    """A progress artifact, updated once per batch, and any in-process listeners (the CLI's bar,
+    and what an interrupted command says it had done). ``unit`` names what is counted."""
 
-    def __init__(self, total: int, key: str) -> None:
-        self.total, self.done = total, 0
-        created = create_progress_artifact(progress=0.0, key=key, description="images processed")
-        self.id: UUID | None = created if isinstance(created, UUID) else None
+    total: int
+    key: str
+    unit: str = "images"
+    done: int = 0
+    posted: int = 0
+    id: UUID | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        created = create_progress_artifact(progress=0.0, key=self.key, description=f"{self.unit} processed")
+        self.id = created if isinstance(created, UUID) else None
         self._tell()
 
-    def advance(self, count: int) -> None:
+    def advance(self, count: int, posted: int = 0) -> None:
+        """``count`` more done, of which ``posted`` predictions were posted."""
         self.done += count
+        self.posted += posted
         if self.id is not None:
             update_progress_artifact(self.id, progress=min(100.0, 100.0 * self.done / max(self.total, 1)))
         self._tell()
 
     def _tell(self) -> None:
         for listener in list(_listeners):
-            listener(self.done, self.total)
+            listener(self)
+
+
+_listeners: list[Callable[[Progress], None]] = []
+
+
+@contextmanager
+def progress_listener(listener: Callable[[Progress], None]) -> Iterator[None]:
+    """Call ``listener(progress)`` at every batch of flows run in this process."""
+    _listeners.append(listener)
+    try:
+        yield
+    finally:
+        _listeners.remove(listener)
 
 
 @task(name="write-payloads", cache_policy=NO_CACHE)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -221,8 +222,9 @@ class LabelStudioClient:
         handles = [path.open("rb") for path in paths]
         try:
             # One field name per file: Label Studio keeps only the last file of a repeated name.
+            # NFC: its sanitising drops the combining marks of a decomposed name (macOS's café).
             files = [
-                (f"file{i}", (path.name, handle, "application/octet-stream"))
+                (f"file{i}", (unicodedata.normalize("NFC", path.name), handle, "application/octet-stream"))
                 for i, (path, handle) in enumerate(zip(paths, handles, strict=True))
             ]
             answer = self.request(
