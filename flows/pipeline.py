@@ -15,7 +15,7 @@ from prefect import get_run_logger
 from flows.common import Inferred, RunSizes, inferred_batches, label_map, opaque
 from flows.params import PreannotateParams, _PostOptions
 from flows.scaleout import run_shards
-from prelabel.errors import PrelabelError
+from prelabel.errors import AllImagesFailedError
 from prelabel.failures import ErrorRow
 from prelabel.labelstudio.labelmap import LabelMap
 from prelabel.labelstudio.posting import PostReport
@@ -146,8 +146,9 @@ def run_pipeline(
         summary, out, Path(params.unmatched_csv), unmatched_labels, opaque(matched.match), opaque(errors),
         opaque(samples),
     )  # fmt: skip
-    if todo and len(errors) - len(matched.errors) >= len(todo):
-        raise PrelabelError(f"every one of the {len(todo)} images failed; see {out / 'errors.csv'}")
+    succeeded = len(todo) - (len(errors) - len(matched.errors)) + summary.skipped
+    if errors and succeeded <= 0:
+        raise AllImagesFailedError(f"every one of the {len(errors)} images failed; see {out / 'errors.csv'}")
     return summary
 
 

@@ -15,6 +15,7 @@
     ├── AmbiguousWriteError       a write failed after it was sent: it may have been stored
     ├── LabelStudioStartError     the local Label Studio could not be installed or started
     ├── ProjectBusyError          another run held the project for longer than the run would wait
+    ├── AllImagesFailedError      not one image of a run succeeded (each has its error row)
     ├── PredictionFileError       a raw prediction file is malformed or ambiguous (carries the file name)
     ├── AnnotationError           one annotation result cannot be exported (carries the image name)
     └── DinoxError                the DINO-X API failed for one image (task failed, deadline, retries)
@@ -26,6 +27,7 @@ Real bugs (TypeError, IndexError, ...) are never wrapped: they keep their traceb
 from __future__ import annotations
 
 __all__ = [
+    "AllImagesFailedError",
     "AmbiguousWriteError",
     "AnnotationError",
     "DinoxAuthError",
@@ -135,3 +137,7 @@ class DinoxAuthError(DinoxError):
 
 class ProjectBusyError(PrelabelError):
     """Another run held the project (posting to it) for longer than this run would wait."""
+
+
+class AllImagesFailedError(PrelabelError):
+    """Not one image of a run succeeded; each one's reason is in the run's errors file."""

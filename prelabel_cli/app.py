@@ -18,7 +18,7 @@ import typer
 from pydantic import ValidationError
 from typer.exceptions import TyperException
 
-from prelabel.errors import PrelabelError, ProjectBusyError
+from prelabel.errors import AllImagesFailedError, PrelabelError, ProjectBusyError
 from prelabel.redact import redact
 
 __all__ = [
@@ -116,6 +116,8 @@ def main() -> None:
         _fail(validation_lines(exc))
     except ProjectBusyError as exc:
         _fail([str(exc)], EXIT_PROJECT_BUSY)
+    except AllImagesFailedError as exc:
+        _fail([str(exc)], EXIT_IMAGES_FAILED)
     except PrelabelError as exc:
         _fail([str(exc)])
     except KeyboardInterrupt as interrupt:
