@@ -69,7 +69,7 @@ def test_set_is_written_whole_keeps_items_and_answers(tmp_path: Path) -> None:
             (2, "b.jpg", None, None, None, None, None),
         ]
         assert created.labels() == ["car", "dog"]
-        assert created.meta["source"] == "references" and created.meta["schema_version"] == "2"
+        assert created.meta["source"] == "references" and created.meta["schema_version"] == "3"
         created.record(1, True, held_out=False, strategy="entropy")
         created.record(2, False, held_out=True, strategy="random")
         created.record(2, True, held_out=True, strategy="random")  # a changed answer replaces the old

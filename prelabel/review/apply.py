@@ -32,7 +32,8 @@ __all__ = [
 ]
 
 ANSWER_COLUMNS = ("item_id", "task_id", "prediction_id", "region_id", "image", "label",
-                  "x1", "y1", "x2", "y2", "score", "answer", "held_out", "strategy")  # fmt: skip
+                  "x1", "y1", "x2", "y2", "score", "answer", "held_out", "strategy", "reviewer",
+                  "answered_at", "previous_reviewer", "previous_answer")  # fmt: skip
 
 
 def reviewed_version(model_version: str) -> str:
@@ -106,9 +107,12 @@ def write_answers(path: str | Path, items: Iterable[ReviewItem], answers: Mappin
         if answer is None:
             continue
         box: tuple[Any, ...] = item.box or ("", "", "", "")
+        before = answer.previous
+        previous = ("", "") if before is None else (before.reviewer or "", "yes" if before.yes else "no")
         rows.append((item.id, item.task_id or "", item.prediction_id or "", item.region_id or "", item.image,
                      item.label, *box, "" if item.score is None else item.score,
-                     "yes" if answer.yes else "no", int(answer.held_out), answer.strategy))  # fmt: skip
+                     "yes" if answer.yes else "no", int(answer.held_out), answer.strategy,
+                     answer.reviewer or "", answer.answered_at, *previous))  # fmt: skip
     atomic_write_csv(path, ANSWER_COLUMNS, rows)
     return len(rows)
 
