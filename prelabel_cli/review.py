@@ -196,10 +196,14 @@ def review_apply(
         Path | None, typer.Option("--answers", help="Answers CSV to write (default <set>.answers.csv).")
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Write the CSV, count, post nothing.")] = False,
+    annotate: Annotated[
+        bool, typer.Option("--annotate", help="Also make each task's accepted regions an annotation.")
+    ] = False,
     ls_url: LsUrl = None,
     api_key: ApiKey = None,
 ) -> None:
-    """Post <version>-reviewed: the set's predictions minus the regions answered "no"; write the answers.
+    """Write <version>-reviewed: the predictions minus the regions answered "no", those answered
+    "yes" marked (meta.reviewed), changed in place on later applies; write the answers CSV.
 
     Example: prelabel review apply --set cars.sqlite
     """
@@ -216,8 +220,10 @@ def review_apply(
         out = answers_csv or review_set.with_suffix(".answers.csv")
         with LabelStudioClient(settings.ls_url, settings.ls_key_for(ls_url),
                                timeout=settings.request_timeout) as client:  # fmt: skip
-            done = apply_answers(client, opened, out, chunk_size=settings.post_batch_size, dry_run=dry_run)
-    typer.echo(done.line())
+            done = apply_answers(client, opened, out, chunk_size=settings.post_batch_size, dry_run=dry_run,
+                                 annotate=annotate)  # fmt: skip
+    for line in done.lines():
+        typer.echo(line)
     typer.echo(f"answers: {out}")
 
 

@@ -58,6 +58,7 @@ __all__ = [
     "items_from_references",
     "items_from_tasks",
     "iter_batches",
+    "pixel_box",
     "region_label",
 ]
 
@@ -296,7 +297,7 @@ def items_from_tasks(
                 if result.get("type") != "rectanglelabels":
                     skipped[f"{result.get('type')} (not a rectangle)"] += 1
                     continue
-                box = _pixel_box(result)
+                box = pixel_box(result)
                 if box is None:
                     skipped["no original_width/height"] += 1
                     continue
@@ -359,7 +360,8 @@ def region_label(result: Mapping[str, Any]) -> str | None:
     return _label(result)
 
 
-def _pixel_box(result: Mapping[str, Any]) -> tuple[float, float, float, float] | None:
+def pixel_box(result: Mapping[str, Any]) -> tuple[float, float, float, float] | None:
+    """A rectangle result's box, xyxy pixels of the displayed image (None without its size)."""
     width, height = _int(result.get("original_width")), _int(result.get("original_height"))
     if not width or not height:
         return None
