@@ -130,13 +130,17 @@ def features(
 
     Example: prelabel features --set cars.sqlite --embedder siglip2 --margin 0.2
     """
-    from flows.features import FeaturesParams
-    from flows.features import features as features_flow
+    from prelabel.models.hub import read_locally
+    from prelabel.review.features import CHECKPOINTS
     from prelabel.review.sets import ReviewSet
 
     use_api_key(api_key, ls_url)
     with ReviewSet(review_set):  # a missing or foreign file is a mistake, caught before the flow
         pass
+    read_locally(checkpoint or CHECKPOINTS[embedder], None)  # offline: one line now, not after retries
+    from flows.features import FeaturesParams
+    from flows.features import features as features_flow
+
     params = FeaturesParams(
         review_set=str(review_set), out=str(out) if out else None, embedder=embedder,
         checkpoint=checkpoint, margin=margin, device=device, batch_size=batch_size, cache_dir=cache_dir,
