@@ -14,6 +14,8 @@ from PIL import Image
 
 from prelabel.labelstudio.client import LabelStudioClient, Project
 from prelabel.labelstudio.server import LocalLabelStudio
+from prelabel.quality.pairs import load_pairs
+from prelabel.quality.report import measure_quality
 from prelabel.review.apply import APPLIED, NOT_FOUND, apply_answers, review_task
 from prelabel.review.identity import GEOMETRY_TOLERANCE
 from prelabel.review.sets import Answer, Previous, ReviewItem, ReviewSet, items_from_tasks
@@ -183,6 +185,19 @@ def test_apply_in_place_marks_accepted_annotates_and_survives_a_repost(
     assert notes[t2] == []  # nothing accepted there any more: prelabel's annotation is gone
     assert len(notes[t3]) == 2 and notes[t3][0][0] == human
     assert notes[t3][0][1][0]["id"] == "mine"  # the person's annotation as it was
+
+    # The quality report of the reviewed version counts what people accepted: t1's det1 and t3's
+    # det2 (t2 has no annotation any more, so it is not measured).
+    config, pairs = load_pairs(ls_client, project.id, "m1-reviewed")
+    measured = measure_quality(pairs, config.config, project.id)
+    person = next(s for s in measured.summary.labels if s.label == "person")
+    assert (
+        person.reviewed == 2 and "2 predicted regions were accepted in review" in measured.summary.markdown()
+    )
+    assert sorted((r.task_id, r.region_id) for r in measured.regions if r.reviewed) == [
+        (t1, "det1"),
+        (t3, "det2"),
+    ]
 
     # 3. Nothing new: nothing written, the dry run says the same.
     with ReviewSet(set_path) as review_set:
