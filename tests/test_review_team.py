@@ -4,6 +4,7 @@ files, set migrations, and ``review serve``'s checks before it starts."""
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import sqlite3
@@ -11,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from prelabel.errors import PrelabelError
@@ -75,7 +77,10 @@ def test_without_features_the_detector_score_orders_the_items(tmp_path: Path) ->
     assert queue.stats()[0].answered == 6 and queue.stats()[0].items == 6
 
 
-def test_progress_tells_nothing_left_from_held_by_others_and_skipped(tmp_path: Path) -> None:
+def test_progress_tells_nothing_left_from_held_by_others_and_skipped(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="prelabel.review")
     queue = ReviewQueue(_set(tmp_path / "s.sqlite", [0.9, 0.8, 0.7]), None, "max-prob")
     first = queue.current("ann")
     assert first is not None
@@ -103,6 +108,13 @@ def test_progress_tells_nothing_left_from_held_by_others_and_skipped(tmp_path: P
     assert (corrected.yes, corrected.reviewer, corrected.previous and corrected.previous.reviewer) == (
         False, "lee", "ann")  # fmt: skip
     assert [r.item.id for r in queue.recent("ben")] == [first.item.id]  # ben's own left out
+    # One line per answer and correction, none for the refused ones.
+    assert [r.getMessage() for r in caplog.records] == [
+        f"ann answered item {first.item.id} (car, {first.item.id - 1}.jpg, task {first.item.id}): yes",
+        f"ben answered item {second.item.id} (car, {second.item.id - 1}.jpg, task {second.item.id}): no",
+        f"lee corrected item {first.item.id} (car, {first.item.id - 1}.jpg, task {first.item.id}): no "
+        "(was ann: yes)",
+    ]
 
 
 def test_reviewer_names_and_reviewers_files(tmp_path: Path) -> None:
@@ -194,3 +206,38 @@ def test_serve_checks_before_it_starts(tmp_path: Path) -> None:
         done = _serve("--set", str(local_set), "--port", str(port))
     assert done.returncode == 2 and f"port {port} on 127.0.0.1 is in use" in done.stderr
     assert done.stdout == "" and len(done.stderr.splitlines()) == 1
+
+
+def test_serve_starts_without_features_and_logs_each_answer(tmp_path: Path) -> None:
+    path = _set(tmp_path / "r.sqlite", [0.2, 0.9, 0.5])
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "PYTHONUNBUFFERED": "1",
+        "PRELABEL_REVIEW_TOKEN": "team-token-1",
+    }
+    code = "from prelabel_cli.main import main; main()"
+    args = ["review", "serve", "--set", str(path), "--port", "0", "--strategy", "max-prob"]
+    pipe = subprocess.PIPE
+    server = subprocess.Popen(
+        [sys.executable, "-c", code, *args], stdout=pipe, stderr=pipe, text=True, env=env
+    )
+    try:
+        assert server.stdout is not None
+        line = server.stdout.readline()
+        assert line.startswith("review page: http://127.0.0.1:") and line.rstrip().endswith("/?token=...")
+        assert "team-token-1" not in line
+        url = line.split()[2].removesuffix("?token=...")
+        auth = {"Authorization": "Bearer team-token-1"}
+        state = httpx.get(url + "api/state", params={"reviewer": "ann"}, headers=auth, timeout=30).json()
+        assert state["features"] is False and state["item"]["score"] in (0.9, 0.2, 0.5)
+        shown = state["item"]["id"]
+        answered = httpx.post(url + "api/answer", json={"reviewer": "ann", "item_id": shown, "answer": True},
+                              headers=auth, timeout=30)  # fmt: skip
+        assert answered.status_code == 200 and answered.json()["progress"]["answered"] == 1
+        assert httpx.get(url + "api/state", params={"reviewer": "ann"}, timeout=30).status_code == 401
+    finally:
+        server.terminate()
+        _, errors = server.communicate(timeout=30)
+    assert f"ann answered item {shown} (car, {shown - 1}.jpg, task {shown}): yes" in errors
+    assert "team-token-1" not in errors
