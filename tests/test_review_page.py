@@ -167,6 +167,12 @@ def test_keyboard_review_in_chromium(tmp_path: Path) -> None:
     with review_server(queue) as url, chromium() as browser:
         page = browser.new_page()
         tab = Tab(page, url + "/")
+        page.wait_for_selector("#name")
+        _screenshot(page, "review-name.png")
+        page.fill("#name", "<dana>")  # not a name: asked again, with what a name may hold
+        page.press("#name", "Enter")
+        page.wait_for_function("document.getElementById('askerror').textContent.includes('reviewer name')")
+        assert page.is_visible("#name")
         page.fill("#name", "dana")  # asked once
         page.press("#name", "Enter")
 
@@ -276,6 +282,7 @@ def test_a_failed_image_blocks_answers_until_it_loads(tmp_path: Path) -> None:
         page.wait_for_function("document.body.dataset.imageFailed === '1'")
         message = tab.text("#imagemsg")
         assert "did not load" in message and "shot_00.png" in message and "Press R" in message
+        _screenshot(page, "review-image-failed.png")
         page.keyboard.press("d")  # refused on the page: nothing reaches the set
         page.wait_for_function("document.getElementById('notice').textContent.includes('not loaded')")
         assert _answers(db_path) == {} and page.evaluate("document.body.dataset.itemId") == "1"

@@ -20,14 +20,14 @@ header, #itemhead { display: flex; flex-wrap: wrap; gap: 0.4em 1.2em; align-item
 #file { font-family: monospace; }
 a { color: #8cf; }
 main { display: flex; gap: 1em; margin-top: 0.5em; align-items: flex-start; }
-#stage { position: relative; background: #111; }
+#stage { position: relative; background: #111; min-width: 40vw; min-height: 40vh; }
 #img { display: block; visibility: hidden; }
 #box { position: absolute; border: 3px solid #ff0; box-sizing: border-box;
        pointer-events: none; display: none; }
 #side { width: 300px; flex: none; }
 #zoom { width: 280px; height: 280px; background: #111; display: none; }
 #imagemsg { position: absolute; left: 1em; top: 1em; right: 1em; color: #fc6; }
-#error { color: #f66; min-height: 1.2em; }
+#error, #askerror { color: #f66; min-height: 1.2em; }
 #notice { color: #fc6; min-height: 1.2em; }
 #done { font-size: 1.3em; margin: 2em 0; }
 .keys span { margin-right: 1.2em; }
@@ -39,18 +39,20 @@ td, th { padding: 0.15em 0.6em; border-bottom: 1px solid #555; text-align: right
 </style></head>
 <body>
 <div id="ask"><form><label>Your name (shown beside your answers):
-<input id="name" maxlength="40" autocomplete="name" required></label> <button>Start</button></form></div>
-<header><span id="itemhead"><span id="label"></span><span id="file"></span>
+<input id="name" maxlength="40" autocomplete="name" required></label> <button>Start</button>
+<p id="askerror"></p></form></div>
+<header><span id="itemhead" style="display:none"><span id="label"></span><span id="file"></span>
 <a id="task" target="_blank" rel="noopener"></a><span>detector <span id="score"></span></span>
 <span>P(yes) <span id="pyes"></span> <span id="how"></span></span></span>
 <span id="who"></span><span id="progress"></span></header>
 <div id="error"></div><div id="notice"></div>
-<main><div id="stage"><img id="img" alt=""><div id="box"></div><div id="imagemsg"></div></div>
+<main style="display:none">
+<div id="stage"><img id="img" alt=""><div id="box"></div><div id="imagemsg"></div></div>
 <div id="side"><canvas id="zoom" width="280" height="280"></canvas>
 <p class="keys"><span>A / &larr; no</span><span>D / &rarr; yes</span><span>S skip</span>
 <span>Backspace undo</span><span>R retry image</span></p></div></main>
 <div id="done" style="display:none"></div>
-<table id="stats"><thead><tr><th>label</th><th>answered</th><th>of</th><th>yes</th>
+<table id="stats" style="display:none"><thead><tr><th>label</th><th>answered</th><th>of</th><th>yes</th>
 <th>positives</th><th>held-out accuracy</th><th>held out</th></tr></thead><tbody></tbody></table>
 <div id="lead" style="display:none"><h3>Latest answers of others (lead: correct them)</h3>
 <table><thead><tr><th>item</th><th>label</th><th>file</th><th>reviewer</th><th>answer</th><th></th></tr>
@@ -69,6 +71,7 @@ function withToken(url) {
 }
 
 class Refused extends Error {}
+class BadName extends Error {}
 class Stale extends Error { constructor(detail, state) { super(detail); this.state = state; } }
 
 async function call(method, url, body) {
@@ -82,6 +85,7 @@ async function call(method, url, body) {
   }
   const data = await answer.json().catch(() => ({}));
   if (answer.status === 401) throw new Refused(data.detail || "refused");
+  if (answer.status === 400) throw new BadName(data.detail || "not a name");
   if (answer.status === 409 && data.state) throw new Stale(data.detail, data.state);
   if (!answer.ok) throw new Error(data.detail || answer.statusText);
   return data;
@@ -171,6 +175,7 @@ function show(state) {
   $("done").textContent = current ? "" : doneMessage(state.progress);
   document.querySelector("main").style.display = current ? "flex" : "none";
   $("itemhead").style.display = current ? "flex" : "none";
+  $("stats").style.display = "table";
   $("who").textContent = "reviewer: " + state.reviewer + (state.lead ? " (lead)" : "");
   clearTimeout(pollTimer);
   if (!current && state.progress.held_by_others) pollTimer = setTimeout(refresh, 15000);
@@ -229,6 +234,11 @@ async function act(promise, after) {
     if (e instanceof Stale) {
       $("notice").textContent = e.message + ": showing your current item.";
       show(e.state);
+    } else if (e instanceof BadName) {
+      $("askerror").textContent = e.message;
+      reviewer = null;
+      localStorage.removeItem("prelabel-reviewer-name");
+      $("ask").style.display = "flex";
     } else if (e instanceof Refused) {
       $("error").textContent = "The review server refused this page's token. Open the review link " +
         "you were given (it ends in ?token=...); whoever runs prelabel review serve has it.";
