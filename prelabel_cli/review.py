@@ -315,6 +315,8 @@ def review_serve(
     from prelabel.review.server import create_app, listen
     from prelabel.review.team import Team, check_name, read_reviewers
 
+    if reviewers is not None and token:
+        raise PrelabelError("give --token (or PRELABEL_REVIEW_TOKEN) or --reviewers, not both")
     if reviewers is not None:
         team = read_reviewers(reviewers, leads or ())
     else:

@@ -170,6 +170,7 @@ def test_older_sets_are_migrated_and_keep_their_answers(tmp_path: Path, version:
 def _serve(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """``prelabel review serve`` in a subprocess that must stop by itself (a check failed)."""
     full = {**os.environ, "PYTHONPATH": str(ROOT), "PRELABEL_LS_API_KEY": "", "LABEL_STUDIO_API_KEY": "",
+            "PRELABEL_REVIEW_TOKEN": "",
             **(env or {})}  # fmt: skip
     code = "from prelabel_cli.main import main; main()"
     return subprocess.run([sys.executable, "-c", code, "review", "serve", *args], capture_output=True,
@@ -193,6 +194,9 @@ def test_serve_checks_before_it_starts(tmp_path: Path) -> None:
         ((str(tmp_path / "none.sqlite"),), {}, "no review set"),
         # A reviewers file with a mistake.
         ((str(local_set), "--reviewers", str(tmp_path / "none.csv")), {}, "cannot read reviewers file"),
+        # Both ways in at once: which one holds is not guessed.
+        ((str(local_set), "--reviewers", str(tmp_path / "none.csv")), {"PRELABEL_REVIEW_TOKEN": "t" * 12},
+         "not both"),
     ]  # fmt: skip
     for args, env, message in cases:
         done = _serve("--set", *args, env=env)

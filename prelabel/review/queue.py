@@ -249,9 +249,12 @@ class ReviewQueue:
         return out
 
     def item(self, item_id: int) -> ReviewItem:
-        """One item of the set by id (StopIteration when there is none)."""
+        """One item of the set by id (``PrelabelError`` when there is none)."""
         with self._set() as review_set:
-            return next(item for item in review_set.items() if item.id == item_id)
+            found = review_set.item(item_id)
+        if found is None:
+            raise PrelabelError(f"{self.path}: no item {item_id}")
+        return found
 
     def _has_features(self, item_id: int) -> bool:
         return self.features is None or item_id in self.features

@@ -173,7 +173,7 @@ def create_app(queue: ReviewQueue, settings: Settings | None = None, team: Team 
     def image(item_id: int) -> Response:
         try:
             reference = queue.item(item_id).image
-        except StopIteration as exc:
+        except PrelabelError as exc:
             raise HTTPException(404, f"no item {item_id}") from exc
         try:
             data, kind = images.read(reference)

@@ -220,6 +220,15 @@ class ReviewSet:
         )
         return [_item(row) for row in rows]
 
+    def item(self, item_id: int) -> ReviewItem | None:
+        """One item by id (None when the set has none)."""
+        row = self._db.execute(
+            "SELECT id, image, x1, y1, x2, y2, label, score, task_id, prediction_id, region_id FROM items "
+            "WHERE id = ?",
+            (item_id,),
+        ).fetchone()
+        return None if row is None else _item(row)
+
     def labels(self) -> list[str]:
         return [row[0] for row in self._db.execute("SELECT DISTINCT label FROM items ORDER BY label")]
 
