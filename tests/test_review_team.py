@@ -132,6 +132,8 @@ def test_reviewer_names_and_reviewers_files(tmp_path: Path) -> None:
                 ("ana,same-token-1\nbo,same-token-1\n", "also ana's"), ("ana,token-one-1\nana,token-two-2\n",
                 "named twice"), ("ana,token-one-1,boss\n", "expected name,token"), ("# none\n", "names no"),
                 ("<b>,token-one-1\n", "reviewer name")]  # fmt: skip
+    with pytest.raises(PrelabelError, match="--lead cy: not a reviewer in"):
+        read_reviewers(good, ["cy"])
     for text, message in mistakes:
         good.write_text(text)
         with pytest.raises(PrelabelError, match=message):

@@ -96,4 +96,7 @@ def read_reviewers(path: str | Path, leads: Iterable[str] = ()) -> Team:
             named.add(name)
     if not tokens:
         raise PrelabelError(f"reviewers file {source} names no reviewer")
+    unknown = sorted(named - set(tokens.values()))
+    if unknown:
+        raise PrelabelError(f"--lead {unknown[0]}: not a reviewer in {source}")
     return Team(tokens=tokens, leads=frozenset(named))
