@@ -271,6 +271,11 @@ class LabelStudioClient:
         answer = self.request("GET", "/api/predictions/", params={"task": task_id}).json()
         return list(answer if isinstance(answer, list) else answer.get("results", []))
 
+    def update_prediction(self, prediction_id: int, fields: Mapping[str, Any]) -> None:
+        """Change a prediction in place (``result``, ``score``): its id stays. Sending it twice
+        changes nothing more, so the retry policy may repeat it."""
+        self.request("PATCH", f"/api/predictions/{prediction_id}/", json=dict(fields), idempotent=True)
+
     def delete_prediction(self, prediction_id: int) -> None:
         self.request("DELETE", f"/api/predictions/{prediction_id}/", allow_404=True)
 
@@ -308,6 +313,13 @@ class LabelStudioClient:
         """Create an annotation on a task (tests and migrations use it)."""
         body = {"result": list(result), **extra}
         return dict(self.request("POST", f"/api/tasks/{task_id}/annotations/", json=body).json())
+
+    def update_annotation(self, annotation_id: int, fields: Mapping[str, Any]) -> None:
+        """Change an annotation in place (``result``); repeating it changes nothing more."""
+        self.request("PATCH", f"/api/annotations/{annotation_id}/", json=dict(fields), idempotent=True)
+
+    def delete_annotation(self, annotation_id: int) -> None:
+        self.request("DELETE", f"/api/annotations/{annotation_id}/", allow_404=True)
 
     # -- transport ------------------------------------------------------------------------
 
