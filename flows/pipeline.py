@@ -146,7 +146,9 @@ def run_pipeline(
         summary, out, Path(params.unmatched_csv), unmatched_labels, opaque(matched.match), opaque(errors),
         opaque(samples),
     )  # fmt: skip
+    # Fine: posted (or skipped as done already), and in a dry run the images that would be imported.
     succeeded = len(todo) - (len(errors) - len(matched.errors)) + summary.skipped
+    succeeded += summary.imported if params.dry_run else 0
     if errors and succeeded <= 0:
         raise AllImagesFailedError(f"every one of the {len(errors)} images failed; see {out / 'errors.csv'}")
     return summary
