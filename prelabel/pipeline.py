@@ -22,6 +22,7 @@ from prelabel.ingest.sources import iter_image_files
 from prelabel.labelstudio.labelmap import LabelMap
 from prelabel.models.base import ImageItem, ModelAdapter, decode_batch
 from prelabel.models.registry import model_parts
+from prelabel.models.sam3 import EXEMPLARS_FROM_PROJECT
 from prelabel.records import PredictionRecord
 from prelabel.store.cache import PredictionCache
 from prelabel.store.uris import name_of
@@ -31,6 +32,7 @@ __all__ = [
     "ReadBatch",
     "chunks",
     "collect_images",
+    "exemplar_options",
     "infer_items",
     "infer_read",
     "look_up",
@@ -260,6 +262,15 @@ def project_prompt(
             if wants and not given.get(prefix + option) and wanted[option]:
                 given[prefix + option] = wanted[option]
     return given
+
+
+def exemplar_options(model: str, options: Mapping[str, Any]) -> list[str]:
+    """The options (``exemplars``; ``sam3.exemplars`` in a chain) that ask for the project's
+    boxes as exemplars: the run fills each with people's boxes, by image, before the model is made."""
+    return [
+        f"{prefix}exemplars" for prefix, _ in model_parts(model)
+        if options.get(f"{prefix}exemplars") == EXEMPLARS_FROM_PROJECT
+    ]  # fmt: skip
 
 
 def with_tasks(records: Iterable[PredictionRecord], task_ids: dict[str, int]) -> list[PredictionRecord]:
