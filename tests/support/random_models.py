@@ -188,11 +188,12 @@ SAM3_LETTERS = "abcdefghijklmnopqrstuvwxyz"
 def save_sam3(folder: Path, full: bool = False, seed: int = 0) -> Path:
     """A SAM 3 checkpoint (``Sam3Model``), its CLIP tokenizer and preprocessor config in ``folder``.
 
-    Tiny: a 112-pixel input, 5 queries, 16x16 masks. The tokenizer is CLIP's BPE over single
-    letters (no merges: each letter is a token, ``</w>`` marks a word's last), enough to tell
-    phrases apart; the preprocessor config is written as JSON, since ``Sam3ImageProcessor``
-    needs torchvision to be made. ``full``: transformers' default config, the real
-    architecture (0.9 B parameters, 1008-pixel input), for the GPU benchmark.
+    Tiny: a 112-pixel input, 5 queries, 16x16 masks (logits scaled to decide pixels). The
+    tokenizer is CLIP's BPE over single letters (no merges: each letter is a token, ``</w>``
+    marks a word's last), enough to tell phrases apart; the preprocessor config is written
+    as JSON, since ``Sam3ImageProcessor`` needs torchvision to be made. ``full``:
+    transformers' default config, the real architecture (0.9 B parameters, 1008-pixel
+    input), for the GPU benchmark.
     """
     import json
 
@@ -227,8 +228,13 @@ def save_sam3(folder: Path, full: bool = False, seed: int = 0) -> Path:
                                  "num_attention_heads": 4, "intermediate_size": 64},
             mask_decoder_config={"hidden_size": 32, "num_upsampling_stages": 2},
         )  # fmt: skip
+    model = Sam3Model(config).eval()
+    if not full:  # a random init's mask logits are ~4e-6, where float noise flips pixels: made ~0.4
+        with torch.no_grad():
+            model.mask_decoder.mask_embedder.layers[-1].weight.mul_(1e5)
+            model.mask_decoder.mask_embedder.layers[-1].bias.mul_(1e5)
     folder.mkdir(parents=True, exist_ok=True)
-    Sam3Model(config).eval().save_pretrained(folder)
+    model.save_pretrained(folder)
     CLIPTokenizer(vocab=vocab, merges=[]).save_pretrained(folder)
     processor = {"image_processor_type": "Sam3ImageProcessor", "size": {"height": side, "width": side},
                  "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5], "do_resize": True,
