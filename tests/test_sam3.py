@@ -360,3 +360,15 @@ def test_gpu_bf16_finds_what_the_cpu_finds(tiny_sam3: Path) -> None:
     for a, b in zip(cpu, gpu, strict=True):
         assert isinstance(a, Detections) and isinstance(b, Detections) and len(a) == len(b) == 15
         np.testing.assert_allclose(np.sort(a.scores), np.sort(b.scores), atol=2e-2)
+
+
+def test_prelabel_models_shows_what_sam3_needs() -> None:
+    from typer.testing import CliRunner
+
+    import prelabel_cli.commands  # noqa: F401  (registers the commands, as main does)
+    from prelabel_cli.main import app
+
+    shown = CliRunner().invoke(app, ["models"])
+    assert shown.exit_code == 0, shown.output
+    (line,) = [row for row in shown.output.splitlines() if row.startswith("sam3:")]
+    assert "detection, instance-segmentation" in line and "hf download" in line and "checkpoint=DIR" in line
