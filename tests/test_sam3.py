@@ -183,6 +183,13 @@ def test_per_label_thresholds(tiny_sam3: Path) -> None:
     assert model.signature().key != sam3(tiny_sam3, classes=PHRASES).signature().key
 
 
+def test_threshold_names_wait_for_the_projects_labels(tiny_sam3: Path) -> None:
+    # the command line checks options before the project's labels are known
+    create_model("sam3", checkpoint=str(tiny_sam3), **{"threshold.person": 0.5})
+    with pytest.raises(SettingsError, match="no label or phrase 'person'"):
+        create_model("sam3", checkpoint=str(tiny_sam3), classes="car", **{"threshold.person": 0.5})
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [

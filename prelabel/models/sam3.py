@@ -123,7 +123,11 @@ class Sam3(ModelAdapter):
         if isinstance(exemplars, str) and exemplars != EXEMPLARS_FROM_PROJECT:
             raise SettingsError(f"sam3 exemplars {exemplars!r}: use exemplars=project")
         self.concepts = build_concepts(class_list(classes), load_prompts(prompts) if prompts else [])
-        self.thresholds = phrase_thresholds(self.concepts, threshold, thresholds or {})
+        # without concepts yet (the command line's check, before the project's labels are read)
+        # the threshold names are checked when the run makes the model with them
+        self.thresholds: dict[str, float] = {}
+        if self.concepts:
+            self.thresholds = phrase_thresholds(self.concepts, threshold, thresholds or {})
         self.threshold, self.mask_threshold, self.merge_iou = threshold, mask_threshold, merge_iou
         self.max_detections, self.segment = max(1, max_detections), segment
         self.exemplars = exemplars
