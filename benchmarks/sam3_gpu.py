@@ -5,7 +5,7 @@ Question: how many 1080p JPEGs per second does ``--model sam3`` label with 10 co
 for all its prompts and batching images buy over the loop people write from transformers'
 docs (one forward per image and prompt), and how does it compare with ``grounded-sam2`` on
 the same images? Goals on one H100: >= 25 images/s with 10 prompts, >= 4x the loop.
-Method: a random-weight SAM 3 of the real architecture (transformers' default config: 0.9 B
+Method: a random-weight SAM 3 of the real architecture (transformers' default config: 840 M
 parameters, 1008-pixel input; speed does not depend on the weights; ``--tiny`` for the CPU
 smoke run), ``--images`` JPEGs, ``--prompts`` phrases, threshold 0 and ``max_detections`` =
 ``--instances`` so every image ends with that many regions (merging off: ``merge_iou`` 1.01).

@@ -97,7 +97,7 @@ class Sam3(ModelAdapter):
     keyed_options = {"threshold": "thresholds"}  # noqa: RUF012  (a ClassVar in the base)
     needs = (
         "weights: facebook/sam3 (gated: accept its licence, then hf download; 3.4 GB) or checkpoint=DIR; "
-        "a CUDA GPU (0.9 B parameters, bf16; CPU works, slowly)"
+        "a CUDA GPU (840 M parameters, bf16; CPU works, slowly)"
     )
 
     def __init__(

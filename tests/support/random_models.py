@@ -192,7 +192,7 @@ def save_sam3(folder: Path, full: bool = False, seed: int = 0) -> Path:
     tokenizer is CLIP's BPE over single letters (no merges: each letter is a token, ``</w>``
     marks a word's last), enough to tell phrases apart; the preprocessor config is written
     as JSON, since ``Sam3ImageProcessor`` needs torchvision to be made. ``full``:
-    transformers' default config, the real architecture (0.9 B parameters, 1008-pixel
+    transformers' default config, the real architecture (840 M parameters, 1008-pixel
     input), for the GPU benchmark.
     """
     import json
