@@ -48,19 +48,24 @@ def settle(
     label of that phrase. Instances of one phrase never merge: the model already keeps one
     query per object there, and two touching objects of one kind stay two.
     """
-    order = sorted(range(len(scores)), key=lambda i: -scores[i])
-    negatives = [i for i in order if labels[i] is None]
+    score = np.asarray(scores, dtype=np.float64)
+    phrase = np.asarray(phrases, dtype=np.int64)
+    negative = np.array([label is None for label in labels], dtype=bool)
+    vetoing = {label: np.array([label in v for v in vetoes], dtype=bool) for label in set(labels) - {None}}
+    kept_mask = np.zeros(len(scores), dtype=bool)
     kept: list[int] = []
     vetoed = merged = 0
-    for i in order:
+    for i in np.argsort(-score, kind="stable").tolist():
         label = labels[i]
         if label is None:
             continue
-        if any(scores[j] > scores[i] and label in vetoes[j] and iou[i, j] >= overlap for j in negatives):
+        covering = iou[i] >= overlap
+        if (covering & negative & vetoing[label] & (score > score[i])).any():
             vetoed += 1
-        elif any(phrases[k] != phrases[i] and iou[i, k] >= overlap for k in kept):
+        elif (covering & kept_mask & (phrase != phrase[i])).any():
             merged += 1
         else:
+            kept_mask[i] = True
             kept.append(i)
     return kept, vetoed, merged
 
