@@ -301,8 +301,10 @@ def test_pixels_match_the_processors_pixel_values(tiny_sam3: Path) -> None:
         ours = normalise_pixels(torch.from_numpy(rgb).permute(2, 0, 1)[None], side, config["image_mean"],
                                 config["image_std"])  # fmt: skip
         assert ours.shape == reference.shape
-        # the processor rounds its resized pixels to uint8 (one step: 2 / 255 = 0.008 here)
-        assert float((ours - reference).abs().mean()) < 0.01
+        # the processor rounds its resized pixels to uint8 (one step: 1 / 255 / std 0.5 = 0.0078);
+        # measured with torchvision 0.29.1: mean 0.0023-0.0024, max 0.0078 (up to 1920x1080 -> 1008)
+        difference = (ours - reference).abs()
+        assert float(difference.mean()) < 0.004 and float(difference.max()) < 0.008
 
 
 def test_weights_from_the_hub_cache_without_the_network(
