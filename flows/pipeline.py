@@ -133,11 +133,11 @@ def run_pipeline(
         summary.inferred += inferred.inferred
         model_counts.update(inferred.model_counts)
         verified.update(inferred.verified)
+        if exemplars is not None:
+            found_new += new_regions(records, exemplars, mapping, project.config.region_labels)
         summary.posted += posted.created
         summary.replaced += posted.replaced
         samples += records[: params.contact_sheet_size - len(samples)]  # the contact sheet's images
-        if exemplars is not None:
-            found_new += new_regions(records, exemplars, mapping, project.config.region_labels)
         progress.advance(len(batch.uris))
         log.info("batch %d: %d posted, %d from cache, %d inferred, %d failed", number, posted.created,
                  inferred.cached, inferred.inferred, len(inferred.errors) + len(built.errors))  # fmt: skip
