@@ -219,6 +219,8 @@ def test_prompts_file_gives_phrases_and_negatives(tmp_path: Path) -> None:
                         Concept("person", ("person",), ("mannequin", "statue"))]  # fmt: skip
     # classes the prompts do not label stay their own phrase; a labelled one takes the file's
     assert [c.label for c in build_concepts(["person", "dog"], concepts)] == ["vehicle", "person", "dog"]
+    # a class the prompts already ask for (the label map's car for vehicle) is not asked twice
+    assert [c.label for c in build_concepts(["car", "person"], concepts)] == ["vehicle", "person"]
     (tmp_path / "bomb.yaml").write_text("a: &x [car]\nb: *x\n")
     with pytest.raises(SettingsError, match="aliases"):
         load_prompts(str(tmp_path / "bomb.yaml"))

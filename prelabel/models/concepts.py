@@ -103,14 +103,16 @@ def load_prompts(source: str | Mapping[str, Any], name: str = "sam3 prompts") ->
 
 
 def build_concepts(classes: Sequence[str], prompts: Sequence[Concept]) -> list[Concept]:
-    """The prompts' concepts, then each class no concept labels (as its own phrase).
+    """The prompts' concepts, then each class they neither label nor prompt (as its own phrase):
+    with the label map ``car -> vehicle`` the project's ``vehicle`` arrives as the class ``car``,
+    which a prompts entry ``vehicle: [car, truck]`` already asks for.
 
     A phrase may find one label only and cannot also be a negative: the detections it
     finds would have no single meaning.
     """
     concepts = list(prompts)
-    labelled = {c.label for c in concepts}
-    concepts += [Concept(name, (name,)) for name in dict.fromkeys(classes) if name not in labelled]
+    covered = {c.label for c in concepts} | {p for c in concepts for p in c.phrases}
+    concepts += [Concept(name, (name,)) for name in dict.fromkeys(classes) if name not in covered]
     owner: dict[str, str] = {}
     for concept in concepts:
         for phrase in concept.phrases:

@@ -128,7 +128,7 @@ class Sam3(ModelAdapter):
         self.thresholds: dict[str, float] = {}
         if self.concepts:
             self.thresholds = phrase_thresholds(self.concepts, threshold, thresholds or {})
-        self.threshold, self.mask_threshold, self.merge_iou = threshold, mask_threshold, merge_iou
+        self.mask_threshold, self.merge_iou = mask_threshold, merge_iou
         self.max_detections, self.segment = max(1, max_detections), segment
         self.exemplars = exemplars
         self.batch_size, self.prompt_batch = max(1, batch_size), max(1, prompt_batch)
@@ -136,7 +136,7 @@ class Sam3(ModelAdapter):
         self.checkpoint: LocalCheckpoint = locate_checkpoint("sam3", checkpoint, revision, FETCH)
         # phrases in prompt order: every label's phrases, then negatives no label uses
         self.phrases = list(dict.fromkeys(p for c in self.concepts for p in c.phrases))
-        self.phrases += [n for n in dict.fromkeys(n for c in self.concepts for n in c.negatives)]
+        self.phrases += list(dict.fromkeys(n for c in self.concepts for n in c.negatives))
         label_of = {p: c.label for c in self.concepts for p in c.phrases}
         self._labels: list[str | None] = [label_of.get(p) for p in self.phrases]
         self._vetoes = [frozenset(c.label for c in self.concepts if p in c.negatives) for p in self.phrases]
