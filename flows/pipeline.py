@@ -17,10 +17,11 @@ from flows.params import PreannotateParams, _PostOptions
 from flows.scaleout import run_shards
 from prelabel.errors import AllImagesFailedError
 from prelabel.failures import ErrorRow
+from prelabel.labelstudio.exemplars import NewRegions, new_regions
 from prelabel.labelstudio.labelmap import LabelMap
 from prelabel.labelstudio.posting import PostReport
 from prelabel.labelstudio.predictions import BatchBuild
-from prelabel.pipeline import chunks, manifest_task_data, project_prompt, with_tasks
+from prelabel.pipeline import chunks, exemplar_options, manifest_task_data, project_prompt, with_tasks
 from prelabel.records import PredictionRecord
 from prelabel.reports import RunSummary
 from prelabel.review.verifier import Verifier, VerifyStep
@@ -28,8 +29,15 @@ from prelabel.settings import Settings
 from prelabel.store.cache import PredictionCache, open_cache
 from tasks.common import LabelStudioConnection
 from tasks.inference import model_for
-from tasks.labelstudio import load_project, match_images, payload_rows, post_batch, show_predictions
-from tasks.reporting import Progress, write_payload_files, write_report
+from tasks.labelstudio import (
+    load_project,
+    match_images,
+    payload_rows,
+    post_batch,
+    read_exemplars,
+    show_predictions,
+)
+from tasks.reporting import Progress, write_new_regions_report, write_payload_files, write_report
 
 __all__ = ["run_pipeline"]
 
@@ -57,6 +65,10 @@ def run_pipeline(
         project.config.image_choices,
         project.config.region_choices,
     )
+    exemplars = None  # people's boxes by image, when the model is asked to use them
+    if wanted := exemplar_options(model, model_options):
+        exemplars = read_exemplars(ls, project, opaque(images), mapping, params.fuzzy)
+        model_options = {**model_options, **dict.fromkeys(wanted, exemplars)}
     adapter = model_for(model, model_options)
     model_version = params.model_version or f"{model}-{adapter.signature().key[:8]}"
     verify = verify_step(params, mapping)
@@ -96,6 +108,7 @@ def run_pipeline(
     model_counts: Counter[str] = Counter()
     verified: Counter[str] = Counter()
     samples: list[PredictionRecord] = []
+    found_new: list[NewRegions] = []
     progress = Progress(len(todo), key=f"prelabel-project-{project.id}-progress")
 
     def post(batch: Inferred) -> tuple[Inferred, list[PredictionRecord], BatchBuild, PostReport]:
@@ -125,6 +138,8 @@ def run_pipeline(
         summary.inferred += inferred.inferred
         model_counts.update(inferred.model_counts)
         verified.update(inferred.verified)
+        if exemplars is not None:
+            found_new += new_regions(records, exemplars, mapping, project.config.region_labels)
         summary.posted += posted.created
         summary.replaced += posted.replaced
         samples += records[: params.contact_sheet_size - len(samples)]  # the contact sheet's images
@@ -134,6 +149,9 @@ def run_pipeline(
     if params.show_predictions and not params.dry_run:
         show_predictions(ls, project.id, model_version)
         log.info("annotators now see %s's predictions in project %d", model_version, project.id)
+    if exemplars is not None:
+        model_counts["regions beyond people's boxes"] = sum(row.new for row in found_new)
+        write_new_regions_report(out, project.id, opaque(found_new))
     summary.failed = len(errors)
     summary.model_counts = dict(model_counts) or None
     summary.verified = dict(verified) if verify is not None else None

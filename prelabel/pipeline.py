@@ -21,7 +21,8 @@ from prelabel.ingest.manifest import read_manifest
 from prelabel.ingest.sources import IMAGE_SUFFIXES, iter_image_files
 from prelabel.labelstudio.labelmap import LabelMap
 from prelabel.models.base import ImageItem, ModelAdapter, decode_batch
-from prelabel.models.registry import model_parts
+from prelabel.models.registry import model_option_names, model_parts
+from prelabel.models.sam3 import EXEMPLARS_FROM_PROJECT
 from prelabel.records import PredictionRecord
 from prelabel.store.cache import PredictionCache
 from prelabel.store.uris import name_of
@@ -31,6 +32,7 @@ __all__ = [
     "ReadBatch",
     "chunks",
     "collect_images",
+    "exemplar_options",
     "infer_items",
     "infer_read",
     "look_up",
@@ -264,6 +266,20 @@ def project_prompt(
             if wants and not given.get(prefix + option) and wanted[option]:
                 given[prefix + option] = wanted[option]
     return given
+
+
+def exemplar_options(model: str, options: Mapping[str, Any]) -> list[str]:
+    """The options (``exemplars``; ``sam3.exemplars`` in a chain) that ask for the project's
+    boxes as exemplars: the run fills each with people's boxes, by image, before the model is
+    made. A model without the option is left to refuse it as an unknown option."""
+    wanted = []
+    for prefix, cls in model_parts(model):
+        if (
+            "exemplars" in model_option_names(cls)
+            and options.get(f"{prefix}exemplars") == EXEMPLARS_FROM_PROJECT
+        ):
+            wanted.append(f"{prefix}exemplars")
+    return wanted
 
 
 def with_tasks(records: Iterable[PredictionRecord], task_ids: dict[str, int]) -> list[PredictionRecord]:

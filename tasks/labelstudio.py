@@ -13,6 +13,7 @@ from prefect.cache_policies import NO_CACHE
 from prelabel.errors import PrelabelError
 from prelabel.failures import ErrorRow, Stage, failure_row
 from prelabel.labelstudio.client import Project, Task
+from prelabel.labelstudio.exemplars import exemplar_boxes
 from prelabel.labelstudio.importing import import_images
 from prelabel.labelstudio.labelmap import LabelMap
 from prelabel.labelstudio.matching import MatchResult, match_files
@@ -22,7 +23,15 @@ from prelabel.labelstudio.pullback import Format, PullReport, pull_annotations
 from prelabel.records import PredictionRecord
 from tasks.common import RETRY, LabelStudioConnection
 
-__all__ = ["MatchOutcome", "load_project", "match_images", "post_batch", "pull", "show_predictions"]
+__all__ = [
+    "MatchOutcome",
+    "load_project",
+    "match_images",
+    "post_batch",
+    "pull",
+    "read_exemplars",
+    "show_predictions",
+]
 
 
 @dataclass
@@ -78,6 +87,24 @@ def match_images(
     outcome.task_ids = {m.file: m.task_id for m in outcome.match.matches}
     outcome.versions = {t.id: t.model_versions for t in tasks}
     return outcome
+
+
+@task(name="read-exemplars", cache_policy=NO_CACHE, **RETRY)
+def read_exemplars(
+    connection: LabelStudioConnection,
+    project: Project,
+    images: Sequence[str],
+    label_map: LabelMap,
+    fuzzy: bool,
+) -> dict[str, list[list[Any]]]:
+    """People's boxes in the annotated tasks of the project, by image (paired with tasks as
+    ``match-images`` pairs them): a concept model's exemplars."""
+    key = project.config.image.data_key
+    with connection.client() as client:
+        tasks = list(client.iter_tasks(project.id, full=True))
+    match = match_files(images, [(t.id, t.image_ref(key)) for t in tasks], fuzzy=fuzzy)
+    annotated = [t for t in tasks if t.annotations]
+    return exemplar_boxes(annotated, project.config, {m.file: m.task_id for m in match.matches}, label_map)
 
 
 @task(name="post-batch", cache_policy=NO_CACHE, **RETRY)

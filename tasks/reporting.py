@@ -21,6 +21,7 @@ from prefect.cache_policies import NO_CACHE
 
 from prelabel.contactsheet import write_contact_sheet
 from prelabel.failures import ErrorRow, write_errors
+from prelabel.labelstudio.exemplars import NewRegions, write_new_regions
 from prelabel.labelstudio.matching import (
     MATCHES_REPORT_COLUMNS,
     MatchResult,
@@ -30,7 +31,7 @@ from prelabel.labelstudio.matching import (
 from prelabel.records import PredictionRecord
 from prelabel.reports import RunSummary, append_unmatched_labels, write_payloads, write_unmatched
 
-__all__ = ["Progress", "progress_listener", "write_payload_files", "write_report"]
+__all__ = ["Progress", "progress_listener", "write_new_regions_report", "write_payload_files", "write_report"]
 
 _TABLE_ROWS = 500  # the UI is for reading: the CSV files hold everything
 
@@ -128,6 +129,16 @@ def write_report(
     error_rows: list[dict[str, Any]] = [{"file": e.file, "stage": e.stage, "error": e.error} for e in errors]
     _table(f"{key}-errors", "images that failed, by stage", error_rows)
     return summary
+
+
+@task(name="write-new-regions", cache_policy=NO_CACHE)
+def write_new_regions_report(output_dir: Path, project_id: int, rows: Sequence[NewRegions]) -> Path:
+    """Per annotated task and label, the regions found beyond people's boxes: CSV and a table."""
+    path = write_new_regions(output_dir / "new_regions.csv", rows)
+    table: list[dict[str, Any]] = [vars(row) for row in sorted(rows, key=lambda r: (-r.new, r.task, r.label))]
+    _table(f"prelabel-project-{project_id}-new-regions",
+           "regions found beyond the boxes people drew (exemplars), by task and label", table)  # fmt: skip
+    return path
 
 
 def _table(key: str, description: str, rows: list[dict[str, Any]]) -> None:

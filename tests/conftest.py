@@ -185,6 +185,14 @@ def tiny_detr(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_sam3(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-weight SAM 3 with its CLIP tokenizer and preprocessor config (a folder)."""
+    from tests.support.random_models import save_sam3
+
+    return save_sam3(tmp_path_factory.mktemp("tiny-sam3"))
+
+
+@pytest.fixture(scope="session")
 def tiny_gsam2(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """Tiny random-weight Grounding DINO and SAM 2 checkpoints: the adapter's model options."""
     from tests.support.random_models import save_grounding_dino, save_sam2
