@@ -146,7 +146,7 @@ def features(
         checkpoint=checkpoint, margin=margin, device=device, batch_size=batch_size, cache_dir=cache_dir,
         refresh=refresh, ls_url=ls_url,
     )  # fmt: skip
-    done = run_flow(features_flow, params, progress=True, show=lambda s: str(s.markdown()))
+    done = run_flow(features_flow, params, show=lambda s: str(s.markdown()))
     if done.failed and not allow_failures:
         raise typer.Exit(EXIT_IMAGES_FAILED)
 

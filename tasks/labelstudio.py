@@ -22,6 +22,7 @@ from prelabel.labelstudio.predictions import BatchBuild, build_batch
 from prelabel.labelstudio.pullback import Format, PullReport, pull_annotations
 from prelabel.records import PredictionRecord
 from tasks.common import RETRY, LabelStudioConnection
+from tasks.reporting import Progress
 
 __all__ = [
     "MatchOutcome",
@@ -161,10 +162,10 @@ def pull(
     full: bool,
 ) -> PullReport:
     """Export human annotations (incrementally) to COCO and tables."""
+    progress = Progress(0, f"prelabel-pull-project-{project_id}-progress", unit="tasks read")
     with connection.client() as client:
-        return pull_annotations(
-            client, project_id, out_dir, formats=formats, all_annotators=all_annotators, full=full
-        )
+        return pull_annotations(client, project_id, out_dir, formats=formats, all_annotators=all_annotators,
+                                full=full, progress=progress.advance)  # fmt: skip
 
 
 def payload_rows(batch: BatchBuild) -> list[tuple[str, int, dict[str, Any]]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -38,8 +39,9 @@ _TABLE_ROWS = 500  # the UI is for reading: the CSV files hold everything
 
 @dataclass
 class Progress:
-    """A progress artifact, updated once per batch, and any in-process listeners (the CLI's bar,
-    and what an interrupted command says it had done). ``unit`` names what is counted."""
+    """A progress artifact and any in-process listeners (the CLI's bar, and what an interrupted
+    command says it had done). ``unit`` names what is counted; a ``total`` of 0 is not known
+    yet (a source listed as it is read). The artifact is updated at most once a second."""
 
     total: int
     key: str
@@ -47,18 +49,21 @@ class Progress:
     done: int = 0
     posted: int = 0
     id: UUID | None = field(default=None, init=False)
+    _shown: float = field(default=0.0, init=False)
 
     def __post_init__(self) -> None:
         created = create_progress_artifact(progress=0.0, key=self.key, description=f"{self.unit} processed")
         self.id = created if isinstance(created, UUID) else None
         self._tell()
 
-    def advance(self, count: int, posted: int = 0) -> None:
+    def advance(self, count: int = 1, posted: int = 0) -> None:
         """``count`` more done, of which ``posted`` predictions were posted."""
         self.done += count
         self.posted += posted
-        if self.id is not None:
-            update_progress_artifact(self.id, progress=min(100.0, 100.0 * self.done / max(self.total, 1)))
+        now = time.monotonic()
+        if self.id is not None and self.total and (now - self._shown >= 1.0 or self.done >= self.total):
+            self._shown = now
+            update_progress_artifact(self.id, progress=min(100.0, 100.0 * self.done / self.total))
         self._tell()
 
     def _tell(self) -> None:
