@@ -183,3 +183,15 @@ def test_gpu_check_smoke_run_writes_its_eight_files(tmp_path: Path) -> None:
     assert json.loads((out / "variants.json").read_text())["batch"] == best
     log = (out / "gpu-check.log").read_text()
     assert "0 step(s) failed" in log and log.count(": ok in ") == 4
+
+
+def test_startup_benchmark_runs(label_studio) -> None:  # type: ignore[no-untyped-def]
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "startup.py"), "--repeat", "1",
+         "--ls-url", label_studio.url],
+        capture_output=True, text=True, check=False, cwd=ROOT,
+        env={**os.environ, "PRELABEL_LS_API_KEY": label_studio.legacy_token.get_secret_value()},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-3000:]
+    assert "local     server: first task" in done.stdout and "temporary server: first task" in done.stdout
+    assert "ratio (temporary / local, first task, medians):" in done.stdout
