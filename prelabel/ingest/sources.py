@@ -32,7 +32,6 @@ __all__ = [
     "iter_rest",
     "iter_s3",
     "iter_url_list",
-    "raw_file_for",
     "remote_item",
     "remote_problem",
 ]
@@ -64,18 +63,6 @@ def iter_image_files(root: str | Path, recursive: bool = True) -> Iterator[Path]
         if path.is_symlink() and not path.resolve().is_relative_to(resolved_root):
             continue
         yield path
-
-
-def raw_file_for(image: Path, raw_dir: Path | None = None, input_root: Path | None = None) -> Path | None:
-    """The raw prediction file of ``image`` by the one pairing rule (``prelabel.ingest.rawpaths``):
-    ``<name>.prelabel.json`` as ``infer`` writes it, else ``<stem>_dinox_preannot.json`` or
-    ``<stem>.json``, in ``raw_dir`` (default: beside the image); None when there is none.
-
-    Raises ``PredictionFileError`` when the file is claimed by several images.
-    """
-    from prelabel.ingest.rawpaths import RawFileRule
-
-    return RawFileRule(raw_dir, input_root).find(image)
 
 
 @dataclass(frozen=True)
