@@ -11,7 +11,8 @@
     ├── LabelConfigError          a labeling config cannot serve the request
     ├── LabelMapError             a label-mapping file is malformed (carries the file name)
     ├── LabelStudioError          Label Studio refused a request (method, URL, status, its message)
-    │   └── LabelStudioUnavailableError   no useful answer after every retry (network, 429, 5xx)
+    │   ├── LabelStudioUnavailableError   no useful answer after every retry (network, 429, 5xx)
+    │   └── NotLabelStudioError   the server answered, but not as Label Studio's API (an HTML page)
     ├── AmbiguousWriteError       a write failed after it was sent: it may have been stored
     ├── LabelStudioStartError     the local Label Studio could not be installed or started
     ├── PredictionFileError       a raw prediction file is malformed or ambiguous (carries the file name)
@@ -37,6 +38,7 @@ __all__ = [
     "LabelStudioStartError",
     "LabelStudioUnavailableError",
     "MaskError",
+    "NotLabelStudioError",
     "PredictionFileError",
     "PrelabelError",
     "SettingsError",
@@ -104,6 +106,15 @@ class LabelStudioError(PrelabelError):
 
 class LabelStudioUnavailableError(LabelStudioError):
     """Label Studio did not answer usefully after every retry (network, 429, 5xx)."""
+
+
+class NotLabelStudioError(LabelStudioError):
+    """The server answered, but not as Label Studio's API does: ``found`` says what came
+    instead (an HTML page, text that is not JSON, JSON without a Label Studio version)."""
+
+    def __init__(self, method: str, url: str, status: int | None, found: str) -> None:
+        self.found = found
+        super().__init__(method, url, status, f"answered {found}: not a Label Studio API")
 
 
 class AmbiguousWriteError(PrelabelError):
