@@ -44,8 +44,8 @@ def run_pipeline(
     log = get_run_logger()
     settings, ls = connection(params)
     sizes = RunSizes.of(params, settings)
-    mapping = label_map(params)
     project = load_project(ls, params.project_id)
+    mapping = label_map(params, project.config)  # a target the project lacks: an error before any work
     model_options = project_prompt(
         model,
         model_options,

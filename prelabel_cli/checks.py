@@ -17,7 +17,7 @@ from typing import Any
 
 from prelabel.errors import LabelStudioError, LabelStudioUnavailableError, NotLabelStudioError, PrelabelError
 from prelabel.ingest.manifest import read_manifest
-from prelabel.labelstudio.client import LabelStudioClient
+from prelabel.labelstudio.client import LabelStudioClient, Project
 from prelabel.models import create_model
 from prelabel.quality.pairs import require_model_version
 from prelabel.settings import load_settings
@@ -41,30 +41,39 @@ def check_images(manifest: str | None) -> None:
 
 
 @contextlib.contextmanager
-def label_studio(
-    ls_url: str | None, project_id: int | None = None, model_version: str | None = None
-) -> Iterator[LabelStudioClient]:
-    """A client of the command's Label Studio, checked first: the server is Label Studio (its
-    version endpoint answers JSON, before the key is sent), it accepts the key, and it has the
-    project (with predictions of ``model_version``) when one is named. Each failure of the
-    check is one line (``PrelabelError``); the command's own work keeps its errors."""
+def label_studio(ls_url: str | None, project_id: int | None = None) -> Iterator[LabelStudioClient]:
+    """A client of the command's Label Studio, checked first (``check_project``; the project
+    only when one is named). The command's own work keeps its errors."""
+    with _checking(ls_url, project_id) as client:
+        if project_id is not None:
+            client.get_project(project_id)
+    settings = load_settings()
+    key = settings.ls_key_for(ls_url)
+    with LabelStudioClient(settings.ls_url, key, timeout=settings.request_timeout) as client:
+        yield client
+
+
+def check_project(ls_url: str | None, project_id: int, model_version: str | None = None) -> Project:
+    """The project, once its Label Studio is checked: the server is Label Studio (its version
+    endpoint answers JSON, before the key is sent), it accepts the key, it has the project (with
+    predictions of ``model_version`` when one is given). Each failure is one line."""
+    with _checking(ls_url, project_id) as client:
+        project = client.get_project(project_id)
+        if model_version is not None:
+            require_model_version(client, project_id, model_version)
+    return project
+
+
+@contextlib.contextmanager
+def _checking(ls_url: str | None, project_id: int | None) -> Iterator[LabelStudioClient]:
+    """A quick client of a Label Studio known to be one that accepts the key; the block's Label
+    Studio errors as one line."""
     settings = load_settings()
     key, url = settings.ls_key_for(ls_url), settings.ls_url
     checking = LabelStudioClient(url, key, timeout=_TIMEOUT, retries=_RETRIES, backoff=_BACKOFF)
     with _one_line(url, project_id), _quiet_retries(), checking as client:
         client.check()
-        if project_id is not None:
-            client.get_project(project_id)
-            if model_version is not None:
-                require_model_version(client, project_id, model_version)
-    with LabelStudioClient(url, key, timeout=settings.request_timeout) as client:
         yield client
-
-
-def check_project(ls_url: str | None, project_id: int, model_version: str | None = None) -> None:
-    """``label_studio``'s check alone, for commands whose flow makes its own clients."""
-    with label_studio(ls_url, project_id, model_version):
-        pass
 
 
 @contextlib.contextmanager

@@ -66,6 +66,18 @@ def label_studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalLabe
     yield from serve_label_studio(tmp_path_factory.mktemp("label-studio") / "data")
 
 
+VALIDATION_FLAG = "fflag_feat_utc_210_prediction_validation_15082025"
+"""Label Studio 1.23's feature flag (read at start) that validates predictions as they are imported."""
+
+
+@pytest.fixture(scope="session")
+def validating(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalLabelStudio]:
+    """A second Label Studio with prediction validation on, for the session: it refuses a bulk
+    import with 400 for one invalid prediction, as a strict server does."""
+    data = tmp_path_factory.mktemp("label-studio-validating") / "data"
+    yield from serve_label_studio(data, env={VALIDATION_FLAG: "true"})
+
+
 def serve_label_studio(data_dir: Path, env: dict[str, str] | None = None) -> Iterator[LocalLabelStudio]:
     """A fixture's body: a Label Studio on ``data_dir`` (``env`` at its start), stopped after."""
     server = start_label_studio(data_dir, env=env)
@@ -93,9 +105,9 @@ def project(ls_client: LabelStudioClient) -> Project:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark tests that use the real Label Studio, so `-m "not labelstudio"` can leave them out."""
+    """Mark tests that use a real Label Studio, so `-m "not labelstudio"` can leave them out."""
     for item in items:
-        if "label_studio" in getattr(item, "fixturenames", ()):
+        if {"label_studio", "validating"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.labelstudio)
 
 

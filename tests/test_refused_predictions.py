@@ -24,23 +24,14 @@ from prelabel.records import Detections, PredictionRecord
 from prelabel.samples import LABEL_CONFIG
 from tasks.common import LabelStudioConnection
 from tasks.labelstudio import post_batch
-from tests.conftest import quick_client, random_image_item, serve_label_studio
+from tests.conftest import quick_client, random_image_item
 from tests.support.fault_proxy import Rule, fault_proxy
-
-VALIDATION_FLAG = "fflag_feat_utc_210_prediction_validation_15082025"
 
 # Two ways Label Studio's validator refuses a rectangle (checked against the running server).
 INVALID: dict[int, dict[str, Any]] = {
     3: {"rectanglelabels": ["unicorn"]},  # a label the config does not have
     7: {"width": 150.0},  # wider than the image (percent out of [0, 100])
 }
-
-
-@pytest.fixture(scope="module")
-def validating(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalLabelStudio]:
-    """A second Label Studio with prediction validation on (a flag read at start), stopped after."""
-    data = tmp_path_factory.mktemp("label-studio-validating") / "data"
-    yield from serve_label_studio(data, env={VALIDATION_FLAG: "true"})
 
 
 @pytest.fixture
