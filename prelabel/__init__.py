@@ -28,6 +28,7 @@ from prelabel.convert.masks import brush_to_mask, coco_to_brush, coco_to_mask, m
 from prelabel.errors import (
     AmbiguousWriteError,
     AnnotationError,
+    DetectionError,
     DinoxAuthError,
     DinoxError,
     ImageError,
@@ -79,6 +80,7 @@ __all__ = [
     "AnnotationError",
     "BuildReport",
     "ControlTag",
+    "DetectionError",
     "Detections",
     "DinoxAuthError",
     "DinoxError",

@@ -16,6 +16,7 @@
     ├── AmbiguousWriteError       a write failed after it was sent: it may have been stored
     ├── LabelStudioStartError     the local Label Studio could not be installed or started
     ├── PredictionFileError       a raw prediction file is malformed or ambiguous (carries the file name)
+    ├── DetectionError            an image's detections cannot be made sane (carries the image name)
     ├── AnnotationError           one annotation result cannot be exported (carries the image name)
     └── DinoxError                the DINO-X API failed for one image (task failed, deadline, retries)
         └── DinoxAuthError        the API refused the token: the whole batch stops
@@ -28,6 +29,7 @@ from __future__ import annotations
 __all__ = [
     "AmbiguousWriteError",
     "AnnotationError",
+    "DetectionError",
     "DinoxAuthError",
     "DinoxError",
     "ImageError",
@@ -89,6 +91,11 @@ class LabelMapError(_FileError):
 
 class PredictionFileError(_FileError):
     """A raw prediction file (DINO-X shape) is malformed, missing, or not the only candidate."""
+
+
+class DetectionError(_FileError):
+    """A model's (or a raw file's) detections of one image hold what cannot be posted: a number
+    that is not finite, a score outside [0, 1], a box with no area on the image."""
 
 
 class AnnotationError(_FileError):
