@@ -85,7 +85,7 @@ def features(params: FeaturesParams) -> FeaturesSummary:
     summary = FeaturesSummary(params.review_set, out, model, len(items))
     vectors: dict[int, Vector] = {}
     errors: list[ErrorRow] = []
-    progress = Progress(len(items), "prelabel-features-progress")
+    progress = Progress(len(items), "prelabel-features-progress", unit="boxes")
     for number, batch in enumerate(iter_batches(items, sizes.task_batch), start=1):
         done = embed_batch(opaque(batch), options, opaque(cache), params.refresh, sizes.max_pixels,
                            params.ls_url)  # fmt: skip

@@ -8,7 +8,7 @@ from prefect import flow, get_run_logger
 
 from flows.common import Inferred, RunSizes, infer_in_batches, opaque, prediction_cache
 from flows.params import InferParams
-from prelabel.errors import PrelabelError
+from prelabel.errors import AllImagesFailedError
 from prelabel.failures import ErrorRow, write_errors
 from prelabel.pipeline import InferResult, collect_images
 from prelabel.reports import InferSummary
@@ -42,5 +42,5 @@ def infer(params: InferParams) -> InferSummary:
     write_errors(out / "errors.csv", errors)
     log.info(summary.line())
     if images and len(errors) == len(images):
-        raise PrelabelError(f"every one of the {len(images)} images failed; see {out / 'errors.csv'}")
+        raise AllImagesFailedError(f"every one of the {len(images)} images failed; see {out / 'errors.csv'}")
     return summary

@@ -83,7 +83,13 @@ class _PostOptions(LabelStudioParams):
     overwrite: bool = Field(
         default=False, description="Replace this model version's predictions of these tasks."
     )
-    dry_run: bool = Field(default=False, description="Do everything but post.")
+    dry_run: bool = Field(
+        default=False, description="Read, match, infer and report; create, upload and post nothing."
+    )
+    wait_seconds: float = Field(
+        default=600.0, ge=0, le=86_400,
+        description="Seconds to wait while another run holds the project; then give up (exit code 3).",
+    )  # fmt: skip
     batch_size: int | None = Field(default=None, ge=1, le=10_000, description=_TASK_BATCH)
     post_chunk_size: int | None = Field(
         default=None,

@@ -12,28 +12,40 @@ from typing import Any
 
 from prefect import get_run_logger
 
-from flows.common import Inferred, RunSizes, connection, inferred_batches, label_map, opaque
+from flows.common import Inferred, RunSizes, inferred_batches, label_map, opaque
 from flows.params import PreannotateParams, _PostOptions
 from flows.scaleout import run_shards
-from prelabel.errors import PrelabelError
+from prelabel.errors import AllImagesFailedError
 from prelabel.failures import ErrorRow
+from prelabel.labelstudio.exemplars import NewRegions, new_regions
 from prelabel.labelstudio.labelmap import LabelMap
 from prelabel.labelstudio.posting import PostReport
 from prelabel.labelstudio.predictions import BatchBuild
-from prelabel.pipeline import chunks, manifest_task_data, project_prompt, with_tasks
+from prelabel.pipeline import chunks, exemplar_options, manifest_task_data, project_prompt, with_tasks
 from prelabel.records import PredictionRecord
 from prelabel.reports import RunSummary
 from prelabel.review.verifier import Verifier, VerifyStep
+from prelabel.settings import Settings
 from prelabel.store.cache import PredictionCache, open_cache
+from tasks.common import LabelStudioConnection
 from tasks.inference import model_for
-from tasks.labelstudio import load_project, match_images, payload_rows, post_batch, show_predictions
-from tasks.reporting import Progress, write_payload_files, write_report
+from tasks.labelstudio import (
+    load_project,
+    match_images,
+    payload_rows,
+    post_batch,
+    read_exemplars,
+    show_predictions,
+)
+from tasks.reporting import Progress, write_new_regions_report, write_payload_files, write_report
 
 __all__ = ["run_pipeline"]
 
 
 def run_pipeline(
     params: _PostOptions,
+    settings: Settings,
+    ls: LabelStudioConnection,
     images: list[str],
     model: str,
     model_options: dict[str, Any],
@@ -42,7 +54,6 @@ def run_pipeline(
 ) -> RunSummary:
     """Run one project through the pipeline; returns the summary (raises when every image failed)."""
     log = get_run_logger()
-    settings, ls = connection(params)
     sizes = RunSizes.of(params, settings)
     project = load_project(ls, params.project_id)
     mapping = label_map(params, project.config)  # a target the project lacks: an error before any work
@@ -54,6 +65,10 @@ def run_pipeline(
         project.config.image_choices,
         project.config.region_choices,
     )
+    exemplars = None  # people's boxes by image, when the model is asked to use them
+    if wanted := exemplar_options(model, model_options):
+        exemplars = read_exemplars(ls, project, opaque(images), mapping, params.fuzzy)
+        model_options = {**model_options, **dict.fromkeys(wanted, exemplars)}
     adapter = model_for(model, model_options)
     model_version = params.model_version or f"{model}-{adapter.signature().key[:8]}"
     verify = verify_step(params, mapping)
@@ -68,7 +83,8 @@ def run_pipeline(
     out = Path(params.output_dir)
 
     task_data = manifest_task_data(getattr(params, "manifest", None), params.task_data)
-    matched = match_images(ls, project, opaque(images), params.import_new, params.fuzzy, opaque(task_data))
+    matched = match_images(ls, project, opaque(images), params.import_new, params.fuzzy, opaque(task_data),
+                           max_pixels=sizes.max_pixels, dry_run=params.dry_run)  # fmt: skip
     todo = [
         uri for uri, task_id in matched.task_ids.items()
         if params.overwrite or model_version not in matched.versions.get(task_id, frozenset())
@@ -85,13 +101,14 @@ def run_pipeline(
     if isinstance(params, PreannotateParams) and params.shard_size and todo and cache is not None:
         run_shards(params, todo, model_options, adapter.signature(), cache, cache_location, sizes)
 
-    errors: list[ErrorRow] = []
+    errors: list[ErrorRow] = list(matched.errors)
     unmatched_labels: Counter[str] = Counter()
     dropped: Counter[str] = Counter()
     unfilled: set[str] | None = None  # controls no batch filled: said once for the run
     model_counts: Counter[str] = Counter()
     verified: Counter[str] = Counter()
     samples: list[PredictionRecord] = []
+    found_new: list[NewRegions] = []
     progress = Progress(len(todo), key=f"prelabel-project-{project.id}-progress")
 
     def post(batch: Inferred) -> tuple[Inferred, list[PredictionRecord], BatchBuild, PostReport]:
@@ -104,6 +121,7 @@ def run_pipeline(
         )  # fmt: skip
         if params.save_payloads:
             write_payload_files(out / "payloads", opaque(payload_rows(built)))
+        progress.advance(len(batch.uris), posted.created)  # here: an interrupt then counts what was posted
         return batch, records, built, posted
 
     batches = chunks(todo, sizes.task_batch)
@@ -120,16 +138,20 @@ def run_pipeline(
         summary.inferred += inferred.inferred
         model_counts.update(inferred.model_counts)
         verified.update(inferred.verified)
+        if exemplars is not None:
+            found_new += new_regions(records, exemplars, mapping, project.config.region_labels)
         summary.posted += posted.created
         summary.replaced += posted.replaced
         samples += records[: params.contact_sheet_size - len(samples)]  # the contact sheet's images
-        progress.advance(len(batch.uris))
         log.info("batch %d: %d posted, %d from cache, %d inferred, %d failed", number, posted.created,
                  inferred.cached, inferred.inferred, len(inferred.errors) + len(built.errors))  # fmt: skip
 
     if params.show_predictions and not params.dry_run:
         show_predictions(ls, project.id, model_version)
         log.info("annotators now see %s's predictions in project %d", model_version, project.id)
+    if exemplars is not None:
+        model_counts["regions beyond people's boxes"] = sum(row.new for row in found_new)
+        write_new_regions_report(out, project.id, opaque(found_new))
     summary.failed = len(errors)
     summary.model_counts = dict(model_counts) or None
     summary.verified = dict(verified) if verify is not None else None
@@ -142,8 +164,11 @@ def run_pipeline(
         summary, out, Path(params.unmatched_csv), unmatched_labels, opaque(matched.match), opaque(errors),
         opaque(samples),
     )  # fmt: skip
-    if todo and len(errors) >= len(todo):
-        raise PrelabelError(f"every one of the {len(todo)} images failed; see {out / 'errors.csv'}")
+    # Fine: posted (or skipped as done already), and in a dry run the images that would be imported.
+    succeeded = len(todo) - (len(errors) - len(matched.errors)) + summary.skipped
+    succeeded += summary.imported if params.dry_run else 0
+    if errors and succeeded <= 0:
+        raise AllImagesFailedError(f"every one of the {len(errors)} images failed; see {out / 'errors.csv'}")
     return summary
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from prefect import flow
 
+from flows.common import connection
+from flows.lock import project_lock
 from flows.params import PostParams
 from flows.pipeline import run_pipeline
-from flows.scaleout import project_lock
 from prelabel.pipeline import collect_images
 from prelabel.reports import RunSummary
 
@@ -19,5 +20,6 @@ def post_predictions(params: PostParams) -> RunSummary:
     scripts' ``<stem>_dinox_preannot.json`` / ``<stem>.json``), convert, match, post, report."""
     options = {"raw_dir": params.raw_dir, "input_root": params.input_dir}
     images = collect_images(params.input_dir, None)
-    with project_lock(params.project_id):
-        return run_pipeline(params, images, "raw-files", options, None, False)
+    settings, ls = connection(params)
+    with project_lock(ls.url, params.project_id, params.wait_seconds):
+        return run_pipeline(params, settings, ls, images, "raw-files", options, None, False)

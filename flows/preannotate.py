@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from prefect import flow
 
+from flows.common import connection
+from flows.lock import project_lock
 from flows.params import PreannotateParams
 from flows.pipeline import run_pipeline
-from flows.scaleout import project_lock
 from prelabel.pipeline import collect_images
 from prelabel.reports import RunSummary
 
@@ -18,7 +19,8 @@ def preannotate(params: PreannotateParams) -> RunSummary:
     """Collect images, match them to tasks (or import them), run the model through the cache,
     convert, post idempotently, and report."""
     images = collect_images(params.input_dir, params.manifest)
-    with project_lock(params.project_id):
+    settings, ls = connection(params)
+    with project_lock(ls.url, params.project_id, params.wait_seconds):
         return run_pipeline(
-            params, images, params.model, params.model_options, params.cache_dir, params.refresh
+            params, settings, ls, images, params.model, params.model_options, params.cache_dir, params.refresh
         )

@@ -11,15 +11,12 @@ cache, so conversion and posting are exactly those of a single-process run.
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from typing import Any, cast
 
 from prefect import get_run_logger
-from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import FlowRun
-from prefect.concurrency.sync import concurrency
 from prefect.deployments import run_deployment
 
 from flows.common import RunSizes
@@ -29,17 +26,7 @@ from prelabel.records import ModelSignature
 from prelabel.sharding import shard_key, split_shards
 from prelabel.store.cache import PredictionCache
 
-__all__ = ["project_lock", "run_shard_runs", "run_shards", "shard_images"]
-
-
-@contextmanager
-def project_lock(project_id: int) -> Iterator[None]:
-    """One posting run per project at a time (a global concurrency limit of 1 per project)."""
-    name = f"prelabel-project-{project_id}"
-    with get_client(sync_client=True) as client:
-        client.upsert_global_concurrency_limit_by_name(name, 1)
-    with concurrency(name, occupy=1, strict=True):
-        yield
+__all__ = ["run_shard_runs", "run_shards", "shard_images"]
 
 
 def run_shards(

@@ -15,6 +15,8 @@
     │   └── NotLabelStudioError   the server answered, but not as Label Studio's API (an HTML page)
     ├── AmbiguousWriteError       a write failed after it was sent: it may have been stored
     ├── LabelStudioStartError     the local Label Studio could not be installed or started
+    ├── ProjectBusyError          another run held the project for longer than the run would wait
+    ├── AllImagesFailedError      not one image of a run succeeded (each has its error row)
     ├── PredictionFileError       a raw prediction file is malformed or ambiguous (carries the file name)
     ├── DetectionError            an image's detections cannot be made sane (carries the image name)
     ├── AnnotationError           one annotation result cannot be exported (carries the image name)
@@ -27,6 +29,7 @@ Real bugs (TypeError, IndexError, ...) are never wrapped: they keep their traceb
 from __future__ import annotations
 
 __all__ = [
+    "AllImagesFailedError",
     "AmbiguousWriteError",
     "AnnotationError",
     "DetectionError",
@@ -43,6 +46,7 @@ __all__ = [
     "NotLabelStudioError",
     "PredictionFileError",
     "PrelabelError",
+    "ProjectBusyError",
     "SettingsError",
     "SourceError",
 ]
@@ -147,3 +151,11 @@ class DinoxError(PrelabelError):
 
 class DinoxAuthError(DinoxError):
     """The DINO-X API refused the token: nothing in the batch can succeed."""
+
+
+class ProjectBusyError(PrelabelError):
+    """Another run held the project (posting to it) for longer than this run would wait."""
+
+
+class AllImagesFailedError(PrelabelError):
+    """Not one image of a run succeeded; each one's reason is in the run's errors file."""

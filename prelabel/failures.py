@@ -42,6 +42,7 @@ class Stage(StrEnum):
     CONVERT = "convert"
     POST = "post"
     INGEST = "ingest"
+    IMPORT = "import"
     EXPORT = "export"
     PULL = "pull"
     REPORT = "report"

@@ -24,6 +24,7 @@ __all__ = [
     "FORMATS",
     "ImageInfo",
     "LoadedImage",
+    "check_image",
     "load_image",
     "read_image_info",
     "sha256_bytes",
@@ -91,6 +92,21 @@ def read_image_info(
         return _info(image, data, name)
 
 
+def check_image(
+    source: bytes | str | Path, name: str | None = None, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> ImageInfo:
+    """Read and decode an image whole, keeping no pixels: what an import checks before it
+    uploads (a truncated JPEG reads a good header and only fails when decoded)."""
+    data, name = _read(source, name)
+    with _open(data, name, max_pixels) as image:
+        info = _info(image, data, name)
+        try:
+            image.load()
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+            raise ImageError(name, f"cannot decode image data ({exc})") from exc
+    return info
+
+
 def load_image(
     source: bytes | str | Path, name: str | None = None, max_pixels: int = DEFAULT_MAX_PIXELS
 ) -> LoadedImage:
@@ -148,7 +164,7 @@ def _open(data: bytes, name: str, max_pixels: int) -> Image.Image:
         raise ImageTooLargeError(
             name,
             f"{image.width}x{image.height} = {pixels:,} pixels exceeds the limit of "
-            f"{max_pixels:,} (raise max_pixels if this image is genuine)",
+            f"{max_pixels:,} (raise --max-pixels / PRELABEL_MAX_IMAGE_PIXELS if it is genuine)",
         )
     decoded = pixels * (_MODE_BYTES.get(image.mode, 8) + (0 if image.mode == "RGB" else 3))
     if decoded > max_pixels * 4:
@@ -156,7 +172,8 @@ def _open(data: bytes, name: str, max_pixels: int) -> Image.Image:
         raise ImageTooLargeError(
             name,
             f"{image.width}x{image.height} {image.mode} needs {decoded / 2**20:,.0f} MiB to decode, over the "
-            f"budget of {max_pixels:,} RGBA pixels (raise max_pixels if this image is genuine)",
+            f"budget of {max_pixels:,} RGBA pixels (raise --max-pixels / PRELABEL_MAX_IMAGE_PIXELS if it is "
+            "genuine)",
         )
     if pixels == 0:
         image.close()

@@ -18,11 +18,12 @@ from prelabel.failures import ErrorRow, Stage, failure_row, item_failure
 from prelabel.images import DEFAULT_MAX_PIXELS, ImageInfo, read_image_info
 from prelabel.ingest.fetch import Fetcher
 from prelabel.ingest.manifest import read_manifest
-from prelabel.ingest.sources import iter_image_files
+from prelabel.ingest.sources import IMAGE_SUFFIXES, iter_image_files
 from prelabel.labelstudio.labelmap import LabelMap
 from prelabel.modeloutput import sane_detections
 from prelabel.models.base import ImageItem, ModelAdapter, decode_batch
-from prelabel.models.registry import model_parts
+from prelabel.models.registry import model_option_names, model_parts
+from prelabel.models.sam3 import EXEMPLARS_FROM_PROJECT
 from prelabel.records import Detections, PredictionRecord
 from prelabel.store.cache import PredictionCache
 from prelabel.store.uris import name_of
@@ -32,6 +33,7 @@ __all__ = [
     "ReadBatch",
     "chunks",
     "collect_images",
+    "exemplar_options",
     "infer_items",
     "infer_read",
     "look_up",
@@ -90,7 +92,11 @@ def collect_images(input_dir: str | None, manifest: str | None) -> list[str]:
         return [row.uri for row in read_manifest(manifest)]
     if input_dir is None:
         raise SourceError("give a folder of images or a manifest")
-    return [str(p) for p in iter_image_files(input_dir)]
+    images = [str(p) for p in iter_image_files(input_dir)]
+    if not images:
+        kinds = ", ".join(sorted(IMAGE_SUFFIXES))
+        raise SourceError(f"0 images found in {input_dir} (prelabel reads {kinds}; hidden files are skipped)")
+    return images
 
 
 def manifest_task_data(manifest: str | None, columns: Sequence[str]) -> dict[str, dict[str, str]] | None:
@@ -272,6 +278,20 @@ def project_prompt(
             if wants and not given.get(prefix + option) and wanted[option]:
                 given[prefix + option] = wanted[option]
     return given
+
+
+def exemplar_options(model: str, options: Mapping[str, Any]) -> list[str]:
+    """The options (``exemplars``; ``sam3.exemplars`` in a chain) that ask for the project's
+    boxes as exemplars: the run fills each with people's boxes, by image, before the model is
+    made. A model without the option is left to refuse it as an unknown option."""
+    wanted = []
+    for prefix, cls in model_parts(model):
+        if (
+            "exemplars" in model_option_names(cls)
+            and options.get(f"{prefix}exemplars") == EXEMPLARS_FROM_PROJECT
+        ):
+            wanted.append(f"{prefix}exemplars")
+    return wanted
 
 
 def with_tasks(records: Iterable[PredictionRecord], task_ids: dict[str, int]) -> list[PredictionRecord]:

@@ -106,7 +106,7 @@ class RunSummary:
         rows = [
             ("images seen", self.images),
             ("matched to tasks", self.matched),
-            ("imported as new tasks", self.imported),
+            ("imported as new tasks" + (" (dry run: would be)" if self.dry_run else ""), self.imported),
             ("skipped (already have this model version)", self.skipped),
             ("predictions from the cache", self.cached),
             ("predictions from the model", self.inferred),

@@ -3,25 +3,55 @@
 Every user mistake ends as at most three lines on stderr and exit code 2: prelabel's own
 errors, bad option values (click's usage errors, without the usage box) and invalid flow
 parameters (pydantic's errors, one line each, named by their option). Anything else is
-a bug and keeps its traceback. Exit code 1 means some images failed.
+a bug and keeps its traceback. Exit codes: 0 done, 1 some images failed, 2 a mistake, 3 the
+project stayed held by another run past ``--wait``, 130 interrupted (Ctrl-C), 143 terminated
+(SIGTERM).
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 import typer
 from pydantic import ValidationError
 from typer.exceptions import TyperException
 
-from prelabel.errors import PrelabelError
+from prelabel.errors import AllImagesFailedError, PrelabelError, ProjectBusyError
 from prelabel.redact import redact
 
-__all__ = ["EXIT_IMAGES_FAILED", "EXIT_INPUT_ERROR", "app", "main"]
+__all__ = [
+    "EXIT_IMAGES_FAILED",
+    "EXIT_INPUT_ERROR",
+    "EXIT_INTERRUPTED",
+    "EXIT_PROJECT_BUSY",
+    "EXIT_TERMINATED",
+    "Terminated",
+    "app",
+    "interrupt_code",
+    "main",
+]
 
-EXIT_INPUT_ERROR = 2
 EXIT_IMAGES_FAILED = 1
+EXIT_INPUT_ERROR = 2
+EXIT_PROJECT_BUSY = 3
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
+EXIT_TERMINATED = 143  # 128 + SIGTERM
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised as Ctrl-C is, so a terminated run unwinds (and frees its project) the same way."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated(signum)
+
+
+def interrupt_code(interrupt: KeyboardInterrupt) -> int:
+    return EXIT_TERMINATED if isinstance(interrupt, Terminated) else EXIT_INTERRUPTED
+
+
 _MAX_LINES = 3
 
 app = typer.Typer(
@@ -52,18 +82,22 @@ def validation_lines(error: ValidationError) -> list[str]:
     return lines
 
 
-def _fail(lines: list[str]) -> None:
+def _fail(lines: list[str], code: int = EXIT_INPUT_ERROR) -> None:
     if len(lines) > _MAX_LINES:
         lines = [*lines[: _MAX_LINES - 1], f"... and {len(lines) - _MAX_LINES + 1} more"]
     for line in lines:
         typer.echo(f"prelabel: error: {redact(line)}", err=True)
-    sys.exit(EXIT_INPUT_ERROR)
+    sys.exit(code)
 
 
 def main() -> None:
     """Run the app; mistakes end as one line (three at most) on stderr and exit code 2."""
-    # Prefect's local server would try to send telemetry out of a machine that may be offline.
+    # Prefect's telemetry and its notice stay off unless the user turns them on.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    # Ctrl-C interrupts even where the shell started us with SIGINT ignored (a background job).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _terminate)
     import prelabel_cli.commands  # noqa: F401  (registers every command on ``app``)
 
     try:
@@ -80,6 +114,13 @@ def main() -> None:
         sys.exit(EXIT_IMAGES_FAILED)
     except ValidationError as exc:
         _fail(validation_lines(exc))
+    except ProjectBusyError as exc:
+        _fail([str(exc)], EXIT_PROJECT_BUSY)
+    except AllImagesFailedError as exc:
+        _fail([str(exc)], EXIT_IMAGES_FAILED)
     except PrelabelError as exc:
         _fail([str(exc)])
+    except KeyboardInterrupt as interrupt:
+        typer.echo("prelabel: interrupted", err=True)
+        sys.exit(interrupt_code(interrupt))
     sys.exit(code if isinstance(code, int) else 0)

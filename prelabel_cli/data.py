@@ -21,6 +21,7 @@ from prelabel_cli.options import (
     InputDir,
     LsUrl,
     Manifest,
+    MaxPixels,
     ModelOptionList,
     ProjectId,
     Refresh,
@@ -133,6 +134,7 @@ def export(
     output_dir: Annotated[Path, typer.Option("--output-dir", help="Key list and errors.")] = Path(
         "prelabel-output"
     ),
+    max_pixels: MaxPixels = None,
     allow_failures: AllowFailures = False,
 ) -> None:
     """Pseudo-labels to S3 or a folder: COCO JSON per batch, a PNG per mask, optionally images.
@@ -149,7 +151,7 @@ def export(
         input_dir=folder, manifest=listed, model=model, model_options=model_options(model_option), to=to,
         with_images=with_images, label_map=mapping, cache_dir=cache_dir, refresh=refresh,
         batch_size=batch_size, output_dir=str(output_dir), keep_original_images=keep_original_images,
-        categories=category or [],
+        categories=category or [], max_image_pixels=max_pixels,
     )  # fmt: skip
     check_model(params.model, params.model_options)
     check_images(params.manifest)

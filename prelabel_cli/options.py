@@ -29,6 +29,7 @@ __all__ = [
     "InputDir",
     "LsUrl",
     "Manifest",
+    "MaxPixels",
     "MinVerified",
     "ModelOptionList",
     "PolygonTolerance",
@@ -89,6 +90,15 @@ MinVerified = Annotated[
     float,
     typer.Option("--min-verified", min=0, max=1, help="With --verifier: keep boxes with P(yes) >= this."),
 ]
+MaxPixels = Annotated[
+    int | None,
+    typer.Option(
+        "--max-pixels",
+        min=1,
+        help="Refuse images with more pixels than this (decompression bombs); default "
+        "PRELABEL_MAX_IMAGE_PIXELS, 100,000,000.",
+    ),
+]
 AllowFailures = Annotated[bool, typer.Option("--allow-failures", help="Exit 0 even when images failed.")]
 
 
@@ -112,7 +122,14 @@ class PostOptions:
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace this version's predictions.")] = (
         False
     )
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Do everything but post.")] = False
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Read, match, infer, report; create, upload and post nothing.")
+    ] = False
+    wait_seconds: Annotated[
+        float,
+        typer.Option("--wait", min=0, max=86_400,
+                     help="Seconds to wait while another run holds the project (then exit 3)."),
+    ] = 600.0  # fmt: skip
     import_new: Annotated[bool, typer.Option("--import-new", help="Import images without a task first.")] = (
         False
     )
@@ -199,4 +216,10 @@ def images_source(input_dir: Path | None, manifest: Path | None) -> tuple[str | 
     """(folder, manifest) as flow parameters; exactly one of them must be given."""
     if (input_dir is None) == (manifest is None):
         raise PrelabelError("give exactly one of --input-dir and --manifest")
+    if input_dir is not None and not input_dir.is_dir():
+        raise PrelabelError(
+            f"--input-dir {input_dir}: {'not a folder' if input_dir.exists() else 'no such folder'}"
+        )
+    if manifest is not None and not manifest.is_file():
+        raise PrelabelError(f"--manifest {manifest}: no such file")
     return (str(input_dir) if input_dir else None), (str(manifest) if manifest else None)

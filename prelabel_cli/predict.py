@@ -20,6 +20,7 @@ from prelabel_cli.options import (
     CacheDir,
     InputDir,
     Manifest,
+    MaxPixels,
     MinVerified,
     ModelOptionList,
     PolygonTolerance,
@@ -56,6 +57,7 @@ def run(
     refresh: Refresh = False,
     verifier: VerifierFile = None,
     min_verified: MinVerified = 0.5,
+    max_pixels: MaxPixels = None,
 ) -> None:
     """One step: run a model over a folder (or a manifest) and post its predictions to a project.
 
@@ -69,7 +71,7 @@ def run(
     params = PreannotateParams(
         input_dir=folder, manifest=listed, model=model, model_options=model_options(model_option),
         cache_dir=cache_dir, refresh=refresh, verifier=check_verifier(verifier), min_verified=min_verified,
-        **shared.flow_params(),
+        max_image_pixels=max_pixels, **shared.flow_params(),
     )  # fmt: skip
     check_model(params.model, params.model_options)
     check_images(params.manifest)
@@ -116,6 +118,7 @@ def infer(
     cache_dir: CacheDir = None,
     refresh: Refresh = False,
     batch_size: TaskBatch = None,
+    max_pixels: MaxPixels = None,
     allow_failures: AllowFailures = False,
 ) -> None:
     """Two-step, step 1: run a model and save raw predictions (<out>/<image path>.prelabel.json).
@@ -128,7 +131,7 @@ def infer(
     folder, listed = images_source(input_dir, manifest)
     params = InferParams(input_dir=folder, manifest=listed, model=model, out=str(out), cache_dir=cache_dir,
                          model_options=model_options(model_option), refresh=refresh,
-                         batch_size=batch_size)  # fmt: skip
+                         batch_size=batch_size, max_image_pixels=max_pixels)  # fmt: skip
     check_model(params.model, params.model_options)
     check_images(params.manifest)
     summary = run_flow(infer_flow, params, show=lambda s: s.line())

@@ -14,7 +14,7 @@ import typer
 from prelabel.errors import PrelabelError
 from prelabel.settings import load_settings
 from prelabel_cli.app import EXIT_IMAGES_FAILED, app
-from prelabel_cli.checks import label_studio
+from prelabel_cli.checks import check_project, label_studio
 from prelabel_cli.options import AllowFailures, ApiKey, CacheDir, LsUrl, Refresh, TaskBatch, use_api_key
 from prelabel_cli.runs import run_flow
 
@@ -125,13 +125,17 @@ def features(
 
     Example: prelabel features --set cars.sqlite --embedder siglip2 --margin 0.2
     """
-    from flows.features import FeaturesParams
-    from flows.features import features as features_flow
+    from prelabel.models.hub import read_locally
+    from prelabel.review.features import CHECKPOINTS
     from prelabel.review.sets import ReviewSet
 
     use_api_key(api_key, ls_url)
     with ReviewSet(review_set):  # a missing or foreign file is a mistake, caught before the flow
         pass
+    read_locally(checkpoint or CHECKPOINTS[embedder], None)  # offline: one line now, not after retries
+    from flows.features import FeaturesParams
+    from flows.features import features as features_flow
+
     params = FeaturesParams(
         review_set=str(review_set), out=str(out) if out else None, embedder=embedder,
         checkpoint=checkpoint, margin=margin, device=device, batch_size=batch_size, cache_dir=cache_dir,
@@ -191,10 +195,14 @@ def review_apply(
         Path | None, typer.Option("--answers", help="Answers CSV to write (default <set>.answers.csv).")
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Write the CSV, count, post nothing.")] = False,
+    annotate: Annotated[
+        bool, typer.Option("--annotate", help="Also make each task's accepted regions an annotation.")
+    ] = False,
     ls_url: LsUrl = None,
     api_key: ApiKey = None,
 ) -> None:
-    """Post <version>-reviewed: the set's predictions minus the regions answered "no"; write the answers.
+    """Write <version>-reviewed: the predictions minus the regions answered "no", those answered
+    "yes" marked (meta.reviewed), changed in place on later applies; write the answers CSV.
 
     Example: prelabel review apply --set cars.sqlite
     """
@@ -208,8 +216,10 @@ def review_apply(
         settings = load_settings()
         out = answers_csv or review_set.with_suffix(".answers.csv")
         with label_studio(ls_url, int(opened.meta["project_id"])) as client:
-            done = apply_answers(client, opened, out, chunk_size=settings.post_batch_size, dry_run=dry_run)
-    typer.echo(done.line())
+            done = apply_answers(client, opened, out, chunk_size=settings.post_batch_size, dry_run=dry_run,
+                                 annotate=annotate)  # fmt: skip
+    for line in done.lines():
+        typer.echo(line)
     typer.echo(f"answers: {out}")
 
 
@@ -251,7 +261,10 @@ _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 @review_app.command("serve")
 def review_serve(
     review_set: SetPath,
-    features_file: FeaturesFile,
+    features_file: Annotated[
+        Path | None,
+        typer.Option("--features", help="Parquet file from `prelabel features`; without: by detector score."),
+    ] = None,
     label: Annotated[
         str | None, typer.Option("--label", help="Review this label only (default: all, in turn).")
     ] = None,
@@ -259,7 +272,7 @@ def review_serve(
     target: Target = "yes",
     seed: Seed = 0,
     host: Annotated[
-        str, typer.Option("--host", help="Address to bind; other than loopback needs --token.")
+        str, typer.Option("--host", help="Address to bind; other than loopback needs a token.")
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port to listen on.")] = 8765,
     token: Annotated[
@@ -267,31 +280,67 @@ def review_serve(
         typer.Option(
             "--token",
             envvar="PRELABEL_REVIEW_TOKEN",
-            help="Required on every request (open "
+            help="One token for everyone, required on every request (open "
             "http://HOST:PORT/?token=...); prefer PRELABEL_REVIEW_TOKEN.",
         ),
+    ] = None,
+    reviewers: Annotated[
+        Path | None,
+        typer.Option("--reviewers", help="A file of name,token[,lead] lines: a token per reviewer."),
+    ] = None,
+    leads: Annotated[
+        list[str] | None, typer.Option("--lead", help="A reviewer who may correct others (repeatable).")
     ] = None,
     ls_url: LsUrl = None,
     api_key: ApiKey = None,
 ) -> None:
-    """The review page: keys A/Left = no, D/Right = yes, Backspace = undo, S = skip.
+    """The review page: keys A/Left = no, D/Right = yes, S = skip, Backspace = undo, R = retry image.
 
     Example: prelabel review serve --set cars.sqlite --features cars.dinov2.parquet
     """
+    import logging
+
     import uvicorn
-    from pydantic import SecretStr
 
     from prelabel.review.features import read_features
     from prelabel.review.queue import ReviewQueue
-    from prelabel.review.server import create_app
+    from prelabel.review.server import create_app, listen
+    from prelabel.review.team import Team, check_name, read_reviewers
 
-    secret = SecretStr(token) if token else None
-    if host not in _LOOPBACK and secret is None:
-        raise PrelabelError(f"--host {host} is reachable from other machines: give --token too")
+    if reviewers is not None and token:
+        raise PrelabelError("give --token (or PRELABEL_REVIEW_TOKEN) or --reviewers, not both")
+    if reviewers is not None:
+        team = read_reviewers(reviewers, leads or ())
+    else:
+        team = Team(token=token or None, leads=frozenset(check_name(n) for n in leads or ()))
+    if host not in _LOOPBACK and team.open:
+        raise PrelabelError(f"--host {host} is reachable from other machines: give --token or --reviewers")
     use_api_key(api_key, ls_url)
+    vectors = read_features(features_file) if features_file is not None else None
+    queue = ReviewQueue(review_set, vectors, strategy, target, seed, label)
+    _check_label_studio(review_set, ls_url)
     settings = load_settings()
-    queue = ReviewQueue(review_set, read_features(features_file), strategy, target, seed, label)
-    app_ = create_app(queue, settings, secret.get_secret_value() if secret else None)
-    shown = "[::1]" if host == "::1" else host
-    typer.echo(f"review page: http://{shown}:{port}/" + ("?token=..." if secret else ""))
-    uvicorn.run(app_, host=host, port=port, log_level="warning")
+    sock = listen(host, port)
+    bound = sock.getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host
+    how = "?token=<your token>" if reviewers else "?token=..." if team.token else ""
+    typer.echo(f"review page: http://{shown}:{bound}/{how}")
+    logging.basicConfig(format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("prelabel.review").setLevel(logging.INFO)  # one line per answer
+    server = uvicorn.Server(uvicorn.Config(create_app(queue, settings, team), log_level="warning"))
+    server.run(sockets=[sock])
+
+
+def _check_label_studio(review_set: Path, ls_url: str | None) -> None:
+    """A set whose images Label Studio serves needs the key, and (a set made from a project)
+    Label Studio up, the key accepted and the project there, before the page starts: else every
+    image would fail on the page."""
+    from prelabel.review.sets import ReviewSet
+
+    with ReviewSet(review_set) as opened:
+        meta = opened.meta
+        served = any(item.image.startswith("/data/") for item in opened.items())
+    if meta.get("source") == "project":
+        check_project(ls_url, int(meta["project_id"]))
+    elif served:
+        load_settings().ls_key_for(ls_url)

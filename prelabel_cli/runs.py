@@ -3,53 +3,103 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import typer
 
+from prelabel.errors import PrelabelError
 from prelabel.reports import RunSummary
-from prelabel_cli.app import EXIT_IMAGES_FAILED
+from prelabel_cli.app import EXIT_IMAGES_FAILED, interrupt_code
+from prelabel_cli.prefectserver import ensure_server
 
-__all__ = ["run_flow", "run_posting_flow", "ui_hint"]
+if TYPE_CHECKING:
+    from tasks.reporting import Progress
+
+__all__ = ["interrupted_line", "run_flow", "run_posting_flow", "ui_hint"]
 
 
 @contextlib.contextmanager
-def _progress_bar() -> Iterator[None]:
-    """A terminal progress bar fed by the flow's per-batch progress (same process)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+def _progress(seen: list[Progress], bar: bool) -> Iterator[None]:
+    """Keep the flow's last progress in ``seen``; draw it as a terminal bar when ``bar``."""
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+    from rich.progress import Progress as Bar
 
     from tasks.reporting import progress_listener
 
-    columns = (TextColumn("images"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, transient=True) as bar:
-        task = bar.add_task("images", total=None)
-        with progress_listener(lambda done, total: bar.update(task, completed=done, total=total)):
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Bar(*columns, transient=True, disable=not bar) as shown:
+        row = shown.add_task("", total=None)
+
+        def listen(progress: Progress) -> None:
+            seen[:] = [progress]
+            shown.update(row, completed=progress.done, total=progress.total, description=progress.unit)
+
+        with progress_listener(listen):
             yield
 
 
-def ui_hint(flow_run_id: UUID | None) -> str:
-    """Where the run can be seen in the Prefect UI (runs stay in Prefect's database)."""
-    from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL
+def interrupted_line(seen: list[Progress]) -> str:
+    """What an interrupted command had done, and that a rerun continues from there."""
+    if not seen:
+        return "interrupted before any work was done; nothing was posted"
+    last = seen[-1]
+    posted = f", {last.posted} predictions posted" if last.posted else ""
+    return (f"interrupted after {last.done} of {last.total} {last.unit}{posted}; run the same command "
+            "again to continue (finished work is skipped)")  # fmt: skip
 
-    api = PREFECT_API_URL.value()
-    if api:
-        ui = PREFECT_UI_URL.value() or str(api).removesuffix("/api")
-        return f"Prefect UI: {ui}/runs/flow-run/{flow_run_id}"
-    return (
-        "Prefect UI: the run is kept in Prefect's local database; run `prefect server start`, then open "
-        f"http://127.0.0.1:4200/runs/flow-run/{flow_run_id}"
-    )
+
+def ui_hint(flow_run_id: UUID | None) -> str:
+    """Where the run can be seen in the Prefect UI."""
+    from prefect.settings import get_current_settings
+
+    settings = get_current_settings()
+    ui = settings.ui_url or str(settings.api.url).removesuffix("/api")
+    return f"Prefect UI: {ui}/runs/flow-run/{flow_run_id}"
+
+
+class _NoTracebackFor(logging.Formatter):
+    """The console's formatter, less the traceback of errors the command line ends in one line
+    (prelabel's own, an interrupt); the run's logs in the UI keep theirs."""
+
+    def __init__(self, inner: logging.Formatter) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, PrelabelError | KeyboardInterrupt):
+            record = logging.makeLogRecord({**record.__dict__, "exc_info": None, "exc_text": None})
+        return self.inner.format(record)
+
+
+def _quiet_console() -> None:
+    """Wrap the formatter of Prefect's console handlers once (they hang on the root logger)."""
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    logging.getLogger("EventsWorker").setLevel(logging.ERROR)  # "still processing" at exit: not news
+
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, PrefectConsoleHandler) and not isinstance(handler.formatter, _NoTracebackFor):
+            handler.setFormatter(_NoTracebackFor(handler.formatter or logging.Formatter()))
 
 
 def run_flow(
     flow: Callable[..., Any], params: Any, *, progress: bool = False, show: Callable[[Any], str] | None = None
 ) -> Any:
     """Run ``flow(params)`` here and return its result (its error is raised); print ``show(result)``,
-    then where to see the run in the Prefect UI."""
-    with _progress_bar() if progress else contextlib.nullcontext():
-        state = flow(params, return_state=True)
+    then where to see the run in the Prefect UI. Ctrl-C ends it with one line and exit code 130."""
+    ensure_server()
+    _quiet_console()
+    seen: list[Progress] = []
+    try:
+        with _progress(seen, bar=progress):
+            state = flow(params, return_state=True)
+    except KeyboardInterrupt as interrupt:
+        typer.echo(f"prelabel: {interrupted_line(seen)}", err=True)
+        raise typer.Exit(interrupt_code(interrupt)) from None
     result = state.result()
     if show is not None:
         typer.echo(show(result))

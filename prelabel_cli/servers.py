@@ -11,11 +11,11 @@ import typer
 from prelabel.atomic import atomic_write
 from prelabel.labelstudio.server import LocalLabelStudio, free_port, port_is_free
 from prelabel.samples import LABEL_CONFIG, make_samples
-from prelabel_cli import labelstudio
+from prelabel_cli import labelstudio, prefectserver
 from prelabel_cli.app import app
 from prelabel_cli.runs import run_flow
 
-__all__ = ["demo", "labelstudio_start", "labelstudio_stop"]
+__all__ = ["demo", "labelstudio_start", "labelstudio_stop", "server_start", "server_status", "server_stop"]
 
 labelstudio_app = typer.Typer(
     help="A local Label Studio (own virtual environment, 127.0.0.1).", no_args_is_help=True
@@ -42,6 +42,54 @@ def labelstudio_start(
 def labelstudio_stop() -> None:
     """Stop the Label Studio that `prelabel labelstudio start` (or `prelabel demo`) left running."""
     typer.echo("stopped" if labelstudio.stop() else "no local Label Studio was running")
+
+
+server_app = typer.Typer(
+    help="The local Prefect server that flow commands use when PREFECT_API_URL is not set.",
+    no_args_is_help=True,
+)
+app.add_typer(server_app, name="server")
+
+
+@server_app.command("start")
+def server_start(
+    port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1 (a free one when taken).")] = 4200,
+) -> None:
+    """Start the local Prefect server in the background (flow commands also start it when needed).
+
+    Example: prelabel server start && prelabel server status
+    """
+    server = prefectserver.start(port)
+    typer.echo(f"Prefect server: {server.ui_url} (data in {server.home}); stop it with: prelabel server stop")
+
+
+@server_app.command("stop")
+def server_stop() -> None:
+    """Stop the local Prefect server (runs in progress lose their server: stop them first).
+
+    Example: prelabel server stop
+    """
+    server = prefectserver.stop()
+    typer.echo(f"stopped the Prefect server at {server.ui_url}" if server else "no local Prefect server ran")
+
+
+@server_app.command("status")
+def server_status() -> None:
+    """Which Prefect server flow commands use: PREFECT_API_URL's, or the local one (running or not).
+
+    Example: prelabel server status
+    """
+    from prefect.settings import get_current_settings
+
+    configured = get_current_settings().api.url
+    if configured:
+        typer.echo(f"PREFECT_API_URL is set: flow commands use {configured}")
+        return
+    server = prefectserver.running_server()
+    if server is None:
+        typer.echo("no local Prefect server is running; the next flow command starts one")
+        return
+    typer.echo(f"local Prefect server: {server.ui_url} (pid {server.pid}, data in {server.home})")
 
 
 @app.command()

@@ -11,8 +11,9 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from prelabel.errors import PrelabelError
-from prelabel.failures import Stage, failure_row
+from prelabel.failures import ErrorRow, Stage, failure_row
 from prelabel.labelstudio.client import Project, Task
+from prelabel.labelstudio.exemplars import exemplar_boxes
 from prelabel.labelstudio.importing import import_images
 from prelabel.labelstudio.labelmap import LabelMap
 from prelabel.labelstudio.matching import MatchResult, match_files
@@ -22,17 +23,27 @@ from prelabel.labelstudio.pullback import Format, PullReport, pull_annotations
 from prelabel.records import PredictionRecord
 from tasks.common import RETRY, LabelStudioConnection
 
-__all__ = ["MatchOutcome", "load_project", "match_images", "post_batch", "pull", "show_predictions"]
+__all__ = [
+    "MatchOutcome",
+    "load_project",
+    "match_images",
+    "post_batch",
+    "pull",
+    "read_exemplars",
+    "show_predictions",
+]
 
 
 @dataclass
 class MatchOutcome:
-    """Images paired with tasks, what was imported, and what could not be paired."""
+    """Images paired with tasks, what was imported (in a dry run: would be), what could not be
+    paired, and the files refused on import (error rows)."""
 
     task_ids: dict[str, int] = field(default_factory=dict)
     versions: dict[int, frozenset[str]] = field(default_factory=dict)
     imported: int = 0
     match: MatchResult = field(default_factory=MatchResult)
+    errors: list[ErrorRow] = field(default_factory=list)
 
 
 @task(name="load-project", cache_policy=NO_CACHE, **RETRY)
@@ -50,8 +61,12 @@ def match_images(
     import_new: bool,
     fuzzy: bool = False,
     task_data: Mapping[str, Mapping[str, str]] | None = None,
+    *,
+    max_pixels: int,
+    dry_run: bool = False,
 ) -> MatchOutcome:
-    """Pair images with tasks by name; with ``import_new``, new images become tasks first.
+    """Pair images with tasks by name; with ``import_new``, new images become tasks first (each
+    file checked first: a bad one is an error row, never a task; a dry run imports nothing).
 
     ``fuzzy`` allows similar names (never names whose numbers differ); every pair made other
     than by exact name goes to the matches report. ``task_data`` adds fields to new tasks."""
@@ -60,14 +75,36 @@ def match_images(
         tasks: list[Task] = list(client.iter_tasks(project.id))
         outcome = MatchOutcome()
         if import_new:
-            imported = import_images(client, project.id, key, images, tasks, task_data=task_data)
-            outcome.imported = len(imported.created)
+            imported = import_images(client, project.id, key, images, tasks, task_data=task_data,
+                                     max_pixels=max_pixels, dry_run=dry_run)  # fmt: skip
+            outcome.imported = len(imported.planned if dry_run else imported.created)
+            outcome.errors = imported.refused
             if imported.created:
                 tasks = list(client.iter_tasks(project.id))
-    outcome.match = match_files(images, [(t.id, t.image_ref(key)) for t in tasks], fuzzy=fuzzy)
+    refused = {row.file for row in outcome.errors}
+    wanted = [image for image in images if image not in refused]
+    outcome.match = match_files(wanted, [(t.id, t.image_ref(key)) for t in tasks], fuzzy=fuzzy)
     outcome.task_ids = {m.file: m.task_id for m in outcome.match.matches}
     outcome.versions = {t.id: t.model_versions for t in tasks}
     return outcome
+
+
+@task(name="read-exemplars", cache_policy=NO_CACHE, **RETRY)
+def read_exemplars(
+    connection: LabelStudioConnection,
+    project: Project,
+    images: Sequence[str],
+    label_map: LabelMap,
+    fuzzy: bool,
+) -> dict[str, list[list[Any]]]:
+    """People's boxes in the annotated tasks of the project, by image (paired with tasks as
+    ``match-images`` pairs them): a concept model's exemplars."""
+    key = project.config.image.data_key
+    with connection.client() as client:
+        tasks = list(client.iter_tasks(project.id, full=True))
+    match = match_files(images, [(t.id, t.image_ref(key)) for t in tasks], fuzzy=fuzzy)
+    annotated = [t for t in tasks if t.annotations]
+    return exemplar_boxes(annotated, project.config, {m.file: m.task_id for m in match.matches}, label_map)
 
 
 @task(name="post-batch", cache_policy=NO_CACHE, **RETRY)

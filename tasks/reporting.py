@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -20,6 +21,7 @@ from prefect.cache_policies import NO_CACHE
 
 from prelabel.contactsheet import write_contact_sheet
 from prelabel.failures import ErrorRow, report_part, write_errors
+from prelabel.labelstudio.exemplars import NewRegions, write_new_regions
 from prelabel.labelstudio.matching import (
     MATCHES_REPORT_COLUMNS,
     MatchResult,
@@ -29,42 +31,52 @@ from prelabel.labelstudio.matching import (
 from prelabel.records import PredictionRecord
 from prelabel.reports import RunSummary, append_unmatched_labels, write_payloads, write_unmatched
 
-__all__ = ["Progress", "progress_listener", "write_payload_files", "write_report"]
+__all__ = ["Progress", "progress_listener", "write_new_regions_report", "write_payload_files", "write_report"]
 
 _TABLE_ROWS = 500  # the UI is for reading: the CSV files hold everything
 
 
-_listeners: list[Callable[[int, int], None]] = []
-
-
-@contextmanager
-def progress_listener(listener: Callable[[int, int], None]) -> Iterator[None]:
-    """Call ``listener(done, total)`` at every batch of flows run in this process (the CLI's bar)."""
-    _listeners.append(listener)
-    try:
-        yield
-    finally:
-        _listeners.remove(listener)
-
-
+@dataclass
 class Progress:
-    """A progress artifact, updated once per batch, and any in-process listeners."""
+    """A progress artifact, updated once per batch, and any in-process listeners (the CLI's bar,
+    and what an interrupted command says it had done). ``unit`` names what is counted."""
 
-    def __init__(self, total: int, key: str) -> None:
-        self.total, self.done = total, 0
-        created = create_progress_artifact(progress=0.0, key=key, description="images processed")
-        self.id: UUID | None = created if isinstance(created, UUID) else None
+    total: int
+    key: str
+    unit: str = "images"
+    done: int = 0
+    posted: int = 0
+    id: UUID | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        created = create_progress_artifact(progress=0.0, key=self.key, description=f"{self.unit} processed")
+        self.id = created if isinstance(created, UUID) else None
         self._tell()
 
-    def advance(self, count: int) -> None:
+    def advance(self, count: int, posted: int = 0) -> None:
+        """``count`` more done, of which ``posted`` predictions were posted."""
         self.done += count
+        self.posted += posted
         if self.id is not None:
             update_progress_artifact(self.id, progress=min(100.0, 100.0 * self.done / max(self.total, 1)))
         self._tell()
 
     def _tell(self) -> None:
         for listener in list(_listeners):
-            listener(self.done, self.total)
+            listener(self)
+
+
+_listeners: list[Callable[[Progress], None]] = []
+
+
+@contextmanager
+def progress_listener(listener: Callable[[Progress], None]) -> Iterator[None]:
+    """Call ``listener(progress)`` at every batch of flows run in this process."""
+    _listeners.append(listener)
+    try:
+        yield
+    finally:
+        _listeners.remove(listener)
 
 
 @task(name="write-payloads", cache_policy=NO_CACHE)
@@ -120,6 +132,16 @@ def write_report(
     error_rows: list[dict[str, Any]] = [{"file": e.file, "stage": e.stage, "error": e.error} for e in errors]
     _table(f"{key}-errors", "images that failed, by stage", error_rows)
     return summary
+
+
+@task(name="write-new-regions", cache_policy=NO_CACHE)
+def write_new_regions_report(output_dir: Path, project_id: int, rows: Sequence[NewRegions]) -> Path:
+    """Per annotated task and label, the regions found beyond people's boxes: CSV and a table."""
+    path = write_new_regions(output_dir / "new_regions.csv", rows)
+    table: list[dict[str, Any]] = [vars(row) for row in sorted(rows, key=lambda r: (-r.new, r.task, r.label))]
+    _table(f"prelabel-project-{project_id}-new-regions",
+           "regions found beyond the boxes people drew (exemplars), by task and label", table)  # fmt: skip
+    return path
 
 
 def _table(key: str, description: str, rows: list[dict[str, Any]]) -> None:

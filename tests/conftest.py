@@ -67,15 +67,16 @@ def label_studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalLabe
 
 
 VALIDATION_FLAG = "fflag_feat_utc_210_prediction_validation_15082025"
-"""Label Studio 1.23's feature flag (read at start) that validates predictions as they are imported."""
+UPLOAD_LIMIT = 2_000_000  # bytes per request: the strict server refuses larger uploads with 400
 
 
 @pytest.fixture(scope="session")
-def validating(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalLabelStudio]:
-    """A second Label Studio with prediction validation on, for the session: it refuses a bulk
-    import with 400 for one invalid prediction, as a strict server does."""
-    data = tmp_path_factory.mktemp("label-studio-validating") / "data"
-    yield from serve_label_studio(data, env={VALIDATION_FLAG: "true"})
+def strict_label_studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalLabelStudio]:
+    """A second Label Studio that refuses what the first takes: prediction validation on (a flag read
+    at start) and uploads over ``UPLOAD_LIMIT`` bytes a request."""
+    data = tmp_path_factory.mktemp("label-studio-strict") / "data"
+    env = {VALIDATION_FLAG: "true", "DATA_UPLOAD_MAX_MEMORY_SIZE": str(UPLOAD_LIMIT)}
+    yield from serve_label_studio(data, env=env)
 
 
 def serve_label_studio(data_dir: Path, env: dict[str, str] | None = None) -> Iterator[LocalLabelStudio]:
@@ -107,7 +108,7 @@ def project(ls_client: LabelStudioClient) -> Project:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark tests that use a real Label Studio, so `-m "not labelstudio"` can leave them out."""
     for item in items:
-        if {"label_studio", "validating"} & set(getattr(item, "fixturenames", ())):
+        if {"label_studio", "strict_label_studio"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.labelstudio)
 
 
@@ -126,16 +127,37 @@ def write_samples(folder: Path) -> list[SampleImage]:
     return samples
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """prelabel's state (the local Prefect server, the local Label Studio's record) in a folder of
+    this session's own, never the developer's; telemetry off; no Prefect server of the shell's.
+    The server is stopped at exit, after Prefect has sent its last logs (atexit runs last first)."""
+    import atexit
+    import tempfile
+
+    os.environ["PRELABEL_STATE_DIR"] = tempfile.mkdtemp(prefix="prelabel-state-")
+    os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    os.environ["DO_NOT_TRACK"] = "1"
+    os.environ.pop("PREFECT_API_URL", None)
+    atexit.register(_stop_state, os.environ["PRELABEL_STATE_DIR"])
+
+
+def _stop_state(folder: str) -> None:
+    """Stop the session's local Prefect server, whoever started it (a fixture or a command)."""
+    import shutil
+
+    from prelabel_cli import prefectserver
+
+    prefectserver.stop()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
-def prefect_server() -> Iterator[None]:
-    """A real temporary Prefect server (SQLite) for the session."""
-    import os
+def prefect_server() -> str:
+    """The session's real Prefect server (SQLite), started as `prelabel server start` starts it;
+    flows run in this process and every `prelabel` command the tests run use it."""
+    from prelabel_cli.prefectserver import ensure_server
 
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
+    return ensure_server()
 
 
 TINY_DETR_LABELS = {0: "car", 1: "person", 2: "dog"}
@@ -160,6 +182,14 @@ def tiny_detr(tmp_path_factory: pytest.TempPathFactory) -> Path:
     DetrForObjectDetection(config).eval().save_pretrained(folder)
     DetrImageProcessorPil(size={"shortest_edge": 64, "longest_edge": 96}).save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_sam3(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-weight SAM 3 with its CLIP tokenizer and preprocessor config (a folder)."""
+    from tests.support.random_models import save_sam3
+
+    return save_sam3(tmp_path_factory.mktemp("tiny-sam3"))
 
 
 @pytest.fixture(scope="session")
@@ -191,14 +221,11 @@ def s3_endpoint() -> Iterator[str]:
 
 
 def run_prelabel(
-    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, keep_api_url: bool = False
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """The ``prelabel`` command as a user runs it: a subprocess with its own temporary Prefect server
-    (unless ``keep_api_url`` and ``env`` names one)."""
-    full = {**os.environ, **(env or {}), "PYTHONPATH": str(Path(__file__).parents[1]),
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}  # fmt: skip
-    if not keep_api_url:
-        full.pop("PREFECT_API_URL", None)
+    """The ``prelabel`` command as a user runs it, in a subprocess: it uses the session's local
+    Prefect server (starting it if no test has yet), unless ``env`` names another."""
+    full = {**os.environ, **(env or {}), "PYTHONPATH": str(Path(__file__).parents[1])}
     code = "from prelabel_cli.main import main; main()"
     return subprocess.run(
         [sys.executable, "-c", code, *args], cwd=cwd, capture_output=True, text=True, env=full, check=False

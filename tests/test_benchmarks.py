@@ -56,9 +56,7 @@ def test_orchestration_benchmark_runs(label_studio) -> None:  # type: ignore[no-
     done = subprocess.run(
         [sys.executable, script, "--images", "30", "--batch-size", "10", "--ls-url", label_studio.url],
         capture_output=True, text=True, check=False, cwd=ROOT,
-        env={**{k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"},
-             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-             "PRELABEL_LS_API_KEY": label_studio.legacy_token.get_secret_value()},
+        env={**os.environ, "PRELABEL_LS_API_KEY": label_studio.legacy_token.get_secret_value()},
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     assert "ms/image" in done.stdout and "full rerun" in done.stdout
@@ -97,6 +95,21 @@ def test_grounded_sam2_benchmark_runs_tiny_on_cpu(tmp_path: Path) -> None:
         lines[-1] == f"ratio:   {report['best']['ratio_to_loop']:.1f}x" and report["loop"]["images_per_s"] > 0
     )
     assert set(report["hours_100k"]) == {"1", "8"}
+
+
+def test_sam3_benchmark_runs_tiny_on_cpu_and_checks_the_loop() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.sam3_gpu", "--tiny", "--images", "3", "--width", "96", "--height",
+         "64", "--prompts", "3", "--batch-sizes", "3"],
+        capture_output=True, text=True, check=False, cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("machine:") and "3 prompts, 10 regions each" in lines[1]
+    # every batched mask was compared with the loop's before any ratio was printed
+    assert any(line.split()[:1] == ["3"] and "30/30" in line for line in lines)
+    assert any(line.startswith("grounded-sam2 (batch") for line in lines)
+    assert lines[-1].startswith("ratio:") and lines[-1].endswith("x")
 
 
 def test_gpu_variants_benchmark_runs_tiny_on_cpu(tmp_path: Path) -> None:

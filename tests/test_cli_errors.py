@@ -18,7 +18,7 @@ def _mistake(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> s
     # A Prefect API that is not there: a flow that started anyway would fail with another error.
     nowhere = {"PREFECT_API_URL": f"http://127.0.0.1:{free_port()}/api"}
     started = time.monotonic()
-    done = run_prelabel(*args, cwd=tmp_path, env={**nowhere, **(env or {})}, keep_api_url=True)
+    done = run_prelabel(*args, cwd=tmp_path, env={**nowhere, **(env or {})})
     elapsed = time.monotonic() - started
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2, done.stdout + done.stderr

@@ -11,7 +11,7 @@ from flows.infer import infer
 from flows.params import InferParams, PostParams, PreannotateParams
 from flows.post_predictions import post_predictions
 from flows.preannotate import preannotate
-from prelabel.errors import PrelabelError
+from prelabel.errors import AllImagesFailedError
 from prelabel.labelstudio.client import LabelStudioClient, Project
 from prelabel.labelstudio.server import LocalLabelStudio
 from prelabel.records import save_raw_file
@@ -89,12 +89,18 @@ def test_corrupt_image_is_an_error_row_and_the_rest_is_posted(
     assert "scene_9.jpg" in errors
 
 
-def test_every_image_failing_fails_the_flow(project: Project, tmp_path: Path) -> None:
+def test_every_image_failing_fails_the_flow(
+    ls_client: LabelStudioClient, project: Project, tmp_path: Path
+) -> None:
     folder = tmp_path / "images"
     folder.mkdir()
     (folder / "bad.jpg").write_bytes(b"not an image")
-    with pytest.raises(PrelabelError, match="every one of the 1 images failed"):
+    with pytest.raises(AllImagesFailedError, match="every one of the 1 images failed"):
         preannotate(_params(project, tmp_path))
+    assert list(ls_client.iter_tasks(project.id)) == []  # refused before the upload: never a task
+    assert 'bad.jpg,import,"bad.jpg: not an image' in (tmp_path / "out" / "errors.csv").read_text().replace(
+        str(folder) + "/", ""
+    )
 
 
 def test_killed_midway_then_rerun_has_no_duplicate_and_no_gap(

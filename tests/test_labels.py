@@ -355,7 +355,7 @@ def test_a_missing_target_stops_the_command_before_any_work(
 
 
 def test_aliases_are_posted_to_label_studio_and_read_back(
-    validating: LocalLabelStudio, tmp_path: Path
+    strict_label_studio: LocalLabelStudio, tmp_path: Path
 ) -> None:
     """On a Label Studio that validates predictions: the labels' values where they have aliases
     are refused (the whole image's prediction lost, as before); what prelabel posts is stored,
@@ -368,7 +368,7 @@ def test_aliases_are_posted_to_label_studio_and_read_back(
     from prelabel.labelstudio.pullback import pull_annotations
     from tests.conftest import quick_client
 
-    with quick_client(validating) as client:
+    with quick_client(strict_label_studio) as client:
         project = client.create_project("prelabel aliases", ALIASED)
         (task_id,) = client.import_tasks(project.id, [{"data": {"image": "s3://bucket/street.jpg"}}])
         record = dataclasses.replace(_aliased_record(), task_id=task_id)

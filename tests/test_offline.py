@@ -97,7 +97,7 @@ def test_sources_skip_hidden_and_outside_links(tmp_path: Path) -> None:
     (tmp_path / "a_dinox_preannot.json").write_text("{}")
     assert raw_file_for(tmp_path / "a.JPG") == tmp_path / "a_dinox_preannot.json"
     assert raw_file_for(tmp_path / "sub" / "c.png") is None
-    with pytest.raises(SourceError, match="not a directory"):
+    with pytest.raises(SourceError, match="no such folder"):
         list(iter_image_files(tmp_path / "missing"))
 
 

@@ -3,7 +3,13 @@ with tiny random-weight DINOv2-with-registers and SigLIP 2 models, and the featu
 
 from __future__ import annotations
 
+import os
+import shutil
 import sqlite3
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -13,11 +19,12 @@ from PIL import Image
 from prelabel.errors import PrelabelError
 from prelabel.ingest.fetch import Fetcher
 from prelabel.labelstudio.client import Task
+from prelabel.labelstudio.server import free_port
 from prelabel.review.features import Embedder, crop_box, embed_items, read_features, write_features
 from prelabel.review.learning import HOLDOUT_SHARE, held_out_accuracy, next_items, order, probabilities
 from prelabel.review.sets import ReviewItem, ReviewSet, items_from_references, items_from_tasks
 from prelabel.store.cache import LocalCache
-from tests.conftest import encode_image
+from tests.conftest import encode_image, run_prelabel
 from tests.support.random_models import save_dinov2_registers, save_siglip2_vision
 
 
@@ -69,7 +76,7 @@ def test_set_is_written_whole_keeps_items_and_answers(tmp_path: Path) -> None:
             (2, "b.jpg", None, None, None, None, None),
         ]
         assert created.labels() == ["car", "dog"]
-        assert created.meta["source"] == "references" and created.meta["schema_version"] == "2"
+        assert created.meta["source"] == "references" and created.meta["schema_version"] == "3"
         created.record(1, True, held_out=False, strategy="entropy")
         created.record(2, False, held_out=True, strategy="random")
         created.record(2, True, held_out=True, strategy="random")  # a changed answer replaces the old
@@ -297,3 +304,86 @@ def test_features_flow_writes_parquet_and_reuses_the_cache(
     assert "missing.png" in Path(done.errors_file).read_text()
     rerun = features(params)
     assert (rerun.computed, rerun.cached) == (0, 5)
+
+
+# -- offline ---------------------------------------------------------------------------------
+
+
+def _offline_features(
+    tmp_path: Path, *args: str, **env: str
+) -> tuple[subprocess.CompletedProcess[str], float]:
+    """``prelabel features`` on a one-item set with an empty Hugging Face cache; its result and seconds."""
+    if not (tmp_path / "set.sqlite").exists():
+        ReviewSet.create(
+            tmp_path / "set.sqlite", [ReviewItem(str(_photo(tmp_path, "a.png", 1)), "car")], {}
+        ).close()
+    started = time.monotonic()
+    done = run_prelabel("features", "--set", str(tmp_path / "set.sqlite"), *args,
+                        env={"HF_HOME": str(tmp_path / "hf"), **env})  # fmt: skip
+    return done, time.monotonic() - started
+
+
+def test_features_without_a_network_fail_at_once_in_one_line(tmp_path: Path) -> None:
+    closed = f"http://127.0.0.1:{free_port()}"  # nothing listens: what no network looks like, on loopback
+    cases = [
+        # HF_HUB_OFFLINE: the cache only, and the default checkpoint is not in it.
+        ((), {"HF_HUB_OFFLINE": "1"}, "HF_HUB_OFFLINE is set"),
+        # No setting, but the Hub does not answer: asked once, then the cache.
+        ((), {"HF_ENDPOINT": closed}, f"{closed} does not answer"),
+        # A folder that is not there is a mistake, whatever the network.
+        (("--checkpoint", str(tmp_path / "nowhere")), {"HF_ENDPOINT": closed}, "no folder of a saved model"),
+    ]
+    for args, env, message in cases:
+        done, seconds = _offline_features(tmp_path, *args, **env)
+        assert done.returncode == 2, done.stderr
+        lines = done.stderr.splitlines()
+        assert len(lines) == 1 and message in lines[0], lines
+        assert seconds < 5, seconds
+    done, _ = _offline_features(tmp_path, **{"HF_HUB_OFFLINE": "1"})
+    assert "`hf download facebook/dinov2-with-registers-small --local-dir DIR`" in done.stderr
+
+
+def test_a_checkpoint_in_the_cache_loads_offline(tiny_dinov2: Path, tmp_path: Path) -> None:
+    # The Hugging Face cache as a connected machine leaves it (a copied ~/.cache/huggingface).
+    commit = "0" * 40
+    repo = tmp_path / "hf" / "hub" / "models--acme--tiny-dinov2"
+    shutil.copytree(tiny_dinov2, repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    image = _photo(tmp_path, "a.png", 1)
+    code = ("from PIL import Image; from prelabel.review.features import Embedder; "
+            "embedder = Embedder('dinov2', 'acme/tiny-dinov2', device='cpu'); "
+            f"print(embedder.embed([Image.open({str(image)!r})])[0].shape)")  # fmt: skip
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1",
+           "PYTHONPATH": str(Path(__file__).parents[1])}  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "(16,)"
+
+
+def test_the_hub_is_asked_only_when_it_answers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from prelabel.models.hub import read_locally
+
+    class Hub(BaseHTTPRequestHandler):
+        def do_HEAD(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hub)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+        monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+        monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.server_port}")
+        assert read_locally("acme/not-cached", None) is False  # the Hub answers: ask it
+        assert read_locally(str(tmp_path), None) is True  # a folder: never the Hub
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+        with pytest.raises(PrelabelError, match="HF_HUB_OFFLINE is set"):
+            read_locally("acme/not-cached", None)
+    finally:
+        server.shutdown()

@@ -28,9 +28,8 @@ from prelabel.labelstudio.client import LabelStudioClient, Project
 from prelabel.labelstudio.labelmap import LabelMap
 from prelabel.labelstudio.server import LocalLabelStudio
 from prelabel.records import Detections, save_raw_file
-from prelabel.review.apply import Rejections, reviewed_predictions
 from prelabel.review.features import Embedder, Vector, crop_box
-from prelabel.review.sets import ReviewItem, ReviewSet, items_from_tasks
+from prelabel.review.sets import ReviewSet, items_from_tasks
 from prelabel.review.verifier import Verifier
 from prelabel.settings import Settings
 from prelabel.store.cache import LocalCache, PredictionCache, open_cache
@@ -109,18 +108,19 @@ def test_answers_back_into_label_studio_and_a_verifier_for_the_next_run(
             assert item.box is not None
             review_set.record(item.id, item.box[0] < 48, held_out=number >= 12, strategy="entropy")
 
-    # 3. review apply: <version>-reviewed without the rejected regions, the kept ones unchanged.
+    # 3. review apply: <version>-reviewed without the rejected regions, the kept ones marked.
     env = {
         "PRELABEL_LS_URL": label_studio.url,
         "PRELABEL_LS_API_KEY": label_studio.legacy_token.get_secret_value(),
     }
     done = run_prelabel("review", "apply", "--set", str(set_path), env=env)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "8 predictions of boxes-v1-reviewed" in done.stdout and "8 rejected results removed" in done.stdout
+    assert "boxes-v1-reviewed in project" in done.stdout and "8 created" in done.stdout
+    assert "8 rejected results removed, 8 accepted regions marked" in done.stdout
     reviewed = _results(ls_client, project, "boxes-v1-reviewed")
     assert sorted(reviewed) == sorted(original)
-    for task_id, results in reviewed.items():
-        assert results == [r for r in original[task_id] if _x(r) < 50]  # the flat box, as it was
+    for task_id, results in reviewed.items():  # the flat box, as it was, marked accepted
+        assert results == [{**r, "meta": {"reviewed": True}} for r in original[task_id] if _x(r) < 50]
         assert len(original[task_id]) == 2
     with (tmp_path / "people.answers.csv").open() as handle:
         rows = list(csv.DictReader(handle))
@@ -128,8 +128,9 @@ def test_answers_back_into_label_studio_and_a_verifier_for_the_next_run(
     assert {r["region_id"] for r in rows if r["answer"] == "no"} == {
         str(r["id"]) for results in original.values() for r in results if _x(r) > 50
     }
-    again = run_prelabel("review", "apply", "--set", str(set_path), env=env)  # replaces, never doubles
+    again = run_prelabel("review", "apply", "--set", str(set_path), env=env)  # nothing new: nothing written
     assert again.returncode == 0, again.stderr[-2000:]
+    assert "0 created, 0 updated in place, 8 unchanged" in again.stdout
     assert ls_client.model_versions(project.id)["boxes-v1-reviewed"] == 8
 
     # 4. The verifier, saved as plain numbers with its metrics.
@@ -159,28 +160,9 @@ def test_answers_back_into_label_studio_and_a_verifier_for_the_next_run(
     }
 
 
-def test_reviewed_predictions_per_region_per_image_and_mistakes(tmp_path: Path) -> None:
-    from prelabel.labelstudio.client import Task
-
-    def rect(rid: str, label: str) -> dict[str, object]:
-        return {"id": rid, "type": "rectanglelabels", "value": {"rectanglelabels": [label]}}
-
-    text = {"id": "a", "type": "textarea", "value": {"text": ["hi"]}}  # shares the region id of "a"
-    task = Task.from_json({"id": 1, "data": {"image": "x.jpg"}, "predictions": [
-        {"id": 3, "model_version": "v", "score": 0.7, "result": [rect("a", "car"), text, rect("b", "car"),
-                                                                 rect("c", "dog")]},
-        {"id": 4, "model_version": "other", "result": [rect("z", "car")]}]})  # fmt: skip
-    # A "no" to box a removes the rectangle and its text; "no" to the image's dogs removes c.
-    rejections = Rejections(frozenset({(1, "a")}), frozenset({(1, "dog")}))
-    predictions, removed = reviewed_predictions([task], "v", rejections)
-    assert predictions == {1: {"result": [rect("b", "car")], "score": 0.7}} and removed == 3
-    references = ReviewSet.create(
-        tmp_path / "r.sqlite", [ReviewItem("x.jpg", "car")], {"source": "references"}
-    )
-    with references, pytest.raises(PrelabelError, match="references file"):
-        Rejections.of(references)
+def test_a_verifier_file_that_is_not_one_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "v.json").write_text('{"format": "pickle"}')
     with pytest.raises(PrelabelError, match="cannot read verifier"):
-        (tmp_path / "v.json").write_text('{"format": "pickle"}')
         Verifier.load(tmp_path / "v.json")
 
 

@@ -1,34 +1,43 @@
-"""The review page: Debian's chromium driven by Playwright over the real server (keys A, D,
-Backspace, S; reload), leases between reviewers, the token, the v1 migration, the CLI check."""
+"""The review page in Debian's chromium, driven by Playwright over the real server: keys A, D,
+Backspace, S and R, reloads, forty answers with every image on screen, a failed image, a team
+(names from tokens, a lead's correction, a stale tab, the rest held by others), a wrong token
+and a server that is gone. With PRELABEL_SCREENSHOTS=<folder> the tests save the guide's
+screenshots there (docs/img), so the pictures stay true."""
 
 from __future__ import annotations
 
+import csv
+import io
+import os
 import random
 import sqlite3
-import threading
+import statistics
 import time
-from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import numpy as np
 import pytest
-import uvicorn
-from PIL import Image
+from PIL import Image, ImageDraw
 
-from prelabel.labelstudio.server import free_port
 from prelabel.records import ModelSignature
+from prelabel.review.apply import write_answers
 from prelabel.review.features import read_features, write_features
 from prelabel.review.learning import HOLDOUT_SHARE
 from prelabel.review.queue import ReviewQueue
-from prelabel.review.server import create_app
-from prelabel.review.sets import ReviewSet, items_from_references
-from prelabel.settings import Settings
-from tests.conftest import encode_image, run_prelabel
+from prelabel.review.sets import Previous, ReviewItem, ReviewSet, items_from_references
+from prelabel.review.team import Team
+from tests.conftest import encode_image
 from tests.support.browser import chromium
+from tests.support.review_server import review_server
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 # One feature per item, shuffled against the id order, so max-prob's order is not the row order.
 _X = [0.0, 3.0, 2.0, 1.0, -2.0, -1.0]
+TOKENS = {"alice-token-1": "alice", "bob-token-22": "bob", "carol-token-333": "carol"}
 
 
 def _set(tmp_path: Path) -> tuple[Path, Path]:
@@ -46,14 +55,41 @@ def _set(tmp_path: Path) -> tuple[Path, Path]:
     return tmp_path / "set.sqlite", tmp_path / "f.parquet"
 
 
-def _seed_without_held_out(draws: int = 3, answers: int = 8) -> int:
-    """A seed whose first draws never pick a held-out item (learning.next_items' draw), so every
-    item shown is the strategy's and the order can be checked."""
+def _colour(n: int) -> tuple[int, int, int]:
+    """Item n's colour: distinct for every n < 64, far from the page's dark background."""
+    return 60 + 3 * n, 240 - 2 * n, 90 + (37 * n) % 160
+
+
+def _coloured_set(tmp_path: Path, count: int, missing: frozenset[int] = frozenset()) -> Path:
+    """``count`` items, each a flat image of its own colour and size with a box in its right half,
+    from Label Studio tasks (task id 100 + n) of project 7; images in ``missing`` are not written."""
+    items = []
+    for n in range(count):
+        width, height = 64 + 8 * n, 48 + 5 * n
+        path = tmp_path / f"shot_{n:02d}.png"
+        box = (width * 0.6, height * 0.3, width * 0.9, height * 0.8)
+        if n not in missing:
+            image = Image.new("RGB", (width, height), _colour(n))
+            ImageDraw.Draw(image).ellipse(
+                (width * 0.64, height * 0.4, width * 0.86, height * 0.72), (40, 40, 60)
+            )
+            path.write_bytes(encode_image(image, "PNG"))
+        items.append(
+            ReviewItem(str(path), "car", box, round(0.99 - n / 100, 2), 100 + n, 1000 + n, f"det{n}")
+        )
+    meta = {"source": "project", "project_id": 7, "model_version": "m1", "ls_url": "http://127.0.0.1:9"}
+    ReviewSet.create(tmp_path / "team.sqlite", items, meta).close()
+    return tmp_path / "team.sqlite"
+
+
+def _seed_without_held_out(reviewer: str, draws: int = 3, answers: int = 8) -> int:
+    """A seed whose first draws for ``reviewer`` never pick a held-out item (learning.next_items'
+    draw), so every item shown is the strategy's and the order can be checked."""
     return next(
         seed
         for seed in range(1000)
         if all(
-            random.Random(f"{seed}:car:{n}").random() >= HOLDOUT_SHARE
+            random.Random(f"{seed}:car:{n}:{reviewer}").random() >= HOLDOUT_SHARE
             for n in range(answers)
             for _ in range(draws)
         )
@@ -85,50 +121,65 @@ def _answers(db_path: Path) -> dict[int, int]:
         return dict(db.execute("SELECT item_id, answer FROM answers").fetchall())
 
 
-@pytest.fixture
-def serve() -> Iterator[object]:
-    """Start a review server on a free port (a thread), stopped at the end."""
-    servers: list[tuple[uvicorn.Server, threading.Thread]] = []
-
-    def start(queue: ReviewQueue, token: str | None = None) -> str:
-        port = free_port()
-        server = uvicorn.Server(uvicorn.Config(create_app(queue, Settings(), token), host="127.0.0.1",
-                                               port=port, log_level="warning"))  # fmt: skip
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        servers.append((server, thread))
-        deadline = time.monotonic() + 20
-        while not server.started:
-            assert time.monotonic() < deadline, "the review server did not start"
-            time.sleep(0.05)
-        return f"http://127.0.0.1:{port}"
-
-    yield start
-    for server, thread in servers:
-        server.should_exit = True
-        thread.join(10)
-        assert not thread.is_alive()
+def _screenshot(page: Page, name: str) -> None:
+    """Save a screenshot for the guide when PRELABEL_SCREENSHOTS names a folder."""
+    folder = os.environ.get("PRELABEL_SCREENSHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(folder) / name))
 
 
-def test_keyboard_review_in_chromium(tmp_path: Path, serve: object) -> None:
+class Tab:
+    """One browser tab on the page, and the step counter the page sets after each server answer."""
+
+    def __init__(self, page: Page, url: str) -> None:
+        self.page, self.step = page, 0
+        page.goto(url)
+
+    def wait(self) -> int:
+        """Wait for the page to show the server's next answer; the item shown (0: none)."""
+        self.page.wait_for_function(f"Number(document.body.dataset.step || 0) > {self.step}", timeout=15000)
+        self.step = int(self.page.evaluate("document.body.dataset.step"))
+        return int(self.page.evaluate("document.body.dataset.itemId") or 0)
+
+    def ready(self) -> int:
+        """Wait until the current item's image has loaded; the item."""
+        self.page.wait_for_function(
+            "document.body.dataset.itemId && "
+            "document.body.dataset.imageReady === document.body.dataset.itemId",
+            timeout=15000,
+        )
+        return int(self.page.evaluate("document.body.dataset.itemId"))
+
+    def press(self, key: str) -> int:
+        self.page.keyboard.press(key)
+        return self.wait()
+
+    def text(self, selector: str) -> str:
+        return self.page.inner_text(selector)
+
+
+def test_keyboard_review_in_chromium(tmp_path: Path) -> None:
     db_path, features = _set(tmp_path)
-    queue = ReviewQueue(db_path, read_features(features), "max-prob", seed=_seed_without_held_out())
-    url = serve(queue)  # type: ignore[operator]
+    queue = ReviewQueue(db_path, read_features(features), "max-prob", seed=_seed_without_held_out("dana"))
     shown: list[int] = []
     skipped: set[int] = set()
-    with chromium() as browser:
+    with review_server(queue) as url, chromium() as browser:
         page = browser.new_page()
-        page.goto(url + "/")
-        step = 0
+        tab = Tab(page, url + "/")
+        page.wait_for_selector("#name")
+        _screenshot(page, "review-name.png")
+        page.fill("#name", "<dana>")  # not a name: asked again, with what a name may hold
+        page.press("#name", "Enter")
+        page.wait_for_function("document.getElementById('askerror').textContent.includes('reviewer name')")
+        assert page.is_visible("#name")
+        page.fill("#name", "dana")  # asked once
+        page.press("#name", "Enter")
 
         def wait() -> int:
-            """Wait for the page to show the server's answer; the item shown."""
-            nonlocal step
-            page.wait_for_function(f"Number(document.body.dataset.step || 0) > {step}", timeout=15000)
-            step = int(page.evaluate("document.body.dataset.step"))
-            assert page.inner_text("#error") == ""
-            item = int(page.evaluate("document.body.dataset.itemId"))
-            assert "held out" not in page.inner_text("#how")
+            item = tab.wait()
+            assert tab.text("#error") == ""
+            assert "held out" not in tab.text("#how")
             shown.append(item)
             return item
 
@@ -138,96 +189,177 @@ def test_keyboard_review_in_chromium(tmp_path: Path, serve: object) -> None:
 
         first = wait()
         assert first == _expected_max_prob(db_path, skipped) == 1  # cold start: ties, row order
-        # The image is served by the page's server and the box drawn over it, to scale.
-        page.wait_for_function("document.getElementById('img').naturalWidth === 80")
-        assert page.inner_text("#label") == "car"
+        # The image is served by the page's server, scaled to the window, the box drawn over it.
+        tab.ready()
+        assert tab.text("#label") == "car" and tab.text("#file") == "img0.png"
         box = page.eval_on_selector("#box", "b => [b.offsetLeft, b.offsetWidth, b.style.display]")
         scale = page.eval_on_selector("#img", "i => i.clientWidth / i.naturalWidth")
+        assert scale > 5  # an 80x60 image fills the window, not 80x60 pixels of it
         assert box[2] == "block" and box[0] == pytest.approx(10 * scale, abs=1)
         assert box[1] == pytest.approx(40 * scale, abs=1)
+        assert page.eval_on_selector("#zoom", "z => z.style.display") == "block"
 
         second = press("d")  # yes
         assert _answers(db_path) == {1: 1}
         assert second == _expected_max_prob(db_path, skipped)
+        tab.ready()
         third = press("ArrowLeft")  # no: both classes, the model is fitted
         assert _answers(db_path) == {1: 1, second: 0}
         assert third == _expected_max_prob(db_path, skipped) == 5  # lowest x, not the row order
-        assert "n/a" not in page.inner_text("#pyes")
-        again = press("Backspace")  # undo the "no": that item is asked again
+        assert "n/a" not in tab.text("#pyes")
+        again = press("Backspace")  # undo this tab's last answer, the "no": that item is asked again
         assert again == second and _answers(db_path) == {1: 1}
         after_skip = press("s")
         skipped.add(second)
         assert _answers(db_path) == {1: 1}
         assert after_skip == _expected_max_prob(db_path, skipped) == 3  # cold again: row order
+        tab.ready()
         fourth = press("a")  # no
         assert _answers(db_path) == {1: 1, 3: 0}
         assert fourth == _expected_max_prob(db_path, skipped) == 5
 
-        page.reload()  # a reload shows the same item and keeps every answer
-        step = 0
+        page.reload()  # a reload keeps the name (no question), the same item and every answer
+        tab.step = 0
         assert wait() == fourth
+        assert page.eval_on_selector("#ask", "a => getComputedStyle(a).display") == "none"
         assert _answers(db_path) == {1: 1, 3: 0}
-        assert "50.0%" in page.inner_text("#stats tbody")  # 1 yes of 2 answers
+        assert "50.0%" in tab.text("#stats tbody")  # 1 yes of 2 answers
+        tab.ready()
         fifth = press("ArrowRight")  # yes
         assert _answers(db_path) == {1: 1, 3: 0, fourth: 1}
         assert fifth == _expected_max_prob(db_path, skipped)
-        stats = page.inner_text("#stats tbody")
+        stats = tab.text("#stats tbody")
         assert "car" in stats and "66.7%" in stats  # 2 yes of 3 answers
+        assert "answered 3 of 6" in tab.text("#progress")
     with sqlite3.connect(db_path) as db:
         rows = db.execute("SELECT item_id, answer, reviewer FROM answers ORDER BY seq").fetchall()
-    assert [r[:2] for r in rows] == [(1, 1), (3, 0), (fourth, 1)]
-    assert len({r[2] for r in rows}) == 1 and rows[0][2]
+    assert rows == [(1, 1, "dana"), (3, 0, "dana"), (fourth, 1, "dana")]
     assert shown == [1, second, third, second, after_skip, fourth, fourth, fifth]
 
 
-def test_reviewers_get_distinct_items_and_the_token_is_checked(tmp_path: Path, serve: object) -> None:
-    db_path, features = _set(tmp_path)
-    queue = ReviewQueue(db_path, read_features(features), "max-prob", seed=_seed_without_held_out())
-    url = serve(queue, token="s3cret")  # type: ignore[operator]
-    assert httpx.get(url + "/").status_code == 401
-    assert httpx.get(url + "/?token=wrong").status_code == 401
-    assert httpx.get(url + "/image/1").status_code == 401
-    assert httpx.get(url + "/?token=s3cret").status_code == 200
-    auth = {"Authorization": "Bearer s3cret"}
-    firsts = [httpx.get(url + "/api/state", params={"reviewer": r}, headers=auth).json() for r in "abc"]
-    ids = [state["item"]["id"] for state in firsts]
-    assert len(set(ids)) == 3  # leased: each reviewer gets their own
-    again = httpx.get(url + "/api/state", params={"reviewer": "a"}, headers=auth).json()
-    assert again["item"]["id"] == ids[0]  # the same reviewer keeps theirs
-    image = httpx.get(url + f"/image/{ids[1]}?token=s3cret")
-    assert image.status_code == 200 and image.headers["content-type"] == "image/png"
-    # Answering someone else's item is refused.
-    wrong = httpx.post(url + "/api/answer", json={"reviewer": "a", "item_id": ids[1], "answer": True},
-                       headers=auth)  # fmt: skip
-    assert wrong.status_code == 409
-    with sqlite3.connect(db_path) as db:
-        leases = dict(db.execute("SELECT item_id, reviewer FROM leases").fetchall())
-        # An expired lease frees its item for the others.
-        db.execute("UPDATE leases SET expires_at = 0 WHERE reviewer = 'b'")
-    assert leases == {ids[0]: "a", ids[1]: "b", ids[2]: "c"}
-    d = httpx.get(url + "/api/state", params={"reviewer": "d"}, headers=auth).json()
-    assert d["item"]["id"] == ids[1]
+def test_forty_answers_each_with_its_image_on_screen(tmp_path: Path) -> None:
+    db_path = _coloured_set(tmp_path, 40)
+    queue = ReviewQueue(db_path, None, "max-prob")  # no features: by detector score
+    seconds = []
+    with review_server(queue) as url, chromium() as browser:
+        page = browser.new_page(viewport={"width": 1280, "height": 760})
+        tab = Tab(page, url + "/")
+        page.fill("#name", "erin")
+        page.press("#name", "Enter")
+        tab.wait()
+        for n in range(40):
+            item = tab.ready()
+            # What is on screen is this item's image: its own colour, away from the box.
+            shot = Image.open(io.BytesIO(page.locator("#img").screenshot())).convert("RGB")
+            assert shot.width > 400  # scaled up to the window
+            pixel = shot.getpixel((shot.width // 4, shot.height // 2))
+            assert max(abs(a - b) for a, b in zip(pixel, _colour(item - 1), strict=True)) <= 3, (n, item)
+            assert tab.text("#file") == f"shot_{item - 1:02d}.png"
+            link = page.get_attribute("#task", "href")
+            assert link == f"http://127.0.0.1:9/projects/7/data?task={99 + item}"
+            if n == 0:
+                _screenshot(page, "review-page.png")
+            started = time.monotonic()
+            tab.press("d" if n % 4 else "a")
+            seconds.append(time.monotonic() - started)
+        assert tab.text("#done") == "Nothing left to review in this set: every item is answered."
+        _screenshot(page, "review-done.png")
+    answers = _answers(db_path)
+    assert len(answers) == 40 and sum(answers.values()) == 30
+    print(f"40 answers: median {statistics.median(seconds):.3f} s, worst {max(seconds):.3f} s per answer")
+    assert statistics.median(seconds) < 1.0
 
 
-def test_a_version_1_set_is_migrated_and_keeps_its_answers(tmp_path: Path) -> None:
-    db_path, _ = _set(tmp_path)
-    with sqlite3.connect(db_path) as db:  # back to version 1
-        db.executescript(
-            "DROP TABLE leases; DROP TABLE skips; ALTER TABLE answers DROP COLUMN reviewer;"
-            "ALTER TABLE answers DROP COLUMN seq; UPDATE meta SET value = '1' WHERE key = 'schema_version';"
-            "INSERT INTO answers VALUES (2, 1, 0, 'entropy', '2026-01-01T00:00:00+00:00');"
-        )
+def test_a_failed_image_blocks_answers_until_it_loads(tmp_path: Path) -> None:
+    db_path = _coloured_set(tmp_path, 2, missing=frozenset({0}))
+    queue = ReviewQueue(db_path, None, "max-prob")
+    with review_server(queue) as url, chromium() as browser:
+        page = browser.new_page()
+        tab = Tab(page, url + "/")
+        page.fill("#name", "erin")
+        page.press("#name", "Enter")
+        assert tab.wait() == 1  # the highest score, whose file is missing
+        page.wait_for_function("document.body.dataset.imageFailed === '1'")
+        message = tab.text("#imagemsg")
+        assert "did not load" in message and "shot_00.png" in message and "Press R" in message
+        _screenshot(page, "review-image-failed.png")
+        page.keyboard.press("d")  # refused on the page: nothing reaches the set
+        page.wait_for_function("document.getElementById('notice').textContent.includes('not loaded')")
+        assert _answers(db_path) == {} and page.evaluate("document.body.dataset.itemId") == "1"
+        (tmp_path / "shot_00.png").write_bytes(encode_image(Image.new("RGB", (64, 48), _colour(0)), "PNG"))
+        page.keyboard.press("r")  # retry: now it loads, and the answer counts
+        assert tab.ready() == 1
+        assert tab.press("d") == 2 and _answers(db_path) == {1: 1}
+
+
+def test_a_team_names_a_lead_corrects_a_stale_tab_reloads(tmp_path: Path) -> None:
+    db_path = _coloured_set(tmp_path, 4)
+    queue = ReviewQueue(db_path, None, "max-prob")
+    team = Team(tokens=TOKENS, leads=frozenset({"carol"}))
+    with chromium() as browser:
+        with review_server(queue, team=team) as url:
+            context = browser.new_context()
+            alice = Tab(context.new_page(), url + "/?token=alice-token-1")
+            bob = Tab(browser.new_page(), url + "/?token=bob-token-22")
+            a1, b1 = alice.wait(), bob.wait()
+            assert a1 != b1  # leased: each their own
+            assert "reviewer: alice" in alice.text("#who") and "reviewer: bob" in bob.text("#who")
+            alice.ready()
+            bob.ready()
+            a2 = alice.press("d")
+            bob.press("a")
+            # A second tab of alice's shows her current item.
+            stale = Tab(context.new_page(), url + "/?token=alice-token-1")
+            assert stale.wait() == a2
+            stale.ready()
+            alice.ready()
+            assert alice.press("d") == 0  # answered in the first tab: the second is stale now
+            assert "being reviewed by others" in alice.text("#done")  # bob holds the last item
+            assert stale.press("a") == 0  # refused, and the stale tab shows her state now
+            assert "no longer yours" in stale.text("#notice")
+            assert _answers(db_path) == {a1: 1, b1: 0, a2: 1}
+            stale.page.keyboard.press("Backspace")  # this tab answered nothing: nothing undone
+            stale.page.wait_for_function("document.getElementById('notice').textContent.includes('Nothing')")
+            assert _answers(db_path) == {a1: 1, b1: 0, a2: 1}
+            assert alice.press("Backspace") == a2  # the first tab undoes its own last answer
+            assert _answers(db_path) == {a1: 1, b1: 0}
+
+            # The lead: nothing free (alice and bob hold the rest), and the others' answers to correct.
+            carol = Tab(browser.new_page(), url + "/?token=carol-token-333")
+            assert carol.wait() == 0
+            assert "being reviewed by others" in carol.text("#done") and "(2 items)" in carol.text("#done")
+            assert "reviewer: carol (lead)" in carol.text("#who")
+            _screenshot(carol.page, "review-lead.png")
+            carol.page.click(f"#lead button[data-item='{a1}']")  # alice's yes becomes a no
+            carol.wait()
+            refused = httpx.post(f"{url}/api/correct", params={"token": "bob-token-22"},
+                                 json={"item_id": b1, "answer": True})  # fmt: skip
+            assert refused.status_code == 403 and "not a lead" in refused.json()["detail"]
+            # Under another name than the token's: the token decides who answers.
+            httpx.post(f"{url}/api/answer", params={"token": "bob-token-22"},
+                       json={"reviewer": "alice", "item_id": a2, "answer": True})  # fmt: skip
+        # The server is gone: the page says so, and keeps what it had.
+        bob.ready()
+        bob.page.keyboard.press("d")
+        bob.page.wait_for_function("document.getElementById('error').textContent.includes('does not answer')")
+        wrong = Tab(browser.new_page(), "about:blank")
+        with review_server(queue, team=team) as url:
+            wrong.page.goto(url + "/?token=wrong")
+            wrong.page.wait_for_function("document.getElementById('error').textContent.includes('refused')")
     with ReviewSet(db_path) as review_set:
-        assert review_set.meta["schema_version"] == "2"
-        assert {k: v.yes for k, v in review_set.answers().items()} == {2: True}
-        review_set.record(3, False, held_out=False, strategy="entropy", reviewer="r")
-    with sqlite3.connect(db_path) as db:
-        assert db.execute("SELECT item_id, seq FROM answers ORDER BY seq").fetchall() == [(2, 2), (3, 3)]
-
-
-def test_serve_on_another_address_needs_a_token(tmp_path: Path) -> None:
-    db_path, features = _set(tmp_path)
-    done = run_prelabel("review", "serve", "--set", str(db_path), "--features", str(features),
-                        "--host", "0.0.0.0", cwd=tmp_path)  # fmt: skip
-    assert done.returncode == 2, done.stdout + done.stderr
-    assert "give --token" in done.stderr and "Traceback" not in done.stderr
+        answers = review_set.answers()
+        out = tmp_path / "answers.csv"
+        assert write_answers(out, review_set.items(), answers) == 2
+    assert (answers[a1].yes, answers[a1].reviewer, answers[a1].previous) == (
+        False,
+        "carol",
+        Previous("alice", True),
+    )
+    assert (answers[b1].yes, answers[b1].reviewer, answers[b1].previous) == (False, "bob", None)
+    assert a2 not in answers  # bob's token could not answer alice's leased item under her name
+    with out.open() as handle:
+        rows = {int(r["item_id"]): r for r in csv.DictReader(handle)}
+    assert (rows[a1]["reviewer"], rows[a1]["previous_reviewer"], rows[a1]["previous_answer"]) == (
+        "carol", "alice", "yes")  # fmt: skip
+    assert rows[b1]["reviewer"] == "bob" and rows[b1]["previous_reviewer"] == ""
+    assert rows[a1]["answered_at"].startswith(time.strftime("%Y-"))

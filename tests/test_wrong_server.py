@@ -33,6 +33,7 @@ COMMANDS = {
         "review-set create": "review-set create --project-id 1 --model-version v1 --out s.db",
         "review apply": "review apply --set from-project.db",
         "ingest": "ingest --source ls://1 --out m.csv",
+        "review serve": "review serve --set from-project.db --port 0",
     }.items()
 }
 # What each command prints once it has done its work against the stand-in.
@@ -40,7 +41,7 @@ WORK = {
     "project show": "project 1: stand-in",
     "project create": "7",
     "review-set create": "0 items in s.db: ",
-    "review apply": "posted 0 predictions of v1-reviewed to project 1",
+    "review apply": "wrote v1-reviewed in project 1: 0 created",
 }
 
 
@@ -66,6 +67,7 @@ def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     def started(*args: Any, **kwargs: Any) -> None:
         raise _StartedError
 
+    monkeypatch.setattr("uvicorn.Server.run", started)  # the review page would serve until stopped
     for module in ("predict", "data", "quality"):
         for runner in ("run_flow", "run_posting_flow"):
             if hasattr(getattr(prelabel_cli.commands, module), runner):

@@ -7,6 +7,10 @@ configured Label Studio (with its key, never written anywhere) through worker th
 Results go to a handler as they complete, and a fetch holds its concurrency slot until the
 handler is done with its bytes, so memory stays bounded by ``concurrency`` images however
 long the list. Every failure is a ``SourceError`` naming the URI; nothing else stops.
+
+A fetcher makes its own Label Studio client on first use and closes it when a fetch ends; one
+shared by threads (the review page) is given a client it borrows and never closes, since
+closing it under another thread's request breaks that request.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import asyncio
 import contextlib
 import os
 import stat
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,17 +59,24 @@ class FetchOptions:
 class Fetcher:
     """Fetches URIs concurrently; see the module docstring."""
 
-    def __init__(self, settings: Settings | None = None, options: FetchOptions | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        options: FetchOptions | None = None,
+        label_studio: LabelStudioClient | None = None,
+    ) -> None:
         self.settings, self.options = settings, options or FetchOptions()
         self._s3: S3Client | None = None
-        self._label_studio: LabelStudioClient | None = None
+        self._s3_lock = threading.Lock()
+        self._label_studio = label_studio
+        self._owns_label_studio = label_studio is None
 
     def fetch(self, uris: Iterable[str], handle: Callable[[str, bytes | SourceError], None]) -> None:
         """Call ``handle(uri, bytes or error)`` for every URI, in completion order, one at a time."""
         try:
             asyncio.run(self._fetch_all(uris, handle))
         finally:
-            if self._label_studio is not None:
+            if self._owns_label_studio and self._label_studio is not None:
                 self._label_studio.close()
                 self._label_studio = None
 
@@ -182,12 +194,14 @@ class Fetcher:
         from botocore.exceptions import BotoCoreError, ClientError
 
         bucket, key = split_s3_uri(uri)
-        if self._s3 is None:
-            from prelabel.store.s3 import s3_client
+        with self._s3_lock:  # boto3 clients are thread-safe once made; making one is not
+            if self._s3 is None:
+                from prelabel.store.s3 import s3_client
 
-            self._s3 = s3_client(self.settings)
+                self._s3 = s3_client(self.settings)
+            s3 = self._s3
         try:
-            answer = self._s3.get_object(Bucket=bucket, Key=key)
+            answer = s3.get_object(Bucket=bucket, Key=key)
             if answer["ContentLength"] > self.options.max_bytes:
                 raise SourceError(f"{uri}: larger than the {self.options.max_bytes:,}-byte limit")
             return answer["Body"].read()

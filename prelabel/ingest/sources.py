@@ -49,8 +49,10 @@ def iter_image_files(root: str | Path, recursive: bool = True) -> Iterator[Path]
     symbolic links that point outside ``root``.
     """
     base = Path(root)
+    if not base.exists():
+        raise SourceError(f"{base}: no such folder")
     if not base.is_dir():
-        raise SourceError(f"{base}: not a directory")
+        raise SourceError(f"{base}: not a folder")
     resolved_root = base.resolve()
     candidates = base.rglob("*") if recursive else base.glob("*")
     for path in sorted(candidates):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -247,8 +248,9 @@ class LabelStudioClient:
         handles = [path.open("rb") for path in paths]
         try:
             # One field name per file: Label Studio keeps only the last file of a repeated name.
+            # NFC: its sanitising drops the combining marks of a decomposed name (macOS's café).
             files = [
-                (f"file{i}", (path.name, handle, "application/octet-stream"))
+                (f"file{i}", (unicodedata.normalize("NFC", path.name), handle, "application/octet-stream"))
                 for i, (path, handle) in enumerate(zip(paths, handles, strict=True))
             ]
             answer = self.request_json(
@@ -295,6 +297,11 @@ class LabelStudioClient:
         answer = self.request_json("GET", "/api/predictions/", params={"task": task_id})
         return list(answer if isinstance(answer, list) else answer.get("results", []))
 
+    def update_prediction(self, prediction_id: int, fields: Mapping[str, Any]) -> None:
+        """Change a prediction in place (``result``, ``score``): its id stays. Sending it twice
+        changes nothing more, so the retry policy may repeat it."""
+        self.request("PATCH", f"/api/predictions/{prediction_id}/", json=dict(fields), idempotent=True)
+
     def delete_prediction(self, prediction_id: int) -> None:
         self.request("DELETE", f"/api/predictions/{prediction_id}/", allow_404=True)
 
@@ -332,6 +339,13 @@ class LabelStudioClient:
         """Create an annotation on a task (tests and migrations use it)."""
         body = {"result": list(result), **extra}
         return dict(self.request_json("POST", f"/api/tasks/{task_id}/annotations/", json=body))
+
+    def update_annotation(self, annotation_id: int, fields: Mapping[str, Any]) -> None:
+        """Change an annotation in place (``result``); repeating it changes nothing more."""
+        self.request("PATCH", f"/api/annotations/{annotation_id}/", json=dict(fields), idempotent=True)
+
+    def delete_annotation(self, annotation_id: int) -> None:
+        self.request("DELETE", f"/api/annotations/{annotation_id}/", allow_404=True)
 
     # -- transport ------------------------------------------------------------------------
 

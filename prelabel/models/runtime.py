@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from prelabel.errors import SettingsError
+from prelabel.models.hub import read_locally
 
 __all__ = ["StageTimer", "autocast", "host_to_device", "load_pretrained", "require_torch", "select_device"]
 
@@ -47,9 +48,11 @@ def autocast(device: str, dtype: str = "bfloat16") -> contextlib.AbstractContext
 
 def load_pretrained(loader: Any, checkpoint: str, revision: str | None, **options: Any) -> Any:
     """``loader.from_pretrained`` (a hub id or a local folder; ``options`` such as
-    ``attn_implementation`` passed on), failing with the checkpoint's name."""
+    ``attn_implementation`` passed on), failing with the checkpoint's name. The Hub is asked
+    only when it answers (``prelabel.models.hub``): offline, a load fails at once, in one line."""
+    local = read_locally(checkpoint, revision)
     try:
-        return loader.from_pretrained(checkpoint, revision=revision, **options)
+        return loader.from_pretrained(checkpoint, revision=revision, local_files_only=local, **options)
     except (OSError, ValueError) as exc:
         raise SettingsError(f"cannot load {checkpoint!r}: {exc}") from exc
 

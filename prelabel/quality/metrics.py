@@ -47,6 +47,7 @@ class LabelScore:
     iou_sum: float = 0.0
     error_sum: float = 0.0
     fates: Counter[Fate] = field(default_factory=Counter)
+    reviewed: int = 0  # predicted regions people accepted in review (meta.reviewed)
     ap: float | None = None
     ap50: float | None = None
 
@@ -89,6 +90,7 @@ class RegionRow:
     iou: float | None
     error_px: float | None
     fate: Fate | None
+    reviewed: bool = False
 
 
 def label_scores(
@@ -141,9 +143,11 @@ def _count(
             score.fates[what] += 1
         hit = by_dt.get(i)
         iou = hit.similarity if hit and kind != KEYPOINTS else None
+        reviewed = (kind, region.region_id) in pair.reviewed
+        score.reviewed += reviewed
         rows.append(
             RegionRow(pair.task_id, pair.image, kind, label, region.region_id, dt_scores[i],
-                      "tp" if hit else "fp", iou, errors.get(i), what)
+                      "tp" if hit else "fp", iou, errors.get(i), what, reviewed)
         )  # fmt: skip
     for j, region in enumerate(gt):
         what = Fate.EDITED if region.region_id in predicted_ids else Fate.ADDED

@@ -33,7 +33,7 @@ class TaskPair:
     """One task's predicted and annotated regions (pixels) and task-wide values by control.
 
     ``scores`` are the predicted results' own scores (else the prediction's score), by
-    ``(type, region id)``.
+    ``(type, region id)``; ``reviewed`` the predicted results people accepted in ``review apply``.
     """
 
     task_id: int
@@ -43,6 +43,7 @@ class TaskPair:
     predicted_values: Mapping[str, list[str]]
     annotated_values: Mapping[str, list[str]]
     scores: Mapping[RegionKey, float]
+    reviewed: frozenset[RegionKey] = frozenset()
 
 
 @dataclass
@@ -112,6 +113,7 @@ def pair_tasks(tasks: Iterable[Task], config: LabelConfig, model_version: str) -
                 predicted_values=_task_values(predicted),
                 annotated_values=_task_values(annotated),
                 scores=_scores(chosen),
+                reviewed=_reviewed(chosen),
             )
         )
     return out
@@ -135,3 +137,12 @@ def _scores(prediction: Mapping[str, Any]) -> dict[RegionKey, float]:
         key = (str(result.get("type") or ""), str(result.get("id") or ""))
         scores[key] = float(score) if isinstance(score, int | float) else default
     return scores
+
+
+def _reviewed(prediction: Mapping[str, Any]) -> frozenset[RegionKey]:
+    """The results people accepted in ``review apply`` (``meta.reviewed`` true)."""
+    return frozenset(
+        (str(r.get("type") or ""), str(r.get("id") or ""))
+        for r in prediction.get("result") or []
+        if isinstance(r.get("meta"), Mapping) and r["meta"].get("reviewed") is True
+    )

@@ -40,9 +40,10 @@ __all__ = ["LABEL_COLUMNS", "REGION_CHOICE_COLUMNS", "QualityReport", "QualitySu
            "write_quality"]  # fmt: skip
 
 LABEL_COLUMNS = ["type", "label", "tp", "fp", "fn", "precision", "recall", "f1", "ap", "ap50", "mean_iou",
-                 "mean_error_px", *(f.value for f in Fate)]  # fmt: skip
+                 "mean_error_px", *(f.value for f in Fate), "reviewed"]  # fmt: skip
+"""``labels.csv``; ``reviewed``: predicted regions people accepted in ``review apply``."""
 _REGION_COLUMNS = ["task", "image", "type", "label", "region_id", "score", "outcome", "iou", "error_px",
-                   "fate"]  # fmt: skip
+                   "fate", "reviewed"]  # fmt: skip
 REGION_CHOICE_COLUMNS = ["control", "pairing", "predicted", "annotated", "regions"]
 """``region_choices.csv``: a row per control, pairing and (predicted, annotated) choice; several
 options of one region are joined by ``; ``, none is an empty cell."""
@@ -72,7 +73,7 @@ class QualitySummary:
         return [
             dict(zip(LABEL_COLUMNS, [s.kind, s.label, s.tp, s.fp, s.fn, s.precision, s.recall,
                                      s.f1, s.ap, s.ap50, s.mean_iou, s.mean_error_px,
-                                     *(s.fates[f] for f in Fate)], strict=True))
+                                     *(s.fates[f] for f in Fate), s.reviewed], strict=True))
             for s in self.labels
         ]  # fmt: skip
 
@@ -132,6 +133,10 @@ class QualitySummary:
             )
         lines.append(f"- Texts: {self.texts.compared} compared, {self.texts.corrected} corrected, "
                      f"character error rate {_cell(self.texts.cer)}")  # fmt: skip
+        reviewed = sum(s.reviewed for s in self.labels)
+        if reviewed:
+            lines.append(f"- {reviewed} predicted regions were accepted in review (meta.reviewed; per label "
+                         "in the reviewed column)")  # fmt: skip
         if self.not_measured:
             counted = ", ".join(f"{kind} ({n})" for kind, n in sorted(self.not_measured.items()))
             lines.append(f"- Not measured, counted: {counted}")
@@ -185,7 +190,9 @@ def write_quality(out_dir: Path, report: QualityReport, pairs: Pairs) -> Quality
         "errors": out_dir / "errors.csv",
     }
     atomic_write_csv(files["labels"], LABEL_COLUMNS, ([*r.values()] for r in summary.label_rows()))
-    regions = [[*astuple(r)[:-1], r.fate and r.fate.value] for r in report.regions]
+    regions = [
+        [*astuple(r)[:-2], r.fate and r.fate.value, "yes" if r.reviewed else ""] for r in report.regions
+    ]
     atomic_write_csv(files["regions"], _REGION_COLUMNS, regions)
     atomic_write_csv(files["region_choices"], REGION_CHOICE_COLUMNS,
                      ([*r.values()] for r in summary.region_choice_rows()))  # fmt: skip

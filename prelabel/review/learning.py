@@ -3,7 +3,8 @@
 One logistic regression per label on the item embeddings, refit from the stored answers
 every time a question is chosen (stateless: the review page can call it after each answer;
 a fit on a thousand answers takes milliseconds). Until the training answers hold both a yes
-and a no, P(yes) is the detector's score (0.5 where none): the cold start.
+and a no, P(yes) is the detector's score (0.5 where none): the cold start. Without features
+(``features=None``) it stays so: the strategies order the items by the detector's score.
 
 Strategies, over the items not answered yet:
 
@@ -16,13 +17,15 @@ Strategies, over the items not answered yet:
 Accuracy is measured on held-out answers only: each question is, with probability
 ``HOLDOUT_SHARE``, an item drawn uniformly at random instead of the strategy's pick; its
 answer is marked ``held_out`` and never trains the model. So the estimate is unbiased by
-the strategy (which favours hard items) and comes with its count.
+the strategy (which favours hard items) and comes with its count. The draw is made once per
+question, over the items free to ask (``exclude`` takes out those leased to other reviewers),
+so busy items never tilt the share away from ``HOLDOUT_SHARE``.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, get_args
 
@@ -52,6 +55,7 @@ HOLDOUT_SHARE = 0.1
 _EPS = 1e-12
 
 Floats = npt.NDArray[np.float64]
+Features = Mapping[int, npt.NDArray[np.floating]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,15 +78,15 @@ class Accuracy:
 
 
 def probabilities(
-    features: npt.NDArray[np.floating], train: Sequence[int], answers: Sequence[bool], scores: Floats
+    features: npt.NDArray[np.floating] | None, train: Sequence[int], answers: Sequence[bool], scores: Floats
 ) -> tuple[Floats, bool]:
-    """P(yes) for every row of ``features``, and whether a model was fitted.
+    """P(yes) for every row of ``scores``, and whether a model was fitted.
 
     ``train`` are row indices with their ``answers``; ``scores`` the detector's scores (NaN
-    where unknown), used until the answers hold both classes.
+    where unknown), used until the answers hold both classes (always, without ``features``).
     """
     labels = np.asarray(answers, dtype=bool)
-    if labels.size == 0 or labels.all() or not labels.any():
+    if features is None or labels.size == 0 or labels.all() or not labels.any():
         return np.where(np.isnan(scores), 0.5, np.clip(scores, 0.0, 1.0)), False
     from sklearn.linear_model import LogisticRegression
 
@@ -108,27 +112,32 @@ def order(p_yes: Floats, strategy: Strategy, target: Target = "yes", seed: int =
 
 def next_items(
     review_set: ReviewSet,
-    features: dict[int, npt.NDArray[np.floating]],
+    features: Features | None,
     label: str,
     strategy: Strategy = "entropy",
     target: Target = "yes",
     count: int = 1,
     seed: int = 0,
+    exclude: Collection[int] = (),
+    draw_key: str = "",
 ) -> list[Suggestion]:
-    """The next ``count`` items of ``label`` to ask, after a refit on its training answers.
+    """The next ``count`` items of ``label`` to ask (never those in ``exclude``), after a refit on
+    its training answers.
 
     Each position is, with probability ``HOLDOUT_SHARE``, a random unanswered item whose
-    answer is to be held out. The draw is seeded by ``seed`` and the number of answers so
-    far, so asking again before answering gives the same items.
+    answer is to be held out. The draw is seeded by ``seed``, the number of answers so far and
+    ``draw_key`` (the review page gives each reviewer their own draws), so asking again before
+    answering gives the same items.
     """
     items, rows, answers = _label_state(review_set, features, label)
-    pool = [i for i, item in enumerate(items) if item.id not in answers]
+    pool = [i for i, item in enumerate(items) if item.id not in answers and item.id not in exclude]
     if not pool:
         return []
     train = [i for i, item in enumerate(items) if item.id in answers and not answers[item.id].held_out]
     p_yes, fitted = probabilities(rows, train, [answers[items[i].id].yes for i in train], _scores(items))
     ranked = [int(i) for i in order(p_yes[pool], strategy, target, seed + len(answers))]
-    draw = random.Random(f"{seed}:{label}:{len(answers)}")  # noqa: S311  (sampling, not security)
+    key = f"{seed}:{label}:{len(answers)}" + (f":{draw_key}" if draw_key else "")
+    draw = random.Random(key)  # noqa: S311  (sampling, not security)
     chosen: list[Suggestion] = []
     remaining = set(range(len(pool)))
     for _ in range(min(count, len(pool))):
@@ -140,10 +149,9 @@ def next_items(
     return chosen
 
 
-def held_out_accuracy(
-    review_set: ReviewSet, features: dict[int, npt.NDArray[np.floating]], label: str
-) -> Accuracy:
-    """The current model's accuracy (P(yes) >= 0.5 means yes) on the held-out answers of ``label``."""
+def held_out_accuracy(review_set: ReviewSet, features: Features | None, label: str) -> Accuracy:
+    """The current model's accuracy (P(yes) >= 0.5 means yes) on the held-out answers of ``label``
+    (without features, the detector's score's)."""
     items, rows, answers = _label_state(review_set, features, label)
     train = [i for i, item in enumerate(items) if item.id in answers and not answers[item.id].held_out]
     test = [i for i, item in enumerate(items) if item.id in answers and answers[item.id].held_out]
@@ -155,9 +163,11 @@ def held_out_accuracy(
 
 
 def _label_state(
-    review_set: ReviewSet, features: dict[int, npt.NDArray[np.floating]], label: str
-) -> tuple[list[ReviewItem], npt.NDArray[np.floating], dict[int, Answer]]:
-    """The label's items that have features, their feature rows, and all answers."""
+    review_set: ReviewSet, features: Features | None, label: str
+) -> tuple[list[ReviewItem], npt.NDArray[np.floating] | None, dict[int, Answer]]:
+    """The label's items (those with features, when given), their feature rows, and all answers."""
+    if features is None:
+        return review_set.items(label), None, review_set.answers()
     items = [item for item in review_set.items(label) if item.id in features]
     if not items:
         raise PrelabelError(f"label {label!r}: no item of {review_set.path} has features")

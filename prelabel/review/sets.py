@@ -12,18 +12,23 @@ and stable; ``SCHEMA_VERSION`` changes when it does:
     Studio ``/data/...`` reference. The box is in pixels of the displayed image (EXIF
     applied); all four NULL means the whole image. ``score`` is the detector's (NULL when
     unknown); ``task_id``, ``prediction_id``, ``region_id`` say where the item came from.
-``answers(item_id, answer, held_out, strategy, answered_at, reviewer, seq)``
+``answers(item_id, answer, held_out, strategy, answered_at, reviewer, seq, previous_reviewer,
+previous_answer)``
     ``answer`` 1 = yes, 0 = no. ``held_out`` 1: the item was drawn at random to measure
     accuracy and never trains the model. ``strategy``: what chose the item. ``reviewer``: who
-    answered (the review page's reviewer id; NULL from elsewhere). ``seq``: increasing, so
-    "undo the last answer" finds it.
+    answered (the review page's reviewer name; NULL from elsewhere). ``seq``: increasing, the
+    order of answers. ``previous_*``: the answer a lead's correction replaced, and whose it was.
 ``leases(item_id, reviewer, expires_at, held_out, p_yes, cold_start)`` (the review page)
     An item shown to a reviewer, kept from the others until ``expires_at`` (Unix seconds),
     with how it was chosen (so a reload shows the same item the same way).
 ``skips(item_id, reviewer)``
     Items a reviewer skipped: not shown to that reviewer again.
+``annotations(task_id, annotation_id)`` (``review apply --annotate``)
+    The Label Studio annotation each task got from its accepted regions, so a later apply
+    updates that one and never touches an annotation a person made.
 
-Version 1 (no ``reviewer``/``seq``, ``leases``, ``skips``) is migrated in place on opening.
+Older sets are migrated in place on opening, in one transaction: version 1 (no ``reviewer``,
+``seq``, ``leases``, ``skips``) and version 2 (no ``previous_*``, ``annotations``).
 """
 
 from __future__ import annotations
@@ -47,15 +52,17 @@ __all__ = [
     "SCHEMA_VERSION",
     "Answer",
     "Per",
+    "Previous",
     "ReviewItem",
     "ReviewSet",
     "items_from_references",
     "items_from_tasks",
     "iter_batches",
+    "pixel_box",
     "region_label",
 ]
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 Per = Literal["box", "image"]
 
 _SCHEMA = """
@@ -99,6 +106,14 @@ CREATE TABLE skips (
 );
 UPDATE meta SET value = '2' WHERE key = 'schema_version';
 """
+# Version 3, also the migration of a version-2 set.
+_SCHEMA_V3 = """
+ALTER TABLE answers ADD COLUMN previous_reviewer TEXT;
+ALTER TABLE answers ADD COLUMN previous_answer INTEGER;
+CREATE TABLE annotations (task_id INTEGER PRIMARY KEY, annotation_id INTEGER NOT NULL);
+UPDATE meta SET value = '3' WHERE key = 'schema_version';
+"""
+_MIGRATIONS = {"1": _SCHEMA_V2, "2": _SCHEMA_V3}
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,12 +132,23 @@ class ReviewItem:
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """A person's answer to one item."""
+    """A person's answer to one item (``previous``: the answer a lead's correction replaced)."""
 
     item_id: int
     yes: bool
     held_out: bool
     strategy: str
+    reviewer: str | None = None
+    answered_at: str = ""
+    previous: Previous | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Previous:
+    """An answer a lead corrected: whose it was and what it said."""
+
+    reviewer: str | None
+    yes: bool
 
 
 class ReviewSet:
@@ -135,11 +161,14 @@ class ReviewSet:
         self._db = sqlite3.connect(self.path)
         self._db.execute("PRAGMA foreign_keys = ON")
         version = self.meta.get("schema_version")
-        if version == "1":
-            with self._db:  # one transaction: a crash leaves version 1 whole
-                for statement in filter(str.strip, _SCHEMA_V2.split(";")):
-                    self._db.execute(statement)
-            version = self.meta.get("schema_version")
+        if version in _MIGRATIONS:
+            with self._db:  # one transaction: a crash leaves the old version whole
+                while version in _MIGRATIONS:
+                    for statement in filter(str.strip, _MIGRATIONS[version].split(";")):
+                        self._db.execute(statement)
+                    version = self._db.execute(
+                        "SELECT value FROM meta WHERE key = 'schema_version'"
+                    ).fetchone()[0]
         if version != SCHEMA_VERSION:
             self._db.close()
             raise PrelabelError(f"{self.path}: review set schema {version!r}, expected {SCHEMA_VERSION}")
@@ -155,6 +184,7 @@ class ReviewSet:
         with atomic_path(target) as tmp, contextlib.closing(sqlite3.connect(tmp)) as db, db:
             db.executescript(_SCHEMA)
             db.executescript(_SCHEMA_V2)
+            db.executescript(_SCHEMA_V3)
             rows = {"schema_version": SCHEMA_VERSION, "created_at": _now(), **meta}
             db.executemany("INSERT INTO meta VALUES (?, ?)", [(k, str(v)) for k, v in rows.items()])
             db.executemany(
@@ -190,27 +220,58 @@ class ReviewSet:
         )
         return [_item(row) for row in rows]
 
+    def item(self, item_id: int) -> ReviewItem | None:
+        """One item by id (None when the set has none)."""
+        row = self._db.execute(
+            "SELECT id, image, x1, y1, x2, y2, label, score, task_id, prediction_id, region_id FROM items "
+            "WHERE id = ?",
+            (item_id,),
+        ).fetchone()
+        return None if row is None else _item(row)
+
     def labels(self) -> list[str]:
         return [row[0] for row in self._db.execute("SELECT DISTINCT label FROM items ORDER BY label")]
 
     def answers(self) -> dict[int, Answer]:
-        rows = self._db.execute("SELECT item_id, answer, held_out, strategy FROM answers")
-        return {r[0]: Answer(r[0], bool(r[1]), bool(r[2]), r[3]) for r in rows}
+        rows = self._db.execute(
+            "SELECT item_id, answer, held_out, strategy, reviewer, answered_at, previous_reviewer, "
+            "previous_answer FROM answers"
+        )
+        out = {}
+        for r in rows:
+            previous = None if r[7] is None else Previous(r[6], bool(r[7]))
+            out[r[0]] = Answer(r[0], bool(r[1]), bool(r[2]), r[3], r[4], r[5], previous)
+        return out
 
     def record(
-        self, item_id: int, yes: bool, held_out: bool, strategy: str, reviewer: str | None = None
+        self,
+        item_id: int,
+        yes: bool,
+        held_out: bool,
+        strategy: str,
+        reviewer: str | None = None,
+        previous: Previous | None = None,
     ) -> None:
-        """Store (or replace) the answer to one item."""
+        """Store (or replace) the answer to one item; ``previous``: the answer a correction replaces."""
+        before = (None, None) if previous is None else (previous.reviewer, int(previous.yes))
         with self._db:
             try:
                 self._db.execute(
                     "INSERT OR REPLACE INTO answers (item_id, answer, held_out, strategy, answered_at, "
-                    "reviewer, seq) VALUES (?, ?, ?, ?, ?, ?, "
-                    "(SELECT COALESCE(MAX(seq), 0) + 1 FROM answers))",
-                    (item_id, int(yes), int(held_out), strategy, _now(), reviewer),
+                    "reviewer, seq, previous_reviewer, previous_answer) VALUES (?, ?, ?, ?, ?, ?, "
+                    "(SELECT COALESCE(MAX(seq), 0) + 1 FROM answers), ?, ?)",
+                    (item_id, int(yes), int(held_out), strategy, _now(), reviewer, *before),
                 )
             except sqlite3.IntegrityError as exc:
                 raise PrelabelError(f"{self.path}: no item {item_id}") from exc
+
+    def annotations(self) -> dict[int, int]:
+        """Task id -> the annotation ``review apply --annotate`` made for it."""
+        return dict(self._db.execute("SELECT task_id, annotation_id FROM annotations").fetchall())
+
+    def remember_annotation(self, task_id: int, annotation_id: int) -> None:
+        with self._db:
+            self._db.execute("INSERT OR REPLACE INTO annotations VALUES (?, ?)", (task_id, annotation_id))
 
 
 def items_from_tasks(
@@ -245,7 +306,7 @@ def items_from_tasks(
                 if result.get("type") != "rectanglelabels":
                     skipped[f"{result.get('type')} (not a rectangle)"] += 1
                     continue
-                box = _pixel_box(result)
+                box = pixel_box(result)
                 if box is None:
                     skipped["no original_width/height"] += 1
                     continue
@@ -308,7 +369,8 @@ def region_label(result: Mapping[str, Any]) -> str | None:
     return _label(result)
 
 
-def _pixel_box(result: Mapping[str, Any]) -> tuple[float, float, float, float] | None:
+def pixel_box(result: Mapping[str, Any]) -> tuple[float, float, float, float] | None:
+    """A rectangle result's box, xyxy pixels of the displayed image (None without its size)."""
     width, height = _int(result.get("original_width")), _int(result.get("original_height"))
     if not width or not height:
         return None

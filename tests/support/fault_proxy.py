@@ -9,7 +9,9 @@ many to catch (``times``), and what to do with them:
 - ``"drop"``: forward, then close the connection without an answer;
 - ``"down"``: do not forward; close the connection and refuse every new connection for
   ``seconds`` (the port is closed: connection refused), as a server that went away;
-- ``"503"``: do not forward; answer 503 (for reads: a server too busy to answer).
+- ``"503"``: do not forward; answer 503 (for reads: a server too busy to answer);
+- ``"slow"``: wait ``seconds``, then forward and answer (a client killed meanwhile never sees
+  the answer, but the server still stores the write).
 
 Each answer closes its connection, so an outage is seen by the next request at once.
 ``events`` records (method, path, what happened) for each request, for the assertions.
@@ -28,7 +30,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Literal
 from urllib.parse import urlsplit
 
-Action = Literal["502", "drop", "down", "503"]
+Action = Literal["502", "drop", "down", "503", "slow"]
 _HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer",
                "upgrade", "content-length", "host"}  # fmt: skip
 
@@ -151,6 +153,8 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             if rule is not None and rule.action == "503":
                 self._answer(503, [("Content-Type", "text/plain")], b"busy")
                 return
+            if rule is not None and rule.action == "slow":
+                time.sleep(rule.seconds)
             status, headers, payload = self._forward(method, path, body)
             if rule is not None and rule.action == "drop":
                 return  # stored upstream; the answer never comes
