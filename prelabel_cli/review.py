@@ -127,11 +127,9 @@ def features(
     """
     from prelabel.models.hub import read_locally
     from prelabel.review.features import CHECKPOINTS
-    from prelabel.review.sets import ReviewSet
 
     use_api_key(api_key, ls_url)
-    with ReviewSet(review_set):  # a missing or foreign file is a mistake, caught before the flow
-        pass
+    _check_label_studio(review_set, ls_url)  # the set is there, and the Label Studio serving its images
     read_locally(checkpoint or CHECKPOINTS[embedder], None)  # offline: one line now, not after retries
     from flows.features import FeaturesParams
     from flows.features import features as features_flow

@@ -34,6 +34,7 @@ COMMANDS = {
         "review apply": "review apply --set from-project.db",
         "ingest": "ingest --source ls://1 --out m.csv",
         "review serve": "review serve --set from-project.db --port 0",
+        "features": "features --set from-project.db",
     }.items()
 }
 # What each command prints once it has done its work against the stand-in.
@@ -68,7 +69,8 @@ def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
         raise _StartedError
 
     monkeypatch.setattr("uvicorn.Server.run", started)  # the review page would serve until stopped
-    for module in ("predict", "data", "quality"):
+    monkeypatch.setattr("prelabel.models.hub.read_locally", lambda *args: None)  # no weights here
+    for module in ("predict", "data", "quality", "review"):
         for runner in ("run_flow", "run_posting_flow"):
             if hasattr(getattr(prelabel_cli.commands, module), runner):
                 monkeypatch.setattr(f"prelabel_cli.{module}.{runner}", started)
