@@ -18,7 +18,7 @@ from prelabel.failures import ErrorRow, Stage, failure_row, item_failure
 from prelabel.images import DEFAULT_MAX_PIXELS, ImageInfo, read_image_info
 from prelabel.ingest.fetch import Fetcher
 from prelabel.ingest.manifest import read_manifest
-from prelabel.ingest.sources import IMAGE_SUFFIXES, iter_image_files
+from prelabel.ingest.sources import iter_image_files, no_images
 from prelabel.labelstudio.labelmap import LabelMap
 from prelabel.modeloutput import sane_detections
 from prelabel.models.base import ImageItem, ModelAdapter, decode_batch
@@ -94,8 +94,7 @@ def collect_images(input_dir: str | None, manifest: str | None) -> list[str]:
         raise SourceError("give a folder of images or a manifest")
     images = [str(p) for p in iter_image_files(input_dir)]
     if not images:
-        kinds = ", ".join(sorted(IMAGE_SUFFIXES))
-        raise SourceError(f"0 images found in {input_dir} (prelabel reads {kinds}; hidden files are skipped)")
+        raise no_images(input_dir)
     return images
 
 
