@@ -1,9 +1,10 @@
-"""What ``scripts/install`` leaves in an environment: a command line that starts without loading
-any model or image library."""
+"""What ``scripts/install`` leaves in an environment: one OpenCV, and a command line that starts
+without loading any model or image library (the images run the same checks inside them)."""
 
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import os
 import subprocess
 import sys
@@ -20,6 +21,20 @@ ROOT = Path(__file__).parents[1]
 HEAVY = frozenset({"av", "cv2", "matplotlib", "numpy", "onnxruntime", "pandas", "PIL", "pyarrow",
                    "pycocotools", "rapidocr_onnxruntime", "scipy", "sklearn", "torch", "transformers",
                    "triton"})  # fmt: skip
+
+
+def cv2_distributions() -> list[str]:
+    """The installed distributions that put a ``cv2`` package on the path, by name."""
+    return sorted(importlib.metadata.packages_distributions().get("cv2", []))
+
+
+def test_one_opencv_is_installed_the_headless_one() -> None:
+    # opencv-python (pulled by rapidocr-onnxruntime) and the headless build both write cv2/; the
+    # last one installed wins, and the full build needs libxcb and libGL, which slim images lack.
+    assert cv2_distributions() == ["opencv-python-headless"]
+    stand_in = importlib.metadata.distribution("opencv-python")
+    assert stand_in.version.endswith("+headless"), stand_in.version  # scripts/opencv-python
+    assert not [f for f in stand_in.files or [] if f.parts[0] == "cv2"]
 
 
 def loaded_modules(*args: str) -> set[str]:
