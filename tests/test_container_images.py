@@ -85,8 +85,9 @@ def gpu_image(buildah: Buildah, pytestconfig: pytest.Config) -> Iterator[str]:
         yield tag
 
 
-def _output(tool: Buildah, image: str, *command: str, volumes: dict[Path, str] | None = None) -> str:
-    done = tool.run(image, *command, volumes=volumes)
+def _output(tool: Buildah, image: str, *command: str, volumes: dict[Path, str] | None = None,
+            env: dict[str, str] | None = None) -> str:  # fmt: skip
+    done = tool.run(image, *command, volumes=volumes, env=env)
     assert done.returncode == 0, f"{' '.join(command)} in {image}:\n{(done.stdout + done.stderr)[-3000:]}"
     return done.stdout
 
@@ -105,8 +106,12 @@ def test_cpu_image_has_one_opencv_and_it_imports(buildah: Buildah, cpu_image: st
     assert _output(buildah, cpu_image, "python", "-c", ONE_OPENCV).startswith("['opencv-python-headless'] ")
 
 
-def test_ocr_in_the_cpu_image_equals_ocr_here(buildah: Buildah, cpu_image: str, tmp_path: Path) -> None:
-    """The sample stored sideways (EXIF orientation 6), read by PP-OCRv4 in the image and here."""
+def test_ocr_in_the_cpu_image_equals_ocr_here(
+    buildah: Buildah, cpu_image: str, prefect_server: str, tmp_path: Path
+) -> None:
+    """The sample stored sideways (EXIF orientation 6), read by PP-OCRv4 in the image and here. The
+    image's command uses the session's Prefect server, as a worker uses the stack's (chroot
+    isolation shares the host's loopback), so it leaves no server of its own running."""
     sample = make_samples()[2]
     images, inside, here = tmp_path / "images", tmp_path / "inside", tmp_path / "here"
     for folder in (images, inside, here):
@@ -114,7 +119,8 @@ def test_ocr_in_the_cpu_image_equals_ocr_here(buildah: Buildah, cpu_image: str, 
     (images / sample.name).write_bytes(sample.data)
     inside.chmod(0o777)  # written by the image's user, 10001
     _output(buildah, cpu_image, "prelabel", "infer", "--model", "ocr", "--input-dir", "/images", "--out",
-            "/out", "--cache-dir", "/out/cache", volumes={images: "/images", inside: "/out"})  # fmt: skip
+            "/out", "--cache-dir", "/out/cache", volumes={images: "/images", inside: "/out"},
+            env={"PREFECT_API_URL": prefect_server})  # fmt: skip
     done = run_prelabel("infer", "--model", "ocr", "--input-dir", str(images), "--out", str(here),
                         "--cache-dir", str(here / "cache"))  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]

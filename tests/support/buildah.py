@@ -88,15 +88,22 @@ class Buildah:
         finally:
             self("rm", name)
 
-    def run(self, image: str, *command: str, volumes: dict[Path, str] | None = None,
-            timeout: float = 600) -> subprocess.CompletedProcess[str]:  # fmt: skip
+    def run(
+        self,
+        image: str,
+        *command: str,
+        volumes: dict[Path, str] | None = None,
+        env: dict[str, str] | None = None,
+        timeout: float = 600,
+    ) -> subprocess.CompletedProcess[str]:
         """``command`` in a fresh container of ``image``, as the image's user in its working
-        folder; ``volumes`` maps host folders to paths in it. Chroot isolation shares the host's
-        network (buildah allows no other with it)."""
-        mounts = [f"--volume={host}:{inside}" for host, inside in (volumes or {}).items()]
+        folder; ``volumes`` maps host folders to paths in it, ``env`` adds variables. Chroot
+        isolation shares the host's network (buildah allows no other with it)."""
+        options = [f"--volume={host}:{inside}" for host, inside in (volumes or {}).items()]
+        options += [f"--env={name}={value}" for name, value in (env or {}).items()]
         with self.container(image) as name:
-            return subprocess.run(self.command("run", "--isolation", "chroot", *mounts, name, "--", *command),
-                                  capture_output=True, text=True, timeout=timeout, check=False)  # fmt: skip
+            run = self.command("run", "--isolation", "chroot", *options, name, "--", *command)
+            return subprocess.run(run, capture_output=True, text=True, timeout=timeout, check=False)
 
     def remove_containers(self) -> None:
         """Containers left by a run that was killed (the store's lock is held: none is in use)."""
