@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,19 +64,22 @@ def match_images(
     *,
     max_pixels: int,
     dry_run: bool = False,
+    data_key: str | None = None,
+    check: Callable[[str, int], PrelabelError | None] | None = None,
 ) -> MatchOutcome:
     """Pair images with tasks by name; with ``import_new``, new images become tasks first (each
     file checked first: a bad one is an error row, never a task; a dry run imports nothing).
 
     ``fuzzy`` allows similar names (never names whose numbers differ); every pair made other
-    than by exact name goes to the matches report. ``task_data`` adds fields to new tasks."""
-    key = project.config.image.data_key
+    than by exact name goes to the matches report. ``task_data`` adds fields to new tasks.
+    ``data_key`` and ``check``: a video project's key and file checks (default: the image's)."""
+    key = data_key or project.config.image.data_key
     with connection.client() as client:
         tasks: list[Task] = list(client.iter_tasks(project.id))
         outcome = MatchOutcome()
         if import_new:
             imported = import_images(client, project.id, key, images, tasks, task_data=task_data,
-                                     max_pixels=max_pixels, dry_run=dry_run)  # fmt: skip
+                                     max_pixels=max_pixels, dry_run=dry_run, check=check)  # fmt: skip
             outcome.imported = len(imported.planned if dry_run else imported.created)
             outcome.errors = imported.refused
             if imported.created:

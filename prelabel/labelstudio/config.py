@@ -24,10 +24,11 @@ ControlKind = Literal[
     "Labels",
     "Choices",
     "TextArea",
+    "VideoRectangle",
 ]
 CONTROL_TAGS: tuple[ControlKind, ...] = get_args(ControlKind)
 _OPTION_TAG = {"Choices": "Choice"}
-_OBJECT_TAGS = ("Image",)
+_OBJECT_TAGS = ("Image", "Video")
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,11 +59,15 @@ class ControlTag:
 
 @dataclass(frozen=True, slots=True)
 class ObjectTag:
-    """An object tag such as ``<Image name="image" value="$image"/>``."""
+    """An object tag such as ``<Image name="image" value="$image"/>``.
+
+    ``frame_rate``: a ``<Video>``'s ``frameRate`` as written (a number, or ``$key`` of the task
+    data; '' when absent: the frontend then counts 24 frames a second)."""
 
     kind: str
     name: str
     data_key: str
+    frame_rate: str = ""
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,25 @@ class LabelConfig:
             names = ", ".join(o.name for o in images)
             raise LabelConfigError(f"the labeling config has several <Image> tags ({names}); name one")
         return images[0]
+
+    @property
+    def video(self) -> ObjectTag:
+        """The single Video tag tracks attach to."""
+        videos = [o for o in self.objects if o.kind == "Video"]
+        if len(videos) != 1:
+            found = (
+                f"several <Video> tags ({', '.join(o.name for o in videos)})" if videos else "no <Video> tag"
+            )
+            raise LabelConfigError(f"the labeling config has {found}; video tracks need exactly one")
+        return videos[0]
+
+    @property
+    def video_labels(self) -> tuple[str, ...]:
+        """The labels of the video's ``<Labels>`` controls (a track's label), in order."""
+        target = self.video.name
+        return tuple(dict.fromkeys(
+            label for c in self.controls if c.kind == "Labels" and c.to_name == target for label in c.labels
+        ))  # fmt: skip
 
     @property
     def region_labels(self) -> tuple[str, ...]:
@@ -151,7 +175,10 @@ def parse_label_config(xml: str) -> LabelConfig:
         tag = element.tag
         if tag in _OBJECT_TAGS:
             value = element.get("value", "")
-            objects.append(ObjectTag(kind=tag, name=element.get("name", ""), data_key=value.lstrip("$")))
+            # Label Studio reads attribute names in any case (frameRate, framerate)
+            rate = next((v for k, v in element.attrib.items() if k.lower() == "framerate"), "")
+            objects.append(ObjectTag(kind=tag, name=element.get("name", ""), data_key=value.lstrip("$"),
+                                     frame_rate=rate.strip()))  # fmt: skip
         elif tag in CONTROL_TAGS:
             name, to_name = element.get("name"), element.get("toName")
             if not name or not to_name:

@@ -241,3 +241,51 @@ def save_sam3(folder: Path, full: bool = False, seed: int = 0) -> Path:
                  "do_rescale": True, "rescale_factor": 1 / 255, "do_normalize": True}  # fmt: skip
     (folder / "preprocessor_config.json").write_text(json.dumps(processor, indent=2))
     return folder
+
+
+def save_sam3_video(folder: Path, seed: int = 0) -> Path:
+    """A tiny SAM 3 video checkpoint (``Sam3VideoModel``: detector and tracker), its CLIP tokenizer
+    and preprocessor config in ``folder``: a 112-pixel input, 5 queries, 32-pixel low-resolution
+    masks. The tracker reads the detector's features, so their widths are one (128: the tracker
+    wants a multiple of 64 above 64) and the detector's neck has SAM 3's four scales (the
+    tracker drops the last)."""
+    import torch
+    from transformers import CLIPTokenizer, Sam3VideoConfig, Sam3VideoModel
+
+    save_sam3(folder)  # the tokenizer and preprocessor config (the image weights are replaced below)
+    for stale in folder.glob("*.safetensors"):
+        stale.unlink()
+    side, width = 112, 128
+    vocab = CLIPTokenizer.from_pretrained(folder).get_vocab()
+    vision = {"backbone_config": {"model_type": "sam3_vit_model", "hidden_size": 32, "num_hidden_layers": 2,
+                                  "num_attention_heads": 4, "intermediate_size": 64, "image_size": side,
+                                  "patch_size": 14, "window_size": 4, "global_attn_indexes": [1]},
+              "fpn_hidden_size": width, "scale_factors": [4.0, 2.0, 1.0, 0.5]}  # fmt: skip
+    small = {"num_attention_heads": 4, "intermediate_size": 64}
+    detector = {
+        "vision_config": vision,
+        "text_config": {"vocab_size": len(vocab), "hidden_size": 32, "intermediate_size": 64,
+                        "projection_dim": width, "num_hidden_layers": 1, "num_attention_heads": 4,
+                        "max_position_embeddings": 32, "bos_token_id": 0, "eos_token_id": 1,
+                        "pad_token_id": 1},
+        "geometry_encoder_config": {"hidden_size": width, "num_layers": 1, **small},
+        "detr_encoder_config": {"hidden_size": width, "num_layers": 1, **small},
+        "detr_decoder_config": {"hidden_size": width, "num_layers": 1, "num_queries": 5, **small},
+        "mask_decoder_config": {"hidden_size": width, "num_upsampling_stages": 2},
+    }  # fmt: skip
+    tracker = {
+        "vision_config": {"model_type": "sam3_vision_model", **vision},
+        "prompt_encoder_config": {"hidden_size": width, "mask_input_channels": 4},
+        "mask_decoder_config": {"hidden_size": width, "mlp_dim": 64, "num_attention_heads": 2,
+                                "iou_head_hidden_dim": 32},
+        "memory_attention_hidden_size": width, "memory_attention_num_layers": 1,
+        "memory_attention_feed_forward_hidden_size": 64, "memory_encoder_hidden_size": width,
+        "mask_downsampler_embed_dim": width, "memory_fuser_num_layers": 1, "memory_fuser_embed_dim": width,
+        "memory_fuser_intermediate_dim": 64,
+    }  # fmt: skip
+    config = Sam3VideoConfig(detector_config=detector, tracker_config=tracker, low_res_mask_size=32,
+                             hotstart_unmatch_thresh=2, hotstart_dup_thresh=2)  # fmt: skip
+    config.image_size = side
+    torch.manual_seed(seed)
+    Sam3VideoModel(config).eval().save_pretrained(folder)
+    return folder
