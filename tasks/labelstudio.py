@@ -11,7 +11,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from prelabel.errors import PrelabelError
-from prelabel.failures import ErrorRow, Stage, failure_row
+from prelabel.failures import ErrorRow, Stage, failure_row, write_errors
 from prelabel.labelstudio.client import Project, Task
 from prelabel.labelstudio.exemplars import exemplar_boxes
 from prelabel.labelstudio.importing import import_images
@@ -19,8 +19,9 @@ from prelabel.labelstudio.labelmap import LabelMap
 from prelabel.labelstudio.matching import MatchResult, match_files
 from prelabel.labelstudio.posting import PostReport, post_predictions
 from prelabel.labelstudio.predictions import BatchBuild, build_batch
-from prelabel.labelstudio.pullback import Format, PullReport, pull_annotations
+from prelabel.labelstudio.pullback import ERRORS_FILE, Format, PullReport, pull_annotations
 from prelabel.records import PredictionRecord
+from prelabel.video.pull import pull_mot
 from tasks.common import RETRY, LabelStudioConnection
 
 __all__ = [
@@ -163,8 +164,15 @@ def pull(
     all_annotators: bool,
     full: bool,
 ) -> PullReport:
-    """Export human annotations (incrementally) to COCO and tables."""
+    """Export human annotations (incrementally) to COCO and tables; ``mot``: a video project's tracks
+    as MOTChallenge CSV and COCO JSON per video (every annotated task, each pull)."""
     with connection.client() as client:
+        if "mot" in formats:
+            mot = pull_mot(client, project_id, out_dir, all_annotators)
+            errors_file = out_dir / ERRORS_FILE
+            write_errors(errors_file, mot.errors)
+            return PullReport(fetched=mot.videos, stored=mot.videos, regions=mot.tracks, files=mot.files,
+                              errors=mot.errors, errors_file=errors_file)  # fmt: skip
         return pull_annotations(
             client, project_id, out_dir, formats=formats, all_annotators=all_annotators, full=full
         )

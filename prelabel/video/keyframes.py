@@ -138,6 +138,8 @@ def thin(
     if seen.size and ((np.diff(seen) <= 0).any() or seen[0] < 1 or seen[-1] > last_frame):
         raise ValueError(f"frames must increase within 1..{last_frame}")
     keyframes: list[Keyframe] = []
+    if not seen.size:
+        return keyframes
     starts = np.flatnonzero(np.diff(seen, prepend=-1) != 1)
     for a, b in zip(starts, [*starts[1:], len(seen)], strict=True):
         run = shapes[a:b]
@@ -158,7 +160,7 @@ def thin(
 
 def _angle(value: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     """The frontend's ``normalizeAngle``: onto (-180, 180] (JavaScript's sign-keeping %)."""
-    a = value.copy()
+    a = np.asarray(value, dtype=np.float64).copy()
     positive = a > 0
     a[positive] -= 360 * np.ceil(a[positive] / 360)
     return np.fmod(a - 180, 360) + 180

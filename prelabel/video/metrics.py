@@ -80,17 +80,18 @@ def track_scores(pairs: Sequence[VideoPair], iou: float = 0.5) -> list[TrackScor
                         boxes[offset + r.frame - 1].append([r.x, r.y, r.w, r.h])
                         tracks[side].add((n, r.track))
         people_boxes, model_boxes = sum(map(len, gt_ids)), sum(map(len, dt_ids))
-        measured: dict[str, float | int | None] = dict.fromkeys(("mota", "idf1", "hota", "deta", "assa"))
-        measured |= {"id_switches": 0, "false_positives": model_boxes, "misses": 0}
-        if people_boxes:
-            result = motrics.evaluate(motrics.Frames(ids=gt_ids, boxes=gt_boxes),
-                                      motrics.Frames(ids=dt_ids, boxes=dt_boxes),
-                                      iou_threshold=iou, box_format="xywh")  # fmt: skip
-            clear, identity, hota = result.clear, result.identity, result.hota
-            measured = {"mota": float(clear.mota), "idf1": float(identity.idf1), "hota": float(hota.hota),
-                        "deta": float(hota.deta), "assa": float(hota.assa),
-                        "id_switches": int(clear.num_switches), "false_positives": int(clear.num_false_positives),
-                        "misses": int(clear.num_misses)}  # fmt: skip
-        scores.append(TrackScore(label, videos, len(tracks[0]), len(tracks[1]), people_boxes, model_boxes,
-                                 **measured))  # type: ignore[arg-type]
+        if not people_boxes:
+            nothing = (None, None, None, None, None)
+            scores.append(TrackScore(label, videos, len(tracks[0]), len(tracks[1]), 0, model_boxes, *nothing,
+                                     0, model_boxes, 0))  # fmt: skip
+            continue
+        result = motrics.evaluate(motrics.Frames(ids=gt_ids, boxes=gt_boxes),
+                                  motrics.Frames(ids=dt_ids, boxes=dt_boxes), iou_threshold=iou,
+                                  box_format="xywh")  # fmt: skip
+        clear, identity, hota = result.clear, result.identity, result.hota
+        scores.append(TrackScore(
+            label, videos, len(tracks[0]), len(tracks[1]), people_boxes, model_boxes,
+            float(clear.mota), float(identity.idf1), float(hota.hota), float(hota.deta), float(hota.assa),
+            int(clear.num_switches), int(clear.num_false_positives), int(clear.num_misses),
+        ))  # fmt: skip
     return scores
