@@ -43,7 +43,7 @@ def test_frames_come_in_chunks_in_order(tmp_path: Path) -> None:
 
 def test_what_cannot_be_read_or_uploaded_says_so(tmp_path: Path) -> None:
     (tmp_path / "broken.mp4").write_bytes(b"not a video")
-    with pytest.raises(SourceError, match="broken.mp4"):
+    with pytest.raises(SourceError, match=r"broken\.mp4"):
         probe_video(tmp_path / "broken.mp4")
     problem = upload_problem(str(write_video(tmp_path / "clip.mkv")))
     assert problem is not None and "does not accept .mkv" in str(problem)
@@ -51,12 +51,16 @@ def test_what_cannot_be_read_or_uploaded_says_so(tmp_path: Path) -> None:
 
 def test_label_studio_frames_show_the_decoded_frame_at_their_time() -> None:
     steady = np.arange(10) / 10.0
-    assert shown_frames(steady, 10, frames_count(1.0, 10)).tolist() == list(range(10))  # frame k: k-th picture
+    assert shown_frames(steady, 10, frames_count(1.0, 10)).tolist() == list(
+        range(10)
+    )  # frame k: k-th picture
     assert shown_frames(steady, 5, frames_count(1.0, 5)).tolist() == [0, 2, 4, 6, 8]  # counted at 5 fps
     variable = np.array([0, 0.1, 0.15, 0.17, 0.32, 0.5])
     # 0.2 s and 0.3 s both show the 0.17 picture; the 0.15 one is on no Label Studio frame
     assert shown_frames(variable, 10, 6).tolist() == [0, 1, 3, 3, 4, 5]
     video = parse_label_config(build_video_config(["car", "person"])).video
-    assert ls_frame_rate(video, {"fps": "25"}) == 25 and ls_frame_rate(video, {}) == 24  # the frontend's default
+    assert (
+        ls_frame_rate(video, {"fps": "25"}) == 25 and ls_frame_rate(video, {}) == 24
+    )  # the frontend's default
     fixed = parse_label_config('<View><Video name="v" value="$v" framerate="0.5"/></View>').video
     assert ls_frame_rate(fixed) == 2  # a rate below 1 is read as its inverse, as the frontend does
