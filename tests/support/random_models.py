@@ -243,12 +243,13 @@ def save_sam3(folder: Path, full: bool = False, seed: int = 0) -> Path:
     return folder
 
 
-def save_sam3_video(folder: Path, seed: int = 0) -> Path:
+def save_sam3_video(folder: Path, full: bool = False, seed: int = 0) -> Path:
     """A tiny SAM 3 video checkpoint (``Sam3VideoModel``: detector and tracker), its CLIP tokenizer
     and preprocessor config in ``folder``: a 112-pixel input, 5 queries, 32-pixel low-resolution
     masks. The tracker reads the detector's features, so their widths are one (128: the tracker
     wants a multiple of 64 above 64) and the detector's neck has SAM 3's four scales (the
-    tracker drops the last)."""
+    tracker drops the last). ``full``: transformers' default config, the real architecture, for
+    the GPU benchmark."""
     import torch
     from transformers import CLIPTokenizer, Sam3VideoConfig, Sam3VideoModel
 
@@ -283,9 +284,13 @@ def save_sam3_video(folder: Path, seed: int = 0) -> Path:
         "mask_downsampler_embed_dim": width, "memory_fuser_num_layers": 1, "memory_fuser_embed_dim": width,
         "memory_fuser_intermediate_dim": 64,
     }  # fmt: skip
-    config = Sam3VideoConfig(detector_config=detector, tracker_config=tracker, low_res_mask_size=32,
-                             hotstart_unmatch_thresh=2, hotstart_dup_thresh=2)  # fmt: skip
-    config.image_size = side
+    if full:
+        tokens = {"bos_token_id": 0, "eos_token_id": 1, "pad_token_id": 1}
+        config = Sam3VideoConfig(detector_config={"text_config": {"vocab_size": 49408, **tokens}})
+    else:
+        config = Sam3VideoConfig(detector_config=detector, tracker_config=tracker, low_res_mask_size=32,
+                                 hotstart_unmatch_thresh=2, hotstart_dup_thresh=2)  # fmt: skip
+        config.image_size = side
     torch.manual_seed(seed)
     Sam3VideoModel(config).eval().save_pretrained(folder)
     return folder
