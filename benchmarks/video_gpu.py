@@ -73,7 +73,8 @@ def main(argv: list[str] | None = None) -> None:
         held = []
         for seconds in args.seconds:
             frames = max(2, round(seconds * args.fps))
-            path = write_video(root / f"v{frames}.mp4", frames=frames, size=(args.width, args.height), fps=args.fps,
+            size = (args.width, args.height)
+            path = write_video(root / f"v{frames}.mp4", frames=frames, size=size, fps=args.fps,
                                shapes=_shapes(args.objects, args.width, args.height))  # fmt: skip
             video = probe_video(path)
             if device == "cuda":
@@ -81,15 +82,14 @@ def main(argv: list[str] | None = None) -> None:
             network, _, _ = model._load()
             session = model.session(video)
             start = time.perf_counter()
-            tracked = 0
-            for _, output in model.outputs(network, session, video):
-                tracked += 1
+            tracked = sum(1 for _ in model.outputs(network, session, video))
             took = time.perf_counter() - start
             kept = max(
                 (len(o["non_cond_frame_outputs"]) for o in session.output_dict_per_obj.values()), default=0
             )
             held.append((len(session.processed_frames), kept))
-            print(f"sam3-video {seconds:g} s ({frames} frames): {tracked / took:.2f} frames/s, peak {_peak(torch, device)}, "
+            peak = _peak(torch, device)
+            print(f"sam3-video {seconds:g} s ({frames} frames): {tracked / took:.2f} frames/s, peak {peak}, "
                   f"held at the end: {held[-1][0]} frames, {kept} memories per object")  # fmt: skip
         image = create_model("sam3", checkpoint=str(image_checkpoint), classes=LABELS, threshold=0.0,
                              max_detections=args.objects, device=device)  # fmt: skip
@@ -111,7 +111,8 @@ def main(argv: list[str] | None = None) -> None:
             image.predict(items[begin : begin + 8])
         per_image = len(items) / (time.perf_counter() - start)
         print(
-            f"sam3 on every frame ({len(items)} frames): {per_image:.2f} frames/s, peak {_peak(torch, device)}"
+            f"sam3 on every frame ({len(items)} frames): {per_image:.2f} frames/s, "
+            f"peak {_peak(torch, device)}"
         )
         print(f"memory flat: {'yes' if held[0] == held[1] else 'no'} ({held[0]} vs {held[1]})")
 

@@ -187,8 +187,8 @@ def test_gpu_check_smoke_run_writes_its_eight_files(tmp_path: Path) -> None:
 
 def test_video_benchmark_runs_tiny_on_cpu() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.video_gpu", "--tiny", "--width", "96", "--height", "64", "--fps", "12",
-         "--objects", "2", "--seconds", "0.25", "0.5"],
+        [sys.executable, "-m", "benchmarks.video_gpu", "--tiny", "--width", "96", "--height", "64",
+         "--fps", "12", "--objects", "2", "--seconds", "0.25", "0.5"],
         capture_output=True, text=True, check=False, cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
