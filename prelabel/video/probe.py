@@ -44,6 +44,7 @@ class VideoInfo:
     height: int
     times: npt.NDArray[np.float64]
     duration: float
+    nominal: float = 0.0  # the stream's declared rate (exact for a constant rate: 30000/1001)
 
     @property
     def frames(self) -> int:
@@ -51,7 +52,9 @@ class VideoInfo:
 
     @property
     def rate(self) -> float:
-        """Average frames per second (frames / duration)."""
+        """Frames per second: the stream's declared rate for a constant rate, else frames / duration."""
+        if self.nominal > 0 and not self.variable:
+            return self.nominal
         return self.frames / self.duration if self.duration > 0 else 0.0
 
     @property
@@ -73,6 +76,7 @@ def probe_video(path: str | Path) -> VideoInfo:
                 raise SourceError(f"{source}: no video stream")
             stream = container.streams.video[0]
             width, height = int(stream.codec_context.width), int(stream.codec_context.height)
+            nominal = float(stream.guessed_rate or stream.average_rate or 0)
             stamps, ends = [], []
             for packet in container.demux(stream):
                 if packet.pts is None or packet.size == 0:
@@ -88,7 +92,7 @@ def probe_video(path: str | Path) -> VideoInfo:
     times -= start
     last_step = float(np.median(np.diff(times))) if len(times) > 1 else 0.0
     duration = max(max(ends) - start, float(times[-1]) + last_step)
-    return VideoInfo(str(source), _sha256(source), width, height, times, duration)
+    return VideoInfo(str(source), _sha256(source), width, height, times, duration, nominal)
 
 
 def _sha256(path: Path) -> str:
