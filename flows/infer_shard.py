@@ -12,8 +12,7 @@ from flows.common import RunSizes, infer_in_batches, prediction_cache
 from flows.params import ShardParams
 from flows.scaleout import shard_images
 from prelabel.errors import PrelabelError
-from prelabel.models.registry import adapter_class
-from prelabel.models.video import is_video_model
+from prelabel.models.video import tracks_videos
 from prelabel.reports import ShardSummary
 from tasks.video import probe_videos, track_batch
 
@@ -27,7 +26,7 @@ def infer_shard(params: ShardParams) -> ShardSummary:
     cache = prediction_cache(params)
     images = shard_images(params.images, params.images_ref, cache)
     summary = ShardSummary(shard=params.shard, images=len(images))
-    if "+" not in params.model and is_video_model(adapter_class(params.model)):  # a shard of whole videos
+    if tracks_videos(params.model):  # a shard of whole videos
         found, errors = probe_videos(images)
         tracked = track_batch(found, params.model, params.model_options, cache, params.refresh)
         summary.cached, summary.inferred = tracked.cached, tracked.inferred

@@ -9,8 +9,7 @@ from flows.lock import project_lock
 from flows.params import PreannotateParams
 from flows.pipeline import run_pipeline
 from flows.video import run_video_pipeline
-from prelabel.models.registry import adapter_class
-from prelabel.models.video import is_video_model
+from prelabel.models.video import tracks_videos
 from prelabel.pipeline import collect_images
 from prelabel.reports import RunSummary
 from prelabel.tracking import collect_videos
@@ -22,7 +21,7 @@ __all__ = ["preannotate"]
 def preannotate(params: PreannotateParams) -> RunSummary:
     """Collect images, match them to tasks (or import them), run the model through the cache,
     convert, post idempotently, and report. A video model works on the videos of a video project."""
-    video = "+" not in params.model and is_video_model(adapter_class(params.model))
+    video = tracks_videos(params.model)
     images = (collect_videos if video else collect_images)(params.input_dir, params.manifest)
     settings, ls = connection(params)
     with project_lock(ls.url, params.project_id, params.wait_seconds):

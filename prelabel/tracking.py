@@ -20,7 +20,7 @@ from prelabel.labelstudio.labelmap import LabelMap
 from prelabel.models.video import VideoModel
 from prelabel.store.cache import PredictionCache
 from prelabel.video.cache import get_tracks, put_tracks
-from prelabel.video.probe import VIDEO_SUFFIXES, VideoInfo, probe_video
+from prelabel.video.probe import VIDEO_SUFFIXES, VideoInfo, no_videos, probe_video
 from prelabel.video.regions import track_regions
 from prelabel.video.timeline import frames_count, ls_frame_rate, shown_frames
 from prelabel.video.tracks import VideoTracks
@@ -40,8 +40,7 @@ def collect_videos(input_dir: str | None, manifest: str | None) -> list[str]:
               if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file()
               and not any(part.startswith(".") for part in p.relative_to(base).parts)]  # fmt: skip
     if not videos:
-        kinds = ", ".join(sorted(VIDEO_SUFFIXES))
-        raise SourceError(f"0 videos found in {input_dir} (prelabel reads {kinds}; hidden files are skipped)")
+        raise no_videos(input_dir)
     return videos
 
 

@@ -23,6 +23,7 @@ from prelabel.labelstudio.pullback import ERRORS_FILE, Format, PullReport, pull_
 from prelabel.records import PredictionRecord
 from prelabel.video.pull import pull_mot
 from tasks.common import RETRY, LabelStudioConnection
+from tasks.reporting import Progress
 
 __all__ = [
     "MatchOutcome",
@@ -166,16 +167,16 @@ def pull(
 ) -> PullReport:
     """Export human annotations (incrementally) to COCO and tables; ``mot``: a video project's tracks
     as MOTChallenge CSV and COCO JSON per video (every annotated task, each pull)."""
+    progress = Progress(0, f"prelabel-pull-project-{project_id}-progress", unit="tasks read")
     with connection.client() as client:
         if "mot" in formats:
-            mot = pull_mot(client, project_id, out_dir, all_annotators)
+            mot = pull_mot(client, project_id, out_dir, all_annotators, progress=progress.advance)
             errors_file = out_dir / ERRORS_FILE
             write_errors(errors_file, mot.errors)
             return PullReport(fetched=mot.videos, stored=mot.videos, regions=mot.tracks, files=mot.files,
                               errors=mot.errors, errors_file=errors_file)  # fmt: skip
-        return pull_annotations(
-            client, project_id, out_dir, formats=formats, all_annotators=all_annotators, full=full
-        )
+        return pull_annotations(client, project_id, out_dir, formats=formats, all_annotators=all_annotators,
+                                full=full, progress=progress.advance)  # fmt: skip
 
 
 def payload_rows(batch: BatchBuild) -> list[tuple[str, int, dict[str, Any]]]:

@@ -196,3 +196,15 @@ def test_video_benchmark_runs_tiny_on_cpu() -> None:
     assert lines[0].startswith("machine:") and "sam3-video 0.25 s (3 frames)" in lines[1]
     assert "sam3-video 0.5 s (6 frames)" in lines[2] and "held at the end: 1 frames" in lines[2]
     assert lines[3].startswith("sam3 on every frame (6 frames)") and lines[-1].startswith("memory flat:")
+
+
+def test_startup_benchmark_runs(label_studio) -> None:  # type: ignore[no-untyped-def]
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "startup.py"), "--repeat", "1",
+         "--ls-url", label_studio.url],
+        capture_output=True, text=True, check=False, cwd=ROOT,
+        env={**os.environ, "PRELABEL_LS_API_KEY": label_studio.legacy_token.get_secret_value()},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-3000:]
+    assert "local     server: first task" in done.stdout and "temporary server: first task" in done.stdout
+    assert "ratio (temporary / local, first task, medians):" in done.stdout

@@ -12,11 +12,13 @@ from collections.abc import Sequence
 
 from prelabel.errors import PrelabelError, SettingsError
 from prelabel.models.base import ImageItem, ModelAdapter
+from prelabel.models.chain import CHAIN
+from prelabel.models.registry import adapter_class
 from prelabel.records import Detections
 from prelabel.video.probe import VideoInfo
 from prelabel.video.tracks import VideoTracks
 
-__all__ = ["VIDEO_TRACKING", "VideoModel", "is_video_model"]
+__all__ = ["VIDEO_TRACKING", "VideoModel", "is_video_model", "tracks_videos"]
 
 VIDEO_TRACKING = "video-tracking"
 
@@ -40,3 +42,9 @@ class VideoModel(ModelAdapter):
 
 def is_video_model(cls: type[ModelAdapter]) -> bool:
     return VIDEO_TRACKING in cls.task_types
+
+
+def tracks_videos(name: str) -> bool:
+    """Whether ``--model name`` tracks objects through videos (a video project's run) rather
+    than predicting on images; an unknown name is ``SettingsError``."""
+    return CHAIN not in name and is_video_model(adapter_class(name))

@@ -17,11 +17,18 @@ import numpy.typing as npt
 
 from prelabel.errors import SourceError
 
-__all__ = ["UPLOAD_SUFFIXES", "VIDEO_SUFFIXES", "VideoInfo", "probe_video", "require_av", "upload_problem"]
+__all__ = ["UPLOAD_SUFFIXES", "VIDEO_SUFFIXES", "VideoInfo", "no_videos", "probe_video", "require_av",
+           "upload_problem"]  # fmt: skip
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"})
 _BLOCK = 8 << 20
 _VARIABLE = 0.01  # a frame interval further than this fraction from the mean: a variable rate
+
+
+def no_videos(root: str | Path) -> SourceError:
+    """The one error of a folder without a single video prelabel reads."""
+    kinds = ", ".join(sorted(VIDEO_SUFFIXES))
+    return SourceError(f"0 videos found in {root} (prelabel reads {kinds}; hidden files are skipped)")
 
 
 def require_av() -> object:

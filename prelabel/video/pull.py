@@ -10,7 +10,7 @@ without either, or a malformed region, is an error row and the rest is written.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,9 +68,14 @@ def task_tracks(
 
 
 def pull_mot(
-    client: LabelStudioClient, project_id: int, out_dir: Path, all_annotators: bool = False
+    client: LabelStudioClient,
+    project_id: int,
+    out_dir: Path,
+    all_annotators: bool = False,
+    progress: Callable[[int], None] | None = None,
 ) -> MotPull:
-    """Write ``mot/<video>.txt`` and ``coco/<video>.json`` for every annotated video task."""
+    """Write ``mot/<video>.txt`` and ``coco/<video>.json`` for every annotated video task;
+    ``progress(1)`` is called for each task read."""
     project = client.get_project(project_id)
     key = project.config.video.data_key
     labels = list(project.config.video_labels)
@@ -78,6 +83,8 @@ def pull_mot(
     (out_dir / "mot").mkdir(parents=True, exist_ok=True)
     (out_dir / "coco").mkdir(parents=True, exist_ok=True)
     for task in client.iter_tasks(project_id, full=True):
+        if progress is not None:
+            progress(1)
         annotations = select_annotations(task, all_annotators)
         video = safe_file_name(Path(task.image_ref(key)).name or f"task{task.id}")
         for annotation in annotations:
