@@ -284,10 +284,6 @@ class ExportParams(_ModelOptions):
         default="export-shard/export-shard", description="The deployment that exports one shard (GPU pool)."
     )
     max_parallel_shards: int = Field(default=4, ge=1, le=256, description="Shards running at once.")
-    keyframe_iou: float = Field(
-        default=0.9, gt=0, le=1, description="Video tracks: keyframes are kept so that Label Studio's "
-        "interpolation stays within this box IoU of the tracked box on every frame.",
-    )  # fmt: skip
     shard_retries: int = Field(default=1, ge=0, le=5, description="Reruns of a failed or crashed shard.")
 
 

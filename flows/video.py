@@ -13,7 +13,7 @@ from typing import Any
 from prefect import get_run_logger
 
 from flows.common import RunSizes, label_map, opaque
-from flows.params import PreannotateParams, _PostOptions
+from flows.params import PreannotateParams
 from flows.scaleout import run_shards
 from prelabel.errors import AllImagesFailedError
 from prelabel.pipeline import chunks, project_prompt
@@ -36,7 +36,7 @@ VIDEO_BATCH = 4
 
 
 def run_video_pipeline(
-    params: _PostOptions, settings: Settings, ls: LabelStudioConnection, videos: list[str], model: str,
+    params: PreannotateParams, settings: Settings, ls: LabelStudioConnection, videos: list[str], model: str,
     model_options: dict[str, Any], cache_dir: str | None, refresh: bool,
 ) -> RunSummary:  # fmt: skip
     """Run one video project through the pipeline; returns the summary (raises when every video failed)."""
@@ -48,7 +48,6 @@ def run_video_pipeline(
     model_options = project_prompt(model, model_options, labels, mapping)
     adapter = model_for(model, model_options)
     model_version = params.model_version or f"{model}-{adapter.signature().key[:8]}"
-    min_iou = float(getattr(params, "keyframe_iou", 0.9))
     cache_location = str(Path(cache_dir or settings.cache_dir).expanduser().resolve())
     if str(cache_dir or settings.cache_dir).startswith("s3://"):
         cache_location = str(cache_dir or settings.cache_dir)
@@ -75,7 +74,7 @@ def run_video_pipeline(
     log.info("%d videos, %d matched, %d to do, %d already posted", len(videos), len(matched.task_ids),
              len(todo), summary.skipped)  # fmt: skip
 
-    if isinstance(params, PreannotateParams) and params.shard_size and todo:
+    if params.shard_size and todo:
         run_shards(params, todo, model_options, adapter.signature(), cache, cache_location, sizes)
 
     task_data = _task_data(ls, project.id, [matched.task_ids[uri] for uri in todo])
@@ -91,8 +90,8 @@ def run_video_pipeline(
         }
         built, posted = post_tracks(
             ls, project, opaque(tracked.tracks), opaque(found), opaque(tasks), opaque(matched.versions),
-            mapping, model_version, min_iou=min_iou, overwrite=params.overwrite, dry_run=params.dry_run,
-            chunk_size=sizes.post_chunk,
+            mapping, model_version, min_iou=params.keyframe_iou, overwrite=params.overwrite,
+            dry_run=params.dry_run, chunk_size=sizes.post_chunk,
         )  # fmt: skip
         errors += tracked.errors + built.errors
         summary.cached += tracked.cached

@@ -11,7 +11,9 @@ May use ``prelabel.labelstudio`` and ``prelabel.store``; nothing above it (model
 """
 
 from prelabel.video.keyframes import Keyframe, expand, thin
+from prelabel.video.metrics import TrackScore, VideoPair, track_scores
 from prelabel.video.probe import VideoInfo, probe_video
 from prelabel.video.tracks import Track, VideoTracks
 
-__all__ = ["Keyframe", "Track", "VideoInfo", "VideoTracks", "expand", "probe_video", "thin"]
+__all__ = ["Keyframe", "Track", "TrackScore", "VideoInfo", "VideoPair", "VideoTracks", "expand",
+           "probe_video", "thin", "track_scores"]  # fmt: skip
