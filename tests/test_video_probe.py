@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from prelabel.errors import SourceError
+from prelabel.errors import LabelMapError, SourceError
 from prelabel.labelstudio.config import parse_label_config
+from prelabel.labelstudio.labelmap import LabelMap, require_targets
 from prelabel.labelstudio.projects import build_video_config
 from prelabel.video.decode import iter_chunks
 from prelabel.video.probe import probe_video, upload_problem
@@ -64,3 +65,13 @@ def test_label_studio_frames_show_the_decoded_frame_at_their_time() -> None:
     )  # the frontend's default
     fixed = parse_label_config('<View><Video name="v" value="$v" framerate="0.5"/></View>').video
     assert ls_frame_rate(fixed) == 2  # a rate below 1 is read as its inverse, as the frontend does
+
+
+def test_a_label_map_targets_a_video_projects_labels() -> None:
+    config = parse_label_config(build_video_config(["car", "person"]))
+    assert config.media.kind == "Video" and config.label_names == ("car", "person")
+    require_targets(LabelMap({"truck": "car"}), config, "map.json")  # a label of the video: taken
+    with pytest.raises(
+        LabelMapError, match=r"'bus' \(for 'coach'\) is not a label of the project; its labels: car"
+    ):
+        require_targets(LabelMap({"coach": "bus"}), config, "map.json")

@@ -197,15 +197,21 @@ class LabelConfig:
         return tuple(dict.fromkeys(label for c in self.choice_controls(per_region) for label in c.labels))
 
     @property
+    def media(self) -> ObjectTag:
+        """What predictions attach to: the single Image, or the single Video of a video project."""
+        kinds = {o.kind for o in self.objects}
+        return self.video if "Video" in kinds and "Image" not in kinds else self.image
+
+    @property
     def labels(self) -> tuple[str, ...]:
-        """Every label of the image's controls (regions, keypoints, choices), in config order."""
-        target = self.image.name
+        """Every label of the media's controls (regions, keypoints, choices), in config order."""
+        target = self.media.name
         return tuple(dict.fromkeys(n for c in self.controls if c.to_name == target for n in c.labels))
 
     @property
     def label_names(self) -> tuple[str, ...]:
         """The labels, then their aliases: every name a label map may target."""
-        target = self.image.name
+        target = self.media.name
         aliases = (a for c in self.controls if c.to_name == target for a in c.aliases.values())
         return tuple(dict.fromkeys((*self.labels, *aliases)))
 
