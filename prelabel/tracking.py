@@ -85,8 +85,8 @@ def track_videos(
         if known is not None:
             out.tracks[uri], out.cached = known, out.cached + 1
             continue
-        try:
-            found = model.track(info)
+        try:  # as the cache gives it back (boxes and scores rounded): a rerun posts the same numbers
+            found = VideoTracks.from_json(model.track(info).to_json(), uri)
         except SourceError as exc:
             out.errors.append(failure_row(uri, Stage.INFER, exc))
             continue

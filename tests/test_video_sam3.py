@@ -17,6 +17,8 @@ from prelabel.errors import SettingsError
 from prelabel.models import create_model
 from prelabel.models.pixels import normalise_pixels
 from prelabel.models.sam3_video import Sam3Video
+from prelabel.store.cache import open_cache
+from prelabel.tracking import track_videos
 from prelabel.video.decode import iter_chunks
 from prelabel.video.probe import probe_video
 from prelabel.video.tracks import TrackBuilder
@@ -86,3 +88,18 @@ def test_options_reach_the_model_and_the_signature(tiny_sam3_video: Path) -> Non
     with pytest.raises(SettingsError, match="no negative phrases"):
         create_model("sam3-video", checkpoint=str(tiny_sam3_video), prompts={"car": {"phrases": ["car"],
                      "negatives": ["toy car"]}})  # fmt: skip
+
+
+def test_a_fresh_run_posts_the_tracks_the_cache_gives_back(tiny_sam3_video: Path, tmp_path: Path) -> None:
+    video = probe_video(write_video(tmp_path / "clip.webm", frames=6))
+    model = cast(
+        Sam3Video, create_model("sam3-video", checkpoint=str(tiny_sam3_video), classes="car", **OPEN)
+    )
+    cache = open_cache(tmp_path / "cache")
+    first = track_videos({"a.webm": video}, model, cache)
+    again = track_videos({"b.webm": video}, model, cache)  # the same bytes under another name
+    assert (first.inferred, first.cached, again.inferred, again.cached) == (1, 0, 0, 1)
+    fresh, cached = first.tracks["a.webm"], again.tracks["b.webm"]
+    assert fresh.tracks and len(fresh.tracks) == len(cached.tracks)
+    for ours, kept in zip(fresh.tracks, cached.tracks, strict=True):  # exactly: no rounding apart
+        assert np.array_equal(ours.xyxy, kept.xyxy) and np.array_equal(ours.scores, kept.scores)
