@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from prelabel.errors import PrelabelError, SourceError
+from prelabel.errors import DetectionError, PrelabelError, SourceError
 from prelabel.failures import ErrorRow, Stage, failure_row, item_failure
 from prelabel.ingest.manifest import read_manifest
 from prelabel.labelstudio.config import LabelConfig
@@ -87,7 +87,7 @@ def track_videos(
             continue
         try:  # as the cache gives it back (boxes and scores rounded): a rerun posts the same numbers
             found = VideoTracks.from_json(model.track(info).to_json(), uri)
-        except SourceError as exc:
+        except (SourceError, DetectionError) as exc:  # this video's frames or detections: its row
             out.errors.append(failure_row(uri, Stage.INFER, exc))
             continue
         if cache is not None:

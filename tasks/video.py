@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -18,7 +19,7 @@ from prelabel.tracking import TrackedBatch, VideoPredictions, probe_all, track_v
 from prelabel.video.probe import VideoInfo
 from prelabel.video.tracks import VideoTracks
 from tasks.common import RETRY, LabelStudioConnection
-from tasks.inference import model_for
+from tasks.inference import api_guard, model_for
 
 __all__ = ["post_tracks", "probe_videos", "track_batch"]
 
@@ -40,7 +41,9 @@ def track_batch(
     adapter = model_for(model, model_options)
     if not isinstance(adapter, VideoModel):
         raise PrelabelError(f"model {model!r} does not track videos")
-    return track_videos(videos, adapter, cache, refresh)
+    detector = adapter.image_model()
+    with api_guard(detector) if detector else contextlib.nullcontext():
+        return track_videos(videos, adapter, cache, refresh)
 
 
 @task(name="post-tracks", cache_policy=NO_CACHE, **RETRY)

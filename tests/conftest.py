@@ -254,3 +254,19 @@ def tiny_sam3_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.support.random_models import save_sam3_video
 
     return save_sam3_video(tmp_path_factory.mktemp("tiny-sam3-video"))
+
+
+@pytest.fixture(scope="session")
+def tiny_sam2_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-weight SAM 2 video tracker (a folder)."""
+    from tests.support.random_models import save_sam2_video
+
+    return save_sam2_video(tmp_path_factory.mktemp("tiny-sam2-video"))
+
+
+@pytest.fixture(scope="session")
+def tiny_sam3_tracker(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-weight SAM 3 tracker (``Sam3TrackerVideoModel``, a folder)."""
+    from tests.support.random_models import save_sam3_tracker_video
+
+    return save_sam3_tracker_video(tmp_path_factory.mktemp("tiny-sam3-tracker"))

@@ -33,6 +33,7 @@ import numpy as np
 
 from prelabel.errors import SettingsError
 from prelabel.models.base import class_list
+from prelabel.models.box_tracker import drop_old, mask_boxes
 from prelabel.models.checkpoints import LocalCheckpoint, locate_checkpoint
 from prelabel.models.concepts import build_concepts, load_prompts
 from prelabel.models.pixels import normalise_pixels
@@ -207,13 +208,7 @@ class Sam3Video(VideoModel):
         low = torch.cat([output.obj_id_to_mask[i] for i in ids]).float()
         masks = torch.nn.functional.interpolate(low[:, None], size=(height, width), mode="bilinear",
                                                 align_corners=False)[:, 0] > 0  # fmt: skip
-        rows, cols = masks.any(dim=2), masks.any(dim=1)
-        present = rows.any(dim=1).cpu().numpy()
-        y1 = rows.float().argmax(dim=1)
-        y2 = height - rows.flip(1).float().argmax(dim=1)
-        x1 = cols.float().argmax(dim=1)
-        x2 = width - cols.flip(1).float().argmax(dim=1)
-        boxes = torch.stack([x1, y1, x2, y2], 1).cpu().numpy().astype(np.float64)
+        present, boxes = mask_boxes(masks)
         kept = [n for n in range(len(ids)) if present[n]]
         scores = [float(output.obj_id_to_score[ids[n]]) for n in kept]
         return [ids[n] for n in kept], scores, boxes[kept]
@@ -223,12 +218,8 @@ def forget(model: Any, session: Any, frame: int) -> None:
     """Drop from ``session`` what the model reads no more once it has processed ``frame``."""
     tracker = model.tracker_model.config
     window = max(int(tracker.num_maskmem), int(tracker.max_object_pointers_in_encoder)) + 1
-    for old in [k for k in session.processed_frames if k < frame]:
-        del session.processed_frames[old]
+    drop_old(session, frame, window)
     for outputs in session.output_dict_per_obj.values():
-        stale = [k for k in outputs["non_cond_frame_outputs"] if k <= frame - window]
-        for old in stale:
-            del outputs["non_cond_frame_outputs"][old]
         conditioning = sorted(outputs["cond_frame_outputs"])
         recent = set(conditioning[-int(tracker.max_cond_frame_num) :])
         for old in conditioning:

@@ -35,6 +35,11 @@ class VideoModel(ModelAdapter):
             "(prelabel project create --video) with a folder of videos"
         )
 
+    def image_model(self) -> str | None:
+        """The registered image model it runs on frames, if any: that model's limits (the DINO-X
+        API's concurrency) hold while a video is tracked."""
+        return None
+
     @abstractmethod
     def track(self, video: VideoInfo) -> VideoTracks:
         """Every object's track through ``video`` (boxes in pixels of its frames)."""
