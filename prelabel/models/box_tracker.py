@@ -25,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from prelabel.errors import SettingsError
+from prelabel.models.hub import read_locally
 from prelabel.models.pixels import SAM_MEAN, SAM_STD, normalise_pixels
 from prelabel.models.runtime import host_to_device, load_pretrained, require_torch
 
@@ -65,7 +66,7 @@ class BoxTracker:
     def __init__(self, checkpoint: str, revision: str | None, mask_threshold: float, device: str) -> None:
         self.checkpoint, self.revision = checkpoint, revision
         self.mask_threshold, self.device = mask_threshold, device
-        torch = require_torch("box tracking")
+        require_torch("box tracking")
         from transformers import AutoConfig
 
         kind = load_pretrained(AutoConfig, checkpoint, revision).model_type
@@ -89,15 +90,19 @@ class BoxTracker:
         config = self.model.config
         self.side = int(config.image_size if isinstance(config.image_size, int) else config.image_size[0])
         self.window = max(int(config.num_maskmem), int(config.max_object_pointers_in_encoder)) + 1
-        self.mean, self.std = self._normalisation(kind, torch)
+        self.mean, self.std = self._normalisation(kind)
 
-    def _normalisation(self, kind: str, torch: Any) -> tuple[Sequence[float], Sequence[float]]:
+    def _normalisation(self, kind: str) -> tuple[Sequence[float], Sequence[float]]:
         """The checkpoint's image mean and std (its preprocessor config), else its family's."""
         from transformers.image_processing_base import ImageProcessingMixin
 
         default = (SAM_MEAN, SAM_STD) if kind == "sam2_video" else ((0.5,) * 3, (0.5,) * 3)
         try:
-            config, _ = ImageProcessingMixin.get_image_processor_dict(self.checkpoint, revision=self.revision)
+            config, _ = ImageProcessingMixin.get_image_processor_dict(
+                self.checkpoint,
+                revision=self.revision,
+                local_files_only=read_locally(self.checkpoint, self.revision),
+            )
         except OSError:
             return default
         return config.get("image_mean", default[0]), config.get("image_std", default[1])
