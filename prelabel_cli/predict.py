@@ -71,7 +71,7 @@ def run(
     ] = 0.9,
 ) -> None:
     """One step: run a model over a folder (or a manifest) and post its predictions to a project.
-    A video model (sam3-video) tracks the objects of a folder of videos in a video project.
+    A video model (sam3-video, detect-track) tracks the objects of a folder of videos in a video project.
 
     Example: prelabel run --input-dir photos --project-id 3 --model ocr --import-new
     """
