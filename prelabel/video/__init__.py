@@ -5,7 +5,8 @@ chunks; ``tracks`` holds every object's boxes through a video; ``timeline`` maps
 Studio's frames to decoded ones; ``keyframes`` thins tracks into ``videorectangle``
 keyframes and expands keyframes as the frontend draws them; ``regions`` builds and reads
 those results; ``mot`` writes MOTChallenge CSV and COCO JSON; ``metrics`` scores tracks;
-``pull`` brings people's tracks back; ``cache`` keeps tracks by content.
+``pull`` brings people's tracks back; ``cache`` keeps tracks by content; ``identities`` keeps
+a track's id from keyframe to keyframe by box IoU (``detect-track``).
 
 May use ``prelabel.labelstudio`` and ``prelabel.store``; nothing above it (models use it).
 """
