@@ -170,6 +170,10 @@ class PreannotateParams(_PostOptions, _ModelOptions):
         default="infer-shard/infer-shard", description="The deployment that infers one shard (GPU pool)."
     )
     max_parallel_shards: int = Field(default=4, ge=1, le=256, description="Shards running at once.")
+    keyframe_iou: float = Field(
+        default=0.9, gt=0, le=1, description="Video tracks: keyframes are kept so that Label Studio's "
+        "interpolation stays within this box IoU of the tracked box on every frame.",
+    )  # fmt: skip
     shard_retries: int = Field(default=1, ge=0, le=5, description="Reruns of a failed or crashed shard.")
     verifier: str | None = Field(
         default=None, description="A verifier file (`prelabel review verifier`): drop the boxes it rejects "

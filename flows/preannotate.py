@@ -8,8 +8,11 @@ from flows.common import connection
 from flows.lock import project_lock
 from flows.params import PreannotateParams
 from flows.pipeline import run_pipeline
+from flows.video import run_video_pipeline
+from prelabel.models.video import tracks_videos
 from prelabel.pipeline import collect_images
 from prelabel.reports import RunSummary
+from prelabel.tracking import collect_videos
 
 __all__ = ["preannotate"]
 
@@ -17,10 +20,12 @@ __all__ = ["preannotate"]
 @flow(name="preannotate", log_prints=False)
 def preannotate(params: PreannotateParams) -> RunSummary:
     """Collect images, match them to tasks (or import them), run the model through the cache,
-    convert, post idempotently, and report."""
-    images = collect_images(params.input_dir, params.manifest)
+    convert, post idempotently, and report. A video model works on the videos of a video project."""
+    video = tracks_videos(params.model)
+    images = (collect_videos if video else collect_images)(params.input_dir, params.manifest)
     settings, ls = connection(params)
     with project_lock(ls.url, params.project_id, params.wait_seconds):
-        return run_pipeline(
+        run = run_video_pipeline if video else run_pipeline
+        return run(
             params, settings, ls, images, params.model, params.model_options, params.cache_dir, params.refresh
         )

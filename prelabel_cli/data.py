@@ -179,7 +179,11 @@ def pull(
     out: Annotated[Path, typer.Option("--out", help="Output folder (keeps the incremental state too).")],
     format: Annotated[
         list[str] | None,
-        typer.Option("--format", help="coco, parquet or csv; repeatable (default coco + parquet)."),
+        typer.Option(
+            "--format",
+            help="coco, parquet or csv; repeatable (default coco + parquet); mot for a "
+            "video project: MOTChallenge CSV and COCO JSON per video.",
+        ),
     ] = None,
     ls_url: LsUrl = None,
     api_key: ApiKey = None,
@@ -200,9 +204,11 @@ def pull(
 
     use_api_key(api_key, ls_url)
     formats = format or ["coco", "parquet"]
-    bad = [f for f in formats if f not in {"coco", "parquet", "csv"}]
+    bad = [f for f in formats if f not in {"coco", "parquet", "csv", "mot"}]
     if bad:
-        raise PrelabelError(f"--format {bad[0]!r}: use coco, parquet or csv")
+        raise PrelabelError(f"--format {bad[0]!r}: use coco, parquet or csv (mot for video projects)")
+    if "mot" in formats and len(formats) > 1:
+        raise PrelabelError("--format mot is a video project's pull: give it alone")
     params = PullParams.model_validate(
         {"project_id": project_id, "out": str(out), "formats": formats, "ls_url": ls_url,
          "all_annotators": all_annotators, "full": full}

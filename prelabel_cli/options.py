@@ -22,6 +22,7 @@ import typer
 from prelabel.defaults import DEFAULT_TOLERANCE
 from prelabel.errors import PrelabelError
 from prelabel.ingest.sources import has_images, no_images
+from prelabel.video.probe import VIDEO_SUFFIXES, no_videos
 
 __all__ = [
     "AllowFailures",
@@ -213,15 +214,20 @@ def model_options(pairs: list[str] | None) -> dict[str, Any]:
     return options
 
 
-def images_source(input_dir: Path | None, manifest: Path | None) -> tuple[str | None, str | None]:
-    """(folder, manifest) as flow parameters; exactly one of them must be given."""
+def images_source(
+    input_dir: Path | None, manifest: Path | None, videos: bool = False
+) -> tuple[str | None, str | None]:
+    """(folder, manifest) as flow parameters; exactly one of them must be given (a folder with
+    an image in it, or a video for a model that tracks ``videos``)."""
     if (input_dir is None) == (manifest is None):
         raise PrelabelError("give exactly one of --input-dir and --manifest")
     if input_dir is not None and not input_dir.is_dir():
         raise PrelabelError(
             f"--input-dir {input_dir}: {'not a folder' if input_dir.exists() else 'no such folder'}"
         )
-    if input_dir is not None and not has_images(input_dir):
+    if input_dir is not None and videos and not has_images(input_dir, VIDEO_SUFFIXES):
+        raise no_videos(input_dir)
+    if input_dir is not None and not videos and not has_images(input_dir):
         raise no_images(input_dir)
     if manifest is not None and not manifest.is_file():
         raise PrelabelError(f"--manifest {manifest}: no such file")

@@ -60,20 +60,32 @@ def run(
     verifier: VerifierFile = None,
     min_verified: MinVerified = 0.5,
     max_pixels: MaxPixels = None,
+    keyframe_iou: Annotated[
+        float,
+        typer.Option(
+            "--keyframe-iou",
+            min=0.01,
+            max=1.0,
+            help="Video tracks: keep keyframes so that Label Studio's interpolation stays "
+            "within this box IoU of the tracked box on every frame.",
+        ),
+    ] = 0.9,
 ) -> None:
     """One step: run a model over a folder (or a manifest) and post its predictions to a project.
+    A video model (sam3-video, detect-track) tracks the objects of a folder of videos in a video project.
 
     Example: prelabel run --input-dir photos --project-id 3 --model ocr --import-new
     """
     from flows.common import label_map
     from flows.params import PreannotateParams
     from flows.preannotate import preannotate
+    from prelabel.models.video import tracks_videos
 
-    folder, listed = images_source(input_dir, manifest)
+    folder, listed = images_source(input_dir, manifest, videos=tracks_videos(model))
     params = PreannotateParams(
         input_dir=folder, manifest=listed, model=model, model_options=model_options(model_option),
         cache_dir=cache_dir, refresh=refresh, verifier=check_verifier(verifier), min_verified=min_verified,
-        max_image_pixels=max_pixels, **shared.flow_params(),
+        max_image_pixels=max_pixels, keyframe_iou=keyframe_iou, **shared.flow_params(),
     )  # fmt: skip
     check_model(params.model, params.model_options)
     check_images(params.manifest)

@@ -12,7 +12,7 @@ import typer
 
 from prelabel.errors import PrelabelError
 from prelabel.labelstudio.config import parse_label_config
-from prelabel.labelstudio.projects import TOOLS, build_label_config, project_summary
+from prelabel.labelstudio.projects import TOOLS, build_label_config, build_video_config, project_summary
 from prelabel_cli.app import app
 from prelabel_cli.checks import label_studio
 from prelabel_cli.options import ApiKey, LsUrl, use_api_key
@@ -48,13 +48,17 @@ def project_create(
     label_config: Annotated[
         Path | None, typer.Option("--label-config", help="Use this labeling config XML file instead.")
     ] = None,
+    video: Annotated[
+        bool, typer.Option("--video", help="A video project: every object of --labels tracked as a box.")
+    ] = False,
     ls_url: LsUrl = None,
     api_key: ApiKey = None,
 ) -> None:
     """Create a Label Studio project with a labeling config prelabel can fill; print its id.
 
     Example: prelabel project create --title Streets --labels car,person --tools box,mask
-    --keypoints coco-17 --choices day,night --text
+    --keypoints coco-17 --choices day,night --text; or for videos:
+    prelabel project create --title Traffic --labels car,person --video
     """
     from prelabel.records import COCO_KEYPOINTS
 
@@ -68,7 +72,15 @@ def project_create(
         if not label_config.is_file():
             raise PrelabelError(f"--label-config {label_config}: no such file")
         xml = label_config.read_text()
-        parse_label_config(xml).image  # noqa: B018  (one <Image> tag, or a clear error)
+        parsed = parse_label_config(xml)
+        parsed.video if video else parsed.image  # noqa: B018  (one <Image> or <Video> tag, or a clear error)
+    elif video:
+        if keypoints or choices or text or choices_per_region or tools != "box":
+            raise PrelabelError(
+                "--video tracks boxes of --labels; --tools, --keypoints, --choices and --text are "
+                "for image projects"
+            )
+        xml = build_video_config(_names(labels))
     else:
         names = COCO_KEYPOINTS if (keypoints or "").strip() == "coco-17" else _names(keypoints)
         xml = build_label_config(

@@ -16,6 +16,7 @@ from prelabel_cli.runs import run_flow
 
 if TYPE_CHECKING:
     from prelabel.quality import QualitySummary
+    from prelabel.quality.tracks import TrackQuality
 
 __all__ = ["quality"]
 
@@ -31,7 +32,10 @@ def quality(
         typer.Option("--out", help="Output folder (default prelabel-output/quality/project-P/VERSION)."),
     ] = None,
     iou_threshold: Annotated[
-        float, typer.Option("--iou", min=0.01, max=1.0, help="IoU at which a prediction matches a region.")
+        float,
+        typer.Option(
+            "--iou", min=0.01, max=1.0, help="IoU at which a prediction matches a region (a box, on videos)."
+        ),
     ] = 0.5,
     keypoint_tolerance: Annotated[
         float,
@@ -50,6 +54,7 @@ def quality(
     (boxes, brushes, polygons; keypoints within a distance, with their mean pixel error)
     against each task's latest annotation; what people kept, edited, deleted and added; Choices
     accuracy and the character error rate of corrected texts. Writes CSV, JSON and a PNG per label.
+    On a video project: per label MOTA, IDF1 and HOTA of the version's tracks against people's.
 
     Example: prelabel quality --project-id 3 --model-version detr-1a2b3c
     """
@@ -68,5 +73,5 @@ def quality(
     run_flow(quality_flow, params, show=_lines)
 
 
-def _lines(summary: QualitySummary) -> str:
+def _lines(summary: QualitySummary | TrackQuality) -> str:
     return f"{summary.markdown()}\n\nwritten: {summary.files['summary']} and beside it"

@@ -48,7 +48,7 @@ __all__ = [
     "to_table",
 ]
 
-Format = Literal["coco", "parquet", "csv"]
+Format = Literal["coco", "parquet", "csv", "mot"]  # mot: video projects (prelabel.video.pull)
 ERRORS_FILE = "pull_errors.csv"
 _STORE = "tasks.json"
 _STATE = "pull_state.json"
