@@ -22,7 +22,6 @@ import typer
 from prelabel.defaults import DEFAULT_TOLERANCE
 from prelabel.errors import PrelabelError
 from prelabel.ingest.sources import has_images, no_images
-from prelabel.video.probe import VIDEO_SUFFIXES, no_videos
 
 __all__ = [
     "AllowFailures",
@@ -225,8 +224,11 @@ def images_source(
         raise PrelabelError(
             f"--input-dir {input_dir}: {'not a folder' if input_dir.exists() else 'no such folder'}"
         )
-    if input_dir is not None and videos and not has_images(input_dir, VIDEO_SUFFIXES):
-        raise no_videos(input_dir)
+    if input_dir is not None and videos:
+        from prelabel.video.probe import VIDEO_SUFFIXES, no_videos  # the video wing loads numpy
+
+        if not has_images(input_dir, VIDEO_SUFFIXES):
+            raise no_videos(input_dir)
     if input_dir is not None and not videos and not has_images(input_dir):
         raise no_images(input_dir)
     if manifest is not None and not manifest.is_file():
