@@ -11,6 +11,7 @@ from flows.common import connection
 from flows.params import LabelStudioParams
 from prelabel.errors import SettingsError
 from prelabel.models import create_model
+from prelabel.samples import make_samples
 from tests.conftest import encode_image, run_prelabel
 from tests.support.http_faults import Site, serve
 
@@ -36,6 +37,7 @@ def _env() -> dict[str, str]:
 )
 def test_a_url_named_alone_gets_no_key(tmp_path: Path, args: list[str]) -> None:
     (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "a.jpg").write_bytes(make_samples()[0].data)  # past the empty-folder check
     with serve(Site({})) as site:
         done = run_prelabel(*args, "--ls-url", site.url, cwd=tmp_path, env=_env())
         assert not site.hits and not site.posts  # not one request reached the other host
@@ -59,6 +61,7 @@ def test_the_dinox_token_goes_only_to_its_base_url(tmp_path: Path, monkeypatch: 
         create_model("dinox", base_url="http://elsewhere:8080")
     create_model("dinox", base_url="http://elsewhere:8080", token="its-own-token")  # a pair: allowed
     (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "a.jpg").write_bytes(make_samples()[0].data)  # past the empty-folder check
     with serve(Site({})) as site:
         done = run_prelabel("infer", "--input-dir", "images", "--model", "dinox", "--out", "raw",
                             "--model-option", f"base_url={site.url}", cwd=tmp_path, env=_env())  # fmt: skip

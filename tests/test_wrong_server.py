@@ -16,6 +16,7 @@ import pytest
 from prelabel.errors import NotLabelStudioError
 from prelabel.labelstudio.client import LabelStudioClient
 from prelabel.review.sets import ReviewSet
+from prelabel.samples import make_samples
 from tests.support.cli import prelabel
 from tests.support.standin import standin
 
@@ -57,6 +58,7 @@ def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     import prelabel_cli.commands  # the command modules, whose flow runners are replaced
 
     (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "a.jpg").write_bytes(make_samples()[0].data)  # past the empty-folder check
     meta = {"source": "project", "project_id": 1, "model_version": "v1", "per": "box"}
     with ReviewSet.create(tmp_path / "from-project.db", [], meta):
         pass
