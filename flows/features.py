@@ -33,7 +33,9 @@ class FeaturesParams(BaseModel):
         default="dinov2", description="dinov2 (DINOv2 with registers) or siglip2 (SigLIP 2)."
     )
     checkpoint: str | None = Field(
-        default=None, description="Hub id or local folder; default the embedder's (see README)."
+        default=None,
+        description="Hub id or local folder; default facebook/dinov2-with-registers-small (dinov2) or "
+        "google/siglip2-base-patch16-naflex (siglip2).",
     )
     revision: str | None = Field(default=None, description="Checkpoint revision to pin.")
     margin: float = Field(
