@@ -55,8 +55,8 @@ def run_pipeline(
     """Run one project through the pipeline; returns the summary (raises when every image failed)."""
     log = get_run_logger()
     sizes = RunSizes.of(params, settings)
-    mapping = label_map(params)
     project = load_project(ls, params.project_id)
+    mapping = label_map(params, project.config)  # a target the project lacks: an error before any work
     model_options = project_prompt(
         model,
         model_options,

@@ -88,9 +88,7 @@ def _quiet_console() -> None:
             handler.setFormatter(_NoTracebackFor(handler.formatter or logging.Formatter()))
 
 
-def run_flow(
-    flow: Callable[..., Any], params: Any, *, show: Callable[[Any], str] | None = None
-) -> Any:
+def run_flow(flow: Callable[..., Any], params: Any, *, show: Callable[[Any], str] | None = None) -> Any:
     """Run ``flow(params)`` here and return its result (its error is raised); print ``show(result)``,
     then where to see the run in the Prefect UI. Ctrl-C ends it with one line and exit code 130."""
     ensure_server()

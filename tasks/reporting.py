@@ -21,7 +21,7 @@ from prefect.artifacts import (
 from prefect.cache_policies import NO_CACHE
 
 from prelabel.contactsheet import write_contact_sheet
-from prelabel.failures import ErrorRow, write_errors
+from prelabel.failures import ErrorRow, report_part, write_errors
 from prelabel.labelstudio.exemplars import NewRegions, write_new_regions
 from prelabel.labelstudio.matching import (
     MATCHES_REPORT_COLUMNS,
@@ -100,8 +100,14 @@ def write_report(
     errors: Sequence[ErrorRow],
     samples: Sequence[PredictionRecord],
 ) -> RunSummary:
-    """Write the CSV files and the contact sheet, then the artifacts that point at them."""
+    """Write the contact sheet and the CSV files, then the artifacts that point at them (a
+    contact sheet that cannot be drawn is a row in ``errors.csv``: the report is still written)."""
     files: dict[str, str] = {}
+    errors = list(errors)
+    with report_part(errors, str(output_dir / "contact_sheet.png")):
+        sheet = write_contact_sheet(output_dir / "contact_sheet.png", samples)
+        if sheet is not None:
+            files["contact sheet"] = str(sheet)
     if unmatched_labels:
         append_unmatched_labels(unmatched_csv, summary.project_id, summary.model_version, unmatched_labels)
         files["unmatched labels"] = str(unmatched_csv)
@@ -111,9 +117,6 @@ def write_report(
     write_matches_report(output_dir / "matches.csv", match)
     files["errors"] = str(output_dir / "errors.csv")
     write_errors(output_dir / "errors.csv", errors)
-    sheet = write_contact_sheet(output_dir / "contact_sheet.png", samples)
-    if sheet is not None:
-        files["contact sheet"] = str(sheet)
     summary.files = files
 
     key = f"prelabel-project-{summary.project_id}"

@@ -106,7 +106,7 @@ def project(ls_client: LabelStudioClient) -> Project:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark tests that use the real Label Studio, so `-m "not labelstudio"` can leave them out."""
+    """Mark tests that use a real Label Studio, so `-m "not labelstudio"` can leave them out."""
     for item in items:
         if {"label_studio", "strict_label_studio"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.labelstudio)

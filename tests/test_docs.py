@@ -28,14 +28,18 @@ def user_facing_files() -> list[Path]:
 
 
 # Paths that exist only on the machines prelabel is developed on, and tracking numbers of
-# issues or pull requests: a user has neither.
+# issues or pull requests: a user has neither. A bare "#26" counts in prose only: in code it is
+# something else (an error message's "#0 'car'", a colour).
 _OUTSIDE = re.compile(r"\.\./shared\b|(?<![\w.~])/work/|/root/|/home/\w+")
-_TRACKING = re.compile(r"\b(?:issues?|PRs?|pull requests?|tickets?)\s*#?\d+\b|(?<![\w&#/`])#\d+\b", re.I)
+_TRACKING = re.compile(r"\b(?:issues?|PRs?|pull requests?|tickets?)\s*#?\d+\b", re.I)
+_BARE_NUMBER = re.compile(r"(?<![\w&#/])#\d+\b")
+_CODE = re.compile(r"```.*?```|`[^`\n]*`", re.DOTALL)
 
 
 def unwanted(text: str) -> list[str]:
     """Each reference outside the repository and each tracking number in ``text``."""
-    return [m.group(0) for pattern in (_OUTSIDE, _TRACKING) for m in pattern.finditer(text)]
+    found = [m.group(0) for pattern in (_OUTSIDE, _TRACKING) for m in pattern.finditer(text)]
+    return found + _BARE_NUMBER.findall(_CODE.sub("", text))
 
 
 @pytest.mark.parametrize(
@@ -45,12 +49,14 @@ def unwanted(text: str) -> list[str]:
         ("logs in /work/main/out", ["/work/"]),  # an absolute path of a development machine
         ("cached in /root/.cache/prelabel", ["/root/"]),
         ("as in issue 15, item 1", ["issue 15"]),
-        ("Issues #26 and 27", ["Issues #26"]),
+        ("Issues #26 and 27", ["Issues #26", "#26"]),
         ("fixed in PR 12", ["PR 12"]),
         ("(#26)", ["#26"]),
         ("see [run](reference/cli.md#prelabel-run)", []),  # an anchor is no number
         ("`~/.cache/prelabel`, `.venv/bin/mkdocs`", []),  # paths inside the home or repository
         ("color #e6194b; 10 issues were found", []),  # a colour; a count of issues
+        ("errors.csv: `a.jpg: detections refused: #0 'car'`", []),  # a number in code
+        ("`see issue 7`", ["issue 7"]),  # a tracking number in code still counts
     ],
 )
 def test_unwanted_words_are_found(text: str, found: list[str]) -> None:

@@ -56,7 +56,5 @@ def test_a_second_run_waits_then_gives_up_in_one_line(
         f"prelabel: error: project {project.id} at {label_studio.url} is still held by flow run '"
     ), lines[0]
     assert lines[0].endswith("after 2 s; wait for that run or stop it, or raise --wait"), lines[0]
-    assert (
-        "is held by flow run '" in done.stderr and "waiting up to 2 s" in done.stderr
-    )  # said while waiting
+    assert "is held by flow run '" in done.stderr and "waiting up to 2 s" in done.stderr  # said while waiting
     assert "Traceback" not in done.stderr

@@ -34,6 +34,6 @@ def settings_page() -> str:
         "One precedence, highest first: a run's parameter (a command-line option, or the Prefect "
         "UI's run form), the variable in the run's environment (a deployment sets these in its job "
         "variables, a compose service in its `environment`), a `.env` file in the working folder, "
-        "the default below. Secrets are never shown in logs, reprs or dumps.\n\n"
+        "the default below. No other variable is read. Secrets are never shown in logs, reprs or dumps.\n\n"
         + table(["variable", "type", "default", "what it sets"], rows)
     )
