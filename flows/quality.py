@@ -21,4 +21,4 @@ def quality(params: QualityParams) -> QualitySummary:
     report, pairs = measure(
         ls, params.project_id, params.model_version, params.iou_threshold, params.keypoint_tolerance
     )
-    return write_quality_report(Path(params.out), report, pairs)
+    return write_quality_report(Path(params.output_dir), report, pairs)
