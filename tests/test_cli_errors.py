@@ -70,7 +70,7 @@ def test_wrong_key_and_unknown_project(
     missing = ["run", "--input-dir", "images", "--project-id", "99999", "--model", "ocr"]
     assert "has no project 99999" in _mistake(tmp_path, *missing, env=good)
     assert "has no project 99999" in _mistake(
-        tmp_path, "pull", "--project-id", "99999", "--out", "pulled", env=good
+        tmp_path, "pull", "--project-id", "99999", "--output-dir", "pulled", env=good
     )
 
 
@@ -85,4 +85,6 @@ def test_missing_and_empty_folders(tmp_path: Path) -> None:
         == "prelabel: error: --input-dir nothere: no such folder\n"
     )
     said = _mistake(tmp_path, *base, "empty", env=key)
-    assert said.startswith("prelabel: error: 0 images found in empty (prelabel reads .bmp, .gif, .jfif, .jpeg")
+    assert said.startswith(
+        "prelabel: error: 0 images found in empty (prelabel reads .bmp, .gif, .jfif, .jpeg"
+    )

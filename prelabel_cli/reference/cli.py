@@ -11,7 +11,7 @@ import typer
 from prelabel_cli.reference.fields import field_type, shown_value
 from prelabel_cli.reference.markdown import GENERATED, code, table
 
-__all__ = ["cli_page", "visible_commands"]
+__all__ = ["cli_page", "help_markdown", "visible_commands"]
 
 _DEFAULT_PANEL = "Options"
 # Typer's own command and parameter objects (its click), read by their attributes.
@@ -45,7 +45,9 @@ def _type(param: Any) -> str:
     low, high = getattr(param, "min", None), getattr(param, "max", None)
     limits = [f">= {low}" if low is not None else "", f"<= {high}" if high is not None else ""]
     limits = [limit for limit in limits if limit]
-    return shown + (f", {', '.join(limits)}" if limits else "") + (", repeatable" if param.multiple else "")
+    if param.multiple:
+        shown = shown.removeprefix("list of ") + ", repeatable"
+    return shown + (f", {', '.join(limits)}" if limits else "")
 
 
 def _default(param: Any) -> str:
@@ -95,11 +97,29 @@ def _commands(command: Command, path: tuple[str, ...]) -> str:
     return table(["command", "what it does"], rows) if rows else ""
 
 
+def help_markdown(text: str) -> str:
+    """A command's help as Markdown: the commands after "Example:" or "Examples:" in one block."""
+    out: list[str] = []
+    examples: list[str] = []
+    for paragraph in inspect.cleandoc(text).split("\n\n"):
+        line = " ".join(paragraph.split())
+        if line in ("Example:", "Examples:"):
+            examples = []
+            out.append(line)
+        elif line.startswith("prelabel ") and out and out[-1] in ("Example:", "Examples:"):
+            examples.append(line)
+        else:
+            out.append(line)
+    if examples:
+        out.append("```bash\n" + "\n".join(examples) + "\n```")
+    return "\n\n".join(out)
+
+
 def _section(path: tuple[str, ...], command: Command) -> str:
     level = "#" * min(len(path) + 1, 4)
     name = " ".join(path)
     usage = " ".join(command.collect_usage_pieces(typer.Context(command, info_name=name)))
-    parts = [f"{level} {name}", inspect.cleandoc(command.help or ""), f"```\n{name} {usage}\n```",
+    parts = [f"{level} {name}", help_markdown(command.help or ""), f"```\n{name} {usage}\n```",
              _commands(command, path), _options(command)]  # fmt: skip
     return "\n\n".join(p for p in parts if p) + "\n"
 
@@ -113,6 +133,17 @@ def cli_page() -> str:
     intro = (
         "# Command line\n\n" + GENERATED + "\nEvery command of `prelabel`, as `--help` shows it. "
         "Options come in panels: the basics first, then the model, Label Studio, the output and "
-        "the advanced ones. Exit codes are explained in [Exit codes](../concepts/exit-codes.md).\n"
+        "the advanced ones. An option that sets a flow parameter says what the Prefect UI's run form "
+        "says ([flows and their parameters](flows.md)). Exit codes are explained in "
+        "[Exit codes](../concepts/exit-codes.md).\n\n"
+        "**Shell completion**: `prelabel --install-completion` installs it for the shell you run it "
+        "in (bash, zsh, fish or PowerShell; open a new shell afterwards); `prelabel --show-completion` "
+        "prints the script instead.\n\n"
+        "**Renamed, still taken for a release**: `--out` is `--output-dir` for folders "
+        "(`infer`, `pull`, `quality`, `samples`) and is named for the file elsewhere (`ingest "
+        "--manifest`, `convert --tasks`, `review create --set`, `review features --features`, "
+        "`review verifier --verifier`); `--max-pixels` is `--max-image-pixels`, `quality --iou` is "
+        "`--iou-threshold`; `prelabel review-set create` is `prelabel review create`, `prelabel "
+        "features` is `prelabel review features`. The old spelling says the new one on stderr.\n"
     )
     return intro + "\n" + "\n".join(_section(path, command) for path, command in visible_commands(root))
