@@ -17,9 +17,8 @@ from typing import Any, Literal, Self
 
 from pydantic import AliasChoices, BaseModel, Field, field_validator, model_validator
 
-from prelabel.convert.contours import DEFAULT_TOLERANCE
+from prelabel.defaults import DEFAULT_KEYPOINT_TOLERANCE, DEFAULT_TOLERANCE
 from prelabel.labelstudio.formats import Format
-from prelabel.quality import DEFAULT_KEYPOINT_TOLERANCE
 
 __all__ = [
     "ExportParams",

@@ -9,9 +9,6 @@ from typing import Annotated
 import typer
 
 from prelabel import __version__
-from prelabel.atomic import atomic_write
-from prelabel.records import save_raw_file
-from prelabel.samples import LABEL_CONFIG, make_samples
 from prelabel_cli.app import app
 from prelabel_cli.options import BASICS, renamed
 
@@ -36,6 +33,10 @@ def samples(
 
     prelabel convert --input-dir demo --config demo/labeling.xml --label-map demo/label_map.json
     """
+    from prelabel.atomic import atomic_write
+    from prelabel.records import save_raw_file
+    from prelabel.samples import LABEL_CONFIG, make_samples
+
     made = make_samples()
     for sample in made:
         atomic_write(output_dir / sample.name, sample.data)

@@ -4,16 +4,13 @@ out), ``pull`` (human annotations back)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from flows.params import ExportParams, IngestParams, PullParams
 from prelabel.errors import PrelabelError
 from prelabel.labelstudio.formats import FORMATS
-from prelabel.labelstudio.labelmap import load_label_map
-from prelabel.labelstudio.pullback import PullReport
-from prelabel.reports import ExportSummary, IngestSummary
 from prelabel_cli.app import EXIT_IMAGES_FAILED, app
 from prelabel_cli.checks import check_images, check_model, check_project
 from prelabel_cli.options import (
@@ -40,6 +37,10 @@ from prelabel_cli.options import (
     use_api_key,
 )
 from prelabel_cli.runs import run_flow
+
+if TYPE_CHECKING:
+    from prelabel.labelstudio.pullback import PullReport
+    from prelabel.reports import ExportSummary, IngestSummary
 
 __all__ = ["export", "ingest", "pull"]
 
@@ -146,6 +147,7 @@ def export(
     prelabel export --manifest photos.csv --model dinox --to s3://bucket/pseudo --with-images --category car
     """
     from flows.export import export as export_flow
+    from prelabel.labelstudio.labelmap import load_label_map
 
     folder, listed = images_source(input_dir, manifest)
     mapping = dict(load_label_map(label_map).mapping) if label_map else None

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from flows.params import InferParams, PostParams, PreannotateParams
+from prelabel.defaults import LOCAL_FILES_PREFIX
 from prelabel.errors import PrelabelError
 from prelabel.failures import write_errors
 from prelabel.labelstudio.config import parse_label_config
 from prelabel.labelstudio.labelmap import LabelMap, Normalization, load_label_map, require_targets
-from prelabel.offline import LOCAL_FILES_PREFIX, ConvertResult, convert_directory, write_tasks
 from prelabel_cli.app import EXIT_IMAGES_FAILED, app
 from prelabel_cli.checks import check_images, check_model, check_project, check_verifier
 from prelabel_cli.options import (
@@ -39,6 +39,9 @@ from prelabel_cli.options import (
     renamed,
 )
 from prelabel_cli.runs import run_flow, run_posting_flow
+
+if TYPE_CHECKING:
+    from prelabel.offline import ConvertResult
 
 __all__ = ["convert", "infer", "post", "run"]
 
@@ -218,6 +221,8 @@ def convert(
 
     prelabel convert --input-dir photos --config labeling.xml --label-map map.json --tasks tasks.json
     """
+    from prelabel.offline import convert_directory, write_tasks
+
     normalization = Normalization(plurals=plurals)
     mapping = load_label_map(label_map, normalization) if label_map else LabelMap(normalization=normalization)
     parsed = parse_label_config(_read_text(config))
