@@ -65,7 +65,9 @@ app = typer.Typer(
     Every command's --help has an example; the docs (docs/, or `mkdocs serve`) have guides and
     the full reference. Shell completion: prelabel --install-completion.
 
-    Example: prelabel run --input-dir photos --project-id 3 --model ocr --import-new
+    Example:
+
+    prelabel run --input-dir photos --project-id 3 --model ocr --import-new
     """,
     no_args_is_help=True,
     pretty_exceptions_enable=False,

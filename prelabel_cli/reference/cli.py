@@ -91,10 +91,13 @@ def _options(command: Command) -> str:
 
 def _commands(command: Command, path: tuple[str, ...]) -> str:
     rows = [
-        [f"[{code(' '.join([*path, name]))}](#{'-'.join([*path, name])})", sub.get_short_help_str(limit=200)]
+        [f"[{code(' '.join([*path, name]))}](#{'-'.join([*path, name])})",
+         getattr(sub, "rich_help_panel", None) or "", sub.get_short_help_str(limit=200)]
         for name, sub in _subcommands(command, path[-1])
-    ]
-    return table(["command", "what it does"], rows) if rows else ""
+    ]  # fmt: skip
+    if not any(row[1] for row in rows):
+        return table(["command", "what it does"], [[row[0], row[2]] for row in rows]) if rows else ""
+    return table(["command", "group", "what it does"], rows)
 
 
 def help_markdown(text: str) -> str:
