@@ -79,7 +79,7 @@ def test_models_and_help(label_studio: LocalLabelStudio, tmp_path: Path) -> None
     assert "ocr: ocr" in done.stdout and "raw-files:" in done.stdout
     for command in ("run", "post", "infer", "pull", "demo", "convert", "ingest", "export"):
         shown = _prelabel(label_studio, command, "--help", cwd=tmp_path)
-        assert shown.returncode == 0 and "Example:" in shown.stdout, command
+        assert shown.returncode == 0 and "Example" in shown.stdout, command
 
 
 def test_run_with_dinox(label_studio: LocalLabelStudio, ls_client: LabelStudioClient, project: Project,
