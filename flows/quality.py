@@ -23,8 +23,8 @@ def quality(params: QualityParams) -> QualitySummary | TrackQuality:
     _, ls = connection(params)
     if is_video_project(load_project(ls, params.project_id).config):
         tracks, errors = measure_videos(ls, params.project_id, params.model_version, params.iou_threshold)
-        return write_track_report(Path(params.out), tracks, errors)
+        return write_track_report(Path(params.output_dir), tracks, errors)
     report, pairs = measure(
         ls, params.project_id, params.model_version, params.iou_threshold, params.keypoint_tolerance
     )
-    return write_quality_report(Path(params.out), report, pairs)
+    return write_quality_report(Path(params.output_dir), report, pairs)

@@ -71,7 +71,7 @@ def test_wrong_key_and_unknown_project(
     missing = ["run", "--input-dir", "images", "--project-id", "99999", "--model", "ocr"]
     assert "has no project 99999" in _mistake(tmp_path, *missing, env=good)
     assert "has no project 99999" in _mistake(
-        tmp_path, "pull", "--project-id", "99999", "--out", "pulled", env=good
+        tmp_path, "pull", "--project-id", "99999", "--output-dir", "pulled", env=good
     )
 
 

@@ -27,22 +27,22 @@ COMMANDS = {
     for name, line in {
         "run": "run --input-dir images --project-id 1 --model ocr",
         "post": "post --input-dir images --project-id 1",
-        "pull": "pull --project-id 1 --out pulled",
+        "pull": "pull --project-id 1 --output-dir pulled",
         "quality": "quality --project-id 1 --model-version v1",
         "project show": "project show 1",
         "project create": "project create --title made-here --labels car",
-        "review-set create": "review-set create --project-id 1 --model-version v1 --out s.db",
+        "review create": "review create --project-id 1 --model-version v1 --set s.db",
         "review apply": "review apply --set from-project.db",
-        "ingest": "ingest --source ls://1 --out m.csv",
+        "ingest": "ingest --source ls://1 --manifest m.csv",
         "review serve": "review serve --set from-project.db --port 0",
-        "features": "features --set from-project.db",
+        "review features": "review features --set from-project.db",
     }.items()
 }
 # What each command prints once it has done its work against the stand-in.
 WORK = {
     "project show": "project 1: stand-in",
     "project create": "7",
-    "review-set create": "0 items in s.db: ",
+    "review create": "0 items in s.db: ",
     "review apply": "wrote v1-reviewed in project 1: 0 created",
 }
 
