@@ -106,11 +106,23 @@ def project(ls_client: LabelStudioClient) -> Project:
     return ls_client.create_project(f"prelabel test {next(_projects)}", LABEL_CONFIG)
 
 
+_TIERS = ("unit", "integration", "e2e")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark tests that use a real Label Studio, so `-m "not labelstudio"` can leave them out."""
+    """Mark each test with its tier (its folder), tests that use a real Label Studio (`-m "not
+    labelstudio"`) and tests that drive chromium (`-m "not browser"`)."""
+    import inspect
+
     for item in items:
+        tier = next((part for part in Path(str(item.path)).parts if part in _TIERS), None)
+        if tier is not None:
+            item.add_marker(getattr(pytest.mark, tier))
         if {"label_studio", "strict_label_studio"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.labelstudio)
+        function = getattr(item, "function", None)
+        if function is not None and "chromium(" in inspect.getsource(function):
+            item.add_marker(pytest.mark.browser)
 
 
 def write_image(folder: Path, name: str, data: bytes) -> Path:

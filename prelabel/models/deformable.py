@@ -15,7 +15,7 @@ need the ``kernels`` package and a download from the Hub). Each call then runs t
 when triton is importable and the tensors are on CUDA (or Triton's interpreter is on,
 ``TRITON_INTERPRET=1``: how the tests run it on CPU tensors), else the unchanged PyTorch
 module it replaced. Outputs equal the PyTorch path's up to the order of float32 sums
-(tests/test_deformable.py states the tolerances). A kernel that cannot compile or launch on
+(tests/unit/models/test_deformable.py states the tolerances). A kernel that cannot compile or launch on
 this machine (no C compiler for Triton's launcher, an unsupported GPU) fails before it has
 ever run: that module says why once, as a warning, and keeps to the PyTorch path, so a run
 is slower, never lost.

@@ -7,7 +7,7 @@ worker; pixels go to the model's device as uint8 (one pinned, non-blocking copy 
 CUDA) and are resized and normalised there, so the GPU path has no per-image CPU
 preprocessing beyond decoding (which the flows run a batch ahead: ``prelabel.overlap``).
 The resize and normalisation reproduce the processor's ``pixel_values`` (same shape) and
-``select`` its ``post_process_grounded_object_detection`` (tests/test_grounded_sam2.py).
+``select`` its ``post_process_grounded_object_detection`` (tests/unit/models/test_grounded_sam2.py).
 
 Batching: Grounding DINO's Swin backbone sees the padding of a mixed-size batch, so only
 same-size images share a pass (up to ``batch_size`` at a time, which also bounds device
@@ -20,7 +20,7 @@ host, where they become COCO RLE.
 Grounding DINO's deformable attention runs as one fused Triton kernel on CUDA
 (``prelabel.models.deformable``; ``fused_attention=False`` keeps transformers' PyTorch path,
 which CPU runs always use). Speed settings that leave the outputs equal up to the order of
-float sums (tests/test_grounded_sam2.py): ``attn_implementation`` (transformers' attention
+float sums (tests/unit/models/test_grounded_sam2.py): ``attn_implementation`` (transformers' attention
 code for both models), ``channels_last`` (memory format of the models and their pixels) and
 ``block_queries`` (the kernel's tile); ``benchmarks/gpu_variants.py`` compares them on a GPU.
 """
@@ -132,8 +132,8 @@ class GroundedSam2(ModelAdapter):
         self.segment, self.dtype, self.device = segment, dtype, device
         # Not in the signature (the cache key), except attn_implementation="eager": each changes
         # only how the same sums are computed, so outputs are equal up to the order of float sums
-        # (tests/test_deformable.py, tests/test_grounded_sam2.py), and a new key would make a
-        # faster run redo cached images. "eager" changes Grounding DINO's scores: transformers'
+        # (tests/unit/models/test_deformable.py and test_grounded_sam2.py), and a new key would make
+        # a faster run redo cached images. "eager" changes Grounding DINO's scores: transformers'
         # eager BERT adds the text encoder's boolean per-class mask instead of applying it (5.24).
         self.fused_attention = fused_attention
         self.attn_implementation, self.channels_last = attn_implementation, channels_last

@@ -17,7 +17,7 @@ def detector_pixels(images: Any, image_processor: Any) -> Any:
     """uint8 (n, 3, H, W) -> Grounding DINO's input, as its image processor's ``pixel_values``.
 
     Same shape as the processor's; values differ by the processor's rounding to uint8 after
-    resizing (mean abs difference about 0.005, tests/test_grounded_sam2.py).
+    resizing (mean abs difference about 0.005, tests/unit/models/test_grounded_sam2.py).
     """
     size = image_processor.size
     target = _shortest_edge_size(

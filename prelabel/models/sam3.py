@@ -4,7 +4,7 @@ Each label is a concept (``prelabel.models.concepts``: its phrases, negatives, t
 Per batch the vision encoder (the bulk of the model) runs once over the images; its
 features are reused for every (image, phrase) pair, indexed along the batch dimension, so
 the detector and mask decoder see up to ``prompt_batch`` pairs per pass and no image is
-encoded twice (tests/test_sam3.py checks this equals one forward per image and phrase). The
+encoded twice (tests/unit/models/test_sam3.py checks this equals one forward per image and phrase). The
 phrases' text features are computed once per worker. Pixels go to the device as uint8 and
 are resized (to the model's square input, aspect not kept, as ``Sam3ImageProcessor`` does),
 scaled and normalised there (``prelabel.models.pixels``): no torchvision needed, which cannot

@@ -10,7 +10,7 @@ as ``propagate_in_video_iterator`` runs over a whole video (its hot-start heuris
 included), and its output is held back ``hotstart_delay`` frames as that iterator holds it.
 
 Memory stays flat with video length: after each frame the session forgets what the model
-never reads again (tests/test_video_sam3.py checks the tracks equal transformers' own
+never reads again (tests/unit/video/test_video_sam3.py checks the tracks equal transformers' own
 propagation over the whole video): decoded frames before the current one, memories of
 frames older than the memory window (``num_maskmem``, ``max_object_pointers_in_encoder``),
 and of older conditioning frames all but the object pointer the model still attends to.

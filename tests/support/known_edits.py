@@ -1,4 +1,4 @@
-"""A synthetic project with known edits, for the quality report's tests (see tests/test_quality.py).
+"""A synthetic project with known edits, for the quality report's tests (tests/integration/).
 
 Images are 100x100 pixels, so Label Studio's percentages are pixels. The model version
 ``v1`` predicted six tasks; people then (through the API, as the labeling UI would save them,

@@ -1,0 +1,286 @@
+"""The bad-input corpus, through the command line as a user meets it.
+
+Each bad item is one clear error row naming it, every good item is processed, the exit code
+is 1 (2 for bad arguments), and there is never a traceback or a hang. One case per comment.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from prelabel.convert.masks import mask_to_coco
+from prelabel.records import save_raw_file
+from prelabel.samples import LABEL_CONFIG, make_samples
+from tests.conftest import encode_image, run_prelabel, write_samples
+from tests.support.http_faults import Site, serve
+
+SAMPLES = make_samples()
+
+
+def _rows(path: Path, names: bool = True) -> dict[str, str]:
+    """An errors CSV as {file name (or the whole file column): error}."""
+    with path.open(newline="", encoding="utf-8") as handle:
+        return {Path(r["file"]).name if names else r["file"]: r["error"] for r in csv.DictReader(handle)}
+
+
+def _clean(done: subprocess.CompletedProcess[str], code: int) -> None:
+    assert done.returncode == code, done.stdout[-2000:] + done.stderr[-3000:]
+    assert "Traceback" not in done.stdout + done.stderr, done.stderr[-3000:]
+
+
+def _raw(folder: Path, stem: str, body: str) -> None:
+    (folder / f"{stem}.jpg").write_bytes(SAMPLES[0].data)
+    (folder / f"{stem}.json").write_text(body, encoding="utf-8")
+
+
+def test_convert_corpus_images_and_raw_files(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write_samples(folder)  # four good images with good raw files
+    good_raw = '{"objects": [{"bbox": [1, 2, 30, 40], "category": "car", "score": 0.9}]}'
+    bad_images = {
+        "empty.jpg": b"",  # 0 bytes
+        "truncated.jpg": SAMPLES[1].data[:200],  # cut mid-file
+        "text.jpg": b"hello, not an image",  # not an image at all
+        "eps.jpg": b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n",  # EPS: Ghostscript never runs
+        "garbage.jpg": b"\xff\xd8\xff" + b"junk" * 50,  # a JPEG signature, then junk
+    }
+    for name, data in bad_images.items():
+        (folder / name).write_bytes(data)
+        (folder / f"{Path(name).stem}.json").write_text(good_raw)
+    huge_mask = {"size": [100000, 100000], "counts": "0"}  # six characters declaring 10^10 pixels
+    wrong_grid = mask_to_coco(np.ones((33, 77), np.uint8))  # made on another image
+    bad_raw = {
+        "notjson": "{not json",  # not JSON
+        "shape": '{"objects": {"bbox": [1, 2, 3, 4]}}',  # objects not a list
+        "short": '{"objects": [{"bbox": [1, 2, 3], "category": "car"}]}',  # three numbers
+        "digits400": '{"objects": [{"bbox": [1, 2, 3, ' + "9" * 400 + '], "category": "car"}]}',
+        "digits5000": '{"objects": [{"bbox": [1, 2, 3, 4], "category": "car", "score": ' + "9" * 5000 + "}]}",
+        "deep": "[" * 50000 + "]" * 50000,  # nesting past the parser's depth
+        "nan": '{"objects": [{"bbox": [1, 2, NaN, 4], "category": "car"}]}',  # not finite
+        "nolabel": '{"objects": [{"bbox": [1, 2, 3, 4], "category": ""}]}',  # empty category
+        "score": '{"objects": [{"bbox": [1, 2, 3, 4], "category": "car", "score": "high"}]}',  # a string
+        "hugemask": json.dumps({"objects": [{"bbox": [1, 2, 3, 4], "category": "car", "mask": huge_mask}]}),
+        "counts": json.dumps(
+            {
+                "objects": [
+                    {"bbox": [1, 2, 3, 4], "category": "car", "mask": {"size": [480, 640], "counts": [5, 5]}}
+                ]
+            }
+        ),
+        "grid": json.dumps({"objects": [{"bbox": [1, 2, 3, 4], "category": "car", "mask": wrong_grid}]}),
+        "polygon": '{"objects": [{"bbox": [1, 2, 3, 4], "category": "car", "polygon": [[1, 2], [3, NaN]]}]}',
+        "keypoint": '{"objects": [{"bbox": [1, 2, 3, 4], "category": "car", "keypoints": [{"x": 1}]}]}',
+        "choices": '{"objects": [], "choices": [{"label": "day", "score": "sure"}]}',
+        "objchoices": '{"objects": [{"bbox": [1, 2, 3, 4], "category": "car", "choices": "parked"}]}',
+        "objchoicelabel": '{"objects": [{"bbox": [1, 2, 3, 4], "category": "car", '
+        '"choices": [{"label": 7}]}]}',
+        "objchoicenan": '{"objects": [{"bbox": [1, 2, 3, 4], "category": "car", '
+        '"choices": [{"label": "parked", "score": NaN}]}]}',
+        "emptybox": '{"objects": [{"bbox": [10, 10, 10, 40], "category": "car"}]}',  # no width
+        "offimage": '{"objects": [{"bbox": [5000, 5000, 6000, 6000], "category": "car"}]}',  # off it
+        "logit": '{"objects": [{"bbox": [1, 2, 30, 40], "category": "car", "score": 7}]}',  # not [0, 1]
+        "negative": '{"objects": [{"bbox": [1, 2, 30, 40], "category": "car", "score": -5}]}',
+    }
+    for stem, body in bad_raw.items():
+        _raw(folder, stem, body)
+    _raw(folder, "bom", "\ufeff" + good_raw)  # a BOM before valid JSON: fine
+    _raw(folder, "inverted", '{"objects": [{"bbox": [60, 50, 10, 10], "category": "person"}]}')  # ordered
+    _raw(folder, "outside", '{"objects": [{"bbox": [-20, -5, 50, 40], "category": "person"}]}')  # clipped
+    (folder / "twin.jpg").write_bytes(SAMPLES[2].data)  # twin.jpg and twin.png both claim twin.json
+    (folder / "twin.png").write_bytes(encode_image(Image.new("RGB", (20, 10)), "PNG"))
+    (folder / "twin.json").write_text(good_raw)
+
+    done = run_prelabel("convert", "--input-dir", "in", "--config", "labeling.xml", "--tasks", "tasks.json",
+                        "--errors-csv", "errors.csv", cwd=_with_config(tmp_path))  # fmt: skip
+    _clean(done, 1)
+    errors = _rows(tmp_path / "errors.csv")
+    expected = {**{name: None for name in bad_images}, **{f"{stem}.jpg": None for stem in bad_raw},
+                "twin.jpg": "twin.json", "twin.png": "twin.json"}  # fmt: skip
+    assert set(errors) == set(expected), sorted(set(errors) ^ set(expected))
+    assert all(name.split(".")[0] in errors[name] or "json" in errors[name] for name in errors), errors
+    assert "10000000000" in errors["hugemask.jpg"] or "100000x100000" in errors["hugemask.jpg"]
+    for stem in ("objchoices", "objchoicelabel", "objchoicenan"):  # a detection's own choices
+        assert "objects[0].choices" in errors[f"{stem}.jpg"], errors[f"{stem}.jpg"]
+    assert "has no area" in errors["emptybox.jpg"] and "is outside the image" in errors["offimage.jpg"]
+    assert "score 7 is outside [0, 1]" in errors["logit.jpg"] and "score -5" in errors["negative.jpg"]
+    tasks = json.loads((tmp_path / "tasks.json").read_text())
+    fine = {"bom.jpg", "inverted.jpg", "outside.jpg"}
+    assert len(tasks) == 7  # the four samples, the BOM file, the two boxes made sane; nothing else
+    assert {t["data"]["image"].rsplit("=", 1)[-1] for t in tasks} == {s.name for s in SAMPLES} | fine
+    by_name = {t["data"]["image"].rsplit("=", 1)[-1]: t for t in tasks}
+    boxes = {name: by_name[name]["predictions"][0]["result"][0] for name in ("inverted.jpg", "outside.jpg")}
+    width, height = boxes["inverted.jpg"]["original_width"], boxes["inverted.jpg"]["original_height"]
+    for name, (x1, y1, x2, y2) in {"inverted.jpg": (10, 10, 60, 50), "outside.jpg": (0, 0, 50, 40)}.items():
+        value = boxes[name]["value"]
+        assert (value["x"], value["y"]) == pytest.approx((x1 / width * 100, y1 / height * 100))
+        assert (value["width"], value["height"]) == pytest.approx(
+            ((x2 - x1) / width * 100, (y2 - y1) / height * 100)
+        )
+
+
+def _with_config(folder: Path) -> Path:
+    (folder / "labeling.xml").write_text(LABEL_CONFIG)
+    return folder
+
+
+def test_ingest_corpus_url_lists(tmp_path: Path) -> None:
+    name = SAMPLES[0].name
+    with serve(Site({s.name: s.data for s in SAMPLES})) as site:
+        good = [f"{site.url}/img/{s.name}" for s in SAMPLES]
+        bad = {
+            "/etc/hostname": "local path",  # a local file named by a remote list
+            "file:///etc/passwd": "unsupported scheme",  # another scheme
+            "ftp://example.org/x.jpg": "unsupported scheme",
+            "http://[::1/x.jpg": "malformed URL",  # broken IPv6 literal
+            "http://example.org:99999/x.jpg": "malformed URL",  # port out of range
+            "http://exa\x01mple.org/x.jpg": "control characters",  # a control character
+            f"{site.url}/missing/{name}": "HTTP 404",  # not found
+            f"{site.url}/html/{name}": "not an image",  # a login page
+            f"{site.url}/truncated/{name}": "failed after",  # body cut short
+            f"{site.url}/redirect/{name}": "private or loopback",  # steered onto this machine
+        }
+        listing = tmp_path / "urls.txt"
+        listing.write_text("\n".join([*good, good[0], *bad]) + "\n")  # good[0] listed twice
+        done = run_prelabel("ingest", "--source", "urls.txt", "--manifest", "m.csv", cwd=tmp_path,
+                            env={"PRELABEL_LS_URL": "http://localhost:1"})  # fmt: skip
+    _clean(done, 1)
+    errors = _rows(tmp_path / "m_errors.csv", names=False)
+    for uri, text in bad.items():
+        assert text in errors.get(uri, ""), (uri, errors.get(uri))
+    assert len(errors) == len(bad)
+    manifest = (tmp_path / "m.csv").read_text()
+    assert all(url in manifest for url in good) and manifest.count(good[0]) == 1
+    duplicates = (tmp_path / "m_duplicates.csv").read_text()
+    assert f"{good[0]},{good[0]},,listed again" in duplicates
+
+
+def test_ingest_corpus_rest_api_that_ignores_the_offset(tmp_path: Path) -> None:
+    records = [{"image_url": f"http://127.0.0.1:1/img/{i}.jpg", "species": "oak"} for i in range(3)]
+    with serve(Site({}, records=records)) as site:
+        done = run_prelabel("ingest", "--source", f"{site.url}/api/stuck", "--url-path", "trees[].image_url",
+                            "--manifest", "m.csv", cwd=tmp_path)  # fmt: skip
+        assert site.hits["/api/stuck"] == 2  # the second page repeated the first: stopped
+    _clean(done, 1)
+    assert "ignores 'offset'" in (tmp_path / "m_errors.csv").read_text()
+
+
+def test_ingest_corpus_videos(tmp_path: Path) -> None:
+    from tests.unit.ingest.test_ingest import _make_video
+
+    videos = tmp_path / "videos"
+    (videos / "a").mkdir(parents=True)
+    _make_video(videos / "a" / "cam.mp4", seconds=1)
+    _make_video(videos / "a_cam.mp4", seconds=1)  # its frames would be named like a/cam.mp4's
+    (videos / "empty.mp4").write_bytes(b"")  # 0 bytes
+    done = run_prelabel("ingest", "--source", "videos", "--video-fps", "1", "--manifest", "v.csv",
+                        cwd=tmp_path)  # fmt: skip
+    _clean(done, 1)
+    errors = _rows(tmp_path / "v_errors.csv")
+    assert set(errors) == {"a_cam.mp4", "empty.mp4"}, errors
+    assert "clash" in errors["a_cam.mp4"] and "cannot decode" in errors["empty.mp4"]
+    assert "a_cam_0.jpg" in (tmp_path / "v.csv").read_text()  # a/cam.mp4's frames, kept
+
+
+def test_a_bad_cache_entry_is_a_miss_and_is_rewritten(tmp_path: Path) -> None:
+    images = tmp_path / "images"
+    images.mkdir()
+    for sample in SAMPLES:
+        (images / sample.name).write_bytes(sample.data)
+    args = ("infer", "--input-dir", "images", "--model", "ocr", "--output-dir", "raw", "--cache-dir", "cache")
+    _clean(run_prelabel(*args, cwd=tmp_path), 0)
+    entries = sorted(p for p in (tmp_path / "cache").rglob("*.json") if "markers" not in p.parts)
+    assert len(entries) == 4
+    entries[0].write_text('{"objects": [{"bbox": "wrong shape"}]}')  # valid JSON, wrong shape
+    again = run_prelabel(*args, cwd=tmp_path)
+    _clean(again, 0)
+    assert "4 images: 4 raw files, 3 from cache, 1 inferred, 0 failed" in again.stdout
+    assert "wrong shape" not in entries[0].read_text()  # rewritten
+
+
+@pytest.mark.parametrize(
+    ("file", "body", "says"),
+    [
+        ("bomb.yaml", "a: &a [x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: [*b,*b,*b,*b,*b]\n",
+         "aliases"),  # a YAML alias bomb
+        ("nested.yaml", "car:\n  deep:\n    deeper: x\n", "nested too deep"),  # not flat
+        ("lists.json", '{"car": ["vehicle"]}', "must be a string"),  # a value that is not a label
+        ("text.json", "not json at all", "not valid JSON"),  # not JSON
+    ],
+)  # fmt: skip
+def test_bad_label_maps_are_one_line(tmp_path: Path, file: str, body: str, says: str) -> None:
+    (tmp_path / "in").mkdir()
+    (tmp_path / file).write_text(body)
+    done = run_prelabel("convert", "--input-dir", "in", "--config", "labeling.xml", "--label-map", file,
+                        cwd=_with_config(tmp_path))  # fmt: skip
+    _clean(done, 2)
+    assert says in done.stderr and len(done.stderr.strip().splitlines()) <= 3, done.stderr
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ("<View><Image name='i' value='$image'>", "labeling config"),  # unclosed XML
+        ('<?xml version="1.0"?><!DOCTYPE v [<!ENTITY x SYSTEM "file:///etc/passwd">]><View>&x;</View>',
+         "labeling config"),  # an external entity: never resolved
+        ("<View><Image name='i' value='$image'/></View>", "RectangleLabels"),  # nothing to fill
+    ],
+)  # fmt: skip
+def test_bad_labeling_configs_are_one_line(tmp_path: Path, body: str, says: str) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / SAMPLES[0].name).write_bytes(SAMPLES[0].data)
+    save_raw_file(folder / "scene_1_dinox_preannot.json", SAMPLES[0].detections)
+    (tmp_path / "bad.xml").write_text(body)
+    done = run_prelabel("convert", "--input-dir", "in", "--config", "bad.xml", cwd=tmp_path)
+    _clean(done, 2)
+    assert says in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ("url,name\nx.jpg,x\n", "'uri' column"),  # no uri column
+        ("uri,width,height\nx.jpg," + "9" * 400 + ",10\n", "whole numbers"),  # a 400-digit width
+        ("uri\n" + "x" * 200_000 + "\n", "not a readable CSV"),  # a cell past the CSV field limit
+    ],
+)
+def test_bad_manifests_are_one_line(tmp_path: Path, body: str, says: str) -> None:
+    (tmp_path / "m.csv").write_text(body)
+    done = run_prelabel("infer", "--manifest", "m.csv", "--model", "ocr", "--output-dir", "raw", cwd=tmp_path)
+    _clean(done, 2)
+    assert says in done.stderr and len(done.stderr.strip().splitlines()) <= 3, done.stderr
+
+
+def test_a_manifest_keeps_cells_a_spreadsheet_would_run(tmp_path: Path) -> None:
+    from prelabel.ingest.manifest import ManifestRow, read_manifest, write_manifest
+
+    rows = [ManifestRow("=HYPERLINK(1)", "=x", "", 1, 1, {"note": "@SUM(A1)", "plain": "-3"})]
+    write_manifest(tmp_path / "m.csv", rows)
+    raw = (tmp_path / "m.csv").read_text()
+    assert "'=HYPERLINK(1)" in raw and "'@SUM(A1)" in raw  # escaped on disk
+    assert read_manifest(tmp_path / "m.csv") == rows  # and read back as written
+
+
+def test_nothing_escapes_an_export_folder(tmp_path: Path) -> None:
+    # A URL whose path is empty and whose query holds ../: the source chose that name.
+    with serve(Site({s.name: s.data for s in SAMPLES})) as site:
+        hostile = f"{site.url}/?f=../../../evil.jpg"
+        (tmp_path / "m.csv").write_text(f"uri\n{hostile}\n")
+        done = run_prelabel("export", "--manifest", "m.csv", "--model", "ocr", "--to", "out/export",
+                            "--with-images", "--output-dir", "out/report", cwd=tmp_path)  # fmt: skip
+    _clean(done, 0)
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    outside = [p for p in written if not p.is_relative_to(tmp_path / "out") and p.name != "m.csv"]
+    assert outside == [], outside
+    images = list((tmp_path / "out" / "export" / "images").iterdir())
+    assert len(images) == 1 and images[0].name.endswith("evil.jpg") and ".." not in images[0].name
+    coco = json.loads(next((tmp_path / "out" / "export").rglob("*.json")).read_text())
+    assert coco["images"][0]["source"] == hostile  # no credentials in it: kept as given

@@ -1,0 +1,357 @@
+"""Deployments end to end: a real Prefect server, pools and deployments from deployments/,
+two process workers on the GPU pool and one on the CPU pool, runs started from the CLI."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from PIL import Image, ImageDraw
+
+from prelabel.labelstudio.client import LabelStudioClient, Project
+from prelabel.labelstudio.server import LocalLabelStudio, free_port
+from prelabel.samples import make_samples
+from tests.support import REPO
+from tests.support.http_faults import Site, serve
+from tests.support.known_edits import known_edits_project
+
+ROOT = REPO
+PREFECT = str(Path(sys.executable).parent / "prefect")
+# The zombie automation's window in these tests: heartbeats come every 30 s (Prefect's floor),
+# so a killed run is marked Crashed 30-65 s after the kill (the window, less the time since
+# its last heartbeat, plus the 5 s proactive evaluation).
+CRASH_AFTER = 60
+pytestmark = pytest.mark.slow
+
+
+class Stack:
+    """The server's API URL, the environment every command gets, and the processes to stop."""
+
+    def __init__(self, api: str, env: dict[str, str], logs: Path) -> None:
+        self.api, self.env, self.logs = api, env, logs
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, name: str, args: list[str], **extra_env: str) -> None:
+        log = (self.logs / f"{name}.log").open("wb")
+        self.processes[name] = subprocess.Popen(args, cwd=ROOT, env={**self.env, **extra_env}, stdout=log,
+                                                stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            args, cwd=ROOT, env=self.env, capture_output=True, text=True, check=False, timeout=300
+        )
+
+    def deploy(self, *setup_args: str) -> None:
+        """Pools, limits and the automation set up, every deployment deployed."""
+        setup = self.run(sys.executable, "deployments/setup.py", *setup_args)
+        assert setup.returncode == 0, setup.stderr[-2000:]
+        deploy = self.run(
+            PREFECT, "--no-prompt", "deploy", "--all", "--prefect-file", "deployments/prefect.yaml"
+        )
+        assert deploy.returncode == 0, deploy.stdout[-2000:] + deploy.stderr[-2000:]
+
+    def start_cpu_worker(self) -> None:
+        self.start(
+            "cpu",
+            [PREFECT, "worker", "start", "--pool", "prelabel-cpu", "--type", "process", "--name", "cpu"],
+        )
+
+    def deploy_with_workers(self, *setup_args: str) -> None:
+        """Everything deployed (``deploy``), two GPU-pool workers (gpu-a, gpu-b, one flow run at a
+        time each) and one CPU-pool worker started."""
+        self.deploy(*setup_args)
+        for name in ("gpu-a", "gpu-b"):
+            worker = [
+                PREFECT,
+                "worker",
+                "start",
+                "--pool",
+                "prelabel-gpu",
+                "--type",
+                "process",
+                "--name",
+                name,
+            ]
+            self.start(name, [*worker, "--limit", "1"], PRELABEL_WORKER_NAME=name)
+        self.start_cpu_worker()
+
+    def call(self, method: str, path: str, body: Any = None) -> Any:
+        """One API call; a busy SQLite server (workers polling, flows writing) may stall: retried."""
+        for attempt in range(5):
+            try:
+                answer = httpx.request(method, f"{self.api}{path}", json=body, timeout=60)
+                answer.raise_for_status()
+                return answer.json()
+            except (httpx.TimeoutException, httpx.TransportError):
+                if attempt == 4:
+                    raise
+                time.sleep(2)
+
+    def start_run(self, deployment: str, params: dict[str, Any]) -> str:
+        """Start a run of ``deployment`` from the CLI; its id."""
+        started = self.run(
+            PREFECT, "deployment", "run", deployment, "--params", json.dumps({"params": params})
+        )
+        assert started.returncode == 0, started.stdout[-2000:] + started.stderr[-2000:]
+        run_id = re.search(r"UUID:\s*([0-9a-f-]{36})", started.stdout)
+        assert run_id, started.stdout
+        return run_id.group(1)
+
+    def kill_worker_of(self, flow_run: dict[str, Any]) -> str:
+        """SIGKILL the flow run's process group and that of the worker that started it (a lost
+        machine); the worker's name."""
+        pid = int(flow_run["infrastructure_pid"])
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        name = next(v.split(b"=", 1)[1].decode() for v in environ if v.startswith(b"PRELABEL_WORKER_NAME="))
+        os.killpg(os.getpgid(pid), signal.SIGKILL)
+        os.killpg(self.processes[name].pid, signal.SIGKILL)
+        return name
+
+    def stop(self) -> None:
+        for process in reversed(self.processes.values()):
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in self.processes.values():
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):  # its leader gone, the group emptied
+                    os.killpg(process.pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def stack(tmp_path: Path, label_studio: LocalLabelStudio) -> Iterator[Stack]:
+    ls = {"PRELABEL_LS_URL": label_studio.url,
+          "PRELABEL_LS_API_KEY": label_studio.legacy_token.get_secret_value()}  # fmt: skip
+    with prefect_stack(tmp_path, ls) as running:
+        yield running
+
+
+@contextmanager
+def prefect_stack(tmp_path: Path, extra_env: dict[str, str]) -> Iterator[Stack]:
+    """``prefect server start`` in a temporary home; every process started is stopped after."""
+    home, port = tmp_path / "prefect-home", free_port()
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env |= {
+        "PREFECT_HOME": str(home), "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
+        "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home}/prefect.db",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2",
+        "PREFECT_WORKER_QUERY_SECONDS": "2", "PREFECT_WORKER_PREFETCH_SECONDS": "1",
+        # two cores shared by the server (SQLite), three workers and their flow runs: be patient
+        "PREFECT_API_REQUEST_TIMEOUT": "120", "PREFECT_SERVER_DATABASE_TIMEOUT": "60",
+        "PRELABEL_ROOT": str(ROOT), "PYTHONPATH": str(ROOT), "PRELABEL_CACHE_DIR": str(tmp_path / "cache"),
+        **extra_env,
+    }  # fmt: skip
+    running = Stack(f"http://127.0.0.1:{port}/api", env, tmp_path)
+    running.start("server", [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)])
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                if httpx.get(f"{running.api}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(
+                    "the Prefect server did not start:\n" + (tmp_path / "server.log").read_text()[-3000:]
+                )
+            time.sleep(1)
+        yield running
+    finally:
+        running.stop()
+
+
+def _wait_final(stack: Stack, run_id: str, timeout: float = 420, poll: float = 2) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = stack.call("GET", f"/flow_runs/{run_id}")
+        if run["state"]["type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
+            return dict(run)
+        time.sleep(poll)
+    logs = "\n".join(p.read_text()[-2000:] for p in sorted(stack.logs.glob("*.log")))
+    pytest.fail(f"flow run {run_id} did not finish:\n{logs}")
+
+
+def slow_images(count: int, folder: Path, site: Site) -> Path:
+    """``count`` distinct small JPEGs on ``site``, each answered after ``site.slow`` seconds (a slow
+    source keeps a shard in flight without slowing the code under test); their manifest."""
+    for number in range(count):
+        image = Image.new("RGB", (64, 48), (number * 37 % 256, number * 91 % 256, 128))
+        ImageDraw.Draw(image).rectangle((8 + number % 20, 8, 40, 30), fill=(250, 250, 250))
+        data = io.BytesIO()
+        image.save(data, format="JPEG")
+        site.images[f"img_{number:03d}.jpg"] = data.getvalue()
+    manifest = folder / "slow.csv"
+    manifest.write_text("uri\n" + "".join(f"{site.url}/slow/{name}\n" for name in site.images))
+    return manifest
+
+
+def kill_mid_shard(
+    stack: Stack, flow: str, site: Site, cache: Path, ready: Callable[[list[str]], bool] | None = None
+) -> tuple[dict[str, Any], str]:
+    """Wait for a run of ``flow`` (a shard) that has asked for some of its images but not all, has
+    no marker yet and is ``ready`` (given its image URIs; e.g. has written something), then kill it
+    with its worker; the run as it was and the worker's name."""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        body = {"flows": {"name": {"any_": [flow]}}, "flow_runs": {"state": {"type": {"any_": ["RUNNING"]}}}}
+        for run in stack.call("POST", "/flow_runs/filter", body):
+            shard = run["parameters"]["params"]["shard"]
+            listed = json.loads((cache / "markers" / "lists" / f"{shard}.json").read_text())["images"]
+            asked = sum(site.hits[httpx.URL(uri).path] > 0 for uri in listed)
+            if (
+                run["infrastructure_pid"]
+                and 3 <= asked < len(listed) - 2
+                and (ready is None or ready(listed))
+            ):
+                assert not (cache / "markers" / f"{shard}.json").exists()
+                return run, stack.kill_worker_of(run)
+        time.sleep(0.3)
+    pytest.fail(f"no {flow} run was caught in flight")
+
+
+def crashed_after_kill(stack: Stack, victim: dict[str, Any], killed: float) -> float:
+    """Wait for the automation to mark the killed run Crashed; the seconds from the kill."""
+    crashed = _wait_final(stack, victim["id"], timeout=240, poll=0.5)
+    assert crashed["state"]["type"] == "CRASHED", json.dumps(crashed["state"])[:2000]
+    assert "no heartbeat" in crashed["state"]["message"]
+    return time.monotonic() - killed
+
+
+def shard_runs(stack: Stack, flow: str, shard: str) -> list[str]:
+    """The final states of ``shard``'s runs, oldest first."""
+    runs = stack.call(
+        "POST", "/flow_runs/filter", {"flows": {"name": {"any_": [flow]}}, "sort": "START_TIME_ASC"}
+    )
+    return [r["state"]["type"] for r in runs if r["parameters"]["params"]["shard"] == shard]
+
+
+def run_with_a_shard_killed(
+    stack: Stack,
+    deployment: str,
+    params: dict[str, Any],
+    site: Site,
+    cache: Path,
+    ready: Callable[[list[str]], bool] | None = None,
+) -> tuple[str, str]:
+    """Run ``deployment``, SIGKILL the worker of one of its shards mid-flight, and check the shard
+    ended Crashed, ran again on the other worker and the run completed; the shard and the lost worker."""
+    shard_flow = "export-shard" if deployment.startswith("export/") else "infer-shard"
+    run_id = stack.start_run(deployment, params)
+    victim, lost = kill_mid_shard(stack, shard_flow, site, cache, ready)
+    killed = time.monotonic()
+    timings = {"crashed": crashed_after_kill(stack, victim, killed)}
+    final = _wait_final(stack, run_id)
+    timings["completed"] = time.monotonic() - killed
+    print(f"worker {lost} killed; seconds from the kill: {timings}")
+    assert final["state"]["type"] == "COMPLETED", json.dumps(final["state"])[:2000]
+    shard = victim["parameters"]["params"]["shard"]
+    assert shard_runs(stack, shard_flow, shard) == ["CRASHED", "COMPLETED"]
+    marker = json.loads((cache / "markers" / f"{shard}.json").read_text())
+    assert marker["worker"] == ({"gpu-a", "gpu-b"} - {lost}).pop()
+    return shard, lost
+
+
+def test_a_worker_killed_mid_shard_the_shard_runs_again_and_every_task_has_one_prediction(
+    stack: Stack, ls_client: LabelStudioClient, project: Project, tmp_path: Path, tiny_detr: Path
+) -> None:
+    stack.deploy_with_workers("--crash-silent-after", str(CRASH_AFTER))
+    with serve(Site({}, slow=2.0)) as site:
+        manifest = slow_images(20, tmp_path, site)
+        params = {"project_id": project.id, "manifest": str(manifest), "model": "detr", "import_new": True,
+                  "model_options": {"checkpoint": str(tiny_detr), "threshold": 0.0, "device": "cpu"},
+                  "model_version": "survivor", "shard_size": 10, "max_parallel_shards": 2, "batch_size": 2,
+                  "label_map": {"car": "civilian vehicle"}, "output_dir": str(tmp_path / "out"),
+                  "unmatched_csv": str(tmp_path / "out" / "unmatched.csv")}  # fmt: skip
+        run_with_a_shard_killed(stack, "preannotate/preannotate", params, site, tmp_path / "cache")
+    tasks = list(ls_client.iter_tasks(project.id, full=True))
+    assert len(tasks) == 20
+    assert [[p["model_version"] for p in t.predictions] for t in tasks] == [["survivor"]] * 20
+
+
+def test_deploy_schedule_and_scale_out_over_two_gpu_workers(
+    stack: Stack, ls_client: LabelStudioClient, project: Project, tmp_path: Path, tiny_detr: Path
+) -> None:
+    stack.deploy_with_workers()
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for sample in make_samples():
+        (images / sample.name).write_bytes(sample.data)
+    params = {"project_id": project.id, "input_dir": str(images), "model": "detr", "import_new": True,
+              "model_options": {"checkpoint": str(tiny_detr), "threshold": 0.0, "device": "cpu"},
+              "model_version": "deployed", "shard_size": 1, "max_parallel_shards": 4,
+              "label_map": {"car": "civilian vehicle"}, "output_dir": str(tmp_path / "out"),
+              "unmatched_csv": str(tmp_path / "out" / "unmatched.csv")}  # fmt: skip
+    final = _wait_final(stack, stack.start_run("preannotate/preannotate", params))
+    assert final["state"]["type"] == "COMPLETED", json.dumps(final["state"])[:2000]
+
+    assert ls_client.model_versions(project.id) == {"deployed": 4}
+    markers = [json.loads(p.read_text()) for p in (tmp_path / "cache" / "markers").glob("*.json")]
+    assert len(markers) == 4 and {m["worker"] for m in markers} == {"gpu-a", "gpu-b"}
+    # The shards' image lists travel by reference: no image path among the stored parameters.
+    shards = stack.call("POST", "/flow_runs/filter", {"flows": {"name": {"any_": ["infer-shard"]}}})
+    assert len(shards) >= 4
+    assert all(r["parameters"]["params"]["images"] == [] for r in shards)
+    assert all(str(images) not in json.dumps(r["parameters"]) for r in shards)
+
+    pull = stack.call("GET", "/deployments/name/pull-annotations/pull-annotations")
+    assert pull["schedules"] and pull["schedules"][0]["schedule"]["interval"] == 3600
+    scheduled: list[Any] = []
+    for _ in range(30):
+        body = {
+            "deployments": {"id": {"any_": [pull["id"]]}},
+            "flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}}},
+        }
+        scheduled = stack.call("POST", "/flow_runs/filter", body)
+        if scheduled:
+            break
+        time.sleep(1)
+    assert scheduled and scheduled[0]["parameters"]["params"]["project_id"] == 1
+
+    refused = stack.run(PREFECT, "deployment", "run", "preannotate/preannotate", "--params",
+                        json.dumps({"params": {**params, "project_id": 0}}))  # fmt: skip
+    assert refused.returncode != 0
+    assert "project_id" in refused.stdout + refused.stderr
+
+
+def test_quality_runs_after_each_pull_for_its_project(
+    stack: Stack, ls_client: LabelStudioClient, tmp_path: Path
+) -> None:
+    stack.deploy()
+    stack.start_cpu_worker()
+    project = known_edits_project(ls_client)
+    ls_client.show_predictions(project.id, "v1")  # the version annotators see: the one measured
+    out = tmp_path / "pull"
+    pulled = stack.start_run(
+        "pull-annotations/pull-annotations", {"project_id": project.id, "output_dir": str(out)}
+    )
+    assert _wait_final(stack, pulled)["state"]["type"] == "COMPLETED"
+
+    quality: list[Any] = []
+    deadline = time.monotonic() + 180
+    while not quality and time.monotonic() < deadline:
+        quality = stack.call("POST", "/flow_runs/filter", {"flows": {"name": {"any_": ["quality"]}}})
+        time.sleep(2)
+    assert len(quality) == 1, "the pull's completion started no quality run"
+    final = _wait_final(stack, quality[0]["id"])
+    assert final["state"]["type"] == "COMPLETED", json.dumps(final["state"])[:2000]
+    assert final["parameters"]["params"]["project_id"] == project.id  # a number, from the pull's run
+    summary = json.loads((out / "quality" / "summary.json").read_text())
+    assert summary["model_version"] == "v1" and summary["tasks"] == 4
+    assert summary["fates"] == {"kept": 6, "edited": 5, "deleted": 3, "added": 3}
