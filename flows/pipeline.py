@@ -20,7 +20,7 @@ from prelabel.failures import ErrorRow
 from prelabel.labelstudio.labelmap import LabelMap
 from prelabel.labelstudio.posting import PostReport
 from prelabel.labelstudio.predictions import BatchBuild
-from prelabel.pipeline import chunks, manifest_task_data, project_prompt, with_tasks
+from prelabel.pipeline import chunks, default_model_version, manifest_task_data, project_prompt, with_tasks
 from prelabel.records import PredictionRecord
 from prelabel.reports import RunSummary
 from prelabel.review.verifier import Verifier, VerifyStep
@@ -28,7 +28,14 @@ from prelabel.settings import Settings
 from prelabel.store.cache import PredictionCache, open_cache
 from tasks.common import LabelStudioConnection
 from tasks.inference import model_for
-from tasks.labelstudio import load_project, match_images, payload_rows, post_batch, show_predictions
+from tasks.labelstudio import (
+    load_project,
+    match_images,
+    payload_rows,
+    post_batch,
+    show_predictions,
+    tasks_by_id,
+)
 from tasks.reporting import Progress, write_payload_files, write_report
 
 __all__ = ["run_pipeline"]
@@ -58,7 +65,7 @@ def run_pipeline(
         project.config.region_choices,
     )
     adapter = model_for(model, model_options)
-    model_version = params.model_version or f"{model}-{adapter.signature().key[:8]}"
+    model_version = params.model_version or default_model_version(model, adapter.signature())
     verify = verify_step(params, mapping)
     if verify is not None:  # verified and unverified predictions never share a version
         model_version += "-" + Verifier.load(verify.path).version_suffix(verify.min_verified)
@@ -70,9 +77,15 @@ def run_pipeline(
         cache = open_cache(cache_location, settings)
     out = Path(params.output_dir)
 
-    task_data = manifest_task_data(getattr(params, "manifest", None), params.task_data)
-    matched = match_images(ls, project, opaque(images), params.import_new, params.fuzzy, opaque(task_data),
-                           max_pixels=sizes.max_pixels, dry_run=params.dry_run)  # fmt: skip
+    task_ids = getattr(params, "task_ids", None)
+    if task_ids:  # the tasks themselves: their images, no matching by name
+        matched = tasks_by_id(ls, project, opaque(task_ids))
+        images = list(matched.task_ids)
+    else:
+        task_data = manifest_task_data(getattr(params, "manifest", None), params.task_data)
+        matched = match_images(ls, project, opaque(images), params.import_new, params.fuzzy,
+                               opaque(task_data), max_pixels=sizes.max_pixels,
+                               dry_run=params.dry_run)  # fmt: skip
     todo = [
         uri for uri, task_id in matched.task_ids.items()
         if params.overwrite or model_version not in matched.versions.get(task_id, frozenset())

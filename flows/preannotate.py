@@ -16,9 +16,9 @@ __all__ = ["preannotate"]
 
 @flow(name="preannotate", log_prints=False)
 def preannotate(params: PreannotateParams) -> RunSummary:
-    """Collect images, match them to tasks (or import them), run the model through the cache,
-    convert, post idempotently, and report."""
-    images = collect_images(params.input_dir, params.manifest)
+    """Collect images, match them to tasks (or import them; or read the tasks ``task_ids``
+    names), run the model through the cache, convert, post idempotently, and report."""
+    images = [] if params.task_ids else collect_images(params.input_dir, params.manifest)
     settings, ls = connection(params)
     with project_lock(ls.url, params.project_id, params.wait_seconds):
         return run_pipeline(

@@ -21,16 +21,18 @@ from prelabel.ingest.manifest import read_manifest
 from prelabel.ingest.sources import IMAGE_SUFFIXES, iter_image_files
 from prelabel.labelstudio.labelmap import LabelMap
 from prelabel.models.base import ImageItem, ModelAdapter, decode_batch
-from prelabel.models.registry import model_parts
-from prelabel.records import PredictionRecord
+from prelabel.models.registry import model_parts, option_names
+from prelabel.records import ModelSignature, PredictionRecord
 from prelabel.store.cache import PredictionCache
 from prelabel.store.uris import name_of
 
 __all__ = [
     "InferResult",
     "ReadBatch",
+    "adapter_options",
     "chunks",
     "collect_images",
+    "default_model_version",
     "infer_items",
     "infer_read",
     "look_up",
@@ -264,6 +266,23 @@ def project_prompt(
             if wants and not given.get(prefix + option) and wanted[option]:
                 given[prefix + option] = wanted[option]
     return given
+
+
+def adapter_options(model: str, options: Mapping[str, Any], batch_size: int) -> dict[str, Any]:
+    """``options`` with ``batch_size`` for each part of ``model`` that batches on its own and was
+    not given one (``PRELABEL_INFER_BATCH_SIZE``): what a flow run and the ML backend both build
+    their adapter from."""
+    given = dict(options)
+    for option in option_names(model):
+        if option.rpartition(".")[2] == "batch_size" and option not in given:
+            given[option] = batch_size
+    return given
+
+
+def default_model_version(model: str, signature: ModelSignature) -> str:
+    """The ``model_version`` of predictions when none is given: the model's name and the start of
+    its signature's digest, so other options or weights never share a version."""
+    return f"{model}-{signature.key[:8]}"
 
 
 def with_tasks(records: Iterable[PredictionRecord], task_ids: dict[str, int]) -> list[PredictionRecord]:
