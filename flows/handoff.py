@@ -43,8 +43,8 @@ class DeploymentHandoff:
             project_id=project_id, task_ids=ids, model=self.settings.model,
             model_options=self.settings.model_options, model_version=model_version,
             label_map=self.settings.label_map, plurals=self.settings.plurals, cache_dir=self.cache_dir,
-            output_dir=f"prelabel-output/serve-project-{project_id}",
-            unmatched_csv=f"prelabel-output/serve-project-{project_id}/unmatched_labels.csv",
+            output_dir=f"{self.settings.run_output}/project-{project_id}",
+            unmatched_csv=f"{self.settings.run_output}/project-{project_id}/unmatched_labels.csv",
         )  # fmt: skip
         digest = hashlib.sha256(f"{project_id}:{model_version}:{ids}".encode()).hexdigest()[:32]
         return self._run(deployment, params.model_dump(mode="json", exclude_defaults=True), f"serve-{digest}")

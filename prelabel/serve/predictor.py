@@ -191,8 +191,8 @@ class Predictor:
         self, adapter: ModelAdapter, misses: Sequence[ImageItem], deadline: float
     ) -> tuple[InferResult, list[ImageItem]]:
         """The model over ``misses`` a batch at a time while the next batch fits before
-        ``deadline`` (by the average so far; the first batch always runs); the result and the
-        images left."""
+        ``deadline`` (by the average so far; without one yet, while any time is left); the result
+        and the images left."""
         result = InferResult()
         parts = iter(chunks(list(misses), self.models.batch_size))
         left: list[ImageItem] = []

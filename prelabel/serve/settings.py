@@ -60,6 +60,10 @@ class ServeSettings(BaseSettings):
     pull_deployment: str = Field(
         default="pull-annotations/pull-annotations", description="The incremental pull deployment."
     )
+    run_output: str = Field(
+        default="prelabel-output/serve",
+        description="Where a handed-over run writes its reports (on its worker; one folder per project).",
+    )
     pull_out: str | None = Field(
         default=None, description="Folder annotations are pulled into when they change (none: no pull)."
     )
