@@ -46,6 +46,8 @@ __all__ = ["create_app"]
 log = logging.getLogger("prelabel.serve")
 
 _ANNOTATION_EVENTS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED")
+# without basic auth: health probes (container healthchecks), and the webhook (its own secret)
+_OPEN_PATHS = ("/", "/health", "/webhook")
 _LONGEST_WAIT = 60.0  # seconds a stream of events is gathered at most before it is handed over
 
 
@@ -125,7 +127,7 @@ def create_app(
     @app.middleware("http")
     async def basic_auth(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         user, password = settings.basic_auth_user, settings.basic_auth_password
-        if user is None or password is None or request.url.path == "/webhook":
+        if user is None or password is None or request.url.path in _OPEN_PATHS:
             return await call_next(request)
         if basic_auth_ok(request.headers.get("authorization"), user, password):
             return await call_next(request)
@@ -135,13 +137,8 @@ def create_app(
 
     @app.get("/")
     @app.get("/health")
-    async def health() -> dict[str, Any]:
-        return {
-            "status": "UP",
-            "model_class": "prelabel",
-            "model": settings.model,
-            "versions": models.versions(),
-        }
+    async def health() -> dict[str, str]:
+        return {"status": "UP", "model_class": "prelabel"}  # open to probes: says nothing else
 
     @app.post("/setup")
     async def setup(request: Request) -> dict[str, str]:

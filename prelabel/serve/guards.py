@@ -3,7 +3,8 @@
 - **Bodies** larger than the limit are refused with 413 before they are read whole: a declared
   ``Content-Length`` at once, a chunked body as soon as it passes the limit.
 - **Basic auth** (when configured) on every route but ``/webhook``, which has its own shared
-  secret (Label Studio's webhook sends headers, not basic auth); compared in constant time.
+  secret (Label Studio's webhook sends headers, not basic auth), and ``/health``, which says
+  only that the server is up (for probes); compared in constant time.
 - **JSON** that does not parse, nests too deep, or has the wrong shape is a 400 or 422 naming
   where; the server never answers a malformed request with a 500.
 """
