@@ -19,7 +19,7 @@ from PIL import Image, ImageDraw
 from prelabel.labelstudio.client import LabelStudioClient, Project
 from prelabel.labelstudio.server import LocalLabelStudio
 from prelabel.models.prompted import Sam2Prompter
-from tests.conftest import encode_image
+from tests.conftest import encode_image, run_prelabel
 from tests.support.ml_backend import HandedOver, ls_settings, ml_backend, serve_settings
 
 pytestmark = pytest.mark.slow
@@ -160,6 +160,8 @@ def test_what_does_not_fit_the_budget_goes_to_one_run_and_is_not_answered_again(
         first = httpx.post(url + "/predict", json=request, timeout=60).json()["results"]
         took = time.monotonic() - started
         again = httpx.post(url + "/predict", json=request, timeout=60).json()["results"]
+        while not handed.runs and time.monotonic() < started + 30:  # the run starts after the answer
+            time.sleep(0.1)
     answered = [task["id"] for task, result in zip(tasks, first, strict=True) if result]
     assert len(first) == 12 and 0 < len(answered) < 12  # a batch of two runs, then the budget is spent
     assert took < 15
@@ -402,3 +404,24 @@ def test_imported_tasks_are_handed_over_in_one_run_and_changed_annotations_are_i
     httpx.post(url + "/webhook", json=again, headers=headers, timeout=30)
     time.sleep(2)
     assert len(handed.runs) == before + 1  # the same tasks again: a run has them already
+
+
+def test_connecting_to_a_label_studio_that_refuses_local_addresses_is_one_line_naming_both_settings(
+    backend: tuple[str, HandedOver, CountingSam2],
+    label_studio: LocalLabelStudio,
+    ls_client: LabelStudioClient,
+) -> None:
+    url, _, _ = backend
+    project = ls_client.create_project("serve refused", CONFIG)
+    key = label_studio.legacy_token.get_secret_value()
+    env = {
+        "PRELABEL_LS_URL": label_studio.url,
+        "PRELABEL_LS_API_KEY": key,
+        "PRELABEL_SERVE_WEBHOOK_SECRET": SECRET,
+    }
+    done = run_prelabel("project", "connect", str(project.id), "--url", url, env=env)
+    assert done.returncode == 2, done.stdout + done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert "ML_BLOCK_LOCAL_IP=false and SSRF_PROTECTION_ENABLED=false" in line and url in line
+    assert SECRET not in done.stdout + done.stderr
+    assert ls_client.request("GET", "/api/ml", params={"project": project.id}).json() == []

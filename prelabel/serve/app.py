@@ -15,6 +15,7 @@ import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -79,16 +80,18 @@ def create_app(
             log.warning("project %d: %d tasks %s and no deployment takes them (PRELABEL_SERVE_PREANNOTATE_"
                         "DEPLOYMENT): ask again", project_id, len(task_ids), why)  # fmt: skip
             return
-        claimed = registry.claim(project_id, version, task_ids)
-        if not claimed:
+        claimed = registry.claim(project_id, version, task_ids)  # from now on no request answers them
+        if claimed:  # the run starts after the answer: Prefect's API may take seconds
+            starting.submit(start_run, project_id, version, claimed, why)
+
+    def start_run(project_id: int, version: str, claimed: list[int], why: str) -> None:
+        if handoff is None:  # hand_over checked it first
             return
         try:
             run = handoff.preannotate(project_id, claimed, version)
         except PrelabelError as exc:
             registry.release(project_id, version, claimed)
-            log.error(
-                "project %d: handing %d tasks to a preannotate run failed: %s", project_id, len(claimed), exc
-            )
+            log.error("project %d: handing %d tasks to a run failed: %s", project_id, len(claimed), exc)
             return
         registry.record(project_id, version, claimed, run)
         log.info("project %d: %d tasks %s, handed to preannotate run %s: their %s predictions appear as it "
@@ -105,6 +108,7 @@ def create_app(
         if handoff is not None:
             log.info("project %s: annotations changed, pull run %s", key, handoff.pull(int(str(key))))
 
+    starting = ThreadPoolExecutor(max_workers=2, thread_name_prefix="prelabel-handoff")
     imports = Debouncer(new_tasks, settings.debounce, _LONGEST_WAIT)
     annotations = Debouncer(changed_annotations, settings.debounce, _LONGEST_WAIT)
 
@@ -116,6 +120,7 @@ def create_app(
         finally:
             imports.flush()  # gathered events are handed over, not lost with the process
             annotations.flush()
+            starting.shutdown(wait=True)  # runs being started are started
             client.close()
 
     app = FastAPI(

@@ -61,7 +61,7 @@ class Interactor:
                 400, "this backend has no segmenter for clicks and boxes: start it with --segmenter "
                 "CHECKPOINT (a SAM 2 checkpoint), or use a model that has one (grounded-sam2)",
             )  # fmt: skip
-        items, unread = self.predictor.read([self.predictor.image_uri(project, task)], float("inf"))
+        items, unread = self.predictor.read([self.predictor.image_uri(project, task)])
         if unread:
             raise RefusedRequestError(422, f"task {task.id}: {next(iter(unread.values()))}")
         item = next(iter(items.values()))

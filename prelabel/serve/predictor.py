@@ -1,10 +1,13 @@
 """Predictions for the tasks of one request, within a time budget, through the same cache as ``run``.
 
-Per request: the tasks' images are read (only the configured Label Studio's files and ``s3://``
-keys: ``prelabel.ingest.taskrefs``), looked up in the prediction cache (a hit costs no model
-call), and the misses inferred together, a model batch at a time, while the budget lasts; what
-is left is *deferred*: the caller hands it to a flow run. Each batch's time per image is kept
-(an exponential average), so the next request knows how many images still fit. Conversions are
+Per request, a part of the tasks at a time (``_FETCH_CHUNK`` images): their images are read
+(only the configured Label Studio's files and ``s3://`` keys: ``prelabel.ingest.taskrefs``),
+looked up in the prediction cache (a hit costs no model call), and the misses inferred together,
+a model batch at a time, while the budget lasts; then the next part. What is left is *deferred*:
+the caller hands it to a flow run. Reading a whole selection first would spend a short budget on
+reading alone (measured: 500 images from a busy Label Studio took longer than 5 s). Each batch's
+time per image is kept (an exponential average), so the next request knows how many images still
+fit. Conversions are
 ``run``'s (``build_prediction``), and so is the model version (``default_model_version``), so a
 task predicted here and one posted by a flow run carry the same version and never both.
 
@@ -147,44 +150,48 @@ class Predictor:
                     raise
                 answer.failed[task.id] = str(exc)
         served = self.models.for_config(project.config)
-        items, unread = self.read(list(dict.fromkeys(uris.values())), deadline)
-        batch = look_up(list(items.values()), served.adapter, self.cache)
-        records = {r.uri: r for r in batch.found.records}
-        answer.cached = len(records)
-        inferred, late = self.infer(served.adapter, batch.misses, deadline)
-        records |= {r.uri: r for r in inferred.records}
-        answer.inferred = inferred.inferred
-        model_errors = {row.file: row.error for row in inferred.errors}  # rows name the URI redacted
-        left = {item.uri for item in late}
+        records: dict[str, PredictionRecord] = {}
+        unread: dict[str, str] = {}
+        attempted: set[str] = set()
+        model_errors: dict[str, str] = {}
+        for part in chunks(list(dict.fromkeys(uris.values())), _FETCH_CHUNK):
+            if time.monotonic() >= deadline:
+                break
+            items, problems = self.read(part)
+            unread |= problems
+            batch = look_up(list(items.values()), served.adapter, self.cache)
+            records |= {r.uri: r for r in batch.found.records}
+            answer.cached += len(batch.found.records)
+            inferred, late = self.infer(served.adapter, batch.misses, deadline)
+            records |= {r.uri: r for r in inferred.records}
+            answer.inferred += inferred.inferred
+            model_errors |= {row.file: row.error for row in inferred.errors}  # rows name the URI redacted
+            attempted |= {item.uri for item in batch.misses} - {item.uri for item in late}
         for task_id, uri in uris.items():
             if uri in records:
                 self._build(answer, task_id, records[uri], project.config, served.version)
             elif uri in unread:
                 answer.failed[task_id] = unread[uri]
-            elif uri in left or uri not in items:
-                answer.deferred.append(task_id)
-            else:
+            elif uri in attempted:
                 answer.failed[task_id] = model_errors.get(redact(uri), "the model failed on the image")
+            else:  # not reached within the budget
+                answer.deferred.append(task_id)
         return answer
 
-    def read(self, uris: Sequence[str], deadline: float) -> tuple[dict[str, ImageItem], dict[str, str]]:
-        """The images read (and hashed) before ``deadline``, and why others could not be; those
-        not reached are in neither."""
+    def read(self, uris: Sequence[str]) -> tuple[dict[str, ImageItem], dict[str, str]]:
+        """The images read (and hashed), and why the others could not be."""
         items: dict[str, ImageItem] = {}
         problems: dict[str, str] = {}
         max_pixels = self.settings.max_image_pixels
-        for part in chunks(uris, _FETCH_CHUNK):
-            if time.monotonic() >= deadline:
-                break
-            for uri, data in self.fetcher.fetch_all(part).items():
-                try:
-                    if isinstance(data, SourceError):
-                        raise data
-                    info = read_image_info(data, name_of(uri), max_pixels)
-                except PrelabelError as exc:
-                    problems[uri] = str(exc)
-                    continue
-                items[uri] = ImageItem(uri=uri, data=data, info=info, max_pixels=max_pixels)
+        for uri, data in self.fetcher.fetch_all(uris).items():
+            try:
+                if isinstance(data, SourceError):
+                    raise data
+                info = read_image_info(data, name_of(uri), max_pixels)
+            except PrelabelError as exc:
+                problems[uri] = str(exc)
+                continue
+            items[uri] = ImageItem(uri=uri, data=data, info=info, max_pixels=max_pixels)
         return items, problems
 
     def infer(
