@@ -14,7 +14,14 @@ from pydantic import BaseModel, SecretStr
 from flows.params import ExportParams, ExportShardParams, LabelStudioParams, _ModelSettings, _PostOptions
 from prelabel.exporting import BatchExport, ExportPlan
 from prelabel.ingest.fetch import Fetcher
-from prelabel.labelstudio.labelmap import LabelMap, Normalization, checked_label_map, load_label_map
+from prelabel.labelstudio.config import LabelConfig
+from prelabel.labelstudio.labelmap import (
+    LabelMap,
+    Normalization,
+    checked_label_map,
+    load_label_map,
+    require_targets,
+)
 from prelabel.overlap import overlapped
 from prelabel.pipeline import InferResult, ReadBatch, chunks, read_batch, reuse_earlier
 from prelabel.review.verifier import VerifyStep
@@ -63,12 +70,18 @@ def connection(params: LabelStudioParams) -> tuple[Settings, LabelStudioConnecti
     return settings, LabelStudioConnection(settings.ls_url, key, settings.request_timeout)
 
 
-def label_map(params: _PostOptions) -> LabelMap:
-    """The label map: the file's entries, overridden by the inline ones."""
+def label_map(params: _PostOptions, config: LabelConfig | None = None) -> LabelMap:
+    """The label map: the file's entries, overridden by the inline ones; with the project's
+    ``config``, every target must be one of its labels."""
     normalization = Normalization(plurals=params.plurals)
-    base = load_label_map(Path(params.label_map_file), normalization).mapping if params.label_map_file else {}
+    file = params.label_map_file
+    base = load_label_map(Path(file), normalization).mapping if file else {}
     inline = checked_label_map(params.label_map, "the label_map parameter", normalization).mapping
-    return LabelMap({**base, **inline}, normalization)
+    merged = LabelMap({**base, **inline}, normalization)
+    if config is not None:
+        source = " with ".join(filter(None, (file, "the label_map parameter" if inline else "")))
+        require_targets(merged, config, source)
+    return merged
 
 
 def prediction_cache(params: _ModelSettings) -> PredictionCache:

@@ -25,6 +25,7 @@ from prelabel.settings import load_settings
 from prelabel.store.cache import PredictionCache, open_cache
 from tasks.exporting import read_export_keys, write_export_report
 from tasks.inference import model_for
+from tasks.reporting import Progress
 
 __all__ = ["export"]
 
@@ -48,8 +49,10 @@ def export(params: ExportParams) -> ExportSummary:
                                      sizes.max_pixels)  # fmt: skip
         total.keys = read_export_keys(params.to, list(range(1, -(-len(images) // plan.batch_size) + 1)))
     else:
+        progress = Progress(len(images), "prelabel-export-progress")
         for number, report in enumerate(export_batches(params, plan, 1, images, cache, sizes.max_pixels), 1):
             total.add(report)
+            progress.advance(min(plan.batch_size, len(images) - progress.done))
             log.info("batch %d: %d objects written, %d already there, %d failed", number,
                      report.written.total(), report.skipped.total(), len(report.errors))  # fmt: skip
     keys = write_export_report(Path(params.output_dir), opaque(total.errors), opaque(total.keys))

@@ -17,10 +17,18 @@ from flows.params import PreannotateParams, _PostOptions
 from flows.scaleout import run_shards
 from prelabel.errors import AllImagesFailedError
 from prelabel.failures import ErrorRow
+from prelabel.labelstudio.exemplars import NewRegions, new_regions
 from prelabel.labelstudio.labelmap import LabelMap
 from prelabel.labelstudio.posting import PostReport
 from prelabel.labelstudio.predictions import BatchBuild
-from prelabel.pipeline import chunks, default_model_version, manifest_task_data, project_prompt, with_tasks
+from prelabel.pipeline import (
+    chunks,
+    default_model_version,
+    exemplar_options,
+    manifest_task_data,
+    project_prompt,
+    with_tasks,
+)
 from prelabel.records import PredictionRecord
 from prelabel.reports import RunSummary
 from prelabel.review.verifier import Verifier, VerifyStep
@@ -33,10 +41,11 @@ from tasks.labelstudio import (
     match_images,
     payload_rows,
     post_batch,
+    read_exemplars,
     show_predictions,
     tasks_by_id,
 )
-from tasks.reporting import Progress, write_payload_files, write_report
+from tasks.reporting import Progress, write_new_regions_report, write_payload_files, write_report
 
 __all__ = ["run_pipeline"]
 
@@ -54,8 +63,8 @@ def run_pipeline(
     """Run one project through the pipeline; returns the summary (raises when every image failed)."""
     log = get_run_logger()
     sizes = RunSizes.of(params, settings)
-    mapping = label_map(params)
     project = load_project(ls, params.project_id)
+    mapping = label_map(params, project.config)  # a target the project lacks: an error before any work
     model_options = project_prompt(
         model,
         model_options,
@@ -64,6 +73,14 @@ def run_pipeline(
         project.config.image_choices,
         project.config.region_choices,
     )
+    task_ids = getattr(params, "task_ids", None)
+    by_id = tasks_by_id(ls, project, opaque(task_ids)) if task_ids else None  # no matching by name
+    if by_id is not None:
+        images = list(by_id.task_ids)
+    exemplars = None  # people's boxes by image, when the model is asked to use them
+    if wanted := exemplar_options(model, model_options):
+        exemplars = read_exemplars(ls, project, opaque(images), mapping, params.fuzzy)
+        model_options = {**model_options, **dict.fromkeys(wanted, exemplars)}
     adapter = model_for(model, model_options)
     model_version = params.model_version or default_model_version(model, adapter.signature())
     verify = verify_step(params, mapping)
@@ -77,10 +94,8 @@ def run_pipeline(
         cache = open_cache(cache_location, settings)
     out = Path(params.output_dir)
 
-    task_ids = getattr(params, "task_ids", None)
-    if task_ids:  # the tasks themselves: their images, no matching by name
-        matched = tasks_by_id(ls, project, opaque(task_ids))
-        images = list(matched.task_ids)
+    if by_id is not None:  # the tasks themselves, each with its own image
+        matched = by_id
     else:
         task_data = manifest_task_data(getattr(params, "manifest", None), params.task_data)
         matched = match_images(ls, project, opaque(images), params.import_new, params.fuzzy,
@@ -109,6 +124,7 @@ def run_pipeline(
     model_counts: Counter[str] = Counter()
     verified: Counter[str] = Counter()
     samples: list[PredictionRecord] = []
+    found_new: list[NewRegions] = []
     progress = Progress(len(todo), key=f"prelabel-project-{project.id}-progress")
 
     def post(batch: Inferred) -> tuple[Inferred, list[PredictionRecord], BatchBuild, PostReport]:
@@ -138,6 +154,8 @@ def run_pipeline(
         summary.inferred += inferred.inferred
         model_counts.update(inferred.model_counts)
         verified.update(inferred.verified)
+        if exemplars is not None:
+            found_new += new_regions(records, exemplars, mapping, project.config.region_labels)
         summary.posted += posted.created
         summary.replaced += posted.replaced
         samples += records[: params.contact_sheet_size - len(samples)]  # the contact sheet's images
@@ -147,6 +165,9 @@ def run_pipeline(
     if params.show_predictions and not params.dry_run:
         show_predictions(ls, project.id, model_version)
         log.info("annotators now see %s's predictions in project %d", model_version, project.id)
+    if exemplars is not None:
+        model_counts["regions beyond people's boxes"] = sum(row.new for row in found_new)
+        write_new_regions_report(out, project.id, opaque(found_new))
     summary.failed = len(errors)
     summary.model_counts = dict(model_counts) or None
     summary.verified = dict(verified) if verify is not None else None
@@ -159,7 +180,9 @@ def run_pipeline(
         summary, out, Path(params.unmatched_csv), unmatched_labels, opaque(matched.match), opaque(errors),
         opaque(samples),
     )  # fmt: skip
+    # Fine: posted (or skipped as done already), and in a dry run the images that would be imported.
     succeeded = len(todo) - (len(errors) - len(matched.errors)) + summary.skipped
+    succeeded += summary.imported if params.dry_run else 0
     if errors and succeeded <= 0:
         raise AllImagesFailedError(f"every one of the {len(errors)} images failed; see {out / 'errors.csv'}")
     return summary

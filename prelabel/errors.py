@@ -12,12 +12,14 @@
     ├── LabelConfigError          a labeling config cannot serve the request
     ├── LabelMapError             a label-mapping file is malformed (carries the file name)
     ├── LabelStudioError          Label Studio refused a request (method, URL, status, its message)
-    │   └── LabelStudioUnavailableError   no useful answer after every retry (network, 429, 5xx)
+    │   ├── LabelStudioUnavailableError   no useful answer after every retry (network, 429, 5xx)
+    │   └── NotLabelStudioError   the server answered, but not as Label Studio's API (an HTML page)
     ├── AmbiguousWriteError       a write failed after it was sent: it may have been stored
     ├── LabelStudioStartError     the local Label Studio could not be installed or started
     ├── ProjectBusyError          another run held the project for longer than the run would wait
     ├── AllImagesFailedError      not one image of a run succeeded (each has its error row)
     ├── PredictionFileError       a raw prediction file is malformed or ambiguous (carries the file name)
+    ├── DetectionError            an image's detections cannot be made sane (carries the image name)
     ├── AnnotationError           one annotation result cannot be exported (carries the image name)
     ├── DinoxError                the DINO-X API failed for one image (task failed, deadline, retries)
     │   └── DinoxAuthError        the API refused the token: the whole batch stops
@@ -32,6 +34,7 @@ __all__ = [
     "AllImagesFailedError",
     "AmbiguousWriteError",
     "AnnotationError",
+    "DetectionError",
     "DinoxAuthError",
     "DinoxError",
     "ImageError",
@@ -42,6 +45,7 @@ __all__ = [
     "LabelStudioStartError",
     "LabelStudioUnavailableError",
     "MaskError",
+    "NotLabelStudioError",
     "PredictionFileError",
     "PrelabelError",
     "ProjectBusyError",
@@ -102,6 +106,11 @@ class PredictionFileError(_FileError):
     """A raw prediction file (DINO-X shape) is malformed, missing, or not the only candidate."""
 
 
+class DetectionError(_FileError):
+    """A model's (or a raw file's) detections of one image hold what cannot be posted: a number
+    that is not finite, a score outside [0, 1], a box with no area on the image."""
+
+
 class AnnotationError(_FileError):
     """One annotation result pulled from Label Studio cannot be exported (malformed geometry)."""
 
@@ -117,6 +126,15 @@ class LabelStudioError(PrelabelError):
 
 class LabelStudioUnavailableError(LabelStudioError):
     """Label Studio did not answer usefully after every retry (network, 429, 5xx)."""
+
+
+class NotLabelStudioError(LabelStudioError):
+    """The server answered, but not as Label Studio's API does: ``found`` says what came
+    instead (an HTML page, text that is not JSON, JSON without a Label Studio version)."""
+
+    def __init__(self, method: str, url: str, status: int | None, found: str) -> None:
+        self.found = found
+        super().__init__(method, url, status, f"answered {found}: not a Label Studio API")
 
 
 class AmbiguousWriteError(PrelabelError):

@@ -6,11 +6,16 @@ count as one item's failure, and the CSV they end in are written once. Errors th
 the same for every item (a labeling config that cannot serve the request, missing
 settings, a refused API token) are not one item's failure: they propagate and stop the
 batch. Real bugs (TypeError, ...) propagate too, with their traceback.
+
+A report's drawings are the one exception (``report_part``): a contact sheet or a chart is a
+preview of work already done, so whatever stops one from being drawn is a row naming it
+(its traceback logged), and the rest of the report is still written.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator, MutableSequence, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -20,7 +25,9 @@ from prelabel.atomic import atomic_write_csv
 from prelabel.errors import DinoxAuthError, LabelConfigError, PrelabelError, SettingsError
 from prelabel.redact import redact
 
-__all__ = ["ErrorRow", "ItemAttempt", "Stage", "failure_row", "item_failure", "write_errors"]
+__all__ = ["ErrorRow", "ItemAttempt", "Stage", "failure_row", "item_failure", "report_part", "write_errors"]
+
+log = logging.getLogger(__name__)
 
 # Failures that no single item causes: they stop the whole batch.
 _BATCH_ERRORS = (LabelConfigError, SettingsError, DinoxAuthError)
@@ -38,6 +45,7 @@ class Stage(StrEnum):
     IMPORT = "import"
     EXPORT = "export"
     PULL = "pull"
+    REPORT = "report"
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +89,20 @@ def item_failure(rows: MutableSequence[ErrorRow], file: str, stage: Stage) -> It
         yield attempt
     except PrelabelError as exc:
         rows.append(failure_row(file, attempt.stage, exc))
+        attempt.failed = True
+
+
+@contextlib.contextmanager
+def report_part(rows: MutableSequence[ErrorRow], part: str) -> Iterator[ItemAttempt]:
+    """Draw one part of a report (``part``: the file it writes); any failure becomes a row in
+    ``rows`` and ``failed`` is set: the report around it is still written, the run not failed."""
+    attempt = ItemAttempt(Stage.REPORT)
+    try:
+        yield attempt
+    except Exception as exc:  # any: a drawing that fails must not lose the run's report
+        log.warning("%s could not be drawn", redact(part), exc_info=True)
+        rows.append(ErrorRow(redact(part), Stage.REPORT,
+                             redact(f"could not be drawn ({type(exc).__name__}: {exc})"[:500])))  # fmt: skip
         attempt.failed = True
 
 

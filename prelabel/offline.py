@@ -21,7 +21,8 @@ from prelabel.convert.contours import DEFAULT_TOLERANCE
 from prelabel.errors import PredictionFileError, SettingsError
 from prelabel.failures import ErrorRow
 from prelabel.images import DEFAULT_MAX_PIXELS
-from prelabel.ingest.sources import iter_image_files, raw_file_for
+from prelabel.ingest.rawpaths import raw_file_for
+from prelabel.ingest.sources import iter_image_files
 from prelabel.labelstudio.config import LabelConfig
 from prelabel.labelstudio.labelmap import LabelMap
 from prelabel.labelstudio.predictions import build_batch

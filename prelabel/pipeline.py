@@ -13,16 +13,18 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from prelabel.errors import PrelabelError, SourceError
+from prelabel.errors import DetectionError, MaskError, PrelabelError, SourceError
 from prelabel.failures import ErrorRow, Stage, failure_row, item_failure
-from prelabel.images import DEFAULT_MAX_PIXELS, read_image_info
+from prelabel.images import DEFAULT_MAX_PIXELS, ImageInfo, read_image_info
 from prelabel.ingest.fetch import Fetcher
 from prelabel.ingest.manifest import read_manifest
-from prelabel.ingest.sources import IMAGE_SUFFIXES, iter_image_files
+from prelabel.ingest.sources import iter_image_files, no_images
 from prelabel.labelstudio.labelmap import LabelMap
+from prelabel.modeloutput import sane_detections
 from prelabel.models.base import ImageItem, ModelAdapter, decode_batch
-from prelabel.models.registry import model_parts, option_names
-from prelabel.records import ModelSignature, PredictionRecord
+from prelabel.models.registry import model_option_names, model_parts, option_names
+from prelabel.models.sam3 import EXEMPLARS_FROM_PROJECT
+from prelabel.records import Detections, ModelSignature, PredictionRecord
 from prelabel.store.cache import PredictionCache
 from prelabel.store.uris import name_of
 
@@ -33,6 +35,7 @@ __all__ = [
     "chunks",
     "collect_images",
     "default_model_version",
+    "exemplar_options",
     "infer_items",
     "infer_read",
     "look_up",
@@ -93,8 +96,7 @@ def collect_images(input_dir: str | None, manifest: str | None) -> list[str]:
         raise SourceError("give a folder of images or a manifest")
     images = [str(p) for p in iter_image_files(input_dir)]
     if not images:
-        kinds = ", ".join(sorted(IMAGE_SUFFIXES))
-        raise SourceError(f"0 images found in {input_dir} (prelabel reads {kinds}; hidden files are skipped)")
+        raise no_images(input_dir)
     return images
 
 
@@ -151,11 +153,15 @@ def read_batch(
 def look_up(
     items: Sequence[ImageItem], model: ModelAdapter, cache: PredictionCache | None, *, refresh: bool = False
 ) -> ReadBatch:
-    """The cache's records for ``items`` and the misses (``refresh``: every item misses)."""
+    """The cache's records for ``items`` and the misses (``refresh``: every item misses; an entry
+    that cannot be made sane misses too)."""
     found, misses = InferResult(), []
     signature = model.signature()
     for item in items:
         hit = None if (refresh or cache is None) else cache.get(item.info.sha256, signature)
+        if hit is not None:  # an entry cached before its output was made sane: made so, or a miss
+            sane = _sane(hit, item.info)
+            hit = None if isinstance(sane, PrelabelError) else sane
         if hit is None:
             misses.append(item)
         else:
@@ -185,8 +191,9 @@ def reuse_earlier(batch: ReadBatch, earlier: InferResult, cache: PredictionCache
 
 
 def infer_read(batch: ReadBatch, model: ModelAdapter, cache: PredictionCache | None) -> InferResult:
-    """The batch's result: its cached records, then the model's for the misses (then cached);
-    an image the model fails on becomes an error row. ``batch`` is left as it was but for the
+    """The batch's result: its cached records, then the model's for the misses, made sane
+    (``prelabel.modeloutput``), then cached; an image the model fails on, or whose output
+    cannot be made sane, becomes an error row (nothing of it cached). ``batch`` is left as it was but for the
     misses' decoded pixels, which are dropped (a retry decodes them again). With a cache (whose
     key says the model's output depends on the bytes alone), misses with the same bytes go
     to the model once; the others take its outcome, counted cached."""
@@ -208,11 +215,9 @@ def infer_read(batch: ReadBatch, model: ModelAdapter, cache: PredictionCache | N
     outcomes = dict(zip(first, model.predict(list(first.values())), strict=True))
     for item in batch.misses:
         item.unload()
-    for k, outcome in outcomes.items():  # a NaN would be cached, then refused as an entry on every read
+    for k, outcome in outcomes.items():  # made sane, or refused, before anything is cached
         if not isinstance(outcome, PrelabelError):
-            outcomes[k], broken = outcome.finite()
-            if broken:
-                result.model_counts["numbers not finite, left out"] += broken
+            outcomes[k] = _sane(outcome, first[k].info)
     for item in batch.misses:
         outcome = outcomes[key(item)]
         if isinstance(outcome, PrelabelError):
@@ -227,6 +232,14 @@ def infer_read(batch: ReadBatch, model: ModelAdapter, cache: PredictionCache | N
         result.records.append(PredictionRecord(item.info, outcome, signature, uri=item.uri))
     result.model_counts.update(model.drain_counts())
     return result
+
+
+def _sane(found: Detections, image: ImageInfo) -> Detections | PrelabelError:
+    """``sane_detections``, its refusal as the image's outcome."""
+    try:
+        return sane_detections(found, image)
+    except (DetectionError, MaskError) as exc:
+        return exc
 
 
 def infer_items(
@@ -283,6 +296,20 @@ def default_model_version(model: str, signature: ModelSignature) -> str:
     """The ``model_version`` of predictions when none is given: the model's name and the start of
     its signature's digest, so other options or weights never share a version."""
     return f"{model}-{signature.key[:8]}"
+
+
+def exemplar_options(model: str, options: Mapping[str, Any]) -> list[str]:
+    """The options (``exemplars``; ``sam3.exemplars`` in a chain) that ask for the project's
+    boxes as exemplars: the run fills each with people's boxes, by image, before the model is
+    made. A model without the option is left to refuse it as an unknown option."""
+    wanted = []
+    for prefix, cls in model_parts(model):
+        if (
+            "exemplars" in model_option_names(cls)
+            and options.get(f"{prefix}exemplars") == EXEMPLARS_FROM_PROJECT
+        ):
+            wanted.append(f"{prefix}exemplars")
+    return wanted
 
 
 def with_tasks(records: Iterable[PredictionRecord], task_ids: dict[str, int]) -> list[PredictionRecord]:

@@ -158,29 +158,6 @@ class Detections:
     def has_masks(self) -> bool:
         return any(m is not None for m in self.masks)
 
-    def finite(self) -> tuple[Detections, int]:
-        """Without what holds a number that is not finite (a model's numeric failure, which a
-        raw file or cache entry may not hold): detections whose box, score or polygon has one,
-        and such keypoints and choices; and how many of those were left out."""
-        keep = np.isfinite(self.xyxy).all(axis=1) & np.isfinite(self.scores)
-        keep &= np.array([p is None or bool(np.isfinite(np.asarray(p, dtype=np.float64)).all())
-                          for p in self.polygons], dtype=np.bool_)  # fmt: skip
-        kept = self[keep]
-        keypoints = tuple(None if points is None else tuple(k for k in points if _finite(k.x, k.y, k.score))
-                          for points in kept.keypoints)  # fmt: skip
-        region_choices = tuple(tuple(c for c in cs if _finite(c.score)) for cs in kept.region_choices)
-        choices = tuple(c for c in self.choices if _finite(c.score))
-        left = int((~keep).sum()) + len(self.choices) - len(choices)
-        left += sum(len(a or ()) - len(b or ()) for a, b in zip(kept.keypoints, keypoints, strict=True))
-        left += sum(len(a) - len(b) for a, b in zip(kept.region_choices, region_choices, strict=True))
-        if not left:
-            return self, 0
-        return kept.replace(keypoints=keypoints, region_choices=region_choices, choices=choices), left
-
-
-def _finite(*values: float) -> bool:
-    return all(math.isfinite(v) for v in values)
-
 
 @dataclass(frozen=True, slots=True)
 class ModelSignature:

@@ -1,8 +1,10 @@
 """Settings from flags, the environment (``PRELABEL_*``) and a ``.env`` file.
 
 Label Studio's own ``LABEL_STUDIO_URL`` / ``LABEL_STUDIO_API_KEY`` are honoured when the
-``PRELABEL_`` names are unset, since Label Studio users already have them. Secrets are
-``SecretStr``: their repr, logs and model dumps show ``**********``.
+``PRELABEL_`` names are unset, since Label Studio users already have them. No other name is
+read: a field's own name (``ls_url``) is no variable, so a shell's ``LS_URL`` (in any case)
+can never redirect a run or its key. Secrets are ``SecretStr``: their repr, logs and model
+dumps show ``**********``.
 """
 
 from __future__ import annotations
@@ -46,12 +48,12 @@ class Settings(BaseSettings):
 
     ls_url: str = Field(
         default="http://localhost:8080",
-        validation_alias=AliasChoices("ls_url", "PRELABEL_LS_URL", "LABEL_STUDIO_URL"),
+        validation_alias=AliasChoices("PRELABEL_LS_URL", "LABEL_STUDIO_URL"),
         description="Label Studio base URL (PRELABEL_LS_URL, else LABEL_STUDIO_URL).",
     )
     ls_api_key: SecretStr | None = Field(
         default=None,
-        validation_alias=AliasChoices("ls_api_key", "PRELABEL_LS_API_KEY", "LABEL_STUDIO_API_KEY"),
+        validation_alias=AliasChoices("PRELABEL_LS_API_KEY", "LABEL_STUDIO_API_KEY"),
         description="Legacy token or personal access token (PRELABEL_LS_API_KEY, else LABEL_STUDIO_API_KEY).",
     )
     dinox_token: SecretStr | None = Field(default=None, description="DINO-X API token.")

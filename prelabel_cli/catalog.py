@@ -37,7 +37,7 @@ def samples(
 
 @app.command()
 def models() -> None:
-    """List the models and the task types they serve, and how to chain them.
+    """List the models, the task types they serve and what they need, and how to chain them.
 
     Example: prelabel run --model detr+vitpose+siglip --model-option vitpose.threshold=0.3 ...
     """
@@ -48,7 +48,8 @@ def models() -> None:
     for name, types in available_models().items():
         cls = adapter_class(name)
         role = "" if cls.detects else " (after a detector)"
-        typer.echo(f"{name}: {', '.join(types)}{role}")
+        needs = f"; needs {cls.needs}" if cls.needs else ""
+        typer.echo(f"{name}: {', '.join(types)}{role}{needs}")
         if cls.refines:
             refiners.append(name)
     typer.echo(

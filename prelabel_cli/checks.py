@@ -1,23 +1,32 @@
 """Checks before work: what the command line can find out in about a second, it does,
 before a flow (and Prefect's temporary server) starts: the model and its options, the
-Label Studio URL and key, the key accepted, the project there."""
+Label Studio URL and key, the server being Label Studio, the key accepted, the project there.
+
+Every command that talks to Label Studio goes through ``label_studio`` (or ``check_project``)
+once: a wrong server, a refused key or a missing project is one line, after the one retry
+policy has had its chance with a transient answer (a 503, a server still starting).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+import logging
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from prelabel.errors import LabelStudioError, LabelStudioUnavailableError, PrelabelError
+from prelabel.errors import LabelStudioError, LabelStudioUnavailableError, NotLabelStudioError, PrelabelError
 from prelabel.ingest.manifest import read_manifest
-from prelabel.labelstudio.client import LabelStudioClient
+from prelabel.labelstudio.client import LabelStudioClient, Project
 from prelabel.models import create_model
 from prelabel.quality.pairs import require_model_version
 from prelabel.settings import load_settings
 
-__all__ = ["check_images", "check_model", "check_project"]
+__all__ = ["check_images", "check_model", "check_project", "check_verifier", "label_studio"]
 
-_TIMEOUT = 5.0
+_TIMEOUT = 5.0  # seconds per request of the check
+# Patience for a server that is starting or briefly busy: waits of up to 0.5, 1, 2 and 4 s.
+_RETRIES, _BACKOFF = 4, 0.5
 
 
 def check_model(name: str, options: Mapping[str, Any]) -> None:
@@ -31,17 +40,62 @@ def check_images(manifest: str | None) -> None:
         read_manifest(manifest)
 
 
-def check_project(ls_url: str | None, project_id: int, model_version: str | None = None) -> None:
-    """Label Studio answers at the URL, accepts the key, and has the project (with predictions
-    of ``model_version``, when one is given)."""
+@contextlib.contextmanager
+def label_studio(ls_url: str | None, project_id: int | None = None) -> Iterator[LabelStudioClient]:
+    """A client of the command's Label Studio, checked first (``check_project``; the project
+    only when one is named). The command's own work keeps its errors."""
+    with _checking(ls_url, project_id) as client:
+        if project_id is not None:
+            client.get_project(project_id)
     settings = load_settings()
     key = settings.ls_key_for(ls_url)
-    url = settings.ls_url
+    with LabelStudioClient(settings.ls_url, key, timeout=settings.request_timeout) as client:
+        yield client
+
+
+def check_project(ls_url: str | None, project_id: int, model_version: str | None = None) -> Project:
+    """The project, once its Label Studio is checked: the server is Label Studio (its version
+    endpoint answers JSON, before the key is sent), it accepts the key, it has the project (with
+    predictions of ``model_version`` when one is given). Each failure is one line."""
+    with _checking(ls_url, project_id) as client:
+        project = client.get_project(project_id)
+        if model_version is not None:
+            require_model_version(client, project_id, model_version)
+    return project
+
+
+@contextlib.contextmanager
+def _checking(ls_url: str | None, project_id: int | None) -> Iterator[LabelStudioClient]:
+    """A quick client of a Label Studio known to be one that accepts the key; the block's Label
+    Studio errors as one line."""
+    settings = load_settings()
+    key, url = settings.ls_key_for(ls_url), settings.ls_url
+    checking = LabelStudioClient(url, key, timeout=_TIMEOUT, retries=_RETRIES, backoff=_BACKOFF)
+    with _one_line(url, project_id), _quiet_retries(), checking as client:
+        client.check()
+        yield client
+
+
+@contextlib.contextmanager
+def _quiet_retries() -> Iterator[None]:
+    """The check's retries unsaid: what it found is the one line (a server that is down is not
+    four warnings and then the line)."""
+    logger = logging.getLogger("prelabel.retry")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
     try:
-        with LabelStudioClient(url, key, timeout=_TIMEOUT, retries=0) as client:
-            client.get_project(project_id)
-            if model_version is not None:
-                require_model_version(client, project_id, model_version)
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+@contextlib.contextmanager
+def _one_line(url: str, project_id: int | None) -> Iterator[None]:
+    """The check's Label Studio errors as the one line a user can act on."""
+    try:
+        yield
+    except NotLabelStudioError as exc:
+        raise PrelabelError(f"{url} {exc.detail}") from exc
     except LabelStudioUnavailableError as exc:
         raise PrelabelError(
             f"Label Studio at {url} did not answer ({exc.detail}); start it or pass --ls-url"
@@ -52,7 +106,7 @@ def check_project(ls_url: str | None, project_id: int, model_version: str | None
                 f"Label Studio at {url} refused the API key ({exc.status}); "
                 "check --api-key or PRELABEL_LS_API_KEY"
             ) from exc
-        if exc.status == 404:
+        if exc.status == 404 and project_id is not None:
             raise PrelabelError(
                 f"Label Studio at {url} has no project {project_id} (or the key cannot see it)"
             ) from exc

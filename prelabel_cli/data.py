@@ -77,6 +77,9 @@ def ingest(
         seed=seed, video_fps=video_fps, url_column=url_column, url_path=url_path, label_path=label_path,
         max_items=max_items, concurrency=concurrency,
     )  # fmt: skip
+    project = source.removeprefix("ls://")
+    if source.startswith("ls://") and project.isdigit():  # a Label Studio project's images
+        check_project(None, int(project))
     done: IngestSummary = run_flow(ingest_flow, params, show=_ingest_lines)
     if done.failed and not allow_failures:
         raise typer.Exit(EXIT_IMAGES_FAILED)

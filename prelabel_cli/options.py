@@ -21,6 +21,7 @@ import typer
 
 from prelabel.convert.contours import DEFAULT_TOLERANCE
 from prelabel.errors import PrelabelError
+from prelabel.ingest.sources import has_images, no_images
 
 __all__ = [
     "AllowFailures",
@@ -220,6 +221,8 @@ def images_source(input_dir: Path | None, manifest: Path | None) -> tuple[str | 
         raise PrelabelError(
             f"--input-dir {input_dir}: {'not a folder' if input_dir.exists() else 'no such folder'}"
         )
+    if input_dir is not None and not has_images(input_dir):
+        raise no_images(input_dir)
     if manifest is not None and not manifest.is_file():
         raise PrelabelError(f"--manifest {manifest}: no such file")
     return (str(input_dir) if input_dir else None), (str(manifest) if manifest else None)

@@ -11,7 +11,7 @@ from prelabel.convert.contours import DEFAULT_TOLERANCE
 from prelabel.errors import PrelabelError
 from prelabel.failures import write_errors
 from prelabel.labelstudio.config import parse_label_config
-from prelabel.labelstudio.labelmap import LabelMap, Normalization, load_label_map
+from prelabel.labelstudio.labelmap import LabelMap, Normalization, load_label_map, require_targets
 from prelabel.offline import LOCAL_FILES_PREFIX, ConvertResult, convert_directory, write_tasks
 from prelabel_cli.app import EXIT_IMAGES_FAILED, app
 from prelabel_cli.checks import check_images, check_model, check_project, check_verifier
@@ -63,6 +63,7 @@ def run(
 
     Example: prelabel run --input-dir photos --project-id 3 --model ocr --import-new
     """
+    from flows.common import label_map
     from flows.params import PreannotateParams
     from flows.preannotate import preannotate
 
@@ -74,7 +75,8 @@ def run(
     )  # fmt: skip
     check_model(params.model, params.model_options)
     check_images(params.manifest)
-    check_project(params.ls_url, params.project_id)
+    project = check_project(params.ls_url, params.project_id)
+    label_map(params, project.config)  # its targets are the project's labels, or one line now
     run_posting_flow(preannotate, params, shared.allow_failures)
 
 
@@ -94,13 +96,15 @@ def post(
 
     Example: prelabel post --input-dir photos --project-id 3 --label-map map.json --model-version dinox-v1
     """
+    from flows.common import label_map
     from flows.params import PostParams
     from flows.post_predictions import post_predictions
 
     params = PostParams(
         input_dir=str(input_dir), raw_dir=str(raw_dir) if raw_dir else None, **shared.flow_params()
     )
-    check_project(params.ls_url, params.project_id)
+    project = check_project(params.ls_url, params.project_id)
+    label_map(params, project.config)  # its targets are the project's labels, or one line now
     run_posting_flow(post_predictions, params, shared.allow_failures)
 
 
@@ -194,6 +198,8 @@ def convert(
     normalization = Normalization(plurals=plurals)
     mapping = load_label_map(label_map, normalization) if label_map else LabelMap(normalization=normalization)
     parsed = parse_label_config(_read_text(config))
+    if label_map is not None:
+        require_targets(mapping, parsed, str(label_map))
     result = convert_directory(
         input_dir, parsed, mapping, model_version,
         raw_dir=raw_dir, url_prefix=url_prefix, document_root=document_root, masks=masks,

@@ -11,11 +11,10 @@ from typing import Annotated
 import typer
 
 from prelabel.errors import PrelabelError
-from prelabel.labelstudio.client import LabelStudioClient
 from prelabel.labelstudio.config import parse_label_config
 from prelabel.labelstudio.projects import COCO_KEYPOINTS, TOOLS, build_label_config, project_summary
-from prelabel.settings import load_settings
 from prelabel_cli.app import app
+from prelabel_cli.checks import label_studio
 from prelabel_cli.options import ApiKey, LsUrl, use_api_key
 
 __all__ = ["project_create", "project_show"]
@@ -27,12 +26,6 @@ app.add_typer(project_app, name="project")
 
 def _names(value: str | None) -> list[str]:
     return [n.strip() for n in (value or "").split(",") if n.strip()]
-
-
-def _client(ls_url: str | None, api_key: str | None) -> LabelStudioClient:
-    use_api_key(api_key, ls_url)
-    settings = load_settings()
-    return LabelStudioClient(settings.ls_url, settings.ls_key_for(ls_url), timeout=30)
 
 
 @project_app.command("create")
@@ -80,7 +73,8 @@ def project_create(
             _names(labels), _names(tools), keypoints=names, choices=_names(choices),
             choices_per_region=choices_per_region, text=text,
         )  # fmt: skip
-    with _client(ls_url, api_key) as client:
+    use_api_key(api_key, ls_url)
+    with label_studio(ls_url) as client:
         project = client.create_project(title.strip(), xml)
     typer.echo(
         f"created project {project.id} ({project.title}): {client.url}/projects/{project.id}", err=True
@@ -98,7 +92,8 @@ def project_show(
 
     Example: prelabel project show 3
     """
-    with _client(ls_url, api_key) as client:
+    use_api_key(api_key, ls_url)
+    with label_studio(ls_url, project_id) as client:
         summary = project_summary(client, project_id)
     typer.echo(f"project {summary.id}: {summary.title}")
     for control in summary.controls:

@@ -14,7 +14,7 @@ import typer
 from prelabel.errors import PrelabelError
 from prelabel.settings import load_settings
 from prelabel_cli.app import EXIT_IMAGES_FAILED, app
-from prelabel_cli.checks import check_project
+from prelabel_cli.checks import check_project, label_studio
 from prelabel_cli.options import AllowFailures, ApiKey, CacheDir, LsUrl, Refresh, TaskBatch, use_api_key
 from prelabel_cli.runs import run_flow
 
@@ -74,12 +74,7 @@ def review_set_create(
         if not model_version:
             raise PrelabelError("--project-id needs --model-version (see the project's predictions)")
         use_api_key(api_key, ls_url)
-        check_project(ls_url, project_id)
-        settings = load_settings()
-        from prelabel.labelstudio.client import LabelStudioClient
-
-        with LabelStudioClient(settings.ls_url, settings.ls_key_for(ls_url),
-                               timeout=settings.request_timeout) as client:  # fmt: skip
+        with label_studio(ls_url, project_id) as client:
             data_key = client.get_project(project_id).config.image.data_key
             versions = client.model_versions(project_id)
             if model_version not in versions:
@@ -91,7 +86,7 @@ def review_set_create(
                 client.iter_tasks(project_id, full=True), model_version, data_key, per
             )
         meta = {"source": "project", "project_id": project_id, "model_version": model_version, "per": per,
-                "ls_url": settings.ls_url}  # fmt: skip
+                "ls_url": client.url}  # fmt: skip
     with ReviewSet.create(out, items, meta, overwrite=overwrite) as created:
         labels = Counter(item.label for item in created.items())
     typer.echo(
@@ -132,11 +127,9 @@ def features(
     """
     from prelabel.models.hub import read_locally
     from prelabel.review.features import CHECKPOINTS
-    from prelabel.review.sets import ReviewSet
 
     use_api_key(api_key, ls_url)
-    with ReviewSet(review_set):  # a missing or foreign file is a mistake, caught before the flow
-        pass
+    _check_label_studio(review_set, ls_url)  # the set is there, and the Label Studio serving its images
     read_locally(checkpoint or CHECKPOINTS[embedder], None)  # offline: one line now, not after retries
     from flows.features import FeaturesParams
     from flows.features import features as features_flow
@@ -146,7 +139,7 @@ def features(
         checkpoint=checkpoint, margin=margin, device=device, batch_size=batch_size, cache_dir=cache_dir,
         refresh=refresh, ls_url=ls_url,
     )  # fmt: skip
-    done = run_flow(features_flow, params, progress=True, show=lambda s: str(s.markdown()))
+    done = run_flow(features_flow, params, show=lambda s: str(s.markdown()))
     if done.failed and not allow_failures:
         raise typer.Exit(EXIT_IMAGES_FAILED)
 
@@ -211,7 +204,6 @@ def review_apply(
 
     Example: prelabel review apply --set cars.sqlite
     """
-    from prelabel.labelstudio.client import LabelStudioClient
     from prelabel.review.apply import apply_answers
     from prelabel.review.sets import ReviewSet
 
@@ -219,11 +211,9 @@ def review_apply(
     with ReviewSet(review_set) as opened:
         if opened.meta.get("source") != "project":
             raise PrelabelError(f"{review_set} was made from a references file: nothing to apply to")
-        check_project(ls_url, int(opened.meta["project_id"]))
         settings = load_settings()
         out = answers_csv or review_set.with_suffix(".answers.csv")
-        with LabelStudioClient(settings.ls_url, settings.ls_key_for(ls_url),
-                               timeout=settings.request_timeout) as client:  # fmt: skip
+        with label_studio(ls_url, int(opened.meta["project_id"])) as client:
             done = apply_answers(client, opened, out, chunk_size=settings.post_batch_size, dry_run=dry_run,
                                  annotate=annotate)  # fmt: skip
     for line in done.lines():

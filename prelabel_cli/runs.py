@@ -22,20 +22,21 @@ __all__ = ["interrupted_line", "run_flow", "run_posting_flow", "ui_hint"]
 
 
 @contextlib.contextmanager
-def _progress(seen: list[Progress], bar: bool) -> Iterator[None]:
-    """Keep the flow's last progress in ``seen``; draw it as a terminal bar when ``bar``."""
+def _progress(seen: list[Progress]) -> Iterator[None]:
+    """Draw the flow's progress as a terminal bar; keep the last in ``seen``."""
     from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
     from rich.progress import Progress as Bar
 
     from tasks.reporting import progress_listener
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Bar(*columns, transient=True, disable=not bar) as shown:
+    with Bar(*columns, transient=True) as shown:
         row = shown.add_task("", total=None)
 
         def listen(progress: Progress) -> None:
             seen[:] = [progress]
-            shown.update(row, completed=progress.done, total=progress.total, description=progress.unit)
+            total = progress.total or None  # 0: not known yet (the bar counts without an end)
+            shown.update(row, completed=progress.done, total=total, description=progress.unit)
 
         with progress_listener(listen):
             yield
@@ -47,8 +48,9 @@ def interrupted_line(seen: list[Progress]) -> str:
         return "interrupted before any work was done; nothing was posted"
     last = seen[-1]
     posted = f", {last.posted} predictions posted" if last.posted else ""
-    return (f"interrupted after {last.done} of {last.total} {last.unit}{posted}; run the same command "
-            "again to continue (finished work is skipped)")  # fmt: skip
+    done = f"{last.done} of {last.total}" if last.total else f"{last.done}"
+    return (f"interrupted after {done} {last.unit}{posted}; run the same command again to continue "
+            "(finished work is skipped)")  # fmt: skip
 
 
 def ui_hint(flow_run_id: UUID | None) -> str:
@@ -86,16 +88,14 @@ def _quiet_console() -> None:
             handler.setFormatter(_NoTracebackFor(handler.formatter or logging.Formatter()))
 
 
-def run_flow(
-    flow: Callable[..., Any], params: Any, *, progress: bool = False, show: Callable[[Any], str] | None = None
-) -> Any:
+def run_flow(flow: Callable[..., Any], params: Any, *, show: Callable[[Any], str] | None = None) -> Any:
     """Run ``flow(params)`` here and return its result (its error is raised); print ``show(result)``,
     then where to see the run in the Prefect UI. Ctrl-C ends it with one line and exit code 130."""
     ensure_server()
     _quiet_console()
     seen: list[Progress] = []
     try:
-        with _progress(seen, bar=progress):
+        with _progress(seen):
             state = flow(params, return_state=True)
     except KeyboardInterrupt as interrupt:
         typer.echo(f"prelabel: {interrupted_line(seen)}", err=True)
@@ -109,7 +109,7 @@ def run_flow(
 
 def run_posting_flow(flow: Callable[..., Any], params: Any, allow_failures: bool) -> RunSummary:
     """Run a posting flow under the progress bar, print its summary, exit 1 on failed images."""
-    summary: RunSummary = run_flow(flow, params, progress=True, show=lambda s: str(s.markdown()))
+    summary: RunSummary = run_flow(flow, params, show=lambda s: str(s.markdown()))
     if summary.failed and not allow_failures:
         raise typer.Exit(EXIT_IMAGES_FAILED)
     return summary

@@ -8,6 +8,7 @@ from prefect.cache_policies import NO_CACHE
 from prelabel.ingest.fetch import Fetcher, FetchOptions
 from prelabel.ingest.manifest import IngestResult, SourceSpec, ingest, iter_source
 from prelabel.settings import load_settings
+from tasks.reporting import Progress
 
 __all__ = ["ingest_source"]
 
@@ -24,7 +25,8 @@ def ingest_source(
     """List, sample, fetch and check the whole source (streaming: bounded memory)."""
     settings = load_settings()
     fetcher = Fetcher(settings, options)
+    progress = Progress(0, "prelabel-ingest-progress", unit="images checked")
     return ingest(
         iter_source(spec, fetcher, settings), fetcher, sample=sample, stratify_by=stratify_by, equal=equal,
-        seed=seed,
+        seed=seed, progress=progress.advance,
     )  # fmt: skip

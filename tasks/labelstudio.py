@@ -14,6 +14,7 @@ from prelabel.errors import PrelabelError
 from prelabel.failures import ErrorRow, Stage, failure_row
 from prelabel.ingest.taskrefs import task_image_uri
 from prelabel.labelstudio.client import Project, Task
+from prelabel.labelstudio.exemplars import exemplar_boxes
 from prelabel.labelstudio.importing import import_images
 from prelabel.labelstudio.labelmap import LabelMap
 from prelabel.labelstudio.matching import MatchResult, match_files
@@ -22,6 +23,7 @@ from prelabel.labelstudio.predictions import BatchBuild, build_batch
 from prelabel.labelstudio.pullback import Format, PullReport, pull_annotations
 from prelabel.records import PredictionRecord
 from tasks.common import RETRY, LabelStudioConnection
+from tasks.reporting import Progress
 
 __all__ = [
     "MatchOutcome",
@@ -29,6 +31,7 @@ __all__ = [
     "match_images",
     "post_batch",
     "pull",
+    "read_exemplars",
     "show_predictions",
     "tasks_by_id",
 ]
@@ -116,6 +119,24 @@ def tasks_by_id(connection: LabelStudioConnection, project: Project, task_ids: S
     return outcome
 
 
+@task(name="read-exemplars", cache_policy=NO_CACHE, **RETRY)
+def read_exemplars(
+    connection: LabelStudioConnection,
+    project: Project,
+    images: Sequence[str],
+    label_map: LabelMap,
+    fuzzy: bool,
+) -> dict[str, list[list[Any]]]:
+    """People's boxes in the annotated tasks of the project, by image (paired with tasks as
+    ``match-images`` pairs them): a concept model's exemplars."""
+    key = project.config.image.data_key
+    with connection.client() as client:
+        tasks = list(client.iter_tasks(project.id, full=True))
+    match = match_files(images, [(t.id, t.image_ref(key)) for t in tasks], fuzzy=fuzzy)
+    annotated = [t for t in tasks if t.annotations]
+    return exemplar_boxes(annotated, project.config, {m.file: m.task_id for m in match.matches}, label_map)
+
+
 @task(name="post-batch", cache_policy=NO_CACHE, **RETRY)
 def post_batch(
     connection: LabelStudioConnection,
@@ -170,10 +191,10 @@ def pull(
     full: bool,
 ) -> PullReport:
     """Export human annotations (incrementally) to COCO and tables."""
+    progress = Progress(0, f"prelabel-pull-project-{project_id}-progress", unit="tasks read")
     with connection.client() as client:
-        return pull_annotations(
-            client, project_id, out_dir, formats=formats, all_annotators=all_annotators, full=full
-        )
+        return pull_annotations(client, project_id, out_dir, formats=formats, all_annotators=all_annotators,
+                                full=full, progress=progress.advance)  # fmt: skip
 
 
 def payload_rows(batch: BatchBuild) -> list[tuple[str, int, dict[str, Any]]]:

@@ -11,6 +11,7 @@ from prefect.cache_policies import NO_CACHE
 
 from prelabel.quality import Pairs, QualityReport, QualitySummary, load_pairs, measure_quality, write_quality
 from tasks.common import RETRY, LabelStudioConnection
+from tasks.reporting import Progress
 
 __all__ = ["measure", "write_quality_report"]
 
@@ -25,8 +26,9 @@ def measure(
 ) -> tuple[QualityReport, Pairs]:
     """Read the project's predicted and annotated tasks and compute every number (None: the
     project's model version)."""
+    progress = Progress(0, f"prelabel-quality-project-{project_id}-progress", unit="tasks read")
     with connection.client() as client:
-        project, pairs = load_pairs(client, project_id, model_version)
+        project, pairs = load_pairs(client, project_id, model_version, progress=progress.advance)
     return measure_quality(pairs, project.config, project_id, iou_threshold, keypoint_tolerance), pairs
 
 

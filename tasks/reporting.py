@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -20,7 +21,8 @@ from prefect.artifacts import (
 from prefect.cache_policies import NO_CACHE
 
 from prelabel.contactsheet import write_contact_sheet
-from prelabel.failures import ErrorRow, write_errors
+from prelabel.failures import ErrorRow, report_part, write_errors
+from prelabel.labelstudio.exemplars import NewRegions, write_new_regions
 from prelabel.labelstudio.matching import (
     MATCHES_REPORT_COLUMNS,
     MatchResult,
@@ -30,15 +32,16 @@ from prelabel.labelstudio.matching import (
 from prelabel.records import PredictionRecord
 from prelabel.reports import RunSummary, append_unmatched_labels, write_payloads, write_unmatched
 
-__all__ = ["Progress", "progress_listener", "write_payload_files", "write_report"]
+__all__ = ["Progress", "progress_listener", "write_new_regions_report", "write_payload_files", "write_report"]
 
 _TABLE_ROWS = 500  # the UI is for reading: the CSV files hold everything
 
 
 @dataclass
 class Progress:
-    """A progress artifact, updated once per batch, and any in-process listeners (the CLI's bar,
-    and what an interrupted command says it had done). ``unit`` names what is counted."""
+    """A progress artifact and any in-process listeners (the CLI's bar, and what an interrupted
+    command says it had done). ``unit`` names what is counted; a ``total`` of 0 is not known
+    yet (a source listed as it is read). The artifact is updated at most once a second."""
 
     total: int
     key: str
@@ -46,18 +49,21 @@ class Progress:
     done: int = 0
     posted: int = 0
     id: UUID | None = field(default=None, init=False)
+    _shown: float = field(default=0.0, init=False)
 
     def __post_init__(self) -> None:
         created = create_progress_artifact(progress=0.0, key=self.key, description=f"{self.unit} processed")
         self.id = created if isinstance(created, UUID) else None
         self._tell()
 
-    def advance(self, count: int, posted: int = 0) -> None:
+    def advance(self, count: int = 1, posted: int = 0) -> None:
         """``count`` more done, of which ``posted`` predictions were posted."""
         self.done += count
         self.posted += posted
-        if self.id is not None:
-            update_progress_artifact(self.id, progress=min(100.0, 100.0 * self.done / max(self.total, 1)))
+        now = time.monotonic()
+        if self.id is not None and self.total and (now - self._shown >= 1.0 or self.done >= self.total):
+            self._shown = now
+            update_progress_artifact(self.id, progress=min(100.0, 100.0 * self.done / self.total))
         self._tell()
 
     def _tell(self) -> None:
@@ -94,8 +100,14 @@ def write_report(
     errors: Sequence[ErrorRow],
     samples: Sequence[PredictionRecord],
 ) -> RunSummary:
-    """Write the CSV files and the contact sheet, then the artifacts that point at them."""
+    """Write the contact sheet and the CSV files, then the artifacts that point at them (a
+    contact sheet that cannot be drawn is a row in ``errors.csv``: the report is still written)."""
     files: dict[str, str] = {}
+    errors = list(errors)
+    with report_part(errors, str(output_dir / "contact_sheet.png")):
+        sheet = write_contact_sheet(output_dir / "contact_sheet.png", samples)
+        if sheet is not None:
+            files["contact sheet"] = str(sheet)
     if unmatched_labels:
         append_unmatched_labels(unmatched_csv, summary.project_id, summary.model_version, unmatched_labels)
         files["unmatched labels"] = str(unmatched_csv)
@@ -105,9 +117,6 @@ def write_report(
     write_matches_report(output_dir / "matches.csv", match)
     files["errors"] = str(output_dir / "errors.csv")
     write_errors(output_dir / "errors.csv", errors)
-    sheet = write_contact_sheet(output_dir / "contact_sheet.png", samples)
-    if sheet is not None:
-        files["contact sheet"] = str(sheet)
     summary.files = files
 
     key = f"prelabel-project-{summary.project_id}"
@@ -128,6 +137,16 @@ def write_report(
     error_rows: list[dict[str, Any]] = [{"file": e.file, "stage": e.stage, "error": e.error} for e in errors]
     _table(f"{key}-errors", "images that failed, by stage", error_rows)
     return summary
+
+
+@task(name="write-new-regions", cache_policy=NO_CACHE)
+def write_new_regions_report(output_dir: Path, project_id: int, rows: Sequence[NewRegions]) -> Path:
+    """Per annotated task and label, the regions found beyond people's boxes: CSV and a table."""
+    path = write_new_regions(output_dir / "new_regions.csv", rows)
+    table: list[dict[str, Any]] = [vars(row) for row in sorted(rows, key=lambda r: (-r.new, r.task, r.label))]
+    _table(f"prelabel-project-{project_id}-new-regions",
+           "regions found beyond the boxes people drew (exemplars), by task and label", table)  # fmt: skip
+    return path
 
 
 def _table(key: str, description: str, rows: list[dict[str, Any]]) -> None:

@@ -66,6 +66,19 @@ def label_studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalLabe
     yield from serve_label_studio(tmp_path_factory.mktemp("label-studio") / "data")
 
 
+VALIDATION_FLAG = "fflag_feat_utc_210_prediction_validation_15082025"
+UPLOAD_LIMIT = 2_000_000  # bytes per request: the strict server refuses larger uploads with 400
+
+
+@pytest.fixture(scope="session")
+def strict_label_studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalLabelStudio]:
+    """A second Label Studio that refuses what the first takes: prediction validation on (a flag read
+    at start) and uploads over ``UPLOAD_LIMIT`` bytes a request."""
+    data = tmp_path_factory.mktemp("label-studio-strict") / "data"
+    env = {VALIDATION_FLAG: "true", "DATA_UPLOAD_MAX_MEMORY_SIZE": str(UPLOAD_LIMIT)}
+    yield from serve_label_studio(data, env=env)
+
+
 def serve_label_studio(data_dir: Path, env: dict[str, str] | None = None) -> Iterator[LocalLabelStudio]:
     """A fixture's body: a Label Studio on ``data_dir`` (``env`` at its start), stopped after."""
     server = start_label_studio(data_dir, env=env)
@@ -93,9 +106,9 @@ def project(ls_client: LabelStudioClient) -> Project:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark tests that use the real Label Studio, so `-m "not labelstudio"` can leave them out."""
+    """Mark tests that use a real Label Studio, so `-m "not labelstudio"` can leave them out."""
     for item in items:
-        if "label_studio" in getattr(item, "fixturenames", ()):
+        if {"label_studio", "strict_label_studio"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.labelstudio)
 
 
@@ -158,6 +171,14 @@ def tiny_detr(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.support.random_models import save_detr
 
     return save_detr(tmp_path_factory.mktemp("tiny-detr"))
+
+
+@pytest.fixture(scope="session")
+def tiny_sam3(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-weight SAM 3 with its CLIP tokenizer and preprocessor config (a folder)."""
+    from tests.support.random_models import save_sam3
+
+    return save_sam3(tmp_path_factory.mktemp("tiny-sam3"))
 
 
 @pytest.fixture(scope="session")

@@ -84,10 +84,16 @@ def test_convert_corpus_images_and_raw_files(tmp_path: Path) -> None:
         '"choices": [{"label": 7}]}]}',
         "objchoicenan": '{"objects": [{"bbox": [1, 2, 3, 4], "category": "car", '
         '"choices": [{"label": "parked", "score": NaN}]}]}',
+        "emptybox": '{"objects": [{"bbox": [10, 10, 10, 40], "category": "car"}]}',  # no width
+        "offimage": '{"objects": [{"bbox": [5000, 5000, 6000, 6000], "category": "car"}]}',  # off it
+        "logit": '{"objects": [{"bbox": [1, 2, 30, 40], "category": "car", "score": 7}]}',  # not [0, 1]
+        "negative": '{"objects": [{"bbox": [1, 2, 30, 40], "category": "car", "score": -5}]}',
     }
     for stem, body in bad_raw.items():
         _raw(folder, stem, body)
     _raw(folder, "bom", "\ufeff" + good_raw)  # a BOM before valid JSON: fine
+    _raw(folder, "inverted", '{"objects": [{"bbox": [60, 50, 10, 10], "category": "person"}]}')  # ordered
+    _raw(folder, "outside", '{"objects": [{"bbox": [-20, -5, 50, 40], "category": "person"}]}')  # clipped
     (folder / "twin.jpg").write_bytes(SAMPLES[2].data)  # twin.jpg and twin.png both claim twin.json
     (folder / "twin.png").write_bytes(encode_image(Image.new("RGB", (20, 10)), "PNG"))
     (folder / "twin.json").write_text(good_raw)
@@ -103,9 +109,21 @@ def test_convert_corpus_images_and_raw_files(tmp_path: Path) -> None:
     assert "10000000000" in errors["hugemask.jpg"] or "100000x100000" in errors["hugemask.jpg"]
     for stem in ("objchoices", "objchoicelabel", "objchoicenan"):  # a detection's own choices
         assert "objects[0].choices" in errors[f"{stem}.jpg"], errors[f"{stem}.jpg"]
+    assert "has no area" in errors["emptybox.jpg"] and "is outside the image" in errors["offimage.jpg"]
+    assert "score 7 is outside [0, 1]" in errors["logit.jpg"] and "score -5" in errors["negative.jpg"]
     tasks = json.loads((tmp_path / "tasks.json").read_text())
-    assert len(tasks) == 5  # the four samples and the BOM file, nothing else
-    assert {t["data"]["image"].rsplit("=", 1)[-1] for t in tasks} == {s.name for s in SAMPLES} | {"bom.jpg"}
+    fine = {"bom.jpg", "inverted.jpg", "outside.jpg"}
+    assert len(tasks) == 7  # the four samples, the BOM file, the two boxes made sane; nothing else
+    assert {t["data"]["image"].rsplit("=", 1)[-1] for t in tasks} == {s.name for s in SAMPLES} | fine
+    by_name = {t["data"]["image"].rsplit("=", 1)[-1]: t for t in tasks}
+    boxes = {name: by_name[name]["predictions"][0]["result"][0] for name in ("inverted.jpg", "outside.jpg")}
+    width, height = boxes["inverted.jpg"]["original_width"], boxes["inverted.jpg"]["original_height"]
+    for name, (x1, y1, x2, y2) in {"inverted.jpg": (10, 10, 60, 50), "outside.jpg": (0, 0, 50, 40)}.items():
+        value = boxes[name]["value"]
+        assert (value["x"], value["y"]) == pytest.approx((x1 / width * 100, y1 / height * 100))
+        assert (value["width"], value["height"]) == pytest.approx(
+            ((x2 - x1) / width * 100, (y2 - y1) / height * 100)
+        )
 
 
 def _with_config(folder: Path) -> Path:

@@ -97,6 +97,21 @@ def test_grounded_sam2_benchmark_runs_tiny_on_cpu(tmp_path: Path) -> None:
     assert set(report["hours_100k"]) == {"1", "8"}
 
 
+def test_sam3_benchmark_runs_tiny_on_cpu_and_checks_the_loop() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.sam3_gpu", "--tiny", "--images", "3", "--width", "96", "--height",
+         "64", "--prompts", "3", "--batch-sizes", "3"],
+        capture_output=True, text=True, check=False, cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("machine:") and "3 prompts, 10 regions each" in lines[1]
+    # every batched mask was compared with the loop's before any ratio was printed
+    assert any(line.split()[:1] == ["3"] and "30/30" in line for line in lines)
+    assert any(line.startswith("grounded-sam2 (batch") for line in lines)
+    assert lines[-1].startswith("ratio:") and lines[-1].endswith("x")
+
+
 def test_gpu_variants_benchmark_runs_tiny_on_cpu(tmp_path: Path) -> None:
     figures = tmp_path / "variants.json"
     done = subprocess.run(
@@ -168,3 +183,15 @@ def test_gpu_check_smoke_run_writes_its_eight_files(tmp_path: Path) -> None:
     assert json.loads((out / "variants.json").read_text())["batch"] == best
     log = (out / "gpu-check.log").read_text()
     assert "0 step(s) failed" in log and log.count(": ok in ") == 4
+
+
+def test_startup_benchmark_runs(label_studio) -> None:  # type: ignore[no-untyped-def]
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "startup.py"), "--repeat", "1",
+         "--ls-url", label_studio.url],
+        capture_output=True, text=True, check=False, cwd=ROOT,
+        env={**os.environ, "PRELABEL_LS_API_KEY": label_studio.legacy_token.get_secret_value()},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-3000:]
+    assert "local     server: first task" in done.stdout and "temporary server: first task" in done.stdout
+    assert "ratio (temporary / local, first task, medians):" in done.stdout

@@ -206,18 +206,20 @@ class _Overflowing(_Counting):
         ]
 
 
-def test_numbers_that_are_not_finite_are_left_out_before_the_cache(tmp_path: Path) -> None:
-    """Cached with its NaN, an entry was refused on every read: the image inferred every run."""
+def test_numbers_that_are_not_finite_refuse_the_image_before_the_cache(tmp_path: Path) -> None:
+    """A NaN is the image's error row naming each one; nothing of it is cached, so a rerun
+    asks the model again (cached with its NaN, an entry was refused on every read)."""
     items = _items(tmp_path)[:1]
     model, cache = _Overflowing(), LocalCache(tmp_path / "cache")
     result = infer_items(items, model, cache)  # type: ignore[arg-type]
-    (record,) = result.records
-    found = record.detections
-    assert found.labels == ("a",) and found.keypoints == ((Keypoint("nose", 3, 4, 0.5),),)
-    assert found.region_choices == ((Choice("blue", 0.4),),) and found.choices == (Choice("day", 0.7),)
-    assert result.model_counts == {"numbers not finite, left out": 5}  # 2 boxes, a point, 2 choices
+    assert result.records == [] and [e.stage for e in result.errors] == ["infer"]
+    assert result.errors[0].error == (
+        f"{Path(items[0].uri).name}: detections refused: #0 'a': keypoint 'eye' is not finite; "
+        "#0 'a': choice 'red' score nan is not finite; #1 'b': box [5, 5, inf, 9] is not finite; "
+        "#2 'c': score nan is not finite; choice 'night' score inf is not finite"
+    )
     again = infer_items(items, model, cache)  # type: ignore[arg-type]
-    assert (again.cached, again.inferred, model.calls) == (1, 0, 1)  # the entry reads back
+    assert (again.cached, again.inferred, model.calls) == (0, 0, 2)
 
 
 def test_read_items_reports_bad_files(tmp_path: Path) -> None:

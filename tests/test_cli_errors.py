@@ -9,12 +9,14 @@ import pytest
 
 from prelabel.labelstudio.client import Project
 from prelabel.labelstudio.server import LocalLabelStudio, free_port
+from prelabel.samples import make_samples
 from tests.conftest import run_prelabel
 
 
 def _mistake(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> str:
     """Run a command that must fail before any flow starts; return its stderr."""
     (tmp_path / "images").mkdir(exist_ok=True)
+    (tmp_path / "images" / "a.jpg").write_bytes(make_samples()[0].data)
     # A Prefect API that is not there: a flow that started anyway would fail with another error.
     nowhere = {"PREFECT_API_URL": f"http://127.0.0.1:{free_port()}/api"}
     started = time.monotonic()
@@ -70,3 +72,17 @@ def test_wrong_key_and_unknown_project(
     assert "has no project 99999" in _mistake(
         tmp_path, "pull", "--project-id", "99999", "--out", "pulled", env=good
     )
+
+
+def test_missing_and_empty_folders(tmp_path: Path) -> None:
+    (tmp_path / "empty" / ".hidden").mkdir(parents=True)
+    (tmp_path / "empty" / "notes.txt").write_text("no images here")
+    (tmp_path / "empty" / ".hidden" / "x.jpg").write_bytes(b"hidden: skipped")
+    key = {"PRELABEL_LS_API_KEY": "k"}
+    base = ("run", "--project-id", "1", "--model", "ocr", "--input-dir")
+    assert (
+        _mistake(tmp_path, *base, "nothere", env=key)
+        == "prelabel: error: --input-dir nothere: no such folder\n"
+    )
+    said = _mistake(tmp_path, *base, "empty", env=key)
+    assert said.startswith("prelabel: error: 0 images found in empty (prelabel reads .bmp, .gif, .jfif, .jpeg")

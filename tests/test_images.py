@@ -171,3 +171,11 @@ def test_rgba_transparent_pixels_become_white() -> None:
 def test_bytes_without_name_are_labelled() -> None:
     with pytest.raises(ImageError, match=r"^<bytes>: file is empty"):
         load_image(io.BytesIO(b"").getvalue())
+
+
+def test_the_pixel_limit_names_its_option() -> None:
+    data = encode_image(Image.new("RGB", (40, 30)))
+    with pytest.raises(
+        ImageTooLargeError, match=r"limit of 1,000 \(raise --max-pixels / PRELABEL_MAX_IMAGE_"
+    ):
+        read_image_info(data, "big.jpg", max_pixels=1000)

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from prelabel.convert.masks import mask_to_coco
 from prelabel.errors import LabelConfigError, LabelMapError
-from prelabel.labelstudio.config import parse_label_config
-from prelabel.labelstudio.labelmap import LabelMap, Normalization, load_label_map
+from prelabel.images import ImageInfo
+from prelabel.labelstudio.config import Condition, parse_label_config
+from prelabel.labelstudio.labelmap import LabelMap, Normalization, load_label_map, require_targets
+from prelabel.labelstudio.predictions import build_prediction
+from prelabel.labelstudio.server import LocalLabelStudio
+from prelabel.records import Choice, Detections, Keypoint, PredictionRecord
 
 PROJECT = ["civilian vehicle", "Person", "traffic_light", "bus"]
+IMAGE = ImageInfo("street.jpg", "ab" * 32, 200, 100, 1, 200, 100, "JPEG", "RGB")
 
 
 @pytest.mark.parametrize(
@@ -160,3 +167,231 @@ def test_several_images_need_a_name() -> None:
     config = parse_label_config('<View><Image name="a" value="$a"/><Image name="b" value="$b"/></View>')
     with pytest.raises(LabelConfigError, match="several <Image>"):
         _ = config.image
+
+
+# -- labels as Label Studio reads and stores them: aliases, nested Views, visibleWhen -----------
+
+ALIASED = """
+<View>
+  <Image name="image" value="$image"/>
+  <View style="display: flex">
+    <View>
+      <RectangleLabels name="label" toName="image">
+        <Label value="civilian vehicle" alias="CV" hotkey="c" background="#ff0000"/>
+        <Label value="person" hotkey="p" background="blue"/>
+        <Label alias="tree"/>
+      </RectangleLabels>
+    </View>
+  </View>
+  <BrushLabels name="mask" toName="image"><Label value="civilian vehicle" alias="CV"/></BrushLabels>
+  <PolygonLabels name="outline" toName="image"><Label value="person" alias="P"/></PolygonLabels>
+  <KeyPointLabels name="kp" toName="image"><Label value="nose" alias="N"/></KeyPointLabels>
+  <Choices name="follow-up" toName="image" visibleWhen="choice-selected" whenTagName="scene">
+    <Choice value="day"/>
+  </Choices>
+  <Choices name="scene" toName="image" visibleWhen="no-region-selected">
+    <Choice value="day" alias="D"/><Choice value="night" alias="N"/>
+  </Choices>
+  <View visibleWhen="region-selected" whenTagName="label" whenLabelValue="CV">
+    <Choices name="colour" toName="image" perRegion="true"><Choice value="red" alias="R"/></Choices>
+  </View>
+  <Choices name="pose" toName="image" perRegion="true" visibleWhen="region-selected"
+           whenLabelValue="person,P"><Choice value="standing" alias="S"/></Choices>
+  <Choices name="seen" toName="image" perRegion="true"><Choice value="clearly"/></Choices>
+</View>
+"""
+
+
+def test_labels_aliases_and_visibility_are_read_as_label_studio_reads_them() -> None:
+    config = parse_label_config(ALIASED)
+    rect = config.require("RectangleLabels", "boxes")  # found inside two nested Views
+    assert rect.labels == ("civilian vehicle", "person", "tree")  # hotkey, background: no labels
+    assert rect.aliases == {"civilian vehicle": "CV"}  # "tree": an alias alone is the label
+    assert rect.names == ("civilian vehicle", "person", "tree", "CV")
+    assert [rect.result_label(x) for x in ("civilian vehicle", "person")] == ["CV", "person"]
+    assert [rect.label_of(x) for x in ("CV", "civilian vehicle", "person", "car")] == [
+        "civilian vehicle", "civilian vehicle", "person", None
+    ]  # fmt: skip
+    scene, follow_up = (next(c for c in config.controls if c.name == n) for n in ("scene", "follow-up"))
+    assert scene.always_shown and not follow_up.always_shown
+    assert config.image_choices_control is scene  # the follow-up question is not the image's class
+    colour, pose, seen = config.choice_controls(per_region=True)
+    assert colour.shown_when == (Condition("region-selected", "label", ("CV",)),)  # from its View
+    assert [colour.shows_region("label", x) for x in ("CV", "person")] == [True, False]
+    assert [pose.shows_region(c, x) for c, x in (("label", "person"), ("outline", "P"), ("label", "CV"))] == [
+        True, True, False
+    ]  # fmt: skip
+    assert seen.shows_region("mask", "anything")
+    assert config.stored_label("scene", "N") == "night" and config.stored_label("kp", "N") == "nose"
+    assert config.stored_label("nope", "N") == "N"  # a control the config lacks: as it is
+    assert set(config.label_names) >= {"CV", "civilian vehicle", "tree", "D", "night", "S", "clearly"}
+
+
+def test_a_deeply_nested_config_is_no_recursion_error() -> None:
+    depth = 5000
+    xml = "<View>" * depth + '<Image name="i" value="$i"/>' + "</View>" * depth
+    assert parse_label_config(xml).image.name == "i"
+
+
+def _aliased_record() -> PredictionRecord:
+    mask = np.zeros((100, 200), np.uint8)
+    mask[10:30, 20:60] = 1
+    detections = Detections(
+        xyxy=[[20, 10, 60, 30], [100, 20, 140, 90]], scores=[0.9, 0.8], labels=("car", "person"),
+        masks=(mask_to_coco(mask), None), polygons=(None, ((100, 20), (140, 20), (120, 90))),
+        keypoints=(None, (Keypoint("nose", 120, 30, 0.7),)),
+        region_choices=((Choice("red", 0.6), Choice("standing", 0.9), Choice("clearly", 0.5)),
+                        (Choice("red", 0.6), Choice("standing", 0.7))),
+        choices=(Choice("night", 0.8),),
+    )  # fmt: skip
+    return PredictionRecord(IMAGE, detections)
+
+
+def test_results_carry_what_label_studio_stores_and_visibility_picks_the_controls() -> None:
+    config = parse_label_config(ALIASED)
+    prediction, report = build_prediction(_aliased_record(), config, LabelMap({"car": "CV"}))
+    stored = {(r["from_name"], r["id"]): r["value"].get(r["type"]) for r in prediction["result"]}
+    assert stored == {
+        ("label", "det0"): ["CV"],  # a label map may target the alias too
+        ("mask", "det0-mask"): ["CV"],
+        ("colour", "det0"): ["R"],  # shown for CV regions of "label" only
+        ("seen", "det0"): ["clearly"],  # always shown: takes what the first shown control lacks
+        ("label", "det1"): ["person"],
+        ("outline", "det1-poly0"): ["P"],
+        ("kp", "det1-kp0"): ["N"],
+        ("pose", "det1"): ["S"],  # shown for person regions
+        ("scene", "scene"): ["N"],  # the always-shown task-level Choices
+    }
+    # det0's "standing" (pose is not shown for CV regions), det1's "red" (colour not for persons)
+    assert report.unmatched_labels == {"standing (region choice)": 1, "red (region choice)": 1}
+    assert report.region_choices == 3
+
+
+def test_region_choices_no_control_shows_are_counted() -> None:
+    config = parse_label_config(
+        '<View><Image name="image" value="$image"/><RectangleLabels name="label" toName="image">'
+        '<Label value="car"/><Label value="dog"/></RectangleLabels>'
+        '<Choices name="colour" toName="image" perRegion="true" visibleWhen="region-selected" '
+        'whenLabelValue="car"><Choice value="red"/></Choices></View>'
+    )
+    record = PredictionRecord(IMAGE, Detections(xyxy=[[1, 1, 9, 9]], scores=[0.9], labels=("dog",),
+                                                region_choices=((Choice("red", 0.5),),)))  # fmt: skip
+    prediction, report = build_prediction(record, config)
+    assert [r["type"] for r in prediction["result"]] == ["rectanglelabels"]
+    assert report.dropped == {"region choices: no per-region Choices shown for its region": 1}
+
+
+@pytest.mark.parametrize(
+    ("mapping", "message"),
+    [
+        ({"car": "civilian vehicle", "man": "Person"}, None),  # a label, and one through normalisation
+        ({"car": "CV"}, None),  # an alias
+        ({"truck": "lorry", "van": "lorry", "car": "civilian vehicle"}, (
+            "labels.yaml: 'lorry' (for 'truck', 'van') is not a label of the project; its labels: "
+            "civilian vehicle, person, tree, nose, day, night, red, standing, clearly"
+        )),
+    ],
+)  # fmt: skip
+def test_a_label_map_target_the_project_lacks_is_an_error(
+    mapping: dict[str, str], message: str | None
+) -> None:
+    config = parse_label_config(ALIASED)
+    if message is None:
+        require_targets(LabelMap(mapping), config, "labels.yaml")
+        return
+    with pytest.raises(LabelMapError) as caught:
+        require_targets(LabelMap(mapping), config, "labels.yaml")
+    assert str(caught.value) == message
+
+
+def test_pulled_aliases_come_back_as_labels() -> None:
+    from prelabel.labelstudio.client import Task
+    from prelabel.labelstudio.regions import extract_regions
+
+    config = parse_label_config(ALIASED)
+    prediction, _ = build_prediction(_aliased_record(), config, LabelMap({"car": "CV"}))
+    task = Task.from_json({"id": 1, "data": {"image": "/data/upload/1/ab-street.jpg"},
+                           "annotations": [{"id": 5, "result": prediction["result"]}]})  # fmt: skip
+    found = extract_regions([task], config)
+    assert found.errors == []
+    assert sorted((r.control, r.label) for r in found.regions) == [
+        ("kp", "nose"), ("label", "civilian vehicle"), ("label", "person"), ("mask", "civilian vehicle"),
+        ("outline", "person"),
+    ]  # fmt: skip
+    by_region = {(r.control, r.region_id): dict(r.attributes) for r in found.regions}
+    assert by_region[("label", "det0")] == {"colour": ["red"], "seen": ["clearly"], "scene": ["night"]}
+    assert by_region[("label", "det1")] == {"pose": ["standing"], "scene": ["night"]}
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "run --input-dir images --project-id 1 --model ocr --label-map map.json",
+        "post --input-dir images --project-id 1 --label-map map.json",
+        "convert --input-dir images --config labeling.xml --label-map map.json",
+    ],
+)
+def test_a_missing_target_stops_the_command_before_any_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    from prelabel.samples import LABEL_CONFIG
+    from tests.support.cli import prelabel
+    from tests.support.standin import standin
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "labeling.xml").write_text(LABEL_CONFIG)
+    (tmp_path / "map.json").write_text('{"car": "civilian vehicle", "truck": "lorry"}')
+    monkeypatch.chdir(tmp_path)
+    with standin("label-studio") as server:
+        monkeypatch.setenv("PRELABEL_LS_URL", server.url)
+        monkeypatch.setenv("PRELABEL_LS_API_KEY", "k")
+        done = prelabel(capsys, monkeypatch, *command.split())
+    assert (done.code, done.out) == (2, "")
+    assert done.err == (
+        "prelabel: error: map.json: 'lorry' (for 'truck') is not a label of the project; its labels: "
+        "civilian vehicle, person, traffic light, text\n"
+    )
+    assert not (tmp_path / "prelabel-output").exists()  # no run started
+
+
+def test_aliases_are_posted_to_label_studio_and_read_back(
+    strict_label_studio: LocalLabelStudio, tmp_path: Path
+) -> None:
+    """On a Label Studio that validates predictions: the labels' values where they have aliases
+    are refused (the whole image's prediction lost, as before); what prelabel posts is stored,
+    and an annotation made from it is pulled back with the config's labels."""
+    import copy
+    import dataclasses
+    import json
+
+    from prelabel.errors import LabelStudioError
+    from prelabel.labelstudio.pullback import pull_annotations
+    from tests.conftest import quick_client
+
+    with quick_client(strict_label_studio) as client:
+        project = client.create_project("prelabel aliases", ALIASED)
+        (task_id,) = client.import_tasks(project.id, [{"data": {"image": "s3://bucket/street.jpg"}}])
+        record = dataclasses.replace(_aliased_record(), task_id=task_id)
+        prediction, _ = build_prediction(record, project.config, LabelMap({"car": "CV"}), "aliases-v1")
+        as_before = copy.deepcopy(prediction)
+        as_before["result"][0]["value"]["rectanglelabels"] = ["civilian vehicle"]  # the value, not "CV"
+        with pytest.raises(LabelStudioError) as refused:
+            client.import_predictions(project.id, [{**as_before, "task": task_id}])
+        assert refused.value.status == 400 and "CV" in refused.value.detail
+        assert client.import_predictions(project.id, [{**prediction, "task": task_id}]) == 1
+
+        (task,) = client.iter_tasks(project.id, full=True)
+        (stored,) = task.predictions
+        kept = {(r["from_name"], r["id"]): r["value"].get(r["type"]) for r in stored["result"]}
+        assert kept[("label", "det0")] == ["CV"] and kept[("scene", "scene")] == ["N"]
+        assert kept == {(r["from_name"], r["id"]): r["value"].get(r["type"]) for r in prediction["result"]}
+
+        client.create_annotation(task_id, stored["result"], parent_prediction=stored["id"])
+        report = pull_annotations(client, project.id, tmp_path / "pulled", formats=("coco",))
+    assert report.errors == []
+    coco = json.loads((tmp_path / "pulled" / "annotations.coco.json").read_text())
+    names = {c["id"]: c["name"] for c in coco["categories"]}
+    assert sorted(names[a["category_id"]] for a in coco["annotations"]) == [
+        "civilian vehicle", "civilian vehicle", "person", "person"
+    ]  # fmt: skip
+    assert "CV" not in names.values() and "P" not in names.values()

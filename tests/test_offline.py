@@ -14,7 +14,8 @@ import pytest
 from prelabel.convert.masks import brush_to_mask, coco_to_mask
 from prelabel.errors import SourceError
 from prelabel.images import load_image
-from prelabel.ingest.sources import iter_image_files, raw_file_for
+from prelabel.ingest.rawpaths import raw_file_for
+from prelabel.ingest.sources import iter_image_files
 from prelabel.labelstudio.config import parse_label_config
 from prelabel.labelstudio.labelmap import LabelMap
 from prelabel.offline import convert_directory

@@ -126,9 +126,11 @@ def test_pull_completes_with_plain_rotated_polygon_and_keypoint(
     ls_client.create_annotation(task_ids[1], [_box("second", 50, 50, 10, 10, 30)])
 
     out = tmp_path / "pull"
-    report = pull_annotations(ls_client, project.id, out, formats=("coco", "csv"))
+    ticks: list[int] = []
+    report = pull_annotations(ls_client, project.id, out, formats=("coco", "csv"), progress=ticks.append)
 
     assert (report.fetched, report.stored, report.regions) == (2, 2, 5)
+    assert ticks == [1, 1]  # the command line's bar moves once per task read
     assert report.not_exported == {}
     assert report.errors == [] and report.errors_file == out / ERRORS_FILE
     with (out / ERRORS_FILE).open(newline="") as handle:

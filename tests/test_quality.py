@@ -473,3 +473,31 @@ def test_region_choices_compare_sets_and_count_a_missing_choice_as_a_miss() -> N
                   dataclasses.replace(pair, annotated_values=task_wide)):  # fmt: skip
         assert region_choice_scores([stray], matched, config) == []
     assert region_choice_scores([pair], [], config) == [by_id]  # nothing matched: by id only
+
+
+def test_a_label_is_text_in_its_chart_and_a_chart_that_fails_is_a_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A label like "$x^$" made matplotlib parse a formula and raise, and the quality report with
+    it; now it is drawn as text, and a chart that still cannot be drawn is a row in errors.csv."""
+    from prelabel.quality import chart
+
+    config = parse_label_config(CONFIG)
+    formula, car = _region("a", "$x^$", (0, 0, 9, 9)), _region("b", "car", (20, 20, 40, 40))
+    pairs = Pairs("v1", tasks=[TaskPair(1, "a.jpg", [formula, car], [formula, car], {}, {}, {})])
+    report = measure_quality(pairs, config, 1)
+    drawn = write_quality(tmp_path / "drawn", report, pairs)
+    assert drawn.charts_failed == 0 and len(list((tmp_path / "drawn" / "charts").glob("*.png"))) == 2
+
+    def fails_for_cars(path: Path, score: Any) -> Path:
+        if score.label == "car":
+            raise ValueError("no canvas")
+        return chart.write_label_chart(path, score)
+
+    monkeypatch.setattr("prelabel.quality.report.write_label_chart", fails_for_cars)
+    summary = write_quality(tmp_path / "broken", report, pairs)
+    with (tmp_path / "broken" / "errors.csv").open() as handle:
+        rows = [(Path(r["file"]).name, r["stage"], r["error"]) for r in csv.DictReader(handle)]
+    assert rows == [("rectanglelabels-car.png", "report", "could not be drawn (ValueError: no canvas)")]
+    assert summary.charts_failed == 1 and "- 1 charts could not be drawn (errors.csv)" in summary.markdown()
+    assert json.loads((tmp_path / "broken" / "summary.json").read_text())["charts_failed"] == 1

@@ -9,8 +9,8 @@ from PIL import Image
 
 from prelabel.errors import PredictionFileError
 from prelabel.failures import Stage
-from prelabel.ingest.rawpaths import RawFileRule, raw_file_key, raw_file_path
-from prelabel.ingest.sources import iter_image_files, raw_file_for
+from prelabel.ingest.rawpaths import RawFileRule, raw_file_for, raw_file_key, raw_file_path
+from prelabel.ingest.sources import iter_image_files
 from prelabel.labelstudio.config import parse_label_config
 from prelabel.models.rawfiles import RawFiles
 from prelabel.offline import convert_directory

@@ -24,10 +24,8 @@ from prelabel.records import Detections, PredictionRecord
 from prelabel.samples import LABEL_CONFIG
 from tasks.common import LabelStudioConnection
 from tasks.labelstudio import post_batch
-from tests.conftest import quick_client, random_image_item, serve_label_studio
+from tests.conftest import quick_client, random_image_item
 from tests.support.fault_proxy import Rule, fault_proxy
-
-VALIDATION_FLAG = "fflag_feat_utc_210_prediction_validation_15082025"
 
 # Two ways Label Studio's validator refuses a rectangle (checked against the running server).
 INVALID: dict[int, dict[str, Any]] = {
@@ -36,16 +34,9 @@ INVALID: dict[int, dict[str, Any]] = {
 }
 
 
-@pytest.fixture(scope="module")
-def validating(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalLabelStudio]:
-    """A second Label Studio with prediction validation on (a flag read at start), stopped after."""
-    data = tmp_path_factory.mktemp("label-studio-validating") / "data"
-    yield from serve_label_studio(data, env={VALIDATION_FLAG: "true"})
-
-
 @pytest.fixture
-def strict_client(validating: LocalLabelStudio) -> Iterator[LabelStudioClient]:
-    with quick_client(validating) as client:
+def strict_client(strict_label_studio: LocalLabelStudio) -> Iterator[LabelStudioClient]:
+    with quick_client(strict_label_studio) as client:
         yield client
 
 
@@ -114,14 +105,16 @@ def test_a_refused_chunk_posts_its_good_predictions_once(strict_client: LabelStu
 
 @pytest.mark.parametrize("after", [0, 2, 4, 6])
 def test_a_lost_answer_during_the_split_changes_nothing(
-    strict_client: LabelStudioClient, validating: LocalLabelStudio, after: int
+    strict_client: LabelStudioClient, strict_label_studio: LocalLabelStudio, after: int
 ) -> None:
     # The proxy forwards one bulk POST (after ``after`` others) and answers 502 instead of
     # Label Studio's answer (a refusal, or a half stored): the outcome is the same.
     project, ids, predictions = _setup(strict_client)
     with (
-        fault_proxy(validating.url) as proxy,
-        LabelStudioClient(proxy.url, validating.legacy_token, timeout=30, retries=2, backoff=0.1) as client,
+        fault_proxy(strict_label_studio.url) as proxy,
+        LabelStudioClient(
+            proxy.url, strict_label_studio.legacy_token, timeout=30, retries=2, backoff=0.1
+        ) as client,
     ):
         proxy.add(Rule("502", path="/import/predictions", after=after))
         report = _post(client, project, predictions)
@@ -175,7 +168,7 @@ def test_a_task_deleted_before_the_post_is_refused_alone(ls_client: LabelStudioC
 
 
 def test_the_post_task_makes_an_error_row_per_refused_image(
-    strict_client: LabelStudioClient, validating: LocalLabelStudio
+    strict_client: LabelStudioClient, strict_label_studio: LocalLabelStudio
 ) -> None:
     # The labeling config loses "traffic light" while the run holds the old one.
     project = strict_client.create_project("prelabel config edited mid-run", LABEL_CONFIG)
@@ -189,7 +182,7 @@ def test_the_post_task_makes_an_error_row_per_refused_image(
     edited = LABEL_CONFIG.replace('<Label value="traffic light" background="#ffe119"/>', "")
     strict_client.update_project(project.id, {"label_config": edited})
 
-    connection = LabelStudioConnection(validating.url, validating.legacy_token)
+    connection = LabelStudioConnection(strict_label_studio.url, strict_label_studio.legacy_token)
     built, report = post_batch.fn(
         connection, project, records, _versions(strict_client, project), LabelMap({}), "v1",
         overwrite=False, dry_run=False, masks=None, polygon_tolerance=1.0, chunk_size=500,
@@ -203,4 +196,6 @@ def test_the_post_task_makes_an_error_row_per_refused_image(
     ]
     assert all("refused the prediction: Region 0: Invalid value" in row.error and "traffic light" in row.error
                for row in built.errors)  # fmt: skip
-    assert validating.legacy_token.get_secret_value() not in "".join(row.error for row in built.errors)
+    assert strict_label_studio.legacy_token.get_secret_value() not in "".join(
+        row.error for row in built.errors
+    )

@@ -24,7 +24,7 @@ from urllib.parse import unquote, urlsplit
 from prelabel.errors import PredictionFileError
 from prelabel.ingest.sources import IMAGE_SUFFIXES, iter_image_files
 
-__all__ = ["LEGACY_SUFFIXES", "RAW_SUFFIX", "RawFileRule", "raw_file_key", "raw_file_path"]
+__all__ = ["LEGACY_SUFFIXES", "RAW_SUFFIX", "RawFileRule", "raw_file_for", "raw_file_key", "raw_file_path"]
 
 RAW_SUFFIX = ".prelabel.json"
 LEGACY_SUFFIXES = ("_dinox_preannot.json", ".json")
@@ -134,3 +134,13 @@ def _absolute(path: str | Path) -> Path:
 def _is_uri(text: str) -> bool:
     parts = urlsplit(text)
     return bool(parts.scheme and parts.netloc and len(parts.scheme) > 1)
+
+
+def raw_file_for(image: Path, raw_dir: Path | None = None, input_root: Path | None = None) -> Path | None:
+    """The raw prediction file of ``image`` by the one pairing rule (``RawFileRule``):
+    ``<name>.prelabel.json`` as ``infer`` writes it, else ``<stem>_dinox_preannot.json`` or
+    ``<stem>.json``, in ``raw_dir`` (default: beside the image); None when there is none.
+
+    Raises ``PredictionFileError`` when the file is claimed by several images.
+    """
+    return RawFileRule(raw_dir, input_root).find(image)

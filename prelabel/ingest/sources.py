@@ -9,6 +9,7 @@ raw prediction files that sit beside local images.
 from __future__ import annotations
 
 import csv
+import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -28,12 +29,13 @@ __all__ = [
     "REMOTE_SCHEMES",
     "RestSource",
     "SourceItem",
+    "has_images",
     "iter_image_files",
     "iter_project",
     "iter_rest",
     "iter_s3",
     "iter_url_list",
-    "raw_file_for",
+    "no_images",
     "remote_item",
     "remote_problem",
 ]
@@ -41,6 +43,25 @@ __all__ = [
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".jfif", ".mpo"}
 )
+
+
+def no_images(root: str | Path) -> SourceError:
+    """The one error of a folder without a single image prelabel reads."""
+    kinds = ", ".join(sorted(IMAGE_SUFFIXES))
+    return SourceError(f"0 images found in {root} (prelabel reads {kinds}; hidden files are skipped)")
+
+
+def has_images(root: str | Path) -> bool:
+    """Whether ``root`` holds an image file ``iter_image_files`` would list; stops at the first
+    (no sorting: cheap on a large folder)."""
+    for folder, subfolders, files in os.walk(root):
+        subfolders[:] = [name for name in subfolders if not name.startswith(".")]
+        for name in files:
+            if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_SUFFIXES:
+                path = Path(folder) / name
+                if path.is_file() and not path.is_symlink():
+                    return True
+    return False
 
 
 def iter_image_files(root: str | Path, recursive: bool = True) -> Iterator[Path]:
@@ -65,18 +86,6 @@ def iter_image_files(root: str | Path, recursive: bool = True) -> Iterator[Path]
         if path.is_symlink() and not path.resolve().is_relative_to(resolved_root):
             continue
         yield path
-
-
-def raw_file_for(image: Path, raw_dir: Path | None = None, input_root: Path | None = None) -> Path | None:
-    """The raw prediction file of ``image`` by the one pairing rule (``prelabel.ingest.rawpaths``):
-    ``<name>.prelabel.json`` as ``infer`` writes it, else ``<stem>_dinox_preannot.json`` or
-    ``<stem>.json``, in ``raw_dir`` (default: beside the image); None when there is none.
-
-    Raises ``PredictionFileError`` when the file is claimed by several images.
-    """
-    from prelabel.ingest.rawpaths import RawFileRule
-
-    return RawFileRule(raw_dir, input_root).find(image)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,9 @@ access token (a JWT refresh token, exchanged at ``/api/token/refresh/`` for a sh
 access token, renewed on 401). Transient failures follow the one retry policy
 (``prelabel.retry``): reads are retried, a POST that may have been stored raises
 ``AmbiguousWriteError``; other 4xx answers raise ``LabelStudioError`` with Label Studio's
-own message.
+own message, and an answer that is not JSON (a login page, a proxy's error page) raises
+``NotLabelStudioError`` saying what came instead. ``check`` tells a Label Studio from
+another server before the key is sent to it.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from prelabel.errors import LabelStudioError, LabelStudioUnavailableError, PrelabelError
+from prelabel.errors import LabelStudioError, LabelStudioUnavailableError, NotLabelStudioError, PrelabelError
 from prelabel.labelstudio.config import LabelConfig, parse_label_config
 from prelabel.retry import TRANSIENT_STATUS, RetryPolicy, TransientStatusError
 from prelabel.settings import token_kind
@@ -117,16 +119,40 @@ class LabelStudioClient:
     def close(self) -> None:
         self._http.close()
 
+    # -- the server -----------------------------------------------------------------
+
+    def check(self) -> str:
+        """Label Studio's release at this URL, once the key is known to be accepted.
+
+        The version endpoint needs no key, so a server that is not Label Studio (no JSON
+        release there: ``NotLabelStudioError``) never receives it; then a call that needs
+        the key (a refused one: ``LabelStudioError`` 401 or 403). Transient answers go
+        through the retry policy first.
+        """
+        path = "/api/version"
+        try:
+            answer = self.request("GET", path, auth=False)
+        except LabelStudioError as exc:
+            if exc.status == 404:
+                raise NotLabelStudioError("GET", exc.url, 404, f"404 (not found) for {path}") from exc
+            raise
+        body = _json(answer)
+        release = body.get("release") if isinstance(body, dict) else None
+        if not isinstance(release, str) or not release:
+            raise NotLabelStudioError("GET", str(answer.request.url), answer.status_code,
+                                      "JSON without a Label Studio release")  # fmt: skip
+        self.request_json("GET", "/api/current-user/whoami")
+        return release
+
     # -- projects -------------------------------------------------------------------
 
     def get_project(self, project_id: int) -> Project:
         """A project and its parsed labeling config."""
-        data = self.request("GET", f"/api/projects/{project_id}/").json()
-        return _project(data)
+        return _project(self.request_json("GET", f"/api/projects/{project_id}/"))
 
     def find_project(self, title: str) -> Project | None:
         """The first project with exactly this title, or None."""
-        answer = self.request("GET", "/api/projects/", params={"title": title, "page_size": 100}).json()
+        answer = self.request_json("GET", "/api/projects/", params={"title": title, "page_size": 100})
         for data in answer.get("results", []) if isinstance(answer, dict) else answer:
             if data.get("title") == title:
                 return _project(data)
@@ -135,12 +161,12 @@ class LabelStudioClient:
     def create_project(self, title: str, label_config: str) -> Project:
         """Create a project (titles need at least 3 characters)."""
         body = {"title": title, "label_config": label_config}
-        return _project(self.request("POST", "/api/projects/", json=body).json())
+        return _project(self.request_json("POST", "/api/projects/", json=body))
 
     def update_project(self, project_id: int, fields: Mapping[str, Any]) -> dict[str, Any]:
         """Change project settings (PATCH: the fields given, nothing else; safe to repeat)."""
-        answer = self.request("PATCH", f"/api/projects/{project_id}/", json=dict(fields), idempotent=True)
-        return dict(answer.json())
+        return dict(self.request_json("PATCH", f"/api/projects/{project_id}/", json=dict(fields),
+                                      idempotent=True))  # fmt: skip
 
     def show_predictions(self, project_id: int, model_version: str) -> None:
         """Show ``model_version``'s predictions to annotators: the project's model version and
@@ -185,7 +211,7 @@ class LabelStudioClient:
             answer = self.request("GET", "/api/tasks", params={**params, "page": page}, allow_404=True)
             if answer.status_code == 404:
                 return
-            body = answer.json()
+            body = _json(answer)
             tasks = body.get("tasks", []) if isinstance(body, dict) else body
             for raw in tasks:
                 yield Task.from_json(raw)
@@ -204,9 +230,9 @@ class LabelStudioClient:
         """Create tasks from JSON (``{"data": {...}}`` items); returns their ids in order."""
         if not tasks:
             return []
-        answer = self.request(
+        answer = self.request_json(
             "POST", f"/api/projects/{project_id}/import", params={"return_task_ids": "true"}, json=list(tasks)
-        ).json()
+        )
         return [int(i) for i in answer.get("task_ids", [])]
 
     def upload_files(self, project_id: int, paths: Sequence[Path], *, commit: bool = True) -> list[int]:
@@ -227,12 +253,12 @@ class LabelStudioClient:
                 (f"file{i}", (unicodedata.normalize("NFC", path.name), handle, "application/octet-stream"))
                 for i, (path, handle) in enumerate(zip(paths, handles, strict=True))
             ]
-            answer = self.request(
+            answer = self.request_json(
                 "POST",
                 f"/api/projects/{project_id}/import",
                 params={"return_task_ids": "true", "commit_to_project": str(commit).lower()},
                 files=files,
-            ).json()
+            )
         finally:
             for handle in handles:
                 handle.close()
@@ -241,10 +267,10 @@ class LabelStudioClient:
     def file_upload_refs(self, project_id: int, upload_ids: Sequence[int]) -> list[str]:
         """The task data references (``/data/upload/...``) of these file uploads, in order."""
         ids = [int(i) for i in upload_ids]
-        answer = self.request(
+        answer = self.request_json(
             "GET", f"/api/projects/{project_id}/file-uploads", params={"ids": json.dumps(ids)}
         )
-        files = {int(f["id"]): str(f["file"]) for f in answer.json()}
+        files = {int(f["id"]): str(f["file"]) for f in answer}
         missing = [i for i in ids if i not in files]
         if missing:
             raise LabelStudioError("GET", f"{self.url}/api/projects/{project_id}/file-uploads", 200,
@@ -257,18 +283,18 @@ class LabelStudioClient:
         """Bulk-create predictions (each with ``task``, ``result``, ``model_version``)."""
         if not predictions:
             return 0
-        answer = self.request(
+        answer = self.request_json(
             "POST", f"/api/projects/{project_id}/import/predictions", json=list(predictions)
         )
-        return int(answer.json().get("created", 0))
+        return int(answer.get("created", 0))
 
     def create_prediction(self, prediction: Mapping[str, Any]) -> int:
         """Create one prediction (the one-request-per-task way; kept for comparison)."""
-        return int(self.request("POST", "/api/predictions/", json=dict(prediction)).json()["id"])
+        return int(self.request_json("POST", "/api/predictions/", json=dict(prediction))["id"])
 
     def task_predictions(self, task_id: int) -> list[dict[str, Any]]:
         """All predictions of one task."""
-        answer = self.request("GET", "/api/predictions/", params={"task": task_id}).json()
+        answer = self.request_json("GET", "/api/predictions/", params={"task": task_id})
         return list(answer if isinstance(answer, list) else answer.get("results", []))
 
     def update_prediction(self, prediction_id: int, fields: Mapping[str, Any]) -> None:
@@ -281,9 +307,9 @@ class LabelStudioClient:
 
     def delete_model_version(self, project_id: int, model_version: str) -> int:
         """Delete every prediction of ``model_version`` in a project; returns the count."""
-        answer = self.request(
+        answer = self.request_json(
             "DELETE", f"/api/projects/{project_id}/model-versions/", json={"model_version": model_version}
-        ).json()
+        )
         if isinstance(answer, dict):  # 1.23 answers {"deleted_predictions": n}
             answer = answer.get("deleted_predictions", answer.get("count"))
         return int(answer or 0)
@@ -296,15 +322,15 @@ class LabelStudioClient:
         """
         if not task_ids:
             return 0
-        answer = self.request(
+        answer = self.request_json(
             "POST", "/api/dm/actions", params={"id": "delete_tasks_predictions", "project": project_id},
             json={"selectedItems": {"all": False, "included": [int(i) for i in task_ids]}}, idempotent=True,
-        ).json()  # fmt: skip
+        )  # fmt: skip
         return int(answer.get("processed_items", 0)) if isinstance(answer, dict) else 0
 
     def model_versions(self, project_id: int) -> dict[str, int]:
         """Model versions with predictions in a project, and how many each has."""
-        answer = self.request("GET", f"/api/projects/{project_id}/model-versions/").json()
+        answer = self.request_json("GET", f"/api/projects/{project_id}/model-versions/")
         return {str(k): int(v) for k, v in dict(answer).items()}
 
     def create_annotation(
@@ -312,7 +338,7 @@ class LabelStudioClient:
     ) -> dict[str, Any]:
         """Create an annotation on a task (tests and migrations use it)."""
         body = {"result": list(result), **extra}
-        return dict(self.request("POST", f"/api/tasks/{task_id}/annotations/", json=body).json())
+        return dict(self.request_json("POST", f"/api/tasks/{task_id}/annotations/", json=body))
 
     def update_annotation(self, annotation_id: int, fields: Mapping[str, Any]) -> None:
         """Change an annotation in place (``result``); repeating it changes nothing more."""
@@ -331,16 +357,18 @@ class LabelStudioClient:
         allow_404: bool = False,
         retry: bool = True,
         idempotent: bool | None = None,
+        auth: bool = True,
         **kwargs: Any,
     ) -> httpx.Response:
-        """One API call with auth, the retry policy (``prelabel.retry``), and clear errors.
+        """One API call with auth (unless ``auth`` is False), the retry policy
+        (``prelabel.retry``), and clear errors.
 
         A POST that fails after it was sent raises ``AmbiguousWriteError`` (not repeated).
         """
         policy = self.policy if retry else dataclasses.replace(self.policy, retries=0)
 
         def send() -> httpx.Response:
-            answer = self._send(method, path, **kwargs)
+            answer = self._send(method, path, auth, **kwargs)
             if answer.status_code in TRANSIENT_STATUS:
                 raise TransientStatusError(answer)
             return answer
@@ -362,7 +390,13 @@ class LabelStudioClient:
             raise LabelStudioError(method, str(answer.request.url), answer.status_code, _excerpt(answer))
         return answer
 
-    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    def request_json(self, method: str, path: str, **kwargs: Any) -> Any:
+        """``request``'s answer as JSON; an answer that is not JSON raises ``NotLabelStudioError``."""
+        return _json(self.request(method, path, **kwargs))
+
+    def _send(self, method: str, path: str, auth: bool, **kwargs: Any) -> httpx.Response:
+        if not auth:
+            return self._http.request(method, path, **kwargs)
         answer = self._http.request(method, path, headers=self._auth(), **kwargs)
         if answer.status_code == 401 and self._personal:
             self._access = None  # the access token expired: exchange the refresh token again
@@ -372,13 +406,42 @@ class LabelStudioClient:
     def _auth(self) -> dict[str, str]:
         if not self._personal:
             return {"Authorization": f"Token {self._key.get_secret_value()}"}
-        if self._access is None:
-            answer = self._http.post("/api/token/refresh/", json={"refresh": self._key.get_secret_value()})
-            if answer.status_code >= 400:
-                raise LabelStudioError("POST", f"{self.url}/api/token/refresh/", answer.status_code,
-                                       "personal access token refused: " + _excerpt(answer))  # fmt: skip
-            self._access = str(answer.json()["access"])
+        if self._access is None:  # minting an access token changes nothing: safe to repeat
+            path = "/api/token/refresh/"
+            try:
+                answer = self.request_json("POST", path, auth=False, idempotent=True,
+                                           json={"refresh": self._key.get_secret_value()})  # fmt: skip
+            except LabelStudioError as exc:
+                if exc.status not in (400, 401, 403):  # unavailable, or not Label Studio: as it is
+                    raise
+                raise LabelStudioError("POST", exc.url, exc.status,
+                                       "personal access token refused: " + exc.detail) from exc  # fmt: skip
+            access = answer.get("access") if isinstance(answer, dict) else None
+            if not isinstance(access, str):
+                raise NotLabelStudioError("POST", self.url + path, 200, "JSON without an access token")
+            self._access = access
         return {"Authorization": f"Bearer {self._access}"}
+
+
+def _json(answer: httpx.Response) -> Any:
+    """The answer's JSON body; any other body raises ``NotLabelStudioError`` saying what it was."""
+    try:
+        return answer.json()
+    except ValueError as exc:
+        found = _found(answer)
+        raise NotLabelStudioError(answer.request.method, str(answer.request.url), answer.status_code,
+                                  found) from exc  # fmt: skip
+
+
+def _found(answer: httpx.Response) -> str:
+    """What a body that is not JSON is, as a user would name it: an HTML page, an empty body..."""
+    kind = answer.headers.get("content-type", "").split(";")[0].strip().lower()
+    start = answer.content[:200].lstrip().lower()
+    if "html" in kind or start.startswith((b"<!doctype html", b"<html")):
+        return "an HTML page"
+    if not start:
+        return "an empty body"
+    return f"a {kind} body, not JSON" if kind else "a body that is not JSON"
 
 
 def _excerpt(answer: httpx.Response, limit: int = 500) -> str:

@@ -164,28 +164,29 @@ class _Batch:
     max_rounds: int
 
     def send(self, chunk: list[str], create: Callable[[list[str]], object]) -> None:
-        """``create`` one chunk; after an ambiguous failure, list the project again and create only
-        what is still missing; a chunk Label Studio refuses goes again one image at a time."""
+        """``create`` one chunk; after a failure, list the project again and create only what is
+        still missing, one image at a time (a file that breaks its request is found that way).
+        An image Label Studio refuses, or that still fails after ``max_rounds``, is an error row."""
         pending = chunk
         for round_ in range(1, self.max_rounds + 1):
-            if not pending:
-                return
             try:
                 create(pending)
                 return
-            except AmbiguousWriteError:
-                if round_ == self.max_rounds:
-                    raise
-                pending = self._still_missing(pending)
+            except AmbiguousWriteError as exc:
+                tries = f"{exc.detail} on each of {round_} tries; not imported"
+                failure, final = LabelStudioError(exc.method, exc.url, None, tries), round_ == self.max_rounds
             except LabelStudioError as exc:
                 if isinstance(exc, LabelStudioUnavailableError) or exc.status is None or exc.status >= 500:
                     raise
-                if len(pending) == 1:
-                    refusal = LabelStudioError(exc.method, exc.url, exc.status, exc.detail)
-                    self.report.refused.append(failure_row(pending[0], Stage.IMPORT, refusal))
-                    return
-                for image in self._still_missing(pending):  # a refused request may have stored some
+                failure, final = LabelStudioError(exc.method, exc.url, exc.status, exc.detail), True
+            pending = self._still_missing(pending)  # a failed request may have stored some
+            if len(pending) > 1:
+                for image in pending:
                     self.send([image], create)
+                return
+            if pending and final:
+                self.report.refused.append(failure_row(pending[0], Stage.IMPORT, failure))
+            if not pending or final:
                 return
 
     def _still_missing(self, pending: list[str]) -> list[str]:

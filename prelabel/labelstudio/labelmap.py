@@ -3,7 +3,8 @@
 A mapping file is a flat JSON or YAML object, ``{"car": "civilian vehicle"}``. Lookups
 can ignore case, collapse whitespace and underscores, and fold plurals, each switched on
 separately; the project's own labels are always valid targets of themselves, so a model
-that already says ``civilian vehicle`` needs no entry.
+that already says ``civilian vehicle`` needs no entry. Every target must name a label of the
+project (``require_targets``, before any work): one it lacks would post nothing, silently.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from typing import Any
 import yaml
 
 from prelabel.errors import LabelMapError
+from prelabel.labelstudio.config import LabelConfig
 
-__all__ = ["LabelMap", "Normalization", "checked_label_map", "load_label_map"]
+__all__ = ["LabelMap", "Normalization", "checked_label_map", "load_label_map", "require_targets"]
 
 _SPACES = re.compile(r"\s+")
 
@@ -87,6 +89,12 @@ class LabelMap:
                     return index[form]
         return None
 
+    def unknown_targets(self, project_labels: Iterable[str]) -> list[str]:
+        """The targets that name none of ``project_labels`` (compared as lookups compare), in order."""
+        forms = {form for label in project_labels for form in self.normalization.variants(label)}
+        targets = dict.fromkeys(self.mapping.values())
+        return [t for t in targets if not self.normalization.variants(t) & forms]
+
     def prompt_classes(self, project_labels: Iterable[str]) -> list[str]:
         """What to ask an open-vocabulary model for: per project label, the model labels
         mapped onto it (``car`` for ``civilian vehicle``), else the label itself."""
@@ -107,6 +115,22 @@ class LabelMap:
 
 
 _MAX_BYTES = 1_000_000
+_LISTED = 20  # labels named in an error line
+
+
+def require_targets(label_map: LabelMap, config: LabelConfig, source: str) -> None:
+    """A ``LabelMapError`` (from ``source``) naming the first target that is no label or alias
+    of ``config``'s image, the model labels mapped onto it, and the labels the project has."""
+    unknown = label_map.unknown_targets(config.label_names)
+    if not unknown:
+        return
+    target, labels = unknown[0], config.labels
+    sources = ", ".join(repr(k) for k, v in label_map.mapping.items() if v == target)
+    listed = ", ".join(labels[:_LISTED]) or "none"
+    more = f" and {len(labels) - _LISTED} more" if len(labels) > _LISTED else ""
+    raise LabelMapError(
+        source, f"{target!r} (for {sources}) is not a label of the project; its labels: {listed}{more}"
+    )
 
 
 def _flat_yaml(text: str, name: str) -> object:

@@ -16,10 +16,15 @@ per kept detection and as the config has the control (shapes in ``results``):
 - ``keypointlabels``: each keypoint whose name the control has, ``parentID`` its
   detection's rectangle;
 
-and per image one ``choices`` result for a task-level Choices control: the best choice,
-or every matched one in config order when the control says ``choice="multiple"``; a
-detection's region choices the same way, as a ``perRegion`` Choices result on its first
-region (its rectangle, else its brush, else its first polygon: same id, same geometry).
+and per image one ``choices`` result for the first task-level Choices control that is
+always shown: the best choice, or every matched one in config order when the control says
+``choice="multiple"``; a detection's region choices the same way, as ``perRegion`` Choices
+results on its first region (its rectangle, else its brush, else its first polygon: same
+id, same geometry), each choice in the first per-region control that has it among those
+Label Studio shows for that region (``visibleWhen="region-selected"`` with ``whenTagName``
+and ``whenLabelValue``, on the control or a View around it).
+Labels resolve through the label map to a control's labels or aliases; results carry what
+Label Studio stores (``ControlTag.result_label``: the alias when the label has one).
 A label no targeted control has is counted as unmatched (keypoint and choice labels
 with their kind, also when the config has no such control; choices go through the label map
 like labels, as the classifier's prompts from the project did), never posted; a mask or
@@ -114,7 +119,8 @@ class _Builder:
     def target(self, control: ControlTag, label: str) -> str | None:
         key = (control.name, label)
         if key not in self._resolved:
-            self._resolved[key] = self.label_map.resolve(label, control.labels)
+            found = self.label_map.resolve(label, control.names)
+            self._resolved[key] = None if found is None else control.label_of(found)
         return self._resolved[key]
 
     def add(self, control: ControlTag, result: Result) -> None:
@@ -274,9 +280,10 @@ class _Builder:
             self.add(control, self.fields.choices(control, *picked))
 
     def region_choices(self, i: int, posted: list[Result]) -> None:
-        """Detection ``i``'s choices on its first region among ``posted`` (its results)."""
-        control, choices = self.controls.region_choices, self.record.detections.region_choices[i]
-        if control is None:  # no perRegion <Choices> on the image
+        """Detection ``i``'s choices on its first region among ``posted`` (its results), each in
+        the first per-region control shown for that region that has it."""
+        controls, choices = self.controls.region_choices, self.record.detections.region_choices[i]
+        if not controls:  # no perRegion <Choices> on the image
             self.report.unmatched_labels.update(f"{choice.label} (region choice)" for choice in choices)
             return
         if not choices:
@@ -286,10 +293,20 @@ class _Builder:
         if region is None:  # keypoints alone: no region a per-region Choices can attach to
             self.report.dropped["region choices: no box, mask or polygon to attach to"] += 1
             return
-        picked = self.pick(control, choices, "region choice")
-        if picked is not None:
-            self.add(control, region_choices(region, control, *picked))
-            self.report.region_choices += 1
+        stored = region["value"][region["type"]][0]
+        shown = [c for c in controls if c.shows_region(region["from_name"], stored)]
+        if not shown:
+            self.report.dropped["region choices: no per-region Choices shown for its region"] += 1
+            return
+        left = list(choices)
+        for control in shown:
+            mine = [choice for choice in left if self.target(control, choice.label) is not None]
+            left = [choice for choice in left if self.target(control, choice.label) is None]
+            picked = self.pick(control, mine, "region choice")
+            if picked is not None:
+                self.add(control, region_choices(region, control, *picked))
+                self.report.region_choices += 1
+        self.report.unmatched_labels.update(f"{choice.label} (region choice)" for choice in left)
 
     def pick(
         self, control: ControlTag, choices: Iterable[Choice], kind: str

@@ -92,7 +92,7 @@ class ProjectSummary:
 
 def project_summary(client: LabelStudioClient, project_id: int) -> ProjectSummary:
     """Counts from the project itself (no task listing), predictions from its model versions."""
-    data = client.request("GET", f"/api/projects/{project_id}/").json()
+    data = client.request_json("GET", f"/api/projects/{project_id}/")
     return ProjectSummary(
         id=int(data["id"]),
         title=str(data.get("title") or ""),

@@ -15,7 +15,7 @@ fetches only tasks updated since the last one (a task deleted in Label Studio st
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -76,8 +76,10 @@ def pull_annotations(
     all_annotators: bool = False,
     full: bool = False,
     page_size: int = 500,
+    progress: Callable[[int], None] | None = None,
 ) -> PullReport:
-    """Fetch annotated tasks (only those changed since the last pull unless ``full``) and write exports."""
+    """Fetch annotated tasks (only those changed since the last pull unless ``full``) and write exports;
+    ``progress(1)`` is called for each task read."""
     out_dir.mkdir(parents=True, exist_ok=True)
     project = client.get_project(project_id)
     store_path, state_path = out_dir / _STORE, out_dir / _STATE
@@ -92,6 +94,8 @@ def pull_annotations(
     latest = since or ""
     for task in client.iter_tasks(project_id, full=True, updated_after=since, page_size=page_size):
         fetched += 1
+        if progress is not None:
+            progress(1)
         latest = max(latest, task.updated_at)
         if task.annotations:
             stored[str(task.id)] = dict(task.raw)

@@ -6,8 +6,10 @@ keypoint belongs to) become ``Region``s. Choices and TextArea results are values
 regions: a result that shares its ``id`` with a region of the same annotation belongs to
 that region (Label Studio's per-region classification), any other belongs to the whole
 task. Both end in ``Region.attributes`` (by control name); an annotation with task values
-and no region is kept as a ``TaskValues`` row. A malformed result is one error row; a
-result type not exported (e.g. ``ellipselabels``, ``rating``) is counted by type.
+and no region is kept as a ``TaskValues`` row. Labels and choices come back as the config
+names them: a stored alias is mapped back to its label (``LabelConfig.stored_label``). A
+malformed result is one error row; a result type not exported (e.g. ``ellipselabels``,
+``rating``) is counted by type.
 """
 
 from __future__ import annotations
@@ -128,12 +130,13 @@ def extract_regions(tasks: Iterable[Task], config: LabelConfig, all_annotators: 
             predicted = {
                 (r.get("id"), r.get("type")): r.get("value") for r in (parent or {}).get("result", [])
             }
-            _annotation(out, task, image, annotation, predicted)
+            _annotation(out, config, task, image, annotation, predicted)
     return out
 
 
 def _annotation(
     out: Extraction,
+    config: LabelConfig,
     task: Task,
     image: str,
     annotation: Mapping[str, Any],
@@ -146,9 +149,9 @@ def _annotation(
         with item_failure(out.errors, image, Stage.PULL):
             kind = str(result.get("type") or "(no type)")
             if kind in VALUE_TYPES:
-                values.append(_values(task, image, annotation, result, kind))
+                values.append(_values(config, task, image, annotation, result, kind))
                 continue
-            region = _region(task, image, annotation, result, predicted)
+            region = _region(config, task, image, annotation, result, predicted)
             if isinstance(region, Region):
                 found.append(region)
             else:
@@ -175,9 +178,11 @@ def _where(task: Task, annotation: Mapping[str, Any], result: Mapping[str, Any],
 
 
 def _values(
-    task: Task, image: str, annotation: Mapping[str, Any], result: Mapping[str, Any], kind: str
-) -> tuple[str, str, list[str]]:
-    """A Choices or TextArea result as (result id, control name, its values as strings)."""
+    config: LabelConfig, task: Task, image: str, annotation: Mapping[str, Any], result: Mapping[str, Any],
+    kind: str,
+) -> tuple[str, str, list[str]]:  # fmt: skip
+    """A Choices or TextArea result as (result id, control name, its values as strings: choices
+    as the config names them)."""
     value = result.get("value")
     key = "choices" if kind == "choices" else "text"
     found = value.get(key) if isinstance(value, Mapping) else None
@@ -187,7 +192,11 @@ def _values(
         raise AnnotationError(
             image, f"{_where(task, annotation, result, kind)}: no {key!r} list or from_name"
         )
-    return str(result.get("id") or ""), str(result["from_name"]), [str(v) for v in found]
+    control = str(result["from_name"])
+    texts = [str(v) for v in found]
+    if kind == "choices":
+        texts = [config.stored_label(control, v) for v in texts]
+    return str(result.get("id") or ""), control, texts
 
 
 def _unique_keypoints(out: Extraction, found: list[Region]) -> list[Region]:
@@ -209,6 +218,7 @@ def _unique_keypoints(out: Extraction, found: list[Region]) -> list[Region]:
 
 
 def _region(
+    config: LabelConfig,
     task: Task,
     image: str,
     annotation: Mapping[str, Any],
@@ -262,7 +272,7 @@ def _region(
         annotation_id=int(annotation["id"]),
         annotator=annotation.get("completed_by"),
         kind=kind,
-        label=str(labels[0]) if labels else "",
+        label=config.stored_label(str(result.get("from_name") or ""), str(labels[0])) if labels else "",
         xyxy=xyxy,
         area=area,
         width=width,

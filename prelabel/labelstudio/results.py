@@ -2,7 +2,8 @@
 
 Geometry comes in displayed-image pixels and leaves in percent of the displayed image
 (through ``prelabel.convert.geometry``). Region results carry the image's displayed size
-(``original_width/height``) and ``image_rotation: 0``; results that share an ``id`` are
+(``original_width/height``) and ``image_rotation: 0``; a label is stored as Label Studio
+stores it (``ControlTag.result_label``: its alias when it has one); results that share an ``id`` are
 one region in the labeling UI (a rectangle and its TextArea, a region and its per-region
 Choices); a keypoint's ``parentID``
 names the region it belongs to (the person's rectangle), as the frontend's
@@ -50,7 +51,8 @@ class ImageFields:
         self, region: str, control: ControlTag, label: str, geometry: dict[str, float], score: float
     ) -> Result:
         """``rectanglelabels``; ``geometry`` from :func:`box_geometry`."""
-        return self._region(region, control, {**geometry, "rectanglelabels": [label]}, score)
+        return self._region(region, control, {**geometry, "rectanglelabels": [control.result_label(label)]},
+                            score)  # fmt: skip
 
     def textarea(
         self, region: str, control: ControlTag, text: str, geometry: dict[str, float], score: float
@@ -62,7 +64,7 @@ class ImageFields:
         self, region: str, control: ControlTag, label: str, mask: npt.NDArray[np.uint8], score: float
     ) -> Result:
         """``brushlabels`` of a (height, width) 0/1 mask on the displayed grid."""
-        value = {"format": "rle", "rle": mask_to_brush(mask), "brushlabels": [label]}
+        value = {"format": "rle", "rle": mask_to_brush(mask), "brushlabels": [control.result_label(label)]}
         return self._region(region, control, value, score)
 
     def polygon(
@@ -70,7 +72,7 @@ class ImageFields:
     ) -> Result:
         """``polygonlabels`` of one closed ring, (n, 2) pixels on the displayed image."""
         value = {"points": points_to_percent(points, self.width, self.height), "closed": True,
-                 "polygonlabels": [label]}  # fmt: skip
+                 "polygonlabels": [control.result_label(label)]}  # fmt: skip
         return self._region(region, control, value, score)
 
     def keypoint(
@@ -80,7 +82,8 @@ class ImageFields:
         """``keypointlabels`` at ``point`` (x, y pixels), inside region ``parent`` when given."""
         (x, y), = points_to_percent([point], self.width, self.height)  # fmt: skip
         result = self._region(region, control, {"x": x, "y": y, "width": KEYPOINT_WIDTH,
-                                                 "keypointlabels": [label]}, score)  # fmt: skip
+                                                 "keypointlabels": [control.result_label(label)]},
+                             score)  # fmt: skip
         if parent is not None:
             result["parentID"] = parent
         return result
@@ -88,7 +91,7 @@ class ImageFields:
     def choices(self, control: ControlTag, labels: Sequence[str], score: float) -> Result:
         """A task-level ``choices`` result (no geometry, no image size)."""
         return {"id": control.name, "type": "choices", "from_name": control.name, "to_name": self.to_name,
-                "value": {"choices": list(labels)}, "score": score}  # fmt: skip
+                "value": {"choices": [control.result_label(c) for c in labels]}, "score": score}  # fmt: skip
 
 
 def region_choices(region: Result, control: ControlTag, labels: Sequence[str], score: float) -> Result:
@@ -97,7 +100,7 @@ def region_choices(region: Result, control: ControlTag, labels: Sequence[str], s
     per-region classification (``Result.serialize``: the area's own serialisation, then the
     control's name, type and value)."""
     geometry = {k: v for k, v in region["value"].items() if k != region["type"]}
-    value = {**geometry, "choices": list(labels)}
+    value = {**geometry, "choices": [control.result_label(c) for c in labels]}
     return {**region, "type": "choices", "from_name": control.name, "value": value, "score": score}
 
 

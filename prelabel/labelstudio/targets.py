@@ -12,7 +12,8 @@ __all__ = ["Controls", "fillable_controls", "prediction_controls"]
 
 @dataclass(frozen=True)
 class Controls:
-    """The controls one prediction fills (None: not posted)."""
+    """The controls one prediction fills (None: not posted); ``region_choices``: the per-region
+    Choices, in config order (a region takes the first one shown for it)."""
 
     rect: ControlTag | None
     brush: ControlTag | None
@@ -20,7 +21,7 @@ class Controls:
     keypoints: ControlTag | None
     text: ControlTag | None
     choices: ControlTag | None
-    region_choices: ControlTag | None = None
+    region_choices: tuple[ControlTag, ...] = ()
 
 
 def prediction_controls(config: LabelConfig, boxes: bool | None, masks: bool | None) -> Controls:
@@ -38,8 +39,8 @@ def prediction_controls(config: LabelConfig, boxes: bool | None, masks: bool | N
     text = next((c for c in config.controls
                  if c.kind == "TextArea" and c.to_name == image and c.per_region), None)  # fmt: skip
     found = Controls(rect, brush, config.find("PolygonLabels"), config.find("KeyPointLabels"),
-                      text if rect is not None else None, config.choices_control(False),
-                      config.choices_control(True))  # fmt: skip
+                      text if rect is not None else None, config.image_choices_control,
+                      tuple(config.choice_controls(per_region=True)))  # fmt: skip
     if not any((found.rect, found.brush, found.polygon, found.keypoints, found.choices)):
         raise LabelConfigError(
             "nothing to post: the labeling config needs a <RectangleLabels>, <BrushLabels>, "

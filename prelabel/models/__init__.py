@@ -8,6 +8,6 @@ from prelabel.models.base import ImageItem, ModelAdapter
 from prelabel.models.registry import adapter_class, available_models, create_model, register
 
 # Registration happens at import of each adapter module.
-from prelabel.models import detr, dinox, grounded_sam2, ocr, rawfiles, siglip, trex, vitpose  # noqa: F401  isort: skip
+from prelabel.models import detr, dinox, grounded_sam2, ocr, rawfiles, sam3, siglip, trex, vitpose  # noqa: F401  isort: skip
 
 __all__ = ["ImageItem", "ModelAdapter", "adapter_class", "available_models", "create_model", "register"]

@@ -59,6 +59,11 @@ class ModelAdapter(ABC):
     failure_stage: ClassVar[Stage] = Stage.INFER
     # False: predict never decodes pixels (raw files), so a batch is not decoded ahead for it.
     decodes_pixels: ClassVar[bool] = True
+    # Options given per name, ``threshold.person=0.5``: the family (``threshold``, whose annotated
+    # type each value must have) -> the option that receives them as a mapping (``thresholds``).
+    keyed_options: ClassVar[dict[str, str]] = {}
+    # What running the model takes (weights, memory, a key), shown by ``prelabel models``.
+    needs: ClassVar[str] = ""
 
     @abstractmethod
     def signature(self) -> ModelSignature:

@@ -75,6 +75,7 @@ class DinoX(ModelAdapter):
     """A DINO-X-protocol detector: universal prompt, or text prompt of given classes."""
 
     task_types: ClassVar[tuple[str, ...]] = ("detection", "instance-segmentation")
+    needs: ClassVar[str] = "a DINO-X API token (PRELABEL_DINOX_TOKEN); no GPU: the model runs in the cloud"
 
     def __init__(
         self,

@@ -105,12 +105,14 @@ def create_model(name: str, **options: Any) -> ModelAdapter:
     return ModelChain([_create(cls.name, cls, given[prefix]) for prefix, cls in parts])
 
 
-def _create(name: str, cls: type[ModelAdapter], options: Mapping[str, Any]) -> ModelAdapter:
+def _create(name: str, cls: type[ModelAdapter], given: Mapping[str, Any]) -> ModelAdapter:
+    options = _fold_keyed(name, cls, given)
     known = model_option_names(cls)
     unknown = sorted(set(options) - set(known))
     if unknown:
+        listed = [*known, *(f"{family}.<name>" for family in cls.keyed_options)]
         raise SettingsError(
-            f"model {name!r} has no option {unknown[0]!r}; its options: {', '.join(known) or 'none'}"
+            f"model {name!r} has no option {unknown[0]!r}; its options: {', '.join(listed) or 'none'}"
         )
     for option, value in options.items():
         _check_type(name, cls, option, value)
@@ -120,11 +122,31 @@ def _create(name: str, cls: type[ModelAdapter], options: Mapping[str, Any]) -> M
         raise SettingsError(f"model {name!r}: {exc}") from exc
 
 
-def _check_type(name: str, cls: type[ModelAdapter], option: str, value: Any) -> None:
+def _fold_keyed(name: str, cls: type[ModelAdapter], options: Mapping[str, Any]) -> dict[str, Any]:
+    """``options`` with each ``family.key=value`` (``threshold.person=0.5``) moved into the mapping
+    option its family names (``thresholds={"person": 0.5}``); every value of that mapping is
+    checked as the family's own option would be."""
+    folded = dict(options)
+    for family, target in cls.keyed_options.items():
+        prefix = f"{family}."
+        keyed = {k.removeprefix(prefix): folded.pop(k) for k in list(folded) if k.startswith(prefix)}
+        if not keyed and folded.get(target) is None:
+            continue
+        earlier = folded.get(target) or {}
+        if not isinstance(earlier, Mapping):
+            raise SettingsError(f"model {name!r}: option {target} must be a mapping, got {earlier!r}")
+        folded[target] = {**earlier, **keyed}
+        for key, value in folded[target].items():
+            _check_type(name, cls, family, value, shown=f"{prefix}{key}")
+    return folded
+
+
+def _check_type(name: str, cls: type[ModelAdapter], option: str, value: Any, shown: str = "") -> None:
     """A number option given something else is a clear error now, not a TypeError (or a
     threshold of NaN keeping everything) deep in a run. Command-line values arrive as JSON
     where they parse, else as strings: ``threshold=high`` is the string ``'high'``."""
     expected = _option_types(cls).get(option)
+    option = shown or option
     if isinstance(expected, types.UnionType) and value is None and type(None) in expected.__args__:
         return
     if isinstance(expected, types.UnionType):

@@ -137,7 +137,9 @@ class VitPose(ModelAdapter):
                     if not (0 <= x <= width and 0 <= y <= height):
                         self._counts["keypoints outside the image"] += 1
                         continue
-                    points.append(Keypoint(names[k], x, y, score))
+                    # a heatmap's peak, not a probability: it may leave [0, 1] a little (a record's
+                    # scores lie in [0, 1], prelabel.modeloutput)
+                    points.append(Keypoint(names[k], x, y, min(max(score, 0.0), 1.0)))
                 refined[i][j] = tuple(points)
         for i, keypoints in refined.items():
             out[i] = previous[i].replace(keypoints=tuple(keypoints))

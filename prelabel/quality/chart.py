@@ -41,7 +41,7 @@ def write_label_chart(path: Path, score: LabelScore) -> Path:
         text = "n/a" if value is None else f"{value:.2f}"
         axes.annotate(text, (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom")
     axes.set_ylim(0, 1.1)
-    axes.set_title(title, fontsize=9)
+    axes.set_title(title, fontsize=9, parse_math=False)  # a label is text: "$x^$" is no formula
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=_DPI)

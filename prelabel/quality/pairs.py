@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,10 +60,12 @@ class Pairs:
 
 
 def load_pairs(
-    client: LabelStudioClient, project_id: int, model_version: str | None, page_size: int = 500
-) -> tuple[Project, Pairs]:
+    client: LabelStudioClient, project_id: int, model_version: str | None, page_size: int = 500,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[Project, Pairs]:  # fmt: skip
     """The project and its tasks' pairs for ``model_version`` (which it must have predictions
-    of); None means the project's own model version, the one its annotators are shown."""
+    of); None means the project's own model version, the one its annotators are shown.
+    ``progress(1)`` is called for each task read."""
     project = client.get_project(project_id)
     version = model_version or project.model_version
     if not version:
@@ -72,7 +74,14 @@ def load_pairs(
         )
     require_model_version(client, project_id, version)
     tasks = client.iter_tasks(project_id, full=True, page_size=page_size)
-    return project, pair_tasks(tasks, project.config, version)
+    return project, pair_tasks(_ticking(tasks, progress), project.config, version)
+
+
+def _ticking(tasks: Iterable[Task], progress: Callable[[int], None] | None) -> Iterator[Task]:
+    for task in tasks:
+        if progress is not None:
+            progress(1)
+        yield task
 
 
 def require_model_version(client: LabelStudioClient, project_id: int, model_version: str) -> None:

@@ -4,8 +4,8 @@ Files in the output folder: ``labels.csv`` (a row per region type and label), ``
 (every predicted region and every missed annotated one: tp/fp/fn, IoU or keypoint error,
 fate), ``region_choices.csv`` (per perRegion Choices control and pairing, a count per
 (predicted, annotated) choice), ``summary.json``, ``errors.csv`` (results that could not be
-read) and ``charts/`` (a PNG per label). Result types the converter does not read (ellipses,
-ratings, ...) are counted by type.
+read, charts that could not be drawn) and ``charts/`` (a PNG per label). Result types the
+converter does not read (ellipses, ratings, ...) are counted by type.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from prelabel.atomic import atomic_write, atomic_write_csv
-from prelabel.failures import write_errors
+from prelabel.failures import report_part, write_errors
 from prelabel.labelstudio.config import LabelConfig
 from prelabel.paths import safe_file_name
 from prelabel.quality.chart import write_label_chart
@@ -66,6 +66,7 @@ class QualitySummary:
     not_measured: dict[str, int]
     errors: int
     files: dict[str, str] = field(default_factory=dict)
+    charts_failed: int = 0  # charts that could not be drawn (rows in errors.csv)
 
     def label_rows(self) -> list[dict[str, Any]]:
         """One row per region type and label (``LABEL_COLUMNS``); undefined values are None."""
@@ -101,7 +102,8 @@ class QualitySummary:
                 for c in self.region_choices
             ],
             "texts": asdict(self.texts) | {"cer": self.texts.cer},
-            "not_measured": self.not_measured, "errors": self.errors, "files": self.files,
+            "not_measured": self.not_measured, "errors": self.errors, "charts_failed": self.charts_failed,
+            "files": self.files,
         }  # fmt: skip
 
     def markdown(self) -> str:
@@ -140,6 +142,8 @@ class QualitySummary:
             lines.append(f"- Not measured, counted: {counted}")
         if self.errors:
             lines.append(f"- {self.errors} results could not be read (errors.csv)")
+        if self.charts_failed:
+            lines.append(f"- {self.charts_failed} charts could not be drawn (errors.csv)")
         return "\n".join(lines)
 
 
@@ -192,14 +196,17 @@ def write_quality(out_dir: Path, report: QualityReport, pairs: Pairs) -> Quality
     atomic_write_csv(files["regions"], _REGION_COLUMNS, regions)
     atomic_write_csv(files["region_choices"], REGION_CHOICE_COLUMNS,
                      ([*r.values()] for r in summary.region_choice_rows()))  # fmt: skip
-    write_errors(files["errors"], pairs.errors)
+    errors = list(pairs.errors)
     used: set[str] = set()
     for score in summary.labels:
         name = safe_file_name(f"{score.kind}-{score.label}")
         while name in used:
             name += "_"
         used.add(name)
-        files[f"chart {score.kind} {score.label}"] = write_label_chart(charts / f"{name}.png", score)
+        with report_part(errors, str(charts / f"{name}.png")):  # a chart that fails: a row, not the report
+            files[f"chart {score.kind} {score.label}"] = write_label_chart(charts / f"{name}.png", score)
+    summary.charts_failed = len(errors) - len(pairs.errors)
+    write_errors(files["errors"], errors)
     summary.files = {key: str(path) for key, path in files.items()}
     summary.files["summary"] = str(out_dir / "summary.json")
     atomic_write(out_dir / "summary.json", json.dumps(summary.to_json(), indent=2))

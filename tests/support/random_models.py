@@ -1,4 +1,4 @@
-"""Random-weight Grounding DINO and SAM 2 checkpoints, saved like hub checkpoints.
+"""Random-weight checkpoints (Grounding DINO, SAM 2, SAM 3, ...), saved like hub checkpoints.
 
 Weights cannot be downloaded here, so the tests (tiny sizes) and the GPU benchmark (the
 real architectures: transformers' default configs are Grounding DINO tiny with a Swin-T
@@ -202,4 +202,65 @@ def save_vitpose(folder: Path, seed: int = 0) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     VitPoseForPoseEstimation(config).eval().save_pretrained(folder)
     VitPoseImageProcessorPil(size={"height": 64, "width": 48}).save_pretrained(folder)
+    return folder
+
+
+SAM3_LETTERS = "abcdefghijklmnopqrstuvwxyz"
+
+
+def save_sam3(folder: Path, full: bool = False, seed: int = 0) -> Path:
+    """A SAM 3 checkpoint (``Sam3Model``), its CLIP tokenizer and preprocessor config in ``folder``.
+
+    Tiny: a 112-pixel input, 5 queries, 16x16 masks (logits scaled to decide pixels). The
+    tokenizer is CLIP's BPE over single letters (no merges: each letter is a token, ``</w>``
+    marks a word's last), enough to tell phrases apart; the preprocessor config is written
+    as JSON, since ``Sam3ImageProcessor`` needs torchvision to be made. ``full``:
+    transformers' default config, the real architecture (840 M parameters, 1008-pixel
+    input), for the GPU benchmark.
+    """
+    import json
+
+    import torch
+    from transformers import CLIPTokenizer, Sam3Config, Sam3Model
+
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
+    for letter in SAM3_LETTERS:
+        vocab[letter] = len(vocab)
+        vocab[f"{letter}</w>"] = len(vocab)
+    tokens = {"bos_token_id": 0, "eos_token_id": 1, "pad_token_id": 1}
+    side = 1008 if full else 112
+    torch.manual_seed(seed)
+    if full:
+        config = Sam3Config(text_config={"vocab_size": 49408, **tokens})
+    else:
+        config = Sam3Config(
+            vision_config={
+                "backbone_config": {"model_type": "sam3_vit_model", "hidden_size": 32, "num_hidden_layers": 2,
+                                    "num_attention_heads": 4, "intermediate_size": 64, "image_size": side,
+                                    "patch_size": 14, "window_size": 4, "global_attn_indexes": [1]},
+                "fpn_hidden_size": 32, "scale_factors": [2.0, 1.0],
+            },
+            text_config={"vocab_size": len(vocab), "hidden_size": 32, "intermediate_size": 64,
+                         "projection_dim": 32, "num_hidden_layers": 1, "num_attention_heads": 4,
+                         "max_position_embeddings": 32, **tokens},
+            geometry_encoder_config={"hidden_size": 32, "num_layers": 1, "num_attention_heads": 4,
+                                     "intermediate_size": 64},
+            detr_encoder_config={"hidden_size": 32, "num_layers": 1, "num_attention_heads": 4,
+                                 "intermediate_size": 64},
+            detr_decoder_config={"hidden_size": 32, "num_layers": 1, "num_queries": 5,
+                                 "num_attention_heads": 4, "intermediate_size": 64},
+            mask_decoder_config={"hidden_size": 32, "num_upsampling_stages": 2},
+        )  # fmt: skip
+    model = Sam3Model(config).eval()
+    if not full:  # a random init's mask logits are ~4e-6, where float noise flips pixels: made ~0.4
+        with torch.no_grad():
+            model.mask_decoder.mask_embedder.layers[-1].weight.mul_(1e5)
+            model.mask_decoder.mask_embedder.layers[-1].bias.mul_(1e5)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder)
+    CLIPTokenizer(vocab=vocab, merges=[]).save_pretrained(folder)
+    processor = {"image_processor_type": "Sam3ImageProcessor", "size": {"height": side, "width": side},
+                 "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5], "do_resize": True,
+                 "do_rescale": True, "rescale_factor": 1 / 255, "do_normalize": True}  # fmt: skip
+    (folder / "preprocessor_config.json").write_text(json.dumps(processor, indent=2))
     return folder

@@ -1,0 +1,134 @@
+"""Start-up: how soon does a command's first Prefect task run start?
+
+Question: with the local Prefect server that flow commands start once and reuse, how long
+from typing ``prelabel run --dry-run`` on a 4-image folder until its first task runs, against
+the same flow on Prefect's temporary server (what every command paid before: a server
+started inside the command and stopped with it)? Goal: <= 2 s with the server up.
+Method: a project on a running Label Studio and 4 sample images; each side runs as a fresh
+process, ``--repeat`` times (best and median kept): the command line (server already up),
+and ``python -c`` calling the ``preannotate`` flow with no ``PREFECT_API_URL`` (temporary
+server). The time is taken when the first task-run line reaches the process's output, and
+when the process ends. Both dry runs must end with the same counts (4 matched, 4 that would be posted).
+Command: ``.venv/bin/python benchmarks/startup.py`` (starts a local Label Studio in a temp dir,
+~1 min), or ``--ls-url URL --api-key KEY`` for a running one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from prelabel.labelstudio.client import LabelStudioClient
+from prelabel.labelstudio.server import start_label_studio
+from prelabel.samples import LABEL_CONFIG, make_samples
+
+ROOT = Path(__file__).resolve().parents[1]
+FLOW = """
+import sys
+from flows.params import PreannotateParams
+from flows.preannotate import preannotate
+s = preannotate(PreannotateParams(project_id=int(sys.argv[1]), input_dir=sys.argv[2], model="ocr",
+                dry_run=True, cache_dir=sys.argv[3], output_dir=sys.argv[4], model_version="startup"))
+print(f"matched {s.matched} posted {s.posted}")
+"""
+
+
+def _timed(command: Sequence[str], env: dict[str, str]) -> tuple[float, float, str]:
+    """(seconds to the first task-run line, seconds to the end, output) of one process."""
+    start = time.perf_counter()
+    first = None
+    lines = []
+    with subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True) as process:  # fmt: skip
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.append(line)
+            if first is None and "Task run '" in line:
+                first = time.perf_counter() - start
+        code = process.wait()
+    total = time.perf_counter() - start
+    output = "".join(lines)
+    if code != 0 or first is None:
+        raise SystemExit(f"{command[:4]} failed ({code}):\n{output[-3000:]}")
+    return first, total, output
+
+
+def run(client: LabelStudioClient, key: str, repeat: int, work: Path) -> dict[str, list[float]]:
+    project = client.create_project("prelabel start-up benchmark", LABEL_CONFIG)
+    images = work / "images"
+    images.mkdir(exist_ok=True)
+    for sample in make_samples():
+        (images / sample.name).write_bytes(sample.data)
+    client.upload_files(project.id, sorted(images.iterdir()))
+    state = work / "state"
+    base = {**os.environ, "PYTHONPATH": str(ROOT), "PRELABEL_LS_URL": client.url, "PRELABEL_LS_API_KEY": key,
+            "PRELABEL_STATE_DIR": str(state), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "DO_NOT_TRACK": "1"}  # fmt: skip
+    base.pop("PREFECT_API_URL", None)
+    cli = [sys.executable, "-c", "from prelabel_cli.main import main; main()"]
+    subprocess.run([*cli, "server", "start"], env=base, check=True, capture_output=True)  # not timed
+    figures: dict[str, list[float]] = {"local first": [], "local total": [], "temporary first": [],
+                                       "temporary total": []}  # fmt: skip
+    try:
+        for _ in range(repeat):
+            command = [*cli, "run", "--input-dir", str(images), "--project-id", str(project.id),
+                       "--model", "ocr", "--dry-run", "--cache-dir", str(work / "cache"),
+                       "--output-dir", str(work / "out")]  # fmt: skip
+            first, total, output = _timed(command, base)
+            if "| matched to tasks | 4 |" not in output:
+                raise SystemExit(f"the command line's dry run did not match 4 images:\n{output[-2000:]}")
+            figures["local first"].append(first)
+            figures["local total"].append(total)
+            first, total, output = _timed([sys.executable, "-c", FLOW, str(project.id), str(images),
+                                           str(work / "cache"), str(work / "out")], base)  # fmt: skip
+            if "matched 4 posted 4" not in output:  # a dry run counts what it would post
+                raise SystemExit(f"the temporary server's dry run did not match 4 images:\n{output[-2000:]}")
+            figures["temporary first"].append(first)
+            figures["temporary total"].append(total)
+    finally:
+        subprocess.run([*cli, "server", "stop"], env=base, check=False, capture_output=True)
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--ls-url")
+    parser.add_argument("--api-key", default=os.environ.get("PRELABEL_LS_API_KEY"))
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        server = None
+        if args.ls_url:
+            url, key = args.ls_url, args.api_key
+        else:
+            server = start_label_studio(work / "label-studio")
+            url, key = server.url, server.legacy_token.get_secret_value()
+        try:
+            with LabelStudioClient(url, key) as client:
+                figures = run(client, key, args.repeat, work)
+        finally:
+            if server is not None:
+                server.stop()
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print("seconds from the command to its first task run (best / median), and to its end:")
+    for side in ("local", "temporary"):
+        first, total = figures[f"{side} first"], figures[f"{side} total"]
+        print(f"  {side:9} server: first task {min(first):.2f} / {statistics.median(first):.2f} s, "
+              f"end {min(total):.2f} / {statistics.median(total):.2f} s")  # fmt: skip
+    ratio = statistics.median(figures["temporary first"]) / statistics.median(figures["local first"])
+    print(f"ratio (temporary / local, first task, medians): {ratio:.1f}x")
+
+
+if __name__ == "__main__":
+    main()
