@@ -287,10 +287,12 @@ def _auth() -> tuple[str, str] | None:
 
 
 def _connect(url: str, project_id: int, interactive: bool, serve_settings: Any) -> Backend:
+    """Connect through a client of the configured Label Studio; Label Studio calls the backend back
+    inside each request, so they get the backend's own patience (100 s), not the checks' 5 s."""
     settings = load_settings()
     user, password = serve_settings.basic_auth_user, serve_settings.basic_auth_password
     auth: tuple[str, SecretStr] | None = (user, password) if user and password else None
-    with LabelStudioClient(settings.ls_url, settings.require_ls_api_key(), timeout=120, retries=1) as client:
+    with LabelStudioClient(settings.ls_url, settings.ls_key_for(None), timeout=120, retries=1) as client:
         return connect_backend(client, project_id, url, interactive=interactive,
                                webhook_secret=serve_settings.webhook_secret, basic_auth=auth)  # fmt: skip
 

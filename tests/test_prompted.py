@@ -127,3 +127,43 @@ def test_find_all_with_sam2_alone_keeps_the_labels_other_instances_and_masks_the
     assert asked == [[0, 0, 10, 10], [30, 5, 40, 15]]
     assert [m["counts"] for m in done.masks if m] == ["box1", "box2"]
     assert done.scores.tolist() == [0.5, 0.8]
+
+
+def test_find_all_with_sam3_prompts_the_drawn_box_as_an_exemplar(
+    tiny_sam3: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from prelabel.models import create_model
+    from prelabel.serve.findall import ExemplarFinder
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    options = {"checkpoint": str(tiny_sam3), "classes": ["car", "person"], "threshold": 0.0,
+               "merge_iou": 1.01, "device": "cpu"}  # fmt: skip
+    item = random_image_item(7, (64, 48))
+    box = np.array([4.0, 6.0, 30.0, 40.0])
+    finder = ExemplarFinder(create_model("sam3", **options), threading.Lock())
+    found = finder.find(item, box, "car")
+    # the same as a sam3 made with that exemplar, its other label's instances left out
+    (expected,) = create_model("sam3", exemplars={item.uri: [["car", *box.tolist()]]}, **options).predict(
+        [item]
+    )
+    assert isinstance(expected, Detections) and len(found) > 0
+    cars = expected[np.array([label == "car" for label in expected.labels])]
+    np.testing.assert_allclose(found.xyxy, cars.xyxy, rtol=1e-5)
+    assert set(found.labels) == {"car"}
+    (plain,) = create_model("sam3", **options).predict([item])
+    assert isinstance(plain, Detections)
+    unprompted = plain[np.array([label == "car" for label in plain.labels])].scores
+    assert len(unprompted) != len(found) or not np.allclose(unprompted, found.scores)  # the box prompted it
+
+
+def test_find_all_needs_a_model_that_takes_exemplars(tiny_detr: Path) -> None:
+    import threading
+
+    from prelabel.errors import SettingsError
+    from prelabel.models import create_model
+    from prelabel.serve.findall import ExemplarFinder
+
+    with pytest.raises(SettingsError, match="find-all needs sam3"):
+        ExemplarFinder(create_model("detr", checkpoint=str(tiny_detr)), threading.Lock())

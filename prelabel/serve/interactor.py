@@ -3,7 +3,8 @@
 The image is read as ``/predict`` reads it (the same trusted references), its segmenter features
 come from the ``FeatureCache`` (computed once per image), and the answer is built by ``run``'s
 prediction builder on the project's non-smart controls (``prompt_config``), with fresh region
-ids. Without SAM 3, find-all is ``DetectionFinder`` (the served model's detections of the label).
+ids. Find-all is SAM 3's exemplar prompt when ``sam3`` is served (``ExemplarFinder``), else the
+served model's detections of the label (``DetectionFinder``).
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ from prelabel.convert.masks import CocoRle, coco_to_mask
 from prelabel.errors import PrelabelError, RefusedRequestError
 from prelabel.labelstudio.client import Project
 from prelabel.labelstudio.predictions import build_prediction
+from prelabel.models import create_model
 from prelabel.models.base import ImageItem
 from prelabel.models.prompted import Prompt, PromptSegmenter, Segment
 from prelabel.records import Detections, PredictionRecord
-from prelabel.serve.findall import DetectionFinder
+from prelabel.serve.findall import DetectionFinder, ExemplarFinder
 from prelabel.serve.interactive import (
     FeatureCache,
     InstanceFinder,
@@ -31,7 +33,7 @@ from prelabel.serve.interactive import (
     read_context,
     smart_controls,
 )
-from prelabel.serve.predictor import Predictor
+from prelabel.serve.predictor import Predictor, ServedModel
 from prelabel.serve.protocol import TaskIn
 
 __all__ = ["Interactor"]
@@ -53,6 +55,7 @@ class Interactor:
         self.predictor, self.segmenter, self.finder = predictor, segmenter, finder
         self.find_all_control = find_all_control
         self.features = FeatureCache(feature_cache)
+        self._exemplar_finders: dict[str, ExemplarFinder] = {}
 
     def answer(self, project: Project, task: TaskIn, context: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         """The prediction for one task and its prompt (``result`` empty when no pixel was found)."""
@@ -69,11 +72,7 @@ class Interactor:
         served = self.predictor.models.for_config(project.config)
         started = time.monotonic()
         if interaction.find_all and interaction.prompt.box is not None:
-            finder = self.finder or DetectionFinder(
-                lambda image: self.predictor.detections(served, image), self.segment,
-                self.predictor.models.label_map,
-            )  # fmt: skip
-            found = finder.find(item, interaction.prompt.box, interaction.label)
+            found = self._finder(served).find(item, interaction.prompt.box, interaction.label)
             boxes: bool | None = None
         else:
             segment = self.segment(item, interaction.prompt)
@@ -92,6 +91,19 @@ class Interactor:
                  "one object", report.regions, (time.monotonic() - started) * 1000)  # fmt: skip
         prediction["result"] = fresh_ids(prediction["result"])
         return prediction
+
+    def _finder(self, served: ServedModel) -> InstanceFinder:
+        """The finder for the served model: given, SAM 3's exemplars (``sam3`` served: its own
+        adapter, made once per model version), else the served detector's detections."""
+        if self.finder is not None:
+            return self.finder
+        if self.predictor.models.name == "sam3":
+            if served.version not in self._exemplar_finders:
+                adapter = create_model("sam3", **served.options)
+                self._exemplar_finders[served.version] = ExemplarFinder(adapter, self.predictor.model_lock)
+            return self._exemplar_finders[served.version]
+        return DetectionFinder(lambda image: self.predictor.detections(served, image), self.segment,
+                               self.predictor.models.label_map)  # fmt: skip
 
     def segment(self, item: ImageItem, prompt: Prompt) -> Segment:
         """The segmenter's mask for ``prompt`` on ``item``'s image, its features computed once."""
