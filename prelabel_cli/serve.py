@@ -50,9 +50,16 @@ def app_from_environment() -> FastAPI:
     from flows.handoff import DeploymentHandoff
     from prelabel.serve import create_app, load_serve_settings
 
+    _say_log_lines()  # a worker process of several starts with no logging set up
     settings = load_serve_settings()
     handoff = DeploymentHandoff(settings) if os.environ.get("PREFECT_API_URL") else None
     return create_app(settings, handoff=handoff)
+
+
+def _say_log_lines() -> None:
+    """prelabel's log lines (one per request, each hand-over) on stderr, with the time."""
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("prelabel").setLevel(logging.INFO)
 
 
 @app.command()
@@ -152,8 +159,7 @@ def serve(
     sock = listen(host, port)
     bound = sock.getsockname()[1]
     public = (url or f"http://{host}:{bound}").rstrip("/")
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    logging.getLogger("prelabel").setLevel(logging.INFO)
+    _say_log_lines()
     typer.echo(
         f"prelabel ML backend: {public} ({model}, {workers} worker{'s' * (workers > 1)}, budget {budget:g} s)"
     )
@@ -201,8 +207,8 @@ def _check_options(model: str, options: dict[str, Any]) -> None:
     """The model and options as ``run`` checks them, and as a hand-over will pass them (no secret)."""
     from flows.params import PreannotateParams
 
-    check_model(model, options)
     PreannotateParams(project_id=1, task_ids=[1], model=model, model_options=options)
+    check_model(model, options)
 
 
 def _prefect_api(wanted: bool) -> str | None:

@@ -215,3 +215,17 @@ def test_a_prompt_needs_a_point_or_a_box() -> None:
         Prompt(np.zeros((0, 2)), np.zeros(0))
     with pytest.raises(ValueError, match="2 points but 1 labels"):
         Prompt(np.zeros((2, 2)), np.zeros(1))
+
+
+def test_settings_errors_name_the_setting_and_never_a_value() -> None:
+    from prelabel.errors import SettingsError
+    from prelabel.serve.settings import load_serve_settings
+
+    for wrong, says in (({"budget": 500}, "PRELABEL_SERVE_BUDGET: Input should be less than or equal to 90"),
+                        ({}, "basic auth needs both")):  # fmt: skip
+        with pytest.raises(SettingsError) as caught:
+            load_serve_settings(webhook_secret="hunter2-secret", basic_auth_password="pw-secret", **wrong)
+        said = str(caught.value)
+        assert says in said and "hunter2" not in said and "pw-secret" not in said
+    settings = load_serve_settings(webhook_secret="hunter2-secret")
+    assert "hunter2" not in repr(settings) and "hunter2" not in str(settings.model_dump())

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from prelabel.errors import SettingsError
@@ -97,5 +97,10 @@ def load_serve_settings(**overrides: object) -> ServeSettings:
     given = {k: v for k, v in overrides.items() if v is not None}
     try:
         return ServeSettings(**given)  # type: ignore[arg-type]
-    except ValueError as exc:
-        raise SettingsError(f"invalid serve settings: {exc}") from exc
+    except ValidationError as exc:  # said per setting, never with the values (secrets among them)
+        said = "; ".join(
+            f"{'PRELABEL_SERVE_' + str(e['loc'][0]).upper() + ': ' if e['loc'] else ''}"
+            f"{str(e['msg']).removeprefix('Value error, ')}"
+            for e in exc.errors()
+        )
+        raise SettingsError(f"invalid serve settings: {said}") from None
