@@ -37,7 +37,7 @@ from prelabel.serve.handoff import Debouncer, Handoff, HandoffRegistry
 from prelabel.serve.interactor import Interactor
 from prelabel.serve.predictor import Answer, Models, Predictor
 from prelabel.serve.projects import BadGatewayError, Projects
-from prelabel.serve.protocol import PredictRequest, SetupRequest, WebhookEvent, project_id_of
+from prelabel.serve.protocol import PredictRequest, SetupRequest, SetupResponse, WebhookEvent, project_id_of
 from prelabel.serve.settings import ServeSettings
 from prelabel.settings import Settings, load_settings
 from prelabel.store.cache import open_cache
@@ -146,13 +146,13 @@ def create_app(
         return {"status": "UP", "model_class": "prelabel"}  # open to probes: says nothing else
 
     @app.post("/setup")
-    async def setup(request: Request) -> dict[str, str]:
+    async def setup(request: Request) -> SetupResponse:
         body = parse_body(SetupRequest, await request.body())
         project_id = project_id_of(body.project)
         config = parse_label_config(body.schema_)  # Label Studio's own call: its config, read only
         served = await run_in_threadpool(models.for_config, config)
         log.info("project %d: setup, model version %s", project_id, served.version)
-        return {"model_version": served.version}
+        return SetupResponse(model_version=served.version)
 
     @app.post("/predict")
     async def predict(request: Request) -> dict[str, Any]:

@@ -8,6 +8,8 @@ Label Studio drop them all. An entry is one prediction or a list of them; an emp
 task answered with nothing now (Label Studio stores nothing for it, so a later run may post
 it). Unknown keys are ignored (Label Studio adds fields between versions); what prelabel reads
 is checked, and a request that breaks a rule is refused whole, with a 4xx naming it.
+Predictions go back as the builder made them (``build_prediction``), not validated again: a
+brush's RLE is thousands of numbers per region.
 """
 
 from __future__ import annotations
@@ -21,8 +23,6 @@ from prelabel.errors import RefusedRequestError
 __all__ = [
     "MAX_TASKS",
     "PredictRequest",
-    "PredictResponse",
-    "Prediction",
     "SetupRequest",
     "SetupResponse",
     "TaskIn",
@@ -95,20 +95,6 @@ class PredictRequest(_Lenient):
         """The interactive context's results, or None for a plain prediction request."""
         context = self.params.context
         return None if context is None or not context.result else context.result
-
-
-class Prediction(BaseModel):
-    """One prediction of one task, in Label Studio's shape."""
-
-    result: list[dict[str, Any]]
-    score: float | None = None
-    model_version: str
-
-
-class PredictResponse(BaseModel):
-    """One entry per task, in order: a prediction, or an empty list (nothing now)."""
-
-    results: list[Prediction | list[Prediction]]
 
 
 class _ProjectRef(_Lenient):
