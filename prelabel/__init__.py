@@ -11,69 +11,165 @@ in ``pyproject.toml``)::
     images, settings, errors, failures, atomic, retry            the core
 
 It imports nothing from Prefect; ``tasks/`` wraps it and ``flows/`` composes the tasks.
-This top level is the public API; module paths below it may change. Note that
+This top level is the public API; module paths below it may change. It is loaded lazily
+(PEP 562): importing any part of prelabel (``prelabel.errors`` for the command line's
+``--help`` and ``version``) loads no model, image or array library until a name needs it. Note that
 ``prelabel.ingest`` here is the ingest function; the wing is imported by its full path
 (``from prelabel.ingest.sources import ...``).
 """
 
-from prelabel.convert.geometry import (
-    clean_boxes,
-    corners_to_xyxy,
-    percent_to_corners,
-    percent_to_xyxy,
-    xyxy_to_percent,
-    xyxy_to_xywh,
-)
-from prelabel.convert.masks import brush_to_mask, coco_to_brush, coco_to_mask, mask_to_brush, mask_to_coco
-from prelabel.errors import (
-    AmbiguousWriteError,
-    AnnotationError,
-    DetectionError,
-    DinoxAuthError,
-    DinoxError,
-    ImageError,
-    ImageTooLargeError,
-    LabelConfigError,
-    LabelMapError,
-    LabelStudioError,
-    LabelStudioStartError,
-    LabelStudioUnavailableError,
-    MaskError,
-    NotLabelStudioError,
-    PredictionFileError,
-    PrelabelError,
-    SettingsError,
-    SourceError,
-)
-from prelabel.images import ImageInfo, LoadedImage, load_image, read_image_info
-from prelabel.ingest.fetch import Fetcher, FetchOptions
-from prelabel.ingest.manifest import (
-    IngestResult,
-    ManifestRow,
-    SourceSpec,
-    ingest,
-    iter_source,
-    read_manifest,
-    write_manifest,
-)
-from prelabel.ingest.sampling import stratified_sample
-from prelabel.ingest.sources import SourceItem
-from prelabel.labelstudio.client import LabelStudioClient
-from prelabel.labelstudio.config import ControlTag, LabelConfig, parse_label_config
-from prelabel.labelstudio.labelmap import LabelMap, Normalization, load_label_map
-from prelabel.labelstudio.matching import match_files
-from prelabel.labelstudio.predictions import BuildReport, build_prediction
-from prelabel.models import create_model
-from prelabel.records import (
-    Detections,
-    ModelSignature,
-    PredictionRecord,
-    load_raw_file,
-    save_raw_file,
-)
-from prelabel.settings import Settings, load_settings
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from prelabel.convert.geometry import (
+        clean_boxes,
+        corners_to_xyxy,
+        percent_to_corners,
+        percent_to_xyxy,
+        xyxy_to_percent,
+        xyxy_to_xywh,
+    )
+    from prelabel.convert.masks import brush_to_mask, coco_to_brush, coco_to_mask, mask_to_brush, mask_to_coco
+    from prelabel.errors import (
+        AmbiguousWriteError,
+        AnnotationError,
+        DetectionError,
+        DinoxAuthError,
+        DinoxError,
+        ImageError,
+        ImageTooLargeError,
+        LabelConfigError,
+        LabelMapError,
+        LabelStudioError,
+        LabelStudioStartError,
+        LabelStudioUnavailableError,
+        MaskError,
+        NotLabelStudioError,
+        PredictionFileError,
+        PrelabelError,
+        SettingsError,
+        SourceError,
+    )
+    from prelabel.images import ImageInfo, LoadedImage, load_image, read_image_info
+    from prelabel.ingest.fetch import Fetcher, FetchOptions
+    from prelabel.ingest.manifest import (
+        IngestResult,
+        ManifestRow,
+        SourceSpec,
+        ingest,
+        iter_source,
+        read_manifest,
+        write_manifest,
+    )
+    from prelabel.ingest.sampling import stratified_sample
+    from prelabel.ingest.sources import SourceItem
+    from prelabel.labelstudio.client import LabelStudioClient
+    from prelabel.labelstudio.config import ControlTag, LabelConfig, parse_label_config
+    from prelabel.labelstudio.labelmap import LabelMap, Normalization, load_label_map
+    from prelabel.labelstudio.matching import match_files
+    from prelabel.labelstudio.predictions import BuildReport, build_prediction
+    from prelabel.models import create_model
+    from prelabel.records import (
+        Detections,
+        ModelSignature,
+        PredictionRecord,
+        load_raw_file,
+        save_raw_file,
+    )
+    from prelabel.settings import Settings, load_settings
 
 __version__ = "0.1.0"
+
+# Where each public name lives; ``__getattr__`` imports a module the first time one of its
+# names is asked for.
+_EXPORTS: dict[str, tuple[str, ...]] = {
+    "prelabel.convert.geometry": (
+        "clean_boxes",
+        "corners_to_xyxy",
+        "percent_to_corners",
+        "percent_to_xyxy",
+        "xyxy_to_percent",
+        "xyxy_to_xywh",
+    ),
+    "prelabel.convert.masks": (
+        "brush_to_mask",
+        "coco_to_brush",
+        "coco_to_mask",
+        "mask_to_brush",
+        "mask_to_coco",
+    ),
+    "prelabel.errors": (
+        "AmbiguousWriteError",
+        "AnnotationError",
+        "DetectionError",
+        "DinoxAuthError",
+        "DinoxError",
+        "ImageError",
+        "ImageTooLargeError",
+        "LabelConfigError",
+        "LabelMapError",
+        "LabelStudioError",
+        "LabelStudioStartError",
+        "LabelStudioUnavailableError",
+        "MaskError",
+        "NotLabelStudioError",
+        "PredictionFileError",
+        "PrelabelError",
+        "SettingsError",
+        "SourceError",
+    ),
+    "prelabel.images": ("ImageInfo", "LoadedImage", "load_image", "read_image_info"),
+    "prelabel.ingest.fetch": ("Fetcher", "FetchOptions"),
+    "prelabel.ingest.manifest": (
+        "IngestResult",
+        "ManifestRow",
+        "SourceSpec",
+        "ingest",
+        "iter_source",
+        "read_manifest",
+        "write_manifest",
+    ),
+    "prelabel.ingest.sampling": ("stratified_sample",),
+    "prelabel.ingest.sources": ("SourceItem",),
+    "prelabel.labelstudio.client": ("LabelStudioClient",),
+    "prelabel.labelstudio.config": ("ControlTag", "LabelConfig", "parse_label_config"),
+    "prelabel.labelstudio.labelmap": ("LabelMap", "Normalization", "load_label_map"),
+    "prelabel.labelstudio.matching": ("match_files",),
+    "prelabel.labelstudio.predictions": ("BuildReport", "build_prediction"),
+    "prelabel.models": ("create_model",),
+    "prelabel.records": (
+        "Detections",
+        "ModelSignature",
+        "PredictionRecord",
+        "load_raw_file",
+        "save_raw_file",
+    ),
+    "prelabel.settings": ("Settings", "load_settings"),
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+
+# ``prelabel.ingest`` is the ingest function, as it was when these names were imported eagerly:
+# the wing is loaded now (its package is light) and its name removed, so that the import system,
+# which binds a subpackage on its parent when it first loads it, cannot bind the wing later.
+importlib.import_module("prelabel.ingest")
+del globals()["ingest"]
+
+if not TYPE_CHECKING:  # for mypy, the imports above declare every name
+
+    def __getattr__(name: str) -> object:
+        module = _MODULE_OF.get(name)
+        if module is None:
+            raise AttributeError(f"module 'prelabel' has no attribute {name!r}")
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted({*globals(), *__all__})
+
 
 __all__ = [
     "AmbiguousWriteError",

@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from prelabel.defaults import DEFAULT_MAX_PIXELS
 from prelabel.errors import ImageError, ImageTooLargeError
 
 __all__ = [
@@ -30,8 +31,6 @@ __all__ = [
     "sha256_bytes",
 ]
 
-DEFAULT_MAX_PIXELS = 100_000_000
-"""Refuse images above 100 megapixels unless told otherwise (decompression bombs)."""
 
 FORMATS = ("JPEG", "PNG", "WEBP", "TIFF", "BMP", "GIF")
 """The formats prelabel opens (MPO, phones' multi-picture JPEG, comes through JPEG); Pillow's

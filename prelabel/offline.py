@@ -17,10 +17,9 @@ from typing import Any
 from urllib.parse import quote
 
 from prelabel.atomic import atomic_write
-from prelabel.convert.contours import DEFAULT_TOLERANCE
+from prelabel.defaults import DEFAULT_MAX_PIXELS, DEFAULT_TOLERANCE, LOCAL_FILES_PREFIX
 from prelabel.errors import PredictionFileError, SettingsError
 from prelabel.failures import ErrorRow
-from prelabel.images import DEFAULT_MAX_PIXELS
 from prelabel.ingest.rawpaths import raw_file_for
 from prelabel.ingest.sources import iter_image_files
 from prelabel.labelstudio.config import LabelConfig
@@ -30,8 +29,6 @@ from prelabel.models.rawfiles import RawFiles
 from prelabel.pipeline import infer_items, read_items
 
 __all__ = ["ConvertResult", "convert_directory", "write_tasks"]
-
-LOCAL_FILES_PREFIX = "/data/local-files/?d="
 
 
 @dataclass

@@ -15,8 +15,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from prelabel.defaults import DEFAULT_MAX_PIXELS
 from prelabel.errors import SettingsError
-from prelabel.images import DEFAULT_MAX_PIXELS
 
 __all__ = ["Settings", "TokenKind", "load_settings", "token_kind"]
 

@@ -9,9 +9,6 @@ from typing import Annotated
 import typer
 
 from prelabel import __version__
-from prelabel.atomic import atomic_write
-from prelabel.records import save_raw_file
-from prelabel.samples import LABEL_CONFIG, make_samples
 from prelabel_cli.app import app
 
 __all__ = ["models", "samples", "version"]
@@ -26,6 +23,10 @@ def samples(
     Example: prelabel samples --out demo && prelabel convert --input-dir demo
     --config demo/labeling.xml --label-map demo/label_map.json --out demo/tasks.json
     """
+    from prelabel.atomic import atomic_write
+    from prelabel.records import save_raw_file
+    from prelabel.samples import LABEL_CONFIG, make_samples
+
     made = make_samples()
     for sample in made:
         atomic_write(out / sample.name, sample.data)

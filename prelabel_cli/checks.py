@@ -16,10 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from prelabel.errors import LabelStudioError, LabelStudioUnavailableError, NotLabelStudioError, PrelabelError
-from prelabel.ingest.manifest import read_manifest
 from prelabel.labelstudio.client import LabelStudioClient, Project
-from prelabel.models import create_model
-from prelabel.quality.pairs import require_model_version
 from prelabel.settings import load_settings
 
 __all__ = ["check_images", "check_model", "check_project", "check_verifier", "label_studio"]
@@ -31,12 +28,16 @@ _RETRIES, _BACKOFF = 4, 0.5
 
 def check_model(name: str, options: Mapping[str, Any]) -> None:
     """The model is known and takes these options (adapters load weights lazily: cheap)."""
+    from prelabel.models import create_model
+
     create_model(name, **options)
 
 
 def check_images(manifest: str | None) -> None:
     """A manifest is read whole before the run (its mistakes are one line, not a failed flow)."""
     if manifest is not None:
+        from prelabel.ingest.manifest import read_manifest
+
         read_manifest(manifest)
 
 
@@ -57,6 +58,8 @@ def check_project(ls_url: str | None, project_id: int, model_version: str | None
     """The project, once its Label Studio is checked: the server is Label Studio (its version
     endpoint answers JSON, before the key is sent), it accepts the key, it has the project (with
     predictions of ``model_version`` when one is given). Each failure is one line."""
+    from prelabel.quality.pairs import require_model_version
+
     with _checking(ls_url, project_id) as client:
         project = client.get_project(project_id)
         if model_version is not None:

@@ -4,14 +4,11 @@ out), ``pull`` (human annotations back)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from prelabel.errors import PrelabelError
-from prelabel.labelstudio.labelmap import load_label_map
-from prelabel.labelstudio.pullback import PullReport
-from prelabel.reports import ExportSummary, IngestSummary
 from prelabel_cli.app import EXIT_IMAGES_FAILED, app
 from prelabel_cli.checks import check_images, check_model, check_project
 from prelabel_cli.options import (
@@ -30,6 +27,10 @@ from prelabel_cli.options import (
     use_api_key,
 )
 from prelabel_cli.runs import run_flow
+
+if TYPE_CHECKING:
+    from prelabel.labelstudio.pullback import PullReport
+    from prelabel.reports import ExportSummary, IngestSummary
 
 __all__ = ["export", "ingest", "pull"]
 
@@ -144,6 +145,7 @@ def export(
     """
     from flows.export import export as export_flow
     from flows.params import ExportParams
+    from prelabel.labelstudio.labelmap import load_label_map
 
     folder, listed = images_source(input_dir, manifest)
     mapping = dict(load_label_map(label_map).mapping) if label_map else None

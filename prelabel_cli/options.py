@@ -19,7 +19,7 @@ from typing import Annotated, Any, TypeVar, get_type_hints
 
 import typer
 
-from prelabel.convert.contours import DEFAULT_TOLERANCE
+from prelabel.defaults import DEFAULT_TOLERANCE
 from prelabel.errors import PrelabelError
 from prelabel.ingest.sources import has_images, no_images
 

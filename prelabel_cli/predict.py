@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from prelabel.convert.contours import DEFAULT_TOLERANCE
+from prelabel.defaults import DEFAULT_TOLERANCE, LOCAL_FILES_PREFIX
 from prelabel.errors import PrelabelError
 from prelabel.failures import write_errors
 from prelabel.labelstudio.config import parse_label_config
 from prelabel.labelstudio.labelmap import LabelMap, Normalization, load_label_map, require_targets
-from prelabel.offline import LOCAL_FILES_PREFIX, ConvertResult, convert_directory, write_tasks
 from prelabel_cli.app import EXIT_IMAGES_FAILED, app
 from prelabel_cli.checks import check_images, check_model, check_project, check_verifier
 from prelabel_cli.options import (
@@ -33,6 +32,9 @@ from prelabel_cli.options import (
     posting_options,
 )
 from prelabel_cli.runs import run_flow, run_posting_flow
+
+if TYPE_CHECKING:
+    from prelabel.offline import ConvertResult
 
 __all__ = ["convert", "infer", "post", "run"]
 
@@ -195,6 +197,8 @@ def convert(
     --out tasks.json, then import tasks.json into the project (Label Studio serving
     photos/ as local files).
     """
+    from prelabel.offline import convert_directory, write_tasks
+
     normalization = Normalization(plurals=plurals)
     mapping = load_label_map(label_map, normalization) if label_map else LabelMap(normalization=normalization)
     parsed = parse_label_config(_read_text(config))

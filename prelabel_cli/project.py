@@ -13,7 +13,7 @@ import typer
 from prelabel.errors import PrelabelError
 from prelabel.labelstudio.backends import list_backends
 from prelabel.labelstudio.config import parse_label_config
-from prelabel.labelstudio.projects import COCO_KEYPOINTS, TOOLS, build_label_config, project_summary
+from prelabel.labelstudio.projects import TOOLS, build_label_config, project_summary
 from prelabel_cli.app import app
 from prelabel_cli.checks import label_studio
 from prelabel_cli.options import ApiKey, LsUrl, use_api_key
@@ -57,6 +57,8 @@ def project_create(
     Example: prelabel project create --title Streets --labels car,person --tools box,mask
     --keypoints coco-17 --choices day,night --text
     """
+    from prelabel.records import COCO_KEYPOINTS
+
     if len(title.strip()) < 3:
         raise PrelabelError("--title needs at least 3 characters (Label Studio's rule)")
     if label_config is not None:

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from prelabel.defaults import DEFAULT_KEYPOINT_TOLERANCE
 from prelabel.paths import safe_file_name
-from prelabel.quality import DEFAULT_KEYPOINT_TOLERANCE
 from prelabel_cli.app import app
 from prelabel_cli.checks import check_project
 from prelabel_cli.options import ApiKey, LsUrl, ProjectId, use_api_key

@@ -8,9 +8,7 @@ from typing import Annotated
 
 import typer
 
-from prelabel.atomic import atomic_write
 from prelabel.labelstudio.server import LocalLabelStudio, free_port, port_is_free
-from prelabel.samples import LABEL_CONFIG, make_samples
 from prelabel_cli import labelstudio, prefectserver
 from prelabel_cli.app import app
 from prelabel_cli.runs import run_flow
@@ -103,7 +101,9 @@ def demo(
     """
     from flows.params import PreannotateParams
     from flows.preannotate import preannotate
+    from prelabel.atomic import atomic_write
     from prelabel.labelstudio.client import LabelStudioClient
+    from prelabel.samples import LABEL_CONFIG, make_samples
 
     server = labelstudio.start(home / "label-studio", _port(port))
     images = home / "images"

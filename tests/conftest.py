@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import subprocess
 import sys
 
@@ -139,6 +140,8 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["DO_NOT_TRACK"] = "1"
     os.environ.pop("PREFECT_API_URL", None)
     atexit.register(_stop_state, os.environ["PRELABEL_STATE_DIR"])
+    # A terminated session (a CI timeout, a kill) still stops its servers: SIGTERM exits through atexit.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
 
 def _stop_state(folder: str) -> None:

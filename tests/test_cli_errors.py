@@ -85,4 +85,6 @@ def test_missing_and_empty_folders(tmp_path: Path) -> None:
         == "prelabel: error: --input-dir nothere: no such folder\n"
     )
     said = _mistake(tmp_path, *base, "empty", env=key)
-    assert said.startswith("prelabel: error: 0 images found in empty (prelabel reads .bmp, .gif, .jfif, .jpeg")
+    assert said.startswith(
+        "prelabel: error: 0 images found in empty (prelabel reads .bmp, .gif, .jfif, .jpeg"
+    )

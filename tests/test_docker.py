@@ -1,4 +1,6 @@
-"""The Docker files, checked without a Docker engine: lint, structure, same install as CI."""
+"""The Docker files, checked without a Docker engine: lint, structure, same install as CI, the
+compose file against the Compose Specification (the images themselves are built and run in
+tests/test_container_images.py)."""
 
 from __future__ import annotations
 
@@ -11,8 +13,11 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.support.compose import COMPOSE, built_images, load_compose
+
 ROOT = Path(__file__).parents[1]
 HADOLINT = Path(sys.executable).parent / "hadolint"
+CHECK_JSONSCHEMA = Path(sys.executable).parent / "check-jsonschema"
 
 
 def test_dockerfiles_pass_hadolint_and_install_like_ci() -> None:
@@ -65,6 +70,67 @@ def test_compose_stack_is_complete_and_guarded() -> None:
         "PRELABEL_SERVE_WEBHOOK_SECRET",
     ):
         assert f"${{{secret}:?" in text, f"{secret} must come from docker/.env, never a default"
+
+
+@pytest.mark.parametrize(
+    ("edit", "valid"),
+    [
+        ((), True),  # the file as shipped
+        (("healthcheck:", "healthchek:"), False),  # a misspelt key: the schema is really applied
+        (('ports: ["127.0.0.1:4200:4200"]', "ports: 4200"), False),  # a wrong type
+    ],
+)
+def test_compose_file_follows_the_compose_specification(
+    tmp_path: Path, edit: tuple[str, ...], valid: bool
+) -> None:
+    text = COMPOSE.read_text()
+    if edit:
+        assert edit[0] in text
+        text = text.replace(edit[0], edit[1], 1)
+    copy = tmp_path / "compose.yaml"
+    copy.write_text(text)
+    command = [str(CHECK_JSONSCHEMA), "--builtin-schema", "vendor.compose-spec", str(copy)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert (done.returncode == 0) == valid, done.stdout + done.stderr
+
+
+def test_compose_builds_our_images_and_pins_the_others() -> None:
+    # What compose builds is what the container tier builds and runs.
+    assert built_images() == {"prelabel-cpu:latest": "docker/Dockerfile",
+                              "prelabel-gpu:latest": "docker/Dockerfile.gpu"}  # fmt: skip
+    for name, service in load_compose()["services"].items():
+        image = service["image"]
+        if image.startswith("prelabel-"):
+            assert image in built_images(), name
+        else:  # pulled: a release, never whatever :latest is that day
+            assert ":" in image and not image.endswith(":latest"), (name, image)
+
+
+def test_compose_publishes_ports_on_loopback_only() -> None:
+    published = 0
+    for name, service in load_compose()["services"].items():
+        for port in service.get("ports", []):
+            host_ip = port.get("host_ip") if isinstance(port, dict) else str(port).split(":")[0]
+            assert host_ip == "127.0.0.1", (name, port)
+            published += 1
+    assert published == 4  # Prefect, Label Studio, MinIO's API and console
+
+
+SECRET_NAME = re.compile(r"(PASSWORD|SECRET_ACCESS_KEY|API_KEY|TOKEN)$")
+FROM_ENVIRONMENT = re.compile(r"\$\{[A-Z][A-Z0-9_]*(?::\?[^}]*|:-)?\}")
+"""A variable of the environment (docker/.env): required (``:?``), or empty when unset (``:-``)."""
+
+
+def test_compose_takes_every_secret_from_the_environment() -> None:
+    for name, service in load_compose()["services"].items():
+        environment = service.get("environment") or {}
+        assert isinstance(environment, dict), name
+        for key, value in environment.items():
+            switch = str(value) in {"true", "false"}  # LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN: "true"
+            if SECRET_NAME.search(key) and not switch:
+                assert FROM_ENVIRONMENT.fullmatch(str(value)), (name, key, value)
+            for password in re.findall(r"://[^:/@]+:([^@]+)@", str(value)):  # in a URL
+                assert FROM_ENVIRONMENT.fullmatch(password), (name, key)
 
 
 def test_deployments_file_names_every_flow_and_pool() -> None:

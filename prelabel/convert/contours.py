@@ -20,10 +20,10 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from prelabel.defaults import DEFAULT_TOLERANCE
+
 __all__ = ["DEFAULT_TOLERANCE", "Outline", "mask_to_polygons", "ring_to_rectangle"]
 
-DEFAULT_TOLERANCE = 1.0
-"""Pixels a simplified outline may stray from the traced one."""
 
 Points = npt.NDArray[np.float64]
 """(n, 2) float64 pixel points (x, y)."""

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from xml.sax.saxutils import quoteattr
 
 from prelabel.errors import LabelConfigError
-from prelabel.labelstudio.client import LabelStudioClient
 from prelabel.labelstudio.config import ControlTag, parse_label_config
-from prelabel.records import COCO_KEYPOINTS  # ``--keypoints coco-17``; pose models name them too
 
-__all__ = ["COCO_KEYPOINTS", "TOOLS", "ProjectSummary", "build_label_config", "project_summary"]
+if TYPE_CHECKING:  # the client is passed in: the command line reads TOOLS without loading it
+    from prelabel.labelstudio.client import LabelStudioClient
+
+__all__ = ["TOOLS", "ProjectSummary", "build_label_config", "project_summary"]
 
 Tool = Literal["box", "mask", "polygon"]
 TOOLS: dict[str, tuple[str, str]] = {

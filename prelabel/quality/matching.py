@@ -28,6 +28,7 @@ from pycocotools import mask as coco_mask
 
 from prelabel.convert.geometry import xyxy_to_xywh
 from prelabel.convert.masks import CocoRle, polygon_to_coco
+from prelabel.defaults import DEFAULT_KEYPOINT_TOLERANCE
 from prelabel.labelstudio.regions import Region
 
 __all__ = ["AREA_TYPES", "DEFAULT_KEYPOINT_TOLERANCE", "KEYPOINTS", "MEASURED_TYPES", "SAME_GEOMETRY_PX",
@@ -38,12 +39,6 @@ KEYPOINTS = "keypointlabels"
 AREA_TYPES = ("rectanglelabels", "brushlabels", "polygonlabels")
 """Region types matched by IoU (and given COCO AP); keypoints are matched by distance."""
 MEASURED_TYPES = (*AREA_TYPES, KEYPOINTS)
-DEFAULT_KEYPOINT_TOLERANCE = 0.02
-"""Keypoint match distance, a fraction of the image diagonal. COCO's OKS, exp(-d² / 2s²k²)
-with s² the object's area and k = 2 sigma, is 0.5 (its AP50 threshold) for a keypoint of the
-mean sigma of COCO's 17 (0.067) on a person at COCO's medium/large boundary (96² px) in a
-640x480 image at d = 15 px, 0.019 of the diagonal; a single Label Studio point has no area,
-so the diagonal stands in for the object's size."""
 SAME_GEOMETRY_PX = 0.5
 """A rectangle whose corners, a polygon whose vertices or a keypoint that all moved less than
 this (pixels) is unchanged: the labeling UI writes back percentages it has recomputed, which

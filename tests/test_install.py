@@ -1,0 +1,81 @@
+"""What ``scripts/install`` leaves in an environment: one OpenCV, and a command line that starts
+without loading any model or image library (the images run the same checks inside them)."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import prelabel
+
+ROOT = Path(__file__).parents[1]
+
+# Libraries that ``prelabel --help`` and ``prelabel version`` must not load: models, images,
+# arrays and tables. Their native parts are what breaks in a slim image (OpenCV's libxcb).
+HEAVY = frozenset({"av", "cv2", "matplotlib", "numpy", "onnxruntime", "pandas", "PIL", "pyarrow",
+                   "pycocotools", "rapidocr_onnxruntime", "scipy", "sklearn", "torch", "transformers",
+                   "triton"})  # fmt: skip
+
+
+def cv2_distributions() -> list[str]:
+    """The installed distributions that put a ``cv2`` package on the path, by name."""
+    return sorted(importlib.metadata.packages_distributions().get("cv2", []))
+
+
+def test_one_opencv_is_installed_the_headless_one() -> None:
+    # opencv-python (pulled by rapidocr-onnxruntime) and the headless build both write cv2/; the
+    # last one installed wins, and the full build needs libxcb and libGL, which slim images lack.
+    assert cv2_distributions() == ["opencv-python-headless"]
+    stand_in = importlib.metadata.distribution("opencv-python")
+    assert stand_in.version.endswith("+headless"), stand_in.version  # scripts/opencv-python
+    assert not [f for f in stand_in.files or [] if f.parts[0] == "cv2"]
+
+
+def loaded_modules(*args: str) -> set[str]:
+    """Top-level modules that ``prelabel *args`` imports, read from ``python -X importtime``."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    code = "from prelabel_cli.main import main; main()"
+    done = subprocess.run([sys.executable, "-X", "importtime", "-c", code, *args],
+                          capture_output=True, text=True, env=env, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = [line.split("|")[-1] for line in done.stderr.splitlines() if line.startswith("import time:")]
+    return {line.strip().split(".")[0] for line in lines[1:]}  # the first line is the header
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--help",),  # every command's options and defaults are built for the help
+        ("version",),
+    ],
+)
+def test_help_and_version_load_no_model_or_image_library(args: tuple[str, ...]) -> None:
+    loaded = loaded_modules(*args)
+    assert "prelabel_cli" in loaded  # the reading works: the command line itself was imported
+    assert not loaded & HEAVY, sorted(loaded & HEAVY)
+
+
+def test_every_public_name_resolves_from_its_module() -> None:
+    """The top level is loaded lazily: each name in ``__all__`` is the object its module holds."""
+    mapping = prelabel._MODULE_OF
+    assert set(mapping) == set(prelabel.__all__) - {"__version__"}
+    for name, module in mapping.items():
+        assert getattr(prelabel, name) is getattr(importlib.import_module(module), name), name
+    with pytest.raises(AttributeError, match="no attribute 'missing'"):
+        prelabel.missing  # noqa: B018
+
+
+def test_prelabel_ingest_stays_the_function_after_the_wing_loads() -> None:
+    code = ("import prelabel, prelabel.ingest.sources, prelabel.ingest.video\n"
+            "from prelabel import ingest\n"
+            "from prelabel.ingest.manifest import ingest as function\n"
+            "assert ingest is prelabel.ingest is function, ingest")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
