@@ -425,3 +425,56 @@ def test_connecting_to_a_label_studio_that_refuses_local_addresses_is_one_line_n
     assert "ML_BLOCK_LOCAL_IP=false and SSRF_PROTECTION_ENABLED=false" in line and url in line
     assert SECRET not in done.stdout + done.stderr
     assert ls_client.request("GET", "/api/ml", params={"project": project.id}).json() == []
+
+
+def test_changed_annotations_start_one_incremental_pull_when_one_is_configured(
+    label_studio: LocalLabelStudio, ls_client: LabelStudioClient, tmp_path: Path
+) -> None:
+    project = ls_client.create_project("serve pull", CONFIG)
+    handed = HandedOver()
+    settings = serve_settings(
+        tmp_path / "state", model="ocr", webhook_secret=SECRET, pull_out=str(tmp_path / "pull")
+    )
+    with ml_backend(settings, ls_settings(label_studio, tmp_path / "cache"), handed) as url:
+        for number in range(3):  # an annotator at work: three events, one pull
+            event = {
+                "action": "ANNOTATION_UPDATED",
+                "project": {"id": project.id},
+                "annotation": {"id": number},
+            }
+            answer = httpx.post(url + "/webhook", json=event, headers={"X-Prelabel-Webhook-Secret": SECRET})
+            assert answer.json() == {"status": "queued", "action": "ANNOTATION_UPDATED"}
+        deadline = time.monotonic() + 20
+        while not handed.pulls and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1)
+    assert handed.pulls == [project.id] and handed.runs == []
+
+
+def test_an_upload_read_before_is_answered_from_the_cache_without_reading_it_again(
+    label_studio: LocalLabelStudio, ls_client: LabelStudioClient, tmp_path: Path
+) -> None:
+    from prelabel.ingest.fetch import Fetcher
+    from prelabel.serve.predictor import Models, Predictor
+    from prelabel.serve.protocol import TaskIn
+    from prelabel.store.cache import open_cache
+
+    read: list[str] = []
+
+    class CountingFetcher(Fetcher):
+        def fetch_all(self, uris: Any) -> Any:
+            read.extend(uris)
+            return super().fetch_all(uris)
+
+    project = ls_client.create_project("serve uploads", CONFIG)
+    ls_client.upload_files(project.id, text_images(tmp_path / "images", 2))
+    tasks = [TaskIn(id=t.id, data=dict(t.data)) for t in ls_client.iter_tasks(project.id)]
+    ls = ls_settings(label_studio, tmp_path / "cache")
+    models = Models(serve_settings(tmp_path / "state", model="ocr"), 4)
+    predictor = Predictor(models, open_cache(tmp_path / "cache"), ls, ls_client)
+    predictor.fetcher = CountingFetcher(ls, label_studio=ls_client)
+    first = predictor.answer(ls_client.get_project(project.id), tasks, 60)
+    again = predictor.answer(ls_client.get_project(project.id), tasks, 60)
+    assert (first.inferred, again.cached, again.inferred) == (2, 2, 0)
+    assert again.predictions == first.predictions
+    assert len(read) == 2  # each upload read once

@@ -18,7 +18,7 @@ from prelabel.errors import UntrustedSourceError
 from prelabel.ingest.guards import LABEL_STUDIO_FILE_PATHS, label_studio_file_path
 from prelabel.redact import safe_url
 
-__all__ = ["task_image_uri", "trusted_task_image_uri"]
+__all__ = ["label_studio_upload", "task_image_uri", "trusted_task_image_uri"]
 
 
 def task_image_uri(ref: str, ls_url: str) -> str:
@@ -42,3 +42,10 @@ def trusted_task_image_uri(ref: str, ls_url: str) -> str:
     raise UntrustedSourceError(
         f"image reference {ref[:80]!r} is neither a Label Studio file nor an s3:// key: not read"
     )
+
+
+def label_studio_upload(uri: str, ls_url: str) -> bool:
+    """Whether ``uri`` is a file uploaded to the Label Studio at ``ls_url`` (``/data/upload/``):
+    one that never changes, since Label Studio gives every upload a name of its own."""
+    path = label_studio_file_path(uri, ls_url)
+    return path is not None and path.startswith("/data/upload/")
