@@ -1,4 +1,4 @@
-"""Per-image costs of ``export`` on the CPU side, for the 100k projection in the README.
+"""Per-image costs of ``export`` on the CPU side, for the 100k projection in docs/benchmarks.md.
 
 Question: what does one image cost, stage by stage, outside the model: read the bytes,
 hash and read the header, decode (EXIF applied), and export (frames, COCO entry, ten PNG

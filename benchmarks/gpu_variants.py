@@ -1,7 +1,7 @@
 """Grounding DINO -> SAM 2: the adapter's speed settings against its defaults, in one run.
 
-Question: which of issue 15's remaining levers make the batched adapter faster on a GPU, and
-do they keep its outputs? The fused deformable-attention kernel off (transformers' PyTorch
+Question: which of the remaining speed levers make the batched adapter faster on a GPU, and do
+they keep its outputs? The fused deformable-attention kernel off (transformers' PyTorch
 path), eager attention (the default is transformers' choice: SDPA wherever a model supports
 it, so "sdpa" is the default row), float16 instead of bfloat16 autocast, channels-last models
 and pixels, and the kernel's query block at 16 and 64 instead of 32.

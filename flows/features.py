@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
-from pydantic import BaseModel, Field
 
 from flows.common import RunSizes, opaque
+from flows.params import FeaturesParams
 from prelabel.errors import PrelabelError
 from prelabel.failures import ErrorRow, write_errors
 from prelabel.review.features import FeaturesSummary, Vector, write_features
@@ -20,45 +19,6 @@ from tasks.features import embed_batch, embedder_for
 from tasks.reporting import Progress
 
 __all__ = ["FeaturesParams", "features"]
-
-
-class FeaturesParams(BaseModel):
-    """What to embed and with which model (the Prefect UI's run form)."""
-
-    review_set: str = Field(description="The review set's SQLite file (from `prelabel review-set create`).")
-    out: str | None = Field(
-        default=None, description="Parquet file to write; default <set>.<embedder>.parquet beside the set."
-    )
-    embedder: Literal["dinov2", "siglip2"] = Field(
-        default="dinov2", description="dinov2 (DINOv2 with registers) or siglip2 (SigLIP 2)."
-    )
-    checkpoint: str | None = Field(
-        default=None, description="Hub id or local folder; default the embedder's (see README)."
-    )
-    revision: str | None = Field(default=None, description="Checkpoint revision to pin.")
-    margin: float = Field(
-        default=0.1, ge=0, le=10, description="Context kept around a box, as a fraction of its size per side."
-    )
-    model_batch_size: int | None = Field(
-        default=None, ge=1, le=4096, description="Crops per forward pass; default PRELABEL_INFER_BATCH_SIZE."
-    )
-    batch_size: int | None = Field(
-        default=None,
-        ge=1,
-        le=10_000,
-        description="Items per Prefect task run; default PRELABEL_TASK_BATCH_SIZE.",
-    )
-    device: str | None = Field(default=None, description="cuda, cuda:1, cpu; default CUDA when present.")
-    cache_dir: str | None = Field(
-        default=None, description="Embedding cache (folder or s3://); default PRELABEL_CACHE_DIR."
-    )
-    refresh: bool = Field(default=False, description="Ignore cached embeddings.")
-    ls_url: str | None = Field(
-        default=None, description="Label Studio URL for /data/... images; default PRELABEL_LS_URL."
-    )
-    max_image_pixels: int | None = Field(
-        default=None, ge=1, description="Decompression-bomb limit; default PRELABEL_MAX_IMAGE_PIXELS."
-    )
 
 
 def default_out(review_set: str, embedder: str) -> str:
@@ -80,7 +40,7 @@ def features(params: FeaturesParams) -> FeaturesSummary:
                "batch_size": params.model_batch_size or settings.infer_batch_size}  # fmt: skip
     signature = embedder_for(options).signature()
     cache = open_cache(params.cache_dir or settings.cache_dir, settings)
-    out = params.out or default_out(params.review_set, params.embedder)
+    out = params.features or default_out(params.review_set, params.embedder)
     model = f"{signature.model} {signature.revision}, margin {params.margin:g}"
     summary = FeaturesSummary(params.review_set, out, model, len(items))
     vectors: dict[int, Vector] = {}

@@ -52,7 +52,7 @@ class DeploymentHandoff:
     def pull(self, project_id: int) -> str:
         if not self.settings.pull_out:
             raise PrelabelError("no folder to pull annotations into is configured")
-        params = PullParams(project_id=project_id, out=self.settings.pull_out)
+        params = PullParams(project_id=project_id, output_dir=self.settings.pull_out)
         return self._run(self.settings.pull_deployment, params.model_dump(mode="json", exclude_defaults=True))
 
     def _run(self, deployment: str, params: dict[str, Any], key: str | None = None) -> str:

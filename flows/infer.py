@@ -23,7 +23,7 @@ def infer(params: InferParams) -> InferSummary:
     (``<out>/<image path relative to input_dir>.prelabel.json``)."""
     log = get_run_logger()
     images = collect_images(params.input_dir, params.manifest)
-    out = Path(params.out)
+    out = Path(params.output_dir)
     summary = InferSummary(images=len(images), errors_csv=str(out / "errors.csv"))
     errors: list[ErrorRow] = []
     root = Path(params.input_dir) if params.input_dir else None  # a manifest's paths: mirrored whole

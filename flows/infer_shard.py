@@ -12,7 +12,9 @@ from flows.common import RunSizes, infer_in_batches, prediction_cache
 from flows.params import ShardParams
 from flows.scaleout import shard_images
 from prelabel.errors import PrelabelError
+from prelabel.models.video import tracks_videos
 from prelabel.reports import ShardSummary
+from tasks.video import probe_videos, track_batch
 
 __all__ = ["infer_shard"]
 
@@ -24,10 +26,18 @@ def infer_shard(params: ShardParams) -> ShardSummary:
     cache = prediction_cache(params)
     images = shard_images(params.images, params.images_ref, cache)
     summary = ShardSummary(shard=params.shard, images=len(images))
-    for result in infer_in_batches(params, images, cache, RunSizes.of(params), lambda batch: batch.result):
-        summary.cached += result.cached
-        summary.inferred += result.inferred
-        summary.failed += len(result.errors)
+    if tracks_videos(params.model):  # a shard of whole videos
+        found, errors = probe_videos(images)
+        tracked = track_batch(found, params.model, params.model_options, cache, params.refresh)
+        summary.cached, summary.inferred = tracked.cached, tracked.inferred
+        summary.failed = len(errors) + len(tracked.errors)
+    else:
+        for result in infer_in_batches(
+            params, images, cache, RunSizes.of(params), lambda batch: batch.result
+        ):
+            summary.cached += result.cached
+            summary.inferred += result.inferred
+            summary.failed += len(result.errors)
     if images and summary.failed == len(images):
         raise PrelabelError(f"shard {params.shard}: every one of its {len(images)} images failed")
     summary.worker = os.environ.get("PRELABEL_WORKER_NAME") or socket.gethostname()

@@ -19,13 +19,13 @@ def ingest_flow(params: IngestParams) -> IngestSummary:
     """Write the manifest and its report (errors, duplicates, strata) and say what happened."""
     log = get_run_logger()
     spec = SourceSpec(
-        params.source, params.video_fps, frames_dir_for(params.out, params.frames_dir), params.url_column,
-        params.url_path, params.label_path, params.page_size, params.max_items,
+        params.source, params.video_fps, frames_dir_for(params.manifest, params.frames_dir),
+        params.url_column, params.url_path, params.label_path, params.page_size, params.max_items,
     )  # fmt: skip
     options = FetchOptions(params.concurrency, params.timeout, params.retries, max_bytes=params.max_bytes)
     result = ingest_source(spec, options, params.sample, params.stratify_by, params.equal_per_stratum,
                            params.seed)  # fmt: skip
-    manifest = write_manifest(params.out, result.rows)
+    manifest = write_manifest(params.manifest, result.rows)
     summary = IngestSummary(
         source=params.source, manifest=str(manifest), listed=result.listed, kept=len(result.rows),
         duplicates=len(result.duplicates), failed=len(result.errors),

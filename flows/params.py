@@ -5,21 +5,25 @@ Secrets are never parameters: the Label Studio key comes from the environment
 A parameter backed by a setting (batch sizes, the pixel limit) defaults to None: the run
 then takes its ``PRELABEL_*`` setting (``flows.common.RunSizes``), so each default has one
 source, ``prelabel.settings.Settings``.
+
+Each description is also the help of the matching ``prelabel`` option (``prelabel_cli.options``
+reads it), so the Prefect UI's run form and ``--help`` say the same words; a parameter named
+differently before keeps its old name as an alias (``out``) for stored runs and callers.
 """
 
 from __future__ import annotations
 
-from typing import Any, Self
+from typing import Any, Literal, Self
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, Field, field_validator, model_validator
 
-from prelabel.convert.contours import DEFAULT_TOLERANCE
-from prelabel.labelstudio.pullback import Format
-from prelabel.quality import DEFAULT_KEYPOINT_TOLERANCE
+from prelabel.defaults import DEFAULT_KEYPOINT_TOLERANCE, DEFAULT_TOLERANCE
+from prelabel.labelstudio.formats import Format
 
 __all__ = [
     "ExportParams",
     "ExportShardParams",
+    "FeaturesParams",
     "InferParams",
     "IngestParams",
     "LabelStudioParams",
@@ -31,6 +35,7 @@ __all__ = [
 
 _SECRET_WORDS = ("token", "secret", "password", "api_key", "apikey")
 _TASK_BATCH = "Images per Prefect task run; default PRELABEL_TASK_BATCH_SIZE."
+_OUTPUT_FOLDER = AliasChoices("output_dir", "out")  # `out` before the one name for output folders
 _SHARD_IMAGES = "Image URIs of this shard, in the run's order (empty when images_ref names them)."
 _SHARD_REF = "The shared cache's record of this shard's images (URIs stay out of stored parameters)."
 
@@ -38,9 +43,9 @@ _SHARD_REF = "The shared cache's record of this shard's images (URIs stay out of
 class LabelStudioParams(BaseModel):
     """Where the project is."""
 
-    project_id: int = Field(ge=1, description="Label Studio project id.")
+    project_id: int = Field(ge=1, description="Label Studio project id, e.g. 3.")
     ls_url: str | None = Field(
-        default=None, description="Label Studio URL; default PRELABEL_LS_URL / LABEL_STUDIO_URL."
+        default=None, description="Label Studio URL; default PRELABEL_LS_URL (else LABEL_STUDIO_URL)."
     )
     api_key_block: str | None = Field(
         default=None,
@@ -53,14 +58,18 @@ class _PostOptions(LabelStudioParams):
         default_factory=dict, description='Model label -> project label, e.g. {"car": "civilian vehicle"}.'
     )
     label_map_file: str | None = Field(
-        default=None, description="A JSON/YAML label-map file (merged under label_map)."
+        default=None,
+        description='A JSON or YAML file of model label -> project label, e.g. {"car": "civilian vehicle"}.',
     )
     plurals: bool = Field(default=False, description="Let 'cars' match the label 'car'.")
     model_version: str | None = Field(
-        default=None, description="model_version of the predictions; default: model name + settings digest."
+        default=None,
+        description="The predictions' model version; default: the model's name and a digest of its settings.",
     )
     masks: bool | None = Field(
-        default=None, description="Post masks: true requires BrushLabels; default when present."
+        default=None,
+        description="Post masks (true needs BrushLabels) or none (false); default: when the project has "
+        "BrushLabels.",
     )
     polygon_tolerance: float = Field(
         default=DEFAULT_TOLERANCE,
@@ -71,7 +80,8 @@ class _PostOptions(LabelStudioParams):
     import_new: bool = Field(default=False, description="Import images without a task as new tasks first.")
     task_data: list[str] = Field(
         default_factory=list,
-        description='Manifest columns put into each new task\'s data (with import_new), e.g. ["label"].',
+        description="Manifest columns copied into each new task's data (with import-new and a manifest), "
+        "e.g. label and camera.",
     )
     show_predictions: bool = Field(
         default=False, description="Set the project's model version to this run's, so annotators see it."
@@ -98,10 +108,10 @@ class _PostOptions(LabelStudioParams):
         description="Predictions per bulk POST; default PRELABEL_POST_BATCH_SIZE.",
     )
     output_dir: str = Field(
-        default="prelabel-output", description="Reports, payloads and the contact sheet go here."
+        default="prelabel-output", description="Folder for the reports, the payloads and the contact sheet."
     )
     unmatched_csv: str = Field(
-        default="unmatched_labels.csv", description="Unmatched labels are appended here."
+        default="unmatched_labels.csv", description="CSV file the unmatched labels are appended to."
     )
 
     @model_validator(mode="after")
@@ -121,16 +131,24 @@ class _PostOptions(LabelStudioParams):
 class _ModelSettings(BaseModel):
     model: str = Field(
         default="ocr",
-        description="Model name from the registry, e.g. ocr, dinox, detr, "
-        "or a chain such as detr+vitpose+siglip (options prefixed: vitpose.threshold).",
+        description="Model: ocr, sam3, grounded-sam2, dinox, detr, ..., or a chain such as "
+        "detr+vitpose+siglip (see `prelabel models`).",
     )
-    model_options: dict[str, Any] = Field(default_factory=dict, description="Options for the model adapter.")
+    model_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The model's options, e.g. threshold=0.5 (in a chain: vitpose.threshold=0.5); see "
+        "`prelabel models`.",
+    )
     cache_dir: str | None = Field(
-        default=None, description="Prediction cache: a folder or s3://bucket/prefix."
+        default=None,
+        description="Prediction cache: a folder or s3://bucket/prefix; default PRELABEL_CACHE_DIR.",
     )
     refresh: bool = Field(default=False, description="Ignore cached predictions and run the model again.")
     max_image_pixels: int | None = Field(
-        default=None, ge=1, description="Refuse larger images (bombs); default PRELABEL_MAX_IMAGE_PIXELS."
+        default=None,
+        ge=1,
+        description="Refuse images with more pixels than this (decompression bombs); default "
+        "PRELABEL_MAX_IMAGE_PIXELS.",
     )
 
     @field_validator("model_options")
@@ -149,7 +167,7 @@ class _ModelSettings(BaseModel):
 class _ModelOptions(_ModelSettings):
     input_dir: str | None = Field(default=None, description="Folder of images (searched recursively).")
     manifest: str | None = Field(
-        default=None, description="Manifest CSV (from `prelabel ingest`) instead of input_dir."
+        default=None, description="Manifest CSV (from `prelabel ingest`) instead of a folder."
     )
 
     @model_validator(mode="after")
@@ -188,13 +206,17 @@ class PreannotateParams(_PostOptions, _ModelOptions):
         default="infer-shard/infer-shard", description="The deployment that infers one shard (GPU pool)."
     )
     max_parallel_shards: int = Field(default=4, ge=1, le=256, description="Shards running at once.")
+    keyframe_iou: float = Field(
+        default=0.9, gt=0, le=1, description="Video tracks: keyframes are kept so that Label Studio's "
+        "interpolation stays within this box IoU of the tracked box on every frame.",
+    )  # fmt: skip
     shard_retries: int = Field(default=1, ge=0, le=5, description="Reruns of a failed or crashed shard.")
     verifier: str | None = Field(
-        default=None, description="A verifier file (`prelabel review verifier`): drop the boxes it rejects "
-        "before posting; its name and min_verified join the model version.",
+        default=None, description="A verifier file (from `prelabel review verifier`): drop the boxes it "
+        "rejects before posting; its name and threshold join the model version.",
     )  # fmt: skip
     min_verified: float = Field(
-        default=0.5, ge=0, le=1, description="With verifier: keep boxes whose P(yes) is at least this."
+        default=0.5, ge=0, le=1, description="With a verifier: keep boxes whose P(yes) is at least this."
     )
 
 
@@ -217,15 +239,22 @@ class PostParams(_PostOptions):
 class InferParams(_ModelOptions):
     """Two-step, step 1: images -> model -> raw prediction files (+ cache)."""
 
-    out: str = Field(description="Folder for <image stem>_dinox_preannot.json files.")
+    output_dir: str = Field(
+        validation_alias=_OUTPUT_FOLDER,
+        description="Folder for the raw prediction files (<image path>.prelabel.json).",
+    )
     batch_size: int | None = Field(default=None, ge=1, le=10_000, description=_TASK_BATCH)
 
 
 class PullParams(LabelStudioParams):
     """Human annotations back to COCO JSON and Parquet/CSV, incrementally."""
 
-    out: str = Field(description="Output folder (it also keeps the incremental state).")
-    formats: list[Format] = Field(default=["coco", "parquet"], description="Export formats.")
+    output_dir: str = Field(
+        validation_alias=_OUTPUT_FOLDER, description="Output folder (it also keeps the incremental state)."
+    )
+    formats: list[Format] = Field(
+        default=["coco", "parquet"], description="Export formats: coco, parquet, csv."
+    )
     all_annotators: bool = Field(
         default=False, description="Every annotator's annotation, not just the latest."
     )
@@ -238,14 +267,21 @@ class QualityParams(LabelStudioParams):
     model_version: str | None = Field(
         default=None,
         min_length=1,
-        description="The model version whose predictions are measured; default: the project's own "
-        "(the one its annotators are shown).",
+        description="The model version whose predictions are measured (a deployment run without one "
+        "measures the project's own, the one its annotators are shown).",
     )
-    out: str = Field(description="Output folder: labels.csv, regions.csv, summary.json, charts/.")
-    iou_threshold: float = Field(default=0.5, gt=0, le=1, description="IoU at which a prediction matches.")
+    output_dir: str = Field(
+        validation_alias=_OUTPUT_FOLDER,
+        description="Output folder: labels.csv, regions.csv, summary.json, charts/; default "
+        "prelabel-output/quality/project-P/VERSION.",
+    )
+    iou_threshold: float = Field(
+        default=0.5, gt=0, le=1, description="IoU at which a prediction matches an annotated region."
+    )
     keypoint_tolerance: float = Field(
         default=DEFAULT_KEYPOINT_TOLERANCE, gt=0, le=1,
-        description="Distance within which a predicted keypoint matches, a fraction of the image diagonal.",
+        description="Distance within which a predicted keypoint matches one people placed, as a fraction "
+        "of the image diagonal (0.02 is 44 px on a 1920x1080 image).",
     )  # fmt: skip
 
 
@@ -254,13 +290,18 @@ class IngestParams(BaseModel):
 
     source: str = Field(description="Folder, s3://bucket/prefix, .txt/.csv URL list, http(s) REST endpoint, "
                                     "or video file/folder.")  # fmt: skip
-    out: str = Field(description="Manifest CSV to write (reports are written beside it).")
+    manifest: str = Field(
+        validation_alias=AliasChoices("manifest", "out"),
+        description="Manifest CSV to write (its reports are written beside it).",
+    )
     sample: int | None = Field(default=None, ge=0, description="Draw this many items (before downloading).")
     stratify_by: str | None = Field(default=None, description="Column to stratify the sample by, e.g. label.")
     equal_per_stratum: bool = Field(default=False, description="Equal counts per stratum, not proportional.")
     seed: int = Field(default=0, description="Sampling seed (same seed, same sample).")
     video_fps: float | None = Field(default=None, ge=0, description="Frames per second from videos; 0 = all.")
-    frames_dir: str | None = Field(default=None, description="Where video frames go (default beside out).")
+    frames_dir: str | None = Field(
+        default=None, description="Where video frames go; default beside the manifest."
+    )
     url_column: str = Field(default="url", description="URL column of a CSV URL list.")
     url_path: str = Field(default="items[].image_url", description="REST: item list and URL field.")
     label_path: str | None = Field(default=None, description="REST: label field of an item (dotted).")
@@ -276,20 +317,27 @@ class ExportParams(_ModelOptions):
     """Images -> model (through the cache) -> pseudo-labels in S3 or a folder."""
 
     to: str = Field(description="s3://bucket/prefix or a folder.")
-    with_images: bool = Field(default=False, description="Copy the images too.")
+    with_images: bool = Field(
+        default=False, description="Write the images too, as displayed (EXIF orientation applied)."
+    )
     label_map: dict[str, str] | None = Field(default=None, description="Model label -> exported label.")
     batch_size: int | None = Field(
-        default=None, ge=1, le=10_000, description="Images per batch (one COCO JSON each); " + _TASK_BATCH
+        default=None,
+        ge=1,
+        le=10_000,
+        description="Images per batch: one COCO JSON file and one Prefect task run each; default "
+        "PRELABEL_TASK_BATCH_SIZE.",
     )
-    output_dir: str = Field(default="prelabel-report", description="Where the key list and errors go.")
+    output_dir: str = Field(default="prelabel-output", description="Folder for the key list and the errors.")
     keep_original_images: bool = Field(
         default=False, description="Write the source bytes unchanged (EXIF kept); boxes and masks then "
         "follow the stored pixel grid, not the displayed one.",
     )  # fmt: skip
     categories: list[str] = Field(
-        default_factory=list, description="The COCO categories, in id order (default: the model's classes "
-        "option); other labels are counted and left out. Needed with shard_size.",
-    )  # fmt: skip
+        default_factory=list,
+        description="The COCO categories, in id order; default: the model's classes option, else labels "
+        "as first seen. Other labels are counted and left out. Needed with shard_size.",
+    )
     shard_size: int | None = Field(
         default=None, ge=1, description="Spread the export over GPU workers in shards of about this many "
         "images (whole batches; runs of export_deployment); empty: export in this flow run.",
@@ -314,3 +362,46 @@ class ExportShardParams(_ModelSettings):
     keep_original_images: bool = False
     label_map: dict[str, str] = Field(default_factory=dict)
     categories: list[str] = Field(min_length=1, description="The run's fixed categories, in id order.")
+
+
+class FeaturesParams(BaseModel):
+    """What to embed and with which model (the Prefect UI's run form)."""
+
+    review_set: str = Field(description="The review set's SQLite file (from `prelabel review create`).")
+    features: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("features", "out"),
+        description="Parquet file to write; default <set>.<embedder>.parquet beside the set.",
+    )
+    embedder: Literal["dinov2", "siglip2"] = Field(
+        default="dinov2", description="dinov2 (DINOv2 with registers) or siglip2 (SigLIP 2)."
+    )
+    checkpoint: str | None = Field(
+        default=None,
+        description="Hub id or local folder; default facebook/dinov2-with-registers-small (dinov2) or "
+        "google/siglip2-base-patch16-naflex (siglip2).",
+    )
+    revision: str | None = Field(default=None, description="Checkpoint revision to pin.")
+    margin: float = Field(
+        default=0.1, ge=0, le=10, description="Context kept around a box, as a fraction of its size per side."
+    )
+    model_batch_size: int | None = Field(
+        default=None, ge=1, le=4096, description="Crops per forward pass; default PRELABEL_INFER_BATCH_SIZE."
+    )
+    batch_size: int | None = Field(
+        default=None,
+        ge=1,
+        le=10_000,
+        description="Items per Prefect task run; default PRELABEL_TASK_BATCH_SIZE.",
+    )
+    device: str | None = Field(default=None, description="cuda, cuda:1, cpu; default CUDA when present.")
+    cache_dir: str | None = Field(
+        default=None, description="Embedding cache (folder or s3://); default PRELABEL_CACHE_DIR."
+    )
+    refresh: bool = Field(default=False, description="Ignore cached embeddings.")
+    ls_url: str | None = Field(
+        default=None, description="Label Studio URL for /data/... images; default PRELABEL_LS_URL."
+    )
+    max_image_pixels: int | None = Field(
+        default=None, ge=1, description="Decompression-bomb limit; default PRELABEL_MAX_IMAGE_PIXELS."
+    )

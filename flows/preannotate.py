@@ -8,19 +8,28 @@ from flows.common import connection
 from flows.lock import project_lock
 from flows.params import PreannotateParams
 from flows.pipeline import run_pipeline
+from flows.video import run_video_pipeline
+from prelabel.models.video import tracks_videos
 from prelabel.pipeline import collect_images
 from prelabel.reports import RunSummary
+from prelabel.tracking import collect_videos
 
 __all__ = ["preannotate"]
 
 
 @flow(name="preannotate", log_prints=False)
 def preannotate(params: PreannotateParams) -> RunSummary:
-    """Collect images, match them to tasks (or import them; or read the tasks ``task_ids``
-    names), run the model through the cache, convert, post idempotently, and report."""
-    images = [] if params.task_ids else collect_images(params.input_dir, params.manifest)
+    """Collect images, match them to tasks (or import them; or read the tasks ``task_ids`` names),
+    run the model through the cache, convert, post idempotently, and report. A video model works on
+    the videos of a video project."""
+    video = tracks_videos(params.model)
+    if params.task_ids and not video:  # the tasks' own images: read with the tasks
+        images: list[str] = []
+    else:
+        images = (collect_videos if video else collect_images)(params.input_dir, params.manifest)
     settings, ls = connection(params)
     with project_lock(ls.url, params.project_id, params.wait_seconds):
-        return run_pipeline(
+        run = run_video_pipeline if video else run_pipeline
+        return run(
             params, settings, ls, images, params.model, params.model_options, params.cache_dir, params.refresh
         )

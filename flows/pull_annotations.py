@@ -18,4 +18,6 @@ __all__ = ["pull_annotations"]
 def pull_annotations(params: PullParams) -> PullReport:
     """Fetch what changed since the last pull and rewrite the exports."""
     _, ls = connection(params)
-    return pull(ls, params.project_id, Path(params.out), params.formats, params.all_annotators, params.full)
+    return pull(
+        ls, params.project_id, Path(params.output_dir), params.formats, params.all_annotators, params.full
+    )

@@ -163,7 +163,7 @@ def _open(data: bytes, name: str, max_pixels: int) -> Image.Image:
         raise ImageTooLargeError(
             name,
             f"{image.width}x{image.height} = {pixels:,} pixels exceeds the limit of "
-            f"{max_pixels:,} (raise --max-pixels / PRELABEL_MAX_IMAGE_PIXELS if it is genuine)",
+            f"{max_pixels:,} (raise --max-image-pixels / PRELABEL_MAX_IMAGE_PIXELS if it is genuine)",
         )
     decoded = pixels * (_MODE_BYTES.get(image.mode, 8) + (0 if image.mode == "RGB" else 3))
     if decoded > max_pixels * 4:
@@ -171,8 +171,8 @@ def _open(data: bytes, name: str, max_pixels: int) -> Image.Image:
         raise ImageTooLargeError(
             name,
             f"{image.width}x{image.height} {image.mode} needs {decoded / 2**20:,.0f} MiB to decode, over the "
-            f"budget of {max_pixels:,} RGBA pixels (raise --max-pixels / PRELABEL_MAX_IMAGE_PIXELS if it is "
-            "genuine)",
+            f"budget of {max_pixels:,} RGBA pixels (raise --max-image-pixels / PRELABEL_MAX_IMAGE_PIXELS if "
+            "it is genuine)",
         )
     if pixels == 0:
         image.close()

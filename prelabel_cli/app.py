@@ -13,13 +13,16 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from typing import Annotated
 
 import typer
 from pydantic import ValidationError
 from typer.exceptions import TyperException
 
+from prelabel import __version__
 from prelabel.errors import AllImagesFailedError, PrelabelError, ProjectBusyError
 from prelabel.redact import redact
+from prelabel_cli.options import option_name
 
 __all__ = [
     "EXIT_IMAGES_FAILED",
@@ -56,27 +59,41 @@ _MAX_LINES = 3
 
 app = typer.Typer(
     name="prelabel",
-    help="Pre-annotate Label Studio projects with detection and segmentation models.",
+    help="""Pre-annotate Label Studio projects with detection, segmentation, OCR, keypoint and
+    classification models, as Prefect flows.
+
+    Every command's --help has an example; the docs (docs/, or `mkdocs serve`) have guides and
+    the full reference. Shell completion: prelabel --install-completion.
+
+    Example:
+
+    prelabel run --input-dir photos --project-id 3 --model ocr --import-new
+    """,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
 )
 
-# Parameter fields whose command-line option has another name.
-_OPTION_NAMES = {"model_options": "--model-option", "label_map_file": "--label-map",
-                 "equal_per_stratum": "--equal-per-stratum", "formats": "--format"}  # fmt: skip
+
+def _version(shown: bool) -> None:
+    if shown:
+        typer.echo(__version__)
+        raise typer.Exit()
 
 
-def _option(field: object) -> str:
-    name = str(field)
-    return _OPTION_NAMES.get(name, "--" + name.replace("_", "-"))
+@app.callback()
+def _options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """The app's own options."""
 
 
 def validation_lines(error: ValidationError) -> list[str]:
     """One line per invalid parameter, named by its command-line option."""
     lines = []
     for item in error.errors():
-        where = _option(item["loc"][0]) if item["loc"] else "parameters"
+        where = option_name(str(item["loc"][0])) if item["loc"] else "parameters"
         message = str(item["msg"]).removeprefix("Value error, ")
         lines.append(f"{where}: {message}")
     return lines

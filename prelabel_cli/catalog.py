@@ -10,18 +10,28 @@ import typer
 
 from prelabel import __version__
 from prelabel_cli.app import app
+from prelabel_cli.options import BASICS, renamed
 
 __all__ = ["models", "samples", "version"]
 
 
-@app.command()
+@app.command(cls=renamed(out="--output-dir"), rich_help_panel="Information")
 def samples(
-    out: Annotated[Path, typer.Option("--out", help="Folder to write the sample images and files into.")],
+    output_dir: Annotated[
+        Path,
+        typer.Option(
+            "--output-dir", rich_help_panel=BASICS, help="Folder to write the sample images and files into."
+        ),
+    ],
 ) -> None:
-    """Write sample images with their raw prediction files, a labeling config and a label map.
+    """Write sample images with their raw prediction files, a labeling config and a label map, to
+    try the commands on.
 
-    Example: prelabel samples --out demo && prelabel convert --input-dir demo
-    --config demo/labeling.xml --label-map demo/label_map.json --out demo/tasks.json
+    Examples:
+
+    prelabel samples --output-dir demo
+
+    prelabel convert --input-dir demo --config demo/labeling.xml --label-map demo/label_map.json
     """
     from prelabel.atomic import atomic_write
     from prelabel.records import save_raw_file
@@ -29,18 +39,22 @@ def samples(
 
     made = make_samples()
     for sample in made:
-        atomic_write(out / sample.name, sample.data)
-        save_raw_file(out / f"{Path(sample.name).stem}_dinox_preannot.json", sample.detections)
-    atomic_write(out / "labeling.xml", LABEL_CONFIG)
-    atomic_write(out / "label_map.json", json.dumps({"car": "civilian vehicle"}, indent=2))
-    typer.echo(f"wrote {len(made)} sample images, raw files, labeling.xml and label_map.json to {out}")
+        atomic_write(output_dir / sample.name, sample.data)
+        save_raw_file(output_dir / f"{Path(sample.name).stem}_dinox_preannot.json", sample.detections)
+    atomic_write(output_dir / "labeling.xml", LABEL_CONFIG)
+    atomic_write(output_dir / "label_map.json", json.dumps({"car": "civilian vehicle"}, indent=2))
+    typer.echo(f"wrote {len(made)} sample images, raw files, labeling.xml and label_map.json to {output_dir}")
 
 
-@app.command()
+@app.command(rich_help_panel="Information")
 def models() -> None:
     """List the models, the task types they serve and what they need, and how to chain them.
 
-    Example: prelabel run --model detr+vitpose+siglip --model-option vitpose.threshold=0.3 ...
+    Examples:
+
+    prelabel models
+
+    prelabel run --input-dir photos --project-id 3 --model detr+vitpose --model-option vitpose.threshold=0.3
     """
     from prelabel.models import available_models
     from prelabel.models.registry import adapter_class
@@ -59,7 +73,12 @@ def models() -> None:
     )
 
 
-@app.command()
+@app.command(rich_help_panel="Information")
 def version() -> None:
-    """Print the prelabel version."""
+    """Print the prelabel version (as `prelabel --version` does).
+
+    Example:
+
+    prelabel version
+    """
     typer.echo(__version__)

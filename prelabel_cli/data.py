@@ -4,14 +4,20 @@ out), ``pull`` (human annotations back)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from flows.params import ExportParams, IngestParams, PullParams
 from prelabel.errors import PrelabelError
+from prelabel.labelstudio.formats import FORMATS
 from prelabel_cli.app import EXIT_IMAGES_FAILED, app
 from prelabel_cli.checks import check_images, check_model, check_project
 from prelabel_cli.options import (
+    ADVANCED,
+    BASICS,
+    LABEL_STUDIO,
+    OUTPUT,
     AllowFailures,
     ApiKey,
     CacheDir,
@@ -19,11 +25,15 @@ from prelabel_cli.options import (
     LsUrl,
     Manifest,
     MaxPixels,
+    ModelName,
     ModelOptionList,
     ProjectId,
     Refresh,
+    flow_default,
+    flow_option,
     images_source,
     model_options,
+    renamed,
     use_api_key,
 )
 from prelabel_cli.runs import run_flow
@@ -35,48 +45,50 @@ if TYPE_CHECKING:
 __all__ = ["export", "ingest", "pull"]
 
 
-@app.command()
-def ingest(
-    source: Annotated[
-        str,
-        typer.Option(
-            "--source",
-            help="Folder, s3://bucket/prefix, .txt/.csv URL list, "
-            "http(s):// paged REST endpoint, or video file/folder.",
-        ),
-    ],
-    out: Annotated[Path, typer.Option("--out", help="Manifest CSV to write; reports go beside it.")],
-    sample: Annotated[int | None, typer.Option("--sample", help="Draw N items (before downloading).")] = None,
-    stratify_by: Annotated[str | None, typer.Option("--stratify-by", help="Column to stratify by.")] = None,
-    equal: Annotated[
-        bool, typer.Option("--equal-per-stratum", help="Equal counts, not proportional.")
-    ] = False,
-    seed: Annotated[int, typer.Option("--seed", help="Sampling seed.")] = 0,
-    video_fps: Annotated[
-        float | None, typer.Option("--video-fps", help="Frames/s from videos; 0 = all.")
-    ] = None,
-    url_column: Annotated[str, typer.Option("--url-column", help="URL column of a CSV list.")] = "url",
-    url_path: Annotated[
-        str, typer.Option("--url-path", help="REST: e.g. trees[].image_url.")
-    ] = "items[].image_url",
-    label_path: Annotated[str | None, typer.Option("--label-path", help="REST: label field, dotted.")] = None,
-    max_items: Annotated[int | None, typer.Option("--max-items", help="REST: stop after N items.")] = None,
-    concurrency: Annotated[
-        int, typer.Option("--concurrency", min=1, max=512, help="Downloads at once.")
-    ] = 32,
-    allow_failures: AllowFailures = False,
-) -> None:
-    """List a source, sample it, download and check the images, drop duplicates: a manifest CSV.
+_EXPORT_OUTPUT = Path(flow_default(ExportParams, "output_dir"))
+_FORMATS: list[str] = flow_default(PullParams, "formats")
 
-    Example: prelabel ingest --source s3://bucket/photos --out photos.csv --sample 1000 --seed 1
+
+def _ingest(field: str, panel: str) -> Any:
+    return flow_option(IngestParams, field, panel)
+
+
+@app.command(cls=renamed(out="--manifest"), rich_help_panel="Data")
+def ingest(
+    source: Annotated[str, _ingest("source", BASICS)],
+    manifest: Annotated[Path, _ingest("manifest", BASICS)],
+    sample: Annotated[int | None, _ingest("sample", BASICS)] = None,
+    seed: Annotated[int, _ingest("seed", BASICS)] = flow_default(IngestParams, "seed"),
+    stratify_by: Annotated[str | None, _ingest("stratify_by", BASICS)] = None,
+    equal: Annotated[bool, _ingest("equal_per_stratum", BASICS)] = flow_default(
+        IngestParams, "equal_per_stratum"
+    ),
+    allow_failures: AllowFailures = False,
+    video_fps: Annotated[float | None, _ingest("video_fps", ADVANCED)] = None,
+    url_column: Annotated[str, _ingest("url_column", ADVANCED)] = flow_default(IngestParams, "url_column"),
+    url_path: Annotated[str, _ingest("url_path", ADVANCED)] = flow_default(IngestParams, "url_path"),
+    label_path: Annotated[str | None, _ingest("label_path", ADVANCED)] = None,
+    max_items: Annotated[int | None, _ingest("max_items", ADVANCED)] = None,
+    concurrency: Annotated[int, _ingest("concurrency", ADVANCED)] = flow_default(IngestParams, "concurrency"),
+) -> None:
+    """List a source, sample it, download and check every image, drop repeated content: a manifest
+    CSV for `prelabel run --manifest`.
+
+    A source is a folder, an s3://bucket/prefix, a .txt or .csv list of URLs, an http(s):// paged
+    REST endpoint, ls://PROJECT_ID (a Label Studio project's images) or videos.
+
+    Examples:
+
+    prelabel ingest --source s3://bucket/photos --manifest photos.csv --sample 1000 --seed 1
+
+    prelabel ingest --source urls.csv --manifest sample.csv --sample 500 --stratify-by label
     """
     from flows.ingest import ingest_flow
-    from flows.params import IngestParams
 
     params = IngestParams(
-        source=source, out=str(out), sample=sample, stratify_by=stratify_by, equal_per_stratum=equal,
-        seed=seed, video_fps=video_fps, url_column=url_column, url_path=url_path, label_path=label_path,
-        max_items=max_items, concurrency=concurrency,
+        source=source, manifest=str(manifest), sample=sample, stratify_by=stratify_by,
+        equal_per_stratum=equal, seed=seed, video_fps=video_fps, url_column=url_column, url_path=url_path,
+        label_path=label_path, max_items=max_items, concurrency=concurrency,
     )  # fmt: skip
     project = source.removeprefix("ls://")
     if source.startswith("ls://") and project.isdigit():  # a Label Studio project's images
@@ -94,57 +106,47 @@ def _ingest_lines(done: IngestSummary) -> str:
     return "\n".join(lines)
 
 
-@app.command()
+def _export(field: str, panel: str, **extra: Any) -> Any:
+    return flow_option(ExportParams, field, panel, **extra)
+
+
+@app.command(cls=renamed(max_pixels="--max-image-pixels"), rich_help_panel="Data")
 def export(
-    to: Annotated[str, typer.Option("--to", help="s3://bucket/prefix or a folder.")],
-    model: Annotated[str, typer.Option("--model", help="Model name, e.g. dinox (see `prelabel models`).")],
+    to: Annotated[str, _export("to", BASICS)],
+    model: ModelName,
     input_dir: InputDir = None,
     manifest: Manifest = None,
     model_option: ModelOptionList = None,
-    with_images: Annotated[
-        bool,
-        typer.Option("--with-images", help="Write the images too, as displayed (EXIF orientation applied)."),
-    ] = False,
-    keep_original_images: Annotated[
-        bool,
-        typer.Option(
-            "--keep-original-images",
-            help="Write the source bytes unchanged; boxes and masks then follow the stored pixel grid.",
-        ),
-    ] = False,
-    category: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--category",
-            help="A COCO category, in id order; repeatable (default: the model's "
-            "classes, else first seen). Other labels are left out and counted.",
-        ),
-    ] = None,
-    label_map: Annotated[Path | None, typer.Option("--label-map", help="JSON/YAML label map file.")] = None,
     cache_dir: CacheDir = None,
     refresh: Refresh = False,
-    batch_size: Annotated[
-        int | None,
+    with_images: Annotated[bool, _export("with_images", OUTPUT)] = flow_default(ExportParams, "with_images"),
+    keep_original_images: Annotated[bool, _export("keep_original_images", OUTPUT)] = flow_default(
+        ExportParams, "keep_original_images"
+    ),
+    category: Annotated[list[str] | None, _export("categories", OUTPUT, metavar="NAME")] = None,
+    label_map: Annotated[
+        Path | None,
         typer.Option(
-            "--batch-size",
-            min=1,
-            max=10_000,
-            help="Images per COCO JSON file (default: PRELABEL_TASK_BATCH_SIZE, 256).",
+            "--label-map",
+            rich_help_panel=OUTPUT,
+            help='A JSON or YAML file of model label -> exported label, e.g. {"car": "vehicle"}.',
         ),
     ] = None,
-    output_dir: Annotated[Path, typer.Option("--output-dir", help="Key list and errors.")] = Path(
-        "prelabel-output"
-    ),
-    max_pixels: MaxPixels = None,
+    output_dir: Annotated[Path, _export("output_dir", OUTPUT)] = _EXPORT_OUTPUT,
     allow_failures: AllowFailures = False,
+    batch_size: Annotated[int | None, _export("batch_size", ADVANCED)] = None,
+    max_pixels: MaxPixels = None,
 ) -> None:
-    """Pseudo-labels to S3 or a folder: COCO JSON per batch, a PNG per mask, optionally images.
+    """Pseudo-labels for training, to S3 or a folder: COCO JSON per batch, a PNG per mask, and the
+    images as displayed. No Label Studio needed.
 
-    Resumable: objects already there with the same content are skipped.
-    Example: prelabel export --manifest photos.csv --model dinox --to s3://bucket/pseudo --with-images
+    Resumable: what is already there with the same content is skipped.
+
+    Example:
+
+    prelabel export --manifest photos.csv --model dinox --to s3://bucket/pseudo --with-images --category car
     """
     from flows.export import export as export_flow
-    from flows.params import ExportParams
     from prelabel.labelstudio.labelmap import load_label_map
 
     folder, listed = images_source(input_dir, manifest)
@@ -173,38 +175,46 @@ def _export_lines(done: ExportSummary) -> str:
     return "\n".join([*lines, f"keys: {done.keys}; {done.failed} of {done.images} images failed"])
 
 
-@app.command()
+@app.command(cls=renamed(out="--output-dir"), rich_help_panel="Data")
 def pull(
     project_id: ProjectId,
-    out: Annotated[Path, typer.Option("--out", help="Output folder (keeps the incremental state too).")],
-    format: Annotated[
-        list[str] | None,
-        typer.Option("--format", help="coco, parquet or csv; repeatable (default coco + parquet)."),
-    ] = None,
+    output_dir: Annotated[Path, flow_option(PullParams, "output_dir", BASICS)],
+    format: Annotated[list[str], flow_option(PullParams, "formats", BASICS)] = _FORMATS,
     ls_url: LsUrl = None,
     api_key: ApiKey = None,
-    all_annotators: Annotated[
-        bool, typer.Option("--all-annotators", help="Not just the latest annotation.")
-    ] = False,
-    full: Annotated[bool, typer.Option("--full", help="Fetch everything, not only what changed.")] = False,
+    all_annotators: Annotated[bool, flow_option(PullParams, "all_annotators", LABEL_STUDIO)] = flow_default(
+        PullParams, "all_annotators"
+    ),
+    full: Annotated[bool, flow_option(PullParams, "full", LABEL_STUDIO)] = flow_default(PullParams, "full"),
     allow_failures: Annotated[
-        bool, typer.Option("--allow-failures", help="Exit 0 even when some annotations could not be read.")
+        bool,
+        typer.Option(
+            "--allow-failures",
+            rich_help_panel=OUTPUT,
+            help="Exit 0 even when some annotations could not be read.",
+        ),
     ] = False,
 ) -> None:
-    """Pull human annotations back to COCO JSON and Parquet/CSV (incremental).
+    """Pull people's annotations back to COCO JSON and Parquet or CSV; later pulls fetch only what
+    changed.
 
-    Example: prelabel pull --project-id 3 --out exports/ --format coco --format csv
+    Examples:
+
+    prelabel pull --project-id 3 --output-dir exports
+
+    prelabel pull --project-id 3 --output-dir exports --format coco --format csv --full
     """
-    from flows.params import PullParams
     from flows.pull_annotations import pull_annotations
 
     use_api_key(api_key, ls_url)
-    formats = format or ["coco", "parquet"]
-    bad = [f for f in formats if f not in {"coco", "parquet", "csv"}]
+    formats = format or _FORMATS
+    bad = [f for f in formats if f not in FORMATS]
     if bad:
-        raise PrelabelError(f"--format {bad[0]!r}: use coco, parquet or csv")
+        raise PrelabelError(f"--format {bad[0]!r}: use {', '.join(FORMATS[:-1])} or {FORMATS[-1]}")
+    if "mot" in formats and len(formats) > 1:
+        raise PrelabelError("--format mot is a video project's pull: give it alone")
     params = PullParams.model_validate(
-        {"project_id": project_id, "out": str(out), "formats": formats, "ls_url": ls_url,
+        {"project_id": project_id, "output_dir": str(output_dir), "formats": formats, "ls_url": ls_url,
          "all_annotators": all_annotators, "full": full}
     )  # fmt: skip
     check_project(params.ls_url, params.project_id)

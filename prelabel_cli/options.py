@@ -1,9 +1,13 @@
-"""Options written once: their types and help, and the options ``run`` and ``post`` share.
+"""Options written once: their panels, names, help, bounds and defaults.
 
-``@posting_options`` adds the shared posting options to a command's signature and hands
-them to it as one ``PostOptions``, so ``run`` and ``post`` declare them nowhere else.
-Setting-backed options (batch sizes) default to None: the flow then takes the
-``PRELABEL_*`` setting, so every default has one source (``prelabel.settings``).
+An option that sets a flow parameter takes its help, bounds and default from the parameter's
+pydantic field (``flows.params``, through ``flow_option`` and ``flow_default``), so ``--help``
+and the Prefect UI's run form say the same words; its name is the parameter's, hyphenated,
+except for the few in ``OPTION_NAMES``. Options sit in help panels, in this order: the basics,
+the model, Label Studio, the output, the advanced ones. ``@posting_options`` adds the options
+``run`` and ``post`` share and hands them over as one ``PostOptions``. An option or command
+renamed for one name per meaning keeps its old spelling as a hidden alias for a release
+(``renamed``).
 """
 
 from __future__ import annotations
@@ -12,18 +16,28 @@ import functools
 import inspect
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
-from typing import Annotated, Any, TypeVar, get_type_hints
+from typing import Annotated, Any, ClassVar, TypeVar, get_args, get_type_hints
 
+import annotated_types
 import typer
+from pydantic import BaseModel
+from typer.core import TyperCommand
 
-from prelabel.defaults import DEFAULT_TOLERANCE
+from flows.params import PostParams, PreannotateParams
 from prelabel.errors import PrelabelError
 from prelabel.ingest.sources import has_images, no_images
 
 __all__ = [
+    "ADVANCED",
+    "BASICS",
+    "LABEL_STUDIO",
+    "MODEL",
+    "OPTION_NAMES",
+    "OUTPUT",
+    "PANELS",
     "AllowFailures",
     "ApiKey",
     "CacheDir",
@@ -31,76 +45,99 @@ __all__ = [
     "LsUrl",
     "Manifest",
     "MaxPixels",
-    "MinVerified",
+    "ModelName",
     "ModelOptionList",
-    "PolygonTolerance",
     "PostOptions",
     "ProjectId",
     "Refresh",
     "TaskBatch",
-    "VerifierFile",
+    "flow_default",
+    "flow_option",
     "images_source",
     "model_options",
+    "option_name",
     "posting_options",
+    "renamed",
     "use_api_key",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-ProjectId = Annotated[int, typer.Option("--project-id", min=1, help="Label Studio project id, e.g. 3.")]
-LsUrl = Annotated[
-    str | None,
-    typer.Option("--ls-url", help="Label Studio URL (default PRELABEL_LS_URL / LABEL_STUDIO_URL)."),
-]
+BASICS, MODEL, LABEL_STUDIO, OUTPUT, ADVANCED = "Basics", "Model", "Label Studio", "Output", "Advanced"
+PANELS = (BASICS, MODEL, LABEL_STUDIO, OUTPUT, ADVANCED)
+
+# Parameters whose option is spelt otherwise: a repeatable option names one item; a file whose
+# content becomes the parameter is named for what it holds; two short names people type often.
+OPTION_NAMES = {
+    "model_options": "--model-option",
+    "formats": "--format",
+    "categories": "--category",
+    "label_map_file": "--label-map",
+    "wait_seconds": "--wait",
+    "review_set": "--set",
+}
+
+
+def option_name(field: str) -> str:
+    """The command-line option that sets the flow parameter ``field``."""
+    return OPTION_NAMES.get(field, "--" + field.replace("_", "-"))
+
+
+def _bounds(model: type[BaseModel], field: str) -> tuple[Any, Any]:
+    """The field's bounds as Typer's min and max (a strict bound too: the field refuses the edge)."""
+    low = high = None
+    for item in model.model_fields[field].metadata:
+        if isinstance(item, annotated_types.Ge | annotated_types.Gt):
+            low = item.ge if isinstance(item, annotated_types.Ge) else item.gt
+        elif isinstance(item, annotated_types.Le | annotated_types.Lt):
+            high = item.le if isinstance(item, annotated_types.Le) else item.lt
+    return low, high
+
+
+def flow_option(
+    model: type[BaseModel], field: str, panel: str, *, flag: str | None = None, **extra: Any
+) -> Any:
+    """A Typer option that sets ``model``'s parameter ``field``, in the help panel ``panel``:
+    named, explained and bounded as the parameter is. ``flag``: a ``--yes/--no`` declaration."""
+    low, high = _bounds(model, field)
+    description = model.model_fields[field].description
+    declaration = flag or option_name(field)
+    return typer.Option(declaration, help=description, rich_help_panel=panel, min=low, max=high, **extra)
+
+
+def flow_default(model: type[BaseModel], field: str) -> Any:
+    """The parameter's default, as the option's (an empty list or mapping: not given, None)."""
+    value = model.model_fields[field].get_default(call_default_factory=True)
+    return None if value in ([], {}) else value
+
+
+ProjectId = Annotated[int, flow_option(PostParams, "project_id", BASICS)]
+LsUrl = Annotated[str | None, flow_option(PostParams, "ls_url", LABEL_STUDIO)]
 ApiKey = Annotated[
     str | None,
     typer.Option(
         "--api-key",
-        help="Label Studio token (default PRELABEL_LS_API_KEY / LABEL_STUDIO_API_KEY; prefer those).",
+        rich_help_panel=LABEL_STUDIO,
+        help="Label Studio token; default PRELABEL_LS_API_KEY (else LABEL_STUDIO_API_KEY): prefer those, "
+        "a key on the command line stays in your shell's history.",
     ),
 ]
-InputDir = Annotated[Path | None, typer.Option("--input-dir", help="Folder of images (recursive).")]
-Manifest = Annotated[
-    Path | None,
-    typer.Option("--manifest", help="Manifest CSV from `prelabel ingest` (instead of --input-dir)."),
+# Required here, though a deployment's run form offers the parameter's default: a command
+# never picks a model for you.
+ModelName = Annotated[str, flow_option(PreannotateParams, "model", BASICS)]
+InputDir = Annotated[Path | None, flow_option(PreannotateParams, "input_dir", BASICS)]
+Manifest = Annotated[Path | None, flow_option(PreannotateParams, "manifest", BASICS)]
+ModelOptionList = Annotated[
+    list[str] | None, flow_option(PreannotateParams, "model_options", MODEL, metavar="KEY=VALUE")
 ]
-PolygonTolerance = Annotated[
-    float,
-    typer.Option("--polygon-tolerance", min=0, max=100,
-                 help="Pixels a polygon traced from a mask may stray from its outline."),
-]  # fmt: skip
-ModelOptionList = Annotated[list[str] | None, typer.Option("--model-option", help="KEY=VALUE, repeatable.")]
-CacheDir = Annotated[str | None, typer.Option("--cache-dir", help="Folder or s3://bucket/prefix.")]
-Refresh = Annotated[bool, typer.Option("--refresh", help="Ignore cached predictions.")]
-TaskBatch = Annotated[
-    int | None,
-    typer.Option(
-        "--batch-size",
-        min=1,
-        max=10_000,
-        help="Images per Prefect task run (default: PRELABEL_TASK_BATCH_SIZE, 256).",
-    ),
+CacheDir = Annotated[str | None, flow_option(PreannotateParams, "cache_dir", MODEL)]
+Refresh = Annotated[bool, flow_option(PreannotateParams, "refresh", MODEL)]
+TaskBatch = Annotated[int | None, flow_option(PreannotateParams, "batch_size", ADVANCED)]
+MaxPixels = Annotated[int | None, flow_option(PreannotateParams, "max_image_pixels", ADVANCED)]
+AllowFailures = Annotated[
+    bool,
+    typer.Option("--allow-failures", rich_help_panel=OUTPUT, help="Exit 0 even when some images failed."),
 ]
-VerifierFile = Annotated[
-    Path | None,
-    typer.Option(
-        "--verifier", help="Verifier JSON from `prelabel review verifier`: drop the boxes it rejects."
-    ),
-]
-MinVerified = Annotated[
-    float,
-    typer.Option("--min-verified", min=0, max=1, help="With --verifier: keep boxes with P(yes) >= this."),
-]
-MaxPixels = Annotated[
-    int | None,
-    typer.Option(
-        "--max-pixels",
-        min=1,
-        help="Refuse images with more pixels than this (decompression bombs); default "
-        "PRELABEL_MAX_IMAGE_PIXELS, 100,000,000.",
-    ),
-]
-AllowFailures = Annotated[bool, typer.Option("--allow-failures", help="Exit 0 even when images failed.")]
 
 
 @dataclass(frozen=True)
@@ -108,48 +145,44 @@ class PostOptions:
     """What ``run`` and ``post`` share: where to post, how to label, and the report files."""
 
     project_id: ProjectId
+    import_new: Annotated[bool, flow_option(PostParams, "import_new", BASICS)] = flow_default(
+        PostParams, "import_new"
+    )
+    dry_run: Annotated[bool, flow_option(PostParams, "dry_run", BASICS)] = flow_default(PostParams, "dry_run")
     ls_url: LsUrl = None
     api_key: ApiKey = None
-    label_map: Annotated[Path | None, typer.Option("--label-map", help="JSON/YAML label map file.")] = None
-    model_version: Annotated[
-        str | None, typer.Option("--model-version", help="Default: model + settings digest.")
-    ] = None
-    output_dir: Annotated[Path, typer.Option("--output-dir", help="Reports, payloads, contact sheet.")] = (
-        Path("prelabel-output")
+    label_map_file: Annotated[Path | None, flow_option(PostParams, "label_map_file", LABEL_STUDIO)] = None
+    plurals: Annotated[bool, flow_option(PostParams, "plurals", LABEL_STUDIO)] = flow_default(
+        PostParams, "plurals"
     )
-    unmatched_csv: Annotated[
-        Path, typer.Option("--unmatched-csv", help="Unmatched labels are appended here.")
-    ] = Path("unmatched_labels.csv")
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace this version's predictions.")] = (
-        False
+    fuzzy: Annotated[bool, flow_option(PostParams, "fuzzy", LABEL_STUDIO)] = flow_default(PostParams, "fuzzy")
+    model_version: Annotated[str | None, flow_option(PostParams, "model_version", LABEL_STUDIO)] = None
+    overwrite: Annotated[bool, flow_option(PostParams, "overwrite", LABEL_STUDIO)] = flow_default(
+        PostParams, "overwrite"
     )
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Read, match, infer, report; create, upload and post nothing.")
-    ] = False
-    wait_seconds: Annotated[
-        float,
-        typer.Option("--wait", min=0, max=86_400,
-                     help="Seconds to wait while another run holds the project (then exit 3)."),
-    ] = 600.0  # fmt: skip
-    import_new: Annotated[bool, typer.Option("--import-new", help="Import images without a task first.")] = (
-        False
+    show_predictions: Annotated[bool, flow_option(PostParams, "show_predictions", LABEL_STUDIO)] = (
+        flow_default(PostParams, "show_predictions")
     )
-    fuzzy: Annotated[
-        bool, typer.Option("--fuzzy", help="Also pair similar names (never across numbers); see matches.csv.")
-    ] = False
-    masks: Annotated[bool | None, typer.Option("--masks/--no-masks", help="Require / skip masks.")] = None
-    polygon_tolerance: PolygonTolerance = DEFAULT_TOLERANCE
-    show_predictions: Annotated[
-        bool, typer.Option("--show-predictions", help="Show this model version's predictions to annotators.")
-    ] = False
     task_data: Annotated[
-        str | None,
-        typer.Option("--task-data", help="Manifest columns put into new tasks' data (with --import-new), "
-                     "e.g. label,camera."),
-    ] = None  # fmt: skip
-    batch_size: TaskBatch = None
-    plurals: Annotated[bool, typer.Option("--plurals", help="Let 'cars' match the label 'car'.")] = False
+        str | None, flow_option(PostParams, "task_data", LABEL_STUDIO, metavar="COLUMN,...")
+    ] = None
+    output_dir: Annotated[Path, flow_option(PostParams, "output_dir", OUTPUT)] = Path(
+        flow_default(PostParams, "output_dir")
+    )
+    unmatched_csv: Annotated[Path, flow_option(PostParams, "unmatched_csv", OUTPUT)] = Path(
+        flow_default(PostParams, "unmatched_csv")
+    )
     allow_failures: AllowFailures = False
+    batch_size: TaskBatch = None
+    wait_seconds: Annotated[float, flow_option(PostParams, "wait_seconds", ADVANCED)] = flow_default(
+        PostParams, "wait_seconds"
+    )
+    masks: Annotated[bool | None, flow_option(PostParams, "masks", ADVANCED, flag="--masks/--no-masks")] = (
+        None
+    )
+    polygon_tolerance: Annotated[float, flow_option(PostParams, "polygon_tolerance", ADVANCED)] = (
+        flow_default(PostParams, "polygon_tolerance")
+    )
 
     def flow_params(self) -> dict[str, Any]:
         """The options as flow parameters; the key goes to the environment, never a parameter."""
@@ -157,15 +190,24 @@ class PostOptions:
         given = asdict(self)
         for name in ("api_key", "allow_failures"):
             given.pop(name)
-        label_map = given.pop("label_map")
-        given["label_map_file"] = str(label_map) if label_map else None
+        given["label_map_file"] = str(self.label_map_file) if self.label_map_file else None
         given["output_dir"], given["unmatched_csv"] = str(self.output_dir), str(self.unmatched_csv)
         given["task_data"] = [c.strip() for c in (self.task_data or "").split(",") if c.strip()]
         return given
 
 
+def _panel(parameter: inspect.Parameter) -> int:
+    """Where ``parameter``'s option is shown: its panel's place in ``PANELS``."""
+    for meta in get_args(parameter.annotation)[1:]:
+        panel = getattr(meta, "rich_help_panel", None)
+        if panel in PANELS:
+            return PANELS.index(panel)
+    return len(PANELS)
+
+
 def posting_options(command: F) -> F:
-    """Add ``PostOptions``' fields to ``command``'s options; it receives them as ``shared``."""
+    """Add ``PostOptions``' fields to ``command``'s options, panel by panel; it receives them as
+    ``shared``."""
     own = inspect.signature(command, eval_str=True)
     hints = get_type_hints(PostOptions, include_extras=True)
     empty = inspect.Parameter.empty
@@ -177,8 +219,9 @@ def posting_options(command: F) -> F:
     kept = [
         p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own.parameters.values() if p.name != "shared"
     ]
-    # Required options first: a signature lists parameters without defaults before the others.
-    ordered = sorted([*extra, *kept], key=lambda p: p.default is not inspect.Parameter.empty)
+    # Keyword-only parameters may come in any order: the help shows the panels in this one, and
+    # in each panel the command's own options before the shared ones.
+    ordered = sorted([*kept, *extra], key=_panel)
 
     @functools.wraps(command)
     def wrapper(**given: Any) -> Any:
@@ -188,6 +231,30 @@ def posting_options(command: F) -> F:
     wrapper.__signature__ = own.replace(parameters=ordered)  # type: ignore[attr-defined]
     wrapper.__annotations__ = {p.name: p.annotation for p in ordered}
     return wrapper  # type: ignore[return-value]
+
+
+class _Renamed(TyperCommand):
+    """A command that still takes its options' old spellings (hidden), saying the new one once."""
+
+    names: ClassVar[Mapping[str, str]] = {}
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, [self._new(arg) for arg in args])
+
+    def _new(self, arg: str) -> str:
+        old, equals, value = arg.partition("=")
+        new = self.names.get(old)
+        if new is None:
+            return arg
+        typer.echo(f"prelabel: {old} is now {new}; the old name goes in a later release", err=True)
+        return new + equals + value
+
+
+def renamed(**names: str) -> type[TyperCommand]:
+    """A command class taking old option names: ``renamed(out="--output-dir")`` takes ``--out``."""
+    return type(
+        "Renamed", (_Renamed,), {"names": {f"--{old.replace('_', '-')}": new for old, new in names.items()}}
+    )
 
 
 def use_api_key(api_key: str | None, ls_url: str | None) -> None:
@@ -213,15 +280,23 @@ def model_options(pairs: list[str] | None) -> dict[str, Any]:
     return options
 
 
-def images_source(input_dir: Path | None, manifest: Path | None) -> tuple[str | None, str | None]:
-    """(folder, manifest) as flow parameters; exactly one of them must be given."""
+def images_source(
+    input_dir: Path | None, manifest: Path | None, videos: bool = False
+) -> tuple[str | None, str | None]:
+    """(folder, manifest) as flow parameters; exactly one of them must be given (a folder with
+    an image in it, or a video for a model that tracks ``videos``)."""
     if (input_dir is None) == (manifest is None):
         raise PrelabelError("give exactly one of --input-dir and --manifest")
     if input_dir is not None and not input_dir.is_dir():
         raise PrelabelError(
             f"--input-dir {input_dir}: {'not a folder' if input_dir.exists() else 'no such folder'}"
         )
-    if input_dir is not None and not has_images(input_dir):
+    if input_dir is not None and videos:
+        from prelabel.video.probe import VIDEO_SUFFIXES, no_videos  # the video wing loads numpy
+
+        if not has_images(input_dir, VIDEO_SUFFIXES):
+            raise no_videos(input_dir)
+    if input_dir is not None and not videos and not has_images(input_dir):
         raise no_images(input_dir)
     if manifest is not None and not manifest.is_file():
         raise PrelabelError(f"--manifest {manifest}: no such file")

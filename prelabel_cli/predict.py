@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from prelabel.defaults import DEFAULT_TOLERANCE, LOCAL_FILES_PREFIX
+from flows.params import InferParams, PostParams, PreannotateParams
+from prelabel.defaults import LOCAL_FILES_PREFIX
 from prelabel.errors import PrelabelError
 from prelabel.failures import write_errors
 from prelabel.labelstudio.config import parse_label_config
@@ -15,21 +16,27 @@ from prelabel.labelstudio.labelmap import LabelMap, Normalization, load_label_ma
 from prelabel_cli.app import EXIT_IMAGES_FAILED, app
 from prelabel_cli.checks import check_images, check_model, check_project, check_verifier
 from prelabel_cli.options import (
+    ADVANCED,
+    BASICS,
+    LABEL_STUDIO,
+    MODEL,
+    OUTPUT,
     AllowFailures,
     CacheDir,
     InputDir,
     Manifest,
     MaxPixels,
-    MinVerified,
+    ModelName,
     ModelOptionList,
-    PolygonTolerance,
     PostOptions,
     Refresh,
     TaskBatch,
-    VerifierFile,
+    flow_default,
+    flow_option,
     images_source,
     model_options,
     posting_options,
+    renamed,
 )
 from prelabel_cli.runs import run_flow, run_posting_flow
 
@@ -38,16 +45,10 @@ if TYPE_CHECKING:
 
 __all__ = ["convert", "infer", "post", "run"]
 
-ModelName = Annotated[
-    str,
-    typer.Option(
-        "--model",
-        help="Model: ocr, dinox, detr, ..., or a chain: detr+vitpose+siglip (see `prelabel models`).",
-    ),
-]
+_PIXELS = renamed(max_pixels="--max-image-pixels")
 
 
-@app.command()
+@app.command(cls=_PIXELS, rich_help_panel="Pre-annotate")
 @posting_options
 def run(
     shared: PostOptions,
@@ -57,23 +58,37 @@ def run(
     model_option: ModelOptionList = None,
     cache_dir: CacheDir = None,
     refresh: Refresh = False,
-    verifier: VerifierFile = None,
-    min_verified: MinVerified = 0.5,
+    verifier: Annotated[Path | None, flow_option(PreannotateParams, "verifier", MODEL)] = None,
+    min_verified: Annotated[float, flow_option(PreannotateParams, "min_verified", MODEL)] = flow_default(
+        PreannotateParams, "min_verified"
+    ),
     max_pixels: MaxPixels = None,
+    keyframe_iou: Annotated[float, flow_option(PreannotateParams, "keyframe_iou", MODEL)] = flow_default(
+        PreannotateParams, "keyframe_iou"
+    ),
 ) -> None:
     """One step: run a model over a folder (or a manifest) and post its predictions to a project.
+    A video model (sam3-video, detect-track) tracks the objects of a folder of videos in a video project.
 
-    Example: prelabel run --input-dir photos --project-id 3 --model ocr --import-new
+    Images are matched to the project's tasks by file name (--import-new makes tasks for the
+    others); tasks that already have this model version are skipped, so a rerun posts nothing
+    twice.
+
+    Examples:
+
+    prelabel run --input-dir photos --project-id 3 --model ocr --import-new
+
+    prelabel run --manifest photos.csv --project-id 3 --model grounded-sam2 --label-map map.json --dry-run
     """
     from flows.common import label_map
-    from flows.params import PreannotateParams
     from flows.preannotate import preannotate
+    from prelabel.models.video import tracks_videos
 
-    folder, listed = images_source(input_dir, manifest)
+    folder, listed = images_source(input_dir, manifest, videos=tracks_videos(model))
     params = PreannotateParams(
         input_dir=folder, manifest=listed, model=model, model_options=model_options(model_option),
         cache_dir=cache_dir, refresh=refresh, verifier=check_verifier(verifier), min_verified=min_verified,
-        max_image_pixels=max_pixels, **shared.flow_params(),
+        max_image_pixels=max_pixels, keyframe_iou=keyframe_iou, **shared.flow_params(),
     )  # fmt: skip
     check_model(params.model, params.model_options)
     check_images(params.manifest)
@@ -82,24 +97,23 @@ def run(
     run_posting_flow(preannotate, params, shared.allow_failures)
 
 
-@app.command()
+@app.command(rich_help_panel="Pre-annotate")
 @posting_options
 def post(
     shared: PostOptions,
-    input_dir: Annotated[
-        Path,
-        typer.Option("--input-dir", help="Images with raw prediction files (beside them or in --raw-dir)."),
-    ],
-    raw_dir: Annotated[
-        Path | None, typer.Option("--raw-dir", help="Raw files, if not beside the images.")
-    ] = None,
+    input_dir: Annotated[Path, flow_option(PostParams, "input_dir", BASICS)],
+    raw_dir: Annotated[Path | None, flow_option(PostParams, "raw_dir", BASICS)] = None,
 ) -> None:
-    """Two-step, step 2: post raw prediction files to the matching tasks.
+    """Two steps, the second: post raw prediction files (from `prelabel infer` or elsewhere) to the
+    matching tasks.
 
-    Example: prelabel post --input-dir photos --project-id 3 --label-map map.json --model-version dinox-v1
+    Examples:
+
+    prelabel post --input-dir photos --raw-dir raw --project-id 3 --model-version dinox-v1
+
+    prelabel post --input-dir photos --project-id 3 --label-map map.json --dry-run
     """
     from flows.common import label_map
-    from flows.params import PostParams
     from flows.post_predictions import post_predictions
 
     params = PostParams(
@@ -110,29 +124,31 @@ def post(
     run_posting_flow(post_predictions, params, shared.allow_failures)
 
 
-@app.command()
+@app.command(cls=renamed(out="--output-dir", max_pixels="--max-image-pixels"), rich_help_panel="Pre-annotate")
 def infer(
     model: ModelName,
-    out: Annotated[Path, typer.Option("--out", help="Folder for the raw prediction files.")],
+    output_dir: Annotated[Path, flow_option(InferParams, "output_dir", BASICS)],
     input_dir: InputDir = None,
     manifest: Manifest = None,
     model_option: ModelOptionList = None,
     cache_dir: CacheDir = None,
     refresh: Refresh = False,
+    allow_failures: AllowFailures = False,
     batch_size: TaskBatch = None,
     max_pixels: MaxPixels = None,
-    allow_failures: AllowFailures = False,
 ) -> None:
-    """Two-step, step 1: run a model and save raw predictions (<out>/<image path>.prelabel.json).
+    """Two steps, the first: run a model and save its raw predictions, one file per image
+    (<output-dir>/<image path>.prelabel.json), for `prelabel post` or your own tools.
 
-    Example: prelabel infer --input-dir photos --model ocr --out raw/
+    Example:
+
+    prelabel infer --input-dir photos --model ocr --output-dir raw
     """
     from flows.infer import infer as infer_flow
-    from flows.params import InferParams
 
     folder, listed = images_source(input_dir, manifest)
-    params = InferParams(input_dir=folder, manifest=listed, model=model, out=str(out), cache_dir=cache_dir,
-                         model_options=model_options(model_option), refresh=refresh,
+    params = InferParams(input_dir=folder, manifest=listed, model=model, output_dir=str(output_dir),
+                         cache_dir=cache_dir, model_options=model_options(model_option), refresh=refresh,
                          batch_size=batch_size, max_image_pixels=max_pixels)  # fmt: skip
     check_model(params.model, params.model_options)
     check_images(params.manifest)
@@ -141,61 +157,74 @@ def infer(
         raise typer.Exit(EXIT_IMAGES_FAILED)
 
 
-@app.command()
+@app.command(cls=renamed(out="--tasks"), rich_help_panel="Pre-annotate")
 def convert(
     input_dir: Annotated[
-        Path, typer.Option("--input-dir", help="Folder of images with raw prediction files beside them.")
+        Path,
+        typer.Option(
+            "--input-dir",
+            rich_help_panel=BASICS,
+            help="Folder of images with their raw prediction files (beside them or in --raw-dir).",
+        ),
     ],
     config: Annotated[
-        Path, typer.Option("--config", help="The project's labeling config (XML file), e.g. labeling.xml.")
+        Path,
+        typer.Option(
+            "--config",
+            rich_help_panel=BASICS,
+            help="The project's labeling config (XML file), e.g. labeling.xml.",
+        ),
     ],
-    out: Annotated[Path, typer.Option("--out", help="Task file to write, e.g. tasks.json.")] = Path(
-        "tasks.json"
+    tasks: Annotated[
+        Path, typer.Option("--tasks", rich_help_panel=BASICS, help="Task file to write, e.g. tasks.json.")
+    ] = Path("tasks.json"),
+    raw_dir: Annotated[Path | None, flow_option(PostParams, "raw_dir", BASICS)] = None,
+    label_map: Annotated[Path | None, flow_option(PostParams, "label_map_file", LABEL_STUDIO)] = None,
+    plurals: Annotated[bool, flow_option(PostParams, "plurals", LABEL_STUDIO)] = flow_default(
+        PostParams, "plurals"
     ),
-    label_map: Annotated[
-        Path | None,
-        typer.Option(
-            "--label-map", help='JSON/YAML file of model label -> project label: {"car": "vehicle"}.'
-        ),
-    ] = None,
-    plurals: Annotated[
-        bool, typer.Option("--plurals/--no-plurals", help="Let 'cars' match the label 'car'.")
-    ] = False,
     model_version: Annotated[
-        str, typer.Option("--model-version", help="model_version stored with each prediction.")
-    ] = "prelabel",
-    raw_dir: Annotated[
-        Path | None,
+        str,
         typer.Option(
-            "--raw-dir", help="Raw files: <name>.prelabel.json, <stem>_dinox_preannot.json or <stem>.json."
+            "--model-version",
+            rich_help_panel=LABEL_STUDIO,
+            help="The model version stored with each prediction.",
         ),
-    ] = None,
-    url_prefix: Annotated[str, typer.Option("--url-prefix", help="Prefix of each task's image URL.")] = (
-        LOCAL_FILES_PREFIX
-    ),
+    ] = "prelabel",
+    url_prefix: Annotated[
+        str,
+        typer.Option("--url-prefix", rich_help_panel=LABEL_STUDIO, help="Prefix of each task's image URL."),
+    ] = LOCAL_FILES_PREFIX,
     document_root: Annotated[
         Path | None,
         typer.Option(
-            "--document-root", help="Image URLs are relative to this folder (default: --input-dir)."
+            "--document-root",
+            rich_help_panel=LABEL_STUDIO,
+            help="Image URLs are relative to this folder; default --input-dir.",
         ),
     ] = None,
-    masks: Annotated[
-        bool | None,
-        typer.Option("--masks/--no-masks", help="Require / skip brush masks (default: when available)."),
-    ] = None,
-    polygon_tolerance: PolygonTolerance = DEFAULT_TOLERANCE,
     errors_csv: Annotated[
-        Path | None, typer.Option("--errors-csv", help="Write per-image errors to this CSV.")
+        Path | None,
+        typer.Option(
+            "--errors-csv", rich_help_panel=OUTPUT, help="Write the images that failed to this CSV."
+        ),
     ] = None,
-    allow_failures: Annotated[
-        bool, typer.Option("--allow-failures", help="Exit 0 even when some images failed.")
-    ] = False,
+    allow_failures: AllowFailures = False,
+    masks: Annotated[
+        bool | None, flow_option(PostParams, "masks", ADVANCED, flag="--masks/--no-masks")
+    ] = None,
+    polygon_tolerance: Annotated[
+        float, flow_option(PostParams, "polygon_tolerance", ADVANCED)
+    ] = flow_default(PostParams, "polygon_tolerance"),
 ) -> None:
-    """Turn raw prediction files into a Label Studio import file, offline.
+    """Turn raw prediction files into a Label Studio import file, offline: no server, no Prefect.
 
-    Example: prelabel convert --input-dir photos --config labeling.xml --label-map map.json
-    --out tasks.json, then import tasks.json into the project (Label Studio serving
-    photos/ as local files).
+    Import the file into the project, with Label Studio serving the images' folder as local
+    files.
+
+    Example:
+
+    prelabel convert --input-dir photos --config labeling.xml --label-map map.json --tasks tasks.json
     """
     from prelabel.offline import convert_directory, write_tasks
 
@@ -209,10 +238,10 @@ def convert(
         raw_dir=raw_dir, url_prefix=url_prefix, document_root=document_root, masks=masks,
         polygon_tolerance=polygon_tolerance,
     )  # fmt: skip
-    write_tasks(out, result.tasks)
+    write_tasks(tasks, result.tasks)
     if errors_csv is not None:
         write_errors(errors_csv, result.errors)
-    _print_summary(result, out)
+    _print_summary(result, tasks)
     if result.errors and not allow_failures:
         raise typer.Exit(EXIT_IMAGES_FAILED)
 

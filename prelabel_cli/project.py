@@ -13,16 +13,23 @@ import typer
 from prelabel.errors import PrelabelError
 from prelabel.labelstudio.backends import list_backends
 from prelabel.labelstudio.config import parse_label_config
-from prelabel.labelstudio.projects import TOOLS, build_label_config, project_summary
+from prelabel.labelstudio.projects import TOOLS, build_label_config, build_video_config, project_summary
 from prelabel_cli.app import app
 from prelabel_cli.checks import label_studio
-from prelabel_cli.options import ApiKey, LsUrl, use_api_key
+from prelabel_cli.options import BASICS, ApiKey, LsUrl, use_api_key
 
 __all__ = ["project_create", "project_show"]
 
-project_app = typer.Typer(help="Create a project prelabel can fill, or show what a project holds.",
-                          no_args_is_help=True)  # fmt: skip
-app.add_typer(project_app, name="project")
+project_app = typer.Typer(
+    help="""Create a Label Studio project prelabel can fill, or show what a project holds.
+
+    Example:
+
+    prelabel project show 3
+    """,
+    no_args_is_help=True,
+)
+app.add_typer(project_app, name="project", rich_help_panel="Label Studio and servers")
 
 
 def _names(value: str | None) -> list[str]:
@@ -31,31 +38,65 @@ def _names(value: str | None) -> list[str]:
 
 @project_app.command("create")
 def project_create(
-    title: Annotated[str, typer.Option("--title", help="Project title (3 characters or more).")],
-    labels: Annotated[str | None, typer.Option("--labels", help="Region labels, e.g. car,person.")] = None,
+    title: Annotated[
+        str, typer.Option("--title", rich_help_panel=BASICS, help="Project title (3 characters or more).")
+    ],
+    labels: Annotated[
+        str | None, typer.Option("--labels", rich_help_panel=BASICS, help="Region labels, e.g. car,person.")
+    ] = None,
     tools: Annotated[
-        str, typer.Option("--tools", help=f"Region tools sharing the labels: {','.join(TOOLS)}.")
+        str,
+        typer.Option(
+            "--tools", rich_help_panel=BASICS, help=f"Region tools sharing the labels: {','.join(TOOLS)}."
+        ),
     ] = "box",
     keypoints: Annotated[
-        str | None, typer.Option("--keypoints", help="Keypoint names (nose,left_eye,...) or coco-17.")
+        str | None,
+        typer.Option(
+            "--keypoints", rich_help_panel=BASICS, help="Keypoint names (nose,left_eye,...) or coco-17."
+        ),
     ] = None,
-    choices: Annotated[str | None, typer.Option("--choices", help="Choices, e.g. street,indoor.")] = None,
+    choices: Annotated[
+        str | None, typer.Option("--choices", rich_help_panel=BASICS, help="Choices, e.g. street,indoor.")
+    ] = None,
     choices_per_region: Annotated[
-        bool, typer.Option("--choices-per-region", help="Choices per region, not per task.")
+        bool,
+        typer.Option(
+            "--choices-per-region", rich_help_panel=BASICS, help="Choices per region, not per task."
+        ),
     ] = False,
     text: Annotated[
-        bool, typer.Option("--text", help="A text area per region (e.g. OCR transcriptions).")
+        bool,
+        typer.Option(
+            "--text", rich_help_panel=BASICS, help="A text area per region (e.g. OCR transcriptions)."
+        ),
     ] = False,
     label_config: Annotated[
-        Path | None, typer.Option("--label-config", help="Use this labeling config XML file instead.")
+        Path | None,
+        typer.Option(
+            "--label-config", rich_help_panel=BASICS, help="Use this labeling config XML file instead."
+        ),
     ] = None,
+    video: Annotated[
+        bool,
+        typer.Option(
+            "--video",
+            rich_help_panel=BASICS,
+            help="A video project: every object of --labels tracked as a box.",
+        ),
+    ] = False,
     ls_url: LsUrl = None,
     api_key: ApiKey = None,
 ) -> None:
     """Create a Label Studio project with a labeling config prelabel can fill; print its id.
 
-    Example: prelabel project create --title Streets --labels car,person --tools box,mask
-    --keypoints coco-17 --choices day,night --text
+    Examples:
+
+    prelabel project create --title Streets --labels car,person --tools box,mask
+
+    prelabel project create --title People --labels person --keypoints coco-17 --choices day,night
+
+    prelabel project create --title Traffic --labels car,person --video
     """
     from prelabel.records import COCO_KEYPOINTS
 
@@ -69,7 +110,15 @@ def project_create(
         if not label_config.is_file():
             raise PrelabelError(f"--label-config {label_config}: no such file")
         xml = label_config.read_text()
-        parse_label_config(xml).image  # noqa: B018  (one <Image> tag, or a clear error)
+        parsed = parse_label_config(xml)
+        parsed.video if video else parsed.image  # noqa: B018  (one <Image> or <Video> tag, or a clear error)
+    elif video:
+        if keypoints or choices or text or choices_per_region or tools != "box":
+            raise PrelabelError(
+                "--video tracks boxes of --labels; --tools, --keypoints, --choices and --text are "
+                "for image projects"
+            )
+        xml = build_video_config(_names(labels))
     else:
         names = COCO_KEYPOINTS if (keypoints or "").strip() == "coco-17" else _names(keypoints)
         xml = build_label_config(
@@ -93,7 +142,9 @@ def project_show(
 ) -> None:
     """Show a project's tags and labels, tasks, annotations, predictions per model version, ML backends.
 
-    Example: prelabel project show 3
+    Example:
+
+    prelabel project show 3
     """
     use_api_key(api_key, ls_url)
     with label_studio(ls_url, project_id) as client:

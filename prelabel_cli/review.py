@@ -1,66 +1,130 @@
-"""Yes/no review commands: ``review-set create`` (items to ask about), ``features`` (their
-embeddings, through the ``features`` flow), ``review next`` (what to ask next, per strategy),
-``review apply`` (answers back into Label Studio), ``review verifier`` (the classifier, saved),
-``review serve`` (the keyboard review page)."""
+"""The yes/no review loop, one ``prelabel review`` group in the order people use it: ``create``
+(a review set: the items to ask about), ``features`` (their embeddings, through the
+``features`` flow), ``next`` (what to ask next, per strategy), ``serve`` (the keyboard review
+page), ``apply`` (the answers back into Label Studio), ``verifier`` (the classifier, saved).
+The old spellings ``prelabel review-set create`` and ``prelabel features`` stay, hidden, for a
+release."""
 
 from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import typer
 
+from flows.params import FeaturesParams
 from prelabel.errors import PrelabelError
 from prelabel.settings import load_settings
 from prelabel_cli.app import EXIT_IMAGES_FAILED, app
 from prelabel_cli.checks import check_project, label_studio
-from prelabel_cli.options import AllowFailures, ApiKey, CacheDir, LsUrl, Refresh, TaskBatch, use_api_key
+from prelabel_cli.options import (
+    ADVANCED,
+    BASICS,
+    LABEL_STUDIO,
+    MODEL,
+    OUTPUT,
+    AllowFailures,
+    ApiKey,
+    LsUrl,
+    flow_default,
+    flow_option,
+    renamed,
+    use_api_key,
+)
 from prelabel_cli.runs import run_flow
 
-__all__ = ["features", "review_apply", "review_next", "review_serve", "review_set_create", "review_verifier"]
+__all__ = [
+    "review_apply",
+    "review_create",
+    "review_features",
+    "review_next",
+    "review_serve",
+    "review_verifier",
+]
 
-review_set_app = typer.Typer(help="Review sets: the items people answer yes or no to.", no_args_is_help=True)
-review_app = typer.Typer(help="Active learning over a review set.", no_args_is_help=True)
-app.add_typer(review_set_app, name="review-set")
-app.add_typer(review_app, name="review")
+review_app = typer.Typer(
+    help="""The yes/no review loop: people answer yes or no per predicted box, in the order that
+    teaches most; the answers go back into Label Studio and train a verifier for later runs.
 
-SetPath = Annotated[Path, typer.Option("--set", help="The review set's SQLite file.")]
-FeaturesFile = Annotated[Path, typer.Option("--features", help="Parquet file from `prelabel features`.")]
+    Example:
+
+    prelabel review create --project-id 3 --model-version m1 --set cars.sqlite
+
+    prelabel review serve --set cars.sqlite
+    """,
+    no_args_is_help=True,
+)
+app.add_typer(review_app, name="review", rich_help_panel="Review and quality")
+# The old spelling of `review create`, hidden for a release.
+_old_review_set_app = typer.Typer(no_args_is_help=True)
+app.add_typer(_old_review_set_app, name="review-set", hidden=True)
+
+SetPath = Annotated[Path, flow_option(FeaturesParams, "review_set", BASICS)]
+FeaturesFile = Annotated[
+    Path,
+    typer.Option("--features", rich_help_panel=BASICS, help="Parquet file from `prelabel review features`."),
+]
 Strategy = Annotated[
-    Literal["entropy", "max-prob", "random"], typer.Option("--strategy", help="What to ask first.")
+    Literal["entropy", "max-prob", "random"],
+    typer.Option("--strategy", rich_help_panel=ADVANCED, help="What to ask first."),
 ]
 Target = Annotated[
-    Literal["yes", "no"], typer.Option("--target", help="max-prob: most likely yes, or most likely no.")
+    Literal["yes", "no"],
+    typer.Option("--target", rich_help_panel=ADVANCED, help="max-prob: most likely yes, or most likely no."),
 ]
-Seed = Annotated[int, typer.Option("--seed", help="Seed of the random draws.")]
+Seed = Annotated[int, typer.Option("--seed", rich_help_panel=ADVANCED, help="Seed of the random draws.")]
 
 
-@review_set_app.command("create")
-def review_set_create(
-    out: Annotated[Path, typer.Option("--out", help="SQLite file to write (one file per set).")],
+@review_app.command("create", cls=renamed(out="--set"))
+@_old_review_set_app.command("create", cls=renamed(out="--set"))
+def review_create(
+    review_set: Annotated[
+        Path, typer.Option("--set", rich_help_panel=BASICS, help="SQLite file to write (one file per set).")
+    ],
     project_id: Annotated[
-        int | None, typer.Option("--project-id", min=1, help="From this project's predictions.")
+        int | None,
+        typer.Option("--project-id", min=1, rich_help_panel=BASICS, help="From this project's predictions."),
     ] = None,
     model_version: Annotated[
         str | None,
-        typer.Option("--model-version", help="The predictions' model_version (with --project-id)."),
+        typer.Option(
+            "--model-version",
+            rich_help_panel=BASICS,
+            help="The predictions' model version (with --project-id).",
+        ),
+    ] = None,
+    references: Annotated[
+        Path | None,
+        typer.Option(
+            "--references",
+            rich_help_panel=BASICS,
+            help="Instead of a project: a file of img_path[,x1,y1,x2,y2[,label]] lines.",
+        ),
     ] = None,
     per: Annotated[
         Literal["box", "image"],
-        typer.Option("--per", help="One item per predicted box, or per image and label."),
+        typer.Option(
+            "--per", rich_help_panel=BASICS, help="One item per predicted box, or per image and label."
+        ),
     ] = "box",
-    references: Annotated[
-        Path | None, typer.Option("--references", help="A file of img_path[,x1,y1,x2,y2[,label]] lines.")
-    ] = None,
-    label: Annotated[str, typer.Option("--label", help="Label of reference lines without one.")] = "object",
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing set.")] = False,
+    label: Annotated[
+        str, typer.Option("--label", rich_help_panel=BASICS, help="Label of reference lines without one.")
+    ] = "object",
     ls_url: LsUrl = None,
     api_key: ApiKey = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", rich_help_panel=OUTPUT, help="Replace an existing set.")
+    ] = False,
 ) -> None:
-    """Create a review set from a project's predictions or from a references file.
+    """Create a review set, the items people answer yes or no to: from a project's predictions
+    of one model version, or from a references file.
 
-    Example: prelabel review-set create --project-id 3 --model-version dinox-v1 --out cars.sqlite
+    Examples:
+
+    prelabel review create --project-id 3 --model-version dinox-v1 --set cars.sqlite
+
+    prelabel review create --references boxes.csv --label car --set cars.sqlite
     """
     from prelabel.review.sets import ReviewSet, items_from_references, items_from_tasks
 
@@ -87,43 +151,45 @@ def review_set_create(
             )
         meta = {"source": "project", "project_id": project_id, "model_version": model_version, "per": per,
                 "ls_url": client.url}  # fmt: skip
-    with ReviewSet.create(out, items, meta, overwrite=overwrite) as created:
+    with ReviewSet.create(review_set, items, meta, overwrite=overwrite) as created:
         labels = Counter(item.label for item in created.items())
     typer.echo(
-        f"{sum(labels.values())} items in {out}: "
+        f"{sum(labels.values())} items in {review_set}: "
         + ", ".join(f"{k} ({n})" for k, n in sorted(labels.items()))
     )
     for reason, n in sorted(skipped.items()):
         typer.echo(f"  left out: {n} results, {reason}")
 
 
-@app.command()
-def features(
+def _features(field: str, panel: str) -> Any:
+    return flow_option(FeaturesParams, field, panel)
+
+
+@review_app.command("features", cls=renamed(out="--features"))
+@app.command("features", cls=renamed(out="--features"), hidden=True)  # the old spelling, for a release
+def review_features(
     review_set: SetPath,
-    embedder: Annotated[
-        Literal["dinov2", "siglip2"], typer.Option("--embedder", help="dinov2 (with registers) or siglip2.")
-    ] = "dinov2",
-    checkpoint: Annotated[str | None, typer.Option("--checkpoint", help="Hub id or local folder.")] = None,
-    margin: Annotated[
-        float,
-        typer.Option("--margin", min=0, max=10, help="Context around a box, fraction of its size per side."),
-    ] = 0.1,
-    out: Annotated[
-        Path | None, typer.Option("--out", help="Parquet file (default <set>.<embedder>.parquet).")
-    ] = None,
-    device: Annotated[
-        str | None, typer.Option("--device", help="cuda, cpu (default: CUDA when present).")
-    ] = None,
-    batch_size: TaskBatch = None,
-    cache_dir: CacheDir = None,
-    refresh: Refresh = False,
-    ls_url: LsUrl = None,
+    features_file: Annotated[Path | None, _features("features", BASICS)] = None,
+    embedder: Annotated[Literal["dinov2", "siglip2"], _features("embedder", BASICS)] = flow_default(
+        FeaturesParams, "embedder"
+    ),
+    checkpoint: Annotated[str | None, _features("checkpoint", MODEL)] = None,
+    margin: Annotated[float, _features("margin", MODEL)] = flow_default(FeaturesParams, "margin"),
+    device: Annotated[str | None, _features("device", MODEL)] = None,
+    cache_dir: Annotated[str | None, _features("cache_dir", MODEL)] = None,
+    refresh: Annotated[bool, _features("refresh", MODEL)] = flow_default(FeaturesParams, "refresh"),
+    ls_url: Annotated[str | None, _features("ls_url", LABEL_STUDIO)] = None,
     api_key: ApiKey = None,
     allow_failures: AllowFailures = False,
+    batch_size: Annotated[int | None, _features("batch_size", ADVANCED)] = None,
 ) -> None:
-    """Image embeddings of a review set's items (whole image or box crop), cached, as Parquet.
+    """Image embeddings of a review set's items (the whole image or the box with a margin),
+    cached, as Parquet: they let `prelabel review next` and the review page learn from the
+    answers.
 
-    Example: prelabel features --set cars.sqlite --embedder siglip2 --margin 0.2
+    Example:
+
+    prelabel review features --set cars.sqlite --embedder siglip2 --margin 0.2
     """
     from prelabel.models.hub import read_locally
     from prelabel.review.features import CHECKPOINTS
@@ -131,11 +197,10 @@ def features(
     use_api_key(api_key, ls_url)
     _check_label_studio(review_set, ls_url)  # the set is there, and the Label Studio serving its images
     read_locally(checkpoint or CHECKPOINTS[embedder], None)  # offline: one line now, not after retries
-    from flows.features import FeaturesParams
     from flows.features import features as features_flow
 
     params = FeaturesParams(
-        review_set=str(review_set), out=str(out) if out else None, embedder=embedder,
+        review_set=str(review_set), features=str(features_file) if features_file else None, embedder=embedder,
         checkpoint=checkpoint, margin=margin, device=device, batch_size=batch_size, cache_dir=cache_dir,
         refresh=refresh, ls_url=ls_url,
     )  # fmt: skip
@@ -149,16 +214,21 @@ def review_next(
     review_set: SetPath,
     features_file: FeaturesFile,
     label: Annotated[
-        str | None, typer.Option("--label", help="The label to review (default: the only one).")
+        str | None,
+        typer.Option("--label", rich_help_panel=BASICS, help="The label to review (default: the only one)."),
     ] = None,
     strategy: Strategy = "entropy",
     target: Target = "yes",
-    count: Annotated[int, typer.Option("--count", min=1, help="How many items to list.")] = 10,
+    count: Annotated[
+        int, typer.Option("--count", rich_help_panel=OUTPUT, min=1, help="How many items to list.")
+    ] = 10,
     seed: Seed = 0,
 ) -> None:
     """The next items to ask (after a refit on the answers so far), and the held-out accuracy.
 
-    Example: prelabel review next --set cars.sqlite --features cars.dinov2.parquet --strategy max-prob
+    Example:
+
+    prelabel review next --set cars.sqlite --features cars.dinov2.parquet --strategy max-prob
     """
     from prelabel.review.features import read_features
     from prelabel.review.learning import held_out_accuracy, next_items
@@ -190,11 +260,21 @@ def review_next(
 def review_apply(
     review_set: SetPath,
     answers_csv: Annotated[
-        Path | None, typer.Option("--answers", help="Answers CSV to write (default <set>.answers.csv).")
+        Path | None,
+        typer.Option(
+            "--answers", rich_help_panel=OUTPUT, help="Answers CSV to write (default <set>.answers.csv)."
+        ),
     ] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Write the CSV, count, post nothing.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", rich_help_panel=BASICS, help="Write the CSV, count, post nothing.")
+    ] = False,
     annotate: Annotated[
-        bool, typer.Option("--annotate", help="Also make each task's accepted regions an annotation.")
+        bool,
+        typer.Option(
+            "--annotate",
+            rich_help_panel=LABEL_STUDIO,
+            help="Also make each task's accepted regions an annotation.",
+        ),
     ] = False,
     ls_url: LsUrl = None,
     api_key: ApiKey = None,
@@ -202,7 +282,11 @@ def review_apply(
     """Write <version>-reviewed: the predictions minus the regions answered "no", those answered
     "yes" marked (meta.reviewed), changed in place on later applies; write the answers CSV.
 
-    Example: prelabel review apply --set cars.sqlite
+    Examples:
+
+    prelabel review apply --set cars.sqlite --dry-run
+
+    prelabel review apply --set cars.sqlite
     """
     from prelabel.review.apply import apply_answers
     from prelabel.review.sets import ReviewSet
@@ -221,20 +305,32 @@ def review_apply(
     typer.echo(f"answers: {out}")
 
 
-@review_app.command("verifier")
+@review_app.command("verifier", cls=renamed(out="--verifier"))
 def review_verifier(
     review_set: SetPath,
     features_file: FeaturesFile,
-    out: Annotated[
-        Path | None, typer.Option("--out", help="Verifier JSON to write (default <set>.verifier.json).")
+    verifier: Annotated[
+        Path | None,
+        typer.Option(
+            "--verifier",
+            rich_help_panel=OUTPUT,
+            help="Verifier JSON to write (default <set>.verifier.json), for `prelabel run --verifier`.",
+        ),
     ] = None,
     name: Annotated[
-        str | None, typer.Option("--name", help="Its name in model versions (default: the set's file name).")
+        str | None,
+        typer.Option(
+            "--name",
+            rich_help_panel=OUTPUT,
+            help="Its name in model versions (default: the set's file name).",
+        ),
     ] = None,
 ) -> None:
     """Train the verifier on the set's answers and save it as JSON (weights, metrics, embedder).
 
-    Example: prelabel review verifier --set cars.sqlite --features cars.dinov2.parquet
+    Example:
+
+    prelabel review verifier --set cars.sqlite --features cars.dinov2.parquet --name cars
     """
     from prelabel.review.features import read_features
     from prelabel.review.sets import ReviewSet
@@ -243,14 +339,14 @@ def review_verifier(
     embedder = features_embedder(features_file)
     vectors = read_features(features_file)
     with ReviewSet(review_set) as opened:
-        verifier = train_verifier(opened, vectors, embedder, name or review_set.stem)
-    target = verifier.save(out or review_set.with_suffix(".verifier.json"))
+        trained = train_verifier(opened, vectors, embedder, name or review_set.stem)
+    target = trained.save(verifier or review_set.with_suffix(".verifier.json"))
     typer.echo("label\ttrained_on\tpositives\theld_out_accuracy\theld_out")
-    for label, model in sorted(verifier.labels.items()):
+    for label, model in sorted(trained.labels.items()):
         accuracy = "n/a" if model.held_out_accuracy is None else f"{model.held_out_accuracy:.1%}"
         note = "" if model.weights is not None else "\t(one class only: keeps every box)"
         typer.echo(f"{label}\t{model.trained_on}\t{model.positives}\t{accuracy}\t{model.held_out}{note}")
-    typer.echo(f"verifier {verifier.name!r}: {target}")
+    typer.echo(f"verifier {trained.name!r}: {target}")
 
 
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -261,40 +357,64 @@ def review_serve(
     review_set: SetPath,
     features_file: Annotated[
         Path | None,
-        typer.Option("--features", help="Parquet file from `prelabel features`; without: by detector score."),
+        typer.Option(
+            "--features",
+            rich_help_panel=BASICS,
+            help="Parquet file from `prelabel review features`; without: by detector score.",
+        ),
     ] = None,
     label: Annotated[
-        str | None, typer.Option("--label", help="Review this label only (default: all, in turn).")
+        str | None,
+        typer.Option(
+            "--label", rich_help_panel=BASICS, help="Review this label only (default: all, in turn)."
+        ),
     ] = None,
     strategy: Strategy = "entropy",
     target: Target = "yes",
     seed: Seed = 0,
     host: Annotated[
-        str, typer.Option("--host", help="Address to bind; other than loopback needs a token.")
+        str,
+        typer.Option(
+            "--host", rich_help_panel=BASICS, help="Address to bind; other than loopback needs a token."
+        ),
     ] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port to listen on.")] = 8765,
+    port: Annotated[
+        int, typer.Option("--port", rich_help_panel=BASICS, min=0, max=65535, help="Port to listen on.")
+    ] = 8765,
     token: Annotated[
         str | None,
         typer.Option(
             "--token",
             envvar="PRELABEL_REVIEW_TOKEN",
+            rich_help_panel=BASICS,
             help="One token for everyone, required on every request (open "
             "http://HOST:PORT/?token=...); prefer PRELABEL_REVIEW_TOKEN.",
         ),
     ] = None,
     reviewers: Annotated[
         Path | None,
-        typer.Option("--reviewers", help="A file of name,token[,lead] lines: a token per reviewer."),
+        typer.Option(
+            "--reviewers",
+            rich_help_panel=BASICS,
+            help="A file of name,token[,lead] lines: a token per reviewer.",
+        ),
     ] = None,
     leads: Annotated[
-        list[str] | None, typer.Option("--lead", help="A reviewer who may correct others (repeatable).")
+        list[str] | None,
+        typer.Option(
+            "--lead", rich_help_panel=BASICS, help="A reviewer who may correct others (repeatable)."
+        ),
     ] = None,
     ls_url: LsUrl = None,
     api_key: ApiKey = None,
 ) -> None:
     """The review page: keys A/Left = no, D/Right = yes, S = skip, Backspace = undo, R = retry image.
 
-    Example: prelabel review serve --set cars.sqlite --features cars.dinov2.parquet
+    Examples:
+
+    prelabel review serve --set cars.sqlite --features cars.dinov2.parquet
+
+    prelabel review serve --set cars.sqlite --host 0.0.0.0 --reviewers reviewers.csv --lead maria
     """
     import logging
 

@@ -19,23 +19,41 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import httpx
 import typer
-from fastapi import FastAPI
 from pydantic import SecretStr
 
+from flows.params import PreannotateParams
 from prelabel.errors import PrelabelError
 from prelabel.labelstudio.backends import Backend, connect_backend
 from prelabel.labelstudio.client import LabelStudioClient
 from prelabel.labelstudio.labelmap import Normalization, load_label_map
+from prelabel.serve.settings import ServeSettings
 from prelabel.settings import load_settings
 from prelabel_cli import prefectserver
 from prelabel_cli.app import EXIT_INPUT_ERROR, app
 from prelabel_cli.checks import check_model, check_project
-from prelabel_cli.options import ApiKey, CacheDir, LsUrl, ModelOptionList, model_options, use_api_key
+from prelabel_cli.options import (
+    ADVANCED,
+    BASICS,
+    LABEL_STUDIO,
+    MODEL,
+    OUTPUT,
+    ApiKey,
+    CacheDir,
+    LsUrl,
+    ModelName,
+    ModelOptionList,
+    flow_option,
+    model_options,
+    use_api_key,
+)
 from prelabel_cli.project import project_app
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 __all__ = ["app_from_environment", "project_connect", "serve"]
 
@@ -62,73 +80,78 @@ def _say_log_lines() -> None:
     logging.getLogger("prelabel").setLevel(logging.INFO)
 
 
-@app.command()
+@app.command(rich_help_panel="Label Studio and servers")
 def serve(
-    model: Annotated[str, typer.Option("--model", help="Model or chain, as for `prelabel run`.")] = "ocr",
-    model_option: ModelOptionList = None,
-    label_map: Annotated[Path | None, typer.Option("--label-map", help="JSON/YAML label map file.")] = None,
-    plurals: Annotated[bool, typer.Option("--plurals", help="Let 'cars' match the label 'car'.")] = False,
-    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port (0: a free one).")] = 9090,
-    workers: Annotated[int, typer.Option("--workers", min=1, max=64, help="Processes, one model each.")] = 1,
-    budget: Annotated[
-        float,
-        typer.Option(
-            "--budget",
-            min=0.1,
-            max=90,
-            help="Seconds a request works before it answers "
-            "with what is done; the rest goes to a preannotate run.",
-        ),
-    ] = 20.0,
-    segmenter: Annotated[
-        str | None,
-        typer.Option(
-            "--segmenter",
-            help="SAM 2 checkpoint for clicks and boxes (default: the model's own segmenter option).",
-        ),
-    ] = None,
-    device: Annotated[str | None, typer.Option("--device", help="The segmenter's device.")] = None,
-    cache_dir: CacheDir = None,
-    pull_to: Annotated[
-        Path | None, typer.Option("--pull-to", help="Pull annotations into this folder when they change.")
-    ] = None,
-    handoff: Annotated[
-        bool,
-        typer.Option(
-            "--handoff/--no-handoff",
-            help="Hand what a request leaves to the preannotate "
-            "deployment (needs PREFECT_API_URL or `prelabel server start`).",
-        ),
-    ] = True,
+    model: ModelName,
+    host: Annotated[str, typer.Option("--host", rich_help_panel=BASICS, help="Address to listen on.")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[
+        int, typer.Option("--port", min=0, max=65535, rich_help_panel=BASICS, help="Port (0: a free one).")
+    ] = 9090,
+    workers: Annotated[
+        int,
+        typer.Option("--workers", min=1, max=64, rich_help_panel=BASICS, help="Processes, one model each."),
+    ] = 1,
     connect: Annotated[
-        int | None, typer.Option("--connect", min=1, help="Connect this project once the server is up.")
+        int | None,
+        typer.Option(
+            "--connect", min=1, rich_help_panel=BASICS, help="Connect this project once the server is up."
+        ),
     ] = None,
     url: Annotated[
         str | None,
-        typer.Option("--url", help="The URL Label Studio reaches this server at (default http://HOST:PORT)."),
+        typer.Option(
+            "--url",
+            rich_help_panel=BASICS,
+            help="The URL Label Studio reaches this server at (default http://HOST:PORT).",
+        ),
     ] = None,
+    model_option: ModelOptionList = None,
+    label_map: Annotated[Path | None, flow_option(PreannotateParams, "label_map_file", MODEL)] = None,
+    plurals: Annotated[bool, flow_option(PreannotateParams, "plurals", MODEL)] = False,
+    cache_dir: CacheDir = None,
+    segmenter: Annotated[str | None, flow_option(ServeSettings, "segmenter", MODEL)] = None,
+    device: Annotated[str | None, flow_option(ServeSettings, "device", MODEL)] = None,
     interactive: Annotated[
         bool | None,
         typer.Option(
             "--interactive/--no-interactive",
+            rich_help_panel=LABEL_STUDIO,
             help="Connect for clicks and boxes (default: when a segmenter is set).",
         ),
     ] = None,
     basic_auth_user: Annotated[
         str | None,
         typer.Option(
-            "--basic-auth-user", help="Require basic auth (password from PRELABEL_SERVE_BASIC_AUTH_PASSWORD)."
+            "--basic-auth-user",
+            rich_help_panel=LABEL_STUDIO,
+            help="Require basic auth (its password from PRELABEL_SERVE_BASIC_AUTH_PASSWORD).",
         ),
     ] = None,
     ls_url: LsUrl = None,
     api_key: ApiKey = None,
+    pull_to: Annotated[Path | None, flow_option(ServeSettings, "pull_out", OUTPUT, flag="--pull-to")] = None,
+    budget: Annotated[float, flow_option(ServeSettings, "budget", ADVANCED)] = 20.0,
+    handoff: Annotated[
+        bool,
+        typer.Option(
+            "--handoff/--no-handoff",
+            rich_help_panel=ADVANCED,
+            help="Hand what a request leaves to the preannotate deployment (needs PREFECT_API_URL "
+            "or `prelabel server start`).",
+        ),
+    ] = True,
 ) -> None:
     """Serve a model to Label Studio as its ML backend: predictions when a task opens, "Retrieve
     predictions" without timeouts, clicks and boxes to masks, new tasks pre-annotated by event.
 
-    Example: prelabel serve --model detr --connect 3 (Label Studio started with ML_BLOCK_LOCAL_IP=false
-    and SSRF_PROTECTION_ENABLED=false when it reaches this server on a private address)
+    A Label Studio that reaches this server on a private address must run with
+    ML_BLOCK_LOCAL_IP=false and SSRF_PROTECTION_ENABLED=false (docs/label-studio-backend.md).
+
+    Example:
+
+    prelabel serve --model grounded-sam2 --connect 3
     """
     from prelabel.review.server import listen
     from prelabel.serve import load_serve_settings
@@ -182,9 +205,15 @@ def serve(
 @project_app.command("connect")
 def project_connect(
     project_id: Annotated[int, typer.Argument(min=1, help="Label Studio project id.")],
-    url: Annotated[str, typer.Option("--url", help="Where Label Studio reaches the running backend.")],
+    url: Annotated[
+        str,
+        typer.Option("--url", rich_help_panel=BASICS, help="Where Label Studio reaches the running backend."),
+    ],
     interactive: Annotated[
-        bool, typer.Option("--interactive/--no-interactive", help="For clicks and boxes too.")
+        bool,
+        typer.Option(
+            "--interactive/--no-interactive", rich_help_panel=BASICS, help="For clicks and boxes too."
+        ),
     ] = False,
     ls_url: LsUrl = None,
     api_key: ApiKey = None,
@@ -193,7 +222,10 @@ def project_connect(
 
     The webhook's secret and basic auth come from PRELABEL_SERVE_WEBHOOK_SECRET and
     PRELABEL_SERVE_BASIC_AUTH_USER / _PASSWORD, the same values the server runs with.
-    Example: prelabel project connect 3 --url http://ml-backend:9090
+
+    Example:
+
+    prelabel project connect 3 --url http://ml-backend:9090 --interactive
     """
     from prelabel.serve import load_serve_settings
 
@@ -205,8 +237,6 @@ def project_connect(
 
 def _check_options(model: str, options: dict[str, Any]) -> None:
     """The model and options as ``run`` checks them, and as a hand-over will pass them (no secret)."""
-    from flows.params import PreannotateParams
-
     PreannotateParams(project_id=1, task_ids=[1], model=model, model_options=options)
     check_model(model, options)
 

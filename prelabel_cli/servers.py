@@ -11,51 +11,78 @@ import typer
 from prelabel.labelstudio.server import LocalLabelStudio, free_port, port_is_free
 from prelabel_cli import labelstudio, prefectserver
 from prelabel_cli.app import app
+from prelabel_cli.options import BASICS
 from prelabel_cli.runs import run_flow
 
 __all__ = ["demo", "labelstudio_start", "labelstudio_stop", "server_start", "server_status", "server_stop"]
 
 labelstudio_app = typer.Typer(
-    help="A local Label Studio (own virtual environment, 127.0.0.1).", no_args_is_help=True
+    help="""A local Label Studio, in its own virtual environment, on 127.0.0.1: for the demo and for
+    trying prelabel without a server of your own.
+
+    Example:
+
+    prelabel labelstudio start
+    """,
+    no_args_is_help=True,
 )
-app.add_typer(labelstudio_app, name="labelstudio")
+app.add_typer(labelstudio_app, name="labelstudio", rich_help_panel="Label Studio and servers")
 _DEMO_HOME = Path.home() / ".cache" / "prelabel" / "demo"
-Port = Annotated[int, typer.Option("--port", help="Port on 127.0.0.1 (a free one when taken).")]
+Port = Annotated[
+    int, typer.Option("--port", rich_help_panel=BASICS, help="Port on 127.0.0.1 (a free one when taken).")
+]
 
 
 @labelstudio_app.command("start")
 def labelstudio_start(
-    data_dir: Annotated[Path, typer.Option("--data-dir", help="Label Studio's data.")] = _DEMO_HOME
-    / "label-studio",
+    data_dir: Annotated[
+        Path, typer.Option("--data-dir", rich_help_panel=BASICS, help="Label Studio's data.")
+    ] = _DEMO_HOME / "label-studio",
     port: Port = 8080,
 ) -> None:
-    """Install (once) and start Label Studio in the background; print how to use it.
+    """Install (once) and start Label Studio in the background; print its address, login and
+    where its API token is.
 
-    Example: prelabel labelstudio start && prelabel labelstudio stop
+    Example:
+
+    prelabel labelstudio start --port 8080
     """
     _print_server(labelstudio.start(data_dir, _port(port)))
 
 
 @labelstudio_app.command("stop")
 def labelstudio_stop() -> None:
-    """Stop the Label Studio that `prelabel labelstudio start` (or `prelabel demo`) left running."""
+    """Stop the Label Studio that `prelabel labelstudio start` (or `prelabel demo`) left running.
+
+    Example:
+
+    prelabel labelstudio stop
+    """
     typer.echo("stopped" if labelstudio.stop() else "no local Label Studio was running")
 
 
 server_app = typer.Typer(
-    help="The local Prefect server that flow commands use when PREFECT_API_URL is not set.",
+    help="""The local Prefect server that flow commands use when PREFECT_API_URL is not set: started
+    by the first flow command, kept for the next ones.
+
+    Example:
+
+    prelabel server status
+    """,
     no_args_is_help=True,
 )
-app.add_typer(server_app, name="server")
+app.add_typer(server_app, name="server", rich_help_panel="Label Studio and servers")
 
 
 @server_app.command("start")
 def server_start(
-    port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1 (a free one when taken).")] = 4200,
+    port: Port = 4200,
 ) -> None:
     """Start the local Prefect server in the background (flow commands also start it when needed).
 
-    Example: prelabel server start && prelabel server status
+    Example:
+
+    prelabel server start
     """
     server = prefectserver.start(port)
     typer.echo(f"Prefect server: {server.ui_url} (data in {server.home}); stop it with: prelabel server stop")
@@ -65,7 +92,9 @@ def server_start(
 def server_stop() -> None:
     """Stop the local Prefect server (runs in progress lose their server: stop them first).
 
-    Example: prelabel server stop
+    Example:
+
+    prelabel server stop
     """
     server = prefectserver.stop()
     typer.echo(f"stopped the Prefect server at {server.ui_url}" if server else "no local Prefect server ran")
@@ -75,7 +104,9 @@ def server_stop() -> None:
 def server_status() -> None:
     """Which Prefect server flow commands use: PREFECT_API_URL's, or the local one (running or not).
 
-    Example: prelabel server status
+    Example:
+
+    prelabel server status
     """
     from prefect.settings import get_current_settings
 
@@ -90,14 +121,20 @@ def server_status() -> None:
     typer.echo(f"local Prefect server: {server.ui_url} (pid {server.pid}, data in {server.home})")
 
 
-@app.command()
+@app.command(rich_help_panel="Label Studio and servers")
 def demo(
-    home: Annotated[Path, typer.Option("--home", help="Where the demo keeps its data.")] = _DEMO_HOME,
+    home: Annotated[
+        Path, typer.Option("--home", rich_help_panel=BASICS, help="Where the demo keeps its data.")
+    ] = _DEMO_HOME,
     port: Port = 8080,
 ) -> None:
     """The offline demo: a local Label Studio, a project, sample images, OCR predictions, reports.
 
-    Running it again finishes quickly and changes nothing. Example: prelabel demo
+    Running it again finishes quickly and changes nothing.
+
+    Example:
+
+    prelabel demo
     """
     from flows.params import PreannotateParams
     from flows.preannotate import preannotate

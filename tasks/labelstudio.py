@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,7 +11,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from prelabel.errors import PrelabelError
-from prelabel.failures import ErrorRow, Stage, failure_row
+from prelabel.failures import ErrorRow, Stage, failure_row, write_errors
 from prelabel.ingest.taskrefs import task_image_uri
 from prelabel.labelstudio.client import Project, Task
 from prelabel.labelstudio.exemplars import exemplar_boxes
@@ -20,8 +20,9 @@ from prelabel.labelstudio.labelmap import LabelMap
 from prelabel.labelstudio.matching import MatchResult, match_files
 from prelabel.labelstudio.posting import PostReport, post_predictions
 from prelabel.labelstudio.predictions import BatchBuild, build_batch
-from prelabel.labelstudio.pullback import Format, PullReport, pull_annotations
+from prelabel.labelstudio.pullback import ERRORS_FILE, Format, PullReport, pull_annotations
 from prelabel.records import PredictionRecord
+from prelabel.video.pull import pull_mot
 from tasks.common import RETRY, LabelStudioConnection
 from tasks.reporting import Progress
 
@@ -67,19 +68,22 @@ def match_images(
     *,
     max_pixels: int,
     dry_run: bool = False,
+    data_key: str | None = None,
+    check: Callable[[str, int], PrelabelError | None] | None = None,
 ) -> MatchOutcome:
     """Pair images with tasks by name; with ``import_new``, new images become tasks first (each
     file checked first: a bad one is an error row, never a task; a dry run imports nothing).
 
     ``fuzzy`` allows similar names (never names whose numbers differ); every pair made other
-    than by exact name goes to the matches report. ``task_data`` adds fields to new tasks."""
-    key = project.config.image.data_key
+    than by exact name goes to the matches report. ``task_data`` adds fields to new tasks.
+    ``data_key`` and ``check``: a video project's key and file checks (default: the image's)."""
+    key = data_key or project.config.image.data_key
     with connection.client() as client:
         tasks: list[Task] = list(client.iter_tasks(project.id))
         outcome = MatchOutcome()
         if import_new:
             imported = import_images(client, project.id, key, images, tasks, task_data=task_data,
-                                     max_pixels=max_pixels, dry_run=dry_run)  # fmt: skip
+                                     max_pixels=max_pixels, dry_run=dry_run, check=check)  # fmt: skip
             outcome.imported = len(imported.planned if dry_run else imported.created)
             outcome.errors = imported.refused
             if imported.created:
@@ -190,9 +194,16 @@ def pull(
     all_annotators: bool,
     full: bool,
 ) -> PullReport:
-    """Export human annotations (incrementally) to COCO and tables."""
+    """Export human annotations (incrementally) to COCO and tables; ``mot``: a video project's tracks
+    as MOTChallenge CSV and COCO JSON per video (every annotated task, each pull)."""
     progress = Progress(0, f"prelabel-pull-project-{project_id}-progress", unit="tasks read")
     with connection.client() as client:
+        if "mot" in formats:
+            mot = pull_mot(client, project_id, out_dir, all_annotators, progress=progress.advance)
+            errors_file = out_dir / ERRORS_FILE
+            write_errors(errors_file, mot.errors)
+            return PullReport(fetched=mot.videos, stored=mot.videos, regions=mot.tracks, files=mot.files,
+                              errors=mot.errors, errors_file=errors_file)  # fmt: skip
         return pull_annotations(client, project_id, out_dir, formats=formats, all_annotators=all_annotators,
                                 full=full, progress=progress.advance)  # fmt: skip
 

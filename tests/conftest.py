@@ -238,3 +238,27 @@ def tiny_vitpose(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.support.random_models import save_vitpose
 
     return save_vitpose(tmp_path_factory.mktemp("tiny-vitpose"))
+
+
+@pytest.fixture(scope="session")
+def tiny_sam3_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-weight SAM 3 video model (detector + tracker) with its tokenizer (a folder)."""
+    from tests.support.random_models import save_sam3_video
+
+    return save_sam3_video(tmp_path_factory.mktemp("tiny-sam3-video"))
+
+
+@pytest.fixture(scope="session")
+def tiny_sam2_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-weight SAM 2 video tracker (a folder)."""
+    from tests.support.random_models import save_sam2_video
+
+    return save_sam2_video(tmp_path_factory.mktemp("tiny-sam2-video"))
+
+
+@pytest.fixture(scope="session")
+def tiny_sam3_tracker(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-weight SAM 3 tracker (``Sam3TrackerVideoModel``, a folder)."""
+    from tests.support.random_models import save_sam3_tracker_video
+
+    return save_sam3_tracker_video(tmp_path_factory.mktemp("tiny-sam3-tracker"))

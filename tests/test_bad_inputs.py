@@ -98,7 +98,7 @@ def test_convert_corpus_images_and_raw_files(tmp_path: Path) -> None:
     (folder / "twin.png").write_bytes(encode_image(Image.new("RGB", (20, 10)), "PNG"))
     (folder / "twin.json").write_text(good_raw)
 
-    done = run_prelabel("convert", "--input-dir", "in", "--config", "labeling.xml", "--out", "tasks.json",
+    done = run_prelabel("convert", "--input-dir", "in", "--config", "labeling.xml", "--tasks", "tasks.json",
                         "--errors-csv", "errors.csv", cwd=_with_config(tmp_path))  # fmt: skip
     _clean(done, 1)
     errors = _rows(tmp_path / "errors.csv")
@@ -149,7 +149,7 @@ def test_ingest_corpus_url_lists(tmp_path: Path) -> None:
         }
         listing = tmp_path / "urls.txt"
         listing.write_text("\n".join([*good, good[0], *bad]) + "\n")  # good[0] listed twice
-        done = run_prelabel("ingest", "--source", "urls.txt", "--out", "m.csv", cwd=tmp_path,
+        done = run_prelabel("ingest", "--source", "urls.txt", "--manifest", "m.csv", cwd=tmp_path,
                             env={"PRELABEL_LS_URL": "http://localhost:1"})  # fmt: skip
     _clean(done, 1)
     errors = _rows(tmp_path / "m_errors.csv", names=False)
@@ -166,7 +166,7 @@ def test_ingest_corpus_rest_api_that_ignores_the_offset(tmp_path: Path) -> None:
     records = [{"image_url": f"http://127.0.0.1:1/img/{i}.jpg", "species": "oak"} for i in range(3)]
     with serve(Site({}, records=records)) as site:
         done = run_prelabel("ingest", "--source", f"{site.url}/api/stuck", "--url-path", "trees[].image_url",
-                            "--out", "m.csv", cwd=tmp_path)  # fmt: skip
+                            "--manifest", "m.csv", cwd=tmp_path)  # fmt: skip
         assert site.hits["/api/stuck"] == 2  # the second page repeated the first: stopped
     _clean(done, 1)
     assert "ignores 'offset'" in (tmp_path / "m_errors.csv").read_text()
@@ -180,7 +180,8 @@ def test_ingest_corpus_videos(tmp_path: Path) -> None:
     _make_video(videos / "a" / "cam.mp4", seconds=1)
     _make_video(videos / "a_cam.mp4", seconds=1)  # its frames would be named like a/cam.mp4's
     (videos / "empty.mp4").write_bytes(b"")  # 0 bytes
-    done = run_prelabel("ingest", "--source", "videos", "--video-fps", "1", "--out", "v.csv", cwd=tmp_path)
+    done = run_prelabel("ingest", "--source", "videos", "--video-fps", "1", "--manifest", "v.csv",
+                        cwd=tmp_path)  # fmt: skip
     _clean(done, 1)
     errors = _rows(tmp_path / "v_errors.csv")
     assert set(errors) == {"a_cam.mp4", "empty.mp4"}, errors
@@ -193,7 +194,7 @@ def test_a_bad_cache_entry_is_a_miss_and_is_rewritten(tmp_path: Path) -> None:
     images.mkdir()
     for sample in SAMPLES:
         (images / sample.name).write_bytes(sample.data)
-    args = ("infer", "--input-dir", "images", "--model", "ocr", "--out", "raw", "--cache-dir", "cache")
+    args = ("infer", "--input-dir", "images", "--model", "ocr", "--output-dir", "raw", "--cache-dir", "cache")
     _clean(run_prelabel(*args, cwd=tmp_path), 0)
     entries = sorted(p for p in (tmp_path / "cache").rglob("*.json") if "markers" not in p.parts)
     assert len(entries) == 4
@@ -253,7 +254,7 @@ def test_bad_labeling_configs_are_one_line(tmp_path: Path, body: str, says: str)
 )
 def test_bad_manifests_are_one_line(tmp_path: Path, body: str, says: str) -> None:
     (tmp_path / "m.csv").write_text(body)
-    done = run_prelabel("infer", "--manifest", "m.csv", "--model", "ocr", "--out", "raw", cwd=tmp_path)
+    done = run_prelabel("infer", "--manifest", "m.csv", "--model", "ocr", "--output-dir", "raw", cwd=tmp_path)
     _clean(done, 2)
     assert says in done.stderr and len(done.stderr.strip().splitlines()) <= 3, done.stderr
 

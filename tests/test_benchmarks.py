@@ -198,6 +198,19 @@ def test_gpu_check_smoke_run_writes_its_eight_files(tmp_path: Path) -> None:
     assert "0 step(s) failed" in log and log.count(": ok in ") == 4
 
 
+def test_video_benchmark_runs_tiny_on_cpu() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.video_gpu", "--tiny", "--width", "96", "--height", "64",
+         "--fps", "12", "--objects", "2", "--seconds", "0.25", "0.5"],
+        capture_output=True, text=True, check=False, cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("machine:") and "sam3-video 0.25 s (3 frames)" in lines[1]
+    assert "sam3-video 0.5 s (6 frames)" in lines[2] and "held at the end: 1 frames" in lines[2]
+    assert lines[3].startswith("sam3 on every frame (6 frames)") and lines[-1].startswith("memory flat:")
+
+
 def test_startup_benchmark_runs(label_studio) -> None:  # type: ignore[no-untyped-def]
     done = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "startup.py"), "--repeat", "1",

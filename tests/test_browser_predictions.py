@@ -22,6 +22,7 @@ from prelabel.labelstudio.server import LocalLabelStudio
 from prelabel.records import Choice, Detections, Keypoint, save_raw_file
 from tests.conftest import run_prelabel
 from tests.support.browser import chromium, chromium_path, log_in
+from tests.support.docs_images import docs_image
 from tests.support.screen import Placement, change_map, dot_centre, edge_coverage, quiet_share, share_above
 
 if TYPE_CHECKING:
@@ -136,6 +137,9 @@ def test_predictions_are_drawn_on_their_objects(
         page.goto(f"{label_studio.url}/projects/{project_id}/data?task={task.id}")
         screenshot = _settled_screenshot(page)
         Image.fromarray(screenshot).save(tmp_path / "labeling-page.png")
+        kept = docs_image("label-studio-predictions.png")
+        if kept is not None:
+            Image.fromarray(screenshot).save(kept)
         placement, visible = _placement(page)
         # The predicted choice is selected, the other not (Label Studio's checkboxes, by their names).
         assert page.get_by_role("checkbox", name="night").is_checked()

@@ -96,7 +96,7 @@ def test_infer_writes_keypoints_choices_and_region_choices(
                for key, value in _options(tiny_detr, tiny_vitpose, tiny_siglip).items()]  # fmt: skip
     options.append("--model-option=siglip.region_choices=car,dog")
     done = run_prelabel("infer", "--input-dir", "images", "--model", "detr+vitpose+siglip", *options,
-                        "--out", "raw", "--cache-dir", "cache", cwd=tmp_path)  # fmt: skip
+                        "--output-dir", "raw", "--cache-dir", "cache", cwd=tmp_path)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     files = sorted((tmp_path / "raw").glob("**/*.prelabel.json"))
     assert len(files) == 2

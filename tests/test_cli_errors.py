@@ -11,6 +11,7 @@ from prelabel.labelstudio.client import Project
 from prelabel.labelstudio.server import LocalLabelStudio, free_port
 from prelabel.samples import make_samples
 from tests.conftest import run_prelabel
+from tests.support.videos import write_video
 
 
 def _mistake(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> str:
@@ -70,7 +71,7 @@ def test_wrong_key_and_unknown_project(
     missing = ["run", "--input-dir", "images", "--project-id", "99999", "--model", "ocr"]
     assert "has no project 99999" in _mistake(tmp_path, *missing, env=good)
     assert "has no project 99999" in _mistake(
-        tmp_path, "pull", "--project-id", "99999", "--out", "pulled", env=good
+        tmp_path, "pull", "--project-id", "99999", "--output-dir", "pulled", env=good
     )
 
 
@@ -88,3 +89,20 @@ def test_missing_and_empty_folders(tmp_path: Path) -> None:
     assert said.startswith(
         "prelabel: error: 0 images found in empty (prelabel reads .bmp, .gif, .jfif, .jpeg"
     )
+    # a video model looks for videos (the image is not one), and says so
+    video = ("run", "--project-id", "1", "--model", "sam3-video", "--input-dir", "images")
+    said = _mistake(tmp_path, *video, env=key)
+    assert said.startswith("prelabel: error: 0 videos found in images (prelabel reads .avi, .m4v, .mkv")
+
+
+def test_detect_track_refuses_its_detector_before_any_work(tmp_path: Path) -> None:
+    (tmp_path / "videos").mkdir()
+    write_video(tmp_path / "videos" / "a.webm", frames=2)
+    key = {"PRELABEL_LS_API_KEY": "k"}
+    run = ("run", "--project-id", "1", "--input-dir", "videos", "--model", "detect-track", "--model-option")
+    assert "the detector 'sam3-video' tracks videos itself" in _mistake(
+        tmp_path, *run, "detector=sam3-video", env=key
+    )
+    # the detector's options go to it (detector.<option>): one it lacks is named with its own
+    said = _mistake(tmp_path, *run, "detector=detr", "--model-option", "detector.nope=1", env=key)
+    assert "model 'detr' has no option 'nope'; its options: checkpoint" in said

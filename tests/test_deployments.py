@@ -348,7 +348,9 @@ def test_quality_runs_after_each_pull_for_its_project(
     project = known_edits_project(ls_client)
     ls_client.show_predictions(project.id, "v1")  # the version annotators see: the one measured
     out = tmp_path / "pull"
-    pulled = stack.start_run("pull-annotations/pull-annotations", {"project_id": project.id, "out": str(out)})
+    pulled = stack.start_run(
+        "pull-annotations/pull-annotations", {"project_id": project.id, "output_dir": str(out)}
+    )
     assert _wait_final(stack, pulled)["state"]["type"] == "COMPLETED"
 
     quality: list[Any] = []

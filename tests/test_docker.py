@@ -151,10 +151,15 @@ def test_deployments_file_names_every_flow_and_pool() -> None:
     ("pull", "connection"),
     [
         # a pull on the environment's Label Studio with its key: the quality run takes the same
-        ({"project_id": 3, "out": "/exports/p3"}, {"ls_url": None, "api_key_block": None}),
+        ({"project_id": 3, "output_dir": "/exports/p3"}, {"ls_url": None, "api_key_block": None}),
         # a pull on another server with a stored key: the quality run reads the same project there
         (
-            {"project_id": 3, "out": "/exports/p3", "ls_url": "http://ls-b", "api_key_block": "ls-b-key"},
+            {
+                "project_id": 3,
+                "output_dir": "/exports/p3",
+                "ls_url": "http://ls-b",
+                "api_key_block": "ls-b-key",
+            },
             {"ls_url": "http://ls-b", "api_key_block": "ls-b-key"},
         ),
     ],
@@ -175,5 +180,5 @@ def test_the_quality_trigger_passes_on_the_pulls_project_and_connection(
     context = HydrationContext(render_jinja=True, raise_on_error=True,
                                jinja_context={"flow_run": {"parameters": {"params": pull}}})  # fmt: skip
     rendered = hydrate(parameters, context)
-    assert rendered == {"params": {"project_id": 3, "out": "/exports/p3/quality", **connection}}
+    assert rendered == {"params": {"project_id": 3, "output_dir": "/exports/p3/quality", **connection}}
     assert QualityParams.model_validate(rendered["params"]).project_id == 3

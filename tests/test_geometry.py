@@ -186,9 +186,17 @@ def test_clip_polygon_cuts_along_the_image_edges(
     assert got.shape == (len(expected), 2) and np.allclose(got, np.reshape(expected, (-1, 2)), atol=0.01)
 
 
-@given(st.lists(st.tuples(st.floats(-300, 500), st.floats(-300, 400)), min_size=3, max_size=3))
+@given(
+    st.lists(
+        st.tuples(st.floats(-300, 500, allow_subnormal=False), st.floats(-300, 400, allow_subnormal=False)),
+        min_size=3,
+        max_size=3,
+    )
+)
 def test_clip_polygon_keeps_a_triangles_area_on_the_image(triangle: list[tuple[float, float]]) -> None:
-    """Checked against OpenCV's convex intersection (a triangle is convex; so is the image)."""
+    """Checked against OpenCV's convex intersection (a triangle is convex; so is the image). No
+    subnormal coordinates: OpenCV's float32 intersection answered 19999 for a triangle of area 1
+    with a vertex at y = 1.2e-38."""
     import cv2
 
     points = np.array(triangle, dtype=np.float64)

@@ -176,6 +176,6 @@ def test_bytes_without_name_are_labelled() -> None:
 def test_the_pixel_limit_names_its_option() -> None:
     data = encode_image(Image.new("RGB", (40, 30)))
     with pytest.raises(
-        ImageTooLargeError, match=r"limit of 1,000 \(raise --max-pixels / PRELABEL_MAX_IMAGE_"
+        ImageTooLargeError, match=r"limit of 1,000 \(raise --max-image-pixels / PRELABEL_MAX_IMAGE_"
     ):
         read_image_info(data, "big.jpg", max_pixels=1000)

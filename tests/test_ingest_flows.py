@@ -89,7 +89,7 @@ def test_ingest_command_with_a_sample(label_studio: LocalLabelStudio, tmp_path: 
     with serve(Site({s.name: s.data for s in make_samples()})) as site:
         rows = [f"{site.url}/img/{s.name},{'a' if i < 3 else 'b'}" for i, s in enumerate(make_samples())]
         listing.write_text("url,label\n" + "\n".join([*rows, f"{site.url}/missing/x.jpg,b"]) + "\n")
-        done = run_prelabel("ingest", "--source", str(listing), "--out", str(tmp_path / "m.csv"),
+        done = run_prelabel("ingest", "--source", str(listing), "--manifest", str(tmp_path / "m.csv"),
                             "--sample", "4", "--stratify-by", "label", "--seed", "3",
                             "--allow-failures")  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]

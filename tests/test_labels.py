@@ -334,11 +334,12 @@ def test_pulled_aliases_come_back_as_labels() -> None:
 def test_a_missing_target_stops_the_command_before_any_work(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], command: str
 ) -> None:
-    from prelabel.samples import LABEL_CONFIG
+    from prelabel.samples import LABEL_CONFIG, make_samples
     from tests.support.cli import prelabel
     from tests.support.standin import standin
 
     (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "a.jpg").write_bytes(make_samples()[0].data)  # past the empty-folder check
     (tmp_path / "labeling.xml").write_text(LABEL_CONFIG)
     (tmp_path / "map.json").write_text('{"car": "civilian vehicle", "truck": "lorry"}')
     monkeypatch.chdir(tmp_path)

@@ -111,11 +111,11 @@ def _prelabel(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_cli_samples_then_convert(tmp_path: Path) -> None:
-    done = _prelabel("samples", "--out", "demo", cwd=tmp_path)
+    done = _prelabel("samples", "--output-dir", "demo", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     done = _prelabel(
         "convert", "--input-dir", "demo", "--config", "demo/labeling.xml",
-        "--label-map", "demo/label_map.json", "--out", "demo/tasks.json", cwd=tmp_path,
+        "--label-map", "demo/label_map.json", "--tasks", "demo/tasks.json", cwd=tmp_path,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "4 tasks with 8 regions" in done.stdout
@@ -160,7 +160,7 @@ def test_polygon_tolerance_reaches_the_outline(tmp_path: Path) -> None:
     )
     vertices = {}
     for tolerance in ("0.5", "5"):
-        args = ["convert", "--input-dir", "photos", "--config", "config.xml", "--out", f"{tolerance}.json",
+        args = ["convert", "--input-dir", "photos", "--config", "config.xml", "--tasks", f"{tolerance}.json",
                 "--polygon-tolerance", tolerance]  # fmt: skip
         done = _prelabel(*args, cwd=tmp_path)
         assert done.returncode == 0, done.stderr

@@ -167,7 +167,7 @@ def test_create_run_annotate_pull(
         "pull",
         "--project-id",
         str(project_id),
-        "--out",
+        "--output-dir",
         "export",
         "--format",
         "coco",

@@ -7,6 +7,7 @@ import csv
 import dataclasses
 import json
 import re
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from prelabel.quality.metrics import label_scores, region_choice_scores, text_sc
 from prelabel.quality.pairs import TaskPair, pair_tasks
 from prelabel.quality.report import LABEL_COLUMNS, REGION_CHOICE_COLUMNS
 from tests.conftest import run_prelabel
+from tests.support.docs_images import docs_image
 from tests.support.known_edits import (
     AP50_CAR_POLYGON,
     AP_CAR_BOX,
@@ -174,6 +176,9 @@ def test_cli_writes_csv_json_and_charts(
         "rectanglelabels-car.png",
         "rectanglelabels-person.png",
     ]
+    kept = docs_image("quality-chart.png")
+    if kept is not None:
+        shutil.copyfile(out / "charts" / "rectanglelabels-car.png", kept)
     for chart in charts:
         with Image.open(chart) as image:
             image.verify()

@@ -318,7 +318,7 @@ def _offline_features(
             tmp_path / "set.sqlite", [ReviewItem(str(_photo(tmp_path, "a.png", 1)), "car")], {}
         ).close()
     started = time.monotonic()
-    done = run_prelabel("features", "--set", str(tmp_path / "set.sqlite"), *args,
+    done = run_prelabel("review", "features", "--set", str(tmp_path / "set.sqlite"), *args,
                         env={"HF_HOME": str(tmp_path / "hf"), **env})  # fmt: skip
     return done, time.monotonic() - started
 

@@ -44,8 +44,8 @@ def test_review_set_from_project_predictions_features_and_next(
     env = {"PRELABEL_LS_URL": label_studio.url, "PRELABEL_LS_API_KEY": key,
            "PRELABEL_CACHE_DIR": str(tmp_path / "cache")}  # fmt: skip
     out = tmp_path / "set.sqlite"
-    made = run_prelabel("review-set", "create", "--project-id", str(project.id), "--model-version", "m1",
-                        "--out", str(out), env=env)  # fmt: skip
+    made = run_prelabel("review", "create", "--project-id", str(project.id), "--model-version", "m1",
+                        "--set", str(out), env=env)  # fmt: skip
     assert made.returncode == 0, made.stderr
     assert "3 items" in made.stdout and "brushlabels (not a rectangle)" in made.stdout
     with ReviewSet(out) as review_set:
@@ -59,13 +59,13 @@ def test_review_set_from_project_predictions_features_and_next(
     assert all(i.image.startswith(f"/data/upload/{project.id}/") for i in items)
     assert all(i.prediction_id for i in items)  # which prediction each box came from, for the way back
 
-    refused = run_prelabel("review-set", "create", "--project-id", str(project.id), "--model-version", "m9",
-                           "--out", str(tmp_path / "x.sqlite"), env=env)  # fmt: skip
+    refused = run_prelabel("review", "create", "--project-id", str(project.id), "--model-version", "m9",
+                           "--set", str(tmp_path / "x.sqlite"), env=env)  # fmt: skip
     assert refused.returncode == 2 and "no predictions of 'm9' (has: m1, m2)" in refused.stderr
 
     checkpoint = save_dinov2_registers(tmp_path / "dinov2")
-    embedded = run_prelabel("features", "--set", str(out), "--checkpoint", str(checkpoint), "--device", "cpu",
-                            "--margin", "0.2", env=env)  # fmt: skip
+    embedded = run_prelabel("review", "features", "--set", str(out), "--checkpoint", str(checkpoint),
+                            "--device", "cpu", "--margin", "0.2", env=env)  # fmt: skip
     assert embedded.returncode == 0, embedded.stderr
     vectors = read_features(tmp_path / "set.dinov2.parquet")
     assert sorted(vectors) == [1, 2, 3] and not np.allclose(vectors[1], vectors[2])

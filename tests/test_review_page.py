@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import random
 import sqlite3
 import statistics
@@ -30,6 +29,7 @@ from prelabel.review.sets import Previous, ReviewItem, ReviewSet, items_from_ref
 from prelabel.review.team import Team
 from tests.conftest import encode_image
 from tests.support.browser import chromium
+from tests.support.docs_images import docs_image
 from tests.support.review_server import review_server
 
 if TYPE_CHECKING:
@@ -123,10 +123,9 @@ def _answers(db_path: Path) -> dict[int, int]:
 
 def _screenshot(page: Page, name: str) -> None:
     """Save a screenshot for the guide when PRELABEL_SCREENSHOTS names a folder."""
-    folder = os.environ.get("PRELABEL_SCREENSHOTS")
-    if folder:
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(folder) / name))
+    target = docs_image(name)
+    if target is not None:
+        page.screenshot(path=str(target))
 
 
 class Tab:

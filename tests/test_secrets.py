@@ -11,6 +11,7 @@ from flows.common import connection
 from flows.params import LabelStudioParams
 from prelabel.errors import SettingsError
 from prelabel.models import create_model
+from prelabel.samples import make_samples
 from tests.conftest import encode_image, run_prelabel
 from tests.support.http_faults import Site, serve
 
@@ -30,12 +31,13 @@ def _env() -> dict[str, str]:
     "args",
     [
         ["run", "--input-dir", "images", "--project-id", "1", "--model", "ocr"],  # --ls-url alone
-        ["pull", "--project-id", "1", "--out", "pulled"],
-        ["review-set", "create", "--project-id", "1", "--model-version", "v", "--out", "set.sqlite"],
+        ["pull", "--project-id", "1", "--output-dir", "pulled"],
+        ["review", "create", "--project-id", "1", "--model-version", "v", "--set", "set.sqlite"],
     ],
 )
 def test_a_url_named_alone_gets_no_key(tmp_path: Path, args: list[str]) -> None:
     (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "a.jpg").write_bytes(make_samples()[0].data)  # past the empty-folder check
     with serve(Site({})) as site:
         done = run_prelabel(*args, "--ls-url", site.url, cwd=tmp_path, env=_env())
         assert not site.hits and not site.posts  # not one request reached the other host
@@ -59,8 +61,9 @@ def test_the_dinox_token_goes_only_to_its_base_url(tmp_path: Path, monkeypatch: 
         create_model("dinox", base_url="http://elsewhere:8080")
     create_model("dinox", base_url="http://elsewhere:8080", token="its-own-token")  # a pair: allowed
     (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "a.jpg").write_bytes(make_samples()[0].data)  # past the empty-folder check
     with serve(Site({})) as site:
-        done = run_prelabel("infer", "--input-dir", "images", "--model", "dinox", "--out", "raw",
+        done = run_prelabel("infer", "--input-dir", "images", "--model", "dinox", "--output-dir", "raw",
                             "--model-option", f"base_url={site.url}", cwd=tmp_path, env=_env())  # fmt: skip
         assert not site.hits and not site.posts
     assert done.returncode == 2 and "not the configured DINO-X API" in done.stderr, done.stderr
@@ -76,7 +79,7 @@ def test_credentials_in_urls_stay_out_of_outputs(tmp_path: Path) -> None:
         flaky = f"{site.url}/flaky/a.png?X-Amz-Signature=flakysig"
         (tmp_path / "urls.txt").write_text(f"{good}\n{bad}\n{flaky}\n")
         done = run_prelabel(
-            "ingest", "--source", "urls.txt", "--out", "m.csv", "--allow-failures", cwd=tmp_path
+            "ingest", "--source", "urls.txt", "--manifest", "m.csv", "--allow-failures", cwd=tmp_path
         )
     assert done.returncode == 0, done.stderr[-2000:]
     written = "".join(p.read_text() for p in tmp_path.glob("m_*.csv"))

@@ -16,6 +16,7 @@ import pytest
 from prelabel.errors import NotLabelStudioError
 from prelabel.labelstudio.client import LabelStudioClient
 from prelabel.review.sets import ReviewSet
+from prelabel.samples import make_samples
 from tests.support.cli import prelabel
 from tests.support.standin import standin
 
@@ -26,22 +27,22 @@ COMMANDS = {
     for name, line in {
         "run": "run --input-dir images --project-id 1 --model ocr",
         "post": "post --input-dir images --project-id 1",
-        "pull": "pull --project-id 1 --out pulled",
+        "pull": "pull --project-id 1 --output-dir pulled",
         "quality": "quality --project-id 1 --model-version v1",
         "project show": "project show 1",
         "project create": "project create --title made-here --labels car",
-        "review-set create": "review-set create --project-id 1 --model-version v1 --out s.db",
+        "review create": "review create --project-id 1 --model-version v1 --set s.db",
         "review apply": "review apply --set from-project.db",
-        "ingest": "ingest --source ls://1 --out m.csv",
+        "ingest": "ingest --source ls://1 --manifest m.csv",
         "review serve": "review serve --set from-project.db --port 0",
-        "features": "features --set from-project.db",
+        "review features": "review features --set from-project.db",
     }.items()
 }
 # What each command prints once it has done its work against the stand-in.
 WORK = {
     "project show": "project 1: stand-in",
     "project create": "7",
-    "review-set create": "0 items in s.db: ",
+    "review create": "0 items in s.db: ",
     "review apply": "wrote v1-reviewed in project 1: 0 created",
 }
 
@@ -57,6 +58,7 @@ def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     import prelabel_cli.commands  # the command modules, whose flow runners are replaced
 
     (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "a.jpg").write_bytes(make_samples()[0].data)  # past the empty-folder check
     meta = {"source": "project", "project_id": 1, "model_version": "v1", "per": "box"}
     with ReviewSet.create(tmp_path / "from-project.db", [], meta):
         pass

@@ -51,13 +51,14 @@ def no_images(root: str | Path) -> SourceError:
     return SourceError(f"0 images found in {root} (prelabel reads {kinds}; hidden files are skipped)")
 
 
-def has_images(root: str | Path) -> bool:
-    """Whether ``root`` holds an image file ``iter_image_files`` would list; stops at the first
-    (no sorting: cheap on a large folder)."""
+def has_images(root: str | Path, suffixes: frozenset[str] = IMAGE_SUFFIXES) -> bool:
+    """Whether ``root`` holds an image file ``iter_image_files`` would list (or, given
+    ``suffixes``, a file of those kinds: a video project's videos); stops at the first (no
+    sorting: cheap on a large folder)."""
     for folder, subfolders, files in os.walk(root):
         subfolders[:] = [name for name in subfolders if not name.startswith(".")]
         for name in files:
-            if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_SUFFIXES:
+            if not name.startswith(".") and Path(name).suffix.lower() in suffixes:
                 path = Path(folder) / name
                 if path.is_file() and not path.is_symlink():
                     return True

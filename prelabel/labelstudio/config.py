@@ -34,10 +34,11 @@ ControlKind = Literal[
     "Labels",
     "Choices",
     "TextArea",
+    "VideoRectangle",
 ]
 CONTROL_TAGS: tuple[ControlKind, ...] = get_args(ControlKind)
 _OPTION_TAG = {"Choices": "Choice"}
-_OBJECT_TAGS = ("Image",)
+_OBJECT_TAGS = ("Image", "Video")
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,11 +115,15 @@ class ControlTag:
 
 @dataclass(frozen=True, slots=True)
 class ObjectTag:
-    """An object tag such as ``<Image name="image" value="$image"/>``."""
+    """An object tag such as ``<Image name="image" value="$image"/>``.
+
+    ``frame_rate``: a ``<Video>``'s ``frameRate`` as written (a number, or ``$key`` of the task
+    data; '' when absent: the frontend then counts 24 frames a second)."""
 
     kind: str
     name: str
     data_key: str
+    frame_rate: str = ""
 
 
 @dataclass(frozen=True)
@@ -138,6 +143,25 @@ class LabelConfig:
             names = ", ".join(o.name for o in images)
             raise LabelConfigError(f"the labeling config has several <Image> tags ({names}); name one")
         return images[0]
+
+    @property
+    def video(self) -> ObjectTag:
+        """The single Video tag tracks attach to."""
+        videos = [o for o in self.objects if o.kind == "Video"]
+        if len(videos) != 1:
+            found = (
+                f"several <Video> tags ({', '.join(o.name for o in videos)})" if videos else "no <Video> tag"
+            )
+            raise LabelConfigError(f"the labeling config has {found}; video tracks need exactly one")
+        return videos[0]
+
+    @property
+    def video_labels(self) -> tuple[str, ...]:
+        """The labels of the video's ``<Labels>`` controls (a track's label), in order."""
+        target = self.video.name
+        return tuple(dict.fromkeys(
+            label for c in self.controls if c.kind == "Labels" and c.to_name == target for label in c.labels
+        ))  # fmt: skip
 
     @property
     def region_labels(self) -> tuple[str, ...]:
@@ -173,15 +197,21 @@ class LabelConfig:
         return tuple(dict.fromkeys(label for c in self.choice_controls(per_region) for label in c.labels))
 
     @property
+    def media(self) -> ObjectTag:
+        """What predictions attach to: the single Image, or the single Video of a video project."""
+        kinds = {o.kind for o in self.objects}
+        return self.video if "Video" in kinds and "Image" not in kinds else self.image
+
+    @property
     def labels(self) -> tuple[str, ...]:
-        """Every label of the image's controls (regions, keypoints, choices), in config order."""
-        target = self.image.name
+        """Every label of the media's controls (regions, keypoints, choices), in config order."""
+        target = self.media.name
         return tuple(dict.fromkeys(n for c in self.controls if c.to_name == target for n in c.labels))
 
     @property
     def label_names(self) -> tuple[str, ...]:
         """The labels, then their aliases: every name a label map may target."""
-        target = self.image.name
+        target = self.media.name
         aliases = (a for c in self.controls if c.to_name == target for a in c.aliases.values())
         return tuple(dict.fromkeys((*self.labels, *aliases)))
 
@@ -230,7 +260,10 @@ def parse_label_config(xml: str) -> LabelConfig:
         tag = element.tag
         if tag in _OBJECT_TAGS:
             value = element.get("value", "")
-            objects.append(ObjectTag(kind=tag, name=element.get("name", ""), data_key=value.lstrip("$")))
+            # Label Studio reads attribute names in any case (frameRate, framerate)
+            rate = next((v for k, v in element.attrib.items() if k.lower() == "framerate"), "")
+            objects.append(ObjectTag(kind=tag, name=element.get("name", ""), data_key=value.lstrip("$"),
+                                     frame_rate=rate.strip()))  # fmt: skip
         elif tag in CONTROL_TAGS:
             controls.append(_control(element, tag, shown_when))
     return LabelConfig(controls=tuple(controls), objects=tuple(objects))

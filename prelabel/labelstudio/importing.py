@@ -30,7 +30,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from prelabel.errors import AmbiguousWriteError, ImageError, LabelStudioError, LabelStudioUnavailableError
+from prelabel.errors import (
+    AmbiguousWriteError,
+    ImageError,
+    LabelStudioError,
+    LabelStudioUnavailableError,
+    PrelabelError,
+)
 from prelabel.failures import ErrorRow, Stage, failure_row
 from prelabel.images import DEFAULT_MAX_PIXELS, check_image
 from prelabel.labelstudio.client import LabelStudioClient, Task
@@ -85,12 +91,14 @@ def import_images(
     task_data: Mapping[str, Mapping[str, str]] | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     dry_run: bool = False,
+    check: Callable[[str, int], PrelabelError | None] | None = None,
 ) -> ImportReport:
     """Create a task for every image in ``images`` that no task in ``tasks`` already holds.
 
     ``max_rounds`` bounds the imports of one batch after ambiguous failures (each preceded
     by a fresh listing of the project); the last failure is raised. ``dry_run`` checks the
-    files and lists what would be imported in ``planned``, and sends nothing.
+    files and lists what would be imported in ``planned``, and sends nothing. ``check`` says
+    why a local file cannot become a task (default: the image checks; videos have their own).
     """
     if max_rounds < 1:
         raise ValueError(f"max_rounds must be >= 1, got {max_rounds}")
@@ -99,7 +107,7 @@ def import_images(
     report.present = {m.file: m.task_id for m in known.matches}
     new = [u.name for u in known.unmatched_files if u.reason == _NEW]
     report.ambiguous = [u for u in known.unmatched_files if u.reason != _NEW]
-    new = _checked(new, max_pixels, report.refused)
+    new = _checked(new, max_pixels, report.refused, check or _problem)
     if dry_run:
         report.planned = new
         return report
@@ -122,19 +130,22 @@ def import_images(
     return report
 
 
-def _checked(images: Sequence[str], max_pixels: int, refused: list[ErrorRow]) -> list[str]:
+def _checked(
+    images: Sequence[str], max_pixels: int, refused: list[ErrorRow],
+    check: Callable[[str, int], PrelabelError | None],
+) -> list[str]:  # fmt: skip
     """The images fit to become tasks; each local file read and decoded whole (in threads:
     decoding releases the GIL), each failure a row in ``refused``."""
     local = [image for image in images if not is_remote(image)]
     with ThreadPoolExecutor(max(1, min(8, os.cpu_count() or 1))) as pool:
-        problems = dict(zip(local, pool.map(lambda path: _problem(path, max_pixels), local), strict=True))
+        problems = dict(zip(local, pool.map(lambda path: check(path, max_pixels), local), strict=True))
     for image, problem in problems.items():
         if problem is not None:
             refused.append(failure_row(image, Stage.IMPORT, problem))
     return [image for image in images if problems.get(image) is None]
 
 
-def _problem(path: str, max_pixels: int) -> ImageError | None:
+def _problem(path: str, max_pixels: int) -> PrelabelError | None:
     extension = Path(path).suffix.lower()
     if extension not in UPLOAD_EXTENSIONS:
         accepted, kind = ", ".join(sorted(UPLOAD_EXTENSIONS)), extension or "files without an extension"

@@ -19,7 +19,7 @@ from prelabel.labelstudio.config import ControlTag, parse_label_config
 if TYPE_CHECKING:  # the client is passed in: the command line reads TOOLS without loading it
     from prelabel.labelstudio.client import LabelStudioClient
 
-__all__ = ["TOOLS", "ProjectSummary", "build_label_config", "project_summary"]
+__all__ = ["TOOLS", "ProjectSummary", "build_label_config", "build_video_config", "project_summary"]
 
 Tool = Literal["box", "mask", "polygon"]
 TOOLS: dict[str, tuple[str, str]] = {
@@ -71,6 +71,23 @@ def build_label_config(
         lines.append('  <TextArea name="transcription" toName="image" perRegion="true" editable="true"/>')
     xml = "\n".join([*lines, "</View>"])
     parse_label_config(xml)
+    return xml
+
+
+def build_video_config(labels: Sequence[str]) -> str:
+    """A labeling config for tracking these labels through videos: ``<Video>`` counting frames at
+    each task's own rate (``$fps``, which prelabel's video imports set), ``<Labels>`` and a
+    ``<VideoRectangle>``; parsed back as a check."""
+    if not labels or len(set(labels)) != len(labels) or any(not n.strip() for n in labels):
+        raise LabelConfigError(
+            f"video tracks need distinct, non-empty labels, e.g. --labels car,person; got {list(labels)}"
+        )
+    xml = "\n".join([
+        "<View>", '  <Video name="video" value="$video" frameRate="$fps"/>',
+        '  <Labels name="label" toName="video">', *_options("Label", labels), "  </Labels>",
+        '  <VideoRectangle name="box" toName="video"/>', "</View>",
+    ])  # fmt: skip
+    parse_label_config(xml).video  # noqa: B018  (exactly one <Video>, or a clear error)
     return xml
 
 

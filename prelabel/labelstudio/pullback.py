@@ -18,12 +18,13 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from prelabel.atomic import atomic_write, atomic_writer
 from prelabel.failures import ErrorRow, write_errors
 from prelabel.labelstudio.client import LabelStudioClient, Task
 from prelabel.labelstudio.exports import to_coco, to_table, value_controls
+from prelabel.labelstudio.formats import Format
 from prelabel.labelstudio.regions import (
     EXPORTED_TYPES,
     Extraction,
@@ -48,7 +49,6 @@ __all__ = [
     "to_table",
 ]
 
-Format = Literal["coco", "parquet", "csv"]
 ERRORS_FILE = "pull_errors.csv"
 _STORE = "tasks.json"
 _STATE = "pull_state.json"

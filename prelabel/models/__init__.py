@@ -8,6 +8,7 @@ from prelabel.models.base import ImageItem, ModelAdapter
 from prelabel.models.registry import adapter_class, available_models, create_model, register
 
 # Registration happens at import of each adapter module.
-from prelabel.models import detr, dinox, grounded_sam2, ocr, rawfiles, sam3, siglip, trex, vitpose  # noqa: F401  isort: skip
+from prelabel.models import detr, dinox, grounded_sam2, ocr, rawfiles, sam3, sam3_video, siglip, trex, vitpose  # noqa: F401  isort: skip
+from prelabel.models import detect_track  # noqa: F401  isort: skip
 
 __all__ = ["ImageItem", "ModelAdapter", "adapter_class", "available_models", "create_model", "register"]

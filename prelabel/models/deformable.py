@@ -1,10 +1,11 @@
 """Grounding DINO's multi-scale deformable attention, fused into one Triton kernel where it can run.
 
 Why: on an H100 about half of Grounding DINO's CUDA time went to transformers' pure-PyTorch
-deformable attention (issue 15): ``grid_sample`` per level, then ``torch.stack`` of the samples
-and a weighted ``sum`` over a [batch x heads, dim, queries, levels x points] float32 tensor
-(57 ms per batch of 16 for the sum alone). The kernel (``prelabel.models.deformable_kernel``)
-samples and sums in registers, as the original CUDA op of Deformable DETR does.
+deformable attention (a profile of the GPU path): ``grid_sample`` per level, then
+``torch.stack`` of the samples and a weighted ``sum`` over a [batch x heads, dim, queries,
+levels x points] float32 tensor (57 ms per batch of 16 for the sum alone). The kernel
+(``prelabel.models.deformable_kernel``) samples and sums in registers, as the original CUDA op
+of Deformable DETR does.
 
 How it is selected: ``fuse_deformable_attention(model)`` puts a ``FusedDeformableAttention``
 in place of each of the model's ``MultiScaleDeformableAttention`` modules (the stateless

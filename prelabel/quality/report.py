@@ -11,7 +11,6 @@ converter does not read (ellipses, ratings, ...) are counted by type.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import asdict, astuple, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from prelabel.labelstudio.config import LabelConfig
 from prelabel.paths import safe_file_name
 from prelabel.quality.chart import write_label_chart
 from prelabel.quality.coco import coco_ap
+from prelabel.quality.markdown import cell, text
 from prelabel.quality.matching import AREA_TYPES, DEFAULT_KEYPOINT_TOLERANCE, Fate
 from prelabel.quality.metrics import (
     ChoiceScore,
@@ -108,7 +108,7 @@ class QualitySummary:
 
     def markdown(self) -> str:
         lines = [
-            f"# Quality of model version {_text(self.model_version)}, project {self.project_id}",
+            f"# Quality of model version {text(self.model_version)}, project {self.project_id}",
             "",
             f"{self.tasks} tasks with a prediction and an annotation (latest, not cancelled); "
             f"{self.unannotated} predicted tasks not annotated yet. Matched one-to-one at IoU "
@@ -117,22 +117,22 @@ class QualitySummary:
             "| " + " | ".join(LABEL_COLUMNS) + " |",
             "|" + "---|" * len(LABEL_COLUMNS),
         ]
-        lines += ["| " + " | ".join(_cell(v) for v in row.values()) + " |" for row in self.label_rows()]
+        lines += ["| " + " | ".join(cell(v) for v in row.values()) + " |" for row in self.label_rows()]
         lines.append("")
         for c in self.choices:
             lines.append(
-                f"- Choices {_text(c.control)}: {_cell(c.accuracy)} accuracy ({c.correct} of {c.tasks} tasks)"
+                f"- Choices {text(c.control)}: {cell(c.accuracy)} accuracy ({c.correct} of {c.tasks} tasks)"
             )
         for r in self.region_choices:
             confusion = ", ".join(
                 f"{_choice(dt)} -> {_choice(gt)} {n}" for (dt, gt), n in r.confusion.most_common()
             )
             lines.append(
-                f"- Per-region choices {_text(r.control)}, {r.pairing} regions: {_cell(r.accuracy)} "
+                f"- Per-region choices {text(r.control)}, {r.pairing} regions: {cell(r.accuracy)} "
                 f"accuracy ({r.correct} of {r.compared}); predicted -> annotated: {confusion}"
             )
         lines.append(f"- Texts: {self.texts.compared} compared, {self.texts.corrected} corrected, "
-                     f"character error rate {_cell(self.texts.cer)}")  # fmt: skip
+                     f"character error rate {cell(self.texts.cer)}")  # fmt: skip
         reviewed = sum(s.reviewed for s in self.labels)
         if reviewed:
             lines.append(f"- {reviewed} predicted regions were accepted in review (meta.reviewed; per label "
@@ -213,24 +213,6 @@ def write_quality(out_dir: Path, report: QualityReport, pairs: Pairs) -> Quality
     return summary
 
 
-def _cell(value: Any) -> str:
-    """A markdown table cell: n/a for undefined, three decimals, text through ``_text``."""
-    if value is None:
-        return "n/a"
-    return f"{value:.3f}" if isinstance(value, float) else _text(str(value))
-
-
 def _choice(options: tuple[str, ...]) -> str:
     """A region's options in the markdown: joined by ``; ``, ``(none)`` where it has none."""
-    return _text("; ".join(options)) if options else "(none)"
-
-
-_MARKUP = re.compile(r"([\\`*_\[\]<>|#!])")
-_BREAKS = re.compile(r"[\r\n\t]+")
-
-
-def _text(value: str) -> str:
-    """Names from the project (labels, controls, the model version) shown as the text they are:
-    line breaks become spaces (a table row stays one line) and markdown's and HTML's
-    characters are backslash-escaped (no table cell split by ``|``, no tag, link or code span)."""
-    return _MARKUP.sub(r"\\\1", _BREAKS.sub(" ", value))
+    return text("; ".join(options)) if options else "(none)"

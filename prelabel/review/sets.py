@@ -180,7 +180,7 @@ class ReviewSet:
         """Write a new set whole (a temp file, then a rename: never half a set) and open it."""
         target = Path(path)
         if target.exists() and not overwrite:
-            raise PrelabelError(f"{target} exists: choose another --out or pass --overwrite")
+            raise PrelabelError(f"{target} exists: choose another --set or pass --overwrite")
         with atomic_path(target) as tmp, contextlib.closing(sqlite3.connect(tmp)) as db, db:
             db.executescript(_SCHEMA)
             db.executescript(_SCHEMA_V2)

@@ -122,7 +122,7 @@ def features_embedder(path: str | Path) -> dict[str, Any]:
         meta = {k.decode(): v.decode() for k, v in (pq.read_schema(path).metadata or {}).items()}
         model, where, margin = meta["prelabel.model"], meta["prelabel.revision"], meta["prelabel.margin"]
     except (OSError, ValueError, KeyError) as exc:
-        raise PrelabelError(f"{path} is not a features file from `prelabel features` ({exc})") from exc
+        raise PrelabelError(f"{path} is not a features file from `prelabel review features` ({exc})") from exc
     checkpoint, _, revision = where.rpartition("@")
     return {"name": model.removeprefix("features-"), "checkpoint": checkpoint,
             "revision": None if revision == "main" else revision, "margin": float(margin)}  # fmt: skip

@@ -111,6 +111,42 @@ def save_sam2(folder: Path, full: bool = False, seed: int = 0) -> Path:
     return folder
 
 
+def save_sam2_video(folder: Path, full: bool = False, seed: int = 0) -> Path:
+    """A SAM 2 video tracker checkpoint (``Sam2VideoModel``) in ``folder``; tiny: 128-pixel input,
+    the small Hiera of ``save_sam2``, 32-pixel masks. Memory attention mixes 64-channel memories
+    into the image features, so the widths are 128 (a multiple of 64 above it), and its rotary
+    embedding spans the 8 x 8 last feature map. ``full``: transformers' default config
+    (facebook/sam2.1-hiera-tiny's architecture)."""
+    import torch
+    from transformers import Sam2VideoConfig, Sam2VideoModel
+
+    torch.manual_seed(seed)
+    options: dict[str, Any] = {}
+    if not full:
+        hiera = {"model_type": "sam2_hiera_det_model", "image_size": [128, 128], "hidden_size": 8,
+                 "blocks_per_stage": [1, 1, 2, 1], "embed_dim_per_stage": [8, 16, 32, 64],
+                 "num_attention_heads_per_stage": [1, 1, 1, 1], "window_size_per_stage": [4, 4, 4, 2],
+                 "global_attention_blocks": [3],
+                 "window_positional_embedding_background_size": [4, 4]}  # fmt: skip
+        width = 128
+        options = {
+            "vision_config": {"model_type": "sam2_vision_model", "backbone_config": hiera,
+                              "backbone_channel_list": [64, 32, 16, 8], "fpn_hidden_size": width,
+                              "backbone_feature_sizes": [[32, 32], [16, 16], [8, 8]]},
+            "prompt_encoder_config": {"hidden_size": width, "image_size": 128, "patch_size": 16},
+            "mask_decoder_config": {"hidden_size": width, "mlp_dim": 32, "num_attention_heads": 2,
+                                    "iou_head_hidden_dim": 32},
+            "image_size": 128, "memory_attention_hidden_size": width, "memory_attention_num_layers": 1,
+            "memory_attention_feed_forward_hidden_size": 32, "memory_attention_rope_feat_sizes": [8, 8],
+            "memory_encoder_hidden_size": width, "mask_downsampler_embed_dim": width,
+            "memory_fuser_embed_dim": width, "memory_fuser_intermediate_dim": 32,
+            "memory_fuser_num_layers": 1,
+        }  # fmt: skip
+    folder.mkdir(parents=True, exist_ok=True)
+    Sam2VideoModel(Sam2VideoConfig(**options)).eval().save_pretrained(folder)
+    return folder
+
+
 def save_dinov2_registers(folder: Path, seed: int = 0) -> Path:
     """A tiny DINOv2-with-registers (32-pixel input, 2 registers) and its image processor."""
     import torch
@@ -263,4 +299,82 @@ def save_sam3(folder: Path, full: bool = False, seed: int = 0) -> Path:
                  "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5], "do_resize": True,
                  "do_rescale": True, "rescale_factor": 1 / 255, "do_normalize": True}  # fmt: skip
     (folder / "preprocessor_config.json").write_text(json.dumps(processor, indent=2))
+    return folder
+
+
+def _sam3_tiny_vision(side: int, width: int) -> dict[str, Any]:
+    """SAM 3's vision tower, tiny: a 2-layer ViT on ``side`` pixels, a ``width``-wide four-scale neck."""
+    return {"backbone_config": {"model_type": "sam3_vit_model", "hidden_size": 32, "num_hidden_layers": 2,
+                                "num_attention_heads": 4, "intermediate_size": 64, "image_size": side,
+                                "patch_size": 14, "window_size": 4, "global_attn_indexes": [1]},
+            "fpn_hidden_size": width, "scale_factors": [4.0, 2.0, 1.0, 0.5]}  # fmt: skip
+
+
+def _sam3_tiny_tracker(vision: dict[str, Any], width: int) -> dict[str, Any]:
+    """SAM 3's tracker config, tiny (``width`` a multiple of 64 above 64: memories are 64 wide)."""
+    return {
+        "vision_config": {"model_type": "sam3_vision_model", **vision},
+        "prompt_encoder_config": {"hidden_size": width, "mask_input_channels": 4},
+        "mask_decoder_config": {"hidden_size": width, "mlp_dim": 64, "num_attention_heads": 2,
+                                "iou_head_hidden_dim": 32},
+        "memory_attention_hidden_size": width, "memory_attention_num_layers": 1,
+        "memory_attention_feed_forward_hidden_size": 64, "memory_encoder_hidden_size": width,
+        "mask_downsampler_embed_dim": width, "memory_fuser_num_layers": 1, "memory_fuser_embed_dim": width,
+        "memory_fuser_intermediate_dim": 64,
+    }  # fmt: skip
+
+
+def save_sam3_video(folder: Path, full: bool = False, seed: int = 0) -> Path:
+    """A tiny SAM 3 video checkpoint (``Sam3VideoModel``: detector and tracker), its CLIP tokenizer
+    and preprocessor config in ``folder``: a 112-pixel input, 5 queries, 32-pixel low-resolution
+    masks. The tracker reads the detector's features, so their widths are one (128: the tracker
+    wants a multiple of 64 above 64) and the detector's neck has SAM 3's four scales (the
+    tracker drops the last). ``full``: transformers' default config, the real architecture, for
+    the GPU benchmark."""
+    import torch
+    from transformers import CLIPTokenizer, Sam3VideoConfig, Sam3VideoModel
+
+    save_sam3(folder)  # the tokenizer and preprocessor config (the image weights are replaced below)
+    for stale in folder.glob("*.safetensors"):
+        stale.unlink()
+    side, width = 112, 128
+    vocab = CLIPTokenizer.from_pretrained(folder).get_vocab()
+    vision = _sam3_tiny_vision(side, width)
+    small = {"num_attention_heads": 4, "intermediate_size": 64}
+    detector = {
+        "vision_config": vision,
+        "text_config": {"vocab_size": len(vocab), "hidden_size": 32, "intermediate_size": 64,
+                        "projection_dim": width, "num_hidden_layers": 1, "num_attention_heads": 4,
+                        "max_position_embeddings": 32, "bos_token_id": 0, "eos_token_id": 1,
+                        "pad_token_id": 1},
+        "geometry_encoder_config": {"hidden_size": width, "num_layers": 1, **small},
+        "detr_encoder_config": {"hidden_size": width, "num_layers": 1, **small},
+        "detr_decoder_config": {"hidden_size": width, "num_layers": 1, "num_queries": 5, **small},
+        "mask_decoder_config": {"hidden_size": width, "num_upsampling_stages": 2},
+    }  # fmt: skip
+    tracker = _sam3_tiny_tracker(vision, width)
+    if full:
+        tokens = {"bos_token_id": 0, "eos_token_id": 1, "pad_token_id": 1}
+        config = Sam3VideoConfig(detector_config={"text_config": {"vocab_size": 49408, **tokens}})
+    else:
+        config = Sam3VideoConfig(detector_config=detector, tracker_config=tracker, low_res_mask_size=32,
+                                 hotstart_unmatch_thresh=2, hotstart_dup_thresh=2)  # fmt: skip
+        config.image_size = side
+    torch.manual_seed(seed)
+    Sam3VideoModel(config).eval().save_pretrained(folder)
+    return folder
+
+
+def save_sam3_tracker_video(folder: Path, seed: int = 0) -> Path:
+    """A tiny SAM 3 tracker (``Sam3TrackerVideoModel``: the video model's tracker alone) in
+    ``folder``: a 112-pixel input, ``save_sam3_video``'s tracker."""
+    import torch
+    from transformers import Sam3TrackerVideoConfig, Sam3TrackerVideoModel
+
+    side, width = 112, 128
+    tracker = _sam3_tiny_tracker(_sam3_tiny_vision(side, width), width)
+    tracker["prompt_encoder_config"]["image_size"] = side
+    torch.manual_seed(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    Sam3TrackerVideoModel(Sam3TrackerVideoConfig(**tracker, image_size=side)).eval().save_pretrained(folder)
     return folder

@@ -1,0 +1,119 @@
+"""Video projects against the real Label Studio: ``prelabel run`` with a tiny random SAM 3 video
+model as a user runs it (a subprocess), one region per track, posted once per model version;
+and people's keyframes pulled back as MOT with the frames and boxes the frontend draws."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+
+from prelabel.convert.geometry import xyxy_to_percent
+from prelabel.labelstudio.client import LabelStudioClient
+from prelabel.labelstudio.projects import build_video_config
+from prelabel.labelstudio.server import LocalLabelStudio
+from prelabel.video.keyframes import box_iou_xywh, expand
+from prelabel.video.probe import probe_video
+from prelabel.video.pull import pull_mot
+from prelabel.video.regions import keyframes_of
+from prelabel.video.timeline import frames_count, shown_frames
+from prelabel.video.tracks import VideoTracks
+from tests.conftest import run_prelabel
+from tests.support.videos import write_video
+
+
+def test_run_sam3_video_posts_one_region_per_track_once(
+    label_studio: LocalLabelStudio, ls_client: LabelStudioClient, tiny_sam3_video: Path, tmp_path: Path
+) -> None:
+    project = ls_client.create_project("prelabel video", build_video_config(["car", "person"]))
+    (tmp_path / "videos").mkdir()
+    path = write_video(tmp_path / "videos" / "street.webm", frames=10)
+    env = {"PRELABEL_LS_URL": label_studio.url, "HF_HUB_OFFLINE": "1",
+           "PRELABEL_LS_API_KEY": label_studio.personal_token.get_secret_value()}  # fmt: skip
+    args = ["run", "--input-dir", "videos", "--project-id", str(project.id), "--model", "sam3-video",
+            "--import-new", "--cache-dir", "cache", "--output-dir", "out", "--model-version", "tracks-v1",
+            f"--model-option=checkpoint={tiny_sam3_video}", "--model-option=threshold=0",
+            "--model-option=new_object_threshold=0", "--model-option=max_objects=2",
+            "--model-option=hotstart_delay=2", "--model-option=device=cpu"]  # fmt: skip
+    done = run_prelabel(*args, cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    (task,) = ls_client.iter_tasks(project.id, full=True)
+    assert task.data["fps"] == "12" and (task.data["width"], task.data["height"]) == ("96", "64")
+    (prediction,) = [p for p in task.predictions if p["model_version"] == "tracks-v1"]
+    video = probe_video(path)
+    entries = list((tmp_path / "cache" / "markers" / "tracks").rglob("*.json"))
+    assert len(entries) == 1  # one video, tracked once, cached by its bytes and the model signature
+    found = VideoTracks.from_json(json.loads(entries[0].read_text()))
+    assert found.tracks and len(prediction["result"]) == len(found.tracks)  # one region per track
+    count = frames_count(video.duration, 12.0)
+    shown = shown_frames(video.times, 12.0, count)
+    for result, track in zip(prediction["result"], found.tracks, strict=True):
+        assert (
+            result["type"] == "videorectangle"
+            and result["from_name"] == "box"
+            and result["to_name"] == "video"
+        )
+        value = result["value"]
+        assert value["framesCount"] == count == 10 and value["labels"] == [track.label]
+        assert result["score"] == np.float64(track.score)
+        assert all(set(k) == {"frame", "time", "x", "y", "width", "height", "rotation", "enabled"}
+                   for k in value["sequence"])  # fmt: skip
+        drawn, boxes = expand(keyframes_of(result).keyframes, count)
+        on = np.isin(shown, track.frames)
+        assert drawn.tolist() == (np.flatnonzero(on) + 1).tolist()
+        tracked = track.xyxy[np.searchsorted(track.frames, shown[on])]
+        truth = np.array([list(xyxy_to_percent(b, 96, 64).values()) for b in tracked])
+        assert (box_iou_xywh(boxes[:, :4], truth) >= 0.9).all()
+
+    again = run_prelabel(*args, cwd=tmp_path, env=env)  # the same version again: nothing is posted twice
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert (
+        "| predictions posted | 0 |" in again.stdout
+        and "| skipped (already have this model version) | 1 |" in again.stdout
+    )
+    (task,) = ls_client.iter_tasks(project.id, full=True)
+    assert [p["model_version"] for p in task.predictions].count("tracks-v1") == 1
+
+
+def test_pull_mot_gives_the_frames_and_boxes_the_frontend_draws(
+    label_studio: LocalLabelStudio, ls_client: LabelStudioClient, tmp_path: Path
+) -> None:
+    project = ls_client.create_project("prelabel video pull", build_video_config(["car", "person"]))
+    data = [{"video": f"/data/upload/x/{name}.mp4", "fps": 10, "width": 200, "height": 100}
+            for name in ("clip", "broken")]  # fmt: skip
+    clip, broken = ls_client.import_tasks(project.id, [{"data": d} for d in data])
+    box = {"rotation": 0, "width": 20, "height": 20}
+    sequence = [  # as a person saves them: a car from frame 2 to 4 (disabled there), back on 7 and held
+        {"frame": 2, "time": 0.2, "x": 10, "y": 10, "enabled": True, **box},
+        {"frame": 4, "time": 0.4, "x": 30, "y": 10, "enabled": False, **box},
+        {"frame": 7, "time": 0.7, "x": 50, "y": 50, "enabled": True, **box, "width": 10, "height": 10},
+    ]
+
+    def region(keys: list[dict[str, object]]) -> dict[str, object]:
+        value = {"framesCount": 8, "duration": 0.8, "labels": ["car"], "sequence": keys}
+        return {
+            "id": "car1",
+            "type": "videorectangle",
+            "from_name": "box",
+            "to_name": "video",
+            "value": value,
+        }
+
+    ls_client.create_annotation(clip, [region(sequence)])
+    ls_client.create_annotation(broken, [region([{"frame": 1}])])
+    pulled = pull_mot(ls_client, project.id, tmp_path)
+    assert (pulled.videos, pulled.tracks) == (1, 1)
+    (error,) = pulled.errors
+    assert error.file == "broken.mp4" and "keyframe 0 needs frame, x, y" in error.error
+    with (tmp_path / "mot" / "clip.mp4.txt").open() as handle:
+        rows = [[float(v) for v in row] for row in csv.reader(handle)]
+    # drawn on 2, 3 (halfway), 4 (its own, disabling, frame), then from 7 to the last frame, 8
+    assert [int(r[0]) for r in rows] == [2, 3, 4, 7, 8] and {int(r[1]) for r in rows} == {1}
+    assert rows[1][2:6] == [40.0, 10.0, 40.0, 20.0]  # x: halfway from 20 to 60 px (10% and 30% of 200)
+    assert rows[3][2:6] == rows[4][2:6] == [100.0, 50.0, 20.0, 10.0]
+    coco = json.loads((tmp_path / "coco" / "clip.mp4.json").read_text())
+    assert len(coco["images"]) == 8 and [a["image_id"] for a in coco["annotations"]] == [2, 3, 4, 7, 8]
+    assert {a["track_id"] for a in coco["annotations"]} == {1} and coco["categories"][0]["name"] == "car"
