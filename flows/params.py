@@ -180,6 +180,24 @@ class _ModelOptions(_ModelSettings):
 class PreannotateParams(_PostOptions, _ModelOptions):
     """One step: images -> match -> model -> convert -> post -> report."""
 
+    task_ids: list[int] = Field(
+        default_factory=list, max_length=100_000,
+        description="These tasks of the project, each with its own image, instead of input_dir or "
+        "manifest (what `prelabel serve` hands over: tasks Label Studio asked for, tasks just imported).",
+    )  # fmt: skip
+
+    @model_validator(mode="after")
+    def _one_image_source(self) -> Self:
+        """Exactly one of input_dir, manifest and task_ids (replaces the models' two-way check)."""
+        given = [name for name in ("input_dir", "manifest", "task_ids") if getattr(self, name)]
+        if len(given) != 1:
+            raise ValueError("give exactly one of input_dir, manifest and task_ids")
+        if self.task_ids and self.import_new:
+            raise ValueError("task_ids names tasks that exist: import_new does not apply")
+        if any(task_id < 1 for task_id in self.task_ids):
+            raise ValueError("task_ids are Label Studio task ids (1 or more)")
+        return self
+
     shard_size: int | None = Field(
         default=None, ge=1, description="Spread inference over GPU workers in shards of this many images "
         "(runs of the infer_deployment); empty: infer in this flow run.",

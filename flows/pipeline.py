@@ -21,7 +21,14 @@ from prelabel.labelstudio.exemplars import NewRegions, new_regions
 from prelabel.labelstudio.labelmap import LabelMap
 from prelabel.labelstudio.posting import PostReport
 from prelabel.labelstudio.predictions import BatchBuild
-from prelabel.pipeline import chunks, exemplar_options, manifest_task_data, project_prompt, with_tasks
+from prelabel.pipeline import (
+    chunks,
+    default_model_version,
+    exemplar_options,
+    manifest_task_data,
+    project_prompt,
+    with_tasks,
+)
 from prelabel.records import PredictionRecord
 from prelabel.reports import RunSummary
 from prelabel.review.verifier import Verifier, VerifyStep
@@ -36,6 +43,7 @@ from tasks.labelstudio import (
     post_batch,
     read_exemplars,
     show_predictions,
+    tasks_by_id,
 )
 from tasks.reporting import Progress, write_new_regions_report, write_payload_files, write_report
 
@@ -65,12 +73,16 @@ def run_pipeline(
         project.config.image_choices,
         project.config.region_choices,
     )
+    task_ids = getattr(params, "task_ids", None)
+    by_id = tasks_by_id(ls, project, opaque(task_ids)) if task_ids else None  # no matching by name
+    if by_id is not None:
+        images = list(by_id.task_ids)
     exemplars = None  # people's boxes by image, when the model is asked to use them
     if wanted := exemplar_options(model, model_options):
         exemplars = read_exemplars(ls, project, opaque(images), mapping, params.fuzzy)
         model_options = {**model_options, **dict.fromkeys(wanted, exemplars)}
     adapter = model_for(model, model_options)
-    model_version = params.model_version or f"{model}-{adapter.signature().key[:8]}"
+    model_version = params.model_version or default_model_version(model, adapter.signature())
     verify = verify_step(params, mapping)
     if verify is not None:  # verified and unverified predictions never share a version
         model_version += "-" + Verifier.load(verify.path).version_suffix(verify.min_verified)
@@ -82,9 +94,13 @@ def run_pipeline(
         cache = open_cache(cache_location, settings)
     out = Path(params.output_dir)
 
-    task_data = manifest_task_data(getattr(params, "manifest", None), params.task_data)
-    matched = match_images(ls, project, opaque(images), params.import_new, params.fuzzy, opaque(task_data),
-                           max_pixels=sizes.max_pixels, dry_run=params.dry_run)  # fmt: skip
+    if by_id is not None:  # the tasks themselves, each with its own image
+        matched = by_id
+    else:
+        task_data = manifest_task_data(getattr(params, "manifest", None), params.task_data)
+        matched = match_images(ls, project, opaque(images), params.import_new, params.fuzzy,
+                               opaque(task_data), max_pixels=sizes.max_pixels,
+                               dry_run=params.dry_run)  # fmt: skip
     todo = [
         uri for uri, task_id in matched.task_ids.items()
         if params.overwrite or model_version not in matched.versions.get(task_id, frozenset())

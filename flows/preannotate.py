@@ -19,10 +19,14 @@ __all__ = ["preannotate"]
 
 @flow(name="preannotate", log_prints=False)
 def preannotate(params: PreannotateParams) -> RunSummary:
-    """Collect images, match them to tasks (or import them), run the model through the cache,
-    convert, post idempotently, and report. A video model works on the videos of a video project."""
+    """Collect images, match them to tasks (or import them; or read the tasks ``task_ids`` names),
+    run the model through the cache, convert, post idempotently, and report. A video model works on
+    the videos of a video project."""
     video = tracks_videos(params.model)
-    images = (collect_videos if video else collect_images)(params.input_dir, params.manifest)
+    if params.task_ids and not video:  # the tasks' own images: read with the tasks
+        images: list[str] = []
+    else:
+        images = (collect_videos if video else collect_images)(params.input_dir, params.manifest)
     settings, ls = connection(params)
     with project_lock(ls.url, params.project_id, params.wait_seconds):
         run = run_video_pipeline if video else run_pipeline

@@ -5,6 +5,7 @@
     PrelabelError                 base: catch this to report a one-line message
     ├── SettingsError             missing or inconsistent settings
     ├── SourceError               an image source cannot be listed or read
+    │   └── UntrustedSourceError  a request named an image prelabel will not read (another host, a path)
     ├── ImageError                an input image cannot be used (carries the file name)
     │   └── ImageTooLargeError    above the configured pixel limit (decompression bomb)
     ├── MaskError                 a mask or its encoding is invalid (COCO RLE, brush RLE, size)
@@ -20,8 +21,9 @@
     ├── PredictionFileError       a raw prediction file is malformed or ambiguous (carries the file name)
     ├── DetectionError            an image's detections cannot be made sane (carries the image name)
     ├── AnnotationError           one annotation result cannot be exported (carries the image name)
-    └── DinoxError                the DINO-X API failed for one image (task failed, deadline, retries)
-        └── DinoxAuthError        the API refused the token: the whole batch stops
+    ├── DinoxError                the DINO-X API failed for one image (task failed, deadline, retries)
+    │   └── DinoxAuthError        the API refused the token: the whole batch stops
+    └── RefusedRequestError       a request to the ML backend cannot be served (carries its 4xx status)
 
 Real bugs (TypeError, IndexError, ...) are never wrapped: they keep their traceback.
 """
@@ -47,8 +49,10 @@ __all__ = [
     "PredictionFileError",
     "PrelabelError",
     "ProjectBusyError",
+    "RefusedRequestError",
     "SettingsError",
     "SourceError",
+    "UntrustedSourceError",
 ]
 
 
@@ -62,6 +66,11 @@ class SettingsError(PrelabelError):
 
 class SourceError(PrelabelError):
     """An image source (folder, bucket, URL list, ...) cannot be listed or read."""
+
+
+class UntrustedSourceError(SourceError):
+    """A request that came over the network named an image prelabel will not read: a URL on a
+    host other than the configured Label Studio, a local path, another scheme."""
 
 
 class _FileError(PrelabelError):
@@ -159,3 +168,12 @@ class ProjectBusyError(PrelabelError):
 
 class AllImagesFailedError(PrelabelError):
     """Not one image of a run succeeded; each one's reason is in the run's errors file."""
+
+
+class RefusedRequestError(PrelabelError):
+    """A request to the ML backend (``prelabel serve``) cannot be served: ``status`` is the 4xx
+    it is answered with, the message says why in one line."""
+
+    def __init__(self, status: int, message: str) -> None:
+        self.status = status
+        super().__init__(message)

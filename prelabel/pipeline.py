@@ -22,17 +22,19 @@ from prelabel.ingest.sources import iter_image_files, no_images
 from prelabel.labelstudio.labelmap import LabelMap
 from prelabel.modeloutput import sane_detections
 from prelabel.models.base import ImageItem, ModelAdapter, decode_batch
-from prelabel.models.registry import model_option_names, model_parts
+from prelabel.models.registry import model_option_names, model_parts, option_names
 from prelabel.models.sam3 import EXEMPLARS_FROM_PROJECT
-from prelabel.records import Detections, PredictionRecord
+from prelabel.records import Detections, ModelSignature, PredictionRecord
 from prelabel.store.cache import PredictionCache
 from prelabel.store.uris import name_of
 
 __all__ = [
     "InferResult",
     "ReadBatch",
+    "adapter_options",
     "chunks",
     "collect_images",
+    "default_model_version",
     "exemplar_options",
     "infer_items",
     "infer_read",
@@ -277,6 +279,23 @@ def project_prompt(
             if wants and not given.get(prefix + option) and wanted[option]:
                 given[prefix + option] = wanted[option]
     return given
+
+
+def adapter_options(model: str, options: Mapping[str, Any], batch_size: int) -> dict[str, Any]:
+    """``options`` with ``batch_size`` for each part of ``model`` that batches on its own and was
+    not given one (``PRELABEL_INFER_BATCH_SIZE``): what a flow run and the ML backend both build
+    their adapter from."""
+    given = dict(options)
+    for option in option_names(model):
+        if option.rpartition(".")[2] == "batch_size" and option not in given:
+            given[option] = batch_size
+    return given
+
+
+def default_model_version(model: str, signature: ModelSignature) -> str:
+    """The ``model_version`` of predictions when none is given: the model's name and the start of
+    its signature's digest, so other options or weights never share a version."""
+    return f"{model}-{signature.key[:8]}"
 
 
 def exemplar_options(model: str, options: Mapping[str, Any]) -> list[str]:

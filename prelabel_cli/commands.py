@@ -7,7 +7,8 @@ from prelabel_cli import data
 from prelabel_cli import project
 from prelabel_cli import quality
 from prelabel_cli import review
+from prelabel_cli import serve
 from prelabel_cli import servers
 from prelabel_cli import catalog
 
-__all__ = ["catalog", "data", "predict", "project", "quality", "review", "servers"]
+__all__ = ["catalog", "data", "predict", "project", "quality", "review", "serve", "servers"]

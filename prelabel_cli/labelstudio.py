@@ -18,7 +18,13 @@ from pydantic import SecretStr
 from prelabel.atomic import atomic_write
 from prelabel.labelstudio.server import LocalLabelStudio, start_label_studio
 
-__all__ = ["running_server", "start", "state_file", "stop"]
+__all__ = ["LOCAL_BACKENDS", "running_server", "start", "state_file", "stop"]
+
+# This Label Studio may call an ML backend on this machine (`prelabel serve --connect`): it refuses a
+# backend (ML_BLOCK_LOCAL_IP) and its webhook (SSRF_PROTECTION_ENABLED) on a loopback or private
+# address otherwise. The second also lets imported URLs and webhooks reach private addresses; this
+# server listens on 127.0.0.1 only (docs/label-studio-backend.md: the trade-off).
+LOCAL_BACKENDS = {"ML_BLOCK_LOCAL_IP": "false", "SSRF_PROTECTION_ENABLED": "false"}
 
 
 def state_file() -> Path:
@@ -51,7 +57,7 @@ def start(data_dir: Path, port: int | None = None) -> LocalLabelStudio:
     server = running_server()
     if server is not None:
         return server
-    server = start_label_studio(data_dir, port=port or 8080)
+    server = start_label_studio(data_dir, port=port or 8080, env=LOCAL_BACKENDS)
     path = state_file()
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {

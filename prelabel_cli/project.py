@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from prelabel.errors import PrelabelError
+from prelabel.labelstudio.backends import list_backends
 from prelabel.labelstudio.config import parse_label_config
 from prelabel.labelstudio.projects import TOOLS, build_label_config, build_video_config, project_summary
 from prelabel_cli.app import app
@@ -139,7 +140,7 @@ def project_show(
     ls_url: LsUrl = None,
     api_key: ApiKey = None,
 ) -> None:
-    """Show a project's tags and labels, tasks, annotations, and predictions per model version.
+    """Show a project's tags and labels, tasks, annotations, predictions per model version, ML backends.
 
     Example:
 
@@ -148,6 +149,7 @@ def project_show(
     use_api_key(api_key, ls_url)
     with label_studio(ls_url, project_id) as client:
         summary = project_summary(client, project_id)
+        backends = list_backends(client, project_id)
     typer.echo(f"project {summary.id}: {summary.title}")
     for control in summary.controls:
         where = " per region" if control.per_region else ""
@@ -157,3 +159,8 @@ def project_show(
     typer.echo(f"predictions{shown}:" if summary.predictions else "predictions: none")
     for version, count in sorted(summary.predictions.items()):
         typer.echo(f"  {version}: {count}")
+    typer.echo("ML backends:" if backends else "ML backends: none (prelabel project connect)")
+    for backend in backends:
+        kind = ", interactive" if backend.interactive else ""
+        typer.echo(f"  {backend.id}: {backend.url} ({backend.state.lower()}{kind}), model version "
+                   f"{backend.model_version or '-'}")  # fmt: skip

@@ -15,8 +15,8 @@ from prefect.cache_policies import NO_CACHE
 from prelabel.ingest.rawpaths import raw_file_path
 from prelabel.models import ModelAdapter, create_model
 from prelabel.models.dinox import ENDPOINTS as DINOX_FAMILY
-from prelabel.models.registry import model_parts, option_names
-from prelabel.pipeline import InferResult, ReadBatch, infer_read
+from prelabel.models.registry import model_parts
+from prelabel.pipeline import InferResult, ReadBatch, adapter_options, infer_read
 from prelabel.records import save_raw_file
 from prelabel.review.features import Embedder
 from prelabel.review.verifier import Verifier, VerifyStep, verify_records
@@ -38,10 +38,7 @@ def model_for(name: str, options: Mapping[str, Any]) -> ModelAdapter:
     An adapter that batches on its own (``batch_size``; in a chain, each such part) gets
     ``PRELABEL_INFER_BATCH_SIZE`` unless the options say otherwise.
     """
-    given = dict(options)
-    for option in option_names(name):
-        if option.rpartition(".")[2] == "batch_size" and option not in given:
-            given[option] = load_settings().infer_batch_size
+    given = adapter_options(name, options, load_settings().infer_batch_size)
     return _model(name, json.dumps(given, sort_keys=True))
 
 

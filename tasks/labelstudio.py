@@ -12,6 +12,7 @@ from prefect.cache_policies import NO_CACHE
 
 from prelabel.errors import PrelabelError
 from prelabel.failures import ErrorRow, Stage, failure_row, write_errors
+from prelabel.ingest.taskrefs import task_image_uri
 from prelabel.labelstudio.client import Project, Task
 from prelabel.labelstudio.exemplars import exemplar_boxes
 from prelabel.labelstudio.importing import import_images
@@ -33,6 +34,7 @@ __all__ = [
     "pull",
     "read_exemplars",
     "show_predictions",
+    "tasks_by_id",
 ]
 
 
@@ -91,6 +93,33 @@ def match_images(
     outcome.match = match_files(wanted, [(t.id, t.image_ref(key)) for t in tasks], fuzzy=fuzzy)
     outcome.task_ids = {m.file: m.task_id for m in outcome.match.matches}
     outcome.versions = {t.id: t.model_versions for t in tasks}
+    return outcome
+
+
+@task(name="tasks-by-id", cache_policy=NO_CACHE, **RETRY)
+def tasks_by_id(connection: LabelStudioConnection, project: Project, task_ids: Sequence[int]) -> MatchOutcome:
+    """These tasks of the project, each paired with its own image (what the ML backend hands
+    over; no matching by name). An id the project does not have, a task without an image and a
+    second task showing the same image (its first task gets the prediction) are error rows."""
+    key = project.config.image.data_key
+    with connection.client() as client:
+        tasks = {t.id: t for t in client.iter_tasks(project.id, ids=task_ids)}
+    outcome = MatchOutcome()
+    for task_id in dict.fromkeys(task_ids):
+        found = tasks.get(task_id)
+        name = f"task {task_id}"
+        if found is None:
+            problem = PrelabelError(f"project {project.id} has no task {task_id}")
+        elif not found.image_ref(key):
+            problem = PrelabelError(f"no image under ${key} in its data")
+        else:
+            uri = task_image_uri(found.image_ref(key), connection.url)
+            first = outcome.task_ids.setdefault(uri, task_id)
+            if first == task_id:
+                outcome.versions[task_id] = found.model_versions
+                continue
+            problem = PrelabelError(f"the same image as task {first}, which gets the prediction")
+        outcome.errors.append(failure_row(name, Stage.READ, problem))
     return outcome
 
 

@@ -175,28 +175,17 @@ def prefect_server() -> str:
     return ensure_server()
 
 
-TINY_DETR_LABELS = {0: "car", 1: "person", 2: "dog"}
+from tests.support.random_models import DETR_LABELS  # noqa: E402
+
+TINY_DETR_LABELS = DETR_LABELS  # the tiny DETR's classes, as tests name them
 
 
 @pytest.fixture(scope="session")
 def tiny_detr(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A DETR with a 4-stage toy ResNet, random weights, saved like a hub checkpoint."""
-    import torch
-    from transformers import DetrConfig, DetrForObjectDetection, DetrImageProcessorPil, ResNetConfig
+    from tests.support.random_models import save_detr
 
-    torch.manual_seed(0)
-    backbone = ResNetConfig(embedding_size=8, hidden_sizes=[8, 16, 16, 16], depths=[1, 1, 1, 1],
-                            out_features=["stage4"])  # fmt: skip
-    config = DetrConfig(
-        use_timm_backbone=False, backbone_config=backbone, use_pretrained_backbone=False, d_model=16,
-        encoder_layers=1, decoder_layers=1, encoder_attention_heads=2, decoder_attention_heads=2,
-        encoder_ffn_dim=16, decoder_ffn_dim=16, num_queries=12, num_labels=3, id2label=TINY_DETR_LABELS,
-        label2id={v: k for k, v in TINY_DETR_LABELS.items()},
-    )  # fmt: skip
-    folder = tmp_path_factory.mktemp("tiny-detr")
-    DetrForObjectDetection(config).eval().save_pretrained(folder)
-    DetrImageProcessorPil(size={"shortest_edge": 64, "longest_edge": 96}).save_pretrained(folder)
-    return folder
+    return save_detr(tmp_path_factory.mktemp("tiny-detr"))
 
 
 @pytest.fixture(scope="session")

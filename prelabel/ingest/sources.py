@@ -16,6 +16,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from prelabel.errors import SourceError
+from prelabel.ingest.taskrefs import task_image_uri
 from prelabel.store.uris import name_of, split_s3_uri
 
 if TYPE_CHECKING:
@@ -251,14 +252,14 @@ def iter_project(uri: str, settings: Settings) -> Iterator[SourceItem]:
         raise SourceError(f"{uri}: expected ls://PROJECT_ID, e.g. ls://3")
     if settings.ls_api_key is None:
         raise SourceError(f"{uri}: set PRELABEL_LS_API_KEY to read a Label Studio project")
-    base = settings.ls_url.rstrip("/")
     with LabelStudioClient(settings.ls_url, settings.ls_api_key) as client:
         key = client.get_project(int(raw)).config.image.data_key
         for task in client.iter_tasks(int(raw)):
             ref = task.image_ref(key)
             if ref:
-                url = base + ref if ref.startswith(("/data/upload/", "/data/local-files/")) else ref
-                yield remote_item(url, name_of(ref), {"task_id": str(task.id)})
+                yield remote_item(
+                    task_image_uri(ref, settings.ls_url), name_of(ref), {"task_id": str(task.id)}
+                )
 
 
 def _walk(document: Any, path: str, where: str) -> Any:

@@ -53,6 +53,19 @@ def test_post_benchmark_runs_against_the_real_server(label_studio) -> None:  # t
     assert "ratio:" in done.stdout
 
 
+def test_serve_benchmark_runs_against_the_real_server(label_studio) -> None:  # type: ignore[no-untyped-def]
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.serve", "--tasks", "4", "--concurrency", "4",
+         "--ls-url", label_studio.url],
+        capture_output=True, text=True, check=False, cwd=ROOT,
+        env={**os.environ, "PRELABEL_LS_API_KEY": label_studio.legacy_token.get_secret_value()},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    for line in ("prelabel serve, uncached", "prelabel serve, cached", "examples' way (reload per request)"):
+        assert line in done.stdout and "p95" in done.stdout.split(line)[1].splitlines()[0]
+    assert "tasks/s" in done.stdout and "ratio" in done.stdout
+
+
 def test_orchestration_benchmark_runs(label_studio) -> None:  # type: ignore[no-untyped-def]
     script = str(ROOT / "benchmarks" / "orchestration.py")
     done = subprocess.run(

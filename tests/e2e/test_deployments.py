@@ -27,6 +27,7 @@ from prelabel.samples import make_samples
 from tests.support import REPO
 from tests.support.http_faults import Site, serve
 from tests.support.known_edits import known_edits_project
+from tests.support.postgres import postgres_url
 
 ROOT = REPO
 PREFECT = str(Path(sys.executable).parent / "prefect")
@@ -133,9 +134,18 @@ class Stack:
 
 
 @pytest.fixture
-def stack(tmp_path: Path, label_studio: LocalLabelStudio) -> Iterator[Stack]:
+def stack(request: pytest.FixtureRequest, tmp_path: Path, label_studio: LocalLabelStudio) -> Iterator[Stack]:
+    """The stack on SQLite, or on PostgreSQL where a test asks (``indirect`` parameter
+    "postgresql"): production's database (docker/compose.yaml), started for the test."""
     ls = {"PRELABEL_LS_URL": label_studio.url,
           "PRELABEL_LS_API_KEY": label_studio.legacy_token.get_secret_value()}  # fmt: skip
+    if getattr(request, "param", "sqlite") == "postgresql":
+        with (
+            postgres_url() as url,
+            prefect_stack(tmp_path, {**ls, "PREFECT_API_DATABASE_CONNECTION_URL": url}) as on,
+        ):
+            yield on
+        return
     with prefect_stack(tmp_path, ls) as running:
         yield running
 
@@ -284,6 +294,7 @@ def test_a_worker_killed_mid_shard_the_shard_runs_again_and_every_task_has_one_p
     assert [[p["model_version"] for p in t.predictions] for t in tasks] == [["survivor"]] * 20
 
 
+@pytest.mark.parametrize("stack", ["sqlite", "postgresql"], indirect=True)
 def test_deploy_schedule_and_scale_out_over_two_gpu_workers(
     stack: Stack, ls_client: LabelStudioClient, project: Project, tmp_path: Path, tiny_detr: Path
 ) -> None:

@@ -41,7 +41,7 @@ def test_compose_stack_is_complete_and_guarded() -> None:
     compose = yaml.safe_load((ROOT / "docker" / "compose.yaml").read_text())
     services = compose["services"]
     assert set(services) == {"postgres", "prefect-server", "label-studio", "minio", "setup", "cpu-worker",
-                             "gpu-worker"}  # fmt: skip
+                             "gpu-worker", "ml-backend"}  # fmt: skip
     for name, service in services.items():
         if name != "setup":
             assert "healthcheck" in service, name
@@ -55,12 +55,20 @@ def test_compose_stack_is_complete_and_guarded() -> None:
     )
     assert services["cpu-worker"]["depends_on"]["setup"]["condition"] == "service_completed_successfully"
     assert set(compose["volumes"]) >= {"postgres-data", "label-studio-data", "minio-data", "prelabel-data"}
+    backend = services["ml-backend"]
+    assert backend["command"][:2] == ["prelabel", "serve"] and "--host=0.0.0.0" in backend["command"]
+    assert backend["environment"]["PREFECT_API_URL"] == "http://prefect-server:4200/api"  # hand-overs
+    assert backend["depends_on"]["setup"]["condition"] == "service_completed_successfully"
+    # Label Studio reaches the backend (and its webhook) on the compose network's private addresses
+    assert services["label-studio"]["environment"]["ML_BLOCK_LOCAL_IP"] == "false"
+    assert services["label-studio"]["environment"]["SSRF_PROTECTION_ENABLED"] == "false"
     text = (ROOT / "docker" / "compose.yaml").read_text()
     for secret in (
         "POSTGRES_PASSWORD",
         "PRELABEL_LS_API_KEY",
         "MINIO_ROOT_PASSWORD",
         "LABEL_STUDIO_PASSWORD",
+        "PRELABEL_SERVE_WEBHOOK_SECRET",
     ):
         assert f"${{{secret}:?" in text, f"{secret} must come from docker/.env, never a default"
 

@@ -63,6 +63,29 @@ def save_grounding_dino(folder: Path, full: bool = False, seed: int = 0) -> Path
     return folder
 
 
+DETR_LABELS = {0: "car", 1: "person", 2: "dog"}
+
+
+def save_detr(folder: Path, seed: int = 0) -> Path:
+    """A DETR with a 4-stage toy ResNet (classes ``DETR_LABELS``) and its image processor in ``folder``."""
+    import torch
+    from transformers import DetrConfig, DetrForObjectDetection, DetrImageProcessorPil, ResNetConfig
+
+    torch.manual_seed(seed)
+    backbone = ResNetConfig(embedding_size=8, hidden_sizes=[8, 16, 16, 16], depths=[1, 1, 1, 1],
+                            out_features=["stage4"])  # fmt: skip
+    config = DetrConfig(
+        use_timm_backbone=False, backbone_config=backbone, use_pretrained_backbone=False, d_model=16,
+        encoder_layers=1, decoder_layers=1, encoder_attention_heads=2, decoder_attention_heads=2,
+        encoder_ffn_dim=16, decoder_ffn_dim=16, num_queries=12, num_labels=3, id2label=DETR_LABELS,
+        label2id={v: k for k, v in DETR_LABELS.items()},
+    )  # fmt: skip
+    folder.mkdir(parents=True, exist_ok=True)
+    DetrForObjectDetection(config).eval().save_pretrained(folder)
+    DetrImageProcessorPil(size={"shortest_edge": 64, "longest_edge": 96}).save_pretrained(folder)
+    return folder
+
+
 def save_sam2(folder: Path, full: bool = False, seed: int = 0) -> Path:
     """A SAM 2 checkpoint (``Sam2Model``) in ``folder``; tiny: 128-pixel input, small Hiera."""
     import torch

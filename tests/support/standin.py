@@ -42,6 +42,7 @@ _ANSWERS: dict[tuple[str, str], Any] = {
     ("GET", "/api/projects/1/"): PROJECT,
     ("GET", "/api/projects/1/model-versions/"): {"v1": 2},
     ("GET", "/api/tasks"): {"tasks": [], "total": 0},
+    ("GET", "/api/ml"): [],  # the backends connected to a project (project show lists them)
     ("POST", "/api/projects/"): {**PROJECT, "id": 7, "title": "made here"},
 }
 

@@ -46,11 +46,12 @@ FLOW_COMMANDS: dict[str, type[BaseModel]] = {
 # Options with no parameter behind them: the key goes through the environment, never a stored
 # parameter; failures decide only the exit code; export reads its label map from a file.
 COMMAND_LINE_ONLY = {"--api-key", "--allow-failures", "export --label-map"}
-# Parameters that only deployments set (shards, chunk sizes, report extras, fetch limits).
+# Parameters that only deployments set (shards, chunk sizes, report extras, fetch limits, the tasks
+# `prelabel serve` hands over).
 DEPLOYMENT_ONLY = {
     "api_key_block", "label_map", "post_chunk_size", "contact_sheet_size", "save_payloads", "shard_size",
     "infer_deployment", "export_deployment", "max_parallel_shards", "shard_retries", "frames_dir",
-    "page_size", "timeout", "retries", "max_bytes",
+    "page_size", "timeout", "retries", "max_bytes", "task_ids",
 }  # fmt: skip
 DEPLOYMENT_ONLY_FOR = {"review features": {"revision", "model_batch_size", "max_image_pixels"}}
 
