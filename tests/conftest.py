@@ -53,6 +53,7 @@ from prelabel.labelstudio.client import LabelStudioClient, Project  # noqa: E402
 from prelabel.labelstudio.server import LocalLabelStudio, start_label_studio  # noqa: E402
 from prelabel.records import save_raw_file  # noqa: E402
 from prelabel.samples import LABEL_CONFIG, SampleImage, make_samples  # noqa: E402
+from tests.support.stages import Intervals  # noqa: E402
 
 _projects = count(1)
 
@@ -274,3 +275,48 @@ def tiny_sam3_tracker(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.support.random_models import save_sam3_tracker_video
 
     return save_sam3_tracker_video(tmp_path_factory.mktemp("tiny-sam3-tracker"))
+
+
+@pytest.fixture
+def intervals() -> Iterator[Intervals]:
+    """The stage intervals ``prelabel.overlap`` logs while the test runs."""
+    import logging
+
+    logger, handler = logging.getLogger("prelabel.overlap"), Intervals()
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    yield handler
+    logger.removeHandler(handler)
+    logger.setLevel(level)
+
+
+@pytest.fixture
+def label_studio_env(label_studio: LocalLabelStudio, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The session's Label Studio as the settings' server (``PRELABEL_LS_URL`` and key)."""
+    monkeypatch.setenv("PRELABEL_LS_URL", label_studio.url)
+    monkeypatch.setenv("PRELABEL_LS_API_KEY", label_studio.legacy_token.get_secret_value())
+
+
+@pytest.fixture(scope="session")
+def tiny_sam2(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-weight SAM 2 (a folder)."""
+    from tests.support.random_models import save_sam2
+
+    return save_sam2(tmp_path_factory.mktemp("tiny-sam2"))
+
+
+@pytest.fixture(scope="session")
+def tiny_dinov2(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-weight DINOv2 with registers (a folder)."""
+    from tests.support.random_models import save_dinov2_registers
+
+    return save_dinov2_registers(tmp_path_factory.mktemp("tiny-dinov2"))
+
+
+@pytest.fixture(scope="session")
+def tiny_siglip2(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-weight SigLIP 2 vision tower (a folder)."""
+    from tests.support.random_models import save_siglip2_vision
+
+    return save_siglip2_vision(tmp_path_factory.mktemp("tiny-siglip2"))

@@ -210,4 +210,7 @@ def listen(host: str, port: int) -> socket.socket:
                 f"port {port} on {host} is in use (another review page?): stop that or pass --port"
             ) from exc
         raise PrelabelError(f"cannot listen on {host}:{port} ({exc.strerror or exc})") from exc
+    # Listening at once: a browser or script that follows the printed URL while the app still
+    # starts waits in the backlog instead of being refused.
+    sock.listen(2048)
     return sock

@@ -71,7 +71,7 @@ def test_infer_post_run_pull(
 
     bad = _prelabel(label_studio, "pull", "--project-id", str(project.id), "--output-dir", "x",
                     "--format", "xml", cwd=tmp_path)  # fmt: skip
-    assert bad.returncode == 2 and "use coco, parquet or csv" in bad.stderr
+    assert bad.returncode == 2 and "use coco, parquet, csv or mot" in bad.stderr
 
 
 def test_models_and_help(label_studio: LocalLabelStudio, tmp_path: Path) -> None:

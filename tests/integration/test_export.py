@@ -45,19 +45,20 @@ def test_export_to_s3_then_resume(tmp_path: Path, s3_env: dict[str, str]) -> Non
     samples = write_samples(images)
     (tmp_path / "map.json").write_text('{"car": "civilian vehicle"}')
     client = s3_client(load_settings())
-    client.create_bucket(Bucket="pseudo")
+    # its own bucket: other tests of the session write theirs to the same S3 server
+    client.create_bucket(Bucket="resume")
 
     first = _export(
-        tmp_path, "s3://pseudo/run1", s3_env, "--with-images", "--label-map", str(tmp_path / "map.json")
+        tmp_path, "s3://resume/run1", s3_env, "--with-images", "--label-map", str(tmp_path / "map.json")
     )
     assert first.returncode == 0, first.stderr[-2000:]
-    objects = {o["Key"]: o for o in client.list_objects_v2(Bucket="pseudo")["Contents"]}
+    objects = {o["Key"]: o for o in client.list_objects_v2(Bucket="resume")["Contents"]}
     masks = sum(m is not None for s in samples for m in s.detections.masks)
     assert sum(k.startswith("run1/masks/") for k in objects) == masks > 0
     assert sum(k.startswith("run1/images/") for k in objects) == 4
     coco_keys = sorted(k for k in objects if k.startswith("run1/coco/"))
     assert coco_keys == ["run1/coco/batch_00001.json", "run1/coco/batch_00002.json"]
-    batches = [json.loads(client.get_object(Bucket="pseudo", Key=k)["Body"].read()) for k in coco_keys]
+    batches = [json.loads(client.get_object(Bucket="resume", Key=k)["Body"].read()) for k in coco_keys]
     assert batches[0]["categories"] == batches[1]["categories"][: len(batches[0]["categories"])]
     names = {c["name"] for c in batches[1]["categories"]}
     assert "civilian vehicle" in names and "car" not in names
@@ -66,11 +67,11 @@ def test_export_to_s3_then_resume(tmp_path: Path, s3_env: dict[str, str]) -> Non
     assert all(a["id"] // 10_000 == a["image_id"] for b in batches for a in b["annotations"])
     assert [i["id"] for b in batches for i in b["images"]] == [1, 2, 3, 4]
     with_mask = next(a for b in batches for a in b["annotations"] if a.get("mask_file"))
-    png = client.get_object(Bucket="pseudo", Key=f"run1/{with_mask['mask_file']}")["Body"].read()
+    png = client.get_object(Bucket="resume", Key=f"run1/{with_mask['mask_file']}")["Body"].read()
     decoded = np.asarray(Image.open(io.BytesIO(png))) > 0
     assert np.array_equal(decoded, coco_to_mask(with_mask["segmentation"]) > 0)
     image_entry = batches[0]["images"][0]
-    stored = client.get_object(Bucket="pseudo", Key=f"run1/{image_entry['file_name']}")["Body"].read()
+    stored = client.get_object(Bucket="resume", Key=f"run1/{image_entry['file_name']}")["Body"].read()
     source = (images / Path(image_entry["source"]).name).read_bytes()
     # orientation 1: copied as it is; the sideways sample is written as displayed
     assert (stored == source) == (image_entry["source_orientation"] == 1)
@@ -78,7 +79,7 @@ def test_export_to_s3_then_resume(tmp_path: Path, s3_env: dict[str, str]) -> Non
     assert "written" in first.stdout
 
     again = _export(
-        tmp_path, "s3://pseudo/run1", s3_env, "--with-images", "--label-map", str(tmp_path / "map.json")
+        tmp_path, "s3://resume/run1", s3_env, "--with-images", "--label-map", str(tmp_path / "map.json")
     )
     assert again.returncode == 0, again.stderr[-2000:]
     assert "0 written" in again.stdout and " written," not in again.stdout.replace("0 written,", "")

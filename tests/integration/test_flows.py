@@ -13,18 +13,11 @@ from flows.post_predictions import post_predictions
 from flows.preannotate import preannotate
 from prelabel.errors import AllImagesFailedError
 from prelabel.labelstudio.client import LabelStudioClient, Project
-from prelabel.labelstudio.server import LocalLabelStudio
 from prelabel.records import save_raw_file
 from prelabel.samples import make_samples
 from tests.conftest import write_image
 
-pytestmark = pytest.mark.usefixtures("prefect_server")
-
-
-@pytest.fixture(autouse=True)
-def _label_studio_env(label_studio: LocalLabelStudio, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PRELABEL_LS_URL", label_studio.url)
-    monkeypatch.setenv("PRELABEL_LS_API_KEY", label_studio.legacy_token.get_secret_value())
+pytestmark = pytest.mark.usefixtures("prefect_server", "label_studio_env")
 
 
 def _images(folder: Path) -> Path:

@@ -10,7 +10,7 @@ import pytest
 
 from prelabel.samples import make_samples
 from tests.conftest import write_image
-from tests.unit.pipeline.test_overlap import Handshakes, Intervals, assert_overlapped
+from tests.support.stages import Handshakes, Intervals, assert_overlapped
 
 
 @pytest.mark.usefixtures("prefect_server")

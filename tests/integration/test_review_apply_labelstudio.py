@@ -42,7 +42,7 @@ def _x(result: dict[str, object]) -> float:
     return float(result["value"]["x"])  # type: ignore[index]
 
 
-@pytest.mark.usefixtures("prefect_server", "_label_studio_env")
+@pytest.mark.usefixtures("prefect_server", "label_studio_env")
 def test_answers_back_into_label_studio_and_a_verifier_for_the_next_run(
     label_studio: LocalLabelStudio, ls_client: LabelStudioClient, project: Project, tmp_path: Path
 ) -> None:

@@ -76,13 +76,6 @@ def text_images(folder: Path, count: int) -> list[Path]:
     return paths
 
 
-@pytest.fixture(scope="module")
-def tiny_sam2(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tests.support.random_models import save_sam2
-
-    return save_sam2(tmp_path_factory.mktemp("tiny-sam2"))
-
-
 class CountingSam2(Sam2Prompter):
     """SAM 2 that counts how often it encodes an image."""
 

@@ -26,17 +26,6 @@ from prelabel.review.sets import ReviewItem, ReviewSet, items_from_references, i
 from prelabel.store.cache import LocalCache
 from tests.conftest import encode_image, run_prelabel
 from tests.support import REPO
-from tests.support.random_models import save_dinov2_registers, save_siglip2_vision
-
-
-@pytest.fixture(scope="module")
-def tiny_dinov2(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return save_dinov2_registers(tmp_path_factory.mktemp("tiny-dinov2"))
-
-
-@pytest.fixture(scope="module")
-def tiny_siglip2(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return save_siglip2_vision(tmp_path_factory.mktemp("tiny-siglip2"))
 
 
 def _photo(folder: Path, name: str, seed: int, size: tuple[int, int] = (80, 60)) -> Path:

@@ -20,7 +20,6 @@ from PIL import Image
 from prelabel.errors import PrelabelError
 from prelabel.images import DEFAULT_MAX_PIXELS, load_image, sha256_bytes
 from prelabel.labelstudio.labelmap import LabelMap
-from prelabel.labelstudio.server import LocalLabelStudio
 from prelabel.records import Detections, save_raw_file
 from prelabel.review.features import Embedder, Vector, crop_box
 from prelabel.review.verifier import Verifier
@@ -33,12 +32,6 @@ from tests.support.random_models import save_dinov2_registers
 
 GOOD, BAD = (4.0, 4.0, 44.0, 60.0), (52.0, 4.0, 92.0, 60.0)  # pixels of a 96x64 image
 LABEL = "person"
-
-
-@pytest.fixture
-def _label_studio_env(label_studio: LocalLabelStudio, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PRELABEL_LS_URL", label_studio.url)
-    monkeypatch.setenv("PRELABEL_LS_API_KEY", label_studio.legacy_token.get_secret_value())
 
 
 def _scenes(folder: Path, seeds: range) -> Path:

@@ -20,13 +20,6 @@ pytest.importorskip("transformers")
 
 
 @pytest.fixture(scope="module")
-def tiny_sam2(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tests.support.random_models import save_sam2
-
-    return save_sam2(tmp_path_factory.mktemp("tiny-sam2"))
-
-
-@pytest.fixture(scope="module")
 def prompter(tiny_sam2: Path) -> Sam2Prompter:
     return Sam2Prompter(str(tiny_sam2), device="cpu", dtype="float32")
 
