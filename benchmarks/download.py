@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from prelabel.errors import SourceError
+from prelabel.core.errors import SourceError
 from prelabel.ingest.fetch import Fetcher, FetchOptions
 from tests.support.http_faults import Site, serve
 

@@ -24,11 +24,11 @@ import numpy as np
 from PIL import Image
 
 from prelabel.convert.masks import mask_to_coco
-from prelabel.exporting import ExportPlan, export_records
-from prelabel.images import load_image, read_image_info
-from prelabel.models.base import ImageItem
+from prelabel.core.images import load_image, read_image_info
+from prelabel.export.batches import ExportPlan, export_records
+from prelabel.export.targets import LocalStore
+from prelabel.predict.models.base import ImageItem
 from prelabel.records import Detections, ModelSignature, PredictionRecord
-from prelabel.store.export import LocalStore
 
 
 def _photo(rng: np.random.Generator, orientation: int) -> bytes:

@@ -9,7 +9,7 @@ Method: the checkpoints of ``benchmarks.grounded_sam2`` (random weights, full si
 ``--tiny``; same JPEGs, prompt, thresholds at 0, ``--boxes`` per image), written once; each
 variant is an adapter with one option changed, loaded from them (the float16 variant shares
 the default's loaded models: dtype is applied per call; one set of models at a time), fed
-through ``prelabel.overlap`` as the flows do at one batch size (the first of
+through ``prelabel.predict.stages`` as the flows do at one batch size (the first of
 ``--batch-sizes``), after one warm-up batch, timed ``--repeat`` times: the best run counts,
 and the spread of the runs ((best - worst) / best) says how much of a ratio is noise.
 Each row: images/s end to end, its ratio to the default's, peak GPU memory, and its outputs
@@ -43,8 +43,8 @@ from benchmarks.grounded_sam2 import (
     parser,
     write_json,
 )
-from prelabel.models import create_model
-from prelabel.models.grounded_sam2 import GroundedSam2
+from prelabel.predict.models import create_model
+from prelabel.predict.models.grounded_sam2 import GroundedSam2
 from prelabel.records import Detections
 
 # name -> the adapter options it changes (the default row changes none); the variants that share

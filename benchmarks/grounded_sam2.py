@@ -16,7 +16,7 @@ JPEG bytes and end with COCO RLE masks on the host.
   processor's CPU resize as the demo does (slower; its uint8 rounding moves random-weight
   boxes, so lower ``--min-iou``).
 - prelabel, at the adapter's default batch size and each of ``--batch-sizes``: batches go
-  through ``prelabel.overlap`` as in the flows (the next batch decoded while the model works),
+  through ``prelabel.predict.stages`` as in the flows (the next batch decoded while the model works),
   timed end to end; then once more with a ``StageTimer`` (CUDA synchronised at each stage's
   ends, so the stages add up to more than the overlapped run) for the time per stage.
 Before any ratio is printed, every batched run's masks are checked against the loop's: the
@@ -27,7 +27,7 @@ One warm-up batch per path; peak GPU memory per run (``n/a`` on the CPU). The pr
 100k images assumes shards scale linearly over ``--gpus`` (``infer-shard``: nothing shared
 but the cache).
 Grounding DINO's deformable attention is the fused Triton kernel on CUDA (the adapter's
-default, ``prelabel.models.deformable``) in both paths; ``--no-fused-attention`` runs
+default, ``prelabel.predict.models.deformable``) in both paths; ``--no-fused-attention`` runs
 transformers' PyTorch path in both, for a second run to compare with. The adapter's other
 speed settings have flags too (``--attn-implementation``, ``--channels-last``,
 ``--block-queries``); ``benchmarks/gpu_variants.py`` compares them all in one run.
@@ -56,12 +56,13 @@ import torch
 from PIL import Image
 
 from prelabel.convert.masks import CocoRle, coco_to_mask, mask_to_coco
-from prelabel.images import read_image_info
-from prelabel.models import ImageItem, create_model
-from prelabel.models.base import decode_batch
-from prelabel.models.deformable import triton_available
-from prelabel.models.deformable_tile import BLOCK_QUERIES
-from prelabel.models.grounded_sam2 import (
+from prelabel.core.images import read_image_info
+from prelabel.predict.batches import chunks
+from prelabel.predict.models import ImageItem, create_model
+from prelabel.predict.models.base import decode_batch
+from prelabel.predict.models.deformable import triton_available
+from prelabel.predict.models.deformable_tile import BLOCK_QUERIES
+from prelabel.predict.models.grounded_sam2 import (
     ATTENTION_IMPLEMENTATIONS,
     SAM_MEAN,
     SAM_STD,
@@ -70,9 +71,8 @@ from prelabel.models.grounded_sam2 import (
     detector_pixels,
     normalise_pixels,
 )
-from prelabel.models.runtime import StageTimer, autocast
-from prelabel.overlap import overlapped
-from prelabel.pipeline import chunks
+from prelabel.predict.models.runtime import StageTimer, autocast
+from prelabel.predict.stages import overlapped
 from prelabel.records import Detections
 from tests.support.random_models import save_grounding_dino, save_sam2
 

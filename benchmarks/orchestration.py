@@ -27,12 +27,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from prelabel.images import sha256_bytes
+from prelabel.core.images import sha256_bytes
+from prelabel.ingest.samples import LABEL_CONFIG
 from prelabel.labelstudio.client import LabelStudioClient
 from prelabel.labelstudio.server import start_label_studio
-from prelabel.models import create_model
+from prelabel.predict.models import create_model
 from prelabel.records import Detections
-from prelabel.samples import LABEL_CONFIG
 from prelabel.store.cache import LocalCache
 
 

@@ -23,14 +23,14 @@ from pathlib import Path
 import numpy as np
 
 from prelabel.convert.masks import mask_to_coco
-from prelabel.images import ImageInfo
+from prelabel.core.images import ImageInfo
+from prelabel.ingest.samples import LABEL_CONFIG
 from prelabel.labelstudio.client import LabelStudioClient
 from prelabel.labelstudio.labelmap import LabelMap
 from prelabel.labelstudio.posting import post_predictions
 from prelabel.labelstudio.predictions import build_batch
 from prelabel.labelstudio.server import LABEL_STUDIO_VERSION, start_label_studio
 from prelabel.records import Detections, PredictionRecord
-from prelabel.samples import LABEL_CONFIG
 
 
 def _detections(rng: np.random.Generator) -> Detections:

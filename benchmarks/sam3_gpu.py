@@ -14,7 +14,7 @@ smoke run), ``--images`` JPEGs, ``--prompts`` phrases, threshold 0 and ``max_det
   ``--instances``, their masks upsampled, thresholded, copied to the host and encoded with
   pycocotools (as the docs' post-processing leaves them). It resizes on the device as the
   adapter does, so both see the same pixels.
-- prelabel: batches through ``prelabel.overlap`` as in the flows, at ``--batch-sizes``; then
+- prelabel: batches through ``prelabel.predict.stages`` as in the flows, at ``--batch-sizes``; then
   once more with a ``StageTimer`` for the time per stage (synchronised, so not overlapped).
 - grounded-sam2: its adapter at its default batch size on the same images with the same
   phrases as classes (thresholds 0, ``max_detections`` = ``--instances``). Its outputs are
@@ -42,10 +42,10 @@ import torch
 
 from benchmarks.grounded_sam2 import _batched, _gib, _items, _jpegs, _timed
 from prelabel.convert.masks import CocoRle, coco_to_mask, mask_to_coco
-from prelabel.models import ImageItem, create_model
-from prelabel.models.pixels import normalise_pixels
-from prelabel.models.runtime import StageTimer, autocast
-from prelabel.models.sam3 import TEXT_LENGTH, Sam3
+from prelabel.predict.models import ImageItem, create_model
+from prelabel.predict.models.pixels import normalise_pixels
+from prelabel.predict.models.runtime import StageTimer, autocast
+from prelabel.predict.models.sam3 import TEXT_LENGTH, Sam3
 from prelabel.records import Detections
 from tests.support.random_models import save_grounding_dino, save_sam2, save_sam3
 

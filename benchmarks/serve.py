@@ -43,15 +43,15 @@ import uvicorn
 from fastapi import FastAPI, Request
 from PIL import Image, ImageDraw
 
-from prelabel.images import read_image_info
+from prelabel.core.images import read_image_info
+from prelabel.core.settings import load_settings
 from prelabel.labelstudio.client import LabelStudioClient
 from prelabel.labelstudio.predictions import build_prediction
 from prelabel.labelstudio.server import free_port, start_label_studio
-from prelabel.models import create_model
-from prelabel.models.base import ImageItem
+from prelabel.predict.models import create_model
+from prelabel.predict.models.base import ImageItem
 from prelabel.records import PredictionRecord
 from prelabel.serve import create_app, load_serve_settings
-from prelabel.settings import load_settings
 from tests.support.random_models import DETR_LABELS, save_detr
 
 LABELS = "".join(f'<Label value="{label}"/>' for label in DETR_LABELS.values())

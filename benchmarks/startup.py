@@ -26,9 +26,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from prelabel.ingest.samples import LABEL_CONFIG, make_samples
 from prelabel.labelstudio.client import LabelStudioClient
 from prelabel.labelstudio.server import start_label_studio
-from prelabel.samples import LABEL_CONFIG, make_samples
 
 ROOT = Path(__file__).resolve().parents[1]
 FLOW = """

@@ -26,10 +26,10 @@ from typing import Any, cast
 
 from PIL import Image
 
-from prelabel.images import read_image_info
-from prelabel.models import create_model
-from prelabel.models.base import ImageItem
-from prelabel.models.sam3_video import Sam3Video
+from prelabel.core.images import read_image_info
+from prelabel.predict.models import create_model
+from prelabel.predict.models.base import ImageItem
+from prelabel.predict.models.sam3_video import Sam3Video
 from prelabel.video.decode import iter_chunks
 from prelabel.video.probe import probe_video
 from tests.support.random_models import save_sam3, save_sam3_video

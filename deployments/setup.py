@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> None:
         done = upsert_automation(client, silent_runs_automation(args.crash_silent_after))
         print(f"{done} automation {SILENT_RUNS} (Crashed after {args.crash_silent_after} s silent)")
     if args.bucket:
-        from prelabel.settings import load_settings
+        from prelabel.core.settings import load_settings
         from prelabel.store.s3 import s3_client
 
         s3 = s3_client(load_settings())

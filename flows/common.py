@@ -12,7 +12,8 @@ from prefect.utilities.annotations import quote
 from pydantic import BaseModel, SecretStr
 
 from flows.params import ExportParams, ExportShardParams, LabelStudioParams, _ModelSettings, _PostOptions
-from prelabel.exporting import BatchExport, ExportPlan
+from prelabel.core.settings import Settings, load_settings
+from prelabel.export.batches import BatchExport, ExportPlan
 from prelabel.ingest.fetch import Fetcher
 from prelabel.labelstudio.config import LabelConfig
 from prelabel.labelstudio.labelmap import (
@@ -22,10 +23,9 @@ from prelabel.labelstudio.labelmap import (
     load_label_map,
     require_targets,
 )
-from prelabel.overlap import overlapped
-from prelabel.pipeline import InferResult, ReadBatch, chunks, read_batch, reuse_earlier
+from prelabel.predict.batches import InferResult, ReadBatch, chunks, read_batch, reuse_earlier
+from prelabel.predict.stages import overlapped
 from prelabel.review.verifier import VerifyStep
-from prelabel.settings import Settings, load_settings
 from prelabel.store.cache import PredictionCache, open_cache
 from tasks.common import LabelStudioConnection, as_task_retries
 from tasks.exporting import export_batch
@@ -128,7 +128,7 @@ def inferred_batches(
     cache: PredictionCache | None, refresh: bool, max_pixels: int, finish: Callable[[Inferred], R],
     verify: VerifyStep | None = None,
 ) -> Iterator[R]:  # fmt: skip
-    """``finish`` of each batch, in order, through ``prelabel.overlap``: the next batch is read,
+    """``finish`` of each batch, in order, through ``prelabel.predict.stages``: the next batch is read,
     looked up and decoded in a thread while an ``infer-batch`` task run works on this one, and
     ``finish`` (convert and post, write) runs for the previous one on another thread."""
     adapter = model_for(model, model_options)

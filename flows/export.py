@@ -16,12 +16,12 @@ from prefect.artifacts import create_markdown_artifact
 from flows.common import RunSizes, export_batches, opaque
 from flows.params import ExportParams, ExportShardParams
 from flows.scaleout import run_shard_runs
-from prelabel.errors import PrelabelError
-from prelabel.exporting import BatchExport, ExportPlan, batch_shards, export_shard_key
-from prelabel.failures import ErrorRow, Stage
-from prelabel.pipeline import collect_images
-from prelabel.reports import ExportSummary
-from prelabel.settings import load_settings
+from prelabel.core.errors import PrelabelError
+from prelabel.core.failures import ErrorRow, Stage
+from prelabel.core.settings import load_settings
+from prelabel.export.batches import BatchExport, ExportPlan, batch_shards, export_shard_key
+from prelabel.predict.batches import collect_images
+from prelabel.report.summary import ExportSummary
 from prelabel.store.cache import PredictionCache, open_cache
 from tasks.exporting import read_export_keys, write_export_report
 from tasks.inference import model_for

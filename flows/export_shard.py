@@ -11,8 +11,8 @@ from prefect import flow, get_run_logger
 from flows.common import RunSizes, export_batches, prediction_cache
 from flows.params import ExportShardParams
 from flows.scaleout import shard_images
-from prelabel.exporting import BatchExport, ExportPlan
-from prelabel.reports import ShardSummary
+from prelabel.export.batches import BatchExport, ExportPlan
+from prelabel.report.summary import ShardSummary
 
 __all__ = ["export_shard"]
 

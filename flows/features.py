@@ -9,11 +9,11 @@ from prefect.artifacts import create_markdown_artifact
 
 from flows.common import RunSizes, opaque
 from flows.params import FeaturesParams
-from prelabel.errors import PrelabelError
-from prelabel.failures import ErrorRow, write_errors
+from prelabel.core.errors import PrelabelError
+from prelabel.core.failures import ErrorRow, write_errors
+from prelabel.core.settings import load_settings
 from prelabel.review.features import FeaturesSummary, Vector, write_features
 from prelabel.review.sets import ReviewSet, iter_batches
-from prelabel.settings import load_settings
 from prelabel.store.cache import open_cache
 from tasks.features import embed_batch, embedder_for
 from tasks.reporting import Progress

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 
 from flows.params import PreannotateParams, PullParams
-from prelabel.errors import PrelabelError
+from prelabel.core.errors import PrelabelError
 from prelabel.serve.settings import ServeSettings
 
 __all__ = ["DeploymentHandoff"]

@@ -8,10 +8,10 @@ from prefect import flow, get_run_logger
 
 from flows.common import Inferred, RunSizes, infer_in_batches, opaque, prediction_cache
 from flows.params import InferParams
-from prelabel.errors import AllImagesFailedError
-from prelabel.failures import ErrorRow, write_errors
-from prelabel.pipeline import InferResult, collect_images
-from prelabel.reports import InferSummary
+from prelabel.core.errors import AllImagesFailedError
+from prelabel.core.failures import ErrorRow, write_errors
+from prelabel.predict.batches import InferResult, collect_images
+from prelabel.report.summary import InferSummary
 from tasks.inference import save_raw_files
 
 __all__ = ["infer"]

@@ -11,9 +11,9 @@ from prefect import flow, get_run_logger
 from flows.common import RunSizes, infer_in_batches, prediction_cache
 from flows.params import ShardParams
 from flows.scaleout import shard_images
-from prelabel.errors import PrelabelError
-from prelabel.models.video import tracks_videos
-from prelabel.reports import ShardSummary
+from prelabel.core.errors import PrelabelError
+from prelabel.predict.models.video import tracks_videos
+from prelabel.report.summary import ShardSummary
 from tasks.video import probe_videos, track_batch
 
 __all__ = ["infer_shard"]

@@ -8,7 +8,7 @@ from prefect.artifacts import create_markdown_artifact
 from flows.params import IngestParams
 from prelabel.ingest.fetch import FetchOptions
 from prelabel.ingest.manifest import SourceSpec, frames_dir_for, write_ingest_report, write_manifest
-from prelabel.reports import IngestSummary
+from prelabel.report.summary import IngestSummary
 from tasks.ingesting import ingest_source
 
 __all__ = ["ingest_flow"]

@@ -28,7 +28,7 @@ from prefect.exceptions import ObjectAlreadyExists
 from prefect.runtime import flow_run
 from prefect.variables import Variable
 
-from prelabel.errors import ProjectBusyError
+from prelabel.core.errors import ProjectBusyError
 
 __all__ = ["LEASE_SECONDS", "lock_name", "project_lock"]
 

@@ -4,7 +4,7 @@ Secrets are never parameters: the Label Studio key comes from the environment
 (``PRELABEL_LS_API_KEY``) or from a Prefect Secret block named in ``api_key_block``.
 A parameter backed by a setting (batch sizes, the pixel limit) defaults to None: the run
 then takes its ``PRELABEL_*`` setting (``flows.common.RunSizes``), so each default has one
-source, ``prelabel.settings.Settings``.
+source, ``prelabel.core.settings.Settings``.
 
 Each description is also the help of the matching ``prelabel`` option (``prelabel_cli.options``
 reads it), so the Prefect UI's run form and ``--help`` say the same words; a parameter named
@@ -17,7 +17,7 @@ from typing import Any, Literal, Self
 
 from pydantic import AliasChoices, BaseModel, Field, field_validator, model_validator
 
-from prelabel.defaults import DEFAULT_KEYPOINT_TOLERANCE, DEFAULT_TOLERANCE
+from prelabel.core.defaults import DEFAULT_KEYPOINT_TOLERANCE, DEFAULT_TOLERANCE
 from prelabel.labelstudio.formats import Format
 
 __all__ = [

@@ -6,7 +6,8 @@ per batch -> report
 
 from __future__ import annotations
 
-from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,28 +16,29 @@ from prefect import get_run_logger
 from flows.common import Inferred, RunSizes, inferred_batches, label_map, opaque
 from flows.params import PreannotateParams, _PostOptions
 from flows.scaleout import run_shards
-from prelabel.errors import AllImagesFailedError
-from prelabel.failures import ErrorRow
-from prelabel.labelstudio.exemplars import NewRegions, new_regions
+from prelabel.core.settings import Settings
+from prelabel.labelstudio.client import Project
+from prelabel.labelstudio.exemplars import new_regions
 from prelabel.labelstudio.labelmap import LabelMap
-from prelabel.labelstudio.posting import PostReport
-from prelabel.labelstudio.predictions import BatchBuild
-from prelabel.pipeline import (
+from prelabel.predict.batches import (
     chunks,
-    default_model_version,
     exemplar_options,
     manifest_task_data,
     project_prompt,
+    run_cache,
+    run_version,
+    still_to_do,
     with_tasks,
 )
-from prelabel.records import PredictionRecord
-from prelabel.reports import RunSummary
+from prelabel.records import ModelSignature
+from prelabel.report.summary import RunSummary
+from prelabel.report.tally import RunTally, start_line, start_summary
 from prelabel.review.verifier import Verifier, VerifyStep
-from prelabel.settings import Settings
-from prelabel.store.cache import PredictionCache, open_cache
+from prelabel.store.cache import PredictionCache
 from tasks.common import LabelStudioConnection
 from tasks.inference import model_for
 from tasks.labelstudio import (
+    MatchOutcome,
     load_project,
     match_images,
     payload_rows,
@@ -50,6 +52,24 @@ from tasks.reporting import Progress, write_new_regions_report, write_payload_fi
 __all__ = ["run_pipeline"]
 
 
+@dataclass(frozen=True)
+class _Run:
+    """What every batch of a run shares once the project, the model and the match are known."""
+
+    params: _PostOptions
+    ls: LabelStudioConnection
+    project: Project
+    mapping: LabelMap
+    model: str
+    model_options: dict[str, Any]
+    images: int
+    model_version: str
+    signature: ModelSignature
+    exemplars: dict[str, list[list[Any]]] | None
+    verify: VerifyStep | None
+    sizes: RunSizes
+
+
 def run_pipeline(
     params: _PostOptions,
     settings: Settings,
@@ -59,138 +79,175 @@ def run_pipeline(
     model_options: dict[str, Any],
     cache_dir: str | None,
     refresh: bool,
+    *,
+    manifest: str | None = None,
+    task_ids: Sequence[int] = (),
+    verifier: str | None = None,
+    min_verified: float = 0.5,
+    scale_out: PreannotateParams | None = None,
 ) -> RunSummary:
-    """Run one project through the pipeline; returns the summary (raises when every image failed)."""
+    """Run one project through the pipeline; returns the summary (raises when every image failed).
+
+    ``task_ids``: these tasks with their own images instead of ``images`` matched by name;
+    ``scale_out``: infer in shards on the ``infer_deployment`` first (its ``shard_size`` set)."""
     log = get_run_logger()
-    sizes = RunSizes.of(params, settings)
-    project = load_project(ls, params.project_id)
-    mapping = label_map(params, project.config)  # a target the project lacks: an error before any work
-    model_options = project_prompt(
-        model,
-        model_options,
-        project.config.region_labels,
-        mapping,
-        project.config.image_choices,
-        project.config.region_choices,
+    run, matched = _plan(
+        params, settings, ls, images, model, model_options, manifest, task_ids, verifier, min_verified
     )
-    task_ids = getattr(params, "task_ids", None)
-    by_id = tasks_by_id(ls, project, opaque(task_ids)) if task_ids else None  # no matching by name
-    if by_id is not None:
-        images = list(by_id.task_ids)
+    cache, cache_location = run_cache(model, cache_dir, settings)
+    todo = still_to_do(matched.task_ids, matched.versions, run.model_version, params.overwrite)
+    summary = start_summary(run.project.id, run.model_version, run.images, todo, matched, params.dry_run)
+    log.info("%s", start_line(summary, len(todo), "images"))
+    if scale_out is not None and todo and cache is not None:
+        run_shards(scale_out, todo, run.model_options, run.signature, cache, cache_location, run.sizes)
+    tally = RunTally(earlier_errors=list(matched.errors), sample_size=params.contact_sheet_size)
+    for number, posted in enumerate(_post_batches(run, matched, todo, cache, refresh, tally), start=1):
+        log.info("batch %d: %s", number, posted)
+    if params.show_predictions and not params.dry_run:
+        show_predictions(ls, run.project.id, run.model_version)
+        log.info("annotators now see %s's predictions in project %d", run.model_version, run.project.id)
+    summary = _report(run, summary, tally, matched)
+    tally.check_some_fine(summary, len(todo), str(Path(params.output_dir) / "errors.csv"))
+    return summary
+
+
+def _plan(
+    params: _PostOptions,
+    settings: Settings,
+    ls: LabelStudioConnection,
+    images: list[str],
+    model: str,
+    model_options: dict[str, Any],
+    manifest: str | None,
+    task_ids: Sequence[int],
+    verifier: str | None,
+    min_verified: float,
+) -> tuple[_Run, MatchOutcome]:
+    """The run's settings once the project is read, and its images paired with tasks: by id
+    (``task_ids``, each task with its own image), else by name."""
+    project = load_project(ls, params.project_id)
+    by_id = tasks_by_id(ls, project, opaque(list(task_ids))) if task_ids else None
+    images = list(by_id.task_ids) if by_id is not None else images
+    run = _prepare(params, settings, ls, project, model, model_options, images, verifier, min_verified)
+    return run, by_id if by_id is not None else _match(run, images, manifest)
+
+
+def _report(run: _Run, summary: RunSummary, tally: RunTally, matched: MatchOutcome) -> RunSummary:
+    """The summary filled from the tally, and the report files written."""
+    out = Path(run.params.output_dir)
+    if run.exemplars is not None:
+        write_new_regions_report(out, run.project.id, opaque(tally.new_regions))
+    summary = tally.fill(summary, verifier=run.verify is not None, exemplars=run.exemplars is not None)
+    if summary.tags_not_filled:
+        get_run_logger().warning(
+            "the model filled none of %s in this run", ", ".join(summary.tags_not_filled)
+        )
+    unmatched_csv = Path(run.params.unmatched_csv)
+    errors, samples = opaque(tally.all_errors), opaque(tally.samples)
+    return write_report(
+        summary, out, unmatched_csv, tally.unmatched_labels, opaque(matched.match), errors, samples
+    )
+
+
+def _prepare(
+    params: _PostOptions,
+    settings: Settings,
+    ls: LabelStudioConnection,
+    project: Project,
+    model: str,
+    model_options: dict[str, Any],
+    images: list[str],
+    verifier: str | None,
+    min_verified: float,
+) -> _Run:
+    """The label map, the model's options from the project (its prompt, people's boxes as
+    exemplars when asked for), the verifier and the model version."""
+    mapping = label_map(params, project.config)  # a target the project lacks: an error before any work
+    config = project.config
+    model_options = project_prompt(
+        model, model_options, config.region_labels, mapping, config.image_choices, config.region_choices
+    )
     exemplars = None  # people's boxes by image, when the model is asked to use them
     if wanted := exemplar_options(model, model_options):
         exemplars = read_exemplars(ls, project, opaque(images), mapping, params.fuzzy)
         model_options = {**model_options, **dict.fromkeys(wanted, exemplars)}
-    adapter = model_for(model, model_options)
-    model_version = params.model_version or default_model_version(model, adapter.signature())
-    verify = verify_step(params, mapping)
-    if verify is not None:  # verified and unverified predictions never share a version
-        model_version += "-" + Verifier.load(verify.path).version_suffix(verify.min_verified)
-    cache: PredictionCache | None = None
-    cache_location = str(cache_dir or settings.cache_dir)
-    if model != "raw-files":
-        if not cache_location.startswith("s3://"):  # shard runs elsewhere must find the same folder
-            cache_location = str(Path(cache_location).expanduser().resolve())
-        cache = open_cache(cache_location, settings)
-    out = Path(params.output_dir)
+    verify = None
+    if verifier:
+        verify = VerifyStep(str(Path(verifier).expanduser().resolve()), min_verified, mapping)
+    suffix = Verifier.load(verify.path).version_suffix(verify.min_verified) if verify else None
+    signature = model_for(model, model_options).signature()
+    model_version = run_version(params.model_version, model, signature, suffix)
+    sizes = RunSizes.of(params, settings)
+    return _Run(
+        params,
+        ls,
+        project,
+        mapping,
+        model,
+        model_options,
+        len(images),
+        model_version,
+        signature,
+        exemplars,
+        verify,
+        sizes,
+    )
 
-    if by_id is not None:  # the tasks themselves, each with its own image
-        matched = by_id
-    else:
-        task_data = manifest_task_data(getattr(params, "manifest", None), params.task_data)
-        matched = match_images(ls, project, opaque(images), params.import_new, params.fuzzy,
-                               opaque(task_data), max_pixels=sizes.max_pixels,
-                               dry_run=params.dry_run)  # fmt: skip
-    todo = [
-        uri for uri, task_id in matched.task_ids.items()
-        if params.overwrite or model_version not in matched.versions.get(task_id, frozenset())
-    ]  # fmt: skip
-    summary = RunSummary(
-        project_id=project.id, model_version=model_version, images=len(images), matched=len(matched.task_ids),
-        imported=matched.imported, skipped=len(matched.task_ids) - len(todo), dry_run=params.dry_run,
-        unmatched_files=len(matched.match.unmatched_files),
-        unmatched_tasks=len(matched.match.unmatched_tasks),
-    )  # fmt: skip
-    log.info("%d images, %d matched, %d to do, %d already posted", len(images), len(matched.task_ids),
-             len(todo), summary.skipped)  # fmt: skip
 
-    if isinstance(params, PreannotateParams) and params.shard_size and todo and cache is not None:
-        run_shards(params, todo, model_options, adapter.signature(), cache, cache_location, sizes)
+def _match(run: _Run, images: list[str], manifest: str | None) -> MatchOutcome:
+    """The images paired with the project's tasks by name (new ones imported when asked)."""
+    params = run.params
+    task_data = manifest_task_data(manifest, params.task_data)
+    return match_images(
+        run.ls,
+        run.project,
+        opaque(images),
+        params.import_new,
+        params.fuzzy,
+        opaque(task_data),
+        max_pixels=run.sizes.max_pixels,
+        dry_run=params.dry_run,
+    )
 
-    errors: list[ErrorRow] = list(matched.errors)
-    unmatched_labels: Counter[str] = Counter()
-    dropped: Counter[str] = Counter()
-    unfilled: set[str] | None = None  # controls no batch filled: said once for the run
-    model_counts: Counter[str] = Counter()
-    verified: Counter[str] = Counter()
-    samples: list[PredictionRecord] = []
-    found_new: list[NewRegions] = []
-    progress = Progress(len(todo), key=f"prelabel-project-{project.id}-progress")
 
-    def post(batch: Inferred) -> tuple[Inferred, list[PredictionRecord], BatchBuild, PostReport]:
+def _post_batches(
+    run: _Run,
+    matched: MatchOutcome,
+    todo: list[str],
+    cache: PredictionCache | None,
+    refresh: bool,
+    tally: RunTally,
+) -> Iterator[str]:
+    """Infer, convert and post ``todo`` batch by batch into ``tally``; yields a line per batch."""
+    params, out = run.params, Path(run.params.output_dir)
+    progress = Progress(len(todo), key=f"prelabel-project-{run.project.id}-progress")
+
+    def post(batch: Inferred) -> str:
         """Convert and post one batch (on the finishing thread, while the next one is inferred)."""
         records = with_tasks(batch.result.records, matched.task_ids)
         built, posted = post_batch(
-            ls, project, opaque(records), opaque(matched.versions), mapping, model_version,
-            overwrite=params.overwrite, dry_run=params.dry_run, masks=params.masks,
-            polygon_tolerance=params.polygon_tolerance, chunk_size=sizes.post_chunk,
-        )  # fmt: skip
+            run.ls,
+            run.project,
+            opaque(records),
+            opaque(matched.versions),
+            run.mapping,
+            run.model_version,
+            overwrite=params.overwrite,
+            dry_run=params.dry_run,
+            masks=params.masks,
+            polygon_tolerance=params.polygon_tolerance,
+            chunk_size=run.sizes.post_chunk,
+        )
         if params.save_payloads:
             write_payload_files(out / "payloads", opaque(payload_rows(built)))
         progress.advance(len(batch.uris), posted.created)  # here: an interrupt then counts what was posted
-        return batch, records, built, posted
+        found = []
+        if run.exemplars is not None:
+            found = new_regions(records, run.exemplars, run.mapping, run.project.config.region_labels)
+        return tally.add(batch.result, records, built, posted, found)
 
-    batches = chunks(todo, sizes.task_batch)
-    done = inferred_batches(batches, model, model_options, cache, refresh, sizes.max_pixels, post, verify)
-    for number, (batch, records, built, posted) in enumerate(done, start=1):
-        inferred = batch.result
-        errors += inferred.errors + built.errors
-        unmatched_labels.update(built.unmatched_labels)
-        dropped.update(built.dropped)
-        summary.regions += built.regions
-        summary.region_choices += built.region_choices
-        unfilled = built.unfilled if unfilled is None else unfilled & built.unfilled
-        summary.cached += inferred.cached
-        summary.inferred += inferred.inferred
-        model_counts.update(inferred.model_counts)
-        verified.update(inferred.verified)
-        if exemplars is not None:
-            found_new += new_regions(records, exemplars, mapping, project.config.region_labels)
-        summary.posted += posted.created
-        summary.replaced += posted.replaced
-        samples += records[: params.contact_sheet_size - len(samples)]  # the contact sheet's images
-        log.info("batch %d: %d posted, %d from cache, %d inferred, %d failed", number, posted.created,
-                 inferred.cached, inferred.inferred, len(inferred.errors) + len(built.errors))  # fmt: skip
-
-    if params.show_predictions and not params.dry_run:
-        show_predictions(ls, project.id, model_version)
-        log.info("annotators now see %s's predictions in project %d", model_version, project.id)
-    if exemplars is not None:
-        model_counts["regions beyond people's boxes"] = sum(row.new for row in found_new)
-        write_new_regions_report(out, project.id, opaque(found_new))
-    summary.failed = len(errors)
-    summary.model_counts = dict(model_counts) or None
-    summary.verified = dict(verified) if verify is not None else None
-    summary.unmatched_labels = sum(unmatched_labels.values())
-    summary.dropped = dict(dropped) or None
-    if unfilled:
-        summary.tags_not_filled = sorted(unfilled)
-        log.warning("the model filled none of %s in this run", ", ".join(summary.tags_not_filled))
-    summary = write_report(
-        summary, out, Path(params.unmatched_csv), unmatched_labels, opaque(matched.match), opaque(errors),
-        opaque(samples),
-    )  # fmt: skip
-    # Fine: posted (or skipped as done already), and in a dry run the images that would be imported.
-    succeeded = len(todo) - (len(errors) - len(matched.errors)) + summary.skipped
-    succeeded += summary.imported if params.dry_run else 0
-    if errors and succeeded <= 0:
-        raise AllImagesFailedError(f"every one of the {len(errors)} images failed; see {out / 'errors.csv'}")
-    return summary
-
-
-def verify_step(params: _PostOptions, mapping: LabelMap) -> VerifyStep | None:
-    """The run's verifier step (``preannotate`` with a verifier), else None."""
-    path = getattr(params, "verifier", None)
-    if not path:
-        return None
-    return VerifyStep(str(Path(path).expanduser().resolve()), getattr(params, "min_verified", 0.5), mapping)
+    batches = chunks(todo, run.sizes.task_batch)
+    max_pixels = run.sizes.max_pixels
+    yield from inferred_batches(
+        batches, run.model, run.model_options, cache, refresh, max_pixels, post, run.verify
+    )

@@ -8,8 +8,8 @@ from flows.common import connection
 from flows.lock import project_lock
 from flows.params import PostParams
 from flows.pipeline import run_pipeline
-from prelabel.pipeline import collect_images
-from prelabel.reports import RunSummary
+from prelabel.predict.batches import collect_images
+from prelabel.report.summary import RunSummary
 
 __all__ = ["post_predictions"]
 

@@ -9,10 +9,10 @@ from flows.lock import project_lock
 from flows.params import PreannotateParams
 from flows.pipeline import run_pipeline
 from flows.video import run_video_pipeline
-from prelabel.models.video import tracks_videos
-from prelabel.pipeline import collect_images
-from prelabel.reports import RunSummary
-from prelabel.tracking import collect_videos
+from prelabel.predict.batches import collect_images
+from prelabel.predict.models.video import tracks_videos
+from prelabel.predict.videos import collect_videos
+from prelabel.report.summary import RunSummary
 
 __all__ = ["preannotate"]
 
@@ -29,7 +29,29 @@ def preannotate(params: PreannotateParams) -> RunSummary:
         images = (collect_videos if video else collect_images)(params.input_dir, params.manifest)
     settings, ls = connection(params)
     with project_lock(ls.url, params.project_id, params.wait_seconds):
-        run = run_video_pipeline if video else run_pipeline
-        return run(
-            params, settings, ls, images, params.model, params.model_options, params.cache_dir, params.refresh
+        if video:
+            return run_video_pipeline(
+                params,
+                settings,
+                ls,
+                images,
+                params.model,
+                params.model_options,
+                params.cache_dir,
+                params.refresh,
+            )
+        return run_pipeline(
+            params,
+            settings,
+            ls,
+            images,
+            params.model,
+            params.model_options,
+            params.cache_dir,
+            params.refresh,
+            manifest=params.manifest,
+            task_ids=params.task_ids,
+            verifier=params.verifier,
+            min_verified=params.min_verified,
+            scale_out=params if params.shard_size else None,
         )

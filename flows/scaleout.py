@@ -21,9 +21,9 @@ from prefect.deployments import run_deployment
 
 from flows.common import RunSizes
 from flows.params import PreannotateParams, ShardParams
-from prelabel.errors import PrelabelError
+from prelabel.core.errors import PrelabelError
+from prelabel.predict.shards import shard_key, split_shards
 from prelabel.records import ModelSignature
-from prelabel.sharding import shard_key, split_shards
 from prelabel.store.cache import PredictionCache
 
 __all__ = ["run_shard_runs", "run_shards", "shard_images"]

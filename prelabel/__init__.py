@@ -1,21 +1,21 @@
 """prelabel: pre-annotate Label Studio projects with detection and segmentation models.
 
-The domain package, in wings over a small core (the layers are import-linter contracts
-in ``pyproject.toml``)::
+The domain package, a folder per stage over a small core (the layers are import-linter
+contracts in ``pyproject.toml``; each folder imports only from the rows below it)::
 
-    pipeline, reports, offline, contactsheet, samples, sharding   composition
-    models                                                       model adapters
-    ingest -> labelstudio, store                                  the wings
-    records, frames                                              the record, the display-frame rule
-    convert                                                      boxes, masks, brush RLE
-    images, settings, errors, failures, atomic, retry            the core
+    review, quality, serve, export, report   what uses predictions
+    predict                                  batches, the overlapped stages, the model adapters
+    ingest                                   sources, fetching, manifests, the demo samples
+    video                                    tracks, keyframes, MOT
+    labelstudio, store                       the Label Studio API and formats; caches and S3
+    records, display                         the record; the display-frame rule
+    convert                                  boxes, masks, brush RLE
+    core                                     images, settings, errors, failures, atomic, retry
 
 It imports nothing from Prefect; ``tasks/`` wraps it and ``flows/`` composes the tasks.
 This top level is the public API; module paths below it may change. It is loaded lazily
-(PEP 562): importing any part of prelabel (``prelabel.errors`` for the command line's
-``--help`` and ``version``) loads no model, image or array library until a name needs it. Note that
-``prelabel.ingest`` here is the ingest function; the wing is imported by its full path
-(``from prelabel.ingest.sources import ...``).
+(PEP 562): importing any part of prelabel (``prelabel.core.errors`` for the command line's
+``--help`` and ``version``) loads no model, image or array library until a name needs it.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
         xyxy_to_xywh,
     )
     from prelabel.convert.masks import brush_to_mask, coco_to_brush, coco_to_mask, mask_to_brush, mask_to_coco
-    from prelabel.errors import (
+    from prelabel.core.errors import (
         AmbiguousWriteError,
         AnnotationError,
         DetectionError,
@@ -53,13 +53,14 @@ if TYPE_CHECKING:
         SettingsError,
         SourceError,
     )
-    from prelabel.images import ImageInfo, LoadedImage, load_image, read_image_info
+    from prelabel.core.images import ImageInfo, LoadedImage, load_image, read_image_info
+    from prelabel.core.settings import Settings, load_settings
     from prelabel.ingest.fetch import Fetcher, FetchOptions
     from prelabel.ingest.manifest import (
         IngestResult,
         ManifestRow,
         SourceSpec,
-        ingest,
+        ingest_items,
         iter_source,
         read_manifest,
         write_manifest,
@@ -71,7 +72,7 @@ if TYPE_CHECKING:
     from prelabel.labelstudio.labelmap import LabelMap, Normalization, load_label_map
     from prelabel.labelstudio.matching import match_files
     from prelabel.labelstudio.predictions import BuildReport, build_prediction
-    from prelabel.models import create_model
+    from prelabel.predict.models import create_model
     from prelabel.records import (
         Detections,
         ModelSignature,
@@ -79,7 +80,6 @@ if TYPE_CHECKING:
         load_raw_file,
         save_raw_file,
     )
-    from prelabel.settings import Settings, load_settings
 
 __version__ = "0.1.0"
 
@@ -101,7 +101,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "mask_to_brush",
         "mask_to_coco",
     ),
-    "prelabel.errors": (
+    "prelabel.core.errors": (
         "AmbiguousWriteError",
         "AnnotationError",
         "DetectionError",
@@ -121,13 +121,13 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "SettingsError",
         "SourceError",
     ),
-    "prelabel.images": ("ImageInfo", "LoadedImage", "load_image", "read_image_info"),
+    "prelabel.core.images": ("ImageInfo", "LoadedImage", "load_image", "read_image_info"),
     "prelabel.ingest.fetch": ("Fetcher", "FetchOptions"),
     "prelabel.ingest.manifest": (
         "IngestResult",
         "ManifestRow",
         "SourceSpec",
-        "ingest",
+        "ingest_items",
         "iter_source",
         "read_manifest",
         "write_manifest",
@@ -139,7 +139,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "prelabel.labelstudio.labelmap": ("LabelMap", "Normalization", "load_label_map"),
     "prelabel.labelstudio.matching": ("match_files",),
     "prelabel.labelstudio.predictions": ("BuildReport", "build_prediction"),
-    "prelabel.models": ("create_model",),
+    "prelabel.predict.models": ("create_model",),
     "prelabel.records": (
         "Detections",
         "ModelSignature",
@@ -147,15 +147,9 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "load_raw_file",
         "save_raw_file",
     ),
-    "prelabel.settings": ("Settings", "load_settings"),
+    "prelabel.core.settings": ("Settings", "load_settings"),
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
-
-# ``prelabel.ingest`` is the ingest function, as it was when these names were imported eagerly:
-# the wing is loaded now (its package is light) and its name removed, so that the import system,
-# which binds a subpackage on its parent when it first loads it, cannot bind the wing later.
-importlib.import_module("prelabel.ingest")
-del globals()["ingest"]
 
 if not TYPE_CHECKING:  # for mypy, the imports above declare every name
 
@@ -216,7 +210,7 @@ __all__ = [
     "coco_to_mask",
     "corners_to_xyxy",
     "create_model",
-    "ingest",
+    "ingest_items",
     "iter_source",
     "load_image",
     "load_label_map",

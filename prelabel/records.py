@@ -28,10 +28,10 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from prelabel.atomic import atomic_write
 from prelabel.convert.masks import CocoRle, normalize_coco
-from prelabel.errors import MaskError, PredictionFileError
-from prelabel.images import ImageInfo
+from prelabel.core.atomic import atomic_write
+from prelabel.core.errors import MaskError, PredictionFileError
+from prelabel.core.images import ImageInfo
 
 __all__ = [
     "COCO_KEYPOINTS",

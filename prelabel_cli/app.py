@@ -20,8 +20,8 @@ from pydantic import ValidationError
 from typer.exceptions import TyperException
 
 from prelabel import __version__
-from prelabel.errors import AllImagesFailedError, PrelabelError, ProjectBusyError
-from prelabel.redact import redact
+from prelabel.core.errors import AllImagesFailedError, PrelabelError, ProjectBusyError
+from prelabel.core.redact import redact
 from prelabel_cli.options import option_name
 
 __all__ = [

@@ -33,9 +33,9 @@ def samples(
 
     prelabel convert --input-dir demo --config demo/labeling.xml --label-map demo/label_map.json
     """
-    from prelabel.atomic import atomic_write
+    from prelabel.core.atomic import atomic_write
+    from prelabel.ingest.samples import LABEL_CONFIG, make_samples
     from prelabel.records import save_raw_file
-    from prelabel.samples import LABEL_CONFIG, make_samples
 
     made = make_samples()
     for sample in made:
@@ -56,8 +56,8 @@ def models() -> None:
 
     prelabel run --input-dir photos --project-id 3 --model detr+vitpose --model-option vitpose.threshold=0.3
     """
-    from prelabel.models import available_models
-    from prelabel.models.registry import adapter_class
+    from prelabel.predict.models import available_models
+    from prelabel.predict.models.registry import adapter_class
 
     refiners = []
     for name, types in available_models().items():

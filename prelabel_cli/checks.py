@@ -15,9 +15,14 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from prelabel.errors import LabelStudioError, LabelStudioUnavailableError, NotLabelStudioError, PrelabelError
+from prelabel.core.errors import (
+    LabelStudioError,
+    LabelStudioUnavailableError,
+    NotLabelStudioError,
+    PrelabelError,
+)
+from prelabel.core.settings import load_settings
 from prelabel.labelstudio.client import LabelStudioClient, Project
-from prelabel.settings import load_settings
 
 __all__ = ["check_images", "check_model", "check_project", "check_verifier", "label_studio"]
 
@@ -28,7 +33,7 @@ _RETRIES, _BACKOFF = 4, 0.5
 
 def check_model(name: str, options: Mapping[str, Any]) -> None:
     """The model is known and takes these options (adapters load weights lazily: cheap)."""
-    from prelabel.models import create_model
+    from prelabel.predict.models import create_model
 
     create_model(name, **options)
 
@@ -83,7 +88,7 @@ def _checking(ls_url: str | None, project_id: int | None) -> Iterator[LabelStudi
 def _quiet_retries() -> Iterator[None]:
     """The check's retries unsaid: what it found is the one line (a server that is down is not
     four warnings and then the line)."""
-    logger = logging.getLogger("prelabel.retry")
+    logger = logging.getLogger("prelabel.core.retry")
     level = logger.level
     logger.setLevel(logging.ERROR)
     try:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from flows.params import ExportParams, IngestParams, PullParams
-from prelabel.errors import PrelabelError
+from prelabel.core.errors import PrelabelError
 from prelabel.labelstudio.formats import FORMATS
 from prelabel_cli.app import EXIT_IMAGES_FAILED, app
 from prelabel_cli.checks import check_images, check_model, check_project
@@ -40,7 +40,7 @@ from prelabel_cli.runs import run_flow
 
 if TYPE_CHECKING:
     from prelabel.labelstudio.pullback import PullReport
-    from prelabel.reports import ExportSummary, IngestSummary
+    from prelabel.report.summary import ExportSummary, IngestSummary
 
 __all__ = ["export", "ingest", "pull"]
 

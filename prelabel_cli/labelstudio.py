@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 from pydantic import SecretStr
 
-from prelabel.atomic import atomic_write
+from prelabel.core.atomic import atomic_write
 from prelabel.labelstudio.server import LocalLabelStudio, start_label_studio
 
 __all__ = ["LOCAL_BACKENDS", "running_server", "start", "state_file", "stop"]

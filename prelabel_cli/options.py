@@ -27,7 +27,7 @@ from pydantic import BaseModel
 from typer.core import TyperCommand
 
 from flows.params import PostParams, PreannotateParams
-from prelabel.errors import PrelabelError
+from prelabel.core.errors import PrelabelError
 from prelabel.ingest.sources import has_images, no_images
 
 __all__ = [

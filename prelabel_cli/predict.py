@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from flows.params import InferParams, PostParams, PreannotateParams
-from prelabel.defaults import LOCAL_FILES_PREFIX
-from prelabel.errors import PrelabelError
-from prelabel.failures import write_errors
+from prelabel.core.defaults import LOCAL_FILES_PREFIX
+from prelabel.core.errors import PrelabelError
+from prelabel.core.failures import write_errors
 from prelabel.labelstudio.config import parse_label_config
 from prelabel.labelstudio.labelmap import LabelMap, Normalization, load_label_map, require_targets
 from prelabel_cli.app import EXIT_IMAGES_FAILED, app
@@ -41,7 +41,7 @@ from prelabel_cli.options import (
 from prelabel_cli.runs import run_flow, run_posting_flow
 
 if TYPE_CHECKING:
-    from prelabel.offline import ConvertResult
+    from prelabel.predict.offline import ConvertResult
 
 __all__ = ["convert", "infer", "post", "run"]
 
@@ -82,7 +82,7 @@ def run(
     """
     from flows.common import label_map
     from flows.preannotate import preannotate
-    from prelabel.models.video import tracks_videos
+    from prelabel.predict.models.video import tracks_videos
 
     folder, listed = images_source(input_dir, manifest, videos=tracks_videos(model))
     params = PreannotateParams(
@@ -226,7 +226,7 @@ def convert(
 
     prelabel convert --input-dir photos --config labeling.xml --label-map map.json --tasks tasks.json
     """
-    from prelabel.offline import convert_directory, write_tasks
+    from prelabel.predict.offline import convert_directory, write_tasks
 
     normalization = Normalization(plurals=plurals)
     mapping = load_label_map(label_map, normalization) if label_map else LabelMap(normalization=normalization)

@@ -29,8 +29,8 @@ from pathlib import Path
 
 import httpx
 
-from prelabel.atomic import atomic_write
-from prelabel.errors import PrelabelError
+from prelabel.core.atomic import atomic_write
+from prelabel.core.errors import PrelabelError
 from prelabel.labelstudio.server import free_port, port_is_free
 
 __all__ = ["LocalPrefect", "ensure_server", "running_server", "start", "state_dir", "stop"]

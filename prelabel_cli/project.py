@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from prelabel.errors import PrelabelError
+from prelabel.core.errors import PrelabelError
 from prelabel.labelstudio.backends import list_backends
 from prelabel.labelstudio.config import parse_label_config
 from prelabel.labelstudio.projects import TOOLS, build_label_config, build_video_config, project_summary

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 from flows.params import QualityParams
-from prelabel.paths import safe_file_name
+from prelabel.core.paths import safe_file_name
 from prelabel_cli.app import app
 from prelabel_cli.checks import check_project
 from prelabel_cli.options import (

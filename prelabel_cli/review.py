@@ -14,8 +14,8 @@ from typing import Annotated, Any, Literal
 import typer
 
 from flows.params import FeaturesParams
-from prelabel.errors import PrelabelError
-from prelabel.settings import load_settings
+from prelabel.core.errors import PrelabelError
+from prelabel.core.settings import load_settings
 from prelabel_cli.app import EXIT_IMAGES_FAILED, app
 from prelabel_cli.checks import check_project, label_studio
 from prelabel_cli.options import (
@@ -191,7 +191,7 @@ def review_features(
 
     prelabel review features --set cars.sqlite --embedder siglip2 --margin 0.2
     """
-    from prelabel.models.hub import read_locally
+    from prelabel.predict.models.hub import read_locally
     from prelabel.review.features import CHECKPOINTS
 
     use_api_key(api_key, ls_url)

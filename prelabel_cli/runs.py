@@ -10,8 +10,8 @@ from uuid import UUID
 
 import typer
 
-from prelabel.errors import PrelabelError
-from prelabel.reports import RunSummary
+from prelabel.core.errors import PrelabelError
+from prelabel.report.summary import RunSummary
 from prelabel_cli.app import EXIT_IMAGES_FAILED, interrupt_code
 from prelabel_cli.prefectserver import ensure_server
 

@@ -26,12 +26,12 @@ import typer
 from pydantic import SecretStr
 
 from flows.params import PreannotateParams
-from prelabel.errors import PrelabelError
+from prelabel.core.errors import PrelabelError
+from prelabel.core.settings import load_settings
 from prelabel.labelstudio.backends import Backend, connect_backend
 from prelabel.labelstudio.client import LabelStudioClient
 from prelabel.labelstudio.labelmap import Normalization, load_label_map
 from prelabel.serve.settings import ServeSettings
-from prelabel.settings import load_settings
 from prelabel_cli import prefectserver
 from prelabel_cli.app import EXIT_INPUT_ERROR, app
 from prelabel_cli.checks import check_model, check_project

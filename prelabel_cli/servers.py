@@ -138,9 +138,9 @@ def demo(
     """
     from flows.params import PreannotateParams
     from flows.preannotate import preannotate
-    from prelabel.atomic import atomic_write
+    from prelabel.core.atomic import atomic_write
+    from prelabel.ingest.samples import LABEL_CONFIG, make_samples
     from prelabel.labelstudio.client import LabelStudioClient
-    from prelabel.samples import LABEL_CONFIG, make_samples
 
     server = labelstudio.start(home / "label-studio", _port(port))
     images = home / "images"

@@ -12,13 +12,13 @@ import httpx
 from pydantic import SecretStr
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
-from prelabel.errors import AmbiguousWriteError, LabelStudioUnavailableError
+from prelabel.core.errors import AmbiguousWriteError, LabelStudioUnavailableError
+from prelabel.core.redact import redact
 from prelabel.labelstudio.client import LabelStudioClient
-from prelabel.redact import redact
 
 __all__ = ["RETRY", "LabelStudioConnection", "as_task_retries", "is_transient", "only_transient"]
 
-log = logging.getLogger("prelabel.retry")  # where every retry is said (sent to the run logs)
+log = logging.getLogger("prelabel.core.retry")  # where every retry is said (sent to the run logs)
 
 T = TypeVar("T")
 

@@ -8,12 +8,12 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from prelabel.atomic import atomic_write_csv
-from prelabel.exporting import BatchExport, ExportPlan, export_inferred
-from prelabel.failures import ErrorRow, write_errors
-from prelabel.pipeline import InferResult, ReadBatch
-from prelabel.settings import load_settings
-from prelabel.store.export import open_store, read_index
+from prelabel.core.atomic import atomic_write_csv
+from prelabel.core.failures import ErrorRow, write_errors
+from prelabel.core.settings import load_settings
+from prelabel.export.batches import BatchExport, ExportPlan, export_inferred
+from prelabel.export.targets import open_store, read_index
+from prelabel.predict.batches import InferResult, ReadBatch
 from tasks.common import RETRY
 
 __all__ = ["export_batch", "read_export_keys", "write_export_report"]

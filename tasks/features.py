@@ -10,10 +10,10 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from prelabel.core.settings import load_settings
 from prelabel.ingest.fetch import Fetcher
 from prelabel.review.features import Embedder, EmbedResult, embed_items
 from prelabel.review.sets import ReviewItem
-from prelabel.settings import load_settings
 from prelabel.store.cache import PredictionCache
 from tasks.common import RETRY
 

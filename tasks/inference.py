@@ -12,15 +12,15 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from prelabel.core.settings import load_settings
 from prelabel.ingest.rawpaths import raw_file_path
-from prelabel.models import ModelAdapter, create_model
-from prelabel.models.dinox import ENDPOINTS as DINOX_FAMILY
-from prelabel.models.registry import model_parts
-from prelabel.pipeline import InferResult, ReadBatch, adapter_options, infer_read
+from prelabel.predict.batches import InferResult, ReadBatch, adapter_options, infer_read
+from prelabel.predict.models import ModelAdapter, create_model
+from prelabel.predict.models.dinox import ENDPOINTS as DINOX_FAMILY
+from prelabel.predict.models.registry import model_parts
 from prelabel.records import save_raw_file
 from prelabel.review.features import Embedder
 from prelabel.review.verifier import Verifier, VerifyStep, verify_records
-from prelabel.settings import load_settings
 from prelabel.store.cache import PredictionCache
 from tasks.common import RETRY
 
@@ -79,7 +79,7 @@ def infer_batch(
     max_pixels: int,
     verify: VerifyStep | None = None,
 ) -> InferResult:
-    """Predictions for a batch read (and decoded) ahead by ``prelabel.pipeline.read_batch``:
+    """Predictions for a batch read (and decoded) ahead by ``prelabel.predict.batches.read_batch``:
     its cached records, then the model's for the misses; its read error rows first.
 
     With ``verify``, the verifier drops the boxes it rejects after the cache (which keeps the

@@ -5,9 +5,9 @@ from __future__ import annotations
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from prelabel.core.settings import load_settings
 from prelabel.ingest.fetch import Fetcher, FetchOptions
-from prelabel.ingest.manifest import IngestResult, SourceSpec, ingest, iter_source
-from prelabel.settings import load_settings
+from prelabel.ingest.manifest import IngestResult, SourceSpec, ingest_items, iter_source
 from tasks.reporting import Progress
 
 __all__ = ["ingest_source"]
@@ -26,7 +26,7 @@ def ingest_source(
     settings = load_settings()
     fetcher = Fetcher(settings, options)
     progress = Progress(0, "prelabel-ingest-progress", unit="images checked")
-    return ingest(
+    return ingest_items(
         iter_source(spec, fetcher, settings), fetcher, sample=sample, stratify_by=stratify_by, equal=equal,
         seed=seed, progress=progress.advance,
     )  # fmt: skip

@@ -10,8 +10,8 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from prelabel.errors import PrelabelError
-from prelabel.failures import ErrorRow, Stage, failure_row, write_errors
+from prelabel.core.errors import PrelabelError
+from prelabel.core.failures import ErrorRow, Stage, failure_row, write_errors
 from prelabel.ingest.taskrefs import task_image_uri
 from prelabel.labelstudio.client import Project, Task
 from prelabel.labelstudio.exemplars import exemplar_boxes

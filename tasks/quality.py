@@ -9,7 +9,7 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from prelabel.failures import ErrorRow
+from prelabel.core.failures import ErrorRow
 from prelabel.quality import Pairs, QualityReport, QualitySummary, load_pairs, measure_quality, write_quality
 from prelabel.quality.tracks import TrackQuality, load_track_pairs, measure_tracks, write_track_quality
 from tasks.common import RETRY, LabelStudioConnection

@@ -20,8 +20,7 @@ from prefect.artifacts import (
 )
 from prefect.cache_policies import NO_CACHE
 
-from prelabel.contactsheet import write_contact_sheet
-from prelabel.failures import ErrorRow, report_part, write_errors
+from prelabel.core.failures import ErrorRow, report_part, write_errors
 from prelabel.labelstudio.exemplars import NewRegions, write_new_regions
 from prelabel.labelstudio.matching import (
     MATCHES_REPORT_COLUMNS,
@@ -30,7 +29,8 @@ from prelabel.labelstudio.matching import (
     write_matches_report,
 )
 from prelabel.records import PredictionRecord
-from prelabel.reports import RunSummary, append_unmatched_labels, write_payloads, write_unmatched
+from prelabel.report.contactsheet import write_contact_sheet
+from prelabel.report.summary import RunSummary, append_unmatched_labels, write_payloads, write_unmatched
 
 __all__ = ["Progress", "progress_listener", "write_new_regions_report", "write_payload_files", "write_report"]
 

@@ -9,13 +9,13 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from prelabel.errors import PrelabelError
-from prelabel.failures import ErrorRow, Stage, failure_row
+from prelabel.core.errors import PrelabelError
+from prelabel.core.failures import ErrorRow, Stage, failure_row
 from prelabel.labelstudio.client import Project
 from prelabel.labelstudio.labelmap import LabelMap
 from prelabel.labelstudio.posting import PostReport, post_predictions
+from prelabel.predict.videos import TrackedBatch, VideoPredictions, probe_all, track_videos, video_predictions
 from prelabel.store.cache import PredictionCache
-from prelabel.tracking import TrackedBatch, VideoPredictions, probe_all, track_videos, video_predictions
 from prelabel.video.probe import VideoInfo
 from prelabel.video.tracks import VideoTracks
 from tasks.common import RETRY, LabelStudioConnection
@@ -36,7 +36,7 @@ def track_batch(
     cache: PredictionCache | None, refresh: bool,
 ) -> TrackedBatch:  # fmt: skip
     """Tracks of a batch of whole videos, through the cache."""
-    from prelabel.models.video import VideoModel
+    from prelabel.predict.models.video import VideoModel
 
     adapter = model_for(model, model_options)
     if not isinstance(adapter, VideoModel):

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import settings
 from PIL import Image
 
-from prelabel.models.base import ImageItem
+from prelabel.predict.models.base import ImageItem
 
 # No per-example deadline: the suite shares two cores with servers, and a first example that
 # imports a library would fail on time, not on what it checks.
@@ -31,7 +31,7 @@ def random_image_item(seed: int, size: tuple[int, int]) -> ImageItem:
     """An ImageItem of random pixels (PNG) named ``<seed>.png``."""
     import numpy as np
 
-    from prelabel.images import read_image_info
+    from prelabel.core.images import read_image_info
 
     rng = np.random.default_rng(seed)
     data = encode_image(Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)), "PNG")
@@ -49,10 +49,10 @@ from collections.abc import Iterator  # noqa: E402
 from itertools import count  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from prelabel.ingest.samples import LABEL_CONFIG, SampleImage, make_samples  # noqa: E402
 from prelabel.labelstudio.client import LabelStudioClient, Project  # noqa: E402
 from prelabel.labelstudio.server import LocalLabelStudio, start_label_studio  # noqa: E402
 from prelabel.records import save_raw_file  # noqa: E402
-from prelabel.samples import LABEL_CONFIG, SampleImage, make_samples  # noqa: E402
 from tests.support.stages import Intervals  # noqa: E402
 
 _projects = count(1)
@@ -279,10 +279,10 @@ def tiny_sam3_tracker(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def intervals() -> Iterator[Intervals]:
-    """The stage intervals ``prelabel.overlap`` logs while the test runs."""
+    """The stage intervals ``prelabel.predict.stages`` logs while the test runs."""
     import logging
 
-    logger, handler = logging.getLogger("prelabel.overlap"), Intervals()
+    logger, handler = logging.getLogger("prelabel.predict.stages"), Intervals()
     level = logger.level
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG)

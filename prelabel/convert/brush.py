@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-from prelabel.errors import MaskError
+from prelabel.core.errors import MaskError
 
 __all__ = ["decode_values", "encode_runs", "encode_values", "values_to_runs"]
 

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from prelabel.defaults import DEFAULT_TOLERANCE
+from prelabel.core.defaults import DEFAULT_TOLERANCE
 
 __all__ = ["DEFAULT_TOLERANCE", "Outline", "mask_to_polygons", "ring_to_rectangle"]
 

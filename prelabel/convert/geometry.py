@@ -15,7 +15,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from prelabel.errors import MaskError
+from prelabel.core.errors import MaskError
 
 __all__ = [
     "BoxCleanup",

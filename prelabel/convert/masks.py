@@ -16,9 +16,9 @@ import numpy.typing as npt
 from pycocotools import mask as coco_mask
 
 from prelabel.convert.brush import decode_values, encode_runs
-from prelabel.convert.runs import column_runs_to_row_runs, string_to_counts
-from prelabel.errors import MaskError
-from prelabel.images import DEFAULT_MAX_PIXELS
+from prelabel.convert.runlengths import column_runs_to_row_runs, string_to_counts
+from prelabel.core.errors import MaskError
+from prelabel.core.images import DEFAULT_MAX_PIXELS
 
 __all__ = [
     "MAX_MASK_PIXELS",
@@ -105,7 +105,7 @@ def runs_to_coco(counts: npt.ArrayLike, height: int, width: int) -> CocoRle:
     """Compressed COCO RLE from uncompressed counts (column-major, background first).
 
     The same string ``mask_to_coco`` writes for the mask the counts describe; used where the
-    runs were found without a full mask on the host (``prelabel.models.rle``).
+    runs were found without a full mask on the host (``prelabel.predict.models.rle``).
     """
     runs = np.asarray(counts, np.int64)
     if runs.ndim != 1 or (runs.size and int(runs.min()) < 0) or int(runs.sum()) != height * width:

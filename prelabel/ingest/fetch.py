@@ -1,7 +1,7 @@
 """Image bytes from local paths, ``s3://`` keys and http(s) URLs, many at a time.
 
 One asyncio loop drives every fetch: URLs through one ``httpx.AsyncClient`` (bounded
-concurrency, per-request timeout, the retry policy of ``prelabel.retry``,
+concurrency, per-request timeout, the retry policy of ``prelabel.core.retry``,
 a size cap, a content-type check), local files, S3 objects and files served by the
 configured Label Studio (with its key, never written anywhere) through worker threads.
 Results go to a handler as they complete, and a fetch holds its concurrency slot until the
@@ -29,17 +29,17 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from prelabel.errors import SourceError
+from prelabel.core.errors import SourceError
+from prelabel.core.redact import safe_url
+from prelabel.core.retry import TRANSIENT_STATUS, RetryPolicy, TransientStatusError
 from prelabel.ingest.guards import label_studio_file_path, redirect_guard
-from prelabel.redact import safe_url
-from prelabel.retry import TRANSIENT_STATUS, RetryPolicy, TransientStatusError
 from prelabel.store.uris import split_s3_uri
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
+    from prelabel.core.settings import Settings
     from prelabel.labelstudio.client import LabelStudioClient
-    from prelabel.settings import Settings
 
 __all__ = ["FetchOptions", "Fetcher"]
 
@@ -175,7 +175,7 @@ class Fetcher:
         return bool(settings and settings.ls_api_key and label_studio_file_path(uri, settings.ls_url))
 
     def _read_label_studio(self, uri: str) -> bytes:
-        from prelabel.errors import LabelStudioError
+        from prelabel.core.errors import LabelStudioError
         from prelabel.labelstudio.client import LabelStudioClient
 
         settings = self.settings

@@ -20,8 +20,8 @@ from urllib.parse import unquote
 
 import httpx
 
-from prelabel.errors import SourceError
-from prelabel.redact import safe_url
+from prelabel.core.errors import SourceError
+from prelabel.core.redact import safe_url
 
 __all__ = ["LABEL_STUDIO_FILE_PATHS", "label_studio_file_path", "redirect_guard"]
 

@@ -1,8 +1,8 @@
-"""Manifests: the CSV list of images a run works on, and ``ingest`` that writes one.
+"""Manifests: the CSV list of images a run works on, and ``ingest_items`` that writes one.
 
 A manifest row is an image reference (``uri``: a local path, ``s3://`` key or URL), its file
 name, content hash and displayed size, plus the source's extra columns (a label, a video's
-timestamp). ``ingest`` lists a source, samples it (before any download), fetches and checks
+timestamp). ``ingest_items`` lists a source, samples it (before any download), fetches and checks
 each kept image (type, size, decodable header, EXIF-oriented size), drops repeated content
 (the same bytes under another name is reported as a duplicate, inferred once), and records
 every failure as an error row.
@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from prelabel.atomic import atomic_write_csv, csv_value
-from prelabel.errors import PrelabelError, SourceError
-from prelabel.failures import ErrorRow, Stage, failure_row, write_errors
-from prelabel.images import DEFAULT_MAX_PIXELS, read_image_info
+from prelabel.core.atomic import atomic_write_csv, csv_value
+from prelabel.core.errors import PrelabelError, SourceError
+from prelabel.core.failures import ErrorRow, Stage, failure_row, write_errors
+from prelabel.core.images import DEFAULT_MAX_PIXELS, read_image_info
+from prelabel.core.redact import redact
 from prelabel.ingest.fetch import Fetcher
 from prelabel.ingest.sampling import StratumCount, stratified_sample
 from prelabel.ingest.sources import (
@@ -32,10 +33,9 @@ from prelabel.ingest.sources import (
     iter_s3,
     iter_url_list,
 )
-from prelabel.redact import redact
 
 if TYPE_CHECKING:
-    from prelabel.settings import Settings
+    from prelabel.core.settings import Settings
 
 __all__ = [
     "Duplicate",
@@ -43,7 +43,7 @@ __all__ = [
     "ManifestRow",
     "SourceSpec",
     "frames_dir_for",
-    "ingest",
+    "ingest_items",
     "iter_source",
     "read_manifest",
     "write_ingest_report",
@@ -105,7 +105,7 @@ def iter_source(spec: SourceSpec, fetcher: Fetcher, settings: Settings | None = 
     Label Studio project (``ls://ID``), or video file/folder (frames written to ``frames_dir``)."""
     source = spec.source
     if source.startswith("ls://"):
-        from prelabel.settings import load_settings
+        from prelabel.core.settings import load_settings
 
         yield from iter_project(source, settings or load_settings())
         return
@@ -148,7 +148,7 @@ def _video_items(source: Path, fps: float, frames: Path) -> Iterator[SourceItem]
             yield SourceItem(str(video), video.name, problem=str(exc))
 
 
-def ingest(
+def ingest_items(
     items: Iterable[SourceItem],
     fetcher: Fetcher,
     *,

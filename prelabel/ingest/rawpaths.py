@@ -21,7 +21,7 @@ from collections import defaultdict
 from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urlsplit
 
-from prelabel.errors import PredictionFileError
+from prelabel.core.errors import PredictionFileError
 from prelabel.ingest.sources import IMAGE_SUFFIXES, iter_image_files
 
 __all__ = ["LEGACY_SUFFIXES", "RAW_SUFFIX", "RawFileRule", "raw_file_for", "raw_file_key", "raw_file_path"]

@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from prelabel.errors import SourceError
+from prelabel.core.errors import SourceError
 from prelabel.ingest.taskrefs import task_image_uri
 from prelabel.store.uris import name_of, split_s3_uri
 
 if TYPE_CHECKING:
+    from prelabel.core.settings import Settings
     from prelabel.ingest.fetch import Fetcher
-    from prelabel.settings import Settings
 
 __all__ = [
     "IMAGE_SUFFIXES",

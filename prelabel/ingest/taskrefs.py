@@ -14,9 +14,9 @@ sent to another host either way.
 
 from __future__ import annotations
 
-from prelabel.errors import UntrustedSourceError
+from prelabel.core.errors import UntrustedSourceError
+from prelabel.core.redact import safe_url
 from prelabel.ingest.guards import LABEL_STUDIO_FILE_PATHS, label_studio_file_path
-from prelabel.redact import safe_url
 
 __all__ = ["label_studio_upload", "task_image_uri", "trusted_task_image_uri"]
 

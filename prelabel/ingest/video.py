@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from prelabel.errors import SourceError
+from prelabel.core.errors import SourceError
 from prelabel.ingest.sources import SourceItem
 
 __all__ = ["VIDEO_SUFFIXES", "iter_video_files", "iter_video_frames"]

@@ -28,7 +28,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from prelabel.errors import LabelStudioError, PrelabelError
+from prelabel.core.errors import LabelStudioError, PrelabelError
 from prelabel.labelstudio.client import LabelStudioClient
 
 __all__ = [

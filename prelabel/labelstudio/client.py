@@ -5,7 +5,7 @@ per-call timeouts and no retry policy for 429/5xx, which is exactly what a 100k-
 needs. Authentication takes a legacy token (``Authorization: Token ...``) or a personal
 access token (a JWT refresh token, exchanged at ``/api/token/refresh/`` for a short-lived
 access token, renewed on 401). Transient failures follow the one retry policy
-(``prelabel.retry``): reads are retried, a POST that may have been stored raises
+(``prelabel.core.retry``): reads are retried, a POST that may have been stored raises
 ``AmbiguousWriteError``; other 4xx answers raise ``LabelStudioError`` with Label Studio's
 own message, and an answer that is not JSON (a login page, a proxy's error page) raises
 ``NotLabelStudioError`` saying what came instead. ``check`` tells a Label Studio from
@@ -26,10 +26,15 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from prelabel.errors import LabelStudioError, LabelStudioUnavailableError, NotLabelStudioError, PrelabelError
+from prelabel.core.errors import (
+    LabelStudioError,
+    LabelStudioUnavailableError,
+    NotLabelStudioError,
+    PrelabelError,
+)
+from prelabel.core.retry import TRANSIENT_STATUS, RetryPolicy, TransientStatusError
+from prelabel.core.settings import token_kind
 from prelabel.labelstudio.config import LabelConfig, parse_label_config
-from prelabel.retry import TRANSIENT_STATUS, RetryPolicy, TransientStatusError
-from prelabel.settings import token_kind
 
 __all__ = ["LabelStudioClient", "Project", "Task"]
 
@@ -361,7 +366,7 @@ class LabelStudioClient:
         **kwargs: Any,
     ) -> httpx.Response:
         """One API call with auth (unless ``auth`` is False), the retry policy
-        (``prelabel.retry``), and clear errors.
+        (``prelabel.core.retry``), and clear errors.
 
         A POST that fails after it was sent raises ``AmbiguousWriteError`` (not repeated).
         """

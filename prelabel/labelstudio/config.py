@@ -22,7 +22,7 @@ from typing import Any, Literal, get_args
 from defusedxml import ElementTree
 from defusedxml.common import DefusedXmlException
 
-from prelabel.errors import LabelConfigError
+from prelabel.core.errors import LabelConfigError
 
 __all__ = ["CONTROL_TAGS", "Condition", "ControlTag", "LabelConfig", "ObjectTag", "parse_label_config"]
 

@@ -18,8 +18,8 @@ from typing import Any
 
 from pycocotools import mask as coco_mask
 
-from prelabel.atomic import atomic_write_csv
 from prelabel.convert.geometry import xyxy_to_xywh
+from prelabel.core.atomic import atomic_write_csv
 from prelabel.labelstudio.client import Task
 from prelabel.labelstudio.config import LabelConfig
 from prelabel.labelstudio.labelmap import LabelMap

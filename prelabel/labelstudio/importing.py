@@ -30,15 +30,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from prelabel.errors import (
+from prelabel.core.errors import (
     AmbiguousWriteError,
     ImageError,
     LabelStudioError,
     LabelStudioUnavailableError,
     PrelabelError,
 )
-from prelabel.failures import ErrorRow, Stage, failure_row
-from prelabel.images import DEFAULT_MAX_PIXELS, check_image
+from prelabel.core.failures import ErrorRow, Stage, failure_row
+from prelabel.core.images import DEFAULT_MAX_PIXELS, check_image
 from prelabel.labelstudio.client import LabelStudioClient, Task
 from prelabel.labelstudio.matching import Unmatched, match_files
 

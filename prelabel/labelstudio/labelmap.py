@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from prelabel.errors import LabelMapError
+from prelabel.core.errors import LabelMapError
 from prelabel.labelstudio.config import LabelConfig
 
 __all__ = ["LabelMap", "Normalization", "checked_label_map", "load_label_map", "require_targets"]

@@ -28,7 +28,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 from rapidfuzz import fuzz, process
 
-from prelabel.atomic import atomic_write_csv
+from prelabel.core.atomic import atomic_write_csv
 
 __all__ = [
     "MATCHES_REPORT_COLUMNS",

@@ -35,9 +35,9 @@ from collections.abc import Callable, Mapping, MutableSequence, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from prelabel.errors import AmbiguousWriteError, LabelStudioError
+from prelabel.core.errors import AmbiguousWriteError, LabelStudioError
+from prelabel.core.redact import redact
 from prelabel.labelstudio.client import LabelStudioClient
-from prelabel.redact import redact
 
 __all__ = ["PostReport", "post_predictions"]
 

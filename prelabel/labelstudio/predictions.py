@@ -48,8 +48,8 @@ import numpy.typing as npt
 
 from prelabel.convert.contours import DEFAULT_TOLERANCE, Points, mask_to_polygons, ring_to_rectangle
 from prelabel.convert.geometry import clean_boxes, clip_polygon, polygon_area
-from prelabel.failures import ErrorRow, Stage, item_failure
-from prelabel.frames import DisplayFrame, display_frame
+from prelabel.core.failures import ErrorRow, Stage, item_failure
+from prelabel.display import DisplayFrame, display_frame
 from prelabel.labelstudio.config import ControlTag, LabelConfig
 from prelabel.labelstudio.labelmap import LabelMap
 from prelabel.labelstudio.results import ImageFields, Result, box_geometry, region_choices

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 from xml.sax.saxutils import quoteattr
 
-from prelabel.errors import LabelConfigError
+from prelabel.core.errors import LabelConfigError
 from prelabel.labelstudio.config import ControlTag, parse_label_config
 
 if TYPE_CHECKING:  # the client is passed in: the command line reads TOOLS without loading it

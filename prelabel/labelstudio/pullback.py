@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from prelabel.atomic import atomic_write, atomic_writer
-from prelabel.failures import ErrorRow, write_errors
+from prelabel.core.atomic import atomic_write, atomic_writer
+from prelabel.core.failures import ErrorRow, write_errors
 from prelabel.labelstudio.client import LabelStudioClient, Task
 from prelabel.labelstudio.exports import to_coco, to_table, value_controls
 from prelabel.labelstudio.formats import Format

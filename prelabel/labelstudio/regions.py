@@ -24,8 +24,8 @@ import numpy as np
 
 from prelabel.convert.geometry import corners_to_xyxy, percent_to_corners, percent_to_xyxy, polygon_area
 from prelabel.convert.masks import brush_to_mask, mask_to_coco
-from prelabel.errors import AnnotationError, MaskError
-from prelabel.failures import ErrorRow, Stage, item_failure
+from prelabel.core.errors import AnnotationError, MaskError
+from prelabel.core.failures import ErrorRow, Stage, item_failure
 from prelabel.labelstudio.client import Task
 from prelabel.labelstudio.config import LabelConfig
 from prelabel.labelstudio.matching import task_file_name

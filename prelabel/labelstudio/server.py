@@ -25,8 +25,8 @@ from pathlib import Path
 import httpx
 from pydantic import SecretStr
 
-from prelabel.atomic import atomic_write
-from prelabel.errors import LabelStudioStartError
+from prelabel.core.atomic import atomic_write
+from prelabel.core.errors import LabelStudioStartError
 
 __all__ = [
     "LABEL_STUDIO_VERSION",

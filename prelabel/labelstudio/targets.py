@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prelabel.errors import LabelConfigError
+from prelabel.core.errors import LabelConfigError
 from prelabel.labelstudio.config import ControlTag, LabelConfig
 
 __all__ = ["Controls", "fillable_controls", "prediction_controls"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from prelabel.atomic import atomic_write
+from prelabel.core.atomic import atomic_write
 from prelabel.quality.matching import KEYPOINTS
 from prelabel.quality.metrics import LabelScore
 

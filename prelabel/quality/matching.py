@@ -28,7 +28,7 @@ from pycocotools import mask as coco_mask
 
 from prelabel.convert.geometry import xyxy_to_xywh
 from prelabel.convert.masks import CocoRle, polygon_to_coco
-from prelabel.defaults import DEFAULT_KEYPOINT_TOLERANCE
+from prelabel.core.defaults import DEFAULT_KEYPOINT_TOLERANCE
 from prelabel.labelstudio.regions import Region
 
 __all__ = ["AREA_TYPES", "DEFAULT_KEYPOINT_TOLERANCE", "KEYPOINTS", "MEASURED_TYPES", "SAME_GEOMETRY_PX",

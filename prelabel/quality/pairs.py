@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from prelabel.errors import PrelabelError
-from prelabel.failures import ErrorRow
+from prelabel.core.errors import PrelabelError
+from prelabel.core.failures import ErrorRow
 from prelabel.labelstudio.client import LabelStudioClient, Project, Task
 from prelabel.labelstudio.config import LabelConfig
 from prelabel.labelstudio.matching import task_file_name

@@ -15,10 +15,10 @@ from dataclasses import asdict, astuple, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from prelabel.atomic import atomic_write, atomic_write_csv
-from prelabel.failures import report_part, write_errors
+from prelabel.core.atomic import atomic_write, atomic_write_csv
+from prelabel.core.failures import report_part, write_errors
+from prelabel.core.paths import safe_file_name
 from prelabel.labelstudio.config import LabelConfig
-from prelabel.paths import safe_file_name
 from prelabel.quality.chart import write_label_chart
 from prelabel.quality.coco import coco_ap
 from prelabel.quality.markdown import cell, text

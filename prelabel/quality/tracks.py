@@ -20,9 +20,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from prelabel.atomic import atomic_write, atomic_write_csv
-from prelabel.errors import PrelabelError
-from prelabel.failures import ErrorRow, Stage, failure_row, write_errors
+from prelabel.core.atomic import atomic_write, atomic_write_csv
+from prelabel.core.errors import PrelabelError
+from prelabel.core.failures import ErrorRow, Stage, failure_row, write_errors
 from prelabel.labelstudio.client import LabelStudioClient, Task
 from prelabel.labelstudio.config import LabelConfig
 from prelabel.labelstudio.matching import task_file_name

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from prelabel.atomic import atomic_write_csv
-from prelabel.errors import PrelabelError
+from prelabel.core.atomic import atomic_write_csv
+from prelabel.core.errors import PrelabelError
 from prelabel.labelstudio.client import LabelStudioClient, Task
 from prelabel.labelstudio.posting import post_predictions
 from prelabel.review.identity import match_regions

@@ -23,12 +23,12 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from prelabel.atomic import atomic_write
-from prelabel.errors import ImageError, PrelabelError, SourceError
-from prelabel.failures import ErrorRow, Stage, item_failure
-from prelabel.images import DEFAULT_MAX_PIXELS, load_image, sha256_bytes
+from prelabel.core.atomic import atomic_write
+from prelabel.core.errors import ImageError, PrelabelError, SourceError
+from prelabel.core.failures import ErrorRow, Stage, item_failure
+from prelabel.core.images import DEFAULT_MAX_PIXELS, load_image, sha256_bytes
 from prelabel.ingest.fetch import Fetcher
-from prelabel.models.runtime import autocast, load_pretrained, require_torch, select_device
+from prelabel.predict.models.runtime import autocast, load_pretrained, require_torch, select_device
 from prelabel.records import ModelSignature
 from prelabel.review.sets import ReviewItem
 from prelabel.store.cache import PredictionCache

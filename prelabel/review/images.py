@@ -13,11 +13,11 @@ from __future__ import annotations
 import io
 import threading
 
-from prelabel.errors import SourceError
+from prelabel.core.errors import SourceError
+from prelabel.core.redact import redact
+from prelabel.core.settings import Settings
 from prelabel.ingest.fetch import Fetcher, FetchOptions
 from prelabel.labelstudio.client import LabelStudioClient
-from prelabel.redact import redact
-from prelabel.settings import Settings
 
 __all__ = ["ImageSource", "media_type"]
 

@@ -32,7 +32,7 @@ from typing import Literal, get_args
 import numpy as np
 import numpy.typing as npt
 
-from prelabel.errors import PrelabelError
+from prelabel.core.errors import PrelabelError
 from prelabel.review.sets import Answer, ReviewItem, ReviewSet
 
 __all__ = [

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from prelabel.errors import PrelabelError
+from prelabel.core.errors import PrelabelError
 from prelabel.labelstudio.matching import task_file_name
 from prelabel.review.learning import Features, Strategy, Target, held_out_accuracy, next_items
 from prelabel.review.sets import Answer, Previous, ReviewItem, ReviewSet

@@ -21,13 +21,13 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel
 
-from prelabel.errors import PrelabelError, SourceError
+from prelabel.core.errors import PrelabelError, SourceError
+from prelabel.core.settings import Settings
 from prelabel.labelstudio.matching import task_file_name
 from prelabel.review.images import ImageSource
 from prelabel.review.page import PAGE
 from prelabel.review.queue import ReviewQueue, Shown, StaleItemError
 from prelabel.review.team import Team, check_name
-from prelabel.settings import Settings
 
 __all__ = ["create_app", "listen"]
 

@@ -44,9 +44,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from prelabel.atomic import atomic_path
 from prelabel.convert.geometry import corners_to_xyxy, percent_to_corners
-from prelabel.errors import PrelabelError
+from prelabel.core.atomic import atomic_path
+from prelabel.core.errors import PrelabelError
 
 __all__ = [
     "SCHEMA_VERSION",

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from prelabel.errors import PrelabelError
+from prelabel.core.errors import PrelabelError
 
 __all__ = ["Team", "check_name", "read_reviewers"]
 

@@ -28,10 +28,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from prelabel.atomic import atomic_write
-from prelabel.errors import PrelabelError
-from prelabel.failures import ErrorRow, Stage, item_failure
-from prelabel.images import DEFAULT_MAX_PIXELS, load_image
+from prelabel.core.atomic import atomic_write
+from prelabel.core.errors import PrelabelError
+from prelabel.core.failures import ErrorRow, Stage, item_failure
+from prelabel.core.images import DEFAULT_MAX_PIXELS, load_image
 from prelabel.labelstudio.labelmap import LabelMap
 from prelabel.records import PredictionRecord
 from prelabel.review.features import Embedder, Vector, crop_box

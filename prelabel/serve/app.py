@@ -25,13 +25,14 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from prelabel.errors import ImageError, LabelConfigError, PrelabelError, RefusedRequestError, SourceError
-from prelabel.images import read_image_info
+from prelabel.core.errors import ImageError, LabelConfigError, PrelabelError, RefusedRequestError, SourceError
+from prelabel.core.images import read_image_info
+from prelabel.core.settings import Settings, load_settings
 from prelabel.labelstudio.backends import WEBHOOK_SECRET_HEADER
 from prelabel.labelstudio.client import LabelStudioClient
 from prelabel.labelstudio.config import parse_label_config
-from prelabel.models.base import ImageItem
-from prelabel.models.prompted import PromptSegmenter, Sam2Prompter
+from prelabel.predict.models.base import ImageItem
+from prelabel.predict.models.prompted import PromptSegmenter, Sam2Prompter
 from prelabel.serve.guards import BodyLimit, basic_auth_ok, parse_body
 from prelabel.serve.handoff import Debouncer, Handoff, HandoffRegistry
 from prelabel.serve.interactor import Interactor
@@ -39,7 +40,6 @@ from prelabel.serve.predictor import Answer, Models, Predictor
 from prelabel.serve.projects import BadGatewayError, Projects
 from prelabel.serve.protocol import PredictRequest, SetupRequest, SetupResponse, WebhookEvent, project_id_of
 from prelabel.serve.settings import ServeSettings
-from prelabel.settings import Settings, load_settings
 from prelabel.store.cache import open_cache
 
 __all__ = ["create_app"]

@@ -23,10 +23,10 @@ import numpy as np
 import numpy.typing as npt
 
 from prelabel.convert.masks import CocoRle
-from prelabel.errors import PrelabelError, SettingsError
+from prelabel.core.errors import PrelabelError, SettingsError
 from prelabel.labelstudio.labelmap import LabelMap
-from prelabel.models.base import ImageItem, ModelAdapter
-from prelabel.models.prompted import Prompt, Segment
+from prelabel.predict.models.base import ImageItem, ModelAdapter
+from prelabel.predict.models.prompted import Prompt, Segment
 from prelabel.records import Detections
 
 __all__ = ["SAME_OBJECT", "DetectionFinder", "ExemplarFinder", "box_iou"]

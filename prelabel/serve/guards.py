@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, SecretStr, ValidationError
 
-from prelabel.errors import RefusedRequestError
+from prelabel.core.errors import RefusedRequestError
 
 __all__ = ["BodyLimit", "basic_auth_ok", "parse_body"]
 

@@ -28,10 +28,10 @@ import numpy.typing as npt
 from defusedxml import ElementTree
 from defusedxml.common import DefusedXmlException
 
-from prelabel.errors import RefusedRequestError
+from prelabel.core.errors import RefusedRequestError
 from prelabel.labelstudio.config import LabelConfig
-from prelabel.models.base import ImageItem
-from prelabel.models.prompted import Prompt
+from prelabel.predict.models.base import ImageItem
+from prelabel.predict.models.prompted import Prompt
 from prelabel.records import Detections
 
 __all__ = [

@@ -17,12 +17,12 @@ from typing import Any
 import numpy as np
 
 from prelabel.convert.masks import CocoRle, coco_to_mask
-from prelabel.errors import PrelabelError, RefusedRequestError
+from prelabel.core.errors import PrelabelError, RefusedRequestError
 from prelabel.labelstudio.client import Project
 from prelabel.labelstudio.predictions import build_prediction
-from prelabel.models import create_model
-from prelabel.models.base import ImageItem
-from prelabel.models.prompted import Prompt, PromptSegmenter, Segment
+from prelabel.predict.models import create_model
+from prelabel.predict.models.base import ImageItem
+from prelabel.predict.models.prompted import Prompt, PromptSegmenter, Segment
 from prelabel.records import Detections, PredictionRecord
 from prelabel.serve.findall import DetectionFinder, ExemplarFinder
 from prelabel.serve.interactive import (

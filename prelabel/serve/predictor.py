@@ -29,17 +29,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from prelabel.errors import PrelabelError, SourceError
-from prelabel.images import ImageInfo, read_image_info
+from prelabel.core.errors import PrelabelError, SourceError
+from prelabel.core.images import ImageInfo, read_image_info
+from prelabel.core.redact import redact
+from prelabel.core.settings import Settings
 from prelabel.ingest.fetch import Fetcher
 from prelabel.ingest.taskrefs import label_studio_upload, trusted_task_image_uri
 from prelabel.labelstudio.client import LabelStudioClient, Project
 from prelabel.labelstudio.config import LabelConfig
 from prelabel.labelstudio.labelmap import LabelMap, Normalization
 from prelabel.labelstudio.predictions import build_prediction
-from prelabel.models import ModelAdapter, create_model
-from prelabel.models.base import ImageItem, decode_batch
-from prelabel.pipeline import (
+from prelabel.predict.batches import (
     InferResult,
     adapter_options,
     chunks,
@@ -48,11 +48,11 @@ from prelabel.pipeline import (
     look_up,
     project_prompt,
 )
+from prelabel.predict.models import ModelAdapter, create_model
+from prelabel.predict.models.base import ImageItem, decode_batch
 from prelabel.records import Detections, PredictionRecord
-from prelabel.redact import redact
 from prelabel.serve.protocol import TaskIn
 from prelabel.serve.settings import ServeSettings
-from prelabel.settings import Settings
 from prelabel.store.cache import PredictionCache
 from prelabel.store.uris import name_of
 

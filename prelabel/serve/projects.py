@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Sequence
 
-from prelabel.errors import LabelStudioError, LabelStudioUnavailableError, RefusedRequestError
+from prelabel.core.errors import LabelStudioError, LabelStudioUnavailableError, RefusedRequestError
 from prelabel.labelstudio.client import LabelStudioClient, Project
 
 __all__ = ["BadGatewayError", "Projects"]

@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from prelabel.errors import RefusedRequestError
+from prelabel.core.errors import RefusedRequestError
 
 __all__ = [
     "MAX_TASKS",

@@ -2,7 +2,7 @@
 
 Each field reads ``PRELABEL_SERVE_<FIELD>`` (lists and mappings as JSON), so the command line,
 a compose file and every worker process of one server read the same values. Where Label Studio
-is, its key, S3 and the cache come from ``prelabel.settings`` (``PRELABEL_LS_URL``, ...), as for
+is, its key, S3 and the cache come from ``prelabel.core.settings`` (``PRELABEL_LS_URL``, ...), as for
 every other command. Secrets are ``SecretStr``: never logged, never put in a flow parameter.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from prelabel.errors import SettingsError
+from prelabel.core.errors import SettingsError
 
 __all__ = ["ServeSettings", "load_serve_settings"]
 

@@ -2,6 +2,6 @@
 and (re-exported from the core) the atomic file write.
 """
 
-from prelabel.atomic import atomic_write, atomic_write_csv, atomic_writer
+from prelabel.core.atomic import atomic_write, atomic_write_csv, atomic_writer
 
 __all__ = ["atomic_write", "atomic_write_csv", "atomic_writer"]

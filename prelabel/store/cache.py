@@ -11,15 +11,15 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from prelabel.atomic import atomic_write
-from prelabel.errors import MaskError, PredictionFileError, SettingsError
+from prelabel.core.atomic import atomic_write
+from prelabel.core.errors import MaskError, PredictionFileError, SettingsError
 from prelabel.records import Detections, ModelSignature, detections_from_raw, detections_to_raw
 from prelabel.store.s3 import s3_client
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-    from prelabel.settings import Settings
+    from prelabel.core.settings import Settings
 
 __all__ = ["LocalCache", "PredictionCache", "S3Cache", "cache_key", "open_cache"]
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-    from prelabel.settings import Settings
+    from prelabel.core.settings import Settings
 
 __all__ = ["s3_client"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 from urllib.parse import unquote, urlsplit
 
-from prelabel.errors import SourceError
+from prelabel.core.errors import SourceError
 
 __all__ = ["name_of", "split_s3_uri"]
 

@@ -7,7 +7,7 @@ serves images, written atomically by the same store.
 
 from __future__ import annotations
 
-from prelabel.errors import PredictionFileError
+from prelabel.core.errors import PredictionFileError
 from prelabel.records import ModelSignature
 from prelabel.store.cache import PredictionCache
 from prelabel.video.tracks import VideoTracks

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from prelabel.errors import SourceError
+from prelabel.core.errors import SourceError
 from prelabel.video.probe import require_av
 
 __all__ = ["FrameChunk", "iter_chunks"]

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from prelabel.errors import SettingsError
+from prelabel.core.errors import SettingsError
 from prelabel.video.mot import MotRow
 
 __all__ = ["TrackScore", "VideoPair", "track_scores"]

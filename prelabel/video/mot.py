@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from prelabel.atomic import atomic_write, atomic_write_csv
 from prelabel.convert.geometry import corners_to_xyxy, percent_to_corners
+from prelabel.core.atomic import atomic_write, atomic_write_csv
 from prelabel.video.keyframes import expand
 from prelabel.video.regions import VideoRegion
 

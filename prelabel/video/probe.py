@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from prelabel.errors import SourceError
+from prelabel.core.errors import SourceError
 
 __all__ = ["UPLOAD_SUFFIXES", "VIDEO_SUFFIXES", "VideoInfo", "no_videos", "probe_video", "require_av",
            "upload_problem"]  # fmt: skip

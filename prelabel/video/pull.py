@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from prelabel.atomic import atomic_write
-from prelabel.errors import PrelabelError
-from prelabel.failures import ErrorRow, Stage, failure_row
+from prelabel.core.atomic import atomic_write
+from prelabel.core.errors import PrelabelError
+from prelabel.core.failures import ErrorRow, Stage, failure_row
+from prelabel.core.paths import safe_file_name
 from prelabel.labelstudio.client import LabelStudioClient, Task
 from prelabel.labelstudio.regions import select_annotations
-from prelabel.paths import safe_file_name
 from prelabel.video.mot import MotRow, mot_rows, to_coco_frames, write_mot
 from prelabel.video.regions import video_regions
 

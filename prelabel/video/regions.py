@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from prelabel.convert.geometry import xyxy_to_percent
-from prelabel.errors import LabelConfigError
+from prelabel.core.errors import LabelConfigError
 from prelabel.labelstudio.config import ControlTag, LabelConfig
 from prelabel.labelstudio.labelmap import LabelMap
 from prelabel.video.keyframes import Keyframe, thin

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from prelabel.errors import PredictionFileError
+from prelabel.core.errors import PredictionFileError
 
 __all__ = ["Track", "TrackBuilder", "VideoTracks"]
 

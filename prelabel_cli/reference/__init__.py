@@ -2,7 +2,7 @@
 
 Four pages: every command and option (from the Typer app), every flow's parameters (from
 their pydantic models), the settings and their environment variables
-(``prelabel.settings.Settings``), and the labeling-config tags prelabel fills and reads.
+(``prelabel.core.settings.Settings``), and the labeling-config tags prelabel fills and reads.
 ``python -m prelabel_cli.reference`` (``bash scripts/reference``) writes them into
 ``docs/reference``; a test fails when the committed pages differ from what this makes.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from prelabel.atomic import atomic_write
+from prelabel.core.atomic import atomic_write
 from prelabel_cli.reference.cli import cli_page
 from prelabel_cli.reference.flows import flows_page
 from prelabel_cli.reference.settings import settings_page

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import AliasChoices, SecretStr
 
-from prelabel.settings import Settings
+from prelabel.core.settings import Settings
 from prelabel_cli.reference.fields import field_default, field_type
 from prelabel_cli.reference.markdown import GENERATED, code, table
 
@@ -22,7 +22,7 @@ def environment_names(field: str) -> list[str]:
 
 
 def settings_page() -> str:
-    """Every field of ``prelabel.settings.Settings``."""
+    """Every field of ``prelabel.core.settings.Settings``."""
     rows = []
     for field, info in Settings.model_fields.items():
         secret = SecretStr in getattr(info.annotation, "__args__", (info.annotation,))

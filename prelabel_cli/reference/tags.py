@@ -4,7 +4,7 @@ a description here stops the page from being generated."""
 
 from __future__ import annotations
 
-from prelabel.errors import LabelConfigError
+from prelabel.core.errors import LabelConfigError
 from prelabel.labelstudio.config import CONTROL_TAGS, parse_label_config
 from prelabel.labelstudio.regions import EXPORTED_TYPES
 from prelabel.labelstudio.targets import fillable_controls

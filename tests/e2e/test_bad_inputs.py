@@ -16,8 +16,8 @@ import pytest
 from PIL import Image
 
 from prelabel.convert.masks import mask_to_coco
+from prelabel.ingest.samples import LABEL_CONFIG, make_samples
 from prelabel.records import save_raw_file
-from prelabel.samples import LABEL_CONFIG, make_samples
 from tests.conftest import encode_image, run_prelabel, write_samples
 from tests.support.http_faults import Site, serve
 

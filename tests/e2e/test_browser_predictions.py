@@ -16,7 +16,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from prelabel.convert.masks import mask_to_coco
-from prelabel.images import load_image
+from prelabel.core.images import load_image
 from prelabel.labelstudio.client import LabelStudioClient
 from prelabel.labelstudio.server import LocalLabelStudio
 from prelabel.records import Choice, Detections, Keypoint, save_raw_file

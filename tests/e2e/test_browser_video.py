@@ -23,7 +23,7 @@ from PIL import Image
 
 from prelabel.labelstudio.client import LabelStudioClient
 from prelabel.labelstudio.server import LocalLabelStudio
-from prelabel.models import create_model
+from prelabel.predict.models import create_model
 from prelabel.store.cache import open_cache
 from prelabel.video.cache import put_tracks
 from prelabel.video.decode import iter_chunks

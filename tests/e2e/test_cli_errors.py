@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from prelabel.ingest.samples import make_samples
 from prelabel.labelstudio.client import Project
 from prelabel.labelstudio.server import LocalLabelStudio, free_port
-from prelabel.samples import make_samples
 from tests.conftest import run_prelabel
 from tests.support.videos import write_video
 

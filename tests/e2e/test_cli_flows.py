@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from prelabel.convert.masks import mask_to_brush
+from prelabel.ingest.samples import make_samples
 from prelabel.labelstudio.client import LabelStudioClient, Project
 from prelabel.labelstudio.server import LocalLabelStudio
-from prelabel.samples import make_samples
 from tests.conftest import run_prelabel
 
 

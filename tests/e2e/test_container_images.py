@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 import prelabel
-from prelabel.samples import make_samples
+from prelabel.ingest.samples import make_samples
 from tests.conftest import run_prelabel
 from tests.support import REPO
 from tests.support.buildah import Buildah, buildah_unusable, locked_store
@@ -132,9 +132,9 @@ def test_ocr_in_the_cpu_image_equals_ocr_here(
 
 
 def test_gpu_image_imports_torch_transformers_and_every_model(buildah: Buildah, gpu_image: str) -> None:
-    code = ("import importlib, pkgutil, torch, transformers, prelabel.models as m\n"
+    code = ("import importlib, pkgutil, torch, transformers, prelabel.predict.models as m\n"
             "for module in pkgutil.iter_modules(m.__path__):\n"
-            "    importlib.import_module(f'prelabel.models.{module.name}')\n"
+            "    importlib.import_module(f'prelabel.predict.models.{module.name}')\n"
             "print(torch.__version__, torch.version.cuda, torch.backends.cudnn.version(),\n"
             "      transformers.__version__)")  # fmt: skip
     torch_version, cuda, cudnn, _ = _output(buildah, gpu_image, "python", "-c", code).split()

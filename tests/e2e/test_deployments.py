@@ -21,9 +21,9 @@ import httpx
 import pytest
 from PIL import Image, ImageDraw
 
+from prelabel.ingest.samples import make_samples
 from prelabel.labelstudio.client import LabelStudioClient, Project
 from prelabel.labelstudio.server import LocalLabelStudio, free_port
-from prelabel.samples import make_samples
 from tests.support import REPO
 from tests.support.http_faults import Site, serve
 from tests.support.known_edits import known_edits_project

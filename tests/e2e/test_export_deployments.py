@@ -11,7 +11,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from prelabel.settings import load_settings
+from prelabel.core.settings import load_settings
 from prelabel.store.s3 import s3_client
 from tests.conftest import TINY_DETR_LABELS, run_prelabel, write_samples
 from tests.e2e.test_deployments import (

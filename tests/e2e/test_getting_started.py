@@ -40,7 +40,7 @@ def test_the_blocks_are_found() -> None:
 def test_first_real_project_word_for_word(
     label_studio: LocalLabelStudio, prefect_server: str, tmp_path: Path
 ) -> None:
-    from prelabel.samples import make_samples
+    from prelabel.ingest.samples import make_samples
 
     photos = tmp_path / "photos"
     photos.mkdir()

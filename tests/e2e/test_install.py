@@ -71,11 +71,20 @@ def test_every_public_name_resolves_from_its_module() -> None:
         prelabel.missing  # noqa: B018
 
 
-def test_prelabel_ingest_stays_the_function_after_the_wing_loads() -> None:
-    code = ("import prelabel, prelabel.ingest.sources, prelabel.ingest.video\n"
-            "from prelabel import ingest\n"
-            "from prelabel.ingest.manifest import ingest as function\n"
-            "assert ingest is prelabel.ingest is function, ingest")  # fmt: skip
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)}, check=False)  # fmt: skip
+def test_prelabel_ingest_is_the_wing_and_ingest_items_the_function() -> None:
+    code = (
+        "import types, prelabel\n"
+        "from prelabel import ingest_items\n"
+        "from prelabel.ingest.manifest import ingest_items as function\n"
+        "import prelabel.ingest.sources\n"
+        "assert ingest_items is prelabel.ingest_items is function\n"
+        "assert isinstance(prelabel.ingest, types.ModuleType), prelabel.ingest\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        check=False,
+    )
     assert done.returncode == 0, done.stderr[-2000:]

@@ -25,9 +25,9 @@ import pytest
 from PIL import Image
 
 from flows.lock import LEASE_SECONDS
+from prelabel.ingest.samples import LABEL_CONFIG
 from prelabel.labelstudio.client import LabelStudioClient
 from prelabel.labelstudio.server import LocalLabelStudio
-from prelabel.samples import LABEL_CONFIG
 from tests.conftest import encode_image, quick_client
 from tests.support import REPO
 from tests.support.dinox_server import TOKEN, dinox_server

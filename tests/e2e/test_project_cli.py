@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from prelabel.errors import LabelConfigError
+from prelabel.core.errors import LabelConfigError
+from prelabel.ingest.samples import make_samples
 from prelabel.labelstudio.client import LabelStudioClient
 from prelabel.labelstudio.config import parse_label_config
 from prelabel.labelstudio.projects import build_label_config
 from prelabel.labelstudio.server import LocalLabelStudio
 from prelabel.records import COCO_KEYPOINTS
-from prelabel.samples import make_samples
 from tests.conftest import run_prelabel
 
 

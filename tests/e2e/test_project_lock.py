@@ -9,9 +9,9 @@ from pathlib import Path
 from prefect import flow
 
 from flows.lock import lock_name, project_lock
+from prelabel.ingest.samples import make_samples
 from prelabel.labelstudio.client import Project
 from prelabel.labelstudio.server import LocalLabelStudio
-from prelabel.samples import make_samples
 from tests.conftest import run_prelabel
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from prelabel.errors import PrelabelError
+from prelabel.core.errors import PrelabelError
 from prelabel.labelstudio.server import free_port
 from prelabel.review.learning import HOLDOUT_SHARE, next_items
 from prelabel.review.queue import ReviewQueue, StaleItemError

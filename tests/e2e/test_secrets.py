@@ -9,9 +9,9 @@ from PIL import Image
 
 from flows.common import connection
 from flows.params import LabelStudioParams
-from prelabel.errors import SettingsError
-from prelabel.models import create_model
-from prelabel.samples import make_samples
+from prelabel.core.errors import SettingsError
+from prelabel.ingest.samples import make_samples
+from prelabel.predict.models import create_model
 from tests.conftest import encode_image, run_prelabel
 from tests.support.http_faults import Site, serve
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from prelabel.errors import SettingsError
-from prelabel.settings import Settings
+from prelabel.core.errors import SettingsError
+from prelabel.core.settings import Settings
 from prelabel.store.cache import S3Cache, open_cache
 from prelabel.store.s3 import s3_client
 from tests.unit.store.test_cache_models import DETECTIONS, SIGNATURE, _same

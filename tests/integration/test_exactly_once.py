@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from prelabel.errors import AmbiguousWriteError
+from prelabel.core.errors import AmbiguousWriteError
 from prelabel.labelstudio.client import LabelStudioClient, Project
 from prelabel.labelstudio.importing import import_images
 from prelabel.labelstudio.matching import task_file_name

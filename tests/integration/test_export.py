@@ -12,9 +12,9 @@ import pytest
 from PIL import Image
 
 from prelabel.convert.masks import coco_to_mask
+from prelabel.core.settings import load_settings
+from prelabel.ingest.samples import make_samples
 from prelabel.records import save_raw_file
-from prelabel.samples import make_samples
-from prelabel.settings import load_settings
 from prelabel.store.s3 import s3_client
 from tests.conftest import run_prelabel, write_samples
 

@@ -11,10 +11,10 @@ from flows.infer import infer
 from flows.params import InferParams, PostParams, PreannotateParams
 from flows.post_predictions import post_predictions
 from flows.preannotate import preannotate
-from prelabel.errors import AllImagesFailedError
+from prelabel.core.errors import AllImagesFailedError
+from prelabel.ingest.samples import make_samples
 from prelabel.labelstudio.client import LabelStudioClient, Project
 from prelabel.records import save_raw_file
-from prelabel.samples import make_samples
 from tests.conftest import write_image
 
 pytestmark = pytest.mark.usefixtures("prefect_server", "label_studio_env")

@@ -23,9 +23,9 @@ from PIL import Image
 
 from flows.params import PreannotateParams
 from flows.preannotate import preannotate
+from prelabel.ingest.samples import LABEL_CONFIG, make_samples
 from prelabel.labelstudio.client import LabelStudioClient, Project
 from prelabel.labelstudio.server import LocalLabelStudio
-from prelabel.samples import LABEL_CONFIG, make_samples
 from tests.conftest import UPLOAD_LIMIT, encode_image, quick_client
 
 NFD_NAME = unicodedata.normalize("NFD", "café.jpg")

@@ -10,12 +10,12 @@ import pytest
 from flows.ingest import ingest_flow
 from flows.params import IngestParams, PreannotateParams
 from flows.preannotate import preannotate
-from prelabel.errors import SourceError
+from prelabel.core.errors import SourceError
+from prelabel.core.settings import load_settings
 from prelabel.ingest.manifest import read_manifest
+from prelabel.ingest.samples import make_samples
 from prelabel.labelstudio.client import LabelStudioClient, Project
 from prelabel.labelstudio.server import LocalLabelStudio
-from prelabel.samples import make_samples
-from prelabel.settings import load_settings
 from prelabel.store.s3 import s3_client
 from tests.conftest import run_prelabel
 from tests.support.http_faults import Site, serve

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from prelabel.errors import SourceError
+from prelabel.core.errors import SourceError
+from prelabel.core.settings import Settings
 from prelabel.ingest.fetch import Fetcher
 from prelabel.ingest.sources import SourceItem, iter_s3
-from prelabel.settings import Settings
 from prelabel.store.s3 import s3_client
 from tests.unit.ingest.test_ingest import SAMPLES
 

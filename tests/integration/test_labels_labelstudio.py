@@ -22,7 +22,7 @@ def test_aliases_are_posted_to_label_studio_and_read_back(
     import dataclasses
     import json
 
-    from prelabel.errors import LabelStudioError
+    from prelabel.core.errors import LabelStudioError
     from prelabel.labelstudio.pullback import pull_annotations
     from tests.conftest import quick_client
 

@@ -11,8 +11,9 @@ import pandas as pd
 import pytest
 
 from prelabel.convert.masks import brush_to_mask, coco_to_mask, mask_to_brush
-from prelabel.errors import LabelStudioError, LabelStudioStartError
-from prelabel.images import read_image_info
+from prelabel.core.errors import LabelStudioError, LabelStudioStartError
+from prelabel.core.images import read_image_info
+from prelabel.ingest.samples import make_samples
 from prelabel.labelstudio.client import LabelStudioClient, Project
 from prelabel.labelstudio.importing import import_images
 from prelabel.labelstudio.labelmap import LabelMap
@@ -22,8 +23,7 @@ from prelabel.labelstudio.predictions import build_batch
 from prelabel.labelstudio.pullback import pull_annotations
 from prelabel.labelstudio.server import PERSONAL_TOKEN_FILE, LocalLabelStudio, personal_token
 from prelabel.records import Detections, PredictionRecord
-from prelabel.reports import append_unmatched_labels, write_payloads, write_unmatched
-from prelabel.samples import make_samples
+from prelabel.report.summary import append_unmatched_labels, write_payloads, write_unmatched
 from tests.conftest import write_image
 
 

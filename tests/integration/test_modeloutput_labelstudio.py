@@ -22,7 +22,7 @@ def test_a_contact_sheet_that_cannot_be_drawn_is_a_row_and_the_summary_is_writte
 
     from prelabel.labelstudio.matching import MatchResult
     from prelabel.records import PredictionRecord
-    from prelabel.reports import RunSummary
+    from prelabel.report.summary import RunSummary
     from tasks.reporting import write_report
 
     item = _item(tmp_path)
@@ -53,7 +53,7 @@ def test_odd_geometry_from_raw_files_is_posted_sane_in_a_dry_run(
 
     from flows.params import PostParams
     from flows.post_predictions import post_predictions
-    from prelabel.samples import make_samples
+    from prelabel.ingest.samples import make_samples
 
     monkeypatch.setenv("PRELABEL_LS_URL", label_studio.url)
     monkeypatch.setenv("PRELABEL_LS_API_KEY", label_studio.legacy_token.get_secret_value())

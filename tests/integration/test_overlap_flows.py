@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from prelabel.samples import make_samples
+from prelabel.ingest.samples import make_samples
 from tests.conftest import write_image
 from tests.support.stages import Handshakes, Intervals, assert_overlapped
 

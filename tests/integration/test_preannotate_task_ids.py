@@ -11,9 +11,9 @@ import pytest
 
 from flows.params import PreannotateParams
 from flows.preannotate import preannotate
+from prelabel.ingest.samples import LABEL_CONFIG, make_samples
 from prelabel.labelstudio.client import LabelStudioClient
 from prelabel.labelstudio.server import LocalLabelStudio
-from prelabel.samples import LABEL_CONFIG, make_samples
 
 pytestmark = pytest.mark.slow
 

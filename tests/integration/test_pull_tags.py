@@ -14,11 +14,11 @@ import pytest
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+from prelabel.ingest.samples import make_samples
 from prelabel.labelstudio.client import LabelStudioClient, Task
 from prelabel.labelstudio.config import parse_label_config
 from prelabel.labelstudio.exports import to_coco
 from prelabel.labelstudio.pullback import extract_regions, pull_annotations
-from prelabel.samples import make_samples
 
 CONFIG = """<View>
   <Image name="image" value="$image"/>

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from prelabel.errors import PrelabelError
+from prelabel.core.errors import PrelabelError
 from prelabel.labelstudio.client import LabelStudioClient, Project
 from prelabel.labelstudio.server import LocalLabelStudio
 from prelabel.quality import load_pairs, measure_quality

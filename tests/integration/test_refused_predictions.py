@@ -16,12 +16,12 @@ from typing import Any
 import numpy as np
 import pytest
 
+from prelabel.ingest.samples import LABEL_CONFIG
 from prelabel.labelstudio.client import LabelStudioClient, Project
 from prelabel.labelstudio.labelmap import LabelMap
 from prelabel.labelstudio.posting import PostReport, post_predictions
 from prelabel.labelstudio.server import LocalLabelStudio
 from prelabel.records import Detections, PredictionRecord
-from prelabel.samples import LABEL_CONFIG
 from tasks.common import LabelStudioConnection
 from tasks.labelstudio import post_batch
 from tests.conftest import quick_client, random_image_item

@@ -11,12 +11,12 @@ import httpx
 import numpy as np
 from PIL import Image
 
+from prelabel.core.settings import Settings
 from prelabel.labelstudio.client import LabelStudioClient, Project
 from prelabel.labelstudio.server import LocalLabelStudio
 from prelabel.review.queue import ReviewQueue
 from prelabel.review.sets import ReviewSet, items_from_tasks
 from prelabel.review.team import Team
-from prelabel.settings import Settings
 from tests.conftest import encode_image
 from tests.support.review_server import review_server
 

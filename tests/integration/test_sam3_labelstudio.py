@@ -11,9 +11,9 @@ import csv
 from collections import Counter
 from pathlib import Path
 
+from prelabel.ingest.samples import make_samples
 from prelabel.labelstudio.client import LabelStudioClient, Task
 from prelabel.labelstudio.server import LocalLabelStudio
-from prelabel.samples import make_samples
 from tests.conftest import run_prelabel
 
 CONFIG = """<View>

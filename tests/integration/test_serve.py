@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw
 
 from prelabel.labelstudio.client import LabelStudioClient, Project
 from prelabel.labelstudio.server import LocalLabelStudio
-from prelabel.models.prompted import Sam2Prompter
+from prelabel.predict.models.prompted import Sam2Prompter
 from tests.conftest import encode_image, run_prelabel
 from tests.support.ml_backend import HandedOver, ls_settings, ml_backend, serve_settings
 

@@ -8,7 +8,7 @@ answer), ``slow`` (the task stays ``running`` for a few polls), ``failed`` (the 
 (the next of ``lies`` sent as the answer, HTTP 200: a well-formed envelope of wrong content),
 ``pass`` (none: answered as usual).
 On ``/v2/task/trex/detection`` it checks the visual-prompt body as T-Rex's own client
-sends it (see ``prelabel.models.trex``), refuses any other with code 400, and names its
+sends it (see ``prelabel.predict.models.trex``), refuses any other with code 400, and names its
 object by the first box's ``category_id``.
 """
 

@@ -13,10 +13,10 @@ from typing import Any
 
 import uvicorn
 
+from prelabel.core.settings import Settings, load_settings
 from prelabel.labelstudio.server import LocalLabelStudio, free_port
-from prelabel.models.prompted import PromptSegmenter
+from prelabel.predict.models.prompted import PromptSegmenter
 from prelabel.serve import ServeSettings, create_app, load_serve_settings
-from prelabel.settings import Settings, load_settings
 
 __all__ = ["HandedOver", "ls_settings", "ml_backend", "serve_settings"]
 

@@ -9,11 +9,11 @@ from contextlib import contextmanager
 
 import uvicorn
 
+from prelabel.core.settings import Settings
 from prelabel.labelstudio.server import free_port
 from prelabel.review.queue import ReviewQueue
 from prelabel.review.server import create_app
 from prelabel.review.team import Team
-from prelabel.settings import Settings
 
 __all__ = ["review_server"]
 

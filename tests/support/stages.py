@@ -6,13 +6,13 @@ from __future__ import annotations
 import logging
 import threading
 
-from prelabel.overlap import Interval
+from prelabel.predict.stages import Interval
 
 WAIT = 10.0  # seconds a handshake waits before the test fails (a sequential loop never completes one)
 
 
 class Intervals(logging.Handler):
-    """Collects the stage intervals ``prelabel.overlap`` logs."""
+    """Collects the stage intervals ``prelabel.predict.stages`` logs."""
 
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)

@@ -29,8 +29,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from prelabel.ingest.samples import LABEL_CONFIG
 from prelabel.labelstudio.server import free_port
-from prelabel.samples import LABEL_CONFIG
 
 Kind = Literal["html", "other-api", "not-found", "label-studio", "busy-once", "late"]
 LOGIN_PAGE = b"<!DOCTYPE html><html><head><title>Sign in</title></head><body>login</body></html>"

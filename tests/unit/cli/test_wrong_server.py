@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from prelabel.errors import NotLabelStudioError
+from prelabel.core.errors import NotLabelStudioError
+from prelabel.ingest.samples import make_samples
 from prelabel.labelstudio.client import LabelStudioClient
 from prelabel.review.sets import ReviewSet
-from prelabel.samples import make_samples
 from tests.support.cli import prelabel
 from tests.support.standin import standin
 
@@ -71,7 +71,7 @@ def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
         raise _StartedError
 
     monkeypatch.setattr("uvicorn.Server.run", started)  # the review page would serve until stopped
-    monkeypatch.setattr("prelabel.models.hub.read_locally", lambda *args: None)  # no weights here
+    monkeypatch.setattr("prelabel.predict.models.hub.read_locally", lambda *args: None)  # no weights here
     for module in ("predict", "data", "quality", "review"):
         for runner in ("run_flow", "run_posting_flow"):
             if hasattr(getattr(prelabel_cli.commands, module), runner):

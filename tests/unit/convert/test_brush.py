@@ -10,7 +10,7 @@ from label_studio_sdk.converter.brush import decode_rle, encode_rle, mask2rle
 
 from prelabel.convert.brush import decode_values, encode_values
 from prelabel.convert.masks import brush_to_mask, mask_to_brush
-from prelabel.errors import MaskError
+from prelabel.core.errors import MaskError
 
 # Run lengths at every chunk-width boundary of the format, and past the 65,536 split.
 EDGE_LENGTHS = [1, 2, 3, 7, 8, 9, 15, 16, 17, 255, 256, 257, 65_535, 65_536, 65_537, 131_072, 131_073]

@@ -17,7 +17,7 @@ from prelabel.convert.masks import (
     mask_to_coco,
     normalize_coco,
 )
-from prelabel.errors import MaskError
+from prelabel.core.errors import MaskError
 
 binary_masks = hnp.arrays(
     np.uint8, hnp.array_shapes(min_dims=2, max_dims=2, max_side=30), elements=st.integers(0, 1)

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from prelabel.errors import ImageError, ImageTooLargeError
-from prelabel.images import load_image, read_image_info, sha256_bytes
+from prelabel.core.errors import ImageError, ImageTooLargeError
+from prelabel.core.images import load_image, read_image_info, sha256_bytes
 from tests.conftest import encode_image
 
 

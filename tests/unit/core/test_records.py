@@ -10,9 +10,9 @@ import pytest
 
 from prelabel.convert.geometry import orient_mask
 from prelabel.convert.masks import coco_to_mask, mask_to_coco
-from prelabel.errors import MaskError, PredictionFileError
-from prelabel.frames import to_display_frame
-from prelabel.images import ImageInfo
+from prelabel.core.errors import MaskError, PredictionFileError
+from prelabel.core.images import ImageInfo
+from prelabel.display import to_display_frame
 from prelabel.records import (
     Choice,
     Detections,

@@ -10,12 +10,12 @@ import httpx
 import pytest
 from PIL import Image
 
-from prelabel.errors import AmbiguousWriteError, LabelStudioUnavailableError
+from prelabel.core.errors import AmbiguousWriteError, LabelStudioUnavailableError
+from prelabel.core.redact import safe_url
+from prelabel.core.retry import RetryPolicy, TransientStatusError
 from prelabel.ingest.fetch import Fetcher, FetchOptions
 from prelabel.labelstudio.client import LabelStudioClient
 from prelabel.labelstudio.server import free_port
-from prelabel.redact import safe_url
-from prelabel.retry import RetryPolicy, TransientStatusError
 from tasks.common import as_task_retries, only_transient
 from tests.conftest import encode_image
 from tests.support.http_faults import Site, serve
@@ -52,7 +52,7 @@ def test_a_write_that_never_reached_the_server_is_retried_then_reported(
 ) -> None:
     url = f"http://127.0.0.1:{free_port()}"
     with (
-        caplog.at_level(logging.WARNING, logger="prelabel.retry"),
+        caplog.at_level(logging.WARNING, logger="prelabel.core.retry"),
         LabelStudioClient(url, "t", retries=1, backoff=0.01, timeout=2) as client,
         pytest.raises(LabelStudioUnavailableError, match="ConnectError"),
     ):
@@ -89,10 +89,10 @@ def test_each_retry_is_logged_without_credentials(caplog: pytest.LogCaptureFixtu
         host = site.url.removeprefix("http://")
         url = f"http://user:pa55word@{host}/flaky/a.png?X-Amz-Signature=s3cret"
         options = FetchOptions(concurrency=2, timeout=5, retries=2, backoff=0.01)
-        with caplog.at_level(logging.WARNING, logger="prelabel.retry"):
+        with caplog.at_level(logging.WARNING, logger="prelabel.core.retry"):
             got = Fetcher(options=options).fetch_all([url])
     assert got[url] == png
-    (line,) = [r.getMessage() for r in caplog.records if r.name == "prelabel.retry"]
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "prelabel.core.retry"]
     assert line.startswith(f"GET http://{host}/flaky/a.png failed (HTTP 500); retry 1 of 2 in ")
     assert "pa55word" not in line and "s3cret" not in line and "user" not in line
 
@@ -151,10 +151,10 @@ def test_the_batch_read_ahead_is_retried_like_a_task(caplog: pytest.LogCaptureFi
             raise ConnectionError("cache unreachable")
         return "read"
 
-    with caplog.at_level(logging.WARNING, logger="prelabel.retry"):
+    with caplog.at_level(logging.WARNING, logger="prelabel.core.retry"):
         assert as_task_retries(flaky, "reading a batch of 2 images") == "read"
     assert len(attempts) == 2
-    (line,) = [r.getMessage() for r in caplog.records if r.name == "prelabel.retry"]
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "prelabel.core.retry"]
     said = "reading a batch of 2 images failed (ConnectionError: cache unreachable); retry 1 of 3"
     assert line.startswith(said)
 
@@ -178,7 +178,7 @@ def test_a_retried_reads_error_is_logged_without_credentials(caplog: pytest.LogC
             raise ConnectionError("no answer from https://me:hunter2@s3.example/b/k?X-Amz-Signature=f00d")
         return "read"
 
-    with caplog.at_level(logging.WARNING, logger="prelabel.retry"):
+    with caplog.at_level(logging.WARNING, logger="prelabel.core.retry"):
         assert as_task_retries(flaky, "reading a batch") == "read"
-    (line,) = [r.getMessage() for r in caplog.records if r.name == "prelabel.retry"]
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "prelabel.core.retry"]
     assert "s3.example/b/k" in line and "hunter2" not in line and "f00d" not in line

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from prelabel.errors import SettingsError
-from prelabel.settings import Settings, load_settings, token_kind
+from prelabel.core.errors import SettingsError
+from prelabel.core.settings import Settings, load_settings, token_kind
 
 _NAMES = [
     "PRELABEL_LS_URL", "PRELABEL_LS_API_KEY", "LABEL_STUDIO_URL", "LABEL_STUDIO_API_KEY",

@@ -15,9 +15,9 @@ from PIL import Image
 
 from flows.common import RunSizes, connection, prediction_cache
 from flows.params import InferParams, LabelStudioParams, PreannotateParams
-from prelabel.errors import LabelStudioUnavailableError
-from prelabel.pipeline import read_items
-from prelabel.retry import RetryPolicy
+from prelabel.core.errors import LabelStudioUnavailableError
+from prelabel.core.retry import RetryPolicy
+from prelabel.predict.batches import read_items
 from prelabel.store.cache import LocalCache
 from tasks.inference import model_for
 from tests.conftest import encode_image

@@ -12,11 +12,11 @@ import pytest
 from PIL import Image
 
 from prelabel.convert.masks import coco_to_mask, mask_to_coco
-from prelabel.exporting import ExportPlan, batch_shards, export_items
-from prelabel.images import load_image
-from prelabel.models import create_model
+from prelabel.core.images import load_image
+from prelabel.export.batches import ExportPlan, batch_shards, export_items
+from prelabel.export.targets import LocalStore, index_key
+from prelabel.predict.models import create_model
 from prelabel.records import Detections, save_raw_file
-from prelabel.store.export import LocalStore, index_key
 
 # The inverse of each orientation as a Pillow transpose: stored = displayed.transpose(...)
 STORE_AS = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,

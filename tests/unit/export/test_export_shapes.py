@@ -17,11 +17,11 @@ from pycocotools import mask as coco_mask
 from pycocotools.coco import COCO
 
 from prelabel.convert.masks import mask_to_coco
-from prelabel.exporting import ExportPlan, export_items
-from prelabel.exportshapes import COCO_SKELETON
-from prelabel.models import create_model
+from prelabel.export.batches import ExportPlan, export_items
+from prelabel.export.shapes import COCO_SKELETON
+from prelabel.export.targets import LocalStore
+from prelabel.predict.models import create_model
 from prelabel.records import COCO_KEYPOINTS
-from prelabel.store.export import LocalStore
 from tests.unit.export.test_export_frames import _red, oriented_photo
 
 LABEL_MAP = {"stop": "stop sign", "outdoor": "outside", "tail_tip": "tail"}
@@ -210,9 +210,9 @@ def test_a_coordinate_that_is_not_finite_is_the_images_error_row(tmp_path: Path,
 def _export_beside_a_good_image(out: Path, broken: Any) -> tuple[Any, dict[str, Any]]:
     """``broken`` (Detections) exported in one batch with a good image: the report and the
     batch's COCO JSON, read strictly (a NaN in it fails the test)."""
-    from prelabel.exporting import export_records
-    from prelabel.images import read_image_info
-    from prelabel.models.base import ImageItem
+    from prelabel.core.images import read_image_info
+    from prelabel.export.batches import export_records
+    from prelabel.predict.models.base import ImageItem
     from prelabel.records import Detections, ModelSignature, PredictionRecord
 
     good = Detections(xyxy=[[2, 2, 12, 12]], scores=[0.7], labels=["car"])

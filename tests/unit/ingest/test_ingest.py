@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from prelabel.errors import SourceError
+from prelabel.core.errors import SourceError
 from prelabel.ingest.fetch import Fetcher, FetchOptions
-from prelabel.ingest.manifest import ingest, read_manifest, write_manifest
+from prelabel.ingest.manifest import ingest_items, read_manifest, write_manifest
+from prelabel.ingest.samples import make_samples
 from prelabel.ingest.sampling import quotas, stratified_sample
 from prelabel.ingest.sources import RestSource, SourceItem, iter_rest, iter_url_list
 from prelabel.ingest.video import iter_video_files, iter_video_frames
-from prelabel.samples import make_samples
 from prelabel.store.uris import name_of
 from tests.support.http_faults import Site, serve
 
@@ -35,7 +35,7 @@ def test_every_fault_is_that_urls_error_and_the_rest_complete(tmp_path: Path) ->
         bad = {f"{site.url}/{kind}/{name}": text for kind, text in FAULTS.items()}
         listing = tmp_path / "urls.txt"
         listing.write_text("# images\n" + "\n".join([*good, *recovering, *bad, "ftp://example/x.jpg"]) + "\n")
-        result = ingest(iter_url_list(listing), Fetcher(options=QUICK))
+        result = ingest_items(iter_url_list(listing), Fetcher(options=QUICK))
     errors = {e.file: e.error for e in result.errors}
     for url, text in bad.items():
         assert text in errors[url], (url, errors[url])
@@ -56,7 +56,7 @@ def test_manifest_round_trip_and_clear_errors(tmp_path: Path) -> None:
         (local / n).write_bytes(data)
     (local / "copy.jpg").write_bytes(next(iter(SAMPLES.values())))
     items = [SourceItem(str(p), p.name, {"label": "a"}) for p in sorted(local.iterdir())]
-    result = ingest(items, Fetcher())
+    result = ingest_items(items, Fetcher())
     assert len(result.rows) == 4 and len(result.duplicates) == 1 and result.listed == 5
     path = write_manifest(tmp_path / "m.csv", result.rows)
     again = read_manifest(path)
@@ -111,12 +111,14 @@ def test_sample_before_download_and_missing_column(tmp_path: Path) -> None:
         listing = tmp_path / "urls.csv"
         rows = [f"{site.url}/img/{n},{'x' if i % 2 else 'y'}" for i, n in enumerate(SAMPLES)]
         listing.write_text("url,kind\n" + "\n".join(rows) + "\n")
-        result = ingest(iter_url_list(listing), Fetcher(options=QUICK), sample=2, stratify_by="kind", seed=1)
+        result = ingest_items(
+            iter_url_list(listing), Fetcher(options=QUICK), sample=2, stratify_by="kind", seed=1
+        )
         assert len(result.rows) == 2 and {r.fields["kind"] for r in result.rows} == {"x", "y"}
         assert sum(site.hits.values()) == 2  # only the sampled images were downloaded
         assert [(s.stratum, s.available, s.sampled) for s in result.strata] == [("x", 2, 1), ("y", 2, 1)]
         with pytest.raises(SourceError, match="no 'species' column"):
-            ingest(iter_url_list(listing), Fetcher(options=QUICK), sample=2, stratify_by="species")
+            ingest_items(iter_url_list(listing), Fetcher(options=QUICK), sample=2, stratify_by="species")
     with pytest.raises(SourceError, match="no 'link' column"):
         list(iter_url_list(listing, url_column="link"))
 

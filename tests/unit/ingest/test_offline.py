@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 
 from prelabel.convert.masks import brush_to_mask, coco_to_mask
-from prelabel.errors import SourceError
-from prelabel.images import load_image
+from prelabel.core.errors import SourceError
+from prelabel.core.images import load_image
 from prelabel.ingest.rawpaths import raw_file_for
+from prelabel.ingest.samples import LABEL_CONFIG, make_samples
 from prelabel.ingest.sources import iter_image_files
 from prelabel.labelstudio.config import parse_label_config
 from prelabel.labelstudio.labelmap import LabelMap
-from prelabel.offline import convert_directory
-from prelabel.samples import LABEL_CONFIG, make_samples
+from prelabel.predict.offline import convert_directory
 from tests.conftest import write_samples
 from tests.support import REPO
 

@@ -7,16 +7,16 @@ from pathlib import Path, PurePosixPath
 import pytest
 from PIL import Image
 
-from prelabel.errors import PredictionFileError
-from prelabel.failures import Stage
+from prelabel.core.errors import PredictionFileError
+from prelabel.core.failures import Stage
 from prelabel.ingest.rawpaths import RawFileRule, raw_file_for, raw_file_key, raw_file_path
+from prelabel.ingest.samples import LABEL_CONFIG
 from prelabel.ingest.sources import iter_image_files
 from prelabel.labelstudio.config import parse_label_config
-from prelabel.models.rawfiles import RawFiles
-from prelabel.offline import convert_directory
-from prelabel.pipeline import infer_items, read_items
+from prelabel.predict.batches import infer_items, read_items
+from prelabel.predict.models.rawfiles import RawFiles
+from prelabel.predict.offline import convert_directory
 from prelabel.records import Detections, save_raw_file
-from prelabel.samples import LABEL_CONFIG
 from tests.conftest import encode_image
 
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from prelabel.convert.masks import mask_to_coco
-from prelabel.errors import LabelConfigError, LabelMapError
-from prelabel.images import ImageInfo
+from prelabel.core.errors import LabelConfigError, LabelMapError
+from prelabel.core.images import ImageInfo
 from prelabel.labelstudio.config import Condition, parse_label_config
 from prelabel.labelstudio.labelmap import LabelMap, Normalization, load_label_map, require_targets
 from prelabel.labelstudio.predictions import build_prediction
@@ -333,7 +333,7 @@ def test_pulled_aliases_come_back_as_labels() -> None:
 def test_a_missing_target_stops_the_command_before_any_work(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], command: str
 ) -> None:
-    from prelabel.samples import LABEL_CONFIG, make_samples
+    from prelabel.ingest.samples import LABEL_CONFIG, make_samples
     from tests.support.cli import prelabel
     from tests.support.standin import standin
 

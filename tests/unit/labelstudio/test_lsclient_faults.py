@@ -10,7 +10,7 @@ from typing import ClassVar
 
 import pytest
 
-from prelabel.errors import LabelStudioError, LabelStudioUnavailableError
+from prelabel.core.errors import LabelStudioError, LabelStudioUnavailableError
 from prelabel.labelstudio.client import LabelStudioClient
 from prelabel.labelstudio.server import free_port
 

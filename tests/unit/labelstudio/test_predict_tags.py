@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from prelabel.convert.contours import mask_to_polygons
 from prelabel.convert.geometry import corners_to_percent, percent_to_corners
 from prelabel.convert.masks import mask_to_coco
-from prelabel.frames import display_frame
-from prelabel.images import ImageInfo
+from prelabel.core.images import ImageInfo
+from prelabel.display import display_frame
 from prelabel.labelstudio.config import parse_label_config
 from prelabel.labelstudio.labelmap import LabelMap
 from prelabel.labelstudio.predictions import build_batch, build_prediction

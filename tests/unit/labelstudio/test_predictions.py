@@ -7,8 +7,8 @@ import pytest
 from label_studio_sdk.converter.brush import mask2rle
 
 from prelabel.convert.masks import brush_to_mask, mask_to_coco
-from prelabel.errors import LabelConfigError, MaskError
-from prelabel.images import ImageInfo
+from prelabel.core.errors import LabelConfigError, MaskError
+from prelabel.core.images import ImageInfo
 from prelabel.labelstudio.config import parse_label_config
 from prelabel.labelstudio.labelmap import LabelMap
 from prelabel.labelstudio.predictions import build_prediction

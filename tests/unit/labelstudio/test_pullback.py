@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from prelabel.convert.masks import mask_to_brush
-from prelabel.failures import Stage
+from prelabel.core.failures import Stage
 from prelabel.labelstudio.client import Task
 from prelabel.labelstudio.config import parse_label_config
 from prelabel.labelstudio.pullback import extract_regions, to_coco

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from prelabel.convert.masks import mask_to_coco
-from prelabel.images import ImageInfo
+from prelabel.core.images import ImageInfo
 from prelabel.labelstudio.config import parse_label_config
 from prelabel.labelstudio.labelmap import LabelMap
 from prelabel.labelstudio.predictions import build_batch, build_prediction

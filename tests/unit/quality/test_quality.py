@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from prelabel.convert.masks import polygon_to_coco
-from prelabel.errors import MaskError
+from prelabel.core.errors import MaskError
 from prelabel.labelstudio.client import Task
 from prelabel.labelstudio.config import parse_label_config
 from prelabel.labelstudio.regions import Region

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from prelabel.errors import PrelabelError
+from prelabel.core.errors import PrelabelError
 from prelabel.ingest.fetch import Fetcher
 from prelabel.labelstudio.client import Task
 from prelabel.labelstudio.server import free_port
@@ -332,7 +332,7 @@ def test_a_checkpoint_in_the_cache_loads_offline(tiny_dinov2: Path, tmp_path: Pa
 def test_the_hub_is_asked_only_when_it_answers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    from prelabel.models.hub import read_locally
+    from prelabel.predict.models.hub import read_locally
 
     class Hub(BaseHTTPRequestHandler):
         def do_HEAD(self) -> None:

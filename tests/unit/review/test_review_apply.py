@@ -17,14 +17,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from prelabel.errors import PrelabelError
-from prelabel.images import DEFAULT_MAX_PIXELS, load_image, sha256_bytes
+from prelabel.core.errors import PrelabelError
+from prelabel.core.images import DEFAULT_MAX_PIXELS, load_image, sha256_bytes
+from prelabel.core.settings import Settings
+from prelabel.ingest.samples import make_samples
 from prelabel.labelstudio.labelmap import LabelMap
 from prelabel.records import Detections, save_raw_file
 from prelabel.review.features import Embedder, Vector, crop_box
 from prelabel.review.verifier import Verifier
-from prelabel.samples import make_samples
-from prelabel.settings import Settings
 from prelabel.store.cache import LocalCache, PredictionCache, open_cache
 from prelabel.store.s3 import s3_client
 from tests.conftest import encode_image, run_prelabel
@@ -55,7 +55,7 @@ def test_a_verifier_file_that_is_not_one_is_refused(tmp_path: Path) -> None:
 
 
 def test_verify_records_keeps_boxes_and_records_aligned_when_an_image_fails(tmp_path: Path) -> None:
-    from prelabel.images import read_image_info
+    from prelabel.core.images import read_image_info
     from prelabel.records import PredictionRecord
     from prelabel.review.features import Embedder
     from prelabel.review.verifier import LabelModel, verify_records
@@ -111,7 +111,7 @@ class CountingEmbedder(Embedder):
 def test_verdicts_are_cached_per_box_and_a_rerun_embeds_nothing(
     tmp_path: Path, where: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from prelabel.images import read_image_info
+    from prelabel.core.images import read_image_info
     from prelabel.records import ModelSignature, PredictionRecord
     from prelabel.review.verdicts import verdict_name
     from prelabel.review.verifier import LabelModel, verify_records
@@ -180,7 +180,7 @@ def test_verdicts_are_cached_per_box_and_a_rerun_embeds_nothing(
 
 def test_a_run_batch_reuses_the_verdicts_beside_the_cached_predictions(tmp_path: Path) -> None:
     """``infer_batch`` (predictions from the cache) hands its prediction cache to the verifier."""
-    from prelabel.pipeline import read_batch
+    from prelabel.predict.batches import read_batch
     from prelabel.review.verifier import LabelModel, VerifyStep
     from tasks.inference import infer_batch, model_for
 

@@ -10,7 +10,7 @@ import pytest
 
 from prelabel.convert.masks import coco_size, coco_to_mask
 from prelabel.labelstudio.labelmap import LabelMap
-from prelabel.models.prompted import Prompt, Sam2Prompter, Segment
+from prelabel.predict.models.prompted import Prompt, Sam2Prompter, Segment
 from prelabel.records import Detections
 from prelabel.serve.findall import DetectionFinder, box_iou
 from prelabel.serve.interactive import FeatureCache
@@ -69,14 +69,14 @@ def test_features_of_an_image_are_computed_once(prompter: Sam2Prompter) -> None:
 
 
 def test_features_of_another_segmenter_are_refused(prompter: Sam2Prompter) -> None:
-    from prelabel.errors import PrelabelError
+    from prelabel.core.errors import PrelabelError
 
     with pytest.raises(PrelabelError, match="another segmenter"):
         prompter.segment(object(), Prompt.of_box([0, 0, 5, 5]))
 
 
 def test_a_folder_that_is_not_sam2_is_one_line(tmp_path: Path, tiny_detr: Path) -> None:
-    from prelabel.errors import SettingsError
+    from prelabel.core.errors import SettingsError
 
     with pytest.raises(SettingsError, match="not a SAM 2 checkpoint"):
         Sam2Prompter(str(tiny_detr), device="cpu").load()
@@ -127,7 +127,7 @@ def test_find_all_with_sam3_prompts_the_drawn_box_as_an_exemplar(
 ) -> None:
     import threading
 
-    from prelabel.models import create_model
+    from prelabel.predict.models import create_model
     from prelabel.serve.findall import ExemplarFinder
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -154,8 +154,8 @@ def test_find_all_with_sam3_prompts_the_drawn_box_as_an_exemplar(
 def test_find_all_needs_a_model_that_takes_exemplars(tiny_detr: Path) -> None:
     import threading
 
-    from prelabel.errors import SettingsError
-    from prelabel.models import create_model
+    from prelabel.core.errors import SettingsError
+    from prelabel.predict.models import create_model
     from prelabel.serve.findall import ExemplarFinder
 
     with pytest.raises(SettingsError, match="find-all needs sam3"):

@@ -11,7 +11,7 @@ import pytest
 from pydantic import SecretStr, ValidationError
 
 from flows.params import PreannotateParams
-from prelabel.errors import RefusedRequestError, UntrustedSourceError
+from prelabel.core.errors import RefusedRequestError, UntrustedSourceError
 from prelabel.ingest.taskrefs import task_image_uri, trusted_task_image_uri
 from prelabel.labelstudio.config import parse_label_config
 from prelabel.serve.guards import basic_auth_ok, parse_body
@@ -209,7 +209,7 @@ def test_a_hand_over_names_tasks_and_nothing_else() -> None:
 
 
 def test_a_prompt_needs_a_point_or_a_box() -> None:
-    from prelabel.models.prompted import Prompt
+    from prelabel.predict.models.prompted import Prompt
 
     with pytest.raises(ValueError, match="a point or a box"):
         Prompt(np.zeros((0, 2)), np.zeros(0))
@@ -218,7 +218,7 @@ def test_a_prompt_needs_a_point_or_a_box() -> None:
 
 
 def test_settings_errors_name_the_setting_and_never_a_value() -> None:
-    from prelabel.errors import SettingsError
+    from prelabel.core.errors import SettingsError
     from prelabel.serve.settings import load_serve_settings
 
     for wrong, says in (({"budget": 500}, "PRELABEL_SERVE_BUDGET: Input should be less than or equal to 90"),

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from prelabel.convert.masks import mask_to_coco
-from prelabel.errors import ImageError, PredictionFileError, PrelabelError, SettingsError
-from prelabel.images import read_image_info
-from prelabel.models import ImageItem, ModelAdapter, available_models, create_model
-from prelabel.pipeline import infer_items, infer_read, read_batch, read_items, reuse_earlier
+from prelabel.core.errors import ImageError, PredictionFileError, PrelabelError, SettingsError
+from prelabel.core.images import read_image_info
+from prelabel.ingest.samples import SIGNS, make_samples
+from prelabel.predict.batches import infer_items, infer_read, read_batch, read_items, reuse_earlier
+from prelabel.predict.models import ImageItem, ModelAdapter, available_models, create_model
 from prelabel.records import Choice, Detections, Keypoint, ModelSignature, save_raw_file
-from prelabel.samples import SIGNS, make_samples
 from prelabel.store.cache import LocalCache
 
 SIGNATURE = ModelSignature("test-model", "1", {"threshold": 0.5})
@@ -210,7 +210,7 @@ def test_read_items_reports_bad_files(tmp_path: Path) -> None:
 
 
 def test_shards_are_stable_and_markers_persist(tmp_path: Path) -> None:
-    from prelabel.sharding import shard_key, split_shards
+    from prelabel.predict.shards import shard_key, split_shards
 
     shards = split_shards(["c", "a", "e", "b", "d"], 2)
     assert shards == [["a", "b"], ["c", "d"], ["e"]]

@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 import torch
 
-from prelabel.errors import SettingsError
-from prelabel.modeloutput import sane_detections
-from prelabel.models import create_model
-from prelabel.models.box_tracker import BoxTracker, drop_old
-from prelabel.models.detect_track import DetectTrack, frame_item
+from prelabel.core.errors import SettingsError
+from prelabel.predict.models import create_model
+from prelabel.predict.models.box_tracker import BoxTracker, drop_old
+from prelabel.predict.models.detect_track import DetectTrack, frame_item
+from prelabel.predict.output import sane_detections
 from prelabel.records import Detections
 from prelabel.video.decode import iter_chunks
 from prelabel.video.probe import probe_video

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from prelabel.errors import LabelMapError, SourceError
+from prelabel.core.errors import LabelMapError, SourceError
 from prelabel.labelstudio.config import parse_label_config
 from prelabel.labelstudio.labelmap import LabelMap, require_targets
 from prelabel.labelstudio.projects import build_video_config

@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 import torch
 
-from prelabel.errors import SettingsError
-from prelabel.models import create_model
-from prelabel.models.pixels import normalise_pixels
-from prelabel.models.sam3_video import Sam3Video
+from prelabel.core.errors import SettingsError
+from prelabel.predict.models import create_model
+from prelabel.predict.models.pixels import normalise_pixels
+from prelabel.predict.models.sam3_video import Sam3Video
+from prelabel.predict.videos import track_videos
 from prelabel.store.cache import open_cache
-from prelabel.tracking import track_videos
 from prelabel.video.decode import iter_chunks
 from prelabel.video.probe import probe_video
 from prelabel.video.tracks import TrackBuilder
