@@ -3,7 +3,7 @@
 Every user mistake ends as at most three lines on stderr and exit code 2: prelabel's own
 errors, bad option values (click's usage errors, without the usage box) and invalid flow
 parameters (pydantic's errors, one line each, named by their option). Anything else is
-a bug and keeps its traceback. Exit codes: 0 done, 1 some images failed, 2 a mistake, 3 the
+a bug and keeps its traceback. Exit codes (``exits``): 0 done, 1 some images failed, 2 a mistake, 3 the
 project stayed held by another run past ``--wait``, 130 interrupted (Ctrl-C), 143 terminated
 (SIGTERM).
 """
@@ -22,37 +22,20 @@ from typer.exceptions import TyperException
 from prelabel import __version__
 from prelabel.errors import AllImagesFailedError, PrelabelError, ProjectBusyError
 from prelabel.redact import redact
+from prelabel_cli.exits import (
+    EXIT_IMAGES_FAILED,
+    EXIT_INPUT_ERROR,
+    EXIT_PROJECT_BUSY,
+    Terminated,
+    interrupt_code,
+)
 from prelabel_cli.options import option_name
 
-__all__ = [
-    "EXIT_IMAGES_FAILED",
-    "EXIT_INPUT_ERROR",
-    "EXIT_INTERRUPTED",
-    "EXIT_PROJECT_BUSY",
-    "EXIT_TERMINATED",
-    "Terminated",
-    "app",
-    "interrupt_code",
-    "main",
-]
-
-EXIT_IMAGES_FAILED = 1
-EXIT_INPUT_ERROR = 2
-EXIT_PROJECT_BUSY = 3
-EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
-EXIT_TERMINATED = 143  # 128 + SIGTERM
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised as Ctrl-C is, so a terminated run unwinds (and frees its project) the same way."""
+__all__ = ["app", "main"]
 
 
 def _terminate(signum: int, frame: object) -> None:
     raise Terminated(signum)
-
-
-def interrupt_code(interrupt: KeyboardInterrupt) -> int:
-    return EXIT_TERMINATED if isinstance(interrupt, Terminated) else EXIT_INTERRUPTED
 
 
 _MAX_LINES = 3

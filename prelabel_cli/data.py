@@ -11,8 +11,9 @@ import typer
 from flows.params import ExportParams, IngestParams, PullParams
 from prelabel.errors import PrelabelError
 from prelabel.labelstudio.formats import FORMATS
-from prelabel_cli.app import EXIT_IMAGES_FAILED, app
+from prelabel_cli.app import app
 from prelabel_cli.checks import check_images, check_model, check_project
+from prelabel_cli.exits import EXIT_IMAGES_FAILED
 from prelabel_cli.options import (
     ADVANCED,
     BASICS,

@@ -13,8 +13,9 @@ from prelabel.errors import PrelabelError
 from prelabel.failures import write_errors
 from prelabel.labelstudio.config import parse_label_config
 from prelabel.labelstudio.labelmap import LabelMap, Normalization, load_label_map, require_targets
-from prelabel_cli.app import EXIT_IMAGES_FAILED, app
+from prelabel_cli.app import app
 from prelabel_cli.checks import check_images, check_model, check_project, check_verifier
+from prelabel_cli.exits import EXIT_IMAGES_FAILED
 from prelabel_cli.options import (
     ADVANCED,
     BASICS,

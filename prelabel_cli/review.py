@@ -16,8 +16,9 @@ import typer
 from flows.params import FeaturesParams
 from prelabel.errors import PrelabelError
 from prelabel.settings import load_settings
-from prelabel_cli.app import EXIT_IMAGES_FAILED, app
+from prelabel_cli.app import app
 from prelabel_cli.checks import check_project, label_studio
+from prelabel_cli.exits import EXIT_IMAGES_FAILED
 from prelabel_cli.options import (
     ADVANCED,
     BASICS,

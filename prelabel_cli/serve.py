@@ -33,8 +33,9 @@ from prelabel.labelstudio.labelmap import Normalization, load_label_map
 from prelabel.serve.settings import ServeSettings
 from prelabel.settings import load_settings
 from prelabel_cli import prefectserver
-from prelabel_cli.app import EXIT_INPUT_ERROR, app
+from prelabel_cli.app import app
 from prelabel_cli.checks import check_model, check_project
+from prelabel_cli.exits import EXIT_INPUT_ERROR
 from prelabel_cli.options import (
     ADVANCED,
     BASICS,
