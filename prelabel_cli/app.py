@@ -1,11 +1,17 @@
-"""The ``prelabel`` app and its error boundary.
+"""The ``prelabel`` app, built here from the command modules, and its error boundary.
+
+The app is put together in one place and in one direction: this module imports the command
+modules (``predict``, ``data``, ``quality``, ``review``, ``serve``, ``servers``, ``catalog``,
+``project``), each of which declares its commands on its own ``typer.Typer`` objects and never
+imports this module (an import-linter contract in pyproject.toml checks it). The order they are
+added in is the order ``prelabel --help`` lists them.
 
 Every user mistake ends as at most three lines on stderr and exit code 2: prelabel's own
 errors, bad option values (click's usage errors, without the usage box) and invalid flow
 parameters (pydantic's errors, one line each, named by their option). Anything else is
-a bug and keeps its traceback. Exit codes: 0 done, 1 some images failed, 2 a mistake, 3 the
-project stayed held by another run past ``--wait``, 130 interrupted (Ctrl-C), 143 terminated
-(SIGTERM).
+a bug and keeps its traceback. Exit codes (``exits``): 0 done, 1 some images failed, 2 a
+mistake, 3 the project stayed held by another run past ``--wait``, 130 interrupted (Ctrl-C),
+143 terminated (SIGTERM).
 """
 
 from __future__ import annotations
@@ -22,37 +28,21 @@ from typer.exceptions import TyperException
 from prelabel import __version__
 from prelabel.core.errors import AllImagesFailedError, PrelabelError, ProjectBusyError
 from prelabel.core.redact import redact
+from prelabel_cli import catalog, data, predict, project, quality, review, serve, servers
+from prelabel_cli.exits import (
+    EXIT_IMAGES_FAILED,
+    EXIT_INPUT_ERROR,
+    EXIT_PROJECT_BUSY,
+    Terminated,
+    interrupt_code,
+)
 from prelabel_cli.options import option_name
 
-__all__ = [
-    "EXIT_IMAGES_FAILED",
-    "EXIT_INPUT_ERROR",
-    "EXIT_INTERRUPTED",
-    "EXIT_PROJECT_BUSY",
-    "EXIT_TERMINATED",
-    "Terminated",
-    "app",
-    "interrupt_code",
-    "main",
-]
-
-EXIT_IMAGES_FAILED = 1
-EXIT_INPUT_ERROR = 2
-EXIT_PROJECT_BUSY = 3
-EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
-EXIT_TERMINATED = 143  # 128 + SIGTERM
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised as Ctrl-C is, so a terminated run unwinds (and frees its project) the same way."""
+__all__ = ["app", "main"]
 
 
 def _terminate(signum: int, frame: object) -> None:
     raise Terminated(signum)
-
-
-def interrupt_code(interrupt: KeyboardInterrupt) -> int:
-    return EXIT_TERMINATED if isinstance(interrupt, Terminated) else EXIT_INTERRUPTED
 
 
 _MAX_LINES = 3
@@ -89,6 +79,22 @@ def _options(
     """The app's own options."""
 
 
+# Help order: what users run most first. Each module's top-level commands (with their panels),
+# then the groups; a group's name and panel are given where it is added.
+app.add_typer(predict.commands)
+app.add_typer(data.commands)
+app.add_typer(quality.commands)
+app.add_typer(review.commands)
+app.add_typer(serve.commands)
+app.add_typer(servers.commands)
+app.add_typer(catalog.commands)
+app.add_typer(project.project_app, name="project", rich_help_panel="Label Studio and servers")
+app.add_typer(review.review_app, name="review", rich_help_panel="Review and quality")
+app.add_typer(review.review_set_app, name="review-set", hidden=True)
+app.add_typer(servers.labelstudio_app, name="labelstudio", rich_help_panel="Label Studio and servers")
+app.add_typer(servers.server_app, name="server", rich_help_panel="Label Studio and servers")
+
+
 def validation_lines(error: ValidationError) -> list[str]:
     """One line per invalid parameter, named by its command-line option."""
     lines = []
@@ -115,7 +121,6 @@ def main() -> None:
     # Ctrl-C interrupts even where the shell started us with SIGINT ignored (a background job).
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _terminate)
-    import prelabel_cli.commands  # noqa: F401  (registers every command on ``app``)
 
     try:
         code = app(standalone_mode=False)

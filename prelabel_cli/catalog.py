@@ -9,13 +9,16 @@ from typing import Annotated
 import typer
 
 from prelabel import __version__
-from prelabel_cli.app import app
 from prelabel_cli.options import BASICS, renamed
 
 __all__ = ["models", "samples", "version"]
 
 
-@app.command(cls=renamed(out="--output-dir"), rich_help_panel="Information")
+# This module's top-level commands; ``prelabel_cli.app`` adds them to ``prelabel`` in help order.
+commands = typer.Typer()
+
+
+@commands.command(cls=renamed(out="--output-dir"), rich_help_panel="Information")
 def samples(
     output_dir: Annotated[
         Path,
@@ -46,7 +49,7 @@ def samples(
     typer.echo(f"wrote {len(made)} sample images, raw files, labeling.xml and label_map.json to {output_dir}")
 
 
-@app.command(rich_help_panel="Information")
+@commands.command(rich_help_panel="Information")
 def models() -> None:
     """List the models, the task types they serve and what they need, and how to chain them.
 
@@ -73,7 +76,7 @@ def models() -> None:
     )
 
 
-@app.command(rich_help_panel="Information")
+@commands.command(rich_help_panel="Information")
 def version() -> None:
     """Print the prelabel version (as `prelabel --version` does).
 

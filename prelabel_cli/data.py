@@ -11,8 +11,8 @@ import typer
 from flows.params import ExportParams, IngestParams, PullParams
 from prelabel.core.errors import PrelabelError
 from prelabel.labelstudio.formats import FORMATS
-from prelabel_cli.app import EXIT_IMAGES_FAILED, app
 from prelabel_cli.checks import check_images, check_model, check_project
+from prelabel_cli.exits import EXIT_IMAGES_FAILED
 from prelabel_cli.options import (
     ADVANCED,
     BASICS,
@@ -53,7 +53,11 @@ def _ingest(field: str, panel: str) -> Any:
     return flow_option(IngestParams, field, panel)
 
 
-@app.command(cls=renamed(out="--manifest"), rich_help_panel="Data")
+# This module's top-level commands; ``prelabel_cli.app`` adds them to ``prelabel`` in help order.
+commands = typer.Typer()
+
+
+@commands.command(cls=renamed(out="--manifest"), rich_help_panel="Data")
 def ingest(
     source: Annotated[str, _ingest("source", BASICS)],
     manifest: Annotated[Path, _ingest("manifest", BASICS)],
@@ -110,7 +114,7 @@ def _export(field: str, panel: str, **extra: Any) -> Any:
     return flow_option(ExportParams, field, panel, **extra)
 
 
-@app.command(cls=renamed(max_pixels="--max-image-pixels"), rich_help_panel="Data")
+@commands.command(cls=renamed(max_pixels="--max-image-pixels"), rich_help_panel="Data")
 def export(
     to: Annotated[str, _export("to", BASICS)],
     model: ModelName,
@@ -175,7 +179,7 @@ def _export_lines(done: ExportSummary) -> str:
     return "\n".join([*lines, f"keys: {done.keys}; {done.failed} of {done.images} images failed"])
 
 
-@app.command(cls=renamed(out="--output-dir"), rich_help_panel="Data")
+@commands.command(cls=renamed(out="--output-dir"), rich_help_panel="Data")
 def pull(
     project_id: ProjectId,
     output_dir: Annotated[Path, flow_option(PullParams, "output_dir", BASICS)],

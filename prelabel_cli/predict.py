@@ -13,8 +13,8 @@ from prelabel.core.errors import PrelabelError
 from prelabel.core.failures import write_errors
 from prelabel.labelstudio.config import parse_label_config
 from prelabel.labelstudio.labelmap import LabelMap, Normalization, load_label_map, require_targets
-from prelabel_cli.app import EXIT_IMAGES_FAILED, app
 from prelabel_cli.checks import check_images, check_model, check_project, check_verifier
+from prelabel_cli.exits import EXIT_IMAGES_FAILED
 from prelabel_cli.options import (
     ADVANCED,
     BASICS,
@@ -48,7 +48,11 @@ __all__ = ["convert", "infer", "post", "run"]
 _PIXELS = renamed(max_pixels="--max-image-pixels")
 
 
-@app.command(cls=_PIXELS, rich_help_panel="Pre-annotate")
+# This module's top-level commands; ``prelabel_cli.app`` adds them to ``prelabel`` in help order.
+commands = typer.Typer()
+
+
+@commands.command(cls=_PIXELS, rich_help_panel="Pre-annotate")
 @posting_options
 def run(
     shared: PostOptions,
@@ -97,7 +101,7 @@ def run(
     run_posting_flow(preannotate, params, shared.allow_failures)
 
 
-@app.command(rich_help_panel="Pre-annotate")
+@commands.command(rich_help_panel="Pre-annotate")
 @posting_options
 def post(
     shared: PostOptions,
@@ -124,7 +128,9 @@ def post(
     run_posting_flow(post_predictions, params, shared.allow_failures)
 
 
-@app.command(cls=renamed(out="--output-dir", max_pixels="--max-image-pixels"), rich_help_panel="Pre-annotate")
+@commands.command(
+    cls=renamed(out="--output-dir", max_pixels="--max-image-pixels"), rich_help_panel="Pre-annotate"
+)
 def infer(
     model: ModelName,
     output_dir: Annotated[Path, flow_option(InferParams, "output_dir", BASICS)],
@@ -157,7 +163,7 @@ def infer(
         raise typer.Exit(EXIT_IMAGES_FAILED)
 
 
-@app.command(cls=renamed(out="--tasks"), rich_help_panel="Pre-annotate")
+@commands.command(cls=renamed(out="--tasks"), rich_help_panel="Pre-annotate")
 def convert(
     input_dir: Annotated[
         Path,

@@ -14,7 +14,6 @@ from prelabel.core.errors import PrelabelError
 from prelabel.labelstudio.backends import list_backends
 from prelabel.labelstudio.config import parse_label_config
 from prelabel.labelstudio.projects import TOOLS, build_label_config, build_video_config, project_summary
-from prelabel_cli.app import app
 from prelabel_cli.checks import label_studio
 from prelabel_cli.options import BASICS, ApiKey, LsUrl, use_api_key
 
@@ -29,7 +28,6 @@ project_app = typer.Typer(
     """,
     no_args_is_help=True,
 )
-app.add_typer(project_app, name="project", rich_help_panel="Label Studio and servers")
 
 
 def _names(value: str | None) -> list[str]:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
+import typer
+
 from flows.params import QualityParams
 from prelabel.core.paths import safe_file_name
-from prelabel_cli.app import app
 from prelabel_cli.checks import check_project
 from prelabel_cli.options import (
     ADVANCED,
@@ -30,7 +31,13 @@ if TYPE_CHECKING:
 __all__ = ["quality"]
 
 
-@app.command(cls=renamed(out="--output-dir", iou="--iou-threshold"), rich_help_panel="Review and quality")
+# This module's top-level commands; ``prelabel_cli.app`` adds them to ``prelabel`` in help order.
+commands = typer.Typer()
+
+
+@commands.command(
+    cls=renamed(out="--output-dir", iou="--iou-threshold"), rich_help_panel="Review and quality"
+)
 def quality(
     project_id: ProjectId,
     model_version: Annotated[str, flow_option(QualityParams, "model_version", BASICS)],

@@ -16,8 +16,8 @@ import typer
 from flows.params import FeaturesParams
 from prelabel.core.errors import PrelabelError
 from prelabel.core.settings import load_settings
-from prelabel_cli.app import EXIT_IMAGES_FAILED, app
 from prelabel_cli.checks import check_project, label_studio
+from prelabel_cli.exits import EXIT_IMAGES_FAILED
 from prelabel_cli.options import (
     ADVANCED,
     BASICS,
@@ -55,10 +55,9 @@ review_app = typer.Typer(
     """,
     no_args_is_help=True,
 )
-app.add_typer(review_app, name="review", rich_help_panel="Review and quality")
-# The old spelling of `review create`, hidden for a release.
-_old_review_set_app = typer.Typer(no_args_is_help=True)
-app.add_typer(_old_review_set_app, name="review-set", hidden=True)
+# The old spellings, hidden for a release: the `review-set create` group and the top-level `features`.
+review_set_app = typer.Typer(no_args_is_help=True)
+commands = typer.Typer()
 
 SetPath = Annotated[Path, flow_option(FeaturesParams, "review_set", BASICS)]
 FeaturesFile = Annotated[
@@ -77,7 +76,7 @@ Seed = Annotated[int, typer.Option("--seed", rich_help_panel=ADVANCED, help="See
 
 
 @review_app.command("create", cls=renamed(out="--set"))
-@_old_review_set_app.command("create", cls=renamed(out="--set"))
+@review_set_app.command("create", cls=renamed(out="--set"))
 def review_create(
     review_set: Annotated[
         Path, typer.Option("--set", rich_help_panel=BASICS, help="SQLite file to write (one file per set).")
@@ -166,7 +165,7 @@ def _features(field: str, panel: str) -> Any:
 
 
 @review_app.command("features", cls=renamed(out="--features"))
-@app.command("features", cls=renamed(out="--features"), hidden=True)  # the old spelling, for a release
+@commands.command("features", cls=renamed(out="--features"), hidden=True)
 def review_features(
     review_set: SetPath,
     features_file: Annotated[Path | None, _features("features", BASICS)] = None,

@@ -12,7 +12,7 @@ import typer
 
 from prelabel.core.errors import PrelabelError
 from prelabel.report.summary import RunSummary
-from prelabel_cli.app import EXIT_IMAGES_FAILED, interrupt_code
+from prelabel_cli.exits import EXIT_IMAGES_FAILED, interrupt_code
 from prelabel_cli.prefectserver import ensure_server
 
 if TYPE_CHECKING:

@@ -33,8 +33,8 @@ from prelabel.labelstudio.client import LabelStudioClient
 from prelabel.labelstudio.labelmap import Normalization, load_label_map
 from prelabel.serve.settings import ServeSettings
 from prelabel_cli import prefectserver
-from prelabel_cli.app import EXIT_INPUT_ERROR, app
 from prelabel_cli.checks import check_model, check_project
+from prelabel_cli.exits import EXIT_INPUT_ERROR
 from prelabel_cli.options import (
     ADVANCED,
     BASICS,
@@ -80,7 +80,11 @@ def _say_log_lines() -> None:
     logging.getLogger("prelabel").setLevel(logging.INFO)
 
 
-@app.command(rich_help_panel="Label Studio and servers")
+# This module's top-level commands; ``prelabel_cli.app`` adds them to ``prelabel`` in help order.
+commands = typer.Typer()
+
+
+@commands.command(rich_help_panel="Label Studio and servers")
 def serve(
     model: ModelName,
     host: Annotated[str, typer.Option("--host", rich_help_panel=BASICS, help="Address to listen on.")] = (

@@ -10,7 +10,6 @@ import typer
 
 from prelabel.labelstudio.server import LocalLabelStudio, free_port, port_is_free
 from prelabel_cli import labelstudio, prefectserver
-from prelabel_cli.app import app
 from prelabel_cli.options import BASICS
 from prelabel_cli.runs import run_flow
 
@@ -26,7 +25,6 @@ labelstudio_app = typer.Typer(
     """,
     no_args_is_help=True,
 )
-app.add_typer(labelstudio_app, name="labelstudio", rich_help_panel="Label Studio and servers")
 _DEMO_HOME = Path.home() / ".cache" / "prelabel" / "demo"
 Port = Annotated[
     int, typer.Option("--port", rich_help_panel=BASICS, help="Port on 127.0.0.1 (a free one when taken).")
@@ -71,7 +69,6 @@ server_app = typer.Typer(
     """,
     no_args_is_help=True,
 )
-app.add_typer(server_app, name="server", rich_help_panel="Label Studio and servers")
 
 
 @server_app.command("start")
@@ -121,7 +118,11 @@ def server_status() -> None:
     typer.echo(f"local Prefect server: {server.ui_url} (pid {server.pid}, data in {server.home})")
 
 
-@app.command(rich_help_panel="Label Studio and servers")
+# This module's top-level commands; ``prelabel_cli.app`` adds them to ``prelabel`` in help order.
+commands = typer.Typer()
+
+
+@commands.command(rich_help_panel="Label Studio and servers")
 def demo(
     home: Annotated[
         Path, typer.Option("--home", rich_help_panel=BASICS, help="Where the demo keeps its data.")

@@ -129,7 +129,6 @@ def _section(path: tuple[str, ...], command: Command) -> str:
 
 def cli_page() -> str:
     """Every visible command of ``prelabel``, in the order ``--help`` lists them."""
-    import prelabel_cli.commands  # noqa: F401  (registers every command on ``app``)
     from prelabel_cli.app import app
 
     root = typer.main.get_command(app)

@@ -12,7 +12,6 @@ import typer
 from pydantic import BaseModel
 from typer.testing import CliRunner
 
-import prelabel_cli.commands  # noqa: F401  (registers every command on ``app``)
 from flows.params import (
     ExportParams,
     FeaturesParams,

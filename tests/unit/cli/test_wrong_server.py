@@ -7,6 +7,7 @@ the command reached its work, so no Prefect server is started.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -55,8 +56,6 @@ class _StartedError(Exception):
 def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A working folder with an images folder and a review set made from project 1; flows
     replaced by ``_StartedError``; no Label Studio variable but the ones a test sets."""
-    import prelabel_cli.commands  # the command modules, whose flow runners are replaced
-
     (tmp_path / "images").mkdir()
     (tmp_path / "images" / "a.jpg").write_bytes(make_samples()[0].data)  # past the empty-folder check
     meta = {"source": "project", "project_id": 1, "model_version": "v1", "per": "box"}
@@ -74,7 +73,7 @@ def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setattr("prelabel.predict.models.hub.read_locally", lambda *args: None)  # no weights here
     for module in ("predict", "data", "quality", "review"):
         for runner in ("run_flow", "run_posting_flow"):
-            if hasattr(getattr(prelabel_cli.commands, module), runner):
+            if hasattr(importlib.import_module(f"prelabel_cli.{module}"), runner):
                 monkeypatch.setattr(f"prelabel_cli.{module}.{runner}", started)
     yield tmp_path
 

@@ -377,7 +377,6 @@ def test_gpu_bf16_finds_what_the_cpu_finds(tiny_sam3: Path) -> None:
 def test_prelabel_models_shows_what_sam3_needs() -> None:
     from typer.testing import CliRunner
 
-    import prelabel_cli.commands  # noqa: F401  (registers the commands, as main does)
     from prelabel_cli.main import app
 
     shown = CliRunner().invoke(app, ["models"])
