@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from prelabel.records import Detections
-from tests.unit.core.test_modeloutput import _item
+from tests.unit.predict.test_output import _item
 
 
 def test_a_contact_sheet_that_cannot_be_drawn_is_a_row_and_the_summary_is_written(
