@@ -7,7 +7,8 @@ request after ``--latency`` seconds with a ~10 KB JPEG. ``--urls`` URLs are fetc
 ``Fetcher`` (``--concurrency``), and ``--sequential`` of them one at a time by the same
 fetcher with concurrency 1 (a full one-at-a-time pass over 10,000 URLs would take over 8
 minutes; the per-URL times are compared). Bytes are hashed and dropped as they arrive, as
-``ingest`` does; peak memory is the process's maximum resident set size.
+``ingest`` does; peak memory is the process's maximum resident set size. Both passes must
+deliver every URL once with the served image's hash, or the run exits before any ratio.
 Command: ``python -m benchmarks.download`` (from the repository root).
 """
 
@@ -30,20 +31,28 @@ from prelabel.ingest.fetch import Fetcher, FetchOptions
 from tests.support.http_faults import Site, serve
 
 
-def _timed(fetcher: Fetcher, urls: list[str]) -> float:
+def _timed(fetcher: Fetcher, urls: list[str], expected: str) -> float:
+    """Seconds to fetch ``urls``; exits unless every URL arrived once, with ``expected``'s SHA-256."""
     failed: list[str] = []
+    digests: dict[str, list[str]] = {}
 
     def take(uri: str, outcome: bytes | SourceError) -> None:
         if isinstance(outcome, SourceError):
             failed.append(uri)
         else:
-            hashlib.sha256(outcome).hexdigest()
+            digests.setdefault(uri, []).append(hashlib.sha256(outcome).hexdigest())
 
     start = time.perf_counter()
     fetcher.fetch(urls, take)
     elapsed = time.perf_counter() - start
     if failed:
         raise SystemExit(f"{len(failed)} downloads failed, e.g. {failed[0]}")
+    missing = [u for u in urls if u not in digests]
+    if missing:
+        raise SystemExit(f"{len(missing)} of {len(urls)} URLs never arrived, e.g. {missing[0]}")
+    wrong = [u for u, got in digests.items() if got != [expected]]
+    if wrong or len(digests) != len(urls):
+        raise SystemExit(f"{len(wrong)} URLs arrived other bytes, twice, or unasked, e.g. {wrong[:1]}")
     return elapsed
 
 
@@ -73,9 +82,10 @@ def main() -> None:
     try:
         base = address.get(timeout=30)
         urls = [f"{base}/img/{name}" for name in images]
-        many = _timed(Fetcher(options=FetchOptions(concurrency=args.concurrency)), urls)
+        expected = hashlib.sha256(buffer.getvalue()).hexdigest()
+        many = _timed(Fetcher(options=FetchOptions(concurrency=args.concurrency)), urls, expected)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        one = _timed(Fetcher(options=FetchOptions(concurrency=1)), urls[: args.sequential])
+        one = _timed(Fetcher(options=FetchOptions(concurrency=1)), urls[: args.sequential], expected)
     finally:
         stop.set()
         server.join(10)

@@ -17,6 +17,10 @@ against the default's: the largest score and box-corner difference (pixels) over
 in the same order, and masks equal (worst IoU). Only eager attention is expected to change
 outputs (transformers' eager BERT does not apply Grounding DINO's text mask; the adapter
 gives it its own cache key); the others should agree up to the order of float sums.
+Checks, before any ratio is printed (exit non-zero otherwise): every variant gives detections
+for every image, as many per image as the default; the variants other than eager attention
+keep the default's boxes within ``--max-box-difference`` pixels and its masks at an IoU of at
+least ``--min-iou``.
 Command (GPU): ``python -m benchmarks.gpu_variants --images 64 --batch-sizes 16``; the tests
 run it with ``--tiny --device cpu --images 4``. ``--json PATH`` writes the table.
 """
@@ -59,6 +63,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "block 64": {"block_queries": 64},
 }
 SHARED_WHEN = {"dtype"}  # options applied per call: the variant reuses the default's loaded models
+CHANGES_OUTPUTS = {"eager attention"}  # another model (transformers' eager BERT): compared, not checked
 
 
 def _difference(got: list[Detections], default: list[Detections]) -> tuple[float | None, float | None]:
@@ -77,6 +82,9 @@ def _difference(got: list[Detections], default: list[Detections]) -> tuple[float
 def main() -> None:
     flags = parser((__doc__ or "").split("\n")[0])
     flags.add_argument("--repeat", type=int, default=2, help="timed runs per variant (the best counts)")
+    flags.add_argument("--max-box-difference", type=float, default=4.0,
+                       help="pixels a box corner may move against the default's")  # fmt: skip
+    flags.add_argument("--min-iou", type=float, default=0.8, help="the worst mask IoU against the default's")
     args = flags.parse_args()
     batch = int(args.batch_sizes.split(",")[0])
     report = header(args) | {"batch": batch, "variants": []}
@@ -103,8 +111,16 @@ def main() -> None:
             peaks = [run[2] for run in runs if run[2] is not None]
             if base is None:
                 base, reference = adapter, found
-            equal, compared, worst = _compare(found, [list(d.masks) for d in reference], 0.0)
+            if len(found) != args.images:
+                raise SystemExit(f"{name}: detections for {len(found)} of {args.images} images")
+            checked = name not in CHANGES_OUTPUTS
+            equal, compared, worst = _compare(found, [list(d.masks) for d in reference],
+                                              args.min_iou if checked else 0.0)  # fmt: skip
             scores, boxes = _difference(found, reference)
+            if boxes is None:
+                raise SystemExit(f"{name}: another count of detections than the default's on some image")
+            if checked and boxes > args.max_box_difference:
+                raise SystemExit(f"{name}: a box corner {boxes:.3f} px from the default's")
             rows.append({
                 "variant": name, "options": change, "images_per_s": args.images / seconds,
                 "spread": 1 - seconds / max(run[1] for run in runs),
@@ -122,7 +138,7 @@ def main() -> None:
     for row in rows:
         row["ratio"] = row["images_per_s"] / rows[0]["images_per_s"]
         scores, boxes = row["max_score_difference"], row["max_box_difference_px"]
-        diff = "count differs" if scores is None else f"{scores:14.2e}  {boxes:9.3f} px"
+        diff = f"{scores:14.2e}  {boxes:9.3f} px"
         print(f"{row['variant']:20}  {row['images_per_s']:8.2f}  {row['spread']:6.1%}  {row['ratio']:5.2f}  "
               f"{_gib(row['peak_gib']):>11}  {diff}  {row['masks_equal']:5d}/{row['masks_compared']:<5d} "
               f"({row['worst_iou']:.6f})")  # fmt: skip

@@ -5,7 +5,8 @@ Question: how long does ``match_files`` take on the exact path for 100k x 100k (
 Method: wall time of one ``match_files`` call; tasks are Label Studio uploads
 (``/data/upload/<project>/<8 hex>-<name>``) whose names went through the upload
 sanitising; files are the local names (spaces, brackets). ``--fuzzy-left`` files have
-another extension (.jpeg) so that they only match by fuzzy similarity.
+another extension (.jpeg) so that they only match by fuzzy similarity. Every pair is checked
+against the truth (file i, task i + 1) before the times are printed.
 Command: ``.venv/bin/python benchmarks/matching.py``.
 """
 
@@ -17,7 +18,23 @@ import random
 import time
 from importlib.metadata import version
 
-from prelabel.labelstudio.matching import match_files, name_key
+from prelabel.labelstudio.matching import MatchResult, match_files, name_key
+
+
+def _check(files: list[str], renamed: int, *results: MatchResult) -> None:
+    """Exits unless every result paired file i with task i + 1, the renamed files by stem or
+    fuzzy similarity and every other file exactly."""
+    truth = {f: i + 1 for i, f in enumerate(files)}
+    for result in results:
+        pairs = {m.file: m.task_id for m in result.matches}
+        if pairs != truth or len(result.matches) != len(files):
+            right = sum(truth.get(f) == t for f, t in pairs.items())
+            raise SystemExit(f"{len(result.matches)} pairs, {right} right, of {len(files)} files")
+        how = {m.file: m.how for m in result.matches}
+        if any(how[f] not in {"stem", "fuzzy"} for f in files[:renamed]) or any(
+            how[f] != "exact" for f in files[renamed:]
+        ):
+            raise SystemExit("a file was paired another way than its name allows")
 
 
 def main() -> None:
@@ -48,6 +65,7 @@ def main() -> None:
     with_fuzzy = time.perf_counter() - start
     fuzzy = sum(m.how in {"fuzzy", "stem"} for m in full.matches)
     ambiguous = sum(u.reason.startswith("ambiguous") for u in full.unmatched_files)
+    _check(files, args.fuzzy_left, result, full)
     print(f"{args.n:,} files x {args.n:,} tasks")
     print(f"exact path: {exact:.3f} s (best of 3), {len(result.matches):,} matched")
     print(

@@ -190,6 +190,22 @@ def tiny_detr(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def detr_says_car(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny DETR with its classifier set so every query finds "car" (score 0.99262)."""
+    from tests.support.random_models import save_detr
+
+    return save_detr(tmp_path_factory.mktemp("detr-car"), says="car")
+
+
+@pytest.fixture(scope="session")
+def detr_says_dog(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny DETR with its classifier set so every query finds "dog", a label no sample project has."""
+    from tests.support.random_models import save_detr
+
+    return save_detr(tmp_path_factory.mktemp("detr-dog"), says="dog")
+
+
+@pytest.fixture(scope="session")
 def tiny_sam3(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random-weight SAM 3 with its CLIP tokenizer and preprocessor config (a folder)."""
     from tests.support.random_models import save_sam3

@@ -45,51 +45,114 @@ def test_convert_corpus_images_and_raw_files(tmp_path: Path) -> None:
     folder.mkdir()
     write_samples(folder)  # four good images with good raw files
     good_raw = '{"objects": [{"bbox": [1, 2, 30, 40], "category": "car", "score": 0.9}]}'
-    bad_images = {
-        "empty.jpg": b"",  # 0 bytes
-        "truncated.jpg": SAMPLES[1].data[:200],  # cut mid-file
-        "text.jpg": b"hello, not an image",  # not an image at all
-        "eps.jpg": b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n",  # EPS: Ghostscript never runs
-        "garbage.jpg": b"\xff\xd8\xff" + b"junk" * 50,  # a JPEG signature, then junk
+    cannot_read = "not an image, or a format prelabel cannot read"
+    bad_images = {  # name: (bytes, why it fails)
+        "empty.jpg": (b"", "file is empty (0 bytes)"),  # 0 bytes
+        "truncated.jpg": (SAMPLES[1].data[:200], "corrupt image header"),  # cut mid-file
+        "text.jpg": (b"hello, not an image", cannot_read),  # not an image at all
+        "eps.jpg": (
+            b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n",
+            cannot_read,
+        ),  # EPS: no Ghostscript
+        "garbage.jpg": (b"\xff\xd8\xff" + b"junk" * 50, cannot_read),  # a JPEG signature, then junk
     }
-    for name, data in bad_images.items():
+    for name, (data, _) in bad_images.items():
         (folder / name).write_bytes(data)
         (folder / f"{Path(name).stem}.json").write_text(good_raw)
     huge_mask = {"size": [100000, 100000], "counts": "0"}  # six characters declaring 10^10 pixels
     wrong_grid = mask_to_coco(np.ones((33, 77), np.uint8))  # made on another image
-    bad_raw = {
-        "notjson": "{not json",  # not JSON
-        "shape": '{"objects": {"bbox": [1, 2, 3, 4]}}',  # objects not a list
-        "short": '{"objects": [{"bbox": [1, 2, 3], "category": "car"}]}',  # three numbers
-        "digits400": '{"objects": [{"bbox": [1, 2, 3, ' + "9" * 400 + '], "category": "car"}]}',
-        "digits5000": '{"objects": [{"bbox": [1, 2, 3, 4], "category": "car", "score": ' + "9" * 5000 + "}]}",
-        "deep": "[" * 50000 + "]" * 50000,  # nesting past the parser's depth
-        "nan": '{"objects": [{"bbox": [1, 2, NaN, 4], "category": "car"}]}',  # not finite
-        "nolabel": '{"objects": [{"bbox": [1, 2, 3, 4], "category": ""}]}',  # empty category
-        "score": '{"objects": [{"bbox": [1, 2, 3, 4], "category": "car", "score": "high"}]}',  # a string
-        "hugemask": json.dumps({"objects": [{"bbox": [1, 2, 3, 4], "category": "car", "mask": huge_mask}]}),
-        "counts": json.dumps(
-            {
-                "objects": [
-                    {"bbox": [1, 2, 3, 4], "category": "car", "mask": {"size": [480, 640], "counts": [5, 5]}}
-                ]
-            }
+    bbox = "objects[0].bbox must be [x1, y1, x2, y2] finite numbers"
+    choice = "objects[0].choices[0] must be {label, score} with a finite score"
+    bad_raw = {  # stem: (raw file, why it fails)
+        "notjson": ("{not json", "not valid JSON (Expecting property name"),  # not JSON
+        "shape": ('{"objects": {"bbox": [1, 2, 3, 4]}}', "'objects' must be a list, got dict"),  # not a list
+        "short": (
+            '{"objects": [{"bbox": [1, 2, 3], "category": "car"}]}',
+            f"{bbox}, got [1, 2, 3]",
+        ),  # three numbers
+        "digits400": ('{"objects": [{"bbox": [1, 2, 3, ' + "9" * 400 + '], "category": "car"}]}', bbox),
+        "digits5000": (
+            '{"objects": [{"bbox": [1, 2, 3, 4], "category": "car", "score": ' + "9" * 5000 + "}]}",
+            "not valid JSON (Exceeds the limit",
         ),
-        "grid": json.dumps({"objects": [{"bbox": [1, 2, 3, 4], "category": "car", "mask": wrong_grid}]}),
-        "polygon": '{"objects": [{"bbox": [1, 2, 3, 4], "category": "car", "polygon": [[1, 2], [3, NaN]]}]}',
-        "keypoint": '{"objects": [{"bbox": [1, 2, 3, 4], "category": "car", "keypoints": [{"x": 1}]}]}',
-        "choices": '{"objects": [], "choices": [{"label": "day", "score": "sure"}]}',
-        "objchoices": '{"objects": [{"bbox": [1, 2, 3, 4], "category": "car", "choices": "parked"}]}',
-        "objchoicelabel": '{"objects": [{"bbox": [1, 2, 3, 4], "category": "car", '
-        '"choices": [{"label": 7}]}]}',
-        "objchoicenan": '{"objects": [{"bbox": [1, 2, 3, 4], "category": "car", '
-        '"choices": [{"label": "parked", "score": NaN}]}]}',
-        "emptybox": '{"objects": [{"bbox": [10, 10, 10, 40], "category": "car"}]}',  # no width
-        "offimage": '{"objects": [{"bbox": [5000, 5000, 6000, 6000], "category": "car"}]}',  # off it
-        "logit": '{"objects": [{"bbox": [1, 2, 30, 40], "category": "car", "score": 7}]}',  # not [0, 1]
-        "negative": '{"objects": [{"bbox": [1, 2, 30, 40], "category": "car", "score": -5}]}',
+        "deep": (
+            "[" * 50000 + "]" * 50000,
+            "not valid JSON (maximum recursion depth",
+        ),  # past the parser's depth
+        "nan": ('{"objects": [{"bbox": [1, 2, NaN, 4], "category": "car"}]}', f"{bbox}, got [1, 2, nan, 4]"),
+        "nolabel": (
+            '{"objects": [{"bbox": [1, 2, 3, 4], "category": ""}]}',
+            "objects[0].category must be a non-empty string",
+        ),  # empty category
+        "score": (
+            '{"objects": [{"bbox": [1, 2, 3, 4], "category": "car", "score": "high"}]}',
+            "objects[0].score must be a finite number, got high",
+        ),  # a string
+        "hugemask": (
+            json.dumps({"objects": [{"bbox": [1, 2, 3, 4], "category": "car", "mask": huge_mask}]}),
+            "its size 100000x100000 needs 10000000000",
+        ),
+        "counts": (
+            json.dumps(
+                {
+                    "objects": [
+                        {
+                            "bbox": [1, 2, 3, 4],
+                            "category": "car",
+                            "mask": {"size": [480, 640], "counts": [5, 5]},
+                        }
+                    ]
+                }
+            ),
+            "COCO RLE counts cover 10 pixels, its size 480x640 needs 307200",
+        ),
+        "grid": (
+            json.dumps({"objects": [{"bbox": [1, 2, 3, 4], "category": "car", "mask": wrong_grid}]}),
+            "masks are 33x77 but the image is displayed at 480x640",
+        ),
+        "polygon": (
+            '{"objects": [{"bbox": [1, 2, 3, 4], "category": "car", "polygon": [[1, 2], [3, NaN]]}]}',
+            "objects[0].polygon must be [[x, y], ...]",
+        ),
+        "keypoint": (
+            '{"objects": [{"bbox": [1, 2, 3, 4], "category": "car", "keypoints": [{"x": 1}]}]}',
+            "objects[0].keypoints[0] must be {label, x, y, score}",
+        ),
+        "choices": (
+            '{"objects": [], "choices": [{"label": "day", "score": "sure"}]}',
+            "choices[0] must be {label, score} with a finite score",
+        ),
+        "objchoices": (
+            '{"objects": [{"bbox": [1, 2, 3, 4], "category": "car", "choices": "parked"}]}',
+            "objects[0].choices must be a list, got str",
+        ),  # a detection's own choices
+        "objchoicelabel": (
+            '{"objects": [{"bbox": [1, 2, 3, 4], "category": "car", "choices": [{"label": 7}]}]}',
+            choice,
+        ),
+        "objchoicenan": (
+            '{"objects": [{"bbox": [1, 2, 3, 4], "category": "car", '
+            '"choices": [{"label": "parked", "score": NaN}]}]}',
+            choice,
+        ),
+        "emptybox": (
+            '{"objects": [{"bbox": [10, 10, 10, 40], "category": "car"}]}',
+            "box [10, 10, 10, 40] has no area",
+        ),  # no width
+        "offimage": (
+            '{"objects": [{"bbox": [5000, 5000, 6000, 6000], "category": "car"}]}',
+            "box [5000, 5000, 6000, 6000] is outside the image",
+        ),  # off it
+        "logit": (
+            '{"objects": [{"bbox": [1, 2, 30, 40], "category": "car", "score": 7}]}',
+            "score 7 is outside [0, 1]",
+        ),  # not [0, 1]
+        "negative": (
+            '{"objects": [{"bbox": [1, 2, 30, 40], "category": "car", "score": -5}]}',
+            "score -5 is outside [0, 1]",
+        ),
     }
-    for stem, body in bad_raw.items():
+    for stem, (body, _) in bad_raw.items():
         _raw(folder, stem, body)
     _raw(folder, "bom", "\ufeff" + good_raw)  # a BOM before valid JSON: fine
     _raw(folder, "inverted", '{"objects": [{"bbox": [60, 50, 10, 10], "category": "person"}]}')  # ordered
@@ -102,15 +165,15 @@ def test_convert_corpus_images_and_raw_files(tmp_path: Path) -> None:
                         "--errors-csv", "errors.csv", cwd=_with_config(tmp_path))  # fmt: skip
     _clean(done, 1)
     errors = _rows(tmp_path / "errors.csv")
-    expected = {**{name: None for name in bad_images}, **{f"{stem}.jpg": None for stem in bad_raw},
-                "twin.jpg": "twin.json", "twin.png": "twin.json"}  # fmt: skip
+    ambiguous = "ambiguous raw file in/twin.json: 1 other image(s) of the same stem claim it"
+    expected = {**{name: why for name, (_, why) in bad_images.items()},
+                **{f"{stem}.jpg": why for stem, (_, why) in bad_raw.items()},
+                "twin.jpg": ambiguous, "twin.png": ambiguous}  # fmt: skip
     assert set(errors) == set(expected), sorted(set(errors) ^ set(expected))
-    assert all(name.split(".")[0] in errors[name] or "json" in errors[name] for name in errors), errors
-    assert "10000000000" in errors["hugemask.jpg"] or "100000x100000" in errors["hugemask.jpg"]
-    for stem in ("objchoices", "objchoicelabel", "objchoicenan"):  # a detection's own choices
-        assert "objects[0].choices" in errors[f"{stem}.jpg"], errors[f"{stem}.jpg"]
-    assert "has no area" in errors["emptybox.jpg"] and "is outside the image" in errors["offimage.jpg"]
-    assert "score 7 is outside [0, 1]" in errors["logit.jpg"] and "score -5" in errors["negative.jpg"]
+    wrong = {name: errors[name] for name, why in expected.items() if why not in errors[name]}
+    assert wrong == {}, wrong  # each failed for its own reason
+    named = {name for name in errors if errors[name].startswith((name, f"in/{Path(name).stem}.json"))}
+    assert named == set(errors) - {"twin.jpg", "twin.png"}  # each row names its image or raw file
     tasks = json.loads((tmp_path / "tasks.json").read_text())
     fine = {"bom.jpg", "inverted.jpg", "outside.jpg"}
     assert len(tasks) == 7  # the four samples, the BOM file, the two boxes made sane; nothing else

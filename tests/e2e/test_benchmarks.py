@@ -223,3 +223,30 @@ def test_startup_benchmark_runs(label_studio) -> None:  # type: ignore[no-untype
     assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-3000:]
     assert "local     server: first task" in done.stdout and "temporary server: first task" in done.stdout
     assert "ratio (temporary / local, first task, medians):" in done.stdout
+
+
+def test_export_costs_benchmark_runs() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.export_costs", "--n", "1"],
+        capture_output=True, text=True, check=False, cwd=ROOT,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("machine:") and "1 1080p JPEGs per orientation" in lines[0]
+    stages = ["read", "hash + header", "decode (EXIF applied)", "export (10 PNG masks, image, COCO)"]
+    for orientation in (1, 6):  # upright, then sideways
+        at = lines.index(f"orientation {orientation}:")
+        rows = lines[at + 1 : at + 1 + len(stages)]
+        assert [row[:42].strip() for row in rows] == stages, rows
+        assert all(row.endswith("ms/image") for row in rows), rows
+
+
+def test_review_page_benchmark_runs() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.review_page", "--items", "30", "--dims", "8",
+         "--answers", "12"],
+        capture_output=True, text=True, check=False, cwd=ROOT,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.startswith("answer + next + progress, 30 items x 8 dims: median "), done.stdout
+    assert " ms, worst " in done.stdout

@@ -11,6 +11,7 @@ from prelabel.convert.masks import mask_to_brush
 from prelabel.ingest.samples import make_samples
 from prelabel.labelstudio.client import LabelStudioClient, Project
 from prelabel.labelstudio.server import LocalLabelStudio
+from prelabel.predict.models import create_model
 from tests.conftest import run_prelabel
 
 
@@ -52,10 +53,10 @@ def test_infer_post_run_pull(
     assert done.returncode == 1, done.stderr[-2000:]  # one image failed: exit 1, the rest posted
     assert "| predictions posted | 4 |" in done.stdout
     assert "broken.jpg" in (tmp_path / "out" / "errors.csv").read_text()
-    assert set(ls_client.model_versions(project.id)) == {
-        "ocr-raw",
-        next(iter(set(ls_client.model_versions(project.id)) - {"ocr-raw"})),
-    }
+    # no --model-version: the model's name and the first 8 hex digits of its signature's key
+    default = f"ocr-{create_model('ocr', min_score=0.3).signature().key[:8]}"
+    assert f"model version `{default}`" in done.stdout
+    assert ls_client.model_versions(project.id) == {"ocr-raw": 4, default: 4}
 
     task = next(iter(ls_client.iter_tasks(project.id)))
     mask = np.ones((48, 64), np.uint8)

@@ -278,13 +278,13 @@ def run_with_a_shard_killed(
 
 
 def test_a_worker_killed_mid_shard_the_shard_runs_again_and_every_task_has_one_prediction(
-    stack: Stack, ls_client: LabelStudioClient, project: Project, tmp_path: Path, tiny_detr: Path
+    stack: Stack, ls_client: LabelStudioClient, project: Project, tmp_path: Path, detr_says_dog: Path
 ) -> None:
     stack.deploy_with_workers("--crash-silent-after", str(CRASH_AFTER))
     with serve(Site({}, slow=2.0)) as site:
         manifest = slow_images(20, tmp_path, site)
         params = {"project_id": project.id, "manifest": str(manifest), "model": "detr", "import_new": True,
-                  "model_options": {"checkpoint": str(tiny_detr), "threshold": 0.0, "device": "cpu"},
+                  "model_options": {"checkpoint": str(detr_says_dog), "threshold": 0.5, "device": "cpu"},
                   "model_version": "survivor", "shard_size": 10, "max_parallel_shards": 2, "batch_size": 2,
                   "label_map": {"car": "civilian vehicle"}, "output_dir": str(tmp_path / "out"),
                   "unmatched_csv": str(tmp_path / "out" / "unmatched.csv")}  # fmt: skip
@@ -292,11 +292,15 @@ def test_a_worker_killed_mid_shard_the_shard_runs_again_and_every_task_has_one_p
     tasks = list(ls_client.iter_tasks(project.id, full=True))
     assert len(tasks) == 20
     assert [[p["model_version"] for p in t.predictions] for t in tasks] == [["survivor"]] * 20
+    # "dog" is no label of the project: no region posted, each image's 12 counted once
+    assert all(p["result"] == [] for t in tasks for p in t.predictions)
+    rows = [line.split(",")[1:] for line in (tmp_path / "out" / "unmatched.csv").read_text().splitlines()[1:]]
+    assert rows == [[str(project.id), "survivor", "dog", "240"]]
 
 
 @pytest.mark.parametrize("stack", ["sqlite", "postgresql"], indirect=True)
 def test_deploy_schedule_and_scale_out_over_two_gpu_workers(
-    stack: Stack, ls_client: LabelStudioClient, project: Project, tmp_path: Path, tiny_detr: Path
+    stack: Stack, ls_client: LabelStudioClient, project: Project, tmp_path: Path, detr_says_car: Path
 ) -> None:
     stack.deploy_with_workers()
 
@@ -305,7 +309,7 @@ def test_deploy_schedule_and_scale_out_over_two_gpu_workers(
     for sample in make_samples():
         (images / sample.name).write_bytes(sample.data)
     params = {"project_id": project.id, "input_dir": str(images), "model": "detr", "import_new": True,
-              "model_options": {"checkpoint": str(tiny_detr), "threshold": 0.0, "device": "cpu"},
+              "model_options": {"checkpoint": str(detr_says_car), "threshold": 0.5, "device": "cpu"},
               "model_version": "deployed", "shard_size": 1, "max_parallel_shards": 4,
               "label_map": {"car": "civilian vehicle"}, "output_dir": str(tmp_path / "out"),
               "unmatched_csv": str(tmp_path / "out" / "unmatched.csv")}  # fmt: skip
@@ -313,6 +317,10 @@ def test_deploy_schedule_and_scale_out_over_two_gpu_workers(
     assert final["state"]["type"] == "COMPLETED", json.dumps(final["state"])[:2000]
 
     assert ls_client.model_versions(project.id) == {"deployed": 4}
+    labels = [[r["value"]["rectanglelabels"][0] for p in t.predictions for r in p["result"]]
+              for t in ls_client.iter_tasks(project.id, full=True)]  # fmt: skip
+    assert labels == [["civilian vehicle"] * 12] * 4  # every query finds "car"; the label map renames it
+    assert not (tmp_path / "out" / "unmatched.csv").exists()
     markers = [json.loads(p.read_text()) for p in (tmp_path / "cache" / "markers").glob("*.json")]
     assert len(markers) == 4 and {m["worker"] for m in markers} == {"gpu-a", "gpu-b"}
     # The shards' image lists travel by reference: no image path among the stored parameters.

@@ -176,22 +176,30 @@ def test_one_step_with_dinox(
 
 
 def test_one_step_with_detr(
-    ls_client: LabelStudioClient, project: Project, tmp_path: Path, tiny_detr: Path
+    ls_client: LabelStudioClient, project: Project, tmp_path: Path, detr_says_car: Path, detr_says_dog: Path
 ) -> None:
     _images(tmp_path / "images")
-    options = {"checkpoint": str(tiny_detr), "threshold": 0.0, "device": "cpu"}
-    summary = preannotate(
-        _params(project, tmp_path, model="detr", model_options=options, model_version="detr-tiny",
-                label_map={"car": "civilian vehicle"})
-    )  # fmt: skip
-    assert (summary.inferred, summary.posted, summary.failed) == (4, 4, 0)
-    labels = {
-        r["value"]["rectanglelabels"][0]
-        for t in ls_client.iter_tasks(project.id, full=True)
-        for p in t.predictions
-        for r in p["result"]
-    }
-    assert labels <= {"civilian vehicle", "person"}  # "dog" is not a project label: counted, not posted
+    unmatched = tmp_path / "out" / "unmatched_labels.csv"
+    for checkpoint, version in ((detr_says_car, "detr-car"), (detr_says_dog, "detr-dog")):
+        options = {"checkpoint": str(checkpoint), "threshold": 0.5, "device": "cpu"}
+        summary = preannotate(
+            _params(project, tmp_path, model="detr", model_options=options, model_version=version,
+                    label_map={"car": "civilian vehicle"})
+        )  # fmt: skip
+        assert (summary.inferred, summary.posted, summary.failed) == (4, 4, 0)
+        if version == "detr-car":  # "car" is renamed by the label map: 12 boxes on each task
+            assert summary.unmatched_labels == 0 and not unmatched.exists()
+        else:  # "dog" is no label of the project: counted and listed, never posted
+            assert summary.unmatched_labels == 48
+    labels: dict[str, list[str]] = {}
+    for task in ls_client.iter_tasks(project.id, full=True):
+        for prediction in task.predictions:
+            found = labels.setdefault(prediction["model_version"], [])
+            found += [r["value"]["rectanglelabels"][0] for r in prediction["result"]]
+    assert labels["detr-car"] == ["civilian vehicle"] * 48
+    assert labels["detr-dog"] == []  # posted, with no regions
+    rows = [line.split(",")[1:] for line in unmatched.read_text().splitlines()[1:]]
+    assert rows == [[str(project.id), "detr-dog", "dog", "48"]]
 
 
 def test_one_step_with_grounded_sam2_prompted_by_the_project(

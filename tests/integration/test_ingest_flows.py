@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -35,9 +36,9 @@ def _env(label_studio: LocalLabelStudio, s3_endpoint: str, monkeypatch: pytest.M
         monkeypatch.setenv(f"PRELABEL_{key}", value)
 
 
-def _results(client: LabelStudioClient, project: Project) -> dict[str, dict[str, list[object]]]:
+def _results(client: LabelStudioClient, project: Project) -> dict[str, dict[str, list[dict[str, Any]]]]:
     """Per model version, per task: the prediction's results without their region ids."""
-    found: dict[str, dict[str, list[object]]] = {}
+    found: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for task in client.iter_tasks(project.id, full=True):
         for prediction in task.predictions:
             regions = [{k: v for k, v in r.items() if k != "id"} for r in prediction["result"]]
@@ -46,7 +47,7 @@ def _results(client: LabelStudioClient, project: Project) -> dict[str, dict[str,
 
 
 def test_s3_and_url_list_runs_post_what_the_folder_posts(
-    ls_client: LabelStudioClient, project: Project, tmp_path: Path, tiny_detr: Path
+    ls_client: LabelStudioClient, project: Project, tmp_path: Path, detr_says_car: Path
 ) -> None:
     samples = {s.name: s.data for s in make_samples()}
     folder = tmp_path / "images"
@@ -59,7 +60,7 @@ def test_s3_and_url_list_runs_post_what_the_folder_posts(
         s3.put_object(Bucket="photos", Key=f"batch1/{name}", Body=data)
     common = {"project_id": project.id, "model": "detr", "batch_size": 2,
               "cache_dir": str(tmp_path / "cache"),
-              "model_options": {"checkpoint": str(tiny_detr), "threshold": 0.0, "device": "cpu"},
+              "model_options": {"checkpoint": str(detr_says_car), "threshold": 0.5, "device": "cpu"},
               "output_dir": str(tmp_path / "out"), "unmatched_csv": str(tmp_path / "out" / "u.csv"),
               "label_map": {"car": "civilian vehicle"}}  # fmt: skip
     local = preannotate(PreannotateParams.model_validate(
@@ -81,6 +82,10 @@ def test_s3_and_url_list_runs_post_what_the_folder_posts(
 
     results = _results(ls_client, project)
     assert set(results) == {"local", "s3", "urls"} and len(results["local"]) == 4
+    # the model finds "car" 12 times an image, and the label map renames it
+    for regions in results["local"].values():
+        assert [r["value"]["rectanglelabels"] for r in regions] == [["civilian vehicle"]] * 12
+    assert (local.unmatched_labels, from_s3.unmatched_labels, from_urls.unmatched_labels) == (0, 0, 0)
     assert results["s3"] == results["local"] and results["urls"] == results["local"]
 
 

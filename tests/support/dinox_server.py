@@ -45,6 +45,7 @@ class DinoxState:
     tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
     requests: int = 0
+    served: list[str] = field(default_factory=list)  # the faults acted on, in order (not ``pass``)
     sizes: list[tuple[int, int]] = field(default_factory=list)
     bodies: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (path, body) of each create
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -78,6 +79,9 @@ def _handler(state: DinoxState) -> type[BaseHTTPRequestHandler]:
 
         def _fault(self) -> bool:
             fault = state.next_fault()
+            if fault is not None and fault in {"429", "500", "busy", "malformed", "lie", "drop"}:
+                with state.lock:
+                    state.served.append(fault)
             if fault == "429":
                 self._send(429, {"code": 429, "msg": "slow down"}, {"Retry-After": "0"})
             elif fault == "500":
@@ -121,6 +125,8 @@ def _handler(state: DinoxState) -> type[BaseHTTPRequestHandler]:
             )
             prompt = body.get("prompt", {})
             with state.lock:
+                if special:
+                    state.served.append(special)
                 state.bodies.append((self.path, body))
                 state.sizes.append(image.size)
                 state.keys[key] = task_id

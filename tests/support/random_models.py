@@ -64,10 +64,19 @@ def save_grounding_dino(folder: Path, full: bool = False, seed: int = 0) -> Path
 
 
 DETR_LABELS = {0: "car", 1: "person", 2: "dog"}
+DETR_SAYS_LOGIT = 6.0
+"""The class logit of ``save_detr(says=...)``'s label; every other logit (the other labels and
+"no object") is 0, so each query scores ``exp(6) / (exp(6) + 3)`` = 0.99262 for it."""
 
 
-def save_detr(folder: Path, seed: int = 0) -> Path:
-    """A DETR with a 4-stage toy ResNet (classes ``DETR_LABELS``) and its image processor in ``folder``."""
+def save_detr(folder: Path, seed: int = 0, says: str | None = None) -> Path:
+    """A DETR with a 4-stage toy ResNet (classes ``DETR_LABELS``) and its image processor in ``folder``.
+
+    Random weights give every query nearly the same decoder output, so one label wins
+    everywhere, at a score that depends on the seed. ``says``: the classifier's weights are
+    zeroed and its bias is ``DETR_SAYS_LOGIT`` for that label, 0 elsewhere, so each of the 12
+    queries finds ``says`` at a known score, whatever the image.
+    """
     import torch
     from transformers import DetrConfig, DetrForObjectDetection, DetrImageProcessorPil, ResNetConfig
 
@@ -80,8 +89,14 @@ def save_detr(folder: Path, seed: int = 0) -> Path:
         encoder_ffn_dim=16, decoder_ffn_dim=16, num_queries=12, num_labels=3, id2label=DETR_LABELS,
         label2id={v: k for k, v in DETR_LABELS.items()},
     )  # fmt: skip
+    model = DetrForObjectDetection(config).eval()
+    if says is not None:
+        with torch.no_grad():
+            model.class_labels_classifier.weight.zero_()
+            model.class_labels_classifier.bias.zero_()
+            model.class_labels_classifier.bias[config.label2id[says]] = DETR_SAYS_LOGIT
     folder.mkdir(parents=True, exist_ok=True)
-    DetrForObjectDetection(config).eval().save_pretrained(folder)
+    model.save_pretrained(folder)
     DetrImageProcessorPil(size={"shortest_edge": 64, "longest_edge": 96}).save_pretrained(folder)
     return folder
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 import httpx
 import pytest
+import tenacity
+import tenacity.nap
 from PIL import Image
 
 from prelabel.core.errors import AmbiguousWriteError, LabelStudioUnavailableError
@@ -97,21 +98,48 @@ def test_each_retry_is_logged_without_credentials(caplog: pytest.LogCaptureFixtu
     assert "pa55word" not in line and "s3cret" not in line and "user" not in line
 
 
-def test_retry_after_is_honoured_up_to_its_cap() -> None:
+class _Clock:
+    """tenacity's clock and sleep, for tests: a wait is recorded and moves the clock, at once."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> _Clock:
+    """The policy's waits and deadline on a clock of their own, so no busy machine changes them
+    (tenacity's default sleep calls ``time.sleep`` from ``tenacity.nap``, and its call
+    timestamps ``time.monotonic`` from ``tenacity``)."""
+    fake = _Clock()
+    monkeypatch.setattr(tenacity.nap, "time", fake)
+    monkeypatch.setattr(tenacity, "time", fake)
+    return fake
+
+
+def test_retry_after_is_honoured_up_to_its_cap(clock: _Clock) -> None:
     policy = RetryPolicy(retries=1, backoff=0.01, max_retry_after=0.2, deadline=None)
     answer = httpx.Response(503, headers={"Retry-After": "1000"}, request=httpx.Request("GET", "http://h/x"))
-    calls: list[float] = []
+    calls = 0
 
     def send() -> None:
-        calls.append(time.monotonic())
+        nonlocal calls
+        calls += 1
         raise TransientStatusError(answer)
 
     with pytest.raises(TransientStatusError):
         policy.call("GET", "http://h/x", send)
-    assert len(calls) == 2 and 0.2 <= calls[1] - calls[0] < 1.0
+    assert calls == 2 and clock.sleeps == [0.2]  # the jittered 0.005-0.01 s wait raised to the cap
 
 
-def test_the_deadline_bounds_a_call() -> None:
+def test_the_deadline_bounds_a_call(clock: _Clock) -> None:
     policy = RetryPolicy(retries=100, backoff=0.05, max_backoff=0.05, deadline=0.3)
     tries = 0
 
@@ -122,7 +150,10 @@ def test_the_deadline_bounds_a_call() -> None:
 
     with pytest.raises(httpx.ReadTimeout):
         policy.call("GET", "http://h/x", send)
-    assert 2 <= tries < 20
+    assert tries == len(clock.sleeps) + 1 and 6 <= tries <= 12  # 0.3 s of 0.025-0.05 s waits
+    assert all(0.025 <= wait <= 0.05 for wait in clock.sleeps), clock.sleeps
+    # it stopped before a wait that would pass the deadline, not before
+    assert sum(clock.sleeps) < 0.3 <= sum(clock.sleeps) + 0.05
 
 
 @pytest.mark.parametrize(

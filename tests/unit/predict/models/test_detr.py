@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ from prelabel.predict.models import ImageItem, create_model
 from prelabel.records import Detections
 from tests.conftest import TINY_DETR_LABELS as LABELS
 from tests.conftest import random_image_item
+from tests.support.random_models import DETR_SAYS_LOGIT
 
 
 def test_batched_equals_one_at_a_time(tiny_detr: Path) -> None:
@@ -28,10 +30,18 @@ def test_batched_equals_one_at_a_time(tiny_detr: Path) -> None:
         assert (a.xyxy[:, [1, 3]] <= height + 1e-3).all()
 
 
-def test_threshold_and_signature(tiny_detr: Path) -> None:
-    strict = create_model("detr", checkpoint=str(tiny_detr), threshold=0.99, device="cpu")
+def test_threshold_and_signature(detr_says_dog: Path) -> None:
+    # every query scores exp(logit) / (exp(logit) + 3) for "dog": 0 for car, person, no object
+    known = math.exp(DETR_SAYS_LOGIT) / (math.exp(DETR_SAYS_LOGIT) + 3)
+    assert 0.99 < known < 0.995
+    strict = create_model("detr", checkpoint=str(detr_says_dog), threshold=0.99, device="cpu")
     (found,) = strict.predict([random_image_item(1, (64, 48))])
-    assert isinstance(found, Detections) and (found.scores >= 0.99).all()
+    assert isinstance(found, Detections) and len(found) == 12 and found.labels == ("dog",) * 12
+    assert (found.scores > 0.99).all()
+    np.testing.assert_allclose(found.scores, known, rtol=1e-5)
+    stricter = create_model("detr", checkpoint=str(detr_says_dog), threshold=0.995, device="cpu")
+    (none,) = stricter.predict([random_image_item(1, (64, 48))])
+    assert isinstance(none, Detections) and len(none) == 0
     assert strict.signature().params == {"threshold": 0.99}
     assert create_model("detr").signature().revision == "facebook/detr-resnet-50@main"
 

@@ -75,13 +75,20 @@ def test_large_images_are_downscaled_and_results_scaled_back() -> None:
     assert abs(xs.min() - 300) <= 3 and abs(xs.max() + 1 - 1800) <= 3
 
 
-@pytest.mark.parametrize("fault", ["429", "500", "busy", "malformed", "drop", "slow"])
-def test_survives_each_transient_fault(fault: str) -> None:
+@pytest.mark.parametrize(
+    ("fault", "times"),
+    [("429", 2), ("500", 2), ("busy", 2), ("malformed", 2), ("drop", 2),
+     ("slow", 1)],  # one image makes one task: it answers "running" to its first three polls
+)  # fmt: skip
+def test_survives_each_transient_fault(fault: str, times: int) -> None:
     with dinox_server() as (url, state):
-        state.faults.extend([fault, fault])
-        (found,) = _model(url).predict([_item(_jpeg(64, 48))])
-    assert isinstance(found, Detections), found
-    assert len(found) == 1
+        state.faults.extend([fault] * times)
+        results = _model(url).predict([_item(_jpeg(64, 48))])
+    assert len(results) == 1 and isinstance(results[0], Detections), results
+    assert len(results[0]) == 1
+    assert state.served == [fault] * times and not state.faults  # every fault met the client
+    # a create and a poll, and a retry per fault; a slow task three more polls
+    assert state.requests == 2 + (3 if fault == "slow" else times)
 
 
 def test_failed_task_is_that_images_error() -> None:
@@ -90,8 +97,9 @@ def test_failed_task_is_that_images_error() -> None:
         results = _model(url, concurrency=1).predict(
             [_item(_jpeg(64, 48, 1), "a.jpg"), _item(_jpeg(64, 48, 2), "b.jpg")]
         )
+    assert len(results) == 2 and state.served == ["failed"]
     assert isinstance(results[0], DinoxError) and "model crashed" in str(results[0])
-    assert isinstance(results[1], Detections)
+    assert isinstance(results[1], Detections) and len(results[1]) == 1
 
 
 def test_deadline_and_exhausted_retries() -> None:
@@ -102,6 +110,7 @@ def test_deadline_and_exhausted_retries() -> None:
         (gave_up,) = _model(url, retries=2).predict([_item(_jpeg(64, 48, 3))])
     assert isinstance(late, DinoxError) and "not done after" in str(late)
     assert isinstance(gave_up, DinoxError) and "failed after 3 tries" in str(gave_up)
+    assert state.served == ["slow", "500", "500", "500"] and list(state.faults) == ["500"] * 7
 
 
 def test_bad_token_stops_the_batch() -> None:
@@ -113,8 +122,10 @@ def test_fifty_images_with_a_fifth_of_requests_failing() -> None:
     with dinox_server() as (url, state):
         state.every = 5  # 20% of requests: 429, 500, busy, malformed, dropped connection
         results = _model(url, concurrency=4).predict([_item(_jpeg(32, 24, i), f"{i}.jpg") for i in range(50)])
-    assert all(isinstance(r, Detections) and len(r) == 1 for r in results)
+    assert len(results) == 50 and all(isinstance(r, Detections) and len(r) == 1 for r in results)
     assert state.requests > 100  # every image created and polled, with retries on top
+    assert len(state.served) == state.requests // 5  # each fifth request was a fault
+    assert set(state.served) == set(state.cycle)  # of every kind
 
 
 def test_idempotency_key_is_stable() -> None:
@@ -181,6 +192,7 @@ def test_a_lying_answer_is_that_images_error(faults: list[str], lie: dict[str, A
         )
     assert isinstance(bad, DinoxError) and says in str(bad) and len(str(bad)) < 500, str(bad)[:300]
     assert isinstance(good, Detections) and len(good) == 1
+    assert state.served == ["lie"] and not state.lies  # the lie was told
 
 
 def test_points_in_an_answer_are_scaled_back_like_its_boxes() -> None:
