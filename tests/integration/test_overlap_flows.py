@@ -22,7 +22,7 @@ def test_the_infer_flow_overlaps_reading_inference_and_writing(
     import flows.infer
     import tasks.inference as inference
     from flows.params import InferParams
-    from prelabel import pipeline
+    from prelabel.predict import batches
 
     samples = make_samples()
     (tmp_path / "images").mkdir()
@@ -31,7 +31,7 @@ def test_the_infer_flow_overlaps_reading_inference_and_writing(
     count = len(samples)
     meet = Handshakes(count)
     calls = {"prepare": itertools.count(), "work": itertools.count(), "finish": itertools.count()}  # in order
-    real_read, real_infer, real_save = pipeline.read_batch, inference.infer_batch, inference.save_raw_files
+    real_read, real_infer, real_save = batches.read_batch, inference.infer_batch, inference.save_raw_files
 
     def read_batch(*args: Any, **kwargs: Any) -> Any:
         meet.prepare(next(calls["prepare"]))

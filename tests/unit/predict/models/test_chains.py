@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -12,11 +11,11 @@ import pytest
 from prelabel.core.errors import SettingsError
 from prelabel.predict.models import ImageItem, create_model
 from prelabel.predict.models.chain import ModelChain
-from prelabel.records import Detections, load_raw_file
-from tests.conftest import random_image_item, run_prelabel, write_image
+from prelabel.records import Detections
+from tests.conftest import random_image_item
 
 
-def _options(detr: Path, vitpose: Path, siglip: Path) -> dict[str, object]:
+def chain_options(detr: Path, vitpose: Path, siglip: Path) -> dict[str, object]:
     return {"detr.checkpoint": str(detr), "detr.threshold": 0.0, "detr.device": "cpu",
             "vitpose.checkpoint": str(vitpose), "vitpose.threshold": -1e9, "vitpose.device": "cpu",
             "siglip.checkpoint": str(siglip), "siglip.choices": "indoor,outdoor", "siglip.threshold": 0.0,
@@ -26,7 +25,7 @@ def _options(detr: Path, vitpose: Path, siglip: Path) -> dict[str, object]:
 def test_chain_fills_boxes_keypoints_and_choices(
     tiny_detr: Path, tiny_vitpose: Path, tiny_siglip: Path
 ) -> None:
-    options = _options(tiny_detr, tiny_vitpose, tiny_siglip)
+    options = chain_options(tiny_detr, tiny_vitpose, tiny_siglip)
     chain = create_model("detr+vitpose+siglip", **options)
     assert isinstance(chain, ModelChain)
     bad = ImageItem(
@@ -51,7 +50,7 @@ def test_chain_fills_boxes_keypoints_and_choices(
 
 
 def test_chain_options_signature_and_errors(tiny_detr: Path, tiny_vitpose: Path, tiny_siglip: Path) -> None:
-    options = _options(tiny_detr, tiny_vitpose, tiny_siglip)
+    options = chain_options(tiny_detr, tiny_vitpose, tiny_siglip)
     signature = create_model("detr+vitpose+siglip", **options).signature()
     assert signature.model == "detr+vitpose+siglip" and set(signature.params) == {"detr", "vitpose", "siglip"}
     for key, value in (("detr.threshold", 0.5), ("vitpose.threshold", 0.3), ("siglip.top_k", 2)):
@@ -83,33 +82,6 @@ def test_model_for_gives_each_batching_part_the_batch_size(monkeypatch: pytest.M
     monkeypatch.setenv("PRELABEL_INFER_BATCH_SIZE", "5")
     chain = model_for("detr+vitpose+siglip", {"siglip.batch_size": 2, "siglip.choices": "a,b"})
     assert [part.batch_size for part in chain.parts] == [5, 5, 2]  # type: ignore[attr-defined]
-
-
-def test_infer_writes_keypoints_choices_and_region_choices(
-    tiny_detr: Path, tiny_vitpose: Path, tiny_siglip: Path, tmp_path: Path
-) -> None:
-    images = tmp_path / "images"
-    images.mkdir()
-    for i in range(2):
-        write_image(images, f"{i}.png", random_image_item(i, (64, 64)).data)
-    options = [f"--model-option={key}={json.dumps(value) if not isinstance(value, str) else value}"
-               for key, value in _options(tiny_detr, tiny_vitpose, tiny_siglip).items()]  # fmt: skip
-    options.append("--model-option=siglip.region_choices=car,dog")
-    done = run_prelabel("infer", "--input-dir", "images", "--model", "detr+vitpose+siglip", *options,
-                        "--output-dir", "raw", "--cache-dir", "cache", cwd=tmp_path)  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    files = sorted((tmp_path / "raw").glob("**/*.prelabel.json"))
-    assert len(files) == 2
-    for file in files:
-        raw = json.loads(file.read_text())
-        assert raw["choices"] and raw["choices"][0]["label"] in ("indoor", "outdoor")
-        people = [obj for obj in raw["objects"] if obj["category"] == "person"]
-        assert people and all(len(obj["keypoints"]) > 0 for obj in people)
-        assert all("keypoints" not in obj for obj in raw["objects"] if obj["category"] != "person")
-        classes = [obj["choices"] for obj in raw["objects"] if "choices" in obj]  # each box's own
-        assert classes and all(len(c) == 1 and c[0]["label"] in ("car", "dog") for c in classes)
-        back = load_raw_file(file)
-        assert back.choices and sum(map(bool, back.region_choices)) == len(classes)  # and they read back
 
 
 @pytest.mark.parametrize(
