@@ -93,15 +93,20 @@ def main() -> None:
     print("| case | entropy (median) | random (median) | ratio | entropy per seed | random per seed |")
     print("| --- | ---: | ---: | ---: | --- | --- |")
     for case, positive in (("1:9 positives, 10% noise", 0.1), ("balanced, 10% noise", 0.5)):
-        runs = {s: [answers_to_goal(s, seed, args, positive) for seed in range(args.seeds)]
-                for s in ("entropy", "random")}  # fmt: skip
+        runs = {
+            s: [answers_to_goal(s, seed, args, positive) for seed in range(args.seeds)]
+            for s in ("entropy", "random")
+        }
         medians = {
             s: statistics.median(v if v is not None else args.budget + 1 for v in runs[s]) for s in runs
         }
         ratio = medians["random"] / medians["entropy"]
         shown = {s: ", ".join(str(v) if v is not None else f">{args.budget}" for v in runs[s]) for s in runs}
-        print(f"| {case} | {medians['entropy']:g} | {medians['random']:g} | **{ratio:.1f}x** | "
-              f"{shown['entropy']} | {shown['random']} |", flush=True)  # fmt: skip
+        print(
+            f"| {case} | {medians['entropy']:g} | {medians['random']:g} | **{ratio:.1f}x** | "
+            f"{shown['entropy']} | {shown['random']} |",
+            flush=True,
+        )
     for n, dims in ((1000, 384), (5000, 384), (1000, 768)):
         print(f"refit on {n:,} answers x {dims} dims: {refit_ms(n, dims):.1f} ms (best of 5)")
 

@@ -73,13 +73,18 @@ def run(height: int, width: int, repeat: int) -> list[dict[str, Any]]:
         our_dec, our_mask = best_of(lambda r=our_rle: brush_to_mask(r, height, width), repeat)
         if not (np.array_equal(our_mask, mask) and np.array_equal(sdk_mask, mask)):
             raise SystemExit(f"{kind}: decoded masks differ")
-        rows.append({
-            "kind": kind, "rle_bytes": len(our_rle),
-            "sdk_encode_ms": sdk_enc * 1e3, "prelabel_encode_ms": our_enc * 1e3,
-            "encode_ratio": sdk_enc / our_enc,
-            "sdk_decode_ms": sdk_dec * 1e3, "prelabel_decode_ms": our_dec * 1e3,
-            "decode_ratio": sdk_dec / our_dec,
-        })  # fmt: skip
+        rows.append(
+            {
+                "kind": kind,
+                "rle_bytes": len(our_rle),
+                "sdk_encode_ms": sdk_enc * 1e3,
+                "prelabel_encode_ms": our_enc * 1e3,
+                "encode_ratio": sdk_enc / our_enc,
+                "sdk_decode_ms": sdk_dec * 1e3,
+                "prelabel_decode_ms": our_dec * 1e3,
+                "decode_ratio": sdk_dec / our_dec,
+            }
+        )
     return rows
 
 

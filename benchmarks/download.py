@@ -91,8 +91,10 @@ def main() -> None:
         server.join(10)
     per_many, per_one = many / len(urls), one / args.sequential
     print(f"{len(urls):,} URLs, {args.latency * 1000:.0f} ms latency, {len(buffer.getvalue()):,} bytes each")
-    print(f"concurrent ({args.concurrency}): {many:8.2f} s  {per_many * 1000:7.2f} ms/URL  "
-          f"peak RSS {peak:.0f} MB")  # fmt: skip
+    print(
+        f"concurrent ({args.concurrency}): {many:8.2f} s  {per_many * 1000:7.2f} ms/URL  "
+        f"peak RSS {peak:.0f} MB"
+    )
     print(f"one at a time ({args.sequential} URLs): {one:8.2f} s  {per_one * 1000:7.2f} ms/URL")
     print(f"ratio: {per_one / per_many:.1f}x")
 

@@ -62,8 +62,10 @@ def main() -> None:
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     found = _detections(rng)
-    print(f"machine: {platform.machine()}, Python {platform.python_version()}, Pillow {version('pillow')}, "
-          f"numpy {np.__version__}; {args.n} 1080p JPEGs per orientation, 10 masks each")  # fmt: skip
+    print(
+        f"machine: {platform.machine()}, Python {platform.python_version()}, Pillow {version('pillow')}, "
+        f"numpy {np.__version__}; {args.n} 1080p JPEGs per orientation, 10 masks each"
+    )
     for orientation in (1, 6):
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
@@ -82,12 +84,21 @@ def main() -> None:
                 load_image(b, p.name)
             times["decode (EXIF applied)"] = time.perf_counter() - start
             items = {str(p): ImageItem(str(p), b, i) for p, b, i in zip(paths, blobs, infos, strict=True)}
-            records = [PredictionRecord(i, found, ModelSignature("bench"), uri=str(p))
-                       for p, i in zip(paths, infos, strict=True)]  # fmt: skip
+            records = [
+                PredictionRecord(i, found, ModelSignature("bench"), uri=str(p))
+                for p, i in zip(paths, infos, strict=True)
+            ]
             plan = ExportPlan(batch_size=len(paths), categories=("thing",), with_images=True)
             start = time.perf_counter()
-            export_records(LocalStore(folder / "out"), plan, 1, [str(p) for p in paths], items, records,
-                           plan.category_ids())  # fmt: skip
+            export_records(
+                LocalStore(folder / "out"),
+                plan,
+                1,
+                [str(p) for p in paths],
+                items,
+                records,
+                plan.category_ids(),
+            )
             times["export (10 PNG masks, image, COCO)"] = time.perf_counter() - start
             print(f"orientation {orientation}:")
             for stage, seconds in times.items():

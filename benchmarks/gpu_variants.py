@@ -82,8 +82,12 @@ def _difference(got: list[Detections], default: list[Detections]) -> tuple[float
 def main() -> None:
     flags = parser((__doc__ or "").split("\n")[0])
     flags.add_argument("--repeat", type=int, default=2, help="timed runs per variant (the best counts)")
-    flags.add_argument("--max-box-difference", type=float, default=4.0,
-                       help="pixels a box corner may move against the default's")  # fmt: skip
+    flags.add_argument(
+        "--max-box-difference",
+        type=float,
+        default=4.0,
+        help="pixels a box corner may move against the default's",
+    )
     flags.add_argument("--min-iou", type=float, default=0.8, help="the worst mask IoU against the default's")
     args = flags.parse_args()
     batch = int(args.batch_sizes.split(",")[0])
@@ -114,34 +118,46 @@ def main() -> None:
             if len(found) != args.images:
                 raise SystemExit(f"{name}: detections for {len(found)} of {args.images} images")
             checked = name not in CHANGES_OUTPUTS
-            equal, compared, worst = _compare(found, [list(d.masks) for d in reference],
-                                              args.min_iou if checked else 0.0)  # fmt: skip
+            equal, compared, worst = _compare(
+                found, [list(d.masks) for d in reference], args.min_iou if checked else 0.0
+            )
             scores, boxes = _difference(found, reference)
             if boxes is None:
                 raise SystemExit(f"{name}: another count of detections than the default's on some image")
             if checked and boxes > args.max_box_difference:
                 raise SystemExit(f"{name}: a box corner {boxes:.3f} px from the default's")
-            rows.append({
-                "variant": name, "options": change, "images_per_s": args.images / seconds,
-                "spread": 1 - seconds / max(run[1] for run in runs),
-                "peak_gib": max(peaks) if peaks else None, "max_score_difference": scores,
-                "max_box_difference_px": boxes, "masks_equal": equal, "masks_compared": compared,
-                "worst_iou": worst,
-            })  # fmt: skip
+            rows.append(
+                {
+                    "variant": name,
+                    "options": change,
+                    "images_per_s": args.images / seconds,
+                    "spread": 1 - seconds / max(run[1] for run in runs),
+                    "peak_gib": max(peaks) if peaks else None,
+                    "max_score_difference": scores,
+                    "max_box_difference_px": boxes,
+                    "masks_equal": equal,
+                    "masks_compared": compared,
+                    "worst_iou": worst,
+                }
+            )
             if adapter is not base:
                 adapter._models = None
                 gc.collect()
 
     print(f"\nbatch {batch}; ratio: images/s against the default's; differences: against its outputs")
-    print(f"{'variant':20}  images/s  spread  ratio  peak memory  max score diff  max box diff  "
-          "masks equal (worst IoU)")  # fmt: skip
+    print(
+        f"{'variant':20}  images/s  spread  ratio  peak memory  max score diff  max box diff  "
+        "masks equal (worst IoU)"
+    )
     for row in rows:
         row["ratio"] = row["images_per_s"] / rows[0]["images_per_s"]
         scores, boxes = row["max_score_difference"], row["max_box_difference_px"]
         diff = f"{scores:14.2e}  {boxes:9.3f} px"
-        print(f"{row['variant']:20}  {row['images_per_s']:8.2f}  {row['spread']:6.1%}  {row['ratio']:5.2f}  "
-              f"{_gib(row['peak_gib']):>11}  {diff}  {row['masks_equal']:5d}/{row['masks_compared']:<5d} "
-              f"({row['worst_iou']:.6f})")  # fmt: skip
+        print(
+            f"{row['variant']:20}  {row['images_per_s']:8.2f}  {row['spread']:6.1%}  {row['ratio']:5.2f}  "
+            f"{_gib(row['peak_gib']):>11}  {diff}  {row['masks_equal']:5d}/{row['masks_compared']:<5d} "
+            f"({row['worst_iou']:.6f})"
+        )
     best = max(rows, key=lambda row: row["images_per_s"])
     print(f"fastest: {best['variant']} ({best['ratio']:.2f}x the default)")
     report["variants"] = rows

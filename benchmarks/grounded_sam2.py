@@ -120,17 +120,21 @@ def _loop(adapter: Any, items: Sequence[ImageItem], boxes: int, demo_pixels: boo
         with torch.inference_mode(), autocast(device, dtype):
             outputs = detector(**inputs)
             found = processor.post_process_grounded_object_detection(
-                outputs, inputs["input_ids"], threshold=0.0, text_threshold=0.0,
+                outputs,
+                inputs["input_ids"],
+                threshold=0.0,
+                text_threshold=0.0,
                 target_sizes=[(image.height, image.width)],
-            )[0]  # fmt: skip
+            )[0]
             top = found["boxes"][found["scores"].float().argsort(descending=True)[:boxes]].float()
             edges = torch.tensor([image.width, image.height] * 2, device=device)
             top = torch.minimum(top.clamp(min=0), edges)  # inside the image, as the adapter keeps them
             scale = torch.tensor([side / image.width, side / image.height] * 2, device=device)
             result = segmenter(
                 pixel_values=normalise_pixels(pixels, (side, side), SAM_MEAN, SAM_STD),
-                input_boxes=(top * scale)[None], multimask_output=False,
-            )  # fmt: skip
+                input_boxes=(top * scale)[None],
+                multimask_output=False,
+            )
             logits = result.pred_masks[0, :, 0][None].float()
             size = (image.height, image.width)
             masks = torch.nn.functional.interpolate(logits, size, mode="bilinear", align_corners=False)[0] > 0
@@ -205,13 +209,23 @@ def parser(description: str) -> argparse.ArgumentParser:
     parser.add_argument("--dtype", default="bfloat16")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--tiny", action="store_true", help="tiny models (the CPU smoke run in the tests)")
-    parser.add_argument("--no-fused-attention", action="store_true",
-                        help="transformers' PyTorch deformable attention, not the Triton kernel")  # fmt: skip
-    parser.add_argument("--attn-implementation", choices=ATTENTION_IMPLEMENTATIONS,
-                        help="transformers' attention code (default: transformers' choice)")  # fmt: skip
+    parser.add_argument(
+        "--no-fused-attention",
+        action="store_true",
+        help="transformers' PyTorch deformable attention, not the Triton kernel",
+    )
+    parser.add_argument(
+        "--attn-implementation",
+        choices=ATTENTION_IMPLEMENTATIONS,
+        help="transformers' attention code (default: transformers' choice)",
+    )
     parser.add_argument("--channels-last", action="store_true", help="channels-last models and pixels")
-    parser.add_argument("--block-queries", type=int, default=BLOCK_QUERIES,
-                        help="queries per program of the fused kernel (power of two, 8-256)")  # fmt: skip
+    parser.add_argument(
+        "--block-queries",
+        type=int,
+        default=BLOCK_QUERIES,
+        help="queries per program of the fused kernel (power of two, 8-256)",
+    )
     parser.add_argument("--json", type=Path, help="also write every printed figure to this JSON file")
     return parser
 
@@ -220,29 +234,45 @@ def header(args: argparse.Namespace) -> dict[str, Any]:
     """The machine, versions and settings: printed, and the head of the JSON report."""
     gpu = torch.cuda.get_device_name() if args.device.startswith("cuda") else "none"
     triton = version("triton") if triton_available() else "none"
-    versions = (f"python {sys.version.split()[0]}, torch {torch.__version__}, "
-                f"transformers {version('transformers')}, triton {triton}")  # fmt: skip
+    versions = (
+        f"python {sys.version.split()[0]}, torch {torch.__version__}, "
+        f"transformers {version('transformers')}, triton {triton}"
+    )
     print(f"machine: {platform.processor() or platform.machine()}, GPU {gpu}, {versions}")
     fused = args.device.startswith("cuda") and triton_available() and not args.no_fused_attention
-    print(f"{args.images} JPEGs {args.width}x{args.height}, {args.boxes} boxes each, {args.dtype}, "
-          f"{'tiny' if args.tiny else 'full-size'} models, device {args.device}, deformable attention: "
-          f"{'fused Triton kernel' if fused else 'PyTorch'}")  # fmt: skip
+    print(
+        f"{args.images} JPEGs {args.width}x{args.height}, {args.boxes} boxes each, {args.dtype}, "
+        f"{'tiny' if args.tiny else 'full-size'} models, device {args.device}, deformable attention: "
+        f"{'fused Triton kernel' if fused else 'PyTorch'}"
+    )
     settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
-    return {"machine": platform.processor() or platform.machine(), "gpu": gpu, "versions": versions,
-            "fused_kernel": fused, "settings": settings}  # fmt: skip
+    return {
+        "machine": platform.processor() or platform.machine(),
+        "gpu": gpu,
+        "versions": versions,
+        "fused_kernel": fused,
+        "settings": settings,
+    }
 
 
 def model_options(tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
     """The adapter's options for the random-weight checkpoints written under ``tmp`` (thresholds
     at 0 and ``max_detections`` = ``--boxes``: every image has exactly that many)."""
     return {
-        "classes": CLASSES, "detector": str(save_grounding_dino(tmp / "gd", full=not args.tiny)),
-        "segmenter": str(save_sam2(tmp / "sam2", full=not args.tiny)), "box_threshold": 0.0,
-        "text_threshold": 0.0, "mask_score_threshold": 0.0, "max_detections": args.boxes,
-        "dtype": args.dtype, "device": args.device, "fused_attention": not args.no_fused_attention,
-        "attn_implementation": args.attn_implementation, "channels_last": args.channels_last,
+        "classes": CLASSES,
+        "detector": str(save_grounding_dino(tmp / "gd", full=not args.tiny)),
+        "segmenter": str(save_sam2(tmp / "sam2", full=not args.tiny)),
+        "box_threshold": 0.0,
+        "text_threshold": 0.0,
+        "mask_score_threshold": 0.0,
+        "max_detections": args.boxes,
+        "dtype": args.dtype,
+        "device": args.device,
+        "fused_attention": not args.no_fused_attention,
+        "attn_implementation": args.attn_implementation,
+        "channels_last": args.channels_last,
         "block_queries": args.block_queries,
-    }  # fmt: skip
+    }
 
 
 def write_json(path: Path | None, report: dict[str, Any]) -> None:
@@ -255,8 +285,11 @@ def main() -> None:
     default = int(inspect.signature(GroundedSam2).parameters["batch_size"].default)
     flags = parser((__doc__ or "").split("\n")[0])
     flags.add_argument("--gpus", type=int, default=8, help="for the 100k-image projection")
-    flags.add_argument("--demo-pixels", action="store_true",
-                       help="the loop resizes on the CPU, as the demo (lower --min-iou)")  # fmt: skip
+    flags.add_argument(
+        "--demo-pixels",
+        action="store_true",
+        help="the loop resizes on the CPU, as the demo (lower --min-iou)",
+    )
     flags.add_argument("--min-iou", type=float, default=0.999, help="the least IoU of a mask and the loop's")
     args = flags.parse_args()
     sizes = sorted({default, *(int(s) for s in args.batch_sizes.split(","))})
@@ -279,35 +312,53 @@ def main() -> None:
             rows.append((size, args.images / seconds, peak, adapter.timer.seconds, equal, compared, iou))
 
     per_image = 1000 / args.images
-    print("\nbatch  images/s  peak memory  masks equal to the loop's (worst IoU)  |  ms/image: "
-          + ", ".join(STAGES) + ", sum (stages synchronised)")  # fmt: skip
+    print(
+        "\nbatch  images/s  peak memory  masks equal to the loop's (worst IoU)  |  ms/image: "
+        + ", ".join(STAGES)
+        + ", sum (stages synchronised)"
+    )
     report["batches"] = []
     for size, rate, peak, stages, equal, compared, iou in rows:
         times = [stages.get(name, 0.0) * per_image for name in STAGES]
         tag = " (default)" if size == default else ""
-        print(f"{size:5d}  {rate:8.2f}  {_gib(peak):>11}  {equal:5d}/{compared:<5d} ({iou:.6f})  |  "
-              + "  ".join(f"{t:7.2f}" for t in times) + f"  {sum(times):7.2f}{tag}")  # fmt: skip
-        report["batches"].append({
-            "batch": size, "default": size == default, "images_per_s": rate, "peak_gib": peak,
-            "masks_equal": equal, "masks_compared": compared, "worst_iou": iou,
-            "ms_per_image": dict(zip(STAGES, times, strict=True)), "ms_per_image_sum": sum(times),
-        })  # fmt: skip
+        print(
+            f"{size:5d}  {rate:8.2f}  {_gib(peak):>11}  {equal:5d}/{compared:<5d} ({iou:.6f})  |  "
+            + "  ".join(f"{t:7.2f}" for t in times)
+            + f"  {sum(times):7.2f}{tag}"
+        )
+        report["batches"].append(
+            {
+                "batch": size,
+                "default": size == default,
+                "images_per_s": rate,
+                "peak_gib": peak,
+                "masks_equal": equal,
+                "masks_compared": compared,
+                "worst_iou": iou,
+                "ms_per_image": dict(zip(STAGES, times, strict=True)),
+                "ms_per_image_sum": sum(times),
+            }
+        )
     loop_rate = args.images / looped
     print(f"loop   {loop_rate:8.2f}  {_gib(loop_peak):>11}")
     best = max(rows, key=lambda row: row[1])
     at_default = rows[sizes.index(default)][1] / loop_rate
-    print(f"best batch {best[0]}: {best[1]:.2f} images/s, {best[1] / loop_rate:.1f}x the loop; "
-          f"at the default batch {default}: {at_default:.1f}x")  # fmt: skip
+    print(
+        f"best batch {best[0]}: {best[1]:.2f} images/s, {best[1] / loop_rate:.1f}x the loop; "
+        f"at the default batch {default}: {at_default:.1f}x"
+    )
     hours = 100_000 / best[1] / 3600
-    print(f"100k images: {hours:.1f} h on 1 {'GPU' if report['gpu'] != 'none' else 'CPU'}, "
-          f"{hours / args.gpus:.2f} h on {args.gpus} (linear in shards)")  # fmt: skip
+    print(
+        f"100k images: {hours:.1f} h on 1 {'GPU' if report['gpu'] != 'none' else 'CPU'}, "
+        f"{hours / args.gpus:.2f} h on {args.gpus} (linear in shards)"
+    )
     print(f"ratio:   {best[1] / loop_rate:.1f}x")
     report |= {
         "loop": {"images_per_s": loop_rate, "peak_gib": loop_peak, "seconds": looped},
         "best": {"batch": best[0], "images_per_s": best[1], "ratio_to_loop": best[1] / loop_rate},
         "default_batch": {"batch": default, "ratio_to_loop": at_default},
         "hours_100k": {"1": hours, str(args.gpus): hours / args.gpus},
-    }  # fmt: skip
+    }
     write_json(args.json, report)
 
 

@@ -62,8 +62,12 @@ def main() -> None:
         images, cache = root / "images", LocalCache(root / "cache")
         images.mkdir()
         signature = create_model("ocr").signature()
-        detections = Detections(xyxy=[[1, 1, 10, 8], [12, 2, 30, 9], [2, 12, 20, 22]], scores=[0.9, 0.8, 0.7],
-                                labels=("text",) * 3, texts=("a", "b", "c"))  # fmt: skip
+        detections = Detections(
+            xyxy=[[1, 1, 10, 8], [12, 2, 30, 9], [2, 12, 20, 22]],
+            scores=[0.9, 0.8, 0.7],
+            labels=("text",) * 3,
+            texts=("a", "b", "c"),
+        )
         for i in range(args.images):
             data = _png(i)
             (images / f"img_{i:06d}.png").write_bytes(data)
@@ -83,10 +87,16 @@ def main() -> None:
             os.environ["PRELABEL_LS_URL"] = url
             os.environ["PRELABEL_LS_API_KEY"] = key
             params = PreannotateParams(
-                project_id=project.id, input_dir=str(images), model="ocr", cache_dir=str(root / "cache"),
-                model_version="bench", batch_size=args.batch_size, output_dir=str(root / "out"),
-                unmatched_csv=str(root / "out" / "unmatched.csv"), contact_sheet_size=0,
-            )  # fmt: skip
+                project_id=project.id,
+                input_dir=str(images),
+                model="ocr",
+                cache_dir=str(root / "cache"),
+                model_version="bench",
+                batch_size=args.batch_size,
+                output_dir=str(root / "out"),
+                unmatched_csv=str(root / "out" / "unmatched.csv"),
+                contact_sheet_size=0,
+            )
             start = time.perf_counter()
             dry = preannotate(params.model_copy(update={"dry_run": True}))
             dry_s = time.perf_counter() - start

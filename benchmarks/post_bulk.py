@@ -43,8 +43,9 @@ def _detections(rng: np.random.Generator) -> Detections:
         x1, y1, x2, y2 = boxes[i].astype(int)
         mask[y1:y2, x1:x2] = 1
         masks[i] = mask_to_coco(mask)
-    return Detections(xyxy=boxes, scores=rng.uniform(0.3, 1, 10), labels=("car",) * 5 + ("person",) * 5,
-                      masks=tuple(masks))  # fmt: skip
+    return Detections(
+        xyxy=boxes, scores=rng.uniform(0.3, 1, 10), labels=("car",) * 5 + ("person",) * 5, masks=tuple(masks)
+    )
 
 
 def run(client: LabelStudioClient, tasks: int) -> dict[str, float]:

@@ -61,8 +61,10 @@ def _loop(adapter: Sam3, items: Sequence[ImageItem], instances: int) -> Found:
     model, processor = adapter._load()
     device, dtype = adapter.device or "cpu", adapter.dtype
     tokenizer = AutoTokenizer.from_pretrained(adapter.checkpoint.path)
-    texts = [tokenizer([p], padding="max_length", max_length=TEXT_LENGTH, return_tensors="pt").to(device)
-             for p in adapter.phrases]  # fmt: skip
+    texts = [
+        tokenizer([p], padding="max_length", max_length=TEXT_LENGTH, return_tensors="pt").to(device)
+        for p in adapter.phrases
+    ]
     side = (processor["size"]["height"], processor["size"]["width"])
     out: Found = []
     for item in items:
@@ -129,18 +131,27 @@ def main() -> None:
     sizes = sorted({int(s) for s in args.batch_sizes.split(",")})
     gpu = torch.cuda.get_device_name() if args.device.startswith("cuda") else "none"
     machine = platform.processor() or platform.machine()
-    print(f"machine: {machine}, GPU {gpu}, python {sys.version.split()[0]}, torch {torch.__version__}, "
-          f"transformers {version('transformers')}")  # fmt: skip
+    print(
+        f"machine: {machine}, GPU {gpu}, python {sys.version.split()[0]}, torch {torch.__version__}, "
+        f"transformers {version('transformers')}"
+    )
     kind = "tiny" if args.tiny else "full-size"
-    print(f"{args.images} JPEGs {args.width}x{args.height}, {args.prompts} prompts, {args.instances} regions "
-          f"each, {args.dtype}, {kind} random models, device {args.device}")  # fmt: skip
+    print(
+        f"{args.images} JPEGs {args.width}x{args.height}, {args.prompts} prompts, {args.instances} regions "
+        f"each, {args.dtype}, {kind} random models, device {args.device}"
+    )
     jpegs = _jpegs(args.images, args.width, args.height)
     phrases = PHRASES[: args.prompts]
     common = {"max_detections": args.instances, "dtype": args.dtype, "device": args.device}
     with TemporaryDirectory() as tmp:
         checkpoint = str(save_sam3(Path(tmp) / "sam3", full=not args.tiny))
-        options: dict[str, Any] = {"checkpoint": checkpoint, "classes": phrases, "threshold": 0.0,
-                                   "merge_iou": 1.01, **common}  # fmt: skip
+        options: dict[str, Any] = {
+            "checkpoint": checkpoint,
+            "classes": phrases,
+            "threshold": 0.0,
+            "merge_iou": 1.01,
+            **common,
+        }
         reference: Sam3 = create_model("sam3", **options)
         loop = partial(_loop, reference, instances=args.instances)
         loop(_items(jpegs[:1]))
@@ -157,26 +168,39 @@ def main() -> None:
         detector = save_grounding_dino(Path(tmp) / "gd", full=not args.tiny)
         segmenter = save_sam2(Path(tmp) / "sam2", full=not args.tiny)
         gsam2 = create_model(
-            "grounded-sam2", classes=phrases, detector=str(detector), segmenter=str(segmenter),
-            box_threshold=0.0, text_threshold=0.0, mask_score_threshold=0.0, **common,
-        )  # fmt: skip
+            "grounded-sam2",
+            classes=phrases,
+            detector=str(detector),
+            segmenter=str(segmenter),
+            box_threshold=0.0,
+            text_threshold=0.0,
+            mask_score_threshold=0.0,
+            **common,
+        )
         default = int(getattr(gsam2, "batch_size", 8))
         _batched(gsam2, _items(jpegs[:default]), default)
         _, gsam2_seconds, gsam2_peak = _timed(partial(_batched, gsam2, _items(jpegs), default), args.device)
 
     per_image = 1000 / args.images
-    print("\nsam3 batch  images/s  peak memory  masks equal to the loop's (worst IoU)  |  ms/image: "
-          + ", ".join(STAGES) + " (stages synchronised)")  # fmt: skip
+    print(
+        "\nsam3 batch  images/s  peak memory  masks equal to the loop's (worst IoU)  |  ms/image: "
+        + ", ".join(STAGES)
+        + " (stages synchronised)"
+    )
     for size, rate, peak, stages, equal, compared, iou in rows:
         times = "  ".join(f"{stages.get(name, 0.0) * per_image:7.2f}" for name in STAGES)
         print(f"{size:10d}  {rate:8.2f}  {_gib(peak):>11}  {equal:5d}/{compared:<5d} ({iou:.6f})  |  {times}")
     loop_rate, gsam2_rate = args.images / looped, args.images / gsam2_seconds
     print(f"loop        {loop_rate:8.2f}  {_gib(loop_peak):>11}")
-    print(f"grounded-sam2 (batch {default}) {gsam2_rate:8.2f} images/s, {_gib(gsam2_peak)} (another model: "
-          "speed only)")  # fmt: skip
+    print(
+        f"grounded-sam2 (batch {default}) {gsam2_rate:8.2f} images/s, {_gib(gsam2_peak)} (another model: "
+        "speed only)"
+    )
     best = max(rows, key=lambda row: row[1])
-    print(f"best sam3 batch {best[0]}: {best[1]:.2f} images/s, {best[1] / loop_rate:.1f}x the loop, "
-          f"{best[1] / gsam2_rate:.2f}x grounded-sam2")  # fmt: skip
+    print(
+        f"best sam3 batch {best[0]}: {best[1]:.2f} images/s, {best[1] / loop_rate:.1f}x the loop, "
+        f"{best[1] / gsam2_rate:.2f}x grounded-sam2"
+    )
     print(f"ratio:   {best[1] / loop_rate:.1f}x")
 
 

@@ -55,8 +55,10 @@ from prelabel.serve import create_app, load_serve_settings
 from tests.support.random_models import DETR_LABELS, save_detr
 
 LABELS = "".join(f'<Label value="{label}"/>' for label in DETR_LABELS.values())
-CONFIG = (f'<View><Image name="image" value="$image"/>'
-          f'<RectangleLabels name="label" toName="image">{LABELS}</RectangleLabels></View>')  # fmt: skip
+CONFIG = (
+    f'<View><Image name="image" value="$image"/>'
+    f'<RectangleLabels name="label" toName="image">{LABELS}</RectangleLabels></View>'
+)
 
 
 def examples_app(client: LabelStudioClient, options: dict[str, Any]) -> FastAPI:
@@ -169,17 +171,21 @@ def run(
         uncached = latencies(prelabel, project, first)
         cached = latencies(prelabel, project, first)
         reloaded = latencies(examples, project, first)
-        rows += [("prelabel serve, uncached", percentiles(uncached)),
-                 ("prelabel serve, cached", percentiles(cached)),
-                 ("examples' way (reload per request)", percentiles(reloaded))]  # fmt: skip
+        rows += [
+            ("prelabel serve, uncached", percentiles(uncached)),
+            ("prelabel serve, cached", percentiles(cached)),
+            ("examples' way (reload per request)", percentiles(reloaded)),
+        ]
         shutil.rmtree(work / "cache")  # the second images are new to both
         ours = throughput(prelabel, project, second, concurrency)
         theirs = throughput(examples, project, second, concurrency)
         shutil.rmtree(work / "cache")
         whole = post(prelabel, project, [*first, *second])
-    print(f"machine: {platform.machine()} {platform.processor() or ''}, {platform.python_version()}, "
-          f"prelabel {version('prelabel')}, torch {version('torch')}, "
-          f"transformers {version('transformers')}, uvicorn {version('uvicorn')}")  # fmt: skip
+    print(
+        f"machine: {platform.machine()} {platform.processor() or ''}, {platform.python_version()}, "
+        f"prelabel {version('prelabel')}, torch {version('torch')}, "
+        f"transformers {version('transformers')}, uvicorn {version('uvicorn')}"
+    )
     print(f"model: DETR from {checkpoint}; Label Studio at {client.url}")
     print(f"/predict latency, one task per request, {tasks} tasks each:")
     for name, figures in rows:
@@ -190,8 +196,10 @@ def run(
     print(f"  prelabel serve                       {ours:8.1f} tasks/s")
     print(f"  examples' way (reload per request)   {theirs:8.1f} tasks/s")
     print(f"  ratio                                {ours / theirs:8.1f}x")
-    print(f"prelabel serve, all {2 * tasks} tasks in one request (uncached): {whole:.2f} s, "
-          f"{2 * tasks / whole:.1f} tasks/s")  # fmt: skip
+    print(
+        f"prelabel serve, all {2 * tasks} tasks in one request (uncached): {whole:.2f} s, "
+        f"{2 * tasks / whole:.1f} tasks/s"
+    )
 
 
 def main() -> None:

@@ -46,8 +46,9 @@ def _timed(command: Sequence[str], env: dict[str, str]) -> tuple[float, float, s
     start = time.perf_counter()
     first = None
     lines = []
-    with subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True) as process:  # fmt: skip
+    with subprocess.Popen(
+        command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as process:
         assert process.stdout is not None
         for line in process.stdout:
             lines.append(line)
@@ -69,26 +70,58 @@ def run(client: LabelStudioClient, key: str, repeat: int, work: Path) -> dict[st
         (images / sample.name).write_bytes(sample.data)
     client.upload_files(project.id, sorted(images.iterdir()))
     state = work / "state"
-    base = {**os.environ, "PYTHONPATH": str(ROOT), "PRELABEL_LS_URL": client.url, "PRELABEL_LS_API_KEY": key,
-            "PRELABEL_STATE_DIR": str(state), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "DO_NOT_TRACK": "1"}  # fmt: skip
+    base = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "PRELABEL_LS_URL": client.url,
+        "PRELABEL_LS_API_KEY": key,
+        "PRELABEL_STATE_DIR": str(state),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+    }
     base.pop("PREFECT_API_URL", None)
     cli = [sys.executable, "-c", "from prelabel_cli.main import main; main()"]
     subprocess.run([*cli, "server", "start"], env=base, check=True, capture_output=True)  # not timed
-    figures: dict[str, list[float]] = {"local first": [], "local total": [], "temporary first": [],
-                                       "temporary total": []}  # fmt: skip
+    figures: dict[str, list[float]] = {
+        "local first": [],
+        "local total": [],
+        "temporary first": [],
+        "temporary total": [],
+    }
     try:
         for _ in range(repeat):
-            command = [*cli, "run", "--input-dir", str(images), "--project-id", str(project.id),
-                       "--model", "ocr", "--dry-run", "--cache-dir", str(work / "cache"),
-                       "--output-dir", str(work / "out")]  # fmt: skip
+            command = [
+                *cli,
+                "run",
+                "--input-dir",
+                str(images),
+                "--project-id",
+                str(project.id),
+                "--model",
+                "ocr",
+                "--dry-run",
+                "--cache-dir",
+                str(work / "cache"),
+                "--output-dir",
+                str(work / "out"),
+            ]
             first, total, output = _timed(command, base)
             if "| matched to tasks | 4 |" not in output:
                 raise SystemExit(f"the command line's dry run did not match 4 images:\n{output[-2000:]}")
             figures["local first"].append(first)
             figures["local total"].append(total)
-            first, total, output = _timed([sys.executable, "-c", FLOW, str(project.id), str(images),
-                                           str(work / "cache"), str(work / "out")], base)  # fmt: skip
+            first, total, output = _timed(
+                [
+                    sys.executable,
+                    "-c",
+                    FLOW,
+                    str(project.id),
+                    str(images),
+                    str(work / "cache"),
+                    str(work / "out"),
+                ],
+                base,
+            )
             if "matched 4 posted 4" not in output:  # a dry run counts what it would post
                 raise SystemExit(f"the temporary server's dry run did not match 4 images:\n{output[-2000:]}")
             figures["temporary first"].append(first)
@@ -124,8 +157,10 @@ def main() -> None:
     print("seconds from the command to its first task run (best / median), and to its end:")
     for side in ("local", "temporary"):
         first, total = figures[f"{side} first"], figures[f"{side} total"]
-        print(f"  {side:9} server: first task {min(first):.2f} / {statistics.median(first):.2f} s, "
-              f"end {min(total):.2f} / {statistics.median(total):.2f} s")  # fmt: skip
+        print(
+            f"  {side:9} server: first task {min(first):.2f} / {statistics.median(first):.2f} s, "
+            f"end {min(total):.2f} / {statistics.median(total):.2f} s"
+        )
     ratio = statistics.median(figures["temporary first"]) / statistics.median(figures["local first"])
     print(f"ratio (temporary / local, first task, medians): {ratio:.1f}x")
 

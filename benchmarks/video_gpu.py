@@ -44,8 +44,10 @@ def _peak(torch: Any, device: str) -> str:
 
 def _shapes(count: int, width: int, height: int) -> tuple[Shape, ...]:
     size = (max(width // 10, 4), max(height // 8, 4))
-    return tuple(Shape((40 * k % 255, 90, 200), size, (width * k / (count + 1), height / 3), (1, 0.5))
-                 for k in range(1, count + 1))  # fmt: skip
+    return tuple(
+        Shape((40 * k % 255, 90, 200), size, (width * k / (count + 1), height / 3), (1, 0.5))
+        for k in range(1, count + 1)
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -60,22 +62,35 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    print(f"machine: {platform.machine()} {device}, torch {torch.__version__}, transformers "
-          f"{version('transformers')}, av {version('av')}")  # fmt: skip
+    print(
+        f"machine: {platform.machine()} {device}, torch {torch.__version__}, transformers "
+        f"{version('transformers')}, av {version('av')}"
+    )
     with TemporaryDirectory() as scratch:
         root = Path(scratch)
         video_checkpoint = save_sam3_video(root / "sam3-video", full=not args.tiny)
         image_checkpoint = save_sam3(root / "sam3", full=not args.tiny)
-        options = {"threshold": 0.0, "new_object_threshold": 0.0, "max_objects": args.objects,
-                   "hotstart_delay": 2 if args.tiny else 15, "device": device}  # fmt: skip
-        model = cast(Sam3Video, create_model("sam3-video", checkpoint=str(video_checkpoint), classes=LABELS,
-                                             **options))  # fmt: skip
+        options = {
+            "threshold": 0.0,
+            "new_object_threshold": 0.0,
+            "max_objects": args.objects,
+            "hotstart_delay": 2 if args.tiny else 15,
+            "device": device,
+        }
+        model = cast(
+            Sam3Video, create_model("sam3-video", checkpoint=str(video_checkpoint), classes=LABELS, **options)
+        )
         held = []
         for seconds in args.seconds:
             frames = max(2, round(seconds * args.fps))
             size = (args.width, args.height)
-            path = write_video(root / f"v{frames}.mp4", frames=frames, size=size, fps=args.fps,
-                               shapes=_shapes(args.objects, args.width, args.height))  # fmt: skip
+            path = write_video(
+                root / f"v{frames}.mp4",
+                frames=frames,
+                size=size,
+                fps=args.fps,
+                shapes=_shapes(args.objects, args.width, args.height),
+            )
             video = probe_video(path)
             if device == "cuda":
                 torch.cuda.reset_peak_memory_stats()
@@ -89,10 +104,18 @@ def main(argv: list[str] | None = None) -> None:
             )
             held.append((len(session.processed_frames), kept))
             peak = _peak(torch, device)
-            print(f"sam3-video {seconds:g} s ({frames} frames): {tracked / took:.2f} frames/s, peak {peak}, "
-                  f"held at the end: {held[-1][0]} frames, {kept} memories per object")  # fmt: skip
-        image = create_model("sam3", checkpoint=str(image_checkpoint), classes=LABELS, threshold=0.0,
-                             max_detections=args.objects, device=device)  # fmt: skip
+            print(
+                f"sam3-video {seconds:g} s ({frames} frames): {tracked / took:.2f} frames/s, peak {peak}, "
+                f"held at the end: {held[-1][0]} frames, {kept} memories per object"
+            )
+        image = create_model(
+            "sam3",
+            checkpoint=str(image_checkpoint),
+            classes=LABELS,
+            threshold=0.0,
+            max_detections=args.objects,
+            device=device,
+        )
         items = []
         for chunk in iter_chunks(path, 8):
             for n, rgb in enumerate(chunk.rgb):

@@ -34,12 +34,18 @@ from prefect.exceptions import ObjectAlreadyExists
 from prefect.workers.process import ProcessWorker
 
 TEMPLATES = Path(__file__).parent / "job_templates"
-POOLS = {"prelabel-cpu": "CPU work: preannotate, export, post-predictions, pull-annotations, quality",
-         "prelabel-gpu": "GPU work: infer-shard, export-shard"}  # fmt: skip
+POOLS = {
+    "prelabel-cpu": "CPU work: preannotate, export, post-predictions, pull-annotations, quality",
+    "prelabel-gpu": "GPU work: infer-shard, export-shard",
+}
 HEARTBEAT_SECONDS = 30  # Prefect's floor (flows.heartbeat_frequency, ge=30)
 SILENT_RUNS = "prelabel-crash-silent-runs"
-FINAL_EVENTS = ("prefect.flow-run.Completed", "prefect.flow-run.Failed", "prefect.flow-run.Cancelled",
-                "prefect.flow-run.Crashed")  # fmt: skip
+FINAL_EVENTS = (
+    "prefect.flow-run.Completed",
+    "prefect.flow-run.Failed",
+    "prefect.flow-run.Cancelled",
+    "prefect.flow-run.Crashed",
+)
 
 
 def base_job_template(kind: str, pool: str) -> dict[str, Any]:
@@ -76,9 +82,15 @@ def silent_runs_automation(after_seconds: int) -> AutomationCore:
             threshold=1,
             within=timedelta(seconds=after_seconds),
         ),
-        actions=[ChangeFlowRunState(name="Crashed", state=StateType.CRASHED, force=False,
-                                    message=f"no heartbeat for {after_seconds} s: its worker is gone")],
-    )  # fmt: skip
+        actions=[
+            ChangeFlowRunState(
+                name="Crashed",
+                state=StateType.CRASHED,
+                force=False,
+                message=f"no heartbeat for {after_seconds} s: its worker is gone",
+            )
+        ],
+    )
 
 
 def upsert_automation(client: SyncPrefectClient, automation: AutomationCore) -> str:
@@ -97,13 +109,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--gpu-type", default="process", choices=["process", "docker", "kubernetes"])
     parser.add_argument("--dinox-limit", type=int, default=4, help="DINO-X batches running at once, all runs")
     parser.add_argument("--bucket", help="Create this S3 bucket (cache, exports) if missing; PRELABEL_S3_*")
-    parser.add_argument("--crash-silent-after", type=int, default=90, metavar="SECONDS",
-                        help=f"Mark a run Crashed after this long without a heartbeat (they come every "
-                        f"{HEARTBEAT_SECONDS} s; at least {HEARTBEAT_SECONDS + 15})")  # fmt: skip
+    parser.add_argument(
+        "--crash-silent-after",
+        type=int,
+        default=90,
+        metavar="SECONDS",
+        help=f"Mark a run Crashed after this long without a heartbeat (they come every "
+        f"{HEARTBEAT_SECONDS} s; at least {HEARTBEAT_SECONDS + 15})",
+    )
     args = parser.parse_args(argv)
     if args.crash_silent_after < HEARTBEAT_SECONDS + 15:
-        parser.error(f"--crash-silent-after must be at least {HEARTBEAT_SECONDS + 15} s: heartbeats come "
-                     f"every {HEARTBEAT_SECONDS} s and need time to arrive")  # fmt: skip
+        parser.error(
+            f"--crash-silent-after must be at least {HEARTBEAT_SECONDS + 15} s: heartbeats come "
+            f"every {HEARTBEAT_SECONDS} s and need time to arrive"
+        )
     kinds = {"prelabel-cpu": args.cpu_type, "prelabel-gpu": args.gpu_type}
     with get_client(sync_client=True) as client:
         for pool, kind in kinds.items():

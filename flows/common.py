@@ -124,10 +124,15 @@ class Inferred:
 
 
 def inferred_batches(
-    batches: Iterable[Sequence[str]], model: str, model_options: dict[str, Any],
-    cache: PredictionCache | None, refresh: bool, max_pixels: int, finish: Callable[[Inferred], R],
+    batches: Iterable[Sequence[str]],
+    model: str,
+    model_options: dict[str, Any],
+    cache: PredictionCache | None,
+    refresh: bool,
+    max_pixels: int,
+    finish: Callable[[Inferred], R],
     verify: VerifyStep | None = None,
-) -> Iterator[R]:  # fmt: skip
+) -> Iterator[R]:
     """``finish`` of each batch, in order, through ``prelabel.predict.stages``: the next batch is read,
     looked up and decoded in a thread while an ``infer-batch`` task run works on this one, and
     ``finish`` (convert and post, write) runs for the previous one on another thread."""
@@ -157,19 +162,33 @@ def inferred_batches(
 
 
 def infer_in_batches(
-    params: _ModelSettings, images: Sequence[str], cache: PredictionCache, sizes: RunSizes,
+    params: _ModelSettings,
+    images: Sequence[str],
+    cache: PredictionCache,
+    sizes: RunSizes,
     finish: Callable[[Inferred], R],
-) -> Iterator[R]:  # fmt: skip
+) -> Iterator[R]:
     """The model over ``images`` through the cache, one ``infer-batch`` task run per batch,
     each batch's ``finish`` overlapping the next's inference."""
-    return inferred_batches(chunks(images, sizes.task_batch), params.model, params.model_options, cache,
-                            params.refresh, sizes.max_pixels, finish)  # fmt: skip
+    return inferred_batches(
+        chunks(images, sizes.task_batch),
+        params.model,
+        params.model_options,
+        cache,
+        params.refresh,
+        sizes.max_pixels,
+        finish,
+    )
 
 
 def export_batches(
-    params: ExportParams | ExportShardParams, plan: ExportPlan, first: int, images: Sequence[str],
-    cache: PredictionCache, max_pixels: int,
-) -> Iterator[BatchExport]:  # fmt: skip
+    params: ExportParams | ExportShardParams,
+    plan: ExportPlan,
+    first: int,
+    images: Sequence[str],
+    cache: PredictionCache,
+    max_pixels: int,
+) -> Iterator[BatchExport]:
     """Each batch of ``images`` (numbered from ``first``) inferred, then exported by an
     ``export-batch`` task run while the next is inferred; the reports in order."""
     categories = plan.category_ids()  # grows in first-seen order unless the plan fixes them
@@ -177,9 +196,23 @@ def export_batches(
 
     def export(batch: Inferred) -> BatchExport:
         nonlocal categories
-        report, categories = export_batch(params.to, plan, next(numbers), opaque(batch.uris),
-                                          opaque(batch.read), opaque(batch.result), categories)  # fmt: skip
+        report, categories = export_batch(
+            params.to,
+            plan,
+            next(numbers),
+            opaque(batch.uris),
+            opaque(batch.read),
+            opaque(batch.result),
+            categories,
+        )
         return report
 
-    return inferred_batches(chunks(images, plan.batch_size), params.model, params.model_options, cache,
-                            params.refresh, max_pixels, export)  # fmt: skip
+    return inferred_batches(
+        chunks(images, plan.batch_size),
+        params.model,
+        params.model_options,
+        cache,
+        params.refresh,
+        max_pixels,
+        export,
+    )

@@ -22,7 +22,7 @@ from prelabel.core.settings import load_settings
 from prelabel.export.batches import BatchExport, ExportPlan, batch_shards, export_shard_key
 from prelabel.predict.batches import collect_images
 from prelabel.report.summary import ExportSummary
-from prelabel.store.cache import PredictionCache, open_cache
+from prelabel.store.cache import PredictionCache, cache_location, open_cache
 from tasks.exporting import read_export_keys, write_export_report
 from tasks.inference import model_for
 from tasks.reporting import Progress
@@ -36,37 +36,34 @@ def export(params: ExportParams) -> ExportSummary:
     log = get_run_logger()
     images = collect_images(params.input_dir, params.manifest)
     sizes = RunSizes.of(params)
-    plan = ExportPlan.resolve(sizes.task_batch, params.categories, params.model_options, params.label_map,
-                              params.with_images, params.keep_original_images)  # fmt: skip
-    cache_location = _cache_location(params.cache_dir)
-    cache = open_cache(cache_location, load_settings())
-    total, shards = BatchExport(), 0
+    plan = ExportPlan.resolve(
+        sizes.task_batch,
+        params.categories,
+        params.model_options,
+        params.label_map,
+        params.with_images,
+        params.keep_original_images,
+    )
+    settings = load_settings()
+    location = cache_location(params.cache_dir, settings)
+    cache = open_cache(location, settings)
     if params.shard_size:
-        if not plan.categories:
-            raise PrelabelError("a sharded export needs its categories up front: give categories (or the "
-                                "model's classes option) so every worker numbers them alike")  # fmt: skip
-        total, shards = _run_sharded(params, params.shard_size, plan, images, cache, cache_location,
-                                     sizes.max_pixels)  # fmt: skip
-        total.keys = read_export_keys(params.to, list(range(1, -(-len(images) // plan.batch_size) + 1)))
+        total, shards = _run_sharded(
+            params, params.shard_size, plan, images, cache, location, sizes.max_pixels
+        )
+        total.keys = read_export_keys(params.to, plan.batch_numbers(len(images)))
     else:
+        total, shards = BatchExport(), 0
         progress = Progress(len(images), "prelabel-export-progress")
-        for number, report in enumerate(export_batches(params, plan, 1, images, cache, sizes.max_pixels), 1):
+        batches = export_batches(params, plan, 1, images, cache, sizes.max_pixels)
+        for number, (report, size) in enumerate(zip(batches, plan.batch_sizes(len(images)), strict=True), 1):
             total.add(report)
-            progress.advance(min(plan.batch_size, len(images) - progress.done))
-            log.info("batch %d: %d objects written, %d already there, %d failed", number,
-                     report.written.total(), report.skipped.total(), len(report.errors))  # fmt: skip
+            progress.advance(size)
+            log.info("batch %d: %s", number, report.line())
     keys = write_export_report(Path(params.output_dir), opaque(total.errors), opaque(total.keys))
-    summary = ExportSummary(to=params.to, images=len(images), failed=len(total.errors),
-                            written=dict(total.written), skipped=dict(total.skipped), keys=str(keys),
-                            unmatched=dict(total.unmatched), shards=shards)  # fmt: skip
+    summary = ExportSummary.of(params.to, len(images), total, str(keys), shards)
     create_markdown_artifact(summary.markdown(), key="prelabel-export", description="prelabel export")
     return summary
-
-
-def _cache_location(cache_dir: str | None) -> str:
-    """The shared cache (markers live there): S3 as given, a folder made absolute for other workers."""
-    location = str(cache_dir or load_settings().cache_dir)
-    return location if location.startswith("s3://") else str(Path(location).expanduser().resolve())
 
 
 def _run_sharded(
@@ -80,21 +77,38 @@ def _run_sharded(
 ) -> tuple[BatchExport, int]:
     """The shards as runs of ``export_deployment``; the counts from their markers (shards done
     by an earlier run count as already there)."""
+    if not plan.categories:
+        raise PrelabelError(
+            "a sharded export needs its categories up front: give categories (or the "
+            "model's classes option) so every worker numbers them alike"
+        )
     signature = model_for(params.model, params.model_options).signature()
     jobs = []
     for first_batch, start, end in batch_shards(len(images), plan.batch_size, shard_size):
         shard = images[start:end]
         key = export_shard_key(plan, signature, params.to, first_batch, shard)
         child = ExportShardParams(
-            images=shard, first_batch=first_batch, batch_size=plan.batch_size, shard=key, to=params.to,
-            with_images=plan.with_images, keep_original_images=plan.keep_original_images,
-            label_map=dict(plan.label_map), categories=list(plan.categories), model=params.model,
-            model_options=params.model_options, cache_dir=cache_location, refresh=params.refresh,
+            images=shard,
+            first_batch=first_batch,
+            batch_size=plan.batch_size,
+            shard=key,
+            to=params.to,
+            with_images=plan.with_images,
+            keep_original_images=plan.keep_original_images,
+            label_map=dict(plan.label_map),
+            categories=list(plan.categories),
+            model=params.model,
+            model_options=params.model_options,
+            cache_dir=cache_location,
+            refresh=params.refresh,
             max_image_pixels=max_pixels,
-        )  # fmt: skip
+        )
         jobs.append((key, child.model_dump()))
-    ran = set(run_shard_runs(params.export_deployment, jobs, cache, params.max_parallel_shards,
-                             params.shard_retries))  # fmt: skip
+    ran = set(
+        run_shard_runs(
+            params.export_deployment, jobs, cache, params.max_parallel_shards, params.shard_retries
+        )
+    )
     total = BatchExport()
     for key, _ in jobs:
         marker = cache.get_marker(key) or {}

@@ -9,10 +9,9 @@ from prefect.artifacts import create_markdown_artifact
 
 from flows.common import RunSizes, opaque
 from flows.params import FeaturesParams
-from prelabel.core.errors import PrelabelError
-from prelabel.core.failures import ErrorRow, write_errors
+from prelabel.core.failures import write_errors
 from prelabel.core.settings import load_settings
-from prelabel.review.features import FeaturesSummary, Vector, write_features
+from prelabel.review.features import EmbedTally, FeaturesSummary, write_features
 from prelabel.review.sets import ReviewSet, iter_batches
 from prelabel.store.cache import open_cache
 from tasks.features import embed_batch, embedder_for
@@ -35,34 +34,30 @@ def features(params: FeaturesParams) -> FeaturesSummary:
     sizes = RunSizes.of(params, settings)
     with ReviewSet(params.review_set) as review_set:
         items = review_set.items()
-    options = {"name": params.embedder, "checkpoint": params.checkpoint, "revision": params.revision,
-               "margin": params.margin, "device": params.device,
-               "batch_size": params.model_batch_size or settings.infer_batch_size}  # fmt: skip
+    options = {
+        "name": params.embedder,
+        "checkpoint": params.checkpoint,
+        "revision": params.revision,
+        "margin": params.margin,
+        "device": params.device,
+        "batch_size": params.model_batch_size or settings.infer_batch_size,
+    }
     signature = embedder_for(options).signature()
     cache = open_cache(params.cache_dir or settings.cache_dir, settings)
     out = params.features or default_out(params.review_set, params.embedder)
     model = f"{signature.model} {signature.revision}, margin {params.margin:g}"
-    summary = FeaturesSummary(params.review_set, out, model, len(items))
-    vectors: dict[int, Vector] = {}
-    errors: list[ErrorRow] = []
+    tally = EmbedTally(FeaturesSummary(params.review_set, out, model, len(items)))
     progress = Progress(len(items), "prelabel-features-progress", unit="boxes")
     for number, batch in enumerate(iter_batches(items, sizes.task_batch), start=1):
-        done = embed_batch(opaque(batch), options, opaque(cache), params.refresh, sizes.max_pixels,
-                           params.ls_url)  # fmt: skip
-        vectors.update(done.vectors)
-        errors += done.errors
-        summary.cached += done.cached
-        summary.computed += done.computed
+        done = embed_batch(
+            opaque(batch), options, opaque(cache), params.refresh, sizes.max_pixels, params.ls_url
+        )
         progress.advance(len(batch))
-        log.info("batch %d: %d cached, %d computed, %d failed", number, done.cached, done.computed,
-                 len(done.errors))  # fmt: skip
-    summary.failed = len(items) - len(vectors)
-    if items and not vectors:
-        raise PrelabelError(f"no item of {params.review_set} could be embedded: {errors[0].error}")
-    write_features(out, vectors, signature, params.margin)
-    summary.dim = len(next(iter(vectors.values()))) if vectors else 0
-    if errors:
+        log.info("batch %d: %s", number, tally.add(done))
+    summary = tally.close()
+    write_features(out, tally.vectors, signature, params.margin)
+    if tally.errors:
         summary.errors_file = str(Path(out).with_suffix(".errors.csv"))
-        write_errors(Path(summary.errors_file), errors)
+        write_errors(Path(summary.errors_file), tally.errors)
     create_markdown_artifact(summary.markdown(), key="prelabel-features", description="prelabel features")
     return summary

@@ -40,12 +40,17 @@ class DeploymentHandoff:
             raise PrelabelError("no preannotate deployment is configured")
         ids = sorted(set(task_ids))
         params = PreannotateParams(
-            project_id=project_id, task_ids=ids, model=self.settings.model,
-            model_options=self.settings.model_options, model_version=model_version,
-            label_map=self.settings.label_map, plurals=self.settings.plurals, cache_dir=self.cache_dir,
+            project_id=project_id,
+            task_ids=ids,
+            model=self.settings.model,
+            model_options=self.settings.model_options,
+            model_version=model_version,
+            label_map=self.settings.label_map,
+            plurals=self.settings.plurals,
+            cache_dir=self.cache_dir,
             output_dir=f"{self.settings.run_output}/project-{project_id}",
             unmatched_csv=f"{self.settings.run_output}/project-{project_id}/unmatched_labels.csv",
-        )  # fmt: skip
+        )
         digest = hashlib.sha256(f"{project_id}:{model_version}:{ids}".encode()).hexdigest()[:32]
         return self._run(deployment, params.model_dump(mode="json", exclude_defaults=True), f"serve-{digest}")
 
@@ -62,8 +67,15 @@ class DeploymentHandoff:
         from prefect.exceptions import ObjectNotFound, PrefectException
 
         try:
-            run = run_deployment(deployment, parameters={"params": params}, timeout=0, idempotency_key=key,
-                                 tags=["prelabel-serve"], as_subflow=False, _sync=True)  # type: ignore[call-arg]  # fmt: skip
+            run = run_deployment(
+                deployment,
+                parameters={"params": params},
+                timeout=0,
+                idempotency_key=key,
+                tags=["prelabel-serve"],
+                as_subflow=False,
+                _sync=True,
+            )  # type: ignore[call-arg]
         except ObjectNotFound as exc:
             raise PrelabelError(
                 f"Prefect has no deployment {deployment!r}: deploy deployments/prefect.yaml"

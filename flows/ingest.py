@@ -19,19 +19,36 @@ def ingest_flow(params: IngestParams) -> IngestSummary:
     """Write the manifest and its report (errors, duplicates, strata) and say what happened."""
     log = get_run_logger()
     spec = SourceSpec(
-        params.source, params.video_fps, frames_dir_for(params.manifest, params.frames_dir),
-        params.url_column, params.url_path, params.label_path, params.page_size, params.max_items,
-    )  # fmt: skip
+        params.source,
+        params.video_fps,
+        frames_dir_for(params.manifest, params.frames_dir),
+        params.url_column,
+        params.url_path,
+        params.label_path,
+        params.page_size,
+        params.max_items,
+    )
     options = FetchOptions(params.concurrency, params.timeout, params.retries, max_bytes=params.max_bytes)
-    result = ingest_source(spec, options, params.sample, params.stratify_by, params.equal_per_stratum,
-                           params.seed)  # fmt: skip
+    result = ingest_source(
+        spec, options, params.sample, params.stratify_by, params.equal_per_stratum, params.seed
+    )
     manifest = write_manifest(params.manifest, result.rows)
     summary = IngestSummary(
-        source=params.source, manifest=str(manifest), listed=result.listed, kept=len(result.rows),
-        duplicates=len(result.duplicates), failed=len(result.errors),
-        files=write_ingest_report(manifest, result), strata=result.strata,
-    )  # fmt: skip
+        source=params.source,
+        manifest=str(manifest),
+        listed=result.listed,
+        kept=len(result.rows),
+        duplicates=len(result.duplicates),
+        failed=len(result.errors),
+        files=write_ingest_report(manifest, result),
+        strata=result.strata,
+    )
     create_markdown_artifact(summary.markdown(), key="prelabel-ingest", description="prelabel ingest")
-    log.info("%d listed, %d kept, %d duplicates, %d failed", summary.listed, summary.kept, summary.duplicates,
-             summary.failed)  # fmt: skip
+    log.info(
+        "%d listed, %d kept, %d duplicates, %d failed",
+        summary.listed,
+        summary.kept,
+        summary.duplicates,
+        summary.failed,
+    )
     return summary

@@ -53,10 +53,12 @@ def _ensure_limit(name: str) -> bool:
 
 def _holder() -> dict[str, str]:
     return {
-        "flow_run": str(flow_run.get_name() or "?"), "flow_run_id": str(flow_run.get_id() or ""),
-        "host": socket.gethostname(), "pid": str(os.getpid()),
+        "flow_run": str(flow_run.get_name() or "?"),
+        "flow_run_id": str(flow_run.get_id() or ""),
+        "host": socket.gethostname(),
+        "pid": str(os.getpid()),
         "since": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
-    }  # fmt: skip
+    }
 
 
 def _describe(name: str) -> str:
@@ -74,13 +76,25 @@ def project_lock(ls_url: str, project_id: int, wait_seconds: float) -> Iterator[
     if _ensure_limit(name):
         get_run_logger().warning(
             "project %d at %s is held by %s; waiting up to %.0f s (a run that was killed frees it "
-            "within %.0f s)", project_id, ls_url, _describe(name), wait_seconds, LEASE_SECONDS + 15,
-        )  # fmt: skip
+            "within %.0f s)",
+            project_id,
+            ls_url,
+            _describe(name),
+            wait_seconds,
+            LEASE_SECONDS + 15,
+        )
     with contextlib.ExitStack() as stack:
         with _quiet_timeout():
             try:
-                stack.enter_context(concurrency(name, occupy=1, strict=True, lease_duration=LEASE_SECONDS,
-                                                timeout_seconds=max(wait_seconds, 0.1)))  # fmt: skip
+                stack.enter_context(
+                    concurrency(
+                        name,
+                        occupy=1,
+                        strict=True,
+                        lease_duration=LEASE_SECONDS,
+                        timeout_seconds=max(wait_seconds, 0.1),
+                    )
+                )
             except TimeoutError:
                 raise ProjectBusyError(
                     f"project {project_id} at {ls_url} is still held by {_describe(name)} after "

@@ -97,9 +97,11 @@ class _PostOptions(LabelStudioParams):
         default=False, description="Read, match, infer and report; create, upload and post nothing."
     )
     wait_seconds: float = Field(
-        default=600.0, ge=0, le=86_400,
+        default=600.0,
+        ge=0,
+        le=86_400,
         description="Seconds to wait while another run holds the project; then give up (exit code 3).",
-    )  # fmt: skip
+    )
     batch_size: int | None = Field(default=None, ge=1, le=10_000, description=_TASK_BATCH)
     post_chunk_size: int | None = Field(
         default=None,
@@ -181,10 +183,11 @@ class PreannotateParams(_PostOptions, _ModelOptions):
     """One step: images -> match -> model -> convert -> post -> report."""
 
     task_ids: list[int] = Field(
-        default_factory=list, max_length=100_000,
+        default_factory=list,
+        max_length=100_000,
         description="These tasks of the project, each with its own image, instead of input_dir or "
         "manifest (what `prelabel serve` hands over: tasks Label Studio asked for, tasks just imported).",
-    )  # fmt: skip
+    )
 
     @model_validator(mode="after")
     def _one_image_source(self) -> Self:
@@ -199,22 +202,28 @@ class PreannotateParams(_PostOptions, _ModelOptions):
         return self
 
     shard_size: int | None = Field(
-        default=None, ge=1, description="Spread inference over GPU workers in shards of this many images "
+        default=None,
+        ge=1,
+        description="Spread inference over GPU workers in shards of this many images "
         "(runs of the infer_deployment); empty: infer in this flow run.",
-    )  # fmt: skip
+    )
     infer_deployment: str = Field(
         default="infer-shard/infer-shard", description="The deployment that infers one shard (GPU pool)."
     )
     max_parallel_shards: int = Field(default=4, ge=1, le=256, description="Shards running at once.")
     keyframe_iou: float = Field(
-        default=0.9, gt=0, le=1, description="Video tracks: keyframes are kept so that Label Studio's "
+        default=0.9,
+        gt=0,
+        le=1,
+        description="Video tracks: keyframes are kept so that Label Studio's "
         "interpolation stays within this box IoU of the tracked box on every frame.",
-    )  # fmt: skip
+    )
     shard_retries: int = Field(default=1, ge=0, le=5, description="Reruns of a failed or crashed shard.")
     verifier: str | None = Field(
-        default=None, description="A verifier file (from `prelabel review verifier`): drop the boxes it "
+        default=None,
+        description="A verifier file (from `prelabel review verifier`): drop the boxes it "
         "rejects before posting; its name and threshold join the model version.",
-    )  # fmt: skip
+    )
     min_verified: float = Field(
         default=0.5, ge=0, le=1, description="With a verifier: keep boxes whose P(yes) is at least this."
     )
@@ -279,17 +288,21 @@ class QualityParams(LabelStudioParams):
         default=0.5, gt=0, le=1, description="IoU at which a prediction matches an annotated region."
     )
     keypoint_tolerance: float = Field(
-        default=DEFAULT_KEYPOINT_TOLERANCE, gt=0, le=1,
+        default=DEFAULT_KEYPOINT_TOLERANCE,
+        gt=0,
+        le=1,
         description="Distance within which a predicted keypoint matches one people placed, as a fraction "
         "of the image diagonal (0.02 is 44 px on a 1920x1080 image).",
-    )  # fmt: skip
+    )
 
 
 class IngestParams(BaseModel):
     """A source -> a manifest CSV: listing, sampling, download checks, deduplication."""
 
-    source: str = Field(description="Folder, s3://bucket/prefix, .txt/.csv URL list, http(s) REST endpoint, "
-                                    "or video file/folder.")  # fmt: skip
+    source: str = Field(
+        description="Folder, s3://bucket/prefix, .txt/.csv URL list, http(s) REST endpoint, "
+        "or video file/folder."
+    )
     manifest: str = Field(
         validation_alias=AliasChoices("manifest", "out"),
         description="Manifest CSV to write (its reports are written beside it).",
@@ -330,18 +343,21 @@ class ExportParams(_ModelOptions):
     )
     output_dir: str = Field(default="prelabel-output", description="Folder for the key list and the errors.")
     keep_original_images: bool = Field(
-        default=False, description="Write the source bytes unchanged (EXIF kept); boxes and masks then "
+        default=False,
+        description="Write the source bytes unchanged (EXIF kept); boxes and masks then "
         "follow the stored pixel grid, not the displayed one.",
-    )  # fmt: skip
+    )
     categories: list[str] = Field(
         default_factory=list,
         description="The COCO categories, in id order; default: the model's classes option, else labels "
         "as first seen. Other labels are counted and left out. Needed with shard_size.",
     )
     shard_size: int | None = Field(
-        default=None, ge=1, description="Spread the export over GPU workers in shards of about this many "
+        default=None,
+        ge=1,
+        description="Spread the export over GPU workers in shards of about this many "
         "images (whole batches; runs of export_deployment); empty: export in this flow run.",
-    )  # fmt: skip
+    )
     export_deployment: str = Field(
         default="export-shard/export-shard", description="The deployment that exports one shard (GPU pool)."
     )

@@ -45,10 +45,15 @@ def run_shards(
     for shard in split_shards(images, params.shard_size):
         key = shard_key(shard, signature)
         child = ShardParams(
-            images=shard, shard=key, model=params.model, model_options=model_options,
-            cache_dir=cache_location, refresh=params.refresh, max_image_pixels=sizes.max_pixels,
+            images=shard,
+            shard=key,
+            model=params.model,
+            model_options=model_options,
+            cache_dir=cache_location,
+            refresh=params.refresh,
+            max_image_pixels=sizes.max_pixels,
             batch_size=sizes.task_batch,
-        )  # fmt: skip
+        )
         jobs.append((key, child.model_dump()))
     ran = run_shard_runs(
         params.infer_deployment, jobs, cache, params.max_parallel_shards, params.shard_retries
@@ -76,9 +81,12 @@ def shard_images(images: list[str], ref: str | None, cache: PredictionCache) -> 
 
 
 def run_shard_runs(
-    deployment: str, jobs: Sequence[tuple[str, dict[str, Any]]], cache: PredictionCache, max_parallel: int,
+    deployment: str,
+    jobs: Sequence[tuple[str, dict[str, Any]]],
+    cache: PredictionCache,
+    max_parallel: int,
     retries: int,
-) -> list[str]:  # fmt: skip
+) -> list[str]:
     """Run ``deployment`` once per job (shard key, its ``params``) whose marker is not in the
     cache yet; returns the keys run; raises when a shard still fails after ``retries``."""
     log = get_run_logger()
@@ -101,6 +109,8 @@ def run_shard_runs(
         jobs_run = [pool.submit(contextvars.copy_context().run, one, key, child) for key, child in todo]
         failed = [f for f in (job.result() for job in jobs_run) if f is not None]
     if failed:
-        raise PrelabelError(f"{len(failed)} shards failed after retries ({'; '.join(failed[:3])}); "
-                            "rerun the flow: finished shards are skipped")  # fmt: skip
+        raise PrelabelError(
+            f"{len(failed)} shards failed after retries ({'; '.join(failed[:3])}); "
+            "rerun the flow: finished shards are skipped"
+        )
     return [key for key, _ in todo]

@@ -50,10 +50,24 @@ __all__ = [
 Point = tuple[float, float]
 
 COCO_KEYPOINTS = (
-    "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
-    "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee",
-    "right_knee", "left_ankle", "right_ankle",
-)  # fmt: skip
+    "nose",
+    "left_eye",
+    "right_eye",
+    "left_ear",
+    "right_ear",
+    "left_shoulder",
+    "right_shoulder",
+    "left_elbow",
+    "right_elbow",
+    "left_wrist",
+    "right_wrist",
+    "left_hip",
+    "right_hip",
+    "left_knee",
+    "right_knee",
+    "left_ankle",
+    "right_ankle",
+)
 """The 17 COCO person keypoints, in COCO's order: what pose models name and projects label."""
 
 
@@ -105,10 +119,15 @@ class Detections:
         polygons = tuple(self.polygons) or (None,) * n
         keypoints = tuple(self.keypoints) or (None,) * n
         region_choices = tuple(self.region_choices) or ((),) * n
-        for name, size in (("scores", scores.shape[0]), ("labels", len(self.labels)),
-                           ("masks", len(masks)), ("texts", len(texts)),
-                           ("polygons", len(polygons)), ("keypoints", len(keypoints)),
-                           ("region_choices", len(region_choices))):  # fmt: skip
+        for name, size in (
+            ("scores", scores.shape[0]),
+            ("labels", len(self.labels)),
+            ("masks", len(masks)),
+            ("texts", len(texts)),
+            ("polygons", len(polygons)),
+            ("keypoints", len(keypoints)),
+            ("region_choices", len(region_choices)),
+        ):
             if size != n:
                 raise ValueError(f"{name} must have {n} entries to match xyxy (n, 4), got {size}")
         object.__setattr__(self, "xyxy", xyxy)
@@ -117,9 +136,10 @@ class Detections:
         object.__setattr__(self, "masks", masks)
         object.__setattr__(self, "texts", texts)
         object.__setattr__(
-            self, "polygons",
+            self,
+            "polygons",
             tuple(None if p is None else tuple((float(x), float(y)) for x, y in p) for p in polygons),
-        )  # fmt: skip
+        )
         object.__setattr__(
             self, "keypoints", tuple(None if k is None else tuple(Keypoint(*p) for p in k) for k in keypoints)
         )
@@ -324,9 +344,11 @@ def _is_number(value: Any) -> bool:
 def _polygon(value: Any, source: str, where: str) -> tuple[Point, ...] | None:
     if value is None:
         return None
-    if not (isinstance(value, list) and len(value) >= 3 and all(
-        isinstance(p, list | tuple) and len(p) == 2 and all(_is_number(v) for v in p) for p in value
-    )):  # fmt: skip
+    if not (
+        isinstance(value, list)
+        and len(value) >= 3
+        and all(isinstance(p, list | tuple) and len(p) == 2 and all(_is_number(v) for v in p) for p in value)
+    ):
         raise PredictionFileError(
             source, f"{where} must be [[x, y], ...] (3 points or more), got {str(value)[:80]}"
         )
@@ -347,8 +369,11 @@ def _keypoints(value: Any, source: str, where: str) -> tuple[Keypoint, ...] | No
                 source,
                 f"{where}[{j}] must be {{label, x, y, score}} with finite numbers, got {str(point)[:80]}",
             )
-        points.append(Keypoint(point["label"].strip(), float(point["x"]), float(point["y"]),
-                               float(point.get("score", 1.0))))  # fmt: skip
+        points.append(
+            Keypoint(
+                point["label"].strip(), float(point["x"]), float(point["y"]), float(point.get("score", 1.0))
+            )
+        )
     return tuple(points)
 
 

@@ -90,10 +90,19 @@ def ingest(
     from flows.ingest import ingest_flow
 
     params = IngestParams(
-        source=source, manifest=str(manifest), sample=sample, stratify_by=stratify_by,
-        equal_per_stratum=equal, seed=seed, video_fps=video_fps, url_column=url_column, url_path=url_path,
-        label_path=label_path, max_items=max_items, concurrency=concurrency,
-    )  # fmt: skip
+        source=source,
+        manifest=str(manifest),
+        sample=sample,
+        stratify_by=stratify_by,
+        equal_per_stratum=equal,
+        seed=seed,
+        video_fps=video_fps,
+        url_column=url_column,
+        url_path=url_path,
+        label_path=label_path,
+        max_items=max_items,
+        concurrency=concurrency,
+    )
     project = source.removeprefix("ls://")
     if source.startswith("ls://") and project.isdigit():  # a Label Studio project's images
         check_project(None, int(project))
@@ -103,8 +112,10 @@ def ingest(
 
 
 def _ingest_lines(done: IngestSummary) -> str:
-    lines = [f"{done.kept} images in {done.manifest} ({done.listed} listed, "
-             f"{done.duplicates} duplicates, {done.failed} failed)"]  # fmt: skip
+    lines = [
+        f"{done.kept} images in {done.manifest} ({done.listed} listed, "
+        f"{done.duplicates} duplicates, {done.failed} failed)"
+    ]
     lines += [f"  {s.stratum or '(all)'}: {s.sampled} of {s.available}" for s in done.strata]
     lines += [f"  {kind}: {path}" for kind, path in sorted(done.files.items())]
     return "\n".join(lines)
@@ -156,11 +167,21 @@ def export(
     folder, listed = images_source(input_dir, manifest)
     mapping = dict(load_label_map(label_map).mapping) if label_map else None
     params = ExportParams(
-        input_dir=folder, manifest=listed, model=model, model_options=model_options(model_option), to=to,
-        with_images=with_images, label_map=mapping, cache_dir=cache_dir, refresh=refresh,
-        batch_size=batch_size, output_dir=str(output_dir), keep_original_images=keep_original_images,
-        categories=category or [], max_image_pixels=max_pixels,
-    )  # fmt: skip
+        input_dir=folder,
+        manifest=listed,
+        model=model,
+        model_options=model_options(model_option),
+        to=to,
+        with_images=with_images,
+        label_map=mapping,
+        cache_dir=cache_dir,
+        refresh=refresh,
+        batch_size=batch_size,
+        output_dir=str(output_dir),
+        keep_original_images=keep_original_images,
+        categories=category or [],
+        max_image_pixels=max_pixels,
+    )
     check_model(params.model, params.model_options)
     check_images(params.manifest)
     done: ExportSummary = run_flow(export_flow, params, show=_export_lines)
@@ -218,9 +239,15 @@ def pull(
     if "mot" in formats and len(formats) > 1:
         raise PrelabelError("--format mot is a video project's pull: give it alone")
     params = PullParams.model_validate(
-        {"project_id": project_id, "output_dir": str(output_dir), "formats": formats, "ls_url": ls_url,
-         "all_annotators": all_annotators, "full": full}
-    )  # fmt: skip
+        {
+            "project_id": project_id,
+            "output_dir": str(output_dir),
+            "formats": formats,
+            "ls_url": ls_url,
+            "all_annotators": all_annotators,
+            "full": full,
+        }
+    )
     check_project(params.ls_url, params.project_id)
     report: PullReport = run_flow(pull_annotations, params, show=_pull_lines)
     if report.errors and not allow_failures:
@@ -228,8 +255,10 @@ def pull(
 
 
 def _pull_lines(report: PullReport) -> str:
-    lines = [f"fetched {report.fetched} tasks, {report.stored} annotated, {report.regions} regions: "
-             + ", ".join(str(f) for f in report.files)]  # fmt: skip
+    lines = [
+        f"fetched {report.fetched} tasks, {report.stored} annotated, {report.regions} regions: "
+        + ", ".join(str(f) for f in report.files)
+    ]
     if report.not_exported:
         counted = ", ".join(f"{kind} ({n})" for kind, n in sorted(report.not_exported.items()))
         lines.append(f"not exported yet, counted: {counted}")

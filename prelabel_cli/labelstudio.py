@@ -46,10 +46,15 @@ def running_server() -> LocalLabelStudio | None:
     if not healthy:
         return None
     return LocalLabelStudio(
-        url=state["url"], username=state["username"], password=SecretStr(state["password"]),
-        legacy_token=SecretStr(state["legacy_token"]), personal_token=SecretStr(state["personal_token"]),
-        data_dir=Path(state["data_dir"]), process=None, log_file=Path(state["log_file"]),
-    )  # fmt: skip
+        url=state["url"],
+        username=state["username"],
+        password=SecretStr(state["password"]),
+        legacy_token=SecretStr(state["legacy_token"]),
+        personal_token=SecretStr(state["personal_token"]),
+        data_dir=Path(state["data_dir"]),
+        process=None,
+        log_file=Path(state["log_file"]),
+    )
 
 
 def start(data_dir: Path, port: int | None = None) -> LocalLabelStudio:
@@ -61,12 +66,15 @@ def start(data_dir: Path, port: int | None = None) -> LocalLabelStudio:
     path = state_file()
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {
-        "url": server.url, "pid": server.process.pid if server.process else None, "username": server.username,
+        "url": server.url,
+        "pid": server.process.pid if server.process else None,
+        "username": server.username,
         "password": server.password.get_secret_value(),
         "legacy_token": server.legacy_token.get_secret_value(),
-        "personal_token": server.personal_token.get_secret_value(), "data_dir": str(server.data_dir),
+        "personal_token": server.personal_token.get_secret_value(),
+        "data_dir": str(server.data_dir),
         "log_file": str(server.log_file),
-    }  # fmt: skip
+    }
     atomic_write(path, json.dumps(state), mode=0o600)
     return server
 

@@ -212,10 +212,14 @@ def posting_options(command: F) -> F:
     hints = get_type_hints(PostOptions, include_extras=True)
     empty = inspect.Parameter.empty
     extra = [
-        inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, annotation=hints[f.name],
-                          default=empty if f.default is MISSING else f.default)
+        inspect.Parameter(
+            f.name,
+            inspect.Parameter.KEYWORD_ONLY,
+            annotation=hints[f.name],
+            default=empty if f.default is MISSING else f.default,
+        )
         for f in fields(PostOptions)
-    ]  # fmt: skip
+    ]
     kept = [
         p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own.parameters.values() if p.name != "shared"
     ]

@@ -90,10 +90,18 @@ def run(
 
     folder, listed = images_source(input_dir, manifest, videos=tracks_videos(model))
     params = PreannotateParams(
-        input_dir=folder, manifest=listed, model=model, model_options=model_options(model_option),
-        cache_dir=cache_dir, refresh=refresh, verifier=check_verifier(verifier), min_verified=min_verified,
-        max_image_pixels=max_pixels, keyframe_iou=keyframe_iou, **shared.flow_params(),
-    )  # fmt: skip
+        input_dir=folder,
+        manifest=listed,
+        model=model,
+        model_options=model_options(model_option),
+        cache_dir=cache_dir,
+        refresh=refresh,
+        verifier=check_verifier(verifier),
+        min_verified=min_verified,
+        max_image_pixels=max_pixels,
+        keyframe_iou=keyframe_iou,
+        **shared.flow_params(),
+    )
     check_model(params.model, params.model_options)
     check_images(params.manifest)
     project = check_project(params.ls_url, params.project_id)
@@ -153,9 +161,17 @@ def infer(
     from flows.infer import infer as infer_flow
 
     folder, listed = images_source(input_dir, manifest)
-    params = InferParams(input_dir=folder, manifest=listed, model=model, output_dir=str(output_dir),
-                         cache_dir=cache_dir, model_options=model_options(model_option), refresh=refresh,
-                         batch_size=batch_size, max_image_pixels=max_pixels)  # fmt: skip
+    params = InferParams(
+        input_dir=folder,
+        manifest=listed,
+        model=model,
+        output_dir=str(output_dir),
+        cache_dir=cache_dir,
+        model_options=model_options(model_option),
+        refresh=refresh,
+        batch_size=batch_size,
+        max_image_pixels=max_pixels,
+    )
     check_model(params.model, params.model_options)
     check_images(params.manifest)
     summary = run_flow(infer_flow, params, show=lambda s: s.line())
@@ -240,10 +256,16 @@ def convert(
     if label_map is not None:
         require_targets(mapping, parsed, str(label_map))
     result = convert_directory(
-        input_dir, parsed, mapping, model_version,
-        raw_dir=raw_dir, url_prefix=url_prefix, document_root=document_root, masks=masks,
+        input_dir,
+        parsed,
+        mapping,
+        model_version,
+        raw_dir=raw_dir,
+        url_prefix=url_prefix,
+        document_root=document_root,
+        masks=masks,
         polygon_tolerance=polygon_tolerance,
-    )  # fmt: skip
+    )
     write_tasks(tasks, result.tasks)
     if errors_csv is not None:
         write_errors(errors_csv, result.errors)

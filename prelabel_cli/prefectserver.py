@@ -110,19 +110,25 @@ def _spawn(port: int) -> LocalPrefect:
     home.mkdir(parents=True, exist_ok=True)
     log_file = home / "server.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", *_PRIVATE_PREFIXES))}
-    env.update({
-        "PREFECT_HOME": str(home),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        # Leases on disk: a run killed while it held a project is freed after a restart too.
-        "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": "prefect.server.concurrency.lease_storage.filesystem",
-        "PREFECT_UI_API_URL": f"http://127.0.0.1:{port}/api",
-    })  # fmt: skip
+    env.update(
+        {
+            "PREFECT_HOME": str(home),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            # Leases on disk: a run killed while it held a project is freed after a restart too.
+            "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": "prefect.server.concurrency.lease_storage.filesystem",
+            "PREFECT_UI_API_URL": f"http://127.0.0.1:{port}/api",
+        }
+    )
     command = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
     with log_file.open("ab") as sink:
         process = subprocess.Popen(
-            command, env=env, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            command,
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             start_new_session=True,
-        )  # fmt: skip
+        )
     server = LocalPrefect(f"http://127.0.0.1:{port}/api", process.pid, str(home), str(log_file))
     deadline = time.monotonic() + _STARTUP_TIMEOUT
     while not _healthy(server.api_url):

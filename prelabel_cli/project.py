@@ -120,9 +120,13 @@ def project_create(
     else:
         names = COCO_KEYPOINTS if (keypoints or "").strip() == "coco-17" else _names(keypoints)
         xml = build_label_config(
-            _names(labels), _names(tools), keypoints=names, choices=_names(choices),
-            choices_per_region=choices_per_region, text=text,
-        )  # fmt: skip
+            _names(labels),
+            _names(tools),
+            keypoints=names,
+            choices=_names(choices),
+            choices_per_region=choices_per_region,
+            text=text,
+        )
     use_api_key(api_key, ls_url)
     with label_studio(ls_url) as client:
         project = client.create_project(title.strip(), xml)
@@ -160,5 +164,7 @@ def project_show(
     typer.echo("ML backends:" if backends else "ML backends: none (prelabel project connect)")
     for backend in backends:
         kind = ", interactive" if backend.interactive else ""
-        typer.echo(f"  {backend.id}: {backend.url} ({backend.state.lower()}{kind}), model version "
-                   f"{backend.model_version or '-'}")  # fmt: skip
+        typer.echo(
+            f"  {backend.id}: {backend.url} ({backend.state.lower()}{kind}), model version "
+            f"{backend.model_version or '-'}"
+        )

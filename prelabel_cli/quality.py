@@ -69,9 +69,15 @@ def quality(
         model_version
     )
     params = QualityParams.model_validate(
-        {"project_id": project_id, "model_version": model_version, "output_dir": str(folder),
-         "ls_url": ls_url, "iou_threshold": iou_threshold, "keypoint_tolerance": keypoint_tolerance}
-    )  # fmt: skip
+        {
+            "project_id": project_id,
+            "model_version": model_version,
+            "output_dir": str(folder),
+            "ls_url": ls_url,
+            "iou_threshold": iou_threshold,
+            "keypoint_tolerance": keypoint_tolerance,
+        }
+    )
     check_project(params.ls_url, params.project_id, params.model_version)
     run_flow(quality_flow, params, show=_lines)
 

@@ -148,8 +148,13 @@ def review_create(
             items, skipped = items_from_tasks(
                 client.iter_tasks(project_id, full=True), model_version, data_key, per
             )
-        meta = {"source": "project", "project_id": project_id, "model_version": model_version, "per": per,
-                "ls_url": client.url}  # fmt: skip
+        meta = {
+            "source": "project",
+            "project_id": project_id,
+            "model_version": model_version,
+            "per": per,
+            "ls_url": client.url,
+        }
     with ReviewSet.create(review_set, items, meta, overwrite=overwrite) as created:
         labels = Counter(item.label for item in created.items())
     typer.echo(
@@ -199,10 +204,17 @@ def review_features(
     from flows.features import features as features_flow
 
     params = FeaturesParams(
-        review_set=str(review_set), features=str(features_file) if features_file else None, embedder=embedder,
-        checkpoint=checkpoint, margin=margin, device=device, batch_size=batch_size, cache_dir=cache_dir,
-        refresh=refresh, ls_url=ls_url,
-    )  # fmt: skip
+        review_set=str(review_set),
+        features=str(features_file) if features_file else None,
+        embedder=embedder,
+        checkpoint=checkpoint,
+        margin=margin,
+        device=device,
+        batch_size=batch_size,
+        cache_dir=cache_dir,
+        refresh=refresh,
+        ls_url=ls_url,
+    )
     done = run_flow(features_flow, params, show=lambda s: str(s.markdown()))
     if done.failed and not allow_failures:
         raise typer.Exit(EXIT_IMAGES_FAILED)
@@ -248,8 +260,10 @@ def review_next(
     for s in chosen:
         box = ",".join(f"{v:.1f}" for v in s.item.box) if s.item.box else ""
         score = "" if s.item.score is None else f"{s.item.score:.3f}"
-        typer.echo(f"{s.item.id}\t{s.p_yes:.3f}\t{int(s.held_out)}\t{score}\t{s.item.task_id or ''}\t"
-                   f"{s.item.image}\t{box}")  # fmt: skip
+        typer.echo(
+            f"{s.item.id}\t{s.p_yes:.3f}\t{int(s.held_out)}\t{score}\t{s.item.task_id or ''}\t"
+            f"{s.item.image}\t{box}"
+        )
     shown = "n/a" if accuracy.accuracy is None else f"{accuracy.accuracy:.1%}"
     cold = " (cold start: detector scores)" if chosen and chosen[0].cold_start else ""
     typer.echo(f"held-out accuracy: {shown} on {accuracy.count} answers{cold}")
@@ -297,8 +311,9 @@ def review_apply(
         settings = load_settings()
         out = answers_csv or review_set.with_suffix(".answers.csv")
         with label_studio(ls_url, int(opened.meta["project_id"])) as client:
-            done = apply_answers(client, opened, out, chunk_size=settings.post_batch_size, dry_run=dry_run,
-                                 annotate=annotate)  # fmt: skip
+            done = apply_answers(
+                client, opened, out, chunk_size=settings.post_batch_size, dry_run=dry_run, annotate=annotate
+            )
     for line in done.lines():
         typer.echo(line)
     typer.echo(f"answers: {out}")

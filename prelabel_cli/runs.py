@@ -49,8 +49,10 @@ def interrupted_line(seen: list[Progress]) -> str:
     last = seen[-1]
     posted = f", {last.posted} predictions posted" if last.posted else ""
     done = f"{last.done} of {last.total}" if last.total else f"{last.done}"
-    return (f"interrupted after {done} {last.unit}{posted}; run the same command again to continue "
-            "(finished work is skipped)")  # fmt: skip
+    return (
+        f"interrupted after {done} {last.unit}{posted}; run the same command again to continue "
+        "(finished work is skipped)"
+    )
 
 
 def ui_hint(flow_run_id: UUID | None) -> str:

@@ -169,13 +169,19 @@ def serve(
     if connect is not None:
         check_project(ls_url, connect)
     env = {
-        "MODEL": model, "MODEL_OPTIONS": json.dumps(options), "LABEL_MAP": json.dumps(mapping),
-        "PLURALS": json.dumps(plurals), "BUDGET": str(budget), "SEGMENTER": segmenter, "DEVICE": device,
-        "CACHE_DIR": cache_dir, "PULL_OUT": str(pull_to.resolve()) if pull_to else None,
+        "MODEL": model,
+        "MODEL_OPTIONS": json.dumps(options),
+        "LABEL_MAP": json.dumps(mapping),
+        "PLURALS": json.dumps(plurals),
+        "BUDGET": str(budget),
+        "SEGMENTER": segmenter,
+        "DEVICE": device,
+        "CACHE_DIR": cache_dir,
+        "PULL_OUT": str(pull_to.resolve()) if pull_to else None,
         "BASIC_AUTH_USER": basic_auth_user,
         "STATE_DIR": os.environ.get("PRELABEL_SERVE_STATE_DIR")
         or str(prefectserver.state_dir() / f"serve-{port}"),
-    }  # fmt: skip
+    }
     if connect is not None and not os.environ.get("PRELABEL_SERVE_WEBHOOK_SECRET"):
         env["WEBHOOK_SECRET"] = secrets.token_urlsafe(32)  # this server's, registered by the connect below
     for name, value in env.items():
@@ -196,8 +202,12 @@ def serve(
     failed: list[str] = []
     if connect is not None:
         wanted = chosen.segmenter_checkpoint is not None if interactive is None else interactive
-        threading.Thread(target=_connect_when_up, args=(runner, public, connect, wanted, failed),
-                         name="prelabel-connect", daemon=True).start()  # fmt: skip
+        threading.Thread(
+            target=_connect_when_up,
+            args=(runner, public, connect, wanted, failed),
+            name="prelabel-connect",
+            daemon=True,
+        ).start()
     runner.run()
     if failed:
         typer.echo(f"prelabel: error: {failed[0]}", err=True)
@@ -266,8 +276,13 @@ class _Runner:
     def __init__(self, workers: int, sock: Any) -> None:
         import uvicorn
 
-        self.config = uvicorn.Config("prelabel_cli.serve:app_from_environment", factory=True, workers=workers,
-                                     log_level="warning", timeout_graceful_shutdown=10)  # fmt: skip
+        self.config = uvicorn.Config(
+            "prelabel_cli.serve:app_from_environment",
+            factory=True,
+            workers=workers,
+            log_level="warning",
+            timeout_graceful_shutdown=10,
+        )
         self.sock, self.workers = sock, workers
         self.server = uvicorn.Server(self.config)
         self._supervisor: Any = None
@@ -333,12 +348,20 @@ def _connect(url: str, project_id: int, interactive: bool, serve_settings: Any) 
     user, password = serve_settings.basic_auth_user, serve_settings.basic_auth_password
     auth: tuple[str, SecretStr] | None = (user, password) if user and password else None
     with LabelStudioClient(settings.ls_url, settings.ls_key_for(None), timeout=120, retries=1) as client:
-        return connect_backend(client, project_id, url, interactive=interactive,
-                               webhook_secret=serve_settings.webhook_secret, basic_auth=auth)  # fmt: skip
+        return connect_backend(
+            client,
+            project_id,
+            url,
+            interactive=interactive,
+            webhook_secret=serve_settings.webhook_secret,
+            basic_auth=auth,
+        )
 
 
 def _connected_line(backend: Backend, project_id: int) -> str:
     kind = "interactive, " if backend.interactive else ""
-    return (f"connected to project {project_id}: backend {backend.id} at {backend.url} ({kind}"
-            f"{backend.state.lower()}, model version {backend.model_version}); predictions appear when a "
-            "task opens")  # fmt: skip
+    return (
+        f"connected to project {project_id}: backend {backend.id} at {backend.url} ({kind}"
+        f"{backend.state.lower()}, model version {backend.model_version}); predictions appear when a "
+        "task opens"
+    )

@@ -154,10 +154,15 @@ def demo(
     os.environ["PRELABEL_LS_URL"] = server.url
     os.environ["PRELABEL_LS_API_KEY"] = server.legacy_token.get_secret_value()
     params = PreannotateParams(
-        project_id=project.id, input_dir=str(images), model="ocr", import_new=True,
-        model_version="ocr-demo", cache_dir=str(home / "cache"), output_dir=str(home / "report"),
+        project_id=project.id,
+        input_dir=str(images),
+        model="ocr",
+        import_new=True,
+        model_version="ocr-demo",
+        cache_dir=str(home / "cache"),
+        output_dir=str(home / "report"),
         unmatched_csv=str(home / "report" / "unmatched_labels.csv"),
-    )  # fmt: skip
+    )
     _print_server(server)
     typer.echo(f"Open {server.url}/projects/{project.id}/data to see the predictions.\n")
     run_flow(preannotate, params, show=lambda summary: str(summary.markdown()))

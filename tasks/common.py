@@ -73,9 +73,21 @@ def as_task_retries(run: Callable[[], T], what: str) -> T:
     def say(state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome is not None else None
         wait_s = state.next_action.sleep if state.next_action is not None else 0.0
-        log.warning("%s failed (%s: %s); retry %d of %d in %.1f s", what, type(error).__name__,
-                    redact(str(error)), state.attempt_number, RETRY["retries"], wait_s)  # fmt: skip
+        log.warning(
+            "%s failed (%s: %s); retry %d of %d in %.1f s",
+            what,
+            type(error).__name__,
+            redact(str(error)),
+            state.attempt_number,
+            RETRY["retries"],
+            wait_s,
+        )
 
-    retrying = Retrying(stop=stop_after_attempt(RETRY["retries"] + 1), wait=wait, reraise=True,
-                        retry=retry_if_exception(is_transient), before_sleep=say)  # fmt: skip
+    retrying = Retrying(
+        stop=stop_after_attempt(RETRY["retries"] + 1),
+        wait=wait,
+        reraise=True,
+        retry=retry_if_exception(is_transient),
+        before_sleep=say,
+    )
     return retrying(run)

@@ -43,5 +43,12 @@ def embed_batch(
     settings = load_settings()
     if ls_url is not None and settings.ls_api_key is not None:
         settings.ls_key_for(ls_url)  # the configured key goes to the configured server only
-    return embed_items(items, embedder_for(embedder), Fetcher(settings), feature_cache,
-                       ls_url=settings.ls_url, refresh=refresh, max_pixels=max_pixels)  # fmt: skip
+    return embed_items(
+        items,
+        embedder_for(embedder),
+        Fetcher(settings),
+        feature_cache,
+        ls_url=settings.ls_url,
+        refresh=refresh,
+        max_pixels=max_pixels,
+    )

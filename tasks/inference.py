@@ -91,8 +91,16 @@ def infer_batch(
     if verify is not None and result.records:
         verifier, embedder = _verifier(verify.path, verify.device, Path(verify.path).stat().st_mtime_ns)
         data = {item.uri: item.data for item in batch.items}
-        checked = verify_records(result.records, data, verifier, embedder, verify.min_verified,
-                                 verify.label_map, max_pixels, prediction_cache)  # fmt: skip
+        checked = verify_records(
+            result.records,
+            data,
+            verifier,
+            embedder,
+            verify.min_verified,
+            verify.label_map,
+            max_pixels,
+            prediction_cache,
+        )
         result.records, result.verified = checked.records, checked.counts
         result.errors += checked.errors
     return result
@@ -103,8 +111,9 @@ def _verifier(path: str, device: str | None, mtime_ns: int) -> tuple[Verifier, E
     """One verifier and its embedder per file version per worker process (weights load once)."""
     verifier = Verifier.load(path)
     options = verifier.embedder_options()
-    embedder = Embedder(options.pop("name"), device=device, batch_size=load_settings().infer_batch_size,
-                        **options)  # fmt: skip
+    embedder = Embedder(
+        options.pop("name"), device=device, batch_size=load_settings().infer_batch_size, **options
+    )
     return verifier, embedder
 
 

@@ -27,6 +27,11 @@ def ingest_source(
     fetcher = Fetcher(settings, options)
     progress = Progress(0, "prelabel-ingest-progress", unit="images checked")
     return ingest_items(
-        iter_source(spec, fetcher, settings), fetcher, sample=sample, stratify_by=stratify_by, equal=equal,
-        seed=seed, progress=progress.advance,
-    )  # fmt: skip
+        iter_source(spec, fetcher, settings),
+        fetcher,
+        sample=sample,
+        stratify_by=stratify_by,
+        equal=equal,
+        seed=seed,
+        progress=progress.advance,
+    )

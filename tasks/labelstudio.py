@@ -82,8 +82,17 @@ def match_images(
         tasks: list[Task] = list(client.iter_tasks(project.id))
         outcome = MatchOutcome()
         if import_new:
-            imported = import_images(client, project.id, key, images, tasks, task_data=task_data,
-                                     max_pixels=max_pixels, dry_run=dry_run, check=check)  # fmt: skip
+            imported = import_images(
+                client,
+                project.id,
+                key,
+                images,
+                tasks,
+                task_data=task_data,
+                max_pixels=max_pixels,
+                dry_run=dry_run,
+                check=check,
+            )
             outcome.imported = len(imported.planned if dry_run else imported.created)
             outcome.errors = imported.refused
             if imported.created:
@@ -169,9 +178,16 @@ def post_batch(
     )
     with connection.client() as client:
         report = post_predictions(
-            client, project.id, batch.predictions, model_version, versions,
-            overwrite=overwrite, chunk_size=chunk_size, dry_run=dry_run, recheck=task_run.run_count > 1,
-        )  # fmt: skip
+            client,
+            project.id,
+            batch.predictions,
+            model_version,
+            versions,
+            overwrite=overwrite,
+            chunk_size=chunk_size,
+            dry_run=dry_run,
+            recheck=task_run.run_count > 1,
+        )
     for task_id, reason in report.refused.items():
         refused = PrelabelError(f"Label Studio refused the prediction: {reason}")
         batch.errors.append(failure_row(batch.names[task_id], Stage.POST, refused))
@@ -202,10 +218,23 @@ def pull(
             mot = pull_mot(client, project_id, out_dir, all_annotators, progress=progress.advance)
             errors_file = out_dir / ERRORS_FILE
             write_errors(errors_file, mot.errors)
-            return PullReport(fetched=mot.videos, stored=mot.videos, regions=mot.tracks, files=mot.files,
-                              errors=mot.errors, errors_file=errors_file)  # fmt: skip
-        return pull_annotations(client, project_id, out_dir, formats=formats, all_annotators=all_annotators,
-                                full=full, progress=progress.advance)  # fmt: skip
+            return PullReport(
+                fetched=mot.videos,
+                stored=mot.videos,
+                regions=mot.tracks,
+                files=mot.files,
+                errors=mot.errors,
+                errors_file=errors_file,
+            )
+        return pull_annotations(
+            client,
+            project_id,
+            out_dir,
+            formats=formats,
+            all_annotators=all_annotators,
+            full=full,
+            progress=progress.advance,
+        )
 
 
 def payload_rows(batch: BatchBuild) -> list[tuple[str, int, dict[str, Any]]]:

@@ -40,8 +40,11 @@ def write_quality_report(out_dir: Path, report: QualityReport, pairs: Pairs) -> 
     summary = write_quality(out_dir, report, pairs)
     key = f"prelabel-quality-project-{summary.project_id}"
     create_markdown_artifact(markdown=summary.markdown(), key=key, description="model vs people")
-    create_table_artifact(table=summary.label_rows() or [{"(no labels)": ""}], key=f"{key}-labels",
-                          description=f"per label, model version {summary.model_version}")  # fmt: skip
+    create_table_artifact(
+        table=summary.label_rows() or [{"(no labels)": ""}],
+        key=f"{key}-labels",
+        description=f"per label, model version {summary.model_version}",
+    )
     return summary
 
 
@@ -63,6 +66,9 @@ def write_track_report(out_dir: Path, summary: TrackQuality, errors: list[ErrorR
     summary = write_track_quality(out_dir, summary, errors)
     key = f"prelabel-quality-project-{summary.project_id}"
     create_markdown_artifact(markdown=summary.markdown(), key=key, description="model tracks vs people's")
-    create_table_artifact(table=summary.label_rows() or [{"(no labels)": ""}], key=f"{key}-labels",
-                          description=f"per label, model version {summary.model_version}")  # fmt: skip
+    create_table_artifact(
+        table=summary.label_rows() or [{"(no labels)": ""}],
+        key=f"{key}-labels",
+        description=f"per label, model version {summary.model_version}",
+    )
     return summary

@@ -144,8 +144,11 @@ def write_new_regions_report(output_dir: Path, project_id: int, rows: Sequence[N
     """Per annotated task and label, the regions found beyond people's boxes: CSV and a table."""
     path = write_new_regions(output_dir / "new_regions.csv", rows)
     table: list[dict[str, Any]] = [vars(row) for row in sorted(rows, key=lambda r: (-r.new, r.task, r.label))]
-    _table(f"prelabel-project-{project_id}-new-regions",
-           "regions found beyond the boxes people drew (exemplars), by task and label", table)  # fmt: skip
+    _table(
+        f"prelabel-project-{project_id}-new-regions",
+        "regions found beyond the boxes people drew (exemplars), by task and label",
+        table,
+    )
     return path
 
 

@@ -32,9 +32,12 @@ def probe_videos(uris: Sequence[str]) -> tuple[dict[str, VideoInfo], list[ErrorR
 
 @task(name="track-videos", cache_policy=NO_CACHE, **RETRY)
 def track_batch(
-    videos: Mapping[str, VideoInfo], model: str, model_options: Mapping[str, Any],
-    cache: PredictionCache | None, refresh: bool,
-) -> TrackedBatch:  # fmt: skip
+    videos: Mapping[str, VideoInfo],
+    model: str,
+    model_options: Mapping[str, Any],
+    cache: PredictionCache | None,
+    refresh: bool,
+) -> TrackedBatch:
     """Tracks of a batch of whole videos, through the cache."""
     from prelabel.predict.models.video import VideoModel
 
@@ -48,11 +51,20 @@ def track_batch(
 
 @task(name="post-tracks", cache_policy=NO_CACHE, **RETRY)
 def post_tracks(
-    connection: LabelStudioConnection, project: Project, tracked: Mapping[str, VideoTracks],
-    videos: Mapping[str, VideoInfo], tasks: Mapping[str, tuple[int, Mapping[str, Any]]],
-    versions: Mapping[int, frozenset[str]], label_map: LabelMap, model_version: str, *, min_iou: float,
-    overwrite: bool, dry_run: bool, chunk_size: int,
-) -> tuple[VideoPredictions, PostReport]:  # fmt: skip
+    connection: LabelStudioConnection,
+    project: Project,
+    tracked: Mapping[str, VideoTracks],
+    videos: Mapping[str, VideoInfo],
+    tasks: Mapping[str, tuple[int, Mapping[str, Any]]],
+    versions: Mapping[int, frozenset[str]],
+    label_map: LabelMap,
+    model_version: str,
+    *,
+    min_iou: float,
+    overwrite: bool,
+    dry_run: bool,
+    chunk_size: int,
+) -> tuple[VideoPredictions, PostReport]:
     """A region per track, one prediction per video task, posted exactly once per model version
     (``prelabel.labelstudio.posting``, as images are)."""
     from prefect.runtime import task_run
@@ -60,9 +72,16 @@ def post_tracks(
     built = video_predictions(tracked, videos, tasks, project.config, label_map, min_iou)
     with connection.client() as client:
         report = post_predictions(
-            client, project.id, built.predictions, model_version, versions, overwrite=overwrite,
-            chunk_size=chunk_size, dry_run=dry_run, recheck=task_run.run_count > 1,
-        )  # fmt: skip
+            client,
+            project.id,
+            built.predictions,
+            model_version,
+            versions,
+            overwrite=overwrite,
+            chunk_size=chunk_size,
+            dry_run=dry_run,
+            recheck=task_run.run_count > 1,
+        )
     for task_id, reason in report.refused.items():
         refused = PrelabelError(f"Label Studio refused the prediction: {reason}")
         built.errors.append(failure_row(built.names[task_id], Stage.POST, refused))

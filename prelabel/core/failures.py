@@ -101,8 +101,11 @@ def report_part(rows: MutableSequence[ErrorRow], part: str) -> Iterator[ItemAtte
         yield attempt
     except Exception as exc:  # any: a drawing that fails must not lose the run's report
         log.warning("%s could not be drawn", redact(part), exc_info=True)
-        rows.append(ErrorRow(redact(part), Stage.REPORT,
-                             redact(f"could not be drawn ({type(exc).__name__}: {exc})"[:500])))  # fmt: skip
+        rows.append(
+            ErrorRow(
+                redact(part), Stage.REPORT, redact(f"could not be drawn ({type(exc).__name__}: {exc})"[:500])
+            )
+        )
         attempt.failed = True
 
 

@@ -50,8 +50,13 @@ _REFUSED_STATUS = frozenset({408, 425, 429})
 _IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 # Transport failures raised before a single byte of the request left this machine.
 _NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
-_TRANSIENT_TRANSPORT = (httpx.NetworkError, httpx.TimeoutException, httpx.RemoteProtocolError,
-                        httpx.ProxyError, httpx.DecodingError)  # fmt: skip
+_TRANSIENT_TRANSPORT = (
+    httpx.NetworkError,
+    httpx.TimeoutException,
+    httpx.RemoteProtocolError,
+    httpx.ProxyError,
+    httpx.DecodingError,
+)
 
 
 class TransientStatusError(Exception):
@@ -80,9 +85,12 @@ class RetryPolicy:
         ``TransientStatusError``) under the policy. The last failure is re-raised."""
         safe = self._safe(method, idempotent)
         retrying = Retrying(
-            stop=self._stop(), wait=self._wait, retry=retry_if_exception(_retryable), reraise=True,
+            stop=self._stop(),
+            wait=self._wait,
+            retry=retry_if_exception(_retryable),
+            reraise=True,
             before_sleep=lambda state: _log_retry(method, url, self.retries + 1, state),
-        )  # fmt: skip
+        )
         return retrying(lambda: self._attempt(method, url, safe, send))
 
     async def acall(
@@ -91,9 +99,12 @@ class RetryPolicy:
         """``call`` for coroutines (the fetcher's event loop)."""
         safe = self._safe(method, idempotent)
         retrying = AsyncRetrying(
-            stop=self._stop(), wait=self._wait, retry=retry_if_exception(_retryable), reraise=True,
+            stop=self._stop(),
+            wait=self._wait,
+            retry=retry_if_exception(_retryable),
+            reraise=True,
             before_sleep=lambda state: _log_retry(method, url, self.retries + 1, state),
-        )  # fmt: skip
+        )
 
         async def attempt() -> T:
             try:
@@ -148,5 +159,10 @@ def _log_retry(method: str, url: str, attempts: int, state: RetryCallState) -> N
     wait = state.next_action.sleep if state.next_action is not None else 0.0
     log.warning(
         "%s %s failed (%s); retry %d of %d in %.1f s",
-        method, safe_url(url), error, state.attempt_number, attempts - 1, wait,
-    )  # fmt: skip
+        method,
+        safe_url(url),
+        error,
+        state.attempt_number,
+        attempts - 1,
+        wait,
+    )

@@ -81,11 +81,24 @@ class ExportPlan:
     with_images: bool = False
     keep_original_images: bool = False
 
+    def batch_numbers(self, images: int) -> list[int]:
+        """The numbers of the batches ``images`` images make (from 1)."""
+        return list(range(1, -(-images // self.batch_size) + 1))
+
+    def batch_sizes(self, images: int) -> list[int]:
+        """The size of each batch ``images`` images make (the last one may be short)."""
+        return [min(self.batch_size, images - start) for start in range(0, images, self.batch_size)]
+
     @classmethod
     def resolve(
-        cls, batch_size: int, categories: Sequence[str], model_options: Mapping[str, Any],
-        label_map: Mapping[str, str] | None, with_images: bool, keep_original: bool,
-    ) -> ExportPlan:  # fmt: skip
+        cls,
+        batch_size: int,
+        categories: Sequence[str],
+        model_options: Mapping[str, Any],
+        label_map: Mapping[str, str] | None,
+        with_images: bool,
+        keep_original: bool,
+    ) -> ExportPlan:
         """Categories as given, else the model's ``classes`` option through the label map, else
         none fixed (first-seen order)."""
         mapping = dict(label_map or {})
@@ -97,8 +110,15 @@ class ExportPlan:
         return {name: i for i, name in enumerate(self.categories, start=1)}
 
     def digest(self) -> str:
-        text = json.dumps([self.batch_size, self.categories, sorted(self.label_map.items()), self.with_images,
-                           self.keep_original_images])  # fmt: skip
+        text = json.dumps(
+            [
+                self.batch_size,
+                self.categories,
+                sorted(self.label_map.items()),
+                self.with_images,
+                self.keep_original_images,
+            ]
+        )
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -131,6 +151,11 @@ class BatchExport:
     cached: int = 0
     inferred: int = 0
 
+    def line(self) -> str:
+        """The batch's line for the log."""
+        written, there = self.written.total(), self.skipped.total()
+        return f"{written} objects written, {there} already there, {len(self.errors)} failed"
+
     def add(self, other: BatchExport) -> None:
         self.written.update(other.written)
         self.skipped.update(other.skipped)
@@ -142,10 +167,18 @@ class BatchExport:
 
 
 def export_items(
-    store: ObjectStore, plan: ExportPlan, number: int, uris: Sequence[str], model: ModelAdapter,
-    cache: PredictionCache | None, categories: dict[str, int], *, refresh: bool = False,
-    max_pixels: int = DEFAULT_MAX_PIXELS, fetcher: Fetcher | None = None,
-) -> BatchExport:  # fmt: skip
+    store: ObjectStore,
+    plan: ExportPlan,
+    number: int,
+    uris: Sequence[str],
+    model: ModelAdapter,
+    cache: PredictionCache | None,
+    categories: dict[str, int],
+    *,
+    refresh: bool = False,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    fetcher: Fetcher | None = None,
+) -> BatchExport:
     """Batch ``number`` (images ``uris``, the ``number``-th slice of the run's list): each image
     read once, inferred through the cache, exported with the bytes it was read with."""
     read = read_batch(uris, model, cache, refresh=refresh, max_pixels=max_pixels, fetcher=fetcher)
@@ -153,9 +186,14 @@ def export_items(
 
 
 def export_inferred(
-    store: ObjectStore, plan: ExportPlan, number: int, uris: Sequence[str], read: ReadBatch,
-    inferred: InferResult, categories: dict[str, int],
-) -> BatchExport:  # fmt: skip
+    store: ObjectStore,
+    plan: ExportPlan,
+    number: int,
+    uris: Sequence[str],
+    read: ReadBatch,
+    inferred: InferResult,
+    categories: dict[str, int],
+) -> BatchExport:
     """Export batch ``number`` once inferred: its records written with the bytes they were read
     with; its read and inference error rows first."""
     items = {i.uri: i for i in read.items}
@@ -166,9 +204,14 @@ def export_inferred(
 
 
 def export_records(
-    store: ObjectStore, plan: ExportPlan, number: int, uris: Sequence[str], items: Mapping[str, ImageItem],
-    records: Sequence[PredictionRecord], categories: dict[str, int],
-) -> BatchExport:  # fmt: skip
+    store: ObjectStore,
+    plan: ExportPlan,
+    number: int,
+    uris: Sequence[str],
+    items: Mapping[str, ImageItem],
+    records: Sequence[PredictionRecord],
+    categories: dict[str, int],
+) -> BatchExport:
     """Write one batch; ``categories`` (label -> id) grows in first-seen order unless the plan fixes them."""
     report = BatchExport()
     index = read_index(store, number)
@@ -199,8 +242,9 @@ def export_records(
     for record in sorted(records, key=lambda r: position[r.uri]):
         with item_failure(report.errors, record.uri, Stage.EXPORT):
             image_id = first_id + position[record.uri]
-            image, annotations, files = _image_entries(record, items[record.uri], image_id, plan, categories,
-                                                       points, report.unmatched)  # fmt: skip
+            image, annotations, files = _image_entries(
+                record, items[record.uri], image_id, plan, categories, points, report.unmatched
+            )
             for kind, key, data, content_type in files:
                 put(kind, key, data, content_type)
             coco["images"].append(image)
@@ -222,9 +266,14 @@ def export_records(
 
 
 def _image_entries(
-    record: PredictionRecord, item: ImageItem, image_id: int, plan: ExportPlan, categories: dict[str, int],
-    points: Mapping[str, tuple[str, ...]], unmatched: Counter[str],
-) -> tuple[dict[str, Any], list[dict[str, Any]], list[tuple[str, str, bytes, str]]]:  # fmt: skip
+    record: PredictionRecord,
+    item: ImageItem,
+    image_id: int,
+    plan: ExportPlan,
+    categories: dict[str, int],
+    points: Mapping[str, tuple[str, ...]],
+    unmatched: Counter[str],
+) -> tuple[dict[str, Any], list[dict[str, Any]], list[tuple[str, str, bytes, str]]]:
     """One image's COCO entry, its annotations and the files to write (nothing written yet);
     ``points``: each category's keypoint names in this batch."""
     info = record.image
@@ -240,11 +289,15 @@ def _image_entries(
     width, height = (info.stored_width, info.stored_height) if stored else (info.width, info.height)
     files: list[tuple[str, str, bytes, str]] = []
     image: dict[str, Any] = {
-        "id": image_id, "file_name": f"images/{out.name}", "width": width, "height": height,
-        "source": redact_url(record.uri), "source_sha256": info.sha256,
+        "id": image_id,
+        "file_name": f"images/{out.name}",
+        "width": width,
+        "height": height,
+        "source": redact_url(record.uri),
+        "source_sha256": info.sha256,
         "source_orientation": info.orientation,
         "pixels": "stored" if plan.keep_original_images else "displayed",
-    } | choice_fields(found.choices, plan.label_map)  # fmt: skip
+    } | choice_fields(found.choices, plan.label_map)
     if plan.with_images:
         image |= {"sha256": hashlib.sha256(out.data).hexdigest(), "image": out.done}
         files.append(("images", image["file_name"], out.data, "application/octet-stream"))
@@ -257,11 +310,15 @@ def _image_entries(
             continue
         box = found.xyxy[k]
         entry: dict[str, Any] = {
-            "id": image_id * (MAX_OBJECTS + 1) + k + 1, "image_id": image_id,
+            "id": image_id * (MAX_OBJECTS + 1) + k + 1,
+            "image_id": image_id,
             "category_id": categories.setdefault(label, len(categories) + 1),
-            "bbox": [round(v, 3) for v in xyxy_to_xywh(box)], "score": round(float(found.scores[k]), 5),
-            "iscrowd": 0, "area": round(float((box[2] - box[0]) * (box[3] - box[1])), 3), "segmentation": [],
-        }  # fmt: skip
+            "bbox": [round(v, 3) for v in xyxy_to_xywh(box)],
+            "score": round(float(found.scores[k]), 5),
+            "iscrowd": 0,
+            "area": round(float((box[2] - box[0]) * (box[3] - box[1])), 3),
+            "segmentation": [],
+        }
         mask = found.masks[k]
         if mask is not None:
             entry["segmentation"], entry["area"] = dict(mask), coco_area(mask)
@@ -288,14 +345,19 @@ def _require_finite(found: Detections) -> None:
     """A NaN or infinite score or coordinate (a model's numeric failure, e.g. float16 overflow)
     would make the batch's COCO JSON invalid (and a polygon's could not be rasterised): the
     image is an error row instead."""
-    scores = [*found.scores.tolist(), *(c.score for c in found.choices),
-              *(p.score for points in found.keypoints if points for p in points),
-              *(c.score for choices in found.region_choices for c in choices)]  # fmt: skip
+    scores = [
+        *found.scores.tolist(),
+        *(c.score for c in found.choices),
+        *(p.score for points in found.keypoints if points for p in points),
+        *(c.score for choices in found.region_choices for c in choices),
+    ]
     if not all(math.isfinite(score) for score in scores):
         raise PrelabelError("a score is not a finite number (the model's output is broken): not exported")
-    coordinates = [*found.xyxy.ravel().tolist(),
-                   *(v for ring in found.polygons if ring for point in ring for v in point),
-                   *(v for kps in found.keypoints if kps for k in kps for v in (k.x, k.y))]  # fmt: skip
+    coordinates = [
+        *found.xyxy.ravel().tolist(),
+        *(v for ring in found.polygons if ring for point in ring for v in point),
+        *(v for kps in found.keypoints if kps for k in kps for v in (k.x, k.y)),
+    ]
     if not all(math.isfinite(v) for v in coordinates):
         raise PrelabelError("a coordinate is not a finite number (a broken model output): not exported")
 

@@ -53,8 +53,14 @@ def image_for_export(data: bytes, info: ImageInfo, name: str, keep_original: boo
             buffer = io.BytesIO()
             extra = {"icc_profile": icc} if icc else {}
             if image.format == "JPEG":
-                oriented.save(buffer, "JPEG", quality=JPEG_QUALITY, exif=oriented.info.get("exif", b""),
-                              optimize=False, **extra)  # fmt: skip
+                oriented.save(
+                    buffer,
+                    "JPEG",
+                    quality=JPEG_QUALITY,
+                    exif=oriented.info.get("exif", b""),
+                    optimize=False,
+                    **extra,
+                )
             else:
                 if oriented.mode not in {"1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA"}:
                     oriented = oriented.convert("RGB")

@@ -142,8 +142,10 @@ class BatchIndex:
     kinds: Mapping[str, str]
 
     def to_bytes(self) -> bytes:
-        body = {key: {"md5": md5, "size": size, "kind": self.kinds[key]}
-                for key, (md5, size) in sorted(self.objects.items())}  # fmt: skip
+        body = {
+            key: {"md5": md5, "size": size, "kind": self.kinds[key]}
+            for key, (md5, size) in sorted(self.objects.items())
+        }
         return json.dumps({"objects": body}, sort_keys=True).encode()
 
 

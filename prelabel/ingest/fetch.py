@@ -108,9 +108,12 @@ class Fetcher:
         settings = self.settings
         trusted = [settings.ls_url, settings.s3_endpoint_url or ""] if settings is not None else []
         return httpx.AsyncClient(
-            timeout=self.options.timeout, limits=limits, follow_redirects=True, verify=_tls_context(),
+            timeout=self.options.timeout,
+            limits=limits,
+            follow_redirects=True,
+            verify=_tls_context(),
             event_hooks={"response": [redirect_guard(trusted)]},
-        )  # fmt: skip
+        )
 
     async def _fetch_all(
         self, uris: Iterable[str], handle: Callable[[str, bytes | SourceError], None]

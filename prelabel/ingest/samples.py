@@ -53,10 +53,13 @@ def _scenes() -> list[list[_Shape]]:
     return [
         [("car", "rect", (40, 260, 300, 400)), ("person", "ellipse", (420, 120, 500, 420))],
         [("car", "rect", (330, 300, 610, 450)), ("traffic light", "rect", (80, 40, 130, 200))],
-        [("person", "ellipse", (60, 80, 160, 400)), ("person", "ellipse", (200, 100, 290, 380)),
-         ("car", "rect", (360, 280, 620, 420))],
+        [
+            ("person", "ellipse", (60, 80, 160, 400)),
+            ("person", "ellipse", (200, 100, 290, 380)),
+            ("car", "rect", (360, 280, 620, 420)),
+        ],
         [("car", "rect", (100, 150, 380, 330)), ("dog", "ellipse", (420, 330, 560, 440))],
-    ]  # fmt: skip
+    ]
 
 
 _COLOURS = {
@@ -93,8 +96,10 @@ def make_samples(width: int = 640, height: int = 480) -> list[SampleImage]:
             labels.append(label)
             masks.append(mask)
         # Later shapes hide earlier ones: masks keep only what is visible.
-        visible = [m & ~np.bitwise_or.reduce(masks[i + 1 :], axis=0) if i + 1 < len(masks) else m
-                   for i, m in enumerate(masks)]  # fmt: skip
+        visible = [
+            m & ~np.bitwise_or.reduce(masks[i + 1 :], axis=0) if i + 1 < len(masks) else m
+            for i, m in enumerate(masks)
+        ]
         detections = Detections(
             xyxy=np.asarray(boxes, np.float64),
             scores=np.linspace(0.95, 0.7, len(boxes), dtype=np.float64),

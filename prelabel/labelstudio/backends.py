@@ -60,11 +60,14 @@ class Backend:
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> Backend:
         return cls(
-            id=int(raw["id"]), url=str(raw.get("url") or ""), title=str(raw.get("title") or ""),
+            id=int(raw["id"]),
+            url=str(raw.get("url") or ""),
+            title=str(raw.get("title") or ""),
             state=str(raw.get("readable_state") or raw.get("state") or ""),
-            interactive=bool(raw.get("is_interactive")), model_version=str(raw.get("model_version") or ""),
+            interactive=bool(raw.get("is_interactive")),
+            model_version=str(raw.get("model_version") or ""),
             basic_auth=raw.get("auth_method") == "BASIC_AUTH",
-        )  # fmt: skip
+        )
 
 
 def list_backends(client: LabelStudioClient, project_id: int) -> list[Backend]:
@@ -111,8 +114,15 @@ def connect_backend(
 def _webhook(client: LabelStudioClient, project_id: int, url: str, secret: SecretStr | None) -> None:
     """The project's webhook at ``url``: the events prelabel acts on, the secret in a header."""
     headers = {WEBHOOK_SECRET_HEADER: secret.get_secret_value()} if secret is not None else {}
-    body = {"url": url, "project": project_id, "send_payload": True, "send_for_all_actions": False,
-            "headers": headers, "actions": list(WEBHOOK_ACTIONS), "is_active": True}  # fmt: skip
+    body = {
+        "url": url,
+        "project": project_id,
+        "send_payload": True,
+        "send_for_all_actions": False,
+        "headers": headers,
+        "actions": list(WEBHOOK_ACTIONS),
+        "is_active": True,
+    }
     existing = client.request("GET", "/api/webhooks/", params={"project": project_id}).json()
     same = (
         [w for w in existing if isinstance(w, Mapping) and w.get("url") == url]
@@ -126,15 +136,29 @@ def _webhook(client: LabelStudioClient, project_id: int, url: str, secret: Secre
 
 
 def _backend(
-    client: LabelStudioClient, project_id: int, url: str, title: str, interactive: bool,
-    basic_auth: tuple[str, SecretStr] | None, timeout: float,
-) -> Backend:  # fmt: skip
-    body: dict[str, Any] = {"url": url, "project": project_id, "title": title, "is_interactive": interactive,
-                            "timeout": timeout, "auth_method": "NONE"}  # fmt: skip
+    client: LabelStudioClient,
+    project_id: int,
+    url: str,
+    title: str,
+    interactive: bool,
+    basic_auth: tuple[str, SecretStr] | None,
+    timeout: float,
+) -> Backend:
+    body: dict[str, Any] = {
+        "url": url,
+        "project": project_id,
+        "title": title,
+        "is_interactive": interactive,
+        "timeout": timeout,
+        "auth_method": "NONE",
+    }
     if basic_auth is not None:
         user, password = basic_auth
-        body |= {"auth_method": "BASIC_AUTH", "basic_auth_user": user,
-                 "basic_auth_pass": password.get_secret_value()}  # fmt: skip
+        body |= {
+            "auth_method": "BASIC_AUTH",
+            "basic_auth_user": user,
+            "basic_auth_pass": password.get_secret_value(),
+        }
     same = [b for b in list_backends(client, project_id) if b.url.rstrip("/") == url]
     if same:
         raw = client.request("PATCH", f"/api/ml/{same[0].id}", json=body, idempotent=True).json()

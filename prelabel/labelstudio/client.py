@@ -144,8 +144,9 @@ class LabelStudioClient:
         body = _json(answer)
         release = body.get("release") if isinstance(body, dict) else None
         if not isinstance(release, str) or not release:
-            raise NotLabelStudioError("GET", str(answer.request.url), answer.status_code,
-                                      "JSON without a Label Studio release")  # fmt: skip
+            raise NotLabelStudioError(
+                "GET", str(answer.request.url), answer.status_code, "JSON without a Label Studio release"
+            )
         self.request_json("GET", "/api/current-user/whoami")
         return release
 
@@ -170,8 +171,9 @@ class LabelStudioClient:
 
     def update_project(self, project_id: int, fields: Mapping[str, Any]) -> dict[str, Any]:
         """Change project settings (PATCH: the fields given, nothing else; safe to repeat)."""
-        return dict(self.request_json("PATCH", f"/api/projects/{project_id}/", json=dict(fields),
-                                      idempotent=True))  # fmt: skip
+        return dict(
+            self.request_json("PATCH", f"/api/projects/{project_id}/", json=dict(fields), idempotent=True)
+        )
 
     def show_predictions(self, project_id: int, model_version: str) -> None:
         """Show ``model_version``'s predictions to annotators: the project's model version and
@@ -202,8 +204,14 @@ class LabelStudioClient:
             params["include"] = _LIGHT_FIELDS
         query: dict[str, Any] = {}
         if updated_after:
-            items = [{"filter": "filter:tasks:updated_at", "operator": "greater", "type": "Datetime",
-                      "value": updated_after}]  # fmt: skip
+            items = [
+                {
+                    "filter": "filter:tasks:updated_at",
+                    "operator": "greater",
+                    "type": "Datetime",
+                    "value": updated_after,
+                }
+            ]
             query["filters"] = {"conjunction": "and", "items": items}
         if ids is not None:
             if not ids:
@@ -278,8 +286,12 @@ class LabelStudioClient:
         files = {int(f["id"]): str(f["file"]) for f in answer}
         missing = [i for i in ids if i not in files]
         if missing:
-            raise LabelStudioError("GET", f"{self.url}/api/projects/{project_id}/file-uploads", 200,
-                                   f"file uploads {missing} not listed")  # fmt: skip
+            raise LabelStudioError(
+                "GET",
+                f"{self.url}/api/projects/{project_id}/file-uploads",
+                200,
+                f"file uploads {missing} not listed",
+            )
         return ["/data/" + files[i].lstrip("/") for i in ids]
 
     # -- predictions and annotations -----------------------------------------------------
@@ -328,9 +340,12 @@ class LabelStudioClient:
         if not task_ids:
             return 0
         answer = self.request_json(
-            "POST", "/api/dm/actions", params={"id": "delete_tasks_predictions", "project": project_id},
-            json={"selectedItems": {"all": False, "included": [int(i) for i in task_ids]}}, idempotent=True,
-        )  # fmt: skip
+            "POST",
+            "/api/dm/actions",
+            params={"id": "delete_tasks_predictions", "project": project_id},
+            json={"selectedItems": {"all": False, "included": [int(i) for i in task_ids]}},
+            idempotent=True,
+        )
         return int(answer.get("processed_items", 0)) if isinstance(answer, dict) else 0
 
     def model_versions(self, project_id: int) -> dict[str, int]:
@@ -414,13 +429,15 @@ class LabelStudioClient:
         if self._access is None:  # minting an access token changes nothing: safe to repeat
             path = "/api/token/refresh/"
             try:
-                answer = self.request_json("POST", path, auth=False, idempotent=True,
-                                           json={"refresh": self._key.get_secret_value()})  # fmt: skip
+                answer = self.request_json(
+                    "POST", path, auth=False, idempotent=True, json={"refresh": self._key.get_secret_value()}
+                )
             except LabelStudioError as exc:
                 if exc.status not in (400, 401, 403):  # unavailable, or not Label Studio: as it is
                     raise
-                raise LabelStudioError("POST", exc.url, exc.status,
-                                       "personal access token refused: " + exc.detail) from exc  # fmt: skip
+                raise LabelStudioError(
+                    "POST", exc.url, exc.status, "personal access token refused: " + exc.detail
+                ) from exc
             access = answer.get("access") if isinstance(answer, dict) else None
             if not isinstance(access, str):
                 raise NotLabelStudioError("POST", self.url + path, 200, "JSON without an access token")
@@ -434,8 +451,9 @@ def _json(answer: httpx.Response) -> Any:
         return answer.json()
     except ValueError as exc:
         found = _found(answer)
-        raise NotLabelStudioError(answer.request.method, str(answer.request.url), answer.status_code,
-                                  found) from exc  # fmt: skip
+        raise NotLabelStudioError(
+            answer.request.method, str(answer.request.url), answer.status_code, found
+        ) from exc
 
 
 def _found(answer: httpx.Response) -> str:
@@ -469,6 +487,10 @@ def _excerpt(answer: httpx.Response, limit: int = 500) -> str:
 
 def _project(data: Mapping[str, Any]) -> Project:
     xml = str(data.get("label_config") or "")
-    return Project(id=int(data["id"]), title=str(data.get("title", "")), label_config_xml=xml,
-                   config=parse_label_config(xml),
-                   model_version=str(data.get("model_version") or ""))  # fmt: skip
+    return Project(
+        id=int(data["id"]),
+        title=str(data.get("title", "")),
+        label_config_xml=xml,
+        config=parse_label_config(xml),
+        model_version=str(data.get("model_version") or ""),
+    )

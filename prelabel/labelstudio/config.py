@@ -159,9 +159,14 @@ class LabelConfig:
     def video_labels(self) -> tuple[str, ...]:
         """The labels of the video's ``<Labels>`` controls (a track's label), in order."""
         target = self.video.name
-        return tuple(dict.fromkeys(
-            label for c in self.controls if c.kind == "Labels" and c.to_name == target for label in c.labels
-        ))  # fmt: skip
+        return tuple(
+            dict.fromkeys(
+                label
+                for c in self.controls
+                if c.kind == "Labels" and c.to_name == target
+                for label in c.labels
+            )
+        )
 
     @property
     def region_labels(self) -> tuple[str, ...]:
@@ -190,8 +195,11 @@ class LabelConfig:
     def choice_controls(self, per_region: bool) -> list[ControlTag]:
         """The image's Choices controls of that kind (task-level or per-region), in order."""
         target = self.image.name
-        return [c for c in self.controls
-                if c.kind == "Choices" and c.to_name == target and c.per_region == per_region]  # fmt: skip
+        return [
+            c
+            for c in self.controls
+            if c.kind == "Choices" and c.to_name == target and c.per_region == per_region
+        ]
 
     def _choices(self, per_region: bool) -> tuple[str, ...]:
         return tuple(dict.fromkeys(label for c in self.choice_controls(per_region) for label in c.labels))
@@ -262,8 +270,14 @@ def parse_label_config(xml: str) -> LabelConfig:
             value = element.get("value", "")
             # Label Studio reads attribute names in any case (frameRate, framerate)
             rate = next((v for k, v in element.attrib.items() if k.lower() == "framerate"), "")
-            objects.append(ObjectTag(kind=tag, name=element.get("name", ""), data_key=value.lstrip("$"),
-                                     frame_rate=rate.strip()))  # fmt: skip
+            objects.append(
+                ObjectTag(
+                    kind=tag,
+                    name=element.get("name", ""),
+                    data_key=value.lstrip("$"),
+                    frame_rate=rate.strip(),
+                )
+            )
         elif tag in CONTROL_TAGS:
             controls.append(_control(element, tag, shown_when))
     return LabelConfig(controls=tuple(controls), objects=tuple(objects))

@@ -25,9 +25,28 @@ from prelabel.labelstudio.regions import Region, TaskValues
 __all__ = ["keypoint_names", "to_coco", "to_table", "value_controls"]
 
 _AREA_KINDS = {"RectangleLabels", "BrushLabels", "PolygonLabels"}
-_COLUMNS = ["task_id", "image", "annotation_id", "annotator", "type", "label", "x", "y", "width", "height",
-            "area", "lead_time", "created_at", "updated_at", "from_prediction_unchanged", "rotation",
-            "corners", "region_id", "parent_id", "points"]  # fmt: skip
+_COLUMNS = [
+    "task_id",
+    "image",
+    "annotation_id",
+    "annotator",
+    "type",
+    "label",
+    "x",
+    "y",
+    "width",
+    "height",
+    "area",
+    "lead_time",
+    "created_at",
+    "updated_at",
+    "from_prediction_unchanged",
+    "rotation",
+    "corners",
+    "region_id",
+    "parent_id",
+    "points",
+]
 
 
 def keypoint_names(config: LabelConfig, found: Sequence[Region] = ()) -> list[str]:
@@ -92,8 +111,9 @@ def to_coco(
         images.setdefault(first.task_id, _image(first))
         annotations.append(entry)
     for values in task_values:
-        image = images.setdefault(values.task_id, {"id": values.task_id, "file_name": values.image,
-                                                    "width": 0, "height": 0})  # fmt: skip
+        image = images.setdefault(
+            values.task_id, {"id": values.task_id, "file_name": values.image, "width": 0, "height": 0}
+        )
         image.setdefault("attributes", {}).update(values.values)
     categories = []
     for name, number in category.items():
@@ -158,8 +178,15 @@ def to_table(
     column per Choices/TextArea control (``controls``; a name that clashes with a column
     above gets an ``ls_`` prefix): the value, or a JSON list when there are several. An
     annotation with task-wide values and no region is one row without geometry."""
-    names = list(dict.fromkeys([*controls, *(k for r in found for k in r.attributes),
-                                *(k for t in task_values for k in t.values)]))  # fmt: skip
+    names = list(
+        dict.fromkeys(
+            [
+                *controls,
+                *(k for r in found for k in r.attributes),
+                *(k for t in task_values for k in t.values),
+            ]
+        )
+    )
     headers = [f"ls_{n}" if n in _COLUMNS else n for n in names]
     rows = [
         (

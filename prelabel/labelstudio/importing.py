@@ -131,9 +131,11 @@ def import_images(
 
 
 def _checked(
-    images: Sequence[str], max_pixels: int, refused: list[ErrorRow],
+    images: Sequence[str],
+    max_pixels: int,
+    refused: list[ErrorRow],
     check: Callable[[str, int], PrelabelError | None],
-) -> list[str]:  # fmt: skip
+) -> list[str]:
     """The images fit to become tasks; each local file read and decoded whole (in threads:
     decoding releases the GIL), each failure a row in ``refused``."""
     local = [image for image in images if not is_remote(image)]

@@ -174,8 +174,11 @@ def checked_label_map(data: Any, source: str, normalization: Normalization | Non
     ``LabelMapError`` naming the first bad entry."""
     if not isinstance(data, dict):
         raise LabelMapError(source, f"must be a flat object of label -> label, got {type(data).__name__}")
-    bad = [f"{str(k)[:40]!r}: {str(v)[:40]!r}" for k, v in data.items()
-           if not isinstance(k, str) or not isinstance(v, str)]  # fmt: skip
+    bad = [
+        f"{str(k)[:40]!r}: {str(v)[:40]!r}"
+        for k, v in data.items()
+        if not isinstance(k, str) or not isinstance(v, str)
+    ]
     if bad:
         listed = ", ".join(bad[:5])
         raise LabelMapError(source, f"every key and value must be a string; bad entries: {listed}")

@@ -162,9 +162,11 @@ def _dropped(
     """Name the tasks of a chunk stored in part (one request): a server with prediction
     validation off answers 201 and drops each invalid prediction, its reason only in its log."""
     missing = _still_missing(client, project_id, model_version, chunk, report, [])
-    reason = (f"Label Studio stored {created} of the {len(chunk)} predictions sent and dropped this one "
-              "without saying why (an invalid prediction, on a server with prediction validation off; "
-              "its log has the reason)")  # fmt: skip
+    reason = (
+        f"Label Studio stored {created} of the {len(chunk)} predictions sent and dropped this one "
+        "without saying why (an invalid prediction, on a server with prediction validation off; "
+        "its log has the reason)"
+    )
     for task_id in missing:
         report.refused[task_id] = reason
     log.warning("Label Studio dropped the predictions of tasks %s without saying why", missing)

@@ -104,9 +104,13 @@ class _Builder:
     """One record's results, control by control; counts go to ``report``."""
 
     def __init__(
-        self, record: PredictionRecord, controls: Controls, label_map: LabelMap, to_name: str,
+        self,
+        record: PredictionRecord,
+        controls: Controls,
+        label_map: LabelMap,
+        to_name: str,
         tolerance: float,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.record, self.controls, self.label_map, self.tolerance = record, controls, label_map, tolerance
         image = record.image
         self.fields = ImageFields(to_name, image.width, image.height)
@@ -213,8 +217,10 @@ class _Builder:
         if not mask.any():
             self.report.dropped["mask: empty"] += 1
             return False
-        self.add(control, self.fields.brush(f"det{i}-mask", control, label, mask,
-                                            float(self.record.detections.scores[i])))  # fmt: skip
+        self.add(
+            control,
+            self.fields.brush(f"det{i}-mask", control, label, mask, float(self.record.detections.scores[i])),
+        )
         return True
 
     def clip(self, ring: Points) -> Points:
@@ -241,8 +247,10 @@ class _Builder:
             if polygon_area(points) == 0:  # off the image, or a line
                 self.report.dropped["polygon: no area on the image"] += 1
                 continue
-            self.add(control, self.fields.polygon(f"det{i}-poly{k}", control, label, points,
-                                                  float(detections.scores[i])))  # fmt: skip
+            self.add(
+                control,
+                self.fields.polygon(f"det{i}-poly{k}", control, label, points, float(detections.scores[i])),
+            )
             posted = True
         return posted
 
@@ -264,8 +272,10 @@ class _Builder:
             elif not (0 <= x <= self.fields.width and 0 <= y <= self.fields.height):
                 self.report.dropped["keypoint: outside image"] += 1
             else:
-                self.add(control, self.fields.keypoint(f"det{i}-kp{j}", control, label, (x, y), point.score,
-                                                       parent))  # fmt: skip
+                self.add(
+                    control,
+                    self.fields.keypoint(f"det{i}-kp{j}", control, label, (x, y), point.score, parent),
+                )
                 posted = True
         return posted
 

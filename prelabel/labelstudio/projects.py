@@ -58,8 +58,11 @@ def build_label_config(
         kind, name = TOOLS[tool]
         lines += [f'  <{kind} name="{name}" toName="image">', *_options("Label", labels), f"  </{kind}>"]
     if keypoints:
-        lines += ['  <KeyPointLabels name="keypoints" toName="image">', *_options("Label", keypoints),
-                  "  </KeyPointLabels>"]  # fmt: skip
+        lines += [
+            '  <KeyPointLabels name="keypoints" toName="image">',
+            *_options("Label", keypoints),
+            "  </KeyPointLabels>",
+        ]
     if choices:
         where = ' perRegion="true"' if choices_per_region else ""
         lines += [
@@ -82,11 +85,17 @@ def build_video_config(labels: Sequence[str]) -> str:
         raise LabelConfigError(
             f"video tracks need distinct, non-empty labels, e.g. --labels car,person; got {list(labels)}"
         )
-    xml = "\n".join([
-        "<View>", '  <Video name="video" value="$video" frameRate="$fps"/>',
-        '  <Labels name="label" toName="video">', *_options("Label", labels), "  </Labels>",
-        '  <VideoRectangle name="box" toName="video"/>', "</View>",
-    ])  # fmt: skip
+    xml = "\n".join(
+        [
+            "<View>",
+            '  <Video name="video" value="$video" frameRate="$fps"/>',
+            '  <Labels name="label" toName="video">',
+            *_options("Label", labels),
+            "  </Labels>",
+            '  <VideoRectangle name="box" toName="video"/>',
+            "</View>",
+        ]
+    )
     parse_label_config(xml).video  # noqa: B018  (exactly one <Video>, or a clear error)
     return xml
 

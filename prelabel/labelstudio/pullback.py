@@ -123,9 +123,14 @@ def pull_annotations(
     errors_file = out_dir / ERRORS_FILE
     write_errors(errors_file, extraction.errors)
     return PullReport(
-        fetched=fetched, stored=len(stored), regions=len(found), files=files, errors=extraction.errors,
-        not_exported=dict(sorted(extraction.not_exported.items())), errors_file=errors_file,
-    )  # fmt: skip
+        fetched=fetched,
+        stored=len(stored),
+        regions=len(found),
+        files=files,
+        errors=extraction.errors,
+        not_exported=dict(sorted(extraction.not_exported.items())),
+        errors_file=errors_file,
+    )
 
 
 def _write_json(path: Path, data: Any) -> None:

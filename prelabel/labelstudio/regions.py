@@ -168,9 +168,15 @@ def _annotation(
     ]
     if task_wide:
         out.task_values.append(
-            TaskValues(task.id, image, int(annotation["id"]), annotation.get("completed_by"), task_wide,
-                       has_regions=bool(found))
-        )  # fmt: skip
+            TaskValues(
+                task.id,
+                image,
+                int(annotation["id"]),
+                annotation.get("completed_by"),
+                task_wide,
+                has_regions=bool(found),
+            )
+        )
 
 
 def _where(task: Task, annotation: Mapping[str, Any], result: Mapping[str, Any], kind: str) -> str:
@@ -178,9 +184,13 @@ def _where(task: Task, annotation: Mapping[str, Any], result: Mapping[str, Any],
 
 
 def _values(
-    config: LabelConfig, task: Task, image: str, annotation: Mapping[str, Any], result: Mapping[str, Any],
+    config: LabelConfig,
+    task: Task,
+    image: str,
+    annotation: Mapping[str, Any],
+    result: Mapping[str, Any],
     kind: str,
-) -> tuple[str, str, list[str]]:  # fmt: skip
+) -> tuple[str, str, list[str]]:
     """A Choices or TextArea result as (result id, control name, its values as strings: choices
     as the config names them)."""
     value = result.get("value")
@@ -208,9 +218,15 @@ def _unique_keypoints(out: Extraction, found: list[Region]) -> list[Region]:
             key = (region.parent_id or region.control, region.control, region.label)
             if key in seen:
                 group = f"region {region.parent_id!r}" if region.parent_id else f"control {region.control!r}"
-                out.errors.append(ErrorRow(region.image, Stage.PULL,
-                    f"task {region.task_id}, annotation {region.annotation_id}, result {region.region_id!r} "
-                    f"(keypointlabels): a second {region.label!r} keypoint in {group}"))  # fmt: skip
+                out.errors.append(
+                    ErrorRow(
+                        region.image,
+                        Stage.PULL,
+                        f"task {region.task_id}, annotation {region.annotation_id}, "
+                        f"result {region.region_id!r} (keypointlabels): "
+                        f"a second {region.label!r} keypoint in {group}",
+                    )
+                )
                 continue
             seen.add(key)
         kept.append(region)

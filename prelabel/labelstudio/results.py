@@ -42,17 +42,24 @@ class ImageFields:
 
     def _region(self, region: str, control: ControlTag, value: dict[str, Any], score: float) -> Result:
         return {
-            "id": region, "type": control.result_type, "from_name": control.name, "to_name": self.to_name,
-            "original_width": self.width, "original_height": self.height, "image_rotation": 0,
-            "value": value, "score": score,
-        }  # fmt: skip
+            "id": region,
+            "type": control.result_type,
+            "from_name": control.name,
+            "to_name": self.to_name,
+            "original_width": self.width,
+            "original_height": self.height,
+            "image_rotation": 0,
+            "value": value,
+            "score": score,
+        }
 
     def rectangle(
         self, region: str, control: ControlTag, label: str, geometry: dict[str, float], score: float
     ) -> Result:
         """``rectanglelabels``; ``geometry`` from :func:`box_geometry`."""
-        return self._region(region, control, {**geometry, "rectanglelabels": [control.result_label(label)]},
-                            score)  # fmt: skip
+        return self._region(
+            region, control, {**geometry, "rectanglelabels": [control.result_label(label)]}, score
+        )
 
     def textarea(
         self, region: str, control: ControlTag, text: str, geometry: dict[str, float], score: float
@@ -71,27 +78,44 @@ class ImageFields:
         self, region: str, control: ControlTag, label: str, points: npt.NDArray[np.float64], score: float
     ) -> Result:
         """``polygonlabels`` of one closed ring, (n, 2) pixels on the displayed image."""
-        value = {"points": points_to_percent(points, self.width, self.height), "closed": True,
-                 "polygonlabels": [control.result_label(label)]}  # fmt: skip
+        value = {
+            "points": points_to_percent(points, self.width, self.height),
+            "closed": True,
+            "polygonlabels": [control.result_label(label)],
+        }
         return self._region(region, control, value, score)
 
     def keypoint(
-        self, region: str, control: ControlTag, label: str, point: Sequence[float], score: float,
+        self,
+        region: str,
+        control: ControlTag,
+        label: str,
+        point: Sequence[float],
+        score: float,
         parent: str | None,
-    ) -> Result:  # fmt: skip
+    ) -> Result:
         """``keypointlabels`` at ``point`` (x, y pixels), inside region ``parent`` when given."""
-        (x, y), = points_to_percent([point], self.width, self.height)  # fmt: skip
-        result = self._region(region, control, {"x": x, "y": y, "width": KEYPOINT_WIDTH,
-                                                 "keypointlabels": [control.result_label(label)]},
-                             score)  # fmt: skip
+        ((x, y),) = points_to_percent([point], self.width, self.height)
+        result = self._region(
+            region,
+            control,
+            {"x": x, "y": y, "width": KEYPOINT_WIDTH, "keypointlabels": [control.result_label(label)]},
+            score,
+        )
         if parent is not None:
             result["parentID"] = parent
         return result
 
     def choices(self, control: ControlTag, labels: Sequence[str], score: float) -> Result:
         """A task-level ``choices`` result (no geometry, no image size)."""
-        return {"id": control.name, "type": "choices", "from_name": control.name, "to_name": self.to_name,
-                "value": {"choices": [control.result_label(c) for c in labels]}, "score": score}  # fmt: skip
+        return {
+            "id": control.name,
+            "type": "choices",
+            "from_name": control.name,
+            "to_name": self.to_name,
+            "value": {"choices": [control.result_label(c) for c in labels]},
+            "score": score,
+        }
 
 
 def region_choices(region: Result, control: ControlTag, labels: Sequence[str], score: float) -> Result:

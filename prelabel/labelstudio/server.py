@@ -152,10 +152,23 @@ def start_label_studio(
     }
     log_file = data_dir / "label-studio.log"
     command = [
-        str(executable), "start", "--no-browser", "--host", "127.0.0.1", "--port", str(port),
-        "--username", username, "--password", password, "--user-token", legacy_token,
-        "--enable-legacy-api-token", "--data-dir", str(data_dir),
-    ]  # fmt: skip
+        str(executable),
+        "start",
+        "--no-browser",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--username",
+        username,
+        "--password",
+        password,
+        "--user-token",
+        legacy_token,
+        "--enable-legacy-api-token",
+        "--data-dir",
+        str(data_dir),
+    ]
     with log_file.open("ab") as sink:
         process = subprocess.Popen(
             command,
@@ -166,9 +179,15 @@ def start_label_studio(
             start_new_session=True,
         )
     server = LocalLabelStudio(
-        url=url, username=username, password=SecretStr(password), legacy_token=SecretStr(legacy_token),
-        personal_token=SecretStr(""), data_dir=data_dir, process=process, log_file=log_file,
-    )  # fmt: skip
+        url=url,
+        username=username,
+        password=SecretStr(password),
+        legacy_token=SecretStr(legacy_token),
+        personal_token=SecretStr(""),
+        data_dir=data_dir,
+        process=process,
+        log_file=log_file,
+    )
     try:
         _wait_healthy(server, startup_timeout)
         server.personal_token = personal_token(url, legacy_token, data_dir / PERSONAL_TOKEN_FILE)

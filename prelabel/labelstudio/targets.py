@@ -36,11 +36,18 @@ def prediction_controls(config: LabelConfig, boxes: bool | None, masks: bool | N
     else:
         brush = config.require("BrushLabels", "posting masks") if masks else None
     image = config.image.name
-    text = next((c for c in config.controls
-                 if c.kind == "TextArea" and c.to_name == image and c.per_region), None)  # fmt: skip
-    found = Controls(rect, brush, config.find("PolygonLabels"), config.find("KeyPointLabels"),
-                      text if rect is not None else None, config.image_choices_control,
-                      tuple(config.choice_controls(per_region=True)))  # fmt: skip
+    text = next(
+        (c for c in config.controls if c.kind == "TextArea" and c.to_name == image and c.per_region), None
+    )
+    found = Controls(
+        rect,
+        brush,
+        config.find("PolygonLabels"),
+        config.find("KeyPointLabels"),
+        text if rect is not None else None,
+        config.image_choices_control,
+        tuple(config.choice_controls(per_region=True)),
+    )
     if not any((found.rect, found.brush, found.polygon, found.keypoints, found.choices)):
         raise LabelConfigError(
             "nothing to post: the labeling config needs a <RectangleLabels>, <BrushLabels>, "

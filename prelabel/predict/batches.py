@@ -11,7 +11,6 @@ import dataclasses
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, TypeVar
 
 from prelabel.core.errors import DetectionError, MaskError, PrelabelError, SourceError
@@ -27,7 +26,7 @@ from prelabel.predict.models.registry import model_option_names, model_parts, op
 from prelabel.predict.models.sam3 import EXEMPLARS_FROM_PROJECT
 from prelabel.predict.output import sane_detections
 from prelabel.records import Detections, ModelSignature, PredictionRecord
-from prelabel.store.cache import PredictionCache, open_cache
+from prelabel.store.cache import PredictionCache, cache_location, open_cache
 from prelabel.store.uris import name_of
 
 __all__ = [
@@ -203,9 +202,11 @@ def infer_read(batch: ReadBatch, model: ModelAdapter, cache: PredictionCache | N
     key says the model's output depends on the bytes alone), misses with the same bytes go
     to the model once; the others take its outcome, counted cached."""
     result = dataclasses.replace(
-        batch.found, records=list(batch.found.records), errors=list(batch.found.errors),
+        batch.found,
+        records=list(batch.found.records),
+        errors=list(batch.found.errors),
         model_counts=Counter(batch.found.model_counts),
-    )  # fmt: skip
+    )
     if not batch.misses:
         return result
     signature = model.signature()
@@ -275,12 +276,18 @@ def project_prompt(
     it follows a detector (alone it has no regions). All go through the label map: the
     prompt says ``car``, the project ``civilian vehicle``."""
     given = dict(options)
-    wanted = {"classes": mapping.prompt_classes(labels), "choices": mapping.prompt_classes(choices),
-              "region_choices": mapping.prompt_classes(region_choices)}  # fmt: skip
+    wanted = {
+        "classes": mapping.prompt_classes(labels),
+        "choices": mapping.prompt_classes(choices),
+        "region_choices": mapping.prompt_classes(region_choices),
+    }
     for position, (prefix, cls) in enumerate(model_parts(model)):
         chained = cls.choices_from_project and position > 0
-        for option, wants in (("classes", cls.prompt_from_project), ("choices", cls.choices_from_project),
-                              ("region_choices", chained)):  # fmt: skip
+        for option, wants in (
+            ("classes", cls.prompt_from_project),
+            ("choices", cls.choices_from_project),
+            ("region_choices", chained),
+        ):
             if wants and not given.get(prefix + option) and wanted[option]:
                 given[prefix + option] = wanted[option]
     return given
@@ -313,12 +320,8 @@ def run_version(given: str | None, model: str, signature: ModelSignature, verifi
 def run_cache(model: str, cache_dir: str | None, settings: Settings) -> tuple[PredictionCache | None, str]:
     """The prediction cache a run uses and its location (a local folder made absolute, so shard
     runs elsewhere find the same one); raw prediction files are read again, never cached."""
-    location = str(cache_dir or settings.cache_dir)
-    if model == "raw-files":
-        return None, location
-    if not location.startswith("s3://"):
-        location = str(Path(location).expanduser().resolve())
-    return open_cache(location, settings), location
+    location = cache_location(cache_dir, settings)
+    return (None if model == "raw-files" else open_cache(location, settings)), location
 
 
 def still_to_do(

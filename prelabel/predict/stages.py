@@ -59,8 +59,9 @@ def _timed(stage: str, batch: int, run: Callable[[A], R], value: A) -> R:
         return run(value)
     finally:
         interval = Interval(stage, batch, start, time.monotonic())
-        log.debug("%s of batch %d: %.4f s", stage, batch, interval.end - start,
-                  extra={"stage_interval": interval})  # fmt: skip
+        log.debug(
+            "%s of batch %d: %.4f s", stage, batch, interval.end - start, extra={"stage_interval": interval}
+        )
 
 
 def _submit(pool: ThreadPoolExecutor, stage: str, batch: int, run: Callable[[A], R], value: A) -> Future[R]:

@@ -25,8 +25,15 @@ from prelabel.video.regions import track_regions
 from prelabel.video.timeline import frames_count, ls_frame_rate, shown_frames
 from prelabel.video.tracks import VideoTracks
 
-__all__ = ["TrackedBatch", "VideoPredictions", "collect_videos", "probe_all", "task_fields", "track_videos",
-           "video_predictions"]  # fmt: skip
+__all__ = [
+    "TrackedBatch",
+    "VideoPredictions",
+    "collect_videos",
+    "probe_all",
+    "task_fields",
+    "track_videos",
+    "video_predictions",
+]
 
 
 def collect_videos(input_dir: str | None, manifest: str | None) -> list[str]:
@@ -36,9 +43,13 @@ def collect_videos(input_dir: str | None, manifest: str | None) -> list[str]:
     if input_dir is None:
         raise SourceError("give a folder of videos or a manifest")
     base = Path(input_dir)
-    videos = [str(p) for p in sorted(base.rglob("*"))
-              if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file()
-              and not any(part.startswith(".") for part in p.relative_to(base).parts)]  # fmt: skip
+    videos = [
+        str(p)
+        for p in sorted(base.rglob("*"))
+        if p.suffix.lower() in VIDEO_SUFFIXES
+        and p.is_file()
+        and not any(part.startswith(".") for part in p.relative_to(base).parts)
+    ]
     if not videos:
         raise no_videos(input_dir)
     return videos
@@ -110,10 +121,13 @@ class VideoPredictions:
 
 
 def video_predictions(
-    tracked: Mapping[str, VideoTracks], videos: Mapping[str, VideoInfo],
-    tasks: Mapping[str, tuple[int, Mapping[str, Any]]], config: LabelConfig, label_map: LabelMap,
+    tracked: Mapping[str, VideoTracks],
+    videos: Mapping[str, VideoInfo],
+    tasks: Mapping[str, tuple[int, Mapping[str, Any]]],
+    config: LabelConfig,
+    label_map: LabelMap,
     min_iou: float = 0.9,
-) -> VideoPredictions:  # fmt: skip
+) -> VideoPredictions:
     """One prediction per video task (``tasks``: URI -> task id and data): a region per track on
     the frames Label Studio counts at the task's frame rate."""
     out = VideoPredictions()

@@ -46,8 +46,11 @@ def coco_ap(pairs: Sequence[TaskPair], kind: str) -> dict[str, tuple[float | Non
     most = max([sum(1 for r in p.predicted if r.kind == kind) for p in pairs] + [100])
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its progress
         gt = COCO()
-        gt.dataset = {"images": images, "annotations": truth,
-                      "categories": [{"id": i, "name": n} for n, i in category.items()]}  # fmt: skip
+        gt.dataset = {
+            "images": images,
+            "annotations": truth,
+            "categories": [{"id": i, "name": n} for n, i in category.items()],
+        }
         gt.createIndex()
         dt = gt.loadRes(found) if found else COCO()
         evaluation = COCOeval(gt, dt, _IOU_TYPE[kind])

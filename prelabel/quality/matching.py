@@ -31,9 +31,21 @@ from prelabel.convert.masks import CocoRle, polygon_to_coco
 from prelabel.core.defaults import DEFAULT_KEYPOINT_TOLERANCE
 from prelabel.labelstudio.regions import Region
 
-__all__ = ["AREA_TYPES", "DEFAULT_KEYPOINT_TOLERANCE", "KEYPOINTS", "MEASURED_TYPES", "SAME_GEOMETRY_PX",
-           "Fate", "Match", "fate", "greedy_match", "iou_matrix", "point_closeness", "point_distances",
-           "region_mask"]  # fmt: skip
+__all__ = [
+    "AREA_TYPES",
+    "DEFAULT_KEYPOINT_TOLERANCE",
+    "KEYPOINTS",
+    "MEASURED_TYPES",
+    "SAME_GEOMETRY_PX",
+    "Fate",
+    "Match",
+    "fate",
+    "greedy_match",
+    "iou_matrix",
+    "point_closeness",
+    "point_distances",
+    "region_mask",
+]
 
 KEYPOINTS = "keypointlabels"
 AREA_TYPES = ("rectanglelabels", "brushlabels", "polygonlabels")

@@ -24,8 +24,18 @@ from prelabel.quality.matching import (
 )
 from prelabel.quality.pairs import TaskPair
 
-__all__ = ["ChoiceScore", "LabelScore", "Matched", "RegionChoiceScore", "RegionRow", "TextScore",
-           "choice_scores", "label_scores", "region_choice_scores", "text_score"]  # fmt: skip
+__all__ = [
+    "ChoiceScore",
+    "LabelScore",
+    "Matched",
+    "RegionChoiceScore",
+    "RegionRow",
+    "TextScore",
+    "choice_scores",
+    "label_scores",
+    "region_choice_scores",
+    "text_score",
+]
 
 Matched = list[tuple[Region, Region]]
 """(predicted, annotated) regions that ``label_scores`` matched one-to-one."""
@@ -146,9 +156,20 @@ def _count(
         reviewed = (kind, region.region_id) in pair.reviewed
         score.reviewed += reviewed
         rows.append(
-            RegionRow(pair.task_id, pair.image, kind, label, region.region_id, dt_scores[i],
-                      "tp" if hit else "fp", iou, errors.get(i), what, reviewed)
-        )  # fmt: skip
+            RegionRow(
+                pair.task_id,
+                pair.image,
+                kind,
+                label,
+                region.region_id,
+                dt_scores[i],
+                "tp" if hit else "fp",
+                iou,
+                errors.get(i),
+                what,
+                reviewed,
+            )
+        )
     for j, region in enumerate(gt):
         what = Fate.EDITED if region.region_id in predicted_ids else Fate.ADDED
         if not region.region_id:

@@ -60,9 +60,12 @@ class Pairs:
 
 
 def load_pairs(
-    client: LabelStudioClient, project_id: int, model_version: str | None, page_size: int = 500,
+    client: LabelStudioClient,
+    project_id: int,
+    model_version: str | None,
+    page_size: int = 500,
     progress: Callable[[int], None] | None = None,
-) -> tuple[Project, Pairs]:  # fmt: skip
+) -> tuple[Project, Pairs]:
     """The project and its tasks' pairs for ``model_version`` (which it must have predictions
     of); None means the project's own model version, the one its annotators are shown.
     ``progress(1)`` is called for each task read."""

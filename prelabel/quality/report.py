@@ -36,14 +36,45 @@ from prelabel.quality.metrics import (
 )
 from prelabel.quality.pairs import Pairs
 
-__all__ = ["LABEL_COLUMNS", "REGION_CHOICE_COLUMNS", "QualityReport", "QualitySummary", "measure_quality",
-           "write_quality"]  # fmt: skip
+__all__ = [
+    "LABEL_COLUMNS",
+    "REGION_CHOICE_COLUMNS",
+    "QualityReport",
+    "QualitySummary",
+    "measure_quality",
+    "write_quality",
+]
 
-LABEL_COLUMNS = ["type", "label", "tp", "fp", "fn", "precision", "recall", "f1", "ap", "ap50", "mean_iou",
-                 "mean_error_px", *(f.value for f in Fate), "reviewed"]  # fmt: skip
+LABEL_COLUMNS = [
+    "type",
+    "label",
+    "tp",
+    "fp",
+    "fn",
+    "precision",
+    "recall",
+    "f1",
+    "ap",
+    "ap50",
+    "mean_iou",
+    "mean_error_px",
+    *(f.value for f in Fate),
+    "reviewed",
+]
 """``labels.csv``; ``reviewed``: predicted regions people accepted in ``review apply``."""
-_REGION_COLUMNS = ["task", "image", "type", "label", "region_id", "score", "outcome", "iou", "error_px",
-                   "fate", "reviewed"]  # fmt: skip
+_REGION_COLUMNS = [
+    "task",
+    "image",
+    "type",
+    "label",
+    "region_id",
+    "score",
+    "outcome",
+    "iou",
+    "error_px",
+    "fate",
+    "reviewed",
+]
 REGION_CHOICE_COLUMNS = ["control", "pairing", "predicted", "annotated", "regions"]
 """``region_choices.csv``: a row per control, pairing and (predicted, annotated) choice; several
 options of one region are joined by ``; ``, none is an empty cell."""
@@ -71,40 +102,77 @@ class QualitySummary:
     def label_rows(self) -> list[dict[str, Any]]:
         """One row per region type and label (``LABEL_COLUMNS``); undefined values are None."""
         return [
-            dict(zip(LABEL_COLUMNS, [s.kind, s.label, s.tp, s.fp, s.fn, s.precision, s.recall,
-                                     s.f1, s.ap, s.ap50, s.mean_iou, s.mean_error_px,
-                                     *(s.fates[f] for f in Fate), s.reviewed], strict=True))
+            dict(
+                zip(
+                    LABEL_COLUMNS,
+                    [
+                        s.kind,
+                        s.label,
+                        s.tp,
+                        s.fp,
+                        s.fn,
+                        s.precision,
+                        s.recall,
+                        s.f1,
+                        s.ap,
+                        s.ap50,
+                        s.mean_iou,
+                        s.mean_error_px,
+                        *(s.fates[f] for f in Fate),
+                        s.reviewed,
+                    ],
+                    strict=True,
+                )
+            )
             for s in self.labels
-        ]  # fmt: skip
+        ]
 
     def region_choice_rows(self) -> list[dict[str, Any]]:
         """One row per perRegion Choices control, pairing and (predicted, annotated) choice
         (``REGION_CHOICE_COLUMNS``), most frequent first."""
         return [
-            dict(zip(REGION_CHOICE_COLUMNS, [s.control, s.pairing, "; ".join(dt), "; ".join(gt), n],
-                     strict=True))
-            for s in self.region_choices for (dt, gt), n in s.confusion.most_common()
-        ]  # fmt: skip
+            dict(
+                zip(
+                    REGION_CHOICE_COLUMNS,
+                    [s.control, s.pairing, "; ".join(dt), "; ".join(gt), n],
+                    strict=True,
+                )
+            )
+            for s in self.region_choices
+            for (dt, gt), n in s.confusion.most_common()
+        ]
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "project_id": self.project_id, "model_version": self.model_version,
-            "iou_threshold": self.iou_threshold, "keypoint_tolerance": self.keypoint_tolerance,
-            "tasks": self.tasks, "unannotated": self.unannotated,
+            "project_id": self.project_id,
+            "model_version": self.model_version,
+            "iou_threshold": self.iou_threshold,
+            "keypoint_tolerance": self.keypoint_tolerance,
+            "tasks": self.tasks,
+            "unannotated": self.unannotated,
             "labels": self.label_rows(),
             "fates": {f.value: sum(s.fates[f] for s in self.labels) for f in Fate},
             "choices": [asdict(c) | {"accuracy": c.accuracy} for c in self.choices],
             "region_choices": [
-                {"control": c.control, "pairing": c.pairing, "compared": c.compared, "correct": c.correct,
-                 "accuracy": c.accuracy,
-                 "confusion": [{"predicted": list(dt), "annotated": list(gt), "regions": n}
-                               for (dt, gt), n in c.confusion.most_common()]}
+                {
+                    "control": c.control,
+                    "pairing": c.pairing,
+                    "compared": c.compared,
+                    "correct": c.correct,
+                    "accuracy": c.accuracy,
+                    "confusion": [
+                        {"predicted": list(dt), "annotated": list(gt), "regions": n}
+                        for (dt, gt), n in c.confusion.most_common()
+                    ],
+                }
                 for c in self.region_choices
             ],
             "texts": asdict(self.texts) | {"cer": self.texts.cer},
-            "not_measured": self.not_measured, "errors": self.errors, "charts_failed": self.charts_failed,
+            "not_measured": self.not_measured,
+            "errors": self.errors,
+            "charts_failed": self.charts_failed,
             "files": self.files,
-        }  # fmt: skip
+        }
 
     def markdown(self) -> str:
         lines = [
@@ -131,12 +199,16 @@ class QualitySummary:
                 f"- Per-region choices {text(r.control)}, {r.pairing} regions: {cell(r.accuracy)} "
                 f"accuracy ({r.correct} of {r.compared}); predicted -> annotated: {confusion}"
             )
-        lines.append(f"- Texts: {self.texts.compared} compared, {self.texts.corrected} corrected, "
-                     f"character error rate {cell(self.texts.cer)}")  # fmt: skip
+        lines.append(
+            f"- Texts: {self.texts.compared} compared, {self.texts.corrected} corrected, "
+            f"character error rate {cell(self.texts.cer)}"
+        )
         reviewed = sum(s.reviewed for s in self.labels)
         if reviewed:
-            lines.append(f"- {reviewed} predicted regions were accepted in review (meta.reviewed; per label "
-                         "in the reviewed column)")  # fmt: skip
+            lines.append(
+                f"- {reviewed} predicted regions were accepted in review (meta.reviewed; per label "
+                "in the reviewed column)"
+            )
         if self.not_measured:
             counted = ", ".join(f"{kind} ({n})" for kind, n in sorted(self.not_measured.items()))
             lines.append(f"- Not measured, counted: {counted}")
@@ -168,13 +240,19 @@ def measure_quality(
         for label, (ap, ap50) in coco_ap(pairs.tasks, kind).items():
             scores[(kind, label)].ap, scores[(kind, label)].ap50 = ap, ap50
     summary = QualitySummary(
-        project_id=project_id, model_version=pairs.model_version, iou_threshold=iou_threshold,
-        keypoint_tolerance=keypoint_tolerance, tasks=len(pairs.tasks), unannotated=pairs.unannotated,
+        project_id=project_id,
+        model_version=pairs.model_version,
+        iou_threshold=iou_threshold,
+        keypoint_tolerance=keypoint_tolerance,
+        tasks=len(pairs.tasks),
+        unannotated=pairs.unannotated,
         labels=list(scores.values()),
-        choices=choice_scores(pairs.tasks, config), texts=text_score(pairs.tasks, config),
+        choices=choice_scores(pairs.tasks, config),
+        texts=text_score(pairs.tasks, config),
         region_choices=region_choice_scores(pairs.tasks, matched, config),
-        not_measured=dict(pairs.not_measured), errors=len(pairs.errors),
-    )  # fmt: skip
+        not_measured=dict(pairs.not_measured),
+        errors=len(pairs.errors),
+    )
     return QualityReport(summary, rows)
 
 
@@ -194,8 +272,9 @@ def write_quality(out_dir: Path, report: QualityReport, pairs: Pairs) -> Quality
         [*astuple(r)[:-2], r.fate and r.fate.value, "yes" if r.reviewed else ""] for r in report.regions
     ]
     atomic_write_csv(files["regions"], _REGION_COLUMNS, regions)
-    atomic_write_csv(files["region_choices"], REGION_CHOICE_COLUMNS,
-                     ([*r.values()] for r in summary.region_choice_rows()))  # fmt: skip
+    atomic_write_csv(
+        files["region_choices"], REGION_CHOICE_COLUMNS, ([*r.values()] for r in summary.region_choice_rows())
+    )
     errors = list(pairs.errors)
     used: set[str] = set()
     for score in summary.labels:

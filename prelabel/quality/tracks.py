@@ -34,8 +34,16 @@ from prelabel.video.mot import MotRow, mot_rows
 from prelabel.video.pull import frame_size
 from prelabel.video.regions import video_regions
 
-__all__ = ["TRACK_COLUMNS", "TrackPairs", "TrackQuality", "is_video_project", "load_track_pairs",
-           "measure_tracks", "pair_videos", "write_track_quality"]  # fmt: skip
+__all__ = [
+    "TRACK_COLUMNS",
+    "TrackPairs",
+    "TrackQuality",
+    "is_video_project",
+    "load_track_pairs",
+    "measure_tracks",
+    "pair_videos",
+    "write_track_quality",
+]
 
 TRACK_COLUMNS = [f.name for f in dataclasses.fields(TrackScore)]
 _PERCENT = (100, 100)  # the frame in percent: boxes as Label Studio stores them
@@ -58,9 +66,11 @@ class TrackPairs:
 
 
 def load_track_pairs(
-    client: LabelStudioClient, project_id: int, model_version: str | None,
+    client: LabelStudioClient,
+    project_id: int,
+    model_version: str | None,
     progress: Callable[[int], None] | None = None,
-) -> TrackPairs:  # fmt: skip
+) -> TrackPairs:
     """The project's videos paired for ``model_version`` (None: the project's own, the one its
     annotators are shown); ``progress(1)`` is called for each task read."""
     project = client.get_project(project_id)
@@ -136,9 +146,16 @@ class TrackQuality:
         return [asdict(s) for s in self.labels]
 
     def to_json(self) -> dict[str, Any]:
-        return {"project_id": self.project_id, "model_version": self.model_version,
-                "iou_threshold": self.iou_threshold, "videos": self.videos, "unannotated": self.unannotated,
-                "labels": self.label_rows(), "errors": self.errors, "files": self.files}  # fmt: skip
+        return {
+            "project_id": self.project_id,
+            "model_version": self.model_version,
+            "iou_threshold": self.iou_threshold,
+            "videos": self.videos,
+            "unannotated": self.unannotated,
+            "labels": self.label_rows(),
+            "errors": self.errors,
+            "files": self.files,
+        }
 
     def markdown(self) -> str:
         lines = [
@@ -160,10 +177,14 @@ class TrackQuality:
 def measure_tracks(pairs: TrackPairs, project_id: int, iou_threshold: float = 0.5) -> TrackQuality:
     """Every number of the report, from the paired videos."""
     return TrackQuality(
-        project_id=project_id, model_version=pairs.model_version, iou_threshold=iou_threshold,
-        videos=len(pairs.videos), unannotated=pairs.unannotated,
-        labels=track_scores(pairs.videos, iou_threshold), errors=len(pairs.errors),
-    )  # fmt: skip
+        project_id=project_id,
+        model_version=pairs.model_version,
+        iou_threshold=iou_threshold,
+        videos=len(pairs.videos),
+        unannotated=pairs.unannotated,
+        labels=track_scores(pairs.videos, iou_threshold),
+        errors=len(pairs.errors),
+    )
 
 
 def write_track_quality(out_dir: Path, summary: TrackQuality, errors: list[ErrorRow]) -> TrackQuality:

@@ -12,12 +12,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prelabel.core.atomic import atomic_write, atomic_write_csv, write_csv_rows
 from prelabel.core.paths import safe_file_name, within
 from prelabel.ingest.sampling import StratumCount
 from prelabel.labelstudio.matching import MatchResult
+
+if TYPE_CHECKING:  # the export's code loads image libraries: not for a summary
+    from prelabel.export.batches import BatchExport
 
 __all__ = [
     "ExportSummary",
@@ -145,8 +148,10 @@ def _verified_table(counts: dict[str, int]) -> list[str]:
     """Boxes the verifier kept and dropped, and those whose verdict came from the cache, per label."""
     labels = sorted({key.rsplit(" ", 1)[0] for key in counts})
     kinds = ("kept", "dropped", "cached")
-    rows = [f"| {label} | " + " | ".join(f"{counts.get(f'{label} {k}', 0):,}" for k in kinds) + " |"
-            for label in labels]  # fmt: skip
+    rows = [
+        f"| {label} | " + " | ".join(f"{counts.get(f'{label} {k}', 0):,}" for k in kinds) + " |"
+        for label in labels
+    ]
     header = "| label | boxes kept | boxes dropped | verdicts from the cache |"
     return ["Verifier:", "", header, "| --- | ---: | ---: | ---: |", *rows]
 
@@ -167,8 +172,10 @@ class InferSummary:
     errors_csv: str = ""
 
     def line(self) -> str:
-        return (f"{self.images} images: {self.written} raw files, {self.cached} from cache, "
-                f"{self.inferred} inferred, {self.failed} failed")  # fmt: skip
+        return (
+            f"{self.images} images: {self.written} raw files, {self.cached} from cache, "
+            f"{self.inferred} inferred, {self.failed} failed"
+        )
 
 
 @dataclass
@@ -186,8 +193,12 @@ class IngestSummary:
 
     def markdown(self) -> str:
         """The ingest as markdown (the Prefect UI shows it as an artifact)."""
-        counts = [("listed", self.listed), ("kept", self.kept), ("duplicates", self.duplicates),
-                  ("failed", self.failed)]  # fmt: skip
+        counts = [
+            ("listed", self.listed),
+            ("kept", self.kept),
+            ("duplicates", self.duplicates),
+            ("failed", self.failed),
+        ]
         lines = _table(f"# prelabel ingest\n\nSource `{self.source}` -> `{self.manifest}`", counts)
         if self.strata:
             lines += ["", "| stratum | available | sampled |", "| --- | ---: | ---: |"]
@@ -208,17 +219,32 @@ class ExportSummary:
     unmatched: dict[str, int] = field(default_factory=dict)
     shards: int = 0
 
+    @classmethod
+    def of(cls, to: str, images: int, total: BatchExport, keys: str, shards: int) -> ExportSummary:
+        """The summary of an export's batches (``total``), its key list and its shards."""
+        written, skipped, unmatched = dict(total.written), dict(total.skipped), dict(total.unmatched)
+        return cls(to, images, len(total.errors), written, skipped, keys, unmatched, shards)
+
     def markdown(self) -> str:
         """The export as markdown (the Prefect UI shows it as an artifact)."""
         kinds = sorted(set(self.written) | set(self.skipped))
         rows = [f"| {k} | {self.written.get(k, 0):,} | {self.skipped.get(k, 0):,} |" for k in kinds]
-        lines = [f"# prelabel export to `{self.to}`", "", "| objects | written | already there |",
-                 "| --- | ---: | ---: |", *rows, "", f"images failed: {self.failed}"]  # fmt: skip
+        lines = [
+            f"# prelabel export to `{self.to}`",
+            "",
+            "| objects | written | already there |",
+            "| --- | ---: | ---: |",
+            *rows,
+            "",
+            f"images failed: {self.failed}",
+        ]
         if self.shards:
             lines.append(f"shards: {self.shards}")
         if self.unmatched:
-            lines.append("labels outside the categories (left out): "
-                         + ", ".join(f"{k} ({n})" for k, n in sorted(self.unmatched.items())))  # fmt: skip
+            lines.append(
+                "labels outside the categories (left out): "
+                + ", ".join(f"{k} ({n})" for k, n in sorted(self.unmatched.items()))
+            )
         return "\n".join(lines)
 
 

@@ -45,9 +45,27 @@ __all__ = [
     "write_answers",
 ]
 
-ANSWER_COLUMNS = ("item_id", "task_id", "prediction_id", "region_id", "image", "label",
-                  "x1", "y1", "x2", "y2", "score", "answer", "held_out", "strategy", "reviewer",
-                  "answered_at", "previous_reviewer", "previous_answer", "status")  # fmt: skip
+ANSWER_COLUMNS = (
+    "item_id",
+    "task_id",
+    "prediction_id",
+    "region_id",
+    "image",
+    "label",
+    "x1",
+    "y1",
+    "x2",
+    "y2",
+    "score",
+    "answer",
+    "held_out",
+    "strategy",
+    "reviewer",
+    "answered_at",
+    "previous_reviewer",
+    "previous_answer",
+    "status",
+)
 REVIEWED = "reviewed"
 """The key in a result's ``meta`` that marks a region people accepted (``true``)."""
 
@@ -126,11 +144,25 @@ def write_answers(
         box: tuple[Any, ...] = item.box or ("", "", "", "")
         before = answer.previous
         previous = ("", "") if before is None else (before.reviewer or "", "yes" if before.yes else "no")
-        rows.append((item.id, item.task_id or "", item.prediction_id or "", item.region_id or "", item.image,
-                     item.label, *box, "" if item.score is None else item.score,
-                     "yes" if answer.yes else "no", int(answer.held_out), answer.strategy,
-                     answer.reviewer or "", answer.answered_at, *previous,
-                     (status or {}).get(item.id, "")))  # fmt: skip
+        rows.append(
+            (
+                item.id,
+                item.task_id or "",
+                item.prediction_id or "",
+                item.region_id or "",
+                item.image,
+                item.label,
+                *box,
+                "" if item.score is None else item.score,
+                "yes" if answer.yes else "no",
+                int(answer.held_out),
+                answer.strategy,
+                answer.reviewer or "",
+                answer.answered_at,
+                *previous,
+                (status or {}).get(item.id, ""),
+            )
+        )
     atomic_write_csv(path, ANSWER_COLUMNS, rows)
     return len(rows)
 
@@ -161,8 +193,10 @@ class ApplySummary:
             f"{self.answers} answers written"
         ]
         if self.annotations:
-            out.append("annotations of accepted regions: "
-                       + ", ".join(f"{n} {what}" for what, n in self.annotations.items()))  # fmt: skip
+            out.append(
+                "annotations of accepted regions: "
+                + ", ".join(f"{n} {what}" for what, n in self.annotations.items())
+            )
         if self.not_applied:
             shown = ", ".join(str(i) for i in sorted(self.not_applied)[:10])
             more = "" if len(self.not_applied) <= 10 else f" and {len(self.not_applied) - 10} more"

@@ -36,6 +36,7 @@ from prelabel.store.cache import PredictionCache
 __all__ = [
     "CHECKPOINTS",
     "EmbedResult",
+    "EmbedTally",
     "Embedder",
     "EmbedderName",
     "FeaturesSummary",
@@ -126,8 +127,9 @@ def crop_box(
     right, bottom = min(float(image.width), x2 + dx), min(float(image.height), y2 + dy)
     if right - left < 1 or bottom - top < 1:
         raise ImageError(name, f"box {box} lies outside the {image.width}x{image.height} image")
-    return image.crop((round(left), round(top), max(round(right), round(left) + 1),
-                       max(round(bottom), round(top) + 1)))  # fmt: skip
+    return image.crop(
+        (round(left), round(top), max(round(right), round(left) + 1), max(round(bottom), round(top) + 1))
+    )
 
 
 @dataclass
@@ -197,9 +199,11 @@ def write_features(
     if len(dims) > 1:
         raise PrelabelError(f"embeddings of different sizes {sorted(dims)}: one model per file")
     table = pa.table(
-        {"item_id": pa.array(ids, pa.int64()),
-         "embedding": pa.array([vectors[i].tolist() for i in ids], pa.list_(pa.float32()))}
-    )  # fmt: skip
+        {
+            "item_id": pa.array(ids, pa.int64()),
+            "embedding": pa.array([vectors[i].tolist() for i in ids], pa.list_(pa.float32())),
+        }
+    )
     meta = {f"prelabel.{k}": str(v) for k, v in {**_describe(signature), "margin": margin}.items()}
     table = table.replace_schema_metadata(meta)
     buffer = io.BytesIO()
@@ -251,12 +255,43 @@ class FeaturesSummary:
     errors_file: str = ""
 
     def markdown(self) -> str:
-        return "\n".join([
-            f"# features: {self.model}", "",
-            "| items | embedded | from cache | computed | failed | dimensions |",
-            "| ---: | ---: | ---: | ---: | ---: | ---: |",
-            f"| {self.items} | {self.cached + self.computed} | {self.cached} | {self.computed} | "
-            f"{self.failed} | {self.dim} |", "",
-            f"Review set `{self.review_set}`; embeddings `{self.out}`"
-            + (f"; errors `{self.errors_file}`" if self.errors_file else ""),
-        ])  # fmt: skip
+        return "\n".join(
+            [
+                f"# features: {self.model}",
+                "",
+                "| items | embedded | from cache | computed | failed | dimensions |",
+                "| ---: | ---: | ---: | ---: | ---: | ---: |",
+                f"| {self.items} | {self.cached + self.computed} | {self.cached} | {self.computed} | "
+                f"{self.failed} | {self.dim} |",
+                "",
+                f"Review set `{self.review_set}`; embeddings `{self.out}`"
+                + (f"; errors `{self.errors_file}`" if self.errors_file else ""),
+            ]
+        )
+
+
+@dataclass
+class EmbedTally:
+    """The vectors and error rows of a ``features`` run's batches, counted into its summary."""
+
+    summary: FeaturesSummary
+    vectors: dict[int, Vector] = field(default_factory=dict)
+    errors: list[ErrorRow] = field(default_factory=list)
+
+    def add(self, done: EmbedResult) -> str:
+        """One batch; returns its line for the log."""
+        self.vectors.update(done.vectors)
+        self.errors += done.errors
+        self.summary.cached += done.cached
+        self.summary.computed += done.computed
+        return f"{done.cached} cached, {done.computed} computed, {len(done.errors)} failed"
+
+    def close(self) -> FeaturesSummary:
+        """The summary with the failed count and the vectors' dimension; raise when no item could
+        be embedded."""
+        summary = self.summary
+        summary.failed = summary.items - len(self.vectors)
+        if summary.items and not self.vectors:
+            raise PrelabelError(f"no item of {summary.review_set} could be embedded: {self.errors[0].error}")
+        summary.dim = len(next(iter(self.vectors.values()))) if self.vectors else 0
+        return summary

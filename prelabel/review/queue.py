@@ -148,9 +148,15 @@ class ReviewQueue:
                 with self._db() as db:
                     db.execute(
                         "INSERT OR REPLACE INTO leases VALUES (?, ?, ?, ?, ?, ?)",
-                        (shown.item.id, reviewer, now + LEASE_SECONDS, int(shown.held_out), shown.p_yes,
-                         int(shown.cold_start)),
-                    )  # fmt: skip
+                        (
+                            shown.item.id,
+                            reviewer,
+                            now + LEASE_SECONDS,
+                            int(shown.held_out),
+                            shown.p_yes,
+                            int(shown.cold_start),
+                        ),
+                    )
             return shown
 
     def answer(self, reviewer: str, item_id: int, yes: bool) -> None:
@@ -201,10 +207,16 @@ class ReviewQueue:
                 raise StaleItemError(f"item {item_id} has no answer to correct (undone since)")
             if given.yes == yes:
                 return
-            review_set.record(item_id, yes, given.held_out, given.strategy, lead,
-                              Previous(given.reviewer, given.yes))  # fmt: skip
-        self._log("corrected", lead, item_id, yes, f" (was {given.reviewer or 'unnamed'}: "
-                  f"{'yes' if given.yes else 'no'})")  # fmt: skip
+            review_set.record(
+                item_id, yes, given.held_out, given.strategy, lead, Previous(given.reviewer, given.yes)
+            )
+        self._log(
+            "corrected",
+            lead,
+            item_id,
+            yes,
+            f" (was {given.reviewer or 'unnamed'}: {'yes' if given.yes else 'no'})",
+        )
 
     def skip(self, reviewer: str, item_id: int) -> None:
         """Never show this item to this reviewer again; the others may still get it."""
@@ -244,8 +256,16 @@ class ReviewQueue:
                 ids = [item.id for item in review_set.items(label) if self._has_features(item.id)]
                 given = [answers[i] for i in ids if i in answers]
                 accuracy = held_out_accuracy(review_set, self.features, label)
-                out.append(LabelStats(label, len(ids), len(given), sum(a.yes for a in given),
-                                      accuracy.accuracy, accuracy.count))  # fmt: skip
+                out.append(
+                    LabelStats(
+                        label,
+                        len(ids),
+                        len(given),
+                        sum(a.yes for a in given),
+                        accuracy.accuracy,
+                        accuracy.count,
+                    )
+                )
         return out
 
     def item(self, item_id: int) -> ReviewItem:
@@ -270,8 +290,17 @@ class ReviewQueue:
                 free = [i for i in review_set.items(label) if self._has_features(i.id) and i.id not in taken]
                 if not free:  # done, held by others, or no features for this label
                     continue
-                for s in next_items(review_set, self.features, label, self.strategy, self.target, 1,
-                                    self.seed, exclude=blocked, draw_key=reviewer):  # fmt: skip
+                for s in next_items(
+                    review_set,
+                    self.features,
+                    label,
+                    self.strategy,
+                    self.target,
+                    1,
+                    self.seed,
+                    exclude=blocked,
+                    draw_key=reviewer,
+                ):
                     return Shown(s.item, s.p_yes, s.held_out, s.cold_start)
         return None
 
@@ -280,8 +309,16 @@ class ReviewQueue:
         item = self.item(item_id)
         others = {i.id for i in self._items(item.label)} - {item_id}
         with self._set() as review_set:
-            for s in next_items(review_set, self.features, item.label, self.strategy, self.target, 1,
-                                self.seed, exclude=others):  # fmt: skip
+            for s in next_items(
+                review_set,
+                self.features,
+                item.label,
+                self.strategy,
+                self.target,
+                1,
+                self.seed,
+                exclude=others,
+            ):
                 with self._db() as db:
                     db.execute(
                         "UPDATE leases SET p_yes = ?, cold_start = ? WHERE item_id = ? AND reviewer = ?",
@@ -295,5 +332,14 @@ class ReviewQueue:
     def _log(self, what: str, reviewer: str, item_id: int, yes: bool | None, note: str) -> None:
         item = self.item(item_id)
         said = "" if yes is None else (": yes" if yes else ": no")
-        log.info("%s %s item %d (%s, %s, task %s)%s%s", reviewer, what, item_id, item.label,
-                 task_file_name(item.image), item.task_id or "-", said, note)  # fmt: skip
+        log.info(
+            "%s %s item %d (%s, %s, task %s)%s%s",
+            reviewer,
+            what,
+            item_id,
+            item.label,
+            task_file_name(item.image),
+            item.task_id or "-",
+            said,
+            note,
+        )

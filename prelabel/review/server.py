@@ -90,14 +90,23 @@ def create_app(queue: ReviewQueue, settings: Settings | None = None, team: Team 
 
     def item_json(shown: Shown) -> dict[str, Any]:
         item = shown.item
-        link = (f"{ls_url}/projects/{project_id}/data?task={item.task_id}"
-                if ls_url and project_id and item.task_id else None)  # fmt: skip
+        link = (
+            f"{ls_url}/projects/{project_id}/data?task={item.task_id}"
+            if ls_url and project_id and item.task_id
+            else None
+        )
         return {
-            "id": item.id, "label": item.label, "box": list(item.box) if item.box else None,
-            "score": item.score, "p_yes": shown.p_yes, "held_out": shown.held_out,
-            "cold_start": shown.cold_start, "task_id": item.task_id, "file": task_file_name(item.image),
+            "id": item.id,
+            "label": item.label,
+            "box": list(item.box) if item.box else None,
+            "score": item.score,
+            "p_yes": shown.p_yes,
+            "held_out": shown.held_out,
+            "cold_start": shown.cold_start,
+            "task_id": item.task_id,
+            "file": task_file_name(item.image),
             "task_url": link,
-        }  # fmt: skip
+        }
 
     def state(name: str) -> dict[str, Any]:
         shown = queue.current(name)
@@ -106,18 +115,28 @@ def create_app(queue: ReviewQueue, settings: Settings | None = None, team: Team 
             "reviewer": name,
             "lead": team.is_lead(name),
             "item": None if shown is None else item_json(shown),
-            "progress": {"items": progress.items, "answered": progress.answered,
-                         "held_by_others": progress.held_by_others, "skipped": progress.skipped},
+            "progress": {
+                "items": progress.items,
+                "answered": progress.answered,
+                "held_by_others": progress.held_by_others,
+                "skipped": progress.skipped,
+            },
             "stats": _stats(queue),
             "strategy": queue.strategy,
             "features": queue.features is not None,
-        }  # fmt: skip
+        }
         if team.is_lead(name):
             out["recent"] = [
-                {"item_id": r.item.id, "label": r.item.label, "file": task_file_name(r.item.image),
-                 "reviewer": r.answer.reviewer, "answer": r.answer.yes, "answered_at": r.answer.answered_at}
+                {
+                    "item_id": r.item.id,
+                    "label": r.item.label,
+                    "file": task_file_name(r.item.image),
+                    "reviewer": r.answer.reviewer,
+                    "answer": r.answer.yes,
+                    "answered_at": r.answer.answered_at,
+                }
                 for r in queue.recent(name, _RECENT)
-            ]  # fmt: skip
+            ]
         return out
 
     def stale(name: str, exc: StaleItemError) -> JSONResponse:
@@ -186,10 +205,17 @@ def create_app(queue: ReviewQueue, settings: Settings | None = None, team: Team 
 
 def _stats(queue: ReviewQueue) -> list[dict[str, Any]]:
     return [
-        {"label": s.label, "items": s.items, "answered": s.answered, "yes": s.yes,
-         "positives_rate": s.positives_rate, "held_out_accuracy": s.held_out_accuracy, "held_out": s.held_out}
+        {
+            "label": s.label,
+            "items": s.items,
+            "answered": s.answered,
+            "yes": s.yes,
+            "positives_rate": s.positives_rate,
+            "held_out_accuracy": s.held_out_accuracy,
+            "held_out": s.held_out,
+        }
         for s in queue.stats()
-    ]  # fmt: skip
+    ]
 
 
 def listen(host: str, port: int) -> socket.socket:

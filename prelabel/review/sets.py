@@ -310,8 +310,17 @@ def items_from_tasks(
                 if box is None:
                     skipped["no original_width/height"] += 1
                     continue
-                found.append(ReviewItem(image, label, box, score, task.id, _int(prediction.get("id")),
-                                        str(result.get("id") or "") or None))  # fmt: skip
+                found.append(
+                    ReviewItem(
+                        image,
+                        label,
+                        box,
+                        score,
+                        task.id,
+                        _int(prediction.get("id")),
+                        str(result.get("id") or "") or None,
+                    )
+                )
         found.extend(ReviewItem(image, label, None, score, task.id) for label, score in best.items())
         if image:
             items.extend(found)

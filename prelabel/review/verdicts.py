@@ -36,9 +36,12 @@ def verdict_name(sha256: str, model: ModelSignature, verifier_digest: str, embed
 
 
 def read_verdicts(
-    cache: PredictionCache, name: str, boxes: npt.NDArray[np.floating], labels: Sequence[str],
+    cache: PredictionCache,
+    name: str,
+    boxes: npt.NDArray[np.floating],
+    labels: Sequence[str],
     scored: Sequence[bool],
-) -> list[float | None] | None:  # fmt: skip
+) -> list[float | None] | None:
     """Each box's P(yes) (None where ``scored`` is False: no model), or None on a miss.
 
     ``boxes`` (n, 4) xyxy pixels and ``labels`` (the verifier's) must be those stored.
@@ -63,9 +66,12 @@ def read_verdicts(
 
 
 def write_verdicts(
-    cache: PredictionCache, name: str, boxes: npt.NDArray[np.floating], labels: Sequence[str],
+    cache: PredictionCache,
+    name: str,
+    boxes: npt.NDArray[np.floating],
+    labels: Sequence[str],
     p_yes: Sequence[float | None],
-) -> None:  # fmt: skip
+) -> None:
     """Store an image's verdicts (see ``read_verdicts``)."""
     entry: dict[str, Any] = {
         "boxes": np.asarray(boxes, dtype=np.float64).reshape(-1, 4).tolist(),

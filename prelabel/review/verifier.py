@@ -85,8 +85,12 @@ class Verifier:
     review_set: str = ""
 
     def embedder_options(self) -> dict[str, Any]:
-        return {"name": self.embedder, "checkpoint": self.checkpoint, "revision": self.revision,
-                "margin": self.margin}  # fmt: skip
+        return {
+            "name": self.embedder,
+            "checkpoint": self.checkpoint,
+            "revision": self.revision,
+            "margin": self.margin,
+        }
 
     def save(self, path: str | Path) -> Path:
         """JSON, written whole (atomically)."""
@@ -124,8 +128,12 @@ def features_embedder(path: str | Path) -> dict[str, Any]:
     except (OSError, ValueError, KeyError) as exc:
         raise PrelabelError(f"{path} is not a features file from `prelabel review features` ({exc})") from exc
     checkpoint, _, revision = where.rpartition("@")
-    return {"name": model.removeprefix("features-"), "checkpoint": checkpoint,
-            "revision": None if revision == "main" else revision, "margin": float(margin)}  # fmt: skip
+    return {
+        "name": model.removeprefix("features-"),
+        "checkpoint": checkpoint,
+        "revision": None if revision == "main" else revision,
+        "margin": float(margin),
+    }
 
 
 def train_verifier(
@@ -153,8 +161,15 @@ def train_verifier(
             bias = sign * float(model.intercept_[0])
         measured = held_out_accuracy(review_set, dict(features), label) if items else Accuracy(None, 0)
         models[label] = LabelModel(weights, bias, len(train), sum(yes), measured.accuracy, measured.count)
-    return Verifier(name, str(embedder["name"]), str(embedder["checkpoint"]), embedder.get("revision"),
-                    float(embedder["margin"]), models, str(review_set.path))  # fmt: skip
+    return Verifier(
+        name,
+        str(embedder["name"]),
+        str(embedder["checkpoint"]),
+        embedder.get("revision"),
+        float(embedder["margin"]),
+        models,
+        str(review_set.path),
+    )
 
 
 @dataclass
@@ -204,8 +219,10 @@ def verify_records(
     plan: list[_Planned] = []
     for record in records:
         boxes = record.detections.xyxy
-        labels = [(label_map.resolve(label, known) if label_map else None) or label
-                  for label in record.detections.labels]  # fmt: skip
+        labels = [
+            (label_map.resolve(label, known) if label_map else None) or label
+            for label in record.detections.labels
+        ]
         models = [verifier.labels.get(label) for label in labels]
         scored = [model is not None and model.weights is not None for model in models]
         name = p_yes = None
@@ -227,8 +244,10 @@ def verify_records(
     for planned in plan:
         p_yes, record = planned.p_yes, planned.record
         if p_yes is None:
-            p_yes = [_p_yes(verifier.labels[label], next(vectors)) if wanted else None
-                     for label, wanted in zip(planned.labels, planned.scored, strict=True)]  # fmt: skip
+            p_yes = [
+                _p_yes(verifier.labels[label], next(vectors)) if wanted else None
+                for label, wanted in zip(planned.labels, planned.scored, strict=True)
+            ]
             if planned.cache_name is not None and cache is not None and any(planned.scored):
                 write_verdicts(cache, planned.cache_name, record.detections.xyxy, planned.labels, p_yes)
         else:

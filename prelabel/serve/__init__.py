@@ -18,10 +18,14 @@ if TYPE_CHECKING:
 
 __all__ = ["Debouncer", "Handoff", "HandoffRegistry", "ServeSettings", "create_app", "load_serve_settings"]
 
-_MODULE_OF = {"create_app": "prelabel.serve.app", "Debouncer": "prelabel.serve.handoff",
-              "Handoff": "prelabel.serve.handoff", "HandoffRegistry": "prelabel.serve.handoff",
-              "ServeSettings": "prelabel.serve.settings",
-              "load_serve_settings": "prelabel.serve.settings"}  # fmt: skip
+_MODULE_OF = {
+    "create_app": "prelabel.serve.app",
+    "Debouncer": "prelabel.serve.handoff",
+    "Handoff": "prelabel.serve.handoff",
+    "HandoffRegistry": "prelabel.serve.handoff",
+    "ServeSettings": "prelabel.serve.settings",
+    "load_serve_settings": "prelabel.serve.settings",
+}
 
 if not TYPE_CHECKING:  # for mypy, the imports above declare every name
 

@@ -77,8 +77,13 @@ def create_app(
         if not task_ids:
             return
         if handoff is None:
-            log.warning("project %d: %d tasks %s and no deployment takes them (PRELABEL_SERVE_PREANNOTATE_"
-                        "DEPLOYMENT): ask again", project_id, len(task_ids), why)  # fmt: skip
+            log.warning(
+                "project %d: %d tasks %s and no deployment takes them (PRELABEL_SERVE_PREANNOTATE_"
+                "DEPLOYMENT): ask again",
+                project_id,
+                len(task_ids),
+                why,
+            )
             return
         claimed = registry.claim(project_id, version, task_ids)  # from now on no request answers them
         if claimed:  # the run starts after the answer: Prefect's API may take seconds
@@ -94,8 +99,15 @@ def create_app(
             log.error("project %d: handing %d tasks to a run failed: %s", project_id, len(claimed), exc)
             return
         registry.record(project_id, version, claimed, run)
-        log.info("project %d: %d tasks %s, handed to preannotate run %s: their %s predictions appear as it "
-                 "posts them", project_id, len(claimed), why, run, version)  # fmt: skip
+        log.info(
+            "project %d: %d tasks %s, handed to preannotate run %s: their %s predictions appear as it "
+            "posts them",
+            project_id,
+            len(claimed),
+            why,
+            run,
+            version,
+        )
 
     def new_tasks(key: Hashable, task_ids: list[int]) -> None:
         project_id = int(str(key))
@@ -211,9 +223,19 @@ def create_app(
 
 def _say(project_id: int, asked: int, done: Answer, held: int, seconds: float) -> None:
     """One log line per request, and one per task without a prediction now (its reason)."""
-    log.info("project %d: %d tasks in %.2f s: %d predicted (%d images from the cache, %d inferred), %d left "
-             "for a run, %d with a run already, %d failed", project_id, asked, seconds, len(done.predictions),
-             done.cached, done.inferred, len(done.deferred), held, len(done.failed))  # fmt: skip
+    log.info(
+        "project %d: %d tasks in %.2f s: %d predicted (%d images from the cache, %d inferred), %d left "
+        "for a run, %d with a run already, %d failed",
+        project_id,
+        asked,
+        seconds,
+        len(done.predictions),
+        done.cached,
+        done.inferred,
+        len(done.deferred),
+        held,
+        len(done.failed),
+    )
     for task_id, reason in list(done.failed.items())[:10]:
         log.warning("project %d: task %d not predicted: %s", project_id, task_id, reason)
 
@@ -239,9 +261,12 @@ def _refusals(app: FastAPI) -> None:
 
 
 def _warm_up(
-    settings: ServeSettings, projects: Projects, models: Models, predictor: Predictor,
+    settings: ServeSettings,
+    projects: Projects,
+    models: Models,
+    predictor: Predictor,
     segmenter: PromptSegmenter | None,
-) -> None:  # fmt: skip
+) -> None:
     """Load the weights now, not on the first request: the model of each project served (its
     labels prompt it), else the model as configured; and the segmenter."""
     started = time.monotonic()
@@ -262,8 +287,12 @@ def _warm_up(
                 log.info("the model loads on its first request (%s)", exc)
     if segmenter is not None:
         segmenter.embed(item.load())
-    log.info("model %s ready in %.1f s (versions: %s)", settings.model, time.monotonic() - started,
-             ", ".join(models.versions()) or "per project")  # fmt: skip
+    log.info(
+        "model %s ready in %.1f s (versions: %s)",
+        settings.model,
+        time.monotonic() - started,
+        ", ".join(models.versions()) or "per project",
+    )
 
 
 _NO_LABELS = '<View><Image name="image" value="$image"/></View>'

@@ -73,8 +73,10 @@ class HandoffRegistry:
             try:
                 for task in dict.fromkeys(tasks):
                     if not self._held(db, project, version, task):
-                        db.execute("INSERT OR REPLACE INTO handed VALUES (?, ?, ?, '', ?)",
-                                   (project, version, task, now))  # fmt: skip
+                        db.execute(
+                            "INSERT OR REPLACE INTO handed VALUES (?, ?, ?, '', ?)",
+                            (project, version, task, now),
+                        )
                         claimed.append(task)
                 db.execute("COMMIT")
             except BaseException:
@@ -85,18 +87,23 @@ class HandoffRegistry:
     def record(self, project: int, version: str, tasks: Sequence[int], run: str) -> None:
         """The run that took the claimed ``tasks``."""
         with closing(self._connect()) as db:
-            db.executemany("UPDATE handed SET run = ? WHERE project = ? AND version = ? AND task = ?",
-                           [(run, project, version, task) for task in tasks])  # fmt: skip
+            db.executemany(
+                "UPDATE handed SET run = ? WHERE project = ? AND version = ? AND task = ?",
+                [(run, project, version, task) for task in tasks],
+            )
 
     def release(self, project: int, version: str, tasks: Sequence[int]) -> None:
         """Claimed ``tasks`` no run took (the hand-over failed): free to be asked about again."""
         with closing(self._connect()) as db:
-            db.executemany("DELETE FROM handed WHERE project = ? AND version = ? AND task = ?",
-                           [(project, version, task) for task in tasks])  # fmt: skip
+            db.executemany(
+                "DELETE FROM handed WHERE project = ? AND version = ? AND task = ?",
+                [(project, version, task) for task in tasks],
+            )
 
     def _held(self, db: sqlite3.Connection, project: int, version: str, task: int) -> bool:
-        row = db.execute("SELECT at FROM handed WHERE project = ? AND version = ? AND task = ?",
-                         (project, version, task)).fetchone()  # fmt: skip
+        row = db.execute(
+            "SELECT at FROM handed WHERE project = ? AND version = ? AND task = ?", (project, version, task)
+        ).fetchone()
         return row is not None and time.time() - float(row[0]) < self.ttl
 
 

@@ -100,9 +100,10 @@ def read_context(
         value = result.get("value") if isinstance(result, Mapping) else None
         if kind not in ("keypointlabels", "rectanglelabels") or not isinstance(value, Mapping):
             raise RefusedRequestError(
-                422, f"{where}: prelabel answers clicks (keypointlabels) and boxes (rectanglelabels), "
+                422,
+                f"{where}: prelabel answers clicks (keypointlabels) and boxes (rectanglelabels), "
                 f"got {str(kind)[:40]!r}",
-            )  # fmt: skip
+            )
         named = value.get(kind)
         if not (isinstance(named, list) and named and isinstance(named[0], str) and named[0].strip()):
             raise RefusedRequestError(422, f"{where}: value.{kind} must name a label")

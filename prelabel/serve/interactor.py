@@ -61,9 +61,10 @@ class Interactor:
         """The prediction for one task and its prompt (``result`` empty when no pixel was found)."""
         if self.segmenter is None:
             raise RefusedRequestError(
-                400, "this backend has no segmenter for clicks and boxes: start it with --segmenter "
+                400,
+                "this backend has no segmenter for clicks and boxes: start it with --segmenter "
                 "CHECKPOINT (a SAM 2 checkpoint), or use a model that has one (grounded-sam2)",
-            )  # fmt: skip
+            )
         items, unread = self.predictor.read([self.predictor.image_uri(project, task)])
         if unread:
             raise RefusedRequestError(422, f"task {task.id}: {next(iter(unread.values()))}")
@@ -80,15 +81,22 @@ class Interactor:
             boxes = False
         config = prompt_config(project.config, smart_controls(project.label_config_xml))
         record = PredictionRecord(item.info, found, served.adapter.signature(), uri=item.uri, task_id=task.id)
-        prediction, report = build_prediction(record, config, self.predictor.models.label_map, served.version,
-                                              boxes=boxes, masks=True)  # fmt: skip
+        prediction, report = build_prediction(
+            record, config, self.predictor.models.label_map, served.version, boxes=boxes, masks=True
+        )
         if len(found) and not prediction["result"] and report.unmatched_labels:
             raise RefusedRequestError(
-                422, f"label {interaction.label!r} is in none of the project's (non-smart) mask and box "
+                422,
+                f"label {interaction.label!r} is in none of the project's (non-smart) mask and box "
                 "controls: give them the same labels as the smart tools",
-            )  # fmt: skip
-        log.info("task %d: %s -> %d regions in %.0f ms", task.id, "find all" if interaction.find_all else
-                 "one object", report.regions, (time.monotonic() - started) * 1000)  # fmt: skip
+            )
+        log.info(
+            "task %d: %s -> %d regions in %.0f ms",
+            task.id,
+            "find all" if interaction.find_all else "one object",
+            report.regions,
+            (time.monotonic() - started) * 1000,
+        )
         prediction["result"] = fresh_ids(prediction["result"])
         return prediction
 
@@ -102,8 +110,11 @@ class Interactor:
                 adapter = create_model("sam3", **served.options)
                 self._exemplar_finders[served.version] = ExemplarFinder(adapter, self.predictor.model_lock)
             return self._exemplar_finders[served.version]
-        return DetectionFinder(lambda image: self.predictor.detections(served, image), self.segment,
-                               self.predictor.models.label_map)  # fmt: skip
+        return DetectionFinder(
+            lambda image: self.predictor.detections(served, image),
+            self.segment,
+            self.predictor.models.label_map,
+        )
 
     def segment(self, item: ImageItem, prompt: Prompt) -> Segment:
         """The segmenter's mask for ``prompt`` on ``item``'s image, its features computed once."""
@@ -122,8 +133,12 @@ def _one_object(segment: Segment, label: str) -> Detections:
     """The segmented object as one detection (its mask's box), or none when no pixel was found."""
     if segment.mask is None:
         return Detections()
-    return Detections(xyxy=_mask_box(segment.mask)[None], scores=np.array([segment.score]), labels=(label,),
-                      masks=(segment.mask,))  # fmt: skip
+    return Detections(
+        xyxy=_mask_box(segment.mask)[None],
+        scores=np.array([segment.score]),
+        labels=(label,),
+        masks=(segment.mask,),
+    )
 
 
 def _mask_box(mask: CocoRle) -> np.ndarray[Any, np.dtype[np.float64]]:

@@ -86,8 +86,14 @@ class Models:
 
     def for_config(self, config: LabelConfig) -> ServedModel:
         """The model for a project with this labeling config (its labels fill the prompt)."""
-        options = project_prompt(self.name, self.options, config.region_labels, self.label_map,
-                                 config.image_choices, config.region_choices)  # fmt: skip
+        options = project_prompt(
+            self.name,
+            self.options,
+            config.region_labels,
+            self.label_map,
+            config.image_choices,
+            config.region_choices,
+        )
         key = json.dumps(options, sort_keys=True, default=str)
         with self._lock:
             if key not in self._made:
@@ -263,8 +269,9 @@ class Predictor:
         previous = self._per_image
         self._per_image = seconds if previous is None else previous + _SMOOTHING * (seconds - previous)
 
-    def _build(self, answer: Answer, task_id: int, record: PredictionRecord, config: LabelConfig,
-               version: str) -> None:  # fmt: skip
+    def _build(
+        self, answer: Answer, task_id: int, record: PredictionRecord, config: LabelConfig, version: str
+    ) -> None:
         try:
             prediction, _ = build_prediction(record, config, self.models.label_map, version)
         except PrelabelError as exc:

@@ -30,10 +30,12 @@ class ServeSettings(BaseSettings):
     plurals: bool = Field(default=False, description="Let 'cars' match the label 'car'.")
     cache_dir: str | None = Field(default=None, description="Prediction cache; default PRELABEL_CACHE_DIR.")
     budget: float = Field(
-        default=20.0, gt=0, le=90,
+        default=20.0,
+        gt=0,
+        le=90,
         description="Seconds /predict works on a request before answering; the rest goes to a flow run "
         "(Label Studio waits 100 s at most).",
-    )  # fmt: skip
+    )
     max_body_bytes: int = Field(default=16 * 2**20, ge=1024, description="Largest request body accepted.")
     projects: list[int] = Field(
         default_factory=list, description="Projects served (empty: any the key sees)."

@@ -21,7 +21,14 @@ if TYPE_CHECKING:
 
     from prelabel.core.settings import Settings
 
-__all__ = ["LocalCache", "PredictionCache", "S3Cache", "cache_key", "open_cache"]
+__all__ = [
+    "LocalCache",
+    "PredictionCache",
+    "S3Cache",
+    "cache_key",
+    "cache_location",
+    "open_cache",
+]
 
 
 def cache_key(sha256: str, signature: ModelSignature) -> str:
@@ -139,6 +146,13 @@ def _entry(data: Any, where: str) -> Detections | None:
         return detections_from_raw(data, where)
     except (PredictionFileError, MaskError):
         return None
+
+
+def cache_location(cache_dir: str | None, settings: Settings) -> str:
+    """Where a run's cache is: ``cache_dir`` or the settings', an S3 URI as given, a folder made
+    absolute (the shard runs on other workers must find the same one)."""
+    location = str(cache_dir or settings.cache_dir)
+    return location if location.startswith("s3://") else str(Path(location).expanduser().resolve())
 
 
 def open_cache(location: str | Path, settings: Settings | None = None) -> PredictionCache:

@@ -16,5 +16,15 @@ from prelabel.video.metrics import TrackScore, VideoPair, track_scores
 from prelabel.video.probe import VideoInfo, probe_video
 from prelabel.video.tracks import Track, VideoTracks
 
-__all__ = ["Keyframe", "Track", "TrackScore", "VideoInfo", "VideoPair", "VideoTracks", "expand",
-           "probe_video", "thin", "track_scores"]  # fmt: skip
+__all__ = [
+    "Keyframe",
+    "Track",
+    "TrackScore",
+    "VideoInfo",
+    "VideoPair",
+    "VideoTracks",
+    "expand",
+    "probe_video",
+    "thin",
+    "track_scores",
+]

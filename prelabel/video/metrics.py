@@ -82,16 +82,35 @@ def track_scores(pairs: Sequence[VideoPair], iou: float = 0.5) -> list[TrackScor
         people_boxes, model_boxes = sum(map(len, gt_ids)), sum(map(len, dt_ids))
         if not people_boxes:
             nothing = (None, None, None, None, None)
-            scores.append(TrackScore(label, videos, len(tracks[0]), len(tracks[1]), 0, model_boxes, *nothing,
-                                     0, model_boxes, 0))  # fmt: skip
+            scores.append(
+                TrackScore(
+                    label, videos, len(tracks[0]), len(tracks[1]), 0, model_boxes, *nothing, 0, model_boxes, 0
+                )
+            )
             continue
-        result = motrics.evaluate(motrics.Frames(ids=gt_ids, boxes=gt_boxes),
-                                  motrics.Frames(ids=dt_ids, boxes=dt_boxes), iou_threshold=iou,
-                                  box_format="xywh")  # fmt: skip
+        result = motrics.evaluate(
+            motrics.Frames(ids=gt_ids, boxes=gt_boxes),
+            motrics.Frames(ids=dt_ids, boxes=dt_boxes),
+            iou_threshold=iou,
+            box_format="xywh",
+        )
         clear, identity, hota = result.clear, result.identity, result.hota
-        scores.append(TrackScore(
-            label, videos, len(tracks[0]), len(tracks[1]), people_boxes, model_boxes,
-            float(clear.mota), float(identity.idf1), float(hota.hota), float(hota.deta), float(hota.assa),
-            int(clear.num_switches), int(clear.num_false_positives), int(clear.num_misses),
-        ))  # fmt: skip
+        scores.append(
+            TrackScore(
+                label,
+                videos,
+                len(tracks[0]),
+                len(tracks[1]),
+                people_boxes,
+                model_boxes,
+                float(clear.mota),
+                float(identity.idf1),
+                float(hota.hota),
+                float(hota.deta),
+                float(hota.assa),
+                int(clear.num_switches),
+                int(clear.num_false_positives),
+                int(clear.num_misses),
+            )
+        )
     return scores

@@ -48,8 +48,9 @@ def mot_rows(found: Sequence[VideoRegion], width: int, height: int) -> list[MotR
         frames, boxes = expand(region.keyframes, count)
         for frame, (x, y, w, h, rotation) in zip(frames.tolist(), boxes.tolist(), strict=True):
             if rotation:
-                corners = percent_to_corners({"x": x, "y": y, "width": w, "height": h, "rotation": rotation},
-                                             width, height)  # fmt: skip
+                corners = percent_to_corners(
+                    {"x": x, "y": y, "width": w, "height": h, "rotation": rotation}, width, height
+                )
                 x1, y1, x2, y2 = corners_to_xyxy(corners)
             else:
                 x1, y1 = x * width / 100, y * height / 100
@@ -61,29 +62,54 @@ def mot_rows(found: Sequence[VideoRegion], width: int, height: int) -> list[MotR
 
 def write_mot(path: Any, rows: Sequence[MotRow]) -> None:
     """MOTChallenge's CSV (no header in the format itself: the columns are ``MOT_COLUMNS``)."""
-    lines = "".join(f"{r.frame},{r.track},{r.x:.3f},{r.y:.3f},{r.w:.3f},{r.h:.3f},{r.score:.6g},-1,-1,-1\n"
-                    for r in rows)  # fmt: skip
+    lines = "".join(
+        f"{r.frame},{r.track},{r.x:.3f},{r.y:.3f},{r.w:.3f},{r.h:.3f},{r.score:.6g},-1,-1,-1\n" for r in rows
+    )
     atomic_write(path, lines)
 
 
 def write_tracks_csv(path: Any, video: str, rows: Sequence[MotRow]) -> None:
     """The same boxes with their video and label, for a table."""
-    atomic_write_csv(path, ["video", *MOT_COLUMNS[:6], "label"],
-                     ([video, r.frame, r.track, r.x, r.y, r.w, r.h, r.label] for r in rows))  # fmt: skip
+    atomic_write_csv(
+        path,
+        ["video", *MOT_COLUMNS[:6], "label"],
+        ([video, r.frame, r.track, r.x, r.y, r.w, r.h, r.label] for r in rows),
+    )
 
 
-def to_coco_frames(video: str, rows: Sequence[MotRow], width: int, height: int, frames_count: int,
-                   categories: Sequence[str]) -> dict[str, Any]:  # fmt: skip
+def to_coco_frames(
+    video: str, rows: Sequence[MotRow], width: int, height: int, frames_count: int, categories: Sequence[str]
+) -> dict[str, Any]:
     """COCO JSON with one image per frame (``<video>/<frame:06d>``, ``frame_index`` 1-based) and
     an annotation per box carrying its ``track_id``; categories in the given order, then others."""
     names = list(dict.fromkeys([*categories, *(r.label for r in rows)]))
     ids = {name: i + 1 for i, name in enumerate(names)}
-    images = [{"id": k, "file_name": f"{video}/{k:06d}", "frame_index": k, "width": width, "height": height,
-               "video": video} for k in range(1, frames_count + 1)]  # fmt: skip
+    images = [
+        {
+            "id": k,
+            "file_name": f"{video}/{k:06d}",
+            "frame_index": k,
+            "width": width,
+            "height": height,
+            "video": video,
+        }
+        for k in range(1, frames_count + 1)
+    ]
     annotations = [
-        {"id": n, "image_id": r.frame, "category_id": ids[r.label], "bbox": [r.x, r.y, r.w, r.h],
-         "area": float(np.float64(r.w) * r.h), "iscrowd": 0, "track_id": r.track, "score": r.score}
+        {
+            "id": n,
+            "image_id": r.frame,
+            "category_id": ids[r.label],
+            "bbox": [r.x, r.y, r.w, r.h],
+            "area": float(np.float64(r.w) * r.h),
+            "iscrowd": 0,
+            "track_id": r.track,
+            "score": r.score,
+        }
         for n, r in enumerate(rows, start=1)
-    ]  # fmt: skip
-    return {"images": images, "annotations": annotations,
-            "categories": [{"id": i, "name": name} for name, i in ids.items()]}  # fmt: skip
+    ]
+    return {
+        "images": images,
+        "annotations": annotations,
+        "categories": [{"id": i, "name": name} for name, i in ids.items()],
+    }

@@ -17,8 +17,15 @@ import numpy.typing as npt
 
 from prelabel.core.errors import SourceError
 
-__all__ = ["UPLOAD_SUFFIXES", "VIDEO_SUFFIXES", "VideoInfo", "no_videos", "probe_video", "require_av",
-           "upload_problem"]  # fmt: skip
+__all__ = [
+    "UPLOAD_SUFFIXES",
+    "VIDEO_SUFFIXES",
+    "VideoInfo",
+    "no_videos",
+    "probe_video",
+    "require_av",
+    "upload_problem",
+]
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"})
 _BLOCK = 8 << 20

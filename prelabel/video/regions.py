@@ -81,22 +81,41 @@ def track_regions(
         seen = track.frames[where] == shown  # Label Studio frames whose picture the track is on
         if not seen.any():
             continue
-        boxes = np.array([list(xyxy_to_percent(b, found.width, found.height).values())
-                          for b in track.xyxy[where[seen]]])  # fmt: skip
+        boxes = np.array(
+            [list(xyxy_to_percent(b, found.width, found.height).values()) for b in track.xyxy[where[seen]]]
+        )
         keys = thin(np.flatnonzero(seen) + 1, boxes, count, min_iou)
         out.keyframes += len(keys)
-        out.results.append({
-            "id": f"track-{track.id}", "type": RESULT_TYPE, "from_name": control.name,
-            "to_name": control.to_name, "origin": "prediction", "score": track.score,
-            "value": {"framesCount": count, "duration": duration, "labels": [label],
-                      "sequence": [_keyframe_json(k, rate) for k in keys]},
-        })  # fmt: skip
+        out.results.append(
+            {
+                "id": f"track-{track.id}",
+                "type": RESULT_TYPE,
+                "from_name": control.name,
+                "to_name": control.to_name,
+                "origin": "prediction",
+                "score": track.score,
+                "value": {
+                    "framesCount": count,
+                    "duration": duration,
+                    "labels": [label],
+                    "sequence": [_keyframe_json(k, rate) for k in keys],
+                },
+            }
+        )
     return out
 
 
 def _keyframe_json(key: Keyframe, rate: float) -> dict[str, Any]:
-    return {"frame": key.frame, "time": key.frame / rate, "x": key.x, "y": key.y, "width": key.width,
-            "height": key.height, "rotation": key.rotation, "enabled": key.enabled}  # fmt: skip
+    return {
+        "frame": key.frame,
+        "time": key.frame / rate,
+        "x": key.x,
+        "y": key.y,
+        "width": key.width,
+        "height": key.height,
+        "rotation": key.rotation,
+        "enabled": key.enabled,
+    }
 
 
 @dataclass(frozen=True)
@@ -119,16 +138,29 @@ def keyframes_of(result: Mapping[str, Any]) -> VideoRegion:
     keys = []
     for n, item in enumerate(value["sequence"]):
         try:
-            keys.append(Keyframe(int(item["frame"]), float(item["x"]), float(item["y"]), float(item["width"]),
-                                 float(item["height"]), float(item.get("rotation") or 0.0),
-                                 bool(item.get("enabled", False))))  # fmt: skip
+            keys.append(
+                Keyframe(
+                    int(item["frame"]),
+                    float(item["x"]),
+                    float(item["y"]),
+                    float(item["width"]),
+                    float(item["height"]),
+                    float(item.get("rotation") or 0.0),
+                    bool(item.get("enabled", False)),
+                )
+            )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"keyframe {n} needs frame, x, y, width and height numbers ({exc})") from exc
     labels = value.get("labels") or []
     count = int(value.get("framesCount") or 0) or max((k.frame for k in keys), default=0)
     score = result.get("score")
-    return VideoRegion(str(result.get("id") or ""), str(labels[0]) if labels else "", tuple(keys), count,
-                       float(score) if isinstance(score, int | float) else None)  # fmt: skip
+    return VideoRegion(
+        str(result.get("id") or ""),
+        str(labels[0]) if labels else "",
+        tuple(keys),
+        count,
+        float(score) if isinstance(score, int | float) else None,
+    )
 
 
 def video_regions(results: Iterable[Mapping[str, Any]]) -> tuple[list[VideoRegion], list[str]]:

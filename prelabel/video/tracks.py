@@ -77,20 +77,35 @@ class VideoTracks:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "frames": self.frames, "width": self.width, "height": self.height,
-            "tracks": [{"id": t.id, "frames": t.frames.tolist(), "xyxy": t.xyxy.round(3).tolist(),
-                        "scores": t.scores.round(6).tolist(), "labels": list(t.labels)} for t in self.tracks],
-        }  # fmt: skip
+            "frames": self.frames,
+            "width": self.width,
+            "height": self.height,
+            "tracks": [
+                {
+                    "id": t.id,
+                    "frames": t.frames.tolist(),
+                    "xyxy": t.xyxy.round(3).tolist(),
+                    "scores": t.scores.round(6).tolist(),
+                    "labels": list(t.labels),
+                }
+                for t in self.tracks
+            ],
+        }
 
     @classmethod
     def from_json(cls, data: Any, source: str = "<tracks>") -> VideoTracks:
         """Parse ``to_json``'s shape; anything else raises ``PredictionFileError``."""
         try:
             tracks = tuple(
-                Track(int(t["id"]), np.asarray(t["frames"]), np.asarray(t["xyxy"], dtype=np.float64),
-                      np.asarray(t["scores"], dtype=np.float64), tuple(t["labels"]))
+                Track(
+                    int(t["id"]),
+                    np.asarray(t["frames"]),
+                    np.asarray(t["xyxy"], dtype=np.float64),
+                    np.asarray(t["scores"], dtype=np.float64),
+                    tuple(t["labels"]),
+                )
                 for t in data["tracks"]
-            )  # fmt: skip
+            )
             return cls(int(data["frames"]), int(data["width"]), int(data["height"]), tracks)
         except (KeyError, TypeError, ValueError) as exc:
             raise PredictionFileError(source, f"not a tracks document ({exc})") from exc
@@ -102,8 +117,14 @@ class TrackBuilder:
 
     boxes: dict[int, list[tuple[int, Sequence[float], float, str]]] = field(default_factory=dict)
 
-    def add(self, frame: int, ids: Sequence[int], xyxy: npt.ArrayLike, scores: Sequence[float],
-            labels: Sequence[str]) -> None:  # fmt: skip
+    def add(
+        self,
+        frame: int,
+        ids: Sequence[int],
+        xyxy: npt.ArrayLike,
+        scores: Sequence[float],
+        labels: Sequence[str],
+    ) -> None:
         boxes = np.asarray(xyxy, dtype=np.float64).reshape(-1, 4)
         for obj, box, score, label in zip(ids, boxes, scores, labels, strict=True):
             self.boxes.setdefault(int(obj), []).append((frame, box.tolist(), float(score), str(label)))
@@ -114,7 +135,13 @@ class TrackBuilder:
         tracks = []
         for number, obj in enumerate(order, start=1):
             rows = sorted(self.boxes[obj], key=lambda row: row[0])
-            tracks.append(Track(number, np.array([r[0] for r in rows]),
-                                np.array([r[1] for r in rows]), np.array([r[2] for r in rows]),
-                                tuple(r[3] for r in rows)))  # fmt: skip
+            tracks.append(
+                Track(
+                    number,
+                    np.array([r[0] for r in rows]),
+                    np.array([r[1] for r in rows]),
+                    np.array([r[2] for r in rows]),
+                    tuple(r[3] for r in rows),
+                )
+            )
         return VideoTracks(frames, width, height, tuple(tracks))

@@ -91,10 +91,13 @@ def _options(command: Command) -> str:
 
 def _commands(command: Command, path: tuple[str, ...]) -> str:
     rows = [
-        [f"[{code(' '.join([*path, name]))}](#{'-'.join([*path, name])})",
-         getattr(sub, "rich_help_panel", None) or "", sub.get_short_help_str(limit=200)]
+        [
+            f"[{code(' '.join([*path, name]))}](#{'-'.join([*path, name])})",
+            getattr(sub, "rich_help_panel", None) or "",
+            sub.get_short_help_str(limit=200),
+        ]
         for name, sub in _subcommands(command, path[-1])
-    ]  # fmt: skip
+    ]
     if not any(row[1] for row in rows):
         return table(["command", "what it does"], [[row[0], row[2]] for row in rows]) if rows else ""
     return table(["command", "group", "what it does"], rows)
@@ -122,8 +125,13 @@ def _section(path: tuple[str, ...], command: Command) -> str:
     level = "#" * min(len(path) + 1, 4)
     name = " ".join(path)
     usage = " ".join(command.collect_usage_pieces(typer.Context(command, info_name=name)))
-    parts = [f"{level} {name}", help_markdown(command.help or ""), f"```\n{name} {usage}\n```",
-             _commands(command, path), _options(command)]  # fmt: skip
+    parts = [
+        f"{level} {name}",
+        help_markdown(command.help or ""),
+        f"```\n{name} {usage}\n```",
+        _commands(command, path),
+        _options(command),
+    ]
     return "\n\n".join(p for p in parts if p) + "\n"
 
 

@@ -44,18 +44,26 @@ def parameter_models(flow: Flow[..., object]) -> list[type[BaseModel]]:
 
 
 def _section(module: str, flow: Flow[..., object]) -> str:
-    parts = [f"## {flow.name}", inspect.cleandoc(flow.fn.__doc__ or ""),
-             f"Entrypoint: {code(f'flows/{module}.py:{flow.fn.__name__}')}"]  # fmt: skip
+    parts = [
+        f"## {flow.name}",
+        inspect.cleandoc(flow.fn.__doc__ or ""),
+        f"Entrypoint: {code(f'flows/{module}.py:{flow.fn.__name__}')}",
+    ]
     for model in parameter_models(flow):
         name = next(iter(inspect.signature(flow.fn).parameters))
         parts.append(
             f"Parameters ({code(name)}, {code(model.__name__)}): {inspect.cleandoc(model.__doc__ or '')}"
         )
         rows = [
-            [code(field), field_type(info.annotation), field_default(info), field_limits(info),
-             info.description or ""]
+            [
+                code(field),
+                field_type(info.annotation),
+                field_default(info),
+                field_limits(info),
+                info.description or "",
+            ]
             for field, info in model.model_fields.items()
-        ]  # fmt: skip
+        ]
         parts.append(table(["parameter", "type", "default", "limits", "what it does"], rows))
     return "\n\n".join(p for p in parts if p) + "\n"
 

@@ -161,14 +161,27 @@ def test_convert_corpus_images_and_raw_files(tmp_path: Path) -> None:
     (folder / "twin.png").write_bytes(encode_image(Image.new("RGB", (20, 10)), "PNG"))
     (folder / "twin.json").write_text(good_raw)
 
-    done = run_prelabel("convert", "--input-dir", "in", "--config", "labeling.xml", "--tasks", "tasks.json",
-                        "--errors-csv", "errors.csv", cwd=_with_config(tmp_path))  # fmt: skip
+    done = run_prelabel(
+        "convert",
+        "--input-dir",
+        "in",
+        "--config",
+        "labeling.xml",
+        "--tasks",
+        "tasks.json",
+        "--errors-csv",
+        "errors.csv",
+        cwd=_with_config(tmp_path),
+    )
     _clean(done, 1)
     errors = _rows(tmp_path / "errors.csv")
     ambiguous = "ambiguous raw file in/twin.json: 1 other image(s) of the same stem claim it"
-    expected = {**{name: why for name, (_, why) in bad_images.items()},
-                **{f"{stem}.jpg": why for stem, (_, why) in bad_raw.items()},
-                "twin.jpg": ambiguous, "twin.png": ambiguous}  # fmt: skip
+    expected = {
+        **{name: why for name, (_, why) in bad_images.items()},
+        **{f"{stem}.jpg": why for stem, (_, why) in bad_raw.items()},
+        "twin.jpg": ambiguous,
+        "twin.png": ambiguous,
+    }
     assert set(errors) == set(expected), sorted(set(errors) ^ set(expected))
     wrong = {name: errors[name] for name, why in expected.items() if why not in errors[name]}
     assert wrong == {}, wrong  # each failed for its own reason
@@ -212,8 +225,15 @@ def test_ingest_corpus_url_lists(tmp_path: Path) -> None:
         }
         listing = tmp_path / "urls.txt"
         listing.write_text("\n".join([*good, good[0], *bad]) + "\n")  # good[0] listed twice
-        done = run_prelabel("ingest", "--source", "urls.txt", "--manifest", "m.csv", cwd=tmp_path,
-                            env={"PRELABEL_LS_URL": "http://localhost:1"})  # fmt: skip
+        done = run_prelabel(
+            "ingest",
+            "--source",
+            "urls.txt",
+            "--manifest",
+            "m.csv",
+            cwd=tmp_path,
+            env={"PRELABEL_LS_URL": "http://localhost:1"},
+        )
     _clean(done, 1)
     errors = _rows(tmp_path / "m_errors.csv", names=False)
     for uri, text in bad.items():
@@ -228,8 +248,16 @@ def test_ingest_corpus_url_lists(tmp_path: Path) -> None:
 def test_ingest_corpus_rest_api_that_ignores_the_offset(tmp_path: Path) -> None:
     records = [{"image_url": f"http://127.0.0.1:1/img/{i}.jpg", "species": "oak"} for i in range(3)]
     with serve(Site({}, records=records)) as site:
-        done = run_prelabel("ingest", "--source", f"{site.url}/api/stuck", "--url-path", "trees[].image_url",
-                            "--manifest", "m.csv", cwd=tmp_path)  # fmt: skip
+        done = run_prelabel(
+            "ingest",
+            "--source",
+            f"{site.url}/api/stuck",
+            "--url-path",
+            "trees[].image_url",
+            "--manifest",
+            "m.csv",
+            cwd=tmp_path,
+        )
         assert site.hits["/api/stuck"] == 2  # the second page repeated the first: stopped
     _clean(done, 1)
     assert "ignores 'offset'" in (tmp_path / "m_errors.csv").read_text()
@@ -243,8 +271,9 @@ def test_ingest_corpus_videos(tmp_path: Path) -> None:
     _make_video(videos / "a" / "cam.mp4", seconds=1)
     _make_video(videos / "a_cam.mp4", seconds=1)  # its frames would be named like a/cam.mp4's
     (videos / "empty.mp4").write_bytes(b"")  # 0 bytes
-    done = run_prelabel("ingest", "--source", "videos", "--video-fps", "1", "--manifest", "v.csv",
-                        cwd=tmp_path)  # fmt: skip
+    done = run_prelabel(
+        "ingest", "--source", "videos", "--video-fps", "1", "--manifest", "v.csv", cwd=tmp_path
+    )
     _clean(done, 1)
     errors = _rows(tmp_path / "v_errors.csv")
     assert set(errors) == {"a_cam.mp4", "empty.mp4"}, errors
@@ -271,18 +300,29 @@ def test_a_bad_cache_entry_is_a_miss_and_is_rewritten(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("file", "body", "says"),
     [
-        ("bomb.yaml", "a: &a [x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: [*b,*b,*b,*b,*b]\n",
-         "aliases"),  # a YAML alias bomb
+        (
+            "bomb.yaml",
+            "a: &a [x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: [*b,*b,*b,*b,*b]\n",
+            "aliases",
+        ),  # a YAML alias bomb
         ("nested.yaml", "car:\n  deep:\n    deeper: x\n", "nested too deep"),  # not flat
         ("lists.json", '{"car": ["vehicle"]}', "must be a string"),  # a value that is not a label
         ("text.json", "not json at all", "not valid JSON"),  # not JSON
     ],
-)  # fmt: skip
+)
 def test_bad_label_maps_are_one_line(tmp_path: Path, file: str, body: str, says: str) -> None:
     (tmp_path / "in").mkdir()
     (tmp_path / file).write_text(body)
-    done = run_prelabel("convert", "--input-dir", "in", "--config", "labeling.xml", "--label-map", file,
-                        cwd=_with_config(tmp_path))  # fmt: skip
+    done = run_prelabel(
+        "convert",
+        "--input-dir",
+        "in",
+        "--config",
+        "labeling.xml",
+        "--label-map",
+        file,
+        cwd=_with_config(tmp_path),
+    )
     _clean(done, 2)
     assert says in done.stderr and len(done.stderr.strip().splitlines()) <= 3, done.stderr
 
@@ -291,11 +331,13 @@ def test_bad_label_maps_are_one_line(tmp_path: Path, file: str, body: str, says:
     ("body", "says"),
     [
         ("<View><Image name='i' value='$image'>", "labeling config"),  # unclosed XML
-        ('<?xml version="1.0"?><!DOCTYPE v [<!ENTITY x SYSTEM "file:///etc/passwd">]><View>&x;</View>',
-         "labeling config"),  # an external entity: never resolved
+        (
+            '<?xml version="1.0"?><!DOCTYPE v [<!ENTITY x SYSTEM "file:///etc/passwd">]><View>&x;</View>',
+            "labeling config",
+        ),  # an external entity: never resolved
         ("<View><Image name='i' value='$image'/></View>", "RectangleLabels"),  # nothing to fill
     ],
-)  # fmt: skip
+)
 def test_bad_labeling_configs_are_one_line(tmp_path: Path, body: str, says: str) -> None:
     folder = tmp_path / "in"
     folder.mkdir()
@@ -337,8 +379,19 @@ def test_nothing_escapes_an_export_folder(tmp_path: Path) -> None:
     with serve(Site({s.name: s.data for s in SAMPLES})) as site:
         hostile = f"{site.url}/?f=../../../evil.jpg"
         (tmp_path / "m.csv").write_text(f"uri\n{hostile}\n")
-        done = run_prelabel("export", "--manifest", "m.csv", "--model", "ocr", "--to", "out/export",
-                            "--with-images", "--output-dir", "out/report", cwd=tmp_path)  # fmt: skip
+        done = run_prelabel(
+            "export",
+            "--manifest",
+            "m.csv",
+            "--model",
+            "ocr",
+            "--to",
+            "out/export",
+            "--with-images",
+            "--output-dir",
+            "out/report",
+            cwd=tmp_path,
+        )
     _clean(done, 0)
     written = [p for p in tmp_path.rglob("*") if p.is_file()]
     outside = [p for p in written if not p.is_relative_to(tmp_path / "out") and p.name != "m.csv"]

@@ -19,8 +19,11 @@ def test_brush_benchmark_runs_and_checks_equality() -> None:
     script = str(ROOT / "benchmarks" / "brush_rle.py")
     done = subprocess.run(
         [sys.executable, script, "--height", "48", "--width", "64", "--repeat", "1"],
-        capture_output=True, text=True, check=False, cwd=ROOT,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+    )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0].startswith("machine:")
@@ -36,30 +39,54 @@ def test_brush_benchmark_runs_and_checks_equality() -> None:
 def test_matching_benchmark_runs() -> None:
     done = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "matching.py"), "--n", "2000", "--fuzzy-left", "10"],
-        capture_output=True, text=True, check=False, cwd=ROOT,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+    )
     assert done.returncode == 0, done.stderr
     assert "exact path:" in done.stdout and "10 stem/fuzzy matches" in done.stdout
 
 
 def test_post_benchmark_runs_against_the_real_server(label_studio) -> None:  # type: ignore[no-untyped-def]
     done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "post_bulk.py"), "--tasks", "20",
-         "--ls-url", label_studio.url],
-        capture_output=True, text=True, check=False, cwd=ROOT,
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "post_bulk.py"),
+            "--tasks",
+            "20",
+            "--ls-url",
+            label_studio.url,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
         env={**os.environ, "PRELABEL_LS_API_KEY": label_studio.legacy_token.get_secret_value()},
-    )  # fmt: skip
+    )
     assert done.returncode == 0, done.stderr
     assert "ratio:" in done.stdout
 
 
 def test_serve_benchmark_runs_against_the_real_server(label_studio) -> None:  # type: ignore[no-untyped-def]
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.serve", "--tasks", "4", "--concurrency", "4",
-         "--ls-url", label_studio.url],
-        capture_output=True, text=True, check=False, cwd=ROOT,
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.serve",
+            "--tasks",
+            "4",
+            "--concurrency",
+            "4",
+            "--ls-url",
+            label_studio.url,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
         env={**os.environ, "PRELABEL_LS_API_KEY": label_studio.legacy_token.get_secret_value()},
-    )  # fmt: skip
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     for line in ("prelabel serve, uncached", "prelabel serve, cached", "examples' way (reload per request)"):
         assert line in done.stdout and "p95" in done.stdout.split(line)[1].splitlines()[0]
@@ -70,9 +97,12 @@ def test_orchestration_benchmark_runs(label_studio) -> None:  # type: ignore[no-
     script = str(ROOT / "benchmarks" / "orchestration.py")
     done = subprocess.run(
         [sys.executable, script, "--images", "30", "--batch-size", "10", "--ls-url", label_studio.url],
-        capture_output=True, text=True, check=False, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
         env={**os.environ, "PRELABEL_LS_API_KEY": label_studio.legacy_token.get_secret_value()},
-    )  # fmt: skip
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "ms/image" in done.stdout and "full rerun" in done.stdout
 
@@ -80,11 +110,35 @@ def test_orchestration_benchmark_runs(label_studio) -> None:  # type: ignore[no-
 def test_grounded_sam2_benchmark_runs_tiny_on_cpu(tmp_path: Path) -> None:
     figures = tmp_path / "figures.json"
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.grounded_sam2", "--tiny", "--images", "4", "--width", "96",
-         "--height", "64", "--batch-sizes", "2", "--device", "cpu", "--no-fused-attention",
-         "--channels-last", "--block-queries", "16", "--attn-implementation", "sdpa", "--json", str(figures)],
-        capture_output=True, text=True, check=False, cwd=ROOT,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.grounded_sam2",
+            "--tiny",
+            "--images",
+            "4",
+            "--width",
+            "96",
+            "--height",
+            "64",
+            "--batch-sizes",
+            "2",
+            "--device",
+            "cpu",
+            "--no-fused-attention",
+            "--channels-last",
+            "--block-queries",
+            "16",
+            "--attn-implementation",
+            "sdpa",
+            "--json",
+            str(figures),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     lines = done.stdout.splitlines()
     assert lines[0].startswith("machine:") and lines[-1].startswith("ratio:")
@@ -114,10 +168,28 @@ def test_grounded_sam2_benchmark_runs_tiny_on_cpu(tmp_path: Path) -> None:
 
 def test_sam3_benchmark_runs_tiny_on_cpu_and_checks_the_loop() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.sam3_gpu", "--tiny", "--images", "3", "--width", "96", "--height",
-         "64", "--prompts", "3", "--batch-sizes", "3"],
-        capture_output=True, text=True, check=False, cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"},
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.sam3_gpu",
+            "--tiny",
+            "--images",
+            "3",
+            "--width",
+            "96",
+            "--height",
+            "64",
+            "--prompts",
+            "3",
+            "--batch-sizes",
+            "3",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.splitlines()
     assert lines[0].startswith("machine:") and "3 prompts, 10 regions each" in lines[1]
@@ -130,15 +202,41 @@ def test_sam3_benchmark_runs_tiny_on_cpu_and_checks_the_loop() -> None:
 def test_gpu_variants_benchmark_runs_tiny_on_cpu(tmp_path: Path) -> None:
     figures = tmp_path / "variants.json"
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.gpu_variants", "--tiny", "--images", "4", "--width", "96",
-         "--height", "64", "--batch-sizes", "2", "--device", "cpu", "--json", str(figures)],
-        capture_output=True, text=True, check=False, cwd=ROOT,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.gpu_variants",
+            "--tiny",
+            "--images",
+            "4",
+            "--width",
+            "96",
+            "--height",
+            "64",
+            "--batch-sizes",
+            "2",
+            "--device",
+            "cpu",
+            "--json",
+            str(figures),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     table = done.stdout.split("masks equal (worst IoU)\n")[1].splitlines()
     variants = json.loads(figures.read_text())["variants"]
-    names = ["default", "float16", "no fused attention", "eager attention", "channels last", "block 16",
-             "block 64"]  # fmt: skip
+    names = [
+        "default",
+        "float16",
+        "no fused attention",
+        "eager attention",
+        "channels last",
+        "block 16",
+        "block 64",
+    ]
     assert [v["variant"] for v in variants] == names and [line[:20].strip() for line in table[:7]] == names
     assert table[0].split()[1:4] == [
         f"{variants[0]['images_per_s']:.2f}",
@@ -156,10 +254,24 @@ def test_gpu_variants_benchmark_runs_tiny_on_cpu(tmp_path: Path) -> None:
 
 def test_download_benchmark_runs() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.download", "--urls", "60", "--sequential", "10",
-         "--latency", "0.01", "--concurrency", "8"],
-        capture_output=True, text=True, check=False, cwd=ROOT,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.download",
+            "--urls",
+            "60",
+            "--sequential",
+            "10",
+            "--latency",
+            "0.01",
+            "--concurrency",
+            "8",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.splitlines()[-1].startswith("ratio:") and "peak RSS" in done.stdout
 
@@ -185,14 +297,24 @@ def test_gpu_check_smoke_run_writes_its_eight_files(tmp_path: Path) -> None:
     out = tmp_path / "out"
     done = subprocess.run(
         ["bash", str(ROOT / "scripts" / "gpu-check"), "--smoke"],
-        capture_output=True, text=True, check=False, cwd=ROOT, timeout=600,
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+        timeout=600,
         env={**os.environ, "OUT": str(out), "PYTHON": sys.executable},
-    )  # fmt: skip
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert sorted(p.name for p in out.iterdir()) == [
-        "bench-fused.json", "bench-fused.log", "bench-plain.json", "bench-plain.log",
-        "gpu-check.log", "pytest.log", "variants.json", "variants.log",
-    ]  # fmt: skip
+        "bench-fused.json",
+        "bench-fused.log",
+        "bench-plain.json",
+        "bench-plain.log",
+        "gpu-check.log",
+        "pytest.log",
+        "variants.json",
+        "variants.log",
+    ]
     best = json.loads((out / "bench-fused.json").read_text())["best"]["batch"]
     assert json.loads((out / "bench-plain.json").read_text())["settings"]["batch_sizes"] == str(best)
     assert json.loads((out / "variants.json").read_text())["batch"] == best
@@ -202,10 +324,29 @@ def test_gpu_check_smoke_run_writes_its_eight_files(tmp_path: Path) -> None:
 
 def test_video_benchmark_runs_tiny_on_cpu() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.video_gpu", "--tiny", "--width", "96", "--height", "64",
-         "--fps", "12", "--objects", "2", "--seconds", "0.25", "0.5"],
-        capture_output=True, text=True, check=False, cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"},
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.video_gpu",
+            "--tiny",
+            "--width",
+            "96",
+            "--height",
+            "64",
+            "--fps",
+            "12",
+            "--objects",
+            "2",
+            "--seconds",
+            "0.25",
+            "0.5",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.splitlines()
     assert lines[0].startswith("machine:") and "sam3-video 0.25 s (3 frames)" in lines[1]
@@ -215,11 +356,20 @@ def test_video_benchmark_runs_tiny_on_cpu() -> None:
 
 def test_startup_benchmark_runs(label_studio) -> None:  # type: ignore[no-untyped-def]
     done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "startup.py"), "--repeat", "1",
-         "--ls-url", label_studio.url],
-        capture_output=True, text=True, check=False, cwd=ROOT,
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "startup.py"),
+            "--repeat",
+            "1",
+            "--ls-url",
+            label_studio.url,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
         env={**os.environ, "PRELABEL_LS_API_KEY": label_studio.legacy_token.get_secret_value()},
-    )  # fmt: skip
+    )
     assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-3000:]
     assert "local     server: first task" in done.stdout and "temporary server: first task" in done.stdout
     assert "ratio (temporary / local, first task, medians):" in done.stdout
@@ -228,8 +378,11 @@ def test_startup_benchmark_runs(label_studio) -> None:  # type: ignore[no-untype
 def test_export_costs_benchmark_runs() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.export_costs", "--n", "1"],
-        capture_output=True, text=True, check=False, cwd=ROOT,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.splitlines()
     assert lines[0].startswith("machine:") and "1 1080p JPEGs per orientation" in lines[0]
@@ -243,10 +396,12 @@ def test_export_costs_benchmark_runs() -> None:
 
 def test_review_page_benchmark_runs() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.review_page", "--items", "30", "--dims", "8",
-         "--answers", "12"],
-        capture_output=True, text=True, check=False, cwd=ROOT,
-    )  # fmt: skip
+        [sys.executable, "-m", "benchmarks.review_page", "--items", "30", "--dims", "8", "--answers", "12"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.startswith("answer + next + progress, 30 items x 8 dims: median "), done.stdout
     assert " ms, worst " in done.stdout

@@ -69,11 +69,18 @@ def _photo_and_predictions(folder: Path) -> npt.NDArray[np.uint8]:
     mask = np.zeros((HEIGHT, WIDTH), np.uint8)
     mask[CAR_MASKED[1] : CAR_MASKED[3], CAR_MASKED[0] : CAR_MASKED[2]] = 1
     person_points = tuple(Keypoint(name, x, y, 0.9) for name, (x, y) in MARKS.items())
-    save_raw_file(folder / "scene_dinox_preannot.json", Detections(
-        xyxy=BOXES, scores=[0.9, 0.8, 0.8, 0.7], labels=["person", "car", "car", "dog"],
-        masks=(None, mask_to_coco(mask), None, None), polygons=(None, None, None, DOG),
-        keypoints=(person_points, None, None, None), choices=(Choice("night", 0.9),),
-    ))  # fmt: skip
+    save_raw_file(
+        folder / "scene_dinox_preannot.json",
+        Detections(
+            xyxy=BOXES,
+            scores=[0.9, 0.8, 0.8, 0.7],
+            labels=["person", "car", "car", "dog"],
+            masks=(None, mask_to_coco(mask), None, None),
+            polygons=(None, None, None, DOG),
+            keypoints=(person_points, None, None, None),
+            choices=(Choice("night", 0.9),),
+        ),
+    )
     return shown.to_array()
 
 
@@ -114,17 +121,45 @@ def test_predictions_are_drawn_on_their_objects(
 ) -> None:
     chromium_path()  # skip before any work when the browser is missing
     displayed = _photo_and_predictions(tmp_path / "photos")
-    env = {"PRELABEL_LS_URL": label_studio.url,
-           "PRELABEL_LS_API_KEY": label_studio.legacy_token.get_secret_value()}  # fmt: skip
-    done = run_prelabel("project", "create", "--title", "seen in a browser", "--labels", "person,car,dog",
-                        "--tools", "box,mask,polygon", "--keypoints", "nose,tail", "--choices", "day,night",
-                        cwd=tmp_path, env=env)  # fmt: skip
+    env = {
+        "PRELABEL_LS_URL": label_studio.url,
+        "PRELABEL_LS_API_KEY": label_studio.legacy_token.get_secret_value(),
+    }
+    done = run_prelabel(
+        "project",
+        "create",
+        "--title",
+        "seen in a browser",
+        "--labels",
+        "person,car,dog",
+        "--tools",
+        "box,mask,polygon",
+        "--keypoints",
+        "nose,tail",
+        "--choices",
+        "day,night",
+        cwd=tmp_path,
+        env=env,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     project_id = int(done.stdout.split()[-1])
-    done = run_prelabel("run", "--input-dir", "photos", "--project-id", str(project_id),
-                        "--model", "raw-files", "--import-new", "--show-predictions",
-                        "--model-version", MODEL_VERSION, "--output-dir", "out",
-                        cwd=tmp_path, env=env)  # fmt: skip
+    done = run_prelabel(
+        "run",
+        "--input-dir",
+        "photos",
+        "--project-id",
+        str(project_id),
+        "--model",
+        "raw-files",
+        "--import-new",
+        "--show-predictions",
+        "--model-version",
+        MODEL_VERSION,
+        "--output-dir",
+        "out",
+        cwd=tmp_path,
+        env=env,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     (task,) = ls_client.iter_tasks(project_id)
     (prediction,) = ls_client.task_predictions(task.id)

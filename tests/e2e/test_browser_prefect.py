@@ -15,8 +15,18 @@ from tests.support.docs_images import docs_image
 def test_the_printed_address_shows_the_run_and_its_task_runs(prefect_server: str, tmp_path: Path) -> None:
     chromium_path()  # skip before any work when the browser is missing
     assert run_prelabel("samples", "--output-dir", "photos", cwd=tmp_path).returncode == 0
-    done = run_prelabel("infer", "--input-dir", "photos", "--model", "ocr", "--output-dir", "raw",
-                        "--cache-dir", "cache", cwd=tmp_path)  # fmt: skip
+    done = run_prelabel(
+        "infer",
+        "--input-dir",
+        "photos",
+        "--model",
+        "ocr",
+        "--output-dir",
+        "raw",
+        "--cache-dir",
+        "cache",
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     (address,) = re.findall(r"^Prefect UI: (http://\S+/runs/flow-run/\S+)$", done.stdout, re.MULTILINE)
 

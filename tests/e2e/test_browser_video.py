@@ -57,8 +57,15 @@ def _true_tracks() -> VideoTracks:
     for number, shape in enumerate((CAR, PERSON), start=1):
         frames = [n for n in range(FRAMES) if shape.box(n) is not None]
         boxes = [shape.box(n) for n in frames]
-        tracks.append(Track(number, np.array(frames), np.array(boxes, dtype=np.float64),
-                            np.full(len(frames), 0.9), (LABELS[shape],) * len(frames)))  # fmt: skip
+        tracks.append(
+            Track(
+                number,
+                np.array(frames),
+                np.array(boxes, dtype=np.float64),
+                np.full(len(frames), 0.9),
+                (LABELS[shape],) * len(frames),
+            )
+        )
     return VideoTracks(FRAMES, WIDTH, HEIGHT, tuple(tracks))
 
 
@@ -68,8 +75,9 @@ def _settled_screenshot(page: Page, frame: int, timeout: float = 20.0) -> npt.ND
     page.evaluate("n => window.Htx.annotationStore.selected.names.get('video').setFrame(n)", frame)
     page.wait_for_function(
         "n => window.Htx.annotationStore.selected.names.get('video').ref.current?.currentFrame === n",
-        arg=frame, timeout=timeout * 1000,
-    )  # fmt: skip
+        arg=frame,
+        timeout=timeout * 1000,
+    )
     deadline, last = time.monotonic() + timeout, b""
     while True:
         shot = page.screenshot()
@@ -101,23 +109,56 @@ def test_tracks_are_drawn_on_their_shapes_at_the_first_a_middle_and_the_last_fra
 ) -> None:
     chromium_path()  # skip before any work when the browser is missing
     (tmp_path / "videos").mkdir()
-    path = write_video(tmp_path / "videos" / "shapes.webm", frames=FRAMES, size=(WIDTH, HEIGHT), fps=FPS,
-                       shapes=(CAR, PERSON))  # fmt: skip
+    path = write_video(
+        tmp_path / "videos" / "shapes.webm",
+        frames=FRAMES,
+        size=(WIDTH, HEIGHT),
+        fps=FPS,
+        shapes=(CAR, PERSON),
+    )
     video = probe_video(path)
     # the run's model as the run makes it (its classes from the project's labels): its cache entry
     model = create_model("sam3-video", checkpoint=str(tiny_sam3_video), classes=["car", "person"])
     put_tracks(open_cache(tmp_path / "cache"), video.sha256, model.signature(), _true_tracks())
-    env = {"PRELABEL_LS_URL": label_studio.url, "HF_HUB_OFFLINE": "1",
-           "PRELABEL_LS_API_KEY": label_studio.legacy_token.get_secret_value()}  # fmt: skip
-    done = run_prelabel("project", "create", "--title", "video in a browser", "--labels", "car,person",
-                        "--video", cwd=tmp_path, env=env)  # fmt: skip
+    env = {
+        "PRELABEL_LS_URL": label_studio.url,
+        "HF_HUB_OFFLINE": "1",
+        "PRELABEL_LS_API_KEY": label_studio.legacy_token.get_secret_value(),
+    }
+    done = run_prelabel(
+        "project",
+        "create",
+        "--title",
+        "video in a browser",
+        "--labels",
+        "car,person",
+        "--video",
+        cwd=tmp_path,
+        env=env,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     project_id = int(done.stdout.split()[-1])
-    done = run_prelabel("run", "--input-dir", "videos", "--project-id", str(project_id), "--model",
-                        "sam3-video", "--import-new", "--show-predictions", "--cache-dir", "cache",
-                        "--output-dir", "out", "--model-version", "shapes",
-                        f"--model-option=checkpoint={tiny_sam3_video}", "--model-option=device=cpu",
-                        cwd=tmp_path, env=env)  # fmt: skip
+    done = run_prelabel(
+        "run",
+        "--input-dir",
+        "videos",
+        "--project-id",
+        str(project_id),
+        "--model",
+        "sam3-video",
+        "--import-new",
+        "--show-predictions",
+        "--cache-dir",
+        "cache",
+        "--output-dir",
+        "out",
+        "--model-version",
+        "shapes",
+        f"--model-option=checkpoint={tiny_sam3_video}",
+        "--model-option=device=cpu",
+        cwd=tmp_path,
+        env=env,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "| predictions from the cache | 1 |" in done.stdout  # the true tracks, not the model's
     (task,) = ls_client.iter_tasks(project_id, full=True)
@@ -127,8 +168,9 @@ def test_tracks_are_drawn_on_their_shapes_at_the_first_a_middle_and_the_last_fra
     for result in prediction["result"]:
         frames, boxes = expand(keyframes_of(result).keyframes, count)
         for frame, (x, y, w, h, _) in zip(frames.tolist(), boxes.tolist(), strict=True):
-            drawn.setdefault(frame, []).append((x * WIDTH / 100, y * HEIGHT / 100,
-                                                (x + w) * WIDTH / 100, (y + h) * HEIGHT / 100))  # fmt: skip
+            drawn.setdefault(frame, []).append(
+                (x * WIDTH / 100, y * HEIGHT / 100, (x + w) * WIDTH / 100, (y + h) * HEIGHT / 100)
+            )
     pictures = np.concatenate([c.rgb for c in iter_chunks(path, 100)])
     shown = shown_frames(video.times, FPS, count)
     assert [len(drawn.get(n, [])) for _, n in SEEN] == [
@@ -141,8 +183,9 @@ def test_tracks_are_drawn_on_their_shapes_at_the_first_a_middle_and_the_last_fra
         page = browser.new_page(viewport={"width": 1280, "height": 900}, device_scale_factor=1)
         log_in(page, label_studio)
         page.goto(f"{label_studio.url}/projects/{project_id}/data?task={task.id}")
-        page.wait_for_function("() => (window.Htx?.annotationStore?.selected?.regions?.length ?? 0) > 0",
-                               timeout=60_000)  # fmt: skip
+        page.wait_for_function(
+            "() => (window.Htx?.annotationStore?.selected?.regions?.length ?? 0) > 0", timeout=60_000
+        )
         screens = {}
         for name, frame in SEEN:
             screens[frame] = _settled_screenshot(page, frame)

@@ -69,8 +69,10 @@ def test_unreachable_label_studio(tmp_path: Path) -> None:
 def test_wrong_key_and_unknown_project(
     label_studio: LocalLabelStudio, project: Project, tmp_path: Path
 ) -> None:
-    good = {"PRELABEL_LS_URL": label_studio.url,
-            "PRELABEL_LS_API_KEY": label_studio.legacy_token.get_secret_value()}  # fmt: skip
+    good = {
+        "PRELABEL_LS_URL": label_studio.url,
+        "PRELABEL_LS_API_KEY": label_studio.legacy_token.get_secret_value(),
+    }
     wrong = {**good, "PRELABEL_LS_API_KEY": "not-the-key"}
     assert "refused the API key (401)" in _mistake(tmp_path, *RUN, env=wrong)
     missing = ["run", "--input-dir", "images", "--project-id", "99999", "--model", "ocr"]

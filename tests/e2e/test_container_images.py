@@ -37,8 +37,9 @@ IMAGES = built_images()
 """Tag -> Dockerfile: what docker/compose.yaml builds is what this tier builds (tests/e2e/test_docker.py
 checks that these are the CPU and GPU images and that compose uses no other image of ours)."""
 GPU_OPT_IN = "PRELABEL_TEST_GPU_IMAGE"
-ONE_OPENCV = ("import importlib.metadata as m, cv2; "
-              "print(sorted(m.packages_distributions()['cv2']), cv2.__version__)")  # fmt: skip
+ONE_OPENCV = (
+    "import importlib.metadata as m, cv2; print(sorted(m.packages_distributions()['cv2']), cv2.__version__)"
+)
 
 
 def _say(config: pytest.Config, line: str) -> None:
@@ -86,8 +87,13 @@ def gpu_image(buildah: Buildah, pytestconfig: pytest.Config) -> Iterator[str]:
         yield tag
 
 
-def _output(tool: Buildah, image: str, *command: str, volumes: dict[Path, str] | None = None,
-            env: dict[str, str] | None = None) -> str:  # fmt: skip
+def _output(
+    tool: Buildah,
+    image: str,
+    *command: str,
+    volumes: dict[Path, str] | None = None,
+    env: dict[str, str] | None = None,
+) -> str:
     done = tool.run(image, *command, volumes=volumes, env=env)
     assert done.returncode == 0, f"{' '.join(command)} in {image}:\n{(done.stdout + done.stderr)[-3000:]}"
     return done.stdout
@@ -119,11 +125,33 @@ def test_ocr_in_the_cpu_image_equals_ocr_here(
         folder.mkdir()
     (images / sample.name).write_bytes(sample.data)
     inside.chmod(0o777)  # written by the image's user, 10001
-    _output(buildah, cpu_image, "prelabel", "infer", "--model", "ocr", "--input-dir", "/images", "--out",
-            "/out", "--cache-dir", "/out/cache", volumes={images: "/images", inside: "/out"},
-            env={"PREFECT_API_URL": prefect_server})  # fmt: skip
-    done = run_prelabel("infer", "--model", "ocr", "--input-dir", str(images), "--out", str(here),
-                        "--cache-dir", str(here / "cache"))  # fmt: skip
+    _output(
+        buildah,
+        cpu_image,
+        "prelabel",
+        "infer",
+        "--model",
+        "ocr",
+        "--input-dir",
+        "/images",
+        "--out",
+        "/out",
+        "--cache-dir",
+        "/out/cache",
+        volumes={images: "/images", inside: "/out"},
+        env={"PREFECT_API_URL": prefect_server},
+    )
+    done = run_prelabel(
+        "infer",
+        "--model",
+        "ocr",
+        "--input-dir",
+        str(images),
+        "--out",
+        str(here),
+        "--cache-dir",
+        str(here / "cache"),
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     name = f"{sample.name}.prelabel.json"
     predicted = json.loads((inside / name).read_text())
@@ -132,11 +160,13 @@ def test_ocr_in_the_cpu_image_equals_ocr_here(
 
 
 def test_gpu_image_imports_torch_transformers_and_every_model(buildah: Buildah, gpu_image: str) -> None:
-    code = ("import importlib, pkgutil, torch, transformers, prelabel.predict.models as m\n"
-            "for module in pkgutil.iter_modules(m.__path__):\n"
-            "    importlib.import_module(f'prelabel.predict.models.{module.name}')\n"
-            "print(torch.__version__, torch.version.cuda, torch.backends.cudnn.version(),\n"
-            "      transformers.__version__)")  # fmt: skip
+    code = (
+        "import importlib, pkgutil, torch, transformers, prelabel.predict.models as m\n"
+        "for module in pkgutil.iter_modules(m.__path__):\n"
+        "    importlib.import_module(f'prelabel.predict.models.{module.name}')\n"
+        "print(torch.__version__, torch.version.cuda, torch.backends.cudnn.version(),\n"
+        "      transformers.__version__)"
+    )
     torch_version, cuda, cudnn, _ = _output(buildah, gpu_image, "python", "-c", code).split()
     assert cuda != "None", f"torch {torch_version} is a CPU build"  # the CUDA wheels, libraries included
     assert cudnn != "None", "cuDNN did not load"

@@ -47,8 +47,14 @@ class Stack:
 
     def start(self, name: str, args: list[str], **extra_env: str) -> None:
         log = (self.logs / f"{name}.log").open("wb")
-        self.processes[name] = subprocess.Popen(args, cwd=ROOT, env={**self.env, **extra_env}, stdout=log,
-                                                stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+        self.processes[name] = subprocess.Popen(
+            args,
+            cwd=ROOT,
+            env={**self.env, **extra_env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -137,8 +143,10 @@ class Stack:
 def stack(request: pytest.FixtureRequest, tmp_path: Path, label_studio: LocalLabelStudio) -> Iterator[Stack]:
     """The stack on SQLite, or on PostgreSQL where a test asks (``indirect`` parameter
     "postgresql"): production's database (docker/compose.yaml), started for the test."""
-    ls = {"PRELABEL_LS_URL": label_studio.url,
-          "PRELABEL_LS_API_KEY": label_studio.legacy_token.get_secret_value()}  # fmt: skip
+    ls = {
+        "PRELABEL_LS_URL": label_studio.url,
+        "PRELABEL_LS_API_KEY": label_studio.legacy_token.get_secret_value(),
+    }
     if getattr(request, "param", "sqlite") == "postgresql":
         with (
             postgres_url() as url,
@@ -157,15 +165,21 @@ def prefect_stack(tmp_path: Path, extra_env: dict[str, str]) -> Iterator[Stack]:
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env |= {
-        "PREFECT_HOME": str(home), "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
+        "PREFECT_HOME": str(home),
+        "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
         "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home}/prefect.db",
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2",
-        "PREFECT_WORKER_QUERY_SECONDS": "2", "PREFECT_WORKER_PREFETCH_SECONDS": "1",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2",
+        "PREFECT_WORKER_QUERY_SECONDS": "2",
+        "PREFECT_WORKER_PREFETCH_SECONDS": "1",
         # two cores shared by the server (SQLite), three workers and their flow runs: be patient
-        "PREFECT_API_REQUEST_TIMEOUT": "120", "PREFECT_SERVER_DATABASE_TIMEOUT": "60",
-        "PRELABEL_ROOT": str(ROOT), "PYTHONPATH": str(ROOT), "PRELABEL_CACHE_DIR": str(tmp_path / "cache"),
+        "PREFECT_API_REQUEST_TIMEOUT": "120",
+        "PREFECT_SERVER_DATABASE_TIMEOUT": "60",
+        "PRELABEL_ROOT": str(ROOT),
+        "PYTHONPATH": str(ROOT),
+        "PRELABEL_CACHE_DIR": str(tmp_path / "cache"),
         **extra_env,
-    }  # fmt: skip
+    }
     running = Stack(f"http://127.0.0.1:{port}/api", env, tmp_path)
     running.start("server", [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)])
     try:
@@ -283,11 +297,20 @@ def test_a_worker_killed_mid_shard_the_shard_runs_again_and_every_task_has_one_p
     stack.deploy_with_workers("--crash-silent-after", str(CRASH_AFTER))
     with serve(Site({}, slow=2.0)) as site:
         manifest = slow_images(20, tmp_path, site)
-        params = {"project_id": project.id, "manifest": str(manifest), "model": "detr", "import_new": True,
-                  "model_options": {"checkpoint": str(detr_says_dog), "threshold": 0.5, "device": "cpu"},
-                  "model_version": "survivor", "shard_size": 10, "max_parallel_shards": 2, "batch_size": 2,
-                  "label_map": {"car": "civilian vehicle"}, "output_dir": str(tmp_path / "out"),
-                  "unmatched_csv": str(tmp_path / "out" / "unmatched.csv")}  # fmt: skip
+        params = {
+            "project_id": project.id,
+            "manifest": str(manifest),
+            "model": "detr",
+            "import_new": True,
+            "model_options": {"checkpoint": str(detr_says_dog), "threshold": 0.5, "device": "cpu"},
+            "model_version": "survivor",
+            "shard_size": 10,
+            "max_parallel_shards": 2,
+            "batch_size": 2,
+            "label_map": {"car": "civilian vehicle"},
+            "output_dir": str(tmp_path / "out"),
+            "unmatched_csv": str(tmp_path / "out" / "unmatched.csv"),
+        }
         run_with_a_shard_killed(stack, "preannotate/preannotate", params, site, tmp_path / "cache")
     tasks = list(ls_client.iter_tasks(project.id, full=True))
     assert len(tasks) == 20
@@ -308,17 +331,27 @@ def test_deploy_schedule_and_scale_out_over_two_gpu_workers(
     images.mkdir()
     for sample in make_samples():
         (images / sample.name).write_bytes(sample.data)
-    params = {"project_id": project.id, "input_dir": str(images), "model": "detr", "import_new": True,
-              "model_options": {"checkpoint": str(detr_says_car), "threshold": 0.5, "device": "cpu"},
-              "model_version": "deployed", "shard_size": 1, "max_parallel_shards": 4,
-              "label_map": {"car": "civilian vehicle"}, "output_dir": str(tmp_path / "out"),
-              "unmatched_csv": str(tmp_path / "out" / "unmatched.csv")}  # fmt: skip
+    params = {
+        "project_id": project.id,
+        "input_dir": str(images),
+        "model": "detr",
+        "import_new": True,
+        "model_options": {"checkpoint": str(detr_says_car), "threshold": 0.5, "device": "cpu"},
+        "model_version": "deployed",
+        "shard_size": 1,
+        "max_parallel_shards": 4,
+        "label_map": {"car": "civilian vehicle"},
+        "output_dir": str(tmp_path / "out"),
+        "unmatched_csv": str(tmp_path / "out" / "unmatched.csv"),
+    }
     final = _wait_final(stack, stack.start_run("preannotate/preannotate", params))
     assert final["state"]["type"] == "COMPLETED", json.dumps(final["state"])[:2000]
 
     assert ls_client.model_versions(project.id) == {"deployed": 4}
-    labels = [[r["value"]["rectanglelabels"][0] for p in t.predictions for r in p["result"]]
-              for t in ls_client.iter_tasks(project.id, full=True)]  # fmt: skip
+    labels = [
+        [r["value"]["rectanglelabels"][0] for p in t.predictions for r in p["result"]]
+        for t in ls_client.iter_tasks(project.id, full=True)
+    ]
     assert labels == [["civilian vehicle"] * 12] * 4  # every query finds "car"; the label map renames it
     assert not (tmp_path / "out" / "unmatched.csv").exists()
     markers = [json.loads(p.read_text()) for p in (tmp_path / "cache" / "markers").glob("*.json")]
@@ -343,8 +376,14 @@ def test_deploy_schedule_and_scale_out_over_two_gpu_workers(
         time.sleep(1)
     assert scheduled and scheduled[0]["parameters"]["params"]["project_id"] == 1
 
-    refused = stack.run(PREFECT, "deployment", "run", "preannotate/preannotate", "--params",
-                        json.dumps({"params": {**params, "project_id": 0}}))  # fmt: skip
+    refused = stack.run(
+        PREFECT,
+        "deployment",
+        "run",
+        "preannotate/preannotate",
+        "--params",
+        json.dumps({"params": {**params, "project_id": 0}}),
+    )
     assert refused.returncode != 0
     assert "project_id" in refused.stdout + refused.stderr
 

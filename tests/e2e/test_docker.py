@@ -23,8 +23,12 @@ CHECK_JSONSCHEMA = Path(sys.executable).parent / "check-jsonschema"
 
 def test_dockerfiles_pass_hadolint_and_install_like_ci() -> None:
     files = [ROOT / "docker" / "Dockerfile", ROOT / "docker" / "Dockerfile.gpu"]
-    done = subprocess.run([str(HADOLINT), "--failure-threshold", "info", *map(str, files)],
-                          capture_output=True, text=True, check=False)  # fmt: skip
+    done = subprocess.run(
+        [str(HADOLINT), "--failure-threshold", "info", *map(str, files)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     bootstrap = (ROOT / "scripts" / "bootstrap").read_text()
     assert "bash scripts/install dev" in bootstrap  # CI's install step
@@ -40,8 +44,16 @@ def test_dockerfiles_pass_hadolint_and_install_like_ci() -> None:
 def test_compose_stack_is_complete_and_guarded() -> None:
     compose = yaml.safe_load((ROOT / "docker" / "compose.yaml").read_text())
     services = compose["services"]
-    assert set(services) == {"postgres", "prefect-server", "label-studio", "minio", "setup", "cpu-worker",
-                             "gpu-worker", "ml-backend"}  # fmt: skip
+    assert set(services) == {
+        "postgres",
+        "prefect-server",
+        "label-studio",
+        "minio",
+        "setup",
+        "cpu-worker",
+        "gpu-worker",
+        "ml-backend",
+    }
     for name, service in services.items():
         if name != "setup":
             assert "healthcheck" in service, name
@@ -97,8 +109,10 @@ def test_compose_file_follows_the_compose_specification(
 
 def test_compose_builds_our_images_and_pins_the_others() -> None:
     # What compose builds is what the container tier builds and runs.
-    assert built_images() == {"prelabel-cpu:latest": "docker/Dockerfile",
-                              "prelabel-gpu:latest": "docker/Dockerfile.gpu"}  # fmt: skip
+    assert built_images() == {
+        "prelabel-cpu:latest": "docker/Dockerfile",
+        "prelabel-gpu:latest": "docker/Dockerfile.gpu",
+    }
     for name, service in load_compose()["services"].items():
         image = service["image"]
         if image.startswith("prelabel-"):
@@ -137,8 +151,16 @@ def test_compose_takes_every_secret_from_the_environment() -> None:
 def test_deployments_file_names_every_flow_and_pool() -> None:
     spec = yaml.safe_load((ROOT / "deployments" / "prefect.yaml").read_text())
     by_name = {d["name"]: d for d in spec["deployments"]}
-    assert set(by_name) == {"preannotate", "infer-shard", "export", "export-shard", "features",
-                            "post-predictions", "pull-annotations", "quality"}  # fmt: skip
+    assert set(by_name) == {
+        "preannotate",
+        "infer-shard",
+        "export",
+        "export-shard",
+        "features",
+        "post-predictions",
+        "pull-annotations",
+        "quality",
+    }
     gpu = {"infer-shard", "export-shard", "features"}
     assert {by_name[n]["work_pool"]["name"] for n in gpu} == {"prelabel-gpu"}
     assert {by_name[n]["work_pool"]["name"] for n in by_name if n not in gpu} == {"prelabel-cpu"}
@@ -178,8 +200,9 @@ def test_the_quality_trigger_passes_on_the_pulls_project_and_connection(
     (trigger,) = next(d for d in spec["deployments"] if d["name"] == "quality")["triggers"]
     parameters = trigger["parameters"]
     RunDeployment._upgrade_v1_templates(parameters)  # what the server does before rendering
-    context = HydrationContext(render_jinja=True, raise_on_error=True,
-                               jinja_context={"flow_run": {"parameters": {"params": pull}}})  # fmt: skip
+    context = HydrationContext(
+        render_jinja=True, raise_on_error=True, jinja_context={"flow_run": {"parameters": {"params": pull}}}
+    )
     rendered = hydrate(parameters, context)
     assert rendered == {"params": {"project_id": 3, "output_dir": "/exports/p3/quality", **connection}}
     assert QualityParams.model_validate(rendered["params"]).project_id == 3

@@ -47,21 +47,41 @@ def test_sharded_export_equals_one_process_and_a_cut_shard_is_completed(
     s3_client(load_settings()).create_bucket(Bucket="pseudo")
 
     # the reference: one process, no shards
-    single = run_prelabel("export", "--input-dir", str(images), "--model", "raw-files", "--to",
-                          "s3://pseudo/single", "--with-images", "--batch-size", "1",
-                          "--cache-dir", str(tmp_path / "single-cache"),
-                          "--output-dir", str(tmp_path / "single"),
-                          *[a for c in categories for a in ("--category", c)], env=s3_env)  # fmt: skip
+    single = run_prelabel(
+        "export",
+        "--input-dir",
+        str(images),
+        "--model",
+        "raw-files",
+        "--to",
+        "s3://pseudo/single",
+        "--with-images",
+        "--batch-size",
+        "1",
+        "--cache-dir",
+        str(tmp_path / "single-cache"),
+        "--output-dir",
+        str(tmp_path / "single"),
+        *[a for c in categories for a in ("--category", c)],
+        env=s3_env,
+    )
     assert single.returncode == 0, single.stderr[-2000:]
     reference = _objects("single/")
 
     with prefect_stack(tmp_path, s3_env) as stack:
         stack.deploy_with_workers()
 
-        params = {"input_dir": str(images), "model": "raw-files", "to": "s3://pseudo/sharded",
-                  "with_images": True,
-                  "batch_size": 1, "shard_size": 1, "max_parallel_shards": 4, "categories": categories,
-                  "output_dir": str(tmp_path / "sharded")}  # fmt: skip
+        params = {
+            "input_dir": str(images),
+            "model": "raw-files",
+            "to": "s3://pseudo/sharded",
+            "with_images": True,
+            "batch_size": 1,
+            "shard_size": 1,
+            "max_parallel_shards": 4,
+            "categories": categories,
+            "output_dir": str(tmp_path / "sharded"),
+        }
         final = _run_export(stack, params)
         assert final["state"]["type"] == "COMPLETED", json.dumps(final["state"])[:2000]
         sharded = _objects("sharded/")
@@ -103,11 +123,18 @@ def test_an_export_shard_whose_worker_is_killed_runs_again_and_each_image_is_exp
     with prefect_stack(tmp_path, s3_env) as stack, serve(Site({}, slow=2.0)) as site:
         stack.deploy_with_workers("--crash-silent-after", str(CRASH_AFTER))
         manifest = slow_images(20, tmp_path, site)
-        params = {"manifest": str(manifest), "model": "detr", "to": "s3://pseudo/killed", "with_images": True,
-                  "model_options": {"checkpoint": str(tiny_detr), "threshold": 0.0, "device": "cpu"},
-                  "batch_size": 2, "shard_size": 10, "max_parallel_shards": 2,
-                  "categories": sorted(TINY_DETR_LABELS.values()),
-                  "output_dir": str(tmp_path / "out")}  # fmt: skip
+        params = {
+            "manifest": str(manifest),
+            "model": "detr",
+            "to": "s3://pseudo/killed",
+            "with_images": True,
+            "model_options": {"checkpoint": str(tiny_detr), "threshold": 0.0, "device": "cpu"},
+            "batch_size": 2,
+            "shard_size": 10,
+            "max_parallel_shards": 2,
+            "categories": sorted(TINY_DETR_LABELS.values()),
+            "output_dir": str(tmp_path / "out"),
+        }
 
         def wrote_a_batch(listed: list[str]) -> bool:
             """The shard has exported one of its images (so its first batch was started): the

@@ -56,8 +56,9 @@ def test_first_real_project_word_for_word(
         "PRELABEL_LS_API_KEY": label_studio.personal_token.get_secret_value(),
         "PRELABEL_CACHE_DIR": str(tmp_path / "cache"),
     }
-    done = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          check=False)  # fmt: skip
+    done = subprocess.run(
+        ["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, check=False
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     project_id = int(re.findall(r"^project (\d+): Shop signs$", done.stdout, re.MULTILINE)[0])
     with quick_client(label_studio) as client:

@@ -18,9 +18,25 @@ ROOT = REPO
 
 # Libraries that ``prelabel --help`` and ``prelabel version`` must not load: models, images,
 # arrays and tables. Their native parts are what breaks in a slim image (OpenCV's libxcb).
-HEAVY = frozenset({"av", "cv2", "matplotlib", "numpy", "onnxruntime", "pandas", "PIL", "pyarrow",
-                   "pycocotools", "rapidocr_onnxruntime", "scipy", "sklearn", "torch", "transformers",
-                   "triton"})  # fmt: skip
+HEAVY = frozenset(
+    {
+        "av",
+        "cv2",
+        "matplotlib",
+        "numpy",
+        "onnxruntime",
+        "pandas",
+        "PIL",
+        "pyarrow",
+        "pycocotools",
+        "rapidocr_onnxruntime",
+        "scipy",
+        "sklearn",
+        "torch",
+        "transformers",
+        "triton",
+    }
+)
 
 
 def cv2_distributions() -> list[str]:
@@ -41,8 +57,13 @@ def loaded_modules(*args: str) -> set[str]:
     """Top-level modules that ``prelabel *args`` imports, read from ``python -X importtime``."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     code = "from prelabel_cli.main import main; main()"
-    done = subprocess.run([sys.executable, "-X", "importtime", "-c", code, *args],
-                          capture_output=True, text=True, env=env, check=False)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", code, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     lines = [line.split("|")[-1] for line in done.stderr.splitlines() if line.startswith("import time:")]
     return {line.strip().split(".")[0] for line in lines[1:]}  # the first line is the header

@@ -103,11 +103,28 @@ def _point(
                 proxy.rules.clear()
 
         args = [
-            "run", *source, "--project-id", str(project.id), "--model", "dinox", "--import-new",
-            "--model-option", "classes=car.person", "--model-option", "poll_interval=1",
-            "--model-version", VERSION, "--batch-size", "2", "--cache-dir", "cache", "--ls-url", ls_url,
-            "--api-key", label_studio.legacy_token.get_secret_value(),
-        ]  # fmt: skip
+            "run",
+            *source,
+            "--project-id",
+            str(project.id),
+            "--model",
+            "dinox",
+            "--import-new",
+            "--model-option",
+            "classes=car.person",
+            "--model-option",
+            "poll_interval=1",
+            "--model-version",
+            VERSION,
+            "--batch-size",
+            "2",
+            "--cache-dir",
+            "cache",
+            "--ls-url",
+            ls_url,
+            "--api-key",
+            label_studio.legacy_token.get_secret_value(),
+        ]
         env = {"PRELABEL_DINOX_TOKEN": TOKEN, "PRELABEL_DINOX_BASE_URL": dinox}
         yield Point(name, project.id, args, env, reached, release, folder)
 
@@ -118,8 +135,12 @@ def _start(point: Point) -> subprocess.Popen[str]:
     env = {**os.environ, **point.env, "PYTHONPATH": str(REPO)}
     return subprocess.Popen(
         [sys.executable, "-c", "from prelabel_cli.main import main; main()", *point.args],
-        cwd=point.folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        cwd=point.folder,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _wait_until(check: Callable[[], bool], seconds: float, what: str) -> None:

@@ -18,11 +18,24 @@ def test_infer_writes_keypoints_choices_and_region_choices(
     images.mkdir()
     for i in range(2):
         write_image(images, f"{i}.png", random_image_item(i, (64, 64)).data)
-    options = [f"--model-option={key}={json.dumps(value) if not isinstance(value, str) else value}"
-               for key, value in chain_options(tiny_detr, tiny_vitpose, tiny_siglip).items()]  # fmt: skip
+    options = [
+        f"--model-option={key}={json.dumps(value) if not isinstance(value, str) else value}"
+        for key, value in chain_options(tiny_detr, tiny_vitpose, tiny_siglip).items()
+    ]
     options.append("--model-option=siglip.region_choices=car,dog")
-    done = run_prelabel("infer", "--input-dir", "images", "--model", "detr+vitpose+siglip", *options,
-                        "--output-dir", "raw", "--cache-dir", "cache", cwd=tmp_path)  # fmt: skip
+    done = run_prelabel(
+        "infer",
+        "--input-dir",
+        "images",
+        "--model",
+        "detr+vitpose+siglip",
+        *options,
+        "--output-dir",
+        "raw",
+        "--cache-dir",
+        "cache",
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     files = sorted((tmp_path / "raw").glob("**/*.prelabel.json"))
     assert len(files) == 2

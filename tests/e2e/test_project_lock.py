@@ -44,8 +44,19 @@ def test_a_second_run_waits_then_gives_up_in_one_line(
             "PRELABEL_LS_URL": label_studio.url,
             "PRELABEL_LS_API_KEY": label_studio.legacy_token.get_secret_value(),
         }
-        done = run_prelabel("run", "--input-dir", "images", "--project-id", str(project.id), "--model", "ocr",
-                            "--wait", "2", cwd=tmp_path, env=env)  # fmt: skip
+        done = run_prelabel(
+            "run",
+            "--input-dir",
+            "images",
+            "--project-id",
+            str(project.id),
+            "--model",
+            "ocr",
+            "--wait",
+            "2",
+            cwd=tmp_path,
+            env=env,
+        )
     finally:
         release.set()
         thread.join(60)

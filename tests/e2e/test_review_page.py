@@ -331,12 +331,16 @@ def test_a_team_names_a_lead_corrects_a_stale_tab_reloads(tmp_path: Path) -> Non
             _screenshot(carol.page, "review-lead.png")
             carol.page.click(f"#lead button[data-item='{a1}']")  # alice's yes becomes a no
             carol.wait()
-            refused = httpx.post(f"{url}/api/correct", params={"token": "bob-token-22"},
-                                 json={"item_id": b1, "answer": True})  # fmt: skip
+            refused = httpx.post(
+                f"{url}/api/correct", params={"token": "bob-token-22"}, json={"item_id": b1, "answer": True}
+            )
             assert refused.status_code == 403 and "not a lead" in refused.json()["detail"]
             # Under another name than the token's: the token decides who answers.
-            httpx.post(f"{url}/api/answer", params={"token": "bob-token-22"},
-                       json={"reviewer": "alice", "item_id": a2, "answer": True})  # fmt: skip
+            httpx.post(
+                f"{url}/api/answer",
+                params={"token": "bob-token-22"},
+                json={"reviewer": "alice", "item_id": a2, "answer": True},
+            )
         # The server is gone: the page says so, and keeps what it had.
         bob.ready()
         bob.page.keyboard.press("d")
@@ -359,6 +363,9 @@ def test_a_team_names_a_lead_corrects_a_stale_tab_reloads(tmp_path: Path) -> Non
     with out.open() as handle:
         rows = {int(r["item_id"]): r for r in csv.DictReader(handle)}
     assert (rows[a1]["reviewer"], rows[a1]["previous_reviewer"], rows[a1]["previous_answer"]) == (
-        "carol", "alice", "yes")  # fmt: skip
+        "carol",
+        "alice",
+        "yes",
+    )
     assert rows[b1]["reviewer"] == "bob" and rows[b1]["previous_reviewer"] == ""
     assert rows[a1]["answered_at"].startswith(time.strftime("%Y-"))

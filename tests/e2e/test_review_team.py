@@ -27,8 +27,10 @@ ROOT = REPO
 
 
 def _set(path: Path, scores: list[float | None], meta: dict[str, object] | None = None) -> Path:
-    items = [ReviewItem(f"/data/upload/1/{i}.jpg" if meta else f"{i}.jpg", "car", (0, 0, 5, 5), s, i + 1)
-             for i, s in enumerate(scores)]  # fmt: skip
+    items = [
+        ReviewItem(f"/data/upload/1/{i}.jpg" if meta else f"{i}.jpg", "car", (0, 0, 5, 5), s, i + 1)
+        for i, s in enumerate(scores)
+    ]
     ReviewSet.create(path, items, meta or {"source": "references"}).close()
     return path
 
@@ -107,7 +109,10 @@ def test_progress_tells_nothing_left_from_held_by_others_and_skipped(
     with ReviewSet(queue.path) as review_set:
         corrected = review_set.answers()[first.item.id]
     assert (corrected.yes, corrected.reviewer, corrected.previous and corrected.previous.reviewer) == (
-        False, "lee", "ann")  # fmt: skip
+        False,
+        "lee",
+        "ann",
+    )
     assert [r.item.id for r in queue.recent("ben")] == [first.item.id]  # ben's own left out
     # One line per answer and correction, none for the refused ones.
     assert [r.getMessage() for r in caplog.records] == [
@@ -129,10 +134,15 @@ def test_reviewer_names_and_reviewers_files(tmp_path: Path) -> None:
     assert team.identify("bo-secret-22") == (True, "bo") and team.identify("nope-nope") == (False, None)
     assert team.leads == {"ana", "bo"} and "secret" not in repr(team)
     assert Team(token="shared-1").identify("shared-1") == (True, None) and Team().identify("") == (True, None)
-    mistakes = [("ana\n", "expected name,token"), ("ana,short\n", "shorter than 8"),
-                ("ana,same-token-1\nbo,same-token-1\n", "also ana's"), ("ana,token-one-1\nana,token-two-2\n",
-                "named twice"), ("ana,token-one-1,boss\n", "expected name,token"), ("# none\n", "names no"),
-                ("<b>,token-one-1\n", "reviewer name")]  # fmt: skip
+    mistakes = [
+        ("ana\n", "expected name,token"),
+        ("ana,short\n", "shorter than 8"),
+        ("ana,same-token-1\nbo,same-token-1\n", "also ana's"),
+        ("ana,token-one-1\nana,token-two-2\n", "named twice"),
+        ("ana,token-one-1,boss\n", "expected name,token"),
+        ("# none\n", "names no"),
+        ("<b>,token-one-1\n", "reviewer name"),
+    ]
     with pytest.raises(PrelabelError, match="--lead cy: not a reviewer in"):
         read_reviewers(good, ["cy"])
     for text, message in mistakes:
@@ -155,8 +165,10 @@ def test_older_sets_are_migrated_and_keep_their_answers(tmp_path: Path, version:
         back += "ALTER TABLE answers DROP COLUMN seq;"
     with sqlite3.connect(path) as db:
         db.executescript(back + f"UPDATE meta SET value = '{version}' WHERE key = 'schema_version';")
-        db.execute("INSERT INTO answers (item_id, answer, held_out, strategy, answered_at) "
-                   "VALUES (2, 1, 0, 'entropy', '2026-01-01T00:00:00+00:00')")  # fmt: skip
+        db.execute(
+            "INSERT INTO answers (item_id, answer, held_out, strategy, answered_at) "
+            "VALUES (2, 1, 0, 'entropy', '2026-01-01T00:00:00+00:00')"
+        )
     with ReviewSet(path) as review_set:
         assert review_set.meta["schema_version"] == "3"
         assert {k: v.yes for k, v in review_set.answers().items()} == {2: True}
@@ -172,12 +184,23 @@ def test_older_sets_are_migrated_and_keep_their_answers(tmp_path: Path, version:
 
 def _serve(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """``prelabel review serve`` in a subprocess that must stop by itself (a check failed)."""
-    full = {**os.environ, "PYTHONPATH": str(ROOT), "PRELABEL_LS_API_KEY": "", "LABEL_STUDIO_API_KEY": "",
-            "PRELABEL_REVIEW_TOKEN": "",
-            **(env or {})}  # fmt: skip
+    full = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "PRELABEL_LS_API_KEY": "",
+        "LABEL_STUDIO_API_KEY": "",
+        "PRELABEL_REVIEW_TOKEN": "",
+        **(env or {}),
+    }
     code = "from prelabel_cli.main import main; main()"
-    return subprocess.run([sys.executable, "-c", code, "review", "serve", *args], capture_output=True,
-                          text=True, env=full, timeout=60, check=False)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-c", code, "review", "serve", *args],
+        capture_output=True,
+        text=True,
+        env=full,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_serve_checks_before_it_starts(tmp_path: Path) -> None:
@@ -189,8 +212,11 @@ def test_serve_checks_before_it_starts(tmp_path: Path) -> None:
         # A set made from a project, no key: every image would fail.
         ((str(project_set),), {}, "no Label Studio API key"),
         # The key, but nothing answers at the URL.
-        ((str(project_set),), {"PRELABEL_LS_API_KEY": "k" * 40, "PRELABEL_LS_URL": f"http://127.0.0.1:{free_port()}"},
-         "did not answer"),
+        (
+            (str(project_set),),
+            {"PRELABEL_LS_API_KEY": "k" * 40, "PRELABEL_LS_URL": f"http://127.0.0.1:{free_port()}"},
+            "did not answer",
+        ),
         # Another address without a token.
         ((str(local_set), "--host", "0.0.0.0"), {}, "give --token or --reviewers"),
         # Not a set.
@@ -198,9 +224,12 @@ def test_serve_checks_before_it_starts(tmp_path: Path) -> None:
         # A reviewers file with a mistake.
         ((str(local_set), "--reviewers", str(tmp_path / "none.csv")), {}, "cannot read reviewers file"),
         # Both ways in at once: which one holds is not guessed.
-        ((str(local_set), "--reviewers", str(tmp_path / "none.csv")), {"PRELABEL_REVIEW_TOKEN": "t" * 12},
-         "not both"),
-    ]  # fmt: skip
+        (
+            (str(local_set), "--reviewers", str(tmp_path / "none.csv")),
+            {"PRELABEL_REVIEW_TOKEN": "t" * 12},
+            "not both",
+        ),
+    ]
     for args, env, message in cases:
         done = _serve("--set", *args, env=env)
         assert done.returncode == 2, (args, done.stderr)
@@ -239,8 +268,12 @@ def test_serve_starts_without_features_and_logs_each_answer(tmp_path: Path) -> N
         state = httpx.get(url + "api/state", params={"reviewer": "ann"}, headers=auth, timeout=30).json()
         assert state["features"] is False and state["item"]["score"] in (0.9, 0.2, 0.5)
         shown = state["item"]["id"]
-        answered = httpx.post(url + "api/answer", json={"reviewer": "ann", "item_id": shown, "answer": True},
-                              headers=auth, timeout=30)  # fmt: skip
+        answered = httpx.post(
+            url + "api/answer",
+            json={"reviewer": "ann", "item_id": shown, "answer": True},
+            headers=auth,
+            timeout=30,
+        )
         assert answered.status_code == 200 and answered.json()["progress"]["answered"] == 1
         assert httpx.get(url + "api/state", params={"reviewer": "ann"}, timeout=30).status_code == 401
     finally:

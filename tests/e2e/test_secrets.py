@@ -63,8 +63,19 @@ def test_the_dinox_token_goes_only_to_its_base_url(tmp_path: Path, monkeypatch: 
     (tmp_path / "images").mkdir()
     (tmp_path / "images" / "a.jpg").write_bytes(make_samples()[0].data)  # past the empty-folder check
     with serve(Site({})) as site:
-        done = run_prelabel("infer", "--input-dir", "images", "--model", "dinox", "--output-dir", "raw",
-                            "--model-option", f"base_url={site.url}", cwd=tmp_path, env=_env())  # fmt: skip
+        done = run_prelabel(
+            "infer",
+            "--input-dir",
+            "images",
+            "--model",
+            "dinox",
+            "--output-dir",
+            "raw",
+            "--model-option",
+            f"base_url={site.url}",
+            cwd=tmp_path,
+            env=_env(),
+        )
         assert not site.hits and not site.posts
     assert done.returncode == 2 and "not the configured DINO-X API" in done.stderr, done.stderr
     assert TOKEN not in done.stdout + done.stderr

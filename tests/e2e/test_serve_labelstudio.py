@@ -58,8 +58,10 @@ def client(ml_label_studio: LocalLabelStudio) -> Iterator[LabelStudioClient]:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, ml_label_studio: LocalLabelStudio) -> Iterator[Stack]:
     """A Prefect server with prelabel's deployments and one CPU worker (preannotate's pool)."""
-    ls = {"PRELABEL_LS_URL": ml_label_studio.url,
-          "PRELABEL_LS_API_KEY": ml_label_studio.legacy_token.get_secret_value()}  # fmt: skip
+    ls = {
+        "PRELABEL_LS_URL": ml_label_studio.url,
+        "PRELABEL_LS_API_KEY": ml_label_studio.legacy_token.get_secret_value(),
+    }
     with prefect_stack(tmp_path_factory.mktemp("prefect-stack"), ls) as running:
         running.deploy()
         running.start_cpu_worker()
@@ -88,8 +90,9 @@ class Backend:
         code = "from prelabel_cli.main import main; main()"
         with log.open("wb") as sink:
             command = [sys.executable, "-c", code, "serve", *args]
-            self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT,
-                                            start_new_session=True)  # fmt: skip
+            self.process = subprocess.Popen(
+                command, cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
+            )
 
     def text(self) -> str:
         return self.log.read_text(errors="replace")
@@ -126,11 +129,33 @@ def connected(
     for start in range(0, TASKS, 100):
         client.upload_files(project.id, images(100, root / "images", start))
     port = free_port()
-    env = {**stack.env, "PRELABEL_SERVE_STATE_DIR": str(root / "state"), "PRELABEL_SERVE_DEBOUNCE": "1",
-           "PRELABEL_SERVE_RUN_OUTPUT": str(root / "runs"), "PRELABEL_INFER_BATCH_SIZE": "8"}  # fmt: skip
-    args = ["--model", "detr", "--model-option", f"checkpoint={tiny_detr}", "--model-option", "threshold=0.0",
-            "--model-option", "device=cpu", "--segmenter", str(save_sam2(root / "sam2")), "--device", "cpu",
-            "--port", str(port), "--budget", "5", "--connect", str(project.id)]  # fmt: skip
+    env = {
+        **stack.env,
+        "PRELABEL_SERVE_STATE_DIR": str(root / "state"),
+        "PRELABEL_SERVE_DEBOUNCE": "1",
+        "PRELABEL_SERVE_RUN_OUTPUT": str(root / "runs"),
+        "PRELABEL_INFER_BATCH_SIZE": "8",
+    }
+    args = [
+        "--model",
+        "detr",
+        "--model-option",
+        f"checkpoint={tiny_detr}",
+        "--model-option",
+        "threshold=0.0",
+        "--model-option",
+        "device=cpu",
+        "--segmenter",
+        str(save_sam2(root / "sam2")),
+        "--device",
+        "cpu",
+        "--port",
+        str(port),
+        "--budget",
+        "5",
+        "--connect",
+        str(project.id),
+    ]
     backend = Backend(args, env, root / "serve.log")
     try:
         out = backend.wait_for(f"connected to project {project.id}")
@@ -151,7 +176,11 @@ def test_serve_connect_is_called_back_by_label_studio(
     assert f"setup, model version {version}" in out  # Label Studio itself called /setup (after /health)
     (ml,) = client.request("GET", "/api/ml", params={"project": project.id}).json()
     assert (ml["readable_state"], ml["title"], ml["model_version"], ml["is_interactive"]) == (
-        "Connected", version, version, True)  # fmt: skip
+        "Connected",
+        version,
+        version,
+        True,
+    )
     hooks = client.request("GET", "/api/webhooks/", params={"project": project.id}).json()
     assert len(hooks) == 1 and hooks[0]["url"] == ml["url"] + "/webhook"
     assert set(hooks[0]["headers"]) == {"X-Prelabel-Webhook-Secret"}  # the secret: a header only
@@ -199,12 +228,19 @@ def test_a_click_through_label_studio_returns_a_brush(
     project, _, _ = connected
     (ml,) = client.request("GET", "/api/ml", params={"project": project.id}).json()
     task = next(client.iter_tasks(project.id))
-    click = {"type": "keypointlabels", "from_name": "click", "to_name": "image", "is_positive": True,
-             "original_width": 64, "original_height": 48,
-             "value": {"x": 40, "y": 40, "width": 1, "keypointlabels": ["person"]}}  # fmt: skip
+    click = {
+        "type": "keypointlabels",
+        "from_name": "click",
+        "to_name": "image",
+        "is_positive": True,
+        "original_width": 64,
+        "original_height": 48,
+        "value": {"x": 40, "y": 40, "width": 1, "keypointlabels": ["person"]},
+    }
     context = {"result": [click]}
-    answer = client.request("POST", f"/api/ml/{ml['id']}/interactive-annotating",
-                            json={"task": task.id, "context": context}).json()  # fmt: skip
+    answer = client.request(
+        "POST", f"/api/ml/{ml['id']}/interactive-annotating", json={"task": task.id, "context": context}
+    ).json()
     (brush,) = answer["data"]["result"]
     assert brush["type"] == "brushlabels" and brush["from_name"] == "mask"
     assert brush["value"]["brushlabels"] == ["person"] and brush["value"]["rle"]
@@ -259,7 +295,8 @@ def test_the_backend_and_its_predictions_as_label_studio_shows_them(
         page.get_by_text("Connected").first.wait_for(timeout=30_000)
         _screenshot(page, "serve-model-settings.png")
         page.goto(f"{ml_label_studio.url}/projects/{project.id}/data?task={task.id}")
-        page.wait_for_function("() => (window.Htx?.annotationStore?.selected?.regions?.length ?? 0) > 0",
-                               timeout=30_000)  # fmt: skip
+        page.wait_for_function(
+            "() => (window.Htx?.annotationStore?.selected?.regions?.length ?? 0) > 0", timeout=30_000
+        )
         page.wait_for_timeout(1000)
         _screenshot(page, "serve-task-predictions.png")

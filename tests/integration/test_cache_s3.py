@@ -14,8 +14,12 @@ from tests.unit.store.test_cache_models import DETECTIONS, SIGNATURE, _same
 def test_s3_cache_on_a_real_s3_protocol_server(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
         monkeypatch.delenv(name, raising=False)
-    settings = Settings(s3_endpoint_url=s3_endpoint, s3_region="us-east-1", s3_access_key_id="test",
-                        s3_secret_access_key="test")  # type: ignore[arg-type]  # fmt: skip
+    settings = Settings(
+        s3_endpoint_url=s3_endpoint,
+        s3_region="us-east-1",
+        s3_access_key_id="test",
+        s3_secret_access_key="test",
+    )  # type: ignore[arg-type]
     s3_client(settings).create_bucket(Bucket="preds")
     cache = open_cache("s3://preds/cache/v1", settings)
     assert isinstance(cache, S3Cache)

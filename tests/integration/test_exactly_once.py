@@ -40,8 +40,12 @@ FAULTS: dict[str, list[Rule]] = {
         Rule("503", method="GET", path="/api/tasks", times=2),
     ],
 }
-_ACTION = {"502 after commit": "502", "dropped after commit": "drop", "unreachable for seconds": "down",
-           "503 on reads": "503"}  # fmt: skip
+_ACTION = {
+    "502 after commit": "502",
+    "dropped after commit": "drop",
+    "unreachable for seconds": "down",
+    "503 on reads": "503",
+}
 
 
 @pytest.fixture
@@ -60,10 +64,23 @@ def patient(label_studio: LocalLabelStudio, proxy: FaultProxy) -> Iterator[Label
 
 
 def _prediction(i: int) -> dict[str, Any]:
-    value = {"x": 10.0, "y": 5.0 + i, "width": 20.0, "height": 30.0, "rotation": 0,
-             "rectanglelabels": ["person"]}  # fmt: skip
-    result = {"id": f"r{i}", "from_name": "label", "to_name": "image", "type": "rectanglelabels",
-              "original_width": 640, "original_height": 480, "value": value}  # fmt: skip
+    value = {
+        "x": 10.0,
+        "y": 5.0 + i,
+        "width": 20.0,
+        "height": 30.0,
+        "rotation": 0,
+        "rectanglelabels": ["person"],
+    }
+    result = {
+        "id": f"r{i}",
+        "from_name": "label",
+        "to_name": "image",
+        "type": "rectanglelabels",
+        "original_width": 640,
+        "original_height": 480,
+        "value": value,
+    }
     return {"result": [result], "score": 0.9}
 
 
@@ -137,12 +154,14 @@ def test_a_retried_batch_posts_only_what_is_still_missing(
 
     proxy.add(Rule("502", path=POSTS, after=1))
     with pytest.raises(AmbiguousWriteError):  # the first attempt gives up on its second chunk
-        post_predictions(patient, project.id, predictions, "v1", stale, chunk_size=8, overwrite=overwrite,
-                         max_rounds=1)  # fmt: skip
+        post_predictions(
+            patient, project.id, predictions, "v1", stale, chunk_size=8, overwrite=overwrite, max_rounds=1
+        )
     assert sum(c["v1"] for c in _counts(ls_client, project).values()) == 16  # chunks 1 and 2 stored
 
-    again = post_predictions(patient, project.id, predictions, "v1", stale, chunk_size=8, overwrite=overwrite,
-                             recheck=True)  # fmt: skip
+    again = post_predictions(
+        patient, project.id, predictions, "v1", stale, chunk_size=8, overwrite=overwrite, recheck=True
+    )
     counts = _counts(ls_client, project)
     assert [t for t in ids if counts[t]["v1"] != 1] == []
     if overwrite:
@@ -187,8 +206,9 @@ def test_import_creates_each_task_once_behind_faults(
 
     proxy.add(*IMPORT_FAULTS[fault])
     tasks = list(ls_client.iter_tasks(project.id))
-    report = import_images(patient, project.id, "image", [*images, "s3://bucket/photos/already.jpg"], tasks,
-                           batch_size=4)  # fmt: skip
+    report = import_images(
+        patient, project.id, "image", [*images, "s3://bucket/photos/already.jpg"], tasks, batch_size=4
+    )
 
     assert proxy.caught(_ACTION[fault]) >= 1
     listing = list(ls_client.iter_tasks(project.id))

@@ -21,8 +21,12 @@ from tests.conftest import run_prelabel, write_samples
 
 @pytest.fixture
 def s3_env(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    env = {"PRELABEL_S3_ENDPOINT_URL": s3_endpoint, "PRELABEL_S3_REGION": "us-east-1",
-           "PRELABEL_S3_ACCESS_KEY_ID": "k", "PRELABEL_S3_SECRET_ACCESS_KEY": "s"}  # fmt: skip
+    env = {
+        "PRELABEL_S3_ENDPOINT_URL": s3_endpoint,
+        "PRELABEL_S3_REGION": "us-east-1",
+        "PRELABEL_S3_ACCESS_KEY_ID": "k",
+        "PRELABEL_S3_SECRET_ACCESS_KEY": "s",
+    }
     for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
         monkeypatch.delenv(var, raising=False)
     for key, value in env.items():
@@ -33,9 +37,22 @@ def s3_env(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
 def _export(
     tmp_path: Path, target: str, env: dict[str, str], *extra: str
 ) -> subprocess.CompletedProcess[str]:
-    args = ["export", "--input-dir", str(tmp_path / "images"), "--model", "raw-files", "--to", target,
-            "--batch-size", "3", "--cache-dir", str(tmp_path / "cache"),
-            "--output-dir", str(tmp_path / "out"), *extra]  # fmt: skip
+    args = [
+        "export",
+        "--input-dir",
+        str(tmp_path / "images"),
+        "--model",
+        "raw-files",
+        "--to",
+        target,
+        "--batch-size",
+        "3",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--output-dir",
+        str(tmp_path / "out"),
+        *extra,
+    ]
     return run_prelabel(*args, env=env)
 
 

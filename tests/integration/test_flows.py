@@ -29,10 +29,16 @@ def _images(folder: Path) -> Path:
 
 def _params(project: Project, tmp_path: Path, **extra: object) -> PreannotateParams:
     values: dict[str, object] = {
-        "project_id": project.id, "input_dir": str(tmp_path / "images"), "model": "ocr", "import_new": True,
-        "model_version": "ocr-v1", "cache_dir": str(tmp_path / "cache"), "output_dir": str(tmp_path / "out"),
-        "unmatched_csv": str(tmp_path / "out" / "unmatched_labels.csv"), "batch_size": 2,
-    }  # fmt: skip
+        "project_id": project.id,
+        "input_dir": str(tmp_path / "images"),
+        "model": "ocr",
+        "import_new": True,
+        "model_version": "ocr-v1",
+        "cache_dir": str(tmp_path / "cache"),
+        "output_dir": str(tmp_path / "out"),
+        "unmatched_csv": str(tmp_path / "out" / "unmatched_labels.csv"),
+        "batch_size": 2,
+    }
     values.update(extra)
     return PreannotateParams.model_validate(values)
 
@@ -134,11 +140,18 @@ def test_two_step_infer_then_post(ls_client: LabelStudioClient, project: Project
     # Step 2 also takes files made by the DINO-X scripts: replace one with boxes + masks.
     (raw / "scene_2.jpg.prelabel.json").unlink()
     save_raw_file(raw / "scene_2_dinox_preannot.json", make_samples()[1].detections)
-    params = PostParams.model_validate({
-        "project_id": project.id, "input_dir": str(images), "raw_dir": str(raw), "import_new": True,
-        "label_map": {"car": "civilian vehicle"}, "model_version": "dinox-v1",
-        "output_dir": str(tmp_path / "out"), "unmatched_csv": str(tmp_path / "out" / "unmatched_labels.csv"),
-    })  # fmt: skip
+    params = PostParams.model_validate(
+        {
+            "project_id": project.id,
+            "input_dir": str(images),
+            "raw_dir": str(raw),
+            "import_new": True,
+            "label_map": {"car": "civilian vehicle"},
+            "model_version": "dinox-v1",
+            "output_dir": str(tmp_path / "out"),
+            "unmatched_csv": str(tmp_path / "out" / "unmatched_labels.csv"),
+        }
+    )
     summary = post_predictions(params)
     assert (summary.posted, summary.failed) == (4, 0)
     assert summary.unmatched_labels == 0  # car -> civilian vehicle; traffic light is a box label
@@ -164,9 +177,15 @@ def test_one_step_with_dinox(
         monkeypatch.setenv("PRELABEL_DINOX_BASE_URL", url)
         options = {"poll_interval": 0.01, "backoff": 0.01, "rate": 1000.0}
         summary = preannotate(
-            _params(project, tmp_path, model="dinox", model_options=options, model_version="dinox-v1",
-                    label_map={"car": "civilian vehicle"})
-        )  # fmt: skip
+            _params(
+                project,
+                tmp_path,
+                model="dinox",
+                model_options=options,
+                model_version="dinox-v1",
+                label_map={"car": "civilian vehicle"},
+            )
+        )
     assert (summary.inferred, summary.posted, summary.failed) == (4, 4, 0)
     task = next(iter(ls_client.iter_tasks(project.id, full=True)))
     assert sorted(r["type"] for r in task.predictions[0]["result"]) == ["brushlabels", "rectanglelabels"]
@@ -183,9 +202,15 @@ def test_one_step_with_detr(
     for checkpoint, version in ((detr_says_car, "detr-car"), (detr_says_dog, "detr-dog")):
         options = {"checkpoint": str(checkpoint), "threshold": 0.5, "device": "cpu"}
         summary = preannotate(
-            _params(project, tmp_path, model="detr", model_options=options, model_version=version,
-                    label_map={"car": "civilian vehicle"})
-        )  # fmt: skip
+            _params(
+                project,
+                tmp_path,
+                model="detr",
+                model_options=options,
+                model_version=version,
+                label_map={"car": "civilian vehicle"},
+            )
+        )
         assert (summary.inferred, summary.posted, summary.failed) == (4, 4, 0)
         if version == "detr-car":  # "car" is renamed by the label map: 12 boxes on each task
             assert summary.unmatched_labels == 0 and not unmatched.exists()
@@ -206,12 +231,23 @@ def test_one_step_with_grounded_sam2_prompted_by_the_project(
     ls_client: LabelStudioClient, project: Project, tmp_path: Path, tiny_gsam2: dict[str, str]
 ) -> None:
     _images(tmp_path / "images")
-    options = {**tiny_gsam2, "box_threshold": 0.0, "text_threshold": 0.0, "mask_score_threshold": 0.0,
-               "device": "cpu"}  # fmt: skip
+    options = {
+        **tiny_gsam2,
+        "box_threshold": 0.0,
+        "text_threshold": 0.0,
+        "mask_score_threshold": 0.0,
+        "device": "cpu",
+    }
     summary = preannotate(
-        _params(project, tmp_path, model="grounded-sam2", model_options=options, model_version="gsam2-tiny",
-                label_map={"car": "civilian vehicle"})
-    )  # fmt: skip
+        _params(
+            project,
+            tmp_path,
+            model="grounded-sam2",
+            model_options=options,
+            model_version="gsam2-tiny",
+            label_map={"car": "civilian vehicle"},
+        )
+    )
     assert (summary.inferred, summary.posted, summary.failed, summary.unmatched_labels) == (4, 4, 0, 0)
     tasks = list(ls_client.iter_tasks(project.id, full=True))
     results = [r for t in tasks for p in t.predictions for r in p["result"]]

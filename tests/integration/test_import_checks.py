@@ -94,10 +94,16 @@ def test_only_good_files_become_tasks_once(
 
     def run(dry_run: bool) -> object:
         params = PreannotateParams(
-            project_id=project.id, input_dir=str(folder), model="ocr", import_new=True, dry_run=dry_run,
-            model_version="ocr-import", cache_dir=str(tmp_path / "cache"), output_dir=str(tmp_path / "out"),
+            project_id=project.id,
+            input_dir=str(folder),
+            model="ocr",
+            import_new=True,
+            dry_run=dry_run,
+            model_version="ocr-import",
+            cache_dir=str(tmp_path / "cache"),
+            output_dir=str(tmp_path / "out"),
             unmatched_csv=str(tmp_path / "out" / "unmatched.csv"),
-        )  # fmt: skip
+        )
         return preannotate(params)
 
     planned = run(dry_run=True)

@@ -30,8 +30,12 @@ def _env(label_studio: LocalLabelStudio, s3_endpoint: str, monkeypatch: pytest.M
     monkeypatch.setenv("PRELABEL_LS_API_KEY", label_studio.legacy_token.get_secret_value())
     for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
         monkeypatch.delenv(var, raising=False)
-    env = {"S3_ENDPOINT_URL": s3_endpoint, "S3_REGION": "us-east-1", "S3_ACCESS_KEY_ID": "k",
-           "S3_SECRET_ACCESS_KEY": "s"}  # fmt: skip
+    env = {
+        "S3_ENDPOINT_URL": s3_endpoint,
+        "S3_REGION": "us-east-1",
+        "S3_ACCESS_KEY_ID": "k",
+        "S3_SECRET_ACCESS_KEY": "s",
+    }
     for key, value in env.items():
         monkeypatch.setenv(f"PRELABEL_{key}", value)
 
@@ -58,19 +62,30 @@ def test_s3_and_url_list_runs_post_what_the_folder_posts(
     s3.create_bucket(Bucket="photos")
     for name, data in samples.items():
         s3.put_object(Bucket="photos", Key=f"batch1/{name}", Body=data)
-    common = {"project_id": project.id, "model": "detr", "batch_size": 2,
-              "cache_dir": str(tmp_path / "cache"),
-              "model_options": {"checkpoint": str(detr_says_car), "threshold": 0.5, "device": "cpu"},
-              "output_dir": str(tmp_path / "out"), "unmatched_csv": str(tmp_path / "out" / "u.csv"),
-              "label_map": {"car": "civilian vehicle"}}  # fmt: skip
-    local = preannotate(PreannotateParams.model_validate(
-        {**common, "input_dir": str(folder), "import_new": True, "model_version": "local"}))  # fmt: skip
+    common = {
+        "project_id": project.id,
+        "model": "detr",
+        "batch_size": 2,
+        "cache_dir": str(tmp_path / "cache"),
+        "model_options": {"checkpoint": str(detr_says_car), "threshold": 0.5, "device": "cpu"},
+        "output_dir": str(tmp_path / "out"),
+        "unmatched_csv": str(tmp_path / "out" / "u.csv"),
+        "label_map": {"car": "civilian vehicle"},
+    }
+    local = preannotate(
+        PreannotateParams.model_validate(
+            {**common, "input_dir": str(folder), "import_new": True, "model_version": "local"}
+        )
+    )
     assert (local.imported, local.posted) == (4, 4)
 
     s3_done = ingest_flow(IngestParams(source="s3://photos/batch1", out=str(tmp_path / "s3.csv")))
     assert s3_done.kept == 4 and {r.name for r in read_manifest(tmp_path / "s3.csv")} == set(samples)
-    from_s3 = preannotate(PreannotateParams.model_validate(
-        {**common, "manifest": str(tmp_path / "s3.csv"), "model_version": "s3"}))  # fmt: skip
+    from_s3 = preannotate(
+        PreannotateParams.model_validate(
+            {**common, "manifest": str(tmp_path / "s3.csv"), "model_version": "s3"}
+        )
+    )
     assert (from_s3.matched, from_s3.imported, from_s3.cached, from_s3.posted) == (4, 0, 4, 4)
 
     with serve(Site(samples)) as site:
@@ -94,9 +109,20 @@ def test_ingest_command_with_a_sample(label_studio: LocalLabelStudio, tmp_path: 
     with serve(Site({s.name: s.data for s in make_samples()})) as site:
         rows = [f"{site.url}/img/{s.name},{'a' if i < 3 else 'b'}" for i, s in enumerate(make_samples())]
         listing.write_text("url,label\n" + "\n".join([*rows, f"{site.url}/missing/x.jpg,b"]) + "\n")
-        done = run_prelabel("ingest", "--source", str(listing), "--manifest", str(tmp_path / "m.csv"),
-                            "--sample", "4", "--stratify-by", "label", "--seed", "3",
-                            "--allow-failures")  # fmt: skip
+        done = run_prelabel(
+            "ingest",
+            "--source",
+            str(listing),
+            "--manifest",
+            str(tmp_path / "m.csv"),
+            "--sample",
+            "4",
+            "--stratify-by",
+            "label",
+            "--seed",
+            "3",
+            "--allow-failures",
+        )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "a: 2 of 3" in done.stdout and "b: 2 of 2" in done.stdout
     rows = read_manifest(tmp_path / "m.csv")
@@ -118,12 +144,20 @@ def test_a_projects_own_images_as_a_source(
     rows = read_manifest(tmp_path / "project.csv")
     assert all(r.uri.startswith(f"{load_settings().ls_url.rstrip('/')}/data/upload/") for r in rows)
     assert {r.sha256 for r in rows} == {hashlib.sha256(s.data).hexdigest() for s in make_samples()}
-    summary = preannotate(PreannotateParams.model_validate({
-        "project_id": project.id, "manifest": str(tmp_path / "project.csv"), "model": "detr",
-        "model_options": {"checkpoint": str(tiny_detr), "threshold": 0.0, "device": "cpu"},
-        "model_version": "from-project", "cache_dir": str(tmp_path / "cache"),
-        "output_dir": str(tmp_path / "out"), "unmatched_csv": str(tmp_path / "out" / "u.csv"),
-    }))  # fmt: skip
+    summary = preannotate(
+        PreannotateParams.model_validate(
+            {
+                "project_id": project.id,
+                "manifest": str(tmp_path / "project.csv"),
+                "model": "detr",
+                "model_options": {"checkpoint": str(tiny_detr), "threshold": 0.0, "device": "cpu"},
+                "model_version": "from-project",
+                "cache_dir": str(tmp_path / "cache"),
+                "output_dir": str(tmp_path / "out"),
+                "unmatched_csv": str(tmp_path / "out" / "u.csv"),
+            }
+        )
+    )
     assert (summary.matched, summary.imported, summary.posted, summary.failed) == (4, 0, 4, 0)
     with pytest.raises(SourceError, match="expected ls://PROJECT_ID"):
         ingest_flow(IngestParams(source="ls://three", out=str(tmp_path / "bad.csv")))

@@ -15,8 +15,9 @@ from tests.unit.ingest.test_ingest import SAMPLES
 def test_s3_prefix_listing_and_reading(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
     for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
         monkeypatch.delenv(var, raising=False)
-    settings = Settings(s3_endpoint_url=s3_endpoint, s3_region="us-east-1", s3_access_key_id="k",
-                        s3_secret_access_key="s")  # type: ignore[arg-type]  # fmt: skip
+    settings = Settings(
+        s3_endpoint_url=s3_endpoint, s3_region="us-east-1", s3_access_key_id="k", s3_secret_access_key="s"
+    )  # type: ignore[arg-type]
     client = s3_client(settings)
     client.create_bucket(Bucket="listing")
     for i in range(1205):  # more than one listing page

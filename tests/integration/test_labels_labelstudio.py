@@ -50,6 +50,9 @@ def test_aliases_are_posted_to_label_studio_and_read_back(
     coco = json.loads((tmp_path / "pulled" / "annotations.coco.json").read_text())
     names = {c["id"]: c["name"] for c in coco["categories"]}
     assert sorted(names[a["category_id"]] for a in coco["annotations"]) == [
-        "civilian vehicle", "civilian vehicle", "person", "person"
-    ]  # fmt: skip
+        "civilian vehicle",
+        "civilian vehicle",
+        "person",
+        "person",
+    ]
     assert "CV" not in names.values() and "P" not in names.values()

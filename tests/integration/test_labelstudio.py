@@ -97,9 +97,14 @@ def test_import_only_new_images_and_every_url_form_matches(
 
     # The names users have locally match every URL form.
     local_names = [p.name for p in paths] + [
-        "My Photo (1).jpg", "s3_image.jpg", "gs_image.png", "AZURE_IMAGE.jpeg", "local image.jpg",
-        "presigned.jpg", "Encoded Name.JPG",
-    ]  # fmt: skip
+        "My Photo (1).jpg",
+        "s3_image.jpg",
+        "gs_image.png",
+        "AZURE_IMAGE.jpeg",
+        "local image.jpg",
+        "presigned.jpg",
+        "Encoded Name.JPG",
+    ]
     result = match_files(local_names, [(t.id, t.image_ref("image")) for t in tasks])
     assert len(result.matches) == len(images)
     assert all(m.how == "exact" for m in result.matches)
@@ -175,8 +180,9 @@ def test_malformed_predictions_are_reported_per_image(
     wrong_mask = records[1].detections.replace(
         masks=({"size": [10, 10], "counts": [100]},) * len(records[1].detections)
     )
-    outside = Detections(xyxy=[[5000, 5000, 6000, 6000], [10, 10, 50, 50]], scores=[0.9, 0.8],
-                         labels=("person", "unicorn"))  # fmt: skip
+    outside = Detections(
+        xyxy=[[5000, 5000, 6000, 6000], [10, 10, 50, 50]], scores=[0.9, 0.8], labels=("person", "unicorn")
+    )
     broken = [
         records[0],
         PredictionRecord(records[1].image, wrong_mask, uri=records[1].uri, task_id=records[1].task_id),
@@ -227,12 +233,33 @@ def _annotate(client: LabelStudioClient, task_id: int, mask: np.ndarray, box: tu
     height, width = mask.shape
     common = {"to_name": "image", "original_width": width, "original_height": height, "image_rotation": 0}
     x, y, w, h = box
-    client.create_annotation(task_id, [
-        {"id": "r1", "type": "rectanglelabels", "from_name": "label", **common,
-         "value": {"x": x, "y": y, "width": w, "height": h, "rotation": 0, "rectanglelabels": ["person"]}},
-        {"id": "m1", "type": "brushlabels", "from_name": "mask", **common,
-         "value": {"format": "rle", "rle": mask_to_brush(mask), "brushlabels": ["civilian vehicle"]}},
-    ], lead_time=4.5)  # fmt: skip
+    client.create_annotation(
+        task_id,
+        [
+            {
+                "id": "r1",
+                "type": "rectanglelabels",
+                "from_name": "label",
+                **common,
+                "value": {
+                    "x": x,
+                    "y": y,
+                    "width": w,
+                    "height": h,
+                    "rotation": 0,
+                    "rectanglelabels": ["person"],
+                },
+            },
+            {
+                "id": "m1",
+                "type": "brushlabels",
+                "from_name": "mask",
+                **common,
+                "value": {"format": "rle", "rle": mask_to_brush(mask), "brushlabels": ["civilian vehicle"]},
+            },
+        ],
+        lead_time=4.5,
+    )
 
 
 def test_pull_back_to_coco_and_table_incrementally(

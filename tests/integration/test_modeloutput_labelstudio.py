@@ -26,14 +26,22 @@ def test_a_contact_sheet_that_cannot_be_drawn_is_a_row_and_the_summary_is_writte
     from tasks.reporting import write_report
 
     item = _item(tmp_path)
-    odd = PredictionRecord(item.info, Detections(xyxy=[[60, 50, 10, 10]], scores=[0.9], labels=("a",)),
-                           uri=item.uri)  # fmt: skip
+    odd = PredictionRecord(
+        item.info, Detections(xyxy=[[60, 50, 10, 10]], scores=[0.9], labels=("a",)), uri=item.uri
+    )
     out = tmp_path / "out"
 
     @flow
     def report() -> RunSummary:
-        return write_report(RunSummary(project_id=1, model_version="v1"), out, out / "unmatched.csv",
-                            Counter(), MatchResult(), [], [odd])  # fmt: skip
+        return write_report(
+            RunSummary(project_id=1, model_version="v1"),
+            out,
+            out / "unmatched.csv",
+            Counter(),
+            MatchResult(),
+            [],
+            [odd],
+        )
 
     summary = report()
     rows = (out / "errors.csv").read_text().splitlines()
@@ -44,9 +52,13 @@ def test_a_contact_sheet_that_cannot_be_drawn_is_a_row_and_the_summary_is_writte
 
 
 def test_odd_geometry_from_raw_files_is_posted_sane_in_a_dry_run(
-    prefect_server: None, label_studio: Any, ls_client: Any, project: Any, tmp_path: Path,
+    prefect_server: None,
+    label_studio: Any,
+    ls_client: Any,
+    project: Any,
+    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
+) -> None:
     """The issue's run: one raw file's box [60, 50, 10, 10] made the contact sheet raise and the
     flow fail (no summary), dry run or not; another's score 7 was posted as it was."""
     import json
@@ -59,15 +71,23 @@ def test_odd_geometry_from_raw_files_is_posted_sane_in_a_dry_run(
     monkeypatch.setenv("PRELABEL_LS_API_KEY", label_studio.legacy_token.get_secret_value())
     images = tmp_path / "images"
     images.mkdir()
-    raw = {"inverted": '{"objects": [{"bbox": [60, 50, 10, 10], "category": "person", "score": 0.8}]}',
-           "logit": '{"objects": [{"bbox": [1, 2, 30, 40], "category": "person", "score": 7}]}'}  # fmt: skip
+    raw = {
+        "inverted": '{"objects": [{"bbox": [60, 50, 10, 10], "category": "person", "score": 0.8}]}',
+        "logit": '{"objects": [{"bbox": [1, 2, 30, 40], "category": "person", "score": 7}]}',
+    }
     for sample, (stem, body) in zip(make_samples(), raw.items(), strict=False):
         (images / f"{stem}.jpg").write_bytes(sample.data)
         (images / f"{stem}.json").write_text(body)
     ls_client.upload_files(project.id, sorted(images.glob("*.jpg")))
     out = tmp_path / "out"
-    params = PostParams(project_id=project.id, input_dir=str(images), dry_run=True, model_version="raw-v1",
-                        output_dir=str(out), unmatched_csv=str(out / "unmatched.csv"))  # fmt: skip
+    params = PostParams(
+        project_id=project.id,
+        input_dir=str(images),
+        dry_run=True,
+        model_version="raw-v1",
+        output_dir=str(out),
+        unmatched_csv=str(out / "unmatched.csv"),
+    )
     summary = post_predictions(params)
     assert (summary.matched, summary.failed, summary.regions) == (2, 1, 1)
     assert (out / "contact_sheet.png").is_file() and "contact sheet" in (summary.files or {})

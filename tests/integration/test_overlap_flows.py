@@ -48,8 +48,13 @@ def test_the_infer_flow_overlaps_reading_inference_and_writing(
     monkeypatch.setattr(flows.common, "read_batch", read_batch)
     monkeypatch.setattr(flows.common, "infer_batch", infer_batch)
     monkeypatch.setattr(flows.infer, "save_raw_files", save_raw_files)
-    params = InferParams(input_dir=str(tmp_path / "images"), out=str(tmp_path / "raw"), model="ocr",
-                         cache_dir=str(tmp_path / "cache"), batch_size=1)  # fmt: skip
+    params = InferParams(
+        input_dir=str(tmp_path / "images"),
+        out=str(tmp_path / "raw"),
+        model="ocr",
+        cache_dir=str(tmp_path / "cache"),
+        batch_size=1,
+    )
     summary = flows.infer.infer(params)
     assert (summary.written, summary.failed) == (count, 0) and meet.missed == []
     assert_overlapped(intervals.seen, count)
@@ -66,7 +71,12 @@ def test_an_image_repeated_in_the_next_batch_goes_to_the_model_once(tmp_path: Pa
     (tmp_path / "images").mkdir()
     for copy in ("a", "b", "c"):
         write_image(tmp_path / "images", f"{copy}_{sample.name}", sample.data)
-    params = InferParams(input_dir=str(tmp_path / "images"), out=str(tmp_path / "raw"), model="ocr",
-                         cache_dir=str(tmp_path / "cache"), batch_size=1)  # fmt: skip
+    params = InferParams(
+        input_dir=str(tmp_path / "images"),
+        out=str(tmp_path / "raw"),
+        model="ocr",
+        cache_dir=str(tmp_path / "cache"),
+        batch_size=1,
+    )
     summary = flows.infer.infer(params)
     assert (summary.written, summary.inferred, summary.cached, summary.failed) == (3, 1, 2, 0)

@@ -19,9 +19,13 @@ pytestmark = pytest.mark.slow
 
 
 def test_the_tasks_named_are_predicted_once_each(
-    label_studio: LocalLabelStudio, ls_client: LabelStudioClient, prefect_server: str, tiny_detr: Path,
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
+    label_studio: LocalLabelStudio,
+    ls_client: LabelStudioClient,
+    prefect_server: str,
+    tiny_detr: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("PRELABEL_LS_URL", label_studio.url)
     monkeypatch.setenv("PRELABEL_LS_API_KEY", label_studio.legacy_token.get_secret_value())
     project = ls_client.create_project("by task ids", LABEL_CONFIG)
@@ -33,11 +37,16 @@ def test_the_tasks_named_are_predicted_once_each(
     # a third task of the first image (a re-import), and one the named ids leave out
     (again,) = ls_client.import_tasks(project.id, [{"data": {"image": uploaded[first]}}])
     params = PreannotateParams(
-        project_id=project.id, task_ids=[second, first, again, 999_999], model="detr",
+        project_id=project.id,
+        task_ids=[second, first, again, 999_999],
+        model="detr",
         model_options={"checkpoint": str(tiny_detr), "threshold": 0.0, "device": "cpu"},
-        label_map={"car": "civilian vehicle"}, model_version="by-id", cache_dir=str(tmp_path / "cache"),
-        output_dir=str(tmp_path / "out"), unmatched_csv=str(tmp_path / "out" / "unmatched.csv"),
-    )  # fmt: skip
+        label_map={"car": "civilian vehicle"},
+        model_version="by-id",
+        cache_dir=str(tmp_path / "cache"),
+        output_dir=str(tmp_path / "out"),
+        unmatched_csv=str(tmp_path / "out" / "unmatched.csv"),
+    )
     summary = preannotate(params)
     assert (summary.images, summary.posted, summary.failed) == (2, 2, 2)
     with (tmp_path / "out" / "errors.csv").open() as rows:

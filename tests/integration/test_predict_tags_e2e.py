@@ -26,8 +26,21 @@ def _prelabel(server: LocalLabelStudio, *args: str, cwd: Path) -> subprocess.Com
 
 
 def _project(server: LocalLabelStudio, cwd: Path, title: str) -> int:
-    args = ["project", "create", "--title", title, "--labels", "car,person,text", "--tools",
-            "box,mask,polygon", "--keypoints", "coco-17", "--choices", "day,night", "--text"]  # fmt: skip
+    args = [
+        "project",
+        "create",
+        "--title",
+        title,
+        "--labels",
+        "car,person,text",
+        "--tools",
+        "box,mask,polygon",
+        "--keypoints",
+        "coco-17",
+        "--choices",
+        "day,night",
+        "--text",
+    ]
     return int(_prelabel(server, *args, cwd=cwd).stdout.strip().splitlines()[-1])
 
 
@@ -35,8 +48,20 @@ def _run(
     server: LocalLabelStudio, cwd: Path, project_id: int, model: str
 ) -> subprocess.CompletedProcess[str]:
     """``prelabel run`` on ``cwd/images``, importing them as tasks; model version ``<model>-v1``."""
-    args = ["run", "--input-dir", "images", "--project-id", str(project_id), "--model", model,
-            "--import-new", "--model-version", f"{model}-v1", "--output-dir", "out"]  # fmt: skip
+    args = [
+        "run",
+        "--input-dir",
+        "images",
+        "--project-id",
+        str(project_id),
+        "--model",
+        model,
+        "--import-new",
+        "--model-version",
+        f"{model}-v1",
+        "--output-dir",
+        "out",
+    ]
     return _prelabel(server, *args, cwd=cwd)
 
 
@@ -59,28 +84,47 @@ def test_raw_files_fill_every_tag(
     raw = {
         "objects": [
             {"bbox": [20, 10, 60, 30], "score": 0.9, "category": "car", "mask": mask_to_coco(mask)},
-            {"bbox": [100, 20, 140, 90], "score": 0.8, "category": "person",
-             "keypoints": [{"label": "nose", "x": 120, "y": 30, "score": 0.7},
-                           {"label": "tail", "x": 121, "y": 31, "score": 0.7}]},
-            {"bbox": [150, 50, 190, 70], "score": 0.6, "category": "text", "text": "STOP",
-             "polygon": [[150, 50], [190, 50], [190, 70], [150, 70]]},
+            {
+                "bbox": [100, 20, 140, 90],
+                "score": 0.8,
+                "category": "person",
+                "keypoints": [
+                    {"label": "nose", "x": 120, "y": 30, "score": 0.7},
+                    {"label": "tail", "x": 121, "y": 31, "score": 0.7},
+                ],
+            },
+            {
+                "bbox": [150, 50, 190, 70],
+                "score": 0.6,
+                "category": "text",
+                "text": "STOP",
+                "polygon": [[150, 50], [190, 50], [190, 70], [150, 70]],
+            },
         ],
         "choices": [{"label": "day", "score": 0.2}, {"label": "night", "score": 0.7}],
-    }  # fmt: skip
+    }
     (images / "scene.json").write_text(json.dumps(raw))
     done = _run(label_studio, tmp_path, project_id, "raw-files")
     results = _results(ls_client, project_id, "raw-files-v1")
     by_id = {(r["id"], r["type"]): r for r in results}
-    assert sorted(by_id) == sorted([
-        ("det0", "rectanglelabels"), ("det0-mask", "brushlabels"), ("det0-poly0", "polygonlabels"),
-        ("det1", "rectanglelabels"), ("det1-kp0", "keypointlabels"),
-        ("det2", "rectanglelabels"), ("det2", "textarea"), ("det2-poly0", "polygonlabels"),
-        ("choice", "choices"),
-    ])  # fmt: skip
+    assert sorted(by_id) == sorted(
+        [
+            ("det0", "rectanglelabels"),
+            ("det0-mask", "brushlabels"),
+            ("det0-poly0", "polygonlabels"),
+            ("det1", "rectanglelabels"),
+            ("det1-kp0", "keypointlabels"),
+            ("det2", "rectanglelabels"),
+            ("det2", "textarea"),
+            ("det2-poly0", "polygonlabels"),
+            ("choice", "choices"),
+        ]
+    )
     assert by_id[("det0-poly0", "polygonlabels")]["value"] == {
-        "points": [[10.25, 10.5], [10.25, 29.5], [29.75, 29.5], [29.75, 10.5]], "closed": True,
+        "points": [[10.25, 10.5], [10.25, 29.5], [29.75, 29.5], [29.75, 10.5]],
+        "closed": True,
         "polygonlabels": ["car"],
-    }  # fmt: skip
+    }
     point = by_id[("det1-kp0", "keypointlabels")]
     assert point["value"] == {"x": 60.0, "y": 30.0, "width": 0.5, "keypointlabels": ["nose"]}
     assert point["parentID"] == "det1"
@@ -141,19 +185,48 @@ def test_a_model_chain_fills_boxes_keypoints_and_choices(
     tiny_siglip: Path,
 ) -> None:
     """detr+vitpose+siglip in one run; the choices come from the project's config, not an option."""
-    args = ["project", "create", "--title", "people", "--labels", "person", "--tools", "box",
-            "--keypoints", "coco-17", "--choices", "indoor,outdoor"]  # fmt: skip
+    args = [
+        "project",
+        "create",
+        "--title",
+        "people",
+        "--labels",
+        "person",
+        "--tools",
+        "box",
+        "--keypoints",
+        "coco-17",
+        "--choices",
+        "indoor,outdoor",
+    ]
     project_id = int(_prelabel(label_studio, *args, cwd=tmp_path).stdout.strip().splitlines()[-1])
     images = tmp_path / "images"
     images.mkdir()
     pixels = np.random.default_rng(3).integers(0, 255, (60, 80, 3), dtype=np.uint8)
     Image.fromarray(pixels).save(images / "crowd.png")
-    options = {"detr.checkpoint": tiny_detr, "detr.threshold": 0.0,
-               "vitpose.checkpoint": tiny_vitpose, "vitpose.threshold": -1e9,
-               "siglip.checkpoint": tiny_siglip, "siglip.threshold": 0.0}  # fmt: skip
-    run = ["run", "--input-dir", "images", "--project-id", str(project_id), "--model", "detr+vitpose+siglip",
-           *(f"--model-option={key}={value}" for key, value in options.items()),
-           "--import-new", "--model-version", "chain-v1", "--output-dir", "out"]  # fmt: skip
+    options = {
+        "detr.checkpoint": tiny_detr,
+        "detr.threshold": 0.0,
+        "vitpose.checkpoint": tiny_vitpose,
+        "vitpose.threshold": -1e9,
+        "siglip.checkpoint": tiny_siglip,
+        "siglip.threshold": 0.0,
+    }
+    run = [
+        "run",
+        "--input-dir",
+        "images",
+        "--project-id",
+        str(project_id),
+        "--model",
+        "detr+vitpose+siglip",
+        *(f"--model-option={key}={value}" for key, value in options.items()),
+        "--import-new",
+        "--model-version",
+        "chain-v1",
+        "--output-dir",
+        "out",
+    ]
     _prelabel(label_studio, *run, cwd=tmp_path)
     results = _results(ls_client, project_id, "chain-v1")
     people = {r["id"] for r in results if r["type"] == "rectanglelabels"}
@@ -170,8 +243,19 @@ def test_a_model_chain_fills_boxes_keypoints_and_choices(
 def test_raw_files_fill_per_region_choices_that_read_back_as_region_attributes(
     label_studio: LocalLabelStudio, ls_client: LabelStudioClient, tmp_path: Path
 ) -> None:
-    args = ["project", "create", "--title", "parking", "--labels", "car,person", "--tools", "box,mask",
-            "--choices", "parked,moving", "--choices-per-region"]  # fmt: skip
+    args = [
+        "project",
+        "create",
+        "--title",
+        "parking",
+        "--labels",
+        "car,person",
+        "--tools",
+        "box,mask",
+        "--choices",
+        "parked,moving",
+        "--choices-per-region",
+    ]
     project_id = int(_prelabel(label_studio, *args, cwd=tmp_path).stdout.strip().splitlines()[-1])
     images = tmp_path / "images"
     images.mkdir()
@@ -180,14 +264,26 @@ def test_raw_files_fill_per_region_choices_that_read_back_as_region_attributes(
     mask[20:90, 100:140] = 1
     raw = {
         "objects": [
-            {"bbox": [20, 10, 60, 30], "score": 0.9, "category": "car",
-             "choices": [{"label": "moving", "score": 0.3}, {"label": "parked", "score": 0.8},
-                         {"label": "flying", "score": 0.95}]},
-            {"bbox": [100, 20, 140, 90], "score": 0.8, "category": "person", "mask": mask_to_coco(mask),
-             "choices": [{"label": "moving", "score": 0.6}]},
+            {
+                "bbox": [20, 10, 60, 30],
+                "score": 0.9,
+                "category": "car",
+                "choices": [
+                    {"label": "moving", "score": 0.3},
+                    {"label": "parked", "score": 0.8},
+                    {"label": "flying", "score": 0.95},
+                ],
+            },
+            {
+                "bbox": [100, 20, 140, 90],
+                "score": 0.8,
+                "category": "person",
+                "mask": mask_to_coco(mask),
+                "choices": [{"label": "moving", "score": 0.6}],
+            },
             {"bbox": [150, 50, 190, 70], "score": 0.7, "category": "car"},
         ],
-    }  # fmt: skip
+    }
     (images / "lot.json").write_text(json.dumps(raw))
     done = _run(label_studio, tmp_path, project_id, "raw-files")
     assert "Tags the model filled on no image" not in done.stdout  # boxes, masks and region choices
@@ -223,18 +319,45 @@ def test_a_chained_siglip_fills_the_projects_per_region_choices(
     tiny_siglip: Path,
 ) -> None:
     """detr+siglip: the options come from the project's perRegion Choices, one result per box."""
-    args = ["project", "create", "--title", "rooms", "--labels", "person", "--tools", "box",
-            "--choices", "indoor,outdoor", "--choices-per-region"]  # fmt: skip
+    args = [
+        "project",
+        "create",
+        "--title",
+        "rooms",
+        "--labels",
+        "person",
+        "--tools",
+        "box",
+        "--choices",
+        "indoor,outdoor",
+        "--choices-per-region",
+    ]
     project_id = int(_prelabel(label_studio, *args, cwd=tmp_path).stdout.strip().splitlines()[-1])
     images = tmp_path / "images"
     images.mkdir()
     pixels = np.random.default_rng(4).integers(0, 255, (60, 80, 3), dtype=np.uint8)
     Image.fromarray(pixels).save(images / "room.png")
-    options = {"detr.checkpoint": tiny_detr, "detr.threshold": 0.0, "siglip.checkpoint": tiny_siglip,
-               "siglip.threshold": 0.0}  # fmt: skip
-    run = ["run", "--input-dir", "images", "--project-id", str(project_id), "--model", "detr+siglip",
-           *(f"--model-option={key}={value}" for key, value in options.items()),
-           "--import-new", "--model-version", "rooms-v1", "--output-dir", "out"]  # fmt: skip
+    options = {
+        "detr.checkpoint": tiny_detr,
+        "detr.threshold": 0.0,
+        "siglip.checkpoint": tiny_siglip,
+        "siglip.threshold": 0.0,
+    }
+    run = [
+        "run",
+        "--input-dir",
+        "images",
+        "--project-id",
+        str(project_id),
+        "--model",
+        "detr+siglip",
+        *(f"--model-option={key}={value}" for key, value in options.items()),
+        "--import-new",
+        "--model-version",
+        "rooms-v1",
+        "--output-dir",
+        "out",
+    ]
     done = _prelabel(label_studio, *run, cwd=tmp_path)
     assert '<Choices name="choice">' not in done.stdout  # not among the tags filled on no image
     results = _results(ls_client, project_id, "rooms-v1")

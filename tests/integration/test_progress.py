@@ -36,7 +36,14 @@ def test_ingest_and_export_report_progress_as_they_go(prefect_server: str, tmp_p
         ingested = [done for unit, done, _ in seen if unit == "images checked"]
         assert ingested == [0, 1, 2, 3, 4, 5]  # one step per image checked, total not known up front
         seen.clear()
-        export(ExportParams(input_dir=str(folder), model="ocr", to=str(tmp_path / "pseudo"),
-                            cache_dir=str(tmp_path / "cache"), batch_size=2,
-                            output_dir=str(tmp_path / "out")))  # fmt: skip
+        export(
+            ExportParams(
+                input_dir=str(folder),
+                model="ocr",
+                to=str(tmp_path / "pseudo"),
+                cache_dir=str(tmp_path / "cache"),
+                batch_size=2,
+                output_dir=str(tmp_path / "out"),
+            )
+        )
     assert seen == [("images", 0, 5), ("images", 2, 5), ("images", 4, 5), ("images", 5, 5)]

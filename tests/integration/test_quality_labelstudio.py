@@ -45,9 +45,14 @@ def test_known_edits_give_known_numbers(synthetic: tuple[LabelStudioClient, Proj
 
     assert (summary.tasks, summary.unannotated, summary.errors) == (4, 2, 0)
     rows = _numbers(summary)
-    assert set(rows) == {("rectanglelabels", "car"), ("rectanglelabels", "person"), ("brushlabels", "car"),
-                         ("polygonlabels", "car"), ("keypointlabels", "nose"),
-                         ("keypointlabels", "eye")}  # fmt: skip
+    assert set(rows) == {
+        ("rectanglelabels", "car"),
+        ("rectanglelabels", "person"),
+        ("brushlabels", "car"),
+        ("polygonlabels", "car"),
+        ("keypointlabels", "nose"),
+        ("keypointlabels", "eye"),
+    }
     car, person, mask = (
         rows["rectanglelabels", "car"],
         rows["rectanglelabels", "person"],
@@ -107,8 +112,17 @@ def test_cli_writes_csv_json_and_charts(
         "PRELABEL_LS_URL": label_studio.url,
         "PRELABEL_LS_API_KEY": label_studio.legacy_token.get_secret_value(),
     }
-    done = run_prelabel("quality", "--project-id", str(project.id), "--model-version", "v1",
-                        "--keypoint-tolerance", "0.03", cwd=tmp_path, env=env)  # fmt: skip
+    done = run_prelabel(
+        "quality",
+        "--project-id",
+        str(project.id),
+        "--model-version",
+        "v1",
+        "--keypoint-tolerance",
+        "0.03",
+        cwd=tmp_path,
+        env=env,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     out = tmp_path / "prelabel-output" / "quality" / f"project-{project.id}" / "v1"
     summary = json.loads((out / "summary.json").read_text())
@@ -117,7 +131,12 @@ def test_cli_writes_csv_json_and_charts(
     assert summary["texts"]["cer"] == pytest.approx(1 / 13) and summary["choices"][0]["accuracy"] == 0.75
     matched, by_id = summary["region_choices"]  # pairing by match does not depend on the tolerance here
     assert {k: matched[k] for k in ("control", "pairing", "compared", "correct", "accuracy")} == {
-        "control": "kind", "pairing": "matched", "compared": 5, "correct": 2, "accuracy": 0.4}  # fmt: skip
+        "control": "kind",
+        "pairing": "matched",
+        "compared": 5,
+        "correct": 2,
+        "accuracy": 0.4,
+    }
     assert (by_id["pairing"], by_id["compared"], by_id["correct"]) == ("same id", 6, 2)
     assert matched["confusion"][0] == {"predicted": ["sedan"], "annotated": ["sedan"], "regions": 2}
     with (out / "region_choices.csv").open(newline="") as handle:
@@ -127,8 +146,11 @@ def test_cli_writes_csv_json_and_charts(
             (r["control"], r["pairing"], r["predicted"], r["annotated"], r["regions"]) for r in reader
         ]
     pairings = (("matched", REGION_CHOICES_MATCHED), ("same id", REGION_CHOICES_BY_ID))
-    expected = [("kind", pairing, "; ".join(dt), "; ".join(gt), str(n))
-                for pairing, counts in pairings for (dt, gt), n in counts.items()]  # fmt: skip
+    expected = [
+        ("kind", pairing, "; ".join(dt), "; ".join(gt), str(n))
+        for pairing, counts in pairings
+        for (dt, gt), n in counts.items()
+    ]
     assert sorted(confusion) == sorted(expected) and ("kind", "matched", "truck", "", "1") in confusion
     with (out / "labels.csv").open(newline="") as handle:
         labels = {(r["type"], r["label"]): r for r in csv.DictReader(handle)}
@@ -139,19 +161,35 @@ def test_cli_writes_csv_json_and_charts(
     with (out / "regions.csv").open(newline="") as handle:
         regions = list(csv.DictReader(handle))
     assert {(r["region_id"], r["outcome"], r["fate"]) for r in regions if r["type"] == "rectanglelabels"} == {
-        ("b1", "tp", "kept"), ("b2", "fp", "edited"), ("b2", "fn", "edited"), ("b3", "fp", "deleted"),
-        ("b4", "tp", "kept"), ("a4", "fn", "added"),
-    }  # fmt: skip
-    assert {(r["region_id"], r["outcome"], r["iou"][:5], r["fate"]) for r in regions
-            if r["type"] == "polygonlabels"} == {
-        ("p1", "tp", "1.0", "kept"), ("p2", "tp", "1.0", "kept"), ("p3", "tp", "0.666", "edited"),
-        ("p4", "fp", "", "deleted"), ("a5", "fn", "", "added"),
-    }  # fmt: skip
-    assert {(r["region_id"], r["outcome"], r["error_px"], r["fate"]) for r in regions
-            if r["type"] == "keypointlabels"} == {
-        ("k1", "tp", "0.0", "kept"), ("k2", "tp", "2.0", "edited"), ("k3", "tp", "4.0", "edited"),
-        ("k4", "fp", "", "deleted"), ("a6", "fn", "", "added"),
-    }  # fmt: skip
+        ("b1", "tp", "kept"),
+        ("b2", "fp", "edited"),
+        ("b2", "fn", "edited"),
+        ("b3", "fp", "deleted"),
+        ("b4", "tp", "kept"),
+        ("a4", "fn", "added"),
+    }
+    assert {
+        (r["region_id"], r["outcome"], r["iou"][:5], r["fate"])
+        for r in regions
+        if r["type"] == "polygonlabels"
+    } == {
+        ("p1", "tp", "1.0", "kept"),
+        ("p2", "tp", "1.0", "kept"),
+        ("p3", "tp", "0.666", "edited"),
+        ("p4", "fp", "", "deleted"),
+        ("a5", "fn", "", "added"),
+    }
+    assert {
+        (r["region_id"], r["outcome"], r["error_px"], r["fate"])
+        for r in regions
+        if r["type"] == "keypointlabels"
+    } == {
+        ("k1", "tp", "0.0", "kept"),
+        ("k2", "tp", "2.0", "edited"),
+        ("k3", "tp", "4.0", "edited"),
+        ("k4", "fp", "", "deleted"),
+        ("a6", "fn", "", "added"),
+    }
     charts = sorted((out / "charts").glob("*.png"))
     assert [c.name for c in charts] == [
         "brushlabels-car.png",

@@ -49,8 +49,15 @@ def _prediction(i: int, **value: Any) -> dict[str, Any]:
         "rotation": 0,
         "rectanglelabels": ["person"],
     }
-    result = {"id": f"r{i}", "from_name": "label", "to_name": "image", "type": "rectanglelabels",
-              "original_width": 640, "original_height": 480, "value": {**box, **value}}  # fmt: skip
+    result = {
+        "id": f"r{i}",
+        "from_name": "label",
+        "to_name": "image",
+        "type": "rectanglelabels",
+        "original_width": 640,
+        "original_height": 480,
+        "value": {**box, **value},
+    }
     return {"result": [result], "score": 0.9}
 
 
@@ -128,8 +135,9 @@ def test_a_lost_answer_during_the_split_changes_nothing(
 def test_chunks_of_one_are_refused_without_a_split(strict_client: LabelStudioClient) -> None:
     # Chunks of one: the refusal is already isolated, so nothing is read again or split.
     project, ids, predictions = _setup(strict_client, 8)
-    report = post_predictions(strict_client, project.id, predictions, "v1", _versions(strict_client, project),
-                              chunk_size=1)  # fmt: skip
+    report = post_predictions(
+        strict_client, project.id, predictions, "v1", _versions(strict_client, project), chunk_size=1
+    )
     assert (report.created, report.requests, report.rechecks) == (6, 8, 0)
     assert sorted(report.refused) == [ids[3], ids[7]]
 
@@ -184,9 +192,18 @@ def test_the_post_task_makes_an_error_row_per_refused_image(
 
     connection = LabelStudioConnection(strict_label_studio.url, strict_label_studio.legacy_token)
     built, report = post_batch.fn(
-        connection, project, records, _versions(strict_client, project), LabelMap({}), "v1",
-        overwrite=False, dry_run=False, masks=None, polygon_tolerance=1.0, chunk_size=500,
-    )  # fmt: skip
+        connection,
+        project,
+        records,
+        _versions(strict_client, project),
+        LabelMap({}),
+        "v1",
+        overwrite=False,
+        dry_run=False,
+        masks=None,
+        polygon_tolerance=1.0,
+        chunk_size=500,
+    )
 
     assert report.created == 3
     assert [(row.file, str(row.stage)) for row in built.errors] == [
@@ -194,8 +211,10 @@ def test_the_post_task_makes_an_error_row_per_refused_image(
         ("3.png", "post"),
         ("5.png", "post"),
     ]
-    assert all("refused the prediction: Region 0: Invalid value" in row.error and "traffic light" in row.error
-               for row in built.errors)  # fmt: skip
+    assert all(
+        "refused the prediction: Region 0: Invalid value" in row.error and "traffic light" in row.error
+        for row in built.errors
+    )
     assert strict_label_studio.legacy_token.get_secret_value() not in "".join(
         row.error for row in built.errors
     )

@@ -27,15 +27,32 @@ W, H = 120, 80  # the images' size, pixels
 def _rect(rid: str, x: float, label: str = "person", score: float = 0.8) -> dict[str, Any]:
     """A rectangle at ``x`` percent of the width, 20% wide, y 10..60%."""
     value = {"x": x, "y": 10, "width": 20, "height": 50, "rotation": 0, "rectanglelabels": [label]}
-    return {"id": rid, "type": "rectanglelabels", "from_name": "label", "to_name": "image", "score": score,
-            "original_width": W, "original_height": H, "image_rotation": 0, "value": value}  # fmt: skip
+    return {
+        "id": rid,
+        "type": "rectanglelabels",
+        "from_name": "label",
+        "to_name": "image",
+        "score": score,
+        "original_width": W,
+        "original_height": H,
+        "image_rotation": 0,
+        "value": value,
+    }
 
 
 def _text(rid: str, x: float) -> dict[str, Any]:
     """The per-region transcription of rectangle ``rid``."""
     value = {"x": x, "y": 10, "width": 20, "height": 50, "rotation": 0, "text": ["hello"]}
-    return {"id": rid, "type": "textarea", "from_name": "transcription", "to_name": "image",
-            "original_width": W, "original_height": H, "image_rotation": 0, "value": value}  # fmt: skip
+    return {
+        "id": rid,
+        "type": "textarea",
+        "from_name": "transcription",
+        "to_name": "image",
+        "original_width": W,
+        "original_height": H,
+        "image_rotation": 0,
+        "value": value,
+    }
 
 
 def _box(x: float) -> tuple[float, float, float, float]:
@@ -48,10 +65,12 @@ def _yes(item_id: int, yes: bool) -> Answer:
 
 
 def test_regions_are_found_by_label_and_box_not_by_id() -> None:
-    items = [ReviewItem("a.png", "person", _box(5), 0.8, 1, 10, "det0", id=1),
-             ReviewItem("a.png", "person", _box(40), 0.8, 1, 10, "det1", id=2),
-             ReviewItem("a.png", "person", _box(75), 0.8, 1, 10, "det2", id=3),
-             ReviewItem("a.png", "text", _box(40), 0.8, 1, 10, "det3", id=4)]  # fmt: skip
+    items = [
+        ReviewItem("a.png", "person", _box(5), 0.8, 1, 10, "det0", id=1),
+        ReviewItem("a.png", "person", _box(40), 0.8, 1, 10, "det1", id=2),
+        ReviewItem("a.png", "person", _box(75), 0.8, 1, 10, "det2", id=3),
+        ReviewItem("a.png", "text", _box(40), 0.8, 1, 10, "det3", id=4),
+    ]
     answers = {1: _yes(1, False), 2: _yes(2, True), 4: _yes(4, True)}
     first = {"result": [_rect("det0", 5), _text("det0", 5), _rect("det1", 40), _rect("det2", 75)]}
     review = review_task(first, items, answers)
@@ -78,8 +97,11 @@ def test_regions_are_found_by_label_and_box_not_by_id() -> None:
 
     # Whole-image items: a label's every region, with the text that shares their ids.
     whole = [ReviewItem("a.png", "person", id=7), ReviewItem("a.png", "text", id=8)]
-    yes_no = review_task(first | {"result": [*first["result"], _rect("t", 20, "text")]}, whole,
-                         {7: _yes(7, True), 8: _yes(8, False)})  # fmt: skip
+    yes_no = review_task(
+        first | {"result": [*first["result"], _rect("t", 20, "text")]},
+        whole,
+        {7: _yes(7, True), 8: _yes(8, False)},
+    )
     assert yes_no.accepted == {"det0", "det1", "det2"} and yes_no.removed == 1
     assert all(r["meta"] == {"reviewed": True} for r in yes_no.result)
     assert len(yes_no.result) == 4  # three rectangles and det0's text
@@ -95,11 +117,18 @@ def _project(client: LabelStudioClient, project: Project, tmp_path: Path) -> lis
         paths.append(tmp_path / f"street_{seed}.png")
         paths[-1].write_bytes(encode_image(Image.fromarray(pixels), "PNG"))
     tasks = client.upload_files(project.id, paths)
-    client.import_predictions(project.id, [
-        {"task": t, "model_version": "m1", "score": 0.7,
-         "result": [_rect("det0", 5), _text("det0", 5), _rect("det1", 40), _rect("det2", 75)]}
-        for t in tasks
-    ])  # fmt: skip
+    client.import_predictions(
+        project.id,
+        [
+            {
+                "task": t,
+                "model_version": "m1",
+                "score": 0.7,
+                "result": [_rect("det0", 5), _text("det0", 5), _rect("det1", 40), _rect("det2", 75)],
+            }
+            for t in tasks
+        ],
+    )
     return tasks
 
 
@@ -115,8 +144,10 @@ def _reviewed(client: LabelStudioClient, project: Project) -> dict[int, tuple[in
 
 
 def _annotations(client: LabelStudioClient, project: Project) -> dict[int, list[tuple[int, list[Any]]]]:
-    return {t.id: [(int(a["id"]), a["result"]) for a in t.annotations]
-            for t in client.iter_tasks(project.id, full=True)}  # fmt: skip
+    return {
+        t.id: [(int(a["id"]), a["result"]) for a in t.annotations]
+        for t in client.iter_tasks(project.id, full=True)
+    }
 
 
 def _marked(results: list[dict[str, Any]]) -> list[tuple[str, str, bool]]:
@@ -152,9 +183,11 @@ def test_apply_in_place_marks_accepted_annotates_and_survives_a_repost(
     first = _reviewed(ls_client, project)
     assert _marked(first[t1][1]) == [("rectanglelabels", "det1", True), ("rectanglelabels", "det2", False)]
     assert _marked(first[t2][1]) == [
-        ("rectanglelabels", "det0", True), ("textarea", "det0", True),
-        ("rectanglelabels", "det1", False), ("rectanglelabels", "det2", False),
-    ]  # fmt: skip
+        ("rectanglelabels", "det0", True),
+        ("textarea", "det0", True),
+        ("rectanglelabels", "det1", False),
+        ("rectanglelabels", "det2", False),
+    ]
     assert not any(marked for _, _, marked in _marked(first[t3][1])) and len(first[t3][1]) == 4
     notes = _annotations(ls_client, project)
     assert [_marked(r) for _, r in notes[t1]] == [[("rectanglelabels", "det1", True)]]
@@ -211,8 +244,10 @@ def test_apply_in_place_marks_accepted_annotates_and_survives_a_repost(
     ls_client.delete_model_version(project.id, "m1")
     reposted = {t: [_rect("r2", 75), _rect("r1", 40), _rect("r0", 5), _text("r0", 5)] for t in (t2, t3)}
     reposted[t1] = [_rect("r2", 75), _rect("r1", 52), _rect("r0", 5), _text("r0", 5)]  # det1 moved
-    ls_client.import_predictions(project.id, [{"task": t, "model_version": "m1", "score": 0.7, "result": r}
-                                              for t, r in reposted.items()])  # fmt: skip
+    ls_client.import_predictions(
+        project.id,
+        [{"task": t, "model_version": "m1", "score": 0.7, "result": r} for t, r in reposted.items()],
+    )
     with ReviewSet(set_path) as review_set:
         fourth = apply_answers(ls_client, review_set, tmp_path / "a.csv")
         answers = review_set.answers()
@@ -228,5 +263,9 @@ def test_apply_in_place_marks_accepted_annotates_and_survives_a_repost(
     assert _marked(after[t3][1])[0] == ("rectanglelabels", "r2", True)  # det2's answer, found again
     with (tmp_path / "a.csv").open() as handle:
         status = {int(r["item_id"]): r["status"] for r in csv.DictReader(handle)}
-    assert status == {item[t1, "det0"]: "applied", item[t1, "det1"]: "region not found",
-                      item[t2, "det0"]: "applied", item[t3, "det2"]: "applied"}  # fmt: skip
+    assert status == {
+        item[t1, "det0"]: "applied",
+        item[t1, "det1"]: "region not found",
+        item[t2, "det0"]: "applied",
+        item[t3, "det2"]: "applied",
+    }

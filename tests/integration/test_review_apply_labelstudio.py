@@ -22,11 +22,19 @@ from tests.unit.review.test_review_apply import LABEL, _scenes
 def _params(
     project: Project, tmp_path: Path, images: Path, version: str, **extra: object
 ) -> PreannotateParams:
-    return PreannotateParams.model_validate({
-        "project_id": project.id, "input_dir": str(images), "model": "raw-files", "import_new": True,
-        "model_version": version, "output_dir": str(tmp_path / "out"),
-        "unmatched_csv": str(tmp_path / "out" / "unmatched.csv"), "batch_size": 3, **extra,
-    })  # fmt: skip
+    return PreannotateParams.model_validate(
+        {
+            "project_id": project.id,
+            "input_dir": str(images),
+            "model": "raw-files",
+            "import_new": True,
+            "model_version": version,
+            "output_dir": str(tmp_path / "out"),
+            "unmatched_csv": str(tmp_path / "out" / "unmatched.csv"),
+            "batch_size": 3,
+            **extra,
+        }
+    )
 
 
 def _results(client: LabelStudioClient, project: Project, version: str) -> dict[int, list[dict[str, object]]]:
@@ -57,8 +65,15 @@ def test_answers_back_into_label_studio_and_a_verifier_for_the_next_run(
     set_path = tmp_path / "people.sqlite"
     ReviewSet.create(set_path, items, meta).close()
     checkpoint = save_dinov2_registers(tmp_path / "tiny-dinov2")
-    features(FeaturesParams(review_set=str(set_path), checkpoint=str(checkpoint), device="cpu",
-                            cache_dir=str(tmp_path / "cache"), ls_url=label_studio.url))  # fmt: skip
+    features(
+        FeaturesParams(
+            review_set=str(set_path),
+            checkpoint=str(checkpoint),
+            device="cpu",
+            cache_dir=str(tmp_path / "cache"),
+            ls_url=label_studio.url,
+        )
+    )
     with ReviewSet(set_path) as review_set:
         stored = review_set.items()
         assert len(stored) == 16
@@ -92,8 +107,16 @@ def test_answers_back_into_label_studio_and_a_verifier_for_the_next_run(
     assert ls_client.model_versions(project.id)["boxes-v1-reviewed"] == 8
 
     # 4. The verifier, saved as plain numbers with its metrics.
-    trained = run_prelabel("review", "verifier", "--set", str(set_path), "--features",
-                           str(tmp_path / "people.dinov2.parquet"), "--name", "flat")  # fmt: skip
+    trained = run_prelabel(
+        "review",
+        "verifier",
+        "--set",
+        str(set_path),
+        "--features",
+        str(tmp_path / "people.dinov2.parquet"),
+        "--name",
+        "flat",
+    )
     assert trained.returncode == 0, trained.stderr[-2000:]
     saved = tmp_path / "people.verifier.json"
     data = json.loads(saved.read_text())
@@ -103,16 +126,25 @@ def test_answers_back_into_label_studio_and_a_verifier_for_the_next_run(
     assert len(model["weights"]) == 16 and model["held_out_accuracy"] == 1.0
 
     # 5. A new run with the verifier: the noise boxes are dropped, the report says so.
-    run = preannotate(_params(project, tmp_path, _scenes(tmp_path / "second", range(20, 26)), "boxes-v2",
-                              verifier=str(saved), min_verified=0.5))  # fmt: skip
+    run = preannotate(
+        _params(
+            project,
+            tmp_path,
+            _scenes(tmp_path / "second", range(20, 26)),
+            "boxes-v2",
+            verifier=str(saved),
+            min_verified=0.5,
+        )
+    )
     assert run.model_version == "boxes-v2-verified-flat-0.5"
     assert run.verified == {f"{LABEL} kept": 6, f"{LABEL} dropped": 6}
     assert f"| {LABEL} | 6 | 6 | 0 |" in run.markdown()
     posted = _results(ls_client, project, run.model_version)
     assert len(posted) == 6 and all(len(r) == 1 and _x(r[0]) < 50 for r in posted.values())
     # The cache (none for raw files) aside, a threshold of 0 keeps everything under its own version.
-    everything = preannotate(_params(project, tmp_path, tmp_path / "second", "boxes-v2",
-                                     verifier=str(saved), min_verified=0.0))  # fmt: skip
+    everything = preannotate(
+        _params(project, tmp_path, tmp_path / "second", "boxes-v2", verifier=str(saved), min_verified=0.0)
+    )
     assert everything.model_version == "boxes-v2-verified-flat-0" and everything.verified == {
         f"{LABEL} kept": 12
     }

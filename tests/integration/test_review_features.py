@@ -20,8 +20,13 @@ def test_features_flow_writes_parquet_and_reuses_the_cache(
     ReviewSet.create(
         tmp_path / "set.sqlite", items_from_references(refs, "car"), {"source": "references"}
     ).close()
-    params = FeaturesParams(review_set=str(tmp_path / "set.sqlite"), checkpoint=str(tiny_dinov2),
-                            batch_size=2, cache_dir=str(tmp_path / "cache"), device="cpu")  # fmt: skip
+    params = FeaturesParams(
+        review_set=str(tmp_path / "set.sqlite"),
+        checkpoint=str(tiny_dinov2),
+        batch_size=2,
+        cache_dir=str(tmp_path / "cache"),
+        device="cpu",
+    )
     done = features(params)
     assert (done.items, done.computed, done.cached, done.failed, done.dim) == (6, 5, 0, 1, 16)
     assert done.out == str(tmp_path / "set.dinov2.parquet")

@@ -24,10 +24,15 @@ TOKENS = {"alice-token-1": "alice", "bob-token-22": "bob", "carol-token-333": "c
 
 
 def _rect(width: int, height: int) -> dict[str, object]:
-    return {"type": "rectanglelabels", "from_name": "label", "to_name": "image", "original_width": width,
-            "original_height": height, "score": 0.5,
-            "value": {"x": 10, "y": 10, "width": 30, "height": 40, "rotation": 0,
-                      "rectanglelabels": ["person"]}}  # fmt: skip
+    return {
+        "type": "rectanglelabels",
+        "from_name": "label",
+        "to_name": "image",
+        "original_width": width,
+        "original_height": height,
+        "score": 0.5,
+        "value": {"x": 10, "y": 10, "width": 30, "height": 40, "rotation": 0, "rectanglelabels": ["person"]},
+    }
 
 
 def test_64_overlapping_image_requests_from_3_reviewers_all_answer_with_the_right_bytes(
@@ -40,10 +45,13 @@ def test_64_overlapping_image_requests_from_3_reviewers_all_answer_with_the_righ
         files.append(tmp_path / f"photo_{seed}.png")
         files[-1].write_bytes(encode_image(Image.fromarray(pixels), "PNG"))
     task_ids = ls_client.upload_files(project.id, files)
-    ls_client.import_predictions(project.id, [
-        {"task": task, "model_version": "m1", "result": [_rect(320 + 8 * n, 240 + 4 * n)]}
-        for n, task in enumerate(task_ids)
-    ])  # fmt: skip
+    ls_client.import_predictions(
+        project.id,
+        [
+            {"task": task, "model_version": "m1", "result": [_rect(320 + 8 * n, 240 + 4 * n)]}
+            for n, task in enumerate(task_ids)
+        ],
+    )
     items, _ = items_from_tasks(ls_client.iter_tasks(project.id, full=True), "m1", "image", "box")
     meta = {"source": "project", "project_id": project.id, "model_version": "m1", "ls_url": label_studio.url}
     with ReviewSet.create(tmp_path / "set.sqlite", items, meta) as review_set:

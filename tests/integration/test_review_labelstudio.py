@@ -17,10 +17,15 @@ from tests.support.random_models import save_dinov2_registers
 
 
 def _rect(label: str, x: float, score: float) -> dict[str, object]:
-    return {"type": "rectanglelabels", "from_name": "label", "to_name": "image", "original_width": 120,
-            "original_height": 80, "score": score,
-            "value": {"x": x, "y": 25, "width": 25, "height": 50, "rotation": 0,
-                      "rectanglelabels": [label]}}  # fmt: skip
+    return {
+        "type": "rectanglelabels",
+        "from_name": "label",
+        "to_name": "image",
+        "original_width": 120,
+        "original_height": 80,
+        "score": score,
+        "value": {"x": x, "y": 25, "width": 25, "height": 50, "rotation": 0, "rectanglelabels": [label]},
+    }
 
 
 def test_review_set_from_project_predictions_features_and_next(
@@ -32,20 +37,43 @@ def test_review_set_from_project_predictions_features_and_next(
         paths.append(tmp_path / f"photo{seed}.png")
         paths[-1].write_bytes(encode_image(Image.fromarray(pixels), "PNG"))
     first, second = ls_client.upload_files(project.id, paths)
-    brush = {"type": "brushlabels", "from_name": "mask", "to_name": "image",
-             "value": {"format": "rle", "rle": [0, 0, 0, 1], "brushlabels": ["person"]}}  # fmt: skip
-    ls_client.import_predictions(project.id, [
-        {"task": first, "model_version": "m1", "score": 0.5,
-         "result": [_rect("person", 10, 0.9), _rect("person", 50, 0.4), brush]},
-        {"task": second, "model_version": "m1", "result": [_rect("civilian vehicle", 0, 0.7)]},
-        {"task": second, "model_version": "m2", "result": [_rect("person", 0, 0.99)]},
-    ])  # fmt: skip
+    brush = {
+        "type": "brushlabels",
+        "from_name": "mask",
+        "to_name": "image",
+        "value": {"format": "rle", "rle": [0, 0, 0, 1], "brushlabels": ["person"]},
+    }
+    ls_client.import_predictions(
+        project.id,
+        [
+            {
+                "task": first,
+                "model_version": "m1",
+                "score": 0.5,
+                "result": [_rect("person", 10, 0.9), _rect("person", 50, 0.4), brush],
+            },
+            {"task": second, "model_version": "m1", "result": [_rect("civilian vehicle", 0, 0.7)]},
+            {"task": second, "model_version": "m2", "result": [_rect("person", 0, 0.99)]},
+        ],
+    )
     key = label_studio.legacy_token.get_secret_value()
-    env = {"PRELABEL_LS_URL": label_studio.url, "PRELABEL_LS_API_KEY": key,
-           "PRELABEL_CACHE_DIR": str(tmp_path / "cache")}  # fmt: skip
+    env = {
+        "PRELABEL_LS_URL": label_studio.url,
+        "PRELABEL_LS_API_KEY": key,
+        "PRELABEL_CACHE_DIR": str(tmp_path / "cache"),
+    }
     out = tmp_path / "set.sqlite"
-    made = run_prelabel("review", "create", "--project-id", str(project.id), "--model-version", "m1",
-                        "--set", str(out), env=env)  # fmt: skip
+    made = run_prelabel(
+        "review",
+        "create",
+        "--project-id",
+        str(project.id),
+        "--model-version",
+        "m1",
+        "--set",
+        str(out),
+        env=env,
+    )
     assert made.returncode == 0, made.stderr
     assert "3 items" in made.stdout and "brushlabels (not a rectangle)" in made.stdout
     with ReviewSet(out) as review_set:
@@ -59,20 +87,52 @@ def test_review_set_from_project_predictions_features_and_next(
     assert all(i.image.startswith(f"/data/upload/{project.id}/") for i in items)
     assert all(i.prediction_id for i in items)  # which prediction each box came from, for the way back
 
-    refused = run_prelabel("review", "create", "--project-id", str(project.id), "--model-version", "m9",
-                           "--set", str(tmp_path / "x.sqlite"), env=env)  # fmt: skip
+    refused = run_prelabel(
+        "review",
+        "create",
+        "--project-id",
+        str(project.id),
+        "--model-version",
+        "m9",
+        "--set",
+        str(tmp_path / "x.sqlite"),
+        env=env,
+    )
     assert refused.returncode == 2 and "no predictions of 'm9' (has: m1, m2)" in refused.stderr
 
     checkpoint = save_dinov2_registers(tmp_path / "dinov2")
-    embedded = run_prelabel("review", "features", "--set", str(out), "--checkpoint", str(checkpoint),
-                            "--device", "cpu", "--margin", "0.2", env=env)  # fmt: skip
+    embedded = run_prelabel(
+        "review",
+        "features",
+        "--set",
+        str(out),
+        "--checkpoint",
+        str(checkpoint),
+        "--device",
+        "cpu",
+        "--margin",
+        "0.2",
+        env=env,
+    )
     assert embedded.returncode == 0, embedded.stderr
     vectors = read_features(tmp_path / "set.dinov2.parquet")
     assert sorted(vectors) == [1, 2, 3] and not np.allclose(vectors[1], vectors[2])
 
     parquet = str(tmp_path / "set.dinov2.parquet")
-    listed = run_prelabel("review", "next", "--set", str(out), "--features", parquet, "--label", "person",
-                          "--strategy", "max-prob", "--count", "2")  # fmt: skip
+    listed = run_prelabel(
+        "review",
+        "next",
+        "--set",
+        str(out),
+        "--features",
+        parquet,
+        "--label",
+        "person",
+        "--strategy",
+        "max-prob",
+        "--count",
+        "2",
+    )
     assert listed.returncode == 0, listed.stderr
     rows = [line.split("\t") for line in listed.stdout.splitlines()[1:3]]
     picked = [(row[0], row[2]) for row in rows]

@@ -51,15 +51,38 @@ def test_run_sam3_posts_every_label_prompt_merges_thresholds_exemplars_and_cache
     for sample in make_samples():
         (images / sample.name).write_bytes(sample.data)
     (tmp_path / "prompts.yaml").write_text("vehicle: [car, truck]\n")  # two phrases, one label
-    env = {"PRELABEL_LS_URL": label_studio.url, "HF_HUB_OFFLINE": "1",
-           "PRELABEL_LS_API_KEY": label_studio.personal_token.get_secret_value()}  # fmt: skip
-    base = ["run", "--input-dir", "images", "--project-id", str(project.id), "--model", "sam3",
-            "--import-new", "--cache-dir", "cache", "--output-dir", "out",
-            f"--model-option=checkpoint={tiny_sam3}", "--model-option=threshold=0"]  # fmt: skip
+    env = {
+        "PRELABEL_LS_URL": label_studio.url,
+        "HF_HUB_OFFLINE": "1",
+        "PRELABEL_LS_API_KEY": label_studio.personal_token.get_secret_value(),
+    }
+    base = [
+        "run",
+        "--input-dir",
+        "images",
+        "--project-id",
+        str(project.id),
+        "--model",
+        "sam3",
+        "--import-new",
+        "--cache-dir",
+        "cache",
+        "--output-dir",
+        "out",
+        f"--model-option=checkpoint={tiny_sam3}",
+        "--model-option=threshold=0",
+    ]
 
     def run(version: str, *options: str, extra: tuple[str, ...] = ()) -> str:
-        done = run_prelabel(*base, "--model-version", version, *(f"--model-option={o}" for o in options),
-                            *extra, cwd=tmp_path, env=env)  # fmt: skip
+        done = run_prelabel(
+            *base,
+            "--model-version",
+            version,
+            *(f"--model-option={o}" for o in options),
+            *extra,
+            cwd=tmp_path,
+            env=env,
+        )
         assert done.returncode == 0, done.stderr[-3000:]
         return done.stdout
 
@@ -91,18 +114,36 @@ def test_run_sam3_posts_every_label_prompt_merges_thresholds_exemplars_and_cache
 
     # 4. exemplars: a box someone drew prompts its label on its own image; new regions reported
     annotated = next(t for t in tasks if "scene_1" in str(t.data))  # a 640 x 480 image
-    ls_client.create_annotation(annotated.id, [{
-        "id": "drawn", "type": "rectanglelabels", "from_name": "box", "to_name": "image",
-        "original_width": 640, "original_height": 480, "image_rotation": 0,
-        "value": {"x": 10, "y": 10, "width": 30, "height": 40, "rotation": 0, "rectanglelabels": ["vehicle"]},
-    }])  # fmt: skip
+    ls_client.create_annotation(
+        annotated.id,
+        [
+            {
+                "id": "drawn",
+                "type": "rectanglelabels",
+                "from_name": "box",
+                "to_name": "image",
+                "original_width": 640,
+                "original_height": 480,
+                "image_rotation": 0,
+                "value": {
+                    "x": 10,
+                    "y": 10,
+                    "width": 30,
+                    "height": 40,
+                    "rotation": 0,
+                    "rectanglelabels": ["vehicle"],
+                },
+            }
+        ],
+    )
     first = run("sam3-exemplars", "merge_iou=1.01", "exemplars=project")
     assert "exemplar boxes | 1 |" in first and "regions beyond people's boxes" in first
     with (tmp_path / "out" / "new_regions.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert [(int(r["task"]), r["label"], r["drawn"], r["found"]) for r in rows] == [
-        (annotated.id, "person", "0", "5"), (annotated.id, "vehicle", "1", "5")
-    ]  # fmt: skip
+        (annotated.id, "person", "0", "5"),
+        (annotated.id, "vehicle", "1", "5"),
+    ]
     assert rows[0]["new"] == "5" and int(rows[1]["new"]) <= 5
     tasks = list(ls_client.iter_tasks(project.id, full=True))
     with_boxes = _regions([t for t in tasks if t.id == annotated.id], "sam3-exemplars")

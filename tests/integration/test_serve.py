@@ -92,9 +92,15 @@ def backend(
 ) -> Iterator[tuple[str, HandedOver, CountingSam2]]:
     """One backend for the module: OCR, a tiny SAM 2, basic auth and a webhook secret."""
     root = tmp_path_factory.mktemp("serve")
-    settings = serve_settings(root / "state", model="ocr", budget=20, basic_auth_user=AUTH[0],
-                              basic_auth_password=AUTH[1], webhook_secret=SECRET,
-                              max_body_bytes=64 * 1024)  # fmt: skip
+    settings = serve_settings(
+        root / "state",
+        model="ocr",
+        budget=20,
+        basic_auth_user=AUTH[0],
+        basic_auth_password=AUTH[1],
+        webhook_secret=SECRET,
+        max_body_bytes=64 * 1024,
+    )
     handed, segmenter = HandedOver(), CountingSam2(str(tiny_sam2), device="cpu", dtype="float32")
     with ml_backend(settings, ls_settings(label_studio, root / "cache"), handed, segmenter) as url:
         yield url, handed, segmenter
@@ -113,15 +119,20 @@ def call(url: str, path: str, body: Any = None, **extra: Any) -> httpx.Response:
 
 
 def test_predictions_come_from_the_model_once_then_from_the_cache(
-    backend: tuple[str, HandedOver, CountingSam2], text_project: tuple[Project, list[dict[str, Any]]],
+    backend: tuple[str, HandedOver, CountingSam2],
+    text_project: tuple[Project, list[dict[str, Any]]],
     caplog: pytest.LogCaptureFixture,
-) -> None:  # fmt: skip
+) -> None:
     url, handed, _ = backend
     project, tasks = text_project
     version = call(url, "/setup", {"project": f"{project.id}.1700000000", "schema": CONFIG}).json()
     assert version["model_version"].startswith("ocr-")
-    request = {"tasks": tasks, "project": f"{project.id}.1700000000", "label_config": CONFIG,
-               "params": {"login": None, "password": None, "context": None}}  # fmt: skip
+    request = {
+        "tasks": tasks,
+        "project": f"{project.id}.1700000000",
+        "label_config": CONFIG,
+        "params": {"login": None, "password": None, "context": None},
+    }
     with caplog.at_level("INFO", logger="prelabel.serve"):
         first = call(url, "/predict", request)
         again = call(url, "/predict", request)
@@ -158,7 +169,7 @@ def test_what_does_not_fit_the_budget_goes_to_one_run_and_is_not_answered_again(
     answered = [task["id"] for task, result in zip(tasks, first, strict=True) if result]
     assert len(first) == 12 and 0 < len(answered) < 12  # a batch of two runs, then the budget is spent
     assert took < 15
-    (project_id, given, version), = handed.runs  # fmt: skip
+    ((project_id, given, version),) = handed.runs
     assert project_id == project.id and version.startswith("ocr-")
     assert sorted(given + answered) == sorted(t["id"] for t in tasks)  # every task: answered or handed over
     held = [task["id"] for task, result in zip(tasks, again, strict=True) if not result]
@@ -174,13 +185,27 @@ def test_a_click_or_a_box_gives_the_objects_brush_and_features_are_made_once_per
     before = segmenter.embedded
 
     def interact(*context: dict[str, Any]) -> httpx.Response:
-        return call(url, "/predict", {"tasks": tasks[:1], "project": f"{project.id}.1",
-                                      "params": {"context": {"result": list(context)}}})  # fmt: skip
+        return call(
+            url,
+            "/predict",
+            {
+                "tasks": tasks[:1],
+                "project": f"{project.id}.1",
+                "params": {"context": {"result": list(context)}},
+            },
+        )
 
-    click = {"type": "keypointlabels", "from_name": "click", "is_positive": True,
-             "value": {"x": 20, "y": 50, "width": 1, "keypointlabels": ["text"]}}  # fmt: skip
-    box = {"type": "rectanglelabels", "from_name": "click",
-           "value": {"x": 2, "y": 20, "width": 40, "height": 60, "rectanglelabels": ["text"]}}  # fmt: skip
+    click = {
+        "type": "keypointlabels",
+        "from_name": "click",
+        "is_positive": True,
+        "value": {"x": 20, "y": 50, "width": 1, "keypointlabels": ["text"]},
+    }
+    box = {
+        "type": "rectanglelabels",
+        "from_name": "click",
+        "value": {"x": 2, "y": 20, "width": 40, "height": 60, "rectanglelabels": ["text"]},
+    }
     answers = [interact(click), interact({**click, "value": {**click["value"], "x": 30}}), interact(box)]
     for answer in answers:
         assert answer.status_code == 200, answer.text
@@ -199,10 +224,16 @@ def test_a_box_drawn_to_find_all_gives_every_instance_of_its_label(
 ) -> None:
     url, _, _ = backend
     project, tasks = text_project
-    drawn = {"type": "rectanglelabels", "from_name": "find_all",
-             "value": {"x": 60, "y": 5, "width": 30, "height": 30, "rectanglelabels": ["text"]}}  # fmt: skip
-    answer = call(url, "/predict", {"tasks": tasks[:1], "project": f"{project.id}.1",
-                                    "params": {"context": {"result": [drawn]}}})  # fmt: skip
+    drawn = {
+        "type": "rectanglelabels",
+        "from_name": "find_all",
+        "value": {"x": 60, "y": 5, "width": 30, "height": 30, "rectanglelabels": ["text"]},
+    }
+    answer = call(
+        url,
+        "/predict",
+        {"tasks": tasks[:1], "project": f"{project.id}.1", "params": {"context": {"result": [drawn]}}},
+    )
     assert answer.status_code == 200, answer.text
     result = answer.json()["results"][0]["result"]
     boxes = [r for r in result if r["type"] == "rectanglelabels"]
@@ -300,9 +331,10 @@ def hostile(project: int, witness: str, tasks: list[dict[str, Any]]) -> list[tup
 
 
 def test_malformed_and_hostile_requests_each_get_a_4xx_and_the_server_keeps_serving(
-    backend: tuple[str, HandedOver, CountingSam2], text_project: tuple[Project, list[dict[str, Any]]],
+    backend: tuple[str, HandedOver, CountingSam2],
+    text_project: tuple[Project, list[dict[str, Any]]],
     witness: Witness,
-) -> None:  # fmt: skip
+) -> None:
     url, handed, _ = backend
     project, tasks = text_project
     headers = {"Content-Type": "application/json", "X-Prelabel-Webhook-Secret": SECRET}

@@ -30,13 +30,33 @@ def test_run_sam3_video_posts_one_region_per_track_once(
     project = ls_client.create_project("prelabel video", build_video_config(["car", "person"]))
     (tmp_path / "videos").mkdir()
     path = write_video(tmp_path / "videos" / "street.webm", frames=10)
-    env = {"PRELABEL_LS_URL": label_studio.url, "HF_HUB_OFFLINE": "1",
-           "PRELABEL_LS_API_KEY": label_studio.personal_token.get_secret_value()}  # fmt: skip
-    args = ["run", "--input-dir", "videos", "--project-id", str(project.id), "--model", "sam3-video",
-            "--import-new", "--cache-dir", "cache", "--output-dir", "out", "--model-version", "tracks-v1",
-            f"--model-option=checkpoint={tiny_sam3_video}", "--model-option=threshold=0",
-            "--model-option=new_object_threshold=0", "--model-option=max_objects=2",
-            "--model-option=hotstart_delay=2", "--model-option=device=cpu"]  # fmt: skip
+    env = {
+        "PRELABEL_LS_URL": label_studio.url,
+        "HF_HUB_OFFLINE": "1",
+        "PRELABEL_LS_API_KEY": label_studio.personal_token.get_secret_value(),
+    }
+    args = [
+        "run",
+        "--input-dir",
+        "videos",
+        "--project-id",
+        str(project.id),
+        "--model",
+        "sam3-video",
+        "--import-new",
+        "--cache-dir",
+        "cache",
+        "--output-dir",
+        "out",
+        "--model-version",
+        "tracks-v1",
+        f"--model-option=checkpoint={tiny_sam3_video}",
+        "--model-option=threshold=0",
+        "--model-option=new_object_threshold=0",
+        "--model-option=max_objects=2",
+        "--model-option=hotstart_delay=2",
+        "--model-option=device=cpu",
+    ]
     done = run_prelabel(*args, cwd=tmp_path, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
 
@@ -59,8 +79,10 @@ def test_run_sam3_video_posts_one_region_per_track_once(
         value = result["value"]
         assert value["framesCount"] == count == 10 and value["labels"] == [track.label]
         assert result["score"] == np.float64(track.score)
-        assert all(set(k) == {"frame", "time", "x", "y", "width", "height", "rotation", "enabled"}
-                   for k in value["sequence"])  # fmt: skip
+        assert all(
+            set(k) == {"frame", "time", "x", "y", "width", "height", "rotation", "enabled"}
+            for k in value["sequence"]
+        )
         drawn, boxes = expand(keyframes_of(result).keyframes, count)
         on = np.isin(shown, track.frames)
         assert drawn.tolist() == (np.flatnonzero(on) + 1).tolist()
@@ -82,8 +104,10 @@ def test_pull_mot_gives_the_frames_and_boxes_the_frontend_draws(
     label_studio: LocalLabelStudio, ls_client: LabelStudioClient, tmp_path: Path
 ) -> None:
     project = ls_client.create_project("prelabel video pull", build_video_config(["car", "person"]))
-    data = [{"video": f"/data/upload/x/{name}.mp4", "fps": 10, "width": 200, "height": 100}
-            for name in ("clip", "broken")]  # fmt: skip
+    data = [
+        {"video": f"/data/upload/x/{name}.mp4", "fps": 10, "width": 200, "height": 100}
+        for name in ("clip", "broken")
+    ]
     clip, broken = ls_client.import_tasks(project.id, [{"data": d} for d in data])
     box = {"rotation": 0, "width": 20, "height": 20}
     sequence = [  # as a person saves them: a car from frame 2 to 4 (disabled there), back on 7 and held

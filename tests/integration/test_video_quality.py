@@ -32,16 +32,24 @@ def _region(rid: str, label: str, keys: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 # People: a car moving right (x = 10 + 2 (f - 1) percent) through frames 1-10, a person on 3 and 4.
-PEOPLE = [_region("c", "car", [_key(1, 10), _key(10, 28)]),
-          _region("p", "person", [_key(3, 50), _key(4, 50, enabled=False)])]  # fmt: skip
+PEOPLE = [
+    _region("c", "car", [_key(1, 10), _key(10, 28)]),
+    _region("p", "person", [_key(3, 50), _key(4, 50, enabled=False)]),
+]
 # The model: the same car boxes, but one identity on 1-5 (ended there) and another on 6-10; no person.
-MODEL = [_region("t1", "car", [_key(1, 10), _key(5, 18, enabled=False)]),
-         _region("t2", "car", [_key(6, 20), _key(10, 28)])]  # fmt: skip
+MODEL = [
+    _region("t1", "car", [_key(1, 10), _key(5, 18, enabled=False)]),
+    _region("t2", "car", [_key(6, 20), _key(10, 28)]),
+]
 
 
 def _task(task_id: int, data: dict[str, Any], annotations: list[Any], predictions: list[Any]) -> Task:
-    return Task(id=task_id, data={"video": f"/data/upload/1/{task_id}.mp4", **data},
-                annotations=annotations, predictions=predictions)  # fmt: skip
+    return Task(
+        id=task_id,
+        data={"video": f"/data/upload/1/{task_id}.mp4", **data},
+        annotations=annotations,
+        predictions=predictions,
+    )
 
 
 def test_a_switched_identity_and_a_missed_track_give_known_numbers() -> None:
@@ -52,11 +60,19 @@ def test_a_switched_identity_and_a_missed_track_give_known_numbers() -> None:
         _task(2, {}, [{"id": 12, "result": PEOPLE[:1]}], [{"model_version": "v1", "result": MODEL}]),
         _task(3, sized, [], [{"model_version": "v1", "result": MODEL}]),  # predicted, not annotated yet
         _task(4, sized, [{"id": 14, "result": PEOPLE}], [{"model_version": "v0", "result": PEOPLE}]),
-        _task(5, sized, [{"id": 15, "result": [_region("bad", "car", [{"frame": 1}])]}],
-              [{"model_version": "v1", "result": MODEL}]),  # unreadable: an error row, left out
-        _task(6, sized, [{"id": 16, "result": PEOPLE, "was_cancelled": True}],
-              [{"model_version": "v1", "result": MODEL}]),  # a cancelled annotation does not count
-    ]  # fmt: skip
+        _task(
+            5,
+            sized,
+            [{"id": 15, "result": [_region("bad", "car", [{"frame": 1}])]}],
+            [{"model_version": "v1", "result": MODEL}],
+        ),  # unreadable: an error row, left out
+        _task(
+            6,
+            sized,
+            [{"id": 16, "result": PEOPLE, "was_cancelled": True}],
+            [{"model_version": "v1", "result": MODEL}],
+        ),  # a cancelled annotation does not count
+    ]
     pairs = pair_videos(tasks, CONFIG, "v1")
     assert [p.name for p in pairs.videos] == ["1.mp4", "2.mp4"] and pairs.unannotated == 2
     (error,) = pairs.errors
@@ -64,8 +80,12 @@ def test_a_switched_identity_and_a_missed_track_give_known_numbers() -> None:
     car, person = measure_tracks(pairs, project_id=7).labels
     assert (car.label, car.videos, car.people_tracks, car.model_tracks) == ("car", 2, 2, 4)
     assert (car.people_boxes, car.model_boxes, car.id_switches, car.misses, car.false_positives) == (
-        20, 20, 2, 0, 0
-    )  # fmt: skip
+        20,
+        20,
+        2,
+        0,
+        0,
+    )
     assert car.mota == pytest.approx(0.9)  # 1 - 2 switches / 20 boxes
     assert car.idf1 == pytest.approx(0.5)  # each person's car is the model's for half its frames
     assert car.hota == pytest.approx(0.5**0.5) and car.deta == pytest.approx(1.0)  # AssA 0.5
@@ -86,10 +106,21 @@ def test_quality_of_a_video_project_through_the_flow(
     (task,) = ls_client.import_tasks(project.id, [{"data": data}])
     ls_client.import_predictions(project.id, [{"task": task, "result": MODEL, "model_version": "tracks-v1"}])
     ls_client.create_annotation(task, PEOPLE)
-    env = {"PRELABEL_LS_URL": label_studio.url,
-           "PRELABEL_LS_API_KEY": label_studio.legacy_token.get_secret_value()}  # fmt: skip
-    done = run_prelabel("quality", "--project-id", str(project.id), "--model-version", "tracks-v1",
-                        "--out", "q", cwd=tmp_path, env=env)  # fmt: skip
+    env = {
+        "PRELABEL_LS_URL": label_studio.url,
+        "PRELABEL_LS_API_KEY": label_studio.legacy_token.get_secret_value(),
+    }
+    done = run_prelabel(
+        "quality",
+        "--project-id",
+        str(project.id),
+        "--model-version",
+        "tracks-v1",
+        "--out",
+        "q",
+        cwd=tmp_path,
+        env=env,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     summary = json.loads((tmp_path / "q" / "summary.json").read_text())
     assert (summary["videos"], summary["unannotated"], summary["errors"]) == (1, 0, 0)

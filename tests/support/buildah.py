@@ -45,21 +45,31 @@ class Buildah:
     store: Path = STORE
 
     def command(self, *args: str) -> list[str]:
-        return ["buildah", "--root", str(self.store / "storage"), "--runroot", str(self.store / "run"),
-                "--storage-driver", "overlay", *args]  # fmt: skip
+        return [
+            "buildah",
+            "--root",
+            str(self.store / "storage"),
+            "--runroot",
+            str(self.store / "run"),
+            "--storage-driver",
+            "overlay",
+            *args,
+        ]
 
     def __call__(self, *args: str, timeout: float = 600) -> str:
         """Run ``buildah *args``; its standard output, or ``BuildahError`` with what it said."""
-        done = subprocess.run(self.command(*args), capture_output=True, text=True, timeout=timeout,
-                              check=False)  # fmt: skip
+        done = subprocess.run(
+            self.command(*args), capture_output=True, text=True, timeout=timeout, check=False
+        )
         if done.returncode != 0:
             said = (done.stdout + done.stderr)[-4000:]
             raise BuildahError(f"buildah {' '.join(args)} exited {done.returncode}:\n{said}")
         return done.stdout
 
     def has_image(self, name: str) -> bool:
-        found = subprocess.run(self.command("inspect", "--type", "image", name), capture_output=True,
-                               check=False)  # fmt: skip
+        found = subprocess.run(
+            self.command("inspect", "--type", "image", name), capture_output=True, check=False
+        )
         return found.returncode == 0
 
     def inspect(self, name: str) -> dict[str, Any]:
@@ -75,8 +85,20 @@ class Buildah:
         """``docker build`` as buildah does it: the base must be in the store (``--pull-never``);
         ``RUN`` steps share the host's network (they install from the package index)."""
         start = time.monotonic()
-        self("bud", "--isolation", "chroot", "--network", "host", "--pull-never",
-             "-f", str(dockerfile), "-t", tag, str(context), timeout=timeout)  # fmt: skip
+        self(
+            "bud",
+            "--isolation",
+            "chroot",
+            "--network",
+            "host",
+            "--pull-never",
+            "-f",
+            str(dockerfile),
+            "-t",
+            tag,
+            str(context),
+            timeout=timeout,
+        )
         return Built(tag, time.monotonic() - start, self.size(tag))
 
     @contextlib.contextmanager

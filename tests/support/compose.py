@@ -19,5 +19,8 @@ def load_compose() -> dict[str, Any]:
 
 def built_images() -> dict[str, str]:
     """Image tag -> Dockerfile (relative to the repository root) of each service that builds one."""
-    return {service["image"]: service["build"]["dockerfile"]
-            for service in load_compose()["services"].values() if "build" in service}  # fmt: skip
+    return {
+        service["image"]: service["build"]["dockerfile"]
+        for service in load_compose()["services"].values()
+        if "build" in service
+    }

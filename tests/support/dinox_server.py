@@ -131,11 +131,14 @@ def _handler(state: DinoxState) -> type[BaseHTTPRequestHandler]:
                 state.sizes.append(image.size)
                 state.keys[key] = task_id
                 state.tasks[task_id] = {
-                    "size": image.size, "polls": 3 if special == "slow" else 0, "failed": special == "failed",
+                    "size": image.size,
+                    "polls": 3 if special == "slow" else 0,
+                    "failed": special == "failed",
                     "label": prompt["text"].split(".")[0] if prompt.get("type") == "text" else "car",
-                    "mask": "mask" in body.get("targets", []), "header": header,
+                    "mask": "mask" in body.get("targets", []),
+                    "header": header,
                     "category_id": _first_category(body),
-                }  # fmt: skip
+                }
             self._send(200, {"code": 0, "data": {"task_uuid": task_id}, "msg": "ok"})
 
         def do_GET(self) -> None:

@@ -31,8 +31,17 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 Action = Literal["502", "drop", "down", "503", "slow"]
-_HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer",
-               "upgrade", "content-length", "host"}  # fmt: skip
+_HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+    "content-length",
+    "host",
+}
 
 
 @dataclass

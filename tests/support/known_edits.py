@@ -64,8 +64,12 @@ AP_CAR_MASK = (7 * 1.0 + 3 * 51 / 101) / 10  # IoU 0.81 matches at thresholds .5
 # to recall 0.25, 0.5 up to 0.5 (COCO's 101 recall points, interpolated precision).
 AP50_CAR_POLYGON = (51 + 25 * 0.75) / 101
 AP_CAR_POLYGON = (4 * AP50_CAR_POLYGON + 6 * (26 + 25 * 0.5) / 101) / 10
-REGION_CHOICES_MATCHED = {(("sedan",), ("sedan",)): 2, (("sedan",), ("truck",)): 1, (("truck",), ()): 1,
-                          ((), ("sedan",)): 1}  # fmt: skip
+REGION_CHOICES_MATCHED = {
+    (("sedan",), ("sedan",)): 2,
+    (("sedan",), ("truck",)): 1,
+    (("truck",), ()): 1,
+    ((), ("sedan",)): 1,
+}
 """(predicted, annotated) choices of ``kind`` over matched regions: b1, p2; m1; m2; p3."""
 REGION_CHOICES_BY_ID = REGION_CHOICES_MATCHED | {(("truck",), ("sedan",)): 1}
 """The same over regions of the same id: b2 too."""
@@ -74,13 +78,27 @@ REGION_CHOICES_BY_ID = REGION_CHOICES_MATCHED | {(("truck",), ("sedan",)): 1}
 def _result(
     rid: str, kind: str, name: str, value: dict[str, Any], score: float | None = None
 ) -> dict[str, Any]:
-    result = {"id": rid, "type": kind, "from_name": name, "to_name": "image", "original_width": SIDE,
-              "original_height": SIDE, "image_rotation": 0, "value": value}  # fmt: skip
+    result = {
+        "id": rid,
+        "type": kind,
+        "from_name": name,
+        "to_name": "image",
+        "original_width": SIDE,
+        "original_height": SIDE,
+        "image_rotation": 0,
+        "value": value,
+    }
     return result | ({"score": score} if score is not None else {})
 
 
-def _box(rid: str, label: str, xyxy: tuple[int, int, int, int], score: float | None = None,
-         text: str | None = None, choice: str | None = None) -> list[dict[str, Any]]:  # fmt: skip
+def _box(
+    rid: str,
+    label: str,
+    xyxy: tuple[int, int, int, int],
+    score: float | None = None,
+    text: str | None = None,
+    choice: str | None = None,
+) -> list[dict[str, Any]]:
     x1, y1, x2, y2 = xyxy
     geometry = {"x": x1, "y": y1, "width": x2 - x1, "height": y2 - y1, "rotation": 0}
     out = [_result(rid, "rectanglelabels", "label", geometry | {"rectanglelabels": [label]}, score)]
@@ -108,8 +126,13 @@ def _mask(rid: str, rows: slice, score: float | None = None) -> dict[str, Any]:
 
 
 def _choice(choice: str) -> dict[str, Any]:
-    return {"id": "scene", "type": "choices", "from_name": "scene", "to_name": "image",
-            "value": {"choices": [choice]}}  # fmt: skip
+    return {
+        "id": "scene",
+        "type": "choices",
+        "from_name": "scene",
+        "to_name": "image",
+        "value": {"choices": [choice]},
+    }
 
 
 def _polygon(rid: str, points: list[list[int]], score: float | None = None) -> dict[str, Any]:
@@ -127,29 +150,56 @@ def _keypoint(rid: str, label: str, x: int, y: int, score: float | None = None) 
 
 POLYGON = _polygon("p1", [[1, 1], [9, 1], [5, 9]])
 PREDICTED = [
-    [*_box("b1", "car", (10, 10, 30, 30), 0.9, "HELO WORLD", "sedan"),
-     *_box("b2", "car", (50, 10, 70, 30), 0.8, choice="truck"),
-     *_box("b3", "person", (10, 50, 30, 70), 0.7, choice="truck"),
-     *_box("b4", "person", (70, 70, 90, 90), 0.6, "AB"), POLYGON, _choice("street")],
-    [*_chosen([_mask("m1", slice(10, 30), 0.9)], "sedan"),
-     *_chosen([_mask("m2", slice(50, 70), 0.8)], "truck"), _keypoint("k3", "nose", 80, 20, 0.7),
-     _choice("street")],
+    [
+        *_box("b1", "car", (10, 10, 30, 30), 0.9, "HELO WORLD", "sedan"),
+        *_box("b2", "car", (50, 10, 70, 30), 0.8, choice="truck"),
+        *_box("b3", "person", (10, 50, 30, 70), 0.7, choice="truck"),
+        *_box("b4", "person", (70, 70, 90, 90), 0.6, "AB"),
+        POLYGON,
+        _choice("street"),
+    ],
+    [
+        *_chosen([_mask("m1", slice(10, 30), 0.9)], "sedan"),
+        *_chosen([_mask("m2", slice(50, 70), 0.8)], "truck"),
+        _keypoint("k3", "nose", 80, 20, 0.7),
+        _choice("street"),
+    ],
     [_keypoint("k2", "nose", 50, 50, 0.8), _choice("street")],
-    [*_chosen([_square("p2", 10, 10, 0.9)], "sedan"), _square("p3", 50, 10, 0.8), _square("p4", 10, 50, 0.7),
-     _keypoint("k1", "nose", 20, 20, 0.9), _keypoint("k4", "eye", 30, 80, 0.6), _choice("street")],
+    [
+        *_chosen([_square("p2", 10, 10, 0.9)], "sedan"),
+        _square("p3", 50, 10, 0.8),
+        _square("p4", 10, 50, 0.7),
+        _keypoint("k1", "nose", 20, 20, 0.9),
+        _keypoint("k4", "eye", 30, 80, 0.6),
+        _choice("street"),
+    ],
     [*_box("c1", "car", (10, 10, 30, 30), 0.9), _choice("street")],
     [*_box("d1", "car", (10, 10, 30, 30), 0.9), _choice("street")],
-]  # fmt: skip
+]
 ANNOTATED = [
-    [*_box("b1", "car", (10, 10, 30, 30), text="HELLO WORLD", choice="sedan"),
-     *_box("b2", "car", (60, 40, 80, 60), choice="sedan"), *_box("b4", "person", (70, 70, 90, 90), text="AB"),
-     *_box("a4", "person", (50, 50, 70, 90)), POLYGON, _choice("street")],
-    [*_chosen([_mask("m1", slice(10, 30))], "truck"), _mask("m2", slice(51, 69)),
-     _keypoint("k3", "nose", 80, 24), _choice("street")],
+    [
+        *_box("b1", "car", (10, 10, 30, 30), text="HELLO WORLD", choice="sedan"),
+        *_box("b2", "car", (60, 40, 80, 60), choice="sedan"),
+        *_box("b4", "person", (70, 70, 90, 90), text="AB"),
+        *_box("a4", "person", (50, 50, 70, 90)),
+        POLYGON,
+        _choice("street"),
+    ],
+    [
+        *_chosen([_mask("m1", slice(10, 30))], "truck"),
+        _mask("m2", slice(51, 69)),
+        _keypoint("k3", "nose", 80, 24),
+        _choice("street"),
+    ],
     [_keypoint("k2", "nose", 52, 50), _keypoint("a6", "eye", 60, 80), _choice("indoor")],
-    [*_chosen([_square("p2", 10, 10)], "sedan"), *_chosen([_square("p3", 54, 10)], "sedan"),
-     *_chosen([_square("a5", 60, 60)], "truck"), _keypoint("k1", "nose", 20, 20), _choice("street")],
-]  # fmt: skip
+    [
+        *_chosen([_square("p2", 10, 10)], "sedan"),
+        *_chosen([_square("p3", 54, 10)], "sedan"),
+        *_chosen([_square("a5", 60, 60)], "truck"),
+        _keypoint("k1", "nose", 20, 20),
+        _choice("street"),
+    ],
+]
 
 
 def known_edits_project(client: LabelStudioClient) -> Project:

@@ -55,8 +55,10 @@ def postgres_url() -> Iterator[str]:
         pg_ctl = [str(binaries / "pg_ctl"), "-D", str(data)]
         _run([*pg_ctl, "-o", options, "-l", str(folder / "log"), "-w", "start"], as_nobody)
         try:
-            _run([str(binaries / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "prefect", "prefect"],
-                 as_nobody)  # fmt: skip
+            _run(
+                [str(binaries / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "prefect", "prefect"],
+                as_nobody,
+            )
             yield f"postgresql+asyncpg://prefect@127.0.0.1:{port}/prefect"
         finally:
             _run([*pg_ctl, "-m", "fast", "-w", "stop"], as_nobody)

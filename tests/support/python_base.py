@@ -68,8 +68,11 @@ def ensure_python_base(buildah: Buildah, timeout: float = 900) -> float:
         root = Path(work) / "root"
         done = subprocess.run(
             ["debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}", SUITE, str(root), MIRROR],
-            capture_output=True, text=True, timeout=timeout, check=False,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
         if done.returncode != 0:
             said = (done.stdout + done.stderr)[-4000:]
             raise BuildahError(f"debootstrap exited {done.returncode}:\n{said}")
@@ -81,8 +84,18 @@ def ensure_python_base(buildah: Buildah, timeout: float = 900) -> float:
             mounted = buildah("mount", container).strip()
             subprocess.run(["cp", "-a", f"{root}/.", mounted], check=True)
             buildah("umount", container)
-            buildah("config", "--env", "LANG=C.UTF-8", "--env", f"PIP_CERT={CA_IN_IMAGE}",
-                    "--label", f"{RECIPE_LABEL}={recipe}", "--cmd", "python3", container)  # fmt: skip
+            buildah(
+                "config",
+                "--env",
+                "LANG=C.UTF-8",
+                "--env",
+                f"PIP_CERT={CA_IN_IMAGE}",
+                "--label",
+                f"{RECIPE_LABEL}={recipe}",
+                "--cmd",
+                "python3",
+                container,
+            )
             buildah("commit", "--quiet", container, BASE)
     buildah("rmi", "--prune")  # the base this one replaced, if any
     return time.monotonic() - start

@@ -19,8 +19,15 @@ WORDS = ("car", "person", "dog", "stop", "sign", "traffic", "light", "civilian",
 
 def _vocab(size: int, words: Sequence[str]) -> dict[str, int]:
     tokens = [f"[unused{i}]" for i in range(size)]
-    for index, token in ((0, "[PAD]"), (100, "[UNK]"), (101, "[CLS]"), (102, "[SEP]"), (103, "[MASK]"),
-                         (1012, "."), (1029, "?")):  # fmt: skip
+    for index, token in (
+        (0, "[PAD]"),
+        (100, "[UNK]"),
+        (101, "[CLS]"),
+        (102, "[SEP]"),
+        (103, "[MASK]"),
+        (1012, "."),
+        (1029, "?"),
+    ):
         tokens[index] = token
     for offset, word in enumerate(words):
         tokens[2000 + offset] = word
@@ -46,15 +53,37 @@ def save_grounding_dino(folder: Path, full: bool = False, seed: int = 0) -> Path
         config = GroundingDinoConfig(text_config=BertConfig(vocab_size=len(vocab)))
         image_processor = GroundingDinoImageProcessorPil()
     else:
-        backbone = SwinConfig(image_size=64, patch_size=4, embed_dim=8, depths=[1, 1, 1, 1],
-                              num_heads=[1, 1, 1, 1], window_size=4, out_indices=[2, 3, 4])  # fmt: skip
-        text = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                          intermediate_size=32, max_position_embeddings=64)  # fmt: skip
+        backbone = SwinConfig(
+            image_size=64,
+            patch_size=4,
+            embed_dim=8,
+            depths=[1, 1, 1, 1],
+            num_heads=[1, 1, 1, 1],
+            window_size=4,
+            out_indices=[2, 3, 4],
+        )
+        text = BertConfig(
+            vocab_size=len(vocab),
+            hidden_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=32,
+            max_position_embeddings=64,
+        )
         config = GroundingDinoConfig(
-            backbone_config=backbone, text_config=text, d_model=32, num_queries=20, encoder_layers=1,
-            decoder_layers=2, encoder_ffn_dim=32, decoder_ffn_dim=32, encoder_attention_heads=2,
-            decoder_attention_heads=2, num_feature_levels=3, max_text_len=32,
-        )  # fmt: skip
+            backbone_config=backbone,
+            text_config=text,
+            d_model=32,
+            num_queries=20,
+            encoder_layers=1,
+            decoder_layers=2,
+            encoder_ffn_dim=32,
+            decoder_ffn_dim=32,
+            encoder_attention_heads=2,
+            decoder_attention_heads=2,
+            num_feature_levels=3,
+            max_text_len=32,
+        )
         image_processor = GroundingDinoImageProcessorPil(size={"shortest_edge": 64, "longest_edge": 96})
     folder.mkdir(parents=True, exist_ok=True)
     GroundingDinoForObjectDetection(config).eval().save_pretrained(folder)
@@ -81,14 +110,25 @@ def save_detr(folder: Path, seed: int = 0, says: str | None = None) -> Path:
     from transformers import DetrConfig, DetrForObjectDetection, DetrImageProcessorPil, ResNetConfig
 
     torch.manual_seed(seed)
-    backbone = ResNetConfig(embedding_size=8, hidden_sizes=[8, 16, 16, 16], depths=[1, 1, 1, 1],
-                            out_features=["stage4"])  # fmt: skip
+    backbone = ResNetConfig(
+        embedding_size=8, hidden_sizes=[8, 16, 16, 16], depths=[1, 1, 1, 1], out_features=["stage4"]
+    )
     config = DetrConfig(
-        use_timm_backbone=False, backbone_config=backbone, use_pretrained_backbone=False, d_model=16,
-        encoder_layers=1, decoder_layers=1, encoder_attention_heads=2, decoder_attention_heads=2,
-        encoder_ffn_dim=16, decoder_ffn_dim=16, num_queries=12, num_labels=3, id2label=DETR_LABELS,
+        use_timm_backbone=False,
+        backbone_config=backbone,
+        use_pretrained_backbone=False,
+        d_model=16,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=16,
+        decoder_ffn_dim=16,
+        num_queries=12,
+        num_labels=3,
+        id2label=DETR_LABELS,
         label2id={v: k for k, v in DETR_LABELS.items()},
-    )  # fmt: skip
+    )
     model = DetrForObjectDetection(config).eval()
     if says is not None:
         with torch.no_grad():
@@ -109,18 +149,32 @@ def save_sam2(folder: Path, full: bool = False, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     options: dict[str, Any] = {}
     if not full:
-        hiera = {"model_type": "sam2_hiera_det_model", "image_size": [128, 128], "hidden_size": 8,
-                 "blocks_per_stage": [1, 1, 2, 1], "embed_dim_per_stage": [8, 16, 32, 64],
-                 "num_attention_heads_per_stage": [1, 1, 1, 1], "window_size_per_stage": [4, 4, 4, 2],
-                 "global_attention_blocks": [3],
-                 "window_positional_embedding_background_size": [4, 4]}  # fmt: skip
+        hiera = {
+            "model_type": "sam2_hiera_det_model",
+            "image_size": [128, 128],
+            "hidden_size": 8,
+            "blocks_per_stage": [1, 1, 2, 1],
+            "embed_dim_per_stage": [8, 16, 32, 64],
+            "num_attention_heads_per_stage": [1, 1, 1, 1],
+            "window_size_per_stage": [4, 4, 4, 2],
+            "global_attention_blocks": [3],
+            "window_positional_embedding_background_size": [4, 4],
+        }
         options = {
-            "vision_config": {"backbone_config": hiera, "backbone_channel_list": [64, 32, 16, 8],
-                              "backbone_feature_sizes": [[32, 32], [16, 16], [8, 8]], "fpn_hidden_size": 32},
+            "vision_config": {
+                "backbone_config": hiera,
+                "backbone_channel_list": [64, 32, 16, 8],
+                "backbone_feature_sizes": [[32, 32], [16, 16], [8, 8]],
+                "fpn_hidden_size": 32,
+            },
             "prompt_encoder_config": {"hidden_size": 32, "image_size": 128, "patch_size": 16},
-            "mask_decoder_config": {"hidden_size": 32, "mlp_dim": 32, "num_attention_heads": 2,
-                                    "iou_head_hidden_dim": 32},
-        }  # fmt: skip
+            "mask_decoder_config": {
+                "hidden_size": 32,
+                "mlp_dim": 32,
+                "num_attention_heads": 2,
+                "iou_head_hidden_dim": 32,
+            },
+        }
     folder.mkdir(parents=True, exist_ok=True)
     Sam2Model(Sam2Config(**options)).eval().save_pretrained(folder)
     return folder
@@ -138,25 +192,44 @@ def save_sam2_video(folder: Path, full: bool = False, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     options: dict[str, Any] = {}
     if not full:
-        hiera = {"model_type": "sam2_hiera_det_model", "image_size": [128, 128], "hidden_size": 8,
-                 "blocks_per_stage": [1, 1, 2, 1], "embed_dim_per_stage": [8, 16, 32, 64],
-                 "num_attention_heads_per_stage": [1, 1, 1, 1], "window_size_per_stage": [4, 4, 4, 2],
-                 "global_attention_blocks": [3],
-                 "window_positional_embedding_background_size": [4, 4]}  # fmt: skip
+        hiera = {
+            "model_type": "sam2_hiera_det_model",
+            "image_size": [128, 128],
+            "hidden_size": 8,
+            "blocks_per_stage": [1, 1, 2, 1],
+            "embed_dim_per_stage": [8, 16, 32, 64],
+            "num_attention_heads_per_stage": [1, 1, 1, 1],
+            "window_size_per_stage": [4, 4, 4, 2],
+            "global_attention_blocks": [3],
+            "window_positional_embedding_background_size": [4, 4],
+        }
         width = 128
         options = {
-            "vision_config": {"model_type": "sam2_vision_model", "backbone_config": hiera,
-                              "backbone_channel_list": [64, 32, 16, 8], "fpn_hidden_size": width,
-                              "backbone_feature_sizes": [[32, 32], [16, 16], [8, 8]]},
+            "vision_config": {
+                "model_type": "sam2_vision_model",
+                "backbone_config": hiera,
+                "backbone_channel_list": [64, 32, 16, 8],
+                "fpn_hidden_size": width,
+                "backbone_feature_sizes": [[32, 32], [16, 16], [8, 8]],
+            },
             "prompt_encoder_config": {"hidden_size": width, "image_size": 128, "patch_size": 16},
-            "mask_decoder_config": {"hidden_size": width, "mlp_dim": 32, "num_attention_heads": 2,
-                                    "iou_head_hidden_dim": 32},
-            "image_size": 128, "memory_attention_hidden_size": width, "memory_attention_num_layers": 1,
-            "memory_attention_feed_forward_hidden_size": 32, "memory_attention_rope_feat_sizes": [8, 8],
-            "memory_encoder_hidden_size": width, "mask_downsampler_embed_dim": width,
-            "memory_fuser_embed_dim": width, "memory_fuser_intermediate_dim": 32,
+            "mask_decoder_config": {
+                "hidden_size": width,
+                "mlp_dim": 32,
+                "num_attention_heads": 2,
+                "iou_head_hidden_dim": 32,
+            },
+            "image_size": 128,
+            "memory_attention_hidden_size": width,
+            "memory_attention_num_layers": 1,
+            "memory_attention_feed_forward_hidden_size": 32,
+            "memory_attention_rope_feat_sizes": [8, 8],
+            "memory_encoder_hidden_size": width,
+            "mask_downsampler_embed_dim": width,
+            "memory_fuser_embed_dim": width,
+            "memory_fuser_intermediate_dim": 32,
             "memory_fuser_num_layers": 1,
-        }  # fmt: skip
+        }
     folder.mkdir(parents=True, exist_ok=True)
     Sam2VideoModel(Sam2VideoConfig(**options)).eval().save_pretrained(folder)
     return folder
@@ -168,9 +241,15 @@ def save_dinov2_registers(folder: Path, seed: int = 0) -> Path:
     from transformers import BitImageProcessorPil, Dinov2WithRegistersConfig, Dinov2WithRegistersModel
 
     torch.manual_seed(seed)
-    config = Dinov2WithRegistersConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                                       intermediate_size=32, image_size=32, patch_size=8,
-                                       num_register_tokens=2)  # fmt: skip
+    config = Dinov2WithRegistersConfig(
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        image_size=32,
+        patch_size=8,
+        num_register_tokens=2,
+    )
     folder.mkdir(parents=True, exist_ok=True)
     Dinov2WithRegistersModel(config).eval().save_pretrained(folder)
     BitImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(
@@ -185,8 +264,14 @@ def save_siglip2_vision(folder: Path, seed: int = 0) -> Path:
     from transformers import Siglip2ImageProcessorPil, Siglip2VisionConfig, Siglip2VisionModel
 
     torch.manual_seed(seed)
-    config = Siglip2VisionConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                                 intermediate_size=32, patch_size=8, num_patches=16)  # fmt: skip
+    config = Siglip2VisionConfig(
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        patch_size=8,
+        num_patches=16,
+    )
     folder.mkdir(parents=True, exist_ok=True)
     Siglip2VisionModel(config).eval().save_pretrained(folder)
     Siglip2ImageProcessorPil(patch_size=8, max_num_patches=16).save_pretrained(folder)
@@ -218,16 +303,31 @@ def save_siglip(folder: Path, seed: int = 0) -> Path:
     words = Tokenizer(WordLevel(vocab, unk_token="<unk>"))
     words.normalizer = normalizers.Lowercase()
     words.pre_tokenizer = pre_tokenizers.Whitespace()
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=words, pad_token="<pad>", unk_token="<unk>",
-                                        eos_token="</s>", model_max_length=64)  # fmt: skip
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=words, pad_token="<pad>", unk_token="<unk>", eos_token="</s>", model_max_length=64
+    )
     torch.manual_seed(seed)
     config = SiglipConfig(
-        text_config={"vocab_size": len(vocab), "hidden_size": 16, "intermediate_size": 32,
-                     "num_hidden_layers": 1, "num_attention_heads": 2, "max_position_embeddings": 64,
-                     "pad_token_id": 0, "bos_token_id": None, "eos_token_id": 2},
-        vision_config={"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
-                       "num_attention_heads": 2, "image_size": 32, "patch_size": 8},
-    )  # fmt: skip
+        text_config={
+            "vocab_size": len(vocab),
+            "hidden_size": 16,
+            "intermediate_size": 32,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "max_position_embeddings": 64,
+            "pad_token_id": 0,
+            "bos_token_id": None,
+            "eos_token_id": 2,
+        },
+        vision_config={
+            "hidden_size": 16,
+            "intermediate_size": 32,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "image_size": 32,
+            "patch_size": 8,
+        },
+    )
     folder.mkdir(parents=True, exist_ok=True)
     SiglipModel(config).eval().save_pretrained(folder)
     image_processor = SiglipImageProcessorPil(size={"height": 32, "width": 32})
@@ -246,9 +346,15 @@ def save_vitpose(folder: Path, seed: int = 0) -> Path:
     )
 
     torch.manual_seed(seed)
-    backbone = VitPoseBackboneConfig(image_size=[64, 48], patch_size=[16, 16], hidden_size=16,
-                                     num_hidden_layers=1, num_attention_heads=2, mlp_ratio=2,
-                                     out_indices=[1])  # fmt: skip
+    backbone = VitPoseBackboneConfig(
+        image_size=[64, 48],
+        patch_size=[16, 16],
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        mlp_ratio=2,
+        out_indices=[1],
+    )
     config = VitPoseConfig(backbone_config=backbone, num_labels=17)
     folder.mkdir(parents=True, exist_ok=True)
     VitPoseForPoseEstimation(config).eval().save_pretrained(folder)
@@ -286,22 +392,51 @@ def save_sam3(folder: Path, full: bool = False, seed: int = 0) -> Path:
     else:
         config = Sam3Config(
             vision_config={
-                "backbone_config": {"model_type": "sam3_vit_model", "hidden_size": 32, "num_hidden_layers": 2,
-                                    "num_attention_heads": 4, "intermediate_size": 64, "image_size": side,
-                                    "patch_size": 14, "window_size": 4, "global_attn_indexes": [1]},
-                "fpn_hidden_size": 32, "scale_factors": [2.0, 1.0],
+                "backbone_config": {
+                    "model_type": "sam3_vit_model",
+                    "hidden_size": 32,
+                    "num_hidden_layers": 2,
+                    "num_attention_heads": 4,
+                    "intermediate_size": 64,
+                    "image_size": side,
+                    "patch_size": 14,
+                    "window_size": 4,
+                    "global_attn_indexes": [1],
+                },
+                "fpn_hidden_size": 32,
+                "scale_factors": [2.0, 1.0],
             },
-            text_config={"vocab_size": len(vocab), "hidden_size": 32, "intermediate_size": 64,
-                         "projection_dim": 32, "num_hidden_layers": 1, "num_attention_heads": 4,
-                         "max_position_embeddings": 32, **tokens},
-            geometry_encoder_config={"hidden_size": 32, "num_layers": 1, "num_attention_heads": 4,
-                                     "intermediate_size": 64},
-            detr_encoder_config={"hidden_size": 32, "num_layers": 1, "num_attention_heads": 4,
-                                 "intermediate_size": 64},
-            detr_decoder_config={"hidden_size": 32, "num_layers": 1, "num_queries": 5,
-                                 "num_attention_heads": 4, "intermediate_size": 64},
+            text_config={
+                "vocab_size": len(vocab),
+                "hidden_size": 32,
+                "intermediate_size": 64,
+                "projection_dim": 32,
+                "num_hidden_layers": 1,
+                "num_attention_heads": 4,
+                "max_position_embeddings": 32,
+                **tokens,
+            },
+            geometry_encoder_config={
+                "hidden_size": 32,
+                "num_layers": 1,
+                "num_attention_heads": 4,
+                "intermediate_size": 64,
+            },
+            detr_encoder_config={
+                "hidden_size": 32,
+                "num_layers": 1,
+                "num_attention_heads": 4,
+                "intermediate_size": 64,
+            },
+            detr_decoder_config={
+                "hidden_size": 32,
+                "num_layers": 1,
+                "num_queries": 5,
+                "num_attention_heads": 4,
+                "intermediate_size": 64,
+            },
             mask_decoder_config={"hidden_size": 32, "num_upsampling_stages": 2},
-        )  # fmt: skip
+        )
     model = Sam3Model(config).eval()
     if not full:  # a random init's mask logits are ~4e-6, where float noise flips pixels: made ~0.4
         with torch.no_grad():
@@ -310,19 +445,37 @@ def save_sam3(folder: Path, full: bool = False, seed: int = 0) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder)
     CLIPTokenizer(vocab=vocab, merges=[]).save_pretrained(folder)
-    processor = {"image_processor_type": "Sam3ImageProcessor", "size": {"height": side, "width": side},
-                 "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5], "do_resize": True,
-                 "do_rescale": True, "rescale_factor": 1 / 255, "do_normalize": True}  # fmt: skip
+    processor = {
+        "image_processor_type": "Sam3ImageProcessor",
+        "size": {"height": side, "width": side},
+        "image_mean": [0.5, 0.5, 0.5],
+        "image_std": [0.5, 0.5, 0.5],
+        "do_resize": True,
+        "do_rescale": True,
+        "rescale_factor": 1 / 255,
+        "do_normalize": True,
+    }
     (folder / "preprocessor_config.json").write_text(json.dumps(processor, indent=2))
     return folder
 
 
 def _sam3_tiny_vision(side: int, width: int) -> dict[str, Any]:
     """SAM 3's vision tower, tiny: a 2-layer ViT on ``side`` pixels, a ``width``-wide four-scale neck."""
-    return {"backbone_config": {"model_type": "sam3_vit_model", "hidden_size": 32, "num_hidden_layers": 2,
-                                "num_attention_heads": 4, "intermediate_size": 64, "image_size": side,
-                                "patch_size": 14, "window_size": 4, "global_attn_indexes": [1]},
-            "fpn_hidden_size": width, "scale_factors": [4.0, 2.0, 1.0, 0.5]}  # fmt: skip
+    return {
+        "backbone_config": {
+            "model_type": "sam3_vit_model",
+            "hidden_size": 32,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "intermediate_size": 64,
+            "image_size": side,
+            "patch_size": 14,
+            "window_size": 4,
+            "global_attn_indexes": [1],
+        },
+        "fpn_hidden_size": width,
+        "scale_factors": [4.0, 2.0, 1.0, 0.5],
+    }
 
 
 def _sam3_tiny_tracker(vision: dict[str, Any], width: int) -> dict[str, Any]:
@@ -330,13 +483,21 @@ def _sam3_tiny_tracker(vision: dict[str, Any], width: int) -> dict[str, Any]:
     return {
         "vision_config": {"model_type": "sam3_vision_model", **vision},
         "prompt_encoder_config": {"hidden_size": width, "mask_input_channels": 4},
-        "mask_decoder_config": {"hidden_size": width, "mlp_dim": 64, "num_attention_heads": 2,
-                                "iou_head_hidden_dim": 32},
-        "memory_attention_hidden_size": width, "memory_attention_num_layers": 1,
-        "memory_attention_feed_forward_hidden_size": 64, "memory_encoder_hidden_size": width,
-        "mask_downsampler_embed_dim": width, "memory_fuser_num_layers": 1, "memory_fuser_embed_dim": width,
+        "mask_decoder_config": {
+            "hidden_size": width,
+            "mlp_dim": 64,
+            "num_attention_heads": 2,
+            "iou_head_hidden_dim": 32,
+        },
+        "memory_attention_hidden_size": width,
+        "memory_attention_num_layers": 1,
+        "memory_attention_feed_forward_hidden_size": 64,
+        "memory_encoder_hidden_size": width,
+        "mask_downsampler_embed_dim": width,
+        "memory_fuser_num_layers": 1,
+        "memory_fuser_embed_dim": width,
         "memory_fuser_intermediate_dim": 64,
-    }  # fmt: skip
+    }
 
 
 def save_sam3_video(folder: Path, full: bool = False, seed: int = 0) -> Path:
@@ -358,22 +519,35 @@ def save_sam3_video(folder: Path, full: bool = False, seed: int = 0) -> Path:
     small = {"num_attention_heads": 4, "intermediate_size": 64}
     detector = {
         "vision_config": vision,
-        "text_config": {"vocab_size": len(vocab), "hidden_size": 32, "intermediate_size": 64,
-                        "projection_dim": width, "num_hidden_layers": 1, "num_attention_heads": 4,
-                        "max_position_embeddings": 32, "bos_token_id": 0, "eos_token_id": 1,
-                        "pad_token_id": 1},
+        "text_config": {
+            "vocab_size": len(vocab),
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "projection_dim": width,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 4,
+            "max_position_embeddings": 32,
+            "bos_token_id": 0,
+            "eos_token_id": 1,
+            "pad_token_id": 1,
+        },
         "geometry_encoder_config": {"hidden_size": width, "num_layers": 1, **small},
         "detr_encoder_config": {"hidden_size": width, "num_layers": 1, **small},
         "detr_decoder_config": {"hidden_size": width, "num_layers": 1, "num_queries": 5, **small},
         "mask_decoder_config": {"hidden_size": width, "num_upsampling_stages": 2},
-    }  # fmt: skip
+    }
     tracker = _sam3_tiny_tracker(vision, width)
     if full:
         tokens = {"bos_token_id": 0, "eos_token_id": 1, "pad_token_id": 1}
         config = Sam3VideoConfig(detector_config={"text_config": {"vocab_size": 49408, **tokens}})
     else:
-        config = Sam3VideoConfig(detector_config=detector, tracker_config=tracker, low_res_mask_size=32,
-                                 hotstart_unmatch_thresh=2, hotstart_dup_thresh=2)  # fmt: skip
+        config = Sam3VideoConfig(
+            detector_config=detector,
+            tracker_config=tracker,
+            low_res_mask_size=32,
+            hotstart_unmatch_thresh=2,
+            hotstart_dup_thresh=2,
+        )
         config.image_size = side
     torch.manual_seed(seed)
     Sam3VideoModel(config).eval().save_pretrained(folder)

@@ -24,8 +24,9 @@ def review_server(
 ) -> Iterator[str]:
     """The page's URL while the server runs; stopped (and its thread joined) at the end."""
     port = free_port()
-    config = uvicorn.Config(create_app(queue, settings or Settings(), team), host="127.0.0.1", port=port,
-                            log_level="warning")  # fmt: skip
+    config = uvicorn.Config(
+        create_app(queue, settings or Settings(), team), host="127.0.0.1", port=port, log_level="warning"
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

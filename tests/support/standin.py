@@ -34,8 +34,14 @@ from prelabel.labelstudio.server import free_port
 
 Kind = Literal["html", "other-api", "not-found", "label-studio", "busy-once", "late"]
 LOGIN_PAGE = b"<!DOCTYPE html><html><head><title>Sign in</title></head><body>login</body></html>"
-PROJECT = {"id": 1, "title": "stand-in", "label_config": LABEL_CONFIG, "task_number": 0,
-           "total_annotations_number": 0, "model_version": ""}  # fmt: skip
+PROJECT = {
+    "id": 1,
+    "title": "stand-in",
+    "label_config": LABEL_CONFIG,
+    "task_number": 0,
+    "total_annotations_number": 0,
+    "model_version": "",
+}
 _ANSWERS: dict[tuple[str, str], Any] = {
     ("GET", "/api/version"): {"release": "1.23.2"},
     ("GET", "/api/current-user/whoami"): {"id": 1, "email": "someone@example.org"},

@@ -36,8 +36,14 @@ SHAPES = (
 )
 
 
-def write_video(path: Path, frames: int = 12, size: tuple[int, int] = (96, 64), fps: int = 12,
-                shapes: tuple[Shape, ...] = SHAPES, times: list[float] | None = None) -> Path:  # fmt: skip
+def write_video(
+    path: Path,
+    frames: int = 12,
+    size: tuple[int, int] = (96, 64),
+    fps: int = 12,
+    shapes: tuple[Shape, ...] = SHAPES,
+    times: list[float] | None = None,
+) -> Path:
     """Write a video (VP8 in WebM, or H.264 in MP4 by the suffix); ``times`` (seconds) gives each
     frame's own timestamp: a variable frame rate."""
     import av

@@ -110,9 +110,14 @@ class BoxTracker:
     def start(self, width: int, height: int) -> Any:
         """A session for a video of ``width`` x ``height`` pixels."""
         torch = require_torch("box tracking")
-        return self.session_class(video_height=height, video_width=width, inference_device=self.device,
-                                  inference_state_device=self.device, video_storage_device=self.device,
-                                  dtype=torch.float32)  # fmt: skip
+        return self.session_class(
+            video_height=height,
+            video_width=width,
+            inference_device=self.device,
+            inference_state_device=self.device,
+            video_storage_device=self.device,
+            dtype=torch.float32,
+        )
 
     def pixels(self, rgb: npt.NDArray[np.uint8]) -> Any:
         """Decoded frames (n, H, W, 3) uint8 as the model's normalised input squares (n, 3, S, S)."""

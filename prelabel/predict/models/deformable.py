@@ -77,22 +77,34 @@ class FusedDeformableAttention(nn.Module):
 
             try:
                 fused = fused_deformable_attention(
-                    value, value_spatial_shapes, level_start_index, sampling_locations, attention_weights,
+                    value,
+                    value_spatial_shapes,
+                    level_start_index,
+                    sampling_locations,
+                    attention_weights,
                     block_queries=self.block_queries,
-                )  # fmt: skip
+                )
             except Exception as exc:
                 if self.proven:
                     raise
                 self.fused = False
-                log.warning("fused deformable attention cannot run here (%s: %s); using the PyTorch path",
-                            type(exc).__name__, str(exc)[:300])  # fmt: skip
+                log.warning(
+                    "fused deformable attention cannot run here (%s: %s); using the PyTorch path",
+                    type(exc).__name__,
+                    str(exc)[:300],
+                )
             else:
                 self.proven = True
                 return fused
         out: torch.Tensor = self.reference(
-            value, value_spatial_shapes, value_spatial_shapes_list, level_start_index,
-            sampling_locations, attention_weights, im2col_step,
-        )  # fmt: skip
+            value,
+            value_spatial_shapes,
+            value_spatial_shapes_list,
+            level_start_index,
+            sampling_locations,
+            attention_weights,
+            im2col_step,
+        )
         return out
 
 

@@ -53,11 +53,21 @@ def fused_deformable_attention(
         grid = (triton.cdiv(queries, block_queries), batch * heads)
         with on_device:
             _kernel[grid](
-                value.contiguous(), spatial_shapes.contiguous(), level_start_index.contiguous(),
-                sampling_locations.contiguous(), attention_weights.contiguous(), out, queries, values,
-                HEADS=heads, DIM=dim, LEVELS=levels, POINTS=points,
-                BLOCK_Q=block_queries, BLOCK_D=triton.next_power_of_2(dim),
-            )  # fmt: skip
+                value.contiguous(),
+                spatial_shapes.contiguous(),
+                level_start_index.contiguous(),
+                sampling_locations.contiguous(),
+                attention_weights.contiguous(),
+                out,
+                queries,
+                values,
+                HEADS=heads,
+                DIM=dim,
+                LEVELS=levels,
+                POINTS=points,
+                BLOCK_Q=block_queries,
+                BLOCK_D=triton.next_power_of_2(dim),
+            )
     return out.view(batch, queries, heads * dim)
 
 
@@ -102,14 +112,58 @@ def _kernel(
             left, top = tl.floor(x), tl.floor(y)
             right_share, bottom_share = x - left, y - top
             x0, y0 = left.to(tl.int32), top.to(tl.int32)
-            acc += _corner(head_values, x0, y0, width, height, start, weight * (1 - right_share)
-                           * (1 - bottom_share), query_ok, channel, channel_ok, HEADS * DIM)  # fmt: skip
-            acc += _corner(head_values, x0 + 1, y0, width, height, start, weight * right_share
-                           * (1 - bottom_share), query_ok, channel, channel_ok, HEADS * DIM)  # fmt: skip
-            acc += _corner(head_values, x0, y0 + 1, width, height, start, weight * (1 - right_share)
-                           * bottom_share, query_ok, channel, channel_ok, HEADS * DIM)  # fmt: skip
-            acc += _corner(head_values, x0 + 1, y0 + 1, width, height, start, weight * right_share
-                           * bottom_share, query_ok, channel, channel_ok, HEADS * DIM)  # fmt: skip
+            acc += _corner(
+                head_values,
+                x0,
+                y0,
+                width,
+                height,
+                start,
+                weight * (1 - right_share) * (1 - bottom_share),
+                query_ok,
+                channel,
+                channel_ok,
+                HEADS * DIM,
+            )
+            acc += _corner(
+                head_values,
+                x0 + 1,
+                y0,
+                width,
+                height,
+                start,
+                weight * right_share * (1 - bottom_share),
+                query_ok,
+                channel,
+                channel_ok,
+                HEADS * DIM,
+            )
+            acc += _corner(
+                head_values,
+                x0,
+                y0 + 1,
+                width,
+                height,
+                start,
+                weight * (1 - right_share) * bottom_share,
+                query_ok,
+                channel,
+                channel_ok,
+                HEADS * DIM,
+            )
+            acc += _corner(
+                head_values,
+                x0 + 1,
+                y0 + 1,
+                width,
+                height,
+                start,
+                weight * right_share * bottom_share,
+                query_ok,
+                channel,
+                channel_ok,
+                HEADS * DIM,
+            )
     out = out_ptr + row[:, None] * DIM + channel[None, :]
     tl.store(out, acc.to(out_ptr.dtype.element_ty), mask=query_ok[:, None] & channel_ok[None, :])
 

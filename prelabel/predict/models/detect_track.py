@@ -51,8 +51,9 @@ def frame_item(video: VideoInfo, frame: int, rgb: np.ndarray[Any, Any]) -> Image
     named ``<video>#<frame>`` (0-based), hashed by its pixels."""
     name = f"{Path(video.path).name}#{frame}"
     height, width = rgb.shape[:2]
-    info = ImageInfo(name, hashlib.sha256(rgb.tobytes()).hexdigest(), width, height, 1, width, height, "RAW",
-                     "RGB")  # fmt: skip
+    info = ImageInfo(
+        name, hashlib.sha256(rgb.tobytes()).hexdigest(), width, height, 1, width, height, "RAW", "RGB"
+    )
     return ImageItem(name, b"", info, _loaded=LoadedImage(info, Image.fromarray(rgb)))
 
 
@@ -112,8 +113,13 @@ class DetectTrack(VideoModel):
     def signature(self) -> ModelSignature:
         found = self.detector.signature()
         detector = {"model": found.model, "revision": found.revision, "params": dict(found.params)}
-        params = {"detector": detector, "every": self.every, "match_iou": self.match_iou,
-                  "patience": self.patience, "mask_threshold": self.mask_threshold}  # fmt: skip
+        params = {
+            "detector": detector,
+            "every": self.every,
+            "match_iou": self.match_iou,
+            "patience": self.patience,
+            "mask_threshold": self.mask_threshold,
+        }
         revision = f"{self.tracker_name}@{self.tracker_revision or 'main'}"
         return ModelSignature("detect-track", revision, params)
 
@@ -145,16 +151,25 @@ class DetectTrack(VideoModel):
                     tracker.add_frame(session, frame, pixels[offset])
                     ids, boxes = tracker.step(session, frame)
                     if frame % self.every == 0:
-                        ids, boxes = self._keyframe(tracker, session, identities, seeds, video, frame,
-                                                    chunk.rgb[offset], ids, boxes)  # fmt: skip
+                        ids, boxes = self._keyframe(
+                            tracker, session, identities, seeds, video, frame, chunk.rgb[offset], ids, boxes
+                        )
                     builder.add(frame, ids, boxes, [seeds[i][0] for i in ids], [seeds[i][1] for i in ids])
                     drop_old(session, frame, tracker.window)
         return builder.build(video.frames, video.width, video.height)
 
     def _keyframe(
-        self, tracker: BoxTracker, session: Any, identities: Identities, seeds: dict[int, tuple[float, str]],
-        video: VideoInfo, frame: int, rgb: np.ndarray[Any, Any], ids: list[int], boxes: np.ndarray[Any, Any],
-    ) -> tuple[list[int], np.ndarray[Any, Any]]:  # fmt: skip
+        self,
+        tracker: BoxTracker,
+        session: Any,
+        identities: Identities,
+        seeds: dict[int, tuple[float, str]],
+        video: VideoInfo,
+        frame: int,
+        rgb: np.ndarray[Any, Any],
+        ids: list[int],
+        boxes: np.ndarray[Any, Any],
+    ) -> tuple[list[int], np.ndarray[Any, Any]]:
         """Detect on ``frame``, match the detections to the tracks propagated there (``ids``,
         ``boxes``), reseed the tracker; the frame's ids and boxes (the detector's, then the
         kept tracks' propagated ones)."""

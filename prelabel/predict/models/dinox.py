@@ -131,9 +131,13 @@ class DinoX(ModelAdapter):
 
     def signature(self) -> ModelSignature:
         params = {
-            "prompt": self._prompt(), "targets": self.targets, "bbox_threshold": self.bbox_threshold,
-            "iou_threshold": self.iou_threshold, "mask_format": "coco_rle", "max_side": self.max_side,
-        }  # fmt: skip
+            "prompt": self._prompt(),
+            "targets": self.targets,
+            "bbox_threshold": self.bbox_threshold,
+            "iou_threshold": self.iou_threshold,
+            "mask_format": "coco_rle",
+            "max_side": self.max_side,
+        }
         return ModelSignature(f"dinox-api/{self.endpoint}", self.model_name, params)
 
     def _prompt(self) -> dict[str, Any]:
@@ -159,8 +163,10 @@ class DinoX(ModelAdapter):
         settings_key = self.signature().key  # once per batch, not per image
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
             # Each call runs in a copy of this thread's context: its log lines keep their run.
-            jobs = [pool.submit(contextvars.copy_context().run, self._one, client, item, settings_key)
-                    for item in batch]  # fmt: skip
+            jobs = [
+                pool.submit(contextvars.copy_context().run, self._one, client, item, settings_key)
+                for item in batch
+            ]
             outcomes = [job.result() for job in jobs]
         fatal = next((o for o in outcomes if isinstance(o, DinoxAuthError)), None)
         if fatal is not None:
@@ -172,8 +178,14 @@ class DinoX(ModelAdapter):
             image = item.load().rgb
             payload, scale = self._image_payload(image)
             key = hashlib.sha256(f"{item.info.sha256}:{settings_key}".encode()).hexdigest()
-            answer = self._call(client, "POST", f"/v2/task/{self.path}/detection", item.uri,
-                                json=self._body(payload), headers={"Idempotency-Key": key})  # fmt: skip
+            answer = self._call(
+                client,
+                "POST",
+                f"/v2/task/{self.path}/detection",
+                item.uri,
+                json=self._body(payload),
+                headers={"Idempotency-Key": key},
+            )
             uuid = answer.get("task_uuid")
             if not isinstance(uuid, str) or not _TASK_ID.fullmatch(uuid):  # it goes into the poll's path
                 raise DinoxError(
@@ -189,10 +201,14 @@ class DinoX(ModelAdapter):
     def _body(self, image: str) -> dict[str, Any]:
         """The create request's JSON body for one image (a data URI)."""
         return {
-            "model": self.model_name, "image": image, "prompt": self._prompt(), "targets": self.targets,
-            "bbox_threshold": self.bbox_threshold, "iou_threshold": self.iou_threshold,
+            "model": self.model_name,
+            "image": image,
+            "prompt": self._prompt(),
+            "targets": self.targets,
+            "bbox_threshold": self.bbox_threshold,
+            "iou_threshold": self.iou_threshold,
             "mask_format": "coco_rle",
-        }  # fmt: skip
+        }
 
     def _detections(self, result: Any, uri: str) -> Detections:
         """A finished task's ``result`` as detections on the sent image's grid."""
@@ -232,8 +248,10 @@ class DinoX(ModelAdapter):
         polygons = tuple(
             None if p is None else tuple((x / scale, y / scale) for x, y in p) for p in found.polygons
         )
-        keypoints = tuple(None if k is None else tuple(q._replace(x=q.x / scale, y=q.y / scale) for q in k)
-                          for k in found.keypoints)  # fmt: skip
+        keypoints = tuple(
+            None if k is None else tuple(q._replace(x=q.x / scale, y=q.y / scale) for q in k)
+            for k in found.keypoints
+        )
         return found.replace(
             xyxy=found.xyxy / scale, masks=tuple(masks), polygons=polygons, keypoints=keypoints
         )

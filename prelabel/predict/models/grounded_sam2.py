@@ -152,9 +152,11 @@ class GroundedSam2(ModelAdapter):
         revision = f"{self.detector}@{self.detector_revision or 'main'}"
         params: dict[str, Any] = {
             "prompt": build_prompt(self.classes)[0] if self.classes else "",
-            "box_threshold": self.box_threshold, "text_threshold": self.text_threshold,
-            "max_detections": self.max_detections, "segment": self.segment,
-        }  # fmt: skip
+            "box_threshold": self.box_threshold,
+            "text_threshold": self.text_threshold,
+            "max_detections": self.max_detections,
+            "segment": self.segment,
+        }
         if self.attn_implementation == "eager":
             params["attn_implementation"] = "eager"
         if self.segment:
@@ -221,17 +223,21 @@ class GroundedSam2(ModelAdapter):
             attention = self._attention()
             processor = load_pretrained(AutoProcessor, self.detector, self.detector_revision)
             detector = load_pretrained(
-                AutoModelForZeroShotObjectDetection, self.detector, self.detector_revision,
+                AutoModelForZeroShotObjectDetection,
+                self.detector,
+                self.detector_revision,
                 **({} if attention[0] is None else {"attn_implementation": attention[0]}),
-            )  # fmt: skip
+            )
             if self.fused_attention:
                 fuse_deformable_attention(detector, self.block_queries)
             segmenter = None
             if self.segment:
                 segmenter = load_pretrained(
-                    AutoModel, self.segmenter, self.segmenter_revision,
+                    AutoModel,
+                    self.segmenter,
+                    self.segmenter_revision,
                     **({} if attention[1] is None else {"attn_implementation": attention[1]}),
-                )  # fmt: skip
+                )
                 config = getattr(segmenter, "config", None)
                 if not hasattr(segmenter, "get_image_embeddings") or not hasattr(
                     config, "prompt_encoder_config"
@@ -274,10 +280,13 @@ class GroundedSam2(ModelAdapter):
                 )
             device = self.device or "cpu"
             positions = [
-                torch.tensor([t for t, (b, e) in enumerate(offsets) if e > b and low <= b and e <= high],
-                             dtype=torch.long, device=device)
+                torch.tensor(
+                    [t for t, (b, e) in enumerate(offsets) if e > b and low <= b and e <= high],
+                    dtype=torch.long,
+                    device=device,
+                )
                 for low, high in spans
-            ]  # fmt: skip
+            ]
             self._text = ({k: v.to(device) for k, v in encoded.items()}, positions, len(offsets))
         return self._text
 
@@ -378,9 +387,11 @@ class GroundedSam2(ModelAdapter):
                         chunk_masks: list[CocoRle | None] = [None] * real
                         if picked:
                             logits = torch.nn.functional.interpolate(
-                                outputs.pred_masks[b, picked, 0].float()[None], tuple(image.shape[1:]),
-                                mode="bilinear", align_corners=False,
-                            )  # fmt: skip
+                                outputs.pred_masks[b, picked, 0].float()[None],
+                                tuple(image.shape[1:]),
+                                mode="bilinear",
+                                align_corners=False,
+                            )
                             # thresholded and run-length encoded on the device: runs come back, not masks
                             height, width = (int(v) for v in image.shape[1:])
                             runs = masks_to_runs(logits[0], self.mask_threshold)

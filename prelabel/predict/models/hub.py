@@ -88,8 +88,10 @@ def _cached(checkpoint: str, revision: str | None) -> bool:
     from huggingface_hub import try_to_load_from_cache
 
     try:
-        found = [try_to_load_from_cache(checkpoint, name, revision=revision)
-                 for name in ("config.json", "preprocessor_config.json")]  # fmt: skip
+        found = [
+            try_to_load_from_cache(checkpoint, name, revision=revision)
+            for name in ("config.json", "preprocessor_config.json")
+        ]
     except ValueError:  # not a valid repository id
         return False
     return any(isinstance(path, str) for path in found)

@@ -156,8 +156,10 @@ class Sam2Prompter:
             scores = outputs.iou_scores[0, 0].float()
             best = int(scores.argmax())
             logits = torch.nn.functional.interpolate(
-                outputs.pred_masks[0, 0, best][None, None].float(), (features.height, features.width),
-                mode="bilinear", align_corners=False,
-            )[0]  # fmt: skip
+                outputs.pred_masks[0, 0, best][None, None].float(),
+                (features.height, features.width),
+                mode="bilinear",
+                align_corners=False,
+            )[0]
             mask = masks_to_coco(logits, self.mask_threshold)[0]
         return Segment(mask if coco_area(mask) else None, float(scores[best]))

@@ -74,8 +74,11 @@ FETCH = (
 TEXT_LENGTH = 32  # Sam3Processor pads every phrase to 32 tokens
 MASK_CHUNK = 32  # instances upsampled to full size at a time (bounds device memory)
 # Sam3ImageProcessor's defaults, for keys a checkpoint's preprocessor_config.json leaves out
-_PROCESSOR_DEFAULTS = {"size": {"height": 1008, "width": 1008}, "image_mean": [0.5] * 3,
-                       "image_std": [0.5] * 3}  # fmt: skip
+_PROCESSOR_DEFAULTS = {
+    "size": {"height": 1008, "width": 1008},
+    "image_mean": [0.5] * 3,
+    "image_std": [0.5] * 3,
+}
 
 
 @dataclass
@@ -148,10 +151,13 @@ class Sam3(ModelAdapter):
 
     def signature(self) -> ModelSignature:
         params: dict[str, Any] = {
-            "concepts": [c.as_json() for c in self.concepts], "thresholds": self.thresholds,
-            "mask_threshold": self.mask_threshold, "merge_iou": self.merge_iou,
-            "max_detections": self.max_detections, "segment": self.segment,
-        }  # fmt: skip
+            "concepts": [c.as_json() for c in self.concepts],
+            "thresholds": self.thresholds,
+            "mask_threshold": self.mask_threshold,
+            "merge_iou": self.merge_iou,
+            "max_detections": self.max_detections,
+            "segment": self.segment,
+        }
         if self.exemplars is not None:
             params["exemplars"] = _digest(self.exemplars)
         return ModelSignature("sam3", self.checkpoint.revision, params)
@@ -226,19 +232,26 @@ class Sam3(ModelAdapter):
             self._text = (features, mask)
         return self._text
 
-    def _infer(self, model: Any, processor: dict[str, Any], items: Sequence[ImageItem],
-               images: Sequence[Any]) -> list[Detections]:  # fmt: skip
+    def _infer(
+        self, model: Any, processor: dict[str, Any], items: Sequence[ImageItem], images: Sequence[Any]
+    ) -> list[Detections]:
         """Detections for a group of decoded images (any sizes: the model's input is square)."""
         torch = require_torch("sam3")
         device = self.device or "cpu"
         side = (int(processor["size"]["height"]), int(processor["size"]["width"]))
         with torch.inference_mode(), autocast(device, self.dtype):
             with self._stage("copies"):
-                pixels = torch.cat([
-                    normalise_pixels(host_to_device(np.array(rgb), device).permute(2, 0, 1)[None], side,
-                                     processor["image_mean"], processor["image_std"])
-                    for rgb in images
-                ])  # fmt: skip
+                pixels = torch.cat(
+                    [
+                        normalise_pixels(
+                            host_to_device(np.array(rgb), device).permute(2, 0, 1)[None],
+                            side,
+                            processor["image_mean"],
+                            processor["image_std"],
+                        )
+                        for rgb in images
+                    ]
+                )
             with self._stage("vision"):
                 vision = model.get_vision_features(pixel_values=pixels)
             text = self._text_features(model)
@@ -257,9 +270,9 @@ class Sam3(ModelAdapter):
                     for candidates, rgb in zip(found, images, strict=True)
                 ]
 
-    def _rows(self, items: Sequence[ImageItem], images: Sequence[Any]) -> tuple[
-        list[tuple[int, int]], dict[tuple[int, int], list[list[float]]]
-    ]:  # fmt: skip
+    def _rows(
+        self, items: Sequence[ImageItem], images: Sequence[Any]
+    ) -> tuple[list[tuple[int, int]], dict[tuple[int, int], list[list[float]]]]:
         """The (image, phrase) pairs of a group, and the exemplar boxes of the pairs that have
         them (cx, cy, w, h relative to the image, as the model takes them)."""
         rows = [(k, p) for k in range(len(items)) for p in range(len(self.phrases))]
@@ -280,8 +293,15 @@ class Sam3(ModelAdapter):
                 self._counts["exemplar boxes"] += 1
         return rows, boxes
 
-    def _decode(self, model: Any, vision: Any, text: Any, rows: Sequence[tuple[int, int]],
-                boxes: Sequence[list[list[float]]], found: list[_Found]) -> None:  # fmt: skip
+    def _decode(
+        self,
+        model: Any,
+        vision: Any,
+        text: Any,
+        rows: Sequence[tuple[int, int]],
+        boxes: Sequence[list[list[float]]],
+        found: list[_Found],
+    ) -> None:
         """One detector + mask decoder pass over (image, phrase) rows; each row's instances above
         its phrase's threshold (the best ``max_detections``) join its image's candidates."""
         torch = require_torch("sam3")
@@ -336,9 +356,13 @@ class Sam3(ModelAdapter):
         host_scores = scores.cpu().numpy().astype(np.float64)
         iou = mask_iou(low.sigmoid() > self.mask_threshold)
         kept, vetoed, merged = settle(
-            host_scores.tolist(), [self._labels[p] for p in found.phrases], found.phrases,
-            [self._vetoes[p] for p in found.phrases], iou, self.merge_iou,
-        )  # fmt: skip
+            host_scores.tolist(),
+            [self._labels[p] for p in found.phrases],
+            found.phrases,
+            [self._vetoes[p] for p in found.phrases],
+            iou,
+            self.merge_iou,
+        )
         self._counts["vetoed by a negative phrase"] += vetoed
         self._counts["merged: one object, several phrases"] += merged
         kept = kept[: self.max_detections]
@@ -374,7 +398,9 @@ def _digest(exemplars: str | Mapping[str, Sequence[Sequence[Any]]]) -> str:
     """A stable digest of the exemplar boxes (rounded to 0.01 pixel), for the cache key."""
     if isinstance(exemplars, str):
         return exemplars
-    rows = {uri: sorted([str(b[0]), *(round(float(v), 2) for v in b[1:])] for b in boxes)
-            for uri, boxes in exemplars.items()}  # fmt: skip
+    rows = {
+        uri: sorted([str(b[0]), *(round(float(v), 2) for v in b[1:])] for b in boxes)
+        for uri, boxes in exemplars.items()
+    }
     text = json.dumps(rows, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]

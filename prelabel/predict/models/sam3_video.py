@@ -54,8 +54,11 @@ from prelabel.video.tracks import TrackBuilder, VideoTracks
 
 __all__ = ["Sam3Video"]
 
-_PROCESSOR_DEFAULTS = {"size": {"height": 1008, "width": 1008}, "image_mean": [0.5] * 3,
-                       "image_std": [0.5] * 3}  # fmt: skip
+_PROCESSOR_DEFAULTS = {
+    "size": {"height": 1008, "width": 1008},
+    "image_mean": [0.5] * 3,
+    "image_std": [0.5] * 3,
+}
 _KEEP = ("object_pointer", "object_score_logits")  # what an old conditioning frame is still read for
 
 
@@ -100,9 +103,13 @@ class Sam3Video(VideoModel):
         self._models: tuple[Any, Any, dict[str, Any]] | None = None
 
     def signature(self) -> ModelSignature:
-        params = {"concepts": [c.as_json() for c in self.concepts], "threshold": self.threshold,
-                  "new_object_threshold": self.new_object_threshold, "max_objects": self.max_objects,
-                  "hotstart_delay": self.hotstart_delay}  # fmt: skip
+        params = {
+            "concepts": [c.as_json() for c in self.concepts],
+            "threshold": self.threshold,
+            "new_object_threshold": self.new_object_threshold,
+            "max_objects": self.max_objects,
+            "hotstart_delay": self.hotstart_delay,
+        }
         return ModelSignature("sam3-video", self.checkpoint.revision, params)
 
     def _load(self) -> tuple[Any, Any, dict[str, Any]]:
@@ -116,10 +123,12 @@ class Sam3Video(VideoModel):
             model = load_pretrained(Sam3VideoModel, folder, None)
             if not hasattr(model, "tracker_model"):
                 raise SettingsError(f"checkpoint {self.checkpoint.name!r} is not a SAM 3 video model")
-            for option, attribute in ((self.threshold, "score_threshold_detection"),
-                                      (self.new_object_threshold, "new_det_thresh"),
-                                      (self.max_objects, "max_num_objects"),
-                                      (self.hotstart_delay, "hotstart_delay")):  # fmt: skip
+            for option, attribute in (
+                (self.threshold, "score_threshold_detection"),
+                (self.new_object_threshold, "new_det_thresh"),
+                (self.max_objects, "max_num_objects"),
+                (self.hotstart_delay, "hotstart_delay"),
+            ):
                 if option is not None:
                     setattr(model, attribute, option)
             model.hotstart_unmatch_thresh = min(model.hotstart_unmatch_thresh, max(model.hotstart_delay, 1))
@@ -161,9 +170,14 @@ class Sam3Video(VideoModel):
                 return video.frames
 
         device = self.device or "cpu"
-        session = Streamed(video_height=video.height, video_width=video.width, inference_device=device,
-                           inference_state_device=device, video_storage_device=device,
-                           dtype=torch.float32)  # fmt: skip
+        session = Streamed(
+            video_height=video.height,
+            video_width=video.width,
+            inference_device=device,
+            inference_state_device=device,
+            video_storage_device=device,
+            dtype=torch.float32,
+        )
         for phrase in self.phrases:
             prompt = session.add_prompt(phrase)
             encoded = tokenizer(phrase, return_tensors="pt", padding="max_length", max_length=TEXT_LENGTH)
@@ -182,8 +196,12 @@ class Sam3Video(VideoModel):
         held: deque[Any] = deque()
         for chunk in iter_chunks(video.path, self.chunk_frames):
             with torch.inference_mode(), autocast(device, self.dtype):
-                pixels = normalise_pixels(host_to_device(chunk.rgb, device).permute(0, 3, 1, 2), side,
-                                          processor["image_mean"], processor["image_std"])  # fmt: skip
+                pixels = normalise_pixels(
+                    host_to_device(chunk.rgb, device).permute(0, 3, 1, 2),
+                    side,
+                    processor["image_mean"],
+                    processor["image_std"],
+                )
                 for offset in range(len(chunk)):
                     index = chunk.start + offset
                     session.add_new_frame(pixels[offset].float(), index)
@@ -212,8 +230,12 @@ class Sam3Video(VideoModel):
         if not ids:
             return [], [], np.zeros((0, 4))
         low = torch.cat([output.obj_id_to_mask[i] for i in ids]).float()
-        masks = torch.nn.functional.interpolate(low[:, None], size=(height, width), mode="bilinear",
-                                                align_corners=False)[:, 0] > 0  # fmt: skip
+        masks = (
+            torch.nn.functional.interpolate(
+                low[:, None], size=(height, width), mode="bilinear", align_corners=False
+            )[:, 0]
+            > 0
+        )
         present, boxes = mask_boxes(masks)
         kept = [n for n in range(len(ids)) if present[n]]
         scores = [float(output.obj_id_to_score[ids[n]]) for n in kept]

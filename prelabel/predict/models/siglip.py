@@ -74,8 +74,12 @@ class Siglip(ModelAdapter):
         self._prompts: dict[tuple[str, ...], dict[str, Any]] = {}  # options -> their tokens on the device
 
     def signature(self) -> ModelSignature:
-        params = {"choices": self.choices, "template": self.template, "threshold": self.threshold,
-                  "top_k": self.top_k}  # fmt: skip
+        params = {
+            "choices": self.choices,
+            "template": self.template,
+            "threshold": self.threshold,
+            "top_k": self.top_k,
+        }
         if self.region_choices:  # only when given: the cache entries made without them stay valid
             params["region_choices"] = self.region_choices
         return ModelSignature("siglip", f"{self.checkpoint}@{self.revision or 'main'}", params)
@@ -128,8 +132,13 @@ class Siglip(ModelAdapter):
             scores = logits.sigmoid() if sigmoid else logits.softmax(-1)
             for row in scores.cpu().tolist():
                 ranked = sorted(zip(options, row, strict=True), key=lambda pair: -pair[1])
-                out.append(tuple(Choice(label, score) for label, score in ranked[: self.top_k]
-                                 if score >= self.threshold))  # fmt: skip
+                out.append(
+                    tuple(
+                        Choice(label, score)
+                        for label, score in ranked[: self.top_k]
+                        if score >= self.threshold
+                    )
+                )
         return out
 
     def _load(self) -> tuple[Any, Any, bool]:
@@ -151,8 +160,9 @@ class Siglip(ModelAdapter):
             _, processor, sigmoid = self._load()
             padding: dict[str, Any] = (
                 {"padding": "max_length", "max_length": SIGLIP_TEXT_LENGTH, "truncation": True}
-                if sigmoid else {"padding": True}
-            )  # fmt: skip
+                if sigmoid
+                else {"padding": True}
+            )
             prompts = [self.template.replace("{}", choice) for choice in options]
             text = processor(text=prompts, return_tensors="pt", **padding)
             self._prompts[key] = {k: v.to(self.device) for k, v in text.items()}

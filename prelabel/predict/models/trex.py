@@ -169,9 +169,13 @@ def _box_map(value: Mapping[str, Any] | None, images: int) -> PromptBoxes:
                 f"trex prompt_boxes[{label!r}]: expected a non-empty list of boxes, e.g. {example}"
             )
         for row in rows:
-            ok = isinstance(row, list) and len(row) == 5 and all(
-                isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in row
-            )  # fmt: skip
+            ok = (
+                isinstance(row, list)
+                and len(row) == 5
+                and all(
+                    isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in row
+                )
+            )
             if not ok or row[0] != int(row[0]) or not 0 <= row[0] < images:
                 raise SettingsError(
                     f"trex prompt_boxes[{label!r}]: {row!r} is not "

@@ -70,8 +70,12 @@ class VitPose(ModelAdapter):
         self._counts: Counter[str] = Counter()
 
     def signature(self) -> ModelSignature:
-        params = {"threshold": self.threshold, "person_labels": self.person_labels,
-                  "keypoint_names": self.keypoint_names, "dataset_index": self.dataset_index}  # fmt: skip
+        params = {
+            "threshold": self.threshold,
+            "person_labels": self.person_labels,
+            "keypoint_names": self.keypoint_names,
+            "dataset_index": self.dataset_index,
+        }
         return ModelSignature("vitpose", f"{self.checkpoint}@{self.revision or 'main'}", params)
 
     def drain_counts(self) -> dict[str, int]:
@@ -101,10 +105,12 @@ class VitPose(ModelAdapter):
                 coco_boxes.append(_xywh(cleanup.boxes[cleanup.keep]))
         heatmaps = []
         if jobs:
-            crops = torch.cat([
-                processor(images=loaded[i].rgb, boxes=[boxes], return_tensors="pt")["pixel_values"]
-                for i, boxes in zip(jobs, coco_boxes, strict=True)
-            ])  # fmt: skip
+            crops = torch.cat(
+                [
+                    processor(images=loaded[i].rgb, boxes=[boxes], return_tensors="pt")["pixel_values"]
+                    for i, boxes in zip(jobs, coco_boxes, strict=True)
+                ]
+            )
             experts = int(getattr(model.config.backbone_config, "num_experts", 1))
             for start in range(0, len(crops), self.batch_size):
                 chunk = crops[start : start + self.batch_size].to(device)
@@ -125,8 +131,9 @@ class VitPose(ModelAdapter):
             width, height = loaded[i].rgb.size
             for j, pose in zip(found, image_poses, strict=True):
                 points = []
-                for k, (x, y), score in zip(pose["labels"].tolist(), pose["keypoints"].tolist(),
-                                            pose["scores"].tolist(), strict=True):  # fmt: skip
+                for k, (x, y), score in zip(
+                    pose["labels"].tolist(), pose["keypoints"].tolist(), pose["scores"].tolist(), strict=True
+                ):
                     if not math.isfinite(
                         x + y + score
                     ):  # a NaN heatmap: no place, and score < threshold is False

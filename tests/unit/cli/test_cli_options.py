@@ -48,10 +48,23 @@ COMMAND_LINE_ONLY = {"--api-key", "--allow-failures", "export --label-map"}
 # Parameters that only deployments set (shards, chunk sizes, report extras, fetch limits, the tasks
 # `prelabel serve` hands over).
 DEPLOYMENT_ONLY = {
-    "api_key_block", "label_map", "post_chunk_size", "contact_sheet_size", "save_payloads", "shard_size",
-    "infer_deployment", "export_deployment", "max_parallel_shards", "shard_retries", "frames_dir",
-    "page_size", "timeout", "retries", "max_bytes", "task_ids",
-}  # fmt: skip
+    "api_key_block",
+    "label_map",
+    "post_chunk_size",
+    "contact_sheet_size",
+    "save_payloads",
+    "shard_size",
+    "infer_deployment",
+    "export_deployment",
+    "max_parallel_shards",
+    "shard_retries",
+    "frames_dir",
+    "page_size",
+    "timeout",
+    "retries",
+    "max_bytes",
+    "task_ids",
+}
 DEPLOYMENT_ONLY_FOR = {"review features": {"revision", "model_batch_size", "max_image_pixels"}}
 
 

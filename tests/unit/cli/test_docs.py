@@ -92,6 +92,7 @@ def test_every_extra_is_explained_where_install_is() -> None:
 def test_reference_pages_are_current() -> None:
     """The committed reference pages are what the code makes now: after changing a command,
     a flow parameter, a setting or a tag, run `bash scripts/reference`."""
-    stale = [name for name, text in pages().items()
-             if (ROOT / FOLDER / name).read_text(encoding="utf-8") != text]  # fmt: skip
+    stale = [
+        name for name, text in pages().items() if (ROOT / FOLDER / name).read_text(encoding="utf-8") != text
+    ]
     assert stale == [], f"stale: {', '.join(stale)}; run `bash scripts/reference`"

@@ -148,14 +148,22 @@ def test_every_client_call_turns_html_into_a_clear_error() -> None:
     """No call of the client lets a JSONDecodeError out (each parses through one helper)."""
     with standin("html") as server, LabelStudioClient(server.url, KEY, retries=0) as client:
         calls = [
-            lambda: client.get_project(1), lambda: client.find_project("x"),
-            lambda: client.create_project("abc", "<View/>"), lambda: client.update_project(1, {"a": 1}),
-            lambda: list(client.iter_tasks(1)), lambda: client.import_tasks(1, [{"data": {}}]),
-            lambda: client.file_upload_refs(1, [1]), lambda: client.import_predictions(1, [{"task": 1}]),
-            lambda: client.create_prediction({"task": 1}), lambda: client.task_predictions(1),
-            lambda: client.delete_model_version(1, "v"), lambda: client.delete_task_predictions(1, [1]),
-            lambda: client.model_versions(1), lambda: client.create_annotation(1, []), client.check,
-        ]  # fmt: skip
+            lambda: client.get_project(1),
+            lambda: client.find_project("x"),
+            lambda: client.create_project("abc", "<View/>"),
+            lambda: client.update_project(1, {"a": 1}),
+            lambda: list(client.iter_tasks(1)),
+            lambda: client.import_tasks(1, [{"data": {}}]),
+            lambda: client.file_upload_refs(1, [1]),
+            lambda: client.import_predictions(1, [{"task": 1}]),
+            lambda: client.create_prediction({"task": 1}),
+            lambda: client.task_predictions(1),
+            lambda: client.delete_model_version(1, "v"),
+            lambda: client.delete_task_predictions(1, [1]),
+            lambda: client.model_versions(1),
+            lambda: client.create_annotation(1, []),
+            client.check,
+        ]
         for call in calls:
             with pytest.raises(NotLabelStudioError, match="answered an HTML page"):
                 call()

@@ -175,10 +175,12 @@ def test_orient_boxes_follows_the_mask(orientation: int) -> None:
         # one corner far below: cut along the bottom edge, not moved onto it
         (((10, 10), (190, 10), (100, 1e6)), ((10, 10), (190, 10), (189.99, 100), (10.01, 100))),
         # out below the image and back: one ring, its two parts joined along the bottom edge
-        (((10, 10), (30, 10), (30, 150), (60, 150), (60, 10), (80, 10), (80, 90), (10, 90)),
-         ((10, 10), (30, 10), (30, 100), (60, 100), (60, 10), (80, 10), (80, 90), (10, 90))),
+        (
+            ((10, 10), (30, 10), (30, 150), (60, 150), (60, 10), (80, 10), (80, 90), (10, 90)),
+            ((10, 10), (30, 10), (30, 100), (60, 100), (60, 10), (80, 10), (80, 90), (10, 90)),
+        ),
     ],
-)  # fmt: skip
+)
 def test_clip_polygon_cuts_along_the_image_edges(
     ring: tuple[tuple[float, float], ...], expected: tuple[tuple[float, float], ...]
 ) -> None:

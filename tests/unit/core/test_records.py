@@ -58,11 +58,15 @@ def test_signature_key_is_stable_and_sensitive() -> None:
 
 DINOX_FILE = {
     "objects": [
-        {"bbox": [10, 20, 30, 40], "score": 0.8, "category": "car",
-         "mask": {"size": [50, 60], "counts": mask_to_coco(np.ones((50, 60), np.uint8))["counts"]}},
+        {
+            "bbox": [10, 20, 30, 40],
+            "score": 0.8,
+            "category": "car",
+            "mask": {"size": [50, 60], "counts": mask_to_coco(np.ones((50, 60), np.uint8))["counts"]},
+        },
         {"bbox": [1.5, 2.5, 3.5, 4.5], "score": 0.4, "category": "person"},
     ]
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize(
@@ -125,16 +129,23 @@ def test_polygons_keypoints_and_choices_round_trip(tmp_path: Path) -> None:
         ('{"objects": [{"bbox": [1, 2, 3, "x"], "category": "a"}]}', r"objects\[0\].bbox"),
         ('{"objects": [{"bbox": [1, 2, 3, 4], "category": ""}]}', "category"),
         ('{"objects": [{"bbox": [1, 2, 3, 4], "category": "a", "score": "high"}]}', "score"),
-        ('{"objects": [{"bbox": [1, 2, 3, 4], "category": "a", "mask": {"size": [2, 2], "counts": [1]}}]}',
-         r"objects\[0\].mask"),
+        (
+            '{"objects": [{"bbox": [1, 2, 3, 4], "category": "a", "mask": {"size": [2, 2], "counts": [1]}}]}',
+            r"objects\[0\].mask",
+        ),
         ('{"objects": [1]}', "must be an object"),
-        ('{"objects": [{"bbox": [1, 2, 3, 4], "category": "a", "polygon": [[1, 2], [3, 4]]}]}',
-         r"objects\[0\].polygon"),
-        ('{"objects": [{"bbox": [1, 2, 3, 4], "category": "a", "keypoints": [{"label": "nose", "x": 1}]}]}',
-         r"objects\[0\].keypoints\[0\]"),
+        (
+            '{"objects": [{"bbox": [1, 2, 3, 4], "category": "a", "polygon": [[1, 2], [3, 4]]}]}',
+            r"objects\[0\].polygon",
+        ),
+        (
+            '{"objects": [{"bbox": [1, 2, 3, 4], "category": "a", '
+            '"keypoints": [{"label": "nose", "x": 1}]}]}',
+            r"objects\[0\].keypoints\[0\]",
+        ),
         ('{"objects": [], "choices": [{"label": "day", "score": "high"}]}', r"choices\[0\]"),
     ],
-)  # fmt: skip
+)
 def test_malformed_raw_files_name_the_file_and_object(tmp_path: Path, content: str, message: str) -> None:
     path = tmp_path / "bad.json"
     path.write_text(content)

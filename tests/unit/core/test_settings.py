@@ -10,9 +10,14 @@ from prelabel.core.errors import SettingsError
 from prelabel.core.settings import Settings, load_settings, token_kind
 
 _NAMES = [
-    "PRELABEL_LS_URL", "PRELABEL_LS_API_KEY", "LABEL_STUDIO_URL", "LABEL_STUDIO_API_KEY",
-    "PRELABEL_DINOX_TOKEN", "PRELABEL_DINOX_BASE_URL", "PRELABEL_CACHE_DIR",
-]  # fmt: skip
+    "PRELABEL_LS_URL",
+    "PRELABEL_LS_API_KEY",
+    "LABEL_STUDIO_URL",
+    "LABEL_STUDIO_API_KEY",
+    "PRELABEL_DINOX_TOKEN",
+    "PRELABEL_DINOX_BASE_URL",
+    "PRELABEL_CACHE_DIR",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -61,10 +66,13 @@ def test_flags_override_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert load_settings(ls_url=None).ls_url == "http://env:1"
 
 
-@pytest.mark.parametrize(("overrides", "message"), [
-    ({"ls_url": "localhost:8080"}, "http"),  # scheme missing
-    ({"post_batch_size": 0}, "post_batch_size"),  # below bound
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"ls_url": "localhost:8080"}, "http"),  # scheme missing
+        ({"post_batch_size": 0}, "post_batch_size"),  # below bound
+    ],
+)
 def test_invalid_settings(overrides: dict[str, object], message: str) -> None:
     with pytest.raises(SettingsError, match=message):
         load_settings(**overrides)
@@ -75,10 +83,13 @@ def test_missing_key_names_the_variables() -> None:
         Settings().require_ls_api_key()
 
 
-@pytest.mark.parametrize(("token", "kind"), [
-    ("0123456789abcdef0123456789abcdef01234567", "legacy"),  # 40-hex legacy token
-    ("eyJhbGciOiJIUzI1NiJ9.eyJ0b2tlbl90eXBlIjoicmVmcmVzaCJ9.c2lnbmF0dXJl", "personal"),  # JWT
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("token", "kind"),
+    [
+        ("0123456789abcdef0123456789abcdef01234567", "legacy"),  # 40-hex legacy token
+        ("eyJhbGciOiJIUzI1NiJ9.eyJ0b2tlbl90eXBlIjoicmVmcmVzaCJ9.c2lnbmF0dXJl", "personal"),  # JWT
+    ],
+)
 def test_token_kind(token: str, kind: str) -> None:
     assert token_kind(token) == kind
 
@@ -108,22 +119,38 @@ _HIJACKERS = ["LS_URL", "ls_url", "Ls_Url", "LS_API_KEY", "ls_api_key"]
         ({}, {}, "http://localhost:8080", None),  # nothing set: the default, no key
         ({}, {"PRELABEL_LS_URL": "http://dotenv:1", "PRELABEL_LS_API_KEY": "d"}, "http://dotenv:1", "d"),
         # the environment beats .env, name by name
-        ({"PRELABEL_LS_URL": "http://env:2"}, {"PRELABEL_LS_URL": "http://dotenv:1",
-         "PRELABEL_LS_API_KEY": "d"}, "http://env:2", "d"),
+        (
+            {"PRELABEL_LS_URL": "http://env:2"},
+            {"PRELABEL_LS_URL": "http://dotenv:1", "PRELABEL_LS_API_KEY": "d"},
+            "http://env:2",
+            "d",
+        ),
         ({"LABEL_STUDIO_URL": "http://ls:3", "LABEL_STUDIO_API_KEY": "l"}, {}, "http://ls:3", "l"),
         # PRELABEL_* beats Label Studio's own names
         ({"LABEL_STUDIO_URL": "http://ls:3", "PRELABEL_LS_URL": "http://env:2"}, {}, "http://env:2", None),
         # a field's own name is no variable, in any case, in the shell or in .env
-        ({name: "http://hijack:9" for name in _HIJACKERS}, {"ls_url": "http://hijack:8",
-         "LS_API_KEY": "h"}, "http://localhost:8080", None),
-        ({"PRELABEL_LS_URL": "http://env:2", **{name: "http://hijack:9" for name in _HIJACKERS}}, {},
-         "http://env:2", None),
+        (
+            {name: "http://hijack:9" for name in _HIJACKERS},
+            {"ls_url": "http://hijack:8", "LS_API_KEY": "h"},
+            "http://localhost:8080",
+            None,
+        ),
+        (
+            {"PRELABEL_LS_URL": "http://env:2", **{name: "http://hijack:9" for name in _HIJACKERS}},
+            {},
+            "http://env:2",
+            None,
+        ),
     ],
-)  # fmt: skip
+)
 def test_where_the_url_and_key_come_from(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, environment: dict[str, str], dotenv: dict[str, str],
-    url: str, key: str | None,
-) -> None:  # fmt: skip
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    environment: dict[str, str],
+    dotenv: dict[str, str],
+    url: str,
+    key: str | None,
+) -> None:
     for name in _HIJACKERS:
         monkeypatch.delenv(name, raising=False)
     for name, value in environment.items():
@@ -138,10 +165,15 @@ def _everything_set_against(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
     """Every other source names another server and key: .env, PRELABEL_*, Label Studio's names
     and the names that must never be read."""
     (tmp_path / ".env").write_text("PRELABEL_LS_URL=http://dotenv:1\nPRELABEL_LS_API_KEY=dotenv-key\n")
-    for name, value in {"PRELABEL_LS_URL": "http://env:2", "PRELABEL_LS_API_KEY": "env-key",
-                        "LABEL_STUDIO_URL": "http://ls:3", "LABEL_STUDIO_API_KEY": "ls-key",
-                        "LS_URL": "http://hijack:4", "ls_url": "http://hijack:5",
-                        "LS_API_KEY": "hijack-key"}.items():  # fmt: skip
+    for name, value in {
+        "PRELABEL_LS_URL": "http://env:2",
+        "PRELABEL_LS_API_KEY": "env-key",
+        "LABEL_STUDIO_URL": "http://ls:3",
+        "LABEL_STUDIO_API_KEY": "ls-key",
+        "LS_URL": "http://hijack:4",
+        "ls_url": "http://hijack:5",
+        "LS_API_KEY": "hijack-key",
+    }.items():
         monkeypatch.setenv(name, value)
 
 
@@ -154,8 +186,9 @@ def test_an_option_pair_is_never_overridden(
 
     _everything_set_against(monkeypatch, tmp_path)
     with standin("label-studio") as server:
-        done = prelabel(capsys, monkeypatch, "project", "show", "1", "--ls-url", server.url,
-                        "--api-key", "option-key")  # fmt: skip
+        done = prelabel(
+            capsys, monkeypatch, "project", "show", "1", "--ls-url", server.url, "--api-key", "option-key"
+        )
     assert (done.code, done.err) == (0, "") and done.out.startswith("project 1: stand-in\n")
     assert {auth for _, _, auth in server.seen} == {"", "Token option-key"}  # "": the version check
 

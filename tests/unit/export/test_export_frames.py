@@ -19,9 +19,15 @@ from prelabel.predict.models import create_model
 from prelabel.records import Detections, save_raw_file
 
 # The inverse of each orientation as a Pillow transpose: stored = displayed.transpose(...)
-STORE_AS = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
-            4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_90,
-            7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_270}  # fmt: skip
+STORE_AS = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_90,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_270,
+}
 RED = (220, 20, 20)
 
 
@@ -63,8 +69,15 @@ def _photos(folder: Path) -> list[Path]:
 def _export(paths: list[Path], target: Path, **plan: object) -> tuple[LocalStore, dict, object]:
     store = LocalStore(target)
     export_plan = ExportPlan(batch_size=8, categories=("block",), with_images=True, **plan)  # type: ignore[arg-type]
-    report = export_items(store, export_plan, 1, [str(p) for p in paths], create_model("raw-files"), None,
-                          export_plan.category_ids())  # fmt: skip
+    report = export_items(
+        store,
+        export_plan,
+        1,
+        [str(p) for p in paths],
+        create_model("raw-files"),
+        None,
+        export_plan.category_ids(),
+    )
     return store, json.loads((target / "coco" / "batch_00001.json").read_bytes()), report
 
 
@@ -145,8 +158,9 @@ def test_resume_reads_the_index_and_checks_only_a_crashed_batch(tmp_path: Path) 
     def run() -> tuple[int, int]:
         written = skipped = 0
         for number in (1, 2):
-            report = export_items(store, plan, number, paths[(number - 1) * 4 : number * 4], model, None,
-                                  plan.category_ids())  # fmt: skip
+            report = export_items(
+                store, plan, number, paths[(number - 1) * 4 : number * 4], model, None, plan.category_ids()
+            )
             written, skipped = written + report.written.total(), skipped + report.skipped.total()
         return written, skipped
 

@@ -43,23 +43,40 @@ def _photos(folder: Path) -> list[Path]:
         sign[50:70, 80:100] = 1
         raw = {
             "objects": [
-                {"bbox": [10 + o, 12, 50 + o, 40], "score": 0.9, "category": "block", "polygon": _corners(o),
-                 "keypoints": [{"label": "nose", "x": 30.5 + o, "y": 26.5, "score": 0.75},
-                               {"label": "tail_tip", "x": 100.5, "y": 60.5, "score": 0.25}],
-                 "choices": [{"label": "stop", "score": 0.8}, {"label": "red", "score": 0.5}]},
-                {"bbox": [80, 50, 100, 70], "score": 0.6, "category": "sign", "mask": mask_to_coco(sign),
-                 "polygon": [[80, 50], [100, 50], [100, 70]]},
+                {
+                    "bbox": [10 + o, 12, 50 + o, 40],
+                    "score": 0.9,
+                    "category": "block",
+                    "polygon": _corners(o),
+                    "keypoints": [
+                        {"label": "nose", "x": 30.5 + o, "y": 26.5, "score": 0.75},
+                        {"label": "tail_tip", "x": 100.5, "y": 60.5, "score": 0.25},
+                    ],
+                    "choices": [{"label": "stop", "score": 0.8}, {"label": "red", "score": 0.5}],
+                },
+                {
+                    "bbox": [80, 50, 100, 70],
+                    "score": 0.6,
+                    "category": "sign",
+                    "mask": mask_to_coco(sign),
+                    "polygon": [[80, 50], [100, 50], [100, 70]],
+                },
             ],
             "choices": [{"label": "outdoor", "score": 0.7}],
-        }  # fmt: skip
+        }
         (folder / f"o{o}_dinox_preannot.json").write_text(json.dumps(raw))
         paths.append(path)
     return paths
 
 
 def _export(paths: list[Path], target: Path, keep_original: bool) -> tuple[dict[str, Any], COCO]:
-    plan = ExportPlan(batch_size=8, categories=("block", "sign"), label_map=LABEL_MAP, with_images=True,
-                      keep_original_images=keep_original)  # fmt: skip
+    plan = ExportPlan(
+        batch_size=8,
+        categories=("block", "sign"),
+        label_map=LABEL_MAP,
+        with_images=True,
+        keep_original_images=keep_original,
+    )
     uris = [str(p) for p in paths]
     report = export_items(
         LocalStore(target), plan, 1, uris, create_model("raw-files"), None, plan.category_ids()
@@ -122,11 +139,20 @@ def test_shapes_are_written_exactly_as_coco_has_them(tmp_path: Path) -> None:
     ring = [[16, 12, 56, 12, 56, 40, 16, 40]]
     area = int(coco_mask.area(coco_mask.frPyObjects(ring, 80, 120))[0])
     assert block == {
-        "id": image["id"] * 10_000 + 1, "image_id": image["id"], "category_id": 1, "score": 0.9,
-        "bbox": [16.0, 12.0, 40.0, 28.0], "iscrowd": 0, "segmentation": ring, "area": area,
-        "keypoints": keypoints, "num_keypoints": 2, "keypoint_scores": scores,
-        "attributes": {"choices": ["stop sign", "red"]}, "choice_scores": [0.8, 0.5],
-    }  # fmt: skip
+        "id": image["id"] * 10_000 + 1,
+        "image_id": image["id"],
+        "category_id": 1,
+        "score": 0.9,
+        "bbox": [16.0, 12.0, 40.0, 28.0],
+        "iscrowd": 0,
+        "segmentation": ring,
+        "area": area,
+        "keypoints": keypoints,
+        "num_keypoints": 2,
+        "keypoint_scores": scores,
+        "attributes": {"choices": ["stop sign", "red"]},
+        "choice_scores": [0.8, 0.5],
+    }
     assert 1000 < area < 1250  # about the 40 x 28 block
     sign = next(a for a in coco["annotations"] if a["image_id"] == image["id"] and a["category_id"] == 2)
     assert sign["polygon"] == [[80, 50, 100, 50, 100, 70]] and sign["area"] == 400  # the mask's
@@ -156,8 +182,15 @@ def test_keypoint_names_do_not_depend_on_earlier_batches(tmp_path: Path) -> None
     plan, model = ExportPlan(batch_size=1, categories=("bird",)), create_model("raw-files")
     for name, order in (("one", [1, 2]), ("many", [2, 1])):
         for number in order:
-            export_items(LocalStore(tmp_path / name), plan, number, paths[number - 1 : number], model, None,
-                         plan.category_ids())  # fmt: skip
+            export_items(
+                LocalStore(tmp_path / name),
+                plan,
+                number,
+                paths[number - 1 : number],
+                model,
+                None,
+                plan.category_ids(),
+            )
     files = {p.relative_to(tmp_path / "one"): p.read_bytes() for p in (tmp_path / "one").rglob("*.json")}
     assert files == {
         p.relative_to(tmp_path / "many"): p.read_bytes() for p in (tmp_path / "many").rglob("*.json")
@@ -177,11 +210,13 @@ def test_a_score_that_is_not_finite_is_the_images_error_row_and_the_json_stays_s
 
     nan = float("nan")
     broken = Detections(
-        xyxy=[[1, 1, 10, 10]], scores=[nan if where == "box" else 0.5], labels=["car"],
+        xyxy=[[1, 1, 10, 10]],
+        scores=[nan if where == "box" else 0.5],
+        labels=["car"],
         keypoints=((Keypoint("nose", 5, 5, nan if where == "keypoint" else 0.5),),),
         region_choices=((Choice("red", nan if where == "region choice" else 0.5),),),
         choices=(Choice("day", nan if where == "image choice" else 0.5),),
-    )  # fmt: skip
+    )
     report, coco = _export_beside_a_good_image(tmp_path / "out", broken)
     assert [(e.file, "not a finite number" in e.error) for e in report.errors] == [("broken.png", True)]
     assert [image["source"] for image in coco["images"]] == ["good.png"]
@@ -196,10 +231,12 @@ def test_a_coordinate_that_is_not_finite_is_the_images_error_row(tmp_path: Path,
 
     nan = float("nan")
     broken = Detections(
-        xyxy=[[1, nan if where == "box" else 1, 10, 10]], scores=[0.5], labels=["car"],
+        xyxy=[[1, nan if where == "box" else 1, 10, 10]],
+        scores=[0.5],
+        labels=["car"],
         keypoints=((Keypoint("nose", nan if where == "keypoint" else 5, 5, 0.5),),),
         polygons=(((1, 1), (8, 1), (8, nan if where == "polygon" else 8)),),
-    )  # fmt: skip
+    )
     report, coco = _export_beside_a_good_image(tmp_path, broken)
     assert [(e.file, "coordinate is not a finite number" in e.error) for e in report.errors] == [
         ("broken.png", True)

@@ -21,9 +21,14 @@ from tests.support.http_faults import Site, serve
 
 SAMPLES = {s.name: s.data for s in make_samples()}
 FAULTS = {
-    "slow": "timed out", "missing": "HTTP 404", "error": "HTTP 500", "html": "'text/html' is not an image",
-    "truncated": "failed after", "huge": "over the 1,048,576-byte limit", "garbage": "cannot",
-}  # fmt: skip
+    "slow": "timed out",
+    "missing": "HTTP 404",
+    "error": "HTTP 500",
+    "html": "'text/html' is not an image",
+    "truncated": "failed after",
+    "huge": "over the 1,048,576-byte limit",
+    "garbage": "cannot",
+}
 QUICK = FetchOptions(concurrency=8, timeout=1.0, retries=2, backoff=0.01, max_bytes=2**20)
 
 
@@ -80,8 +85,12 @@ def test_paged_rest_source_with_labels() -> None:
         assert [i.name for i in items] == [f"{i}.jpg" for i in range(25)]
         assert Counter(i.fields["label"] for i in items) == {"oak": 16, "pine": 9}
         assert site.hits["/api/trees"] == 4  # three pages and the empty one
-        capped = list(iter_rest(RestSource(f"{site.url}/api/trees", "trees[].image_url", max_items=12,
-                                           page_size=10), Fetcher(options=QUICK)))  # fmt: skip
+        capped = list(
+            iter_rest(
+                RestSource(f"{site.url}/api/trees", "trees[].image_url", max_items=12, page_size=10),
+                Fetcher(options=QUICK),
+            )
+        )
         assert len(capped) == 12
         with pytest.raises(SourceError, match="no 'photos'"):
             list(iter_rest(RestSource(f"{site.url}/api/trees", "photos[].url"), Fetcher(options=QUICK)))

@@ -115,9 +115,17 @@ def test_cli_samples_then_convert(tmp_path: Path) -> None:
     done = _prelabel("samples", "--output-dir", "demo", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     done = _prelabel(
-        "convert", "--input-dir", "demo", "--config", "demo/labeling.xml",
-        "--label-map", "demo/label_map.json", "--tasks", "demo/tasks.json", cwd=tmp_path,
-    )  # fmt: skip
+        "convert",
+        "--input-dir",
+        "demo",
+        "--config",
+        "demo/labeling.xml",
+        "--label-map",
+        "demo/label_map.json",
+        "--tasks",
+        "demo/tasks.json",
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     assert "4 tasks with 8 regions" in done.stdout
     tasks = json.loads((tmp_path / "demo" / "tasks.json").read_text())
@@ -161,8 +169,17 @@ def test_polygon_tolerance_reaches_the_outline(tmp_path: Path) -> None:
     )
     vertices = {}
     for tolerance in ("0.5", "5"):
-        args = ["convert", "--input-dir", "photos", "--config", "config.xml", "--tasks", f"{tolerance}.json",
-                "--polygon-tolerance", tolerance]  # fmt: skip
+        args = [
+            "convert",
+            "--input-dir",
+            "photos",
+            "--config",
+            "config.xml",
+            "--tasks",
+            f"{tolerance}.json",
+            "--polygon-tolerance",
+            tolerance,
+        ]
         done = _prelabel(*args, cwd=tmp_path)
         assert done.returncode == 0, done.stderr
         (task,) = json.loads((tmp_path / f"{tolerance}.json").read_text())

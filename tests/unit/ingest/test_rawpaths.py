@@ -52,8 +52,12 @@ def test_raw_file_key(image: str, root: str | None, key: str) -> None:
 def test_same_stems_get_their_own_raw_files(tmp_path: Path) -> None:
     root, out = tmp_path / "in", tmp_path / "raw"
     paths = {raw_file_path(root / name, out, root) for name in ("a/x.jpg", "b/x.jpg", "x.jpeg", "x.jpg")}
-    assert paths == {out / "a" / "x.jpg.prelabel.json", out / "b" / "x.jpg.prelabel.json",
-                     out / "x.jpeg.prelabel.json", out / "x.jpg.prelabel.json"}  # fmt: skip
+    assert paths == {
+        out / "a" / "x.jpg.prelabel.json",
+        out / "b" / "x.jpg.prelabel.json",
+        out / "x.jpeg.prelabel.json",
+        out / "x.jpg.prelabel.json",
+    }
 
 
 def _layout(tmp_path: Path) -> tuple[Path, list[Path]]:

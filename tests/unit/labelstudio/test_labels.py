@@ -91,13 +91,18 @@ def test_the_label_map_parameter_is_checked_like_a_file(
     from flows.params import PostParams
 
     (tmp_path / "map.json").write_text('{"truck": "lorry"}')
-    params = PostParams(project_id=1, input_dir=str(tmp_path), label_map=inline,
-                        label_map_file=str(tmp_path / "map.json"))  # fmt: skip
+    params = PostParams(
+        project_id=1, input_dir=str(tmp_path), label_map=inline, label_map_file=str(tmp_path / "map.json")
+    )
     with pytest.raises(LabelMapError, match=message) as caught:
         label_map(params)
     assert caught.value.name == "the label_map parameter"
-    good = PostParams(project_id=1, input_dir=str(tmp_path), label_map={"car": "vehicle"},
-                      label_map_file=str(tmp_path / "map.json"))  # fmt: skip
+    good = PostParams(
+        project_id=1,
+        input_dir=str(tmp_path),
+        label_map={"car": "vehicle"},
+        label_map_file=str(tmp_path / "map.json"),
+    )
     assert label_map(good).mapping == {"truck": "lorry", "car": "vehicle"}
 
 
@@ -130,8 +135,13 @@ def test_parse_label_config() -> None:
     assert text is not None and text.per_region
     assert config.require("Choices", "x").labels == ("good", "bad")
     assert {c.kind for c in config.controls} == {
-        "RectangleLabels", "BrushLabels", "TextArea", "Choices", "PolygonLabels", "KeyPointLabels"
-    }  # fmt: skip
+        "RectangleLabels",
+        "BrushLabels",
+        "TextArea",
+        "Choices",
+        "PolygonLabels",
+        "KeyPointLabels",
+    }
 
 
 def test_missing_brush_names_what_to_add() -> None:
@@ -209,8 +219,11 @@ def test_labels_aliases_and_visibility_are_read_as_label_studio_reads_them() -> 
     assert rect.names == ("civilian vehicle", "person", "tree", "CV")
     assert [rect.result_label(x) for x in ("civilian vehicle", "person")] == ["CV", "person"]
     assert [rect.label_of(x) for x in ("CV", "civilian vehicle", "person", "car")] == [
-        "civilian vehicle", "civilian vehicle", "person", None
-    ]  # fmt: skip
+        "civilian vehicle",
+        "civilian vehicle",
+        "person",
+        None,
+    ]
     scene, follow_up = (next(c for c in config.controls if c.name == n) for n in ("scene", "follow-up"))
     assert scene.always_shown and not follow_up.always_shown
     assert config.image_choices_control is scene  # the follow-up question is not the image's class
@@ -218,8 +231,10 @@ def test_labels_aliases_and_visibility_are_read_as_label_studio_reads_them() -> 
     assert colour.shown_when == (Condition("region-selected", "label", ("CV",)),)  # from its View
     assert [colour.shows_region("label", x) for x in ("CV", "person")] == [True, False]
     assert [pose.shows_region(c, x) for c, x in (("label", "person"), ("outline", "P"), ("label", "CV"))] == [
-        True, True, False
-    ]  # fmt: skip
+        True,
+        True,
+        False,
+    ]
     assert seen.shows_region("mask", "anything")
     assert config.stored_label("scene", "N") == "night" and config.stored_label("kp", "N") == "nose"
     assert config.stored_label("nope", "N") == "N"  # a control the config lacks: as it is
@@ -236,13 +251,18 @@ def _aliased_record() -> PredictionRecord:
     mask = np.zeros((100, 200), np.uint8)
     mask[10:30, 20:60] = 1
     detections = Detections(
-        xyxy=[[20, 10, 60, 30], [100, 20, 140, 90]], scores=[0.9, 0.8], labels=("car", "person"),
-        masks=(mask_to_coco(mask), None), polygons=(None, ((100, 20), (140, 20), (120, 90))),
+        xyxy=[[20, 10, 60, 30], [100, 20, 140, 90]],
+        scores=[0.9, 0.8],
+        labels=("car", "person"),
+        masks=(mask_to_coco(mask), None),
+        polygons=(None, ((100, 20), (140, 20), (120, 90))),
         keypoints=(None, (Keypoint("nose", 120, 30, 0.7),)),
-        region_choices=((Choice("red", 0.6), Choice("standing", 0.9), Choice("clearly", 0.5)),
-                        (Choice("red", 0.6), Choice("standing", 0.7))),
+        region_choices=(
+            (Choice("red", 0.6), Choice("standing", 0.9), Choice("clearly", 0.5)),
+            (Choice("red", 0.6), Choice("standing", 0.7)),
+        ),
         choices=(Choice("night", 0.8),),
-    )  # fmt: skip
+    )
     return PredictionRecord(IMAGE, detections)
 
 
@@ -273,8 +293,12 @@ def test_region_choices_no_control_shows_are_counted() -> None:
         '<Choices name="colour" toName="image" perRegion="true" visibleWhen="region-selected" '
         'whenLabelValue="car"><Choice value="red"/></Choices></View>'
     )
-    record = PredictionRecord(IMAGE, Detections(xyxy=[[1, 1, 9, 9]], scores=[0.9], labels=("dog",),
-                                                region_choices=((Choice("red", 0.5),),)))  # fmt: skip
+    record = PredictionRecord(
+        IMAGE,
+        Detections(
+            xyxy=[[1, 1, 9, 9]], scores=[0.9], labels=("dog",), region_choices=((Choice("red", 0.5),),)
+        ),
+    )
     prediction, report = build_prediction(record, config)
     assert [r["type"] for r in prediction["result"]] == ["rectanglelabels"]
     assert report.dropped == {"region choices: no per-region Choices shown for its region": 1}
@@ -285,12 +309,15 @@ def test_region_choices_no_control_shows_are_counted() -> None:
     [
         ({"car": "civilian vehicle", "man": "Person"}, None),  # a label, and one through normalisation
         ({"car": "CV"}, None),  # an alias
-        ({"truck": "lorry", "van": "lorry", "car": "civilian vehicle"}, (
-            "labels.yaml: 'lorry' (for 'truck', 'van') is not a label of the project; its labels: "
-            "civilian vehicle, person, tree, nose, day, night, red, standing, clearly"
-        )),
+        (
+            {"truck": "lorry", "van": "lorry", "car": "civilian vehicle"},
+            (
+                "labels.yaml: 'lorry' (for 'truck', 'van') is not a label of the project; its labels: "
+                "civilian vehicle, person, tree, nose, day, night, red, standing, clearly"
+            ),
+        ),
     ],
-)  # fmt: skip
+)
 def test_a_label_map_target_the_project_lacks_is_an_error(
     mapping: dict[str, str], message: str | None
 ) -> None:
@@ -309,14 +336,22 @@ def test_pulled_aliases_come_back_as_labels() -> None:
 
     config = parse_label_config(ALIASED)
     prediction, _ = build_prediction(_aliased_record(), config, LabelMap({"car": "CV"}))
-    task = Task.from_json({"id": 1, "data": {"image": "/data/upload/1/ab-street.jpg"},
-                           "annotations": [{"id": 5, "result": prediction["result"]}]})  # fmt: skip
+    task = Task.from_json(
+        {
+            "id": 1,
+            "data": {"image": "/data/upload/1/ab-street.jpg"},
+            "annotations": [{"id": 5, "result": prediction["result"]}],
+        }
+    )
     found = extract_regions([task], config)
     assert found.errors == []
     assert sorted((r.control, r.label) for r in found.regions) == [
-        ("kp", "nose"), ("label", "civilian vehicle"), ("label", "person"), ("mask", "civilian vehicle"),
+        ("kp", "nose"),
+        ("label", "civilian vehicle"),
+        ("label", "person"),
+        ("mask", "civilian vehicle"),
         ("outline", "person"),
-    ]  # fmt: skip
+    ]
     by_region = {(r.control, r.region_id): dict(r.attributes) for r in found.regions}
     assert by_region[("label", "det0")] == {"colour": ["red"], "seen": ["clearly"], "scene": ["night"]}
     assert by_region[("label", "det1")] == {"pose": ["standing"], "scene": ["night"]}

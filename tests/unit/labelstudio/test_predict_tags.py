@@ -76,8 +76,12 @@ def test_each_mask_is_decoded_once_for_brush_and_polygon(monkeypatch: pytest.Mon
     decodes: list[object] = []
     real_decode = masks_module.coco_mask.decode
     monkeypatch.setattr(masks_module.coco_mask, "decode", lambda rle: decodes.append(rle) or real_decode(rle))
-    det = Detections(xyxy=[[20, 10, 60, 30]] * 2, scores=[0.9] * 2, labels=("car",) * 2,
-                     masks=(mask_to_coco(_blob_with_hole()),) * 2)  # fmt: skip
+    det = Detections(
+        xyxy=[[20, 10, 60, 30]] * 2,
+        scores=[0.9] * 2,
+        labels=("car",) * 2,
+        masks=(mask_to_coco(_blob_with_hole()),) * 2,
+    )
     prediction, _ = build_prediction(PredictionRecord(IMAGE, det), ALL)
     assert len(_of(prediction, "brushlabels")) == 2 and len(_of(prediction, "polygonlabels")) == 2
     assert len(decodes) == 2
@@ -87,8 +91,13 @@ def test_ocr_quad_becomes_a_rotated_rectangle_with_its_text_and_polygon() -> Non
     value = {"x": 20.0, "y": 10.0, "width": 25.0, "height": 15.0, "rotation": 30.0}
     quad = percent_to_corners(value, 200, 100)
     xs, ys = [p[0] for p in quad], [p[1] for p in quad]
-    det = Detections(xyxy=[[min(xs), min(ys), max(xs), max(ys)]], scores=[0.7], labels=("text",),
-                     texts=("STOP",), polygons=(quad,))  # fmt: skip
+    det = Detections(
+        xyxy=[[min(xs), min(ys), max(xs), max(ys)]],
+        scores=[0.7],
+        labels=("text",),
+        texts=("STOP",),
+        polygons=(quad,),
+    )
     config = parse_label_config(
         """<View><Image name="image" value="$image"/>
         <RectangleLabels name="label" toName="image"><Label value="text"/></RectangleLabels>
@@ -111,9 +120,13 @@ def test_ocr_quad_becomes_a_rotated_rectangle_with_its_text_and_polygon() -> Non
 
 @settings(deadline=None, max_examples=200)
 @given(
-    x=st.floats(-50, 150), y=st.floats(-50, 150), w=st.floats(0.01, 100), h=st.floats(0.01, 100),
-    rotation=st.floats(0, 359.99), size=st.tuples(st.integers(1, 5000), st.integers(1, 5000)),
-)  # fmt: skip
+    x=st.floats(-50, 150),
+    y=st.floats(-50, 150),
+    w=st.floats(0.01, 100),
+    h=st.floats(0.01, 100),
+    rotation=st.floats(0, 359.99),
+    size=st.tuples(st.integers(1, 5000), st.integers(1, 5000)),
+)
 def test_corners_to_percent_inverts_percent_to_corners(
     x: float, y: float, w: float, h: float, rotation: float, size: tuple[int, int]
 ) -> None:
@@ -130,11 +143,17 @@ def test_keypoints_inside_their_rectangle() -> None:
     prediction, report = build_prediction(PredictionRecord(IMAGE, det), ALL)
     (point,) = _of(prediction, "keypointlabels")
     assert point == {
-        "id": "det0-kp0", "type": "keypointlabels", "from_name": "keypoints", "to_name": "image",
-        "original_width": 200, "original_height": 100, "image_rotation": 0,
-        "value": {"x": 20.0, "y": 20.0, "width": 0.5, "keypointlabels": ["nose"]}, "score": 0.9,
+        "id": "det0-kp0",
+        "type": "keypointlabels",
+        "from_name": "keypoints",
+        "to_name": "image",
+        "original_width": 200,
+        "original_height": 100,
+        "image_rotation": 0,
+        "value": {"x": 20.0, "y": 20.0, "width": 0.5, "keypointlabels": ["nose"]},
+        "score": 0.9,
         "parentID": "det0",
-    }  # fmt: skip
+    }
     assert _of(prediction, "rectanglelabels")[0]["id"] == "det0"
     assert report.unmatched_labels == {"tail (keypoint)": 1}
     assert report.dropped == {"keypoint: outside image": 1}
@@ -158,9 +177,15 @@ def test_choices_single_and_multiple(multiple: bool, expected: list[str]) -> Non
     det = Detections(choices=(Choice("sunny", 0.3), Choice("dusk", 0.95), Choice("night", 0.8)))
     prediction, report = build_prediction(PredictionRecord(IMAGE, det), config, LabelMap({"sunny": "day"}))
     assert prediction["result"] == [
-        {"id": "choice", "type": "choices", "from_name": "choice", "to_name": "image",
-         "value": {"choices": expected}, "score": 0.8}
-    ]  # fmt: skip
+        {
+            "id": "choice",
+            "type": "choices",
+            "from_name": "choice",
+            "to_name": "image",
+            "value": {"choices": expected},
+            "score": 0.8,
+        }
+    ]
     assert report.unmatched_labels == {"dusk (choice)": 1}
     assert config.controls[0].multiple is multiple
 
@@ -170,9 +195,13 @@ def test_tags_the_model_never_fills_are_named_once_per_batch() -> None:
     records = [PredictionRecord(IMAGE, boxes_only, task_id=n) for n in range(3)]
     batch = build_batch(records, ALL)
     assert not batch.errors and len(batch.predictions) == 3
-    assert batch.unfilled == {'<BrushLabels name="mask">', '<PolygonLabels name="polygon">',
-                              '<KeyPointLabels name="keypoints">', '<Choices name="choice">',
-                              '<TextArea name="transcription">'}  # fmt: skip
+    assert batch.unfilled == {
+        '<BrushLabels name="mask">',
+        '<PolygonLabels name="polygon">',
+        '<KeyPointLabels name="keypoints">',
+        '<Choices name="choice">',
+        '<TextArea name="transcription">',
+    }
     # told not to post masks (--no-masks): the brush is not "unfilled", it was left out on purpose
     assert '<BrushLabels name="mask">' not in build_batch(records, ALL, masks=False).unfilled
     masked = Detections(xyxy=[[20, 10, 60, 30]], scores=[0.8], labels=("car",), masks=(None,))
@@ -187,8 +216,12 @@ def test_points_follow_the_display_frame_rule() -> None:
     frame = display_frame(det, turned)  # rule 2: the model saw the stored pixels
     assert frame.points([[10, 20], [30, 60]]).tolist() == [[180.0, 10.0], [140.0, 30.0]]
     assert frame.xyxy.tolist() == [[140.0, 10.0, 180.0, 30.0]]
-    halved = Detections(xyxy=[[10, 20, 30, 40]], scores=[1], labels=("car",),
-                        masks=(mask_to_coco(np.zeros((50, 100), np.uint8)),))  # fmt: skip
+    halved = Detections(
+        xyxy=[[10, 20, 30, 40]],
+        scores=[1],
+        labels=("car",),
+        masks=(mask_to_coco(np.zeros((50, 100), np.uint8)),),
+    )
     assert display_frame(halved, IMAGE).points([[10, 20]]).tolist() == [[20.0, 40.0]]  # rule 3
 
 
@@ -227,9 +260,11 @@ def test_a_nan_score_and_an_empty_mask_are_dropped_and_counted_not_unmatched() -
     """A model's NaN score would fail the whole chunk's POST; an empty mask is no brush."""
     mask = np.zeros((100, 200), np.uint8)
     detections = Detections(
-        xyxy=[[10, 10, 50, 50], [60, 10, 90, 50]], scores=[float("nan"), 0.8], labels=["car", "car"],
+        xyxy=[[10, 10, 50, 50], [60, 10, 90, 50]],
+        scores=[float("nan"), 0.8],
+        labels=["car", "car"],
         masks=[None, mask_to_coco(mask)],
-    )  # fmt: skip
+    )
     brush_only = parse_label_config(
         '<View><Image name="image" value="$image"/>'
         '<BrushLabels name="mask" toName="image"><Label value="car"/></BrushLabels></View>'
@@ -243,8 +278,12 @@ def test_a_nan_score_and_an_empty_mask_are_dropped_and_counted_not_unmatched() -
 def test_a_polygon_leaving_the_image_is_cut_along_its_edges() -> None:
     """Clipping each vertex made a far corner's triangle a smaller triangle (half its area on
     the image lost); cut along the bottom edge it keeps the part that is on the image."""
-    det = Detections(xyxy=[[10, 10, 190, 100]], scores=[0.5], labels=("car",),
-                     polygons=(((10, 10), (190, 10), (100, 1e6)),))  # fmt: skip
+    det = Detections(
+        xyxy=[[10, 10, 190, 100]],
+        scores=[0.5],
+        labels=("car",),
+        polygons=(((10, 10), (190, 10), (100, 1e6)),),
+    )
     prediction, report = build_prediction(PredictionRecord(IMAGE, det), ALL)
     (polygon,) = _of(prediction, "polygonlabels")
     expected = [[5.0, 10.0], [95.0, 10.0], [94.995, 100.0], [5.005, 100.0]]  # percent of 200 x 100
@@ -256,20 +295,25 @@ def test_a_polygon_leaving_the_image_is_cut_along_its_edges() -> None:
     [
         # a quad with coordinates far off the image: the image's part of it, not a rectangle
         # 5e14 % wide (the rotated rectangle was not clipped as its box was)
-        (((10, 10), (1e15, 10), (1e15, 1e15), (10, 1e15)),
-         {"x": 5.0, "y": 10.0, "width": 95.0, "height": 90.0}),
+        (
+            ((10, 10), (1e15, 10), (1e15, 1e15), (10, 1e15)),
+            {"x": 5.0, "y": 10.0, "width": 95.0, "height": 90.0},
+        ),
         # a tilted quad across the top-left corner: still read from its top-left corner
         # (cut to the image, its first point was the cut on the top edge: a quarter turn off)
-        (((-2, 0), (50, -3), (52, 20), (0, 23)), {"x": -0.661, "y": 0.076, "width": 26.04, "height": 22.96,
-                                                  "rotation": 356.698}),
+        (
+            ((-2, 0), (50, -3), (52, 20), (0, 23)),
+            {"x": -0.661, "y": 0.076, "width": 26.04, "height": 22.96, "rotation": 356.698},
+        ),
     ],
-)  # fmt: skip
+)
 def test_an_ocr_quad_off_the_image_gives_the_rectangle_of_its_part_on_it(
     quad: tuple[tuple[float, float], ...], value: dict[str, float]
 ) -> None:
     xs, ys = [p[0] for p in quad], [p[1] for p in quad]
-    det = Detections(xyxy=[[min(xs), min(ys), max(xs), max(ys)]], scores=[0.5], labels=("car",),
-                     polygons=(quad,))  # fmt: skip
+    det = Detections(
+        xyxy=[[min(xs), min(ys), max(xs), max(ys)]], scores=[0.5], labels=("car",), polygons=(quad,)
+    )
     prediction, _ = build_prediction(PredictionRecord(IMAGE, det), ALL)
     (rect,) = _of(prediction, "rectanglelabels")
     got = rect["value"]
@@ -299,8 +343,13 @@ def test_a_polygon_with_a_point_not_finite_is_dropped_and_counted(
 def test_keypoints_and_choices_scoring_nan_are_dropped_and_counted() -> None:
     """A model's NaN score was posted as is: JSON Label Studio refuses, for the whole chunk."""
     points = (Keypoint("nose", 40, 20, float("nan")), Keypoint("left_eye", 42, 20, 0.7))
-    det = Detections(xyxy=[[20, 10, 60, 30]], scores=[0.8], labels=("person",), keypoints=(points,),
-                     choices=(Choice("day", float("nan")), Choice("night", 0.2)))  # fmt: skip
+    det = Detections(
+        xyxy=[[20, 10, 60, 30]],
+        scores=[0.8],
+        labels=("person",),
+        keypoints=(points,),
+        choices=(Choice("day", float("nan")), Choice("night", 0.2)),
+    )
     prediction, report = build_prediction(PredictionRecord(IMAGE, det), ALL)
     json.dumps(prediction, allow_nan=False)
     assert [r["value"]["keypointlabels"] for r in _of(prediction, "keypointlabels")] == [["left_eye"]]
@@ -312,11 +361,13 @@ def test_keypoints_and_choices_scoring_nan_are_dropped_and_counted() -> None:
     ("textareas", "filled"),
     [
         # a task-wide notes box first: the text went there, as a region's text
-        ('<TextArea name="notes" toName="image"/><TextArea name="words" toName="image" perRegion="true"/>',
-         "words"),
+        (
+            '<TextArea name="notes" toName="image"/><TextArea name="words" toName="image" perRegion="true"/>',
+            "words",
+        ),
         ('<TextArea name="notes" toName="image"/>', None),  # only the annotator's notes: no text posted
     ],
-)  # fmt: skip
+)
 def test_a_detections_text_goes_only_to_a_per_region_textarea(textareas: str, filled: str | None) -> None:
     config = parse_label_config(
         '<View><Image name="image" value="$image"/><RectangleLabels name="label" toName="image">'
@@ -338,9 +389,13 @@ def test_keypoints_and_choices_without_a_control_are_counted_unmatched() -> None
         '<RectangleLabels name="label" toName="image"><Label value="person"/></RectangleLabels>'
         '<Choices name="when" toName="caption"><Choice value="day"/></Choices></View>'
     )
-    det = Detections(xyxy=[[20, 10, 60, 30]], scores=[0.8], labels=("person",),
-                     keypoints=((Keypoint("nose", 40, 20), Keypoint("left_eye", 42, 20)),),
-                     choices=(Choice("day", 0.9),))  # fmt: skip
+    det = Detections(
+        xyxy=[[20, 10, 60, 30]],
+        scores=[0.8],
+        labels=("person",),
+        keypoints=((Keypoint("nose", 40, 20), Keypoint("left_eye", 42, 20)),),
+        choices=(Choice("day", 0.9),),
+    )
     prediction, report = build_prediction(PredictionRecord(IMAGE, det), config)
     assert [r["type"] for r in prediction["result"]] == ["rectanglelabels"]
     assert report.unmatched_labels == {"nose (keypoint)": 1, "left_eye (keypoint)": 1, "day (choice)": 1}
@@ -358,10 +413,13 @@ def _records(draw: st.DrawFn) -> PredictionRecord:
 
     n = draw(st.integers(0, 4))
     boxes = [[*point(), *point()] for _ in range(n)]
-    polygons = [draw(st.none() | st.integers(3, 6).map(lambda k: tuple(point() for _ in range(k))))
-                for _ in range(n)]  # fmt: skip
-    keypoints = [tuple(Keypoint(draw(st.sampled_from(["nose", "left_eye"])), *point()) for _ in range(2))
-                 for _ in range(n)]  # fmt: skip
+    polygons = [
+        draw(st.none() | st.integers(3, 6).map(lambda k: tuple(point() for _ in range(k)))) for _ in range(n)
+    ]
+    keypoints = [
+        tuple(Keypoint(draw(st.sampled_from(["nose", "left_eye"])), *point()) for _ in range(2))
+        for _ in range(n)
+    ]
     labels = [draw(st.sampled_from(["car", "person"])) for _ in range(n)]
     masks = []
     for _ in range(n):  # none, or a block of pixels (empty when its corners cross)
@@ -369,8 +427,16 @@ def _records(draw: st.DrawFn) -> PredictionRecord:
         x1, x2, y1, y2 = (draw(st.integers(0, side)) for side in (width, width, height, height))
         mask[y1:y2, x1:x2] = 1
         masks.append(draw(st.sampled_from([None, mask_to_coco(mask)])))
-    det = Detections(xyxy=boxes, scores=[0.5] * n, labels=labels, masks=masks, texts=["text"] * n,
-                     polygons=polygons, keypoints=keypoints, choices=(Choice("day", 0.7),))  # fmt: skip
+    det = Detections(
+        xyxy=boxes,
+        scores=[0.5] * n,
+        labels=labels,
+        masks=masks,
+        texts=["text"] * n,
+        polygons=polygons,
+        keypoints=keypoints,
+        choices=(Choice("day", 0.7),),
+    )
     return PredictionRecord(
         ImageInfo("x.jpg", "ab" * 32, width, height, 1, width, height, "JPEG", "RGB"), det
     )
@@ -397,6 +463,12 @@ def test_a_rotated_rectangle_longer_than_the_image_side_posts_its_box() -> None:
     det = Detections(xyxy=[[0, 0, 200, 100]], scores=[0.5], labels=("car",), polygons=(quad,))
     prediction, report = build_prediction(PredictionRecord(IMAGE, det), ALL)
     (rect,) = _of(prediction, "rectanglelabels")
-    assert rect["value"] == {"x": 0.0, "y": 0.0, "width": 100.0, "height": 100.0, "rotation": 0,
-                             "rectanglelabels": ["car"]}  # fmt: skip
+    assert rect["value"] == {
+        "x": 0.0,
+        "y": 0.0,
+        "width": 100.0,
+        "height": 100.0,
+        "rotation": 0,
+        "rectanglelabels": ["car"],
+    }
     assert report.dropped == {"rectangle: rotated one past Label Studio's 100 %, its box posted": 1}

@@ -37,8 +37,13 @@ PLAIN = _box("plain", 10, 10, 20, 10, 0)  # pixels: x 20..60, y 10..20
 ROTATED = _box("rotated", 10, 10, 20, 10, 90, "person")  # a quarter turn about (20, 10)
 _TRIANGLE = {"points": [[10, 10], [50, 10], [30, 60]], "closed": True, "polygonlabels": ["car"]}
 POLYGON = {"id": "poly", "type": "polygonlabels", "from_name": "poly", **_COMMON, "value": _TRIANGLE}
-KEYPOINT = {"id": "kp", "type": "keypointlabels", "from_name": "kp", **_COMMON,
-            "value": {"x": 50, "y": 50, "width": 1, "keypointlabels": ["person"]}}  # fmt: skip
+KEYPOINT = {
+    "id": "kp",
+    "type": "keypointlabels",
+    "from_name": "kp",
+    **_COMMON,
+    "value": {"x": 50, "y": 50, "width": 1, "keypointlabels": ["person"]},
+}
 
 
 def _task(results: list[dict[str, Any]], task_id: int = 7) -> Task:
@@ -82,8 +87,12 @@ def test_a_malformed_result_is_one_error_row_and_the_rest_is_exported(
 
 def test_unexported_types_are_counted_by_type() -> None:
     empty = mask_to_brush(np.zeros((H, W), np.uint8))
-    empty_brush = {"id": "e", "type": "brushlabels", **_COMMON,
-                   "value": {"format": "rle", "rle": empty, "brushlabels": ["car"]}}  # fmt: skip
+    empty_brush = {
+        "id": "e",
+        "type": "brushlabels",
+        **_COMMON,
+        "value": {"format": "rle", "rle": empty, "brushlabels": ["car"]},
+    }
     rating = {"id": "r", "type": "rating", "from_name": "x", "to_name": "image", "value": {"rating": 3}}
     ellipse = {"id": "e", "type": "ellipselabels", **_COMMON, "value": {"x": 1, "y": 1, "radiusX": 1}}
     found = extract_regions(

@@ -53,8 +53,9 @@ def _mask() -> dict:
 )
 def test_choices_share_the_regions_id_and_geometry(tools: str, region_id: str, region_type: str) -> None:
     config = parse_label_config(_config(tools))
-    det = Detections(xyxy=[[20, 10, 60, 30]], scores=[0.8], labels=("car",), masks=(_mask(),),
-                     region_choices=(STATES,))  # fmt: skip
+    det = Detections(
+        xyxy=[[20, 10, 60, 30]], scores=[0.8], labels=("car",), masks=(_mask(),), region_choices=(STATES,)
+    )
     prediction, report = build_prediction(
         PredictionRecord(IMAGE, det), config, LabelMap({"stopped": "parked"})
     )
@@ -74,8 +75,12 @@ def test_choices_share_the_regions_id_and_geometry(tools: str, region_id: str, r
 
 def test_multiple_choices_are_all_in_config_order_once() -> None:
     config = parse_label_config(_config(RECT, ' choice="multiple"'))
-    det = Detections(xyxy=[[20, 10, 60, 30], [100, 10, 150, 90]], scores=[0.8, 0.6], labels=("car", "car"),
-                     region_choices=(STATES, ()))  # fmt: skip
+    det = Detections(
+        xyxy=[[20, 10, 60, 30], [100, 10, 150, 90]],
+        scores=[0.8, 0.6],
+        labels=("car", "car"),
+        region_choices=(STATES, ()),
+    )
     prediction, report = build_prediction(
         PredictionRecord(IMAGE, det), config, LabelMap({"stopped": "parked"})
     )
@@ -85,15 +90,21 @@ def test_multiple_choices_are_all_in_config_order_once() -> None:
 
 
 def test_no_region_no_control_or_nothing_matched_posts_nothing() -> None:
-    points = Detections(xyxy=[[20, 10, 60, 30]], scores=[0.8], labels=("person",),
-                        keypoints=((Keypoint("nose", 30, 20),),), region_choices=(STATES,))  # fmt: skip
+    points = Detections(
+        xyxy=[[20, 10, 60, 30]],
+        scores=[0.8],
+        labels=("person",),
+        keypoints=((Keypoint("nose", 30, 20),),),
+        region_choices=(STATES,),
+    )
     prediction, report = build_prediction(
         PredictionRecord(IMAGE, points), parse_label_config(_config(POINTS))
     )
     assert [r["type"] for r in prediction["result"]] == ["keypointlabels"]  # keypoints alone: nowhere to go
     assert report.dropped == {"region choices: no box, mask or polygon to attach to": 1}
-    unknown = Detections(xyxy=[[20, 10, 60, 30]], scores=[0.8], labels=("car",),
-                         region_choices=((Choice("flying", 0.9),),))  # fmt: skip
+    unknown = Detections(
+        xyxy=[[20, 10, 60, 30]], scores=[0.8], labels=("car",), region_choices=((Choice("flying", 0.9),),)
+    )
     prediction, report = build_prediction(PredictionRecord(IMAGE, unknown), parse_label_config(_config(RECT)))
     assert [r["type"] for r in prediction["result"]] == ["rectanglelabels"]
     assert report.unmatched_labels == {"flying (region choice)": 1} and report.region_choices == 0
@@ -123,8 +134,12 @@ def test_a_filled_region_choices_control_is_not_reported_unfilled() -> None:
 
 
 def test_region_choices_travel_with_their_detections() -> None:
-    det = Detections(xyxy=[[0, 0, 1, 1], [2, 2, 3, 3], [4, 4, 5, 5]], scores=[0.9, 0.2, 0.5],
-                     labels=("a", "b", "c"), region_choices=(STATES, (), (Choice("x"),)))  # fmt: skip
+    det = Detections(
+        xyxy=[[0, 0, 1, 1], [2, 2, 3, 3], [4, 4, 5, 5]],
+        scores=[0.9, 0.2, 0.5],
+        labels=("a", "b", "c"),
+        region_choices=(STATES, (), (Choice("x"),)),
+    )
     kept = det.with_min_score(0.4)
     assert kept.region_choices == (STATES, (Choice("x", 1.0),))
     assert det[[2, 0]].region_choices == ((Choice("x"),), STATES)

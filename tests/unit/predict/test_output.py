@@ -58,17 +58,25 @@ def test_boxes_are_ordered_and_clipped(box: list[float], expected: list[float]) 
         (_one([1, 2, 30, 40], -5.0), "#0 'car': score -5 is outside [0, 1]"),
         (_one([1, 2, 30, 40], 87.0), "#0 'car': score 87 is outside [0, 1]"),  # a percentage
         (_one([1, 2, 30, 40], float("nan")), "#0 'car': score nan is not finite"),
-        (_one([1, 2, 30, 40], keypoints=((Keypoint("nose", 5, 5, 1.5),),)),
-         "#0 'car': keypoint 'nose' score 1.5 is outside [0, 1]"),
-        (_one([1, 2, 30, 40], keypoints=((Keypoint("nose", float("nan"), 5, 0.5),),)),
-         "#0 'car': keypoint 'nose' is not finite"),
-        (_one([1, 2, 30, 40], region_choices=((Choice("red", -0.2),),)),
-         "#0 'car': choice 'red' score -0.2 is outside [0, 1]"),
-        (_one([1, 2, 30, 40], polygons=(((1, 2), (3, float("nan")), (5, 6)),)),
-         "#0 'car': a polygon vertex is not finite"),
+        (
+            _one([1, 2, 30, 40], keypoints=((Keypoint("nose", 5, 5, 1.5),),)),
+            "#0 'car': keypoint 'nose' score 1.5 is outside [0, 1]",
+        ),
+        (
+            _one([1, 2, 30, 40], keypoints=((Keypoint("nose", float("nan"), 5, 0.5),),)),
+            "#0 'car': keypoint 'nose' is not finite",
+        ),
+        (
+            _one([1, 2, 30, 40], region_choices=((Choice("red", -0.2),),)),
+            "#0 'car': choice 'red' score -0.2 is outside [0, 1]",
+        ),
+        (
+            _one([1, 2, 30, 40], polygons=(((1, 2), (3, float("nan")), (5, 6)),)),
+            "#0 'car': a polygon vertex is not finite",
+        ),
         (Detections(choices=(Choice("day", 2.0),)), "choice 'day' score 2 is outside [0, 1]"),
     ],
-)  # fmt: skip
+)
 def test_what_cannot_be_posted_refuses_the_image(found: Detections, reason: str) -> None:
     with pytest.raises(DetectionError) as caught:
         sane_detections(found, IMAGE)
@@ -83,10 +91,13 @@ def test_every_refusal_is_named_up_to_five() -> None:
 
 def test_scores_a_rounding_past_the_range_are_put_onto_it() -> None:
     found = Detections(
-        xyxy=[[1, 2, 30, 40], [5, 5, 9, 9]], scores=[1 + 1e-9, -1e-9], labels=("a", "b"),
-        keypoints=((Keypoint("nose", 5, 5, 1 + 1e-7),), None), choices=(Choice("day", -1e-8),),
+        xyxy=[[1, 2, 30, 40], [5, 5, 9, 9]],
+        scores=[1 + 1e-9, -1e-9],
+        labels=("a", "b"),
+        keypoints=((Keypoint("nose", 5, 5, 1 + 1e-7),), None),
+        choices=(Choice("day", -1e-8),),
         region_choices=((Choice("red", 1 + 1e-9),), ()),
-    )  # fmt: skip
+    )
     sane = sane_detections(found, IMAGE)
     assert sane.scores.tolist() == [1.0, 0.0]
     assert sane.keypoints[0] == (Keypoint("nose", 5, 5, 1.0),)
@@ -125,8 +136,10 @@ class _Odd(ModelAdapter):
     def predict(self, batch: Sequence[ImageItem]) -> list[Detections | PrelabelError]:
         self.calls += len(batch)
         score = 7.0 if self.refuse else 0.9
-        return [Detections(xyxy=[[60, 50, 10, 10], [-5, 20, 500, 30]], scores=[score, 0.4], labels=("a", "b"))
-                for _ in batch]  # fmt: skip
+        return [
+            Detections(xyxy=[[60, 50, 10, 10], [-5, 20, 500, 30]], scores=[score, 0.4], labels=("a", "b"))
+            for _ in batch
+        ]
 
 
 def _item(tmp_path: Path) -> ImageItem:

@@ -36,22 +36,49 @@ def _region(rid: str, label: str, xyxy: tuple[float, float, float, float], text:
     x1, y1, x2, y2 = xyxy
     corners = ((x1, y1), (x2, y1), (x2, y2), (x1, y2))
     return Region(
-        task_id=1, image="a.jpg", annotation_id=1, annotator=None, kind="rectanglelabels", label=label,
-        xyxy=xyxy, area=(x2 - x1) * (y2 - y1), width=100, height=100, mask=None, lead_time=None,
-        created_at="", updated_at="", from_prediction_unchanged=False, corners=corners, region_id=rid,
+        task_id=1,
+        image="a.jpg",
+        annotation_id=1,
+        annotator=None,
+        kind="rectanglelabels",
+        label=label,
+        xyxy=xyxy,
+        area=(x2 - x1) * (y2 - y1),
+        width=100,
+        height=100,
+        mask=None,
+        lead_time=None,
+        created_at="",
+        updated_at="",
+        from_prediction_unchanged=False,
+        corners=corners,
+        region_id=rid,
         attributes={"transcription": [text]} if text is not None else {},
-    )  # fmt: skip
+    )
 
 
 def _shape(rid: str, kind: str, label: str, points: list[tuple[float, float]], side: int = 100) -> Region:
     """A polygon (its vertices) or a keypoint (one point) on a ``side`` x ``side`` image, pixels."""
     xs, ys = [x for x, _ in points], [y for _, y in points]
     return Region(
-        task_id=1, image="a.jpg", annotation_id=1, annotator=None, kind=kind, label=label,
-        xyxy=(min(xs), min(ys), max(xs), max(ys)), area=0.0, width=side, height=side, mask=None,
-        lead_time=None, created_at="", updated_at="", from_prediction_unchanged=False, region_id=rid,
+        task_id=1,
+        image="a.jpg",
+        annotation_id=1,
+        annotator=None,
+        kind=kind,
+        label=label,
+        xyxy=(min(xs), min(ys), max(xs), max(ys)),
+        area=0.0,
+        width=side,
+        height=side,
+        mask=None,
+        lead_time=None,
+        created_at="",
+        updated_at="",
+        from_prediction_unchanged=False,
+        region_id=rid,
         points=tuple(points),
-    )  # fmt: skip
+    )
 
 
 def _square(rid: str, x: float, y: float, side: float = 20) -> Region:
@@ -107,14 +134,22 @@ def test_fate(annotated: Region | None, expected: Fate) -> None:
         (_square("a", 10, 10), _square("a", 10, 10), Fate.KEPT),
         (_square("a", 10, 10), _square("a", 10.4, 9.6), Fate.KEPT),  # the UI's rounding
         (_square("a", 10, 10), _square("a", 10, 10, side=21), Fate.EDITED),  # two vertices moved 1 px
-        (_square("a", 10, 10), _shape("a", "polygonlabels", "car",  # a vertex added on an edge
-                                      [(10, 10), (20, 10), (30, 10), (30, 30), (10, 30)]), Fate.EDITED),
+        (
+            _square("a", 10, 10),
+            _shape(
+                "a",
+                "polygonlabels",
+                "car",  # a vertex added on an edge
+                [(10, 10), (20, 10), (30, 10), (30, 30), (10, 30)],
+            ),
+            Fate.EDITED,
+        ),
         (_point("k", 20, 20), _point("k", 20.3, 19.8), Fate.KEPT),
         (_point("k", 20, 20), _point("k", 21, 20), Fate.EDITED),
         (_point("k", 20, 20), _point("k", 20, 20, "eye"), Fate.EDITED),  # relabelled
         (_point("k", 20, 20), None, Fate.DELETED),
     ],
-)  # fmt: skip
+)
 def test_fate_of_polygons_and_keypoints(predicted: Region, annotated: Region | None, expected: Fate) -> None:
     assert fate(predicted, annotated) == expected
 
@@ -127,8 +162,15 @@ def test_unreadable_shapes_are_error_rows_and_unread_types_are_counted(tmp_path:
 
     def result(rid: str, kind: str, value: dict[str, Any]) -> dict[str, Any]:
         control = "polygon" if kind == "polygonlabels" else "keypoints"
-        return {"id": rid, "type": kind, "from_name": control, "to_name": "image", "original_width": 100,
-                "original_height": 100, "value": value}  # fmt: skip
+        return {
+            "id": rid,
+            "type": kind,
+            "from_name": control,
+            "to_name": "image",
+            "original_width": 100,
+            "original_height": 100,
+            "value": value,
+        }
 
     square = [[10, 10], [30, 10], [30, 30], [10, 30]]
     predicted = [
@@ -138,20 +180,35 @@ def test_unreadable_shapes_are_error_rows_and_unread_types_are_counted(tmp_path:
         result("e1", "ellipselabels", {"x": 5, "y": 5, "radiusX": 2, "radiusY": 2, "ellipselabels": ["car"]}),
         result("p2", "polygonlabels", {"points": [[1, 1], [3, 1], ["NaN", 3]], "polygonlabels": ["car"]}),
     ]
-    annotated = [result("p1", "polygonlabels", {"points": square, "polygonlabels": ["car"]}),
-                 result("k2", "keypointlabels", {"x": 50, "y": 50, "keypointlabels": ["nose"]})]  # fmt: skip
-    task = Task(7, {"image": "s3://bucket/a.jpg"}, frozenset({"v1"}),
-                annotations=[{"id": 3, "result": annotated}],
-                predictions=[{"id": 9, "model_version": "v1", "result": predicted}])  # fmt: skip
+    annotated = [
+        result("p1", "polygonlabels", {"points": square, "polygonlabels": ["car"]}),
+        result("k2", "keypointlabels", {"x": 50, "y": 50, "keypointlabels": ["nose"]}),
+    ]
+    task = Task(
+        7,
+        {"image": "s3://bucket/a.jpg"},
+        frozenset({"v1"}),
+        annotations=[{"id": 3, "result": annotated}],
+        predictions=[{"id": 9, "model_version": "v1", "result": predicted}],
+    )
     pairs = pair_tasks([task], config, "v1")
     assert [(e.file, e.error) for e in pairs.errors] == [
-        ("a.jpg", "prediction of model version 'v1': a.jpg: task 7, annotation 9, result 'p1' "
-                  "(polygonlabels): a polygon needs 3 points, got 2"),
-        ("a.jpg", "prediction of model version 'v1': a.jpg: task 7, annotation 9, result 'k1' "
-                  "(keypointlabels): KeyError: 'x'"),
-        ("a.jpg", "prediction of model version 'v1': a.jpg: task 7, annotation 9, result 'p2' "
-                  "(polygonlabels): a coordinate is not a finite number"),
-    ]  # fmt: skip
+        (
+            "a.jpg",
+            "prediction of model version 'v1': a.jpg: task 7, annotation 9, result 'p1' "
+            "(polygonlabels): a polygon needs 3 points, got 2",
+        ),
+        (
+            "a.jpg",
+            "prediction of model version 'v1': a.jpg: task 7, annotation 9, result 'k1' "
+            "(keypointlabels): KeyError: 'x'",
+        ),
+        (
+            "a.jpg",
+            "prediction of model version 'v1': a.jpg: task 7, annotation 9, result 'p2' "
+            "(polygonlabels): a coordinate is not a finite number",
+        ),
+    ]
     summary = write_quality(tmp_path, measure_quality(pairs, config, 1), pairs)
     rows = _numbers(summary)
     assert (rows["polygonlabels", "car"]["fn"], rows["polygonlabels", "car"]["added"]) == (1, 1)
@@ -198,15 +255,19 @@ def test_keypoints_match_within_the_tolerance_of_the_image_diagonal() -> None:
     assert (nose.tp, nose.fp, nose.fn, nose.mean_error_px, nose.mean_iou) == (2, 2, 1, 1.5, None)
     assert (eye.tp, eye.fp, eye.fn, eye.mean_error_px) == (0, 0, 1, None)
     assert {(r.region_id, r.label, r.outcome, r.error_px, r.fate) for r in rows} == {
-        ("a", "nose", "tp", 2.0, Fate.EDITED), ("b", "nose", "fp", None, Fate.EDITED),
-        ("b", "nose", "fn", None, Fate.EDITED), ("x", "nose", "tp", 1.0, Fate.DELETED),
-        ("d", "nose", "fp", None, Fate.EDITED), ("d", "eye", "fn", None, Fate.EDITED),
-    }  # fmt: skip
+        ("a", "nose", "tp", 2.0, Fate.EDITED),
+        ("b", "nose", "fp", None, Fate.EDITED),
+        ("b", "nose", "fn", None, Fate.EDITED),
+        ("x", "nose", "tp", 1.0, Fate.DELETED),
+        ("d", "nose", "fp", None, Fate.EDITED),
+        ("d", "eye", "fn", None, Fate.EDITED),
+    }
     assert nose.fates == {Fate.EDITED: 3, Fate.DELETED: 1, Fate.ADDED: 1}
     wider, _, _ = label_scores([pair], 0.5, 0.025)  # 3.54 px: b now hits
     assert (wider["keypointlabels", "nose"].tp, wider["keypointlabels", "nose"].mean_error_px) == (3, 2.0)
-    larger = TaskPair(1, "a.jpg", [_point("a", 200, 203, side=200)], [_point("a", 200, 200, side=200)],
-                      {}, {}, {})  # fmt: skip
+    larger = TaskPair(
+        1, "a.jpg", [_point("a", 200, 203, side=200)], [_point("a", 200, 200, side=200)], {}, {}, {}
+    )
     on_larger, _, _ = label_scores([larger], 0.5, 0.02)  # 3 px: within 5.66 px on a 200 px image
     assert (on_larger["keypointlabels", "nose"].tp, on_larger["keypointlabels", "nose"].mean_error_px) == (
         1,
@@ -218,8 +279,15 @@ def test_text_error_rate_needs_reference_characters() -> None:
     config = parse_label_config(CONFIG)
 
     def pair(predicted: str, annotated: str) -> TaskPair:
-        return TaskPair(1, "a.jpg", [_region("a", "car", (0, 0, 9, 9), predicted)],
-                        [_region("a", "car", (0, 0, 9, 9), annotated)], {}, {}, {})  # fmt: skip
+        return TaskPair(
+            1,
+            "a.jpg",
+            [_region("a", "car", (0, 0, 9, 9), predicted)],
+            [_region("a", "car", (0, 0, 9, 9), annotated)],
+            {},
+            {},
+            {},
+        )
 
     emptied = text_score([pair("AB", "")], config)  # people cleared the text: all edits, no reference
     assert (emptied.compared, emptied.corrected, emptied.edits, emptied.cer) == (1, 1, 2, None)
@@ -271,18 +339,35 @@ def test_region_choices_compare_sets_and_count_a_missing_choice_as_a_miss() -> N
         region = _region(rid, "car", (x, 0, x + 9, 9))
         return dataclasses.replace(region, attributes={"kind": list(options)} if options else {})
 
-    predicted = [box("a", 0, "sedan", "truck"), box("b", 20, "sedan"), box("c", 40), box("d", 60),
-                 box("e", 80, "truck")]  # fmt: skip
-    annotated = [box("a", 0, "truck", "sedan"), box("b", 20), box("c", 40, "truck"), box("d", 60),
-                 dataclasses.replace(box("e", 0, "sedan"), xyxy=(0, 80, 9, 89))]  # fmt: skip
+    predicted = [
+        box("a", 0, "sedan", "truck"),
+        box("b", 20, "sedan"),
+        box("c", 40),
+        box("d", 60),
+        box("e", 80, "truck"),
+    ]
+    annotated = [
+        box("a", 0, "truck", "sedan"),
+        box("b", 20),
+        box("c", 40, "truck"),
+        box("d", 60),
+        dataclasses.replace(box("e", 0, "sedan"), xyxy=(0, 80, 9, 89)),
+    ]
     pair = TaskPair(1, "a.jpg", predicted, annotated, {}, {}, {})
     _, _, matched = label_scores([pair], 0.5, 0.02)
-    assert [(dt.region_id, gt.region_id) for dt, gt in matched] == [("a", "a"), ("b", "b"), ("c", "c"),
-                                                                     ("d", "d")]  # fmt: skip
+    assert [(dt.region_id, gt.region_id) for dt, gt in matched] == [
+        ("a", "a"),
+        ("b", "b"),
+        ("c", "c"),
+        ("d", "d"),
+    ]
     by_match, by_id = region_choice_scores([pair], matched, config)
     assert (by_match.pairing, by_match.compared, by_match.correct) == ("matched", 3, 1)
-    assert by_match.confusion == {(("sedan", "truck"), ("sedan", "truck")): 1, (("sedan",), ()): 1,
-                                  ((), ("truck",)): 1}  # fmt: skip
+    assert by_match.confusion == {
+        (("sedan", "truck"), ("sedan", "truck")): 1,
+        (("sedan",), ()): 1,
+        ((), ("truck",)): 1,
+    }
     assert (by_id.pairing, by_id.compared, by_id.correct, by_id.accuracy) == ("same id", 4, 1, 0.25)
     assert by_id.confusion == by_match.confusion | {(("truck",), ("sedan",)): 1}
     markdown = measure_quality(Pairs("v1", tasks=[pair]), config, 1).summary.markdown()
@@ -293,8 +378,10 @@ def test_region_choices_compare_sets_and_count_a_missing_choice_as_a_miss() -> N
     # a perRegion result whose id names no region is read as the task's, on either side: every
     # region of that side carries it, so that task's regions are not compared
     task_wide = {"kind": ["sedan"]}
-    for stray in (dataclasses.replace(pair, predicted_values=task_wide),
-                  dataclasses.replace(pair, annotated_values=task_wide)):  # fmt: skip
+    for stray in (
+        dataclasses.replace(pair, predicted_values=task_wide),
+        dataclasses.replace(pair, annotated_values=task_wide),
+    ):
         assert region_choice_scores([stray], matched, config) == []
     assert region_choice_scores([pair], [], config) == [by_id]  # nothing matched: by id only
 

@@ -48,8 +48,12 @@ def test_references_file_lines_boxes_labels_and_mistakes(tmp_path: Path) -> None
         ("/abs/b.jpg", (1.0, 2.0, 30.0, 40.0), "car"),
         ("s3://bucket/c.jpg", (0.0, 0.0, 5.0, 5.0), "dog"),
     ]
-    mistakes = [("a.jpg,1,2,3\n", "expected img_path"), ("a.jpg,5,5,1,1\n", "x1<x2"),
-                ("a.jpg,a,b,c,d\n", "four numbers"), ("# nothing\n", "lists no images")]  # fmt: skip
+    mistakes = [
+        ("a.jpg,1,2,3\n", "expected img_path"),
+        ("a.jpg,5,5,1,1\n", "x1<x2"),
+        ("a.jpg,a,b,c,d\n", "four numbers"),
+        ("# nothing\n", "lists no images"),
+    ]
     for bad, message in mistakes:
         refs.write_text(bad)
         with pytest.raises(PrelabelError, match=message):
@@ -75,7 +79,9 @@ def test_set_is_written_whole_keeps_items_and_answers(tmp_path: Path) -> None:
     with ReviewSet(path) as opened:
         answers = opened.answers()
     assert {k: (a.yes, a.held_out, a.strategy) for k, a in answers.items()} == {
-        1: (True, False, "entropy"), 2: (True, True, "random")}  # fmt: skip
+        1: (True, False, "entropy"),
+        2: (True, True, "random"),
+    }
     with sqlite3.connect(path) as db:  # a plain SQLite file the review page can write to
         assert db.execute("SELECT count(*) FROM answers").fetchone() == (2,)
     with pytest.raises(PrelabelError, match="exists"):
@@ -87,19 +93,42 @@ def test_set_is_written_whole_keeps_items_and_answers(tmp_path: Path) -> None:
 
 
 def _rect(label: str, x: float, score: float, rid: str, rotation: float = 0) -> dict[str, object]:
-    return {"id": rid, "type": "rectanglelabels", "from_name": "label", "to_name": "image",
-            "original_width": 200, "original_height": 100, "score": score,
-            "value": {"x": x, "y": 10, "width": 20, "height": 50, "rotation": rotation,
-                      "rectanglelabels": [label]}}  # fmt: skip
+    return {
+        "id": rid,
+        "type": "rectanglelabels",
+        "from_name": "label",
+        "to_name": "image",
+        "original_width": 200,
+        "original_height": 100,
+        "score": score,
+        "value": {
+            "x": x,
+            "y": 10,
+            "width": 20,
+            "height": 50,
+            "rotation": rotation,
+            "rectanglelabels": [label],
+        },
+    }
 
 
 def test_items_from_predictions_per_box_and_per_image() -> None:
     brush = {"type": "brushlabels", "value": {"format": "rle", "rle": [1], "brushlabels": ["person"]}}
-    task = Task.from_json({"id": 5, "data": {"image": "/data/upload/1/x.jpg"}, "predictions": [
-        {"id": 40, "model_version": "m1", "score": 0.5,
-         "result": [_rect("car", 10, 0.9, "a"), _rect("car", 50, 0.3, "b"), brush]},
-        {"id": 41, "model_version": "m2", "result": [_rect("dog", 10, 0.8, "c")]},
-    ]})  # fmt: skip
+    task = Task.from_json(
+        {
+            "id": 5,
+            "data": {"image": "/data/upload/1/x.jpg"},
+            "predictions": [
+                {
+                    "id": 40,
+                    "model_version": "m1",
+                    "score": 0.5,
+                    "result": [_rect("car", 10, 0.9, "a"), _rect("car", 50, 0.3, "b"), brush],
+                },
+                {"id": 41, "model_version": "m2", "result": [_rect("dog", 10, 0.8, "c")]},
+            ],
+        }
+    )
     items, skipped = items_from_tasks([task], "m1", "image", "box")
     assert [(i.label, i.box, i.score, i.task_id, i.prediction_id, i.region_id) for i in items] == [
         ("car", (20.0, 10.0, 60.0, 60.0), 0.9, 5, 40, "a"),
@@ -108,8 +137,13 @@ def test_items_from_predictions_per_box_and_per_image() -> None:
     assert skipped == {"brushlabels (not a rectangle)": 1}
     items, _ = items_from_tasks([task], "m1", "image", "image")
     assert sorted((i.label, i.box, i.score) for i in items) == [("car", None, 0.9), ("person", None, 0.5)]
-    no_image = Task.from_json({"id": 6, "data": {}, "predictions": [
-        {"model_version": "m1", "result": [_rect("car", 10, 0.9, "a")]}]})  # fmt: skip
+    no_image = Task.from_json(
+        {
+            "id": 6,
+            "data": {},
+            "predictions": [{"model_version": "m1", "result": [_rect("car", 10, 0.9, "a")]}],
+        }
+    )
     assert items_from_tasks([no_image], "m1", "image", "box") == ([], {"task without $image": 1})
 
 
@@ -235,10 +269,13 @@ def test_embed_items_with_tiny_models_and_the_cache(
 ) -> None:
     checkpoint = str(tiny_dinov2 if family == "dinov2" else tiny_siglip2)
     a, b = _photo(tmp_path, "a.png", 1), _photo(tmp_path, "b.png", 2, (50, 90))
-    items = [ReviewItem(str(a), "car", id=1), ReviewItem(str(a), "car", (10, 10, 40, 30), id=2),
-             ReviewItem(str(b), "car", (5, 5, 45, 80), id=3),
-             ReviewItem(str(tmp_path / "gone.png"), "car", id=4),
-             ReviewItem(str(a), "car", (500, 500, 600, 600), id=5)]  # fmt: skip
+    items = [
+        ReviewItem(str(a), "car", id=1),
+        ReviewItem(str(a), "car", (10, 10, 40, 30), id=2),
+        ReviewItem(str(b), "car", (5, 5, 45, 80), id=3),
+        ReviewItem(str(tmp_path / "gone.png"), "car", id=4),
+        ReviewItem(str(a), "car", (500, 500, 600, 600), id=5),
+    ]
     cache = LocalCache(tmp_path / "cache")
     embedder = Embedder(family, checkpoint, margin=0.1, batch_size=2, device="cpu")  # type: ignore[arg-type]
     first = embed_items(items, embedder, Fetcher(), cache)
@@ -286,8 +323,14 @@ def _offline_features(
             tmp_path / "set.sqlite", [ReviewItem(str(_photo(tmp_path, "a.png", 1)), "car")], {}
         ).close()
     started = time.monotonic()
-    done = run_prelabel("review", "features", "--set", str(tmp_path / "set.sqlite"), *args,
-                        env={"HF_HOME": str(tmp_path / "hf"), **env})  # fmt: skip
+    done = run_prelabel(
+        "review",
+        "features",
+        "--set",
+        str(tmp_path / "set.sqlite"),
+        *args,
+        env={"HF_HOME": str(tmp_path / "hf"), **env},
+    )
     return done, time.monotonic() - started
 
 
@@ -319,11 +362,12 @@ def test_a_checkpoint_in_the_cache_loads_offline(tiny_dinov2: Path, tmp_path: Pa
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text(commit)
     image = _photo(tmp_path, "a.png", 1)
-    code = ("from PIL import Image; from prelabel.review.features import Embedder; "
-            "embedder = Embedder('dinov2', 'acme/tiny-dinov2', device='cpu'); "
-            f"print(embedder.embed([Image.open({str(image)!r})])[0].shape)")  # fmt: skip
-    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1",
-           "PYTHONPATH": str(REPO)}  # fmt: skip
+    code = (
+        "from PIL import Image; from prelabel.review.features import Embedder; "
+        "embedder = Embedder('dinov2', 'acme/tiny-dinov2', device='cpu'); "
+        f"print(embedder.embed([Image.open({str(image)!r})])[0].shape)"
+    )
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "(16,)"

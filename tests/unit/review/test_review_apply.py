@@ -69,9 +69,14 @@ def test_verify_records_keeps_boxes_and_records_aligned_when_an_image_fails(tmp_
     info = read_image_info(data[uris[0]], "scene_0.png")
     records = [PredictionRecord(info, boxes, uri=uri) for uri in uris]
     # "person": a model that says no to everything; "dog": no model (one class answered): kept.
-    verifier = Verifier("all_no", "dinov2", str(checkpoint), None, 0.1,
-                        {LABEL: LabelModel([0.0] * 16, -5.0, 4, 0, None, 0),
-                         "dog": LabelModel(None, 0.0, 2, 2, None, 0)})  # fmt: skip
+    verifier = Verifier(
+        "all_no",
+        "dinov2",
+        str(checkpoint),
+        None,
+        0.1,
+        {LABEL: LabelModel([0.0] * 16, -5.0, 4, 0, None, 0), "dog": LabelModel(None, 0.0, 2, 2, None, 0)},
+    )
     embedder = Embedder("dinov2", str(checkpoint), margin=0.1, device="cpu")
     checked = verify_records(records, data, verifier, embedder, 0.5)
     assert [r.uri for r in checked.records] == [uris[0], uris[2]] and [e.file for e in checked.errors] == [
@@ -121,8 +126,12 @@ def test_verdicts_are_cached_per_box_and_a_rerun_embeds_nothing(
     else:
         for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
             monkeypatch.delenv(name, raising=False)
-        settings = Settings(s3_endpoint_url=request.getfixturevalue("s3_endpoint"), s3_region="us-east-1",
-                            s3_access_key_id="test", s3_secret_access_key="test")  # type: ignore[arg-type]  # fmt: skip
+        settings = Settings(
+            s3_endpoint_url=request.getfixturevalue("s3_endpoint"),
+            s3_region="us-east-1",
+            s3_access_key_id="test",
+            s3_secret_access_key="test",
+        )  # type: ignore[arg-type]
         s3_client(settings).create_bucket(Bucket="verdicts")
         cache = open_cache("s3://verdicts/run", settings)
     checkpoint = save_dinov2_registers(tmp_path / "tiny")
@@ -140,8 +149,9 @@ def test_verdicts_are_cached_per_box_and_a_rerun_embeds_nothing(
     )
     weights = good - bad
     bias = -float(weights @ (good + bad)) / 2
-    verifier = Verifier("v", "dinov2", str(checkpoint), None, 0.1,
-                        {LABEL: LabelModel(weights.tolist(), bias, 4, 2, None, 0)})  # fmt: skip
+    verifier = Verifier(
+        "v", "dinov2", str(checkpoint), None, 0.1, {LABEL: LabelModel(weights.tolist(), bias, 4, 2, None, 0)}
+    )
     dogs = LabelMap({"dog": LABEL})
     embedder.crops = 0
 

@@ -131,8 +131,13 @@ def test_find_all_with_sam3_prompts_the_drawn_box_as_an_exemplar(
     from prelabel.serve.findall import ExemplarFinder
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    options = {"checkpoint": str(tiny_sam3), "classes": ["car", "person"], "threshold": 0.0,
-               "merge_iou": 1.01, "device": "cpu"}  # fmt: skip
+    options = {
+        "checkpoint": str(tiny_sam3),
+        "classes": ["car", "person"],
+        "threshold": 0.0,
+        "merge_iou": 1.01,
+        "device": "cpu",
+    }
     item = random_image_item(7, (64, 48))
     box = np.array([4.0, 6.0, 30.0, 40.0])
     finder = ExemplarFinder(create_model("sam3", **options), threading.Lock())

@@ -69,9 +69,13 @@ def test_bodies_that_break_the_protocol_are_refused_with_where(body: bytes, stat
 
 
 def test_a_request_label_studio_sends_is_read_and_its_unknown_keys_left() -> None:
-    body = {"tasks": [{"id": 4, "data": {"image": "/data/upload/1/a.jpg"}, "annotations": [], "extra": 1}],
-            "project": "1.1700000000", "label_config": CONFIG, "model_version": "x",
-            "params": {"login": None, "password": None, "context": None}}  # fmt: skip
+    body = {
+        "tasks": [{"id": 4, "data": {"image": "/data/upload/1/a.jpg"}, "annotations": [], "extra": 1}],
+        "project": "1.1700000000",
+        "label_config": CONFIG,
+        "model_version": "x",
+        "params": {"login": None, "password": None, "context": None},
+    }
     request = parse_body(PredictRequest, json.dumps(body).encode())
     assert [t.id for t in request.tasks] == [4]
     assert request.context is None
@@ -114,8 +118,12 @@ def test_anything_else_a_request_names_is_never_read(ref: str) -> None:
 
 def click(x: object, y: object, positive: bool = True, **value: object) -> dict[str, object]:
     """A smart KeyPointLabels result as Label Studio sends it (percent)."""
-    return {"type": "keypointlabels", "from_name": "click", "is_positive": positive,
-            "value": {"x": x, "y": y, "keypointlabels": ["car"], **value}}  # fmt: skip
+    return {
+        "type": "keypointlabels",
+        "from_name": "click",
+        "is_positive": positive,
+        "value": {"x": x, "y": y, "keypointlabels": ["car"], **value},
+    }
 
 
 def box(
@@ -127,8 +135,12 @@ def box(
 
 
 def test_a_click_and_a_box_become_one_prompt_in_displayed_pixels() -> None:
-    done = read_context([click(50, 25), click(10, 10, positive=False), box(10, 20, 50, 200)], width=200,
-                        height=100, find_all_control="find_all")  # fmt: skip
+    done = read_context(
+        [click(50, 25), click(10, 10, positive=False), box(10, 20, 50, 200)],
+        width=200,
+        height=100,
+        find_all_control="find_all",
+    )
     assert done.label == "car" and not done.find_all
     assert done.prompt.points.tolist() == [[100.0, 25.0], [20.0, 10.0]]
     assert done.prompt.labels.tolist() == [1, 0]
@@ -221,8 +233,10 @@ def test_settings_errors_name_the_setting_and_never_a_value() -> None:
     from prelabel.core.errors import SettingsError
     from prelabel.serve.settings import load_serve_settings
 
-    for wrong, says in (({"budget": 500}, "PRELABEL_SERVE_BUDGET: Input should be less than or equal to 90"),
-                        ({}, "basic auth needs both")):  # fmt: skip
+    for wrong, says in (
+        ({"budget": 500}, "PRELABEL_SERVE_BUDGET: Input should be less than or equal to 90"),
+        ({}, "basic auth needs both"),
+    ):
         with pytest.raises(SettingsError) as caught:
             load_serve_settings(webhook_secret="hunter2-secret", basic_auth_password="pw-secret", **wrong)
         said = str(caught.value)

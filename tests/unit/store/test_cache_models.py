@@ -19,14 +19,22 @@ from prelabel.store.cache import LocalCache
 
 SIGNATURE = ModelSignature("test-model", "1", {"threshold": 0.5})
 DETECTIONS = Detections(
-    xyxy=[[1, 2, 3, 4]], scores=[0.5], labels=("car",), masks=(mask_to_coco(np.eye(4, dtype=np.uint8)),),
+    xyxy=[[1, 2, 3, 4]],
+    scores=[0.5],
+    labels=("car",),
+    masks=(mask_to_coco(np.eye(4, dtype=np.uint8)),),
     texts=("hi",),
-)  # fmt: skip
+)
 
 
 def _same(a: Detections, b: Detections) -> bool:
-    return (np.array_equal(a.xyxy, b.xyxy) and a.labels == b.labels and a.masks == b.masks
-            and a.texts == b.texts and np.array_equal(a.scores, b.scores))  # fmt: skip
+    return (
+        np.array_equal(a.xyxy, b.xyxy)
+        and a.labels == b.labels
+        and a.masks == b.masks
+        and a.texts == b.texts
+        and np.array_equal(a.scores, b.scores)
+    )
 
 
 def test_local_cache_round_trip(tmp_path: Path) -> None:

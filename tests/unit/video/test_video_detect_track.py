@@ -34,9 +34,17 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _model(detr: Path, tracker: Path, **options: Any) -> DetectTrack:
-    given = {"detector": "detr", "detector.checkpoint": str(detr), "detector.threshold": 0.0,
-             "detector.device": "cpu", "tracker": str(tracker), "every": EVERY, "device": "cpu",
-             "dtype": "float32", **options}  # fmt: skip
+    given = {
+        "detector": "detr",
+        "detector.checkpoint": str(detr),
+        "detector.threshold": 0.0,
+        "detector.device": "cpu",
+        "tracker": str(tracker),
+        "every": EVERY,
+        "device": "cpu",
+        "dtype": "float32",
+        **options,
+    }
     return cast(DetectTrack, create_model("detect-track", **given))
 
 
@@ -52,8 +60,11 @@ def test_keyframes_show_the_detections_and_chunks_change_nothing(
 
     detector = create_model("detr", checkpoint=str(tiny_detr), threshold=0.0, device="cpu")
     frames = np.concatenate([c.rgb for c in iter_chunks(video.path, 100)])
-    rows = [(t, int(f), box, s, label) for t in found.tracks
-            for f, box, s, label in zip(t.frames, t.xyxy, t.scores, t.labels, strict=True)]  # fmt: skip
+    rows = [
+        (t, int(f), box, s, label)
+        for t in found.tracks
+        for f, box, s, label in zip(t.frames, t.xyxy, t.scores, t.labels, strict=True)
+    ]
     for key in range(0, 11, EVERY):
         item = frame_item(video, key, frames[key])
         (detected,) = detector.predict([item])
@@ -62,8 +73,10 @@ def test_keyframes_show_the_detections_and_chunks_change_nothing(
         shown = [(box, s, label) for t, f, box, s, label in rows if f == key]
         # every detection is a track's box on its keyframe, with its label and score
         for box, score, label in zip(detected.xyxy, detected.scores, detected.labels, strict=True):
-            assert any(np.allclose(box, b, atol=1e-3) and s == pytest.approx(score, abs=1e-5) and lab == label
-                       for b, s, lab in shown)  # fmt: skip
+            assert any(
+                np.allclose(box, b, atol=1e-3) and s == pytest.approx(score, abs=1e-5) and lab == label
+                for b, s, lab in shown
+            )
         assert len(detected) <= len(shown) <= 2 * len(detected)  # and the tracks kept one keyframe
     assert all(t.frames[0] % EVERY == 0 for t in found.tracks)  # only a detection starts a track
 
@@ -82,8 +95,10 @@ def test_the_session_holds_one_window(tiny_sam2_video: Path) -> None:
                 tracker.seed(session, frame, [frame + 1, frame + 2], [[4, 4, 30, 30], [40, 10, 90, 60]])
             tracker.step(session, frame)
             drop_old(session, frame, tracker.window)
-            kept = sum(len(o["non_cond_frame_outputs"]) + len(o["cond_frame_outputs"])
-                       for o in session.output_dict_per_obj.values())  # fmt: skip
+            kept = sum(
+                len(o["non_cond_frame_outputs"]) + len(o["cond_frame_outputs"])
+                for o in session.output_dict_per_obj.values()
+            )
             sizes.append((len(session.processed_frames), session.get_obj_num(), kept))
     assert {s[:2] for s in sizes} == {(1, 2)}  # one decoded frame, the window's objects
     assert max(s[2] for s in sizes) <= 2 * 8  # memories of one window, never the video's

@@ -39,8 +39,13 @@ def test_match_boxes(
     assert sorted(match_boxes(tracked, detected, 0.5)) == pairs
 
 
-@given(st.lists(st.tuples(st.floats(0, 50), st.floats(0, 50), st.floats(0.5, 30), st.floats(0.5, 30)),
-                min_size=2, max_size=8))  # fmt: skip
+@given(
+    st.lists(
+        st.tuples(st.floats(0, 50), st.floats(0, 50), st.floats(0.5, 30), st.floats(0.5, 30)),
+        min_size=2,
+        max_size=8,
+    )
+)
 def test_iou_matrix_is_the_pairwise_box_iou(xywh: list[tuple[float, float, float, float]]) -> None:
     boxes = np.array(xywh)
     xyxy = np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], axis=1)

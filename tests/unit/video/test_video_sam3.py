@@ -24,8 +24,14 @@ from prelabel.video.probe import probe_video
 from prelabel.video.tracks import TrackBuilder
 from tests.support.videos import write_video
 
-OPEN = {"threshold": 0.0, "new_object_threshold": 0.0, "max_objects": 3, "hotstart_delay": 2,
-        "device": "cpu", "dtype": "float32"}  # fmt: skip
+OPEN = {
+    "threshold": 0.0,
+    "new_object_threshold": 0.0,
+    "max_objects": 3,
+    "hotstart_delay": 2,
+    "device": "cpu",
+    "dtype": "float32",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -37,8 +43,12 @@ def test_streamed_chunks_track_as_transformers_propagates_the_whole_video(
     tiny_sam3_video: Path, tmp_path: Path
 ) -> None:
     video = probe_video(write_video(tmp_path / "clip.webm", frames=10))
-    model = cast(Sam3Video, create_model("sam3-video", checkpoint=str(tiny_sam3_video), classes="car,person",
-                                         chunk_frames=4, **OPEN))  # fmt: skip
+    model = cast(
+        Sam3Video,
+        create_model(
+            "sam3-video", checkpoint=str(tiny_sam3_video), classes="car,person", chunk_frames=4, **OPEN
+        ),
+    )
     found = model.track(video)
     assert found.tracks and {t.label for t in found.tracks} <= {"car", "person"}
     assert len(found.tracks) <= 3 and all(len(t) for t in found.tracks)
@@ -48,10 +58,12 @@ def test_streamed_chunks_track_as_transformers_propagates_the_whole_video(
 
     network, tokenizer, processor = model._load()
     rgb = np.concatenate([c.rgb for c in iter_chunks(video.path, 100)])
-    pixels = normalise_pixels(torch.from_numpy(rgb).permute(0, 3, 1, 2), (112, 112), processor["image_mean"],
-                              processor["image_std"])  # fmt: skip
-    session = Sam3VideoInferenceSession(video=pixels, video_height=video.height, video_width=video.width,
-                                        dtype=torch.float32)  # fmt: skip
+    pixels = normalise_pixels(
+        torch.from_numpy(rgb).permute(0, 3, 1, 2), (112, 112), processor["image_mean"], processor["image_std"]
+    )
+    session = Sam3VideoInferenceSession(
+        video=pixels, video_height=video.height, video_width=video.width, dtype=torch.float32
+    )
     for phrase in model.phrases:
         prompt = session.add_prompt(phrase)
         encoded = tokenizer(phrase, return_tensors="pt", padding="max_length", max_length=32)
@@ -86,8 +98,11 @@ def test_options_reach_the_model_and_the_signature(tiny_sam3_video: Path) -> Non
     with pytest.raises(SettingsError, match="tracks objects through videos"):
         model.predict([])
     with pytest.raises(SettingsError, match="no negative phrases"):
-        create_model("sam3-video", checkpoint=str(tiny_sam3_video), prompts={"car": {"phrases": ["car"],
-                     "negatives": ["toy car"]}})  # fmt: skip
+        create_model(
+            "sam3-video",
+            checkpoint=str(tiny_sam3_video),
+            prompts={"car": {"phrases": ["car"], "negatives": ["toy car"]}},
+        )
 
 
 def test_a_fresh_run_posts_the_tracks_the_cache_gives_back(tiny_sam3_video: Path, tmp_path: Path) -> None:

@@ -16,10 +16,18 @@ from tests.conftest import random_image_item
 
 
 def chain_options(detr: Path, vitpose: Path, siglip: Path) -> dict[str, object]:
-    return {"detr.checkpoint": str(detr), "detr.threshold": 0.0, "detr.device": "cpu",
-            "vitpose.checkpoint": str(vitpose), "vitpose.threshold": -1e9, "vitpose.device": "cpu",
-            "siglip.checkpoint": str(siglip), "siglip.choices": "indoor,outdoor", "siglip.threshold": 0.0,
-            "siglip.device": "cpu"}  # fmt: skip
+    return {
+        "detr.checkpoint": str(detr),
+        "detr.threshold": 0.0,
+        "detr.device": "cpu",
+        "vitpose.checkpoint": str(vitpose),
+        "vitpose.threshold": -1e9,
+        "vitpose.device": "cpu",
+        "siglip.checkpoint": str(siglip),
+        "siglip.choices": "indoor,outdoor",
+        "siglip.threshold": 0.0,
+        "siglip.device": "cpu",
+    }
 
 
 def test_chain_fills_boxes_keypoints_and_choices(
@@ -112,6 +120,8 @@ def test_an_option_of_the_wrong_type_is_a_clear_error_before_the_run(
 
 
 def test_options_of_the_right_type_pass() -> None:
-    chain = create_model("detr+vitpose+siglip", **{"detr.threshold": 1, "detr.revision": None,
-                                                  "vitpose.threshold": -1e9, "siglip.top_k": 2})  # fmt: skip
+    chain = create_model(
+        "detr+vitpose+siglip",
+        **{"detr.threshold": 1, "detr.revision": None, "vitpose.threshold": -1e9, "siglip.top_k": 2},
+    )
     assert chain.parts[1].threshold == -1e9  # type: ignore[attr-defined]

@@ -54,9 +54,13 @@ def test_kernel_under_the_interpreter() -> None:
     root = REPO
     child = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "interpreted", __file__],
-        env={**os.environ, "TRITON_INTERPRET": "1"}, cwd=root, capture_output=True, text=True,
-        timeout=900, check=False,
-    )  # fmt: skip
+        env={**os.environ, "TRITON_INTERPRET": "1"},
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
     report = child.stdout[-6000:] + child.stderr[-2000:]
     assert child.returncode == 0, report
     summary = child.stdout.strip().splitlines()[-1]
@@ -84,8 +88,13 @@ def _inputs(
     return value, spatial, starts, locations, weights
 
 
-def _reference(value: torch.Tensor, spatial: torch.Tensor, starts: torch.Tensor,
-               locations: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:  # fmt: skip
+def _reference(
+    value: torch.Tensor,
+    spatial: torch.Tensor,
+    starts: torch.Tensor,
+    locations: torch.Tensor,
+    weights: torch.Tensor,
+) -> torch.Tensor:
     shapes = [(int(h), int(w)) for h, w in spatial.tolist()]
     out: torch.Tensor = MultiScaleDeformableAttention()(
         value, spatial, shapes, starts, locations, weights, 64
@@ -169,8 +178,9 @@ def test_bfloat16_values_as_under_autocast() -> None:
     value = value.to(torch.bfloat16)
     got = fused_deformable_attention(value, spatial, starts, locations, weights)
     assert got.dtype == torch.float32
-    torch.testing.assert_close(got, _reference(value.float(), spatial, starts, locations, weights),
-                               rtol=1e-5, atol=1e-5)  # fmt: skip
+    torch.testing.assert_close(
+        got, _reference(value.float(), spatial, starts, locations, weights), rtol=1e-5, atol=1e-5
+    )
 
 
 @interpreted

@@ -77,9 +77,15 @@ def test_large_images_are_downscaled_and_results_scaled_back() -> None:
 
 @pytest.mark.parametrize(
     ("fault", "times"),
-    [("429", 2), ("500", 2), ("busy", 2), ("malformed", 2), ("drop", 2),
-     ("slow", 1)],  # one image makes one task: it answers "running" to its first three polls
-)  # fmt: skip
+    [
+        ("429", 2),
+        ("500", 2),
+        ("busy", 2),
+        ("malformed", 2),
+        ("drop", 2),
+        ("slow", 1),
+    ],  # one image makes one task: it answers "running" to its first three polls
+)
 def test_survives_each_transient_fault(fault: str, times: int) -> None:
     with dinox_server() as (url, state):
         state.faults.extend([fault] * times)
@@ -198,8 +204,13 @@ def test_a_lying_answer_is_that_images_error(faults: list[str], lie: dict[str, A
 def test_points_in_an_answer_are_scaled_back_like_its_boxes() -> None:
     """An answer's polygon and keypoints are on the sent (downscaled) grid, like its boxes;
     they stayed there: a region at half its place and size."""
-    obj = {"bbox": [2, 4, 10, 12], "score": 0.9, "category": "car", "polygon": [[2, 4], [10, 4], [10, 12]],
-           "keypoints": [{"label": "nose", "x": 6, "y": 8, "score": 0.5}]}  # fmt: skip
+    obj = {
+        "bbox": [2, 4, 10, 12],
+        "score": 0.9,
+        "category": "car",
+        "polygon": [[2, 4], [10, 4], [10, 12]],
+        "keypoints": [{"label": "nose", "x": 6, "y": 8, "score": 0.5}],
+    }
     with dinox_server() as (url, state):
         state.faults.extend(["pass", "lie"])
         state.lies.append(_lie({"status": "success", "result": {"objects": [obj]}}))
@@ -214,8 +225,12 @@ def test_points_in_an_answer_are_scaled_back_like_its_boxes() -> None:
 @pytest.mark.parametrize("max_side", [2048, 32])  # sent as it is, and downscaled to 32 x 24
 def test_a_mask_on_another_grid_than_the_sent_image_is_that_images_error(max_side: int) -> None:
     """It was stretched onto the image, and the answer's boxes kept as if on the sent grid."""
-    obj = {"bbox": [2, 4, 10, 12], "score": 0.9, "category": "car",
-           "mask": mask_to_coco(np.ones((10, 10), np.uint8))}  # fmt: skip
+    obj = {
+        "bbox": [2, 4, 10, 12],
+        "score": 0.9,
+        "category": "car",
+        "mask": mask_to_coco(np.ones((10, 10), np.uint8)),
+    }
     with dinox_server() as (url, state):
         state.faults.extend(["pass", "lie"])
         state.lies.append(_lie({"status": "success", "result": {"objects": [obj]}}))

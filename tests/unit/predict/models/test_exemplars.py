@@ -29,14 +29,23 @@ MAPPING = LabelMap({"car": "civilian vehicle"})
 def _box(
     label: str, x: float, y: float, w: float, h: float, kind: str = "rectanglelabels"
 ) -> dict[str, object]:
-    return {"id": f"{label}{x}", "type": kind, "from_name": "box", "to_name": "image", "original_width": 200,
-            "original_height": 100, "image_rotation": 0,
-            "value": {"x": x, "y": y, "width": w, "height": h, "rotation": 0, kind: [label]}}  # fmt: skip
+    return {
+        "id": f"{label}{x}",
+        "type": kind,
+        "from_name": "box",
+        "to_name": "image",
+        "original_width": 200,
+        "original_height": 100,
+        "image_rotation": 0,
+        "value": {"x": x, "y": y, "width": w, "height": h, "rotation": 0, kind: [label]},
+    }
 
 
 def _task(task_id: int, *annotations: list[dict[str, object]]) -> Task:
-    made = [{"id": task_id * 10 + i, "result": result, "updated_at": f"2026-01-0{i + 1}"}
-            for i, result in enumerate(annotations)]  # fmt: skip
+    made = [
+        {"id": task_id * 10 + i, "result": result, "updated_at": f"2026-01-0{i + 1}"}
+        for i, result in enumerate(annotations)
+    ]
     return Task.from_json(
         {"id": task_id, "data": {"image": f"/data/upload/1/abc-{task_id}.jpg"}, "annotations": made}
     )
@@ -55,11 +64,14 @@ def test_new_regions_are_found_regions_that_overlap_no_drawn_box_of_their_label(
     drawn = {"a.jpg": [["car", 0, 0, 10, 10], ["person", 50, 50, 60, 60]]}
     found = Detections(
         xyxy=np.array([[0, 0, 10, 9], [30, 30, 40, 40], [50, 50, 60, 60], [0, 0, 10, 10]], float),
-        scores=np.ones(4), labels=("car", "car", "civilian vehicle", "dog"),
-    )  # fmt: skip
+        scores=np.ones(4),
+        labels=("car", "car", "civilian vehicle", "dog"),
+    )
     item = random_image_item(0, (64, 64))
-    records = [PredictionRecord(item.info, found, uri="a.jpg", task_id=7),
-               PredictionRecord(item.info, found, uri="b.jpg", task_id=8)]  # fmt: skip
+    records = [
+        PredictionRecord(item.info, found, uri="a.jpg", task_id=7),
+        PredictionRecord(item.info, found, uri="b.jpg", task_id=8),
+    ]
     labels = ("civilian vehicle", "person")
     rows = new_regions(records, drawn, MAPPING, labels)
     # the first car box matches the drawn one (IoU 0.9); the second is new; the vehicle box at the
@@ -92,6 +104,8 @@ def test_exemplar_options(model: str, options: dict[str, object], wanted: list[s
 
 
 def test_per_label_thresholds_in_a_chain_name_their_part(tiny_sam3: Path) -> None:
-    chain = create_model("sam3+vitpose", **{"sam3.checkpoint": str(tiny_sam3), "sam3.classes": "person",
-                                            "sam3.threshold.person": 0.7})  # fmt: skip
+    chain = create_model(
+        "sam3+vitpose",
+        **{"sam3.checkpoint": str(tiny_sam3), "sam3.classes": "person", "sam3.threshold.person": 0.7},
+    )
     assert chain.signature().params["sam3"]["thresholds"] == {"person": 0.7}

@@ -108,9 +108,12 @@ def test_boxes_scores_labels_match_the_processors_post_processing(tiny_gsam2: di
         with torch.inference_mode():
             outputs = detector(**inputs)
         (reference,) = processor.post_process_grounded_object_detection(
-            outputs, inputs["input_ids"], threshold=box_threshold, text_threshold=text_threshold,
+            outputs,
+            inputs["input_ids"],
+            threshold=box_threshold,
+            text_threshold=text_threshold,
             target_sizes=[(height, width)],
-        )  # fmt: skip
+        )
         (ours,) = model.select(outputs.logits, outputs.pred_boxes, (height, width))
         # the reference's phrase: the prompt's tokens above the text threshold; we keep a box
         # when one of them is a class's word, and label it with one of those classes
@@ -131,8 +134,9 @@ def test_multiword_class_maps_to_one_label_and_text_threshold_applies(tiny_gsam2
     model = create_model("grounded-sam2", classes="stop sign", segment=False, **tiny_gsam2, **OPEN)
     (found,) = model.predict([random_image_item(3, (64, 48))])
     assert isinstance(found, Detections) and set(found.labels) == {"stop sign"} and len(found) == 20
-    strict = create_model("grounded-sam2", classes="stop sign", segment=False, **tiny_gsam2,
-                          **{**OPEN, "text_threshold": 1.0})  # fmt: skip
+    strict = create_model(
+        "grounded-sam2", classes="stop sign", segment=False, **tiny_gsam2, **{**OPEN, "text_threshold": 1.0}
+    )
     (none,) = strict.predict([random_image_item(3, (64, 48))])
     assert isinstance(none, Detections) and len(none) == 0
 
@@ -148,8 +152,14 @@ def test_mask_score_threshold_drops_and_counts(tiny_gsam2: dict[str, str]) -> No
 
 
 def test_detection_only_skips_sam_and_changes_the_signature(tiny_gsam2: dict[str, str]) -> None:
-    boxes = create_model("grounded-sam2", classes=CLASSES, segment=False, detector=tiny_gsam2["detector"],
-                         segmenter="/nowhere", **OPEN)  # fmt: skip
+    boxes = create_model(
+        "grounded-sam2",
+        classes=CLASSES,
+        segment=False,
+        detector=tiny_gsam2["detector"],
+        segmenter="/nowhere",
+        **OPEN,
+    )
     (found,) = boxes.predict([random_image_item(4, (64, 48))])
     assert isinstance(found, Detections) and set(found.masks) == {None}
     top = create_model(
@@ -275,8 +285,7 @@ def test_the_adapter_registers_without_importing_torch() -> None:
         "create_model('grounded-sam2', classes='car', block_queries=64, channels_last=True)\n"
         "assert 'torch' not in sys.modules, sorted(m for m in sys.modules if m.startswith('torch'))[:5]\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False,
-                          cwd=REPO)  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=REPO)
     assert done.returncode == 0, done.stderr[-2000:]
 
 

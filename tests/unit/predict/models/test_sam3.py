@@ -55,16 +55,21 @@ def _one_forward_each(model: Sam3, item: Any) -> list[tuple[float, str, np.ndarr
     rgb = item.load().rgb
     width, height = rgb.size
     side = (processor["size"]["height"], processor["size"]["width"])
-    pixels = normalise_pixels(torch.from_numpy(np.array(rgb)).permute(2, 0, 1)[None], side,
-                              processor["image_mean"], processor["image_std"])  # fmt: skip
+    pixels = normalise_pixels(
+        torch.from_numpy(np.array(rgb)).permute(2, 0, 1)[None],
+        side,
+        processor["image_mean"],
+        processor["image_std"],
+    )
     found = []
     for phrase in model.phrases:
         text = tokenizer([phrase], padding="max_length", max_length=32, return_tensors="pt")
         with torch.inference_mode():
             out = network(pixel_values=pixels, **text)
         scores = (out.pred_logits.sigmoid() * out.presence_logits.sigmoid())[0]
-        probs = torch.nn.functional.interpolate(out.pred_masks.sigmoid(), (height, width), mode="bilinear",
-                                                align_corners=False)[0]  # fmt: skip
+        probs = torch.nn.functional.interpolate(
+            out.pred_masks.sigmoid(), (height, width), mode="bilinear", align_corners=False
+        )[0]
         size = np.array([width, height, width, height])
         for q in range(len(scores)):
             binary = (probs[q] > 0.5).numpy()
@@ -150,19 +155,34 @@ SETTLE_CASES = [
     # a negative of another label vetoes nothing
     ([0.5, 0.7], ["person", None], [0, 1], [frozenset(), frozenset({"dog"})], [(0, 1)], [0], 0, 0),
     # a vetoed instance does not merge away another phrase's
-    ([0.5, 0.7, 0.4], ["person", None, "human"], [0, 1, 2],
-     [frozenset(), frozenset({"person"}), frozenset()], [(0, 1), (0, 2)], [2], 1, 0),
+    (
+        [0.5, 0.7, 0.4],
+        ["person", None, "human"],
+        [0, 1, 2],
+        [frozenset(), frozenset({"person"}), frozenset()],
+        [(0, 1), (0, 2)],
+        [2],
+        1,
+        0,
+    ),
     # nothing found
     ([], [], [], [], [], [], 0, 0),
-]  # fmt: skip
+]
 
 
-@pytest.mark.parametrize(("scores", "labels", "phrases", "vetoes", "pairs", "kept", "vetoed", "merged"),
-                         SETTLE_CASES)  # fmt: skip
+@pytest.mark.parametrize(
+    ("scores", "labels", "phrases", "vetoes", "pairs", "kept", "vetoed", "merged"), SETTLE_CASES
+)
 def test_settle(
-    scores: list[float], labels: list[str | None], phrases: list[int], vetoes: list[frozenset[str]],
-    pairs: list[tuple[int, int]], kept: list[int], vetoed: int, merged: int,
-) -> None:  # fmt: skip
+    scores: list[float],
+    labels: list[str | None],
+    phrases: list[int],
+    vetoes: list[frozenset[str]],
+    pairs: list[tuple[int, int]],
+    kept: list[int],
+    vetoed: int,
+    merged: int,
+) -> None:
     iou = np.eye(len(scores))
     for a, b in pairs:
         iou[a, b] = iou[b, a] = 0.9
@@ -174,8 +194,12 @@ def test_per_label_thresholds(tiny_sam3: Path) -> None:
     assert isinstance(every, Detections)
     person = np.sort(every.scores[np.array(every.labels) == "person"])
     cut = float((person[1] + person[2]) / 2)  # between the person scores: some kept, some not
-    model = create_model("sam3", checkpoint=str(tiny_sam3), classes=PHRASES,
-                         **{**OPEN, "threshold.person": cut, "threshold.stop sign": 1.0})  # fmt: skip
+    model = create_model(
+        "sam3",
+        checkpoint=str(tiny_sam3),
+        classes=PHRASES,
+        **{**OPEN, "threshold.person": cut, "threshold.stop sign": 1.0},
+    )
     (some,) = model.predict(_items(1))
     assert isinstance(some, Detections)
     assert some.labels.count("person") == int((person > cut).sum()) == 3
@@ -216,8 +240,10 @@ def test_prompts_file_gives_phrases_and_negatives(tmp_path: Path) -> None:
         "vehicle: [car, truck, bus]\nperson:\n  phrases: person\n  negatives: [mannequin, statue]\n"
     )
     concepts = load_prompts(str(tmp_path / "prompts.yaml"))
-    assert concepts == [Concept("vehicle", ("car", "truck", "bus")),
-                        Concept("person", ("person",), ("mannequin", "statue"))]  # fmt: skip
+    assert concepts == [
+        Concept("vehicle", ("car", "truck", "bus")),
+        Concept("person", ("person",), ("mannequin", "statue")),
+    ]
     # classes the prompts do not label stay their own phrase; a labelled one takes the file's
     assert [c.label for c in build_concepts(["person", "dog"], concepts)] == ["vehicle", "person", "dog"]
     # a class the prompts already ask for (the label map's car for vehicle) is not asked twice
@@ -261,8 +287,11 @@ def test_exemplar_boxes_prompt_their_label_on_their_own_image(tiny_sam3: Path) -
     np.testing.assert_allclose(other[0], other[1], rtol=1e-5)  # the image without exemplars
     counts = shown.drain_counts()
     assert counts["exemplar boxes"] == 1 and counts["exemplars of labels not prompted"] == 1
-    moved = sam3(tiny_sam3, classes=["car", "person"],
-                 exemplars={items[0].uri: [["car", 5.0, 6.0, width / 2, height - 3.0]]})  # fmt: skip
+    moved = sam3(
+        tiny_sam3,
+        classes=["car", "person"],
+        exemplars={items[0].uri: [["car", 5.0, 6.0, width / 2, height - 3.0]]},
+    )
     assert len({m.signature().key for m in (plain, shown, moved)}) == 3
 
 
@@ -301,8 +330,9 @@ def test_pixels_match_the_processors_pixel_values(tiny_sam3: Path) -> None:
         rgb = np.random.default_rng(width).integers(0, 255, (height, width, 3), dtype=np.uint8)
         reference = processor(images=rgb, return_tensors="pt")["pixel_values"]
         side = (config["size"]["height"], config["size"]["width"])
-        ours = normalise_pixels(torch.from_numpy(rgb).permute(2, 0, 1)[None], side, config["image_mean"],
-                                config["image_std"])  # fmt: skip
+        ours = normalise_pixels(
+            torch.from_numpy(rgb).permute(2, 0, 1)[None], side, config["image_mean"], config["image_std"]
+        )
         assert ours.shape == reference.shape
         # the processor rounds its resized pixels to uint8 (one step: 1 / 255 / std 0.5 = 0.0078);
         # measured with torchvision 0.29.1: mean 0.0023-0.0024, max 0.0078 (up to 1920x1080 -> 1008)
@@ -358,8 +388,7 @@ def test_the_adapter_registers_without_importing_torch(tiny_sam3: Path) -> None:
         f"create_model('sam3', checkpoint={str(tiny_sam3)!r}, classes='car', **{{'threshold.car': 0.4}})\n"
         "assert 'torch' not in sys.modules, sorted(m for m in sys.modules if m.startswith('torch'))[:5]\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False,
-                          cwd=REPO)  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=REPO)
     assert done.returncode == 0, done.stderr[-2000:]
 
 

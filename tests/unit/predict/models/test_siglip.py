@@ -28,8 +28,15 @@ def _scores(found: Detections | object) -> dict[str, float]:
 
 def test_batched_equals_one_at_a_time(tiny_siglip: Path) -> None:
     items = [random_image_item(i, (80, 60) if i % 2 else (64, 64)) for i in range(5)]
-    model = create_model("siglip", checkpoint=str(tiny_siglip), choices=CHOICES, threshold=0.0, top_k=4,
-                         batch_size=2, device="cpu")  # fmt: skip
+    model = create_model(
+        "siglip",
+        checkpoint=str(tiny_siglip),
+        choices=CHOICES,
+        threshold=0.0,
+        top_k=4,
+        batch_size=2,
+        device="cpu",
+    )
     together = model.predict(items)
     alone = [model.predict([item])[0] for item in items]
     for a, b in zip(together, alone, strict=True):
@@ -41,8 +48,9 @@ def test_batched_equals_one_at_a_time(tiny_siglip: Path) -> None:
 
 def test_sigmoid_scores_threshold_and_top_k(tiny_siglip: Path) -> None:
     item = random_image_item(3, (64, 48))
-    every = create_model("siglip", checkpoint=str(tiny_siglip), choices=CHOICES, threshold=0.0, top_k=10,
-                         device="cpu")  # fmt: skip
+    every = create_model(
+        "siglip", checkpoint=str(tiny_siglip), choices=CHOICES, threshold=0.0, top_k=10, device="cpu"
+    )
     (found,) = every.predict([item])
     scores = _scores(found)
     assert list(scores) == sorted(scores, key=lambda label: -scores[label]) and set(scores) == set(
@@ -51,14 +59,17 @@ def test_sigmoid_scores_threshold_and_top_k(tiny_siglip: Path) -> None:
     assert abs(sum(scores.values()) - 1) > 0.05  # a sigmoid per choice, not a softmax over them
     ranked = sorted(scores.values(), reverse=True)
     middle = (ranked[1] + ranked[2]) / 2
-    (kept,) = create_model("siglip", checkpoint=str(tiny_siglip), choices=CHOICES, threshold=middle, top_k=10,
-                           device="cpu").predict([item])  # fmt: skip
+    (kept,) = create_model(
+        "siglip", checkpoint=str(tiny_siglip), choices=CHOICES, threshold=middle, top_k=10, device="cpu"
+    ).predict([item])
     assert list(_scores(kept)) == list(scores)[:2]
-    (best,) = create_model("siglip", checkpoint=str(tiny_siglip), choices=CHOICES, threshold=0.0,
-                           device="cpu").predict([item])  # fmt: skip
+    (best,) = create_model(
+        "siglip", checkpoint=str(tiny_siglip), choices=CHOICES, threshold=0.0, device="cpu"
+    ).predict([item])
     assert list(_scores(best)) == list(scores)[:1]
-    (none,) = create_model("siglip", checkpoint=str(tiny_siglip), choices=CHOICES, threshold=ranked[0] + 1e-3,
-                           device="cpu").predict([item])  # fmt: skip
+    (none,) = create_model(
+        "siglip", checkpoint=str(tiny_siglip), choices=CHOICES, threshold=ranked[0] + 1e-3, device="cpu"
+    ).predict([item])
     assert isinstance(none, Detections) and none.choices == ()
 
 
@@ -113,11 +124,20 @@ def test_region_choices_classify_each_detections_padded_crop(tiny_siglip: Path) 
     item = random_image_item(5, (80, 60))
     boxes = Detections(
         xyxy=[[10, 10, 50, 40], [0, 0, 80, 60], [70, 50, 200, 90], [100, 100, 120, 120]],
-        scores=[0.9, 0.8, 0.7, 0.6], labels=("car", "car", "dog", "dog"),
-        choices=(Choice("day", 0.4),), region_choices=((), (), (), (Choice("kept", 1.0),)),
-    )  # fmt: skip
-    model = create_model("siglip", checkpoint=str(tiny_siglip), region_choices=CHOICES, threshold=0.0,
-                         top_k=2, batch_size=3, device="cpu")  # fmt: skip
+        scores=[0.9, 0.8, 0.7, 0.6],
+        labels=("car", "car", "dog", "dog"),
+        choices=(Choice("day", 0.4),),
+        region_choices=((), (), (), (Choice("kept", 1.0),)),
+    )
+    model = create_model(
+        "siglip",
+        checkpoint=str(tiny_siglip),
+        region_choices=CHOICES,
+        threshold=0.0,
+        top_k=2,
+        batch_size=3,
+        device="cpu",
+    )
     (found,) = model.refine([item], [boxes])
     assert isinstance(found, Detections)
     np.testing.assert_array_equal(found.xyxy, boxes.xyxy)
@@ -131,8 +151,9 @@ def test_region_choices_classify_each_detections_padded_crop(tiny_siglip: Path) 
     # the image, the third clipped then grown: each scores as that crop would on its own
     with Image.open(io.BytesIO(item.data)) as image:
         crops = [image.crop((6, 7, 54, 43)), image.crop((0, 0, 80, 60)), image.crop((69, 49, 80, 60))]
-    every = create_model("siglip", checkpoint=str(tiny_siglip), choices=CHOICES, threshold=0.0, top_k=2,
-                         device="cpu")  # fmt: skip
+    every = create_model(
+        "siglip", checkpoint=str(tiny_siglip), choices=CHOICES, threshold=0.0, top_k=2, device="cpu"
+    )
     alone = every.predict([_item_of(crop, f"crop{k}.png") for k, crop in enumerate(crops)])
     for classes, single in zip((first, whole, edge), alone, strict=True):
         assert isinstance(single, Detections)

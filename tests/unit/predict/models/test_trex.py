@@ -25,8 +25,11 @@ def _trex(url: str, tmp_path: Path, **options: Any) -> Any:
     given = {
         "prompt_images": f"{ref},{other}",
         "prompt_boxes": {"car": [[0, 10, 20, 110, 80], [1, 1, 2, 30, 20]], "person": [[0, 120, 10, 150, 90]]},
-        "poll_interval": 0.01, "rate": 1000.0, "token": TOKEN, "base_url": url,
-    }  # fmt: skip
+        "poll_interval": 0.01,
+        "rate": 1000.0,
+        "token": TOKEN,
+        "base_url": url,
+    }
     return create_model("trex", **{**given, **options})
 
 

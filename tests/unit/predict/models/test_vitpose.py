@@ -86,8 +86,10 @@ def test_keypoints_on_the_displayed_grid_of_an_exif_rotated_image(tiny_vitpose: 
     rotated = encode_image(stored, "JPEG", quality=95, exif=exif.tobytes())
     shown = ImageOps.exif_transpose(Image.open(io.BytesIO(rotated)))
     upright = encode_image(shown, "PNG")
-    items = [ImageItem(uri=name, data=data, info=read_image_info(data, name))
-             for name, data in (("rotated.jpg", rotated), ("upright.png", upright))]  # fmt: skip
+    items = [
+        ImageItem(uri=name, data=data, info=read_image_info(data, name))
+        for name, data in (("rotated.jpg", rotated), ("upright.png", upright))
+    ]
     assert (items[0].info.width, items[0].info.height) == (60, 90) == shown.size
     people = _people(60, 90)
     model = VitPose(checkpoint=str(tiny_vitpose), threshold=0.0, device="cpu")
