@@ -26,6 +26,7 @@ def _sdk_decoded_mask(rle: list[int], height: int, width: int) -> np.ndarray:
     return (decode_rle(rle).reshape(height, width, 4)[:, :, 3] > 0).astype(np.uint8)
 
 
+@pytest.mark.slow
 @settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(run_lengths, st.integers(0, 255)), min_size=1, max_size=8))
 def test_value_stream_matches_sdk_bytes(runs: list[tuple[int, int]]) -> None:
@@ -57,6 +58,7 @@ def masks(draw: st.DrawFn) -> np.ndarray:
     return flat.reshape(height, width)
 
 
+@pytest.mark.slow
 @settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(masks())
 def test_mask_matches_sdk_mask2rle(mask: np.ndarray) -> None:
@@ -163,6 +165,7 @@ def any_stream(draw: st.DrawFn) -> list[int]:
     return _bits_to_bytes(header + "".join(bits))
 
 
+@pytest.mark.slow
 @settings(max_examples=500, deadline=None)
 @given(any_stream())
 def test_decodes_any_valid_stream_like_the_sdk(rle: list[int]) -> None:

@@ -32,6 +32,7 @@ FAULTS = {
 QUICK = FetchOptions(concurrency=8, timeout=1.0, retries=2, backoff=0.01, max_bytes=2**20)
 
 
+@pytest.mark.slow
 def test_every_fault_is_that_urls_error_and_the_rest_complete(tmp_path: Path) -> None:
     name = next(iter(SAMPLES))
     with serve(Site(SAMPLES)) as site:

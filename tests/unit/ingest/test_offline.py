@@ -111,6 +111,7 @@ def _prelabel(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_cli_samples_then_convert(tmp_path: Path) -> None:
     done = _prelabel("samples", "--output-dir", "demo", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
@@ -149,6 +150,7 @@ def test_cli_input_errors_are_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.slow
 def test_polygon_tolerance_reaches_the_outline(tmp_path: Path) -> None:
     """``--polygon-tolerance``: a disc traced exactly has many vertices, loosely only a few."""
     from PIL import Image

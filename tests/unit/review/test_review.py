@@ -227,6 +227,7 @@ def test_cold_start_uses_detector_scores_until_both_answers(tmp_path: Path) -> N
         assert not next_items(review_set, features, "car", "entropy")[0].cold_start
 
 
+@pytest.mark.slow
 def test_held_out_share_is_a_tenth_drawn_at_random(tmp_path: Path) -> None:
     review_set, features = _constructed_set(tmp_path)
     with review_set:
@@ -334,6 +335,7 @@ def _offline_features(
     return done, time.monotonic() - started
 
 
+@pytest.mark.slow
 def test_features_without_a_network_fail_at_once_in_one_line(tmp_path: Path) -> None:
     closed = f"http://127.0.0.1:{free_port()}"  # nothing listens: what no network looks like, on loopback
     cases = [
@@ -354,6 +356,7 @@ def test_features_without_a_network_fail_at_once_in_one_line(tmp_path: Path) -> 
     assert "`hf download facebook/dinov2-with-registers-small --local-dir DIR`" in done.stderr
 
 
+@pytest.mark.slow
 def test_a_checkpoint_in_the_cache_loads_offline(tiny_dinov2: Path, tmp_path: Path) -> None:
     # The Hugging Face cache as a connected machine leaves it (a copied ~/.cache/huggingface).
     commit = "0" * 40

@@ -92,6 +92,7 @@ def test_verify_records_keeps_boxes_and_records_aligned_when_an_image_fails(tmp_
     assert saved == verifier and saved.version_suffix(0.25) == "verified-all_no-0.25"
 
 
+@pytest.mark.slow
 def test_run_checks_the_verifier_before_the_flow(tmp_path: Path) -> None:
     (tmp_path / "images").mkdir()
     (tmp_path / "images" / "a.jpg").write_bytes(make_samples()[0].data)  # past the empty-folder check

@@ -21,7 +21,8 @@ ENV = {"PRELABEL_LS_URL": "http://127.0.0.1:9", "PRELABEL_LS_API_KEY": "k" * 40}
         (["--model", "ocr", "--basic-auth-user", "ls"], {}, "basic auth needs both"),
         (["--model", "ocr", "--budget", "500"], {}, "--budget"),  # past Label Studio's own timeout
         (["--model", "ocr", "--label-map", "missing.json"], {}, "missing.json"),
-        (["--model", "ocr", "--connect", "3"], {}, "did not answer"),  # Label Studio is checked first
+        # Label Studio is checked first (it waits for an answer: more than 3 s)
+        pytest.param(["--model", "ocr", "--connect", "3"], {}, "did not answer", marks=pytest.mark.slow),
         (["--model", "ocr"], {"PRELABEL_LS_API_KEY": ""}, "API key"),
     ],
 )

@@ -48,6 +48,7 @@ def _model(detr: Path, tracker: Path, **options: Any) -> DetectTrack:
     return cast(DetectTrack, create_model("detect-track", **given))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tracker", ["tiny_sam2_video", "tiny_sam3_tracker"])
 def test_keyframes_show_the_detections_and_chunks_change_nothing(
     tracker: str, tiny_detr: Path, tmp_path: Path, request: pytest.FixtureRequest
