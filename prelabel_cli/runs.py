@@ -16,6 +16,9 @@ from prelabel_cli.exits import EXIT_IMAGES_FAILED, interrupt_code
 from prelabel_cli.prefectserver import ensure_server
 
 if TYPE_CHECKING:
+    from prefect import Flow
+    from prefect.client.schemas.objects import FlowRun, State
+
     from tasks.reporting import Progress
 
 __all__ = ["interrupted_line", "run_flow", "run_posting_flow", "ui_hint"]
@@ -90,26 +93,32 @@ def _quiet_console() -> None:
             handler.setFormatter(_NoTracebackFor(handler.formatter or logging.Formatter()))
 
 
-def run_flow(flow: Callable[..., Any], params: Any, *, show: Callable[[Any], str] | None = None) -> Any:
+def run_flow(flow: Flow[..., Any], params: Any, *, show: Callable[[Any], str] | None = None) -> Any:
     """Run ``flow(params)`` here and return its result (its error is raised); print ``show(result)``,
     then where to see the run in the Prefect UI. Ctrl-C ends it with one line and exit code 130."""
     ensure_server()
     _quiet_console()
     seen: list[Progress] = []
+    runs: list[UUID] = []  # the flow run's id, for the link to it
+
+    def remember(flow: Flow[..., Any], flow_run: FlowRun, state: State[Any]) -> None:
+        runs.append(flow_run.id)
+
     try:
         with _progress(seen):
-            state = flow(params, return_state=True)
+            # The value the flow returned, never its state read back from the server: a state the
+            # server answered with (a busy server, a retried request) carries no result.
+            result = flow.with_options(on_running=[remember])(params)
     except KeyboardInterrupt as interrupt:
         typer.echo(f"prelabel: {interrupted_line(seen)}", err=True)
         raise typer.Exit(interrupt_code(interrupt)) from None
-    result = state.result()
     if show is not None:
         typer.echo(show(result))
-    typer.echo(ui_hint(state.state_details.flow_run_id))
+    typer.echo(ui_hint(runs[0] if runs else None))
     return result
 
 
-def run_posting_flow(flow: Callable[..., Any], params: Any, allow_failures: bool) -> RunSummary:
+def run_posting_flow(flow: Flow[..., Any], params: Any, allow_failures: bool) -> RunSummary:
     """Run a posting flow under the progress bar, print its summary, exit 1 on failed images."""
     summary: RunSummary = run_flow(flow, params, show=lambda s: str(s.markdown()))
     if summary.failed and not allow_failures:

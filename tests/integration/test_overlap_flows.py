@@ -1,4 +1,4 @@
-"""Overlap flows: the tests of `test_overlap.py` that need real servers."""
+"""Overlap flows: the tests of `test_stages.py` that need real servers."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Modeloutput labelstudio: the tests of `test_modeloutput.py` that need real servers."""
+"""Sane model output in a real Label Studio: the tests of `test_output.py` that need real servers."""
 
 from __future__ import annotations
 
