@@ -13,6 +13,7 @@ differently before keeps its old name as an alias (``out``) for stored runs and 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal, Self
 
 from pydantic import AliasChoices, BaseModel, Field, field_validator, model_validator
@@ -115,6 +116,18 @@ class _PostOptions(LabelStudioParams):
     unmatched_csv: str = Field(
         default="unmatched_labels.csv", description="CSV file the unmatched labels are appended to."
     )
+
+    @model_validator(mode="after")
+    def _unmatched_labels_apart(self) -> Self:
+        """The run writes ``output_dir/unmatched.csv`` (files and tasks left unpaired) after the
+        labels are appended: the same file would lose the labels."""
+        files_report = Path(self.output_dir, "unmatched.csv").expanduser().resolve()
+        if Path(self.unmatched_csv).expanduser().resolve() == files_report:
+            raise ValueError(
+                f"unmatched_csv {self.unmatched_csv!r} is the run's report of unmatched files and tasks "
+                "(output_dir/unmatched.csv): give the labels another file, e.g. unmatched_labels.csv"
+            )
+        return self
 
     @model_validator(mode="after")
     def _task_data_from_manifest(self) -> Self:

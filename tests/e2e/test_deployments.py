@@ -309,7 +309,7 @@ def test_a_worker_killed_mid_shard_the_shard_runs_again_and_every_task_has_one_p
             "batch_size": 2,
             "label_map": {"car": "civilian vehicle"},
             "output_dir": str(tmp_path / "out"),
-            "unmatched_csv": str(tmp_path / "out" / "unmatched.csv"),
+            "unmatched_csv": str(tmp_path / "out" / "unmatched_labels.csv"),
         }
         run_with_a_shard_killed(stack, "preannotate/preannotate", params, site, tmp_path / "cache")
     tasks = list(ls_client.iter_tasks(project.id, full=True))
@@ -317,7 +317,10 @@ def test_a_worker_killed_mid_shard_the_shard_runs_again_and_every_task_has_one_p
     assert [[p["model_version"] for p in t.predictions] for t in tasks] == [["survivor"]] * 20
     # "dog" is no label of the project: no region posted, each image's 12 counted once
     assert all(p["result"] == [] for t in tasks for p in t.predictions)
-    rows = [line.split(",")[1:] for line in (tmp_path / "out" / "unmatched.csv").read_text().splitlines()[1:]]
+    rows = [
+        line.split(",")[1:]
+        for line in (tmp_path / "out" / "unmatched_labels.csv").read_text().splitlines()[1:]
+    ]
     assert rows == [[str(project.id), "survivor", "dog", "240"]]
 
 
@@ -342,7 +345,7 @@ def test_deploy_schedule_and_scale_out_over_two_gpu_workers(
         "max_parallel_shards": 4,
         "label_map": {"car": "civilian vehicle"},
         "output_dir": str(tmp_path / "out"),
-        "unmatched_csv": str(tmp_path / "out" / "unmatched.csv"),
+        "unmatched_csv": str(tmp_path / "out" / "unmatched_labels.csv"),
     }
     final = _wait_final(stack, stack.start_run("preannotate/preannotate", params))
     assert final["state"]["type"] == "COMPLETED", json.dumps(final["state"])[:2000]
@@ -353,7 +356,7 @@ def test_deploy_schedule_and_scale_out_over_two_gpu_workers(
         for t in ls_client.iter_tasks(project.id, full=True)
     ]
     assert labels == [["civilian vehicle"] * 12] * 4  # every query finds "car"; the label map renames it
-    assert not (tmp_path / "out" / "unmatched.csv").exists()
+    assert not (tmp_path / "out" / "unmatched_labels.csv").exists()
     markers = [json.loads(p.read_text()) for p in (tmp_path / "cache" / "markers").glob("*.json")]
     assert len(markers) == 4 and {m["worker"] for m in markers} == {"gpu-a", "gpu-b"}
     # The shards' image lists travel by reference: no image path among the stored parameters.

@@ -102,7 +102,7 @@ def test_only_good_files_become_tasks_once(
             model_version="ocr-import",
             cache_dir=str(tmp_path / "cache"),
             output_dir=str(tmp_path / "out"),
-            unmatched_csv=str(tmp_path / "out" / "unmatched.csv"),
+            unmatched_csv=str(tmp_path / "out" / "unmatched_labels.csv"),
         )
         return preannotate(params)
 

@@ -36,7 +36,7 @@ def test_a_contact_sheet_that_cannot_be_drawn_is_a_row_and_the_summary_is_writte
         return write_report(
             RunSummary(project_id=1, model_version="v1"),
             out,
-            out / "unmatched.csv",
+            out / "unmatched_labels.csv",
             Counter(),
             MatchResult(),
             [],
@@ -86,7 +86,7 @@ def test_odd_geometry_from_raw_files_is_posted_sane_in_a_dry_run(
         dry_run=True,
         model_version="raw-v1",
         output_dir=str(out),
-        unmatched_csv=str(out / "unmatched.csv"),
+        unmatched_csv=str(out / "unmatched_labels.csv"),
     )
     summary = post_predictions(params)
     assert (summary.matched, summary.failed, summary.regions) == (2, 1, 1)

@@ -45,7 +45,7 @@ def test_the_tasks_named_are_predicted_once_each(
         model_version="by-id",
         cache_dir=str(tmp_path / "cache"),
         output_dir=str(tmp_path / "out"),
-        unmatched_csv=str(tmp_path / "out" / "unmatched.csv"),
+        unmatched_csv=str(tmp_path / "out" / "unmatched_labels.csv"),
     )
     summary = preannotate(params)
     assert (summary.images, summary.posted, summary.failed) == (2, 2, 2)

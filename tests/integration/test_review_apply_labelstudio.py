@@ -30,7 +30,7 @@ def _params(
             "import_new": True,
             "model_version": version,
             "output_dir": str(tmp_path / "out"),
-            "unmatched_csv": str(tmp_path / "out" / "unmatched.csv"),
+            "unmatched_csv": str(tmp_path / "out" / "unmatched_labels.csv"),
             "batch_size": 3,
             **extra,
         }

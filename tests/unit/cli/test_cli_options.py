@@ -207,3 +207,14 @@ def test_version() -> None:
 def test_completion_is_offered() -> None:
     done = CliRunner().invoke(app, ["--help"])
     assert "--install-completion" in done.output
+
+
+@pytest.mark.parametrize("params", [PreannotateParams, PostParams])
+def test_the_labels_csv_cannot_be_the_files_report(params: type[BaseModel], tmp_path: Path) -> None:
+    """``output_dir/unmatched.csv`` is the unmatched files report: the labels appended to it first
+    would be overwritten."""
+    given = {"project_id": 1, "input_dir": str(tmp_path), "output_dir": str(tmp_path / "out")}
+    with pytest.raises(ValueError, match="give the labels another file"):
+        params.model_validate({**given, "unmatched_csv": str(tmp_path / "out" / "unmatched.csv")})
+    kept = params.model_validate({**given, "unmatched_csv": str(tmp_path / "out" / "unmatched_labels.csv")})
+    assert kept.unmatched_csv.endswith("unmatched_labels.csv")  # type: ignore[attr-defined]
