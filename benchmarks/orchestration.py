@@ -94,7 +94,7 @@ def main() -> None:
                 model_version="bench",
                 batch_size=args.batch_size,
                 output_dir=str(root / "out"),
-                unmatched_csv=str(root / "out" / "unmatched.csv"),
+                unmatched_csv=str(root / "out" / "unmatched_labels.csv"),
                 contact_sheet_size=0,
             )
             start = time.perf_counter()
