@@ -83,7 +83,7 @@ class ExportPlan:
 
     def batch_numbers(self, images: int) -> list[int]:
         """The numbers of the batches ``images`` images make (from 1)."""
-        return list(range(1, -(-images // self.batch_size) + 1))
+        return list(range(1, len(self.batch_sizes(images)) + 1))
 
     def batch_sizes(self, images: int) -> list[int]:
         """The size of each batch ``images`` images make (the last one may be short)."""
