@@ -39,24 +39,34 @@ class DinoxState:
     """What the server was asked and what it will do next."""
 
     faults: deque[str] = field(default_factory=deque)
-    every: int = 0  # inject a transient fault into every n-th request (0: never)
+    every: int = 0  # inject a transient fault into every n-th fresh request (0: never)
     cycle: tuple[str, ...] = ("429", "500", "busy", "malformed", "drop")
     lies: deque[dict[str, Any]] = field(default_factory=deque)  # answers the ``lie`` faults send
     tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
     requests: int = 0
+    fresh: int = 0  # requests that were not the retry of a request ``every`` faulted
+    faulted: set[str] = field(default_factory=set)  # requests ``every`` faulted, not yet retried
     served: list[str] = field(default_factory=list)  # the faults acted on, in order (not ``pass``)
     sizes: list[tuple[int, int]] = field(default_factory=list)
     bodies: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (path, body) of each create
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def next_fault(self) -> str | None:
+    def next_fault(self, request: str) -> str | None:
+        """The fault for ``request`` (its idempotency key or path). ``every`` never faults a
+        request's retry: with threads in step, counting retries could fault one request on
+        each of its tries and exhaust them, which is not the transient fault meant."""
         with self.lock:
             self.requests += 1
             if self.faults:
                 return self.faults.popleft()
-            if self.every and self.requests % self.every == 0:
-                return self.cycle[(self.requests // self.every) % len(self.cycle)]
+            if request in self.faulted:
+                self.faulted.discard(request)
+                return None
+            self.fresh += 1
+            if self.every and self.fresh % self.every == 0:
+                self.faulted.add(request)
+                return self.cycle[(self.fresh // self.every) % len(self.cycle)]
         return None
 
 
@@ -78,7 +88,7 @@ def _handler(state: DinoxState) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(raw)
 
         def _fault(self) -> bool:
-            fault = state.next_fault()
+            fault = state.next_fault(self.headers.get("Idempotency-Key") or self.path)
             if fault is not None and fault in {"429", "500", "busy", "malformed", "lie", "drop"}:
                 with state.lock:
                     state.served.append(fault)

@@ -126,11 +126,12 @@ def test_bad_token_stops_the_batch() -> None:
 
 def test_fifty_images_with_a_fifth_of_requests_failing() -> None:
     with dinox_server() as (url, state):
-        state.every = 5  # 20% of requests: 429, 500, busy, malformed, dropped connection
+        state.every = 5  # 20% of fresh requests: 429, 500, busy, malformed, dropped connection
         results = _model(url, concurrency=4).predict([_item(_jpeg(32, 24, i), f"{i}.jpg") for i in range(50)])
     assert len(results) == 50 and all(isinstance(r, Detections) and len(r) == 1 for r in results)
     assert state.requests > 100  # every image created and polled, with retries on top
-    assert len(state.served) == state.requests // 5  # each fifth request was a fault
+    assert len(state.served) == state.fresh // 5  # each fifth fresh request was a fault
+    assert state.requests == state.fresh + len(state.served)  # and was retried once
     assert set(state.served) == set(state.cycle)  # of every kind
 
 
