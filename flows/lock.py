@@ -8,7 +8,9 @@ SIGTERM release it at once, and the lease of a run killed outright (SIGKILL, out
 memory, a lost worker) lapses after ``LEASE_SECONDS``, when the server's repossessor
 frees the slot. Who holds the project and since when is kept in a Prefect variable of the
 same name, so a run that has to wait can say so; after ``wait_seconds`` it gives up with
-``ProjectBusyError``.
+``ProjectBusyError``. Each holder overwrites the variable once it has the slot and leaves it
+when done: it is read only while the slot is taken, and deleting it at the end was one more
+write that SQLite refused under load (503), which Prefect's client retried after ~2 s.
 """
 
 from __future__ import annotations
@@ -101,11 +103,7 @@ def project_lock(ls_url: str, project_id: int, wait_seconds: float) -> Iterator[
                     f"{wait_seconds:.0f} s; wait for that run or stop it, or raise --wait"
                 ) from None
         Variable.set(name, _holder(), overwrite=True)
-        try:
-            yield
-        finally:
-            with contextlib.suppress(Exception):  # the record is only for messages; the lease is the lock
-                Variable.unset(name)
+        yield
 
 
 @contextlib.contextmanager
