@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from prelabel.convert.geometry import corners_to_xyxy, xyxy_to_xywh
 from prelabel.labelstudio.config import LabelConfig
 from prelabel.labelstudio.regions import Region, TaskValues
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["keypoint_names", "to_coco", "to_table", "value_controls"]
 
@@ -236,6 +237,8 @@ def to_table(
         for t in task_values
         if not t.has_regions
     ]
+    import pandas as pd  # here, not at the top: every flow imports this module, few build tables
+
     return pd.DataFrame(rows, columns=[*_COLUMNS, *headers])
 
 
