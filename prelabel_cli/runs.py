@@ -82,6 +82,11 @@ class _NoTracebackFor(logging.Formatter):
         return self.inner.format(record)
 
 
+def _not_about_the_hook(record: logging.LogRecord) -> bool:
+    """False for Prefect's two lines on running ``_remember_run_id``: plumbing, not news."""
+    return "'_remember_run_id'" not in record.getMessage()
+
+
 def _quiet_console() -> None:
     """Wrap the formatter of Prefect's console handlers once (they hang on the root logger)."""
     from prefect.logging.handlers import PrefectConsoleHandler
@@ -91,6 +96,7 @@ def _quiet_console() -> None:
     for handler in logging.getLogger().handlers:
         if isinstance(handler, PrefectConsoleHandler) and not isinstance(handler.formatter, _NoTracebackFor):
             handler.setFormatter(_NoTracebackFor(handler.formatter or logging.Formatter()))
+            handler.addFilter(_not_about_the_hook)
 
 
 def run_flow(flow: Flow[..., Any], params: Any, *, show: Callable[[Any], str] | None = None) -> Any:
@@ -101,14 +107,14 @@ def run_flow(flow: Flow[..., Any], params: Any, *, show: Callable[[Any], str] | 
     seen: list[Progress] = []
     runs: list[UUID] = []  # the flow run's id, for the link to it
 
-    def remember(flow: Flow[..., Any], flow_run: FlowRun, state: State[Any]) -> None:
+    def _remember_run_id(flow: Flow[..., Any], flow_run: FlowRun, state: State[Any]) -> None:
         runs.append(flow_run.id)
 
     try:
         with _progress(seen):
             # The value the flow returned, never its state read back from the server: a state the
             # server answered with (a busy server, a retried request) carries no result.
-            result = flow.with_options(on_running=[remember])(params)
+            result = flow.with_options(on_running=[_remember_run_id])(params)
     except KeyboardInterrupt as interrupt:
         typer.echo(f"prelabel: {interrupted_line(seen)}", err=True)
         raise typer.Exit(interrupt_code(interrupt)) from None
