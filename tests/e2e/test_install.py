@@ -82,6 +82,25 @@ def test_help_and_version_load_no_model_or_image_library(args: tuple[str, ...]) 
     assert not loaded & HEAVY, sorted(loaded & HEAVY)
 
 
+# What importing every flow must not load: a command's first task waits for the flows' imports,
+# and these are needed only by the models and reports that use them (pandas alone was 0.3 s).
+FLOWS_LEAVE_OUT = HEAVY - {"cv2", "numpy", "PIL", "pycocotools"}  # the converters' own
+
+
+def test_the_flows_load_no_model_table_or_chart_library() -> None:
+    code = (
+        "import importlib, pkgutil, sys, flows\n"
+        "for found in pkgutil.iter_modules(flows.__path__):\n"
+        "    importlib.import_module(f'flows.{found.name}')\n"
+        "print(' '.join(sorted({name.split('.')[0] for name in sys.modules})))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    loaded = set(done.stdout.split())
+    assert "prefect" in loaded  # the flows were imported
+    assert not loaded & FLOWS_LEAVE_OUT, sorted(loaded & FLOWS_LEAVE_OUT)
+
+
 def test_every_public_name_resolves_from_its_module() -> None:
     """The top level is loaded lazily: each name in ``__all__`` is the object its module holds."""
     mapping = prelabel._MODULE_OF
