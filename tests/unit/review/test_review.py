@@ -3,11 +3,9 @@ with tiny random-weight DINOv2-with-registers and SigLIP 2 models, and the featu
 
 from __future__ import annotations
 
-import os
 import shutil
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -25,7 +23,7 @@ from prelabel.review.learning import HOLDOUT_SHARE, held_out_accuracy, next_item
 from prelabel.review.sets import ReviewItem, ReviewSet, items_from_references, items_from_tasks
 from prelabel.store.cache import LocalCache
 from tests.conftest import encode_image, run_prelabel
-from tests.support import REPO
+from tests.support import python_prints
 
 
 def _photo(folder: Path, name: str, seed: int, size: tuple[int, int] = (80, 60)) -> Path:
@@ -370,10 +368,7 @@ def test_a_checkpoint_in_the_cache_loads_offline(tiny_dinov2: Path, tmp_path: Pa
         "embedder = Embedder('dinov2', 'acme/tiny-dinov2', device='cpu'); "
         f"print(embedder.embed([Image.open({str(image)!r})])[0].shape)"
     )
-    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip() == "(16,)"
+    assert python_prints(code, {"HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}).strip() == "(16,)"
 
 
 def test_the_hub_is_asked_only_when_it_answers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

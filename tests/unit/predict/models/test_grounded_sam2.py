@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from typing import cast
 
 import numpy as np
@@ -23,7 +21,7 @@ from prelabel.predict.models import ImageItem, create_model
 from prelabel.predict.models.grounded_sam2 import GroundedSam2, build_prompt, detector_pixels
 from prelabel.records import Detections
 from tests.conftest import random_image_item
-from tests.support import REPO
+from tests.support import python_prints
 
 CLASSES = ["car", "person", "stop sign"]
 # Random weights score everything high: thresholds at 0 keep boxes and masks to compare.
@@ -285,8 +283,7 @@ def test_the_adapter_registers_without_importing_torch() -> None:
         "create_model('grounded-sam2', classes='car', block_queries=64, channels_last=True)\n"
         "assert 'torch' not in sys.modules, sorted(m for m in sys.modules if m.startswith('torch'))[:5]\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=REPO)
-    assert done.returncode == 0, done.stderr[-2000:]
+    python_prints(code)
 
 
 def test_bad_image_is_that_images_error(tiny_gsam2: dict[str, str]) -> None:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any, cast
 
@@ -23,7 +21,7 @@ from prelabel.predict.models.roi_align import roi_align
 from prelabel.predict.models.sam3 import BOX_AGREEMENT, Sam3
 from prelabel.records import Detections
 from tests.conftest import random_image_item
-from tests.support import REPO
+from tests.support import python_prints
 
 PHRASES = ["car", "person", "stop sign"]
 # Random weights score every query about 0.25: threshold 0 keeps all 5 queries of each phrase,
@@ -388,8 +386,7 @@ def test_the_adapter_registers_without_importing_torch(tiny_sam3: Path) -> None:
         f"create_model('sam3', checkpoint={str(tiny_sam3)!r}, classes='car', **{{'threshold.car': 0.4}})\n"
         "assert 'torch' not in sys.modules, sorted(m for m in sys.modules if m.startswith('torch'))[:5]\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=REPO)
-    assert done.returncode == 0, done.stderr[-2000:]
+    python_prints(code)
 
 
 @pytest.mark.gpu
