@@ -17,6 +17,7 @@ from flows.params import FeaturesParams
 from prelabel.core.errors import PrelabelError
 from prelabel.core.settings import load_settings
 from prelabel_cli.checks import check_project, label_studio
+from prelabel_cli.collector import resume_collector
 from prelabel_cli.exits import EXIT_IMAGES_FAILED
 from prelabel_cli.options import (
     ADVANCED,
@@ -460,6 +461,7 @@ def review_serve(
     logging.basicConfig(format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("prelabel.review").setLevel(logging.INFO)  # one line per answer
     server = uvicorn.Server(uvicorn.Config(create_app(queue, settings, team), log_level="warning"))
+    resume_collector()  # a server runs for hours: the collector on
     server.run(sockets=[sock])
 
 

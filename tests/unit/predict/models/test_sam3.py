@@ -403,7 +403,7 @@ def test_gpu_bf16_finds_what_the_cpu_finds(tiny_sam3: Path) -> None:
 def test_prelabel_models_shows_what_sam3_needs() -> None:
     from typer.testing import CliRunner
 
-    from prelabel_cli.main import app
+    from prelabel_cli.app import app
 
     shown = CliRunner().invoke(app, ["models"])
     assert shown.exit_code == 0, shown.output
