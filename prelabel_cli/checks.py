@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,14 @@ from prelabel.core.errors import (
 from prelabel.core.settings import load_settings
 from prelabel.labelstudio.client import LabelStudioClient, Project
 
-__all__ = ["check_images", "check_model", "check_project", "check_verifier", "label_studio"]
+__all__ = [
+    "check_images",
+    "check_model",
+    "check_project",
+    "check_project_meanwhile",
+    "check_verifier",
+    "label_studio",
+]
 
 _TIMEOUT = 5.0  # seconds per request of the check
 # Patience for a server that is starting or briefly busy: waits of up to 0.5, 1, 2 and 4 s.
@@ -63,13 +71,24 @@ def check_project(ls_url: str | None, project_id: int, model_version: str | None
     """The project, once its Label Studio is checked: the server is Label Studio (its version
     endpoint answers JSON, before the key is sent), it accepts the key, it has the project (with
     predictions of ``model_version`` when one is given). Each failure is one line."""
-    from prelabel.quality.pairs import require_model_version
-
     with _checking(ls_url, project_id) as client:
         project = client.get_project(project_id)
         if model_version is not None:
+            from prelabel.quality.pairs import require_model_version
+
             require_model_version(client, project_id, model_version)
     return project
+
+
+@contextlib.contextmanager
+def check_project_meanwhile(ls_url: str | None, project_id: int) -> Iterator[Callable[[], Project]]:
+    """``check_project`` in a thread while the block runs; the block gets a function that
+    returns the project (or raises the check's error). For the imports of a flow: they keep the
+    CPU busy for about a second while the check's requests mostly wait on Label Studio. The
+    check imports nothing (two threads importing modules that import each other can deadlock)."""
+    with ThreadPoolExecutor(1, thread_name_prefix="prelabel-check") as pool:
+        checked = pool.submit(check_project, ls_url, project_id)
+        yield checked.result
 
 
 @contextlib.contextmanager

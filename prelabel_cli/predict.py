@@ -13,7 +13,7 @@ from prelabel.core.errors import PrelabelError
 from prelabel.core.failures import write_errors
 from prelabel.labelstudio.config import parse_label_config
 from prelabel.labelstudio.labelmap import LabelMap, Normalization, load_label_map, require_targets
-from prelabel_cli.checks import check_images, check_model, check_project, check_verifier
+from prelabel_cli.checks import check_images, check_model, check_project_meanwhile, check_verifier
 from prelabel_cli.exits import EXIT_IMAGES_FAILED
 from prelabel_cli.options import (
     ADVANCED,
@@ -84,8 +84,6 @@ def run(
 
     prelabel run --manifest photos.csv --project-id 3 --model grounded-sam2 --label-map map.json --dry-run
     """
-    from flows.common import label_map
-    from flows.preannotate import preannotate
     from prelabel.predict.models.video import tracks_videos
 
     folder, listed = images_source(input_dir, manifest, videos=tracks_videos(model))
@@ -104,8 +102,10 @@ def run(
     )
     check_model(params.model, params.model_options)
     check_images(params.manifest)
-    project = check_project(params.ls_url, params.project_id)
-    label_map(params, project.config)  # its targets are the project's labels, or one line now
+    with check_project_meanwhile(params.ls_url, params.project_id) as project:
+        from flows.common import label_map
+        from flows.preannotate import preannotate
+    label_map(params, project().config)  # its targets are the project's labels, or one line now
     run_posting_flow(preannotate, params, shared.allow_failures)
 
 
@@ -125,14 +125,13 @@ def post(
 
     prelabel post --input-dir photos --project-id 3 --label-map map.json --dry-run
     """
-    from flows.common import label_map
-    from flows.post_predictions import post_predictions
-
     params = PostParams(
         input_dir=str(input_dir), raw_dir=str(raw_dir) if raw_dir else None, **shared.flow_params()
     )
-    project = check_project(params.ls_url, params.project_id)
-    label_map(params, project.config)  # its targets are the project's labels, or one line now
+    with check_project_meanwhile(params.ls_url, params.project_id) as project:
+        from flows.common import label_map
+        from flows.post_predictions import post_predictions
+    label_map(params, project().config)  # its targets are the project's labels, or one line now
     run_posting_flow(post_predictions, params, shared.allow_failures)
 
 
