@@ -5,10 +5,14 @@ from typing ``prelabel run --dry-run`` on a 4-image folder until its first task 
 the same flow on Prefect's temporary server (what every command paid before: a server
 started inside the command and stopped with it)? Goal: <= 2 s with the server up.
 Method: a project on a running Label Studio and 4 sample images; each side runs as a fresh
-process, ``--repeat`` times (best and median kept): the command line (server already up),
-and ``python -c`` calling the ``preannotate`` flow with no ``PREFECT_API_URL`` (temporary
-server). The time is taken when the first task-run line reaches the process's output, and
-when the process ends. Both dry runs must end with the same counts (4 matched, 4 that would be posted).
+process, ``--repeat`` times (best and median kept), with a pause before each so that the
+previous run's aftermath (the server recording it, a temporary server stopping) is not
+measured: the command line (server already up), and ``python -c`` calling the ``preannotate``
+flow with no ``PREFECT_API_URL`` (temporary server). "first task" is when the run's first task
+started, as the Prefect server recorded it (the task run's start time), from the moment the
+process was launched; "first line" when the first task-run line (Prefect prints one when a
+task ends) reached the process's output; "end" when the process ended. Both dry runs must end
+with the same counts (4 matched, 4 that would be posted).
 Command: ``.venv/bin/python benchmarks/startup.py`` (starts a local Label Studio in a temp dir,
 ~1 min), or ``--ls-url URL --api-key KEY`` for a running one.
 """
@@ -18,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -25,27 +30,54 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from uuid import UUID
 
 from prelabel.ingest.samples import LABEL_CONFIG, make_samples
 from prelabel.labelstudio.client import LabelStudioClient
 from prelabel.labelstudio.server import start_label_studio
 
 ROOT = Path(__file__).resolve().parents[1]
+PAUSE = 3.0  # seconds of quiet before each timed process
 FLOW = """
 import sys
 from flows.params import PreannotateParams
 from flows.preannotate import preannotate
-s = preannotate(PreannotateParams(project_id=int(sys.argv[1]), input_dir=sys.argv[2], model="ocr",
-                dry_run=True, cache_dir=sys.argv[3], output_dir=sys.argv[4], model_version="startup"))
+runs = []
+flow = preannotate.with_options(on_running=[lambda flow, run, state: runs.append(run.id)])
+s = flow(PreannotateParams(project_id=int(sys.argv[1]), input_dir=sys.argv[2], model="ocr",
+         dry_run=True, cache_dir=sys.argv[3], output_dir=sys.argv[4], model_version="startup"))
 print(f"matched {s.matched} posted {s.posted}")
+from benchmarks.startup import first_task_start  # after the flow: not part of the start
+print(f"first task started {first_task_start(runs[0]):.6f}")  # while the temporary server lives
 """
 
 
+def first_task_start(flow_run_id: UUID | str, patience: float = 30.0) -> float:
+    """When the flow run's first task started (Unix time), as the Prefect server of this
+    process's settings recorded it; waits for the server to record the run's task runs."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    only = FlowRunFilter(id=FlowRunFilterId(any_=[UUID(str(flow_run_id))]))
+    deadline = time.monotonic() + patience
+    with get_client(sync_client=True) as client:
+        while True:
+            started = [r.start_time for r in client.read_task_runs(flow_run_filter=only) if r.start_time]
+            if started:
+                return min(started).timestamp()
+            if time.monotonic() > deadline:
+                raise SystemExit(f"the server recorded no started task of flow run {flow_run_id}")
+            time.sleep(0.2)
+
+
 def _timed(command: Sequence[str], env: dict[str, str]) -> tuple[float, float, str]:
-    """(seconds to the first task-run line, seconds to the end, output) of one process."""
+    """(seconds to the first task-run line, seconds to the end, output) of one process; the
+    launch's Unix time is the output's first line."""
+    time.sleep(PAUSE)
+    launched = time.time()
     start = time.perf_counter()
     first = None
-    lines = []
+    lines = [f"launched {launched:.6f}\n"]
     with subprocess.Popen(
         command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     ) as process:
@@ -62,7 +94,14 @@ def _timed(command: Sequence[str], env: dict[str, str]) -> tuple[float, float, s
     return first, total, output
 
 
+def _after_launch(output: str, started: float) -> float:
+    """Seconds from the launch (the output's first line) to ``started``."""
+    return started - float(output.split()[1])
+
+
 def run(client: LabelStudioClient, key: str, repeat: int, work: Path) -> dict[str, list[float]]:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
     project = client.create_project("prelabel start-up benchmark", LABEL_CONFIG)
     images = work / "images"
     images.mkdir(exist_ok=True)
@@ -81,12 +120,10 @@ def run(client: LabelStudioClient, key: str, repeat: int, work: Path) -> dict[st
     }
     base.pop("PREFECT_API_URL", None)
     cli = [sys.executable, "-c", "from prelabel_cli.main import main; main()"]
-    subprocess.run([*cli, "server", "start"], env=base, check=True, capture_output=True)  # not timed
+    started = subprocess.run([*cli, "server", "start"], env=base, check=True, capture_output=True, text=True)
+    api_url = re.findall(r"(http://127\.0\.0\.1:[0-9]+)", started.stdout)[0] + "/api"  # not timed
     figures: dict[str, list[float]] = {
-        "local first": [],
-        "local total": [],
-        "temporary first": [],
-        "temporary total": [],
+        f"{side} {figure}": [] for side in ("local", "temporary") for figure in ("first", "line", "total")
     }
     try:
         for _ in range(repeat):
@@ -105,12 +142,15 @@ def run(client: LabelStudioClient, key: str, repeat: int, work: Path) -> dict[st
                 "--output-dir",
                 str(work / "out"),
             ]
-            first, total, output = _timed(command, base)
+            line, total, output = _timed(command, base)
             if "| matched to tasks | 4 |" not in output:
                 raise SystemExit(f"the command line's dry run did not match 4 images:\n{output[-2000:]}")
-            figures["local first"].append(first)
+            run_id = re.findall(r"/runs/flow-run/([0-9a-f-]{36})", output)[-1]
+            with temporary_settings({PREFECT_API_URL: api_url}):  # the local server's record
+                figures["local first"].append(_after_launch(output, first_task_start(run_id)))
+            figures["local line"].append(line)
             figures["local total"].append(total)
-            first, total, output = _timed(
+            line, total, output = _timed(
                 [
                     sys.executable,
                     "-c",
@@ -124,7 +164,9 @@ def run(client: LabelStudioClient, key: str, repeat: int, work: Path) -> dict[st
             )
             if "matched 4 posted 4" not in output:  # a dry run counts what it would post
                 raise SystemExit(f"the temporary server's dry run did not match 4 images:\n{output[-2000:]}")
-            figures["temporary first"].append(first)
+            started = float(re.findall(r"first task started ([0-9.]+)", output)[-1])
+            figures["temporary first"].append(_after_launch(output, started))
+            figures["temporary line"].append(line)
             figures["temporary total"].append(total)
     finally:
         subprocess.run([*cli, "server", "stop"], env=base, check=False, capture_output=True)
@@ -154,13 +196,15 @@ def main() -> None:
             if server is not None:
                 server.stop()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
-    print("seconds from the command to its first task run (best / median), and to its end:")
+    print("seconds from the command to its first task's start, its first task line, its end (best / median):")
     for side in ("local", "temporary"):
-        first, total = figures[f"{side} first"], figures[f"{side} total"]
-        print(
-            f"  {side:9} server: first task {min(first):.2f} / {statistics.median(first):.2f} s, "
-            f"end {min(total):.2f} / {statistics.median(total):.2f} s"
+        kinds = (("first", "first task"), ("line", "first line"), ("total", "end"))
+        shown = ", ".join(
+            f"{label} {min(got):.2f} / {statistics.median(got):.2f} s"
+            for key, label in kinds
+            for got in [figures[f"{side} {key}"]]
         )
+        print(f"  {side:9} server: {shown}")
     ratio = statistics.median(figures["temporary first"]) / statistics.median(figures["local first"])
     print(f"ratio (temporary / local, first task, medians): {ratio:.1f}x")
 
