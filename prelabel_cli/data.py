@@ -12,6 +12,7 @@ from flows.params import ExportParams, IngestParams, PullParams
 from prelabel.core.errors import PrelabelError
 from prelabel.labelstudio.formats import FORMATS
 from prelabel_cli.checks import check_images, check_model, check_project
+from prelabel_cli.collector import collector_paused
 from prelabel_cli.exits import EXIT_IMAGES_FAILED
 from prelabel_cli.options import (
     ADVANCED,
@@ -87,7 +88,8 @@ def ingest(
 
     prelabel ingest --source urls.csv --manifest sample.csv --sample 500 --stratify-by label
     """
-    from flows.ingest import ingest_flow
+    with collector_paused():
+        from flows.ingest import ingest_flow
 
     params = IngestParams(
         source=source,
@@ -161,7 +163,8 @@ def export(
 
     prelabel export --manifest photos.csv --model dinox --to s3://bucket/pseudo --with-images --category car
     """
-    from flows.export import export as export_flow
+    with collector_paused():
+        from flows.export import export as export_flow
     from prelabel.labelstudio.labelmap import load_label_map
 
     folder, listed = images_source(input_dir, manifest)
@@ -229,7 +232,8 @@ def pull(
 
     prelabel pull --project-id 3 --output-dir exports --format coco --format csv --full
     """
-    from flows.pull_annotations import pull_annotations
+    with collector_paused():
+        from flows.pull_annotations import pull_annotations
 
     use_api_key(api_key, ls_url)
     formats = format or _FORMATS

@@ -6,20 +6,21 @@ by topic: ``predict`` (run, post, infer, convert), ``data`` (ingest, export, pul
 project connect), ``project`` (create, show), ``servers`` (labelstudio, server, demo) and
 ``catalog`` (models, samples, version). Below them: options written once in ``options``, the
 checks before work in ``checks``, flow runs in ``runs``, exit codes in ``exits``, the garbage
-collector's pause while the command loads in ``collector``.
+collector paused while modules load in ``collector``.
 """
 
 from __future__ import annotations
 
-from prelabel_cli.collector import pause_collector
+from prelabel_cli.collector import collector_paused, one_command_process
 
 __all__ = ["main"]
 
 
 def main() -> None:
-    """The ``prelabel`` command: the garbage collector paused before anything loads, then the app."""
-    pause_collector()  # a flow or a server resumes it
-    from prelabel_cli.app import main as run_app
+    """The ``prelabel`` command: the app loaded with the garbage collector paused, then run."""
+    one_command_process()
+    with collector_paused():
+        from prelabel_cli.app import main as run_app
 
     run_app()
 

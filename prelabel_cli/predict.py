@@ -14,6 +14,7 @@ from prelabel.core.failures import write_errors
 from prelabel.labelstudio.config import parse_label_config
 from prelabel.labelstudio.labelmap import LabelMap, Normalization, load_label_map, require_targets
 from prelabel_cli.checks import check_images, check_model, check_project_meanwhile, check_verifier
+from prelabel_cli.collector import collector_paused
 from prelabel_cli.exits import EXIT_IMAGES_FAILED
 from prelabel_cli.options import (
     ADVANCED,
@@ -102,7 +103,7 @@ def run(
     )
     check_model(params.model, params.model_options)
     check_images(params.manifest)
-    with check_project_meanwhile(params.ls_url, params.project_id) as project:
+    with check_project_meanwhile(params.ls_url, params.project_id) as project, collector_paused():
         from flows.common import label_map
         from flows.preannotate import preannotate
     label_map(params, project().config)  # its targets are the project's labels, or one line now
@@ -128,7 +129,7 @@ def post(
     params = PostParams(
         input_dir=str(input_dir), raw_dir=str(raw_dir) if raw_dir else None, **shared.flow_params()
     )
-    with check_project_meanwhile(params.ls_url, params.project_id) as project:
+    with check_project_meanwhile(params.ls_url, params.project_id) as project, collector_paused():
         from flows.common import label_map
         from flows.post_predictions import post_predictions
     label_map(params, project().config)  # its targets are the project's labels, or one line now
@@ -157,7 +158,8 @@ def infer(
 
     prelabel infer --input-dir photos --model ocr --output-dir raw
     """
-    from flows.infer import infer as infer_flow
+    with collector_paused():
+        from flows.infer import infer as infer_flow
 
     folder, listed = images_source(input_dir, manifest)
     params = InferParams(

@@ -10,6 +10,7 @@ import typer
 from flows.params import QualityParams
 from prelabel.core.paths import safe_file_name
 from prelabel_cli.checks import check_project
+from prelabel_cli.collector import collector_paused
 from prelabel_cli.options import (
     ADVANCED,
     BASICS,
@@ -62,7 +63,8 @@ def quality(
 
     prelabel quality --project-id 3 --model-version grounded-sam2-v1
     """
-    from flows.quality import quality as quality_flow
+    with collector_paused():
+        from flows.quality import quality as quality_flow
 
     use_api_key(api_key, ls_url)
     folder = output_dir or Path("prelabel-output") / "quality" / f"project-{project_id}" / safe_file_name(

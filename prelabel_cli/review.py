@@ -17,7 +17,7 @@ from flows.params import FeaturesParams
 from prelabel.core.errors import PrelabelError
 from prelabel.core.settings import load_settings
 from prelabel_cli.checks import check_project, label_studio
-from prelabel_cli.collector import resume_collector
+from prelabel_cli.collector import collector_paused
 from prelabel_cli.exits import EXIT_IMAGES_FAILED
 from prelabel_cli.options import (
     ADVANCED,
@@ -202,7 +202,8 @@ def review_features(
     use_api_key(api_key, ls_url)
     _check_label_studio(review_set, ls_url)  # the set is there, and the Label Studio serving its images
     read_locally(checkpoint or CHECKPOINTS[embedder], None)  # offline: one line now, not after retries
-    from flows.features import features as features_flow
+    with collector_paused():
+        from flows.features import features as features_flow
 
     params = FeaturesParams(
         review_set=str(review_set),
@@ -461,7 +462,6 @@ def review_serve(
     logging.basicConfig(format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("prelabel.review").setLevel(logging.INFO)  # one line per answer
     server = uvicorn.Server(uvicorn.Config(create_app(queue, settings, team), log_level="warning"))
-    resume_collector()  # a server runs for hours: the collector on
     server.run(sockets=[sock])
 
 

@@ -12,7 +12,6 @@ import typer
 
 from prelabel.core.errors import PrelabelError
 from prelabel.report.summary import RunSummary
-from prelabel_cli.collector import resume_collector
 from prelabel_cli.exits import EXIT_IMAGES_FAILED, interrupt_code
 from prelabel_cli.prefectserver import ensure_server
 
@@ -84,8 +83,9 @@ class _NoTracebackFor(logging.Formatter):
 
 
 def _not_about_the_hook(record: logging.LogRecord) -> bool:
-    """False for Prefect's two lines on running ``_run_started``: plumbing, not news."""
-    return "'_run_started'" not in record.getMessage()
+    """False for Prefect's two INFO lines on running ``_remember_run_id``: plumbing, not news
+    (an error in it is still shown)."""
+    return record.levelno > logging.INFO or "'_remember_run_id'" not in record.getMessage()
 
 
 def _quiet_console() -> None:
@@ -108,15 +108,14 @@ def run_flow(flow: Flow[..., Any], params: Any, *, show: Callable[[Any], str] | 
     seen: list[Progress] = []
     runs: list[UUID] = []  # the flow run's id, for the link to it
 
-    def _run_started(flow: Flow[..., Any], flow_run: FlowRun, state: State[Any]) -> None:
+    def _remember_run_id(flow: Flow[..., Any], flow_run: FlowRun, state: State[Any]) -> None:
         runs.append(flow_run.id)
-        resume_collector()  # the engine has loaded what it needs: the flow runs with the collector on
 
     try:
         with _progress(seen):
             # The value the flow returned, never its state read back from the server: a state the
             # server answered with (a busy server, a retried request) carries no result.
-            result = flow.with_options(on_running=[_run_started])(params)
+            result = flow.with_options(on_running=[_remember_run_id])(params)
     except KeyboardInterrupt as interrupt:
         typer.echo(f"prelabel: {interrupted_line(seen)}", err=True)
         raise typer.Exit(interrupt_code(interrupt)) from None

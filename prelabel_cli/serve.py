@@ -34,7 +34,6 @@ from prelabel.labelstudio.labelmap import Normalization, load_label_map
 from prelabel.serve.settings import ServeSettings
 from prelabel_cli import prefectserver
 from prelabel_cli.checks import check_model, check_project
-from prelabel_cli.collector import resume_collector
 from prelabel_cli.exits import EXIT_INPUT_ERROR
 from prelabel_cli.options import (
     ADVANCED,
@@ -292,7 +291,6 @@ class _Runner:
     def run(self) -> None:
         from uvicorn.supervisors import Multiprocess
 
-        resume_collector()  # a server runs for hours: the collector on
         try:
             if self.workers > 1:
                 self._supervisor = Multiprocess(self.config, sockets=[self.sock])

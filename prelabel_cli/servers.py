@@ -10,6 +10,7 @@ import typer
 
 from prelabel.labelstudio.server import LocalLabelStudio, free_port, port_is_free
 from prelabel_cli import labelstudio, prefectserver
+from prelabel_cli.collector import collector_paused
 from prelabel_cli.options import BASICS
 from prelabel_cli.runs import run_flow
 
@@ -138,7 +139,9 @@ def demo(
     prelabel demo
     """
     from flows.params import PreannotateParams
-    from flows.preannotate import preannotate
+
+    with collector_paused():
+        from flows.preannotate import preannotate
     from prelabel.core.atomic import atomic_write
     from prelabel.ingest.samples import LABEL_CONFIG, make_samples
     from prelabel.labelstudio.client import LabelStudioClient
