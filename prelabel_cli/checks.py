@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from prelabel.core.errors import (
     LabelStudioError,
@@ -84,11 +87,23 @@ def check_project(ls_url: str | None, project_id: int, model_version: str | None
 def check_project_meanwhile(ls_url: str | None, project_id: int) -> Iterator[Callable[[], Project]]:
     """``check_project`` in a thread while the block runs; the block gets a function that
     returns the project (or raises the check's error). For the imports of a flow: they keep the
-    CPU busy for about a second while the check's requests mostly wait on Label Studio. The
-    check imports nothing (two threads importing modules that import each other can deadlock)."""
-    with ThreadPoolExecutor(1, thread_name_prefix="prelabel-check") as pool:
-        checked = pool.submit(check_project, ls_url, project_id)
-        yield checked.result
+    CPU busy for about a second while the check's requests mostly wait on Label Studio.
+
+    The thread imports nothing (two threads importing modules that import each other can
+    deadlock): what httpx loads on its first client and first connection is loaded here first.
+    It is a daemon: Ctrl-C during the block does not wait for a slow Label Studio."""
+    httpx.Client().close()  # httpx imports its transport (httpcore, h11, h2, certifi) on a first client
+    "localhost".encode("idna")  # and the IDNA codec on a first connection
+    checked: Future[Project] = Future()
+
+    def check() -> None:
+        try:
+            checked.set_result(check_project(ls_url, project_id))
+        except BaseException as exc:  # noqa: BLE001  (handed to the caller, whatever it is)
+            checked.set_exception(exc)
+
+    threading.Thread(target=check, name="prelabel-check", daemon=True).start()
+    yield checked.result
 
 
 @contextlib.contextmanager
