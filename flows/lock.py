@@ -9,8 +9,8 @@ memory, a lost worker) lapses after ``LEASE_SECONDS``, when the server's reposse
 frees the slot. Who holds the project and since when is kept in a Prefect variable of the
 same name, so a run that has to wait can say so; after ``wait_seconds`` it gives up with
 ``ProjectBusyError``. Each holder overwrites the variable once it has the slot and leaves it
-when done: it is read only while the slot is taken, and deleting it at the end was one more
-write that SQLite refused under load (503), which Prefect's client retried after ~2 s.
+when done (deleting it at the end was one more write that SQLite refused under load, 503,
+and Prefect's client retried after ~2 s); a record of a run that has ended names nobody.
 """
 
 from __future__ import annotations
@@ -22,11 +22,12 @@ import os
 import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from uuid import UUID
 
 from prefect import get_run_logger
 from prefect.client.orchestration import get_client
 from prefect.concurrency.sync import concurrency
-from prefect.exceptions import ObjectAlreadyExists
+from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.runtime import flow_run
 from prefect.variables import Variable
 
@@ -64,11 +65,23 @@ def _holder() -> dict[str, str]:
 
 
 def _describe(name: str) -> str:
+    """Who holds the project, from the holder's record; "another run" when the record is
+    missing or names a run that has ended (the new holder has not written its own yet)."""
     held = Variable.get(name, default=None)
-    if not isinstance(held, dict):
+    if not isinstance(held, dict) or not _running(str(held.get("flow_run_id") or "")):
         return "another run"
     run, pid, host, since = (held.get(key) for key in ("flow_run", "pid", "host", "since"))
     return f"flow run '{run}' (pid {pid} on {host}) since {since}"
+
+
+def _running(flow_run_id: str) -> bool:
+    """Whether that flow run is known to Prefect and not in a final state."""
+    try:
+        with get_client(sync_client=True) as client:
+            state = client.read_flow_run(UUID(flow_run_id)).state
+    except (ValueError, ObjectNotFound):
+        return False
+    return state is not None and not state.is_final()
 
 
 @contextlib.contextmanager
