@@ -31,7 +31,7 @@ from prelabel.core.atomic import atomic_write_csv
 from prelabel.core.errors import PrelabelError
 from prelabel.labelstudio.client import LabelStudioClient, Task
 from prelabel.labelstudio.posting import post_predictions
-from prelabel.review.identity import match_regions
+from prelabel.review.identity import match_regions, region_key
 from prelabel.review.sets import Answer, ReviewItem, ReviewSet, region_label
 
 __all__ = [
@@ -82,7 +82,7 @@ class Review:
 
     result: list[dict[str, Any]]
     removed: int = 0
-    accepted: set[str] = field(default_factory=set)  # region ids
+    accepted: set[str] = field(default_factory=set)  # region keys (identity.region_key)
     status: dict[int, str] = field(default_factory=dict)  # item id -> APPLIED / NOT_FOUND
 
 
@@ -93,7 +93,7 @@ def review_task(
     results: list[dict[str, Any]] = [dict(r) for r in original.get("result") or []]
     answered = [item for item in items if item.id in answers]
     regions = match_regions(answered, results)
-    rejected: set[str] = set()  # region ids
+    rejected: set[str] = set()  # region keys
     accepted: set[str] = set()
     labels: dict[str, bool] = {}  # whole-image items: label -> yes
     status = {}
@@ -107,13 +107,13 @@ def review_task(
             status[item.id] = APPLIED
         else:
             status[item.id] = NOT_FOUND
-    for result in results:  # a whole-image answer covers its label's regions, and their text
-        said = labels.get(region_label(result) or "")
-        if said is not None and result.get("id"):
-            (accepted if said else rejected).add(str(result["id"]))
+    keys = [region_key(index, result) for index, result in enumerate(results)]
+    for key, result in zip(keys, results, strict=True):  # a whole-image answer covers its label's
+        said = labels.get(region_label(result) or "")  # regions, and their text
+        if said is not None:
+            (accepted if said else rejected).add(key)
     review = Review([], status=status, accepted=accepted - rejected)
-    for result in results:
-        region = str(result.get("id") or "")
+    for region, result in zip(keys, results, strict=True):
         if region in rejected or labels.get(region_label(result) or "") is False:
             review.removed += 1
             continue
@@ -294,7 +294,7 @@ def _annotate(
     made = review_set.annotations()
     tasks = {t.id: t for t in client.iter_tasks(project_id, full=True)}  # with the ids just made
     for task_id, review in reviews.items():
-        result = [copy.deepcopy(r) for r in review.result if str(r.get("id") or "") in review.accepted]
+        result = [copy.deepcopy(r) for r in review.result if (r.get("meta") or {}).get(REVIEWED)]
         for r in result:
             r.pop("score", None)  # an annotation is what people said, not how sure the model was
         task = tasks.get(task_id)

@@ -222,7 +222,7 @@ function show(state) {
 
 function remember() { sessionStorage.setItem("prelabel-answered", JSON.stringify(mine.slice(-200))); }
 
-async function act(promise, after) {
+async function act(promise, after, failed) {
   busy = true;
   try {
     const state = await promise;
@@ -231,6 +231,7 @@ async function act(promise, after) {
     $("notice").textContent = "";
     show(state);
   } catch (e) {
+    if (failed) failed(e);
     if (e instanceof Stale) {
       $("notice").textContent = e.message + ": showing your current item.";
       show(e.state);
@@ -273,9 +274,10 @@ function answer(value) {
 
 function undo() {
   if (!mine.length) { $("notice").textContent = "Nothing of this tab's to undo."; return; }
-  const id = mine.pop();
-  remember();
-  act(call("POST", "/api/undo", { item_id: id }));
+  const id = mine[mine.length - 1];
+  const drop = () => { mine = mine.filter(m => m !== id); remember(); };
+  // Kept for another Backspace unless the server undid it or says it never can (corrected, undone).
+  act(call("POST", "/api/undo", { item_id: id }), drop, e => { if (e instanceof Stale) drop(); });
 }
 
 document.addEventListener("keydown", e => {

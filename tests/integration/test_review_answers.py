@@ -109,6 +109,19 @@ def test_regions_are_found_by_label_and_box_not_by_id() -> None:
     assert "meta" not in first["result"][0]
 
 
+def test_results_without_ids_are_found_by_their_box() -> None:
+    """Predictions of other tools may carry no region ids: an answer still finds its rectangle."""
+    bare = [{k: v for k, v in _rect("_", x).items() if k != "id"} for x in (5, 40, 75)]
+    items = [ReviewItem("a.png", "person", _box(x), 0.8, 1, 10, None, id=i) for i, x in enumerate((5, 40), 1)]
+    review = review_task({"result": bare}, items, {1: _yes(1, False), 2: _yes(2, True)})
+    assert review.status == {1: APPLIED, 2: APPLIED}
+    assert review.removed == 1
+    assert review.result == [{**bare[1], "meta": {"reviewed": True}}, bare[2]]
+    # A whole-image "no" removes every region of its label, ids or not.
+    whole = review_task({"result": bare}, [ReviewItem("a.png", "person", id=3)], {3: _yes(3, False)})
+    assert whole.result == [] and whole.removed == 3
+
+
 def _project(client: LabelStudioClient, project: Project, tmp_path: Path) -> list[int]:
     """Three uploaded images, each predicted (model version m1) with three persons, det0 with text."""
     paths = []
