@@ -86,6 +86,7 @@ commands = typer.Typer()
 
 @commands.command(rich_help_panel="Label Studio and servers")
 def serve(
+    ctx: typer.Context,
     model: ModelName,
     host: Annotated[str, typer.Option("--host", rich_help_panel=BASICS, help="Address to listen on.")] = (
         "127.0.0.1"
@@ -168,12 +169,13 @@ def serve(
     settings.ls_key_for(ls_url)  # the key exists, for this URL
     if connect is not None:
         check_project(ls_url, connect)
-    env = {
+    given = {n for n in ctx.params if getattr(ctx.get_parameter_source(n), "name", "DEFAULT") != "DEFAULT"}
+    env = {  # what the command line gives; a PRELABEL_SERVE_* variable of the user's stands otherwise
         "MODEL": model,
-        "MODEL_OPTIONS": json.dumps(options),
-        "LABEL_MAP": json.dumps(mapping),
-        "PLURALS": json.dumps(plurals),
-        "BUDGET": str(budget),
+        "MODEL_OPTIONS": json.dumps(options) if "model_option" in given else None,
+        "LABEL_MAP": json.dumps(mapping) if "label_map" in given else None,
+        "PLURALS": json.dumps(plurals) if "plurals" in given else None,
+        "BUDGET": str(budget) if "budget" in given else None,
         "SEGMENTER": segmenter,
         "DEVICE": device,
         "CACHE_DIR": cache_dir,
@@ -193,9 +195,8 @@ def serve(
     bound = sock.getsockname()[1]
     public = (url or f"http://{host}:{bound}").rstrip("/")
     _say_log_lines()
-    typer.echo(
-        f"prelabel ML backend: {public} ({model}, {workers} worker{'s' * (workers > 1)}, budget {budget:g} s)"
-    )
+    processes = f"{workers} worker{'s' * (workers > 1)}"
+    typer.echo(f"prelabel ML backend: {public} ({model}, {processes}, budget {chosen.budget:g} s)")
     off = "off (no PREFECT_API_URL): tasks past the budget are left for the next request"
     typer.echo(f"hand-over: {f'{prefect} (preannotate/preannotate)' if prefect else off}")
     runner = _Runner(workers, sock)

@@ -242,14 +242,22 @@ def s3_endpoint() -> Iterator[str]:
 
 
 def run_prelabel(
-    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 900
 ) -> subprocess.CompletedProcess[str]:
     """The ``prelabel`` command as a user runs it, in a subprocess: it uses the session's local
-    Prefect server (starting it if no test has yet), unless ``env`` names another."""
+    Prefect server (starting it if no test has yet), unless ``env`` names another. A command that
+    has not ended after ``timeout`` seconds fails the test (a server that should have refused to
+    start would run for ever)."""
     full = {**os.environ, **(env or {}), "PYTHONPATH": str(Path(__file__).parents[1])}
     code = "from prelabel_cli.main import main; main()"
     return subprocess.run(
-        [sys.executable, "-c", code, *args], cwd=cwd, capture_output=True, text=True, env=full, check=False
+        [sys.executable, "-c", code, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=full,
+        check=False,
+        timeout=timeout,
     )
 
 

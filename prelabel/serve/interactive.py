@@ -115,7 +115,7 @@ def read_context(
             if positive is not False:
                 label = label or named[0].strip()
             continue
-        if float(value.get("rotation") or 0) != 0:
+        if value.get("rotation") is not None and _number(value, "rotation", where) % 360 != 0:
             raise RefusedRequestError(422, f"{where}: a rotated box cannot prompt the segmenter")
         w, h = (_percent(value, k, where) / 100 * side for k, side in (("width", width), ("height", height)))
         if w <= 0 or h <= 0:
@@ -134,12 +134,17 @@ def read_context(
 
 def _percent(value: Mapping[str, Any], key: str, where: str) -> float:
     """``value[key]``, a finite number of percent, clamped to [0, 100] (drawn past an edge)."""
+    return min(max(_number(value, key, where), 0.0), 100.0)
+
+
+def _number(value: Mapping[str, Any], key: str, where: str) -> float:
+    """``value[key]``, a finite number (else the request is refused, naming it)."""
     number = value.get(key)
     if isinstance(number, bool) or not isinstance(number, int | float) or not math.isfinite(number):
         raise RefusedRequestError(
             422, f"{where}: value.{key} must be a finite number, got {str(number)[:40]}"
         )
-    return min(max(float(number), 0.0), 100.0)
+    return float(number)
 
 
 def fresh_ids(results: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -24,12 +24,14 @@ ENV = {"PRELABEL_LS_URL": "http://127.0.0.1:9", "PRELABEL_LS_API_KEY": "k" * 40}
         # Label Studio is checked first (it waits for an answer: more than 3 s)
         pytest.param(["--model", "ocr", "--connect", "3"], {}, "did not answer", marks=pytest.mark.slow),
         (["--model", "ocr"], {"PRELABEL_LS_API_KEY": ""}, "API key"),
+        # a setting the command line leaves at its default is the environment's
+        (["--model", "ocr"], {"PRELABEL_SERVE_BUDGET": "500"}, "PRELABEL_SERVE_BUDGET"),
     ],
 )
 def test_a_mistake_is_one_line_before_anything_starts(
     args: list[str], env: dict[str, str], says: str, tmp_path: Path
 ) -> None:
-    done = run_prelabel("serve", "--no-handoff", *args, cwd=tmp_path, env={**ENV, **env})
+    done = run_prelabel("serve", "--no-handoff", *args, cwd=tmp_path, env={**ENV, **env}, timeout=120)
     assert done.returncode == 2, done.stdout + done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) <= 3 and says in lines[0], done.stderr

@@ -163,6 +163,8 @@ def test_a_box_of_the_find_all_control_asks_for_every_instance() -> None:
         (click(True, 2), "value.x"),
         (box(1, 2, 0, 5), "no area"),
         (box(1, 2, 5, 5, rotation=30), "rotated"),
+        (box(1, 2, 5, 5, rotation="abc"), "value.rotation"),  # was a 500
+        (box(1, 2, 5, 5, rotation=[1]), "value.rotation"),
         (click(1, 2, positive=False), "no click on an object"),  # only a click off the object
         ("not a result", "clicks"),
     ],
