@@ -12,7 +12,6 @@ screenshot pixels against the decoded frame (tests/support/screen.py). With
 from __future__ import annotations
 
 import io
-import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,6 +33,7 @@ from prelabel.video.timeline import frames_count, shown_frames
 from prelabel.video.tracks import Track, VideoTracks
 from tests.conftest import run_prelabel
 from tests.support.browser import chromium, chromium_path, log_in
+from tests.support.docs_images import docs_image
 from tests.support.screen import Placement, change_map, edge_coverage, quiet_share
 from tests.support.videos import Shape, write_video
 
@@ -190,10 +190,8 @@ def test_tracks_are_drawn_on_their_shapes_at_the_first_a_middle_and_the_last_fra
         for name, frame in SEEN:
             screens[frame] = _settled_screenshot(page, frame)
             Image.fromarray(screens[frame]).save(tmp_path / f"video-{name}.png")
-            if os.environ.get("PRELABEL_SCREENSHOTS"):
-                folder = Path(os.environ["PRELABEL_SCREENSHOTS"])
-                folder.mkdir(parents=True, exist_ok=True)
-                Image.fromarray(screens[frame]).save(folder / f"video-{name}.png")
+            if (for_docs := docs_image(f"video-{name}.png")) is not None:
+                Image.fromarray(screens[frame]).save(for_docs)
         placement, visible = _placement(page)
 
     for name, frame in SEEN:

@@ -96,3 +96,13 @@ def test_reference_pages_are_current() -> None:
         name for name, text in pages().items() if (ROOT / FOLDER / name).read_text(encoding="utf-8") != text
     ]
     assert stale == [], f"stale: {', '.join(stale)}; run `bash scripts/reference`"
+
+
+def test_every_prelabel_variable_the_code_reads_is_on_the_settings_page() -> None:
+    page = (ROOT / FOLDER / "settings.md").read_text(encoding="utf-8")
+    named = set()
+    for package in ("prelabel", "prelabel_cli", "flows", "tasks"):
+        for path in (ROOT / package).rglob("*.py"):
+            named |= set(re.findall(r"PRELABEL_[A-Z0-9_]*[A-Z0-9]\b", path.read_text(encoding="utf-8")))
+    assert named, "no variable found: the search is broken"
+    assert sorted(name for name in named if f"`{name}`" not in page and f"`{name}`," not in page) == []
