@@ -26,7 +26,7 @@ __all__ = ["postgres_url"]
 def _binaries() -> Path:
     found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
     if not found:
-        pytest.fail("PostgreSQL is not installed: apt-get install postgresql (scripts/bootstrap does)")
+        pytest.fail("PostgreSQL is not installed: apt-get install postgresql (bash scripts/test does)")
     return found[-1].parent
 
 
