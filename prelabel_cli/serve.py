@@ -123,7 +123,7 @@ def serve(
         typer.Option(
             "--interactive/--no-interactive",
             rich_help_panel=LABEL_STUDIO,
-            help="Connect for clicks and boxes (default: when a segmenter is set).",
+            help="Connect for clicks and boxes (default: when a segmenter is set, or sam3 is served).",
         ),
     ] = None,
     basic_auth_user: Annotated[
@@ -202,7 +202,8 @@ def serve(
     runner = _Runner(workers, sock)
     failed: list[str] = []
     if connect is not None:
-        wanted = chosen.segmenter_checkpoint is not None if interactive is None else interactive
+        prompts = chosen.segmenter_checkpoint is not None or chosen.model == "sam3"  # sam3: find-all
+        wanted = prompts if interactive is None else interactive
         threading.Thread(
             target=_connect_when_up,
             args=(runner, public, connect, wanted, failed),

@@ -82,9 +82,13 @@ class ExemplarFinder:
         self.adapter, self.lock = adapter, lock
 
     def find(self, item: ImageItem, box: npt.NDArray[np.float64], label: str) -> Detections:
-        with self.lock:
+        with self.lock:  # the served adapter itself: its own exemplars are back before the lock goes
+            kept = self.adapter.exemplars
             self.adapter.exemplars = {item.uri: [[label, *(float(v) for v in box)]]}
-            (found,) = self.adapter.predict([item])
+            try:
+                (found,) = self.adapter.predict([item])
+            finally:
+                self.adapter.exemplars = kept
         if isinstance(found, PrelabelError):
             raise found
         return found[np.array([name == label for name in found.labels], dtype=bool)]

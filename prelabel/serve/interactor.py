@@ -20,7 +20,6 @@ from prelabel.convert.masks import CocoRle, coco_to_mask
 from prelabel.core.errors import PrelabelError, RefusedRequestError
 from prelabel.labelstudio.client import Project
 from prelabel.labelstudio.predictions import build_prediction
-from prelabel.predict.models import create_model
 from prelabel.predict.models.base import ImageItem
 from prelabel.predict.models.prompted import Prompt, PromptSegmenter, Segment
 from prelabel.records import Detections, PredictionRecord
@@ -59,20 +58,21 @@ class Interactor:
 
     def answer(self, project: Project, task: TaskIn, context: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         """The prediction for one task and its prompt (``result`` empty when no pixel was found)."""
-        if self.segmenter is None:
-            raise RefusedRequestError(
-                400,
-                "this backend has no segmenter for clicks and boxes: start it with --segmenter "
-                "CHECKPOINT (a SAM 2 checkpoint), or use a model that has one (grounded-sam2)",
-            )
         items, unread = self.predictor.read([self.predictor.image_uri(project, task)])
         if unread:
             raise RefusedRequestError(422, f"task {task.id}: {next(iter(unread.values()))}")
         item = next(iter(items.values()))
         interaction = read_context(context, item.info.width, item.info.height, self.find_all_control)
+        find_all = interaction.find_all and interaction.prompt.box is not None
+        if self.segmenter is None and not (find_all and self._finds_by_exemplar()):
+            raise RefusedRequestError(
+                400,
+                "this backend has no segmenter for clicks and boxes: start it with --segmenter "
+                "CHECKPOINT (a SAM 2 checkpoint), or use a model that has one (grounded-sam2)",
+            )
         served = self.predictor.models.for_config(project.config)
         started = time.monotonic()
-        if interaction.find_all and interaction.prompt.box is not None:
+        if find_all:
             found = self._finder(served).find(item, interaction.prompt.box, interaction.label)
             boxes: bool | None = None
         else:
@@ -100,15 +100,20 @@ class Interactor:
         prediction["result"] = fresh_ids(prediction["result"])
         return prediction
 
+    def _finds_by_exemplar(self) -> bool:
+        """Whether find-all prompts SAM 3 with the drawn box (no segmenter needed for it)."""
+        given = self.finder
+        return isinstance(given, ExemplarFinder) or (given is None and self.predictor.models.name == "sam3")
+
     def _finder(self, served: ServedModel) -> InstanceFinder:
-        """The finder for the served model: given, SAM 3's exemplars (``sam3`` served: its own
-        adapter, made once per model version), else the served detector's detections."""
+        """The finder for the served model: given, SAM 3's exemplars (``sam3`` served: the served
+        adapter itself, under the model lock), else the served detector's detections."""
         if self.finder is not None:
             return self.finder
         if self.predictor.models.name == "sam3":
             if served.version not in self._exemplar_finders:
-                adapter = create_model("sam3", **served.options)
-                self._exemplar_finders[served.version] = ExemplarFinder(adapter, self.predictor.model_lock)
+                finder = ExemplarFinder(served.adapter, self.predictor.model_lock)
+                self._exemplar_finders[served.version] = finder
             return self._exemplar_finders[served.version]
         return DetectionFinder(
             lambda image: self.predictor.detections(served, image),

@@ -25,7 +25,7 @@ from PIL import Image, ImageDraw
 
 from prelabel.labelstudio.client import LabelStudioClient, Project
 from prelabel.labelstudio.server import LocalLabelStudio, free_port
-from tests.conftest import TINY_DETR_LABELS, quick_client, serve_label_studio
+from tests.conftest import TINY_DETR_LABELS, quick_client, run_prelabel, serve_label_studio
 from tests.e2e.test_deployments import Stack, _wait_final, prefect_stack
 from tests.support import REPO
 
@@ -186,6 +186,25 @@ def test_serve_connect_is_called_back_by_label_studio(
     assert set(hooks[0]["headers"]) == {"X-Prelabel-Webhook-Secret"}  # the secret: a header only
     assert hooks[0]["headers"]["X-Prelabel-Webhook-Secret"] not in out  # and never in the log
     assert client.get_project(project.id).model_version == version
+
+
+def test_project_connect_and_project_show_name_the_running_backend(
+    client: LabelStudioClient, connected: tuple[Project, Backend, str], stack: Stack
+) -> None:
+    project, _, version = connected
+    (ml,) = client.request("GET", "/api/ml", params={"project": project.id}).json()
+    other = client.create_project("connected by project connect", CONFIG)
+    done = run_prelabel("project", "connect", str(other.id), "--url", ml["url"], env=stack.env)
+    assert done.returncode == 0, done.stderr
+    assert f"connected to project {other.id}: backend " in done.stdout
+    assert f"at {ml['url']} (connected, model version {version})" in done.stdout
+    shown = run_prelabel("project", "show", str(other.id), env=stack.env)
+    assert shown.returncode == 0, shown.stderr
+    (backend_line,) = [line for line in shown.stdout.splitlines() if ml["url"] in line]
+    assert backend_line.endswith(f"{ml['url']} (connected), model version {version}"), shown.stdout
+    unconnected = client.create_project("no backend", CONFIG)
+    bare = run_prelabel("project", "show", str(unconnected.id), env=stack.env)
+    assert "ML backends: none (prelabel project connect)" in bare.stdout
 
 
 def test_opening_a_task_creates_its_prediction(

@@ -503,3 +503,49 @@ def test_an_upload_read_before_is_answered_from_the_cache_without_reading_it_aga
     assert (first.inferred, again.cached, again.inferred) == (2, 2, 0)
     assert again.predictions == first.predictions
     assert len(read) == 2  # each upload read once
+
+
+def test_find_all_with_sam3_served_is_answered_by_the_served_model_without_a_segmenter(
+    label_studio: LocalLabelStudio,
+    ls_client: LabelStudioClient,
+    tiny_sam3: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    project = ls_client.create_project(f"sam3 find-all {tmp_path.name[-20:]}", CONFIG)
+    ls_client.upload_files(project.id, text_images(tmp_path / "images", 1))
+    task = next(ls_client.iter_tasks(project.id))
+    options = {"checkpoint": str(tiny_sam3), "threshold": 0.0, "device": "cpu"}
+    settings = serve_settings(tmp_path / "state", model="sam3", model_options=options, budget=20)
+    drawn = {
+        "type": "rectanglelabels",
+        "from_name": "find_all",
+        "value": {"x": 10, "y": 10, "width": 40, "height": 60, "rectanglelabels": ["text"]},
+    }
+    click = {"type": "keypointlabels", "value": {"x": 10, "y": 10, "keypointlabels": ["text"]}}
+    with ml_backend(settings, ls_settings(label_studio, tmp_path / "cache")) as url:
+
+        def prompted(*results: Any) -> httpx.Response:
+            body = {"tasks": [{"id": task.id, "data": dict(task.data)}], "project": f"{project.id}.1"}
+            context = {"context": {"result": list(results)}}
+            return call(url, "/predict", {**body, "params": context}, auth=None)
+
+        found = prompted(drawn)
+        assert found.status_code == 200, found.text
+        result = found.json()["results"][0]["result"]
+        boxes = [r for r in result if r["type"] == "rectanglelabels"]
+        assert boxes and {r["from_name"] for r in boxes} == {"label"}  # threshold 0: random weights find some
+        assert {r["value"]["rectanglelabels"][0] for r in boxes} == {"text"}
+        assert len([r for r in result if r["type"] == "brushlabels"]) == len(boxes)  # SAM 3's own masks
+        assert found.json()["results"][0]["model_version"].startswith("sam3")
+        refused = prompted(click)  # a click needs a segmenter, which this backend has not
+        assert refused.status_code == 400 and "no segmenter" in refused.json()["detail"]
+        # the served model still answers a task as it opens
+        plain = call(
+            url,
+            "/predict",
+            {"tasks": [{"id": task.id, "data": dict(task.data)}], "project": f"{project.id}.1"},
+            auth=None,
+        )
+        assert plain.status_code == 200, plain.text

@@ -142,6 +142,7 @@ def test_find_all_with_sam3_prompts_the_drawn_box_as_an_exemplar(
     box = np.array([4.0, 6.0, 30.0, 40.0])
     finder = ExemplarFinder(create_model("sam3", **options), threading.Lock())
     found = finder.find(item, box, "car")
+    assert getattr(finder.adapter, "exemplars", "?") is None  # the served adapter is as it was
     # the same as a sam3 made with that exemplar, its other label's instances left out
     (expected,) = create_model("sam3", exemplars={item.uri: [["car", *box.tolist()]]}, **options).predict(
         [item]

@@ -245,3 +245,23 @@ def test_settings_errors_name_the_setting_and_never_a_value() -> None:
         assert says in said and "hunter2" not in said and "pw-secret" not in said
     settings = load_serve_settings(webhook_secret="hunter2-secret")
     assert "hunter2" not in repr(settings) and "hunter2" not in str(settings.model_dump())
+
+
+def test_a_project_not_served_here_is_a_403_before_label_studio_is_asked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from prelabel.serve.projects import Projects
+    from prelabel.serve.settings import load_serve_settings
+
+    class NeverAsked:
+        url = "http://127.0.0.1:9"
+
+        def get_project(self, project_id: int) -> None:
+            raise AssertionError(f"Label Studio asked for project {project_id}")
+
+    monkeypatch.setenv("PRELABEL_SERVE_PROJECTS", "[3, 5]")
+    served = load_serve_settings().projects
+    assert served == [3, 5]
+    with pytest.raises(RefusedRequestError) as caught:
+        Projects(NeverAsked(), served).get(4)  # type: ignore[arg-type]
+    assert caught.value.status == 403 and "PRELABEL_SERVE_PROJECTS" in str(caught.value)
