@@ -63,8 +63,8 @@ class Interactor:
             raise RefusedRequestError(422, f"task {task.id}: {next(iter(unread.values()))}")
         item = next(iter(items.values()))
         interaction = read_context(context, item.info.width, item.info.height, self.find_all_control)
-        find_all = interaction.find_all and interaction.prompt.box is not None
-        if self.segmenter is None and not (find_all and self._finds_by_exemplar()):
+        drawn = interaction.prompt.box if interaction.find_all else None  # find-all: the drawn box
+        if self.segmenter is None and not (drawn is not None and self._finds_by_exemplar()):
             raise RefusedRequestError(
                 400,
                 "this backend has no segmenter for clicks and boxes: start it with --segmenter "
@@ -72,8 +72,8 @@ class Interactor:
             )
         served = self.predictor.models.for_config(project.config)
         started = time.monotonic()
-        if find_all:
-            found = self._finder(served).find(item, interaction.prompt.box, interaction.label)
+        if drawn is not None:
+            found = self._finder(served).find(item, drawn, interaction.label)
             boxes: bool | None = None
         else:
             segment = self.segment(item, interaction.prompt)
