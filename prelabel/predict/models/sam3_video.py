@@ -247,6 +247,9 @@ def forget(model: Any, session: Any, frame: int) -> None:
     tracker = model.tracker_model.config
     window = max(int(tracker.num_maskmem), int(tracker.max_object_pointers_in_encoder)) + 1
     drop_old(session, frame, window)
+    for per_frame in (session.obj_id_to_tracker_score_frame_wise, session.suppressed_obj_ids):
+        for old in [k for k in per_frame if k < frame]:  # read at the current frame only (and
+            del per_frame[old]  # the first copied whole on every frame: kept, each frame costs more)
     for outputs in session.output_dict_per_obj.values():
         conditioning = sorted(outputs["cond_frame_outputs"])
         recent = set(conditioning[-int(tracker.max_cond_frame_num) :])

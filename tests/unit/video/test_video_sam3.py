@@ -118,3 +118,42 @@ def test_a_fresh_run_posts_the_tracks_the_cache_gives_back(tiny_sam3_video: Path
     assert fresh.tracks and len(fresh.tracks) == len(cached.tracks)
     for ours, kept in zip(fresh.tracks, cached.tracks, strict=True):  # exactly: no rounding apart
         assert np.array_equal(ours.xyxy, kept.xyxy) and np.array_equal(ours.scores, kept.scores)
+
+
+@pytest.mark.slow
+def test_the_session_holds_a_window_of_frames_whatever_the_video_length(
+    tiny_sam3_video: Path, tmp_path: Path
+) -> None:
+    """Past the memory window, what the session holds is bounded by the window and the objects
+    tracked, never by the frames seen: the decoded frame, each object's memories of the window
+    (old conditioning frames keep only their pointer and score), the current frame's scores."""
+    model = cast(
+        Sam3Video,
+        create_model("sam3-video", checkpoint=str(tiny_sam3_video), classes="car", chunk_frames=4, **OPEN),
+    )
+    network, _, _ = model._load()
+    tracker = network.tracker_model.config
+    window = max(tracker.num_maskmem, tracker.max_object_pointers_in_encoder) + 1  # 17 frames here
+    frames = 3 * window
+    video = probe_video(write_video(tmp_path / "long.webm", frames=frames))
+    session = model.session(video)
+    kept = {"object_pointer", "object_score_logits"}
+    seen, most = 0, {"decoded": 0, "memories": 0, "conditioning": 0, "frame keyed": 0}
+    for _ in model.outputs(network, session, video):
+        seen += 1
+        objects = session.output_dict_per_obj.values()
+        now = {
+            "decoded": len(session.processed_frames),
+            "memories": max((len(o["non_cond_frame_outputs"]) for o in objects), default=0),
+            "conditioning": max(
+                (sum(1 for e in o["cond_frame_outputs"].values() if set(e) - kept) for o in objects),
+                default=0,
+            ),
+            "frame keyed": max(
+                len(session.obj_id_to_tracker_score_frame_wise), len(session.suppressed_obj_ids)
+            ),
+        }
+        most = {k: max(v, now[k]) for k, v in most.items()}
+    assert seen == frames  # every frame answered
+    assert most["decoded"] <= 1 and most["frame keyed"] <= 1, most
+    assert 0 < most["memories"] <= window and most["conditioning"] <= tracker.max_cond_frame_num, most
