@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from prelabel.convert.geometry import xyxy_to_percent
 from prelabel.labelstudio.client import LabelStudioClient
@@ -141,3 +142,46 @@ def test_pull_mot_gives_the_frames_and_boxes_the_frontend_draws(
     coco = json.loads((tmp_path / "coco" / "clip.mp4.json").read_text())
     assert len(coco["images"]) == 8 and [a["image_id"] for a in coco["annotations"]] == [2, 3, 4, 7, 8]
     assert {a["track_id"] for a in coco["annotations"]} == {1} and coco["categories"][0]["name"] == "car"
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_a_shard_of_videos_is_tracked_on_its_worker_into_the_cache_the_parent_reads(
+    tiny_sam3_video: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flows.infer_shard import infer_shard
+    from flows.params import ShardParams
+    from prelabel.predict.models import create_model
+    from prelabel.predict.models.video import VideoModel
+    from prelabel.predict.videos import track_videos
+    from prelabel.store.cache import open_cache
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    (tmp_path / "videos").mkdir()
+    paths = [write_video(tmp_path / "videos" / f"cam{n}.webm", frames=6 + n) for n in range(2)]
+    options = {
+        "checkpoint": str(tiny_sam3_video),
+        "classes": ["car"],
+        "threshold": 0.0,
+        "new_object_threshold": 0.0,
+        "max_objects": 2,
+        "hotstart_delay": 2,
+        "device": "cpu",
+    }
+    cache_dir = tmp_path / "cache"
+    shard = ShardParams(
+        images=[str(p) for p in paths],
+        shard="videos-0",
+        model="sam3-video",
+        model_options=options,
+        cache_dir=str(cache_dir),
+    )
+    summary = infer_shard(shard)
+    assert (summary.images, summary.inferred, summary.cached, summary.failed) == (2, 2, 0, 0)
+    cache = open_cache(cache_dir)
+    marker = cache.get_marker("videos-0")
+    assert marker is not None and marker["inferred"] == 2  # the shard's marker: done, by whom
+    # The parent, with the same model and options, tracks nothing again: every video from the cache.
+    model = create_model("sam3-video", **options)
+    assert isinstance(model, VideoModel)
+    again = track_videos({str(p): probe_video(p) for p in paths}, model, cache)
+    assert (again.inferred, again.cached) == (0, 2)
