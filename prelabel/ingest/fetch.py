@@ -1,4 +1,5 @@
-"""Image bytes from local paths, ``s3://`` keys and http(s) URLs, many at a time.
+"""Image bytes from local paths, ``s3://`` keys and http(s) URLs, many at a time (and, for videos,
+one remote file at a time straight to disk: ``download``).
 
 One asyncio loop drives every fetch: URLs through one ``httpx.AsyncClient`` (bounded
 concurrency, per-request timeout, the retry policy of ``prelabel.core.retry``,
@@ -22,7 +23,7 @@ import os
 import ssl
 import stat
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -195,35 +196,56 @@ class Fetcher:
             raise SourceError(f"{uri}: larger than the {self.options.max_bytes:,}-byte limit")
         return answer.content
 
-    def _read_s3(self, uri: str) -> bytes:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        bucket, key = split_s3_uri(uri)
+    def _s3_client(self) -> S3Client:
         with self._s3_lock:  # boto3 clients are thread-safe once made; making one is not
             if self._s3 is None:
                 from prelabel.store.s3 import s3_client
 
                 self._s3 = s3_client(self.settings)
-            s3 = self._s3
-        try:
-            answer = s3.get_object(Bucket=bucket, Key=key)
+            return self._s3
+
+    def _read_s3(self, uri: str) -> bytes:
+        bucket, key = split_s3_uri(uri)
+        with _s3_errors(uri):
+            answer = self._s3_client().get_object(Bucket=bucket, Key=key)
             if answer["ContentLength"] > self.options.max_bytes:
                 raise SourceError(f"{uri}: larger than the {self.options.max_bytes:,}-byte limit")
             return answer["Body"].read()
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "error")
-            raise SourceError(f"{uri}: S3 answered {code}") from exc
-        except BotoCoreError as exc:
-            raise SourceError(f"{uri}: S3 read failed ({exc})") from exc
+
+    def download(self, uri: str, path: Path) -> None:
+        """Copy ``uri`` (an ``s3://`` key or an http(s) URL) to the file ``path``, streamed and
+        with no size limit (a video), under the same retries and redirect guard as images."""
+        if uri.startswith("s3://"):
+            bucket, key = split_s3_uri(uri)
+            with _s3_errors(uri):
+                self._s3_client().download_file(bucket, key, str(path))
+        elif uri.startswith(("http://", "https://")):
+
+            async def run() -> None:
+                async with self._client(1) as client:
+                    await self._get(client, uri, None, lambda response: _write_body(response, path))
+
+            asyncio.run(run())
+        else:
+            raise SourceError(f"{uri}: not a remote file (s3:// or http(s)://)")
 
     async def _download(self, client: httpx.AsyncClient, url: str) -> bytes:
-        response = await self._get(client, url, None, stream_body=True)
+        async def image(response: httpx.Response) -> None:
+            _check_type(url, response.headers.get("content-type", ""))
+            await self._read_body(url, response)
+
+        response = await self._get(client, url, None, image)
         return response.content
 
     async def _get(
-        self, client: httpx.AsyncClient, url: str, params: Mapping[str, Any] | None, stream_body: bool = False
+        self,
+        client: httpx.AsyncClient,
+        url: str,
+        params: Mapping[str, Any] | None,
+        read: Callable[[httpx.Response], Awaitable[None]] | None = None,
     ) -> httpx.Response:
-        """GET under the retry policy; for images, the body is read under the size cap and type-checked."""
+        """GET under the retry policy; the body is read by ``read`` (default: whole, under the
+        size cap), again on each try."""
         tries = 0
 
         async def attempt() -> httpx.Response:
@@ -234,9 +256,7 @@ class Fetcher:
                     raise TransientStatusError(response)
                 if response.status_code >= 400:
                     raise SourceError(f"{url}: HTTP {response.status_code} {response.reason_phrase}")
-                if stream_body:
-                    _check_type(url, response.headers.get("content-type", ""))
-                await self._read_body(url, response)
+                await (read or functools.partial(self._read_body, url))(response)
                 return response
 
         policy = RetryPolicy(retries=self.options.retries, backoff=self.options.backoff)
@@ -260,6 +280,27 @@ class Fetcher:
                 raise SourceError(f"{url}: more than the {limit:,}-byte limit")
             chunks.append(chunk)
         response._content = b"".join(chunks)  # what .content and .json() read
+
+
+async def _write_body(response: httpx.Response, path: Path) -> None:
+    """The body into ``path`` (made again on a retry), a megabyte at a time."""
+    with path.open("wb") as handle:
+        async for chunk in response.aiter_bytes(1 << 20):
+            handle.write(chunk)
+
+
+@contextlib.contextmanager
+def _s3_errors(uri: str) -> Iterator[None]:
+    """boto3's errors as one ``SourceError`` naming ``uri``."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        yield
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "error")
+        raise SourceError(f"{uri}: S3 answered {code}") from exc
+    except BotoCoreError as exc:
+        raise SourceError(f"{uri}: S3 read failed ({exc})") from exc
 
 
 @functools.cache

@@ -185,3 +185,74 @@ def test_a_shard_of_videos_is_tracked_on_its_worker_into_the_cache_the_parent_re
     assert isinstance(model, VideoModel)
     again = track_videos({str(p): probe_video(p) for p in paths}, model, cache)
     assert (again.inferred, again.cached) == (0, 2)
+
+
+def test_videos_named_by_s3_keys_and_urls_become_video_tasks_with_their_tracks(
+    label_studio: LocalLabelStudio,
+    ls_client: LabelStudioClient,
+    tiny_sam3_video: Path,
+    s3_endpoint: str,
+    tmp_path: Path,
+) -> None:
+    import functools
+    import http.server
+    import threading
+
+    from prelabel.core.settings import load_settings
+    from prelabel.store.s3 import s3_client
+
+    (tmp_path / "served").mkdir()
+    (tmp_path / "tmp").mkdir()
+    on_s3 = write_video(tmp_path / "served" / "dock.webm", frames=8)
+    on_web = write_video(tmp_path / "served" / "gate.webm", frames=6)
+    s3 = {
+        "PRELABEL_S3_ENDPOINT_URL": s3_endpoint,
+        "PRELABEL_S3_REGION": "us-east-1",
+        "PRELABEL_S3_ACCESS_KEY_ID": "k",
+        "PRELABEL_S3_SECRET_ACCESS_KEY": "s",
+    }
+    client = s3_client(load_settings(**{k.removeprefix("PRELABEL_").lower(): v for k, v in s3.items()}))
+    client.create_bucket(Bucket="clips")
+    client.upload_file(str(on_s3), "clips", "cams/dock.webm")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path / "served"))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    web = f"http://127.0.0.1:{server.server_address[1]}"
+    manifest = tmp_path / "videos.csv"
+    manifest.write_text(f"uri\ns3://clips/cams/dock.webm\n{web}/gate.webm\ns3://clips/cams/missing.webm\n")
+    project = ls_client.create_project("remote videos", build_video_config(["car", "person"]))
+    env = {
+        **s3,
+        "PRELABEL_LS_URL": label_studio.url,
+        "PRELABEL_LS_API_KEY": label_studio.personal_token.get_secret_value(),
+        "HF_HUB_OFFLINE": "1",
+        "TMPDIR": str(tmp_path / "tmp"),  # where the run keeps its copies of remote videos
+    }
+    options = [
+        f"--model-option=checkpoint={tiny_sam3_video}",
+        "--model-option=threshold=0",
+        "--model-option=new_object_threshold=0",
+        "--model-option=max_objects=2",
+        "--model-option=hotstart_delay=2",
+        "--model-option=device=cpu",
+    ]
+    args = ["run", "--manifest", str(manifest), "--project-id", str(project.id), "--model", "sam3-video"]
+    try:
+        more = ["--import-new", "--output-dir", "out", "--model-version", "remote-v1", *options]
+        done = run_prelabel(*args, *more, cwd=tmp_path, env=env)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert done.returncode == 1, done.stderr[-3000:]  # one video is missing: its row, the rest done
+    errors = (tmp_path / "out" / "errors.csv").read_text()
+    assert "s3://clips/cams/missing.webm: S3 answered 404" in errors
+    tasks = {t.data["video"]: t for t in ls_client.iter_tasks(project.id, full=True)}
+    assert set(tasks) == {"s3://clips/cams/dock.webm", f"{web}/gate.webm"}  # referenced, not uploaded
+    for uri, path in (("s3://clips/cams/dock.webm", on_s3), (f"{web}/gate.webm", on_web)):
+        video = probe_video(path)
+        task = tasks[uri]
+        assert (task.data["width"], task.data["height"], task.data["fps"]) == ("96", "64", "12")
+        (prediction,) = task.predictions
+        assert prediction["model_version"] == "remote-v1" and prediction["result"]  # tracks (threshold 0)
+        assert all(r["value"]["framesCount"] == video.frames for r in prediction["result"])
+    assert list((tmp_path / "tmp").glob("prelabel-videos-*")) == []  # the copies went with the run
