@@ -27,6 +27,7 @@ def ingest_flow(params: IngestParams) -> IngestSummary:
         params.label_path,
         params.page_size,
         params.max_items,
+        params.videos,
     )
     options = FetchOptions(params.concurrency, params.timeout, params.retries, max_bytes=params.max_bytes)
     result = ingest_source(
@@ -42,6 +43,7 @@ def ingest_flow(params: IngestParams) -> IngestSummary:
         failed=len(result.errors),
         files=write_ingest_report(manifest, result),
         strata=result.strata,
+        unit="videos" if params.videos else "images",
     )
     create_markdown_artifact(summary.markdown(), key="prelabel-ingest", description="prelabel ingest")
     log.info(

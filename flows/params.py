@@ -325,6 +325,10 @@ class IngestParams(BaseModel):
     equal_per_stratum: bool = Field(default=False, description="Equal counts per stratum, not proportional.")
     seed: int = Field(default=0, description="Sampling seed (same seed, same sample).")
     video_fps: float | None = Field(default=None, ge=0, description="Frames per second from videos; 0 = all.")
+    videos: bool = Field(
+        default=False,
+        description="Keep videos whole: a row per video (size, frames, rate), for video projects.",
+    )
     frames_dir: str | None = Field(
         default=None, description="Where video frames go; default beside the manifest."
     )
@@ -337,6 +341,12 @@ class IngestParams(BaseModel):
     timeout: float = Field(default=30.0, gt=0, description="Seconds per request.")
     retries: int = Field(default=4, ge=0, description="Retries on 429/5xx/connection errors.")
     max_bytes: int = Field(default=50 * 2**20, ge=1, description="Largest accepted image, in bytes.")
+
+    @model_validator(mode="after")
+    def _frames_or_whole_videos(self) -> Self:
+        if self.videos and self.video_fps is not None:
+            raise ValueError("videos (kept whole) and video_fps (cut into frames) exclude each other")
+        return self
 
 
 class ExportParams(_ModelOptions):

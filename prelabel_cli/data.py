@@ -70,6 +70,7 @@ def ingest(
     ),
     allow_failures: AllowFailures = False,
     video_fps: Annotated[float | None, _ingest("video_fps", ADVANCED)] = None,
+    videos: Annotated[bool, _ingest("videos", BASICS)] = flow_default(IngestParams, "videos"),
     url_column: Annotated[str, _ingest("url_column", ADVANCED)] = flow_default(IngestParams, "url_column"),
     url_path: Annotated[str, _ingest("url_path", ADVANCED)] = flow_default(IngestParams, "url_path"),
     label_path: Annotated[str | None, _ingest("label_path", ADVANCED)] = None,
@@ -87,6 +88,8 @@ def ingest(
     prelabel ingest --source s3://bucket/photos --manifest photos.csv --sample 1000 --seed 1
 
     prelabel ingest --source urls.csv --manifest sample.csv --sample 500 --stratify-by label
+
+    prelabel ingest --source s3://bucket/clips --manifest clips.csv --videos
     """
     with collector_paused():
         from flows.ingest import ingest_flow
@@ -99,6 +102,7 @@ def ingest(
         equal_per_stratum=equal,
         seed=seed,
         video_fps=video_fps,
+        videos=videos,
         url_column=url_column,
         url_path=url_path,
         label_path=label_path,
@@ -115,7 +119,7 @@ def ingest(
 
 def _ingest_lines(done: IngestSummary) -> str:
     lines = [
-        f"{done.kept} images in {done.manifest} ({done.listed} listed, "
+        f"{done.kept} {done.unit} in {done.manifest} ({done.listed} listed, "
         f"{done.duplicates} duplicates, {done.failed} failed)"
     ]
     lines += [f"  {s.stratum or '(all)'}: {s.sampled} of {s.available}" for s in done.strata]

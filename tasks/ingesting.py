@@ -25,7 +25,8 @@ def ingest_source(
     """List, sample, fetch and check the whole source (streaming: bounded memory)."""
     settings = load_settings()
     fetcher = Fetcher(settings, options)
-    progress = Progress(0, "prelabel-ingest-progress", unit="images checked")
+    unit = "videos checked" if spec.videos else "images checked"
+    progress = Progress(0, "prelabel-ingest-progress", unit=unit)
     return ingest_items(
         iter_source(spec, fetcher, settings),
         fetcher,
@@ -34,4 +35,5 @@ def ingest_source(
         equal=equal,
         seed=seed,
         progress=progress.advance,
+        videos=spec.videos,
     )

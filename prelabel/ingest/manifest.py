@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,6 +24,7 @@ from prelabel.core.failures import ErrorRow, Stage, failure_row, write_errors
 from prelabel.core.images import DEFAULT_MAX_PIXELS, read_image_info
 from prelabel.core.redact import redact
 from prelabel.ingest.fetch import Fetcher
+from prelabel.ingest.remote_videos import probe_source_video, video_fields
 from prelabel.ingest.sampling import StratumCount, stratified_sample
 from prelabel.ingest.sources import (
     RestSource,
@@ -51,6 +53,7 @@ __all__ = [
 ]
 
 _COLUMNS = ("uri", "name", "sha256", "width", "height")
+_VIDEOS_AT_ONCE = 4  # whole videos checked at a time (each copied to disk when remote)
 
 
 @dataclass(frozen=True)
@@ -98,12 +101,16 @@ class SourceSpec:
     label_path: str | None = None
     page_size: int = 100
     max_items: int | None = None
+    videos: bool = False  # videos kept whole: a row per video (for video projects), not frames
 
 
 def iter_source(spec: SourceSpec, fetcher: Fetcher, settings: Settings | None = None) -> Iterator[SourceItem]:
     """The items of a folder, ``s3://`` prefix, ``.txt``/``.csv`` URL list, paged REST endpoint,
     Label Studio project (``ls://ID``), or video file/folder (frames written to ``frames_dir``)."""
     source = spec.source
+    if spec.videos:
+        yield from _whole_videos(spec, fetcher, settings)
+        return
     if source.startswith("ls://"):
         from prelabel.core.settings import load_settings
 
@@ -125,6 +132,26 @@ def iter_source(spec: SourceSpec, fetcher: Fetcher, settings: Settings | None = 
         yield from _video_items(path, spec.video_fps or 0.0, Path(spec.frames_dir or "frames"))
     else:
         yield from (SourceItem(str(p), p.name) for p in iter_image_files(path))
+
+
+def _whole_videos(spec: SourceSpec, fetcher: Fetcher, settings: Settings | None) -> Iterator[SourceItem]:
+    """The videos a source names, each an item of its own (a folder's or a prefix's video files,
+    a URL list's or a REST endpoint's URLs)."""
+    from prelabel.ingest.video import iter_video_files
+    from prelabel.video.probe import VIDEO_SUFFIXES
+
+    source = spec.source
+    if source.startswith("ls://"):
+        raise SourceError(f"{source}: videos come from a folder, an s3:// prefix or a list of URLs")
+    if source.startswith("s3://"):
+        yield from iter_s3(source, settings, VIDEO_SUFFIXES)
+    elif source.startswith(("http://", "https://")):
+        rest = RestSource(source, spec.url_path, spec.label_path, spec.page_size, spec.max_items)
+        yield from iter_rest(rest, fetcher)
+    elif Path(source).suffix.lower() in (".txt", ".csv"):
+        yield from iter_url_list(source, spec.url_column)
+    else:
+        yield from (SourceItem(str(p), p.name) for p in iter_video_files(source))
 
 
 def _video_items(source: Path, fps: float, frames: Path) -> Iterator[SourceItem]:
@@ -158,8 +185,10 @@ def ingest_items(
     seed: int = 0,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     progress: Callable[[int], None] | None = None,
+    videos: bool = False,
 ) -> IngestResult:
-    """List -> sample -> fetch and check -> drop duplicates; see the module docstring."""
+    """List -> sample -> fetch and check -> drop duplicates; see the module docstring. With
+    ``videos`` each item is a whole video, probed (a remote one from a copy deleted after)."""
     result = IngestResult()
     items = _usable(items, result)
     if sample is not None:
@@ -187,18 +216,28 @@ def ingest_items(
         try:
             if isinstance(outcome, SourceError):
                 raise outcome
-            info = read_image_info(outcome, item.name, max_pixels)
+            if videos:
+                video = probe_source_video(uri, fetcher)
+                info = (video.sha256, video.width, video.height)
+                fields = {**item.fields, **video_fields(video)}
+            else:
+                image = read_image_info(outcome, item.name, max_pixels)
+                info, fields = (image.sha256, image.width, image.height), dict(item.fields)
         except PrelabelError as exc:
             row = failure_row(uri, Stage.INGEST, exc)
             with lock:
                 result.errors.append(row)
             return
         with lock:
-            found[uri] = ManifestRow(uri, item.name, info.sha256, info.width, info.height, dict(item.fields))
+            found[uri] = ManifestRow(uri, item.name, *info, fields)
             if progress is not None:
                 progress(1)
 
-    fetcher.fetch(by_uri, check)
+    if videos:  # a few at a time: each may be gigabytes on its way through this machine's disk
+        with ThreadPoolExecutor(_VIDEOS_AT_ONCE) as pool:
+            list(pool.map(lambda uri: check(uri, b""), by_uri))
+    else:
+        fetcher.fetch(by_uri, check)
     first: dict[str, str] = {}
     for uri in sorted(found, key=order.__getitem__):
         row = found[uri]

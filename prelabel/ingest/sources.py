@@ -135,8 +135,11 @@ def remote_problem(uri: str) -> str | None:
     return None
 
 
-def iter_s3(uri: str, settings: Settings | None = None) -> Iterator[SourceItem]:
-    """Image objects under ``s3://bucket/prefix``, page by page, hidden names skipped."""
+def iter_s3(
+    uri: str, settings: Settings | None = None, suffixes: frozenset[str] = IMAGE_SUFFIXES
+) -> Iterator[SourceItem]:
+    """Objects under ``s3://bucket/prefix`` with one of ``suffixes`` (images by default), page
+    by page, hidden names skipped."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     from prelabel.store.s3 import s3_client
@@ -150,7 +153,7 @@ def iter_s3(uri: str, settings: Settings | None = None) -> Iterator[SourceItem]:
                 parts = PurePosixPath(key[len(prefix) :]).parts
                 if any(part.startswith(".") for part in parts):
                     continue
-                if PurePosixPath(key).suffix.lower() in IMAGE_SUFFIXES:
+                if PurePosixPath(key).suffix.lower() in suffixes:
                     yield SourceItem(f"s3://{bucket}/{key}", PurePosixPath(key).name)
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "error")

@@ -14,10 +14,9 @@ from pathlib import Path
 
 from prelabel.core.errors import SourceError
 from prelabel.ingest.sources import SourceItem
+from prelabel.video.probe import VIDEO_SUFFIXES
 
 __all__ = ["VIDEO_SUFFIXES", "iter_video_files", "iter_video_frames"]
-
-VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"})
 
 
 def iter_video_files(root: str | Path) -> Iterator[Path]:

@@ -6,22 +6,17 @@ videos; a shard is a list of videos). A failing video is an error row, never a f
 
 from __future__ import annotations
 
-import atexit
-import hashlib
-import shutil
-import tempfile
-import threading
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from prelabel.core.errors import DetectionError, PrelabelError, SourceError
 from prelabel.core.failures import ErrorRow, Stage, failure_row, item_failure
 from prelabel.ingest.fetch import Fetcher
 from prelabel.ingest.manifest import read_manifest
+from prelabel.ingest.remote_videos import REMOTE, local_copy
 from prelabel.labelstudio.config import LabelConfig
 from prelabel.labelstudio.labelmap import LabelMap
 from prelabel.predict.models.video import VideoModel
@@ -36,7 +31,6 @@ __all__ = [
     "TrackedBatch",
     "VideoPredictions",
     "collect_videos",
-    "local_copy",
     "probe_all",
     "task_fields",
     "track_videos",
@@ -73,37 +67,12 @@ def probe_all(
     errors: list[ErrorRow] = []
     for uri in uris:
         with item_failure(errors, uri, Stage.READ):
-            if fetcher is None and uri.startswith(_REMOTE):
+            if fetcher is None and uri.startswith(REMOTE):
                 from prelabel.core.settings import load_settings
 
                 fetcher = Fetcher(load_settings())
             found[uri] = probe_video(local_copy(uri, fetcher) if fetcher else uri)
     return found, errors
-
-
-_REMOTE = ("s3://", "http://", "https://")
-_copies: list[Path] = []  # the process's folder of copies, made on first use
-_copies_lock = threading.Lock()
-
-
-def local_copy(uri: str, fetcher: Fetcher) -> str:
-    """A remote video's copy on this machine (PyAV decodes files; a video is decoded once to
-    probe and again to track), made once per process in a temporary folder removed when the
-    process ends; a local path as it is."""
-    if not uri.startswith(_REMOTE):
-        return uri
-    with _copies_lock:
-        if not _copies:
-            _copies.append(Path(tempfile.mkdtemp(prefix="prelabel-videos-")))
-            atexit.register(shutil.rmtree, _copies[0], True)
-    name = PurePosixPath(urlsplit(uri).path).name or "video"
-    copy = _copies[0] / hashlib.sha256(uri.encode()).hexdigest()[:16] / name
-    if not copy.is_file():
-        copy.parent.mkdir(parents=True, exist_ok=True)
-        part = copy.with_name(f"{name}.part")
-        fetcher.download(uri, part)
-        part.replace(copy)
-    return str(copy)
 
 
 def task_fields(info: VideoInfo) -> dict[str, str]:

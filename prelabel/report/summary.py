@@ -190,6 +190,7 @@ class IngestSummary:
     failed: int = 0
     files: dict[str, str] = field(default_factory=dict)
     strata: list[StratumCount] = field(default_factory=list)
+    unit: str = "images"  # what the manifest's rows are: images (or frames), or whole videos
 
     def markdown(self) -> str:
         """The ingest as markdown (the Prefect UI shows it as an artifact)."""

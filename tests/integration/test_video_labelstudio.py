@@ -218,8 +218,21 @@ def test_videos_named_by_s3_keys_and_urls_become_video_tasks_with_their_tracks(
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     web = f"http://127.0.0.1:{server.server_address[1]}"
+    listed = run_prelabel(
+        "ingest", "--source", "s3://clips/cams/", "--manifest", "s3.csv", "--videos", cwd=tmp_path, env=s3
+    )
+    assert listed.returncode == 0, listed.stderr[-3000:]
+    assert "1 videos in s3.csv (1 listed, 0 duplicates, 0 failed)" in listed.stdout, listed.stdout
+    with (tmp_path / "s3.csv").open() as handle:
+        (row,) = csv.DictReader(handle)
+    assert (row["uri"], row["width"], row["frames"], row["fps"]) == (
+        "s3://clips/cams/dock.webm",
+        "96",
+        "8",
+        "12",
+    )
     manifest = tmp_path / "videos.csv"
-    manifest.write_text(f"uri\ns3://clips/cams/dock.webm\n{web}/gate.webm\ns3://clips/cams/missing.webm\n")
+    manifest.write_text(f"uri\n{row['uri']}\n{web}/gate.webm\ns3://clips/cams/missing.webm\n")
     project = ls_client.create_project("remote videos", build_video_config(["car", "person"]))
     env = {
         **s3,
