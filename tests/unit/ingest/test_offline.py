@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +19,7 @@ from prelabel.labelstudio.config import parse_label_config
 from prelabel.labelstudio.labelmap import LabelMap
 from prelabel.predict.offline import convert_directory
 from tests.conftest import write_samples
-from tests.support import REPO
+from tests.support.cli import Done, prelabel
 
 COLOURS = {
     "car": (200, 40, 40),
@@ -103,19 +101,19 @@ def test_sources_skip_hidden_and_outside_links(tmp_path: Path) -> None:
         list(iter_image_files(tmp_path / "missing"))
 
 
-def _prelabel(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    code = "from prelabel_cli.main import main; main()"
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run(
-        [sys.executable, "-c", code, *args], cwd=cwd, capture_output=True, text=True, env=env, check=False
-    )
+@pytest.fixture
+def cli(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Callable[..., Done]:
+    """``prelabel ARGS`` in this process, from ``tmp_path`` (these commands need no server)."""
+    monkeypatch.chdir(tmp_path)
+    return lambda *args: prelabel(capsys, monkeypatch, *args)
 
 
-@pytest.mark.slow
-def test_cli_samples_then_convert(tmp_path: Path) -> None:
-    done = _prelabel("samples", "--output-dir", "demo", cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    done = _prelabel(
+def test_cli_samples_then_convert(tmp_path: Path, cli: Callable[..., Done]) -> None:
+    done = cli("samples", "--output-dir", "demo")
+    assert done.code == 0, done.err
+    done = cli(
         "convert",
         "--input-dir",
         "demo",
@@ -125,33 +123,31 @@ def test_cli_samples_then_convert(tmp_path: Path) -> None:
         "demo/label_map.json",
         "--tasks",
         "demo/tasks.json",
-        cwd=tmp_path,
     )
-    assert done.returncode == 0, done.stderr
-    assert "4 tasks with 8 regions" in done.stdout
+    assert done.code == 0, done.err
+    assert "4 tasks with 8 regions" in done.out
     tasks = json.loads((tmp_path / "demo" / "tasks.json").read_text())
     assert len(tasks) == 4
     # One image fails: exit code 1, unless told otherwise; its error is in the CSV.
     (tmp_path / "demo" / "scene_1.jpg").write_bytes(b"")
     args = ["convert", "--input-dir", "demo", "--config", "demo/labeling.xml", "--errors-csv", "errors.csv"]
-    done = _prelabel(*args, cwd=tmp_path)
-    assert done.returncode == 1
+    done = cli(*args)
+    assert done.code == 1
     assert "scene_1.jpg: file is empty" in (tmp_path / "errors.csv").read_text()
-    assert _prelabel(*args, "--allow-failures", cwd=tmp_path).returncode == 0
+    assert cli(*args, "--allow-failures").code == 0
 
 
-def test_cli_input_errors_are_one_line(tmp_path: Path) -> None:
-    done = _prelabel("convert", "--input-dir", "nowhere", "--config", "missing.xml", cwd=tmp_path)
-    assert done.returncode == 2
+def test_cli_input_errors_are_one_line(cli: Callable[..., Done]) -> None:
+    done = cli("convert", "--input-dir", "nowhere", "--config", "missing.xml")
+    assert done.code == 2
     assert (
-        done.stderr.strip()
+        done.err.strip()
         == "prelabel: error: missing.xml: cannot read ([Errno 2] No such file or directory: 'missing.xml')"
     )
-    assert "Traceback" not in done.stderr
+    assert "Traceback" not in done.err
 
 
-@pytest.mark.slow
-def test_polygon_tolerance_reaches_the_outline(tmp_path: Path) -> None:
+def test_polygon_tolerance_reaches_the_outline(tmp_path: Path, cli: Callable[..., Done]) -> None:
     """``--polygon-tolerance``: a disc traced exactly has many vertices, loosely only a few."""
     from PIL import Image
 
@@ -182,12 +178,12 @@ def test_polygon_tolerance_reaches_the_outline(tmp_path: Path) -> None:
             "--polygon-tolerance",
             tolerance,
         ]
-        done = _prelabel(*args, cwd=tmp_path)
-        assert done.returncode == 0, done.stderr
+        done = cli(*args)
+        assert done.code == 0, done.err
         (task,) = json.loads((tmp_path / f"{tolerance}.json").read_text())
         (result,) = task["predictions"][0]["result"]
         vertices[tolerance] = len(result["value"]["points"])
     assert vertices["0.5"] > 2 * vertices["5"] >= 8
     args = ["convert", "--input-dir", "photos", "--config", "config.xml", "--polygon-tolerance", "-1"]
-    done = _prelabel(*args, cwd=tmp_path)
-    assert done.returncode == 2 and "--polygon-tolerance" in done.stderr
+    done = cli(*args)
+    assert done.code == 2 and "--polygon-tolerance" in done.err

@@ -27,7 +27,7 @@ from prelabel.review.features import Embedder, Vector, crop_box
 from prelabel.review.verifier import Verifier
 from prelabel.store.cache import LocalCache, PredictionCache, open_cache
 from prelabel.store.s3 import s3_client
-from tests.conftest import encode_image, run_prelabel
+from tests.conftest import encode_image
 from tests.support.random_models import save_dinov2_registers
 
 GOOD, BAD = (4.0, 4.0, 44.0, 60.0), (52.0, 4.0, 92.0, 60.0)  # pixels of a 96x64 image
@@ -92,15 +92,20 @@ def test_verify_records_keeps_boxes_and_records_aligned_when_an_image_fails(tmp_
     assert saved == verifier and saved.version_suffix(0.25) == "verified-all_no-0.25"
 
 
-@pytest.mark.slow
-def test_run_checks_the_verifier_before_the_flow(tmp_path: Path) -> None:
+def test_run_checks_the_verifier_before_the_flow(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.support.cli import prelabel
+
     (tmp_path / "images").mkdir()
     (tmp_path / "images" / "a.jpg").write_bytes(make_samples()[0].data)  # past the empty-folder check
     base = ["run", "--input-dir", str(tmp_path / "images"), "--project-id", "1", "--model", "raw-files"]
-    missing = run_prelabel(*base, "--verifier", str(tmp_path / "nope.json"))
-    assert missing.returncode == 2 and "cannot read verifier" in missing.stderr
-    out_of_range = run_prelabel(*base, "--verifier", str(tmp_path / "nope.json"), "--min-verified", "2")
-    assert out_of_range.returncode == 2 and "--min-verified" in out_of_range.stderr
+    missing = prelabel(capsys, monkeypatch, *base, "--verifier", str(tmp_path / "nope.json"))
+    assert missing.code == 2 and "cannot read verifier" in missing.err
+    out_of_range = prelabel(
+        capsys, monkeypatch, *base, "--verifier", str(tmp_path / "nope.json"), "--min-verified", "2"
+    )
+    assert out_of_range.code == 2 and "--min-verified" in out_of_range.err
 
 
 class CountingEmbedder(Embedder):

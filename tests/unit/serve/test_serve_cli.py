@@ -1,15 +1,26 @@
-"""``prelabel serve``'s mistakes, caught before anything starts: one line, exit code 2."""
+"""``prelabel serve``'s mistakes, caught before anything starts: one line, exit code 2 (in process:
+each case ends before the server would start)."""
 
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_prelabel
+from tests.support.cli import prelabel
 
 ENV = {"PRELABEL_LS_URL": "http://127.0.0.1:9", "PRELABEL_LS_API_KEY": "k" * 40}
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    """A port in use: a case whose check were skipped would stop there, never serve for ever."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        yield taken.getsockname()[1]
 
 
 @pytest.mark.parametrize(
@@ -29,22 +40,30 @@ ENV = {"PRELABEL_LS_URL": "http://127.0.0.1:9", "PRELABEL_LS_API_KEY": "k" * 40}
     ],
 )
 def test_a_mistake_is_one_line_before_anything_starts(
-    args: list[str], env: dict[str, str], says: str, tmp_path: Path
+    args: list[str],
+    env: dict[str, str],
+    says: str,
+    busy_port: int,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    done = run_prelabel("serve", "--no-handoff", *args, cwd=tmp_path, env={**ENV, **env}, timeout=120)
-    assert done.returncode == 2, done.stdout + done.stderr
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) <= 3 and says in lines[0], done.stderr
-    assert "Traceback" not in done.stderr
+    monkeypatch.chdir(tmp_path)
+    for name, value in {**ENV, **env}.items():
+        monkeypatch.setenv(name, value)
+    done = prelabel(capsys, monkeypatch, "serve", "--no-handoff", "--port", str(busy_port), *args)
+    assert done.code == 2, done.out + done.err
+    lines = done.err.strip().splitlines()
+    assert len(lines) <= 3 and says in lines[0], done.err
+    assert "Traceback" not in done.err
 
 
-def test_a_port_in_use_is_one_line(tmp_path: Path) -> None:
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        done = run_prelabel(
-            "serve", "--no-handoff", "--model", "ocr", "--port", str(port), cwd=tmp_path, env=ENV
-        )
-    assert done.returncode == 2, done.stderr
-    assert f"port {port} on 127.0.0.1 is in use" in done.stderr.strip().splitlines()[0]
+def test_a_port_in_use_is_one_line(
+    busy_port: int, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+    done = prelabel(capsys, monkeypatch, "serve", "--no-handoff", "--model", "ocr", "--port", str(busy_port))
+    assert done.code == 2, done.err
+    assert f"port {busy_port} on 127.0.0.1 is in use" in done.err.strip().splitlines()[0]
