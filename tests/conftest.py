@@ -53,6 +53,7 @@ from prelabel.ingest.samples import LABEL_CONFIG, SampleImage, make_samples  # n
 from prelabel.labelstudio.client import LabelStudioClient, Project  # noqa: E402
 from prelabel.labelstudio.server import LocalLabelStudio, start_label_studio  # noqa: E402
 from prelabel.records import save_raw_file  # noqa: E402
+from tests.support.cli import CliRun  # noqa: E402
 from tests.support.stages import Intervals  # noqa: E402
 
 _projects = count(1)
@@ -259,6 +260,15 @@ def run_prelabel(
         check=False,
         timeout=timeout,
     )
+
+
+@pytest.fixture
+def cli(prefect_server: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> CliRun:
+    """``run_prelabel`` in this process (``tests.support.cli.in_process``): the same call and
+    answer without a new interpreter and Prefect's import to pay for each command."""
+    from tests.support.cli import in_process
+
+    return lambda *args, **given: in_process(capsys, monkeypatch, *args, **given)
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ from prelabel.ingest.samples import make_samples
 from prelabel.labelstudio.client import LabelStudioClient, Project
 from prelabel.labelstudio.server import LocalLabelStudio
 from prelabel.store.s3 import s3_client
-from tests.conftest import run_prelabel
+from tests.support.cli import CliRun
 from tests.support.http_faults import Site, serve
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
@@ -104,12 +104,12 @@ def test_s3_and_url_list_runs_post_what_the_folder_posts(
     assert results["s3"] == results["local"] and results["urls"] == results["local"]
 
 
-def test_ingest_command_with_a_sample(label_studio: LocalLabelStudio, tmp_path: Path) -> None:
+def test_ingest_command_with_a_sample(label_studio: LocalLabelStudio, tmp_path: Path, cli: CliRun) -> None:
     listing = tmp_path / "urls.csv"
     with serve(Site({s.name: s.data for s in make_samples()})) as site:
         rows = [f"{site.url}/img/{s.name},{'a' if i < 3 else 'b'}" for i, s in enumerate(make_samples())]
         listing.write_text("url,label\n" + "\n".join([*rows, f"{site.url}/missing/x.jpg,b"]) + "\n")
-        done = run_prelabel(
+        done = cli(
             "ingest",
             "--source",
             str(listing),

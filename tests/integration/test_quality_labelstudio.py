@@ -17,7 +17,7 @@ from prelabel.labelstudio.server import LocalLabelStudio
 from prelabel.quality import load_pairs, measure_quality
 from prelabel.quality.chart import CHART_SIZE
 from prelabel.quality.report import REGION_CHOICE_COLUMNS
-from tests.conftest import run_prelabel
+from tests.support.cli import CliRun
 from tests.support.docs_images import docs_image
 from tests.support.known_edits import (
     AP50_CAR_POLYGON,
@@ -105,14 +105,17 @@ def test_known_edits_give_known_numbers(synthetic: tuple[LabelStudioClient, Proj
 
 
 def test_cli_writes_csv_json_and_charts(
-    synthetic: tuple[LabelStudioClient, Project], label_studio: LocalLabelStudio, tmp_path: Path
+    synthetic: tuple[LabelStudioClient, Project],
+    label_studio: LocalLabelStudio,
+    tmp_path: Path,
+    cli: CliRun,
 ) -> None:
     _, project = synthetic
     env = {
         "PRELABEL_LS_URL": label_studio.url,
         "PRELABEL_LS_API_KEY": label_studio.legacy_token.get_secret_value(),
     }
-    done = run_prelabel(
+    done = cli(
         "quality",
         "--project-id",
         str(project.id),
@@ -217,7 +220,10 @@ def test_cli_writes_csv_json_and_charts(
 
 
 def test_an_unknown_model_version_names_the_versions_there(
-    synthetic: tuple[LabelStudioClient, Project], label_studio: LocalLabelStudio, tmp_path: Path
+    synthetic: tuple[LabelStudioClient, Project],
+    label_studio: LocalLabelStudio,
+    tmp_path: Path,
+    cli: CliRun,
 ) -> None:
     client, project = synthetic
     with pytest.raises(
@@ -228,9 +234,7 @@ def test_an_unknown_model_version_names_the_versions_there(
         "PRELABEL_LS_URL": label_studio.url,
         "PRELABEL_LS_API_KEY": label_studio.legacy_token.get_secret_value(),
     }
-    done = run_prelabel(
-        "quality", "--project-id", str(project.id), "--model-version", "v9", cwd=tmp_path, env=env
-    )
+    done = cli("quality", "--project-id", str(project.id), "--model-version", "v9", cwd=tmp_path, env=env)
     assert done.returncode != 0
     assert "model version 'v9'" in done.stderr and "'v1' (6 predictions)" in done.stderr
     assert not (tmp_path / "prelabel-output").exists()

@@ -19,7 +19,8 @@ from prelabel.quality.report import measure_quality
 from prelabel.review.apply import APPLIED, NOT_FOUND, apply_answers, review_task
 from prelabel.review.identity import GEOMETRY_TOLERANCE
 from prelabel.review.sets import Answer, Previous, ReviewItem, ReviewSet, items_from_tasks
-from tests.conftest import encode_image, run_prelabel
+from tests.conftest import encode_image
+from tests.support.cli import CliRun
 
 W, H = 120, 80  # the images' size, pixels
 
@@ -169,7 +170,11 @@ def _marked(results: list[dict[str, Any]]) -> list[tuple[str, str, bool]]:
 
 
 def test_apply_in_place_marks_accepted_annotates_and_survives_a_repost(
-    label_studio: LocalLabelStudio, ls_client: LabelStudioClient, project: Project, tmp_path: Path
+    label_studio: LocalLabelStudio,
+    ls_client: LabelStudioClient,
+    project: Project,
+    tmp_path: Path,
+    cli: CliRun,
 ) -> None:
     t1, t2, t3 = _project(ls_client, project, tmp_path)
     items, _ = items_from_tasks(ls_client.iter_tasks(project.id, full=True), "m1", "image", "box")
@@ -188,7 +193,7 @@ def test_apply_in_place_marks_accepted_annotates_and_survives_a_repost(
         "PRELABEL_LS_URL": label_studio.url,
         "PRELABEL_LS_API_KEY": label_studio.legacy_token.get_secret_value(),
     }
-    done = run_prelabel("review", "apply", "--set", str(set_path), "--annotate", env=env)
+    done = cli("review", "apply", "--set", str(set_path), "--annotate", env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "3 created, 0 updated in place, 0 unchanged (3 tasks)" in done.stdout
     assert "2 rejected results removed, 2 accepted regions marked" in done.stdout

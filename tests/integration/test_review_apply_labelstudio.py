@@ -14,7 +14,7 @@ from flows.preannotate import preannotate
 from prelabel.labelstudio.client import LabelStudioClient, Project
 from prelabel.labelstudio.server import LocalLabelStudio
 from prelabel.review.sets import ReviewSet, items_from_tasks
-from tests.conftest import run_prelabel
+from tests.support.cli import CliRun
 from tests.support.random_models import save_dinov2_registers
 from tests.unit.review.test_review_apply import LABEL, _scenes
 
@@ -52,7 +52,11 @@ def _x(result: dict[str, object]) -> float:
 
 @pytest.mark.usefixtures("prefect_server", "label_studio_env")
 def test_answers_back_into_label_studio_and_a_verifier_for_the_next_run(
-    label_studio: LocalLabelStudio, ls_client: LabelStudioClient, project: Project, tmp_path: Path
+    label_studio: LocalLabelStudio,
+    ls_client: LabelStudioClient,
+    project: Project,
+    tmp_path: Path,
+    cli: CliRun,
 ) -> None:
     # 1. Predictions: two boxes on each of 8 images.
     first = preannotate(_params(project, tmp_path, _scenes(tmp_path / "first", range(8)), "boxes-v1"))
@@ -86,7 +90,7 @@ def test_answers_back_into_label_studio_and_a_verifier_for_the_next_run(
         "PRELABEL_LS_URL": label_studio.url,
         "PRELABEL_LS_API_KEY": label_studio.legacy_token.get_secret_value(),
     }
-    done = run_prelabel("review", "apply", "--set", str(set_path), env=env)
+    done = cli("review", "apply", "--set", str(set_path), env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "boxes-v1-reviewed in project" in done.stdout and "8 created" in done.stdout
     assert "8 rejected results removed, 8 accepted regions marked" in done.stdout
@@ -101,13 +105,13 @@ def test_answers_back_into_label_studio_and_a_verifier_for_the_next_run(
     assert {r["region_id"] for r in rows if r["answer"] == "no"} == {
         str(r["id"]) for results in original.values() for r in results if _x(r) > 50
     }
-    again = run_prelabel("review", "apply", "--set", str(set_path), env=env)  # nothing new: nothing written
+    again = cli("review", "apply", "--set", str(set_path), env=env)  # nothing new: nothing written
     assert again.returncode == 0, again.stderr[-2000:]
     assert "0 created, 0 updated in place, 8 unchanged" in again.stdout
     assert ls_client.model_versions(project.id)["boxes-v1-reviewed"] == 8
 
     # 4. The verifier, saved as plain numbers with its metrics.
-    trained = run_prelabel(
+    trained = cli(
         "review",
         "verifier",
         "--set",

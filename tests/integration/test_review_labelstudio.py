@@ -12,7 +12,8 @@ from prelabel.labelstudio.client import LabelStudioClient, Project
 from prelabel.labelstudio.server import LocalLabelStudio
 from prelabel.review.features import read_features
 from prelabel.review.sets import ReviewSet
-from tests.conftest import encode_image, run_prelabel
+from tests.conftest import encode_image
+from tests.support.cli import CliRun
 from tests.support.random_models import save_dinov2_registers
 
 
@@ -29,7 +30,11 @@ def _rect(label: str, x: float, score: float) -> dict[str, object]:
 
 
 def test_review_set_from_project_predictions_features_and_next(
-    label_studio: LocalLabelStudio, ls_client: LabelStudioClient, project: Project, tmp_path: Path
+    label_studio: LocalLabelStudio,
+    ls_client: LabelStudioClient,
+    project: Project,
+    tmp_path: Path,
+    cli: CliRun,
 ) -> None:
     paths = []
     for seed in range(2):
@@ -63,7 +68,7 @@ def test_review_set_from_project_predictions_features_and_next(
         "PRELABEL_CACHE_DIR": str(tmp_path / "cache"),
     }
     out = tmp_path / "set.sqlite"
-    made = run_prelabel(
+    made = cli(
         "review",
         "create",
         "--project-id",
@@ -87,7 +92,7 @@ def test_review_set_from_project_predictions_features_and_next(
     assert all(i.image.startswith(f"/data/upload/{project.id}/") for i in items)
     assert all(i.prediction_id for i in items)  # which prediction each box came from, for the way back
 
-    refused = run_prelabel(
+    refused = cli(
         "review",
         "create",
         "--project-id",
@@ -101,7 +106,7 @@ def test_review_set_from_project_predictions_features_and_next(
     assert refused.returncode == 2 and "no predictions of 'm9' (has: m1, m2)" in refused.stderr
 
     checkpoint = save_dinov2_registers(tmp_path / "dinov2")
-    embedded = run_prelabel(
+    embedded = cli(
         "review",
         "features",
         "--set",
@@ -119,7 +124,7 @@ def test_review_set_from_project_predictions_features_and_next(
     assert sorted(vectors) == [1, 2, 3] and not np.allclose(vectors[1], vectors[2])
 
     parquet = str(tmp_path / "set.dinov2.parquet")
-    listed = run_prelabel(
+    listed = cli(
         "review",
         "next",
         "--set",

@@ -14,7 +14,7 @@ from pathlib import Path
 from prelabel.ingest.samples import make_samples
 from prelabel.labelstudio.client import LabelStudioClient, Task
 from prelabel.labelstudio.server import LocalLabelStudio
-from tests.conftest import run_prelabel
+from tests.support.cli import CliRun
 
 CONFIG = """<View>
   <Image name="image" value="$image"/>
@@ -43,7 +43,7 @@ def _regions(tasks: list[Task], version: str) -> Counter[tuple[str, str]]:
 
 
 def test_run_sam3_posts_every_label_prompt_merges_thresholds_exemplars_and_caches(
-    label_studio: LocalLabelStudio, ls_client: LabelStudioClient, tiny_sam3: Path, tmp_path: Path
+    label_studio: LocalLabelStudio, ls_client: LabelStudioClient, tiny_sam3: Path, tmp_path: Path, cli: CliRun
 ) -> None:
     project = ls_client.create_project("prelabel sam3", CONFIG)
     images = tmp_path / "images"
@@ -74,7 +74,7 @@ def test_run_sam3_posts_every_label_prompt_merges_thresholds_exemplars_and_cache
     ]
 
     def run(version: str, *options: str, extra: tuple[str, ...] = ()) -> str:
-        done = run_prelabel(
+        done = cli(
             *base,
             "--model-version",
             version,

@@ -19,7 +19,8 @@ from PIL import Image, ImageDraw
 from prelabel.labelstudio.client import LabelStudioClient, Project
 from prelabel.labelstudio.server import LocalLabelStudio
 from prelabel.predict.models.prompted import Sam2Prompter
-from tests.conftest import encode_image, run_prelabel
+from tests.conftest import encode_image
+from tests.support.cli import CliRun
 from tests.support.ml_backend import HandedOver, ls_settings, ml_backend, serve_settings
 
 pytestmark = pytest.mark.slow
@@ -435,6 +436,7 @@ def test_connecting_to_a_label_studio_that_refuses_local_addresses_is_one_line_n
     backend: tuple[str, HandedOver, CountingSam2],
     label_studio: LocalLabelStudio,
     ls_client: LabelStudioClient,
+    cli: CliRun,
 ) -> None:
     url, _, _ = backend
     project = ls_client.create_project("serve refused", CONFIG)
@@ -444,7 +446,7 @@ def test_connecting_to_a_label_studio_that_refuses_local_addresses_is_one_line_n
         "PRELABEL_LS_API_KEY": key,
         "PRELABEL_SERVE_WEBHOOK_SECRET": SECRET,
     }
-    done = run_prelabel("project", "connect", str(project.id), "--url", url, env=env)
+    done = cli("project", "connect", str(project.id), "--url", url, env=env)
     assert done.returncode == 2, done.stdout + done.stderr
     (line,) = done.stderr.strip().splitlines()
     assert "ML_BLOCK_LOCAL_IP=false and SSRF_PROTECTION_ENABLED=false" in line and url in line

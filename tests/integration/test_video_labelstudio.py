@@ -22,11 +22,16 @@ from prelabel.video.regions import keyframes_of
 from prelabel.video.timeline import frames_count, shown_frames
 from prelabel.video.tracks import VideoTracks
 from tests.conftest import run_prelabel
+from tests.support.cli import CliRun
 from tests.support.videos import write_video
 
 
 def test_run_sam3_video_posts_one_region_per_track_once(
-    label_studio: LocalLabelStudio, ls_client: LabelStudioClient, tiny_sam3_video: Path, tmp_path: Path
+    label_studio: LocalLabelStudio,
+    ls_client: LabelStudioClient,
+    tiny_sam3_video: Path,
+    tmp_path: Path,
+    cli: CliRun,
 ) -> None:
     project = ls_client.create_project("prelabel video", build_video_config(["car", "person"]))
     (tmp_path / "videos").mkdir()
@@ -58,7 +63,7 @@ def test_run_sam3_video_posts_one_region_per_track_once(
         "--model-option=hotstart_delay=2",
         "--model-option=device=cpu",
     ]
-    done = run_prelabel(*args, cwd=tmp_path, env=env)
+    done = cli(*args, cwd=tmp_path, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
 
     (task,) = ls_client.iter_tasks(project.id, full=True)
@@ -91,7 +96,7 @@ def test_run_sam3_video_posts_one_region_per_track_once(
         truth = np.array([list(xyxy_to_percent(b, 96, 64).values()) for b in tracked])
         assert (box_iou_xywh(boxes[:, :4], truth) >= 0.9).all()
 
-    again = run_prelabel(*args, cwd=tmp_path, env=env)  # the same version again: nothing is posted twice
+    again = cli(*args, cwd=tmp_path, env=env)  # the same version again: nothing is posted twice
     assert again.returncode == 0, again.stderr[-3000:]
     assert (
         "| predictions posted | 0 |" in again.stdout
@@ -194,6 +199,8 @@ def test_videos_named_by_s3_keys_and_urls_become_video_tasks_with_their_tracks(
     s3_endpoint: str,
     tmp_path: Path,
 ) -> None:
+    """Commands in subprocesses, as users run them: the run's copies of remote videos must be
+    gone when its process ends."""
     import functools
     import http.server
     import threading

@@ -16,7 +16,7 @@ from prelabel.labelstudio.config import parse_label_config
 from prelabel.labelstudio.projects import build_label_config, build_video_config
 from prelabel.labelstudio.server import LocalLabelStudio
 from prelabel.quality.tracks import TRACK_COLUMNS, is_video_project, measure_tracks, pair_videos
-from tests.conftest import run_prelabel
+from tests.support.cli import CliRun
 
 CONFIG = parse_label_config(build_video_config(["car", "person"]))
 BOX = {"y": 10.0, "width": 10.0, "height": 20.0, "rotation": 0}
@@ -99,7 +99,10 @@ def test_a_video_project_is_told_by_its_config() -> None:
 
 
 def test_quality_of_a_video_project_through_the_flow(
-    label_studio: LocalLabelStudio, ls_client: LabelStudioClient, tmp_path: Path
+    label_studio: LocalLabelStudio,
+    ls_client: LabelStudioClient,
+    tmp_path: Path,
+    cli: CliRun,
 ) -> None:
     project = ls_client.create_project("prelabel video quality", build_video_config(["car", "person"]))
     data = {"video": "/data/upload/1/street.mp4", "fps": 10, "width": 200, "height": 100}
@@ -110,7 +113,7 @@ def test_quality_of_a_video_project_through_the_flow(
         "PRELABEL_LS_URL": label_studio.url,
         "PRELABEL_LS_API_KEY": label_studio.legacy_token.get_secret_value(),
     }
-    done = run_prelabel(
+    done = cli(
         "quality",
         "--project-id",
         str(project.id),
