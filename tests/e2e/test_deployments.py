@@ -127,16 +127,20 @@ class Stack:
         os.killpg(self.processes[name].pid, signal.SIGKILL)
         return name
 
-    def stop(self) -> None:
+    def stop(self, patience: float = 10) -> None:
+        """SIGTERM every process group, then SIGKILL what is left after ``patience`` seconds in all
+        (workers wait out their graceful shutdown one after another: 20 s each was a minute)."""
         for process in reversed(self.processes.values()):
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + patience
         for process in self.processes.values():
             try:
-                process.wait(20)
+                process.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 with contextlib.suppress(ProcessLookupError):  # its leader gone, the group emptied
                     os.killpg(process.pid, signal.SIGKILL)
+                process.wait(10)
 
 
 @pytest.fixture

@@ -227,18 +227,19 @@ def test_retrieve_predictions_on_500_tasks_answers_in_time_and_a_run_posts_the_r
     answer = client.request("POST", "/api/dm/actions", params=action, json=every, timeout=150)
     took = time.monotonic() - started
     assert answer.status_code == 200 and took < 100, took  # Label Studio's predict timeout
-    answered = client.model_versions(project.id).get(version, 0)
     backend.wait_for("handed to preannotate run")
-    assert 1 < answered < TASKS, answered  # part in the request, the rest by the run
     runs = stack.call("POST", "/flow_runs/filter", {"flow_runs": {"tags": {"all_": ["prelabel-serve"]}}})
     assert len(runs) == 1
+    # Part answered in the request, the rest handed to the run (counted from the run's own
+    # parameters: on a busy machine the run may have posted its part before the request ends).
+    handed = len(runs[0]["parameters"]["params"]["task_ids"])
+    assert 1 < handed < TASKS - 1, handed
     final = _wait_final(stack, runs[0]["id"])
     assert final["state"]["type"] == "COMPLETED", json.dumps(final["state"])[:2000]
-    assert len(final["parameters"]["params"]["task_ids"]) == TASKS - answered
     tasks = list(client.iter_tasks(project.id, full=True))
     assert len(tasks) == TASKS
-    assert all([p["model_version"] for p in t.predictions] == [version] for t in tasks)
-    print(f"retrieve on {TASKS} tasks: {took:.1f} s, {answered} answered in the request")
+    assert all([p["model_version"] for p in t.predictions] == [version] for t in tasks)  # once each
+    print(f"retrieve on {TASKS} tasks: {took:.1f} s, {TASKS - handed} answered in the request")
 
 
 def test_a_click_through_label_studio_returns_a_brush(
