@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from PIL import Image, ImageDraw
 
@@ -320,3 +321,30 @@ def test_the_backend_and_its_predictions_as_label_studio_shows_them(
         )
         page.wait_for_timeout(1000)
         _screenshot(page, "serve-task-predictions.png")
+
+
+def test_several_workers_each_load_their_own_model_and_stop_together(tmp_path: Path) -> None:
+    """``--workers 2``: two processes, each with its model loaded once at its start (two "ready"
+    lines), both answering on one port; SIGTERM stops them all, with no traceback."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "PRELABEL_LS_URL": "http://127.0.0.1:9",  # never asked: no project is named
+        "PRELABEL_LS_API_KEY": "k" * 40,
+        "PRELABEL_SERVE_STATE_DIR": str(tmp_path / "state"),
+    }
+    args = ["--model", "ocr", "--workers", "2", "--port", str(port), "--no-handoff"]
+    backend = Backend(args, env, tmp_path / "serve.log")
+    try:
+        backend.wait_for(f"prelabel ML backend: http://127.0.0.1:{port} (ocr, 2 workers", timeout=120)
+        deadline = time.monotonic() + 180
+        while backend.text().count("model ocr ready in") < 2 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert backend.text().count("model ocr ready in") == 2, backend.text()[-3000:]
+        for _ in range(8):
+            assert httpx.get(f"http://127.0.0.1:{port}/health", timeout=30).json()["status"] == "UP"
+    finally:
+        code = backend.stop()
+    assert code in (0, 143), backend.text()[-3000:]
+    assert "Traceback" not in backend.text(), backend.text()[-3000:]
