@@ -118,10 +118,9 @@ def ingest(
 
 
 def _ingest_lines(done: IngestSummary) -> str:
-    lines = [
-        f"{done.kept} {done.unit} in {done.manifest} ({done.listed} listed, "
-        f"{done.duplicates} duplicates, {done.failed} failed)"
-    ]
+    kept = f"{done.kept} {done.unit.removesuffix('s') if done.kept == 1 else done.unit}"
+    counts = f"{done.listed} listed, {done.duplicates} duplicates, {done.failed} failed"
+    lines = [f"{kept} in {done.manifest} ({counts})"]
     lines += [f"  {s.stratum or '(all)'}: {s.sampled} of {s.available}" for s in done.strata]
     lines += [f"  {kind}: {path}" for kind, path in sorted(done.files.items())]
     return "\n".join(lines)

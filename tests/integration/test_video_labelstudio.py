@@ -229,7 +229,7 @@ def test_videos_named_by_s3_keys_and_urls_become_video_tasks_with_their_tracks(
         "ingest", "--source", "s3://clips/cams/", "--manifest", "s3.csv", "--videos", cwd=tmp_path, env=s3
     )
     assert listed.returncode == 0, listed.stderr[-3000:]
-    assert "1 videos in s3.csv (1 listed, 0 duplicates, 0 failed)" in listed.stdout, listed.stdout
+    assert "1 video in s3.csv (1 listed, 0 duplicates, 0 failed)" in listed.stdout, listed.stdout
     with (tmp_path / "s3.csv").open() as handle:
         (row,) = csv.DictReader(handle)
     assert (row["uri"], row["width"], row["frames"], row["fps"]) == (
