@@ -460,7 +460,7 @@ def review_serve(
     how = "?token=<your token>" if reviewers else "?token=..." if team.token else ""
     typer.echo(f"review page: http://{shown}:{bound}/{how}")
     if team.leads and reviewers is None:
-        trust = "names are taken on trust with one shared token: give --reviewers for a token each"
+        trust = "names are taken on trust without a token per reviewer: give --reviewers for a token each"
         typer.echo(trust, err=True)
     logging.basicConfig(format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("prelabel.review").setLevel(logging.INFO)  # one line per answer

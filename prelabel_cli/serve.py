@@ -190,6 +190,8 @@ def serve(
         if value is not None:
             os.environ[f"PRELABEL_SERVE_{name}"] = value
     chosen = load_serve_settings()  # all of it checked now, before any process starts
+    if "model_option" not in given:  # the options PRELABEL_SERVE_MODEL_OPTIONS gives, as run checks them
+        _check_options(model, dict(chosen.model_options))
     prefect = _prefect_api(handoff)
     sock = listen(host, port)
     bound = sock.getsockname()[1]

@@ -247,19 +247,26 @@ def run_prelabel(
 ) -> subprocess.CompletedProcess[str]:
     """The ``prelabel`` command as a user runs it, in a subprocess: it uses the session's local
     Prefect server (starting it if no test has yet), unless ``env`` names another. A command that
-    has not ended after ``timeout`` seconds fails the test (a server that should have refused to
-    start would run for ever)."""
+    has not ended after ``timeout`` seconds is killed with every process it started (a server
+    that should have refused to start would run for ever) and fails the test."""
     full = {**os.environ, **(env or {}), "PYTHONPATH": str(Path(__file__).parents[1])}
     code = "from prelabel_cli.main import main; main()"
-    return subprocess.run(
+    with subprocess.Popen(
         [sys.executable, "-c", code, *args],
         cwd=cwd,
-        capture_output=True,
-        text=True,
         env=full,
-        check=False,
-        timeout=timeout,
-    )
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    ) as process:
+        try:
+            out, err = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            out, err = process.communicate()
+            pytest.fail(f"prelabel {' '.join(args)} did not end in {timeout:g} s:\n{err[-3000:]}")
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
 
 
 @pytest.fixture

@@ -29,8 +29,15 @@ def _host(netloc: str) -> str:
 
 
 def safe_url(url: object) -> str:
-    """A URL for logs: no user info, no query (presigned signatures live there)."""
-    parts = urlsplit(str(url))
+    """A URL for logs: no user info, no query (presigned signatures live there); also for a URL
+    too malformed to parse (an unclosed IPv6 bracket), which is what its error message quotes."""
+    text = str(url)
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        scheme, sep, rest = text.partition("?")[0].partition("#")[0].partition("://")
+        netloc, slash, path = rest.partition("/")
+        return f"{scheme}{sep}{_host(netloc)}{slash}{path}" if sep else scheme
     return urlunsplit((parts.scheme, _host(parts.netloc), parts.path, "", "")) if parts.scheme else parts.path
 
 

@@ -225,7 +225,10 @@ class Fetcher:
                 async with self._client(1) as client:
                     await self._get(client, uri, None, lambda response: _write_body(response, path))
 
-            asyncio.run(run())
+            try:
+                asyncio.run(run())
+            except (httpx.InvalidURL, httpx.UnsupportedProtocol, ValueError) as exc:
+                raise SourceError(f"{safe_url(uri)}: malformed URI ({exc})") from exc
         else:
             raise SourceError(f"{uri}: not a remote file (s3:// or http(s)://)")
 
@@ -292,6 +295,7 @@ async def _write_body(response: httpx.Response, path: Path) -> None:
 @contextlib.contextmanager
 def _s3_errors(uri: str) -> Iterator[None]:
     """boto3's errors as one ``SourceError`` naming ``uri``."""
+    from boto3.exceptions import Boto3Error
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
@@ -299,7 +303,7 @@ def _s3_errors(uri: str) -> Iterator[None]:
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "error")
         raise SourceError(f"{uri}: S3 answered {code}") from exc
-    except BotoCoreError as exc:
+    except (BotoCoreError, Boto3Error) as exc:  # Boto3Error: a transfer's retries ran out
         raise SourceError(f"{uri}: S3 read failed ({exc})") from exc
 
 

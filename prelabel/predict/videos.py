@@ -16,13 +16,14 @@ from prelabel.core.errors import DetectionError, PrelabelError, SourceError
 from prelabel.core.failures import ErrorRow, Stage, failure_row, item_failure
 from prelabel.ingest.fetch import Fetcher
 from prelabel.ingest.manifest import read_manifest
-from prelabel.ingest.remote_videos import REMOTE, local_copy
+from prelabel.ingest.remote_videos import probe_source_video, video_file
+from prelabel.ingest.sources import REMOTE_SCHEMES
 from prelabel.labelstudio.config import LabelConfig
 from prelabel.labelstudio.labelmap import LabelMap
 from prelabel.predict.models.video import VideoModel
 from prelabel.store.cache import PredictionCache
 from prelabel.video.cache import get_tracks, put_tracks
-from prelabel.video.probe import VIDEO_SUFFIXES, VideoInfo, no_videos, probe_video
+from prelabel.video.probe import VIDEO_SUFFIXES, VideoInfo, no_videos
 from prelabel.video.regions import track_regions
 from prelabel.video.timeline import frames_count, ls_frame_rate, shown_frames
 from prelabel.video.tracks import VideoTracks
@@ -61,17 +62,17 @@ def collect_videos(input_dir: str | None, manifest: str | None) -> list[str]:
 def probe_all(
     uris: Sequence[str], fetcher: Fetcher | None = None
 ) -> tuple[dict[str, VideoInfo], list[ErrorRow]]:
-    """Each video probed (``prelabel.video.probe``), a remote one from its local copy (its
-    ``path``); one that cannot be read is an error row."""
+    """Each video probed (``prelabel.video.probe``; a remote one from a copy deleted after); one
+    that cannot be read is an error row."""
     found: dict[str, VideoInfo] = {}
     errors: list[ErrorRow] = []
     for uri in uris:
         with item_failure(errors, uri, Stage.READ):
-            if fetcher is None and uri.startswith(REMOTE):
+            if fetcher is None and uri.startswith(REMOTE_SCHEMES):
                 from prelabel.core.settings import load_settings
 
-                fetcher = Fetcher(load_settings())
-            found[uri] = probe_video(local_copy(uri, fetcher) if fetcher else uri)
+                fetcher = Fetcher(load_settings())  # S3's endpoint and keys
+            found[uri] = probe_source_video(uri, fetcher or Fetcher())
     return found, errors
 
 
@@ -92,10 +93,14 @@ class TrackedBatch:
 
 
 def track_videos(
-    videos: Mapping[str, VideoInfo], model: VideoModel, cache: PredictionCache | None, refresh: bool = False
+    videos: Mapping[str, VideoInfo],
+    model: VideoModel,
+    cache: PredictionCache | None,
+    refresh: bool = False,
+    fetcher: Fetcher | None = None,
 ) -> TrackedBatch:
-    """Tracks from the cache where present, else from the model (then cached); the same bytes
-    under two names are tracked once."""
+    """Tracks from the cache where present, else from the model (then cached; a remote video
+    from a copy deleted after); the same bytes under two names are tracked once."""
     out = TrackedBatch()
     signature = model.signature()
     done: dict[str, VideoTracks] = {}
@@ -107,7 +112,8 @@ def track_videos(
             out.tracks[uri], out.cached = known, out.cached + 1
             continue
         try:  # as the cache gives it back (boxes and scores rounded): a rerun posts the same numbers
-            found = VideoTracks.from_json(model.track(info).to_json(), uri)
+            with video_file(info, fetcher) as local:
+                found = VideoTracks.from_json(model.track(local).to_json(), uri)
         except (SourceError, DetectionError) as exc:  # this video's frames or detections: its row
             out.errors.append(failure_row(uri, Stage.INFER, exc))
             continue

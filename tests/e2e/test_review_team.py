@@ -280,5 +280,5 @@ def test_serve_starts_without_features_and_logs_each_answer(tmp_path: Path) -> N
         server.terminate()
         _, errors = server.communicate(timeout=30)
     assert f"ann answered item {shown} (car, {shown - 1}.jpg, task {shown}): yes" in errors
-    assert "names are taken on trust with one shared token" in errors  # --lead with a shared token
+    assert "names are taken on trust without a token per reviewer" in errors  # --lead, a shared token
     assert "team-token-1" not in errors

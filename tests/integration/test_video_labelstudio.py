@@ -199,8 +199,9 @@ def test_videos_named_by_s3_keys_and_urls_become_video_tasks_with_their_tracks(
     s3_endpoint: str,
     tmp_path: Path,
 ) -> None:
-    """Commands in subprocesses, as users run them: the run's copies of remote videos must be
-    gone when its process ends."""
+    """Commands in subprocesses, as users run them, with their temporary folder in the test's
+    (their copies of remote videos are checked there: tests/unit/ingest/test_remote_videos.py
+    checks each copy is made and deleted)."""
     import functools
     import http.server
     import threading
@@ -275,4 +276,4 @@ def test_videos_named_by_s3_keys_and_urls_become_video_tasks_with_their_tracks(
         (prediction,) = task.predictions
         assert prediction["model_version"] == "remote-v1" and prediction["result"]  # tracks (threshold 0)
         assert all(r["value"]["framesCount"] == video.frames for r in prediction["result"])
-    assert list((tmp_path / "tmp").glob("prelabel-videos-*")) == []  # the copies went with the run
+    assert list((tmp_path / "tmp").glob("prelabel-video-*")) == []  # each copy deleted once read

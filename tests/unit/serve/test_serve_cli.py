@@ -37,6 +37,7 @@ def busy_port() -> Iterator[int]:
         (["--model", "ocr"], {"PRELABEL_LS_API_KEY": ""}, "API key"),
         # a setting the command line leaves at its default is the environment's
         (["--model", "ocr"], {"PRELABEL_SERVE_BUDGET": "500"}, "PRELABEL_SERVE_BUDGET"),
+        (["--model", "ocr"], {"PRELABEL_SERVE_MODEL_OPTIONS": '{"api_key": "x"}'}, "looks like a secret"),
     ],
 )
 def test_a_mistake_is_one_line_before_anything_starts(
