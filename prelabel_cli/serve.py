@@ -46,6 +46,7 @@ from prelabel_cli.options import (
     LsUrl,
     ModelName,
     ModelOptionList,
+    flow_default,
     flow_option,
     model_options,
     use_api_key,
@@ -114,7 +115,9 @@ def serve(
     ] = None,
     model_option: ModelOptionList = None,
     label_map: Annotated[Path | None, flow_option(PreannotateParams, "label_map_file", MODEL)] = None,
-    plurals: Annotated[bool, flow_option(PreannotateParams, "plurals", MODEL)] = False,
+    plurals: Annotated[bool, flow_option(PreannotateParams, "plurals", MODEL)] = flow_default(
+        PreannotateParams, "plurals"
+    ),
     cache_dir: CacheDir = None,
     segmenter: Annotated[str | None, flow_option(ServeSettings, "segmenter", MODEL)] = None,
     device: Annotated[str | None, flow_option(ServeSettings, "device", MODEL)] = None,
@@ -137,7 +140,9 @@ def serve(
     ls_url: LsUrl = None,
     api_key: ApiKey = None,
     pull_to: Annotated[Path | None, flow_option(ServeSettings, "pull_out", OUTPUT, flag="--pull-to")] = None,
-    budget: Annotated[float, flow_option(ServeSettings, "budget", ADVANCED)] = 20.0,
+    budget: Annotated[float, flow_option(ServeSettings, "budget", ADVANCED)] = flow_default(
+        ServeSettings, "budget"
+    ),
     handoff: Annotated[
         bool,
         typer.Option(
