@@ -220,27 +220,34 @@ def test_videos_named_by_s3_keys_and_urls_become_video_tasks_with_their_tracks(
         "PRELABEL_S3_SECRET_ACCESS_KEY": "s",
     }
     client = s3_client(load_settings(**{k.removeprefix("PRELABEL_").lower(): v for k, v in s3.items()}))
-    client.create_bucket(Bucket="clips")
-    client.upload_file(str(on_s3), "clips", "cams/dock.webm")
+    client.create_bucket(Bucket="tracked-clips")
+    client.upload_file(str(on_s3), "tracked-clips", "cams/dock.webm")
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path / "served"))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     web = f"http://127.0.0.1:{server.server_address[1]}"
     listed = run_prelabel(
-        "ingest", "--source", "s3://clips/cams/", "--manifest", "s3.csv", "--videos", cwd=tmp_path, env=s3
+        "ingest",
+        "--source",
+        "s3://tracked-clips/cams/",
+        "--manifest",
+        "s3.csv",
+        "--videos",
+        cwd=tmp_path,
+        env=s3,
     )
     assert listed.returncode == 0, listed.stderr[-3000:]
     assert "1 video in s3.csv (1 listed, 0 duplicates, 0 failed)" in listed.stdout, listed.stdout
     with (tmp_path / "s3.csv").open() as handle:
         (row,) = csv.DictReader(handle)
     assert (row["uri"], row["width"], row["frames"], row["fps"]) == (
-        "s3://clips/cams/dock.webm",
+        "s3://tracked-clips/cams/dock.webm",
         "96",
         "8",
         "12",
     )
     manifest = tmp_path / "videos.csv"
-    manifest.write_text(f"uri\n{row['uri']}\n{web}/gate.webm\ns3://clips/cams/missing.webm\n")
+    manifest.write_text(f"uri\n{row['uri']}\n{web}/gate.webm\ns3://tracked-clips/cams/missing.webm\n")
     project = ls_client.create_project("remote videos", build_video_config(["car", "person"]))
     env = {
         **s3,
@@ -266,10 +273,10 @@ def test_videos_named_by_s3_keys_and_urls_become_video_tasks_with_their_tracks(
         server.server_close()
     assert done.returncode == 1, done.stderr[-3000:]  # one video is missing: its row, the rest done
     errors = (tmp_path / "out" / "errors.csv").read_text()
-    assert "s3://clips/cams/missing.webm: S3 answered 404" in errors
+    assert "s3://tracked-clips/cams/missing.webm: S3 answered 404" in errors
     tasks = {t.data["video"]: t for t in ls_client.iter_tasks(project.id, full=True)}
-    assert set(tasks) == {"s3://clips/cams/dock.webm", f"{web}/gate.webm"}  # referenced, not uploaded
-    for uri, path in (("s3://clips/cams/dock.webm", on_s3), (f"{web}/gate.webm", on_web)):
+    assert set(tasks) == {"s3://tracked-clips/cams/dock.webm", f"{web}/gate.webm"}  # referenced, not uploaded
+    for uri, path in (("s3://tracked-clips/cams/dock.webm", on_s3), (f"{web}/gate.webm", on_web)):
         video = probe_video(path)
         task = tasks[uri]
         assert (task.data["width"], task.data["height"], task.data["fps"]) == ("96", "64", "12")
