@@ -22,12 +22,14 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import httpx
+from filelock import FileLock
 
 from prelabel.core.atomic import atomic_write
 from prelabel.core.errors import PrelabelError
@@ -102,7 +104,10 @@ def start(port: int = DEFAULT_PORT) -> LocalPrefect:
         server = running_server()
         if server is not None:
             return server
-        return _spawn(port if port_is_free(port) else free_port())
+        # Another state folder's server (another user, a parallel test session) may be choosing
+        # the same port right now: the choice and the bind are one step for every local start.
+        with FileLock(Path(tempfile.gettempdir()) / "prelabel-prefect-port.lock"):
+            return _spawn(port if port_is_free(port) else free_port())
 
 
 def _spawn(port: int) -> LocalPrefect:

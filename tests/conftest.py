@@ -144,12 +144,15 @@ def write_samples(folder: Path) -> list[SampleImage]:
 
 def pytest_configure(config: pytest.Config) -> None:
     """prelabel's state (the local Prefect server, the local Label Studio's record) in a folder of
-    this session's own, never the developer's; telemetry off; no Prefect server of the shell's.
+    this session's own (each ``pytest -n`` worker is a session), never the developer's; telemetry
+    off; no Prefect server of the shell's.
     The server is stopped at exit, after Prefect has sent its last logs (atexit runs last first)."""
     import atexit
     import tempfile
 
     os.environ["PRELABEL_STATE_DIR"] = tempfile.mkdtemp(prefix="prelabel-state-")
+    # Prefect's client files (results, memo store) too: parallel sessions (pytest -n) share nothing.
+    os.environ["PREFECT_HOME"] = str(Path(os.environ["PRELABEL_STATE_DIR"]) / "prefect-client")
     os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
     os.environ["DO_NOT_TRACK"] = "1"
     os.environ.pop("PREFECT_API_URL", None)

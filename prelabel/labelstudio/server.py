@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from filelock import FileLock
 from pydantic import SecretStr
 
 from prelabel.core.atomic import atomic_write
@@ -58,17 +59,21 @@ def ensure_installed(venv_dir: Path | None = None, version: str = LABEL_STUDIO_V
     venv = venv_dir or default_venv_dir(version)
     executable = venv / "bin" / "label-studio"
     stamp = venv / ".prelabel-installed"
-    if executable.exists() and stamp.exists() and stamp.read_text().strip() == version:
-        return executable
-    log.info("installing label-studio==%s into %s (a few minutes, once)", version, venv)
-    try:
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
-        subprocess.run([*pip, "--upgrade", "pip"], check=True)
-        subprocess.run([*pip, f"label-studio=={version}"], check=True)
-    except subprocess.CalledProcessError as exc:
-        raise LabelStudioStartError(f"installing label-studio=={version} into {venv} failed ({exc})") from exc
-    atomic_write(stamp, version)
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    # Two starts at once (two commands, parallel tests) install once: the second waits, then finds it.
+    with FileLock(venv.parent / f".{venv.name}.lock"):
+        if executable.exists() and stamp.exists() and stamp.read_text().strip() == version:
+            return executable
+        log.info("installing label-studio==%s into %s (a few minutes, once)", version, venv)
+        try:
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+            pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
+            subprocess.run([*pip, "--upgrade", "pip"], check=True)
+            subprocess.run([*pip, f"label-studio=={version}"], check=True)
+        except subprocess.CalledProcessError as exc:
+            failed = f"installing label-studio=={version} into {venv} failed ({exc})"
+            raise LabelStudioStartError(failed) from exc
+        atomic_write(stamp, version)
     return executable
 
 
