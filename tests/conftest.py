@@ -14,6 +14,12 @@ from PIL import Image
 
 from prelabel.predict.models.base import ImageItem
 
+# A parallel run's processes share the cores: one thread each for OpenMP, BLAS and torch (set
+# before numpy or torch is imported), else each would start a thread per core and oversubscribe.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for _threads in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(_threads, "1")
+
 # No per-example deadline: the suite shares two cores with servers, and a first example that
 # imports a library would fail on time, not on what it checks.
 settings.register_profile("prelabel", deadline=None)
@@ -109,14 +115,22 @@ def project(ls_client: LabelStudioClient) -> Project:
 
 
 _TIERS = ("unit", "integration", "e2e")
+# Files whose tests start Prefect workers and kill or interrupt them, timing heartbeats: in a
+# parallel run (pytest -n) they go to one process, one after another, as in a serial run.
+_WORKER_FILES = {"test_deployments.py", "test_export_deployments.py", "test_interrupts.py"}
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark each test with its tier (its folder), tests that use a real Label Studio (`-m "not
-    labelstudio"`) and tests that drive chromium (`-m "not browser"`)."""
+    labelstudio"`) and tests that drive chromium (`-m "not browser"`); and with the group it runs
+    in under ``pytest -n --dist loadgroup``: its file (module fixtures and the session fixtures a
+    file needs are made in one process), the files that kill workers one group."""
     import inspect
 
     for item in items:
+        group = "workers" if item.path.name in _WORKER_FILES else str(item.path)
+        item.add_marker(pytest.mark.xdist_group(group))
         tier = next((part for part in Path(str(item.path)).parts if part in _TIERS), None)
         if tier is not None:
             item.add_marker(getattr(pytest.mark, tier))

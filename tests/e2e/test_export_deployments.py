@@ -120,7 +120,7 @@ def test_an_export_shard_whose_worker_is_killed_runs_again_and_each_image_is_exp
 ) -> None:
     s3 = s3_client(load_settings())
     s3.create_bucket(Bucket="pseudo")
-    with prefect_stack(tmp_path, s3_env) as stack, serve(Site({}, slow=2.0)) as site:
+    with prefect_stack(tmp_path, s3_env) as stack, serve(Site({}, slow=4.0)) as site:
         stack.deploy_with_workers("--crash-silent-after", str(CRASH_AFTER))
         manifest = slow_images(20, tmp_path, site)
         params = {
