@@ -247,8 +247,9 @@ def test_gpu_variants_benchmark_runs_tiny_on_cpu(tmp_path: Path) -> None:
         assert variant["masks_compared"] == 40
         if variant["variant"] == "eager attention":  # another model: transformers' eager BERT
             assert variant["max_score_difference"] > 1e-4
-        else:  # on the CPU these change nothing that runs (no autocast, no kernel)
-            assert variant["max_score_difference"] == 0.0 and variant["masks_equal"] == 40
+        else:  # on the CPU these change no computation (no autocast, no kernel), at most the
+            # order of float sums (channels last picks another convolution on one thread)
+            assert variant["max_score_difference"] < 1e-5 and variant["masks_equal"] == 40
     assert table[7].startswith("fastest: ")
 
 
