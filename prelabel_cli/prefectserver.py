@@ -104,9 +104,10 @@ def start(port: int = DEFAULT_PORT) -> LocalPrefect:
         server = running_server()
         if server is not None:
             return server
-        # Another state folder's server (another user, a parallel test session) may be choosing
-        # the same port right now: the choice and the bind are one step for every local start.
-        with FileLock(Path(tempfile.gettempdir()) / "prelabel-prefect-port.lock"):
+        # Another state folder's server (a parallel test session, a second setup) may be choosing
+        # the same port right now: the choice and the bind are one step for this user's starts
+        # (a lock file per user: another user's would not open in a sticky /tmp).
+        with FileLock(Path(tempfile.gettempdir()) / f"prelabel-prefect-port-{os.getuid()}.lock"):
             return _spawn(port if port_is_free(port) else free_port())
 
 
