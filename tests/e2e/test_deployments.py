@@ -217,6 +217,14 @@ def _wait_final(stack: Stack, run_id: str, timeout: float = 420, poll: float = 2
     pytest.fail(f"flow run {run_id} did not finish:\n{logs}")
 
 
+def _found(fetch: Callable[[], list[Any]], timeout: float, poll: float) -> list[Any]:
+    """What ``fetch`` returns once it returns something, or ``[]`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not (found := fetch()) and time.monotonic() < deadline:
+        time.sleep(poll)
+    return found
+
+
 def slow_images(count: int, folder: Path, site: Site) -> Path:
     """``count`` distinct small JPEGs on ``site``, each answered after ``site.slow`` seconds (a slow
     source keeps a shard in flight without slowing the code under test); their manifest."""
@@ -413,12 +421,8 @@ def test_quality_runs_after_each_pull_for_its_project(
         "event": {"name": ["prefect.flow-run.Completed"]},
         "resource": {"id": [f"prefect.flow-run.{pulled}"]},
     }
-    events: list[dict[str, Any]] = []
-    deadline = time.monotonic() + 60
-    while not events and time.monotonic() < deadline:  # stored in batches, a second or so later
-        events = stack.call("POST", "/events/filter", {"filter": completed})["events"]
-        time.sleep(1)
-    (event,) = events
+    # events are stored in batches, a second or so after they happen
+    (event,) = _found(lambda: stack.call("POST", "/events/filter", {"filter": completed})["events"], 60, 1)
     # Prefect may deliver a run's Completed event twice (a state write retried under load):
     # the automation starts one quality run per pull run, not one per event.
     again = {
@@ -428,14 +432,12 @@ def test_quality_runs_after_each_pull_for_its_project(
     }
     httpx.post(f"{stack.api}/events", json=[again], timeout=60).raise_for_status()
 
-    quality: list[Any] = []
-    deadline = time.monotonic() + 180
-    while not quality and time.monotonic() < deadline:
-        quality = stack.call("POST", "/flow_runs/filter", {"flows": {"name": {"any_": ["quality"]}}})
-        time.sleep(2)
-    assert quality, "the pull's completion started no quality run"
+    def quality_runs() -> list[Any]:
+        return list(stack.call("POST", "/flow_runs/filter", {"flows": {"name": {"any_": ["quality"]}}}))
+
+    assert _found(quality_runs, 180, 2), "the pull's completion started no quality run"
     time.sleep(5)  # time for the second event to start a second run, were it to
-    quality = stack.call("POST", "/flow_runs/filter", {"flows": {"name": {"any_": ["quality"]}}})
+    quality = quality_runs()
     assert len(quality) == 1, [run["name"] for run in quality]
     final = _wait_final(stack, quality[0]["id"])
     assert final["state"]["type"] == "COMPLETED", json.dumps(final["state"])[:2000]

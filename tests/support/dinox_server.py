@@ -23,13 +23,14 @@ from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from prelabel.convert.masks import mask_to_coco
+from tests.support.loopback import LoopbackServer
 
 TOKEN = "test-dinox-token"
 
@@ -244,7 +245,7 @@ def _first_category(body: dict[str, Any]) -> int | None:
 def dinox_server() -> Iterator[tuple[str, DinoxState]]:
     """Run the server on a free loopback port; yields its base URL and its state."""
     state = DinoxState()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+    server = LoopbackServer(("127.0.0.1", 0), _handler(state))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

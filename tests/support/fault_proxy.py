@@ -26,9 +26,11 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Literal
 from urllib.parse import urlsplit
+
+from tests.support.loopback import LoopbackServer
 
 Action = Literal["502", "drop", "down", "503", "slow"]
 _HOP_BY_HOP = {
@@ -73,7 +75,7 @@ class FaultProxy:
     url: str = ""
     port: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
-    _server: ThreadingHTTPServer | None = None
+    _server: LoopbackServer | None = None
     _thread: threading.Thread | None = None
 
     def add(self, *rules: Rule) -> None:
@@ -99,7 +101,7 @@ class FaultProxy:
     # -- the listening socket: open, closed for an outage, open again on the same port ----
 
     def open(self) -> None:
-        server = ThreadingHTTPServer(("127.0.0.1", self.port), _handler(self))
+        server = LoopbackServer(("127.0.0.1", self.port), _handler(self))
         server.daemon_threads = True
         self.port = server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"

@@ -16,16 +16,17 @@ connection without an answer, ``/proxy/`` stores it and answers 502, ``/limited/
 from __future__ import annotations
 
 import json
-import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.support.loopback import LoopbackServer
 
 
 @dataclass
@@ -129,21 +130,11 @@ def _handler(site: Site) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True  # a slow answer still being written does not hold the test's end
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        """A client that hung up before its answer was written (a fetch that gave up, a test
-        done with the site) is not the site's error: its traceback would land in whatever test
-        this process runs next."""
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)  # type: ignore[arg-type]
-
-
 @contextmanager
 def serve(site: Site) -> Iterator[Site]:
     """Run ``site`` on a loopback port; ``site.url`` is its base URL."""
-    server = _Server(("127.0.0.1", 0), _handler(site))
+    server = LoopbackServer(("127.0.0.1", 0), _handler(site))
+    server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     site.url = f"http://127.0.0.1:{server.server_address[1]}"

@@ -25,12 +25,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from prelabel.ingest.samples import LABEL_CONFIG
 from prelabel.labelstudio.server import free_port
+from tests.support.loopback import LoopbackServer
 
 Kind = Literal["html", "other-api", "not-found", "label-studio", "busy-once", "late"]
 LOGIN_PAGE = b"<!DOCTYPE html><html><head><title>Sign in</title></head><body>login</body></html>"
@@ -117,12 +118,12 @@ def standin(kind: Kind, late: float = 1.5) -> Iterator[StandIn]:
     server = StandIn(kind, late)
     port = free_port()
     server.url = f"http://127.0.0.1:{port}"
-    running: list[ThreadingHTTPServer] = []
+    running: list[LoopbackServer] = []
 
     def serve() -> None:
         if kind == "late":
             time.sleep(late)
-        http = ThreadingHTTPServer(("127.0.0.1", port), _handler(server))
+        http = LoopbackServer(("127.0.0.1", port), _handler(server))
         http.daemon_threads = True
         running.append(http)
         http.serve_forever()
