@@ -7,12 +7,18 @@ legacy token enabled for the organization, and a personal access token created t
 the API, then waits for ``/health``. Label Studio gives a user one personal token and never
 shows it again, so the token is kept in the data directory (``PERSONAL_TOKEN_FILE``, owner
 only) and a later start of the same directory uses it again.
+
+A new data directory would spend most of its first start migrating an empty database (30 s of
+CPU; over a minute on a busy machine). The empty migrated database is made once per installed
+version, beside its venv, by Label Studio's own start-up path, and a new data directory starts
+from a copy of it: Label Studio then finds nothing to migrate.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -38,10 +44,13 @@ __all__ = [
     "free_port",
     "personal_token",
     "port_is_free",
+    "seed_database",
     "start_label_studio",
 ]
 
 PERSONAL_TOKEN_FILE = ".prelabel-personal-token"  # noqa: S105  (a file name, not a secret)
+DATABASE_FILE = "label_studio.sqlite3"  # Label Studio's SQLite database in its data directory
+EMPTY_DATABASE = ".prelabel-empty-database"  # in the venv: the migrated empty database
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +74,7 @@ def ensure_installed(venv_dir: Path | None = None, version: str = LABEL_STUDIO_V
         if executable.exists() and stamp.exists() and stamp.read_text().strip() == version:
             return executable
         log.info("installing label-studio==%s into %s (a few minutes, once)", version, venv)
+        shutil.rmtree(venv / EMPTY_DATABASE, ignore_errors=True)  # another version's
         try:
             subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
             pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
@@ -135,7 +145,7 @@ def start_label_studio(
 ) -> LocalLabelStudio:
     """Start Label Studio headless on 127.0.0.1 and wait until it answers.
 
-    The first start of a data directory runs the database migrations (about 80 s here).
+    A new data directory starts from a copy of the migrated empty database (``seed_database``).
     Raises ``LabelStudioStartError`` with the end of the server log when it does not
     come up in ``startup_timeout`` seconds. ``env`` adds environment variables, e.g. a feature
     flag (``fflag_feat_utc_210_prediction_validation_15082025=true``: prediction validation).
@@ -144,17 +154,8 @@ def start_label_studio(
     data_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "LABEL_STUDIO_BASE_DATA_DIR": str(data_dir),
-        "LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED": "true",
-        "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT": str(data_dir.parent),
-        "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true",
-        "SENTRY_DSN": "",
-        "FRONTEND_SENTRY_DSN": "",
-        "COLLECT_ANALYTICS": "false",
-        **(env or {}),
-    }
+    env = {**_server_env(data_dir), **(env or {})}
+    seed_database(executable, data_dir, env)
     log_file = data_dir / "label-studio.log"
     command = [
         str(executable),
@@ -200,6 +201,68 @@ def start_label_studio(
         server.stop()
         raise
     return server
+
+
+def _server_env(data_dir: Path) -> dict[str, str]:
+    """The environment Label Studio runs in: its data here, headless, no telemetry."""
+    return {
+        **os.environ,
+        "LABEL_STUDIO_BASE_DATA_DIR": str(data_dir),
+        "LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED": "true",
+        "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT": str(data_dir.parent),
+        "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true",
+        "SENTRY_DSN": "",
+        "FRONTEND_SENTRY_DSN": "",
+        "COLLECT_ANALYTICS": "false",
+    }
+
+
+def seed_database(executable: Path, data_dir: Path, env: Mapping[str, str]) -> bool:
+    """Copy the migrated empty database into ``data_dir`` unless it has a database or ``env``
+    names another (``DATABASE_NAME``, or PostgreSQL through ``DJANGO_DB``); whether it copied.
+
+    The empty database is made once per installation (under a lock: parallel starts make it
+    once) by ``label-studio version`` on a scratch data directory: Label Studio's start-up
+    migrates before it reads its command. Only the database file is kept: the scratch
+    directory's secret key is not.
+    """
+    target = data_dir / DATABASE_FILE
+    if target.exists() or env.get("DATABASE_NAME") or env.get("DJANGO_DB", "sqlite") != "sqlite":
+        return False
+    venv = executable.parent.parent
+    empty = venv / EMPTY_DATABASE / DATABASE_FILE
+    with FileLock(venv.parent / f".{venv.name}.database.lock"):
+        if not empty.is_file():
+            _make_empty_database(executable, empty)
+    shutil.copyfile(empty, target)
+    return True
+
+
+def _make_empty_database(executable: Path, empty: Path) -> None:
+    log.info("migrating an empty Label Studio database (once per installation)")
+    scratch = empty.parent / "scratch"
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    try:
+        try:
+            done = subprocess.run(
+                [str(executable), "version", "--data-dir", str(scratch)],
+                env=_server_env(scratch),
+                cwd=scratch,
+                capture_output=True,
+                text=True,
+                timeout=900,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise LabelStudioStartError("migrating an empty Label Studio database took over 15 min") from exc
+        made = scratch / DATABASE_FILE
+        if done.returncode != 0 or not made.is_file():
+            said = (done.stdout + done.stderr)[-3000:]
+            raise LabelStudioStartError(f"migrating an empty Label Studio database failed:\n{said}")
+        made.replace(empty)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _wait_healthy(server: LocalLabelStudio, timeout: float) -> None:

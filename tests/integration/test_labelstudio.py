@@ -21,7 +21,15 @@ from prelabel.labelstudio.matching import match_files
 from prelabel.labelstudio.posting import post_predictions
 from prelabel.labelstudio.predictions import build_batch
 from prelabel.labelstudio.pullback import pull_annotations
-from prelabel.labelstudio.server import PERSONAL_TOKEN_FILE, LocalLabelStudio, personal_token
+from prelabel.labelstudio.server import (
+    DATABASE_FILE,
+    EMPTY_DATABASE,
+    PERSONAL_TOKEN_FILE,
+    LocalLabelStudio,
+    ensure_installed,
+    personal_token,
+    seed_database,
+)
 from prelabel.records import Detections, PredictionRecord
 from prelabel.report.summary import append_unmatched_labels, write_payloads, write_unmatched
 from tests.conftest import write_image
@@ -50,6 +58,28 @@ def test_a_restart_uses_the_personal_token_it_kept(label_studio: LocalLabelStudi
         LabelStudioStartError, match="already has a personal access token that prelabel did not keep"
     ):
         personal_token(label_studio.url, legacy, tmp_path / PERSONAL_TOKEN_FILE)
+
+
+def test_a_new_data_directory_starts_from_the_migrated_empty_database(
+    label_studio: LocalLabelStudio, tmp_path: Path
+) -> None:
+    """The session's server started from a copy: Label Studio found nothing to migrate. A directory
+    with a database of its own, or a server on another database, is left as it is."""
+    assert "Initializing database" not in label_studio.log_file.read_text()
+    executable = ensure_installed()
+    empty = (executable.parent.parent / EMPTY_DATABASE / DATABASE_FILE).read_bytes()
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    assert seed_database(executable, fresh, {}) is True
+    assert (fresh / DATABASE_FILE).read_bytes() == empty
+    (fresh / DATABASE_FILE).write_bytes(b"kept")
+    assert seed_database(executable, fresh, {}) is False
+    assert (fresh / DATABASE_FILE).read_bytes() == b"kept"
+    other = tmp_path / "other"
+    other.mkdir()
+    assert seed_database(executable, other, {"DJANGO_DB": "default"}) is False
+    assert seed_database(executable, other, {"DATABASE_NAME": str(tmp_path / "elsewhere.db")}) is False
+    assert not (other / DATABASE_FILE).exists()
 
 
 def test_bad_token_is_a_clear_error(label_studio: LocalLabelStudio, project: Project) -> None:
