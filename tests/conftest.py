@@ -54,6 +54,7 @@ def jpeg_bytes() -> bytes:
 from collections.abc import Iterator  # noqa: E402
 from itertools import count  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
 
 from prelabel.ingest.samples import LABEL_CONFIG, SampleImage, make_samples  # noqa: E402
 from prelabel.labelstudio.client import LabelStudioClient, Project  # noqa: E402
@@ -115,22 +116,28 @@ def project(ls_client: LabelStudioClient) -> Project:
 
 
 _TIERS = ("unit", "integration", "e2e")
-# Files whose tests start Prefect workers and kill or interrupt them, timing heartbeats: in a
-# parallel run (pytest -n) they go to one process, one after another, as in a serial run.
-_WORKER_FILES = {"test_deployments.py", "test_export_deployments.py", "test_interrupts.py"}
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``pytest -n N --dist loadgroup``: tests dealt out by group (``tests/support/grouping.py``)."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from tests.support.grouping import GroupScheduling
+
+    return GroupScheduling(config, log)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark each test with its tier (its folder), tests that use a real Label Studio (`-m "not
-    labelstudio"`) and tests that drive chromium (`-m "not browser"`); and with the group it runs
-    in under ``pytest -n --dist loadgroup``: its file (module fixtures and the session fixtures a
-    file needs are made in one process), the files that kill workers one group."""
+    labelstudio"`) and tests that drive chromium (`-m "not browser"`); the longest groups of a
+    parallel run first (``tests/support/grouping.py``: each process sorts the same way)."""
     import inspect
 
+    from tests.support.grouping import dealing_order
+
+    items.sort(key=lambda item: dealing_order(item.nodeid))
     for item in items:
-        group = "workers" if item.path.name in _WORKER_FILES else str(item.path)
-        item.add_marker(pytest.mark.xdist_group(group))
         tier = next((part for part in Path(str(item.path)).parts if part in _TIERS), None)
         if tier is not None:
             item.add_marker(getattr(pytest.mark, tier))
