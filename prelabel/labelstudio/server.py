@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -97,11 +98,33 @@ def port_is_free(port: int) -> bool:
     return True
 
 
+_LOWEST_PORT = 20000  # below this, well-known services (databases, dev servers) are more likely
+
+
 def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
+    """A TCP port free on 127.0.0.1 right now, for a server about to start on it.
+
+    Taken below the kernel's ephemeral range where there is room: a port from ``bind(0)`` is
+    released before the server binds it, and meanwhile the kernel may hand the same port to
+    another process's ``bind(0)`` or outgoing connection (seen with parallel test sessions).
+    """
+    ephemeral = _ephemeral_low()
+    if ephemeral - _LOWEST_PORT >= 1000:
+        for _ in range(50):
+            port = _LOWEST_PORT + secrets.randbelow(ephemeral - _LOWEST_PORT)
+            if port_is_free(port):
+                return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _ephemeral_low() -> int:
+    """The first port of the kernel's ephemeral range (Linux's default where it cannot be read)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
 
 
 @dataclass

@@ -196,7 +196,7 @@ def prefect_stack(tmp_path: Path, extra_env: dict[str, str]) -> Iterator[Stack]:
                     break
             except httpx.TransportError:
                 pass
-            if time.monotonic() > deadline:
+            if time.monotonic() > deadline or running.processes["server"].poll() is not None:
                 pytest.fail(
                     "the Prefect server did not start:\n" + (tmp_path / "server.log").read_text()[-3000:]
                 )
