@@ -6,8 +6,8 @@ pytest-xdist's own ``loadgroup`` reads ``xdist_group`` marks by renaming node id
 no longer reads back, so every test went out on its own; this scheduler groups by node id instead.
 
 Groups go out longest first (what is left to deal then fills the gaps): a long group dealt last
-would run alone at the end. The first groups are named here with the minutes they took on the CI
-machine; the rest keep their collection order (end-to-end, then integration, then unit).
+would run alone at the end. The longest groups on the CI machine are named here; the rest keep
+their collection order (end-to-end, then integration, then unit).
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ from xdist.scheduler import LoadScopeScheduling
 
 __all__ = ["GroupScheduling", "dealing_order", "group_of"]
 
-# Files whose tests kill or interrupt Prefect workers and time heartbeats, in groups that run
-# one after another inside (a killed worker's crash must be seen within its window).
+# Files whose tests kill or interrupt Prefect workers and time heartbeats: two groups, each
+# running its files one after another, so that no more than two load the machine at once (a
+# killed worker's crash must be seen within its window).
 _TOGETHER = {
     "test_deployments.py": "deployments",
     "test_export_deployments.py": "exports-and-interrupts",
