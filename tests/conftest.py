@@ -177,6 +177,9 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
     os.environ["DO_NOT_TRACK"] = "1"
     os.environ.pop("PREFECT_API_URL", None)
+    # A flow run without a server starts Prefect's temporary one, given 20 s: the machine is busy
+    # with two other sessions at the start of a parallel run (a benchmark's timed out at 20 s).
+    os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "120"
     atexit.register(_stop_state, os.environ["PRELABEL_STATE_DIR"])
     # A terminated session (a CI timeout, a kill) still stops its servers: SIGTERM exits through atexit.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))

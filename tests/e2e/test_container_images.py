@@ -71,6 +71,7 @@ def _built(tool: Buildah, config: pytest.Config, tag: str, timeout: float) -> It
         yield tag
     finally:
         tool("rmi", tag)  # GBs: only the base is worth keeping
+        tool.prune()
 
 
 @pytest.fixture(scope="module")

@@ -83,10 +83,14 @@ class Buildah:
 
     def build(self, dockerfile: Path, tag: str, context: Path, timeout: float) -> Built:
         """``docker build`` as buildah does it: the base must be in the store (``--pull-never``);
-        ``RUN`` steps share the host's network (they install from the package index)."""
+        ``RUN`` steps share the host's network (they install from the package index). Each step's
+        layer is kept (``--layers``), so a build of the same Dockerfile and files again, such as
+        the one the whole test run starts beside its install (``tests/support/prebuild.py``),
+        reuses them; ``prune`` removes them."""
         start = time.monotonic()
         self(
             "bud",
+            "--layers",
             "--isolation",
             "chroot",
             "--network",
@@ -100,6 +104,10 @@ class Buildah:
             timeout=timeout,
         )
         return Built(tag, time.monotonic() - start, self.size(tag))
+
+    def prune(self) -> None:
+        """Remove the images no tag names (the layers builds kept); the tagged base stays."""
+        self("rmi", "--prune")
 
     @contextlib.contextmanager
     def container(self, image: str) -> Iterator[str]:
