@@ -267,23 +267,22 @@ def _make_empty_database(executable: Path, empty: Path) -> None:
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
     try:
-        try:
-            done = subprocess.run(
-                [str(executable), "version", "--data-dir", str(scratch)],
-                env=_server_env(scratch),
-                cwd=scratch,
-                capture_output=True,
-                text=True,
-                timeout=900,
-                check=False,
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise LabelStudioStartError("migrating an empty Label Studio database took over 15 min") from exc
+        done = subprocess.run(
+            [str(executable), "version", "--data-dir", str(scratch)],
+            env=_server_env(scratch),
+            cwd=scratch,
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+        )
         made = scratch / DATABASE_FILE
         if done.returncode != 0 or not made.is_file():
             said = (done.stdout + done.stderr)[-3000:]
             raise LabelStudioStartError(f"migrating an empty Label Studio database failed:\n{said}")
         made.replace(empty)
+    except subprocess.TimeoutExpired as exc:
+        raise LabelStudioStartError("migrating an empty Label Studio database took over 15 min") from exc
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
