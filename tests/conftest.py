@@ -172,6 +172,10 @@ def pytest_configure(config: pytest.Config) -> None:
     import tempfile
 
     os.environ["PRELABEL_STATE_DIR"] = tempfile.mkdtemp(prefix="prelabel-state-")
+    # the session's local Prefect server starts on a migrated copy (tests/support/prefect_database.py)
+    from tests.support.prefect_database import seed_prefect_database
+
+    seed_prefect_database(Path(os.environ["PRELABEL_STATE_DIR"]) / "prefect" / "prefect.db")
     # Prefect's client files (results, memo store) too: parallel sessions (pytest -n) share nothing.
     os.environ["PREFECT_HOME"] = str(Path(os.environ["PRELABEL_STATE_DIR"]) / "prefect-client")
     os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
