@@ -1,7 +1,7 @@
 """Build the CPU image while the test run installs its environment (``scripts/test``).
 
-The install of ``.venv`` takes seconds to a minute (uv; pip took 90 s of one core); the image
-build (the stand-in base when missing, then ``docker/Dockerfile``'s install, about 25 s) would
+The install of ``.venv`` takes about half a minute (uv; pip took 90 s of one core); the image
+build (the stand-in base when missing, then ``docker/Dockerfile``'s install, about 40 s) would
 otherwise run among the tests. Built
 here with ``--layers`` under the store's lock, the container tier's own build of the same files
 then reuses every layer (and waits for the lock while this one runs): the image the tests run
