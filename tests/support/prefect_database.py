@@ -15,6 +15,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import prefect
@@ -63,10 +64,8 @@ def _migrate(template: Path) -> None:
             raise RuntimeError(f"migrating an empty Prefect database failed:\n{said}")
         # SQLite's backup: one file holding what the write-ahead log had, whatever the journal mode
         partial = template.with_suffix(".partial")
-        with sqlite3.connect(made) as source, sqlite3.connect(partial) as copy:
+        with closing(sqlite3.connect(made)) as source, closing(sqlite3.connect(partial)) as copy:
             source.backup(copy)
-        source.close()
-        copy.close()
         partial.replace(template)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
