@@ -77,7 +77,7 @@ def test_sharded_export_equals_one_process_and_a_cut_shard_is_completed(
             "to": "s3://pseudo/sharded",
             "with_images": True,
             "batch_size": 2,
-            "shard_size": 2,  # two shards of one batch each, one on each GPU worker
+            "shard_size": 2,  # two shards of one batch each
             "max_parallel_shards": 2,
             "categories": categories,
             "output_dir": str(tmp_path / "sharded"),
@@ -89,7 +89,9 @@ def test_sharded_export_equals_one_process_and_a_cut_shard_is_completed(
         markers = {
             p: json.loads(p.read_text()) for p in (tmp_path / "cache" / "markers").glob("export-*.json")
         }
-        assert len(markers) == 2 and {m["worker"] for m in markers.values()} == {"gpu-a", "gpu-b"}
+        # Each shard ran on a GPU worker; which one is Prefect's polling (a raw-files shard is over
+        # before the other worker's next poll at times), so spreading is the scale-out test's.
+        assert len(markers) == 2 and {m["worker"] for m in markers.values()} <= {"gpu-a", "gpu-b"}
 
         # a shard cut short: its marker and index never written, its COCO file and a mask missing
         path, marker = next((p, m) for p, m in markers.items() if m["written"].get("masks", 0) >= 2)
