@@ -2,7 +2,8 @@
 
 ``run_shard_runs`` is the machinery (the ``export`` flow's ``export-shard`` runs use it too).
 The parent starts at most ``max_parallel_shards`` runs at a time with ``run_deployment``
-(each waits for its child), skips shards whose marker is already in the shared cache (a
+(each waits for its child, under an idempotency key, so that a retried request starts no
+second run), skips shards whose marker is already in the shared cache (a
 rerun), and reruns a shard whose run failed or crashed (a lost worker) up to
 ``shard_retries`` times. Then the parent's own inference finds every prediction in the
 cache, so conversion and posting are exactly those of a single-process run.
@@ -18,6 +19,7 @@ from typing import Any, cast
 from prefect import get_run_logger
 from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
+from prefect.runtime import flow_run
 
 from flows.common import RunSizes
 from flows.params import PreannotateParams, ShardParams
@@ -61,6 +63,13 @@ def run_shards(
     return {"shards": len(jobs), "ran": len(ran)}
 
 
+def shard_run_key(parent: str, key: str, attempt: int) -> str:
+    """The idempotency key of a shard's run: Prefect's client retries a request the server may
+    have carried out (a timeout, a 503 from a busy SQLite server), and without a key each retry
+    would start the shard again. One key per parent run, shard and deliberate retry."""
+    return f"shard:{parent}:{key}:{attempt}"
+
+
 def _by_reference(key: str, child: dict[str, Any], cache: PredictionCache) -> dict[str, Any]:
     """The child's image list moved into the shared cache: Prefect stores and shows parameters,
     and URIs can carry credentials (signed URLs)."""
@@ -93,10 +102,18 @@ def run_shard_runs(
     todo = [(key, _by_reference(key, child, cache)) for key, child in jobs if cache.get_marker(key) is None]
     log.info("%d shards; %d already done", len(jobs), len(jobs) - len(todo))
 
+    parent = flow_run.get_id() or "no-parent"
+
     def one(key: str, child: dict[str, Any]) -> str | None:
         state = "not run"
         for attempt in range(retries + 1):
-            started = run_deployment(deployment, parameters={"params": child}, timeout=None, poll_interval=2)
+            started = run_deployment(
+                deployment,
+                parameters={"params": child},
+                timeout=None,
+                poll_interval=2,
+                idempotency_key=shard_run_key(parent, key, attempt),
+            )
             run = cast(FlowRun, started)
             if run.state is not None and run.state.is_completed():
                 return None
