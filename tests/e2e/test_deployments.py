@@ -7,7 +7,6 @@ import contextlib
 import io
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -99,10 +98,14 @@ class Stack:
         self.start_cpu_worker()
 
     def call(self, method: str, path: str, body: Any = None) -> Any:
-        """One API call; a busy SQLite server (workers polling, flows writing) may stall: retried."""
+        """One API call; a busy SQLite server (workers polling, flows writing) may stall or answer
+        503: retried, so a call that changes something must be idempotent (see ``start_run``)."""
         for attempt in range(5):
             try:
                 answer = httpx.request(method, f"{self.api}{path}", json=body, timeout=60)
+                if answer.status_code in (502, 503) and attempt < 4:
+                    time.sleep(2)
+                    continue
                 answer.raise_for_status()
                 return answer.json()
             except (httpx.TimeoutException, httpx.TransportError):
@@ -111,14 +114,12 @@ class Stack:
                 time.sleep(2)
 
     def start_run(self, deployment: str, params: dict[str, Any]) -> str:
-        """Start a run of ``deployment`` from the CLI; its id."""
-        started = self.run(
-            PREFECT, "deployment", "run", deployment, "--params", json.dumps({"params": params})
-        )
-        assert started.returncode == 0, started.stdout[-2000:] + started.stderr[-2000:]
-        run_id = re.search(r"UUID:\s*([0-9a-f-]{36})", started.stdout)
-        assert run_id, started.stdout
-        return run_id.group(1)
+        """Start a run of ``deployment`` (``flow/deployment``) through the API; its id. Under an
+        idempotency key: a request retried after the server had carried it out (a starved SQLite
+        server can take a minute to answer) would otherwise start the run twice."""
+        found = self.call("GET", f"/deployments/name/{deployment}")
+        body = {"parameters": {"params": params}, "idempotency_key": uuid.uuid4().hex}
+        return str(self.call("POST", f"/deployments/{found['id']}/create_flow_run", body)["id"])
 
     def kill_worker_of(self, flow_run: dict[str, Any]) -> str:
         """SIGKILL the flow run's process group and that of the worker that started it (a lost
