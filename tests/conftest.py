@@ -164,9 +164,9 @@ def write_samples(folder: Path) -> list[SampleImage]:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """prelabel's state (the local Prefect server, the local Label Studio's record) in a folder of
-    this session's own (each ``pytest -n`` worker is a session), never the developer's; telemetry
-    off; no Prefect server of the shell's.
+    """prelabel's state (the local Prefect server, the local Label Studio's record, the prediction
+    cache) in a folder of this session's own (each ``pytest -n`` worker is a session), never the
+    developer's; telemetry off; no Prefect server of the shell's.
     The server is stopped at exit, after Prefect has sent its last logs (atexit runs last first)."""
     import atexit
     import tempfile
@@ -178,6 +178,8 @@ def pytest_configure(config: pytest.Config) -> None:
     seed_prefect_database(Path(os.environ["PRELABEL_STATE_DIR"]) / "prefect" / "prefect.db")
     # Prefect's client files (results, memo store) too: parallel sessions (pytest -n) share nothing.
     os.environ["PREFECT_HOME"] = str(Path(os.environ["PRELABEL_STATE_DIR"]) / "prefect-client")
+    # and the prediction cache of runs that name none: not the developer's ~/.cache/prelabel
+    os.environ["PRELABEL_CACHE_DIR"] = str(Path(os.environ["PRELABEL_STATE_DIR"]) / "cache")
     os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
     os.environ["DO_NOT_TRACK"] = "1"
     os.environ.pop("PREFECT_API_URL", None)
