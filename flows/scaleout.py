@@ -102,7 +102,7 @@ def run_shard_runs(
     todo = [(key, _by_reference(key, child, cache)) for key, child in jobs if cache.get_marker(key) is None]
     log.info("%d shards; %d already done", len(jobs), len(jobs) - len(todo))
 
-    parent = flow_run.get_id() or "no-parent"
+    parent = str(flow_run.get_id())  # inside the parent's flow run (get_run_logger above needs one)
 
     def one(key: str, child: dict[str, Any]) -> str | None:
         state = "not run"
